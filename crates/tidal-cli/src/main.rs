@@ -1,0 +1,59 @@
+//! `tidal`: one binary for running and operating a tidal cluster. This file
+//! only parses the command line and hands off to one module per command.
+#![forbid(unsafe_code)]
+
+mod node_cmd;
+mod status;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for bad usage or configuration (BSD `EX_USAGE`).
+pub const EXIT_USAGE: i32 = 64;
+
+#[derive(Parser)]
+#[command(name = "tidal", version, about = "An elastic, Raft-replicated key-value service that speaks Redis")]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, global = true, env = "TIDAL_LOG", default_value = "info,openraft=warn")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local cluster of `tidal node` processes and wait for Ctrl-C.
+    Up(up::UpArgs),
+    /// Run one node.
+    Node(Box<node_cmd::NodeArgs>),
+    /// Show nodes, PRGs, routing epoch and cache states.
+    Status(status::StatusArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
+        eprintln!("error: --log '{}': {e}", cli.log);
+        std::process::exit(EXIT_USAGE);
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let code = match cli.cmd {
+        Cmd::Up(a) => up::run(a),
+        Cmd::Node(a) => node_cmd::run(*a),
+        Cmd::Status(a) => status::run(a),
+    };
+    std::process::exit(code);
+}
+
+/// A multi-threaded runtime for the commands that need one.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("cannot start the tokio runtime")
+}

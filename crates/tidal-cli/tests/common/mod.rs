@@ -1,0 +1,193 @@
+//! Shared support for process-level tests: a cluster of real `tidal node`
+//! processes on free 127.0.0.1 ports, a small RESP client, and waits on
+//! conditions with deadlines (never fixed sleeps for correctness).
+#![allow(dead_code)]
+
+pub mod resp;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use resp::{Client, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tidal");
+
+/// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct NodeProc {
+    pub id: u64,
+    pub peer: String,
+    pub redis: String,
+    pub http: String,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    pub extra: Vec<String>,
+    _tmp: tempdir::TempDir,
+}
+
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory removed when dropped.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> TempDir {
+            let n = std::process::id();
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let p = std::env::temp_dir().join(format!("{prefix}-{n}-{t}"));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Cluster {
+    /// Start `n` nodes with `extra` flags each and wait until all are ready.
+    pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        let tmp = tempdir::TempDir::new("tidal-test");
+        let nodes: Vec<NodeProc> = (1..=n)
+            .map(|id| NodeProc {
+                id,
+                peer: format!("127.0.0.1:{}", free_port()),
+                redis: format!("127.0.0.1:{}", free_port()),
+                http: format!("127.0.0.1:{}", free_port()),
+                dir: tmp.path().join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        let mut c = Cluster { nodes, extra: extra.iter().map(|s| s.to_string()).collect(), _tmp: tmp };
+        for i in 0..c.nodes.len() {
+            c.spawn(i);
+        }
+        c.wait_all_ready(Duration::from_secs(60));
+        c
+    }
+
+    fn peers(&self) -> String {
+        self.nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Start (or restart) node at index `i` on its same ports and data.
+    pub fn spawn(&mut self, i: usize) {
+        let peers = self.peers();
+        let n = &mut self.nodes[i];
+        std::fs::create_dir_all(&n.dir).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("node")
+            .args(["--node-id", &n.id.to_string(), "--listen", &n.peer, "--client-addr", &n.redis])
+            .args(["--http-addr", &n.http, "--peers", &peers])
+            .arg("--data-dir")
+            .arg(&n.dir)
+            .args(&self.extra)
+            .env("TIDAL_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tidal node");
+        n.child = Some(child);
+    }
+
+    /// SIGKILL node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn ready(&self, i: usize) -> bool {
+        http_get(&self.nodes[i].http, "/readyz").map(|(code, _)| code == 200).unwrap_or(false)
+    }
+
+    pub fn wait_ready(&self, i: usize, timeout: Duration) {
+        wait_for(timeout, &format!("node {} ready", self.nodes[i].id), || self.ready(i).then_some(()));
+    }
+
+    pub fn wait_all_ready(&self, timeout: Duration) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_some() {
+                self.wait_ready(i, timeout);
+            }
+        }
+    }
+
+    pub fn client(&self, i: usize) -> Client {
+        Client::connect(&self.nodes[i].redis).expect("connect to node")
+    }
+
+    /// The node's log, for failure messages.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// This node's view of its groups (`/api/v1/prgs`).
+    pub fn groups(&self, i: usize) -> Option<serde_json::Value> {
+        let (code, body) = http_get(&self.nodes[i].http, "/api/v1/prgs").ok()?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http(addr, "GET", path, b"")
+}

@@ -1,0 +1,172 @@
+//! A real 3-node cluster serving Redis and HTTP clients: commands across
+//! PRGs, pipelining, RESP3, bad input, and the admin API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{http, http_get, Client, Cluster, Value};
+
+fn ok() -> Value {
+    Value::Simple("OK".into())
+}
+
+fn bulk(s: &str) -> Value {
+    Value::bulk(s)
+}
+
+#[test]
+fn a_three_node_cluster_serves_redis_http_and_admin_clients() {
+    let c = Cluster::start(3, &["--max-value-bytes", "4096"]);
+    let mut a = c.client(0);
+    let mut b = c.client(1);
+
+    // Writes on one node are read on another.
+    assert_eq!(a.cmd(&["SET", "hello", "world"]).unwrap(), ok());
+    assert_eq!(b.cmd(&["GET", "hello"]).unwrap(), bulk("world"));
+    assert_eq!(b.cmd(&["GET", "missing"]).unwrap(), Value::Nil);
+
+    // Multi-key commands spanning PRGs.
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for k in &keys {
+        mset.push(k.clone());
+        mset.push(format!("v-{k}"));
+    }
+    let mset: Vec<&str> = mset.iter().map(String::as_str).collect();
+    assert_eq!(a.cmd(&mset).unwrap(), ok());
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    mget.push("nope");
+    let Value::Array(vals) = b.cmd(&mget).unwrap() else { panic!("MGET must answer an array") };
+    assert_eq!(vals.len(), 41);
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(vals[i], bulk(&format!("v-{k}")));
+    }
+    assert_eq!(vals[40], Value::Nil);
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert_eq!(a.cmd(&exists).unwrap(), Value::Int(40));
+    assert_eq!(a.cmd(&["DBSIZE"]).unwrap(), Value::Int(41));
+    let Value::Array(all) = a.cmd(&["KEYS", "k*"]).unwrap() else { panic!() };
+    assert_eq!(all.len(), 40);
+
+    // SCAN walks every PRG exactly once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let Value::Array(r) = b.cmd(&["SCAN", &cursor, "COUNT", "7"]).unwrap() else { panic!() };
+        let Value::Bulk(next) = &r[0] else { panic!() };
+        let Value::Array(ks) = &r[1] else { panic!() };
+        for k in ks {
+            let Value::Bulk(k) = k else { panic!() };
+            assert!(seen.insert(k.clone()), "SCAN returned a key twice");
+        }
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 41);
+
+    // Counters, TTLs and the string family.
+    assert_eq!(a.cmd(&["INCR", "ctr"]).unwrap(), Value::Int(1));
+    assert_eq!(b.cmd(&["INCRBY", "ctr", "41"]).unwrap(), Value::Int(42));
+    assert_eq!(a.cmd(&["DECR", "ctr"]).unwrap(), Value::Int(41));
+    assert_eq!(a.cmd(&["SET", "t", "v", "EX", "100"]).unwrap(), ok());
+    let Value::Int(ttl) = b.cmd(&["TTL", "t"]).unwrap() else { panic!() };
+    assert!((99..=100).contains(&ttl), "ttl {ttl}");
+    assert_eq!(a.cmd(&["APPEND", "s", "abc"]).unwrap(), Value::Int(3));
+    assert_eq!(a.cmd(&["GETRANGE", "s", "-2", "-1"]).unwrap(), bulk("bc"));
+    assert_eq!(a.cmd(&["RENAME", "s", "s2"]).unwrap(), ok());
+    assert_eq!(b.cmd(&["GET", "s2"]).unwrap(), bulk("abc"));
+    assert_eq!(b.cmd(&["GET", "s"]).unwrap(), Value::Nil);
+    assert_eq!(a.cmd(&["DEL", "k1", "k2", "nope"]).unwrap(), Value::Int(2));
+
+    // Pipelining: many commands in one write, replies in order.
+    let mut pipe = Vec::new();
+    for i in 0..100 {
+        pipe.extend(Client::encode(&[b"SET", format!("p{i}").as_bytes(), format!("{i}").as_bytes()]));
+        pipe.extend(Client::encode(&[b"GET", format!("p{i}").as_bytes()]));
+    }
+    a.send_raw(&pipe).unwrap();
+    for i in 0..100 {
+        assert_eq!(a.read().unwrap(), ok());
+        assert_eq!(a.read().unwrap(), bulk(&i.to_string()));
+    }
+
+    // RESP3 via HELLO.
+    let Value::Map(hello) = b.cmd(&["HELLO", "3"]).unwrap() else { panic!("HELLO 3 answers a map") };
+    assert!(hello.contains(&(bulk("proto"), Value::Int(3))));
+    assert_eq!(b.cmd(&["GET", "missing"]).unwrap(), Value::Nil);
+
+    // Bad input: clear errors, nothing written.
+    assert_eq!(
+        a.cmd(&["NOSUCH", "x"]).unwrap(),
+        Value::Error("ERR unknown command 'NOSUCH', with args beginning with: 'x' ".into())
+    );
+    assert_eq!(a.cmd(&["GET"]).unwrap(), Value::Error("ERR wrong number of arguments for 'get' command".into()));
+    assert_eq!(a.cmd(&["SET", "str", "abc"]).unwrap(), ok());
+    assert_eq!(a.cmd(&["INCR", "str"]).unwrap(), Value::Error("ERR value is not an integer or out of range".into()));
+    let big = "x".repeat(5000);
+    assert!(a.cmd(&["SET", "big", &big]).unwrap().is_error());
+    assert_eq!(a.cmd(&["GET", "big"]).unwrap(), Value::Nil);
+
+    // HTTP data API.
+    let h = &c.nodes[2].http;
+    assert_eq!(http(h, "PUT", "/v1/kv/default/web", b"value").unwrap().0, 204);
+    assert_eq!(b.cmd(&["GET", "web"]).unwrap(), bulk("value"));
+    assert_eq!(http_get(h, "/v1/kv/default/web").unwrap(), (200, "value".into()));
+    assert_eq!(http_get(h, "/v1/kv/default/nokey").unwrap().0, 404);
+    let (code, body) = http_get(h, "/v1/kv/notenant/web").unwrap();
+    assert_eq!(code, 404);
+    assert!(body.contains("unknown tenant"), "{body}");
+    assert_eq!(http(h, "DELETE", "/v1/kv/default/web", b"").unwrap().0, 204);
+    assert_eq!(http(h, "DELETE", "/v1/kv/default/web", b"").unwrap().0, 404);
+    assert_eq!(http(h, "PUT", "/v1/kv/default/big", big.as_bytes()).unwrap().0, 413);
+
+    // Admin API.
+    let (code, health) = http_get(h, "/health").unwrap();
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["nodeCount"], 3);
+    assert_eq!(health["quorum"], true);
+    let (_, metrics) = http_get(h, "/metrics").unwrap();
+    assert!(metrics.contains("tidal_prg_applied_index{prg=\"default:0\"}"), "{metrics}");
+    assert!(metrics.contains("tidal_routing_epoch 1"), "{metrics}");
+    let (_, routing) = http_get(h, "/api/v1/routing").unwrap();
+    let routing: serde_json::Value = serde_json::from_str(&routing).unwrap();
+    assert_eq!(routing["placements"].as_array().unwrap().len(), 4);
+    assert_eq!(http_get(h, "/why").unwrap().0, 200);
+
+    // `tidal status` sees every node and PRG.
+    let out = std::process::Command::new(common::BIN).args(["status", "--json", "--http", h]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3);
+    let groups = status["prgs"].as_array().unwrap();
+    assert_eq!(groups.len(), 5, "4 PRGs and _cp: {groups:?}");
+    assert!(groups.iter().all(|g| g["leader"].is_u64()));
+
+    // A malformed frame: protocol error, then the connection closes.
+    let mut m = c.client(0);
+    m.send_raw(b"*1\r\n$abc\r\n").unwrap();
+    assert!(matches!(m.read().unwrap(), Value::Error(e) if e.starts_with("ERR Protocol error")));
+    assert!(m.read().is_err());
+    let _ = Duration::from_secs(0);
+}
+
+#[test]
+fn bad_node_settings_are_all_reported_with_exit_code_64() {
+    let out = std::process::Command::new(common::BIN)
+        .args(["node", "--node-id", "0", "--listen", "nowhere", "--prgs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["node-id", "listen", "client-addr", "http-addr", "data-dir", "peers/join", "prgs"] {
+        assert!(err.contains(key), "stderr should name {key}: {err}");
+    }
+    let out = std::process::Command::new(common::BIN).args(["node", "--node-id", "abc"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}

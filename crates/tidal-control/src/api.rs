@@ -1,0 +1,272 @@
+//! Talking to the control plane from any node.
+//!
+//! ```text
+//!  node ──CpRequest──> a _cp member ──(leader?)──> Raft _cp ──> CpMachine
+//!    ^                      │ no: NotLeader{leader addr}
+//!    └──── CpClient follows the hint, within a bounded budget
+//! ```
+//!
+//! Requests travel as app frames of group `_cp` on the peer transport.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use tidal_core::ids::CP_GROUP;
+use tidal_core::{ClusterState, NodeId, NodeInfo};
+use tidal_raft::transport::{Request, Response};
+use tidal_raft::{Proposal, RaftHost};
+
+use crate::command::{CpCommand, CpReply};
+use crate::cp_machine::CpMachine;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CpRequest {
+    /// A linearizable read of the whole cluster state.
+    Read,
+    Propose(CpCommand),
+    /// Register the sender and return the cluster state; any node accepts
+    /// this and relays it to the control plane.
+    Join(NodeInfo),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CpResponse {
+    State(ClusterState),
+    Reply(CpReply),
+    NotLeader { leader: Option<NodeId>, addr: Option<String> },
+    Unavailable(String),
+}
+
+/// Why a control-plane call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CpError {
+    #[error("control plane unavailable: {0}")]
+    Unavailable(String),
+    #[error("control plane refused: {0}")]
+    Refused(String),
+}
+
+/// The control plane as seen from one node: the local `_cp` replica if this
+/// node hosts one, and a client for reaching the leader otherwise.
+pub struct ControlPlane {
+    host: Arc<RaftHost>,
+    machine: Option<Arc<CpMachine>>,
+    /// Peer addresses of `_cp` members, learned from flags and cluster state.
+    members: Mutex<BTreeMap<NodeId, String>>,
+    leader: Mutex<Option<String>>,
+    now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
+}
+
+impl ControlPlane {
+    pub fn new(
+        host: Arc<RaftHost>,
+        machine: Option<Arc<CpMachine>>,
+        members: BTreeMap<NodeId, String>,
+        now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(Self { host, machine, members: Mutex::new(members), leader: Mutex::new(None), now_ms })
+    }
+
+    /// Start the local `_cp` replica (if this node is a member) and
+    /// bootstrap it when `bootstrap` names the initial members.
+    pub async fn start_local(
+        host: &Arc<RaftHost>,
+        machine: Arc<CpMachine>,
+        bootstrap: Option<BTreeMap<NodeId, String>>,
+    ) -> Result<(), CpError> {
+        host.start_group(CP_GROUP, 0, machine).await.map_err(|e| CpError::Unavailable(e.to_string()))?;
+        if let Some(members) = bootstrap {
+            let m = members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+            host.initialize(CP_GROUP, m).await.map_err(|e| CpError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn local_machine(&self) -> Option<&Arc<CpMachine>> {
+        self.machine.as_ref()
+    }
+
+    pub fn is_local_leader(&self) -> bool {
+        self.host
+            .group(CP_GROUP)
+            .map(|g| g.raft.metrics().borrow().current_leader == Some(self.host.node_id()))
+            .unwrap_or(false)
+    }
+
+    /// Remember the `_cp` members' addresses from a cluster state.
+    pub fn learn(&self, state: &ClusterState) {
+        if state.cp_members.is_empty() {
+            return;
+        }
+        let mut m = self.members.lock().expect("members lock");
+        for id in &state.cp_members {
+            if let Some(n) = state.nodes.get(id) {
+                m.insert(*id, n.peer_addr.clone());
+            }
+        }
+    }
+
+    pub fn member_addrs(&self) -> BTreeMap<NodeId, String> {
+        self.members.lock().expect("members lock").clone()
+    }
+
+    /// Serve a request arriving on the peer transport.
+    pub async fn handle(&self, req: CpRequest) -> CpResponse {
+        match req {
+            CpRequest::Read => self.local_read().await,
+            CpRequest::Propose(cmd) => self.local_propose(cmd).await,
+            CpRequest::Join(info) => match self.propose(CpCommand::RegisterNode(info)).await {
+                Ok(_) => match self.read().await {
+                    Ok(s) => CpResponse::State(s),
+                    Err(e) => CpResponse::Unavailable(e.to_string()),
+                },
+                Err(CpError::Refused(r)) => CpResponse::Reply(CpReply::Refused(r)),
+                Err(e) => CpResponse::Unavailable(e.to_string()),
+            },
+        }
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>) -> CpResponse {
+        let addr = leader.and_then(|l| {
+            let g = self.host.group(CP_GROUP)?;
+            let m = g.raft.metrics().borrow().membership_config.clone();
+            m.membership().get_node(&l).map(|n| n.addr.clone())
+        });
+        CpResponse::NotLeader { leader, addr }
+    }
+
+    async fn local_read(&self) -> CpResponse {
+        let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.machine.as_ref()) else {
+            return CpResponse::NotLeader { leader: None, addr: None };
+        };
+        match g.raft.ensure_linearizable().await {
+            Ok(_) => CpResponse::State((*machine.state()).clone()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => self.not_leader(f.leader_id),
+            Err(e) => CpResponse::Unavailable(e.to_string()),
+        }
+    }
+
+    async fn local_propose(&self, cmd: CpCommand) -> CpResponse {
+        let Some(g) = self.host.group(CP_GROUP) else {
+            return CpResponse::NotLeader { leader: None, addr: None };
+        };
+        let p = Proposal { now_ms: (self.now_ms)(), body: enc(&cmd) };
+        match g.raft.client_write(p).await {
+            Ok(r) => match postcard::from_bytes::<CpReply>(&r.data) {
+                Ok(reply) => CpResponse::Reply(reply),
+                Err(e) => CpResponse::Unavailable(format!("undecodable reply: {e}")),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => self.not_leader(f.leader_id),
+            Err(e) => CpResponse::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Send `req` to the control-plane leader, following redirects, within
+    /// a budget of `budget`.
+    pub async fn call(&self, req: CpRequest, budget: Duration) -> Result<CpResponse, CpError> {
+        let deadline = Instant::now() + budget;
+        let mut last_err = String::from("no control-plane members known");
+        let mut attempt = 0u32;
+        while Instant::now() < deadline {
+            let mut targets: Vec<String> = Vec::new();
+            if let Some(l) = self.leader.lock().expect("leader lock").clone() {
+                targets.push(l);
+            }
+            for a in self.member_addrs().into_values() {
+                if !targets.contains(&a) {
+                    targets.push(a);
+                }
+            }
+            for addr in targets {
+                let resp =
+                    self.host.peers().call(&addr, CP_GROUP, 0, Request::App(enc(&req)), CALL_TIMEOUT.min(budget)).await;
+                match resp {
+                    Ok(Response::App(bytes)) => match postcard::from_bytes::<CpResponse>(&bytes) {
+                        Ok(CpResponse::NotLeader { addr: Some(hint), .. }) => {
+                            *self.leader.lock().expect("leader lock") = Some(hint);
+                            last_err = format!("{addr} is not the control-plane leader");
+                        }
+                        Ok(CpResponse::NotLeader { .. }) => last_err = format!("{addr}: no control-plane leader yet"),
+                        Ok(CpResponse::Unavailable(e)) => last_err = format!("{addr}: {e}"),
+                        Ok(other) => {
+                            *self.leader.lock().expect("leader lock") = Some(addr);
+                            return Ok(other);
+                        }
+                        Err(e) => last_err = format!("{addr}: undecodable response: {e}"),
+                    },
+                    Ok(other) => last_err = format!("{addr}: unexpected response {other:?}"),
+                    Err(e) => last_err = e.to_string(),
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            attempt += 1;
+            let pause = Duration::from_millis((25 * u64::from(attempt)).min(250));
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        Err(CpError::Unavailable(last_err))
+    }
+
+    /// A linearizable read of the cluster state from the leader.
+    pub async fn read(&self) -> Result<ClusterState, CpError> {
+        match self.call(CpRequest::Read, Duration::from_secs(5)).await? {
+            CpResponse::State(s) => {
+                self.learn(&s);
+                Ok(s)
+            }
+            other => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    pub async fn propose(&self, cmd: CpCommand) -> Result<CpReply, CpError> {
+        match self.call(CpRequest::Propose(cmd), Duration::from_secs(5)).await? {
+            CpResponse::Reply(CpReply::Refused(r)) => Err(CpError::Refused(r)),
+            CpResponse::Reply(r) => Ok(r),
+            other => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Join through any node at `addr` (used by `tidal node --join`).
+    pub async fn join(&self, addr: &str, info: NodeInfo, budget: Duration) -> Result<ClusterState, CpError> {
+        let deadline = Instant::now() + budget;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let req = enc(&CpRequest::Join(info.clone()));
+            match self.host.peers().call(addr, CP_GROUP, 0, Request::App(req), CALL_TIMEOUT).await {
+                Ok(Response::App(bytes)) => match postcard::from_bytes::<CpResponse>(&bytes) {
+                    Ok(CpResponse::State(s)) => {
+                        self.learn(&s);
+                        return Ok(s);
+                    }
+                    Ok(CpResponse::Reply(CpReply::Refused(r))) => return Err(CpError::Refused(r)),
+                    Ok(other) => last = format!("{other:?}"),
+                    Err(e) => last = e.to_string(),
+                },
+                Ok(other) => last = format!("unexpected response {other:?}"),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(CpError::Unavailable(format!("could not join through {addr}: {last}")))
+    }
+}
+
+/// Decode an app frame for `_cp` and answer it.
+pub async fn serve_frame(cp: &ControlPlane, body: &[u8]) -> Vec<u8> {
+    let resp = match postcard::from_bytes::<CpRequest>(body) {
+        Ok(req) => cp.handle(req).await,
+        Err(e) => CpResponse::Unavailable(format!("malformed control-plane request: {e}")),
+    };
+    enc(&resp)
+}

@@ -1,0 +1,12 @@
+//! The control plane: the `_cp` Raft group's state machine (nodes, tenants,
+//! placements, routing epoch) and the API every node uses to read and
+//! change it.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod command;
+pub mod cp_machine;
+
+pub use api::{ControlPlane, CpError, CpRequest, CpResponse};
+pub use command::{CpCommand, CpReply};
+pub use cp_machine::CpMachine;

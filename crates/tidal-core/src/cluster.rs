@@ -1,0 +1,173 @@
+//! The cluster as the control plane records it: nodes, tenants, placements
+//! and the routing table. Plain data; the control plane's state machine
+//! changes it, every node keeps a cached copy and routes with it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, PrgId};
+use crate::slot::slot_of;
+
+/// Where a node can be reached and where it lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    pub id: NodeId,
+    /// Peer transport (Raft and internal forwarding).
+    pub peer_addr: String,
+    /// Redis protocol.
+    pub client_addr: String,
+    /// HTTP data and admin API.
+    pub http_addr: String,
+    pub zone: String,
+    pub state: NodeState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Registered and eligible for new replicas.
+    Active,
+    /// Being emptied: no new replicas go here.
+    Draining,
+}
+
+/// A namespace of keys with a fixed number of slots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    pub slots: u32,
+    /// `owner[slot]` = index of the PRG of this tenant that owns the slot.
+    pub owner: Vec<u32>,
+}
+
+impl Tenant {
+    /// A tenant whose slots are split into `prgs` contiguous, even ranges.
+    pub fn new(name: impl Into<String>, slots: u32, prgs: u32) -> Self {
+        assert!(slots > 0 && prgs > 0 && prgs <= slots);
+        let owner = (0..slots).map(|s| (u64::from(s) * u64::from(prgs) / u64::from(slots)) as u32).collect();
+        Self { name: name.into(), slots, owner }
+    }
+
+    pub fn prg_of_slot(&self, slot: u32) -> PrgId {
+        PrgId::new(self.name.clone(), self.owner[slot as usize])
+    }
+
+    /// Slots owned by PRG `index`.
+    pub fn slots_of(&self, index: u32) -> Vec<u32> {
+        (0..self.slots).filter(|&s| self.owner[s as usize] == index).collect()
+    }
+}
+
+/// The replicas of one PRG.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    pub prg: PrgId,
+    /// Exactly three distinct nodes; the first bootstraps the group.
+    pub members: Vec<NodeId>,
+    /// The routing epoch at which this placement was published.
+    pub epoch: u64,
+    /// The last leader the control plane heard of; a hint, not a promise.
+    pub leader_hint: Option<NodeId>,
+}
+
+/// Everything the control plane knows, versioned by its own log index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The control plane log index this state reflects.
+    pub version: u64,
+    /// Only grows; bumped whenever routing or placements change.
+    pub routing_epoch: u64,
+    /// Members of the control plane group `_cp`.
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+}
+
+/// Why a key cannot be routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("unknown tenant '{0}'")]
+    UnknownTenant(String),
+    #[error("PRG {0} has no placement yet")]
+    Unplaced(PrgId),
+}
+
+/// The outcome of routing one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route<'a> {
+    pub slot: u32,
+    pub placement: &'a Placement,
+}
+
+impl ClusterState {
+    /// The slot and placement that own `key` of `tenant`.
+    pub fn route(&self, tenant: &str, key: &[u8]) -> Result<Route<'_>, RouteError> {
+        let t = self.tenants.get(tenant).ok_or_else(|| RouteError::UnknownTenant(tenant.to_string()))?;
+        let slot = slot_of(key, t.slots);
+        let prg = t.prg_of_slot(slot);
+        let placement = self.placements.get(&prg).ok_or(RouteError::Unplaced(prg))?;
+        Ok(Route { slot, placement })
+    }
+
+    /// Placements of PRGs `node` is a member of.
+    pub fn placements_on(&self, node: NodeId) -> impl Iterator<Item = &Placement> {
+        self.placements.values().filter(move |p| p.members.contains(&node))
+    }
+
+    /// All PRGs of a tenant, in index order.
+    pub fn prgs_of(&self, tenant: &str) -> Vec<&Placement> {
+        self.placements.values().filter(|p| p.prg.tenant == tenant).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ClusterState {
+        let mut s = ClusterState::default();
+        let t = Tenant::new("default", 1024, 4);
+        for i in 0..4 {
+            let prg = PrgId::new("default", i);
+            s.placements.insert(prg.clone(), Placement { prg, members: vec![1, 2, 3], epoch: 1, leader_hint: None });
+        }
+        s.tenants.insert("default".into(), t);
+        s
+    }
+
+    #[test]
+    fn slots_split_evenly_into_contiguous_ranges() {
+        let t = Tenant::new("t", 1024, 4);
+        for i in 0..4 {
+            let slots = t.slots_of(i);
+            assert_eq!(slots.len(), 256);
+            assert_eq!(slots[0], i * 256);
+            assert_eq!(*slots.last().unwrap(), i * 256 + 255);
+        }
+        let uneven = Tenant::new("t", 10, 3);
+        let sizes: Vec<usize> = (0..3).map(|i| uneven.slots_of(i).len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 10);
+        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+    }
+
+    #[test]
+    fn route_finds_the_owning_placement() {
+        let s = state();
+        let r = s.route("default", b"hello").unwrap();
+        assert_eq!(r.slot, slot_of(b"hello", 1024));
+        assert_eq!(r.placement.prg.index, r.slot * 4 / 1024);
+        assert_eq!(s.route("nope", b"k"), Err(RouteError::UnknownTenant("nope".into())));
+    }
+
+    #[test]
+    fn route_reports_missing_placements() {
+        let mut s = state();
+        s.placements.remove(&PrgId::new("default", 0));
+        let key = (0..).map(|i| format!("k{i}")).find(|k| slot_of(k.as_bytes(), 1024) < 256).unwrap();
+        assert_eq!(s.route("default", key.as_bytes()), Err(RouteError::Unplaced(PrgId::new("default", 0))));
+    }
+}

@@ -1,0 +1,277 @@
+//! The one table of commands tidal supports.
+//!
+//! [`super::parse`] dispatches through it (name, arity, subcommands) and
+//! COMMAND / COMMAND INFO / COMMAND COUNT / COMMAND LIST render it, so the
+//! two can never disagree. Metadata (arity, flags, key positions, ACL
+//! categories) uses Redis 7's values, which cluster-aware clients read to
+//! find key positions.
+
+use super::command::Command;
+use super::conn::CommandSub;
+use super::parse_conn as c;
+use super::parse_string as s;
+use super::reply::Reply;
+
+type ParseFn = fn(Vec<Vec<u8>>) -> Result<Command, Reply>;
+
+/// One supported command (or subcommand, named `container|sub`).
+pub struct CommandSpec {
+    /// Lowercase name as Redis reports it.
+    pub name: &'static str,
+    /// Exact argument count if positive, minimum if negative (name included).
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    /// Position of the first key argument (0 = no keys).
+    pub first_key: i32,
+    /// Position of the last key; -1 = the last argument.
+    pub last_key: i32,
+    /// Distance between keys (2 for MSET's key value pairs).
+    pub step: i32,
+    pub acl_categories: &'static [&'static str],
+    pub subcommands: &'static [CommandSpec],
+    pub(crate) parse: ParseFn,
+}
+
+const R: &[&str] = &["readonly", "fast"];
+const RS: &[&str] = &["readonly"];
+const W: &[&str] = &["write", "denyoom"];
+const WF: &[&str] = &["write", "denyoom", "fast"];
+const WX: &[&str] = &["write", "fast"];
+const CONN: &[&str] = &["noscript", "loading", "stale", "fast"];
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const STR_R: &[&str] = &["@read", "@string", "@fast"];
+const STR_RS: &[&str] = &["@read", "@string", "@slow"];
+const STR_W: &[&str] = &["@write", "@string", "@slow"];
+const STR_WF: &[&str] = &["@write", "@string", "@fast"];
+const KS_R: &[&str] = &["@keyspace", "@read", "@fast"];
+const KS_RS: &[&str] = &["@keyspace", "@read", "@slow"];
+const KS_W: &[&str] = &["@keyspace", "@write", "@slow"];
+const KS_WF: &[&str] = &["@keyspace", "@write", "@fast"];
+const KS_DANGER: &[&str] = &["@keyspace", "@write", "@slow", "@dangerous"];
+const ACL_CONN: &[&str] = &["@fast", "@connection"];
+const ACL_SLOW_CONN: &[&str] = &["@slow", "@connection"];
+const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: (i32, i32, i32),
+    acl_categories: &'static [&'static str],
+    parse: ParseFn,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        acl_categories,
+        subcommands: &[],
+        parse,
+    }
+}
+
+const fn container(name: &'static str, arity: i32, subcommands: &'static [CommandSpec], parse: ParseFn) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow"],
+        subcommands,
+        parse,
+    }
+}
+
+const ONE: (i32, i32, i32) = (1, 1, 1);
+const ALL: (i32, i32, i32) = (1, -1, 1);
+const PAIRS: (i32, i32, i32) = (1, -1, 2);
+const TWO: (i32, i32, i32) = (1, 2, 1);
+const NONE: (i32, i32, i32) = (0, 0, 0);
+
+/// Every command tidal accepts, most frequent first (lookup is linear).
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("get", 2, R, ONE, STR_R, s::get),
+    cmd("set", -3, W, ONE, STR_W, s::set),
+    cmd("ping", -1, &["fast"], NONE, ACL_CONN, c::ping),
+    cmd("mget", -2, R, ALL, STR_R, s::mget),
+    cmd("mset", -3, W, PAIRS, STR_W, s::mset),
+    cmd("del", -2, &["write"], ALL, KS_W, s::del),
+    cmd("incr", 2, WF, ONE, STR_WF, s::incr),
+    cmd("decr", 2, WF, ONE, STR_WF, s::decr),
+    cmd("incrby", 3, WF, ONE, STR_WF, s::incrby),
+    cmd("decrby", 3, WF, ONE, STR_WF, s::decrby),
+    cmd("incrbyfloat", 3, WF, ONE, STR_WF, s::incrbyfloat),
+    cmd("exists", -2, R, ALL, KS_R, s::exists),
+    cmd("expire", -3, WX, ONE, KS_WF, s::expire),
+    cmd("pexpire", -3, WX, ONE, KS_WF, s::pexpire),
+    cmd("expireat", -3, WX, ONE, KS_WF, s::expireat),
+    cmd("pexpireat", -3, WX, ONE, KS_WF, s::pexpireat),
+    cmd("ttl", 2, R, ONE, KS_R, s::ttl),
+    cmd("pttl", 2, R, ONE, KS_R, s::pttl),
+    cmd("expiretime", 2, R, ONE, KS_R, s::expiretime),
+    cmd("pexpiretime", 2, R, ONE, KS_R, s::pexpiretime),
+    cmd("persist", 2, WX, ONE, KS_WF, s::persist),
+    cmd("setnx", 3, WF, ONE, STR_WF, s::setnx),
+    cmd("setex", 4, W, ONE, STR_W, s::setex),
+    cmd("psetex", 4, W, ONE, STR_W, s::psetex),
+    cmd("getset", 3, WF, ONE, STR_WF, s::getset),
+    cmd("getdel", 2, WX, ONE, STR_WF, s::getdel),
+    cmd("getex", -2, WX, ONE, STR_WF, s::getex),
+    cmd("msetnx", -3, W, PAIRS, STR_W, s::msetnx),
+    cmd("unlink", -2, WX, ALL, KS_WF, s::unlink),
+    cmd("touch", -2, R, ALL, KS_R, s::touch),
+    cmd("append", 3, W, ONE, STR_WF, s::append),
+    cmd("setrange", 4, W, ONE, STR_W, s::setrange),
+    cmd("getrange", 4, RS, ONE, STR_RS, s::getrange),
+    cmd("substr", 4, RS, ONE, STR_RS, s::getrange),
+    cmd("strlen", 2, R, ONE, STR_R, s::strlen),
+    cmd("type", 2, R, ONE, KS_R, s::type_),
+    cmd("rename", 3, &["write"], TWO, KS_W, s::rename),
+    cmd("renamenx", 3, WX, TWO, KS_WF, s::renamenx),
+    cmd("dbsize", 1, R, NONE, KS_R, s::dbsize),
+    cmd("keys", 2, RS, NONE, KS_DANGER, s::keys),
+    cmd("scan", -2, RS, NONE, KS_RS, s::scan),
+    cmd("flushdb", -1, &["write"], NONE, KS_DANGER, s::flushdb),
+    cmd("flushall", -1, &["write"], NONE, KS_DANGER, s::flushall),
+    cmd("echo", 2, &["fast"], NONE, ACL_CONN, c::echo),
+    cmd("hello", -1, CONN, NONE, ACL_CONN, c::hello),
+    cmd("auth", -2, CONN, NONE, ACL_CONN, c::auth),
+    cmd("select", 2, &["loading", "stale", "fast"], NONE, ACL_CONN, c::select),
+    cmd("quit", -1, CONN, NONE, ACL_CONN, c::quit),
+    cmd("reset", 1, CONN, NONE, ACL_CONN, c::reset),
+    cmd("readonly", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readonly),
+    cmd("readwrite", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readwrite),
+    cmd("wait", 3, &["noscript"], NONE, &["@slow", "@connection"], c::wait),
+    cmd("info", -1, &["loading", "stale"], NONE, &["@slow", "@dangerous"], c::info),
+    container("client", -2, CLIENT, c::container_help),
+    container("config", -2, CONFIG, c::container_help),
+    container("command", -1, COMMAND, c::command_all),
+];
+
+static CLIENT: &[CommandSpec] = &[
+    cmd("client|setname", 3, CONN, NONE, ACL_SLOW_CONN, c::client_setname),
+    cmd("client|getname", 2, CONN, NONE, ACL_SLOW_CONN, c::client_getname),
+    cmd("client|setinfo", 4, CONN, NONE, ACL_SLOW_CONN, c::client_setinfo),
+    cmd("client|id", 2, CONN, NONE, ACL_SLOW_CONN, c::client_id),
+    cmd("client|info", 2, CONN, NONE, ACL_SLOW_CONN, c::client_info),
+    cmd("client|list", -2, ADMIN, NONE, ACL_ADMIN, c::client_list),
+    cmd("client|no-evict", 3, CONN, NONE, ACL_SLOW_CONN, c::client_no_evict),
+    cmd("client|no-touch", 3, CONN, NONE, ACL_SLOW_CONN, c::client_no_touch),
+    cmd("client|help", 2, CONN, NONE, ACL_SLOW_CONN, c::client_help),
+];
+
+static CONFIG: &[CommandSpec] = &[
+    cmd("config|get", -3, ADMIN, NONE, ACL_ADMIN, c::config_get),
+    cmd("config|set", -4, ADMIN, NONE, ACL_ADMIN, c::config_set),
+    cmd("config|resetstat", 2, ADMIN, NONE, ACL_ADMIN, c::config_resetstat),
+    cmd("config|help", 2, CONN, NONE, &["@slow"], c::config_help),
+];
+
+static COMMAND: &[CommandSpec] = &[
+    cmd("command|count", 2, CONN, NONE, ACL_SLOW_CONN, c::command_count),
+    cmd("command|docs", -2, CONN, NONE, ACL_SLOW_CONN, c::command_docs),
+    cmd("command|info", -2, CONN, NONE, ACL_SLOW_CONN, c::command_info),
+    cmd("command|list", -2, CONN, NONE, ACL_SLOW_CONN, c::command_list),
+    cmd("command|help", 2, CONN, NONE, ACL_SLOW_CONN, c::command_help),
+];
+
+/// Finds `name` (any case) in `table`. Subcommand specs are found by the
+/// part after `|`.
+pub(super) fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSpec> {
+    table.iter().find(|spec| {
+        let short = spec.name.rsplit('|').next().unwrap_or(spec.name);
+        short.as_bytes().eq_ignore_ascii_case(name)
+    })
+}
+
+/// The spec of a top-level command (any case), e.g. to find its key
+/// positions.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    find(COMMANDS, name)
+}
+
+fn names(list: &[&str]) -> Reply {
+    Reply::Set(list.iter().map(|f| Reply::simple(*f)).collect())
+}
+
+/// A command's entry in Redis 7's COMMAND format: name, arity, flags, first
+/// key, last key, step, ACL categories, tips, key specs, subcommands.
+fn describe(spec: &CommandSpec) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Int(spec.arity as i64),
+        names(spec.flags),
+        Reply::Int(spec.first_key as i64),
+        Reply::Int(spec.last_key as i64),
+        Reply::Int(spec.step as i64),
+        names(spec.acl_categories),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(spec.subcommands.iter().map(describe).collect()),
+    ])
+}
+
+/// The reply to COMMAND and its subcommands, from the same table parsing uses.
+pub fn command_reply(sub: &CommandSub) -> Reply {
+    match sub {
+        CommandSub::All => Reply::Array(COMMANDS.iter().map(describe).collect()),
+        CommandSub::Count => Reply::Int(COMMANDS.len() as i64),
+        CommandSub::List => Reply::Array(COMMANDS.iter().map(|s| Reply::bulk(s.name)).collect()),
+        CommandSub::Info(names) if names.is_empty() => command_reply(&CommandSub::All),
+        CommandSub::Info(names) => {
+            Reply::Array(names.iter().map(|n| find(COMMANDS, n).map_or(Reply::Nil, describe)).collect())
+        }
+        // tidal ships no command documentation; an empty map tells clients
+        // (redis-cli hints) there is none.
+        CommandSub::Docs(_) => Reply::Map(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_have_redis_shape() {
+        let Reply::Array(entry) = command_reply(&CommandSub::Info(vec![b"MSET".to_vec()])) else {
+            panic!("not an array");
+        };
+        let Reply::Array(fields) = &entry[0] else { panic!("not an entry") };
+        assert_eq!(fields.len(), 10);
+        assert_eq!(fields[0], Reply::bulk("mset"));
+        assert_eq!(fields[1], Reply::Int(-3));
+        assert_eq!(&fields[3..6], &[Reply::Int(1), Reply::Int(-1), Reply::Int(2)]);
+        assert_eq!(command_reply(&CommandSub::Info(vec![b"nope".to_vec()])), Reply::Array(vec![Reply::Nil]));
+    }
+
+    #[test]
+    fn count_and_list_agree_with_the_table() {
+        let Reply::Array(list) = command_reply(&CommandSub::List) else { panic!() };
+        assert_eq!(command_reply(&CommandSub::Count), Reply::Int(list.len() as i64));
+        assert!(list.contains(&Reply::bulk("incrbyfloat")));
+        let Reply::Array(all) = command_reply(&CommandSub::All) else { panic!() };
+        assert_eq!(all.len(), list.len());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in COMMANDS.iter().chain(CLIENT).chain(CONFIG).chain(COMMAND) {
+            assert!(seen.insert(spec.name), "duplicate {}", spec.name);
+        }
+    }
+
+    #[test]
+    fn subcommand_entries_nest() {
+        let Reply::Array(entry) = command_reply(&CommandSub::Info(vec![b"client".to_vec()])) else { panic!() };
+        let Reply::Array(fields) = &entry[0] else { panic!() };
+        let Reply::Array(subs) = &fields[9] else { panic!() };
+        assert_eq!(subs.len(), CLIENT.len());
+    }
+}

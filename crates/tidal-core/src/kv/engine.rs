@@ -1,0 +1,436 @@
+//! Executes ops against a [`KvStore`] with Redis 7 string semantics.
+//!
+//! ```text
+//!  Raft log entry (op, now_ms) ──► apply(op, now_ms, &mut store) ──► Reply
+//!  read request (op)  + clock ──► read(op, now_ms, &store)       ──► Reply
+//! ```
+//!
+//! Both functions are pure over the store: the same op, time and contents
+//! give the same reply and the same new contents on every replica. Expiry
+//! is lazy: a record past its deadline reads as absent, and a write that
+//! finds one deletes it first, as Redis does on key lookup.
+//!
+//! Data-dependent Redis errors (`ERR value is not an integer ...`) are
+//! returned as `Ok(Reply::Error(..))`; `Err` is reserved for storage failure.
+
+use super::glob::glob_match;
+use super::integer::parse_i64;
+use super::long_double::LongDouble;
+use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, WriteOp};
+use super::record::Record;
+use super::reply::Reply;
+use super::scan_page::ScanPage;
+use super::store::{KvStore, StoreError};
+
+/// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
+/// APPEND may build.
+pub const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
+
+/// How many records whole-keyspace reads pull from the store at a time.
+const BATCH: usize = 1024;
+
+/// Applies a write at the time stamped in its log entry.
+pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Reply, StoreError> {
+    match op {
+        WriteOp::Set { key, value, expiry, cond, get } => set(store, now_ms, key, value, *expiry, *cond, *get),
+        WriteOp::Del { keys } => {
+            let mut removed = 0;
+            for key in keys {
+                if live_for_write(store, key, now_ms)?.is_some() {
+                    store.delete(key)?;
+                    removed += 1;
+                }
+            }
+            Ok(Reply::Int(removed))
+        }
+        WriteOp::IncrBy { key, delta } => incr_by(store, now_ms, key, *delta),
+        WriteOp::IncrByFloat { key, delta } => incr_by_float(store, now_ms, key, delta),
+        WriteOp::Append { key, value } => {
+            let Some(mut rec) = live_for_write(store, key, now_ms)? else {
+                store.put(key, &Record::new(value.clone()))?;
+                return Ok(Reply::Int(value.len() as i64));
+            };
+            if rec.value.len() as u64 + value.len() as u64 > MAX_STRING_LEN {
+                return Ok(too_long());
+            }
+            rec.value.extend_from_slice(value);
+            store.put(key, &rec)?;
+            Ok(Reply::Int(rec.value.len() as i64))
+        }
+        WriteOp::SetRange { key, offset, value } => set_range(store, now_ms, key, *offset, value),
+        WriteOp::GetDel { key } => match live_for_write(store, key, now_ms)? {
+            Some(rec) => {
+                store.delete(key)?;
+                Ok(Reply::Bulk(rec.value))
+            }
+            None => Ok(Reply::Nil),
+        },
+        WriteOp::GetEx { key, expiry } => get_ex(store, now_ms, key, *expiry),
+        WriteOp::Expire { key, at, cond } => expire(store, now_ms, key, *at, *cond),
+        WriteOp::Persist { key } => match live_for_write(store, key, now_ms)? {
+            Some(mut rec) if rec.expire_at_ms.is_some() => {
+                rec.expire_at_ms = None;
+                store.put(key, &rec)?;
+                Ok(Reply::Int(1))
+            }
+            _ => Ok(Reply::Int(0)),
+        },
+        WriteOp::MSet { pairs } => {
+            for (key, value) in pairs {
+                store.put(key, &Record::new(value.clone()))?;
+            }
+            Ok(Reply::Ok)
+        }
+        WriteOp::MSetNx { pairs } => {
+            for (key, _) in pairs {
+                if live_for_write(store, key, now_ms)?.is_some() {
+                    return Ok(Reply::Int(0));
+                }
+            }
+            for (key, value) in pairs {
+                store.put(key, &Record::new(value.clone()))?;
+            }
+            Ok(Reply::Int(1))
+        }
+        WriteOp::Rename { from, to, nx } => rename(store, now_ms, from, to, *nx),
+        WriteOp::Flush => {
+            store.clear()?;
+            Ok(Reply::Ok)
+        }
+        WriteOp::Restore { key, record } => {
+            match record {
+                Some(rec) if rec.is_live(now_ms) => store.put(key, rec)?,
+                _ => {
+                    store.delete(key)?;
+                }
+            }
+            Ok(Reply::Ok)
+        }
+    }
+}
+
+/// Answers a read from one consistent view at `now_ms`.
+pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, StoreError> {
+    match op {
+        ReadOp::Get { key } => Ok(Reply::bulk_or_nil(live(store, key, now_ms)?.map(|r| r.value))),
+        ReadOp::MGet { keys } => {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(Reply::bulk_or_nil(live(store, key, now_ms)?.map(|r| r.value)));
+            }
+            Ok(Reply::Array(out))
+        }
+        ReadOp::Exists { keys } | ReadOp::Touch { keys } => {
+            let mut n = 0;
+            for key in keys {
+                if live(store, key, now_ms)?.is_some() {
+                    n += 1;
+                }
+            }
+            Ok(Reply::Int(n))
+        }
+        ReadOp::Ttl { key, millis } => Ok(Reply::Int(match live(store, key, now_ms)? {
+            None => -2,
+            Some(Record { expire_at_ms: None, .. }) => -1,
+            Some(Record { expire_at_ms: Some(at), .. }) => {
+                let left = at.saturating_sub(now_ms);
+                let left = if *millis { left } else { (left + 500) / 1000 };
+                i64::try_from(left).unwrap_or(i64::MAX)
+            }
+        })),
+        ReadOp::ExpireTime { key, millis } => Ok(Reply::Int(match live(store, key, now_ms)? {
+            None => -2,
+            Some(Record { expire_at_ms: None, .. }) => -1,
+            Some(Record { expire_at_ms: Some(at), .. }) => {
+                let at = if *millis { at } else { at / 1000 };
+                i64::try_from(at).unwrap_or(i64::MAX)
+            }
+        })),
+        ReadOp::Strlen { key } => Ok(Reply::Int(live(store, key, now_ms)?.map_or(0, |r| r.value.len() as i64))),
+        ReadOp::GetRange { key, start, end } => {
+            let value = live(store, key, now_ms)?.map(|r| r.value).unwrap_or_default();
+            Ok(Reply::Bulk(get_range(&value, *start, *end).to_vec()))
+        }
+        ReadOp::Type { key } => Ok(Reply::simple(match live(store, key, now_ms)? {
+            Some(_) => "string",
+            None => "none",
+        })),
+        ReadOp::Dump { key } => Ok(Reply::bulk_or_nil(live(store, key, now_ms)?.map(|r| r.encode()))),
+        ReadOp::DbSize => {
+            let mut n = 0;
+            for_each_live(store, now_ms, |_| n += 1)?;
+            Ok(Reply::Int(n))
+        }
+        ReadOp::Scan { after, count, pattern } => {
+            let count = (*count).max(1);
+            let batch = store.scan(after.as_deref(), count)?;
+            let next_after = if batch.len() == count { batch.last().map(|(k, _)| k.clone()) } else { None };
+            let keys = batch
+                .into_iter()
+                .filter(|(k, r)| r.is_live(now_ms) && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
+                .map(|(k, _)| k)
+                .collect();
+            Ok(ScanPage { next_after, keys }.to_reply())
+        }
+        ReadOp::Keys { pattern } => {
+            let all = pattern.as_slice() == b"*";
+            let mut keys = Vec::new();
+            for_each_live(store, now_ms, |k| {
+                if all || glob_match(pattern, k) {
+                    keys.push(Reply::Bulk(k.to_vec()));
+                }
+            })?;
+            Ok(Reply::Array(keys))
+        }
+    }
+}
+
+/// Redis GETRANGE on `value`, including its treatment of negative and
+/// out-of-range indexes.
+pub fn get_range(value: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = value.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return &[];
+    }
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.max(0);
+    let end = end.min(len - 1);
+    if start > end || len == 0 {
+        return &[];
+    }
+    &value[start as usize..=end as usize]
+}
+
+fn live(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
+    Ok(store.get(key)?.filter(|r| r.is_live(now_ms)))
+}
+
+/// Like [`live`], but deletes an expired record it finds, so writes leave
+/// no dead data behind.
+fn live_for_write(store: &mut impl KvStore, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
+    match store.get(key)? {
+        Some(r) if r.is_live(now_ms) => Ok(Some(r)),
+        Some(_) => {
+            store.delete(key)?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+fn for_each_live(store: &impl KvStore, now_ms: u64, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let batch = store.scan(after.as_deref(), BATCH)?;
+        for (k, r) in &batch {
+            if r.is_live(now_ms) {
+                f(k);
+            }
+        }
+        if batch.len() < BATCH {
+            return Ok(());
+        }
+        after = batch.into_iter().last().map(|(k, _)| k);
+    }
+}
+
+fn too_long() -> Reply {
+    Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)")
+}
+
+fn now_i64(now_ms: u64) -> i64 {
+    i64::try_from(now_ms).unwrap_or(i64::MAX)
+}
+
+/// `now + rel` as Redis computes it, or `None` where Redis reports an
+/// invalid expire time because the sum overflows.
+fn deadline(now_ms: u64, rel_ms: u64) -> Option<u64> {
+    let rel = i64::try_from(rel_ms).ok()?;
+    now_i64(now_ms).checked_add(rel).map(|at| at as u64)
+}
+
+/// Stores `rec` under `key`, or deletes the key if the record is already
+/// past its deadline (the same observable result, without dead data).
+fn put_or_expire(store: &mut impl KvStore, key: &[u8], rec: &Record, now_ms: u64) -> Result<(), StoreError> {
+    if rec.is_live(now_ms) {
+        store.put(key, rec)
+    } else {
+        store.delete(key).map(|_| ())
+    }
+}
+
+fn set(
+    store: &mut impl KvStore,
+    now_ms: u64,
+    key: &[u8],
+    value: &[u8],
+    expiry: Expiry,
+    cond: SetCond,
+    get: bool,
+) -> Result<Reply, StoreError> {
+    let new_at = match expiry {
+        Expiry::RelMs(ms) => match deadline(now_ms, ms) {
+            Some(at) => Some(at),
+            None => return Ok(Reply::invalid_expire("set")),
+        },
+        Expiry::AtMs(at) => Some(at),
+        Expiry::None | Expiry::KeepTtl => None,
+    };
+    let old = live_for_write(store, key, now_ms)?;
+    let found = old.is_some();
+    let old_at = old.as_ref().and_then(|r| r.expire_at_ms);
+    let previous = Reply::bulk_or_nil(old.map(|r| r.value));
+    if (cond == SetCond::Nx && found) || (cond == SetCond::Xx && !found) {
+        return Ok(if get { previous } else { Reply::Nil });
+    }
+    let expire_at_ms = if expiry == Expiry::KeepTtl { old_at } else { new_at };
+    let rec = Record { value: value.to_vec(), expire_at_ms };
+    put_or_expire(store, key, &rec, now_ms)?;
+    Ok(if get { previous } else { Reply::Ok })
+}
+
+fn incr_by(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: i64) -> Result<Reply, StoreError> {
+    let old = live_for_write(store, key, now_ms)?;
+    let current = match &old {
+        None => 0,
+        Some(rec) => match parse_i64(&rec.value) {
+            Some(v) => v,
+            None => return Ok(Reply::not_integer()),
+        },
+    };
+    let Some(next) = current.checked_add(delta) else {
+        return Ok(Reply::err("increment or decrement would overflow"));
+    };
+    let rec = Record { value: next.to_string().into_bytes(), expire_at_ms: old.and_then(|r| r.expire_at_ms) };
+    store.put(key, &rec)?;
+    Ok(Reply::Int(next))
+}
+
+fn incr_by_float(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: &[u8]) -> Result<Reply, StoreError> {
+    let old = live_for_write(store, key, now_ms)?;
+    let current = match &old {
+        None => LongDouble::parse(b"0"),
+        Some(rec) => LongDouble::parse(&rec.value),
+    };
+    let (Some(current), Some(delta)) = (current, LongDouble::parse(delta)) else {
+        return Ok(Reply::not_float());
+    };
+    let Some(sum) = current.add(delta) else {
+        return Ok(Reply::err("increment would produce NaN or Infinity"));
+    };
+    let text = sum.to_human().into_bytes();
+    let rec = Record { value: text.clone(), expire_at_ms: old.and_then(|r| r.expire_at_ms) };
+    store.put(key, &rec)?;
+    Ok(Reply::Bulk(text))
+}
+
+fn set_range(
+    store: &mut impl KvStore,
+    now_ms: u64,
+    key: &[u8],
+    offset: u64,
+    value: &[u8],
+) -> Result<Reply, StoreError> {
+    let old = live_for_write(store, key, now_ms)?;
+    if value.is_empty() {
+        return Ok(Reply::Int(old.map_or(0, |r| r.value.len() as i64)));
+    }
+    let end = offset.saturating_add(value.len() as u64);
+    if end > MAX_STRING_LEN {
+        return Ok(too_long());
+    }
+    let mut rec = old.unwrap_or_else(|| Record::new(Vec::new()));
+    let (offset, end) = (offset as usize, end as usize);
+    if rec.value.len() < end {
+        rec.value.resize(end, 0);
+    }
+    rec.value[offset..end].copy_from_slice(value);
+    store.put(key, &rec)?;
+    Ok(Reply::Int(rec.value.len() as i64))
+}
+
+fn get_ex(store: &mut impl KvStore, now_ms: u64, key: &[u8], expiry: GetExExpiry) -> Result<Reply, StoreError> {
+    let Some(mut rec) = live_for_write(store, key, now_ms)? else {
+        return Ok(Reply::Nil);
+    };
+    let value = Reply::Bulk(rec.value.clone());
+    match expiry {
+        GetExExpiry::Unchanged => {}
+        GetExExpiry::Persist => {
+            if rec.expire_at_ms.take().is_some() {
+                store.put(key, &rec)?;
+            }
+        }
+        GetExExpiry::RelMs(ms) => {
+            let Some(at) = deadline(now_ms, ms) else {
+                return Ok(Reply::invalid_expire("getex"));
+            };
+            rec.expire_at_ms = Some(at);
+            store.put(key, &rec)?;
+        }
+        GetExExpiry::AtMs(at) => {
+            // Redis deletes at once when an absolute deadline has passed.
+            if at <= now_ms {
+                store.delete(key)?;
+            } else {
+                rec.expire_at_ms = Some(at);
+                store.put(key, &rec)?;
+            }
+        }
+    }
+    Ok(value)
+}
+
+fn expire(
+    store: &mut impl KvStore,
+    now_ms: u64,
+    key: &[u8],
+    at: ExpireAt,
+    cond: ExpireCond,
+) -> Result<Reply, StoreError> {
+    let when = match at {
+        ExpireAt::AtMs(at) => at,
+        ExpireAt::RelMs(rel) => match now_i64(now_ms).checked_add(rel) {
+            Some(at) => at,
+            None => return Ok(Reply::invalid_expire("expire")),
+        },
+    };
+    let Some(mut rec) = live_for_write(store, key, now_ms)? else {
+        return Ok(Reply::Int(0));
+    };
+    let current = rec.expire_at_ms.map(|at| i64::try_from(at).unwrap_or(i64::MAX));
+    let refused = (cond.nx && current.is_some())
+        || (cond.xx && current.is_none())
+        || (cond.gt && current.is_none_or(|cur| when <= cur))
+        || (cond.lt && current.is_some_and(|cur| when >= cur));
+    if refused {
+        return Ok(Reply::Int(0));
+    }
+    if when <= now_i64(now_ms) {
+        store.delete(key)?;
+    } else {
+        rec.expire_at_ms = Some(when as u64);
+        store.put(key, &rec)?;
+    }
+    Ok(Reply::Int(1))
+}
+
+fn rename(store: &mut impl KvStore, now_ms: u64, from: &[u8], to: &[u8], nx: bool) -> Result<Reply, StoreError> {
+    let Some(rec) = live_for_write(store, from, now_ms)? else {
+        return Ok(Reply::err("no such key"));
+    };
+    let done = if nx { Reply::Int(1) } else { Reply::Ok };
+    if from == to {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx && live_for_write(store, to, now_ms)?.is_some() {
+        return Ok(Reply::Int(0));
+    }
+    store.put(to, &rec)?;
+    store.delete(from)?;
+    Ok(done)
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

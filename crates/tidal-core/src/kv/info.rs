@@ -1,0 +1,122 @@
+//! The INFO reply.
+//!
+//! Client libraries read INFO on connect (ioredis waits for `loading:0`)
+//! and tools read `redis_version`, `role` and the keyspace line, so tidal
+//! renders Redis' section layout from numbers the node supplies.
+
+use super::reply::Reply;
+
+/// Node facts INFO reports; filled in by the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoView {
+    /// The Redis version whose behaviour tidal follows.
+    pub redis_version: String,
+    /// tidal's own version.
+    pub tidal_version: String,
+    pub node_id: String,
+    pub tcp_port: u16,
+    pub uptime_ms: u64,
+    pub connected_clients: u64,
+    pub used_memory: u64,
+    pub total_commands_processed: u64,
+    /// Live keys in the tenant keyspace, if known; omitted from `# Keyspace`
+    /// when zero, like Redis.
+    pub keys: u64,
+}
+
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cluster", "keyspace"];
+
+fn section(name: &str, view: &InfoView) -> Vec<String> {
+    let kv = |k: &str, v: String| format!("{k}:{v}");
+    match name {
+        "server" => vec![
+            kv("redis_version", view.redis_version.clone()),
+            kv("redis_mode", "standalone".into()),
+            kv("tidal_version", view.tidal_version.clone()),
+            kv("run_id", view.node_id.clone()),
+            kv("tcp_port", view.tcp_port.to_string()),
+            kv("uptime_in_seconds", (view.uptime_ms / 1000).to_string()),
+            kv("uptime_in_days", (view.uptime_ms / 86_400_000).to_string()),
+        ],
+        "clients" => vec![kv("connected_clients", view.connected_clients.to_string())],
+        "memory" => vec![
+            kv("used_memory", view.used_memory.to_string()),
+            kv("maxmemory", "0".into()),
+            kv("maxmemory_policy", "noeviction".into()),
+        ],
+        "persistence" => {
+            vec![kv("loading", "0".into()), kv("aof_enabled", "1".into()), kv("rdb_bgsave_in_progress", "0".into())]
+        }
+        "stats" => vec![kv("total_commands_processed", view.total_commands_processed.to_string())],
+        "replication" => vec![kv("role", "master".into()), kv("connected_slaves", "0".into())],
+        "cluster" => vec![kv("cluster_enabled", "0".into())],
+        "keyspace" if view.keys > 0 => vec![format!("db0:keys={},expires=0,avg_ttl=0", view.keys)],
+        "keyspace" => Vec::new(),
+        _ => Vec::new(),
+    }
+}
+
+/// INFO [section ...]: no section, `default`, `all` or `everything` give
+/// every section; unknown names give nothing, as in Redis.
+pub fn info_reply(sections: &[Vec<u8>], view: &InfoView) -> Reply {
+    let wanted: Vec<String> = sections.iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
+    let all = wanted.is_empty() || wanted.iter().any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
+    let mut out = String::new();
+    for name in DEFAULT_SECTIONS {
+        if !all && !wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let mut title = name.to_string();
+        title[..1].make_ascii_uppercase();
+        out.push_str(&format!("# {title}\r\n"));
+        for line in section(name, view) {
+            out.push_str(&line);
+            out.push_str("\r\n");
+        }
+    }
+    Reply::Verbatim(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> InfoView {
+        InfoView {
+            redis_version: "7.0.0".into(),
+            tidal_version: "0.1.0".into(),
+            node_id: "n1".into(),
+            tcp_port: 6379,
+            uptime_ms: 90_000,
+            connected_clients: 2,
+            used_memory: 1024,
+            total_commands_processed: 5,
+            keys: 3,
+        }
+    }
+
+    fn text(r: Reply) -> String {
+        let Reply::Verbatim(t) = r else { panic!() };
+        t
+    }
+
+    #[test]
+    fn default_has_every_section_and_loading_zero() {
+        let t = text(info_reply(&[], &view()));
+        assert!(t.starts_with("# Server\r\nredis_version:7.0.0\r\n"));
+        assert!(t.contains("\r\nloading:0\r\n"));
+        assert!(t.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"));
+        assert!(t.contains("uptime_in_seconds:90\r\n"));
+    }
+
+    #[test]
+    fn sections_filter_case_insensitively() {
+        let t = text(info_reply(&[b"REPLICATION".to_vec()], &view()));
+        assert_eq!(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+        assert_eq!(text(info_reply(&[b"nope".to_vec()], &view())), "");
+    }
+}

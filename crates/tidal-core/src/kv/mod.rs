@@ -1,0 +1,49 @@
+//! Redis string-keyspace semantics, pure.
+//!
+//! ```text
+//!  args ──► command::parse ──► Command ─┬─ Write(WriteOp) ─► Raft log ─► engine::apply ─┐
+//!                                       ├─ Read(ReadOp)  ───────────────► engine::read ─┼─► Reply
+//!                                       ├─ Conn(ConnCmd)      answered by the node      │
+//!                                       └─ Keyspace(..)       fanned out by the router ─┘
+//!  multi-key ops ──► split::plan_write / plan_read ──► per-group ops ──► split::merge
+//! ```
+//!
+//! Nothing here does I/O or reads a clock: the store is a trait
+//! ([`KvStore`]) and time is a `now_ms` argument, so every replica computes
+//! the same result from the same log entry.
+
+mod big_uint;
+mod command;
+mod command_table;
+mod config;
+mod conn;
+mod engine;
+mod glob;
+mod info;
+mod integer;
+mod long_double;
+mod mem_store;
+mod op;
+mod parse_conn;
+mod parse_string;
+mod record;
+mod reply;
+mod scan_page;
+mod split;
+mod store;
+
+pub use command::{parse, Command};
+pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};
+pub use config::{config_get, config_set, ConfigView};
+pub use conn::{hello_reply, ClientSetInfoAttr, CommandSub, ConnCmd, HelloView, KeyspaceCmd};
+pub use engine::{apply, get_range, read, MAX_STRING_LEN};
+pub use glob::{glob_match, glob_match_nocase};
+pub use info::{info_reply, InfoView};
+pub use integer::{parse_cursor, parse_i64};
+pub use mem_store::MemStore;
+pub use op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, WriteOp};
+pub use record::{Record, RecordError};
+pub use reply::Reply;
+pub use scan_page::ScanPage;
+pub use split::{merge, plan_read, plan_write, Merge, Plan};
+pub use store::{KvStore, StoreError};

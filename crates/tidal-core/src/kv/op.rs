@@ -1,0 +1,283 @@
+//! The data operations tidal replicates and serves.
+//!
+//! A [`WriteOp`] is what goes into a group's Raft log: it is applied by every
+//! replica with the `now_ms` stamped in the log entry, so everything that
+//! depends on time (relative TTLs, "is this key expired?") is decided at
+//! apply time from that stamp, never from a local clock. A [`ReadOp`] is
+//! evaluated against one consistent view of a group at the serving node's
+//! `now_ms`.
+//!
+//! Ops are already validated: the parser rejects malformed arguments, so
+//! the engine only produces the errors Redis reports after looking at data.
+
+use serde::{Deserialize, Serialize};
+
+use super::record::Record;
+
+/// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// No expiry option: the new value has no TTL.
+    None,
+    /// Keep whatever TTL the key had.
+    KeepTtl,
+    /// Expire this many milliseconds (> 0) after the apply time.
+    RelMs(u64),
+    /// Expire at this unix time in milliseconds (> 0).
+    AtMs(u64),
+}
+
+/// SET's existence condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCond {
+    None,
+    /// Only set if the key does not exist.
+    Nx,
+    /// Only set if the key exists.
+    Xx,
+}
+
+/// The expiry change GETEX makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GetExExpiry {
+    /// No option: plain GET.
+    Unchanged,
+    Persist,
+    RelMs(u64),
+    AtMs(u64),
+}
+
+/// The new deadline of EXPIRE and friends. Signed and unrestricted like
+/// Redis: a deadline at or before the apply time deletes the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpireAt {
+    /// EXPIRE / PEXPIRE, already in milliseconds.
+    RelMs(i64),
+    /// EXPIREAT / PEXPIREAT, already in milliseconds.
+    AtMs(i64),
+}
+
+/// EXPIRE's `NX`/`XX`/`GT`/`LT` flags. Redis accepts `XX` together with
+/// `GT` or `LT`, so this is a set of flags rather than one choice; the
+/// parser rejects the incompatible combinations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireCond {
+    /// Only if the key has no TTL.
+    pub nx: bool,
+    /// Only if the key has a TTL.
+    pub xx: bool,
+    /// Only if the new deadline is later (no TTL counts as infinitely late).
+    pub gt: bool,
+    /// Only if the new deadline is earlier (no TTL counts as infinitely late).
+    pub lt: bool,
+}
+
+/// A replicated mutation of one group's keyspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WriteOp {
+    /// SET, SETEX, PSETEX, GETSET. `get` makes the reply the old value.
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expiry: Expiry,
+        cond: SetCond,
+        get: bool,
+    },
+    /// DEL / UNLINK; replies with how many keys existed.
+    Del {
+        keys: Vec<Vec<u8>>,
+    },
+    /// INCR / DECR / INCRBY / DECRBY.
+    IncrBy {
+        key: Vec<u8>,
+        delta: i64,
+    },
+    /// INCRBYFLOAT. The increment is kept as the client's text (already
+    /// validated) because Redis parses it as an 80-bit `long double`,
+    /// which an `f64` cannot carry.
+    IncrByFloat {
+        key: Vec<u8>,
+        delta: Vec<u8>,
+    },
+    Append {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// SETRANGE; `offset` was checked non-negative by the parser.
+    SetRange {
+        key: Vec<u8>,
+        offset: u64,
+        value: Vec<u8>,
+    },
+    GetDel {
+        key: Vec<u8>,
+    },
+    GetEx {
+        key: Vec<u8>,
+        expiry: GetExExpiry,
+    },
+    /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT.
+    Expire {
+        key: Vec<u8>,
+        at: ExpireAt,
+        cond: ExpireCond,
+    },
+    Persist {
+        key: Vec<u8>,
+    },
+    /// MSET: sets every pair, clearing TTLs; later duplicates win.
+    MSet {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// MSETNX, and SETNX as its one-pair case (both reply 1 or 0).
+    MSetNx {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// RENAME / RENAMENX within one group (the TTL moves with the value).
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        nx: bool,
+    },
+    /// FLUSHDB / FLUSHALL of this group.
+    Flush,
+    /// Internal: install (`Some`) or remove (`None`) a key exactly, TTL
+    /// included. Moves a key between groups for a cross-group RENAME.
+    Restore {
+        key: Vec<u8>,
+        record: Option<Record>,
+    },
+}
+
+/// A query against one consistent view of a group's keyspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadOp {
+    /// GET.
+    Get {
+        key: Vec<u8>,
+    },
+    MGet {
+        keys: Vec<Vec<u8>>,
+    },
+    /// EXISTS; duplicates count once each time they appear, like Redis.
+    Exists {
+        keys: Vec<Vec<u8>>,
+    },
+    /// TOUCH: counts existing keys (tidal keeps no access times).
+    Touch {
+        keys: Vec<Vec<u8>>,
+    },
+    /// TTL (`millis: false`) / PTTL.
+    Ttl {
+        key: Vec<u8>,
+        millis: bool,
+    },
+    /// EXPIRETIME / PEXPIRETIME.
+    ExpireTime {
+        key: Vec<u8>,
+        millis: bool,
+    },
+    Strlen {
+        key: Vec<u8>,
+    },
+    /// GETRANGE / SUBSTR.
+    GetRange {
+        key: Vec<u8>,
+        start: i64,
+        end: i64,
+    },
+    Type {
+        key: Vec<u8>,
+    },
+    /// Internal: the key's encoded [`Record`] as a bulk string, or nil.
+    Dump {
+        key: Vec<u8>,
+    },
+    /// Live keys in this group.
+    DbSize,
+    /// Internal page of a cross-group SCAN: examines up to `count` stored
+    /// keys after `after` and returns the live ones matching `pattern`.
+    /// Reply: see [`super::ScanPage`].
+    Scan {
+        after: Option<Vec<u8>>,
+        count: usize,
+        pattern: Option<Vec<u8>>,
+    },
+    /// Live keys of this group matching a glob pattern.
+    Keys {
+        pattern: Vec<u8>,
+    },
+}
+
+fn refs(keys: &[Vec<u8>]) -> Vec<&[u8]> {
+    keys.iter().map(Vec::as_slice).collect()
+}
+
+impl WriteOp {
+    /// The keys the op touches, in argument order (duplicates kept).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            WriteOp::Set { key, .. }
+            | WriteOp::IncrBy { key, .. }
+            | WriteOp::IncrByFloat { key, .. }
+            | WriteOp::Append { key, .. }
+            | WriteOp::SetRange { key, .. }
+            | WriteOp::GetDel { key }
+            | WriteOp::GetEx { key, .. }
+            | WriteOp::Expire { key, .. }
+            | WriteOp::Persist { key }
+            | WriteOp::Restore { key, .. } => vec![key],
+            WriteOp::Del { keys } => refs(keys),
+            WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
+            WriteOp::Rename { from, to, .. } => vec![from, to],
+            WriteOp::Flush => Vec::new(),
+        }
+    }
+
+    /// Whether the op names several keys, which may live in different groups.
+    pub fn is_multi_key(&self) -> bool {
+        matches!(self, WriteOp::Del { .. } | WriteOp::MSet { .. } | WriteOp::MSetNx { .. } | WriteOp::Rename { .. })
+    }
+}
+
+impl ReadOp {
+    /// The keys the op reads, in argument order (duplicates kept).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            ReadOp::Get { key }
+            | ReadOp::Ttl { key, .. }
+            | ReadOp::ExpireTime { key, .. }
+            | ReadOp::Strlen { key }
+            | ReadOp::GetRange { key, .. }
+            | ReadOp::Type { key }
+            | ReadOp::Dump { key } => vec![key],
+            ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } => refs(keys),
+            ReadOp::DbSize | ReadOp::Scan { .. } | ReadOp::Keys { .. } => Vec::new(),
+        }
+    }
+
+    /// Whether the op names several keys, which may live in different groups.
+    pub fn is_multi_key(&self) -> bool {
+        matches!(self, ReadOp::MGet { .. } | ReadOp::Exists { .. } | ReadOp::Touch { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_argument_order() {
+        let op = WriteOp::MSet { pairs: vec![(b"b".to_vec(), b"1".to_vec()), (b"a".to_vec(), b"2".to_vec())] };
+        assert_eq!(op.keys(), vec![&b"b"[..], b"a"]);
+        assert!(op.is_multi_key());
+        let op = WriteOp::Rename { from: b"x".to_vec(), to: b"y".to_vec(), nx: false };
+        assert_eq!(op.keys(), vec![&b"x"[..], b"y"]);
+        assert!(WriteOp::Flush.keys().is_empty());
+        assert!(!WriteOp::GetDel { key: b"k".to_vec() }.is_multi_key());
+        let op = ReadOp::Exists { keys: vec![b"k".to_vec(), b"k".to_vec()] };
+        assert_eq!(op.keys().len(), 2);
+        assert!(op.is_multi_key());
+        assert!(ReadOp::DbSize.keys().is_empty());
+    }
+}

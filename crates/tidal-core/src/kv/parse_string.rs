@@ -1,0 +1,423 @@
+//! Argument rules of the data commands (strings, expiry, keyspace).
+//!
+//! Each function receives the whole argument list with its arity already
+//! checked by [`super::parse`], and mirrors the order in which Redis 7
+//! validates, so the first error reported is Redis' first error.
+
+use super::command::{clip, Command};
+use super::conn::KeyspaceCmd;
+use super::integer::{parse_cursor, parse_i64};
+use super::long_double::LongDouble;
+use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, WriteOp};
+use super::reply::Reply;
+
+type Args = Vec<Vec<u8>>;
+type Parsed = Result<Command, Reply>;
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn take(args: &mut Args, i: usize) -> Vec<u8> {
+    std::mem::take(&mut args[i])
+}
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+fn int(arg: &[u8]) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or_else(Reply::not_integer)
+}
+
+fn read(op: ReadOp) -> Parsed {
+    Ok(Command::Read(op))
+}
+
+fn write(op: WriteOp) -> Parsed {
+    Ok(Command::Write(op))
+}
+
+fn rest(mut args: Args) -> Vec<Vec<u8>> {
+    args.drain(1..).collect()
+}
+
+/// Key/value pairs of MSET/MSETNX; an odd count is an arity error in Redis.
+fn pairs(name: &str, args: Args) -> Result<Pairs, Reply> {
+    if args.len() & 1 == 0 {
+        return Err(Reply::wrong_arity(name));
+    }
+    let mut it = args.into_iter().skip(1);
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+pub(super) fn get(mut a: Args) -> Parsed {
+    read(ReadOp::Get { key: take(&mut a, 1) })
+}
+
+pub(super) fn mget(a: Args) -> Parsed {
+    read(ReadOp::MGet { keys: rest(a) })
+}
+
+pub(super) fn exists(a: Args) -> Parsed {
+    read(ReadOp::Exists { keys: rest(a) })
+}
+
+pub(super) fn touch(a: Args) -> Parsed {
+    read(ReadOp::Touch { keys: rest(a) })
+}
+
+pub(super) fn del(a: Args) -> Parsed {
+    write(WriteOp::Del { keys: rest(a) })
+}
+
+pub(super) fn unlink(a: Args) -> Parsed {
+    del(a)
+}
+
+pub(super) fn mset(a: Args) -> Parsed {
+    write(WriteOp::MSet { pairs: pairs("mset", a)? })
+}
+
+pub(super) fn msetnx(a: Args) -> Parsed {
+    write(WriteOp::MSetNx { pairs: pairs("msetnx", a)? })
+}
+
+/// SETNX replies 1/0 exactly like a one-pair MSETNX, so it is one.
+pub(super) fn setnx(mut a: Args) -> Parsed {
+    write(WriteOp::MSetNx { pairs: vec![(take(&mut a, 1), take(&mut a, 2))] })
+}
+
+pub(super) fn getset(mut a: Args) -> Parsed {
+    write(WriteOp::Set {
+        key: take(&mut a, 1),
+        value: take(&mut a, 2),
+        expiry: Expiry::None,
+        cond: SetCond::None,
+        get: true,
+    })
+}
+
+/// Which expiry option SET/GETEX saw, before its argument is validated.
+#[derive(Clone, Copy, PartialEq)]
+enum Unit {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Redis' `getExpireMillisecondsOrReply`: a positive integer that fits in
+/// milliseconds. Adding the current time happens at apply.
+fn expire_ms(cmd: &str, unit: Unit, arg: &[u8]) -> Result<u64, Reply> {
+    let v = int(arg)?;
+    let secs = matches!(unit, Unit::Ex | Unit::ExAt);
+    if v <= 0 || (secs && v > i64::MAX / 1000) {
+        return Err(Reply::invalid_expire(cmd));
+    }
+    Ok(if secs { v * 1000 } else { v } as u64)
+}
+
+/// Options of SET (`for_set`) or GETEX, accepted in any order with Redis'
+/// exclusions: NX/XX, and at most one of EX/PX/EXAT/PXAT/KEEPTTL/PERSIST
+/// (repeating the same one is allowed; the last value wins).
+#[derive(Default)]
+struct ExtOptions {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<(Unit, usize)>,
+}
+
+fn ext_options(args: &[Vec<u8>], start: usize, for_set: bool) -> Result<ExtOptions, Reply> {
+    let mut o = ExtOptions::default();
+    let mut j = start;
+    while j < args.len() {
+        let opt = args[j].as_slice();
+        let has_next = j + 1 < args.len();
+        let unit_is = |u: Unit| o.expire.is_none_or(|(cur, _)| cur == u);
+        let no_ttl_flag = !o.keepttl && !o.persist;
+        let unit = match opt.to_ascii_uppercase().as_slice() {
+            b"EX" => Some(Unit::Ex),
+            b"PX" => Some(Unit::Px),
+            b"EXAT" => Some(Unit::ExAt),
+            b"PXAT" => Some(Unit::PxAt),
+            _ => None,
+        };
+        if for_set && is(opt, "NX") && !o.xx {
+            o.nx = true;
+        } else if for_set && is(opt, "XX") && !o.nx {
+            o.xx = true;
+        } else if for_set && is(opt, "GET") {
+            o.get = true;
+        } else if for_set && is(opt, "KEEPTTL") && o.expire.is_none() {
+            o.keepttl = true;
+        } else if !for_set && is(opt, "PERSIST") && o.expire.is_none() {
+            o.persist = true;
+        } else if let Some(u) = unit.filter(|&u| unit_is(u) && no_ttl_flag && has_next) {
+            o.expire = Some((u, j + 1));
+            j += 1;
+        } else {
+            return Err(Reply::syntax());
+        }
+        j += 1;
+    }
+    Ok(o)
+}
+
+pub(super) fn set(mut a: Args) -> Parsed {
+    let o = ext_options(&a, 3, true)?;
+    let expiry = match o.expire {
+        Some((unit, i)) => {
+            let ms = expire_ms("set", unit, &a[i])?;
+            match unit {
+                Unit::Ex | Unit::Px => Expiry::RelMs(ms),
+                Unit::ExAt | Unit::PxAt => Expiry::AtMs(ms),
+            }
+        }
+        None if o.keepttl => Expiry::KeepTtl,
+        None => Expiry::None,
+    };
+    let cond = match (o.nx, o.xx) {
+        (true, _) => SetCond::Nx,
+        (_, true) => SetCond::Xx,
+        _ => SetCond::None,
+    };
+    write(WriteOp::Set { key: take(&mut a, 1), value: take(&mut a, 2), expiry, cond, get: o.get })
+}
+
+fn set_with_ttl(mut a: Args, cmd: &str, unit: Unit) -> Parsed {
+    let ms = expire_ms(cmd, unit, &a[2])?;
+    write(WriteOp::Set {
+        key: take(&mut a, 1),
+        value: take(&mut a, 3),
+        expiry: Expiry::RelMs(ms),
+        cond: SetCond::None,
+        get: false,
+    })
+}
+
+pub(super) fn setex(a: Args) -> Parsed {
+    set_with_ttl(a, "setex", Unit::Ex)
+}
+
+pub(super) fn psetex(a: Args) -> Parsed {
+    set_with_ttl(a, "psetex", Unit::Px)
+}
+
+/// GETEX. Redis validates the expire value only after finding the key, so
+/// for a missing key it answers nil where tidal already reports the error.
+pub(super) fn getex(mut a: Args) -> Parsed {
+    let o = ext_options(&a, 2, false)?;
+    let expiry = match o.expire {
+        Some((unit, i)) => {
+            let ms = expire_ms("getex", unit, &a[i])?;
+            match unit {
+                Unit::Ex | Unit::Px => GetExExpiry::RelMs(ms),
+                Unit::ExAt | Unit::PxAt => GetExExpiry::AtMs(ms),
+            }
+        }
+        None if o.persist => GetExExpiry::Persist,
+        None => GetExExpiry::Unchanged,
+    };
+    write(WriteOp::GetEx { key: take(&mut a, 1), expiry })
+}
+
+pub(super) fn getdel(mut a: Args) -> Parsed {
+    write(WriteOp::GetDel { key: take(&mut a, 1) })
+}
+
+fn incr_by(mut a: Args, delta: i64) -> Parsed {
+    write(WriteOp::IncrBy { key: take(&mut a, 1), delta })
+}
+
+pub(super) fn incr(a: Args) -> Parsed {
+    incr_by(a, 1)
+}
+
+pub(super) fn decr(a: Args) -> Parsed {
+    incr_by(a, -1)
+}
+
+pub(super) fn incrby(a: Args) -> Parsed {
+    let delta = int(&a[2])?;
+    incr_by(a, delta)
+}
+
+pub(super) fn decrby(a: Args) -> Parsed {
+    let delta = int(&a[2])?;
+    if delta == i64::MIN {
+        return Err(Reply::err("decrement would overflow"));
+    }
+    incr_by(a, -delta)
+}
+
+pub(super) fn incrbyfloat(mut a: Args) -> Parsed {
+    if LongDouble::parse(&a[2]).is_none() {
+        return Err(Reply::not_float());
+    }
+    write(WriteOp::IncrByFloat { key: take(&mut a, 1), delta: take(&mut a, 2) })
+}
+
+pub(super) fn append(mut a: Args) -> Parsed {
+    write(WriteOp::Append { key: take(&mut a, 1), value: take(&mut a, 2) })
+}
+
+pub(super) fn setrange(mut a: Args) -> Parsed {
+    let offset = int(&a[2])?;
+    if offset < 0 {
+        return Err(Reply::err("offset is out of range"));
+    }
+    write(WriteOp::SetRange { key: take(&mut a, 1), offset: offset as u64, value: take(&mut a, 3) })
+}
+
+pub(super) fn getrange(mut a: Args) -> Parsed {
+    let start = int(&a[2])?;
+    let end = int(&a[3])?;
+    read(ReadOp::GetRange { key: take(&mut a, 1), start, end })
+}
+
+pub(super) fn strlen(mut a: Args) -> Parsed {
+    read(ReadOp::Strlen { key: take(&mut a, 1) })
+}
+
+pub(super) fn type_(mut a: Args) -> Parsed {
+    read(ReadOp::Type { key: take(&mut a, 1) })
+}
+
+fn ttl_like(mut a: Args, expire_time: bool, millis: bool) -> Parsed {
+    let key = take(&mut a, 1);
+    read(if expire_time { ReadOp::ExpireTime { key, millis } } else { ReadOp::Ttl { key, millis } })
+}
+
+pub(super) fn ttl(a: Args) -> Parsed {
+    ttl_like(a, false, false)
+}
+
+pub(super) fn pttl(a: Args) -> Parsed {
+    ttl_like(a, false, true)
+}
+
+pub(super) fn expiretime(a: Args) -> Parsed {
+    ttl_like(a, true, false)
+}
+
+pub(super) fn pexpiretime(a: Args) -> Parsed {
+    ttl_like(a, true, true)
+}
+
+pub(super) fn persist(mut a: Args) -> Parsed {
+    write(WriteOp::Persist { key: take(&mut a, 1) })
+}
+
+/// EXPIRE family: flags first (Redis reports a bad flag before a bad time),
+/// then the time, converted to milliseconds with Redis' overflow checks.
+fn expire_generic(mut a: Args, cmd: &str, secs: bool, absolute: bool) -> Parsed {
+    let mut cond = ExpireCond::default();
+    for opt in &a[3..] {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" => cond.nx = true,
+            b"XX" => cond.xx = true,
+            b"GT" => cond.gt = true,
+            b"LT" => cond.lt = true,
+            _ => return Err(Reply::err(format!("Unsupported option {}", clip(opt, opt.len())))),
+        }
+    }
+    if cond.nx && (cond.xx || cond.gt || cond.lt) {
+        return Err(Reply::err("NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if cond.gt && cond.lt {
+        return Err(Reply::err("GT and LT options at the same time are not compatible"));
+    }
+    let mut when = int(&a[2])?;
+    if secs {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+            return Err(Reply::invalid_expire(cmd));
+        }
+        when *= 1000;
+    }
+    let at = if absolute { ExpireAt::AtMs(when) } else { ExpireAt::RelMs(when) };
+    write(WriteOp::Expire { key: take(&mut a, 1), at, cond })
+}
+
+pub(super) fn expire(a: Args) -> Parsed {
+    expire_generic(a, "expire", true, false)
+}
+
+pub(super) fn pexpire(a: Args) -> Parsed {
+    expire_generic(a, "pexpire", false, false)
+}
+
+pub(super) fn expireat(a: Args) -> Parsed {
+    expire_generic(a, "expireat", true, true)
+}
+
+pub(super) fn pexpireat(a: Args) -> Parsed {
+    expire_generic(a, "pexpireat", false, true)
+}
+
+fn rename_generic(mut a: Args, nx: bool) -> Parsed {
+    write(WriteOp::Rename { from: take(&mut a, 1), to: take(&mut a, 2), nx })
+}
+
+pub(super) fn rename(a: Args) -> Parsed {
+    rename_generic(a, false)
+}
+
+pub(super) fn renamenx(a: Args) -> Parsed {
+    rename_generic(a, true)
+}
+
+pub(super) fn dbsize(_: Args) -> Parsed {
+    Ok(Command::Keyspace(KeyspaceCmd::DbSize))
+}
+
+pub(super) fn keys(mut a: Args) -> Parsed {
+    Ok(Command::Keyspace(KeyspaceCmd::Keys(take(&mut a, 1))))
+}
+
+/// `[ASYNC|SYNC]`; anything else, or more arguments, is a syntax error.
+fn flush_mode(a: &Args) -> Result<bool, Reply> {
+    match a.as_slice() {
+        [_] => Ok(false),
+        [_, mode] if is(mode, "ASYNC") => Ok(true),
+        [_, mode] if is(mode, "SYNC") => Ok(false),
+        _ => Err(Reply::syntax()),
+    }
+}
+
+pub(super) fn flushdb(a: Args) -> Parsed {
+    Ok(Command::Keyspace(KeyspaceCmd::FlushDb { lazy: flush_mode(&a)? }))
+}
+
+pub(super) fn flushall(a: Args) -> Parsed {
+    Ok(Command::Keyspace(KeyspaceCmd::FlushAll { lazy: flush_mode(&a)? }))
+}
+
+pub(super) fn scan(mut a: Args) -> Parsed {
+    let cursor = parse_cursor(&a[1]).ok_or_else(|| Reply::err("invalid cursor"))?;
+    let (mut pattern, mut count, mut type_filter) = (None, None, None);
+    let mut i = 2;
+    while i < a.len() {
+        let has_value = i + 1 < a.len();
+        if is(&a[i], "COUNT") && has_value {
+            let n = int(&a[i + 1])?;
+            if n < 1 {
+                return Err(Reply::syntax());
+            }
+            count = Some(n as usize);
+        } else if is(&a[i], "MATCH") && has_value {
+            let p = take(&mut a, i + 1);
+            pattern = (p.as_slice() != b"*").then_some(p);
+        } else if is(&a[i], "TYPE") && has_value {
+            type_filter = Some(take(&mut a, i + 1));
+        } else {
+            return Err(Reply::syntax());
+        }
+        i += 2;
+    }
+    Ok(Command::Keyspace(KeyspaceCmd::Scan { cursor, pattern, count, type_filter }))
+}

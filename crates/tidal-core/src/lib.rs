@@ -1,0 +1,16 @@
+//! Plain data and pure decisions for tidal: ids, slot hashing, routing, cache
+//! states, placement, Redis command semantics and the RESP codec. Nothing
+//! here touches a socket, a clock or a file: time is a parameter.
+#![forbid(unsafe_code)]
+
+pub mod cache_state;
+pub mod cluster;
+pub mod ids;
+pub mod kv;
+pub mod placement;
+pub mod resp;
+pub mod slot;
+
+pub use cache_state::{CacheState, CacheThresholds};
+pub use cluster::{ClusterState, NodeInfo, NodeState, Placement, Tenant};
+pub use ids::{GroupId, NodeId, PrgId};

@@ -1,0 +1,174 @@
+use super::*;
+use proptest::prelude::*;
+
+const MAX: usize = 512 * 1024 * 1024;
+
+fn argv(list: &[&str]) -> Vec<Vec<u8>> {
+    list.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
+/// What a client library sends: an array of bulk strings.
+fn frame(args: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn decode_all(bytes: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+    let mut buf = BytesMut::from(bytes);
+    let mut dec = RequestDecoder::new(MAX);
+    let mut out = Vec::new();
+    while let Some(args) = dec.decode(&mut buf)? {
+        out.push(args);
+    }
+    assert!(buf.is_empty(), "left over: {:?}", String::from_utf8_lossy(&buf));
+    Ok(out)
+}
+
+fn error_of(bytes: &[u8]) -> String {
+    let mut buf = BytesMut::from(bytes);
+    decode_request(&mut buf, MAX).unwrap_err().0
+}
+
+#[test]
+fn one_array_request() {
+    let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..]);
+    assert_eq!(decode_request(&mut buf, MAX).unwrap(), Some(argv(&["GET", "k"])));
+    assert!(buf.is_empty());
+    assert_eq!(decode_request(&mut buf, MAX).unwrap(), None);
+}
+
+#[test]
+fn binary_and_empty_arguments() {
+    let args = vec![b"SET".to_vec(), Vec::new(), b"a\r\nb\0c".to_vec()];
+    assert_eq!(decode_all(&frame(&args)).unwrap(), vec![args]);
+}
+
+#[test]
+fn pipelined_requests_in_one_buffer() {
+    let mut bytes = frame(&argv(&["SET", "k", "v"]));
+    bytes.extend(b"PING\r\n");
+    bytes.extend(frame(&argv(&["GET", "k"])));
+    bytes.extend(b"*0\r\n*-1\r\n\r\n  \r\n");
+    bytes.extend(b"ECHO hi\n");
+    assert_eq!(
+        decode_all(&bytes).unwrap(),
+        vec![argv(&["SET", "k", "v"]), argv(&["PING"]), argv(&["GET", "k"]), argv(&["ECHO", "hi"])]
+    );
+}
+
+#[test]
+fn partial_input_is_not_consumed() {
+    let bytes = frame(&argv(&["SET", "key", "value"]));
+    for cut in 0..bytes.len() {
+        let mut buf = BytesMut::from(&bytes[..cut]);
+        assert_eq!(decode_request(&mut buf, MAX).unwrap(), None, "cut at {cut}");
+        assert_eq!(&buf[..], &bytes[..cut], "cut at {cut} consumed bytes");
+    }
+}
+
+#[test]
+fn incremental_feeding_byte_by_byte() {
+    let mut bytes = frame(&argv(&["MSET", "a", "1", "b", "2"]));
+    bytes.extend(b"PING\r\n");
+    let mut dec = RequestDecoder::new(MAX);
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for b in bytes {
+        buf.extend_from_slice(&[b]);
+        while let Some(args) = dec.decode(&mut buf).unwrap() {
+            got.push(args);
+        }
+    }
+    assert_eq!(got, vec![argv(&["MSET", "a", "1", "b", "2"]), argv(&["PING"])]);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn malformed_frames_use_redis_texts() {
+    assert_eq!(error_of(b"*abc\r\n"), "Protocol error: invalid multibulk length");
+    assert_eq!(error_of(b"*1048577\r\n"), "Protocol error: invalid multibulk length");
+    assert_eq!(error_of(b"*1\r\nx\r\n"), "Protocol error: expected '$', got 'x'");
+    assert_eq!(error_of(b"*2\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+    assert_eq!(error_of(b"*1\r\n$x\r\n"), "Protocol error: invalid bulk length");
+    assert_eq!(error_of(b"SET \"a\"b c\r\n"), "Protocol error: unbalanced quotes in request");
+    assert_eq!(error_of(b"SET \"k\r\n"), "Protocol error: unbalanced quotes in request");
+    let long_inline = vec![b'a'; MAX_INLINE_LEN + 1];
+    assert_eq!(error_of(&long_inline), "Protocol error: too big inline request");
+    let mut long_count = b"*".to_vec();
+    long_count.extend(vec![b'1'; MAX_INLINE_LEN + 1]);
+    assert_eq!(error_of(&long_count), "Protocol error: too big mbulk count string");
+    let e = ProtocolError("Protocol error: invalid bulk length".into()).to_reply();
+    assert_eq!(e, crate::kv::Reply::err("Protocol error: invalid bulk length"));
+}
+
+#[test]
+fn declared_lengths_are_checked_before_buffering() {
+    let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
+    let e = decode_request(&mut buf, 10).unwrap_err();
+    assert_eq!(e.0, "Protocol error: invalid bulk length");
+    let mut buf = BytesMut::from(&b"*1\r\n$10\r\n0123456789\r\n"[..]);
+    assert_eq!(decode_request(&mut buf, 10).unwrap(), Some(vec![b"0123456789".to_vec()]));
+    let mut buf = BytesMut::from(&b"*1048576\r\n"[..]);
+    assert_eq!(decode_request(&mut buf, MAX).unwrap(), None, "the largest count is accepted");
+}
+
+#[test]
+fn crlf_after_data_is_skipped_unchecked_like_redis() {
+    assert_eq!(decode_all(b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n").unwrap(), vec![argv(&["PING"]), argv(&["PING"])]);
+}
+
+#[test]
+fn inline_forms() {
+    assert_eq!(decode_all(b"PING\n").unwrap(), vec![argv(&["PING"])]);
+    assert_eq!(decode_all(b"SET 'a b' \"c\\x41\"\r\n").unwrap(), vec![argv(&["SET", "a b", "cA"])]);
+    let mut buf = BytesMut::from(&b"PING"[..]);
+    assert_eq!(decode_request(&mut buf, MAX).unwrap(), None);
+    assert_eq!(&buf[..], b"PING");
+}
+
+fn arg_strategy() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..20)
+}
+
+proptest! {
+    /// Any pipeline of requests, delivered in chunks split at random points,
+    /// decodes to exactly the requests sent.
+    #[test]
+    fn random_splits_round_trip(
+        requests in proptest::collection::vec(proptest::collection::vec(arg_strategy(), 1..5), 1..5),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let bytes: Vec<u8> = requests.iter().flat_map(|r| frame(r)).collect();
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        points.push(0);
+        points.push(bytes.len());
+        points.sort_unstable();
+        let mut dec = RequestDecoder::new(MAX);
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for w in points.windows(2) {
+            buf.extend_from_slice(&bytes[w[0]..w[1]]);
+            while let Some(args) = dec.decode(&mut buf).unwrap() {
+                got.push(args);
+            }
+        }
+        prop_assert_eq!(got, requests);
+        prop_assert!(buf.is_empty());
+    }
+
+    /// Frames built by the redis-protocol crate decode to the same arguments.
+    #[test]
+    fn agrees_with_redis_protocol_encoding(args in proptest::collection::vec(arg_strategy(), 1..6)) {
+        use redis_protocol::resp2::{encode::encode, types::OwnedFrame};
+        let frame_value = OwnedFrame::Array(args.iter().cloned().map(OwnedFrame::BulkString).collect());
+        let mut bytes = vec![0u8; 1024];
+        let n = encode(&mut bytes, &frame_value, false).unwrap();
+        let mut buf = BytesMut::from(&bytes[..n]);
+        prop_assert_eq!(decode_request(&mut buf, MAX).unwrap(), Some(args));
+    }
+}

@@ -1,0 +1,401 @@
+//! One validated node configuration from flags, `TIDAL_*` environment
+//! variables and an optional TOML file (flags and environment win over the
+//! file). Every bad setting is reported at once, naming its key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use tidal_core::{CacheThresholds, NodeId};
+use tidal_raft::RaftTuning;
+
+/// Settings as given; every field optional so sources can be layered.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    /// This node's id (unique, > 0).
+    #[arg(long, env = "TIDAL_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Peer transport address (Raft and internal forwarding).
+    #[arg(long, env = "TIDAL_LISTEN")]
+    pub listen: Option<String>,
+    /// Redis protocol address.
+    #[arg(long, env = "TIDAL_CLIENT_ADDR")]
+    pub client_addr: Option<String>,
+    /// HTTP data and admin address.
+    #[arg(long, env = "TIDAL_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    /// Directory for this node's database.
+    #[arg(long, env = "TIDAL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Initial cluster: `id=peer-addr,...`, including this node. The first
+    /// three ids (in order) host the control plane.
+    #[arg(long, env = "TIDAL_PEERS")]
+    pub peers: Option<String>,
+    /// Peer address of any running node, to join an existing cluster.
+    #[arg(long, env = "TIDAL_JOIN")]
+    pub join: Option<String>,
+    /// Failure-domain label; replicas of a PRG spread across zones.
+    #[arg(long, env = "TIDAL_ZONE")]
+    pub zone: Option<String>,
+    /// Slots of the `default` tenant, when this node creates it.
+    #[arg(long, env = "TIDAL_SLOTS")]
+    pub slots: Option<u32>,
+    /// PRGs of the `default` tenant, when this node creates it.
+    #[arg(long, env = "TIDAL_PRGS")]
+    pub prgs: Option<u32>,
+    /// Largest value a client may write.
+    #[arg(long, env = "TIDAL_MAX_VALUE_BYTES")]
+    pub max_value_bytes: Option<u64>,
+    /// CP cache age below which it is Fresh.
+    #[arg(long, env = "TIDAL_CACHE_FRESH_MS")]
+    pub cache_fresh_ms: Option<u64>,
+    /// CP cache age below which it is Cached.
+    #[arg(long, env = "TIDAL_CACHE_CACHED_MS")]
+    pub cache_cached_ms: Option<u64>,
+    /// CP cache age below which it is Stale; older is Expired.
+    #[arg(long, env = "TIDAL_CACHE_STALE_MS")]
+    pub cache_stale_ms: Option<u64>,
+    /// How often the CP cache syncs.
+    #[arg(long, env = "TIDAL_CACHE_SYNC_MS")]
+    pub cache_sync_ms: Option<u64>,
+    #[arg(long, env = "TIDAL_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    #[arg(long, env = "TIDAL_ELECTION_MIN_MS")]
+    pub election_min_ms: Option<u64>,
+    #[arg(long, env = "TIDAL_ELECTION_MAX_MS")]
+    pub election_max_ms: Option<u64>,
+    /// Snapshot a group after this many applied entries.
+    #[arg(long, env = "TIDAL_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+    /// Log entries kept behind a snapshot.
+    #[arg(long, env = "TIDAL_KEEP_AFTER_SNAPSHOT")]
+    pub keep_after_snapshot: Option<u64>,
+    /// Replication or apply lag (entries) above which a node is not ready.
+    #[arg(long, env = "TIDAL_READY_LAG")]
+    pub ready_lag: Option<u64>,
+    /// How long the router retries NotLeader/Moved/unreachable before
+    /// giving the client an error.
+    #[arg(long, env = "TIDAL_RETRY_BUDGET_MS")]
+    pub retry_budget_ms: Option<u64>,
+}
+
+impl RawConfig {
+    /// Fill every unset field of `self` from `lower`.
+    pub fn or(self, lower: RawConfig) -> RawConfig {
+        macro_rules! pick {
+            ($($f:ident),*) => { RawConfig { $($f: self.$f.or(lower.$f)),* } };
+        }
+        pick!(
+            node_id,
+            listen,
+            client_addr,
+            http_addr,
+            data_dir,
+            peers,
+            join,
+            zone,
+            slots,
+            prgs,
+            max_value_bytes,
+            cache_fresh_ms,
+            cache_cached_ms,
+            cache_stale_ms,
+            cache_sync_ms,
+            heartbeat_ms,
+            election_min_ms,
+            election_max_ms,
+            snapshot_every,
+            keep_after_snapshot,
+            ready_lag,
+            retry_budget_ms
+        )
+    }
+
+    pub fn from_toml(text: &str) -> Result<RawConfig, ConfigErrors> {
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![format!("config file: {}", e.message())]))
+    }
+}
+
+/// How a node finds its cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A fixed initial membership, this node included.
+    Peers(BTreeMap<NodeId, String>),
+    /// Any running node's peer address.
+    Join(String),
+}
+
+/// The validated configuration of one node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    pub listen: String,
+    pub client_addr: String,
+    pub http_addr: String,
+    pub data_dir: PathBuf,
+    pub bootstrap: Bootstrap,
+    pub zone: String,
+    pub slots: u32,
+    pub prgs: u32,
+    pub max_value_bytes: u64,
+    pub cache: CacheThresholds,
+    pub cache_sync_ms: u64,
+    pub raft: RaftTuning,
+    pub ready_lag: u64,
+    pub retry_budget_ms: u64,
+}
+
+impl NodeConfig {
+    /// Control-plane members when bootstrapping from `--peers`: the first
+    /// three ids in ascending order.
+    pub fn cp_members(&self) -> Option<BTreeMap<NodeId, String>> {
+        match &self.bootstrap {
+            Bootstrap::Peers(p) => Some(p.iter().take(3).map(|(k, v)| (*k, v.clone())).collect()),
+            Bootstrap::Join(_) => None,
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn parse_peers(s: &str, errs: &mut Vec<String>) -> BTreeMap<NodeId, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((id, addr)) = part.split_once('=') else {
+            errs.push(format!("peers: '{part}' is not id=host:port"));
+            continue;
+        };
+        match id.trim().parse::<NodeId>() {
+            Ok(0) | Err(_) => errs.push(format!("peers: '{id}' is not a node id (a positive integer)")),
+            Ok(id) => {
+                if addr.parse::<SocketAddr>().is_err() {
+                    errs.push(format!("peers: '{addr}' (node {id}) is not host:port"));
+                }
+                if out.insert(id, addr.to_string()).is_some() {
+                    errs.push(format!("peers: node {id} is listed twice"));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        errs.push("peers: no peers given".to_string());
+    }
+    out
+}
+
+impl RawConfig {
+    /// Validate and fill defaults, reporting every problem at once.
+    pub fn resolve(self) -> Result<NodeConfig, ConfigErrors> {
+        let mut errs = Vec::new();
+        let node_id = match self.node_id {
+            Some(0) => {
+                errs.push("node-id: must be greater than 0".to_string());
+                0
+            }
+            Some(id) => id,
+            None => {
+                errs.push("node-id: required".to_string());
+                0
+            }
+        };
+        let mut addr = |key: &str, v: Option<String>| -> String {
+            match v {
+                Some(a) if a.parse::<SocketAddr>().is_ok() => a,
+                Some(a) => {
+                    errs.push(format!("{key}: '{a}' is not host:port (e.g. 127.0.0.1:7001)"));
+                    a
+                }
+                None => {
+                    errs.push(format!("{key}: required"));
+                    String::new()
+                }
+            }
+        };
+        let listen = addr("listen", self.listen);
+        let client_addr = addr("client-addr", self.client_addr);
+        let http_addr = addr("http-addr", self.http_addr);
+        let data_dir = self.data_dir.unwrap_or_else(|| {
+            errs.push("data-dir: required".to_string());
+            PathBuf::new()
+        });
+        let bootstrap = match (self.peers, self.join) {
+            (Some(_), Some(_)) => {
+                errs.push("peers/join: give one of --peers or --join, not both".to_string());
+                Bootstrap::Join(String::new())
+            }
+            (None, None) => {
+                errs.push("peers/join: one of --peers or --join is required".to_string());
+                Bootstrap::Join(String::new())
+            }
+            (Some(p), None) => {
+                let peers = parse_peers(&p, &mut errs);
+                if node_id != 0 && !peers.is_empty() && !peers.contains_key(&node_id) {
+                    errs.push(format!("peers: must include this node (id {node_id})"));
+                }
+                Bootstrap::Peers(peers)
+            }
+            (None, Some(j)) => {
+                if j.parse::<SocketAddr>().is_err() {
+                    errs.push(format!("join: '{j}' is not host:port"));
+                }
+                Bootstrap::Join(j)
+            }
+        };
+        let zone = self.zone.unwrap_or_else(|| "local".to_string());
+        if zone.is_empty() || zone.len() > 64 {
+            errs.push("zone: must be 1-64 characters".to_string());
+        }
+        let slots = self.slots.unwrap_or(1024);
+        let prgs = self.prgs.unwrap_or(4);
+        if slots == 0 || slots > tidal_control::command::MAX_SLOTS {
+            errs.push(format!("slots: must be in 1..={}, got {slots}", tidal_control::command::MAX_SLOTS));
+        }
+        if prgs == 0 || prgs > slots {
+            errs.push(format!("prgs: must be in 1..=slots ({slots}), got {prgs}"));
+        }
+        let max_value_bytes = self.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES);
+        if max_value_bytes == 0 || max_value_bytes > 512 * 1024 * 1024 {
+            errs.push(format!("max-value-bytes: must be in 1..=536870912, got {max_value_bytes}"));
+        }
+        let d = CacheThresholds::default();
+        let cache = CacheThresholds {
+            fresh_ms: self.cache_fresh_ms.unwrap_or(d.fresh_ms),
+            cached_ms: self.cache_cached_ms.unwrap_or(d.cached_ms),
+            stale_ms: self.cache_stale_ms.unwrap_or(d.stale_ms),
+        };
+        if let Err(e) = cache.validate() {
+            errs.push(format!("cache-fresh-ms/cache-cached-ms/cache-stale-ms: {e}"));
+        }
+        let cache_sync_ms = self.cache_sync_ms.unwrap_or(500);
+        if cache_sync_ms == 0 || cache_sync_ms >= cache.fresh_ms {
+            errs.push(format!(
+                "cache-sync-ms: must be > 0 and below cache-fresh-ms ({}), got {cache_sync_ms}",
+                cache.fresh_ms
+            ));
+        }
+        let dr = RaftTuning::default();
+        let raft = RaftTuning {
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(dr.heartbeat_ms),
+            election_min_ms: self.election_min_ms.unwrap_or(dr.election_min_ms),
+            election_max_ms: self.election_max_ms.unwrap_or(dr.election_max_ms),
+            snapshot_every: self.snapshot_every.unwrap_or(dr.snapshot_every),
+            keep_after_snapshot: self.keep_after_snapshot.unwrap_or(dr.keep_after_snapshot),
+            snapshot_chunk_bytes: dr.snapshot_chunk_bytes,
+        };
+        if let Err(e) = raft.to_config("check") {
+            errs.push(format!("heartbeat-ms/election-min-ms/election-max-ms/snapshot-every: {e}"));
+        }
+        if raft.snapshot_every == 0 {
+            errs.push("snapshot-every: must be greater than 0".to_string());
+        }
+        let ready_lag = self.ready_lag.unwrap_or(1000);
+        let retry_budget_ms = self.retry_budget_ms.unwrap_or(10_000);
+        if retry_budget_ms == 0 {
+            errs.push("retry-budget-ms: must be greater than 0".to_string());
+        }
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        Ok(NodeConfig {
+            node_id,
+            listen,
+            client_addr,
+            http_addr,
+            data_dir,
+            bootstrap,
+            zone,
+            slots,
+            prgs,
+            max_value_bytes,
+            cache,
+            cache_sync_ms,
+            raft,
+            ready_lag,
+            retry_budget_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> RawConfig {
+        RawConfig {
+            node_id: Some(1),
+            listen: Some("127.0.0.1:7001".into()),
+            client_addr: Some("127.0.0.1:6380".into()),
+            http_addr: Some("127.0.0.1:8001".into()),
+            data_dir: Some("/tmp/x".into()),
+            peers: Some("1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_config_resolves_with_defaults() {
+        let c = good().resolve().unwrap();
+        assert_eq!(c.slots, 1024);
+        assert_eq!(c.prgs, 4);
+        assert_eq!(c.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
+        assert_eq!(c.cp_members().unwrap().len(), 3);
+        assert_eq!(c.zone, "local");
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let raw = RawConfig {
+            node_id: Some(0),
+            listen: Some("nope".into()),
+            peers: Some("x=1".into()),
+            prgs: Some(0),
+            cache_fresh_ms: Some(100),
+            cache_cached_ms: Some(50),
+            ..Default::default()
+        };
+        let errs = raw.resolve().unwrap_err().0;
+        for key in ["node-id", "listen", "client-addr", "http-addr", "data-dir", "peers", "prgs", "cache-fresh-ms"] {
+            assert!(errs.iter().any(|e| e.starts_with(key)), "missing {key} in {errs:?}");
+        }
+    }
+
+    #[test]
+    fn peers_and_join_are_exclusive_and_peers_must_include_self() {
+        let mut raw = good();
+        raw.join = Some("127.0.0.1:7002".into());
+        assert!(raw.resolve().unwrap_err().0.iter().any(|e| e.contains("not both")));
+        let mut raw = good();
+        raw.node_id = Some(9);
+        assert!(raw.resolve().unwrap_err().0.iter().any(|e| e.contains("must include this node")));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_are_errors() {
+        let file = RawConfig::from_toml("node-id = 5\nzone = \"a\"\nprgs = 8\n").unwrap();
+        let merged = good().or(file);
+        assert_eq!(merged.node_id, Some(1));
+        assert_eq!(merged.zone.as_deref(), Some("a"));
+        assert_eq!(merged.prgs, Some(8));
+        let err = RawConfig::from_toml("nod-id = 5\n").unwrap_err();
+        assert!(err.0[0].contains("nod-id"), "{err}");
+    }
+}

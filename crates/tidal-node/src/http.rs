@@ -1,0 +1,174 @@
+//! The HTTP server: the data API (`/v1/kv/{tenant}/{key}`) and the admin
+//! API (`/livez`, `/readyz`, `/why`, `/health`, `/metrics`, `/api/v1/*`).
+//! Replies map to HTTP statuses in one place, [`status_of`].
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
+use tokio::net::TcpListener;
+
+use crate::admin;
+use crate::node::Shared;
+
+type S = State<Arc<Shared>>;
+
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    let limit = shared.config.max_value_bytes as usize + 1;
+    let app = Router::new()
+        .route("/v1/kv/{tenant}/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/why", get(why))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/prgs", get(prgs))
+        .route("/api/v1/routing", get(routing))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared.clone());
+    let mut stop = shared.shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    });
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// The HTTP status for an error reply from the router.
+fn status_of(reply: &Reply) -> StatusCode {
+    let Reply::Error(e) = reply else { return StatusCode::OK };
+    if e.starts_with("ERR unknown tenant") {
+        StatusCode::NOT_FOUND
+    } else if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if e.starts_with("ERR") || e.starts_with("WRONGTYPE") || e.starts_with("CROSSSLOT") {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+fn error_response(reply: Reply) -> Response {
+    let status = status_of(&reply);
+    let msg = match reply {
+        Reply::Error(e) => e,
+        other => format!("unexpected reply {other:?}"),
+    };
+    json_error(status, msg)
+}
+
+/// The 404 for a tenant this node's routing table does not know.
+fn unknown_tenant(shared: &Shared, tenant: &str) -> Option<Response> {
+    (!shared.cache.get().tenants.contains_key(tenant))
+        .then(|| json_error(StatusCode::NOT_FOUND, format!("unknown tenant '{tenant}'")))
+}
+
+async fn kv_get(State(s): S, Path((tenant, key)): Path<(String, String)>) -> Response {
+    if let Some(r) = unknown_tenant(&s, &tenant) {
+        return r;
+    }
+    s.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match s.read(&tenant, ReadOp::Get { key: key.into_bytes() }).await {
+        Reply::Bulk(v) => ([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response(),
+        Reply::Nil => json_error(StatusCode::NOT_FOUND, "key not found"),
+        other => error_response(other),
+    }
+}
+
+async fn kv_put(State(s): S, Path((tenant, key)): Path<(String, String)>, body: Bytes) -> Response {
+    if let Some(r) = unknown_tenant(&s, &tenant) {
+        return r;
+    }
+    if body.len() as u64 > s.config.max_value_bytes {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("value of {} bytes exceeds max-value-bytes ({})", body.len(), s.config.max_value_bytes),
+        );
+    }
+    s.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let op = WriteOp::Set {
+        key: key.into_bytes(),
+        value: body.to_vec(),
+        expiry: Expiry::None,
+        cond: SetCond::None,
+        get: false,
+    };
+    match s.write(&tenant, op).await {
+        Reply::Ok => StatusCode::NO_CONTENT.into_response(),
+        other => error_response(other),
+    }
+}
+
+async fn kv_delete(State(s): S, Path((tenant, key)): Path<(String, String)>) -> Response {
+    if let Some(r) = unknown_tenant(&s, &tenant) {
+        return r;
+    }
+    s.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match s.write(&tenant, WriteOp::Del { keys: vec![key.into_bytes()] }).await {
+        Reply::Int(0) => json_error(StatusCode::NOT_FOUND, "key not found"),
+        Reply::Int(_) => StatusCode::NO_CONTENT.into_response(),
+        other => error_response(other),
+    }
+}
+
+async fn readyz(State(s): S) -> Response {
+    let r = admin::readiness(&s);
+    if r.ready {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", r.reasons.join("; "))).into_response()
+    }
+}
+
+async fn why(State(s): S) -> String {
+    let r = admin::readiness(&s);
+    if r.ready {
+        "ready: control-plane cache fresh, every hosted group has a leader, lag under threshold\n".to_string()
+    } else {
+        let mut out = String::from("not ready because:\n");
+        for reason in r.reasons {
+            out.push_str("  - ");
+            out.push_str(&reason);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+async fn health(State(s): S) -> Response {
+    Json(admin::health(&s)).into_response()
+}
+
+async fn metrics(State(s): S) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], crate::metrics::render(&s))
+        .into_response()
+}
+
+async fn cluster(State(s): S) -> Response {
+    Json(admin::cluster_view(&s)).into_response()
+}
+
+async fn nodes(State(s): S) -> Response {
+    Json(s.cache.get().nodes.values().cloned().collect::<Vec<_>>()).into_response()
+}
+
+async fn prgs(State(s): S) -> Response {
+    Json(admin::group_reports(&s)).into_response()
+}
+
+async fn routing(State(s): S) -> Response {
+    Json(admin::routing_view(&s)).into_response()
+}

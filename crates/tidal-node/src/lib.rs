@@ -1,0 +1,20 @@
+//! The tidal node server: hosts replicas, routes client commands (RESP and
+//! HTTP) to PRG leaders, keeps the control-plane cache, and serves the admin
+//! API.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod forward;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod resp_server;
+pub mod router;
+pub mod scan;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{ConfigErrors, NodeConfig, RawConfig};
+pub use node::{Listeners, Node, NodeError};

@@ -1,0 +1,100 @@
+//! `/metrics`: this node's Prometheus exposition, built fresh on each scrape
+//! from Raft metrics and the CP cache (nothing is counted on the data path).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tidal_core::CacheState;
+use tokio::time::Instant;
+
+use crate::admin::{group_reports, readiness};
+use crate::node::Shared;
+
+type Labels = Vec<(String, String)>;
+
+fn family(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+    let f = Family::<Labels, Gauge>::default();
+    registry.register(name, help, f.clone());
+    f
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, v: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(v);
+    registry.register(name, help, g);
+}
+
+fn prg(id: &str) -> Labels {
+    vec![("prg".to_string(), id.to_string())]
+}
+
+pub fn render(shared: &Shared) -> String {
+    let mut r = Registry::default();
+    let commit = family(&mut r, "tidal_prg_commit_index", "Quorum-replicated log index (reported by the leader)");
+    let applied = family(&mut r, "tidal_prg_applied_index", "Last applied log index on this replica");
+    let last_log = family(&mut r, "tidal_prg_last_log_index", "Last log index on this replica");
+    let apply_lag = family(&mut r, "tidal_prg_apply_lag", "Entries logged but not applied on this replica");
+    let repl_lag = family(&mut r, "tidal_prg_replication_lag", "Entries a follower is behind the leader's log");
+    let leader = family(&mut r, "tidal_prg_leader", "Node id of the group's leader (0 = none known)");
+    let is_leader = family(&mut r, "tidal_prg_is_leader", "1 if this node leads the group");
+    let term = family(&mut r, "tidal_prg_term", "Current Raft term");
+    let pps = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    r.register("tidal_prg_proposals_per_second", "Entries applied per second since the previous scrape", pps.clone());
+
+    let me = shared.config.node_id;
+    let now = Instant::now();
+    let mut rates = shared.rates.lock().expect("rates lock");
+    for g in group_reports(shared) {
+        let l = prg(&g.id);
+        if let Some(c) = g.commit_index {
+            commit.get_or_create(&l).set(c as i64);
+        }
+        applied.get_or_create(&l).set(g.applied_index as i64);
+        last_log.get_or_create(&l).set(g.last_log_index as i64);
+        apply_lag.get_or_create(&l).set(g.apply_lag as i64);
+        leader.get_or_create(&l).set(g.leader.unwrap_or(0) as i64);
+        is_leader.get_or_create(&l).set(i64::from(g.leader == Some(me)));
+        term.get_or_create(&l).set(g.term as i64);
+        for (f, lag) in &g.replication_lag {
+            let mut fl = l.clone();
+            fl.push(("follower".to_string(), f.to_string()));
+            repl_lag.get_or_create(&fl).set(*lag as i64);
+        }
+        let rate = match rates.insert(g.id.clone(), (now, g.applied_index)) {
+            Some((t, a)) if now > t => (g.applied_index.saturating_sub(a)) as f64 / (now - t).as_secs_f64(),
+            _ => 0.0,
+        };
+        pps.get_or_create(&l).set(rate);
+    }
+    drop(rates);
+
+    let ready = readiness(shared);
+    let cache = Family::<Labels, Gauge>::default();
+    r.register("tidal_cp_cache_state", "1 for the CP cache's current state", cache.clone());
+    for s in [CacheState::Fresh, CacheState::Cached, CacheState::Stale, CacheState::Expired] {
+        cache.get_or_create(&vec![("state".to_string(), s.to_string())]).set(i64::from(s == ready.cache));
+    }
+    gauge(
+        &mut r,
+        "tidal_cp_cache_age_ms",
+        "Milliseconds since the CP cache was last confirmed (-1 = never)",
+        ready.cache_age_ms.map(|a| a as i64).unwrap_or(-1),
+    );
+    gauge(&mut r, "tidal_strict_fallback", "1 while the node is in strict fallback", i64::from(ready.strict_fallback));
+    gauge(&mut r, "tidal_node_ready", "1 when /readyz answers 200", i64::from(ready.ready));
+    let state = shared.cache.get();
+    gauge(&mut r, "tidal_routing_epoch", "Routing epoch of this node's CP cache", state.routing_epoch as i64);
+    gauge(&mut r, "tidal_placement_count", "PRG placements in the routing table", state.placements.len() as i64);
+    gauge(&mut r, "tidal_node_count", "Nodes registered in the control plane", state.nodes.len() as i64);
+    let commands = Counter::<u64, AtomicU64>::default();
+    commands.inc_by(shared.commands.load(Ordering::Relaxed));
+    r.register("tidal_client_commands", "Client commands served by this node", commands);
+
+    let mut out = String::new();
+    encode(&mut out, &r).expect("writing to a String cannot fail");
+    out
+}

@@ -1,0 +1,349 @@
+//! Starting, running and stopping one tidal node.
+//!
+//! ```text
+//!            ┌──────────────────────── node ────────────────────────┐
+//!  Redis ───>│ resp server ─┐                                       │
+//!  HTTP  ───>│ http server ─┼─> Router ──> RaftHost (PRGs, _cp) ────│──> peers
+//!            │              │      ^            ^                   │
+//!  peers ───>│ peer server ─┴──────┘ app frames │                   │
+//!            │ sync loop: CP read ─> CpCache ─> reconcile (start/bootstrap PRGs)
+//!            └──────────────────────────────────────────────────────┘
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use openraft::BasicNode;
+use tidal_control::{ControlPlane, CpCommand, CpMachine, CpReply};
+use tidal_core::ids::CP_GROUP;
+use tidal_core::{ClusterState, GroupId, NodeInfo, NodeState};
+use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::transport::{BoxFuture, TcpConnector, WireError};
+use tidal_raft::{AppHandler, RaftHost, Storage};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use crate::cache::CpCache;
+use crate::clock::Clock;
+use crate::config::{Bootstrap, NodeConfig};
+use crate::forward::{KvRequest, KvResponse};
+use crate::scan::ScanCursors;
+
+/// Everything the node's tasks share.
+pub struct Shared {
+    pub config: NodeConfig,
+    pub host: Arc<RaftHost>,
+    pub cp: Arc<ControlPlane>,
+    pub cache: CpCache,
+    /// Key-value machines of the PRGs hosted here, by group name.
+    kv: RwLock<HashMap<String, Arc<KvMachine>>>,
+    /// Last known leader per PRG, learned from answers.
+    pub leaders: Mutex<HashMap<String, u64>>,
+    pub clock: Arc<dyn Clock>,
+    pub started: Instant,
+    /// Wakes the sync loop early (a peer reported a newer epoch).
+    pub sync_now: Notify,
+    pub scans: Mutex<ScanCursors>,
+    pub next_client_id: AtomicU64,
+    pub commands: AtomicU64,
+    /// Previous (time, applied index) per group, for proposal rates.
+    pub rates: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Advertised addresses (the bound ones when configured with port 0).
+    pub info: NodeInfo,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Sockets a node serves on, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub peer: TcpListener,
+    pub client: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &NodeConfig) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            peer: TcpListener::bind(&config.listen).await?,
+            client: TcpListener::bind(&config.client_addr).await?,
+            http: TcpListener::bind(&config.http_addr).await?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] tidal_raft::StoreError),
+    #[error(transparent)]
+    Host(#[from] tidal_raft::HostError),
+    #[error("control plane: {0}")]
+    Control(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running node; dropping it does not stop it, call [`Node::stop`].
+pub struct Node {
+    pub shared: Arc<Shared>,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Shared {
+    pub fn kv_machine(&self, group: &str) -> Option<Arc<KvMachine>> {
+        self.kv.read().expect("kv lock").get(group).cloned()
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    async fn start_prg(&self, group: &str, epoch: u64) -> Result<(), NodeError> {
+        if self.host.group(group).is_some() {
+            return Ok(());
+        }
+        let m = Arc::new(KvMachine::new(group));
+        self.kv.write().expect("kv lock").insert(group.to_string(), m.clone());
+        self.host.start_group(group, epoch, m).await?;
+        Ok(())
+    }
+
+    /// Start and bootstrap the PRGs the cluster state places here.
+    async fn reconcile(&self, state: &ClusterState) {
+        let me = self.config.node_id;
+        for p in state.placements_on(me) {
+            let group = p.prg.to_string();
+            if let Err(e) = self.start_prg(&group, p.epoch).await {
+                tracing::warn!(group, error = %e, "cannot start PRG");
+                continue;
+            }
+            if p.members.first() == Some(&me) {
+                let members: BTreeMap<u64, BasicNode> = p
+                    .members
+                    .iter()
+                    .filter_map(|m| state.nodes.get(m).map(|n| (*m, BasicNode { addr: n.peer_addr.clone() })))
+                    .collect();
+                if members.len() == p.members.len() {
+                    if let Err(e) = self.host.initialize(&group, members).await {
+                        tracing::warn!(group, error = %e, "cannot bootstrap PRG");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round of the sync loop: confirm the cache, register this node,
+    /// and (on the control-plane leader) create the default tenant.
+    async fn sync_once(&self) {
+        let state = match self.cp.read().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "control-plane sync failed");
+                return;
+            }
+        };
+        self.cache.confirm(state.clone(), Instant::now());
+        if state.nodes.get(&self.config.node_id) != Some(&self.info) {
+            if let Err(e) = self.cp.propose(CpCommand::RegisterNode(self.info.clone())).await {
+                tracing::warn!(error = %e, "cannot register with the control plane");
+            }
+        }
+        if self.cp.is_local_leader() {
+            self.lead_duties(&state).await;
+        }
+        self.reconcile(&self.cache.get()).await;
+        self.report_leadership(&state).await;
+    }
+
+    /// Work only the control-plane leader does.
+    async fn lead_duties(&self, state: &ClusterState) {
+        if let Some(members) = self.config.cp_members() {
+            let ids: Vec<u64> = members.keys().copied().collect();
+            if state.cp_members != ids {
+                let _ = self.cp.propose(CpCommand::SetCpMembers(ids)).await;
+            }
+        }
+        let active = state.nodes.values().filter(|n| n.state == NodeState::Active).count();
+        if !state.tenants.contains_key(tidal_core::ids::DEFAULT_TENANT) && active >= 3 {
+            let cmd = CpCommand::CreateTenant {
+                name: tidal_core::ids::DEFAULT_TENANT.to_string(),
+                slots: self.config.slots,
+                prgs: self.config.prgs,
+            };
+            match self.cp.propose(cmd).await {
+                Ok(CpReply::Ok { routing_epoch, .. }) => {
+                    tracing::info!(routing_epoch, "created tenant default");
+                    self.sync_now.notify_one();
+                }
+                Ok(other) => tracing::warn!(?other, "cannot create tenant default"),
+                Err(e) => tracing::warn!(error = %e, "cannot create tenant default"),
+            }
+        }
+    }
+
+    /// Tell the control plane which PRGs this node leads, when it differs.
+    async fn report_leadership(&self, state: &ClusterState) {
+        let me = self.config.node_id;
+        for p in state.placements_on(me) {
+            let Some(g) = self.host.group(&p.prg.to_string()) else { continue };
+            let leads = g.raft.metrics().borrow().current_leader == Some(me);
+            if leads && p.leader_hint != Some(me) {
+                let _ = self.cp.propose(CpCommand::LeaderHint { prg: p.prg.clone(), leader: me }).await;
+            }
+        }
+    }
+}
+
+struct NodeApp(std::sync::Weak<Shared>);
+
+impl AppHandler for NodeApp {
+    fn handle(&self, group: String, epoch: u64, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, WireError>> {
+        let Some(shared) = self.0.upgrade() else {
+            return Box::pin(async { Err(WireError::NoHandler) });
+        };
+        Box::pin(async move {
+            if group == CP_GROUP {
+                return Ok(tidal_control::api::serve_frame(&shared.cp, &body).await);
+            }
+            if group.parse::<GroupId>().is_err() {
+                return Err(WireError::Malformed(format!("bad group name '{group}'")));
+            }
+            let resp = match postcard::from_bytes::<KvRequest>(&body) {
+                Ok(req) => shared.execute_local(&group, epoch, req).await,
+                Err(e) => KvResponse::Unavailable(format!("malformed request: {e}")),
+            };
+            Ok(postcard::to_allocvec(&resp).expect("in-memory serialization cannot fail"))
+        })
+    }
+}
+
+impl Node {
+    /// Open storage, start every group this node hosted before, join the
+    /// cluster and serve on `listeners`.
+    pub async fn start(config: NodeConfig, listeners: Listeners, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
+        let storage = Storage::open(&config.data_dir.join("tidal.redb"))?;
+        let host = RaftHost::new(config.node_id, storage.clone(), Arc::new(TcpConnector), &config.raft)?;
+        let me = config.node_id;
+
+        let info = NodeInfo {
+            id: me,
+            peer_addr: advertised(&config.listen, &listeners.peer)?,
+            client_addr: advertised(&config.client_addr, &listeners.client)?,
+            http_addr: advertised(&config.http_addr, &listeners.http)?,
+            zone: config.zone.clone(),
+            state: NodeState::Active,
+        };
+
+        let hosted = storage.hosted_groups()?;
+        let cp_members = config.cp_members();
+        let is_cp_member =
+            hosted.iter().any(|(g, _)| g == CP_GROUP) || cp_members.as_ref().is_some_and(|m| m.contains_key(&me));
+        let machine = if is_cp_member { Some(CpMachine::open(&storage).map_err(NodeError::Control)?) } else { None };
+        let initial = machine.as_ref().map(|m| m.state()).unwrap_or_default();
+        let mut known_members = cp_members.clone().unwrap_or_default();
+        for id in &initial.cp_members {
+            if let Some(n) = initial.nodes.get(id) {
+                known_members.entry(*id).or_insert_with(|| n.peer_addr.clone());
+            }
+        }
+        let now_clock = clock.clone();
+        let cp = ControlPlane::new(host.clone(), machine.clone(), known_members, Arc::new(move || now_clock.now_ms()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            cache: CpCache::new(initial.clone(), config.cache),
+            config,
+            host: host.clone(),
+            cp,
+            kv: RwLock::default(),
+            leaders: Mutex::default(),
+            clock,
+            started: Instant::now(),
+            sync_now: Notify::new(),
+            scans: Mutex::new(ScanCursors::default()),
+            next_client_id: AtomicU64::new(1),
+            commands: AtomicU64::new(0),
+            rates: Mutex::default(),
+            info,
+            shutdown: stop_rx.clone(),
+        });
+        host.set_app_handler(Arc::new(NodeApp(Arc::downgrade(&shared))));
+
+        let mut tasks = Vec::new();
+        let dispatch: Arc<dyn tidal_raft::transport::Dispatch> = host.clone();
+        tasks.push(tokio::spawn(tidal_raft::transport::serve(listeners.peer, dispatch, stop_rx.clone())));
+
+        // Bring back every group hosted before a restart.
+        for (name, epoch) in &hosted {
+            if name == CP_GROUP {
+                continue;
+            }
+            shared.start_prg(name, *epoch).await?;
+        }
+        if let Some(m) = machine {
+            let bootstrap = cp_members.filter(|m| m.keys().next() == Some(&me));
+            ControlPlane::start_local(&host, m, bootstrap).await.map_err(|e| NodeError::Control(e.to_string()))?;
+        }
+        if let Bootstrap::Join(addr) = &shared.config.bootstrap {
+            if initial.nodes.is_empty() {
+                let s = shared
+                    .cp
+                    .join(addr, shared.info.clone(), Duration::from_secs(30))
+                    .await
+                    .map_err(|e| NodeError::Control(e.to_string()))?;
+                shared.cache.confirm(s, Instant::now());
+            }
+        }
+        // Routing starts from what this node knew before the restart.
+        shared.reconcile(&initial).await;
+
+        let s = shared.clone();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let every = Duration::from_millis(s.config.cache_sync_ms);
+            loop {
+                s.sync_once().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = s.sync_now.notified() => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+        tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), listeners.client)));
+        tasks.push(tokio::spawn(crate::http::serve(shared.clone(), listeners.http)));
+        tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,
+            http = %shared.info.http_addr, "node started");
+        Ok(Node { shared, stop_tx, tasks })
+    }
+
+    /// Stop serving, stop every group, and let the storage writer finish.
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.shared.host.shutdown().await;
+        tracing::info!(node = self.shared.config.node_id, "node stopped");
+    }
+
+    pub fn commands_served(&self) -> u64 {
+        self.shared.commands.load(Ordering::Relaxed)
+    }
+}
+
+/// The address to advertise: the configured one, or the bound one when the
+/// configured port is 0.
+fn advertised(configured: &str, listener: &TcpListener) -> std::io::Result<String> {
+    if configured.ends_with(":0") {
+        Ok(listener.local_addr()?.to_string())
+    } else {
+        Ok(configured.to_string())
+    }
+}

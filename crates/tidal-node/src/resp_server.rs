@@ -1,0 +1,306 @@
+//! The Redis-protocol server. Each connection decodes every complete
+//! request in its buffer (pipelining), answers them in order, and writes the
+//! replies back in one write. Data commands go through the router; the rest
+//! are answered from connection state.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tidal_core::ids::DEFAULT_TENANT;
+use tidal_core::kv::{
+    command_reply, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command, ConfigView,
+    ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, WriteOp,
+};
+use tidal_core::resp::{encode, Proto, RequestDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::forward::KvRequest;
+use crate::node::Shared;
+use crate::scan::ScanPos;
+
+/// The Redis version whose replies tidal follows.
+pub const REDIS_VERSION: &str = "7.2.0";
+
+static CONNECTED: AtomicU64 = AtomicU64::new(0);
+
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    tokio::spawn(connection(shared.clone(), s));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "client accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Per-connection state that commands like HELLO and CLIENT change.
+struct Conn {
+    id: u64,
+    proto: Proto,
+    name: Option<Vec<u8>>,
+    lib_name: Option<Vec<u8>>,
+    lib_ver: Option<Vec<u8>>,
+    addr: String,
+}
+
+async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+    CONNECTED.fetch_add(1, Ordering::Relaxed);
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (mut rd, mut wr) = stream.into_split();
+    // Room for one value at the limit plus its command and key.
+    let mut decoder = RequestDecoder::new(shared.config.max_value_bytes as usize + 64 * 1024);
+    let mut conn = Conn {
+        id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+        proto: Proto::Resp2,
+        name: None,
+        lib_name: None,
+        lib_ver: None,
+        addr,
+    };
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut stop = shared.shutdown.clone();
+    'conn: loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(args)) => {
+                    shared.commands.fetch_add(1, Ordering::Relaxed);
+                    let (reply, close) = handle(&shared, &mut conn, args).await;
+                    encode(&reply, conn.proto, &mut out);
+                    if close {
+                        let _ = wr.write_all(&out).await;
+                        break 'conn;
+                    }
+                    if out.len() > 1 << 20 && wr.write_all(&out.split()).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    encode(&e.to_reply(), conn.proto, &mut out);
+                    let _ = wr.write_all(&out).await;
+                    break 'conn;
+                }
+            }
+        }
+        if !out.is_empty() && wr.write_all(&out.split()).await.is_err() {
+            break;
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    CONNECTED.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
+    let max = shared.config.max_value_bytes;
+    let big = args.iter().skip(1).map(Vec::len).max().unwrap_or(0) as u64;
+    (big > max).then(|| {
+        Reply::err(format!(
+            "value of {big} bytes exceeds the limit of {max} bytes (--max-value-bytes); nothing was written"
+        ))
+    })
+}
+
+/// Answer one request; the flag says whether to close the connection.
+async fn handle(shared: &Arc<Shared>, conn: &mut Conn, args: Vec<Vec<u8>>) -> (Reply, bool) {
+    if let Some(r) = too_large(shared, &args) {
+        return (r, false);
+    }
+    let cmd = match parse(args) {
+        Ok(c) => c,
+        Err(e) => return (e, false),
+    };
+    let reply = match cmd {
+        Command::Write(op) => shared.write(DEFAULT_TENANT, op).await,
+        Command::Read(op) => shared.read(DEFAULT_TENANT, op).await,
+        Command::Keyspace(k) => keyspace(shared, k).await,
+        Command::Conn(c) => return conn_cmd(shared, conn, c).await,
+    };
+    (reply, false)
+}
+
+async fn broadcast_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Reply {
+    match shared.broadcast(DEFAULT_TENANT, req).await {
+        Ok(replies) => tidal_core::kv::merge(&how, replies),
+        Err(e) => e,
+    }
+}
+
+async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
+    match k {
+        KeyspaceCmd::DbSize => broadcast_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts).await,
+        KeyspaceCmd::FlushDb { .. } | KeyspaceCmd::FlushAll { .. } => {
+            broadcast_merge(shared, KvRequest::Write(WriteOp::Flush), Merge::Ok).await
+        }
+        KeyspaceCmd::Keys(pattern) => {
+            broadcast_merge(shared, KvRequest::Read(ReadOp::Keys { pattern }), Merge::Concat).await
+        }
+        KeyspaceCmd::Scan { cursor, pattern, count, type_filter } => {
+            scan(shared, cursor, pattern, count.unwrap_or(10), type_filter).await
+        }
+    }
+}
+
+/// One SCAN step: walk PRGs in order from the cursor's position until
+/// `count` keys were examined or the keyspace ends.
+async fn scan(
+    shared: &Arc<Shared>,
+    cursor: u64,
+    pattern: Option<Vec<u8>>,
+    count: usize,
+    type_filter: Option<Vec<u8>>,
+) -> Reply {
+    let Some(mut pos) = shared.scans.lock().expect("scan lock").resume(DEFAULT_TENANT, cursor) else {
+        // Unknown cursors end the scan, as Redis does for garbage cursors.
+        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
+    };
+    let state = shared.cache.get();
+    let prgs: Vec<_> = state.prgs_of(DEFAULT_TENANT).into_iter().map(|p| p.prg.clone()).collect();
+    let only_strings = match &type_filter {
+        Some(t) if !t.eq_ignore_ascii_case(b"string") => {
+            // tidal stores strings only: any other type matches nothing.
+            return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
+        }
+        _ => true,
+    };
+    let _ = only_strings;
+    let mut keys: Vec<Reply> = Vec::new();
+    let budget = count.max(1);
+    while pos.prg < prgs.len() && keys.len() < budget {
+        let req = ReadOp::Scan { after: pos.after.clone(), count: budget, pattern: pattern.clone() };
+        let reply = shared.send(&prgs[pos.prg], KvRequest::Read(req)).await;
+        let Some(page) = ScanPage::from_reply(&reply) else {
+            return reply;
+        };
+        keys.extend(page.keys.into_iter().map(Reply::Bulk));
+        match page.next_after {
+            Some(k) => pos.after = Some(k),
+            None => {
+                pos.prg += 1;
+                pos.after = None;
+            }
+        }
+    }
+    let next = if pos.prg >= prgs.len() {
+        0
+    } else {
+        shared.scans.lock().expect("scan lock").remember(ScanPos { tenant: DEFAULT_TENANT.to_string(), ..pos })
+    };
+    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
+}
+
+fn config_view(shared: &Shared) -> ConfigView {
+    let port = shared.info.client_addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let bind = shared.info.client_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+    ConfigView { port, bind, max_value_bytes: shared.config.max_value_bytes, maxclients: 0, timeout_secs: 0 }
+}
+
+fn client_line(conn: &Conn) -> String {
+    let s = |v: &Option<Vec<u8>>| v.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    format!(
+        "id={} addr={} name={} db=0 resp={} lib-name={} lib-ver={}\n",
+        conn.id,
+        conn.addr,
+        s(&conn.name),
+        if conn.proto == Proto::Resp3 { 3 } else { 2 },
+        s(&conn.lib_name),
+        s(&conn.lib_ver)
+    )
+}
+
+async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, bool) {
+    let reply = match c {
+        ConnCmd::Ping(None) => Reply::simple("PONG"),
+        ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m) => Reply::Bulk(m),
+        ConnCmd::Hello { protover, auth: _, setname } => {
+            match protover {
+                None => {}
+                Some(2) => conn.proto = Proto::Resp2,
+                Some(3) => conn.proto = Proto::Resp3,
+                Some(_) => return (Reply::Error("NOPROTO unsupported protocol version".into()), false),
+            }
+            if let Some(n) = setname {
+                conn.name = Some(n);
+            }
+            hello_reply(&HelloView {
+                server: "redis".into(),
+                version: REDIS_VERSION.into(),
+                proto: if conn.proto == Proto::Resp3 { 3 } else { 2 },
+                client_id: conn.id as i64,
+            })
+        }
+        ConnCmd::Auth { user: None, .. } => Reply::err(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ),
+        ConnCmd::Auth { user: Some(_), .. } => Reply::Ok,
+        ConnCmd::Select(0) => Reply::Ok,
+        ConnCmd::Select(_) => Reply::err("DB index is out of range"),
+        ConnCmd::Quit => return (Reply::Ok, true),
+        ConnCmd::Reset => {
+            conn.proto = Proto::Resp2;
+            conn.name = None;
+            Reply::simple("RESET")
+        }
+        ConnCmd::ClientSetName(n) => {
+            conn.name = if n.is_empty() { None } else { Some(n) };
+            Reply::Ok
+        }
+        ConnCmd::ClientGetName => Reply::bulk_or_nil(conn.name.clone()),
+        ConnCmd::ClientSetInfo { attr, value } => {
+            match attr {
+                ClientSetInfoAttr::LibName => conn.lib_name = Some(value),
+                ClientSetInfoAttr::LibVer => conn.lib_ver = Some(value),
+            }
+            Reply::Ok
+        }
+        ConnCmd::ClientId => Reply::Int(conn.id as i64),
+        ConnCmd::ClientInfo => Reply::Verbatim(client_line(conn)),
+        ConnCmd::ClientList => Reply::Verbatim(client_line(conn)),
+        ConnCmd::ClientNoEvict(_) | ConnCmd::ClientNoTouch(_) => Reply::Ok,
+        ConnCmd::ConfigGet(p) => config_get(&p, &config_view(shared)),
+        ConnCmd::ConfigSet(pairs) => config_set(&pairs, &config_view(shared)),
+        ConnCmd::ConfigResetStat => Reply::Ok,
+        ConnCmd::Command(sub) => command_reply(&sub),
+        ConnCmd::Info(sections) => {
+            let keys = match broadcast_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts).await {
+                Reply::Int(n) => n.max(0) as u64,
+                _ => 0,
+            };
+            let view = InfoView {
+                redis_version: REDIS_VERSION.into(),
+                tidal_version: env!("CARGO_PKG_VERSION").into(),
+                node_id: shared.config.node_id.to_string(),
+                tcp_port: config_view(shared).port,
+                uptime_ms: shared.started.elapsed().as_millis() as u64,
+                connected_clients: CONNECTED.load(Ordering::Relaxed),
+                used_memory: 0,
+                total_commands_processed: shared.commands.load(Ordering::Relaxed),
+                keys,
+            };
+            info_reply(&sections, &view)
+        }
+        ConnCmd::ReadOnly | ConnCmd::ReadWrite => Reply::Ok,
+        // Every acknowledged write is already on a quorum: the leader and at
+        // least one follower.
+        ConnCmd::Wait { numreplicas, .. } => Reply::Int(numreplicas.clamp(0, 1)),
+        ConnCmd::Help(lines) => Reply::Array(lines.into_iter().map(Reply::simple).collect()),
+    };
+    (reply, false)
+}

@@ -1,0 +1,342 @@
+//! Client routing: find the PRG that owns a key, reach its leader, and
+//! retry NotLeader / StaleEpoch / Moved / unreachable within a bounded
+//! budget so clients see a pause, not an error.
+//!
+//! ```text
+//!  RESP / HTTP ─> Router ─ plan (split multi-key by PRG)
+//!                   │  for each part:
+//!                   ├─ leader is this node ──> execute_local ─> Raft ─> KvMachine
+//!                   └─ leader elsewhere ─────> peer transport ─> execute_local there
+//!                         NotLeader{hint} ─> try the hint; unreachable ─> next member
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, WriteOp};
+use tidal_core::{ClusterState, NodeId, PrgId};
+use tidal_raft::transport::{CallError, Request, Response};
+use tidal_raft::Proposal;
+use tokio::time::Instant;
+
+use crate::forward::{KvRequest, KvResponse};
+use crate::node::Shared;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
+}
+
+/// The error a client sees when routing gave up.
+fn unavailable(prg: &PrgId, why: &str) -> Reply {
+    Reply::Error(format!("TRYAGAIN PRG {prg} unavailable: {why}"))
+}
+
+impl Shared {
+    /// Execute a write for `tenant`, spanning PRGs if its keys do.
+    pub async fn write(self: &Arc<Self>, tenant: &str, op: WriteOp) -> Reply {
+        let state = self.cache.get();
+        if let Err(e) = check_tenant(&state, tenant) {
+            return e;
+        }
+        let plan = match plan_write(op, |k| prg_of(&state, tenant, k)) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        self.run_plan(tenant, plan, KvRequest::Write).await
+    }
+
+    /// Execute a linearizable read for `tenant`.
+    pub async fn read(self: &Arc<Self>, tenant: &str, op: ReadOp) -> Reply {
+        let state = self.cache.get();
+        if let Err(e) = check_tenant(&state, tenant) {
+            return e;
+        }
+        let plan = match plan_read(op, |k| prg_of(&state, tenant, k)) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        self.run_plan(tenant, plan, KvRequest::Read).await
+    }
+
+    async fn run_plan<O: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        plan: Plan<Option<PrgId>, O>,
+        wrap: fn(O) -> KvRequest,
+    ) -> Reply {
+        match plan {
+            Plan::Broadcast { op, merge: how } => match self.broadcast(tenant, wrap(op)).await {
+                Ok(replies) => merge(&how, replies),
+                Err(e) => e,
+            },
+            Plan::Move { from_group, from, to_group, to, nx } => match (from_group, to_group) {
+                (Some(fg), Some(tg)) => self.move_key(&fg, from, &tg, to, nx).await,
+                _ => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
+            },
+            Plan::Single(prg, op) => match prg {
+                Some(prg) => self.send(&prg, wrap(op)).await,
+                None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
+            },
+            Plan::Fanout { parts, merge: how } => {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, (prg, op)) in parts.into_iter().enumerate() {
+                    let me = self.clone();
+                    let req = wrap(op);
+                    set.spawn(async move {
+                        let r = match prg {
+                            Some(prg) => me.send(&prg, req).await,
+                            None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
+                        };
+                        (i, r)
+                    });
+                }
+                let mut replies: Vec<(usize, Reply)> = Vec::new();
+                while let Some(r) = set.join_next().await {
+                    match r {
+                        Ok(x) => replies.push(x),
+                        Err(e) => return Reply::err(format!("internal: {e}")),
+                    }
+                }
+                replies.sort_by_key(|(i, _)| *i);
+                merge(&how, replies.into_iter().map(|(_, r)| r).collect())
+            }
+        }
+    }
+
+    /// RENAME across PRGs: copy the record (TTL included) to the new key's
+    /// PRG, then delete the old key. Not atomic: a reader may briefly see
+    /// both keys; use hash tags for an atomic RENAME within one PRG.
+    async fn move_key(self: &Arc<Self>, fg: &PrgId, from: Vec<u8>, tg: &PrgId, to: Vec<u8>, nx: bool) -> Reply {
+        let record = match self.send(fg, KvRequest::Read(ReadOp::Dump { key: from.clone() })).await {
+            Reply::Bulk(b) => match Record::decode(&b) {
+                Ok(r) => r,
+                Err(e) => return Reply::err(format!("internal: {e}")),
+            },
+            Reply::Nil => return Reply::err("no such key"),
+            other => return other,
+        };
+        if nx {
+            match self.send(tg, KvRequest::Read(ReadOp::Exists { keys: vec![to.clone()] })).await {
+                Reply::Int(0) => {}
+                Reply::Int(_) => return Reply::Int(0),
+                other => return other,
+            }
+        }
+        if let Reply::Error(e) =
+            self.send(tg, KvRequest::Write(WriteOp::Restore { key: to, record: Some(record) })).await
+        {
+            return Reply::Error(e);
+        }
+        match self.send(fg, KvRequest::Write(WriteOp::Del { keys: vec![from] })).await {
+            Reply::Error(e) => Reply::Error(e),
+            _ if nx => Reply::Int(1),
+            _ => Reply::Ok,
+        }
+    }
+
+    /// Send `req` to every PRG of `tenant` and return the replies in PRG order.
+    pub async fn broadcast(self: &Arc<Self>, tenant: &str, req: KvRequest) -> Result<Vec<Reply>, Reply> {
+        let state = self.cache.get();
+        check_tenant(&state, tenant)?;
+        let prgs: Vec<PrgId> = state.prgs_of(tenant).into_iter().map(|p| p.prg.clone()).collect();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, prg) in prgs.into_iter().enumerate() {
+            let me = self.clone();
+            let req = req.clone();
+            set.spawn(async move { (i, me.send(&prg, req).await) });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            out.push(r.map_err(|e| Reply::err(format!("internal: {e}")))?);
+        }
+        out.sort_by_key(|(i, _)| *i);
+        Ok(out.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Send one request to the leader of `prg`, retrying within the budget.
+    pub async fn send(self: &Arc<Self>, prg: &PrgId, req: KvRequest) -> Reply {
+        let deadline = Instant::now() + Duration::from_millis(self.config.retry_budget_ms);
+        let group = prg.to_string();
+        let mut attempt: usize = 0;
+        let mut last;
+        loop {
+            let state = self.cache.get();
+            let Some(placement) = state.placements.get(prg) else {
+                return unavailable(prg, "it has no placement in this node's routing table");
+            };
+            let target = self.leader_guess(&group, &placement.members, placement.leader_hint, attempt);
+            let outcome = if target == self.config.node_id {
+                Ok(self.execute_local(&group, state.routing_epoch, req.clone()).await)
+            } else if self.cache.strict_fallback(Instant::now()) {
+                return Reply::Error(format!(
+                    "CLUSTERDOWN strict fallback: this node's control-plane cache expired and it does not lead PRG {prg}"
+                ));
+            } else {
+                match state.nodes.get(&target) {
+                    Some(n) => self.call_remote(&n.peer_addr, &group, state.routing_epoch, &req).await,
+                    None => {
+                        Err(CallError::Unreachable { addr: format!("node {target}"), reason: "unknown address".into() })
+                    }
+                }
+            };
+            match outcome {
+                Ok(KvResponse::Reply(r)) => {
+                    self.leaders.lock().expect("leaders lock").insert(group, target);
+                    return r;
+                }
+                Ok(KvResponse::NotLeader { leader }) => {
+                    let mut l = self.leaders.lock().expect("leaders lock");
+                    match leader {
+                        Some(id) if id != target => {
+                            l.insert(group.clone(), id);
+                        }
+                        _ => {
+                            l.remove(&group);
+                            attempt += 1;
+                        }
+                    }
+                    last = format!("node {target} does not lead it");
+                }
+                Ok(KvResponse::StaleEpoch { current }) => {
+                    last = format!("routing epoch {} is older than {current}", state.routing_epoch);
+                    self.sync_now.notify_one();
+                }
+                Ok(KvResponse::Moved { epoch }) => {
+                    last = format!("a key moved at epoch {epoch}");
+                    self.sync_now.notify_one();
+                }
+                Ok(KvResponse::Ambiguous(why)) => {
+                    if !req.retry_safe() {
+                        return Reply::Error(format!(
+                            "TRYAGAIN outcome unknown, the write may have been applied: {why}"
+                        ));
+                    }
+                    last = why;
+                    attempt += 1;
+                }
+                Ok(KvResponse::Unavailable(why)) => {
+                    last = why;
+                    self.leaders.lock().expect("leaders lock").remove(&group);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let ambiguous = !matches!(&e, CallError::Unreachable { reason, .. } if reason.starts_with("connect"))
+                        && !matches!(&e, CallError::Remote(_));
+                    if ambiguous && !req.retry_safe() {
+                        return Reply::Error(format!("TRYAGAIN outcome unknown, the write may have been applied: {e}"));
+                    }
+                    last = e.to_string();
+                    self.leaders.lock().expect("leaders lock").remove(&group);
+                    attempt += 1;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return unavailable(prg, &last);
+            }
+            let pause = Duration::from_millis((10 * attempt as u64).clamp(2, 200));
+            tokio::time::sleep(pause.min(deadline - now)).await;
+        }
+    }
+
+    /// Best guess of `group`'s leader: the local replica's view, the last
+    /// leader seen, the control plane's hint, then members in turn.
+    fn leader_guess(&self, group: &str, members: &[NodeId], hint: Option<NodeId>, attempt: usize) -> NodeId {
+        if let Some(g) = self.host.group(group) {
+            if let Some(l) = g.raft.metrics().borrow().current_leader {
+                if attempt == 0 || members.contains(&l) {
+                    return l;
+                }
+            }
+        }
+        if attempt == 0 {
+            if let Some(l) = self.leaders.lock().expect("leaders lock").get(group) {
+                return *l;
+            }
+            if let Some(h) = hint {
+                return h;
+            }
+        }
+        members[attempt % members.len()]
+    }
+
+    async fn call_remote(&self, addr: &str, group: &str, epoch: u64, req: &KvRequest) -> Result<KvResponse, CallError> {
+        match self.host.peers().call(addr, group, epoch, Request::App(enc(req)), CALL_TIMEOUT).await? {
+            Response::App(bytes) => postcard::from_bytes(&bytes)
+                .map_err(|e| CallError::Remote(tidal_raft::transport::WireError::Malformed(e.to_string()))),
+            other => Err(CallError::Remote(tidal_raft::transport::WireError::Malformed(format!("{other:?}")))),
+        }
+    }
+
+    /// Serve a request for a PRG this node hosts: propose writes, read
+    /// after confirming leadership.
+    pub async fn execute_local(&self, group: &str, epoch: u64, req: KvRequest) -> KvResponse {
+        let Some(g) = self.host.group(group) else {
+            return KvResponse::Unavailable(format!("node {} does not host {group}", self.config.node_id));
+        };
+        if epoch < g.epoch {
+            return KvResponse::StaleEpoch { current: g.epoch };
+        }
+        let state = self.cache.get();
+        if let Some(tenant) = group.rsplit_once(':').map(|(t, _)| t) {
+            for k in req.keys() {
+                match state.route(tenant, k) {
+                    Ok(r) if r.placement.prg.to_string() == group => {}
+                    Ok(_) => return KvResponse::Moved { epoch: state.routing_epoch },
+                    Err(_) => {}
+                }
+            }
+        }
+        let me = self.config.node_id;
+        if g.raft.metrics().borrow().current_leader != Some(me) {
+            return KvResponse::NotLeader { leader: g.raft.metrics().borrow().current_leader };
+        }
+        match req {
+            KvRequest::Write(op) => {
+                let p = Proposal { now_ms: self.clock.now_ms(), body: enc(&op) };
+                match g.raft.client_write(p).await {
+                    Ok(r) => match postcard::from_bytes::<Reply>(&r.data) {
+                        Ok(reply) => KvResponse::Reply(reply),
+                        Err(e) => KvResponse::Unavailable(format!("undecodable reply: {e}")),
+                    },
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        KvResponse::Ambiguous(format!("leadership moved to {:?} during the write", f.leader_id))
+                    }
+                    Err(e) => KvResponse::Ambiguous(e.to_string()),
+                }
+            }
+            KvRequest::Read(op) => match g.raft.ensure_linearizable().await {
+                Ok(_) => {
+                    let Some(m) = self.kv_machine(group) else {
+                        return KvResponse::Unavailable(format!("{group} has no key-value machine"));
+                    };
+                    match m.read(self.host.storage(), &op, self.clock.now_ms()) {
+                        Ok(r) => KvResponse::Reply(r),
+                        Err(e) => KvResponse::Unavailable(e.to_string()),
+                    }
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    KvResponse::NotLeader { leader: f.leader_id }
+                }
+                Err(e) => KvResponse::Unavailable(e.to_string()),
+            },
+        }
+    }
+}
+
+fn check_tenant(state: &ClusterState, tenant: &str) -> Result<(), Reply> {
+    if state.tenants.contains_key(tenant) {
+        Ok(())
+    } else if state.tenants.is_empty() {
+        Err(Reply::Error("CLUSTERDOWN the cluster is still starting: no tenants yet".into()))
+    } else {
+        Err(Reply::err(format!("unknown tenant '{tenant}'")))
+    }
+}
+
+fn prg_of(state: &ClusterState, tenant: &str, key: &[u8]) -> Option<PrgId> {
+    state.route(tenant, key).ok().map(|r| r.placement.prg.clone())
+}

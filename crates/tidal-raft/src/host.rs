@@ -1,0 +1,241 @@
+//! Hosting many Raft groups in one node.
+//!
+//! ```text
+//!                 ┌──────────── RaftHost ─────────────┐
+//!  peer frames ──>│ Dispatch: group name ─> Raft       │
+//!                 │   _cp        Raft + CP machine     │──> Storage (one redb,
+//!                 │   default:0  Raft + KV machine     │     one writer)
+//!                 │   default:1  ...                   │──> Peers (one conn
+//!                 │ app frames ─> AppHandler (router)  │     per peer)
+//!                 └────────────────────────────────────┘
+//! ```
+//!
+//! A group is started once per process with the epoch at which it was
+//! placed; the host records it so a restarted node brings back every group
+//! it hosted before it has heard from the control plane.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use openraft::{BasicNode, SnapshotPolicy};
+
+use crate::log_store::LogStore;
+use crate::machine::Machine;
+use crate::state_machine::GroupStateMachine;
+use crate::storage::{Storage, StoreError, GROUPS};
+use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, WireError};
+use crate::types::Raft;
+
+/// Timing and log-retention knobs shared by every group on a node.
+#[derive(Clone, Debug)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind the latest snapshot.
+    pub keep_after_snapshot: u64,
+    pub snapshot_chunk_bytes: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            snapshot_every: 20_000,
+            keep_after_snapshot: 5_000,
+            snapshot_chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+impl RaftTuning {
+    pub fn to_config(&self, cluster: &str) -> Result<openraft::Config, String> {
+        openraft::Config {
+            cluster_name: cluster.to_string(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.keep_after_snapshot,
+            snapshot_max_chunk_size: self.snapshot_chunk_bytes,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Requests for the layer above the transport (forwarded client commands,
+/// control-plane calls).
+pub trait AppHandler: Send + Sync + 'static {
+    fn handle(&self, group: String, epoch: u64, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, WireError>>;
+}
+
+/// A running group.
+#[derive(Clone)]
+pub struct GroupHandle {
+    pub name: Arc<str>,
+    pub raft: Raft,
+    /// Routing epoch at which this node's replica was placed.
+    pub epoch: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+pub struct RaftHost {
+    node_id: u64,
+    storage: Arc<Storage>,
+    peers: Arc<Peers>,
+    config: Arc<openraft::Config>,
+    groups: RwLock<HashMap<String, GroupHandle>>,
+    starting: tokio::sync::Mutex<()>,
+    app: OnceLock<Arc<dyn AppHandler>>,
+}
+
+impl RaftHost {
+    pub fn new(
+        node_id: u64,
+        storage: Arc<Storage>,
+        connector: Arc<dyn Connector>,
+        tuning: &RaftTuning,
+    ) -> Result<Arc<Self>, HostError> {
+        let config = tuning.to_config("tidal").map_err(HostError::Raft)?;
+        Ok(Arc::new(Self {
+            node_id,
+            storage,
+            peers: Peers::new(connector),
+            config: Arc::new(config),
+            groups: RwLock::default(),
+            starting: tokio::sync::Mutex::new(()),
+            app: OnceLock::new(),
+        }))
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    /// Install the handler for app frames; only the first call counts.
+    pub fn set_app_handler(&self, h: Arc<dyn AppHandler>) {
+        let _ = self.app.set(h);
+    }
+
+    pub fn group(&self, name: &str) -> Option<GroupHandle> {
+        self.groups.read().expect("groups lock").get(name).cloned()
+    }
+
+    pub fn groups(&self) -> Vec<GroupHandle> {
+        let mut v: Vec<_> = self.groups.read().expect("groups lock").values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Start `name` (or return it if running), recording it as hosted here.
+    pub async fn start_group(
+        &self,
+        name: &str,
+        epoch: u64,
+        machine: Arc<dyn Machine>,
+    ) -> Result<GroupHandle, HostError> {
+        let _guard = self.starting.lock().await;
+        if let Some(g) = self.group(name) {
+            return Ok(g);
+        }
+        let owned = name.to_string();
+        self.storage
+            .writer()
+            .call(true, move |txn| {
+                let mut t = txn.open_table(GROUPS).map_err(|e| e.to_string())?;
+                t.insert(owned.as_str(), epoch).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await?;
+        let raft = Raft::new(
+            self.node_id,
+            self.config.clone(),
+            GroupNetwork::new(name, epoch, self.peers.clone()),
+            LogStore::new(name, self.storage.clone()),
+            GroupStateMachine::new(name, self.storage.clone(), machine),
+        )
+        .await
+        .map_err(|e| HostError::Raft(e.to_string()))?;
+        let handle = GroupHandle { name: name.into(), raft, epoch };
+        self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
+        tracing::info!(group = name, epoch, "group started");
+        Ok(handle)
+    }
+
+    /// Bootstrap `name` with `members` if it has never been initialized.
+    /// Safe to call on every member and every restart.
+    pub async fn initialize(&self, name: &str, members: BTreeMap<u64, BasicNode>) -> Result<(), HostError> {
+        let g = self.group(name).ok_or_else(|| HostError::Raft(format!("group {name} is not running")))?;
+        if g.raft.is_initialized().await.map_err(|e| HostError::Raft(e.to_string()))? {
+            return Ok(());
+        }
+        match g.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(HostError::Raft(e.to_string())),
+        }
+    }
+
+    /// Stop every group; the storage writer finishes what is queued.
+    pub async fn shutdown(&self) {
+        let groups = self.groups();
+        for g in groups {
+            let _ = tokio::time::timeout(Duration::from_secs(3), g.raft.shutdown()).await;
+        }
+    }
+}
+
+impl Dispatch for RaftHost {
+    fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>> {
+        if let Request::App(bytes) = body {
+            let Some(app) = self.app.get().cloned() else {
+                return Box::pin(async { Err(WireError::NoHandler) });
+            };
+            let fut = app.handle(group, epoch, bytes);
+            return Box::pin(async move { fut.await.map(Response::App) });
+        }
+        let Some(g) = self.group(&group) else {
+            let node = self.node_id;
+            return Box::pin(async move { Err(WireError::UnknownGroup { node, group }) });
+        };
+        if epoch < g.epoch {
+            let current = g.epoch;
+            return Box::pin(async move { Err(WireError::StaleEpoch { group, got: epoch, current }) });
+        }
+        Box::pin(async move {
+            let raft = g.raft;
+            match body {
+                Request::Append(r) => {
+                    raft.append_entries(r).await.map(Response::Append).map_err(|e| WireError::Raft(e.to_string()))
+                }
+                Request::Vote(r) => raft.vote(r).await.map(Response::Vote).map_err(|e| WireError::Raft(e.to_string())),
+                Request::Snapshot(r) => {
+                    raft.install_snapshot(r).await.map(Response::Snapshot).map_err(|e| WireError::Raft(e.to_string()))
+                }
+                Request::App(_) => unreachable!("handled above"),
+            }
+        })
+    }
+}

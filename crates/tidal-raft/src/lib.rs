@@ -1,0 +1,22 @@
+//! Multi-raft for tidal on openraft: every group a node hosts (PRGs and the
+//! control plane `_cp`) shares one redb database with group commit
+//! ([`storage`]) and one connection per peer ([`transport`]). What a group's
+//! entries mean is supplied by a [`Machine`]; the key-value machine of PRGs
+//! lives here ([`kv_machine`]).
+#![forbid(unsafe_code)]
+// openraft's `StorageError` is large by design and is what its traits return.
+#![allow(clippy::result_large_err)]
+
+pub mod host;
+pub mod kv_machine;
+pub mod log_store;
+pub mod machine;
+pub mod state_machine;
+pub mod storage;
+pub mod transport;
+pub mod types;
+
+pub use host::{AppHandler, GroupHandle, HostError, RaftHost, RaftTuning};
+pub use machine::Machine;
+pub use storage::{Storage, StoreError};
+pub use types::{Proposal, Raft, TypeConfig};

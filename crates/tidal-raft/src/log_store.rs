@@ -1,0 +1,230 @@
+//! One group's view of the node-wide Raft log.
+//!
+//! Appends are queued to the [`Writer`](crate::storage::Writer) and reported
+//! flushed only after their transaction is durable. openraft must be able to
+//! read an entry as soon as `append` returns, before it is on disk, so queued
+//! entries also sit in `pending` until their commit; readers look there
+//! first, then in redb (in that order, so an entry moving from one to the
+//! other is never missed).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogId, RaftLogReader};
+
+use crate::storage::{Storage, LOG, META};
+use crate::types::{decode, encode, io_read, io_write, Entry, LogId, StorageError, TypeConfig, Vote};
+
+/// Log storage of one group; clones share state.
+#[derive(Clone)]
+pub struct LogStore {
+    group: Arc<str>,
+    storage: Arc<Storage>,
+    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+}
+
+impl LogStore {
+    pub fn new(group: &str, storage: Arc<Storage>) -> Self {
+        Self { group: group.into(), storage, pending: Arc::default() }
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
+        read_meta(&self.storage, &self.group, name)
+    }
+
+    async fn write_meta<T: serde::Serialize>(
+        &self,
+        name: &'static str,
+        v: &T,
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let group = self.group.clone();
+        let bytes = encode(v);
+        self.storage
+            .writer()
+            .call(durable, move |txn| {
+                let mut t = txn.open_table(META).map_err(|e| e.to_string())?;
+                t.insert((&*group, name), bytes.as_slice()).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+            .map_err(io_write)
+    }
+}
+
+/// Read a per-group metadata value.
+pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(
+    storage: &Storage,
+    group: &str,
+    name: &str,
+) -> Result<Option<T>, StorageError> {
+    let txn = storage.read().map_err(io_read)?;
+    let t = txn.open_table(META).map_err(io_read)?;
+    match t.get((group, name)).map_err(io_read)? {
+        Some(v) => decode(v.value()).map(Some).map_err(io_read),
+        None => Ok(None),
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let (start, end) = bounds(&range);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // Pending first, then redb: see the module docs.
+        let mut out: BTreeMap<u64, Entry> = {
+            let p = self.pending.lock().expect("pending lock");
+            p.range(start..end).map(|(k, v)| (*k, v.clone())).collect()
+        };
+        let txn = self.storage.read().map_err(io_read)?;
+        let t = txn.open_table(LOG).map_err(io_read)?;
+        for row in t.range((&*self.group, start)..(&*self.group, end)).map_err(io_read)? {
+            let (k, v) = row.map_err(io_read)?;
+            let idx = k.value().1;
+            if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(idx) {
+                slot.insert(decode(v.value()).map_err(io_read)?);
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = self.read_meta("purged")?;
+        let pending_last = self.pending.lock().expect("pending lock").values().next_back().map(|e| e.log_id);
+        let last = match pending_last {
+            Some(l) => Some(l),
+            None => {
+                let txn = self.storage.read().map_err(io_read)?;
+                let t = txn.open_table(LOG).map_err(io_read)?;
+                let mut it = t.range((&*self.group, 0)..=(&*self.group, u64::MAX)).map_err(io_read)?;
+                match it.next_back() {
+                    Some(row) => {
+                        let (_, v) = row.map_err(io_read)?;
+                        let e: Entry = decode(v.value()).map_err(io_read)?;
+                        Some(e.log_id)
+                    }
+                    None => None,
+                }
+            }
+        };
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.write_meta("vote", vote, true).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.read_meta("vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Losing this on a crash only delays re-applying; no fsync needed.
+        self.write_meta("committed", &committed, false).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.read_meta::<Option<LogId>>("committed")?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut rows: Vec<(u64, LogId, Vec<u8>)> = Vec::new();
+        {
+            let mut p = self.pending.lock().expect("pending lock");
+            for e in entries {
+                rows.push((e.log_id.index, *e.get_log_id(), encode(&e)));
+                p.insert(e.log_id.index, e);
+            }
+        }
+        let group = self.group.clone();
+        let pending = self.pending.clone();
+        let ids: Vec<(u64, LogId)> = rows.iter().map(|(i, l, _)| (*i, *l)).collect();
+        self.storage.writer().submit(
+            true,
+            move |txn| {
+                let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
+                for (idx, _, bytes) in &rows {
+                    t.insert((&*group, *idx), bytes.as_slice()).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+            move |r: Result<(), String>| {
+                if r.is_ok() {
+                    let mut p = pending.lock().expect("pending lock");
+                    for (idx, log_id) in ids {
+                        // A truncate and re-append may have replaced it.
+                        if p.get(&idx).map(|e| e.log_id) == Some(log_id) {
+                            p.remove(&idx);
+                        }
+                    }
+                }
+                callback.log_io_completed(r.map_err(std::io::Error::other));
+            },
+        );
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.pending.lock().expect("pending lock").retain(|&i, _| i < log_id.index);
+        let group = self.group.clone();
+        self.storage
+            .writer()
+            .call(true, move |txn| {
+                let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
+                t.retain_in((&*group, log_id.index)..=(&*group, u64::MAX), |_, _| false).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+            .map_err(io_write)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.pending.lock().expect("pending lock").retain(|&i, _| i > log_id.index);
+        let group = self.group.clone();
+        let purged = encode(&log_id);
+        self.storage
+            .writer()
+            .call(false, move |txn| {
+                let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
+                t.retain_in((&*group, 0)..=(&*group, log_id.index), |_, _| false).map_err(|e| e.to_string())?;
+                let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
+                m.insert((&*group, "purged"), purged.as_slice()).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+            .map_err(io_write)
+    }
+}

@@ -1,0 +1,55 @@
+//! The peer transport: one long-lived connection per peer carries the
+//! traffic of every group the two nodes share.
+//!
+//! ```text
+//!  group a ─┐                                    ┌─> a's Raft
+//!  group b ─┼─> Peers::call ─> per-peer queue ═══╪═> Server ─> Dispatch ─> b's Raft
+//!  router  ─┘   (one writer task drains the      └─> app handler (forwarded commands)
+//!                queue into one batched write)
+//! ```
+//!
+//! Streams are boxed `AsyncRead + AsyncWrite`, produced by a [`Connector`] on
+//! the dialing side and handed to [`serve_stream`] on the accepting side, so a
+//! TLS layer or a simulated network slots in without touching the protocol.
+
+mod frame;
+mod network;
+mod peers;
+mod server;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use frame::{Frame, Request, Response, WireError, MAX_FRAME};
+pub use network::GroupNetwork;
+pub use peers::{CallError, Peers};
+pub use server::{serve, serve_stream, Dispatch};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A byte stream between two nodes.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+pub type BoxStream = Box<dyn Stream>;
+
+/// Opens streams to peers by address.
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: String) -> BoxFuture<io::Result<BoxStream>>;
+}
+
+/// Plain TCP with Nagle off: frames are already batched.
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    fn connect(&self, addr: String) -> BoxFuture<io::Result<BoxStream>> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+}

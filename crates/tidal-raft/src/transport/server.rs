@@ -1,0 +1,83 @@
+//! Incoming side of the transport: read frames, hand each request to the
+//! [`Dispatch`] on its own task, and write responses back in batches.
+
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::frame::{encode_frame, read_frame, Frame, Request, Response, WireError};
+use super::{BoxFuture, BoxStream};
+
+/// Where incoming requests go.
+pub trait Dispatch: Send + Sync + 'static {
+    fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>>;
+}
+
+/// Accept peer connections on `listener` until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    tokio::spawn(serve_stream(Box::new(s), dispatch.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Serve one peer connection until it closes or sends a malformed frame.
+pub async fn serve_stream(stream: BoxStream, dispatch: Arc<dyn Dispatch>) {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while let Some(first) = rx.recv().await {
+            buf.clear();
+            buf.extend_from_slice(&first);
+            while let Ok(more) = rx.try_recv() {
+                buf.extend_from_slice(&more);
+                if buf.len() > 1 << 20 {
+                    break;
+                }
+            }
+            if w.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut scratch = Vec::new();
+    loop {
+        match read_frame(&mut r, &mut scratch).await {
+            Ok(Some(Frame::Request { id, group, epoch, body })) => {
+                let d = dispatch.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let body = d.dispatch(group, epoch, body).await;
+                    let mut bytes = Vec::new();
+                    encode_frame(&Frame::Response { id, body }, &mut bytes);
+                    let _ = tx.send(bytes);
+                });
+            }
+            Ok(Some(Frame::Response { .. })) => {
+                tracing::warn!("peer sent a response on an incoming connection; closing");
+                break;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "closing peer connection");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
