@@ -214,7 +214,7 @@ impl AppHandler for NodeApp {
                 return Err(WireError::Malformed(format!("bad group name '{group}'")));
             }
             let resp = match postcard::from_bytes::<KvRequest>(&body) {
-                Ok(req) => shared.execute_local(&group, epoch, req).await,
+                Ok(req) => shared.execute_local(&group, epoch, req, crate::router::FORWARDED_WORK).await,
                 Err(e) => KvResponse::Unavailable(format!("malformed request: {e}")),
             };
             Ok(postcard::to_allocvec(&resp).expect("in-memory serialization cannot fail"))

@@ -23,7 +23,11 @@ use tokio::time::Instant;
 use crate::forward::{KvRequest, KvResponse};
 use crate::node::Shared;
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a router waits for a forwarded request.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the leader works on a forwarded request: less than the router
+/// waits, so the answer arrives before the router gives up on it.
+pub const FORWARDED_WORK: Duration = Duration::from_millis(2500);
 
 fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
@@ -169,7 +173,8 @@ impl Shared {
             };
             let target = self.leader_guess(&group, &placement.members, placement.leader_hint, attempt);
             let outcome = if target == self.config.node_id {
-                Ok(self.execute_local(&group, state.routing_epoch, req.clone()).await)
+                let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+                Ok(self.execute_local(&group, state.routing_epoch, req.clone(), left).await)
             } else if self.cache.strict_fallback(Instant::now()) {
                 return Reply::Error(format!(
                     "CLUSTERDOWN strict fallback: this node's control-plane cache expired and it does not lead PRG {prg}"
@@ -272,8 +277,9 @@ impl Shared {
     }
 
     /// Serve a request for a PRG this node hosts: propose writes, read
-    /// after confirming leadership.
-    pub async fn execute_local(&self, group: &str, epoch: u64, req: KvRequest) -> KvResponse {
+    /// after confirming leadership. A leader cut off from its quorum cannot
+    /// commit, so waiting is bounded by `timeout`.
+    pub async fn execute_local(&self, group: &str, epoch: u64, req: KvRequest, timeout: Duration) -> KvResponse {
         let Some(g) = self.host.group(group) else {
             return KvResponse::Unavailable(format!("node {} does not host {group}", self.config.node_id));
         };
@@ -297,7 +303,10 @@ impl Shared {
         match req {
             KvRequest::Write(op) => {
                 let p = Proposal { now_ms: self.clock.now_ms(), body: enc(&op) };
-                match g.raft.client_write(p).await {
+                let Ok(written) = tokio::time::timeout(timeout, g.raft.client_write(p)).await else {
+                    return KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}"));
+                };
+                match written {
                     Ok(r) => match postcard::from_bytes::<Reply>(&r.data) {
                         Ok(reply) => KvResponse::Reply(reply),
                         Err(e) => KvResponse::Unavailable(format!("undecodable reply: {e}")),
@@ -308,8 +317,9 @@ impl Shared {
                     Err(e) => KvResponse::Ambiguous(e.to_string()),
                 }
             }
-            KvRequest::Read(op) => match g.raft.ensure_linearizable().await {
-                Ok(_) => {
+            KvRequest::Read(op) => match tokio::time::timeout(timeout, g.raft.ensure_linearizable()).await {
+                Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
+                Ok(Ok(_)) => {
                     let Some(m) = self.kv_machine(group) else {
                         return KvResponse::Unavailable(format!("{group} has no key-value machine"));
                     };
@@ -318,10 +328,10 @@ impl Shared {
                         Err(e) => KvResponse::Unavailable(e.to_string()),
                     }
                 }
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                     KvResponse::NotLeader { leader: f.leader_id }
                 }
-                Err(e) => KvResponse::Unavailable(e.to_string()),
+                Ok(Err(e)) => KvResponse::Unavailable(e.to_string()),
             },
         }
     }

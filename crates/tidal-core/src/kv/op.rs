@@ -9,6 +9,10 @@
 //!
 //! Ops are already validated: the parser rejects malformed arguments, so
 //! the engine only produces the errors Redis reports after looking at data.
+//! One approximation: when a relative time overflows once the apply time is
+//! added, the error names the op family (`'set'`, `'getex'`, `'expire'`)
+//! where Redis would name the exact command (`'setex'`, `'pexpire'`, ...);
+//! only absurd inputs near `i64::MAX` milliseconds reach it.
 
 use serde::{Deserialize, Serialize};
 

@@ -97,7 +97,10 @@ pub(super) fn auth(mut a: Args) -> Parsed {
 }
 
 pub(super) fn select(a: Args) -> Parsed {
-    let index = parse_i64(&a[1]).filter(|v| i32::try_from(*v).is_ok()).ok_or_else(Reply::not_integer)?;
+    let index = parse_i64(&a[1]).ok_or_else(Reply::not_integer)?;
+    if i32::try_from(index).is_err() {
+        return Err(Reply::err("value is out of range, value must between -2147483648 and 2147483647"));
+    }
     conn(ConnCmd::Select(index))
 }
 
@@ -217,9 +220,11 @@ pub(super) fn config_get(a: Args) -> Parsed {
     conn(ConnCmd::ConfigGet(a.into_iter().skip(2).collect()))
 }
 
+/// CONFIG SET name value [name value ...]; a dangling name is a syntax
+/// error in Redis 7 (fewer than two arguments is an arity error).
 pub(super) fn config_set(a: Args) -> Parsed {
     if a.len() % 2 == 1 {
-        return Err(Reply::wrong_arity("config|set"));
+        return Err(Reply::syntax());
     }
     let mut it = a.into_iter().skip(2);
     let mut pairs = Vec::new();

@@ -1,0 +1,81 @@
+//! `tidal up` as a user runs it: start, write, Ctrl-C, start again on the
+//! same data directory, read the data back.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{wait_for, Client, Value};
+
+fn free_base_port() -> u16 {
+    // A base port whose +0/+100/+200 ranges are free right now.
+    for _ in 0..50 {
+        let base = 20_000 + (std::process::id() as u16 % 20_000) + rand_offset();
+        let ok = (0..3).all(|i| {
+            [0u16, 100, 200].iter().all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off + i)).is_ok())
+        });
+        if ok {
+            return base;
+        }
+    }
+    panic!("no free base port");
+}
+
+fn rand_offset() -> u16 {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 5000) as u16
+}
+
+/// Start `tidal up`, wait for its endpoint listing, return the child.
+fn up(base: u16, dir: &std::path::Path) -> std::process::Child {
+    let mut child = Command::new(common::BIN)
+        .args(["up", "--base-port", &base.to_string(), "--prgs", "2", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("tidal up ended before listing endpoints").unwrap();
+        let done = line.starts_with("try: redis-cli");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains(&format!("redis 127.0.0.1:{base}"))), "{seen:?}");
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+fn interrupt_and_wait(child: &mut std::process::Child) {
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = wait_for(Duration::from_secs(40), "tidal up to stop", || child.try_wait().unwrap());
+    assert!(status.success(), "tidal up exited with {status}");
+}
+
+#[test]
+fn up_starts_a_cluster_that_comes_back_with_its_data() {
+    let tmp = common::tempdir::TempDir::new("tidal-up");
+    let dir = tmp.path().join("data");
+    let base = free_base_port();
+    let mut child = up(base, &dir);
+    let addr = format!("127.0.0.1:{base}");
+    let mut c = Client::connect(&addr).unwrap();
+    for i in 0..50 {
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]).unwrap(), Value::Simple("OK".into()));
+    }
+    drop(c);
+    interrupt_and_wait(&mut child);
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "nodes must be gone after Ctrl-C");
+
+    let mut child = up(base, &dir);
+    let mut c = Client::connect(&format!("127.0.0.1:{}", base + 2)).unwrap();
+    for i in 0..50 {
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]).unwrap(), Value::bulk(&format!("v{i}")));
+    }
+    interrupt_and_wait(&mut child);
+}

@@ -1,0 +1,154 @@
+//! Three nodes in one process, on port 0, driven through the router. Waits
+//! are on conditions with deadlines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
+use tidal_node::admin::readiness;
+use tidal_node::forward::KvRequest;
+use tidal_node::{Listeners, Node, RawConfig, SystemClock};
+use tokio::net::TcpListener;
+
+async fn wait_until<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct TestCluster {
+    nodes: Vec<Option<Node>>,
+    _dirs: Vec<Dir>,
+}
+
+struct Dir(std::path::PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start(extra: impl Fn(&mut RawConfig)) -> TestCluster {
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(Listeners {
+            peer: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            client: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        });
+    }
+    let peers: Vec<String> =
+        listeners.iter().enumerate().map(|(i, l)| format!("{}={}", i + 1, l.peer.local_addr().unwrap())).collect();
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!("tidal-inproc-{}-{}-{i}", std::process::id(), rand_suffix()));
+        let mut raw = RawConfig {
+            node_id: Some(i as u64 + 1),
+            listen: Some(l.peer.local_addr().unwrap().to_string()),
+            client_addr: Some(l.client.local_addr().unwrap().to_string()),
+            http_addr: Some(l.http.local_addr().unwrap().to_string()),
+            data_dir: Some(dir.clone()),
+            peers: Some(peers.join(",")),
+            ..Default::default()
+        };
+        extra(&mut raw);
+        let cfg = raw.resolve().unwrap();
+        nodes.push(Some(Node::start(cfg, l, Arc::new(SystemClock)).await.unwrap()));
+        dirs.push(Dir(dir));
+    }
+    TestCluster { nodes, _dirs: dirs }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+impl TestCluster {
+    fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().unwrap()
+    }
+
+    async fn all_ready(&self) {
+        for i in 0..3 {
+            if let Some(n) = &self.nodes[i] {
+                let s = n.shared.clone();
+                wait_until(Duration::from_secs(30), "node ready", || readiness(&s).ready).await;
+            }
+        }
+    }
+
+    async fn stop(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].take() {
+            n.stop().await;
+        }
+    }
+}
+
+fn set(key: &str, value: &str) -> WriteOp {
+    WriteOp::Set {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+        expiry: Expiry::None,
+        cond: SetCond::None,
+        get: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_survive_a_stopped_node_and_route_from_any_node() {
+    let mut c = start(|_| {}).await;
+    c.all_ready().await;
+    for i in 0..100 {
+        let node = c.node(i % 3).shared.clone();
+        assert_eq!(node.write("default", set(&format!("k{i}"), &format!("v{i}"))).await, Reply::Ok);
+    }
+    c.stop(0).await;
+    let s = c.node(1).shared.clone();
+    for i in 100..150 {
+        assert_eq!(s.write("default", set(&format!("k{i}"), &format!("v{i}"))).await, Reply::Ok);
+    }
+    let r = c.node(2).shared.clone();
+    for i in 0..150 {
+        let got = r.read("default", ReadOp::Get { key: format!("k{i}").into_bytes() }).await;
+        assert_eq!(got, Reply::Bulk(format!("v{i}").into_bytes()));
+    }
+    let sizes = r.broadcast("default", KvRequest::Read(ReadOp::DbSize)).await.unwrap();
+    assert_eq!(sizes.len(), 4);
+    let total: i64 = sizes.iter().map(|x| if let Reply::Int(n) = x { *n } else { panic!("{x:?}") }).sum();
+    assert_eq!(total, 150);
+    c.stop(1).await;
+    c.stop(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_isolated_node_enters_strict_fallback_and_reports_not_ready() {
+    let mut c = start(|r| {
+        r.cache_fresh_ms = Some(300);
+        r.cache_cached_ms = Some(600);
+        r.cache_stale_ms = Some(900);
+        r.cache_sync_ms = Some(100);
+        r.retry_budget_ms = Some(1500);
+    })
+    .await;
+    c.all_ready().await;
+    let s = c.node(0).shared.clone();
+    assert_eq!(s.write("default", set("before", "x")).await, Reply::Ok);
+    // Without two of three nodes the control plane has no quorum: node 1's
+    // cache ages out.
+    c.stop(1).await;
+    c.stop(2).await;
+    wait_until(Duration::from_secs(10), "strict fallback", || s.cache.strict_fallback(tokio::time::Instant::now()))
+        .await;
+    let r = readiness(&s);
+    assert!(!r.ready);
+    assert!(r.reasons.iter().any(|w| w.contains("strict fallback")), "{:?}", r.reasons);
+    // A write gets a clear error, never a silent success.
+    match s.write("default", set("after", "y")).await {
+        Reply::Error(e) => assert!(e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    c.stop(0).await;
+}
