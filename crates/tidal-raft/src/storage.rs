@@ -16,6 +16,7 @@
 //! next durable commit.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -125,12 +126,35 @@ impl Writer {
 pub struct Storage {
     db: Arc<Database>,
     writer: Writer,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done since start.
+#[derive(Default, Debug)]
+pub struct WriterStats {
+    /// Transactions committed (or failed).
+    pub commits: AtomicU64,
+    /// Of which durable (fsync).
+    pub durable_commits: AtomicU64,
+    /// Jobs carried by those transactions.
+    pub jobs: AtomicU64,
 }
 
 impl Storage {
     /// Open (or create) `path` and start the writer thread.
     pub fn open(path: &Path) -> Result<Arc<Self>, StoreError> {
-        let db = Arc::new(Database::create(path).map_err(StoreError::db)?);
+        Self::with_database(Database::create(path).map_err(StoreError::db)?)
+    }
+
+    /// A database that lives only in memory (tests and simulation).
+    pub fn in_memory() -> Result<Arc<Self>, StoreError> {
+        let db =
+            Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(StoreError::db)?;
+        Self::with_database(db)
+    }
+
+    fn with_database(db: Database) -> Result<Arc<Self>, StoreError> {
+        let db = Arc::new(db);
         {
             let txn = db.begin_write().map_err(StoreError::db)?;
             txn.open_table(LOG).map_err(StoreError::db)?;
@@ -141,11 +165,19 @@ impl Storage {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let wdb = db.clone();
+        let stats = Arc::new(WriterStats::default());
+        let wstats = stats.clone();
         std::thread::Builder::new()
             .name("tidal-writer".into())
-            .spawn(move || writer_loop(wdb, rx))
+            .spawn(move || writer_loop(wdb, rx, &wstats))
             .map_err(StoreError::db)?;
-        Ok(Arc::new(Self { db, writer: Writer { tx } }))
+        Ok(Arc::new(Self { db, writer: Writer { tx }, stats }))
+    }
+
+    /// Counters of the writer, for metrics: jobs per commit is the group
+    /// commit factor.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     pub fn writer(&self) -> &Writer {
@@ -172,7 +204,7 @@ impl Storage {
 /// Upper bound on jobs per transaction, so one commit stays bounded.
 const MAX_BATCH: usize = 4096;
 
-fn writer_loop(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn writer_loop(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Job>, stats: &WriterStats) {
     let mut batch: Vec<Job> = Vec::with_capacity(256);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -181,6 +213,11 @@ fn writer_loop(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Ok(j) => batch.push(j),
                 Err(_) => break,
             }
+        }
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if batch.iter().any(|j| j.durable) {
+            stats.durable_commits.fetch_add(1, Ordering::Relaxed);
         }
         commit_batch(&db, &mut batch);
     }
@@ -209,4 +246,98 @@ fn run_batch(db: &Database, batch: &mut [Job], durable: bool) -> Result<(), Stri
         }
     }
     txn.commit().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+    #[tokio::test]
+    async fn jobs_queued_behind_a_commit_share_the_next_one() {
+        let s = Storage::in_memory().unwrap();
+        // Hold the writer inside a transaction until 100 jobs are queued.
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let w = s.writer().clone();
+        let first = tokio::spawn(async move {
+            w.call(true, move |_txn| {
+                gate_rx.recv().map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+        });
+        while s.stats().commits.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut rxs = Vec::new();
+        for i in 0..100u64 {
+            let (tx, rx) = oneshot::channel();
+            s.writer().submit(
+                true,
+                move |txn| {
+                    txn.open_table(T).map_err(|e| e.to_string())?.insert(i, i * 2).map_err(|e| e.to_string())?;
+                    Ok(i)
+                },
+                move |r| {
+                    let _ = tx.send(r);
+                },
+            );
+            rxs.push(rx);
+        }
+        gate_tx.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for (i, rx) in rxs.into_iter().enumerate() {
+            assert_eq!(rx.await.unwrap().unwrap(), i as u64);
+        }
+        // One commit for the gate, one for all 100 queued jobs.
+        assert_eq!(s.stats().commits.load(Ordering::Relaxed), 2);
+        assert_eq!(s.stats().jobs.load(Ordering::Relaxed), 101);
+        let txn = s.read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        assert_eq!(t.get(42).unwrap().unwrap().value(), 84);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_fails_its_whole_batch_and_writes_nothing() {
+        let s = Storage::in_memory().unwrap();
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let w = s.writer().clone();
+        let first = tokio::spawn(async move {
+            w.call(false, move |_txn| {
+                gate_rx.recv().map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+        });
+        while s.stats().commits.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // `submit` queues at once, so both jobs wait behind the gate together.
+        let (good_tx, good) = oneshot::channel();
+        s.writer().submit(
+            true,
+            |txn| {
+                txn.open_table(T).map_err(|e| e.to_string())?.insert(1, 1).map_err(|e| e.to_string())?;
+                Ok(())
+            },
+            move |r| {
+                let _ = good_tx.send(r);
+            },
+        );
+        let (bad_tx, bad) = oneshot::channel();
+        s.writer().submit(
+            true,
+            |_txn| Err::<(), _>("disk on fire".to_string()),
+            move |r| {
+                let _ = bad_tx.send(r);
+            },
+        );
+        gate_tx.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        assert!(good.await.unwrap().is_err());
+        assert_eq!(bad.await.unwrap(), Err("disk on fire".to_string()));
+        let txn = s.read().unwrap();
+        assert!(txn.open_table(T).is_err() || txn.open_table(T).unwrap().get(1).unwrap().is_none());
+    }
 }

@@ -1,0 +1,65 @@
+//! A node's RaftHost over a real socket: frames for groups it does not host,
+//! or stamped with an older epoch than its placement, fail closed; a group
+//! bootstrapped on one node commits and applies writes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
+use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, WireError};
+use tidal_raft::{Proposal, RaftHost, RaftTuning, Storage};
+
+fn vote() -> Request {
+    Request::Vote(openraft::raft::VoteRequest { vote: openraft::Vote::new(1, 2), last_log_id: None })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_fail_closed_and_a_group_commits() {
+    let storage = Storage::in_memory().unwrap();
+    let host = RaftHost::new(1, storage.clone(), Arc::new(TcpConnector), &RaftTuning::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatch: Arc<dyn Dispatch> = host.clone();
+    tokio::spawn(serve(listener, dispatch, stop_rx));
+
+    let machine = Arc::new(KvMachine::new("default:0"));
+    let g = host.start_group("default:0", 5, machine.clone()).await.unwrap();
+
+    // A peer (here: this node calling itself over TCP) with wrong frames.
+    let peers = host.peers().clone();
+    let t = Duration::from_secs(5);
+    match peers.call(&addr, "default:9", 5, vote(), t).await {
+        Err(CallError::Remote(WireError::UnknownGroup { node: 1, group })) => assert_eq!(group, "default:9"),
+        other => panic!("expected UnknownGroup, got {other:?}"),
+    }
+    match peers.call(&addr, "default:0", 4, vote(), t).await {
+        Err(CallError::Remote(WireError::StaleEpoch { got: 4, current: 5, .. })) => {}
+        other => panic!("expected StaleEpoch, got {other:?}"),
+    }
+    match peers.call(&addr, "default:0", 0, Request::App(vec![1]), t).await {
+        Err(CallError::Remote(WireError::NoHandler)) => {}
+        other => panic!("expected NoHandler, got {other:?}"),
+    }
+
+    // One-member group: bootstrap, write, read back.
+    host.initialize("default:0", BTreeMap::from([(1, BasicNode { addr: addr.clone() })])).await.unwrap();
+    g.raft.wait(Some(Duration::from_secs(10))).current_leader(1, "leader").await.unwrap();
+    let op = WriteOp::Set {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+        expiry: Expiry::None,
+        cond: SetCond::None,
+        get: false,
+    };
+    let r = g.raft.client_write(Proposal { now_ms: 1, body: postcard::to_allocvec(&op).unwrap() }).await.unwrap();
+    assert_eq!(postcard::from_bytes::<Reply>(&r.data).unwrap(), Reply::Ok);
+    let got = machine.read(&storage, &ReadOp::Get { key: b"k".to_vec() }, 2).unwrap();
+    assert_eq!(got, Reply::Bulk(b"v".to_vec()));
+    // The group is recorded for restarts, with its epoch.
+    assert_eq!(storage.hosted_groups().unwrap(), vec![("default:0".to_string(), 5)]);
+    host.shutdown().await;
+}

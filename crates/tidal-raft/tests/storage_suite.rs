@@ -1,0 +1,27 @@
+//! openraft's own conformance suite run against tidal's log store and
+//! state machine (on an in-memory redb), so the storage contract openraft
+//! relies on is checked, not assumed.
+
+use std::sync::Arc;
+
+use openraft::testing::{StoreBuilder, Suite};
+use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::log_store::LogStore;
+use tidal_raft::state_machine::GroupStateMachine;
+use tidal_raft::types::StorageError;
+use tidal_raft::{Storage, TypeConfig};
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, ()> for Builder {
+    async fn build(&self) -> Result<((), LogStore, GroupStateMachine), StorageError> {
+        let s = Storage::in_memory().map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e)))?;
+        let machine = Arc::new(KvMachine::new("default:0"));
+        Ok(((), LogStore::new("default:0", s.clone()), GroupStateMachine::new("default:0", s, machine)))
+    }
+}
+
+#[test]
+fn tidal_storage_passes_the_openraft_suite() {
+    Suite::test_all(Builder).unwrap();
+}
