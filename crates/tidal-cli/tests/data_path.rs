@@ -170,3 +170,28 @@ fn bad_node_settings_are_all_reported_with_exit_code_64() {
     let out = std::process::Command::new(common::BIN).args(["node", "--node-id", "abc"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[test]
+fn a_node_joins_a_running_cluster_and_routes_for_clients() {
+    let mut c = Cluster::start(3, &[]);
+    assert_eq!(c.client(0).cmd(&["SET", "before-join", "1"]).unwrap(), ok());
+    let j = c.add_joiner();
+    c.wait_ready(j, Duration::from_secs(60));
+    let mut d = c.client(j);
+    assert_eq!(d.cmd(&["GET", "before-join"]).unwrap(), bulk("1"));
+    assert_eq!(d.cmd(&["SET", "via-joiner", "2"]).unwrap(), ok());
+    assert_eq!(c.client(1).cmd(&["GET", "via-joiner"]).unwrap(), bulk("2"));
+    common::wait_for(Duration::from_secs(10), "node 2 to see 4 nodes", || {
+        let (_, nodes) = http_get(&c.nodes[1].http, "/api/v1/nodes").ok()?;
+        let nodes: serde_json::Value = serde_json::from_str(&nodes).ok()?;
+        (nodes.as_array()?.len() == 4).then_some(())
+    });
+    // Placements do not change when a node joins; scaling moves data later.
+    let (_, routing) = http_get(&c.nodes[j].http, "/api/v1/routing").unwrap();
+    let routing: serde_json::Value = serde_json::from_str(&routing).unwrap();
+    assert!(routing["placements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| !p["members"].as_array().unwrap().contains(&4.into())));
+}

@@ -94,6 +94,17 @@ pub fn render(shared: &Shared) -> String {
     commands.inc_by(shared.commands.load(Ordering::Relaxed));
     r.register("tidal_client_commands", "Client commands served by this node", commands);
 
+    let stats = shared.host.storage().stats();
+    for (name, help, v) in [
+        ("tidal_storage_commits", "Write transactions committed by the node-wide writer", &stats.commits),
+        ("tidal_storage_durable_commits", "Of those, durable (fsync) commits", &stats.durable_commits),
+        ("tidal_storage_jobs", "Log appends, applies and metadata writes carried by those commits", &stats.jobs),
+    ] {
+        let c = Counter::<u64, AtomicU64>::default();
+        c.inc_by(v.load(Ordering::Relaxed));
+        r.register(name, help, c);
+    }
+
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out

@@ -39,6 +39,8 @@ pub struct NodeProc {
     pub http: String,
     pub dir: PathBuf,
     pub child: Option<Child>,
+    /// Joins through this peer address instead of `--peers`.
+    pub join: Option<String>,
 }
 
 pub struct Cluster {
@@ -85,6 +87,7 @@ impl Cluster {
                 http: format!("127.0.0.1:{}", free_port()),
                 dir: tmp.path().join(format!("node-{id}")),
                 child: None,
+                join: None,
             })
             .collect();
         let mut c = Cluster { nodes, extra: extra.iter().map(|s| s.to_string()).collect(), _tmp: tmp };
@@ -96,7 +99,30 @@ impl Cluster {
     }
 
     fn peers(&self) -> String {
-        self.nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .filter(|n| n.join.is_none())
+            .map(|n| format!("{}={}", n.id, n.peer))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Add a node that joins through node 0 with `--join`; returns its index.
+    pub fn add_joiner(&mut self) -> usize {
+        let id = self.nodes.len() as u64 + 1;
+        let dir = self.nodes[0].dir.parent().unwrap().join(format!("node-{id}"));
+        self.nodes.push(NodeProc {
+            id,
+            peer: format!("127.0.0.1:{}", free_port()),
+            redis: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            dir,
+            child: None,
+            join: Some(self.nodes[0].peer.clone()),
+        });
+        let i = self.nodes.len() - 1;
+        self.spawn(i);
+        i
     }
 
     /// Start (or restart) node at index `i` on its same ports and data.
@@ -108,7 +134,11 @@ impl Cluster {
         let child = Command::new(BIN)
             .arg("node")
             .args(["--node-id", &n.id.to_string(), "--listen", &n.peer, "--client-addr", &n.redis])
-            .args(["--http-addr", &n.http, "--peers", &peers])
+            .args(["--http-addr", &n.http])
+            .args(match &n.join {
+                Some(j) => ["--join", j.as_str()],
+                None => ["--peers", peers.as_str()],
+            })
             .arg("--data-dir")
             .arg(&n.dir)
             .args(&self.extra)
