@@ -49,6 +49,8 @@ pub struct Shared {
     pub scans: Mutex<ScanCursors>,
     pub next_client_id: AtomicU64,
     pub commands: AtomicU64,
+    /// Open client connections.
+    pub connections: AtomicU64,
     /// Previous (time, applied index) per group, for proposal rates.
     pub rates: Mutex<HashMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
@@ -97,10 +99,6 @@ pub struct Node {
 impl Shared {
     pub fn kv_machine(&self, group: &str) -> Option<Arc<KvMachine>> {
         self.kv.read().expect("kv lock").get(group).cloned()
-    }
-
-    pub fn now(&self) -> Instant {
-        Instant::now()
     }
 
     async fn start_prg(&self, group: &str, epoch: u64) -> Result<(), NodeError> {
@@ -269,6 +267,7 @@ impl Node {
             scans: Mutex::new(ScanCursors::default()),
             next_client_id: AtomicU64::new(1),
             commands: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             rates: Mutex::default(),
             info,
             shutdown: stop_rx.clone(),

@@ -3,7 +3,7 @@
 //! replies back in one write. Data commands go through the router; the rest
 //! are answered from connection state.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -22,8 +22,6 @@ use crate::scan::ScanPos;
 
 /// The Redis version whose replies tidal follows.
 pub const REDIS_VERSION: &str = "7.2.0";
-
-static CONNECTED: AtomicU64 = AtomicU64::new(0);
 
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.shutdown.clone();
@@ -55,7 +53,7 @@ struct Conn {
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
-    CONNECTED.fetch_add(1, Ordering::Relaxed);
+    shared.connections.fetch_add(1, Ordering::Relaxed);
     let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
     // Room for one value at the limit plus its command and key.
@@ -105,7 +103,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
             _ = stop.changed() => break,
         }
     }
-    CONNECTED.fetch_sub(1, Ordering::Relaxed);
+    shared.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
@@ -173,14 +171,10 @@ async fn scan(
     };
     let state = shared.cache.get();
     let prgs: Vec<_> = state.prgs_of(DEFAULT_TENANT).into_iter().map(|p| p.prg.clone()).collect();
-    let only_strings = match &type_filter {
-        Some(t) if !t.eq_ignore_ascii_case(b"string") => {
-            // tidal stores strings only: any other type matches nothing.
-            return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
-        }
-        _ => true,
-    };
-    let _ = only_strings;
+    if type_filter.is_some_and(|t| !t.eq_ignore_ascii_case(b"string")) {
+        // tidal stores strings only: any other type matches nothing.
+        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
+    }
     let mut keys: Vec<Reply> = Vec::new();
     let budget = count.max(1);
     while pos.prg < prgs.len() && keys.len() < budget {
@@ -289,7 +283,7 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 node_id: shared.config.node_id.to_string(),
                 tcp_port: config_view(shared).port,
                 uptime_ms: shared.started.elapsed().as_millis() as u64,
-                connected_clients: CONNECTED.load(Ordering::Relaxed),
+                connected_clients: shared.connections.load(Ordering::Relaxed),
                 used_memory: 0,
                 total_commands_processed: shared.commands.load(Ordering::Relaxed),
                 keys,
