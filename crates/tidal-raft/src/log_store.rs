@@ -148,8 +148,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Losing this on a crash only delays re-applying; no fsync needed.
-        self.write_meta("committed", &committed, false).await
+        // openraft calls this inline in the group's core loop each time the
+        // commit index moves, so it must not wait for a transaction: queue
+        // it (the writer keeps order) and return. Losing it in a crash only
+        // means re-applying from an older index.
+        let group = self.group.clone();
+        let bytes = encode(&committed);
+        self.storage.writer().submit(
+            false,
+            move |txn| {
+                let mut t = txn.open_table(META).map_err(|e| e.to_string())?;
+                t.insert((&*group, "committed"), bytes.as_slice()).map_err(|e| e.to_string())?;
+                Ok(())
+            },
+            |r: Result<(), String>| {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "could not record the committed index");
+                }
+            },
+        );
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
