@@ -20,6 +20,7 @@ use tidal_control::{ControlPlane, CpCommand, CpMachine, CpReply};
 use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, GroupId, NodeInfo, NodeState};
 use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::transport::{BoxFuture, TcpConnector, WireError};
 use tidal_raft::{AppHandler, RaftHost, Storage};
 use tokio::net::TcpListener;
@@ -38,8 +39,9 @@ pub struct Shared {
     pub host: Arc<RaftHost>,
     pub cp: Arc<ControlPlane>,
     pub cache: CpCache,
-    /// Key-value machines of the PRGs hosted here, by group name.
-    kv: RwLock<HashMap<String, Arc<KvMachine>>>,
+    /// Key-value machines and write batchers of the PRGs hosted here, by
+    /// group name.
+    kv: RwLock<HashMap<String, (Arc<KvMachine>, KvProposer)>>,
     /// Last known leader per PRG, learned from answers.
     pub leaders: Mutex<HashMap<String, u64>>,
     pub clock: Arc<dyn Clock>,
@@ -98,7 +100,11 @@ pub struct Node {
 
 impl Shared {
     pub fn kv_machine(&self, group: &str) -> Option<Arc<KvMachine>> {
-        self.kv.read().expect("kv lock").get(group).cloned()
+        self.kv.read().expect("kv lock").get(group).map(|(m, _)| m.clone())
+    }
+
+    pub fn kv_proposer(&self, group: &str) -> Option<KvProposer> {
+        self.kv.read().expect("kv lock").get(group).map(|(_, p)| p.clone())
     }
 
     async fn start_prg(&self, group: &str, epoch: u64) -> Result<(), NodeError> {
@@ -106,8 +112,10 @@ impl Shared {
             return Ok(());
         }
         let m = Arc::new(KvMachine::new(group));
-        self.kv.write().expect("kv lock").insert(group.to_string(), m.clone());
-        self.host.start_group(group, epoch, m).await?;
+        let g = self.host.start_group(group, epoch, m.clone()).await?;
+        let clock = self.clock.clone();
+        let proposer = KvProposer::spawn(g.raft, move || clock.now_ms());
+        self.kv.write().expect("kv lock").insert(group.to_string(), (m, proposer));
         Ok(())
     }
 

@@ -13,11 +13,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, WriteOp};
 use tidal_core::{ClusterState, NodeId, PrgId};
+use tidal_raft::kv_proposer::ProposeError;
 use tidal_raft::transport::{CallError, Request, Response};
-use tidal_raft::Proposal;
 use tokio::time::Instant;
 
 use crate::forward::{KvRequest, KvResponse};
@@ -302,19 +302,13 @@ impl Shared {
         }
         match req {
             KvRequest::Write(op) => {
-                let p = Proposal { now_ms: self.clock.now_ms(), body: enc(&op) };
-                let Ok(written) = tokio::time::timeout(timeout, g.raft.client_write(p)).await else {
-                    return KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}"));
+                let Some(proposer) = self.kv_proposer(group) else {
+                    return KvResponse::Unavailable(format!("{group} has no key-value machine"));
                 };
-                match written {
-                    Ok(r) => match postcard::from_bytes::<Reply>(&r.data) {
-                        Ok(reply) => KvResponse::Reply(reply),
-                        Err(e) => KvResponse::Unavailable(format!("undecodable reply: {e}")),
-                    },
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        KvResponse::Ambiguous(format!("leadership moved to {:?} during the write", f.leader_id))
-                    }
-                    Err(e) => KvResponse::Ambiguous(e.to_string()),
+                match tokio::time::timeout(timeout, proposer.propose(op)).await {
+                    Ok(Ok(reply)) => KvResponse::Reply(reply),
+                    Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+                    Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
                 }
             }
             KvRequest::Read(op) => match tokio::time::timeout(timeout, g.raft.ensure_linearizable()).await {

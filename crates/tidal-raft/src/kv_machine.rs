@@ -1,8 +1,9 @@
 //! The key-value machine of a PRG: Redis string semantics
 //! ([`tidal_core::kv`]) over one redb table per PRG (`kv/<tenant>:<index>`).
 //!
-//! Writes arrive as encoded [`WriteOp`]s in committed entries and apply at
-//! the proposing leader's clock reading, so TTLs resolve identically on every
+//! Writes arrive as batches of [`WriteOp`]s in committed entries (see
+//! [`crate::kv_proposer`]) and apply, in order, at the proposing leader's
+//! clock reading, so TTLs resolve identically on every
 //! replica. Reads run on a read transaction after the router has confirmed
 //! leadership (`ensure_linearizable`).
 
@@ -12,6 +13,11 @@ use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, Reply, StoreError 
 use crate::machine::Machine;
 use crate::storage::{Storage, StoreError};
 use crate::types::{decode, encode};
+
+/// The log-entry body of a batch of writes.
+pub fn encode_batch(ops: &[WriteOp]) -> Vec<u8> {
+    encode(&ops)
+}
 
 pub struct KvMachine {
     table: String,
@@ -132,14 +138,22 @@ impl KvMachine {
 
 impl Machine for KvMachine {
     fn apply(&self, txn: &WriteTransaction, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
-        let reply = match decode::<WriteOp>(body) {
-            Ok(op) => {
+        let replies = match decode::<Vec<WriteOp>>(body) {
+            Ok(ops) => {
                 let mut store = WriteStore(txn.open_table(self.def()).map_err(|e| e.to_string())?);
-                engine::apply(&op, now_ms, &mut store).map_err(|e| e.0)?
+                let mut out = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    out.push(engine::apply(op, now_ms, &mut store).map_err(|e| e.0)?);
+                }
+                out
             }
-            Err(e) => Reply::err(format!("malformed write: {e}")),
+            // Nothing in a malformed entry applies; there is nobody to answer.
+            Err(e) => {
+                tracing::error!(table = %self.table, error = %e, "malformed write batch in the log; skipped");
+                Vec::new()
+            }
         };
-        Ok(encode(&reply))
+        Ok(encode(&replies))
     }
 
     fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String> {

@@ -9,6 +9,7 @@
 
 pub mod host;
 pub mod kv_machine;
+pub mod kv_proposer;
 pub mod log_store;
 pub mod machine;
 pub mod state_machine;

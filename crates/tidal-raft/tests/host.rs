@@ -9,8 +9,9 @@ use std::time::Duration;
 use openraft::BasicNode;
 use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
 use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, WireError};
-use tidal_raft::{Proposal, RaftHost, RaftTuning, Storage};
+use tidal_raft::{RaftHost, RaftTuning, Storage};
 
 fn vote() -> Request {
     Request::Vote(openraft::raft::VoteRequest { vote: openraft::Vote::new(1, 2), last_log_id: None })
@@ -55,8 +56,28 @@ async fn frames_fail_closed_and_a_group_commits() {
         cond: SetCond::None,
         get: false,
     };
-    let r = g.raft.client_write(Proposal { now_ms: 1, body: postcard::to_allocvec(&op).unwrap() }).await.unwrap();
-    assert_eq!(postcard::from_bytes::<Reply>(&r.data).unwrap(), Reply::Ok);
+    let proposer = KvProposer::spawn(g.raft.clone(), || 1);
+    assert_eq!(proposer.propose(op.clone()).await.unwrap(), Reply::Ok);
+    // Concurrent writes share entries: fewer entries than writes.
+    let before = g.raft.metrics().borrow().last_log_index.unwrap();
+    let writes: Vec<_> = (0..200)
+        .map(|i| {
+            let p = proposer.clone();
+            let op = WriteOp::IncrBy { key: b"n".to_vec(), delta: i };
+            tokio::spawn(async move { p.propose(op).await })
+        })
+        .collect();
+    let mut sum = 0;
+    for w in writes {
+        assert!(matches!(w.await.unwrap().unwrap(), Reply::Int(_)));
+    }
+    for i in 0..200 {
+        sum += i;
+    }
+    let got = machine.read(&storage, &ReadOp::Get { key: b"n".to_vec() }, 2).unwrap();
+    assert_eq!(got, Reply::Bulk(sum.to_string().into_bytes()));
+    let entries = g.raft.metrics().borrow().last_log_index.unwrap() - before;
+    assert!(entries < 200, "200 concurrent writes took {entries} entries");
     let got = machine.read(&storage, &ReadOp::Get { key: b"k".to_vec() }, 2).unwrap();
     assert_eq!(got, Reply::Bulk(b"v".to_vec()));
     // The group is recorded for restarts, with its epoch.

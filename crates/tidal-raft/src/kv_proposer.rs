@@ -1,0 +1,134 @@
+//! Batching of client writes into log entries, one batcher per PRG leader.
+//!
+//! openraft appends and flushes each proposal before it takes the next one
+//! from its queue, so one proposal per client write would cost every write a
+//! flush of its own. The batcher keeps one proposal in flight per group and
+//! gathers everything that arrives meanwhile into the next one:
+//!
+//! ```text
+//!  writes ─> queue ─> [w1]            propose, wait for commit + apply
+//!                     [w2 w3 w4 w5]   next entry, proposed when w1 is done
+//! ```
+//!
+//! Under load an entry carries many writes, and the node-wide storage writer
+//! then folds the entries of many groups into one fsync.
+
+use tokio::sync::{mpsc, oneshot};
+
+use tidal_core::kv::{Reply, WriteOp};
+
+use crate::kv_machine::encode_batch;
+use crate::types::{decode, Proposal, Raft};
+
+/// Most writes in one entry.
+pub const MAX_BATCH_OPS: usize = 512;
+/// Most value bytes in one entry (a single larger write goes alone).
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// Why a batched write has no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// The entry may or may not commit (leadership changed, the group
+    /// stopped): the caller cannot know whether the write took effect.
+    #[error("{0}")]
+    Ambiguous(String),
+}
+
+struct Pending {
+    op: WriteOp,
+    size: usize,
+    reply: oneshot::Sender<Result<Reply, ProposeError>>,
+}
+
+/// Handle to one group's batcher; dropping every handle stops it.
+#[derive(Clone)]
+pub struct KvProposer {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl KvProposer {
+    /// Start the batcher of `raft`; `now_ms` stamps each entry.
+    pub fn spawn(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, now_ms, rx));
+        Self { tx }
+    }
+
+    /// Propose `op` in the next entry and wait for its reply.
+    pub async fn propose(&self, op: WriteOp) -> Result<Reply, ProposeError> {
+        let size = op_size(&op);
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { op, size, reply })
+            .map_err(|_| ProposeError::Ambiguous("the group's proposer stopped".into()))?;
+        rx.await.map_err(|_| ProposeError::Ambiguous("the group's proposer stopped".into()))?
+    }
+}
+
+fn op_size(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Set { key, value, .. } | WriteOp::Append { key, value } | WriteOp::SetRange { key, value, .. } => {
+            key.len() + value.len()
+        }
+        WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+        WriteOp::Restore { key, record } => key.len() + record.as_ref().map_or(0, |r| r.value.len()),
+        _ => 64,
+    }
+}
+
+async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let mut carry: Option<Pending> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut bytes = first.size;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_OPS {
+            match rx.try_recv() {
+                Ok(p) if bytes + p.size > MAX_BATCH_BYTES => {
+                    carry = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    bytes += p.size;
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        // Writers that gave up waiting need no entry.
+        batch.retain(|p| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+        let outcome = match raft.client_write(Proposal { now_ms: now_ms(), body: encode_batch(&ops) }).await {
+            Ok(r) => match decode::<Vec<Reply>>(&r.data) {
+                Ok(rs) if rs.len() == replies.len() => Ok(rs),
+                Ok(rs) => Err(ProposeError::Ambiguous(format!("{} replies for {} writes", rs.len(), replies.len()))),
+                Err(e) => Err(ProposeError::Ambiguous(format!("undecodable replies: {e}"))),
+            },
+            Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => Err(
+                ProposeError::Ambiguous(format!("leadership moved to {:?} while the write was in flight", f.leader_id)),
+            ),
+            Err(e) => Err(ProposeError::Ambiguous(e.to_string())),
+        };
+        match outcome {
+            Ok(rs) => {
+                for (tx, r) in replies.into_iter().zip(rs) {
+                    let _ = tx.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                for tx in replies {
+                    let _ = tx.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
