@@ -21,6 +21,7 @@ use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, GroupId, NodeInfo, NodeState};
 use tidal_raft::kv_machine::KvMachine;
 use tidal_raft::kv_proposer::KvProposer;
+use tidal_raft::read_gate::ReadGate;
 use tidal_raft::transport::{BoxFuture, TcpConnector, WireError};
 use tidal_raft::{AppHandler, RaftHost, Storage};
 use tokio::net::TcpListener;
@@ -41,7 +42,7 @@ pub struct Shared {
     pub cache: CpCache,
     /// Key-value machines and write batchers of the PRGs hosted here, by
     /// group name.
-    kv: RwLock<HashMap<String, (Arc<KvMachine>, KvProposer)>>,
+    kv: RwLock<HashMap<String, KvGroup>>,
     /// Last known leader per PRG, learned from answers.
     pub leaders: Mutex<HashMap<String, u64>>,
     pub clock: Arc<dyn Clock>,
@@ -58,6 +59,16 @@ pub struct Shared {
     /// Advertised addresses (the bound ones when configured with port 0).
     pub info: NodeInfo,
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// What the data path needs of one hosted PRG.
+#[derive(Clone)]
+pub struct KvGroup {
+    pub machine: Arc<KvMachine>,
+    /// Batches writes into log entries.
+    pub proposer: KvProposer,
+    /// Batches read-index confirmations.
+    pub reads: ReadGate,
 }
 
 /// Sockets a node serves on, bound by the caller (tests bind port 0).
@@ -99,12 +110,8 @@ pub struct Node {
 }
 
 impl Shared {
-    pub fn kv_machine(&self, group: &str) -> Option<Arc<KvMachine>> {
-        self.kv.read().expect("kv lock").get(group).map(|(m, _)| m.clone())
-    }
-
-    pub fn kv_proposer(&self, group: &str) -> Option<KvProposer> {
-        self.kv.read().expect("kv lock").get(group).map(|(_, p)| p.clone())
+    pub fn kv_group(&self, group: &str) -> Option<KvGroup> {
+        self.kv.read().expect("kv lock").get(group).cloned()
     }
 
     async fn start_prg(&self, group: &str, epoch: u64) -> Result<(), NodeError> {
@@ -114,8 +121,9 @@ impl Shared {
         let m = Arc::new(KvMachine::new(group));
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
-        let proposer = KvProposer::spawn(g.raft, move || clock.now_ms());
-        self.kv.write().expect("kv lock").insert(group.to_string(), (m, proposer));
+        let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms());
+        let reads = ReadGate::spawn(g.raft);
+        self.kv.write().expect("kv lock").insert(group.to_string(), KvGroup { machine: m, proposer, reads });
         Ok(())
     }
 

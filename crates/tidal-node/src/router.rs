@@ -13,10 +13,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, RaftError};
 use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, WriteOp};
 use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_proposer::ProposeError;
+use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
 use tokio::time::Instant;
 
@@ -300,32 +300,23 @@ impl Shared {
         if g.raft.metrics().borrow().current_leader != Some(me) {
             return KvResponse::NotLeader { leader: g.raft.metrics().borrow().current_leader };
         }
+        let Some(kv) = self.kv_group(group) else {
+            return KvResponse::Unavailable(format!("{group} has no key-value machine"));
+        };
         match req {
-            KvRequest::Write(op) => {
-                let Some(proposer) = self.kv_proposer(group) else {
-                    return KvResponse::Unavailable(format!("{group} has no key-value machine"));
-                };
-                match tokio::time::timeout(timeout, proposer.propose(op)).await {
-                    Ok(Ok(reply)) => KvResponse::Reply(reply),
-                    Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
-                    Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
-                }
-            }
-            KvRequest::Read(op) => match tokio::time::timeout(timeout, g.raft.ensure_linearizable()).await {
+            KvRequest::Write(op) => match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
+                Ok(Ok(reply)) => KvResponse::Reply(reply),
+                Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+                Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
+            },
+            KvRequest::Read(op) => match tokio::time::timeout(timeout, kv.reads.confirm()).await {
                 Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
-                Ok(Ok(_)) => {
-                    let Some(m) = self.kv_machine(group) else {
-                        return KvResponse::Unavailable(format!("{group} has no key-value machine"));
-                    };
-                    match m.read(self.host.storage(), &op, self.clock.now_ms()) {
-                        Ok(r) => KvResponse::Reply(r),
-                        Err(e) => KvResponse::Unavailable(e.to_string()),
-                    }
-                }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                    KvResponse::NotLeader { leader: f.leader_id }
-                }
-                Ok(Err(e)) => KvResponse::Unavailable(e.to_string()),
+                Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },
+                Ok(Err(ReadError::Unavailable(why))) => KvResponse::Unavailable(why),
+                Ok(Ok(())) => match kv.machine.read(self.host.storage(), &op, self.clock.now_ms()) {
+                    Ok(r) => KvResponse::Reply(r),
+                    Err(e) => KvResponse::Unavailable(e.to_string()),
+                },
             },
         }
     }

@@ -12,6 +12,7 @@ pub mod kv_machine;
 pub mod kv_proposer;
 pub mod log_store;
 pub mod machine;
+pub mod read_gate;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;
