@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, NodeId, NodeInfo};
 use tidal_raft::transport::{Request, Response};
+use tidal_raft::types::encode as enc;
 use tidal_raft::{Proposal, RaftHost};
 
 use crate::command::{CpCommand, CpReply};
@@ -62,10 +63,6 @@ pub struct ControlPlane {
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
-}
 
 impl ControlPlane {
     pub fn new(

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
 use tidal_core::ClusterState;
+use tidal_raft::types::encode as enc;
 use tidal_raft::Machine;
 use tokio::sync::watch;
 
@@ -18,10 +19,6 @@ pub struct CpMachine {
     /// Changes applied in a transaction that has not committed yet.
     staged: Mutex<Option<ClusterState>>,
     published: watch::Sender<Arc<ClusterState>>,
-}
-
-fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
 }
 
 impl CpMachine {

@@ -231,7 +231,7 @@ impl AppHandler for NodeApp {
                 Ok(req) => shared.execute_local(&group, epoch, req, crate::router::FORWARDED_WORK).await,
                 Err(e) => KvResponse::Unavailable(format!("malformed request: {e}")),
             };
-            Ok(postcard::to_allocvec(&resp).expect("in-memory serialization cannot fail"))
+            Ok(tidal_raft::types::encode(&resp))
         })
     }
 }

@@ -18,6 +18,7 @@ use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_proposer::ProposeError;
 use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
+use tidal_raft::types::encode as enc;
 use tokio::time::Instant;
 
 use crate::forward::{KvRequest, KvResponse};
@@ -28,10 +29,6 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the leader works on a forwarded request: less than the router
 /// waits, so the answer arrives before the router gives up on it.
 pub const FORWARDED_WORK: Duration = Duration::from_millis(2500);
-
-fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
-}
 
 /// The error a client sees when routing gave up.
 fn unavailable(prg: &PrgId, why: &str) -> Reply {

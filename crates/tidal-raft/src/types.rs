@@ -38,12 +38,13 @@ pub type StoredMembership = openraft::StoredMembership<u64, openraft::BasicNode>
 pub type SnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 
-/// Postcard encoding for everything tidal-raft stores or sends.
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+/// The encoding of everything tidal stores or sends between nodes
+/// (postcard): one place, so every layer agrees.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
 }
 
-pub(crate) fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, postcard::Error> {
+pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(b)
 }
 

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Streams are boxed `AsyncRead + AsyncWrite`, produced by a [`Connector`] on
-//! the dialing side and handed to [`serve_stream`] on the accepting side, so a
-//! TLS layer or a simulated network slots in without touching the protocol.
+//! the dialing side and by an [`Acceptor`] on the accepting side, so a TLS
+//! layer or a simulated network slots in without touching the protocol.
 
 mod frame;
 mod network;
@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use frame::{Frame, Request, Response, WireError, MAX_FRAME};
 pub use network::GroupNetwork;
 pub use peers::{CallError, Peers};
-pub use server::{serve, serve_stream, Dispatch};
+pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

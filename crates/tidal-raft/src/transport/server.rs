@@ -15,14 +15,35 @@ pub trait Dispatch: Send + Sync + 'static {
     fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>>;
 }
 
-/// Accept peer connections on `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts peer streams: TCP by default; TLS or a simulated network
+/// implement it too.
+pub trait Acceptor: Send + Sync + 'static {
+    fn accept(&self) -> BoxFuture<std::io::Result<BoxStream>>;
+}
+
+impl Acceptor for Arc<TcpListener> {
+    fn accept(&self) -> BoxFuture<std::io::Result<BoxStream>> {
+        let l = self.clone();
+        Box::pin(async move {
+            let (s, _) = TcpListener::accept(&l).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+}
+
+/// Accept peer connections on a TCP `listener` until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown: watch::Receiver<bool>) {
+    serve_with(Arc::new(listener), dispatch, shutdown).await
+}
+
+/// Accept peer streams from any [`Acceptor`] until `shutdown` turns true.
+pub async fn serve_with(acceptor: impl Acceptor, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => {
-                    let _ = s.set_nodelay(true);
-                    tokio::spawn(serve_stream(Box::new(s), dispatch.clone()));
+            r = acceptor.accept() => match r {
+                Ok(s) => {
+                    tokio::spawn(serve_stream(s, dispatch.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "peer accept failed");
