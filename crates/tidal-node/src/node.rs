@@ -114,9 +114,10 @@ impl Shared {
         self.kv.read().expect("kv lock").get(group).cloned()
     }
 
-    async fn start_prg(&self, group: &str, epoch: u64) -> Result<(), NodeError> {
+    /// Start a PRG replica here; `true` if it was not running before.
+    async fn start_prg(&self, group: &str, epoch: u64) -> Result<bool, NodeError> {
         if self.host.group(group).is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let m = Arc::new(KvMachine::new(group));
         let g = self.host.start_group(group, epoch, m.clone()).await?;
@@ -124,7 +125,7 @@ impl Shared {
         let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms());
         let reads = ReadGate::spawn(g.raft);
         self.kv.write().expect("kv lock").insert(group.to_string(), KvGroup { machine: m, proposer, reads });
-        Ok(())
+        Ok(true)
     }
 
     /// Start and bootstrap the PRGs the cluster state places here.
@@ -132,11 +133,17 @@ impl Shared {
         let me = self.config.node_id;
         for p in state.placements_on(me) {
             let group = p.prg.to_string();
-            if let Err(e) = self.start_prg(&group, p.epoch).await {
-                tracing::warn!(group, error = %e, "cannot start PRG");
-                continue;
-            }
-            if p.members.first() == Some(&me) {
+            let just_started = match self.start_prg(&group, p.epoch).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "cannot start PRG");
+                    continue;
+                }
+            };
+            // The bootstrapping member waits one sync round after starting
+            // its replica, so the other members have started theirs and the
+            // first election finds them.
+            if p.members.first() == Some(&me) && !just_started {
                 let members: BTreeMap<u64, BasicNode> = p
                     .members
                     .iter()
