@@ -50,8 +50,7 @@ pub fn group_reports(shared: &Shared) -> Vec<GroupReport> {
                     }
                     matched.push(if *id == m.id { last } else { idx });
                 }
-                matched.sort_unstable_by(|a, b| b.cmp(a));
-                commit = matched.get(matched.len() / 2).copied();
+                commit = quorum_index(matched);
             }
             GroupReport {
                 id: g.name.to_string(),
@@ -69,6 +68,12 @@ pub fn group_reports(shared: &Shared) -> Vec<GroupReport> {
             }
         })
         .collect()
+}
+
+/// The highest index a majority of `matched` (one per voter) has reached.
+pub fn quorum_index(mut matched: Vec<u64>) -> Option<u64> {
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    matched.get(matched.len() / 2).copied()
 }
 
 /// Whether this node should receive traffic, and every reason it should not.
@@ -237,5 +242,20 @@ pub fn routing_view(shared: &Shared) -> RoutingView {
         routing_epoch: state.routing_epoch,
         tenants,
         placements: state.placements.values().cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quorum_index;
+
+    #[test]
+    fn the_quorum_index_is_what_a_majority_has() {
+        assert_eq!(quorum_index(vec![10, 7, 3]), Some(7));
+        assert_eq!(quorum_index(vec![3, 10, 7]), Some(7));
+        assert_eq!(quorum_index(vec![5, 5, 0]), Some(5));
+        assert_eq!(quorum_index(vec![9, 8, 7, 6, 5]), Some(7));
+        assert_eq!(quorum_index(vec![4]), Some(4));
+        assert_eq!(quorum_index(vec![]), None);
     }
 }

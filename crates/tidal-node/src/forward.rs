@@ -58,3 +58,26 @@ impl KvRequest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidal_core::kv::{Expiry, SetCond};
+
+    fn set(cond: SetCond, get: bool) -> KvRequest {
+        KvRequest::Write(WriteOp::Set { key: b"k".to_vec(), value: b"v".to_vec(), expiry: Expiry::RelMs(5), cond, get })
+    }
+
+    #[test]
+    fn only_writes_that_can_apply_twice_are_retried_blindly() {
+        assert!(KvRequest::Read(ReadOp::Get { key: b"k".to_vec() }).retry_safe());
+        assert!(set(SetCond::None, false).retry_safe());
+        assert!(KvRequest::Write(WriteOp::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec())] }).retry_safe());
+        // Applying these twice changes the data or the reply.
+        assert!(!set(SetCond::Nx, false).retry_safe());
+        assert!(!set(SetCond::None, true).retry_safe());
+        assert!(!KvRequest::Write(WriteOp::IncrBy { key: b"n".to_vec(), delta: 1 }).retry_safe());
+        assert!(!KvRequest::Write(WriteOp::Append { key: b"s".to_vec(), value: b"x".to_vec() }).retry_safe());
+        assert!(!KvRequest::Write(WriteOp::Del { keys: vec![b"k".to_vec()] }).retry_safe());
+    }
+}
