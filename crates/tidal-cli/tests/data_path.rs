@@ -169,6 +169,26 @@ fn bad_node_settings_are_all_reported_with_exit_code_64() {
     }
     let out = std::process::Command::new(common::BIN).args(["node", "--node-id", "abc"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
+
+    // The TOML file is validated the same way; flags override it.
+    let tmp = common::tempdir::TempDir::new("tidal-config");
+    let file = tmp.path().join("node.toml");
+    std::fs::write(&file, "node-id = 3\nlisten = \"127.0.0.1:1\"\nprgz = 4\n").unwrap();
+    let out = std::process::Command::new(common::BIN).arg("node").arg("--config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prgz"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&file, "node-id = 0\nzone = \"a\"\n").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("node")
+        .arg("--config")
+        .arg(&file)
+        .args(["--node-id", "0"])
+        .env("TIDAL_LISTEN", "bad-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node-id") && err.contains("bad-address"), "{err}");
 }
 
 #[test]
