@@ -55,6 +55,17 @@ fn writer(endpoints: Vec<String>, id: usize, stop: Arc<AtomicBool>, history: Arc
     }
 }
 
+/// SET `n` keys `{prefix}{i}`, asserting each is acknowledged.
+fn write_keys(client: &mut Client, prefix: &str, n: usize) -> BTreeMap<String, String> {
+    let mut acked = BTreeMap::new();
+    for i in 0..n {
+        let (k, v) = (format!("{prefix}{i}"), format!("value{i}"));
+        assert_eq!(client.cmd(&["SET", &k, &v]).unwrap(), Value::Simple("OK".into()));
+        acked.insert(k, v);
+    }
+    acked
+}
+
 fn verify_all(c: &Cluster, node: usize, acked: &BTreeMap<String, String>) {
     let mut client = c.client(node);
     let mut missing = Vec::new();
@@ -140,12 +151,7 @@ fn sigkill_one_node_while_clients_write() {
 fn sigkill_every_node_and_restart() {
     let mut c = Cluster::start(3, &[]);
     let mut client = c.client(0);
-    let mut acked = BTreeMap::new();
-    for i in 0..500 {
-        let (k, v) = (format!("key{i}"), format!("value{i}"));
-        assert_eq!(client.cmd(&["SET", &k, &v]).unwrap(), Value::Simple("OK".into()));
-        acked.insert(k, v);
-    }
+    let acked = write_keys(&mut client, "key", 500);
     assert_eq!(client.cmd(&["INCRBY", "counter", "7"]).unwrap(), Value::Int(7));
     for i in 0..3 {
         c.kill(i);
@@ -162,13 +168,7 @@ fn sigkill_every_node_and_restart() {
 fn a_lagging_replica_catches_up_through_a_snapshot() {
     let mut c = Cluster::start(3, &["--snapshot-every", "50", "--keep-after-snapshot", "5"]);
     c.kill(2);
-    let mut client = c.client(0);
-    let mut acked = BTreeMap::new();
-    for i in 0..800 {
-        let (k, v) = (format!("s{i}"), format!("value{i}"));
-        assert_eq!(client.cmd(&["SET", &k, &v]).unwrap(), Value::Simple("OK".into()));
-        acked.insert(k, v);
-    }
+    let acked = write_keys(&mut c.client(0), "s", 800);
     // The survivors snapshotted and purged the log past what node 3 has.
     wait_for(Duration::from_secs(30), "a snapshot on node 1", || {
         let g = c.groups(0)?;

@@ -254,14 +254,15 @@ mod tests {
 
     const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 
-    #[tokio::test]
-    async fn jobs_queued_behind_a_commit_share_the_next_one() {
-        let s = Storage::in_memory().unwrap();
-        // Hold the writer inside a transaction until 100 jobs are queued.
+    type Held = tokio::task::JoinHandle<Result<(), StoreError>>;
+
+    /// Park the writer inside a transaction until the sender is used, so
+    /// jobs submitted meanwhile queue up behind it.
+    async fn hold_writer(s: &Storage) -> (std::sync::mpsc::Sender<()>, Held) {
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
         let w = s.writer().clone();
-        let first = tokio::spawn(async move {
-            w.call(true, move |_txn| {
+        let held = tokio::spawn(async move {
+            w.call(false, move |_txn| {
                 gate_rx.recv().map_err(|e| e.to_string())?;
                 Ok(())
             })
@@ -270,6 +271,14 @@ mod tests {
         while s.stats().commits.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
+        (gate_tx, held)
+    }
+
+    #[tokio::test]
+    async fn jobs_queued_behind_a_commit_share_the_next_one() {
+        let s = Storage::in_memory().unwrap();
+        // Hold the writer inside a transaction until 100 jobs are queued.
+        let (gate_tx, first) = hold_writer(&s).await;
         let mut rxs = Vec::new();
         for i in 0..100u64 {
             let (tx, rx) = oneshot::channel();
@@ -301,18 +310,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_job_fails_its_whole_batch_and_writes_nothing() {
         let s = Storage::in_memory().unwrap();
-        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        let w = s.writer().clone();
-        let first = tokio::spawn(async move {
-            w.call(false, move |_txn| {
-                gate_rx.recv().map_err(|e| e.to_string())?;
-                Ok(())
-            })
-            .await
-        });
-        while s.stats().commits.load(Ordering::Relaxed) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (gate_tx, first) = hold_writer(&s).await;
         // `submit` queues at once, so both jobs wait behind the gate together.
         let (good_tx, good) = oneshot::channel();
         s.writer().submit(
