@@ -43,15 +43,7 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         let group = self.group.clone();
         let bytes = encode(v);
-        self.storage
-            .writer()
-            .call(durable, move |txn| {
-                let mut t = txn.open_table(META).map_err(|e| e.to_string())?;
-                t.insert((&*group, name), bytes.as_slice()).map_err(|e| e.to_string())?;
-                Ok(())
-            })
-            .await
-            .map_err(io_write)
+        self.storage.writer().call(durable, move |txn| put_meta(txn, &group, name, &bytes)).await.map_err(io_write)
     }
 }
 
@@ -67,6 +59,13 @@ pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(
         Some(v) => decode(v.value()).map(Some).map_err(io_read),
         None => Ok(None),
     }
+}
+
+/// Write a per-group metadata value inside the writer's transaction.
+pub(crate) fn put_meta(txn: &redb::WriteTransaction, group: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
+    m.insert((group, name), bytes).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
@@ -156,11 +155,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = encode(&committed);
         self.storage.writer().submit(
             false,
-            move |txn| {
-                let mut t = txn.open_table(META).map_err(|e| e.to_string())?;
-                t.insert((&*group, "committed"), bytes.as_slice()).map_err(|e| e.to_string())?;
-                Ok(())
-            },
+            move |txn| put_meta(txn, &group, "committed", &bytes),
             |r: Result<(), String>| {
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "could not record the committed index");
@@ -238,9 +233,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .call(false, move |txn| {
                 let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
                 t.retain_in((&*group, 0)..=(&*group, log_id.index), |_, _| false).map_err(|e| e.to_string())?;
-                let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
-                m.insert((&*group, "purged"), purged.as_slice()).map_err(|e| e.to_string())?;
-                Ok(())
+                put_meta(txn, &group, "purged", &purged)
             })
             .await
             .map_err(io_write)

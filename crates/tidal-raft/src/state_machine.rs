@@ -16,7 +16,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::log_store::read_meta;
+use crate::log_store::{put_meta, read_meta};
 use crate::machine::Machine;
 use crate::storage::{Storage, META, SNAPSHOT};
 use crate::types::{
@@ -43,12 +43,6 @@ impl GroupStateMachine {
     pub fn new(group: &str, storage: Arc<Storage>, machine: Arc<dyn Machine>) -> Self {
         Self { group: group.into(), storage, machine, snapshot_seq: Arc::default() }
     }
-}
-
-fn put_meta(txn: &redb::WriteTransaction, group: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
-    let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
-    m.insert((group, name), bytes).map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
