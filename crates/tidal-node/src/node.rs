@@ -23,7 +23,7 @@ use tidal_raft::kv_machine::KvMachine;
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
 use tidal_raft::transport::{BoxFuture, TcpConnector, WireError};
-use tidal_raft::{AppHandler, RaftHost, Storage};
+use tidal_raft::{AppHandler, GroupHandle, RaftHost, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -40,8 +40,7 @@ pub struct Shared {
     pub host: Arc<RaftHost>,
     pub cp: Arc<ControlPlane>,
     pub cache: CpCache,
-    /// Key-value machines and write batchers of the PRGs hosted here, by
-    /// group name.
+    /// The PRGs hosted here, by group name.
     kv: RwLock<HashMap<String, KvGroup>>,
     /// Last known leader per PRG, learned from answers.
     pub leaders: Mutex<HashMap<String, u64>>,
@@ -64,6 +63,7 @@ pub struct Shared {
 /// What the data path needs of one hosted PRG.
 #[derive(Clone)]
 pub struct KvGroup {
+    pub group: GroupHandle,
     pub machine: Arc<KvMachine>,
     /// Batches writes into log entries.
     pub proposer: KvProposer,
@@ -123,8 +123,8 @@ impl Shared {
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
         let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms());
-        let reads = ReadGate::spawn(g.raft);
-        self.kv.write().expect("kv lock").insert(group.to_string(), KvGroup { machine: m, proposer, reads });
+        let reads = ReadGate::spawn(g.raft.clone());
+        self.kv.write().expect("kv lock").insert(group.to_string(), KvGroup { group: g, machine: m, proposer, reads });
         Ok(true)
     }
 

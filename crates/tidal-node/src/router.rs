@@ -277,29 +277,27 @@ impl Shared {
     /// after confirming leadership. A leader cut off from its quorum cannot
     /// commit, so waiting is bounded by `timeout`.
     pub async fn execute_local(&self, group: &str, epoch: u64, req: KvRequest, timeout: Duration) -> KvResponse {
-        let Some(g) = self.host.group(group) else {
+        let Some(kv) = self.kv_group(group) else {
             return KvResponse::Unavailable(format!("node {} does not host {group}", self.config.node_id));
         };
+        let g = &kv.group;
         if epoch < g.epoch {
             return KvResponse::StaleEpoch { current: g.epoch };
         }
         let state = self.cache.get();
-        if let Some(tenant) = group.rsplit_once(':').map(|(t, _)| t) {
+        if let Ok(prg) = group.parse::<PrgId>() {
             for k in req.keys() {
-                match state.route(tenant, k) {
-                    Ok(r) if r.placement.prg.to_string() == group => {}
+                match state.route(&prg.tenant, k) {
+                    Ok(r) if r.placement.prg == prg => {}
                     Ok(_) => return KvResponse::Moved { epoch: state.routing_epoch },
                     Err(_) => {}
                 }
             }
         }
-        let me = self.config.node_id;
-        if g.raft.metrics().borrow().current_leader != Some(me) {
-            return KvResponse::NotLeader { leader: g.raft.metrics().borrow().current_leader };
+        let leader = g.raft.metrics().borrow().current_leader;
+        if leader != Some(self.config.node_id) {
+            return KvResponse::NotLeader { leader };
         }
-        let Some(kv) = self.kv_group(group) else {
-            return KvResponse::Unavailable(format!("{group} has no key-value machine"));
-        };
         match req {
             KvRequest::Write(op) => match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
                 Ok(Ok(reply)) => KvResponse::Reply(reply),
