@@ -2,6 +2,7 @@
 //! only parses the command line and hands off to one module per command.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod node_cmd;
 mod status;
 mod up;
@@ -29,6 +30,8 @@ enum Cmd {
     Node(Box<node_cmd::NodeArgs>),
     /// Show nodes, PRGs, routing epoch and cache states.
     Status(status::StatusArgs),
+    /// Put a YCSB-style load on tidal, Redis or etcd, and optionally verify it.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() {
@@ -49,6 +52,7 @@ fn main() {
         Cmd::Up(a) => up::run(a),
         Cmd::Node(a) => node_cmd::run(*a),
         Cmd::Status(a) => status::run(a),
+        Cmd::Bench(a) => bench::run(*a),
     };
     std::process::exit(code);
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use resp::{Client, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tidal");

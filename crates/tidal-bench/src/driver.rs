@@ -1,0 +1,282 @@
+//! One client connection to one endpoint, in any of the three protocols.
+//!
+//! A connection runs a batch of requests (a pipeline of one or more) and
+//! returns one outcome per request. An error that leaves the connection in
+//! an unknown state (I/O, timeout, protocol) fails the whole batch; the
+//! caller drops the connection and reconnects, possibly elsewhere. A server
+//! error reply (`-TRYAGAIN ...`, HTTP 503, a gRPC status) fails only its own
+//! request.
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::spec::Protocol;
+
+/// One request of a batch.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Get { key: String },
+    Set { key: String, value: Bytes },
+}
+
+/// A successful outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    Value(Option<Bytes>),
+    Stored,
+}
+
+/// Why a request failed, grouped the way reports count errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("i/o: {0}")]
+    Io(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The server answered with an error; the text is its first word
+    /// (`TRYAGAIN`, `CLUSTERDOWN`, `503`, `Unavailable`...).
+    #[error("server error: {0}")]
+    Server(String),
+}
+
+impl OpError {
+    /// The label reports group errors by.
+    pub fn label(&self) -> String {
+        match self {
+            OpError::Connect(_) => "connect".into(),
+            OpError::Timeout => "timeout".into(),
+            OpError::Io(_) => "io".into(),
+            OpError::Protocol(_) => "protocol".into(),
+            OpError::Server(code) => format!("server:{code}"),
+        }
+    }
+
+    fn io(e: impl std::fmt::Display) -> OpError {
+        OpError::Io(e.to_string())
+    }
+}
+
+/// A connection in one of the protocols.
+pub enum Conn {
+    Resp(RespConn),
+    Etcd(Box<EtcdConn>),
+    Http(HttpConn),
+}
+
+impl Conn {
+    /// Connects to `endpoint` (`host:port`) within `timeout`.
+    pub async fn connect(protocol: Protocol, endpoint: &str, tenant: &str, timeout: Duration) -> Result<Conn, OpError> {
+        let connecting = async {
+            match protocol {
+                Protocol::Resp => RespConn::connect(endpoint).await.map(Conn::Resp),
+                Protocol::Etcd => EtcdConn::connect(endpoint, timeout).await.map(|c| Conn::Etcd(Box::new(c))),
+                Protocol::Http => HttpConn::connect(endpoint, tenant).await.map(Conn::Http),
+            }
+        };
+        tokio::time::timeout(timeout, connecting).await.map_err(|_| OpError::Connect("timed out".into()))?
+    }
+
+    /// Runs a batch; see the module docs for how failures are split.
+    pub async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
+        match self {
+            Conn::Resp(c) => c.exec(batch).await,
+            Conn::Etcd(c) => c.exec(batch).await,
+            Conn::Http(c) => c.exec(batch).await,
+        }
+    }
+
+    /// A cheap round trip that proves the endpoint answers.
+    pub async fn probe(&mut self) -> Result<(), OpError> {
+        let batch = [Request::Get { key: "tidal-bench:probe".into() }];
+        match self.exec(&batch).await?.pop() {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// RESP2 over one TCP connection; a batch is written at once (pipelined).
+pub struct RespConn {
+    stream: TcpStream,
+    out: Vec<u8>,
+    buf: BytesMut,
+}
+
+impl RespConn {
+    async fn connect(endpoint: &str) -> Result<RespConn, OpError> {
+        let stream = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
+        stream.set_nodelay(true).map_err(OpError::io)?;
+        Ok(RespConn { stream, out: Vec::with_capacity(4096), buf: BytesMut::with_capacity(16 * 1024) })
+    }
+
+    fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
+        self.out.clear();
+        for r in batch {
+            match r {
+                Request::Get { key } => Self::encode(&mut self.out, &[b"GET", key.as_bytes()]),
+                Request::Set { key, value } => Self::encode(&mut self.out, &[b"SET", key.as_bytes(), value]),
+            }
+        }
+        self.stream.write_all(&self.out).await.map_err(OpError::io)?;
+        let mut results = Vec::with_capacity(batch.len());
+        while results.len() < batch.len() {
+            let frame = match redis_protocol::resp2::decode::decode_bytes_mut(&mut self.buf) {
+                Ok(Some((frame, _, _))) => frame,
+                Ok(None) => {
+                    if self.stream.read_buf(&mut self.buf).await.map_err(OpError::io)? == 0 {
+                        return Err(OpError::Io("connection closed by the server".into()));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(OpError::Protocol(e.to_string())),
+            };
+            results.push(Self::outcome(&batch[results.len()], frame)?);
+        }
+        Ok(results)
+    }
+
+    fn outcome(
+        req: &Request,
+        frame: redis_protocol::resp2::types::BytesFrame,
+    ) -> Result<Result<Response, OpError>, OpError> {
+        use redis_protocol::resp2::types::BytesFrame as F;
+        Ok(match (req, frame) {
+            (_, F::Error(e)) => Err(OpError::Server(e.split_whitespace().next().unwrap_or("ERR").to_string())),
+            (Request::Get { .. }, F::BulkString(b)) => Ok(Response::Value(Some(b))),
+            (Request::Get { .. }, F::Null) => Ok(Response::Value(None)),
+            (Request::Set { .. }, F::SimpleString(s)) if s.as_ref() == b"OK" => Ok(Response::Stored),
+            (_, other) => return Err(OpError::Protocol(format!("unexpected reply {other:?}"))),
+        })
+    }
+}
+
+/// etcd v3 over gRPC (one HTTP/2 channel); a batch runs concurrently on it.
+pub struct EtcdConn {
+    kv: etcd_client::KvClient,
+}
+
+impl EtcdConn {
+    async fn connect(endpoint: &str, timeout: Duration) -> Result<EtcdConn, OpError> {
+        let options = etcd_client::ConnectOptions::new().with_connect_timeout(timeout).with_timeout(timeout);
+        let client = etcd_client::Client::connect([format!("http://{endpoint}")], Some(options))
+            .await
+            .map_err(|e| OpError::Connect(e.to_string()))?;
+        Ok(EtcdConn { kv: client.kv_client() })
+    }
+
+    async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, r) in batch.iter().enumerate() {
+            let mut kv = self.kv.clone();
+            let r = r.clone();
+            tasks.spawn(async move {
+                let out = match r {
+                    Request::Get { key } => kv
+                        .get(key, None)
+                        .await
+                        .map(|resp| Response::Value(resp.kvs().first().map(|kv| Bytes::copy_from_slice(kv.value())))),
+                    Request::Set { key, value } => kv.put(key, value.to_vec(), None).await.map(|_| Response::Stored),
+                };
+                (i, out.map_err(Self::error))
+            });
+        }
+        let mut results: Vec<Option<Result<Response, OpError>>> = vec![None; batch.len()];
+        while let Some(done) = tasks.join_next().await {
+            let (i, out) = done.map_err(|e| OpError::Protocol(e.to_string()))?;
+            if matches!(out, Err(OpError::Io(_))) {
+                return Err(out.unwrap_err());
+            }
+            results[i] = Some(out);
+        }
+        Ok(results.into_iter().map(|r| r.expect("every request reports once")).collect())
+    }
+
+    fn error(e: etcd_client::Error) -> OpError {
+        match e {
+            etcd_client::Error::GRpcStatus(s) => match format!("{:?}", s.code()).as_str() {
+                // The channel lost its connection, or the deadline passed.
+                "Unavailable" => OpError::Io(s.message().to_string()),
+                "DeadlineExceeded" => OpError::Timeout,
+                code => OpError::Server(code.to_string()),
+            },
+            etcd_client::Error::TransportError(e) => OpError::Io(e.to_string()),
+            etcd_client::Error::IoError(e) => OpError::Io(e.to_string()),
+            other => OpError::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// tidal's HTTP data API over one HTTP/1.1 keep-alive connection; a batch
+/// runs one request after another (HTTP/1.1 has no usable pipelining).
+pub struct HttpConn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    authority: String,
+    tenant: String,
+}
+
+impl HttpConn {
+    async fn connect(endpoint: &str, tenant: &str) -> Result<HttpConn, OpError> {
+        let stream = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
+        stream.set_nodelay(true).map_err(OpError::io)?;
+        let (sender, conn) =
+            http1::handshake(TokioIo::new(stream)).await.map_err(|e| OpError::Connect(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(HttpConn { sender, authority: endpoint.to_string(), tenant: tenant.to_string() })
+    }
+
+    async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
+        let mut results = Vec::with_capacity(batch.len());
+        for r in batch {
+            results.push(self.one(r).await?);
+        }
+        Ok(results)
+    }
+
+    async fn one(&mut self, r: &Request) -> Result<Result<Response, OpError>, OpError> {
+        let (method, key, body) = match r {
+            Request::Get { key } => (hyper::Method::GET, key, Bytes::new()),
+            Request::Set { key, value } => (hyper::Method::PUT, key, value.clone()),
+        };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("/v1/kv/{}/{}", self.tenant, key))
+            .header(hyper::header::HOST, &self.authority)
+            .body(Full::new(body))
+            .map_err(|e| OpError::Protocol(e.to_string()))?;
+        self.sender.ready().await.map_err(OpError::io)?;
+        let resp = self.sender.send_request(req).await.map_err(OpError::io)?;
+        let status = resp.status();
+        let mut body = resp.into_body().collect().await.map_err(OpError::io)?.aggregate();
+        let body = body.copy_to_bytes(body.remaining());
+        Ok(match (r, status.as_u16()) {
+            (Request::Get { .. }, 200) => Ok(Response::Value(Some(body))),
+            // tidal answers 404 both for a missing key and an unknown tenant.
+            (Request::Get { .. }, 404) if !body.starts_with(b"{\"error\":\"unknown tenant") => {
+                Ok(Response::Value(None))
+            }
+            (Request::Set { .. }, 200 | 204) => Ok(Response::Stored),
+            (_, code) => Err(OpError::Server(code.to_string())),
+        })
+    }
+}

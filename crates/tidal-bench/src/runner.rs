@@ -1,0 +1,551 @@
+//! Runs a spec: probes the target, spawns the clients, drives the phases,
+//! prints a line a second, and reads everything back when verifying.
+//!
+//! ```text
+//!   runner ──(active, mode, stop)──► client 0..N ──► Conn ──► endpoint
+//!     ▲                                  │
+//!     └──── drains Recorder each second ─┘      Verifier (shared oracle)
+//! ```
+//!
+//! Clients live for the whole run; a phase only changes how many of them
+//! are active. Each client sends a batch, waits for it (bounded by
+//! `--timeout`), records the outcome and goes on. A failed request is
+//! counted and not retried; after a connection-level failure the client
+//! reconnects to the next endpoint, so load continues on the nodes that are
+//! still up and no client ever waits longer than its timeout.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::driver::{Conn, OpError, Request, Response};
+use crate::recorder::Recorder;
+use crate::report::{live_line, Machine, PhaseReport, Summary, TargetInfo, WorkloadInfo};
+use crate::scenario::{self, BreakingPoint, Phase};
+use crate::spec::Spec;
+use crate::verify::{Observed, Verifier};
+use crate::workload::{key_name, OpKind, Workload};
+
+/// Errors that stop a run before any load starts.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("target unreachable: {endpoint}: {error}")]
+    Unreachable { endpoint: String, error: OpError },
+}
+
+/// Where progress lines go (stderr for the CLI, a buffer in tests).
+pub type Progress = Box<dyn FnMut(&str) + Send>;
+
+/// How many times a busy key is redrawn before a write becomes a read.
+const BUSY_REDRAWS: usize = 16;
+/// Keys per pipelined batch when reading everything back.
+const READBACK_BATCH: usize = 64;
+/// Parallel connections for the final read-back.
+const READBACK_WORKERS: usize = 8;
+/// How long the final read-back keeps retrying keys it cannot read.
+const READBACK_BUDGET: Duration = Duration::from_secs(60);
+
+/// State every client shares with the runner.
+struct Shared {
+    spec: Spec,
+    workload: Workload,
+    verifier: Option<Arc<Verifier>>,
+    value: Bytes,
+    /// Clients with an id below this run; the rest idle.
+    active: AtomicUsize,
+    /// True while preloading: clients write keys in order from `cursor`.
+    loading: AtomicBool,
+    cursor: AtomicU64,
+    stop: AtomicBool,
+    /// Batches sent and not yet recorded.
+    inflight: AtomicUsize,
+    recorders: Vec<Mutex<Recorder>>,
+}
+
+/// Runs `spec` to the end and returns its summary.
+pub async fn run(spec: Spec, mut progress: Progress) -> Result<Summary, RunError> {
+    probe(&spec).await?;
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let phases = scenario::phases(&spec);
+    let peak = scenario::peak_clients(&phases).max(spec.clients);
+    let verifier =
+        spec.verify.then(|| Arc::new(Verifier::new(crate::spec::fresh_seed() as u32, &spec.key_prefix, spec.keys)));
+    let shared = Arc::new(Shared {
+        workload: Workload::new(spec.mix, spec.distribution, spec.keys),
+        value: filler(spec.value_size, spec.seed),
+        verifier: verifier.clone(),
+        active: AtomicUsize::new(0),
+        loading: AtomicBool::new(false),
+        cursor: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        inflight: AtomicUsize::new(0),
+        recorders: (0..peak).map(|_| Mutex::default()).collect(),
+        spec: spec.clone(),
+    });
+    let clients: Vec<_> = (0..peak).map(|id| tokio::spawn(client(shared.clone(), id))).collect();
+    let checker = match (&verifier, spec.verify_every) {
+        (Some(v), Some(every)) => Some(tokio::spawn(periodic_check(shared.clone(), v.clone(), every))),
+        _ => None,
+    };
+
+    let mut reports = Vec::new();
+    let mut breaking_point = None;
+    if spec.load {
+        shared.loading.store(true, Ordering::Release);
+        let load = Phase { name: "load".into(), clients: spec.clients, duration: Duration::MAX };
+        reports.push(run_phase(&shared, &load, &mut progress).await);
+        shared.loading.store(false, Ordering::Release);
+    }
+    let stressing = spec.scenario == crate::spec::ScenarioKind::Stress;
+    for phase in &phases {
+        let report = run_phase(&shared, phase, &mut progress).await;
+        let broke = stressing
+            .then(|| {
+                scenario::judge_step(&spec, report.ops, report.errors, Duration::from_micros(report.latency.p99_us))
+            })
+            .flatten();
+        let held = (report.clients, report.ops_per_sec);
+        reports.push(report);
+        if let Some(reason) = broke {
+            let last_good = reports.iter().rev().skip(1).find(|r| r.name.starts_with("stress-"));
+            breaking_point = Some(BreakingPoint {
+                clients: held.0,
+                reason,
+                last_good_clients: last_good.map(|r| r.clients),
+                last_good_ops_per_sec: last_good.map(|r| r.ops_per_sec),
+            });
+            break;
+        }
+    }
+
+    // Stop the clients; each finishes its batch within its timeout.
+    shared.active.store(0, Ordering::Release);
+    shared.stop.store(true, Ordering::Release);
+    let grace = spec.timeout * 2 + Duration::from_secs(1);
+    for c in clients {
+        let abort = c.abort_handle();
+        if tokio::time::timeout(grace, c).await.is_err() {
+            abort.abort();
+        }
+    }
+    if let Some(c) = checker {
+        c.abort();
+    }
+    // Whatever finished after the last phase ended still counts in it.
+    if let Some(last) = reports.last_mut() {
+        let mut tail = Recorder::default();
+        collect(&shared, &mut tail);
+        if tail.ops() + tail.error_count() > 0 {
+            let (name, clients, secs) = (last.name.clone(), last.clients, last.seconds);
+            let mut rec = Recorder::default();
+            rec.merge(&tail);
+            let extra = PhaseReport::new(&name, clients, Duration::from_secs_f64(secs), &rec);
+            merge_tail(last, &extra);
+        }
+    }
+    let verify = match &verifier {
+        Some(v) => {
+            v.settle_unfinished();
+            progress(&format!("verify: reading back {} written keys", v.written_keys().count()));
+            read_back(&spec, v).await;
+            Some(v.report())
+        }
+        None => None,
+    };
+    Ok(Summary {
+        tool: format!("tidal bench {}", env!("CARGO_PKG_VERSION")),
+        started_at,
+        machine: Machine::detect(),
+        target: TargetInfo { protocol: spec.target.protocol, endpoints: spec.target.endpoints.clone() },
+        workload: WorkloadInfo::of(&spec),
+        phases: reports,
+        breaking_point,
+        verify,
+    })
+}
+
+/// Adds operations that completed just after the final phase ended. Only
+/// counts change; the percentiles stay those of the phase proper.
+fn merge_tail(last: &mut PhaseReport, extra: &PhaseReport) {
+    last.ops += extra.ops;
+    last.errors += extra.errors;
+    last.ops_per_sec = last.ops as f64 / last.seconds;
+    for (k, n) in &extra.errors_by_kind {
+        *last.errors_by_kind.entry(k.clone()).or_default() += n;
+    }
+}
+
+/// Connects to every endpoint once and runs one request on it.
+async fn probe(spec: &Spec) -> Result<(), RunError> {
+    for endpoint in &spec.target.endpoints {
+        let fail = |error| RunError::Unreachable { endpoint: endpoint.clone(), error };
+        let mut conn = Conn::connect(spec.target.protocol, endpoint, &spec.tenant, spec.timeout).await.map_err(fail)?;
+        match tokio::time::timeout(spec.timeout, conn.probe()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(fail(e)),
+            Err(_) => return Err(fail(OpError::Timeout)),
+        }
+    }
+    Ok(())
+}
+
+/// Runs one phase and returns its report. The load phase ends when every
+/// key is written; the others when their time is up.
+async fn run_phase(shared: &Arc<Shared>, phase: &Phase, progress: &mut Progress) -> PhaseReport {
+    shared.active.store(phase.clients, Ordering::Release);
+    let start = Instant::now();
+    let mut total = Recorder::default();
+    let mut last = start;
+    loop {
+        let end = start.checked_add(phase.duration);
+        let next = last + Duration::from_secs(1);
+        let wake = end.map_or(next, |e| e.min(next));
+        let loading = shared.loading.load(Ordering::Acquire);
+        if loading {
+            // Wake early when the last key is written.
+            let deadline = tokio::time::Instant::from_std(wake);
+            while tokio::time::Instant::now() < deadline && !load_done(shared) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } else {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
+        }
+        let now = Instant::now();
+        let mut interval = Recorder::default();
+        collect(shared, &mut interval);
+        if now.duration_since(last) >= Duration::from_millis(500) || interval.ops() > 0 {
+            progress(&live_line(
+                &phase.name,
+                now.duration_since(start),
+                phase.clients,
+                &interval,
+                now.duration_since(last).as_secs_f64(),
+            ));
+        }
+        interval.drain_into(&mut total);
+        last = now;
+        let finished = if loading { load_done(shared) } else { end.is_some_and(|e| now >= e) };
+        if finished {
+            break;
+        }
+    }
+    if shared.loading.load(Ordering::Acquire) {
+        // Idle the clients, then count the load's last writes.
+        shared.active.store(0, Ordering::Release);
+        wait_idle(shared).await;
+        collect(shared, &mut total);
+    }
+    PhaseReport::new(&phase.name, phase.clients, start.elapsed(), &total)
+}
+
+/// True once the load cursor passed the last key and no writes remain.
+fn load_done(shared: &Shared) -> bool {
+    shared.cursor.load(Ordering::Acquire) >= shared.spec.keys && shared.inflight.load(Ordering::Acquire) == 0
+}
+
+/// Waits until no batch is in flight (bounded by twice the timeout).
+async fn wait_idle(shared: &Shared) {
+    let deadline = Instant::now() + shared.spec.timeout * 2;
+    while Instant::now() < deadline && shared.inflight.load(Ordering::Acquire) > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn collect(shared: &Shared, into: &mut Recorder) {
+    for r in &shared.recorders {
+        r.lock().unwrap().drain_into(into);
+    }
+}
+
+/// A value of `size` bytes of printable filler, the same for every write.
+fn filler(size: usize, seed: u64) -> Bytes {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..size).map(|_| rng.random_range(b'a'..=b'z')).collect::<Vec<u8>>().into()
+}
+
+/// What a client planned for one request of its batch.
+enum Planned {
+    Read { key: u64, floor: u64 },
+    Write { key: u64, version: u64 },
+}
+
+async fn client(shared: Arc<Shared>, id: usize) {
+    let spec = &shared.spec;
+    let mut rng = SmallRng::seed_from_u64(spec.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let endpoints = &spec.target.endpoints;
+    let mut endpoint = id % endpoints.len();
+    let mut conn: Option<Conn> = None;
+    let mut backoff = Duration::from_millis(50);
+    let mut next_send = Instant::now();
+    let mut plans = Vec::with_capacity(spec.pipeline);
+    let mut batch = Vec::with_capacity(spec.pipeline);
+    loop {
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let active = shared.active.load(Ordering::Acquire);
+        if id >= active {
+            next_send = Instant::now();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let Some(c) = conn.as_mut() else {
+            match Conn::connect(spec.target.protocol, &endpoints[endpoint], &spec.tenant, spec.timeout).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    backoff = Duration::from_millis(50);
+                }
+                Err(e) => {
+                    shared.recorders[id].lock().unwrap().error(e.label());
+                    endpoint = (endpoint + 1) % endpoints.len();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+            continue;
+        };
+        plans.clear();
+        batch.clear();
+        plan_batch(&shared, &mut rng, &mut plans, &mut batch);
+        if batch.is_empty() {
+            // The load is complete; wait for the runner to move on.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        // Open loop: each request has an intended send time; latency is
+        // measured from it, so a stall is charged to every request it delayed.
+        let first_intended = match spec.rate {
+            Some(rate) if !shared.loading.load(Ordering::Acquire) => {
+                let gap = Duration::from_secs_f64(active as f64 / rate as f64);
+                let first = next_send;
+                next_send += gap * batch.len() as u32;
+                let last = first + gap * (batch.len() as u32 - 1);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(last)).await;
+                Some((first, gap))
+            }
+            _ => None,
+        };
+        shared.inflight.fetch_add(1, Ordering::AcqRel);
+        let sent = Instant::now();
+        let outcome = match tokio::time::timeout(spec.timeout, c.exec(&batch)).await {
+            Ok(r) => r,
+            Err(_) => Err(OpError::Timeout),
+        };
+        let done = Instant::now();
+        let broken = outcome.is_err();
+        let all_failed = record(&shared, id, &plans, outcome, |i| match first_intended {
+            Some((first, gap)) => done.duration_since(first + gap * i as u32),
+            None => done.duration_since(sent),
+        });
+        shared.inflight.fetch_sub(1, Ordering::AcqRel);
+        if broken {
+            conn = None;
+            endpoint = (endpoint + 1) % endpoints.len();
+        }
+        if all_failed {
+            // Do not spin on a node that refuses everything at once.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Fills one batch: in the load phase the next keys in order, otherwise
+/// the workload's mix. When verifying, a write claims its key first.
+fn plan_batch(shared: &Shared, rng: &mut SmallRng, plans: &mut Vec<Planned>, batch: &mut Vec<Request>) {
+    let spec = &shared.spec;
+    let verifier = shared.verifier.as_deref();
+    let loading = shared.loading.load(Ordering::Acquire);
+    for _ in 0..spec.pipeline {
+        let (kind, key) = if loading {
+            let key = shared.cursor.fetch_add(1, Ordering::AcqRel);
+            if key >= spec.keys {
+                break;
+            }
+            (OpKind::Update, key)
+        } else {
+            (shared.workload.next_kind(rng), shared.workload.next_key(rng))
+        };
+        let name = key_name(&spec.key_prefix, key);
+        match (kind, verifier) {
+            (OpKind::Read, Some(v)) => {
+                plans.push(Planned::Read { key, floor: v.begin_read(key) });
+                batch.push(Request::Get { key: name });
+            }
+            (OpKind::Read, None) => {
+                plans.push(Planned::Read { key, floor: 0 });
+                batch.push(Request::Get { key: name });
+            }
+            (OpKind::Update, None) => {
+                plans.push(Planned::Write { key, version: 0 });
+                batch.push(Request::Set { key: name, value: shared.value.clone() });
+            }
+            (OpKind::Update, Some(v)) => {
+                let claimed = std::iter::once(key)
+                    .chain((0..BUSY_REDRAWS).map(|_| shared.workload.next_key(rng)))
+                    .find_map(|k| v.begin_write(k).map(|version| (k, version)));
+                match claimed {
+                    Some((key, version)) => {
+                        let value = v.stamp(key, version, spec.value_size);
+                        plans.push(Planned::Write { key, version });
+                        batch.push(Request::Set { key: key_name(&spec.key_prefix, key), value: value.into() });
+                    }
+                    None => {
+                        plans.push(Planned::Read { key, floor: v.begin_read(key) });
+                        batch.push(Request::Get { key: name });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records a batch's outcomes; returns true when every request failed.
+fn record(
+    shared: &Shared,
+    id: usize,
+    plans: &[Planned],
+    outcome: Result<Vec<Result<Response, OpError>>, OpError>,
+    latency: impl Fn(usize) -> Duration,
+) -> bool {
+    let verifier = shared.verifier.as_deref();
+    let results: Vec<Result<Response, OpError>> = match outcome {
+        Ok(r) => r,
+        Err(e) => plans.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let mut rec = shared.recorders[id].lock().unwrap();
+    let mut failed = 0;
+    for (i, (plan, result)) in plans.iter().zip(results).enumerate() {
+        match (plan, result) {
+            (Planned::Read { key, floor }, Ok(Response::Value(value))) => {
+                rec.ok(OpKind::Read, latency(i));
+                if let Some(v) = verifier {
+                    v.end_read(*key, *floor, v.observe(*key, value.as_deref()));
+                }
+            }
+            (Planned::Write { key, version }, Ok(_)) => {
+                rec.ok(OpKind::Update, latency(i));
+                if let Some(v) = verifier {
+                    v.end_write(*key, *version, true);
+                }
+            }
+            (plan, Ok(other)) => {
+                // A read answered like a write or the reverse: a protocol fault.
+                rec.error(OpError::Protocol(format!("unexpected {other:?}")).label());
+                failed += 1;
+                if let (Planned::Write { key, version }, Some(v)) = (plan, verifier) {
+                    v.end_write(*key, *version, false);
+                }
+            }
+            (plan, Err(e)) => {
+                rec.error(e.label());
+                failed += 1;
+                if let (Planned::Write { key, version }, Some(v)) = (plan, verifier) {
+                    v.end_write(*key, *version, false);
+                }
+            }
+        }
+    }
+    failed == plans.len()
+}
+
+/// Every `every`, reads back every written key while the load runs and
+/// judges each against what was acknowledged before the read began.
+async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let keys: Vec<u64> = verifier.written_keys().collect();
+        let before = verifier.report();
+        read_keys(&shared.spec, &verifier, &keys, Instant::now() + every, false).await;
+        let after = verifier.report();
+        tracing::info!(
+            keys = keys.len(),
+            stale = after.stale - before.stale,
+            phantom = after.phantom - before.phantom,
+            "periodic verification pass"
+        );
+    }
+}
+
+/// The final read-back: every written key, retried until the budget ends.
+async fn read_back(spec: &Spec, verifier: &Arc<Verifier>) {
+    let keys: Vec<u64> = verifier.written_keys().collect();
+    let deadline = Instant::now() + READBACK_BUDGET;
+    let unread = read_keys(spec, verifier, &keys, deadline, true).await;
+    for _ in 0..unread {
+        verifier.unverified();
+    }
+}
+
+/// Reads `keys` with a few parallel pipelined connections and judges each
+/// read (final or in-run). Returns how many keys could not be read.
+async fn read_keys(spec: &Spec, verifier: &Arc<Verifier>, keys: &[u64], deadline: Instant, last: bool) -> usize {
+    let chunks: Vec<Vec<u64>> = keys.chunks(READBACK_BATCH).map(<[u64]>::to_vec).collect();
+    let queue = Arc::new(Mutex::new(chunks));
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..READBACK_WORKERS {
+        let (queue, verifier, spec) = (queue.clone(), verifier.clone(), spec.clone());
+        workers.spawn(async move {
+            let mut unread = 0;
+            let mut endpoint = w % spec.target.endpoints.len();
+            let mut conn: Option<Conn> = None;
+            loop {
+                let Some(mut chunk) = queue.lock().unwrap().pop() else { return unread };
+                while !chunk.is_empty() {
+                    if Instant::now() >= deadline {
+                        unread += chunk.len();
+                        break;
+                    }
+                    if conn.is_none() {
+                        let ep = &spec.target.endpoints[endpoint];
+                        conn = Conn::connect(spec.target.protocol, ep, &spec.tenant, spec.timeout).await.ok();
+                        if conn.is_none() {
+                            endpoint = (endpoint + 1) % spec.target.endpoints.len();
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    }
+                    let c = conn.as_mut().expect("connected above");
+                    let floors: Vec<u64> = chunk.iter().map(|&k| verifier.begin_read(k)).collect();
+                    let batch: Vec<Request> =
+                        chunk.iter().map(|&k| Request::Get { key: key_name(&spec.key_prefix, k) }).collect();
+                    let results = match tokio::time::timeout(spec.timeout, c.exec(&batch)).await {
+                        Ok(Ok(r)) => r,
+                        _ => {
+                            conn = None;
+                            endpoint = (endpoint + 1) % spec.target.endpoints.len();
+                            continue;
+                        }
+                    };
+                    let mut retry = Vec::new();
+                    for ((&key, floor), result) in chunk.iter().zip(floors).zip(results) {
+                        match result {
+                            Ok(Response::Value(value)) => {
+                                let observed: Observed = verifier.observe(key, value.as_deref());
+                                if last {
+                                    verifier.final_check(key, observed);
+                                } else {
+                                    verifier.end_read(key, floor, observed);
+                                }
+                            }
+                            _ if last => retry.push(key),
+                            _ => {}
+                        }
+                    }
+                    if !retry.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    chunk = retry;
+                }
+            }
+        });
+    }
+    let mut unread = 0;
+    while let Some(r) = workers.join_next().await {
+        unread += r.unwrap_or(0);
+    }
+    unread
+}
