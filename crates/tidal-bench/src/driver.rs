@@ -69,6 +69,7 @@ impl OpError {
 /// A connection in one of the protocols.
 pub enum Conn {
     Resp(RespConn),
+    #[cfg(feature = "etcd")]
     Etcd(Box<EtcdConn>),
     Http(HttpConn),
 }
@@ -79,7 +80,10 @@ impl Conn {
         let connecting = async {
             match protocol {
                 Protocol::Resp => RespConn::connect(endpoint).await.map(Conn::Resp),
+                #[cfg(feature = "etcd")]
                 Protocol::Etcd => EtcdConn::connect(endpoint, timeout).await.map(|c| Conn::Etcd(Box::new(c))),
+                #[cfg(not(feature = "etcd"))]
+                Protocol::Etcd => Err(OpError::Connect(crate::spec::NO_ETCD.into())),
                 Protocol::Http => HttpConn::connect(endpoint, tenant).await.map(Conn::Http),
             }
         };
@@ -90,6 +94,7 @@ impl Conn {
     pub async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
         match self {
             Conn::Resp(c) => c.exec(batch).await,
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => c.exec(batch).await,
             Conn::Http(c) => c.exec(batch).await,
         }
@@ -170,10 +175,12 @@ impl RespConn {
 }
 
 /// etcd v3 over gRPC (one HTTP/2 channel); a batch runs concurrently on it.
+#[cfg(feature = "etcd")]
 pub struct EtcdConn {
     kv: etcd_client::KvClient,
 }
 
+#[cfg(feature = "etcd")]
 impl EtcdConn {
     async fn connect(endpoint: &str, timeout: Duration) -> Result<EtcdConn, OpError> {
         let options = etcd_client::ConnectOptions::new().with_connect_timeout(timeout).with_timeout(timeout);

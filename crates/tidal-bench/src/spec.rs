@@ -15,6 +15,8 @@ pub enum SpecError {
     UnknownScheme(String),
     #[error("--target '{0}': expected host:port after the scheme")]
     BadEndpoint(String),
+    #[error("--target '{0}': {NO_ETCD}")]
+    NoEtcd(String),
     #[error("--{flag} '{value}': {reason}")]
     BadValue { flag: &'static str, value: String, reason: String },
 }
@@ -22,6 +24,11 @@ pub enum SpecError {
 fn bad(flag: &'static str, value: &str, reason: impl Into<String>) -> SpecError {
     SpecError::BadValue { flag, value: value.to_string(), reason: reason.into() }
 }
+
+/// Why a build cannot reach etcd.
+pub const NO_ETCD: &str =
+    "this tidal was built without etcd support; rebuild with `cargo build --release -p tidal --features etcd` \
+     (needs protoc: apt install protobuf-compiler)";
 
 /// The protocol a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -48,6 +55,9 @@ impl Target {
     pub fn parse(s: &str) -> Result<Target, SpecError> {
         let (scheme, rest) = s.split_once("://").ok_or_else(|| SpecError::UnknownScheme(s.to_string()))?;
         let protocol = scheme_of(scheme).ok_or_else(|| SpecError::UnknownScheme(s.to_string()))?;
+        if protocol == Protocol::Etcd && !cfg!(feature = "etcd") {
+            return Err(SpecError::NoEtcd(s.to_string()));
+        }
         let mut endpoints = Vec::new();
         for part in rest.split(',') {
             let hostport = match part.split_once("://") {
@@ -346,8 +356,10 @@ mod tests {
         let t = Target::parse("resp://127.0.0.1:6380,127.0.0.1:6381").unwrap();
         assert_eq!(t.protocol, Protocol::Resp);
         assert_eq!(t.endpoints, vec!["127.0.0.1:6380", "127.0.0.1:6381"]);
-        let t = Target::parse("etcd://a:2379,etcd://b:2379").unwrap();
-        assert_eq!((t.protocol, t.endpoints.len()), (Protocol::Etcd, 2));
+        match Target::parse("etcd://a:2379,etcd://b:2379") {
+            Ok(t) => assert_eq!((t.protocol, t.endpoints.len()), (Protocol::Etcd, 2)),
+            Err(e) => assert!(!cfg!(feature = "etcd") && e == SpecError::NoEtcd("etcd://a:2379,etcd://b:2379".into())),
+        }
         assert_eq!(Target::parse("http://localhost:6480/").unwrap().endpoints, vec!["localhost:6480"]);
         assert!(matches!(Target::parse("mongo://x:1"), Err(SpecError::UnknownScheme(_))));
         assert!(matches!(Target::parse("127.0.0.1:6380"), Err(SpecError::UnknownScheme(_))));
