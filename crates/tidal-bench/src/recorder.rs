@@ -40,11 +40,6 @@ impl Recorder {
         self.update.reset();
     }
 
-    pub fn merge(&mut self, other: &Recorder) {
-        let mut copy = other.clone();
-        copy.drain_into(self);
-    }
-
     pub fn ops(&self) -> u64 {
         self.read.count() + self.update.count()
     }
