@@ -125,9 +125,14 @@ impl RespConn {
     }
 
     fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        let mut n = itoa::Buffer::new();
+        out.push(b'*');
+        out.extend_from_slice(n.format(args.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
         for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.push(b'$');
+            out.extend_from_slice(n.format(a.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
             out.extend_from_slice(a);
             out.extend_from_slice(b"\r\n");
         }

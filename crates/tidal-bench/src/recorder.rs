@@ -1,13 +1,43 @@
-//! Per-client counters that the reporter drains once a second.
+//! What clients record, and the tallies the reporter builds from it.
 //!
-//! Each client owns one [`Recorder`] behind a mutex that only it and the
-//! reporter touch, so recording costs an uncontended lock per batch.
+//! Each client appends to its own [`Samples`] behind a mutex that only it
+//! and the reporter touch: an uncontended lock and a push per request. Once
+//! a second the reporter moves every client's samples into a [`Recorder`]
+//! with HDR histograms; a histogram per client would cost a large reset and
+//! merge each second for every client.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::histogram::{Latency, LatencySummary};
 use crate::workload::OpKind;
+
+/// One client's outcomes since the reporter last collected them.
+#[derive(Debug, Default)]
+pub struct Samples {
+    ok: Vec<(OpKind, Duration)>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Samples {
+    pub fn ok(&mut self, kind: OpKind, latency: Duration) {
+        self.ok.push((kind, latency));
+    }
+
+    pub fn error(&mut self, label: String) {
+        *self.errors.entry(label).or_default() += 1;
+    }
+
+    /// Moves every sample into `into`, keeping the buffer's capacity.
+    pub fn drain_into(&mut self, into: &mut Recorder) {
+        for (kind, latency) in self.ok.drain(..) {
+            into.ok(kind, latency);
+        }
+        for (label, n) in std::mem::take(&mut self.errors) {
+            *into.errors.entry(label).or_default() += n;
+        }
+    }
+}
 
 /// Successful operations by kind, and failed ones by error label.
 #[derive(Debug, Default, Clone)]
@@ -78,6 +108,18 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_drain_into_histograms() {
+        let mut client = Samples::default();
+        client.ok(OpKind::Read, Duration::from_micros(100));
+        client.error("io".into());
+        let mut total = Recorder::default();
+        client.drain_into(&mut total);
+        client.drain_into(&mut total);
+        assert_eq!((total.ops(), total.error_count()), (1, 1));
+        assert_eq!(total.latency(OpKind::Read).count(), 1);
+    }
 
     #[test]
     fn drain_moves_everything_once() {

@@ -4,7 +4,7 @@
 //! ```text
 //!   runner ──(active, mode, stop)──► client 0..N ──► Conn ──► endpoint
 //!     ▲                                  │
-//!     └──── drains Recorder each second ─┘      Verifier (shared oracle)
+//!     └──── drains Samples each second ──┘      Verifier (shared oracle)
 //! ```
 //!
 //! Clients live for the whole run; a phase only changes how many of them
@@ -23,7 +23,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::driver::{Conn, OpError, Request, Response};
-use crate::recorder::Recorder;
+use crate::recorder::{Recorder, Samples};
 use crate::report::{live_line, Machine, PhaseReport, Summary, TargetInfo, WorkloadInfo};
 use crate::scenario::{self, BreakingPoint, Phase};
 use crate::spec::Spec;
@@ -63,7 +63,7 @@ struct Shared {
     stop: AtomicBool,
     /// Batches sent and not yet recorded.
     inflight: AtomicUsize,
-    recorders: Vec<Mutex<Recorder>>,
+    samples: Vec<Mutex<Samples>>,
 }
 
 /// Runs `spec` to the end and returns its summary.
@@ -83,7 +83,7 @@ pub async fn run(spec: Spec, mut progress: Progress) -> Result<Summary, RunError
         cursor: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         inflight: AtomicUsize::new(0),
-        recorders: (0..peak).map(|_| Mutex::default()).collect(),
+        samples: (0..peak).map(|_| Mutex::default()).collect(),
         spec: spec.clone(),
     });
     let clients: Vec<_> = (0..peak).map(|id| tokio::spawn(client(shared.clone(), id))).collect();
@@ -250,8 +250,8 @@ async fn wait_idle(shared: &Shared) {
 }
 
 fn collect(shared: &Shared, into: &mut Recorder) {
-    for r in &shared.recorders {
-        r.lock().unwrap().drain_into(into);
+    for s in &shared.samples {
+        s.lock().unwrap().drain_into(into);
     }
 }
 
@@ -294,7 +294,7 @@ async fn client(shared: Arc<Shared>, id: usize) {
                     backoff = Duration::from_millis(50);
                 }
                 Err(e) => {
-                    shared.recorders[id].lock().unwrap().error(e.label());
+                    shared.samples[id].lock().unwrap().error(e.label());
                     endpoint = (endpoint + 1) % endpoints.len();
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -410,7 +410,7 @@ fn record(
         Ok(r) => r,
         Err(e) => plans.iter().map(|_| Err(e.clone())).collect(),
     };
-    let mut rec = shared.recorders[id].lock().unwrap();
+    let mut rec = shared.samples[id].lock().unwrap();
     let mut failed = 0;
     for (i, (plan, result)) in plans.iter().zip(results).enumerate() {
         match (plan, result) {

@@ -103,8 +103,17 @@ impl Workload {
 
 /// The key name for an index: fixed width, so every key has the same size.
 pub fn key_name(prefix: &str, index: u64) -> String {
-    format!("{prefix}{index:010}")
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(index);
+    let mut name = String::with_capacity(prefix.len() + digits.len().max(KEY_DIGITS));
+    name.push_str(prefix);
+    name.extend(std::iter::repeat_n('0', KEY_DIGITS.saturating_sub(digits.len())));
+    name.push_str(digits);
+    name
 }
+
+/// Digits of a key's index, zero-padded.
+const KEY_DIGITS: usize = 10;
 
 #[cfg(test)]
 mod tests {
