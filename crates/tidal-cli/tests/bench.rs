@@ -80,10 +80,11 @@ fn verify_survives_a_node_killed_and_restarted() {
     }
 }
 
-/// The HTTP data API as a target, in a spike scenario: three phases, each
-/// reported on its own, with the peak running more clients.
+/// The HTTP data API as a target in a spike scenario (three phases, each
+/// reported on its own, the peak running more clients), an open-loop rate,
+/// and a stress run that reports its breaking point.
 #[test]
-fn http_target_spike_scenario() {
+fn scenarios_and_open_loop() {
     let cluster = Cluster::start(3, &[]);
     let target = format!("http://{}", cluster.nodes[0].http);
     let out = bench(&[
@@ -124,6 +125,44 @@ fn http_target_spike_scenario() {
     assert!(s["machine"]["cores"].as_u64().unwrap() >= 1);
     // A live line a second on stderr, and the human summary.
     assert!(stderr.contains("[spike]") && stderr.contains("ops/s"), "{stderr}");
+
+    // Open loop: the rate, not the server's speed, sets the request count.
+    let resp = format!("resp://{}", cluster.nodes[1].redis);
+    let out = bench(&["--target", &resp, "--rate", "100", "--clients", "4", "--duration", "2s", "--json", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary_of(&out.stdout);
+    let ops = s["phases"][0]["ops"].as_u64().unwrap();
+    assert!((150..=210).contains(&ops), "100 ops/s for 2 s gave {ops}");
+    assert_eq!(s["workload"]["rate"], 100);
+
+    // Stress: a p99 limit no request can meet breaks the first step.
+    let out = bench(&[
+        "--target",
+        &resp,
+        "--scenario",
+        "stress",
+        "--clients",
+        "1",
+        "--stress-step",
+        "2",
+        "--stress-max-clients",
+        "5",
+        "--duration",
+        "1s",
+        "--stress-p99",
+        "1us",
+        "--json",
+        "-",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary_of(&out.stdout);
+    assert_eq!(s["phases"].as_array().unwrap().len(), 1, "the run stops at the breaking step");
+    assert_eq!(s["breaking_point"]["clients"], 1);
+    assert!(s["breaking_point"]["reason"].as_str().unwrap().starts_with("p99"), "{}", s["breaking_point"]);
 }
 
 /// Bad flags and unreachable targets: one line, exit 64, before any load.
