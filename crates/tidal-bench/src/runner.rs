@@ -37,8 +37,8 @@ pub enum RunError {
     Unreachable { endpoint: String, error: OpError },
 }
 
-/// Where progress lines go (stderr for the CLI, a buffer in tests).
-pub type Progress = Box<dyn FnMut(&str) + Send>;
+/// Where progress lines go (stderr for the CLI).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How many times a busy key is redrawn before a write becomes a read.
 const BUSY_REDRAWS: usize = 16;
@@ -67,7 +67,7 @@ struct Shared {
 }
 
 /// Runs `spec` to the end and returns its summary.
-pub async fn run(spec: Spec, mut progress: Progress) -> Result<Summary, RunError> {
+pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
     probe(&spec).await?;
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let phases = scenario::phases(&spec);
@@ -88,7 +88,9 @@ pub async fn run(spec: Spec, mut progress: Progress) -> Result<Summary, RunError
     });
     let clients: Vec<_> = (0..peak).map(|id| tokio::spawn(client(shared.clone(), id))).collect();
     let checker = match (&verifier, spec.verify_every) {
-        (Some(v), Some(every)) => Some(tokio::spawn(periodic_check(shared.clone(), v.clone(), every))),
+        (Some(v), Some(every)) => {
+            Some(tokio::spawn(periodic_check(shared.clone(), v.clone(), every, progress.clone())))
+        }
         _ => None,
     };
 
@@ -97,12 +99,12 @@ pub async fn run(spec: Spec, mut progress: Progress) -> Result<Summary, RunError
     if spec.load {
         shared.loading.store(true, Ordering::Release);
         let load = Phase { name: "load".into(), clients: spec.clients, duration: Duration::MAX };
-        reports.push(run_phase(&shared, &load, &mut progress).await);
+        reports.push(run_phase(&shared, &load, &progress).await);
         shared.loading.store(false, Ordering::Release);
     }
     let stressing = spec.scenario == crate::spec::ScenarioKind::Stress;
     for phase in &phases {
-        let report = run_phase(&shared, phase, &mut progress).await;
+        let report = run_phase(&shared, phase, &progress).await;
         let broke = stressing
             .then(|| {
                 scenario::judge_step(&spec, report.ops, report.errors, Duration::from_micros(report.latency.p99_us))
@@ -189,7 +191,7 @@ async fn probe(spec: &Spec) -> Result<(), RunError> {
 
 /// Runs one phase and returns its report. The load phase ends when every
 /// key is written; the others when their time is up.
-async fn run_phase(shared: &Arc<Shared>, phase: &Phase, progress: &mut Progress) -> PhaseReport {
+async fn run_phase(shared: &Arc<Shared>, phase: &Phase, progress: &Progress) -> PhaseReport {
     shared.active.store(phase.clients, Ordering::Release);
     let start = Instant::now();
     let mut total = Recorder::default();
@@ -448,19 +450,19 @@ fn record(
 
 /// Every `every`, reads back every written key while the load runs and
 /// judges each against what was acknowledged before the read began.
-async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Duration) {
+async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Duration, progress: Progress) {
     loop {
         tokio::time::sleep(every).await;
         let keys: Vec<u64> = verifier.written_keys().collect();
         let before = verifier.report();
         read_keys(&shared.spec, &verifier, &keys, Instant::now() + every, false).await;
         let after = verifier.report();
-        tracing::info!(
-            keys = keys.len(),
-            stale = after.stale - before.stale,
-            phantom = after.phantom - before.phantom,
-            "periodic verification pass"
-        );
+        progress(&format!(
+            "verify: read back {} keys during the run: {} stale, {} phantom",
+            keys.len(),
+            after.stale - before.stale,
+            after.phantom - before.phantom
+        ));
     }
 }
 

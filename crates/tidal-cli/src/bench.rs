@@ -120,7 +120,7 @@ pub fn run(a: BenchArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let progress: tidal_bench::Progress = Box::new(|line| eprintln!("{line}"));
+    let progress: tidal_bench::Progress = std::sync::Arc::new(|line: &str| eprintln!("{line}"));
     let summary = match crate::runtime().block_on(tidal_bench::run(spec, progress)) {
         Ok(s) => s,
         Err(e) => {
