@@ -222,6 +222,9 @@ pub fn render(s: &Summary) -> String {
             v.unverified,
             if v.passed() { "PASS" } else { "FAIL" }
         );
+        for (kind, n) in &v.readback_errors {
+            let _ = writeln!(out, "  read-back error {kind}: {n}");
+        }
         for a in &v.samples {
             let _ = writeln!(
                 out,

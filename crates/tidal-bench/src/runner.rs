@@ -10,10 +10,12 @@
 //! Clients live for the whole run; a phase only changes how many of them
 //! are active. Each client sends a batch, waits for it (bounded by
 //! `--timeout`), records the outcome and goes on. A failed request is
-//! counted and not retried; after a connection-level failure the client
-//! reconnects to the next endpoint, so load continues on the nodes that are
-//! still up and no client ever waits longer than its timeout.
+//! counted and not retried; after a connection-level failure, or a batch
+//! whose every request failed, the client reconnects to the next endpoint,
+//! so load continues on the nodes that are still up and no client ever
+//! waits longer than its timeout.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -338,12 +340,14 @@ async fn client(shared: Arc<Shared>, id: usize) {
             None => done.duration_since(sent),
         });
         shared.inflight.fetch_sub(1, Ordering::AcqRel);
-        if broken {
+        if broken || all_failed {
+            // Move on: this node is down, or up but not serving (a node
+            // that is restarting answers errors until it has caught up).
             conn = None;
             endpoint = (endpoint + 1) % endpoints.len();
         }
         if all_failed {
-            // Do not spin on a node that refuses everything at once.
+            // Do not spin when every node refuses at once.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -455,11 +459,11 @@ async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Dur
         tokio::time::sleep(every).await;
         let keys: Vec<u64> = verifier.written_keys().collect();
         let before = verifier.report();
-        read_keys(&shared.spec, &verifier, &keys, Instant::now() + every, false).await;
+        let (unread, _) = read_keys(&shared.spec, &verifier, &keys, Instant::now() + every, false).await;
         let after = verifier.report();
         progress(&format!(
-            "verify: read back {} keys during the run: {} stale, {} phantom",
-            keys.len(),
+            "verify: read back {} keys during the run ({unread} unreadable): {} stale, {} phantom",
+            keys.len() - unread,
             after.stale - before.stale,
             after.phantom - before.phantom
         ));
@@ -470,15 +474,21 @@ async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Dur
 async fn read_back(spec: &Spec, verifier: &Arc<Verifier>) {
     let keys: Vec<u64> = verifier.written_keys().collect();
     let deadline = Instant::now() + READBACK_BUDGET;
-    let unread = read_keys(spec, verifier, &keys, deadline, true).await;
-    for _ in 0..unread {
-        verifier.unverified();
-    }
+    let (unread, errors) = read_keys(spec, verifier, &keys, deadline, true).await;
+    verifier.unverified(unread as u64, errors);
 }
 
 /// Reads `keys` with a few parallel pipelined connections and judges each
-/// read (final or in-run). Returns how many keys could not be read.
-async fn read_keys(spec: &Spec, verifier: &Arc<Verifier>, keys: &[u64], deadline: Instant, last: bool) -> usize {
+/// read (final or in-run). A failed read moves the worker to the next
+/// endpoint; in the final read-back the key is retried there. Returns how
+/// many keys could not be read, and the errors seen.
+async fn read_keys(
+    spec: &Spec,
+    verifier: &Arc<Verifier>,
+    keys: &[u64],
+    deadline: Instant,
+    last: bool,
+) -> (usize, BTreeMap<String, u64>) {
     let chunks: Vec<Vec<u64>> = keys.chunks(READBACK_BATCH).map(<[u64]>::to_vec).collect();
     let queue = Arc::new(Mutex::new(chunks));
     let mut workers = tokio::task::JoinSet::new();
@@ -486,35 +496,40 @@ async fn read_keys(spec: &Spec, verifier: &Arc<Verifier>, keys: &[u64], deadline
         let (queue, verifier, spec) = (queue.clone(), verifier.clone(), spec.clone());
         workers.spawn(async move {
             let mut unread = 0;
-            let mut endpoint = w % spec.target.endpoints.len();
+            let mut errors = BTreeMap::<String, u64>::new();
+            let endpoints = &spec.target.endpoints;
+            let mut endpoint = w % endpoints.len();
             let mut conn: Option<Conn> = None;
             loop {
-                let Some(mut chunk) = queue.lock().unwrap().pop() else { return unread };
+                let Some(mut chunk) = queue.lock().unwrap().pop() else { return (unread, errors) };
                 while !chunk.is_empty() {
                     if Instant::now() >= deadline {
                         unread += chunk.len();
                         break;
                     }
-                    if conn.is_none() {
-                        let ep = &spec.target.endpoints[endpoint];
-                        conn = Conn::connect(spec.target.protocol, ep, &spec.tenant, spec.timeout).await.ok();
-                        if conn.is_none() {
-                            endpoint = (endpoint + 1) % spec.target.endpoints.len();
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
+                    let c = match conn.as_mut() {
+                        Some(c) => c,
+                        None => {
+                            match Conn::connect(spec.target.protocol, &endpoints[endpoint], &spec.tenant, spec.timeout)
+                                .await
+                            {
+                                Ok(c) => conn.insert(c),
+                                Err(e) => {
+                                    *errors.entry(e.label()).or_default() += 1;
+                                    endpoint = (endpoint + 1) % endpoints.len();
+                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                    continue;
+                                }
+                            }
                         }
-                    }
-                    let c = conn.as_mut().expect("connected above");
+                    };
                     let floors: Vec<u64> = chunk.iter().map(|&k| verifier.begin_read(k)).collect();
                     let batch: Vec<Request> =
                         chunk.iter().map(|&k| Request::Get { key: key_name(&spec.key_prefix, k) }).collect();
                     let results = match tokio::time::timeout(spec.timeout, c.exec(&batch)).await {
                         Ok(Ok(r)) => r,
-                        _ => {
-                            conn = None;
-                            endpoint = (endpoint + 1) % spec.target.endpoints.len();
-                            continue;
-                        }
+                        Ok(Err(e)) => batch.iter().map(|_| Err(e.clone())).collect(),
+                        Err(_) => batch.iter().map(|_| Err(OpError::Timeout)).collect(),
                     };
                     let mut retry = Vec::new();
                     for ((&key, floor), result) in chunk.iter().zip(floors).zip(results) {
@@ -527,21 +542,35 @@ async fn read_keys(spec: &Spec, verifier: &Arc<Verifier>, keys: &[u64], deadline
                                     verifier.end_read(key, floor, observed);
                                 }
                             }
-                            _ if last => retry.push(key),
-                            _ => {}
+                            Ok(other) => {
+                                *errors.entry(OpError::Protocol(format!("{other:?}")).label()).or_default() += 1;
+                                retry.push(key);
+                            }
+                            Err(e) => {
+                                *errors.entry(e.label()).or_default() += 1;
+                                retry.push(key);
+                            }
                         }
                     }
                     if !retry.is_empty() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Try the next endpoint: this one may be down or not serving yet.
+                        conn = None;
+                        endpoint = (endpoint + 1) % endpoints.len();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    chunk = retry;
+                    chunk = if last { retry } else { Vec::new() };
                 }
             }
         });
     }
     let mut unread = 0;
+    let mut errors = BTreeMap::new();
     while let Some(r) = workers.join_next().await {
-        unread += r.unwrap_or(0);
+        let (n, e) = r.unwrap_or_default();
+        unread += n;
+        for (label, count) in e {
+            *errors.entry(label).or_default() += count;
+        }
     }
-    unread
+    (unread, errors)
 }

@@ -78,6 +78,8 @@ pub struct VerifyReport {
     pub keys_checked: u64,
     /// Keys the final read-back could not read (the cluster kept failing).
     pub unverified: u64,
+    /// Errors the final read-back met, including ones a retry got past.
+    pub readback_errors: std::collections::BTreeMap<String, u64>,
     pub lost: u64,
     pub stale: u64,
     pub phantom: u64,
@@ -174,9 +176,11 @@ impl Verifier {
         self.judge(key, floor, observed, AnomalyKind::Lost)
     }
 
-    /// Counts a key the final read-back could not read.
-    pub fn unverified(&self) {
-        self.report.lock().unwrap().unverified += 1;
+    /// Counts the keys the final read-back could not read, and its errors.
+    pub fn unverified(&self, keys: u64, errors: std::collections::BTreeMap<String, u64>) {
+        let mut report = self.report.lock().unwrap();
+        report.unverified += keys;
+        report.readback_errors = errors;
     }
 
     fn judge(&self, key: u64, floor: u64, observed: Observed, too_old: AnomalyKind) -> Option<Anomaly> {
