@@ -95,6 +95,56 @@ fn a_three_node_cluster_serves_redis_http_and_admin_clients() {
         assert_eq!(a.read().unwrap(), bulk(&i.to_string()));
     }
 
+    // Pipelined writes across PRGs, sent through every node (so some run
+    // on remote leaders): each command sees the effects of those before it
+    // on the connection, including around multi-PRG commands.
+    for node in 0..3 {
+        let mut cl = c.client(node);
+        let keys: Vec<String> = (0..12).map(|i| format!("n{node}-q{i}")).collect();
+        let mut pipe = Vec::new();
+        let mut want = Vec::new();
+        let mut send = |args: &[&str], reply: Value| {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            pipe.extend(Client::encode(&args));
+            want.push(reply);
+        };
+        for k in &keys {
+            send(&["SET", k, "10"], ok());
+        }
+        for round in 1..=3 {
+            for k in &keys {
+                send(&["INCR", k], Value::Int(10 + round));
+            }
+        }
+        for k in &keys {
+            send(&["GET", k], bulk("13"));
+        }
+        let mut mset = vec!["MSET"];
+        for k in &keys {
+            mset.extend([k.as_str(), "x"]);
+        }
+        send(&mset, ok());
+        for k in &keys {
+            send(&["APPEND", k, "y"], Value::Int(2));
+        }
+        let mut del = vec!["DEL"];
+        del.extend(keys.iter().map(String::as_str).take(6));
+        send(&del, Value::Int(6));
+        for (i, k) in keys.iter().enumerate() {
+            send(
+                &["INCR", k],
+                if i < 6 { Value::Int(1) } else { Value::Error("ERR value is not an integer or out of range".into()) },
+            );
+        }
+        let mut exists = vec!["EXISTS"];
+        exists.extend(keys.iter().map(String::as_str));
+        send(&exists, Value::Int(12));
+        cl.send_raw(&pipe).unwrap();
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(&cl.read().unwrap(), w, "reply {i} of the pipeline through node {node}");
+        }
+    }
+
     // RESP3 via HELLO.
     let Value::Map(hello) = b.cmd(&["HELLO", "3"]).unwrap() else { panic!("HELLO 3 answers a map") };
     assert!(hello.contains(&(bulk("proto"), Value::Int(3))));

@@ -24,7 +24,7 @@ pub struct CpMachine {
 impl CpMachine {
     /// Load the persisted state (if any) from `storage`.
     pub fn open(storage: &tidal_raft::Storage) -> Result<Arc<Self>, String> {
-        let txn = storage.read().map_err(|e| e.to_string())?;
+        let txn = storage.state().read().map_err(|e| e.to_string())?;
         let state = match txn.open_table(CP_STATE) {
             Ok(t) => match t.get(KEY).map_err(|e| e.to_string())? {
                 Some(v) => postcard::from_bytes(v.value()).map_err(|e| e.to_string())?,

@@ -10,6 +10,11 @@ use tidal_core::NodeId;
 pub enum KvRequest {
     Write(WriteOp),
     Read(ReadOp),
+    /// Writes of one PRG from one client connection, in the order the
+    /// client sent them: proposed together in one log entry, so they apply
+    /// in that order and commit or fail together. The reply is an array of
+    /// their replies, in the same order.
+    WriteBatch(Vec<WriteOp>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,6 +43,7 @@ impl KvRequest {
         match self {
             KvRequest::Write(op) => op.keys(),
             KvRequest::Read(op) => op.keys(),
+            KvRequest::WriteBatch(ops) => ops.iter().flat_map(WriteOp::keys).collect(),
         }
     }
 
@@ -45,18 +51,23 @@ impl KvRequest {
     /// relative TTL restarts, which clients cannot tell from a slow write),
     /// so an ambiguous failure may be retried.
     pub fn retry_safe(&self) -> bool {
-        use tidal_core::kv::SetCond;
         match self {
             KvRequest::Read(_) => true,
-            KvRequest::Write(op) => matches!(
-                op,
-                WriteOp::Set { cond: SetCond::None, get: false, .. }
-                    | WriteOp::MSet { .. }
-                    | WriteOp::Flush
-                    | WriteOp::Restore { .. }
-            ),
+            KvRequest::Write(op) => write_retry_safe(op),
+            KvRequest::WriteBatch(ops) => ops.iter().all(write_retry_safe),
         }
     }
+}
+
+fn write_retry_safe(op: &WriteOp) -> bool {
+    use tidal_core::kv::SetCond;
+    matches!(
+        op,
+        WriteOp::Set { cond: SetCond::None, get: false, .. }
+            | WriteOp::MSet { .. }
+            | WriteOp::Flush
+            | WriteOp::Restore { .. }
+    )
 }
 
 #[cfg(test)]
@@ -79,5 +90,18 @@ mod tests {
         assert!(!KvRequest::Write(WriteOp::IncrBy { key: b"n".to_vec(), delta: 1 }).retry_safe());
         assert!(!KvRequest::Write(WriteOp::Append { key: b"s".to_vec(), value: b"x".to_vec() }).retry_safe());
         assert!(!KvRequest::Write(WriteOp::Del { keys: vec![b"k".to_vec()] }).retry_safe());
+    }
+
+    #[test]
+    fn a_batch_is_retried_blindly_only_when_every_write_in_it_may_be() {
+        let op = |r: KvRequest| match r {
+            KvRequest::Write(op) => op,
+            _ => unreachable!(),
+        };
+        let safe = op(set(SetCond::None, false));
+        let unsafe_ = WriteOp::IncrBy { key: b"n".to_vec(), delta: 1 };
+        assert!(KvRequest::WriteBatch(vec![safe.clone(), safe.clone()]).retry_safe());
+        assert!(!KvRequest::WriteBatch(vec![safe.clone(), unsafe_]).retry_safe());
+        assert_eq!(KvRequest::WriteBatch(vec![safe.clone(), safe]).keys(), vec![b"k".as_slice(), b"k".as_slice()]);
     }
 }

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tidal_core::CacheState;
+use tidal_raft::storage::WriterStats;
 use tokio::time::Instant;
 
 use crate::admin::{group_reports, readiness};
@@ -26,6 +27,20 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, v: i64) {
     let g = Gauge::<i64>::default();
     g.set(v);
     registry.register(name, help, g);
+}
+
+type Pick = fn(&WriterStats) -> &AtomicU64;
+
+fn pick_commits(s: &WriterStats) -> &AtomicU64 {
+    &s.commits
+}
+
+fn pick_durable(s: &WriterStats) -> &AtomicU64 {
+    &s.durable_commits
+}
+
+fn pick_jobs(s: &WriterStats) -> &AtomicU64 {
+    &s.jobs
 }
 
 fn prg(id: &str) -> Labels {
@@ -94,15 +109,17 @@ pub fn render(shared: &Shared) -> String {
     commands.inc_by(shared.commands.load(Ordering::Relaxed));
     r.register("tidal_client_commands", "Client commands served by this node", commands);
 
-    let stats = shared.host.storage().stats();
-    for (name, help, v) in [
-        ("tidal_storage_commits", "Write transactions committed by the node-wide writer", &stats.commits),
-        ("tidal_storage_durable_commits", "Of those, durable (fsync) commits", &stats.durable_commits),
-        ("tidal_storage_jobs", "Log appends, applies and metadata writes carried by those commits", &stats.jobs),
+    let storage = shared.host.storage();
+    for (name, help, pick) in [
+        ("tidal_storage_commits", "Write transactions committed by a storage writer", pick_commits as Pick),
+        ("tidal_storage_durable_commits", "Of those, durable (fsync) commits", pick_durable),
+        ("tidal_storage_jobs", "Log appends, applies and metadata writes carried by those commits", pick_jobs),
     ] {
-        let c = Counter::<u64, AtomicU64>::default();
-        c.inc_by(v.load(Ordering::Relaxed));
-        r.register(name, help, c);
+        let f = Family::<Labels, Counter<u64, AtomicU64>>::default();
+        for (db, stats) in [("log", storage.log().stats()), ("state", storage.state().stats())] {
+            f.get_or_create(&vec![("db".to_string(), db.to_string())]).inc_by(pick(stats).load(Ordering::Relaxed));
+        }
+        r.register(name, help, f);
     }
 
     let mut out = String::new();

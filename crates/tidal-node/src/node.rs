@@ -249,7 +249,7 @@ impl Node {
     pub async fn start(config: NodeConfig, listeners: Listeners, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
-        let storage = Storage::open(&config.data_dir.join("tidal.redb"))?;
+        let storage = Storage::open(&config.data_dir)?;
         let host = RaftHost::new(config.node_id, storage.clone(), Arc::new(TcpConnector), &config.raft)?;
         let me = config.node_id;
 
@@ -352,6 +352,9 @@ impl Node {
             t.abort();
         }
         self.shared.host.shutdown().await;
+        if let Err(e) = self.shared.host.storage().checkpoint().await {
+            tracing::warn!(error = %e, "could not make the applied state durable; a restart re-applies it");
+        }
         tracing::info!(node = self.shared.config.node_id, "node stopped");
     }
 

@@ -1,7 +1,10 @@
 //! The Redis-protocol server. Each connection decodes every complete
 //! request in its buffer (pipelining), answers them in order, and writes the
 //! replies back in one write. Data commands go through the router; the rest
-//! are answered from connection state.
+//! are answered from connection state. Consecutive pipelined writes (or
+//! reads) run together ([`Run`]) without changing what the client can
+//! observe: replies stay in order and each command sees the effects of the
+//! ones before it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -70,30 +73,64 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut stop = shared.shutdown.clone();
     'conn: loop {
-        loop {
+        // Everything complete in the buffer, in order; a decode error ends
+        // the connection after the requests before it are answered.
+        let mut requests = Vec::new();
+        let mut broken = None;
+        while requests.len() < MAX_RUN {
             match decoder.decode(&mut buf) {
-                Ok(Some(args)) => {
-                    shared.commands.fetch_add(1, Ordering::Relaxed);
-                    let (reply, close) = handle(&shared, &mut conn, args).await;
+                Ok(Some(args)) => requests.push(args),
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        let more_buffered = requests.len() == MAX_RUN;
+        let mut run = Run::None;
+        for args in requests {
+            shared.commands.fetch_add(1, Ordering::Relaxed);
+            let cmd = match too_large(&shared, &args).map_or_else(|| parse(args), Err) {
+                Ok(c) => c,
+                Err(reply) => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    encode(&reply, conn.proto, &mut out);
+                    continue;
+                }
+            };
+            match cmd {
+                Command::Write(op) => run.push_write(&shared, conn.proto, &mut out, op).await,
+                Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op).await,
+                Command::Keyspace(k) => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    encode(&keyspace(&shared, k).await, conn.proto, &mut out);
+                }
+                Command::Conn(c) => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
                     encode(&reply, conn.proto, &mut out);
                     if close {
                         let _ = wr.write_all(&out).await;
                         break 'conn;
                     }
-                    if out.len() > 1 << 20 && wr.write_all(&out.split()).await.is_err() {
-                        break 'conn;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    encode(&e.to_reply(), conn.proto, &mut out);
-                    let _ = wr.write_all(&out).await;
-                    break 'conn;
                 }
             }
+            if out.len() > 1 << 20 && wr.write_all(&out.split()).await.is_err() {
+                break 'conn;
+            }
+        }
+        run.flush(&shared, conn.proto, &mut out).await;
+        if let Some(e) = broken {
+            encode(&e.to_reply(), conn.proto, &mut out);
+            let _ = wr.write_all(&out).await;
+            break;
         }
         if !out.is_empty() && wr.write_all(&out.split()).await.is_err() {
             break;
+        }
+        if more_buffered {
+            continue;
         }
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
@@ -116,22 +153,75 @@ fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
     })
 }
 
-/// Answer one request; the flag says whether to close the connection.
-async fn handle(shared: &Arc<Shared>, conn: &mut Conn, args: Vec<Vec<u8>>) -> (Reply, bool) {
-    if let Some(r) = too_large(shared, &args) {
-        return (r, false);
+/// Most pipelined requests taken from the buffer in one round.
+const MAX_RUN: usize = 512;
+
+/// Consecutive data commands of one connection, held back so they can run
+/// together. Writes run as [`Shared::write_many`] (in order per PRG, PRGs
+/// at once); reads have no effects, so a run of them runs concurrently. A
+/// write after reads (or a read after writes), and every other command,
+/// first waits for the run before it: each command observes the effects of
+/// the ones the client sent earlier, and replies go out in order.
+enum Run {
+    None,
+    Writes(Vec<WriteOp>),
+    Reads(Vec<ReadOp>),
+}
+
+impl Run {
+    async fn push_write(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut, op: WriteOp) {
+        if !matches!(self, Run::Writes(_)) {
+            self.flush(shared, proto, out).await;
+            *self = Run::Writes(Vec::new());
+        }
+        if let Run::Writes(ops) = self {
+            ops.push(op);
+        }
     }
-    let cmd = match parse(args) {
-        Ok(c) => c,
-        Err(e) => return (e, false),
-    };
-    let reply = match cmd {
-        Command::Write(op) => shared.write(DEFAULT_TENANT, op).await,
-        Command::Read(op) => shared.read(DEFAULT_TENANT, op).await,
-        Command::Keyspace(k) => keyspace(shared, k).await,
-        Command::Conn(c) => return conn_cmd(shared, conn, c).await,
-    };
-    (reply, false)
+
+    async fn push_read(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut, op: ReadOp) {
+        if !matches!(self, Run::Reads(_)) {
+            self.flush(shared, proto, out).await;
+            *self = Run::Reads(Vec::new());
+        }
+        if let Run::Reads(ops) = self {
+            ops.push(op);
+        }
+    }
+
+    /// Execute the run and encode its replies, in order.
+    async fn flush(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut) {
+        let replies = match std::mem::replace(self, Run::None) {
+            Run::None => return,
+            Run::Writes(ops) => shared.write_many(DEFAULT_TENANT, ops).await,
+            Run::Reads(ops) => read_many(shared, ops).await,
+        };
+        for r in &replies {
+            encode(r, proto, out);
+        }
+    }
+}
+
+/// Run reads concurrently; replies in the order of `ops`.
+async fn read_many(shared: &Arc<Shared>, ops: Vec<ReadOp>) -> Vec<Reply> {
+    if ops.len() == 1 {
+        let op = ops.into_iter().next().expect("one op");
+        return vec![shared.read(DEFAULT_TENANT, op).await];
+    }
+    let mut set = tokio::task::JoinSet::new();
+    let n = ops.len();
+    for (i, op) in ops.into_iter().enumerate() {
+        let s = shared.clone();
+        set.spawn(async move { (i, s.read(DEFAULT_TENANT, op).await) });
+    }
+    let mut out: Vec<Option<Reply>> = vec![None; n];
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok((i, reply)) => out[i] = Some(reply),
+            Err(e) => tracing::error!(error = %e, "pipelined read task failed"),
+        }
+    }
+    out.into_iter().map(|r| r.unwrap_or_else(|| Reply::err("internal: a pipelined read got no reply"))).collect()
 }
 
 async fn broadcast_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Reply {

@@ -10,6 +10,7 @@
 //!                         NotLeader{hint} ─> try the hint; unreachable ─> next member
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,82 @@ impl Shared {
             Err(e) => return e,
         };
         self.run_plan(tenant, plan, KvRequest::Write).await
+    }
+
+    /// Execute a client's consecutive (pipelined) writes for `tenant` and
+    /// return their replies in order.
+    ///
+    /// Each later write observes the earlier ones: writes to one PRG go to
+    /// its leader as one batch, proposed in order in one log entry; batches
+    /// for different PRGs (disjoint keys) run concurrently. A write that
+    /// spans PRGs or the whole keyspace waits for everything before it and
+    /// runs alone before anything after it starts.
+    pub async fn write_many(self: &Arc<Self>, tenant: &str, ops: Vec<WriteOp>) -> Vec<Reply> {
+        if ops.len() == 1 {
+            let op = ops.into_iter().next().expect("one op");
+            return vec![self.write(tenant, op).await];
+        }
+        let state = self.cache.get();
+        if let Err(e) = check_tenant(&state, tenant) {
+            return vec![e; ops.len()];
+        }
+        let mut out: Vec<Option<Reply>> = vec![None; ops.len()];
+        let mut run: Vec<(usize, PrgId, WriteOp)> = Vec::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            match plan_write(op, |k| prg_of(&state, tenant, k)) {
+                Ok(Plan::Single(Some(prg), op)) => run.push((i, prg, op)),
+                // Refused before anything ran: no effect to order against.
+                Err(e) => out[i] = Some(e),
+                Ok(plan) => {
+                    self.write_run(std::mem::take(&mut run), &mut out).await;
+                    out[i] = Some(self.run_plan(tenant, plan, KvRequest::Write).await);
+                }
+            }
+        }
+        self.write_run(run, &mut out).await;
+        out.into_iter().map(|r| r.unwrap_or_else(|| Reply::err("internal: a pipelined write got no reply"))).collect()
+    }
+
+    /// Send single-PRG writes, one batch per PRG (in arrival order within
+    /// it), all PRGs at once; fill in `out` at each write's position.
+    async fn write_run(self: &Arc<Self>, run: Vec<(usize, PrgId, WriteOp)>, out: &mut [Option<Reply>]) {
+        if run.is_empty() {
+            return;
+        }
+        let mut by_prg: BTreeMap<PrgId, (Vec<usize>, Vec<WriteOp>)> = BTreeMap::new();
+        for (i, prg, op) in run {
+            let e = by_prg.entry(prg).or_default();
+            e.0.push(i);
+            e.1.push(op);
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (prg, (positions, mut ops)) in by_prg {
+            let me = self.clone();
+            set.spawn(async move {
+                let replies = if ops.len() == 1 {
+                    vec![me.send(&prg, KvRequest::Write(ops.pop().expect("one op"))).await]
+                } else {
+                    let n = ops.len();
+                    match me.send(&prg, KvRequest::WriteBatch(ops)).await {
+                        Reply::Array(rs) if rs.len() == n => rs,
+                        // Routing gave up before (or without knowing whether) the batch applied.
+                        Reply::Error(e) => vec![Reply::Error(e); n],
+                        other => vec![Reply::err(format!("internal: unexpected batch reply {other:?}")); n],
+                    }
+                };
+                (positions, replies)
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok((positions, replies)) => {
+                    for (i, r) in positions.into_iter().zip(replies) {
+                        out[i] = Some(r);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "pipelined write task failed"),
+            }
+        }
     }
 
     /// Execute a linearizable read for `tenant`.
@@ -303,6 +380,11 @@ impl Shared {
                 Ok(Ok(reply)) => KvResponse::Reply(reply),
                 Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
+            },
+            KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
+                Ok(Ok(replies)) => KvResponse::Reply(Reply::Array(replies)),
+                Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+                Err(_) => KvResponse::Ambiguous(format!("no quorum committed the writes within {timeout:?}")),
             },
             KvRequest::Read(op) => match tokio::time::timeout(timeout, kv.reads.confirm()).await {
                 Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),

@@ -97,6 +97,38 @@ fn set(key: &str, value: &str) -> WriteOp {
     }
 }
 
+/// `write_many` from every node (so batches reach remote leaders): replies
+/// in order, and every write sees the ones before it, across a multi-PRG
+/// barrier.
+async fn pipelined_writes_keep_their_order(c: &TestCluster) {
+    for node in 0..3 {
+        let s = c.node(node).shared.clone();
+        let keys: Vec<Vec<u8>> = (0..10).map(|i| format!("pipe{node}-{i}").into_bytes()).collect();
+        let mut ops = Vec::new();
+        let mut want = Vec::new();
+        for k in &keys {
+            ops.push(WriteOp::IncrBy { key: k.clone(), delta: 5 });
+            want.push(Reply::Int(5));
+        }
+        for k in &keys {
+            ops.push(WriteOp::IncrBy { key: k.clone(), delta: 1 });
+            want.push(Reply::Int(6));
+        }
+        // Spans PRGs: runs alone, after everything above.
+        ops.push(WriteOp::Del { keys: keys.clone() });
+        want.push(Reply::Int(keys.len() as i64));
+        for k in &keys {
+            ops.push(WriteOp::IncrBy { key: k.clone(), delta: 2 });
+            want.push(Reply::Int(2));
+        }
+        assert_eq!(s.write_many("default", ops).await, want, "through node {}", node + 1);
+        for k in &keys {
+            assert_eq!(s.read("default", ReadOp::Get { key: k.clone() }).await, Reply::Bulk(b"2".to_vec()));
+        }
+        assert_eq!(s.write("default", WriteOp::Del { keys }).await, Reply::Int(10));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_survive_a_stopped_node_and_route_from_any_node() {
     let mut c = start(|_| {}).await;
@@ -105,6 +137,7 @@ async fn writes_survive_a_stopped_node_and_route_from_any_node() {
         let node = c.node(i % 3).shared.clone();
         assert_eq!(node.write("default", set(&format!("k{i}"), &format!("v{i}"))).await, Reply::Ok);
     }
+    pipelined_writes_keep_their_order(&c).await;
     c.stop(0).await;
     let s = c.node(1).shared.clone();
     for i in 100..150 {

@@ -162,6 +162,7 @@ impl RaftHost {
         }
         let owned = name.to_string();
         self.storage
+            .log()
             .writer()
             .call(true, move |txn| {
                 let mut t = txn.open_table(GROUPS).map_err(|e| e.to_string())?;

@@ -124,14 +124,14 @@ impl KvMachine {
 
     /// Evaluate a read against the latest applied state on this replica.
     pub fn read(&self, storage: &Storage, op: &ReadOp, now_ms: u64) -> Result<Reply, StoreError> {
-        let txn = storage.read()?;
+        let txn = storage.state().read()?;
         let store = self.read_store(&txn).map_err(StoreError::Db)?;
         engine::read(op, now_ms, &store).map_err(|e| StoreError::Db(e.0))
     }
 
     /// Number of stored records (expired ones included), for status pages.
     pub fn stored_keys(&self, storage: &Storage) -> Result<u64, StoreError> {
-        let txn = storage.read()?;
+        let txn = storage.state().read()?;
         self.read_store(&txn).map_err(StoreError::Db)?.len().map_err(|e| StoreError::Db(e.0))
     }
 }

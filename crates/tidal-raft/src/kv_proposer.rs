@@ -12,6 +12,10 @@
 //!
 //! Under load an entry carries many writes, and the node-wide storage writer
 //! then folds the entries of many groups into one fsync.
+//!
+//! A caller may also submit several writes at once ([`KvProposer::propose_many`],
+//! a client's pipelined writes to one PRG): they go into one entry, in
+//! order, so they commit or fail together and apply one after another.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,9 +39,9 @@ pub enum ProposeError {
 }
 
 struct Pending {
-    op: WriteOp,
+    ops: Vec<WriteOp>,
     size: usize,
-    reply: oneshot::Sender<Result<Reply, ProposeError>>,
+    reply: oneshot::Sender<Result<Vec<Reply>, ProposeError>>,
 }
 
 /// Handle to one group's batcher; dropping every handle stops it.
@@ -56,10 +60,20 @@ impl KvProposer {
 
     /// Propose `op` in the next entry and wait for its reply.
     pub async fn propose(&self, op: WriteOp) -> Result<Reply, ProposeError> {
-        let size = op_size(&op);
+        let mut replies = self.propose_many(vec![op]).await?;
+        replies.pop().ok_or_else(|| ProposeError::Ambiguous("no reply for the write".into()))
+    }
+
+    /// Propose `ops` together in the next entry, in this order, and wait
+    /// for their replies (in the same order).
+    pub async fn propose_many(&self, ops: Vec<WriteOp>) -> Result<Vec<Reply>, ProposeError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = ops.iter().map(op_size).sum();
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Pending { op, size, reply })
+            .send(Pending { ops, size, reply })
             .map_err(|_| ProposeError::Ambiguous("the group's proposer stopped".into()))?;
         rx.await.map_err(|_| ProposeError::Ambiguous("the group's proposer stopped".into()))?
     }
@@ -87,15 +101,17 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
             },
         };
         let mut bytes = first.size;
+        let mut count = first.ops.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_OPS {
+        while count < MAX_BATCH_OPS {
             match rx.try_recv() {
-                Ok(p) if bytes + p.size > MAX_BATCH_BYTES => {
+                Ok(p) if bytes + p.size > MAX_BATCH_BYTES || count + p.ops.len() > MAX_BATCH_OPS => {
                     carry = Some(p);
                     break;
                 }
                 Ok(p) => {
                     bytes += p.size;
+                    count += p.ops.len();
                     batch.push(p);
                 }
                 Err(_) => break,
@@ -106,11 +122,16 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
         if batch.is_empty() {
             continue;
         }
-        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+        let mut ops: Vec<WriteOp> = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(batch.len());
+        for p in batch {
+            replies.push((p.ops.len(), p.reply));
+            ops.extend(p.ops);
+        }
         let outcome = match raft.client_write(Proposal { now_ms: now_ms(), body: encode_batch(&ops) }).await {
             Ok(r) => match decode::<Vec<Reply>>(&r.data) {
-                Ok(rs) if rs.len() == replies.len() => Ok(rs),
-                Ok(rs) => Err(ProposeError::Ambiguous(format!("{} replies for {} writes", rs.len(), replies.len()))),
+                Ok(rs) if rs.len() == ops.len() => Ok(rs),
+                Ok(rs) => Err(ProposeError::Ambiguous(format!("{} replies for {} writes", rs.len(), ops.len()))),
                 Err(e) => Err(ProposeError::Ambiguous(format!("undecodable replies: {e}"))),
             },
             Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => Err(
@@ -120,12 +141,13 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
         };
         match outcome {
             Ok(rs) => {
-                for (tx, r) in replies.into_iter().zip(rs) {
-                    let _ = tx.send(Ok(r));
+                let mut rs = rs.into_iter();
+                for (n, tx) in replies {
+                    let _ = tx.send(Ok(rs.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
-                for tx in replies {
+                for (_, tx) in replies {
                     let _ = tx.send(Err(e.clone()));
                 }
             }

@@ -1,6 +1,7 @@
 //! Multi-raft for tidal on openraft: every group a node hosts (PRGs and the
-//! control plane `_cp`) shares one redb database with group commit
-//! ([`storage`]) and one connection per peer ([`transport`]). What a group's
+//! control plane `_cp`) shares the node's storage, a redb log file and a
+//! redb state file, each with a group-committing writer ([`storage`]), and
+//! one connection per peer ([`transport`]). What a group's
 //! entries mean is supplied by a [`Machine`]; the key-value machine of PRGs
 //! lives here ([`kv_machine`]).
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod state_machine;
 pub mod storage;
 pub mod transport;
 pub mod types;
+pub mod writer;
 
 pub use host::{AppHandler, GroupHandle, HostError, RaftHost, RaftTuning};
 pub use machine::Machine;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogId, RaftLogReader};
 
-use crate::storage::{Storage, LOG, META};
+use crate::storage::{Db, Storage, LOG, META};
 use crate::types::{decode, encode, io_read, io_write, Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// Log storage of one group; clones share state.
@@ -32,7 +32,7 @@ impl LogStore {
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
-        read_meta(&self.storage, &self.group, name)
+        read_meta(self.storage.log(), &self.group, name)
     }
 
     async fn write_meta<T: serde::Serialize>(
@@ -43,17 +43,22 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         let group = self.group.clone();
         let bytes = encode(v);
-        self.storage.writer().call(durable, move |txn| put_meta(txn, &group, name, &bytes)).await.map_err(io_write)
+        self.storage
+            .log()
+            .writer()
+            .call(durable, move |txn| put_meta(txn, &group, name, &bytes))
+            .await
+            .map_err(io_write)
     }
 }
 
-/// Read a per-group metadata value.
+/// Read a per-group metadata value from `db`.
 pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(
-    storage: &Storage,
+    db: &Db,
     group: &str,
     name: &str,
 ) -> Result<Option<T>, StorageError> {
-    let txn = storage.read().map_err(io_read)?;
+    let txn = db.read().map_err(io_read)?;
     let t = txn.open_table(META).map_err(io_read)?;
     match t.get((group, name)).map_err(io_read)? {
         Some(v) => decode(v.value()).map(Some).map_err(io_read),
@@ -96,7 +101,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let p = self.pending.lock().expect("pending lock");
             p.range(start..end).map(|(k, v)| (*k, v.clone())).collect()
         };
-        let txn = self.storage.read().map_err(io_read)?;
+        let txn = self.storage.log().read().map_err(io_read)?;
         let t = txn.open_table(LOG).map_err(io_read)?;
         for row in t.range((&*self.group, start)..(&*self.group, end)).map_err(io_read)? {
             let (k, v) = row.map_err(io_read)?;
@@ -118,7 +123,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last = match pending_last {
             Some(l) => Some(l),
             None => {
-                let txn = self.storage.read().map_err(io_read)?;
+                let txn = self.storage.log().read().map_err(io_read)?;
                 let t = txn.open_table(LOG).map_err(io_read)?;
                 let mut it = t.range((&*self.group, 0)..=(&*self.group, u64::MAX)).map_err(io_read)?;
                 match it.next_back() {
@@ -149,11 +154,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // openraft calls this inline in the group's core loop each time the
         // commit index moves, so it must not wait for a transaction: queue
-        // it (the writer keeps order) and return. Losing it in a crash only
-        // means re-applying from an older index.
+        // it and return. It is only a hint of how far to re-apply on
+        // restart, so it goes to the state file with the applies that
+        // follow it (no fsync of its own); losing it in a crash only means
+        // re-applying from an older index. It is never ahead of the durable
+        // log: openraft commits only entries this node has flushed.
         let group = self.group.clone();
         let bytes = encode(&committed);
-        self.storage.writer().submit(
+        self.storage.state().writer().submit(
             false,
             move |txn| put_meta(txn, &group, "committed", &bytes),
             |r: Result<(), String>| {
@@ -166,7 +174,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>("committed")?.flatten())
+        Ok(read_meta::<Option<LogId>>(self.storage.state(), &self.group, "committed")?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -185,7 +193,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let group = self.group.clone();
         let pending = self.pending.clone();
         let ids: Vec<(u64, LogId)> = rows.iter().map(|(i, l, _)| (*i, *l)).collect();
-        self.storage.writer().submit(
+        self.storage.log().writer().submit(
             true,
             move |txn| {
                 let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
@@ -214,6 +222,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.pending.lock().expect("pending lock").retain(|&i, _| i < log_id.index);
         let group = self.group.clone();
         self.storage
+            .log()
             .writer()
             .call(true, move |txn| {
                 let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
@@ -229,6 +238,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let group = self.group.clone();
         let purged = encode(&log_id);
         self.storage
+            .log()
             .writer()
             .call(false, move |txn| {
                 let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;

@@ -1,13 +1,14 @@
 //! The openraft state machine of one group: applied index, membership and
-//! snapshots, persisted in the node's database next to the group's
+//! snapshots, persisted in the node's state file next to the group's
 //! [`Machine`] data.
 //!
-//! Applies go through the storage writer without an fsync of their own: the
-//! log is durable, and after a crash the group re-applies from the last
-//! applied index that reached disk. Building a snapshot commits durably, so
-//! the state a snapshot describes is never older on disk than the log it
-//! lets openraft purge.
-
+//! Applies go through the state file's writer without an fsync of their
+//! own: an entry is applied only once it is durable in the log, and after a
+//! crash the group re-applies from the last applied index that reached disk
+//! (the state writer checkpoints at least every
+//! [`STATE_CHECKPOINT`](crate::storage::STATE_CHECKPOINT)). Building a
+//! snapshot commits durably, so the state a snapshot describes is never
+//! older on disk than the log it lets openraft purge.
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,7 +49,7 @@ impl GroupStateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let (applied, membership, data) = {
-            let txn = self.storage.read().map_err(io_read)?;
+            let txn = self.storage.state().read().map_err(io_read)?;
             let m = txn.open_table(META).map_err(io_read)?;
             let get = |name: &str| -> Result<Option<Vec<u8>>, StorageError> {
                 Ok(m.get((&*self.group, name)).map_err(io_read)?.map(|v| v.value().to_vec()))
@@ -74,6 +75,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         let group = self.group.clone();
         // Durable: this commit also makes the applied state it describes durable.
         self.storage
+            .state()
             .writer()
             .call(true, move |txn| {
                 let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
@@ -93,8 +95,10 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let applied: Option<LogId> = read_meta::<Option<LogId>>(&self.storage, &self.group, "applied")?.flatten();
-        let membership: StoredMembership = read_meta(&self.storage, &self.group, "membership")?.unwrap_or_default();
+        let applied: Option<LogId> =
+            read_meta::<Option<LogId>>(self.storage.state(), &self.group, "applied")?.flatten();
+        let membership: StoredMembership =
+            read_meta(self.storage.state(), &self.group, "membership")?.unwrap_or_default();
         Ok((applied, membership))
     }
 
@@ -111,6 +115,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let machine = self.machine.clone();
         let replies = self
             .storage
+            .state()
             .writer()
             .call(false, move |txn| {
                 let mut replies = Vec::with_capacity(entries.len());
@@ -156,6 +161,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let machine = self.machine.clone();
         let meta = meta.clone();
         self.storage
+            .state()
             .writer()
             .call(true, move |txn| {
                 machine.import(txn, &data)?;
@@ -173,7 +179,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let txn = self.storage.read().map_err(io_read)?;
+        let txn = self.storage.state().read().map_err(io_read)?;
         let t = txn.open_table(SNAPSHOT).map_err(io_read)?;
         let Some(v) = t.get(&*self.group).map_err(io_read)? else {
             return Ok(None);

@@ -1,35 +1,49 @@
-//! The node-wide redb database and its writer: one thread that owns every
-//! write transaction and commits many callers' work together.
+//! The node's two redb databases and their writers.
 //!
 //! ```text
-//!  PRG a append ─┐                          ┌─> a: LogFlushed
-//!  PRG b append ─┼─> queue ─> writer thread ─┼─> b: LogFlushed
-//!  PRG a apply  ─┘   (drain all queued)      └─> a: applied replies
-//!                    one transaction, one fsync if any job needs it
+//!  log appends, votes ──> log writer ───> log.redb    (durable: fsync per batch)
+//!  applies, snapshots ──> state writer ─> state.redb  (checkpointed: fsync every
+//!                                                      STATE_CHECKPOINT, or when a
+//!                                                      snapshot needs it)
 //! ```
 //!
-//! redb has one writer at a time; funnelling every write through this thread
-//! turns that limit into group commit: under load one fsync carries the log
-//! appends of many PRGs and clients. State-machine applies do not need their
-//! own fsync (the log is durable and replays on restart), so a batch holding
-//! only applies commits with `Durability::None` and is made durable by the
-//! next durable commit.
+//! The Raft log must be on disk before an entry counts toward a quorum, so
+//! every batch of appends is one durable commit of `log.redb`. State
+//! machines need no fsync of their own: an entry is applied only after it is
+//! durable in the log, and a restarted group re-applies from the applied
+//! index `state.redb` holds. Keeping the state machines in a second file
+//! means a log commit writes only the log's pages: the pages that random
+//! keys dirty in the key-value tables reach the disk once per checkpoint,
+//! however many writes changed them in between. Each file has its own
+//! writer thread ([`crate::writer`]), so applies never wait behind a log
+//! fsync.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-/// Raft log entries: (group, index) -> encoded entry.
+pub use crate::writer::{Writer, WriterStats};
+
+/// Raft log entries (log file): (group, index) -> encoded entry.
 pub(crate) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raft_log");
-/// Small per-group values: (group, name) -> encoded value.
+/// Small per-group values: (group, name) -> encoded value. The log file
+/// holds `vote` and `purged`; the state file `applied`, `membership` and
+/// `committed`.
 pub(crate) const META: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("raft_meta");
-/// The latest snapshot of each group: group -> encoded snapshot.
+/// The latest snapshot of each group (state file): group -> encoded snapshot.
 pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_snapshot");
-/// Groups this node hosts and the epoch they were placed at.
+/// Groups this node hosts and the epoch they were placed at (log file).
 pub(crate) const GROUPS: TableDefinition<&str, u64> = TableDefinition::new("groups");
+
+/// Longest time applied state stays only in memory: a crash loses at most
+/// this much applying work, which the group redoes from its durable log.
+pub const STATE_CHECKPOINT: Duration = Duration::from_millis(1000);
+
+/// The file name a single-file data directory used; such a directory is
+/// refused rather than silently started empty.
+const OLD_SINGLE_FILE: &str = "tidal.redb";
 
 /// Errors from the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -48,136 +62,28 @@ impl StoreError {
     }
 }
 
-/// One caller's share of a write transaction.
-trait Work: Send {
-    fn run(&mut self, txn: &WriteTransaction) -> Result<(), String>;
-    /// Called exactly once with the batch's outcome.
-    fn finish(self: Box<Self>, outcome: Result<(), String>);
-}
-
-struct FnWork<R, F, D> {
-    run: Option<F>,
-    value: Option<R>,
-    done: D,
-}
-
-impl<R, F, D> Work for FnWork<R, F, D>
-where
-    R: Send,
-    F: FnOnce(&WriteTransaction) -> Result<R, String> + Send,
-    D: FnOnce(Result<R, String>) + Send,
-{
-    fn run(&mut self, txn: &WriteTransaction) -> Result<(), String> {
-        let f = self.run.take().expect("a job runs once");
-        self.value = Some(f(txn)?);
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>, outcome: Result<(), String>) {
-        let this = *self;
-        let result = outcome.and_then(|()| this.value.ok_or_else(|| "batch aborted before this job ran".to_string()));
-        (this.done)(result);
-    }
-}
-
-struct Job {
-    durable: bool,
-    work: Box<dyn Work>,
-}
-
-/// Handle to the node-wide writer; cheap to clone.
-#[derive(Clone)]
-pub struct Writer {
-    tx: mpsc::UnboundedSender<Job>,
-}
-
-impl Writer {
-    /// Queue `run` to execute inside the next write transaction. When that
-    /// transaction has committed (or failed), `done` receives the outcome:
-    /// `run`'s own value, or the error of any job in the batch or of the
-    /// commit. `durable` jobs are on disk when `done` hears `Ok`.
-    pub fn submit<R, F, D>(&self, durable: bool, run: F, done: D)
-    where
-        R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, String> + Send + 'static,
-        D: FnOnce(Result<R, String>) + Send + 'static,
-    {
-        let work = Box::new(FnWork { run: Some(run), value: None, done });
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { durable, work }) {
-            job.work.finish(Err("storage writer stopped".into()));
-        }
-    }
-
-    /// Run `run` in the next write transaction and wait for its commit.
-    pub async fn call<R, F>(&self, durable: bool, run: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, String> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        self.submit(durable, run, move |r| {
-            let _ = tx.send(r);
-        });
-        rx.await.map_err(|_| StoreError::WriterStopped)?.map_err(StoreError::Db)
-    }
-}
-
-/// The node's database plus its writer.
-pub struct Storage {
+/// One redb database and the writer that owns its write transactions.
+pub struct Db {
     db: Arc<Database>,
     writer: Writer,
     stats: Arc<WriterStats>,
 }
 
-/// What the writer has done since start.
-#[derive(Default, Debug)]
-pub struct WriterStats {
-    /// Transactions committed (or failed).
-    pub commits: AtomicU64,
-    /// Of which durable (fsync).
-    pub durable_commits: AtomicU64,
-    /// Jobs carried by those transactions.
-    pub jobs: AtomicU64,
-}
-
-impl Storage {
-    /// Open (or create) `path` and start the writer thread.
-    pub fn open(path: &Path) -> Result<Arc<Self>, StoreError> {
-        Self::with_database(Database::create(path).map_err(StoreError::db)?)
-    }
-
-    /// A database that lives only in memory (tests and simulation).
-    pub fn in_memory() -> Result<Arc<Self>, StoreError> {
-        let db =
-            Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(StoreError::db)?;
-        Self::with_database(db)
-    }
-
-    fn with_database(db: Database) -> Result<Arc<Self>, StoreError> {
+impl Db {
+    /// Create `db`'s tables with `init` and start its writer thread `name`.
+    fn start(
+        name: &str,
+        db: Database,
+        init: fn(&WriteTransaction) -> Result<(), redb::TableError>,
+        checkpoint: Option<Duration>,
+    ) -> Result<Self, StoreError> {
         let db = Arc::new(db);
-        {
-            let txn = db.begin_write().map_err(StoreError::db)?;
-            txn.open_table(LOG).map_err(StoreError::db)?;
-            txn.open_table(META).map_err(StoreError::db)?;
-            txn.open_table(SNAPSHOT).map_err(StoreError::db)?;
-            txn.open_table(GROUPS).map_err(StoreError::db)?;
-            txn.commit().map_err(StoreError::db)?;
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let wdb = db.clone();
+        let txn = db.begin_write().map_err(StoreError::db)?;
+        init(&txn).map_err(StoreError::db)?;
+        txn.commit().map_err(StoreError::db)?;
         let stats = Arc::new(WriterStats::default());
-        let wstats = stats.clone();
-        std::thread::Builder::new()
-            .name("tidal-writer".into())
-            .spawn(move || writer_loop(wdb, rx, &wstats))
-            .map_err(StoreError::db)?;
-        Ok(Arc::new(Self { db, writer: Writer { tx }, stats }))
-    }
-
-    /// Counters of the writer, for metrics: jobs per commit is the group
-    /// commit factor.
-    pub fn stats(&self) -> &WriterStats {
-        &self.stats
+        let writer = Writer::spawn(name, db.clone(), stats.clone(), checkpoint).map_err(StoreError::db)?;
+        Ok(Self { db, writer, stats })
     }
 
     pub fn writer(&self) -> &Writer {
@@ -188,9 +94,86 @@ impl Storage {
         self.db.begin_read().map_err(StoreError::db)
     }
 
+    /// Counters of the writer, for metrics: jobs per commit is the group
+    /// commit factor.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+}
+
+/// The node's storage: the Raft logs in one file, the state machines in
+/// another (see the module docs).
+pub struct Storage {
+    log: Db,
+    state: Db,
+}
+
+impl Storage {
+    /// Open (or create) the two files in `dir` and start their writers.
+    pub fn open(dir: &Path) -> Result<Arc<Self>, StoreError> {
+        if dir.join(OLD_SINGLE_FILE).exists() {
+            return Err(StoreError::Db(format!(
+                "{} holds {OLD_SINGLE_FILE}, the single-file layout of an older tidal; this version keeps \
+                 log.redb and state.redb: start it on an empty data directory",
+                dir.display()
+            )));
+        }
+        let log = Database::create(dir.join("log.redb")).map_err(StoreError::db)?;
+        let state = Database::create(dir.join("state.redb")).map_err(StoreError::db)?;
+        Self::with_databases(log, state)
+    }
+
+    /// Databases that live only in memory (tests and simulation).
+    pub fn in_memory() -> Result<Arc<Self>, StoreError> {
+        let mem =
+            || Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(StoreError::db);
+        Self::with_databases(mem()?, mem()?)
+    }
+
+    fn with_databases(log: Database, state: Database) -> Result<Arc<Self>, StoreError> {
+        let log = Db::start(
+            "log-writer",
+            log,
+            |txn| {
+                txn.open_table(LOG)?;
+                txn.open_table(META)?;
+                txn.open_table(GROUPS)?;
+                Ok(())
+            },
+            None,
+        )?;
+        let state = Db::start(
+            "state-writer",
+            state,
+            |txn| {
+                txn.open_table(META)?;
+                txn.open_table(SNAPSHOT)?;
+                Ok(())
+            },
+            Some(STATE_CHECKPOINT),
+        )?;
+        Ok(Arc::new(Self { log, state }))
+    }
+
+    /// Raft logs, votes and the groups hosted here.
+    pub fn log(&self) -> &Db {
+        &self.log
+    }
+
+    /// State machines, their applied index and snapshots.
+    pub fn state(&self) -> &Db {
+        &self.state
+    }
+
+    /// Make everything applied so far durable (clean shutdown, so a restart
+    /// need not re-apply).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.state.writer.call(true, |_| Ok(())).await
+    }
+
     /// Groups recorded as hosted here, with the epoch of their placement.
     pub fn hosted_groups(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let txn = self.read()?;
+        let txn = self.log.read()?;
         let t = txn.open_table(GROUPS).map_err(StoreError::db)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(StoreError::db)? {
@@ -201,55 +184,12 @@ impl Storage {
     }
 }
 
-/// Upper bound on jobs per transaction, so one commit stays bounded.
-const MAX_BATCH: usize = 4096;
-
-fn writer_loop(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Job>, stats: &WriterStats) {
-    let mut batch: Vec<Job> = Vec::with_capacity(256);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        if batch.iter().any(|j| j.durable) {
-            stats.durable_commits.fetch_add(1, Ordering::Relaxed);
-        }
-        commit_batch(&db, &mut batch);
-    }
-}
-
-fn commit_batch(db: &Database, batch: &mut Vec<Job>) {
-    let durable = batch.iter().any(|j| j.durable);
-    let outcome = run_batch(db, batch, durable);
-    if let Err(e) = &outcome {
-        tracing::error!(error = %e, jobs = batch.len(), "storage batch failed");
-    }
-    for job in batch.drain(..) {
-        job.work.finish(outcome.clone());
-    }
-}
-
-fn run_batch(db: &Database, batch: &mut [Job], durable: bool) -> Result<(), String> {
-    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-    if !durable {
-        txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
-    }
-    for job in batch.iter_mut() {
-        if let Err(e) = job.work.run(&txn) {
-            let _ = txn.abort();
-            return Err(e);
-        }
-    }
-    txn.commit().map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use tokio::sync::oneshot;
+
     use super::*;
 
     const T: TableDefinition<u64, u64> = TableDefinition::new("t");
@@ -260,7 +200,7 @@ mod tests {
     /// jobs submitted meanwhile queue up behind it.
     async fn hold_writer(s: &Storage) -> (std::sync::mpsc::Sender<()>, Held) {
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        let w = s.writer().clone();
+        let w = s.log().writer().clone();
         let held = tokio::spawn(async move {
             w.call(false, move |_txn| {
                 gate_rx.recv().map_err(|e| e.to_string())?;
@@ -268,7 +208,7 @@ mod tests {
             })
             .await
         });
-        while s.stats().commits.load(Ordering::Relaxed) == 0 {
+        while s.log().stats().commits.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
         (gate_tx, held)
@@ -282,7 +222,7 @@ mod tests {
         let mut rxs = Vec::new();
         for i in 0..100u64 {
             let (tx, rx) = oneshot::channel();
-            s.writer().submit(
+            s.log().writer().submit(
                 true,
                 move |txn| {
                     txn.open_table(T).map_err(|e| e.to_string())?.insert(i, i * 2).map_err(|e| e.to_string())?;
@@ -300,9 +240,9 @@ mod tests {
             assert_eq!(rx.await.unwrap().unwrap(), i as u64);
         }
         // One commit for the gate, one for all 100 queued jobs.
-        assert_eq!(s.stats().commits.load(Ordering::Relaxed), 2);
-        assert_eq!(s.stats().jobs.load(Ordering::Relaxed), 101);
-        let txn = s.read().unwrap();
+        assert_eq!(s.log().stats().commits.load(Ordering::Relaxed), 2);
+        assert_eq!(s.log().stats().jobs.load(Ordering::Relaxed), 101);
+        let txn = s.log().read().unwrap();
         let t = txn.open_table(T).unwrap();
         assert_eq!(t.get(42).unwrap().unwrap().value(), 84);
     }
@@ -313,7 +253,7 @@ mod tests {
         let (gate_tx, first) = hold_writer(&s).await;
         // `submit` queues at once, so both jobs wait behind the gate together.
         let (good_tx, good) = oneshot::channel();
-        s.writer().submit(
+        s.log().writer().submit(
             true,
             |txn| {
                 txn.open_table(T).map_err(|e| e.to_string())?.insert(1, 1).map_err(|e| e.to_string())?;
@@ -324,7 +264,7 @@ mod tests {
             },
         );
         let (bad_tx, bad) = oneshot::channel();
-        s.writer().submit(
+        s.log().writer().submit(
             true,
             |_txn| Err::<(), _>("disk on fire".to_string()),
             move |r| {
@@ -335,7 +275,96 @@ mod tests {
         first.await.unwrap().unwrap();
         assert!(good.await.unwrap().is_err());
         assert_eq!(bad.await.unwrap(), Err("disk on fire".to_string()));
-        let txn = s.read().unwrap();
+        let txn = s.log().read().unwrap();
         assert!(txn.open_table(T).is_err() || txn.open_table(T).unwrap().get(1).unwrap().is_none());
+    }
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("tidal-storage-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn put(db: &Db, k: u64, v: u64) -> impl std::future::Future<Output = Result<(), StoreError>> + 'static {
+        let w = db.writer().clone();
+        async move {
+            w.call(false, move |txn| {
+                txn.open_table(T).map_err(|e| e.to_string())?.insert(k, v).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+        }
+    }
+
+    /// Wait (bounded) until `path` can be opened again, i.e. every writer
+    /// thread holding it has finished.
+    async fn reopen(path: &Path) -> Database {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Database::create(path) {
+                Ok(db) => return db,
+                Err(_) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) => panic!("{} did not reopen: {e}", path.display()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_state_writer_checkpoints_without_a_durable_job() {
+        let s = Storage::in_memory().unwrap();
+        put(s.state(), 1, 1).await.unwrap();
+        assert_eq!(s.state().stats().durable_commits.load(Ordering::Relaxed), 0);
+        // Nothing else is queued: the writer makes the applied state
+        // durable on its own once the interval has passed.
+        let deadline = std::time::Instant::now() + STATE_CHECKPOINT * 5;
+        while s.state().stats().durable_commits.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint within {:?}", STATE_CHECKPOINT * 5);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The log writer has no interval: non-durable work stays so until
+        // a durable job carries it.
+        put(s.log(), 1, 1).await.unwrap();
+        tokio::time::sleep(STATE_CHECKPOINT * 2).await;
+        assert_eq!(s.log().stats().durable_commits.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn checkpoint_makes_applied_state_durable_and_a_stopped_writer_flushes_it() {
+        let dir = TempDir::new("checkpoint");
+        {
+            let s = Storage::open(&dir.0).unwrap();
+            put(s.state(), 1, 10).await.unwrap();
+            s.checkpoint().await.unwrap();
+            assert_eq!(s.state().stats().durable_commits.load(Ordering::Relaxed), 1);
+            put(s.state(), 2, 20).await.unwrap();
+            // Dropping the storage stops both writers; the state writer
+            // commits what is pending durably before it exits.
+        }
+        let db = reopen(&dir.0.join("state.redb")).await;
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        assert_eq!(t.get(1).unwrap().unwrap().value(), 10);
+        assert_eq!(t.get(2).unwrap().unwrap().value(), 20);
+    }
+
+    #[test]
+    fn a_single_file_data_directory_is_refused() {
+        let dir = TempDir::new("legacy");
+        std::fs::write(dir.0.join(OLD_SINGLE_FILE), b"").unwrap();
+        let err = Storage::open(&dir.0).err().expect("refused").to_string();
+        assert!(err.contains("tidal.redb"), "{err}");
+        assert!(!dir.0.join("log.redb").exists());
     }
 }
