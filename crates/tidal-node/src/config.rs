@@ -80,6 +80,10 @@ pub struct RawConfig {
     /// giving the client an error.
     #[arg(long, env = "TIDAL_RETRY_BUDGET_MS")]
     pub retry_budget_ms: Option<u64>,
+    /// Memory (MiB) for the storage page caches of both files; the rest of
+    /// the data is read through the operating system's page cache.
+    #[arg(long, env = "TIDAL_STORAGE_CACHE_MB")]
+    pub storage_cache_mb: Option<u64>,
 }
 
 impl RawConfig {
@@ -110,7 +114,8 @@ impl RawConfig {
             snapshot_every,
             keep_after_snapshot,
             ready_lag,
-            retry_budget_ms
+            retry_budget_ms,
+            storage_cache_mb
         )
     }
 
@@ -146,6 +151,8 @@ pub struct NodeConfig {
     pub raft: RaftTuning,
     pub ready_lag: u64,
     pub retry_budget_ms: u64,
+    /// Bytes of storage page cache (both files together).
+    pub storage_cache_bytes: usize,
 }
 
 impl NodeConfig {
@@ -176,6 +183,10 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 * 1024 * 1024;
+/// Storage page cache when unset: enough for the hot pages of a node's
+/// state and recent log, while the node's memory stays a small multiple of
+/// its data.
+pub const DEFAULT_STORAGE_CACHE_MB: u64 = 96;
 
 fn parse_peers(s: &str, errs: &mut Vec<String>) -> BTreeMap<NodeId, String> {
     let mut out = BTreeMap::new();
@@ -312,6 +323,10 @@ impl RawConfig {
         if retry_budget_ms == 0 {
             errs.push("retry-budget-ms: must be greater than 0".to_string());
         }
+        let storage_cache_mb = self.storage_cache_mb.unwrap_or(DEFAULT_STORAGE_CACHE_MB);
+        if !(4..=1 << 20).contains(&storage_cache_mb) {
+            errs.push(format!("storage-cache-mb: must be between 4 and 1048576, got {storage_cache_mb}"));
+        }
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -331,6 +346,7 @@ impl RawConfig {
             raft,
             ready_lag,
             retry_budget_ms,
+            storage_cache_bytes: (storage_cache_mb << 20) as usize,
         })
     }
 }
@@ -357,6 +373,7 @@ mod tests {
         assert_eq!(c.slots, 1024);
         assert_eq!(c.prgs, 4);
         assert_eq!(c.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
+        assert_eq!(c.storage_cache_bytes, 96 << 20);
         assert_eq!(c.cp_members().unwrap().len(), 3);
         assert_eq!(c.zone, "local");
     }

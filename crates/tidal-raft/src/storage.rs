@@ -110,7 +110,10 @@ pub struct Storage {
 
 impl Storage {
     /// Open (or create) the two files in `dir` and start their writers.
-    pub fn open(dir: &Path) -> Result<Arc<Self>, StoreError> {
+    /// `cache_bytes` bounds the page caches of both files together: a
+    /// quarter for the log, whose reads are mostly of recent entries, the
+    /// rest for the state machines.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Arc<Self>, StoreError> {
         if dir.join(OLD_SINGLE_FILE).exists() {
             return Err(StoreError::Db(format!(
                 "{} holds {OLD_SINGLE_FILE}, the single-file layout of an older tidal; this version keeps \
@@ -118,8 +121,11 @@ impl Storage {
                 dir.display()
             )));
         }
-        let log = Database::create(dir.join("log.redb")).map_err(StoreError::db)?;
-        let state = Database::create(dir.join("state.redb")).map_err(StoreError::db)?;
+        let open = |name: &str, cache: usize| {
+            Database::builder().set_cache_size(cache).create(dir.join(name)).map_err(StoreError::db)
+        };
+        let log = open("log.redb", cache_bytes / 4)?;
+        let state = open("state.redb", cache_bytes - cache_bytes / 4)?;
         Self::with_databases(log, state)
     }
 
@@ -186,6 +192,7 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
+    const TEST_CACHE: usize = 8 << 20;
     use std::sync::atomic::Ordering;
 
     use tokio::sync::oneshot;
@@ -344,7 +351,7 @@ mod tests {
     async fn checkpoint_makes_applied_state_durable_and_a_stopped_writer_flushes_it() {
         let dir = TempDir::new("checkpoint");
         {
-            let s = Storage::open(&dir.0).unwrap();
+            let s = Storage::open(&dir.0, TEST_CACHE).unwrap();
             put(s.state(), 1, 10).await.unwrap();
             s.checkpoint().await.unwrap();
             assert_eq!(s.state().stats().durable_commits.load(Ordering::Relaxed), 1);
@@ -363,7 +370,7 @@ mod tests {
     fn a_single_file_data_directory_is_refused() {
         let dir = TempDir::new("legacy");
         std::fs::write(dir.0.join(OLD_SINGLE_FILE), b"").unwrap();
-        let err = Storage::open(&dir.0).err().expect("refused").to_string();
+        let err = Storage::open(&dir.0, TEST_CACHE).err().expect("refused").to_string();
         assert!(err.contains("tidal.redb"), "{err}");
         assert!(!dir.0.join("log.redb").exists());
     }
