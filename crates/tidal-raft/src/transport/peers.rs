@@ -124,7 +124,8 @@ async fn peer_task(
                 continue;
             }
         };
-        let (mut r, mut w) = tokio::io::split(stream);
+        let (r, mut w) = tokio::io::split(stream);
+        let mut r = tokio::io::BufReader::with_capacity(super::server::READ_BUFFER, r);
         let (dead_tx, mut dead_rx) = oneshot::channel::<()>();
         let rpending = pending.clone();
         let raddr = addr.clone();

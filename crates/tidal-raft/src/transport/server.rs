@@ -10,6 +10,9 @@ use tokio::sync::{mpsc, watch};
 use super::frame::{encode_frame, read_frame, Frame, Request, Response, WireError};
 use super::{BoxFuture, BoxStream};
 
+/// Bytes read from a peer connection at a time.
+pub(super) const READ_BUFFER: usize = 64 * 1024;
+
 /// Where incoming requests go.
 pub trait Dispatch: Send + Sync + 'static {
     fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>>;
@@ -57,7 +60,10 @@ pub async fn serve_with(acceptor: impl Acceptor, dispatch: Arc<dyn Dispatch>, mu
 
 /// Serve one peer connection until it closes or sends a malformed frame.
 pub async fn serve_stream(stream: BoxStream, dispatch: Arc<dyn Dispatch>) {
-    let (mut r, mut w) = tokio::io::split(stream);
+    let (r, mut w) = tokio::io::split(stream);
+    // Frames arrive many to a segment: read them from a buffer, not with
+    // two reads each.
+    let mut r = tokio::io::BufReader::with_capacity(READ_BUFFER, r);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
