@@ -279,6 +279,8 @@ async fn client(shared: Arc<Shared>, id: usize) {
     let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(50);
     let mut next_send = Instant::now();
+    // Open-loop clients start spread over one gap, not all at once.
+    let mut staggered = false;
     let mut plans = Vec::with_capacity(spec.pipeline);
     let mut batch = Vec::with_capacity(spec.pipeline);
     loop {
@@ -288,6 +290,7 @@ async fn client(shared: Arc<Shared>, id: usize) {
         let active = shared.active.load(Ordering::Acquire);
         if id >= active {
             next_send = Instant::now();
+            staggered = false;
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
@@ -319,6 +322,10 @@ async fn client(shared: Arc<Shared>, id: usize) {
         let first_intended = match spec.rate {
             Some(rate) if !shared.loading.load(Ordering::Acquire) => {
                 let gap = Duration::from_secs_f64(active as f64 / rate as f64);
+                if !staggered {
+                    next_send += gap.mul_f64(id as f64 / active as f64);
+                    staggered = true;
+                }
                 let first = next_send;
                 next_send += gap * batch.len() as u32;
                 let last = first + gap * (batch.len() as u32 - 1);
