@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use tidal_core::{CacheThresholds, NodeId};
-use tidal_raft::RaftTuning;
+use tidal_raft::{RaftTuning, StorageOptions};
 
 /// Settings as given; every field optional so sources can be layered.
 #[derive(Clone, Debug, Default, Deserialize, clap::Args)]
@@ -84,6 +84,10 @@ pub struct RawConfig {
     /// the data is read through the operating system's page cache.
     #[arg(long, env = "TIDAL_STORAGE_CACHE_MB")]
     pub storage_cache_mb: Option<u64>,
+    /// Longest time (ms) between durable checkpoints of the state file; a
+    /// crash redoes at most this much applying from the durable log.
+    #[arg(long, env = "TIDAL_STATE_CHECKPOINT_MS")]
+    pub state_checkpoint_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -115,7 +119,8 @@ impl RawConfig {
             keep_after_snapshot,
             ready_lag,
             retry_budget_ms,
-            storage_cache_mb
+            storage_cache_mb,
+            state_checkpoint_ms
         )
     }
 
@@ -151,8 +156,7 @@ pub struct NodeConfig {
     pub raft: RaftTuning,
     pub ready_lag: u64,
     pub retry_budget_ms: u64,
-    /// Bytes of storage page cache (both files together).
-    pub storage_cache_bytes: usize,
+    pub storage: StorageOptions,
 }
 
 impl NodeConfig {
@@ -183,10 +187,8 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 * 1024 * 1024;
-/// Storage page cache when unset: enough for the hot pages of a node's
-/// state and recent log, while the node's memory stays a small multiple of
-/// its data.
-pub const DEFAULT_STORAGE_CACHE_MB: u64 = 96;
+/// Storage page cache when unset (see [`tidal_raft::DEFAULT_STORAGE_CACHE_BYTES`]).
+pub const DEFAULT_STORAGE_CACHE_MB: u64 = (tidal_raft::DEFAULT_STORAGE_CACHE_BYTES >> 20) as u64;
 
 fn parse_peers(s: &str, errs: &mut Vec<String>) -> BTreeMap<NodeId, String> {
     let mut out = BTreeMap::new();
@@ -327,6 +329,11 @@ impl RawConfig {
         if !(4..=1 << 20).contains(&storage_cache_mb) {
             errs.push(format!("storage-cache-mb: must be between 4 and 1048576, got {storage_cache_mb}"));
         }
+        let default_checkpoint = StorageOptions::default().state_checkpoint.as_millis() as u64;
+        let state_checkpoint_ms = self.state_checkpoint_ms.unwrap_or(default_checkpoint);
+        if !(10..=600_000).contains(&state_checkpoint_ms) {
+            errs.push(format!("state-checkpoint-ms: must be between 10 and 600000, got {state_checkpoint_ms}"));
+        }
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -346,7 +353,10 @@ impl RawConfig {
             raft,
             ready_lag,
             retry_budget_ms,
-            storage_cache_bytes: (storage_cache_mb << 20) as usize,
+            storage: StorageOptions {
+                cache_bytes: (storage_cache_mb << 20) as usize,
+                state_checkpoint: std::time::Duration::from_millis(state_checkpoint_ms),
+            },
         })
     }
 }
@@ -373,7 +383,8 @@ mod tests {
         assert_eq!(c.slots, 1024);
         assert_eq!(c.prgs, 4);
         assert_eq!(c.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
-        assert_eq!(c.storage_cache_bytes, 96 << 20);
+        assert_eq!(c.storage.cache_bytes, 96 << 20);
+        assert_eq!(c.storage.state_checkpoint, std::time::Duration::from_secs(5));
         assert_eq!(c.cp_members().unwrap().len(), 3);
         assert_eq!(c.zone, "local");
     }

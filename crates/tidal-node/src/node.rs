@@ -249,7 +249,7 @@ impl Node {
     pub async fn start(config: NodeConfig, listeners: Listeners, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
-        let storage = Storage::open(&config.data_dir, config.storage_cache_bytes)?;
+        let storage = Storage::open(&config.data_dir, config.storage)?;
         let host = RaftHost::new(config.node_id, storage.clone(), Arc::new(TcpConnector), &config.raft)?;
         let me = config.node_id;
 
