@@ -142,8 +142,7 @@ pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
     if let Some(last) = reports.last_mut() {
         let mut tail = Recorder::default();
         collect(&shared, &mut tail);
-        let extra = PhaseReport::new(&last.name, last.clients, Duration::from_secs_f64(last.seconds), &tail);
-        merge_tail(last, &extra);
+        merge_tail(last, &tail);
     }
     let verify = match &verifier {
         Some(v) => {
@@ -170,9 +169,9 @@ pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
 /// ended (a stalled request times out after the clock stopped, and must
 /// still be reported). Their successes are left out, so that throughput
 /// stays operations within the phase's time.
-fn merge_tail(last: &mut PhaseReport, extra: &PhaseReport) {
-    last.errors += extra.errors;
-    for (k, n) in &extra.errors_by_kind {
+fn merge_tail(last: &mut PhaseReport, tail: &Recorder) {
+    last.errors += tail.error_count();
+    for (k, n) in tail.errors() {
         *last.errors_by_kind.entry(k.clone()).or_default() += n;
     }
 }
@@ -376,35 +375,24 @@ fn plan_batch(shared: &Shared, rng: &mut SmallRng, plans: &mut Vec<Planned>, bat
         } else {
             (shared.workload.next_kind(rng), shared.workload.next_key(rng))
         };
-        let name = key_name(&spec.key_prefix, key);
-        match (kind, verifier) {
-            (OpKind::Read, Some(v)) => {
-                plans.push(Planned::Read { key, floor: v.begin_read(key) });
-                batch.push(Request::Get { key: name });
+        // A write's key, version and value; a verified write claims a free
+        // key first and becomes a read when none is free.
+        let write = match (kind, verifier) {
+            (OpKind::Read, _) => None,
+            (OpKind::Update, None) => Some((key, 0, shared.value.clone())),
+            (OpKind::Update, Some(v)) => std::iter::once(key)
+                .chain((0..BUSY_REDRAWS).map(|_| shared.workload.next_key(rng)))
+                .find_map(|k| v.begin_write(k).map(|version| (k, version)))
+                .map(|(k, version)| (k, version, v.stamp(k, version, spec.value_size).into())),
+        };
+        match write {
+            Some((key, version, value)) => {
+                plans.push(Planned::Write { key, version });
+                batch.push(Request::Set { key: key_name(&spec.key_prefix, key), value });
             }
-            (OpKind::Read, None) => {
-                plans.push(Planned::Read { key, floor: 0 });
-                batch.push(Request::Get { key: name });
-            }
-            (OpKind::Update, None) => {
-                plans.push(Planned::Write { key, version: 0 });
-                batch.push(Request::Set { key: name, value: shared.value.clone() });
-            }
-            (OpKind::Update, Some(v)) => {
-                let claimed = std::iter::once(key)
-                    .chain((0..BUSY_REDRAWS).map(|_| shared.workload.next_key(rng)))
-                    .find_map(|k| v.begin_write(k).map(|version| (k, version)));
-                match claimed {
-                    Some((key, version)) => {
-                        let value = v.stamp(key, version, spec.value_size);
-                        plans.push(Planned::Write { key, version });
-                        batch.push(Request::Set { key: key_name(&spec.key_prefix, key), value: value.into() });
-                    }
-                    None => {
-                        plans.push(Planned::Read { key, floor: v.begin_read(key) });
-                        batch.push(Request::Get { key: name });
-                    }
-                }
+            None => {
+                plans.push(Planned::Read { key, floor: verifier.map_or(0, |v| v.begin_read(key)) });
+                batch.push(Request::Get { key: key_name(&spec.key_prefix, key) });
             }
         }
     }
@@ -426,10 +414,17 @@ fn record(
     let mut rec = shared.samples[id].lock().unwrap();
     let mut failed = 0;
     for (i, (plan, result)) in plans.iter().zip(results).enumerate() {
+        // A read answered like a write is a protocol fault.
+        let result = match (plan, result) {
+            (Planned::Read { .. }, Ok(other @ Response::Stored)) => {
+                Err(OpError::Protocol(format!("unexpected {other:?}")))
+            }
+            (_, result) => result,
+        };
         match (plan, result) {
-            (Planned::Read { key, floor }, Ok(Response::Value(value))) => {
+            (Planned::Read { key, floor }, Ok(value)) => {
                 rec.ok(OpKind::Read, latency(i));
-                if let Some(v) = verifier {
+                if let (Some(v), Response::Value(value)) = (verifier, value) {
                     v.end_read(*key, *floor, v.observe(*key, value.as_deref()));
                 }
             }
@@ -437,14 +432,6 @@ fn record(
                 rec.ok(OpKind::Update, latency(i));
                 if let Some(v) = verifier {
                     v.end_write(*key, *version, true);
-                }
-            }
-            (plan, Ok(other)) => {
-                // A read answered like a write or the reverse: a protocol fault.
-                rec.error(OpError::Protocol(format!("unexpected {other:?}")).label());
-                failed += 1;
-                if let (Planned::Write { key, version }, Some(v)) = (plan, verifier) {
-                    v.end_write(*key, *version, false);
                 }
             }
             (plan, Err(e)) => {

@@ -87,28 +87,14 @@ mod tests {
 
     fn spec(scenario: &str) -> Spec {
         let raw = RawSpec {
-            target: "resp://127.0.0.1:1".into(),
             clients: 50,
             duration: "30s".into(),
-            workload: "a".into(),
-            distribution: "uniform".into(),
-            value_size: 100,
-            keys: 10,
-            pipeline: 1,
-            rate: None,
             scenario: scenario.into(),
             spike_clients: Some(500),
-            stress_step: 100,
+            stress_step: Some(100),
             stress_max_clients: 260,
             stress_p99: "50ms".into(),
-            stress_error_pct: 1.0,
-            verify: false,
-            verify_every: None,
-            timeout: "1s".into(),
-            load: false,
-            key_prefix: "k".into(),
-            tenant: "default".into(),
-            seed: Some(1),
+            ..crate::spec::tests::raw()
         };
         Spec::parse(&raw).unwrap()
     }

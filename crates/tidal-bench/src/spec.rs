@@ -188,29 +188,77 @@ pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, SpecError
 }
 
 /// The flags of `tidal bench` as the command line gives them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RawSpec {
+    /// Where to send load: resp://, etcd:// or http:// and one or more
+    /// host:port, comma-separated. Clients spread over the endpoints and move
+    /// to the next one when theirs fails.
+    #[arg(long, default_value = "resp://127.0.0.1:6380")]
     pub target: String,
+    /// Concurrent clients, one connection each.
+    #[arg(long, default_value_t = 16)]
     pub clients: usize,
+    /// Length of the run (for stress: of each step), e.g. 30s, 2m.
+    #[arg(long, default_value = "10s")]
     pub duration: String,
+    /// a (50% reads), b (95%), c (100%), write (0%), or mixed:R/W.
+    #[arg(long, default_value = "a")]
     pub workload: String,
+    /// uniform, zipfian (θ 0.99) or zipfian:THETA.
+    #[arg(long, default_value = "uniform")]
     pub distribution: String,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
     pub value_size: usize,
+    /// Size of the keyspace.
+    #[arg(long, default_value_t = 100_000)]
     pub keys: u64,
+    /// Requests each client sends before waiting for replies.
+    #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+    /// Open loop: total requests per second, with latency measured from each
+    /// request's intended send time. Without it, clients go as fast as they can.
+    #[arg(long)]
     pub rate: Option<u64>,
+    /// normal, spike, stress or soak.
+    #[arg(long, default_value = "normal")]
     pub scenario: String,
+    /// Clients during a spike's peak (default: 10 × --clients).
+    #[arg(long)]
     pub spike_clients: Option<usize>,
-    pub stress_step: usize,
+    /// Clients added per stress step (default: --clients).
+    #[arg(long)]
+    pub stress_step: Option<usize>,
+    /// Most clients a stress run ramps to.
+    #[arg(long, default_value_t = 1024)]
     pub stress_max_clients: usize,
+    /// A stress step breaks when its p99 exceeds this.
+    #[arg(long, default_value = "100ms")]
     pub stress_p99: String,
+    /// A stress step breaks when more than this percentage of requests fail.
+    #[arg(long, default_value_t = 1.0)]
     pub stress_error_pct: f64,
+    /// Stamp every write, check reads, and read every written key back at the
+    /// end; any lost or stale write exits with status 1.
+    #[arg(long)]
     pub verify: bool,
+    /// With --verify, also read every written key back this often during the run.
+    #[arg(long)]
     pub verify_every: Option<String>,
+    /// Limit for one request (or pipelined batch), connecting included.
+    #[arg(long, default_value = "2s")]
     pub timeout: String,
+    /// Write every key once before the measured phases.
+    #[arg(long)]
     pub load: bool,
+    /// Prefix of every key the run touches.
+    #[arg(long, default_value = "bench:")]
     pub key_prefix: String,
+    /// Tenant for http:// targets.
+    #[arg(long, default_value = "default")]
     pub tenant: String,
+    /// RNG seed, for a repeatable key sequence.
+    #[arg(long)]
     pub seed: Option<u64>,
 }
 
@@ -305,7 +353,7 @@ impl Spec {
             rate: raw.rate,
             scenario,
             spike_clients,
-            stress_step: clients_ok("stress-step", raw.stress_step)?,
+            stress_step: clients_ok("stress-step", raw.stress_step.unwrap_or(clients))?,
             stress_max_clients: clients_ok("stress-max-clients", raw.stress_max_clients)?,
             stress_p99: parse_duration("stress-p99", &raw.stress_p99)?,
             stress_error_pct: raw.stress_error_pct,
@@ -321,9 +369,10 @@ impl Spec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A valid spec's flags, for tests to vary.
     pub(crate) fn raw() -> RawSpec {
         RawSpec {
             target: "resp://127.0.0.1:6380".into(),
@@ -337,7 +386,7 @@ mod tests {
             rate: None,
             scenario: "normal".into(),
             spike_clients: None,
-            stress_step: 8,
+            stress_step: Some(8),
             stress_max_clients: 512,
             stress_p99: "100ms".into(),
             stress_error_pct: 1.0,
