@@ -1,11 +1,14 @@
 //! The `_cp` group's state machine: the whole [`ClusterState`] kept in
-//! memory, persisted as one record per change, and published to watchers
-//! once each change has committed.
+//! memory, published to watchers as each change applies, and written to
+//! the state file as one record when the group flushes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
 use tidal_core::ClusterState;
+use tidal_raft::machine::FlushJob;
+use tidal_raft::storage::Db;
 use tidal_raft::types::encode as enc;
 use tidal_raft::Machine;
 use tokio::sync::watch;
@@ -16,28 +19,34 @@ const CP_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("cp_state");
 const KEY: &str = "state";
 
 pub struct CpMachine {
-    /// Changes applied in a transaction that has not committed yet.
-    staged: Mutex<Option<ClusterState>>,
+    /// The applied state; changes are made here and then published.
+    state: Mutex<ClusterState>,
+    /// Bytes of commands applied since the last freeze.
+    unflushed: AtomicUsize,
     published: watch::Sender<Arc<ClusterState>>,
 }
 
 impl CpMachine {
     /// Load the persisted state (if any) from `storage`.
     pub fn open(storage: &tidal_raft::Storage) -> Result<Arc<Self>, String> {
-        let txn = storage.state().read().map_err(|e| e.to_string())?;
-        let state = match txn.open_table(CP_STATE) {
-            Ok(t) => match t.get(KEY).map_err(|e| e.to_string())? {
-                Some(v) => postcard::from_bytes(v.value()).map_err(|e| e.to_string())?,
-                None => ClusterState::default(),
-            },
-            Err(redb::TableError::TableDoesNotExist(_)) => ClusterState::default(),
-            Err(e) => return Err(e.to_string()),
-        };
-        let (published, _) = watch::channel(Arc::new(state));
-        Ok(Arc::new(Self { staged: Mutex::new(None), published }))
+        let state = Self::load(storage.state())?;
+        let (published, _) = watch::channel(Arc::new(state.clone()));
+        Ok(Arc::new(Self { state: Mutex::new(state), unflushed: AtomicUsize::new(0), published }))
     }
 
-    /// The latest committed state on this replica (not necessarily the
+    fn load(db: &Db) -> Result<ClusterState, String> {
+        let txn = db.read().map_err(|e| e.to_string())?;
+        match txn.open_table(CP_STATE) {
+            Ok(t) => match t.get(KEY).map_err(|e| e.to_string())? {
+                Some(v) => postcard::from_bytes(v.value()).map_err(|e| e.to_string()),
+                None => Ok(ClusterState::default()),
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(ClusterState::default()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The latest applied state on this replica (not necessarily the
     /// cluster's latest: use a linearizable read for that).
     pub fn state(&self) -> Arc<ClusterState> {
         self.published.borrow().clone()
@@ -52,20 +61,37 @@ impl CpMachine {
         t.insert(KEY, enc(state).as_slice()).map_err(|e| e.to_string())?;
         Ok(())
     }
+
+    fn replace(&self, state: ClusterState) {
+        *self.state.lock().expect("state lock") = state.clone();
+        self.unflushed.store(0, Ordering::Relaxed);
+        self.published.send_replace(Arc::new(state));
+    }
 }
 
 impl Machine for CpMachine {
-    fn apply(&self, txn: &WriteTransaction, _now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
-        let mut staged = self.staged.lock().expect("staged lock");
-        let mut state = staged.take().unwrap_or_else(|| (*self.state()).clone());
+    fn apply(&self, _state: &Db, _now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
+        let mut state = self.state.lock().expect("state lock");
         let reply = match postcard::from_bytes::<CpCommand>(body) {
             Ok(cmd) => apply(&mut state, &cmd),
             Err(e) => CpReply::Refused(format!("malformed control-plane command: {e}")),
         };
-        Self::persist(txn, &state)?;
-        *staged = Some(state);
+        self.unflushed.fetch_add(body.len(), Ordering::Relaxed);
+        self.published.send_replace(Arc::new(state.clone()));
         Ok(enc(&reply))
     }
+
+    fn unflushed_bytes(&self) -> usize {
+        self.unflushed.load(Ordering::Relaxed)
+    }
+
+    fn freeze(&self) -> FlushJob {
+        let state = self.state.lock().expect("state lock").clone();
+        self.unflushed.store(0, Ordering::Relaxed);
+        Box::new(move |txn: &WriteTransaction| Self::persist(txn, &state))
+    }
+
+    fn flushed(&self, _ok: bool) {}
 
     fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String> {
         match txn.open_table(CP_STATE) {
@@ -81,14 +107,11 @@ impl Machine for CpMachine {
         } else {
             postcard::from_bytes(data).map_err(|e| e.to_string())?
         };
-        Self::persist(txn, &state)?;
-        *self.staged.lock().expect("staged lock") = Some(state);
-        Ok(())
+        Self::persist(txn, &state)
     }
 
-    fn committed(&self) {
-        if let Some(s) = self.staged.lock().expect("staged lock").take() {
-            self.published.send_replace(Arc::new(s));
-        }
+    fn reload(&self, state: &Db) -> Result<(), String> {
+        self.replace(Self::load(state)?);
+        Ok(())
     }
 }

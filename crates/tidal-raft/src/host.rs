@@ -83,6 +83,7 @@ pub struct GroupHandle {
     pub raft: Raft,
     /// Routing epoch at which this node's replica was placed.
     pub epoch: u64,
+    state: GroupStateMachine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,16 +171,17 @@ impl RaftHost {
                 Ok(())
             })
             .await?;
+        let state = GroupStateMachine::new(name, self.storage.clone(), machine);
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),
             GroupNetwork::new(name, epoch, self.peers.clone()),
             LogStore::new(name, self.storage.clone()),
-            GroupStateMachine::new(name, self.storage.clone(), machine),
+            state.clone(),
         )
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
-        let handle = GroupHandle { name: name.into(), raft, epoch };
+        let handle = GroupHandle { name: name.into(), raft, epoch, state };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
         tracing::info!(group = name, epoch, "group started");
         Ok(handle)
@@ -199,11 +201,16 @@ impl RaftHost {
         }
     }
 
-    /// Stop every group; the storage writer finishes what is queued.
+    /// Stop every group and write what each applied in memory to the
+    /// state file (a restart need not re-apply it); the storage writer
+    /// finishes what is queued.
     pub async fn shutdown(&self) {
         let groups = self.groups();
         for g in groups {
             let _ = tokio::time::timeout(Duration::from_secs(3), g.raft.shutdown()).await;
+            if let Err(e) = g.state.flush(false).await {
+                tracing::warn!(group = %g.name, error = %e, "could not flush applied state; a restart re-applies it");
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod host;
 pub mod kv_machine;
+mod kv_overlay;
 pub mod kv_proposer;
 pub mod log_store;
 pub mod machine;

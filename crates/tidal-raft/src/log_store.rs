@@ -151,31 +151,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.read_meta("vote")
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // openraft calls this inline in the group's core loop each time the
-        // commit index moves, so it must not wait for a transaction: queue
-        // it and return. It is only a hint of how far to re-apply on
-        // restart, so it goes to the state file with the applies that
-        // follow it (no fsync of its own); losing it in a crash only means
-        // re-applying from an older index. It is never ahead of the durable
-        // log: openraft commits only entries this node has flushed.
-        let group = self.group.clone();
-        let bytes = encode(&committed);
-        self.storage.state().writer().submit(
-            false,
-            move |txn| put_meta(txn, &group, "committed", &bytes),
-            |r: Result<(), String>| {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "could not record the committed index");
-                }
-            },
-        );
-        Ok(())
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(read_meta::<Option<LogId>>(self.storage.state(), &self.group, "committed")?.flatten())
-    }
+    // The committed index is not persisted (openraft's default): after a
+    // restart a group re-applies from the applied index in the state file
+    // once a leader tells it what is committed, and reads wait for that
+    // ([`crate::read_gate`]). Persisting it would cost a state-file write
+    // each time the index moves, on every replica.
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where

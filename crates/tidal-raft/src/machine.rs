@@ -5,24 +5,52 @@
 
 use redb::{ReadTransaction, WriteTransaction};
 
-/// A deterministic state machine stored in the node's database.
-///
-/// Every method runs inside a transaction owned by the storage writer (or a
-/// read transaction), so the machine's data and the group's applied index
-/// always change together.
-pub trait Machine: Send + Sync + 'static {
-    /// Apply one committed proposal and return its encoded reply. An invalid
-    /// proposal must produce an error *reply*, not `Err`: `Err` means the
-    /// storage failed and the node cannot continue with this group.
-    fn apply(&self, txn: &WriteTransaction, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String>;
+use crate::storage::Db;
 
-    /// Everything the machine holds, as one snapshot payload.
+/// Writes what a machine set aside with [`Machine::freeze`], inside a
+/// transaction of the state file's writer.
+pub type FlushJob = Box<dyn FnOnce(&WriteTransaction) -> Result<(), String> + Send>;
+
+/// A deterministic state machine whose data lives in the node's state file.
+///
+/// Applying works in memory: a machine keeps what it applied since its
+/// last flush and answers reads from it first. The group
+/// ([`crate::state_machine`]) decides when to flush: it calls
+/// [`freeze`](Machine::freeze) and writes the returned job in the same
+/// transaction as the group's applied index, so the file's data and applied
+/// index always change together. Entries applied after the last flush are
+/// applied again from the durable log after a crash.
+pub trait Machine: Send + Sync + 'static {
+    /// Apply one committed proposal and return its encoded reply; `state`
+    /// is the state file, for data the machine does not hold in memory. An
+    /// invalid proposal must produce an error *reply*, not `Err`: `Err`
+    /// means the storage failed and the node cannot continue with this
+    /// group.
+    fn apply(&self, state: &Db, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String>;
+
+    /// Rough bytes of memory held by what was applied since the last
+    /// [`freeze`](Machine::freeze).
+    fn unflushed_bytes(&self) -> usize;
+
+    /// Set aside everything applied since the last freeze and return the
+    /// job that writes it into the state file. What is set aside stays
+    /// readable until [`flushed`](Machine::flushed). The group never
+    /// freezes again before that.
+    fn freeze(&self) -> FlushJob;
+
+    /// The job of the last freeze has committed (`ok`), or its transaction
+    /// failed (the set-aside data then stays in memory).
+    fn flushed(&self, ok: bool);
+
+    /// Everything the state file holds for this machine, as one snapshot
+    /// payload.
     fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String>;
 
-    /// Replace everything the machine holds with a snapshot payload.
+    /// Replace everything the state file holds for this machine with a
+    /// snapshot payload.
     fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String>;
 
-    /// Called after the transaction of an `apply` or `import` has committed,
-    /// for machines that keep an in-memory view.
-    fn committed(&self) {}
+    /// Forget what is held in memory and read the state file again (after
+    /// an `import` has committed).
+    fn reload(&self, state: &Db) -> Result<(), String>;
 }

@@ -1,0 +1,252 @@
+//! The in-memory layers a PRG's writes land in before they reach its redb
+//! table.
+//!
+//! ```text
+//!   apply ──> active layer ──freeze──> frozen layer ──flush──> redb table
+//!   reads:    active  ─miss─>  frozen  ─miss─>  table     (first hit wins)
+//! ```
+//!
+//! Applying a batch of writes as its own redb transaction costs far more
+//! than the writes themselves: every commit copies the pages on the path to
+//! each touched key and updates redb's page bookkeeping. So writes go to an
+//! ordered map in memory, and the map is written into the table in one
+//! transaction once it has grown or aged ([`crate::state_machine`] decides
+//! when). A key rewritten many times in between reaches the table once.
+//!
+//! A layer maps a key to its newest record, or to `None` when it was
+//! deleted; a *cleared* layer (FLUSHDB) hides everything below it. Reads
+//! look top-down and stop at the first layer that knows the key.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use tidal_core::kv::{Record, StoreError as KvError};
+
+/// Estimated bytes of bookkeeping per key in a layer, besides key and value.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// Writes since a point in time, newest record per key.
+#[derive(Debug, Default)]
+pub(crate) struct Layer {
+    pub(crate) entries: BTreeMap<Vec<u8>, Option<Record>>,
+    /// Everything below this layer was deleted before its entries.
+    pub(crate) cleared: bool,
+    /// Rough memory held, for flush decisions.
+    pub(crate) bytes: usize,
+}
+
+impl Layer {
+    pub(crate) fn put(&mut self, key: &[u8], rec: Option<Record>) {
+        self.bytes += key.len() + rec.as_ref().map_or(0, |r| r.value.len()) + ENTRY_OVERHEAD;
+        self.entries.insert(key.to_vec(), rec);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Layer { cleared: true, ..Layer::default() };
+    }
+}
+
+/// Read access to what lies below the layers (the redb table).
+pub(crate) trait Base {
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError>;
+    /// Records strictly after `after` in key order, produced lazily.
+    fn iter_after<'a>(&'a self, after: Option<&[u8]>) -> Result<BaseIter<'a>, KvError>;
+    fn len(&self) -> Result<u64, KvError>;
+}
+
+pub(crate) type BaseIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Record), KvError>> + 'a>;
+
+/// `key` as seen through `layers` (top first) over `base`.
+pub(crate) fn get(layers: &[&Layer], base: &dyn Base, key: &[u8]) -> Result<Option<Record>, KvError> {
+    for layer in layers {
+        if let Some(v) = layer.entries.get(key) {
+            return Ok(v.clone());
+        }
+        if layer.cleared {
+            return Ok(None);
+        }
+    }
+    base.get(key)
+}
+
+/// Records stored as seen through `layers` over `base`.
+pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
+    let Some((top, below)) = layers.split_first() else {
+        return base.len();
+    };
+    if top.cleared {
+        return Ok(top.entries.values().filter(|v| v.is_some()).count() as u64);
+    }
+    let mut n = len(below, base)? as i64;
+    for (key, v) in &top.entries {
+        let was = get(below, base, key)?.is_some();
+        n += i64::from(v.is_some()) - i64::from(was);
+    }
+    Ok(n.max(0) as u64)
+}
+
+type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Record>), KvError>> + 'a>;
+
+/// Up to `limit` records strictly after `after`, in key order, as seen
+/// through `layers` over `base`: a merge of every source where the topmost
+/// one holding a key decides it, and deleted keys are skipped.
+pub(crate) fn scan(
+    layers: &[&Layer],
+    base: &dyn Base,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut sources: Vec<Source<'_>> = Vec::with_capacity(layers.len() + 1);
+    let mut reaches_base = true;
+    for layer in layers {
+        let it = layer.entries.range::<[u8], _>((lower, Bound::Unbounded)).map(|(k, v)| Ok((k.clone(), v.clone())));
+        sources.push(Box::new(it));
+        if layer.cleared {
+            reaches_base = false;
+            break;
+        }
+    }
+    if reaches_base {
+        sources.push(Box::new(base.iter_after(after)?.map(|r| r.map(|(k, v)| (k, Some(v))))));
+    }
+    let mut heads: Vec<Option<(Vec<u8>, Option<Record>)>> = Vec::with_capacity(sources.len());
+    for s in &mut sources {
+        heads.push(s.next().transpose()?);
+    }
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(min) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
+            break;
+        };
+        let mut winner: Option<Option<Record>> = None;
+        for (head, source) in heads.iter_mut().zip(&mut sources) {
+            if head.as_ref().is_some_and(|(k, _)| *k == min) {
+                let (_, v) = std::mem::replace(head, source.next().transpose()?).expect("head checked above");
+                // Sources are in layer order: the first one to hold the key wins.
+                winner.get_or_insert(v);
+            }
+        }
+        if let Some(Some(rec)) = winner {
+            out.push((min, rec));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use tidal_core::kv::{KvStore, MemStore};
+
+    use super::*;
+
+    impl Base for MemStore {
+        fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
+            KvStore::get(self, key)
+        }
+        fn iter_after<'a>(&'a self, after: Option<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+            let after = after.map(<[u8]>::to_vec);
+            Ok(Box::new(
+                self.entries()
+                    .filter(move |(k, _)| after.as_deref().is_none_or(|a| *k > a))
+                    .map(|(k, v)| Ok((k.to_vec(), v.clone()))),
+            ))
+        }
+        fn len(&self) -> Result<u64, KvError> {
+            KvStore::len(self)
+        }
+    }
+
+    /// A tiny deterministic generator, so the model test needs no RNG crate.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// The same writes through two layers plus a base, flushed down at
+    /// random points, read exactly as the same writes on one plain map.
+    #[test]
+    fn layers_over_a_base_read_like_one_map() {
+        for seed in 0..40u64 {
+            let mut rng = Lcg(seed);
+            let mut model = MemStore::new();
+            let mut base = MemStore::new();
+            let mut frozen = Layer::default();
+            let mut active = Layer::default();
+            for step in 0..400 {
+                let key = format!("k{:02}", rng.next(30)).into_bytes();
+                match rng.next(100) {
+                    0..=49 => {
+                        let rec = Record::new(format!("v{step}"));
+                        model.put(&key, &rec).unwrap();
+                        active.put(&key, Some(rec));
+                    }
+                    50..=79 => {
+                        let existed = model.delete(&key).unwrap();
+                        let seen = get(&[&active, &frozen], &base, &key).unwrap().is_some();
+                        assert_eq!(existed, seen, "seed {seed} step {step}: existence before delete");
+                        active.put(&key, None);
+                    }
+                    80..=81 => {
+                        model.clear().unwrap();
+                        active.clear();
+                    }
+                    82..=89 => {
+                        // Flush the frozen layer into the base, freeze the active one.
+                        apply_layer(&mut base, &frozen);
+                        frozen = std::mem::take(&mut active);
+                    }
+                    _ => {}
+                }
+                let layers = [&active, &frozen];
+                assert_eq!(len(&layers, &base).unwrap(), KvStore::len(&model).unwrap(), "seed {seed} step {step}: len");
+                assert_eq!(
+                    get(&layers, &base, &key).unwrap(),
+                    KvStore::get(&model, &key).unwrap(),
+                    "seed {seed} step {step}: get"
+                );
+                let after = (rng.next(4) > 0).then(|| format!("k{:02}", rng.next(30)).into_bytes());
+                let limit = 1 + rng.next(12) as usize;
+                assert_eq!(
+                    scan(&layers, &base, after.as_deref(), limit).unwrap(),
+                    model.scan(after.as_deref(), limit).unwrap(),
+                    "seed {seed} step {step}: scan after {after:?} limit {limit}"
+                );
+            }
+        }
+    }
+
+    fn apply_layer(base: &mut MemStore, layer: &Layer) {
+        if layer.cleared {
+            base.clear().unwrap();
+        }
+        for (k, v) in &layer.entries {
+            match v {
+                Some(rec) => base.put(k, rec).unwrap(),
+                None => {
+                    base.delete(k).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cleared_layer_hides_everything_below_it() {
+        let mut base = MemStore::new();
+        base.put(b"a", &Record::new("base")).unwrap();
+        let mut frozen = Layer::default();
+        frozen.put(b"b", Some(Record::new("frozen")));
+        let mut active = Layer::default();
+        active.clear();
+        active.put(b"c", Some(Record::new("active")));
+        let layers = [&active, &frozen];
+        assert_eq!(get(&layers, &base, b"a").unwrap(), None);
+        assert_eq!(get(&layers, &base, b"b").unwrap(), None);
+        assert_eq!(len(&layers, &base).unwrap(), 1);
+        assert_eq!(scan(&layers, &base, None, 10).unwrap(), vec![(b"c".to_vec(), Record::new("active"))]);
+    }
+}
