@@ -2,10 +2,13 @@
 //!
 //! Appends are queued to the [`Writer`](crate::storage::Writer) and reported
 //! flushed only after their transaction is durable. openraft must be able to
-//! read an entry as soon as `append` returns, before it is on disk, so queued
-//! entries also sit in `pending` until their commit; readers look there
-//! first, then in redb (in that order, so an entry moving from one to the
-//! other is never missed).
+//! read an entry as soon as `append` returns, before it is on disk, so the
+//! newest entries also sit in memory (`tail`): every entry until its commit,
+//! and the last [`TAIL_KEEP`] after it, since replication to followers
+//! reads what was just appended. The tail is a contiguous run of indexes
+//! ending at the last entry, so a read that starts inside it needs no redb
+//! transaction; other reads look in the tail first, then in redb (in that
+//! order, so an entry moving from one to the other is never missed).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -18,17 +21,23 @@ use openraft::{LogState, RaftLogId, RaftLogReader};
 use crate::storage::{Db, Storage, LOG, META};
 use crate::types::{decode, encode, io_read, io_write, Entry, LogId, StorageError, TypeConfig, Vote};
 
+/// Entries kept in memory after they are durable, for replication reads.
+const TAIL_KEEP: usize = 128;
+
+/// The newest entries: index -> (entry, durable yet).
+type Tail = BTreeMap<u64, (Entry, bool)>;
+
 /// Log storage of one group; clones share state.
 #[derive(Clone)]
 pub struct LogStore {
     group: Arc<str>,
     storage: Arc<Storage>,
-    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    tail: Arc<Mutex<Tail>>,
 }
 
 impl LogStore {
     pub fn new(group: &str, storage: Arc<Storage>) -> Self {
-        Self { group: group.into(), storage, pending: Arc::default() }
+        Self { group: group.into(), storage, tail: Arc::default() }
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
@@ -96,10 +105,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        // Pending first, then redb: see the module docs.
+        // The tail first, then redb: see the module docs.
         let mut out: BTreeMap<u64, Entry> = {
-            let p = self.pending.lock().expect("pending lock");
-            p.range(start..end).map(|(k, v)| (*k, v.clone())).collect()
+            let tail = self.tail.lock().expect("tail lock");
+            let in_tail = tail.range(start..end).map(|(k, (e, _))| (*k, e.clone()));
+            if tail.first_key_value().is_some_and(|(&first, _)| first <= start) {
+                return Ok(in_tail.map(|(_, e)| e).collect());
+            }
+            in_tail.collect()
         };
         let txn = self.storage.log().read().map_err(io_read)?;
         let t = txn.open_table(LOG).map_err(io_read)?;
@@ -119,8 +132,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.read_meta("purged")?;
-        let pending_last = self.pending.lock().expect("pending lock").values().next_back().map(|e| e.log_id);
-        let last = match pending_last {
+        let tail_last = self.tail.lock().expect("tail lock").values().next_back().map(|(e, _)| e.log_id);
+        let last = match tail_last {
             Some(l) => Some(l),
             None => {
                 let txn = self.storage.log().read().map_err(io_read)?;
@@ -164,14 +177,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut rows: Vec<(u64, LogId, Vec<u8>)> = Vec::new();
         {
-            let mut p = self.pending.lock().expect("pending lock");
+            let mut tail = self.tail.lock().expect("tail lock");
             for e in entries {
                 rows.push((e.log_id.index, *e.get_log_id(), encode(&e)));
-                p.insert(e.log_id.index, e);
+                tail.insert(e.log_id.index, (e, false));
             }
         }
         let group = self.group.clone();
-        let pending = self.pending.clone();
+        let tail = self.tail.clone();
         let ids: Vec<(u64, LogId)> = rows.iter().map(|(i, l, _)| (*i, *l)).collect();
         self.storage.log().writer().submit(
             true,
@@ -184,12 +197,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             },
             move |r: Result<(), String>| {
                 if r.is_ok() {
-                    let mut p = pending.lock().expect("pending lock");
+                    let mut tail = tail.lock().expect("tail lock");
                     for (idx, log_id) in ids {
                         // A truncate and re-append may have replaced it.
-                        if p.get(&idx).map(|e| e.log_id) == Some(log_id) {
-                            p.remove(&idx);
+                        if let Some((e, durable)) = tail.get_mut(&idx) {
+                            *durable |= e.log_id == log_id;
                         }
+                    }
+                    while tail.len() > TAIL_KEEP && tail.first_key_value().is_some_and(|(_, (_, durable))| *durable) {
+                        tail.pop_first();
                     }
                 }
                 callback.log_io_completed(r.map_err(std::io::Error::other));
@@ -199,7 +215,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.pending.lock().expect("pending lock").retain(|&i, _| i < log_id.index);
+        self.tail.lock().expect("tail lock").retain(|&i, _| i < log_id.index);
         let group = self.group.clone();
         self.storage
             .log()
@@ -214,7 +230,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.pending.lock().expect("pending lock").retain(|&i, _| i > log_id.index);
+        self.tail.lock().expect("tail lock").retain(|&i, _| i > log_id.index);
         let group = self.group.clone();
         let purged = encode(&log_id);
         self.storage

@@ -276,7 +276,9 @@ fn set(
         Expiry::AtMs(at) => Some(at),
         Expiry::None | Expiry::KeepTtl => None,
     };
-    let old = live_for_write(store, key, now_ms)?;
+    // A plain SET does not depend on what the key held: skip reading it.
+    let blind = cond == SetCond::None && !get && expiry != Expiry::KeepTtl;
+    let old = if blind { None } else { live_for_write(store, key, now_ms)? };
     let found = old.is_some();
     let old_at = old.as_ref().and_then(|r| r.expire_at_ms);
     let previous = Reply::bulk_or_nil(old.map(|r| r.value));
