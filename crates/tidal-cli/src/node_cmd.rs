@@ -39,7 +39,12 @@ pub fn run(args: NodeArgs) -> i32 {
             return crate::EXIT_USAGE;
         }
     };
-    crate::runtime().block_on(async move {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime");
+    runtime.block_on(async move {
         let listeners = match Listeners::bind(&config).await {
             Ok(l) => l,
             Err(e) => {

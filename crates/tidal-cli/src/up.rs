@@ -111,8 +111,8 @@ fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path) -> std::io::Resul
     let node_dir = dir.join(format!("node-{}", i + 1));
     std::fs::create_dir_all(&node_dir)?;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(node_dir.join("node.log"))?;
-    Command::new(exe)
-        .arg("node")
+    let mut cmd = Command::new(exe);
+    cmd.arg("node")
         .args(["--node-id", &(i + 1).to_string()])
         .args(["--listen", &layout.peer(i)])
         .args(["--client-addr", &layout.redis(i)])
@@ -121,11 +121,14 @@ fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path) -> std::io::Resul
         .arg(&node_dir)
         .args(["--peers", &layout.peers()])
         .args(["--slots", &layout.slots.to_string()])
-        .args(["--prgs", &layout.prgs.to_string()])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
+        .args(["--prgs", &layout.prgs.to_string()]);
+    // The nodes share this machine's cores: each gets its share of worker
+    // threads unless TIDAL_WORKER_THREADS says otherwise.
+    if std::env::var_os("TIDAL_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        cmd.args(["--worker-threads", &(cores / layout.nodes).max(1).to_string()]);
+    }
+    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()
 }
 
 fn is_ready(http: &str) -> bool {

@@ -88,6 +88,10 @@ pub struct RawConfig {
     /// crash redoes at most this much applying from the durable log.
     #[arg(long, env = "TIDAL_STATE_CHECKPOINT_MS")]
     pub state_checkpoint_ms: Option<u64>,
+    /// Threads running the node's network and Raft work (default: one per
+    /// core). Nodes sharing a machine should split its cores between them.
+    #[arg(long, env = "TIDAL_WORKER_THREADS")]
+    pub worker_threads: Option<u64>,
 }
 
 impl RawConfig {
@@ -120,7 +124,8 @@ impl RawConfig {
             ready_lag,
             retry_budget_ms,
             storage_cache_mb,
-            state_checkpoint_ms
+            state_checkpoint_ms,
+            worker_threads
         )
     }
 
@@ -157,6 +162,8 @@ pub struct NodeConfig {
     pub ready_lag: u64,
     pub retry_budget_ms: u64,
     pub storage: StorageOptions,
+    /// Threads of the node's async runtime.
+    pub worker_threads: usize,
 }
 
 impl NodeConfig {
@@ -334,6 +341,11 @@ impl RawConfig {
         if !(10..=600_000).contains(&state_checkpoint_ms) {
             errs.push(format!("state-checkpoint-ms: must be between 10 and 600000, got {state_checkpoint_ms}"));
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let worker_threads = self.worker_threads.unwrap_or(cores);
+        if !(1..=1024).contains(&worker_threads) {
+            errs.push(format!("worker-threads: must be between 1 and 1024, got {worker_threads}"));
+        }
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -357,6 +369,7 @@ impl RawConfig {
                 cache_bytes: (storage_cache_mb << 20) as usize,
                 state_checkpoint: std::time::Duration::from_millis(state_checkpoint_ms),
             },
+            worker_threads: worker_threads as usize,
         })
     }
 }
