@@ -29,8 +29,23 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// A port free right now, below the kernel's ephemeral range (32768 and
+/// up): a port the kernel handed out for `:0` can be handed out again as
+/// the source port of an outgoing connection before the node binds it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let seed = (std::process::id() as u64) << 32 ^ clock;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut x = (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 31;
+        let port = 10_000 + (x % 22_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct NodeProc {
@@ -164,8 +179,31 @@ impl Cluster {
         http_get(&self.nodes[i].http, "/readyz").map(|(code, _)| code == 200).unwrap_or(false)
     }
 
+    /// Wait until node `i` is ready; on timeout, fail with why it is not
+    /// and the end of its log.
     pub fn wait_ready(&self, i: usize, timeout: Duration) {
-        wait_for(timeout, &format!("node {} ready", self.nodes[i].id), || self.ready(i).then_some(()));
+        let deadline = Instant::now() + timeout;
+        while !self.ready(i) {
+            if Instant::now() > deadline {
+                let why = http_get(&self.nodes[i].http, "/why").map(|(_, b)| b).unwrap_or_else(|e| e.to_string());
+                let log = self.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let others: String = (0..self.nodes.len())
+                    .filter(|&k| k != i)
+                    .map(|k| {
+                        let log = self.log(k);
+                        let worst: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).take(5).collect();
+                        format!("node {}: {} log lines, panics: {worst:?}\n", self.nodes[k].id, log.lines().count())
+                    })
+                    .collect();
+                panic!(
+                    "node {} not ready after {timeout:?}: {why}\n--- last lines of its log ---\n{}\n--- others ---\n{others}",
+                    self.nodes[i].id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn wait_all_ready(&self, timeout: Duration) {
