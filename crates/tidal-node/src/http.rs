@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
+use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tokio::net::TcpListener;
 
 use crate::admin;
@@ -99,14 +99,7 @@ async fn kv_put(State(s): S, Path((tenant, key)): Path<(String, String)>, body: 
         );
     }
     s.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let op = WriteOp::Set {
-        key: key.into_bytes(),
-        value: body.to_vec(),
-        expiry: Expiry::None,
-        cond: SetCond::None,
-        get: false,
-    };
-    match s.write(&tenant, op).await {
+    match s.write(&tenant, WriteOp::set(key, body.to_vec())).await {
         Reply::Ok => StatusCode::NO_CONTENT.into_response(),
         other => error_response(other),
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
+use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_node::admin::readiness;
 use tidal_node::forward::KvRequest;
 use tidal_node::{Listeners, Node, RawConfig, SystemClock};
@@ -87,16 +87,6 @@ impl TestCluster {
     }
 }
 
-fn set(key: &str, value: &str) -> WriteOp {
-    WriteOp::Set {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-        expiry: Expiry::None,
-        cond: SetCond::None,
-        get: false,
-    }
-}
-
 /// `write_many` from every node (so batches reach remote leaders): replies
 /// in order, and every write sees the ones before it, across a multi-PRG
 /// barrier.
@@ -135,13 +125,13 @@ async fn writes_survive_a_stopped_node_and_route_from_any_node() {
     c.all_ready().await;
     for i in 0..100 {
         let node = c.node(i % 3).shared.clone();
-        assert_eq!(node.write("default", set(&format!("k{i}"), &format!("v{i}"))).await, Reply::Ok);
+        assert_eq!(node.write("default", WriteOp::set(format!("k{i}"), format!("v{i}"))).await, Reply::Ok);
     }
     pipelined_writes_keep_their_order(&c).await;
     c.stop(0).await;
     let s = c.node(1).shared.clone();
     for i in 100..150 {
-        assert_eq!(s.write("default", set(&format!("k{i}"), &format!("v{i}"))).await, Reply::Ok);
+        assert_eq!(s.write("default", WriteOp::set(format!("k{i}"), format!("v{i}"))).await, Reply::Ok);
     }
     let r = c.node(2).shared.clone();
     for i in 0..150 {
@@ -168,7 +158,7 @@ async fn an_isolated_node_enters_strict_fallback_and_reports_not_ready() {
     .await;
     c.all_ready().await;
     let s = c.node(0).shared.clone();
-    assert_eq!(s.write("default", set("before", "x")).await, Reply::Ok);
+    assert_eq!(s.write("default", WriteOp::set("before", "x")).await, Reply::Ok);
     // Without two of three nodes the control plane has no quorum: node 1's
     // cache ages out.
     c.stop(1).await;
@@ -179,7 +169,7 @@ async fn an_isolated_node_enters_strict_fallback_and_reports_not_ready() {
     assert!(!r.ready);
     assert!(r.reasons.iter().any(|w| w.contains("strict fallback")), "{:?}", r.reasons);
     // A write gets a clear error, never a silent success.
-    match s.write("default", set("after", "y")).await {
+    match s.write("default", WriteOp::set("after", "y")).await {
         Reply::Error(e) => assert!(e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN"), "{e}"),
         other => panic!("expected an error, got {other:?}"),
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
-use tidal_core::kv::{Expiry, ReadOp, Reply, SetCond, WriteOp};
+use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::kv_machine::KvMachine;
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, WireError};
@@ -49,13 +49,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     // One-member group: bootstrap, write, read back.
     host.initialize("default:0", BTreeMap::from([(1, BasicNode { addr: addr.clone() })])).await.unwrap();
     g.raft.wait(Some(Duration::from_secs(10))).current_leader(1, "leader").await.unwrap();
-    let op = WriteOp::Set {
-        key: b"k".to_vec(),
-        value: b"v".to_vec(),
-        expiry: Expiry::None,
-        cond: SetCond::None,
-        get: false,
-    };
+    let op = WriteOp::set("k", "v");
     let proposer = KvProposer::spawn(g.raft.clone(), || 1);
     assert_eq!(proposer.propose(op.clone()).await.unwrap(), Reply::Ok);
     // Concurrent writes share entries: fewer entries than writes.

@@ -218,6 +218,11 @@ fn refs(keys: &[Vec<u8>]) -> Vec<&[u8]> {
 }
 
 impl WriteOp {
+    /// A plain `SET key value`: no expiry, no condition, no GET.
+    pub fn set(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> WriteOp {
+        WriteOp::Set { key: key.into(), value: value.into(), expiry: Expiry::None, cond: SetCond::None, get: false }
+    }
+
     /// The keys the op touches, in argument order (duplicates kept).
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
