@@ -61,12 +61,6 @@ impl CpMachine {
         t.insert(KEY, enc(state).as_slice()).map_err(|e| e.to_string())?;
         Ok(())
     }
-
-    fn replace(&self, state: ClusterState) {
-        *self.state.lock().expect("state lock") = state.clone();
-        self.unflushed.store(0, Ordering::Relaxed);
-        self.published.send_replace(Arc::new(state));
-    }
 }
 
 impl Machine for CpMachine {
@@ -111,7 +105,10 @@ impl Machine for CpMachine {
     }
 
     fn reload(&self, state: &Db) -> Result<(), String> {
-        self.replace(Self::load(state)?);
+        let loaded = Self::load(state)?;
+        *self.state.lock().expect("state lock") = loaded.clone();
+        self.unflushed.store(0, Ordering::Relaxed);
+        self.published.send_replace(Arc::new(loaded));
         Ok(())
     }
 }

@@ -171,7 +171,8 @@ impl RaftHost {
                 Ok(())
             })
             .await?;
-        let state = GroupStateMachine::new(name, self.storage.clone(), machine);
+        let state = GroupStateMachine::new(name, self.storage.clone(), machine)
+            .map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),

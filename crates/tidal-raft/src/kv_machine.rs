@@ -120,15 +120,9 @@ struct WriteView<'a> {
     base: LazyTable<'a>,
 }
 
-impl WriteView<'_> {
-    fn stack(&self) -> Vec<&Layer> {
-        self.layers.stack()
-    }
-}
-
 impl KvStore for WriteView<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
-        overlay::get(&self.stack(), &self.base, key)
+        overlay::get(&self.layers.stack(), &self.base, key)
     }
     fn put(&mut self, key: &[u8], rec: &Record) -> Result<(), KvError> {
         self.layers.active.put(key, Some(rec.clone()));
@@ -140,7 +134,7 @@ impl KvStore for WriteView<'_> {
         Ok(existed)
     }
     fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
-        overlay::scan(&self.stack(), &self.base, after, limit)
+        overlay::scan(&self.layers.stack(), &self.base, after, limit)
     }
     fn clear(&mut self) -> Result<u64, KvError> {
         let n = self.len()?;
@@ -148,7 +142,7 @@ impl KvStore for WriteView<'_> {
         Ok(n)
     }
     fn len(&self) -> Result<u64, KvError> {
-        overlay::len(&self.stack(), &self.base)
+        overlay::len(&self.layers.stack(), &self.base)
     }
 }
 

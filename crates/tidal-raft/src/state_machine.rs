@@ -30,7 +30,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::log_store::{put_meta, read_meta};
 use crate::machine::Machine;
-use crate::storage::{Storage, META, SNAPSHOT};
+use crate::storage::{Storage, StoreError, META, SNAPSHOT};
 use crate::types::{
     decode, encode, io_read, io_write, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -67,7 +67,7 @@ struct Shared {
     group: Arc<str>,
     storage: Arc<Storage>,
     machine: Arc<dyn Machine>,
-    applied: Mutex<Option<Applied>>,
+    applied: Mutex<Applied>,
     /// Woken when a flush ends.
     flush_done: Notify,
     snapshot_seq: AtomicU64,
@@ -79,31 +79,25 @@ pub struct GroupStateMachine {
     shared: Arc<Shared>,
 }
 
-type Guard<'a> = MutexGuard<'a, Option<Applied>>;
-
 impl GroupStateMachine {
-    pub fn new(group: &str, storage: Arc<Storage>, machine: Arc<dyn Machine>) -> Self {
+    /// The group's state machine, with the applied state the state file holds.
+    pub fn new(group: &str, storage: Arc<Storage>, machine: Arc<dyn Machine>) -> Result<Self, StorageError> {
+        let last = read_meta::<Option<LogId>>(storage.state(), group, "applied")?.flatten();
+        let membership = read_meta(storage.state(), group, "membership")?.unwrap_or_default();
+        let applied = Applied { last, membership, unflushed_since: None, flushing: false, failed: None };
         let shared = Shared {
             group: group.into(),
             storage,
             machine,
-            applied: Mutex::new(None),
+            applied: Mutex::new(applied),
             flush_done: Notify::new(),
             snapshot_seq: AtomicU64::new(0),
         };
-        Self { shared: Arc::new(shared) }
+        Ok(Self { shared: Arc::new(shared) })
     }
 
-    /// The applied state, read from the state file on first use.
-    fn applied(&self) -> Result<Guard<'_>, StorageError> {
-        let mut guard = self.shared.applied.lock().expect("applied lock");
-        if guard.is_none() {
-            let s = &self.shared;
-            let last = read_meta::<Option<LogId>>(s.storage.state(), &s.group, "applied")?.flatten();
-            let membership = read_meta(s.storage.state(), &s.group, "membership")?.unwrap_or_default();
-            *guard = Some(Applied { last, membership, unflushed_since: None, flushing: false, failed: None });
-        }
-        Ok(guard)
+    fn applied(&self) -> MutexGuard<'_, Applied> {
+        self.shared.applied.lock().expect("applied lock")
     }
 
     /// Queue a flush of everything applied so far; the receiver hears when
@@ -127,7 +121,8 @@ impl GroupStateMachine {
             },
             move |r: Result<(), String>| {
                 shared.machine.flushed(r.is_ok());
-                if let Some(a) = shared.applied.lock().expect("applied lock").as_mut() {
+                {
+                    let mut a = shared.applied.lock().expect("applied lock");
                     a.flushing = false;
                     if let Err(e) = &r {
                         a.failed = Some(e.clone());
@@ -148,13 +143,12 @@ impl GroupStateMachine {
             tokio::pin!(done);
             done.as_mut().enable();
             {
-                let mut guard = self.applied()?;
-                let a = guard.as_mut().expect("loaded");
+                let mut a = self.applied();
                 if let Some(e) = &a.failed {
-                    return Err(io_write(std::io::Error::other(e.clone())));
+                    return Err(io_write(e));
                 }
                 if !a.flushing {
-                    return Ok(f(a));
+                    return Ok(f(&mut a));
                 }
             }
             done.await;
@@ -167,8 +161,8 @@ impl GroupStateMachine {
         let rx = self.when_idle(|a| self.start_flush(a, durable)).await?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io_write(std::io::Error::other(e))),
-            Err(_) => Err(io_write(std::io::Error::other("storage writer stopped"))),
+            Ok(Err(e)) => Err(io_write(e)),
+            Err(_) => Err(io_write(StoreError::WriterStopped)),
         }
     }
 }
@@ -227,8 +221,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let guard = self.applied()?;
-        let a = guard.as_ref().expect("loaded");
+        let a = self.applied();
         Ok((a.last, a.membership.clone()))
     }
 
@@ -237,24 +230,21 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let s = self.shared.clone();
+        let s = &self.shared;
         let (replies, hold) = {
             // Held for the whole batch: a flush sets aside the machine's
             // data and the applied index together.
-            let mut guard = self.applied()?;
-            let a = guard.as_mut().expect("loaded");
+            let mut a = self.applied();
             if let Some(e) = &a.failed {
-                return Err(io_write(std::io::Error::other(e.clone())));
+                return Err(io_write(e));
             }
             let mut replies = Vec::new();
             for e in entries {
                 match &e.payload {
                     EntryPayload::Blank => replies.push(Vec::new()),
-                    EntryPayload::Normal(p) => replies.push(
-                        s.machine
-                            .apply(s.storage.state(), p.now_ms, &p.body)
-                            .map_err(|e| io_write(std::io::Error::other(e)))?,
-                    ),
+                    EntryPayload::Normal(p) => {
+                        replies.push(s.machine.apply(s.storage.state(), p.now_ms, &p.body).map_err(io_write)?)
+                    }
                     EntryPayload::Membership(m) => {
                         a.membership = StoredMembership::new(Some(e.log_id), m.clone());
                         replies.push(Vec::new());
@@ -265,7 +255,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             let since = *a.unflushed_since.get_or_insert_with(Instant::now);
             let unflushed = s.machine.unflushed_bytes();
             if !a.flushing && (unflushed >= FLUSH_BYTES || since.elapsed() >= FLUSH_AGE) {
-                drop(self.start_flush(a, false));
+                drop(self.start_flush(&mut a, false));
             }
             (replies, a.flushing && unflushed >= HOLD_BYTES)
         };
@@ -290,7 +280,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let s = self.shared.clone();
+        let s = &self.shared;
         let group = s.group.clone();
         let machine = s.machine.clone();
         let meta = meta.clone();
@@ -312,10 +302,9 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             })
             .await
             .map_err(io_write)
-            .and_then(|()| s.machine.reload(s.storage.state()).map_err(|e| io_write(std::io::Error::other(e))));
+            .and_then(|()| s.machine.reload(s.storage.state()).map_err(io_write));
         {
-            let mut guard = self.applied()?;
-            let a = guard.as_mut().expect("loaded");
+            let mut a = self.applied();
             a.flushing = false;
             match &written {
                 Ok(()) => {

@@ -33,7 +33,7 @@ fn bulk(v: &str) -> Reply {
 async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_snapshots() {
     let storage = Storage::in_memory().unwrap();
     let machine = Arc::new(KvMachine::new(GROUP));
-    let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone());
+    let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
 
     let ops: Vec<WriteOp> = (0..50).map(|i| WriteOp::set(format!("k{i}"), format!("v{i}"))).collect();
     let replies = sm.apply(vec![entry(1, &ops[..25]), entry(2, &ops[25..])]).await.unwrap();
@@ -44,7 +44,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
 
     // Not flushed yet: a machine reading the same state file sees nothing.
     let fresh = Arc::new(KvMachine::new(GROUP));
-    let mut fresh_sm = GroupStateMachine::new(GROUP, storage.clone(), fresh.clone());
+    let mut fresh_sm = GroupStateMachine::new(GROUP, storage.clone(), fresh.clone()).unwrap();
     assert_eq!(fresh_sm.applied_state().await.unwrap().0, None);
     assert_eq!(get(&fresh, &storage, "k7"), Reply::Nil);
 
@@ -59,7 +59,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
 
     // After the flush the file holds the data and the index together.
     let fresh = Arc::new(KvMachine::new(GROUP));
-    let mut fresh_sm = GroupStateMachine::new(GROUP, storage.clone(), fresh.clone());
+    let mut fresh_sm = GroupStateMachine::new(GROUP, storage.clone(), fresh.clone()).unwrap();
     assert_eq!(fresh_sm.applied_state().await.unwrap().0.map(|l| l.index), Some(3));
     assert_eq!(get(&fresh, &storage, "k7"), bulk("new"));
     assert_eq!(get(&fresh, &storage, "k2"), Reply::Nil);
@@ -72,7 +72,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
 
     let other = Storage::in_memory().unwrap();
     let other_machine = Arc::new(KvMachine::new(GROUP));
-    let mut other_sm = GroupStateMachine::new(GROUP, other.clone(), other_machine.clone());
+    let mut other_sm = GroupStateMachine::new(GROUP, other.clone(), other_machine.clone()).unwrap();
     // Writes the snapshot replaces must not survive it.
     other_sm.apply(vec![entry(1, &[WriteOp::set("stale", "y")])]).await.unwrap();
     other_sm.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
@@ -87,7 +87,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
 async fn flushdb_clears_what_is_in_the_file_and_in_memory() {
     let storage = Storage::in_memory().unwrap();
     let machine = Arc::new(KvMachine::new(GROUP));
-    let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone());
+    let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
     sm.apply(vec![entry(1, &[WriteOp::set("a", "1"), WriteOp::set("b", "2")])]).await.unwrap();
     sm.flush(false).await.unwrap();
     sm.apply(vec![entry(2, &[WriteOp::set("c", "3"), WriteOp::Flush, WriteOp::set("d", "4")])]).await.unwrap();

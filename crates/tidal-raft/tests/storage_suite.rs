@@ -17,7 +17,7 @@ impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, ()> for Builder {
     async fn build(&self) -> Result<((), LogStore, GroupStateMachine), StorageError> {
         let s = Storage::in_memory().map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e)))?;
         let machine = Arc::new(KvMachine::new("default:0"));
-        Ok(((), LogStore::new("default:0", s.clone()), GroupStateMachine::new("default:0", s, machine)))
+        Ok(((), LogStore::new("default:0", s.clone()), GroupStateMachine::new("default:0", s, machine)?))
     }
 }
 
