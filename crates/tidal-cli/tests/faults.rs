@@ -169,7 +169,15 @@ fn sigkill_every_node_and_restart() {
 fn a_lagging_replica_catches_up_through_a_snapshot() {
     let mut c = Cluster::start(3, &["--snapshot-every", "50", "--keep-after-snapshot", "5"]);
     c.kill(2);
-    let acked = write_keys(&mut c.client(0), "s", 800);
+    let mut acked = write_keys(&mut c.client(0), "s", 800);
+    // About 12 MiB in large values: each PRG's snapshot is several times
+    // the 1 MiB piece the transport sends it in.
+    let mut client = c.client(0);
+    for i in 0..40 {
+        let (k, v) = (format!("big{i}"), format!("{i:04}").repeat(75_000));
+        assert_eq!(client.cmd(&["SET", &k, &v]).unwrap(), Value::Simple("OK".into()));
+        acked.insert(k, v);
+    }
     // The survivors snapshotted and purged the log past what node 3 has.
     wait_for(Duration::from_secs(30), "a snapshot on node 1", || {
         let g = c.groups(0)?;

@@ -8,11 +8,12 @@
 //!
 //! Requests travel as app frames of group `_cp` on the peer transport.
 
+use openraft::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::CP_GROUP;
@@ -96,7 +97,7 @@ impl ControlPlane {
     pub fn is_local_leader(&self) -> bool {
         self.host
             .group(CP_GROUP)
-            .map(|g| g.raft.metrics().borrow().current_leader == Some(self.host.node_id()))
+            .map(|g| g.raft.metrics().borrow_watched().current_leader == Some(self.host.node_id()))
             .unwrap_or(false)
     }
 
@@ -136,7 +137,7 @@ impl ControlPlane {
     fn not_leader(&self, leader: Option<NodeId>) -> CpResponse {
         let addr = leader.and_then(|l| {
             let g = self.host.group(CP_GROUP)?;
-            let m = g.raft.metrics().borrow().membership_config.clone();
+            let m = g.raft.metrics().borrow_watched().membership_config.clone();
             m.membership().get_node(&l).map(|n| n.addr.clone())
         });
         CpResponse::NotLeader { leader, addr }
@@ -146,9 +147,9 @@ impl ControlPlane {
         let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.machine.as_ref()) else {
             return CpResponse::NotLeader { leader: None, addr: None };
         };
-        match g.raft.ensure_linearizable().await {
+        match g.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
             Ok(_) => CpResponse::State((*machine.state()).clone()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => self.not_leader(f.leader_id),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => self.not_leader(f.leader_id),
             Err(e) => CpResponse::Unavailable(e.to_string()),
         }
     }

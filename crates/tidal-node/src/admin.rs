@@ -2,6 +2,7 @@
 //! the JSON views of the admin API. Everything here is this node's own view;
 //! `tidal status` merges the views of every node.
 
+use openraft::async_runtime::WatchReceiver;
 use serde::Serialize;
 use tidal_core::{CacheState, ClusterState, NodeId, NodeInfo, Placement, Tenant};
 use tokio::time::Instant;
@@ -35,7 +36,7 @@ pub fn group_reports(shared: &Shared) -> Vec<GroupReport> {
         .groups()
         .into_iter()
         .map(|g| {
-            let m = g.raft.metrics().borrow().clone();
+            let m = g.raft.metrics().borrow_watched().clone();
             let last = m.last_log_index.unwrap_or(0);
             let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
             let members: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
@@ -182,7 +183,8 @@ pub struct TenantView {
 pub fn cluster_view(shared: &Shared) -> ClusterView {
     let r = readiness(shared);
     let state = shared.cache.get();
-    let cp_leader = shared.host.group(tidal_core::ids::CP_GROUP).and_then(|g| g.raft.metrics().borrow().current_leader);
+    let cp_leader =
+        shared.host.group(tidal_core::ids::CP_GROUP).and_then(|g| g.raft.metrics().borrow_watched().current_leader);
     ClusterView {
         node_id: shared.config.node_id,
         ready: r.ready,

@@ -10,6 +10,7 @@
 //!            └──────────────────────────────────────────────────────┘
 //! ```
 
+use openraft::async_runtime::WatchReceiver;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -212,7 +213,7 @@ impl Shared {
         let me = self.config.node_id;
         for p in state.placements_on(me) {
             let Some(g) = self.host.group(&p.prg.to_string()) else { continue };
-            let leads = g.raft.metrics().borrow().current_leader == Some(me);
+            let leads = g.raft.metrics().borrow_watched().current_leader == Some(me);
             if leads && p.leader_hint != Some(me) {
                 let _ = self.cp.propose(CpCommand::LeaderHint { prg: p.prg.clone(), leader: me }).await;
             }

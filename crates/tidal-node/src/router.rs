@@ -10,6 +10,7 @@
 //!                         NotLeader{hint} ─> try the hint; unreachable ─> next member
 //! ```
 
+use openraft::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -325,7 +326,7 @@ impl Shared {
     /// leader seen, the control plane's hint, then members in turn.
     fn leader_guess(&self, group: &str, members: &[NodeId], hint: Option<NodeId>, attempt: usize) -> NodeId {
         if let Some(g) = self.host.group(group) {
-            if let Some(l) = g.raft.metrics().borrow().current_leader {
+            if let Some(l) = g.raft.metrics().borrow_watched().current_leader {
                 if attempt == 0 || members.contains(&l) {
                     return l;
                 }
@@ -371,7 +372,7 @@ impl Shared {
                 }
             }
         }
-        let leader = g.raft.metrics().borrow().current_leader;
+        let leader = g.raft.metrics().borrow_watched().current_leader;
         if leader != Some(self.config.node_id) {
             return KvResponse::NotLeader { leader };
         }

@@ -15,7 +15,8 @@
 //! it hosted before it has heard from the control plane.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::io::Cursor;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use openraft::{BasicNode, SnapshotPolicy};
@@ -25,7 +26,7 @@ use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
 use crate::storage::{Storage, StoreError, GROUPS};
 use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, WireError};
-use crate::types::Raft;
+use crate::types::{Raft, Snapshot, SnapshotMeta, Vote};
 
 /// Timing and log-retention knobs shared by every group on a node.
 #[derive(Clone, Debug)]
@@ -84,6 +85,57 @@ pub struct GroupHandle {
     /// Routing epoch at which this node's replica was placed.
     pub epoch: u64,
     state: GroupStateMachine,
+    /// The snapshot being received from the leader, piece by piece.
+    incoming: Arc<Mutex<Option<Incoming>>>,
+}
+
+/// A snapshot whose pieces are arriving.
+struct Incoming {
+    vote: Vote,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+impl GroupHandle {
+    /// Take one piece of a snapshot; the last piece installs it. Pieces
+    /// come in order from offset 0: a piece at offset 0 starts over (the
+    /// leader restarted the transfer), any other piece must continue the
+    /// same snapshot exactly where the last one ended.
+    async fn receive_snapshot(
+        &self,
+        vote: Vote,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    ) -> Result<Option<openraft::raft::SnapshotResponse<crate::types::TypeConfig>>, WireError> {
+        let whole = {
+            let mut incoming = self.incoming.lock().expect("incoming lock");
+            if offset == 0 {
+                *incoming = Some(Incoming { vote, meta: meta.clone(), data: Vec::new() });
+            }
+            let Some(cur) = incoming.as_mut() else {
+                return Err(WireError::Raft(format!("snapshot piece at offset {offset} with no transfer under way")));
+            };
+            if cur.vote != vote || cur.meta != meta || cur.data.len() as u64 != offset {
+                *incoming = None;
+                return Err(WireError::Raft(format!(
+                    "snapshot piece at offset {offset} does not continue the transfer"
+                )));
+            }
+            cur.data.extend_from_slice(&data);
+            if !done {
+                return Ok(None);
+            }
+            incoming.take().expect("checked above")
+        };
+        let snapshot = Snapshot { meta: whole.meta, snapshot: Cursor::new(whole.data) };
+        self.raft
+            .install_full_snapshot(whole.vote, snapshot)
+            .await
+            .map(Some)
+            .map_err(|e| WireError::Raft(e.to_string()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +234,7 @@ impl RaftHost {
         )
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
-        let handle = GroupHandle { name: name.into(), raft, epoch, state };
+        let handle = GroupHandle { name: name.into(), raft, epoch, state, incoming: Arc::default() };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
         tracing::info!(group = name, epoch, "group started");
         Ok(handle)
@@ -197,7 +249,7 @@ impl RaftHost {
         }
         match g.raft.initialize(members).await {
             Ok(()) => Ok(()),
-            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(openraft::errors::RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(HostError::Raft(e.to_string())),
         }
     }
@@ -234,14 +286,15 @@ impl Dispatch for RaftHost {
             return Box::pin(async move { Err(WireError::StaleEpoch { group, got: epoch, current }) });
         }
         Box::pin(async move {
-            let raft = g.raft;
             match body {
                 Request::Append(r) => {
-                    raft.append_entries(r).await.map(Response::Append).map_err(|e| WireError::Raft(e.to_string()))
+                    g.raft.append_entries(r).await.map(Response::Append).map_err(|e| WireError::Raft(e.to_string()))
                 }
-                Request::Vote(r) => raft.vote(r).await.map(Response::Vote).map_err(|e| WireError::Raft(e.to_string())),
-                Request::Snapshot(r) => {
-                    raft.install_snapshot(r).await.map(Response::Snapshot).map_err(|e| WireError::Raft(e.to_string()))
+                Request::Vote(r) => {
+                    g.raft.vote(r).await.map(Response::Vote).map_err(|e| WireError::Raft(e.to_string()))
+                }
+                Request::Snapshot { vote, meta, offset, data, done } => {
+                    g.receive_snapshot(vote, meta, offset, data, done).await.map(Response::Snapshot)
                 }
                 Request::App(_) => unreachable!("handled above"),
             }

@@ -1,9 +1,10 @@
 //! Batching of client writes into log entries, one batcher per PRG leader.
 //!
-//! openraft appends and flushes each proposal before it takes the next one
-//! from its queue, so one proposal per client write would cost every write a
-//! flush of its own. The batcher keeps one proposal in flight per group and
-//! gathers everything that arrives meanwhile into the next one:
+//! Every log entry costs each replica an append, a share of an fsync, a
+//! replication message and an apply, so one entry per client write would
+//! multiply that work by the number of writes. The batcher keeps one
+//! proposal in flight per group and gathers everything that arrives
+//! meanwhile into the next one:
 //!
 //! ```text
 //!  writes ─> queue ─> [w1]            propose, wait for commit + apply
@@ -134,7 +135,7 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
                 Ok(rs) => Err(ProposeError::Ambiguous(format!("{} replies for {} writes", rs.len(), ops.len()))),
                 Err(e) => Err(ProposeError::Ambiguous(format!("undecodable replies: {e}"))),
             },
-            Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => Err(
+            Err(openraft::errors::RaftError::APIError(openraft::errors::ClientWriteError::ForwardToLeader(f))) => Err(
                 ProposeError::Ambiguous(format!("leadership moved to {:?} while the write was in flight", f.leader_id)),
             ),
             Err(e) => Err(ProposeError::Ambiguous(e.to_string())),

@@ -1,11 +1,12 @@
 //! One group's view of the node-wide Raft log.
 //!
 //! Appends are queued to the [`Writer`](crate::storage::Writer) and reported
-//! flushed only after their transaction is durable. openraft must be able to
-//! read an entry as soon as `append` returns, before it is on disk, so the
-//! newest entries also sit in memory (`tail`): every entry until its commit,
-//! and the last [`TAIL_KEEP`] after it, since replication to followers
-//! reads what was just appended. The tail is a contiguous run of indexes
+//! flushed only after their transaction is durable. openraft reads an entry
+//! as soon as `append` returns, before it is on disk: a leader sends it to
+//! its followers while its own fsync runs, so one fsync, not two in a row,
+//! lies on a write's path. The newest entries therefore also sit in memory
+//! (`tail`): every entry until it is durable, and the last [`TAIL_KEEP`]
+//! after it, since replication reads what was just appended. The tail is a contiguous run of indexes
 //! ending at the last entry, so a read that starts inside it needs no redb
 //! transaction; other reads look in the tail first, then in redb (in that
 //! order, so an entry moving from one to the other is never missed).
@@ -15,11 +16,13 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState, RaftLogId, RaftLogReader};
+use std::io;
+
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogReader};
 
 use crate::storage::{Db, Storage, LOG, META};
-use crate::types::{decode, encode, io_read, io_write, Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{decode, encode, io_err, Entry, LogId, TypeConfig, Vote};
 
 /// Entries kept in memory after they are durable, for replication reads.
 const TAIL_KEEP: usize = 128;
@@ -40,24 +43,14 @@ impl LogStore {
         Self { group: group.into(), storage, tail: Arc::default() }
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, io::Error> {
         read_meta(self.storage.log(), &self.group, name)
     }
 
-    async fn write_meta<T: serde::Serialize>(
-        &self,
-        name: &'static str,
-        v: &T,
-        durable: bool,
-    ) -> Result<(), StorageError> {
+    async fn write_meta<T: serde::Serialize>(&self, name: &'static str, v: &T, durable: bool) -> Result<(), io::Error> {
         let group = self.group.clone();
         let bytes = encode(v);
-        self.storage
-            .log()
-            .writer()
-            .call(durable, move |txn| put_meta(txn, &group, name, &bytes))
-            .await
-            .map_err(io_write)
+        self.storage.log().writer().call(durable, move |txn| put_meta(txn, &group, name, &bytes)).await.map_err(io_err)
     }
 }
 
@@ -66,11 +59,11 @@ pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(
     db: &Db,
     group: &str,
     name: &str,
-) -> Result<Option<T>, StorageError> {
-    let txn = db.read().map_err(io_read)?;
-    let t = txn.open_table(META).map_err(io_read)?;
-    match t.get((group, name)).map_err(io_read)? {
-        Some(v) => decode(v.value()).map(Some).map_err(io_read),
+) -> Result<Option<T>, io::Error> {
+    let txn = db.read().map_err(io_err)?;
+    let t = txn.open_table(META).map_err(io_err)?;
+    match t.get((group, name)).map_err(io_err)? {
+        Some(v) => decode(v.value()).map(Some).map_err(io_err),
         None => Ok(None),
     }
 }
@@ -100,7 +93,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = bounds(&range);
         if start >= end {
             return Ok(Vec::new());
@@ -114,35 +107,39 @@ impl RaftLogReader<TypeConfig> for LogStore {
             }
             in_tail.collect()
         };
-        let txn = self.storage.log().read().map_err(io_read)?;
-        let t = txn.open_table(LOG).map_err(io_read)?;
-        for row in t.range((&*self.group, start)..(&*self.group, end)).map_err(io_read)? {
-            let (k, v) = row.map_err(io_read)?;
+        let txn = self.storage.log().read().map_err(io_err)?;
+        let t = txn.open_table(LOG).map_err(io_err)?;
+        for row in t.range((&*self.group, start)..(&*self.group, end)).map_err(io_err)? {
+            let (k, v) = row.map_err(io_err)?;
             let idx = k.value().1;
             if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(idx) {
-                slot.insert(decode(v.value()).map_err(io_read)?);
+                slot.insert(decode(v.value()).map_err(io_err)?);
             }
         }
         Ok(out.into_values().collect())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_meta("vote")
     }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged: Option<LogId> = self.read_meta("purged")?;
         let tail_last = self.tail.lock().expect("tail lock").values().next_back().map(|(e, _)| e.log_id);
         let last = match tail_last {
             Some(l) => Some(l),
             None => {
-                let txn = self.storage.log().read().map_err(io_read)?;
-                let t = txn.open_table(LOG).map_err(io_read)?;
-                let mut it = t.range((&*self.group, 0)..=(&*self.group, u64::MAX)).map_err(io_read)?;
+                let txn = self.storage.log().read().map_err(io_err)?;
+                let t = txn.open_table(LOG).map_err(io_err)?;
+                let mut it = t.range((&*self.group, 0)..=(&*self.group, u64::MAX)).map_err(io_err)?;
                 match it.next_back() {
                     Some(row) => {
-                        let (_, v) = row.map_err(io_read)?;
-                        let e: Entry = decode(v.value()).map_err(io_read)?;
+                        let (_, v) = row.map_err(io_err)?;
+                        let e: Entry = decode(v.value()).map_err(io_err)?;
                         Some(e.log_id)
                     }
                     None => None,
@@ -156,12 +153,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         self.write_meta("vote", vote, true).await
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta("vote")
     }
 
     // The committed index is not persisted (openraft's default): after a
@@ -170,7 +163,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     // ([`crate::read_gate`]). Persisting it would cost a state-file write
     // each time the index moves, on every replica.
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -179,7 +172,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut tail = self.tail.lock().expect("tail lock");
             for e in entries {
-                rows.push((e.log_id.index, *e.get_log_id(), encode(&e)));
+                rows.push((e.log_id.index, e.log_id, encode(&e)));
                 tail.insert(e.log_id.index, (e, false));
             }
         }
@@ -208,28 +201,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         tail.pop_first();
                     }
                 }
-                callback.log_io_completed(r.map_err(std::io::Error::other));
+                callback.io_completed(r.map_err(io::Error::other));
             },
         );
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.tail.lock().expect("tail lock").retain(|&i, _| i < log_id.index);
+    async fn truncate_after(&mut self, last: Option<LogId>) -> Result<(), io::Error> {
+        // Entries after `last` go; with no `last`, every entry goes.
+        let from = last.map_or(0, |l| l.index + 1);
+        self.tail.lock().expect("tail lock").retain(|&i, _| i < from);
         let group = self.group.clone();
         self.storage
             .log()
             .writer()
             .call(true, move |txn| {
                 let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
-                t.retain_in((&*group, log_id.index)..=(&*group, u64::MAX), |_, _| false).map_err(|e| e.to_string())?;
+                t.retain_in((&*group, from)..=(&*group, u64::MAX), |_, _| false).map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await
-            .map_err(io_write)
+            .map_err(io_err)
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.tail.lock().expect("tail lock").retain(|&i, _| i > log_id.index);
         let group = self.group.clone();
         let purged = encode(&log_id);
@@ -242,6 +237,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 put_meta(txn, &group, "purged", &purged)
             })
             .await
-            .map_err(io_write)
+            .map_err(io_err)
     }
 }

@@ -19,6 +19,8 @@
 //! writes acknowledged before it. Every committed entry is in the leader's
 //! log, so once that log has applied the ordinary read index suffices.
 
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{LinearizableReadError, RaftError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::types::Raft;
@@ -72,9 +74,9 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<
             continue;
         }
         // The round starts after every waiting read arrived.
-        let outcome = match raft.ensure_linearizable().await {
+        let outcome = match raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
             Ok(_) => settle_term(&raft, &mut settled_term).await,
-            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
                 Err(ReadError::NotLeader(f.leader_id))
             }
             Err(e) => Err(ReadError::Unavailable(e.to_string())),
@@ -90,7 +92,7 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<
 async fn settle_term(raft: &Raft, settled_term: &mut Option<u64>) -> Result<(), ReadError> {
     let (term, last_log) = {
         let m = raft.metrics();
-        let m = m.borrow();
+        let m = m.borrow_watched();
         (m.current_term, m.last_log_index)
     };
     if *settled_term == Some(term) {

@@ -12,19 +12,23 @@
 //! flushes it: the machine's set-aside data, the applied index and the
 //! membership go to the state file in one transaction, so the file never
 //! claims an index its data does not hold. The flush needs no fsync: an
-//! entry is applied only once it is durable in the log, and after a crash
-//! the group re-applies from the last applied index that reached disk (the
-//! state writer checkpoints at least every
-//! [`STATE_CHECKPOINT`](crate::storage::STATE_CHECKPOINT)). Building a
-//! snapshot flushes first and commits durably, so the state a snapshot
+//! entry is applied only once it is committed, durable on a quorum, and
+//! after a crash the group re-applies from the last applied index that
+//! reached disk (the state writer checkpoints at least every
+//! [`STATE_CHECKPOINT`](crate::storage::STATE_CHECKPOINT)). A leader may
+//! apply an entry its followers hold durably while its own fsync of it is
+//! still running; should the state file then reach disk ahead of the log,
+//! openraft finds the applied index past the log's end at restart and
+//! treats the log as purged up to it, which is right: those entries are
+//! committed. Building a snapshot flushes first and commits durably, so the state a snapshot
 //! describes is never older on disk than the log it lets openraft purge.
-use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, RaftSnapshotBuilder};
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
@@ -32,7 +36,7 @@ use crate::log_store::{put_meta, read_meta};
 use crate::machine::Machine;
 use crate::storage::{Storage, StoreError, META, SNAPSHOT};
 use crate::types::{
-    decode, encode, io_read, io_write, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    decode, encode, io_err, Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 /// Applied data held in memory past which a group flushes it.
@@ -70,7 +74,6 @@ struct Shared {
     applied: Mutex<Applied>,
     /// Woken when a flush ends.
     flush_done: Notify,
-    snapshot_seq: AtomicU64,
 }
 
 /// State machine of one group; clones share state.
@@ -81,18 +84,12 @@ pub struct GroupStateMachine {
 
 impl GroupStateMachine {
     /// The group's state machine, with the applied state the state file holds.
-    pub fn new(group: &str, storage: Arc<Storage>, machine: Arc<dyn Machine>) -> Result<Self, StorageError> {
+    pub fn new(group: &str, storage: Arc<Storage>, machine: Arc<dyn Machine>) -> Result<Self, io::Error> {
         let last = read_meta::<Option<LogId>>(storage.state(), group, "applied")?.flatten();
         let membership = read_meta(storage.state(), group, "membership")?.unwrap_or_default();
         let applied = Applied { last, membership, unflushed_since: None, flushing: false, failed: None };
-        let shared = Shared {
-            group: group.into(),
-            storage,
-            machine,
-            applied: Mutex::new(applied),
-            flush_done: Notify::new(),
-            snapshot_seq: AtomicU64::new(0),
-        };
+        let shared =
+            Shared { group: group.into(), storage, machine, applied: Mutex::new(applied), flush_done: Notify::new() };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -137,7 +134,7 @@ impl GroupStateMachine {
 
     /// Wait until no flush is under way, then run `f` with the applied
     /// state locked.
-    async fn when_idle<R>(&self, f: impl FnOnce(&mut Applied) -> R) -> Result<R, StorageError> {
+    async fn when_idle<R>(&self, f: impl FnOnce(&mut Applied) -> R) -> Result<R, io::Error> {
         loop {
             let done = self.shared.flush_done.notified();
             tokio::pin!(done);
@@ -145,7 +142,7 @@ impl GroupStateMachine {
             {
                 let mut a = self.applied();
                 if let Some(e) = &a.failed {
-                    return Err(io_write(e));
+                    return Err(io_err(e));
                 }
                 if !a.flushing {
                     return Ok(f(&mut a));
@@ -155,95 +152,22 @@ impl GroupStateMachine {
         }
     }
 
-    /// Write everything applied so far to the state file (made durable with
-    /// `durable`, else at the next checkpoint).
-    pub async fn flush(&self, durable: bool) -> Result<(), StorageError> {
-        let rx = self.when_idle(|a| self.start_flush(a, durable)).await?;
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io_write(e)),
-            Err(_) => Err(io_write(StoreError::WriterStopped)),
-        }
-    }
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        // Everything applied so far goes to the file first; the snapshot is
-        // then read from one read transaction, so its data and applied
-        // index agree even while applying goes on.
-        self.flush(false).await?;
-        let s = &self.shared;
-        let (applied, membership, data) = {
-            let txn = s.storage.state().read().map_err(io_read)?;
-            let m = txn.open_table(META).map_err(io_read)?;
-            let get = |name: &str| -> Result<Option<Vec<u8>>, StorageError> {
-                Ok(m.get((&*s.group, name)).map_err(io_read)?.map(|v| v.value().to_vec()))
-            };
-            let applied: Option<LogId> = match get("applied")? {
-                Some(b) => decode(&b).map_err(io_read)?,
-                None => None,
-            };
-            let membership: StoredMembership = match get("membership")? {
-                Some(b) => decode(&b).map_err(io_read)?,
-                None => StoredMembership::default(),
-            };
-            let data = s.machine.export(&txn).map_err(io_read)?;
-            (applied, membership, data)
-        };
-        let seq = s.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
-            None => format!("0-0-{seq}"),
-        };
-        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
-        let stored = encode(&StoredSnapshot { meta: meta.clone(), data });
-        let group = s.group.clone();
-        // Durable: this commit also makes the applied state it describes durable.
-        s.storage
-            .state()
-            .writer()
-            .call(true, move |txn| {
-                let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
-                t.insert(&*group, stored.as_slice()).map_err(|e| e.to_string())?;
-                Ok(stored)
-            })
-            .await
-            .map_err(io_write)
-            .map(|stored| {
-                let s: StoredSnapshot = decode(&stored).expect("just encoded");
-                Snapshot { meta, snapshot: Box::new(Cursor::new(s.data)) }
-            })
-    }
-}
-
-impl RaftStateMachine<TypeConfig> for GroupStateMachine {
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let a = self.applied();
-        Ok((a.last, a.membership.clone()))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<u8>>, StorageError>
-    where
-        I: IntoIterator<Item = Entry> + Send,
-        I::IntoIter: Send,
-    {
+    /// Apply `entries` in order and return each one's reply.
+    pub async fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<Vec<u8>>, io::Error> {
         let s = &self.shared;
         let (replies, hold) = {
             // Held for the whole batch: a flush sets aside the machine's
             // data and the applied index together.
             let mut a = self.applied();
             if let Some(e) = &a.failed {
-                return Err(io_write(e));
+                return Err(io_err(e));
             }
             let mut replies = Vec::new();
             for e in entries {
                 match &e.payload {
                     EntryPayload::Blank => replies.push(Vec::new()),
                     EntryPayload::Normal(p) => {
-                        replies.push(s.machine.apply(s.storage.state(), p.now_ms, &p.body).map_err(io_write)?)
+                        replies.push(s.machine.apply(s.storage.state(), p.now_ms, &p.body).map_err(io_err)?)
                     }
                     EntryPayload::Membership(m) => {
                         a.membership = StoredMembership::new(Some(e.log_id), m.clone());
@@ -266,19 +190,101 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         Ok(replies)
     }
 
+    /// Write everything applied so far to the state file (made durable with
+    /// `durable`, else at the next checkpoint).
+    pub async fn flush(&self, durable: bool) -> Result<(), io::Error> {
+        let rx = self.when_idle(|a| self.start_flush(a, durable)).await?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_err(e)),
+            Err(_) => Err(io_err(StoreError::WriterStopped)),
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        // Everything applied so far goes to the file first; the snapshot is
+        // then read from one read transaction, so its data and applied
+        // index agree even while applying goes on.
+        self.flush(false).await?;
+        let s = &self.shared;
+        let (applied, membership, data) = {
+            let txn = s.storage.state().read().map_err(io_err)?;
+            let m = txn.open_table(META).map_err(io_err)?;
+            let get = |name: &str| -> Result<Option<Vec<u8>>, io::Error> {
+                Ok(m.get((&*s.group, name)).map_err(io_err)?.map(|v| v.value().to_vec()))
+            };
+            let applied: Option<LogId> = match get("applied")? {
+                Some(b) => decode(&b).map_err(io_err)?,
+                None => None,
+            };
+            let membership: StoredMembership = match get("membership")? {
+                Some(b) => decode(&b).map_err(io_err)?,
+                None => StoredMembership::default(),
+            };
+            let data = s.machine.export(&txn).map_err(io_err)?;
+            (applied, membership, data)
+        };
+        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership };
+        let stored = encode(&StoredSnapshot { meta: meta.clone(), data });
+        let group = s.group.clone();
+        // Durable: this commit also makes the applied state it describes durable.
+        s.storage
+            .state()
+            .writer()
+            .call(true, move |txn| {
+                let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+                t.insert(&*group, stored.as_slice()).map_err(|e| e.to_string())?;
+                Ok(stored)
+            })
+            .await
+            .map_err(io_err)
+            .map(|stored| {
+                let s: StoredSnapshot = decode(&stored).expect("just encoded");
+                Snapshot { meta, snapshot: Cursor::new(s.data) }
+            })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for GroupStateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let a = self.applied();
+        Ok((a.last, a.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        // The stream yields what openraft already holds in memory; gather
+        // it so the batch applies under one lock.
+        let mut batch = Vec::new();
+        let mut responders = Vec::new();
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            batch.push(entry);
+            responders.push(responder);
+        }
+        let replies = self.apply_entries(batch).await?;
+        for (responder, reply) in responders.into_iter().zip(replies) {
+            if let Some(r) = responder {
+                r.send(reply);
+            }
+        }
+        Ok(())
+    }
+
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
         let s = &self.shared;
         let group = s.group.clone();
@@ -301,8 +307,8 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 Ok(())
             })
             .await
-            .map_err(io_write)
-            .and_then(|()| s.machine.reload(s.storage.state()).map_err(io_write));
+            .map_err(io_err)
+            .and_then(|()| s.machine.reload(s.storage.state()).map_err(io_err));
         {
             let mut a = self.applied();
             a.flushing = false;
@@ -319,14 +325,14 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         written
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let s = &self.shared;
-        let txn = s.storage.state().read().map_err(io_read)?;
-        let t = txn.open_table(SNAPSHOT).map_err(io_read)?;
-        let Some(v) = t.get(&*s.group).map_err(io_read)? else {
+        let txn = s.storage.state().read().map_err(io_err)?;
+        let t = txn.open_table(SNAPSHOT).map_err(io_err)?;
+        let Some(v) = t.get(&*s.group).map_err(io_err)? else {
             return Ok(None);
         };
-        let s: StoredSnapshot = decode(v.value()).map_err(io_read)?;
-        Ok(Some(Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        let s: StoredSnapshot = decode(v.value()).map_err(io_err)?;
+        Ok(Some(Snapshot { meta: s.meta, snapshot: Cursor::new(s.data) }))
     }
 }

@@ -18,6 +18,12 @@ pub struct Proposal {
     pub body: Vec<u8>,
 }
 
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "proposal of {} bytes at {} ms", self.body.len(), self.now_ms)
+    }
+}
+
 openraft::declare_raft_types!(
     /// Type configuration for every tidal Raft group.
     pub TypeConfig:
@@ -25,18 +31,23 @@ openraft::declare_raft_types!(
         R = Vec<u8>,
         NodeId = u64,
         Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
 );
 
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type LogId = openraft::LogId<u64>;
-pub type Vote = openraft::Vote<u64>;
-pub type StorageError = openraft::StorageError<u64>;
-pub type StoredMembership = openraft::StoredMembership<u64, openraft::BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
-pub type Snapshot = openraft::Snapshot<TypeConfig>;
+use openraft::type_config::alias;
+
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::GroupStateMachine>;
+pub type Entry = alias::EntryOf<TypeConfig>;
+pub type LogId = alias::LogIdOf<TypeConfig>;
+pub type Vote = alias::VoteOf<TypeConfig>;
+/// The term and node of the leader that proposed an entry.
+pub type CommittedLeaderId = alias::CommittedLeaderIdOf<TypeConfig>;
+pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot's payload as it is built, sent and installed: the machine's export.
+pub type SnapshotData = Cursor<Vec<u8>>;
+pub type Snapshot = alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// openraft's storage error, for what reports one (the storage test suite).
+pub type StorageError = openraft::StorageError<TypeConfig>;
 
 /// The encoding of everything tidal stores or sends between nodes
 /// (postcard): one place, so every layer agrees.
@@ -48,11 +59,7 @@ pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, postcard::Error>
     postcard::from_bytes(b)
 }
 
-/// A storage error for openraft from anything displayable.
-pub(crate) fn io_write(e: impl std::fmt::Display) -> StorageError {
-    openraft::StorageIOError::write(openraft::AnyError::error(e.to_string())).into()
-}
-
-pub(crate) fn io_read(e: impl std::fmt::Display) -> StorageError {
-    openraft::StorageIOError::read(openraft::AnyError::error(e.to_string())).into()
+/// An I/O error for openraft from anything displayable.
+pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
 }

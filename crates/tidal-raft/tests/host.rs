@@ -2,6 +2,7 @@
 //! or stamped with an older epoch than its placement, fail closed; a group
 //! bootstrapped on one node commits and applies writes.
 
+use openraft::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, W
 use tidal_raft::{RaftHost, RaftTuning, Storage};
 
 fn vote() -> Request {
-    Request::Vote(openraft::raft::VoteRequest { vote: openraft::Vote::new(1, 2), last_log_id: None })
+    Request::Vote(openraft::raft::VoteRequest::new(openraft::Vote::new(1, 2), None))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +54,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     let proposer = KvProposer::spawn(g.raft.clone(), || 1);
     assert_eq!(proposer.propose(op.clone()).await.unwrap(), Reply::Ok);
     // Concurrent writes share entries: fewer entries than writes.
-    let before = g.raft.metrics().borrow().last_log_index.unwrap();
+    let before = g.raft.metrics().borrow_watched().last_log_index.unwrap();
     let writes: Vec<_> = (0..200)
         .map(|i| {
             let p = proposer.clone();
@@ -70,7 +71,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     }
     let got = machine.read(&storage, &ReadOp::Get { key: b"n".to_vec() }, 2).unwrap();
     assert_eq!(got, Reply::Bulk(sum.to_string().into_bytes()));
-    let entries = g.raft.metrics().borrow().last_log_index.unwrap() - before;
+    let entries = g.raft.metrics().borrow_watched().last_log_index.unwrap() - before;
     assert!(entries < 200, "200 concurrent writes took {entries} entries");
     let got = machine.read(&storage, &ReadOp::Get { key: b"k".to_vec() }, 2).unwrap();
     assert_eq!(got, Reply::Bulk(b"v".to_vec()));

@@ -5,18 +5,18 @@
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::kv_machine::{encode_batch, KvMachine};
 use tidal_raft::state_machine::GroupStateMachine;
-use tidal_raft::types::{Entry, LogId, Proposal};
+use tidal_raft::types::{CommittedLeaderId, Entry, LogId, Proposal};
 use tidal_raft::Storage;
 
 const GROUP: &str = "t:0";
 
 fn entry(index: u64, ops: &[WriteOp]) -> Entry {
     Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        log_id: LogId::new(CommittedLeaderId { term: 1, node_id: 1 }, index),
         payload: EntryPayload::Normal(Proposal { now_ms: 1, body: encode_batch(ops) }),
     }
 }
@@ -36,7 +36,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
 
     let ops: Vec<WriteOp> = (0..50).map(|i| WriteOp::set(format!("k{i}"), format!("v{i}"))).collect();
-    let replies = sm.apply(vec![entry(1, &ops[..25]), entry(2, &ops[25..])]).await.unwrap();
+    let replies = sm.apply_entries(vec![entry(1, &ops[..25]), entry(2, &ops[25..])]).await.unwrap();
     assert_eq!(replies.len(), 2);
     assert_eq!(get(&machine, &storage, "k7"), bulk("v7"));
     assert_eq!(machine.stored_keys(&storage).unwrap(), 50);
@@ -51,7 +51,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     // Overwrite and delete on top of data that is being flushed.
     sm.flush(false).await.unwrap();
     let del = WriteOp::Del { keys: vec![b"k1".to_vec(), b"k2".to_vec()] };
-    sm.apply(vec![entry(3, &[WriteOp::set("k7", "new"), del])]).await.unwrap();
+    sm.apply_entries(vec![entry(3, &[WriteOp::set("k7", "new"), del])]).await.unwrap();
     assert_eq!(get(&machine, &storage, "k7"), bulk("new"));
     assert_eq!(get(&machine, &storage, "k1"), Reply::Nil);
     assert_eq!(machine.stored_keys(&storage).unwrap(), 48);
@@ -66,7 +66,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     assert_eq!(fresh.stored_keys(&storage).unwrap(), 48);
 
     // Applied but unflushed writes are in the snapshot too.
-    sm.apply(vec![entry(4, &[WriteOp::set("late", "x")])]).await.unwrap();
+    sm.apply_entries(vec![entry(4, &[WriteOp::set("late", "x")])]).await.unwrap();
     let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
     assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(4));
 
@@ -74,7 +74,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     let other_machine = Arc::new(KvMachine::new(GROUP));
     let mut other_sm = GroupStateMachine::new(GROUP, other.clone(), other_machine.clone()).unwrap();
     // Writes the snapshot replaces must not survive it.
-    other_sm.apply(vec![entry(1, &[WriteOp::set("stale", "y")])]).await.unwrap();
+    other_sm.apply_entries(vec![entry(1, &[WriteOp::set("stale", "y")])]).await.unwrap();
     other_sm.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert_eq!(other_sm.applied_state().await.unwrap().0.map(|l| l.index), Some(4));
     assert_eq!(get(&other_machine, &other, "late"), bulk("x"));
@@ -87,10 +87,10 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
 async fn flushdb_clears_what_is_in_the_file_and_in_memory() {
     let storage = Storage::in_memory().unwrap();
     let machine = Arc::new(KvMachine::new(GROUP));
-    let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
-    sm.apply(vec![entry(1, &[WriteOp::set("a", "1"), WriteOp::set("b", "2")])]).await.unwrap();
+    let sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
+    sm.apply_entries(vec![entry(1, &[WriteOp::set("a", "1"), WriteOp::set("b", "2")])]).await.unwrap();
     sm.flush(false).await.unwrap();
-    sm.apply(vec![entry(2, &[WriteOp::set("c", "3"), WriteOp::Flush, WriteOp::set("d", "4")])]).await.unwrap();
+    sm.apply_entries(vec![entry(2, &[WriteOp::set("c", "3"), WriteOp::Flush, WriteOp::set("d", "4")])]).await.unwrap();
     assert_eq!(get(&machine, &storage, "a"), Reply::Nil);
     assert_eq!(get(&machine, &storage, "d"), bulk("4"));
     assert_eq!(machine.stored_keys(&storage).unwrap(), 1);

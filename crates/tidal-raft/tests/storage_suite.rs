@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use openraft::testing::{StoreBuilder, Suite};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::{ErrorSubject, ErrorVerb};
 use tidal_raft::kv_machine::KvMachine;
 use tidal_raft::log_store::LogStore;
 use tidal_raft::state_machine::GroupStateMachine;
@@ -15,13 +16,15 @@ struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, ()> for Builder {
     async fn build(&self) -> Result<((), LogStore, GroupStateMachine), StorageError> {
-        let s = Storage::in_memory().map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e)))?;
+        let store_err = |e: std::io::Error| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e);
+        let s = Storage::in_memory().map_err(|e| store_err(std::io::Error::other(e)))?;
         let machine = Arc::new(KvMachine::new("default:0"));
-        Ok(((), LogStore::new("default:0", s.clone()), GroupStateMachine::new("default:0", s, machine)?))
+        let state = GroupStateMachine::new("default:0", s.clone(), machine).map_err(store_err)?;
+        Ok(((), LogStore::new("default:0", s), state))
     }
 }
 
-#[test]
-fn tidal_storage_passes_the_openraft_suite() {
-    Suite::test_all(Builder).unwrap();
+#[tokio::test]
+async fn tidal_storage_passes_the_openraft_suite() {
+    Suite::test_all(Builder).await.unwrap();
 }

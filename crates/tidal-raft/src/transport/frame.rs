@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::types::TypeConfig;
+use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
 /// Largest frame accepted; a longer declared length closes the connection.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -22,8 +22,16 @@ pub enum Frame {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     Append(openraft::raft::AppendEntriesRequest<TypeConfig>),
-    Vote(openraft::raft::VoteRequest<u64>),
-    Snapshot(openraft::raft::InstallSnapshotRequest<TypeConfig>),
+    Vote(openraft::raft::VoteRequest<TypeConfig>),
+    /// One piece of a snapshot, sent in order from offset 0; the receiver
+    /// installs it once the piece marked `done` arrives.
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    },
     /// A request for the layer above (forwarded client commands, control
     /// plane calls); opaque to the transport.
     App(Vec<u8>),
@@ -31,9 +39,11 @@ pub enum Request {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
-    Append(openraft::raft::AppendEntriesResponse<u64>),
-    Vote(openraft::raft::VoteResponse<u64>),
-    Snapshot(openraft::raft::InstallSnapshotResponse<u64>),
+    Append(openraft::raft::AppendEntriesResponse<TypeConfig>),
+    Vote(openraft::raft::VoteResponse<TypeConfig>),
+    /// A snapshot piece was taken; the last piece's answer carries the
+    /// receiver's vote.
+    Snapshot(Option<openraft::raft::SnapshotResponse<TypeConfig>>),
     App(Vec<u8>),
 }
 

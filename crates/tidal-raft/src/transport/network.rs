@@ -1,20 +1,21 @@
 //! openraft's network traits over the shared peer transport: one
 //! [`GroupNetwork`] per group, all sending through the same [`Peers`].
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
-use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
-use openraft::BasicNode;
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{Backoff, RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, OptionalSend};
 
 use super::frame::{Request, Response, WireError};
 use super::peers::{CallError, Peers};
-use crate::types::TypeConfig;
+use crate::types::{Snapshot, SnapshotData, TypeConfig, Vote};
+
+/// Snapshot piece size when openraft's configuration names none.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// Network factory of one group; frames carry its name and placement epoch.
 #[derive(Clone)]
@@ -43,9 +44,9 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     }
 }
 
-type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+type RpcErr = RPCError<TypeConfig>;
 
-fn rpc_err<E: std::error::Error>(e: CallError) -> RpcErr<E> {
+fn rpc_err(e: CallError) -> RpcErr {
     match e {
         CallError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
         // The peer may not have created the group yet: back off and retry.
@@ -55,7 +56,7 @@ fn rpc_err<E: std::error::Error>(e: CallError) -> RpcErr<E> {
     }
 }
 
-fn unexpected<E: std::error::Error>(r: Response) -> RpcErr<E> {
+fn unexpected(r: Response) -> RpcErr {
     let e = CallError::Remote(WireError::Malformed(format!("unexpected response {r:?}")));
     RPCError::Network(NetworkError::new(&e))
 }
@@ -66,37 +67,69 @@ impl GroupClient {
     }
 }
 
-impl RaftNetwork<TypeConfig> for GroupClient {
+impl RaftNetworkV2<TypeConfig> for GroupClient {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
         match self.call(Request::Append(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
             Response::Append(r) => Ok(r),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn install_snapshot(
+    async fn vote(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
-        match self.call(Request::Snapshot(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
-            Response::Snapshot(r) => Ok(r),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
+    ) -> Result<VoteResponse<TypeConfig>, RpcErr> {
         match self.call(Request::Vote(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
             Response::Vote(r) => Ok(r),
             other => Err(unexpected(other)),
         }
     }
 
-    fn backoff(&self) -> Backoff {
-        Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    /// Sends the snapshot in pieces of the configured chunk size, each its
+    /// own frame with its own deadline, so a large snapshot neither hits the
+    /// frame limit nor holds the connection for one long write.
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let chunk = option.snapshot_chunk_size().unwrap_or(SNAPSHOT_CHUNK).max(1);
+        let data = snapshot.snapshot.into_inner();
+        let meta = snapshot.meta;
+        tokio::pin!(cancel);
+        let mut offset = 0;
+        loop {
+            let end = (offset + chunk).min(data.len());
+            let done = end == data.len();
+            let body = Request::Snapshot {
+                vote,
+                meta: meta.clone(),
+                offset: offset as u64,
+                data: data[offset..end].to_vec(),
+                done,
+            };
+            let reply = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                r = self.call(body, option.hard_ttl()) => r.map_err(rpc_err)?,
+            };
+            match reply {
+                Response::Snapshot(Some(r)) if done => return Ok(r),
+                Response::Snapshot(None) if !done => offset = end,
+                other => return Err(unexpected(other).into()),
+            }
+        }
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(200))))
     }
 }
