@@ -1,18 +1,23 @@
 //! A node's RaftHost over a real socket: frames for groups it does not host,
-//! or stamped with an older epoch than its placement, fail closed; a group
+//! stamped with an older epoch than its placement, or snapshot pieces out of
+//! order, fail closed; a group
 //! bootstrapped on one node commits and applies writes.
 
-use openraft::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::kv_machine::KvMachine;
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, WireError};
 use tidal_raft::{RaftHost, RaftTuning, Storage};
+
+fn snapshot_piece(offset: u64, data: &[u8], done: bool) -> Request {
+    Request::Snapshot { vote: openraft::Vote::new(1, 2), meta: Default::default(), offset, data: data.to_vec(), done }
+}
 
 fn vote() -> Request {
     Request::Vote(openraft::raft::VoteRequest::new(openraft::Vote::new(1, 2), None))
@@ -45,6 +50,19 @@ async fn frames_fail_closed_and_a_group_commits() {
     match peers.call(&addr, "default:0", 0, Request::App(vec![1]), t).await {
         Err(CallError::Remote(WireError::NoHandler)) => {}
         other => panic!("expected NoHandler, got {other:?}"),
+    }
+    // Snapshot pieces must continue a transfer exactly where it stands.
+    match peers.call(&addr, "default:0", 5, snapshot_piece(3, b"abc", false), t).await {
+        Err(CallError::Remote(WireError::Raft(e))) => assert!(e.contains("no transfer under way"), "{e}"),
+        other => panic!("expected a refused piece, got {other:?}"),
+    }
+    assert!(matches!(
+        peers.call(&addr, "default:0", 5, snapshot_piece(0, b"abc", false), t).await,
+        Ok(tidal_raft::transport::Response::Snapshot(None))
+    ));
+    match peers.call(&addr, "default:0", 5, snapshot_piece(5, b"def", true), t).await {
+        Err(CallError::Remote(WireError::Raft(e))) => assert!(e.contains("does not continue"), "{e}"),
+        other => panic!("expected a refused piece, got {other:?}"),
     }
 
     // One-member group: bootstrap, write, read back.
