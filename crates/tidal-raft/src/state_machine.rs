@@ -228,8 +228,8 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
             let data = s.machine.export(&txn).map_err(io_err)?;
             (applied, membership, data)
         };
-        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership };
-        let stored = encode(&StoredSnapshot { meta: meta.clone(), data });
+        let stored = StoredSnapshot { meta: SnapshotMeta { last_log_id: applied, last_membership: membership }, data };
+        let bytes = encode(&stored);
         let group = s.group.clone();
         // Durable: this commit also makes the applied state it describes durable.
         s.storage
@@ -237,15 +237,12 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
             .writer()
             .call(true, move |txn| {
                 let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
-                t.insert(&*group, stored.as_slice()).map_err(|e| e.to_string())?;
-                Ok(stored)
+                t.insert(&*group, bytes.as_slice()).map_err(|e| e.to_string())?;
+                Ok(())
             })
             .await
-            .map_err(io_err)
-            .map(|stored| {
-                let s: StoredSnapshot = decode(&stored).expect("just encoded");
-                Snapshot { meta, snapshot: Cursor::new(s.data) }
-            })
+            .map_err(io_err)?;
+        Ok(Snapshot { meta: stored.meta, snapshot: Cursor::new(stored.data) })
     }
 }
 
