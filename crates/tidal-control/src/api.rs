@@ -8,11 +8,11 @@
 //!
 //! Requests travel as app frames of group `_cp` on the peer transport.
 
-use openraft::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};

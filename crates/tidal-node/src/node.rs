@@ -10,12 +10,12 @@
 //!            └──────────────────────────────────────────────────────┘
 //! ```
 
-use openraft::async_runtime::WatchReceiver;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
 use tidal_control::{ControlPlane, CpCommand, CpMachine, CpReply};
 use tidal_core::ids::CP_GROUP;

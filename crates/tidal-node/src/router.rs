@@ -10,11 +10,11 @@
 //!                         NotLeader{hint} ─> try the hint; unreachable ─> next member
 //! ```
 
-use openraft::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, WriteOp};
 use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_proposer::ProposeError;

@@ -6,17 +6,17 @@
 //! its followers while its own fsync runs, so one fsync, not two in a row,
 //! lies on a write's path. The newest entries therefore also sit in memory
 //! (`tail`): every entry until it is durable, and the last [`TAIL_KEEP`]
-//! after it, since replication reads what was just appended. The tail is a contiguous run of indexes
-//! ending at the last entry, so a read that starts inside it needs no redb
-//! transaction; other reads look in the tail first, then in redb (in that
-//! order, so an entry moving from one to the other is never missed).
+//! after it, since replication reads what was just appended. The tail is a
+//! contiguous run of indexes ending at the last entry, so a read that starts
+//! inside it needs no redb transaction; other reads look in the tail first,
+//! then in redb (in that order, so an entry moving from one to the other is
+//! never missed).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
-
-use std::io;
 
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader};

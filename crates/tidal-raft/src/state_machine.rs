@@ -20,8 +20,9 @@
 //! still running; should the state file then reach disk ahead of the log,
 //! openraft finds the applied index past the log's end at restart and
 //! treats the log as purged up to it, which is right: those entries are
-//! committed. Building a snapshot flushes first and commits durably, so the state a snapshot
-//! describes is never older on disk than the log it lets openraft purge.
+//! committed. Building a snapshot flushes first and commits durably, so
+//! the state a snapshot describes is never older on disk than the log it
+//! lets openraft purge.
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@
 
 use std::io::Cursor;
 
+use openraft::type_config::alias;
 use serde::{Deserialize, Serialize};
 
 /// One entry's application payload.
@@ -32,8 +33,6 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
 );
-
-use openraft::type_config::alias;
 
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::GroupStateMachine>;
 pub type Entry = alias::EntryOf<TypeConfig>;

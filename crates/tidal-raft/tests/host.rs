@@ -1,7 +1,7 @@
 //! A node's RaftHost over a real socket: frames for groups it does not host,
 //! stamped with an older epoch than its placement, or snapshot pieces out of
-//! order, fail closed; a group
-//! bootstrapped on one node commits and applies writes.
+//! order, fail closed; a group bootstrapped on one node commits and applies
+//! writes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
