@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod moves;
 mod node_cmd;
 mod status;
 mod up;
@@ -38,6 +39,14 @@ enum Cmd {
     Status(status::StatusArgs),
     /// Put a YCSB-style load on tidal, Redis or etcd, and optionally verify it.
     Bench(Box<bench::BenchArgs>),
+    /// Move data online: `tidal move slots --slots 0-63 --to default:2`.
+    Move(moves::MoveArgs),
+    /// List moves, show one (`tidal moves ID`), or cancel one (`tidal moves cancel ID`).
+    Moves(moves::MovesArgs),
+    /// Add PRGs to a tenant: `tidal prgs add --tenant default --count 4`.
+    Prgs(moves::PrgsArgs),
+    /// Hand a PRG's leadership to another member: `tidal leader transfer --prg default:1 --to 2`.
+    Leader(moves::LeaderArgs),
 }
 
 fn main() {
@@ -59,6 +68,10 @@ fn main() {
         Cmd::Node(a) => node_cmd::run(*a),
         Cmd::Status(a) => status::run(a),
         Cmd::Bench(a) => bench::run(*a),
+        Cmd::Move(a) => moves::run_move(a),
+        Cmd::Moves(a) => moves::run_moves(a),
+        Cmd::Prgs(a) => moves::run_prgs(a),
+        Cmd::Leader(a) => moves::run_leader(a),
     };
     std::process::exit(code);
 }

@@ -90,6 +90,11 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// The clock proposals are stamped with.
+    pub fn now_ms(&self) -> u64 {
+        (self.now_ms)()
+    }
+
     pub fn local_machine(&self) -> Option<&Arc<CpMachine>> {
         self.machine.as_ref()
     }
@@ -158,7 +163,7 @@ impl ControlPlane {
         let Some(g) = self.host.group(CP_GROUP) else {
             return CpResponse::NotLeader { leader: None, addr: None };
         };
-        let p = Proposal { now_ms: (self.now_ms)(), body: enc(&cmd) };
+        let p = Proposal { now_ms: (self.now_ms)(), body: crate::state_format::encode_command(&cmd) };
         match g.raft.client_write(p).await {
             Ok(r) => match postcard::from_bytes::<CpReply>(&r.data) {
                 Ok(reply) => CpResponse::Reply(reply),

@@ -1,10 +1,14 @@
 //! Commands of the control-plane log and how each changes the cluster
 //! state. Pure: [`apply`] is the whole meaning of a `_cp` entry.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::validate_tenant;
-use tidal_core::placement::place_new;
-use tidal_core::{ClusterState, NodeId, NodeInfo, PrgId, Tenant};
+use tidal_core::ownership::MoveId;
+use tidal_core::placement::{place_new, REPLICAS};
+use tidal_core::slot_move::{check_new_move, MovePhase, MoveProgress, SlotMove};
+use tidal_core::{ClusterState, NodeId, NodeInfo, NodeState, PrgId, Tenant};
 
 /// Largest slot count a tenant may have.
 pub const MAX_SLOTS: u32 = 16_384;
@@ -21,19 +25,64 @@ pub enum CpCommand {
     LeaderHint { prg: PrgId, leader: NodeId },
     /// Record the members of `_cp`.
     SetCpMembers(Vec<NodeId>),
+    // Variants above are as they were before entries carried a version;
+    // new ones go below, so entries of every version decode.
+    /// Add `count` empty PRGs to a tenant, on `members` or where the
+    /// placement rules put them, and publish them at a new epoch. With
+    /// `expect_epoch`, refused unless the routing epoch is still that.
+    AddPrgs { tenant: String, count: u32, members: Option<Vec<NodeId>>, expect_epoch: Option<u64> },
+    /// Start moving `slots` of `tenant` to PRG `to` (from `from`, or from
+    /// whichever PRG owns them all).
+    StartMove { tenant: String, slots: Vec<u32>, from: Option<u32>, to: PrgId },
+    /// Record a move's next phase (and progress), if it is still in `expect`.
+    UpdateMove {
+        id: MoveId,
+        expect: MovePhase,
+        phase: MovePhase,
+        progress: Option<MoveProgress>,
+        error: Option<String>,
+    },
+    /// Save a move's progress, if it is still in `expect`.
+    MoveProgress { id: MoveId, expect: MovePhase, progress: MoveProgress },
+    /// Bump the routing epoch with a fenced move's slots owned by its
+    /// target: from here the move only rolls forward.
+    CommitMove { id: MoveId },
+    /// Ask a move to roll back; refused once it has committed.
+    CancelMove { id: MoveId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CpReply {
-    Ok { version: u64, routing_epoch: u64 },
+    Ok {
+        version: u64,
+        routing_epoch: u64,
+    },
     Refused(String),
+    /// A move was created with this id.
+    MoveStarted {
+        id: MoveId,
+        version: u64,
+    },
+    /// PRGs were added, with these ids.
+    PrgsAdded {
+        prgs: Vec<PrgId>,
+        routing_epoch: u64,
+    },
 }
 
-/// Apply `cmd` to `state`. A refused command changes nothing.
-pub fn apply(state: &mut ClusterState, cmd: &CpCommand) -> CpReply {
+/// Apply `cmd` to `state` at `now_ms` (the proposing leader's clock). A
+/// refused command changes nothing.
+pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply {
+    let mut created = None;
+    let mut added = None;
     let refused = match cmd {
         CpCommand::RegisterNode(info) => {
-            state.nodes.insert(info.id, info.clone());
+            let mut info = info.clone();
+            // Draining is the control plane's decision, not the node's.
+            if state.nodes.get(&info.id).is_some_and(|n| n.state == NodeState::Draining) {
+                info.state = NodeState::Draining;
+            }
+            state.nodes.insert(info.id, info);
             None
         }
         CpCommand::CreateTenant { name, slots, prgs } => create_tenant(state, name, *slots, *prgs).err(),
@@ -49,14 +98,217 @@ pub fn apply(state: &mut ClusterState, cmd: &CpCommand) -> CpReply {
             state.cp_members = m.clone();
             None
         }
+        CpCommand::AddPrgs { tenant, count, members, expect_epoch } => {
+            match add_prgs(state, tenant, *count, members.as_deref(), *expect_epoch) {
+                Ok(prgs) => {
+                    added = Some(prgs);
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        }
+        CpCommand::StartMove { tenant, slots, from, to } => match start_move(state, now_ms, tenant, slots, *from, to) {
+            Ok(id) => {
+                created = Some(id);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        CpCommand::UpdateMove { id, expect, phase, progress, error } => {
+            update_move(state, now_ms, *id, *expect, *phase, progress.as_ref(), error.as_deref()).err()
+        }
+        CpCommand::MoveProgress { id, expect, progress } => match moving(state, *id, *expect) {
+            Ok(m) => {
+                m.progress = progress.clone();
+                m.updated_ms = now_ms;
+                None
+            }
+            Err(e) => Some(e),
+        },
+        CpCommand::CommitMove { id } => commit_move(state, now_ms, *id).err(),
+        CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
+            None => Some(format!("no move {id}")),
+            Some(m) if m.phase.is_committed() => {
+                Some(format!("move {id} has committed (routing epoch {:?}); it can only finish", m.commit_epoch))
+            }
+            Some(m) if m.phase.is_finished() || m.phase == MovePhase::RollingBack => {
+                Some(format!("move {id} is already {}", m.phase.name()))
+            }
+            Some(m) => {
+                m.cancel_requested = true;
+                m.updated_ms = now_ms;
+                None
+            }
+        },
     };
     match refused {
         Some(why) => CpReply::Refused(why),
         None => {
             state.version += 1;
+            if let Some(id) = created {
+                return CpReply::MoveStarted { id, version: state.version };
+            }
+            if let Some(prgs) = added {
+                return CpReply::PrgsAdded { prgs, routing_epoch: state.routing_epoch };
+            }
             CpReply::Ok { version: state.version, routing_epoch: state.routing_epoch }
         }
     }
+}
+
+/// Most PRGs one command adds.
+pub const MAX_ADD_PRGS: u32 = 64;
+
+fn add_prgs(
+    state: &mut ClusterState,
+    tenant: &str,
+    count: u32,
+    members: Option<&[NodeId]>,
+    expect_epoch: Option<u64>,
+) -> Result<Vec<PrgId>, String> {
+    if !state.tenants.contains_key(tenant) {
+        return Err(format!("unknown tenant '{tenant}'"));
+    }
+    if let Some(e) = expect_epoch {
+        if e != state.routing_epoch {
+            return Err(format!("routing epoch is {}, not the expected {e}", state.routing_epoch));
+        }
+    }
+    if count == 0 || count > MAX_ADD_PRGS {
+        return Err(format!("count must be in 1..={MAX_ADD_PRGS}, got {count}"));
+    }
+    let next = state.prgs_of(tenant).iter().map(|p| p.prg.index + 1).max().unwrap_or(0);
+    let ids: Vec<PrgId> = (next..next + count).map(|i| PrgId::new(tenant, i)).collect();
+    let epoch = state.routing_epoch + 1;
+    let placed = match members {
+        Some(m) => {
+            check_members(state, m)?;
+            ids.iter().map(|id| tidal_core::Placement::new(id.clone(), m.to_vec(), epoch, Vec::new())).collect()
+        }
+        None => place_new(&state.nodes, &state.placements, &ids, epoch).map_err(|e| e.to_string())?,
+    };
+    for p in placed {
+        state.placements.insert(p.prg.clone(), p);
+    }
+    state.routing_epoch = epoch;
+    Ok(ids)
+}
+
+/// Members named by an operator must follow the placement rules.
+fn check_members(state: &ClusterState, members: &[NodeId]) -> Result<(), String> {
+    let distinct: BTreeSet<NodeId> = members.iter().copied().collect();
+    if members.len() != REPLICAS || distinct.len() != REPLICAS {
+        return Err(format!("a PRG needs {REPLICAS} distinct members, got {members:?}"));
+    }
+    let mut zones = BTreeSet::new();
+    for id in members {
+        let n = state.nodes.get(id).ok_or_else(|| format!("unknown node {id}"))?;
+        if n.state != NodeState::Active {
+            return Err(format!("node {id} is {:?}: no new replicas go there", n.state));
+        }
+        zones.insert(n.zone.as_str());
+    }
+    let all_zones: BTreeSet<&str> =
+        state.nodes.values().filter(|n| n.state == NodeState::Active).map(|n| n.zone.as_str()).collect();
+    if all_zones.len() >= REPLICAS && zones.len() < REPLICAS {
+        return Err(format!("members {members:?} share a zone while {} zones exist", all_zones.len()));
+    }
+    Ok(())
+}
+
+fn start_move(
+    state: &mut ClusterState,
+    now_ms: u64,
+    tenant: &str,
+    slots: &[u32],
+    from: Option<u32>,
+    to: &PrgId,
+) -> Result<MoveId, String> {
+    let mut slots = slots.to_vec();
+    slots.sort_unstable();
+    slots.dedup();
+    let active: Vec<&SlotMove> = state.moves.values().filter(|m| !m.phase.is_finished()).collect();
+    let source = check_new_move(state, tenant, &slots, from, to, &active).map_err(|e| e.to_string())?;
+    let id = state.next_move_id.max(1);
+    state.next_move_id = id + 1;
+    state.moves.insert(
+        id,
+        SlotMove {
+            id,
+            tenant: tenant.to_string(),
+            slots,
+            from: source,
+            to: to.index,
+            phase: MovePhase::Copying,
+            progress: MoveProgress::default(),
+            planned_epoch: state.routing_epoch,
+            commit_epoch: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            fenced_ms: None,
+            finished_ms: None,
+            cancel_requested: false,
+            error: None,
+        },
+    );
+    Ok(id)
+}
+
+fn moving(state: &mut ClusterState, id: MoveId, expect: MovePhase) -> Result<&mut SlotMove, String> {
+    let m = state.moves.get_mut(&id).ok_or_else(|| format!("no move {id}"))?;
+    if m.phase != expect {
+        return Err(format!("move {id} is {}, not {}", m.phase.name(), expect.name()));
+    }
+    Ok(m)
+}
+
+fn update_move(
+    state: &mut ClusterState,
+    now_ms: u64,
+    id: MoveId,
+    expect: MovePhase,
+    phase: MovePhase,
+    progress: Option<&MoveProgress>,
+    error: Option<&str>,
+) -> Result<(), String> {
+    let m = moving(state, id, expect)?;
+    if phase == MovePhase::Committed || !expect.may_become(phase) {
+        return Err(format!("move {id} cannot go from {} to {}", expect.name(), phase.name()));
+    }
+    m.phase = phase;
+    m.updated_ms = now_ms;
+    if let Some(p) = progress {
+        m.progress = p.clone();
+    }
+    if let Some(e) = error {
+        m.error = Some(e.to_string());
+    }
+    if phase == MovePhase::Fenced {
+        m.fenced_ms = Some(now_ms);
+    }
+    if phase.is_finished() {
+        m.finished_ms = Some(now_ms);
+    }
+    Ok(())
+}
+
+fn commit_move(state: &mut ClusterState, now_ms: u64, id: MoveId) -> Result<(), String> {
+    let m = moving(state, id, MovePhase::Fenced)?;
+    let (tenant, slots, from, to) = (m.tenant.clone(), m.slots.clone(), m.from, m.to);
+    let t = state.tenants.get_mut(&tenant).ok_or_else(|| format!("move {id}: tenant '{tenant}' is gone"))?;
+    if let Some(s) = slots.iter().find(|s| t.owner.get(**s as usize) != Some(&from)) {
+        return Err(format!("move {id}: slot {s} is no longer owned by {tenant}:{from}"));
+    }
+    for s in &slots {
+        t.owner[*s as usize] = to;
+    }
+    state.routing_epoch += 1;
+    let epoch = state.routing_epoch;
+    let m = state.moves.get_mut(&id).expect("checked above");
+    m.phase = MovePhase::Committed;
+    m.commit_epoch = Some(epoch);
+    m.updated_ms = now_ms;
+    Ok(())
 }
 
 fn create_tenant(state: &mut ClusterState, name: &str, slots: u32, prgs: u32) -> Result<(), String> {
@@ -78,7 +330,8 @@ fn create_tenant(state: &mut ClusterState, name: &str, slots: u32, prgs: u32) ->
     let epoch = state.routing_epoch + 1;
     let ids: Vec<PrgId> = (0..prgs).map(|i| PrgId::new(name, i)).collect();
     let placed = place_new(&state.nodes, &state.placements, &ids, epoch).map_err(|e| e.to_string())?;
-    for p in placed {
+    for mut p in placed {
+        p.genesis = vec![Tenant::initial_range(slots, prgs, p.prg.index)];
         state.placements.insert(p.prg.clone(), p);
     }
     state.tenants.insert(name.to_string(), Tenant::new(name, slots, prgs));
@@ -105,7 +358,7 @@ mod tests {
     fn with_nodes(n: u64) -> ClusterState {
         let mut s = ClusterState::default();
         for i in 1..=n {
-            assert!(matches!(apply(&mut s, &CpCommand::RegisterNode(node(i))), CpReply::Ok { .. }));
+            assert!(matches!(apply(&mut s, 0, &CpCommand::RegisterNode(node(i))), CpReply::Ok { .. }));
         }
         s
     }
@@ -113,12 +366,12 @@ mod tests {
     #[test]
     fn creating_a_tenant_places_prgs_and_bumps_the_epoch() {
         let mut s = with_nodes(3);
-        let r = apply(&mut s, &CpCommand::CreateTenant { name: "default".into(), slots: 1024, prgs: 4 });
+        let r = apply(&mut s, 0, &CpCommand::CreateTenant { name: "default".into(), slots: 1024, prgs: 4 });
         assert_eq!(r, CpReply::Ok { version: 4, routing_epoch: 1 });
         assert_eq!(s.prgs_of("default").len(), 4);
         assert!(s.placements.values().all(|p| p.epoch == 1 && p.members.len() == 3));
         // Same shape again: accepted, no new epoch.
-        let r = apply(&mut s, &CpCommand::CreateTenant { name: "default".into(), slots: 1024, prgs: 4 });
+        let r = apply(&mut s, 0, &CpCommand::CreateTenant { name: "default".into(), slots: 1024, prgs: 4 });
         assert_eq!(r, CpReply::Ok { version: 5, routing_epoch: 1 });
     }
 
@@ -128,14 +381,14 @@ mod tests {
         let before = s.clone();
         for (name, slots, prgs) in [("bad name", 8, 1), ("t", 0, 1), ("t", 8, 0), ("t", 8, 9), ("t", MAX_SLOTS + 1, 1)]
         {
-            let r = apply(&mut s, &CpCommand::CreateTenant { name: name.into(), slots, prgs });
+            let r = apply(&mut s, 0, &CpCommand::CreateTenant { name: name.into(), slots, prgs });
             assert!(matches!(r, CpReply::Refused(_)), "{name} {slots} {prgs}");
             assert_eq!(s, before);
         }
         let mut two = with_nodes(2);
         let before = two.clone();
         assert!(matches!(
-            apply(&mut two, &CpCommand::CreateTenant { name: "t".into(), slots: 8, prgs: 1 }),
+            apply(&mut two, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 8, prgs: 1 }),
             CpReply::Refused(_)
         ));
         assert_eq!(two, before);
@@ -144,10 +397,10 @@ mod tests {
     #[test]
     fn a_different_shape_for_an_existing_tenant_is_refused() {
         let mut s = with_nodes(3);
-        apply(&mut s, &CpCommand::CreateTenant { name: "t".into(), slots: 64, prgs: 2 });
+        apply(&mut s, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 64, prgs: 2 });
         let before = s.clone();
         assert!(matches!(
-            apply(&mut s, &CpCommand::CreateTenant { name: "t".into(), slots: 64, prgs: 3 }),
+            apply(&mut s, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 64, prgs: 3 }),
             CpReply::Refused(_)
         ));
         assert_eq!(s, before);
@@ -156,13 +409,13 @@ mod tests {
     #[test]
     fn leader_hints_must_name_a_member() {
         let mut s = with_nodes(4);
-        apply(&mut s, &CpCommand::CreateTenant { name: "t".into(), slots: 8, prgs: 1 });
+        apply(&mut s, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 8, prgs: 1 });
         let prg = PrgId::new("t", 0);
         let outsider = (1..=4).find(|i| !s.placements[&prg].members.contains(i)).unwrap();
-        apply(&mut s, &CpCommand::LeaderHint { prg: prg.clone(), leader: outsider });
+        apply(&mut s, 0, &CpCommand::LeaderHint { prg: prg.clone(), leader: outsider });
         assert_eq!(s.placements[&prg].leader_hint, None);
         let member = s.placements[&prg].members[1];
-        apply(&mut s, &CpCommand::LeaderHint { prg: prg.clone(), leader: member });
+        apply(&mut s, 0, &CpCommand::LeaderHint { prg: prg.clone(), leader: member });
         assert_eq!(s.placements[&prg].leader_hint, Some(member));
     }
 }

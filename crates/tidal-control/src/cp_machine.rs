@@ -13,7 +13,8 @@ use tidal_raft::types::encode as enc;
 use tidal_raft::Machine;
 use tokio::sync::watch;
 
-use crate::command::{apply, CpCommand, CpReply};
+use crate::command::apply;
+use crate::state_format::{decode_command, decode_state, encode_state};
 
 const CP_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("cp_state");
 const KEY: &str = "state";
@@ -38,7 +39,7 @@ impl CpMachine {
         let txn = db.read().map_err(|e| e.to_string())?;
         match txn.open_table(CP_STATE) {
             Ok(t) => match t.get(KEY).map_err(|e| e.to_string())? {
-                Some(v) => postcard::from_bytes(v.value()).map_err(|e| e.to_string()),
+                Some(v) => decode_state(v.value()),
                 None => Ok(ClusterState::default()),
             },
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(ClusterState::default()),
@@ -58,18 +59,18 @@ impl CpMachine {
 
     fn persist(txn: &WriteTransaction, state: &ClusterState) -> Result<(), String> {
         let mut t = txn.open_table(CP_STATE).map_err(|e| e.to_string())?;
-        t.insert(KEY, enc(state).as_slice()).map_err(|e| e.to_string())?;
+        t.insert(KEY, encode_state(state).as_slice()).map_err(|e| e.to_string())?;
         Ok(())
     }
 }
 
 impl Machine for CpMachine {
-    fn apply(&self, _state: &Db, _now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
+    fn apply(&self, _state: &Db, index: u64, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
+        // An entry that cannot be read stops the group rather than being
+        // skipped: skipping would let replicas diverge.
+        let cmd = decode_command(body).map_err(|e| format!("_cp entry {index} cannot be applied: {e}"))?;
         let mut state = self.state.lock().expect("state lock");
-        let reply = match postcard::from_bytes::<CpCommand>(body) {
-            Ok(cmd) => apply(&mut state, &cmd),
-            Err(e) => CpReply::Refused(format!("malformed control-plane command: {e}")),
-        };
+        let reply = apply(&mut state, now_ms, &cmd);
         self.unflushed.fetch_add(body.len(), Ordering::Relaxed);
         self.published.send_replace(Arc::new(state.clone()));
         Ok(enc(&reply))
@@ -96,11 +97,7 @@ impl Machine for CpMachine {
     }
 
     fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String> {
-        let state: ClusterState = if data.is_empty() {
-            ClusterState::default()
-        } else {
-            postcard::from_bytes(data).map_err(|e| e.to_string())?
-        };
+        let state: ClusterState = if data.is_empty() { ClusterState::default() } else { decode_state(data)? };
         Self::persist(txn, &state)
     }
 

@@ -3,11 +3,14 @@
 //! changes it, every node keeps a cached copy and routes with it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, PrgId};
+use crate::ownership::MoveId;
 use crate::slot::slot_of;
+use crate::slot_move::SlotMove;
 
 /// Where a node can be reached and where it lives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +61,16 @@ impl Tenant {
     pub fn slots_of(&self, index: u32) -> Vec<u32> {
         (0..self.slots).filter(|&s| self.owner[s as usize] == index).collect()
     }
+
+    /// The slots PRG `index` owned when a tenant of `prgs` PRGs was
+    /// created, as one range (empty for PRGs added later).
+    pub fn initial_range(slots: u32, prgs: u32, index: u32) -> Range<u32> {
+        let start = |i: u32| ((u64::from(i) * u64::from(slots)).div_ceil(u64::from(prgs))) as u32;
+        if index >= prgs {
+            return 0..0;
+        }
+        start(index)..start(index + 1)
+    }
 }
 
 /// The replicas of one PRG.
@@ -71,6 +84,15 @@ pub struct Placement {
     pub epoch: u64,
     /// The last leader the control plane heard of; a hint, not a promise.
     pub leader_hint: Option<NodeId>,
+    /// The slots the PRG owned when it was created (its state machine
+    /// starts from them; fixed for the PRG's life).
+    pub genesis: Vec<Range<u32>>,
+}
+
+impl Placement {
+    pub fn new(prg: PrgId, members: Vec<NodeId>, epoch: u64, genesis: Vec<Range<u32>>) -> Self {
+        Self { prg, members, epoch, leader_hint: None, genesis }
+    }
 }
 
 /// Everything the control plane knows, versioned by its own log index.
@@ -85,6 +107,10 @@ pub struct ClusterState {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     pub tenants: BTreeMap<String, Tenant>,
     pub placements: BTreeMap<PrgId, Placement>,
+    /// Slot moves, in flight and finished, by id.
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    /// The id the next move gets.
+    pub next_move_id: MoveId,
 }
 
 /// Why a key cannot be routed.
@@ -133,7 +159,8 @@ mod tests {
         let t = Tenant::new("default", 1024, 4);
         for i in 0..4 {
             let prg = PrgId::new("default", i);
-            s.placements.insert(prg.clone(), Placement { prg, members: vec![1, 2, 3], epoch: 1, leader_hint: None });
+            let genesis = vec![Tenant::initial_range(1024, 4, i)];
+            s.placements.insert(prg.clone(), Placement::new(prg, vec![1, 2, 3], 1, genesis));
         }
         s.tenants.insert("default".into(), t);
         s
@@ -149,6 +176,10 @@ mod tests {
             assert_eq!(*slots.last().unwrap(), i * 256 + 255);
         }
         let uneven = Tenant::new("t", 10, 3);
+        for i in 0..3 {
+            let r = Tenant::initial_range(10, 3, i);
+            assert_eq!(uneven.slots_of(i), r.collect::<Vec<_>>(), "PRG {i}");
+        }
         let sizes: Vec<usize> = (0..3).map(|i| uneven.slots_of(i).len()).collect();
         assert_eq!(sizes.iter().sum::<usize>(), 10);
         assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);

@@ -7,9 +7,11 @@ pub mod cache_state;
 pub mod cluster;
 pub mod ids;
 pub mod kv;
+pub mod ownership;
 pub mod placement;
 pub mod resp;
 pub mod slot;
+pub mod slot_move;
 
 pub use cache_state::{CacheState, CacheThresholds};
 pub use cluster::{ClusterState, NodeInfo, NodeState, Placement, Tenant};

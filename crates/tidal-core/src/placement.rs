@@ -72,7 +72,7 @@ pub fn place_new(
                 *firsts.get_mut(m).unwrap() += 1;
             }
         }
-        out.push(Placement { prg: prg.clone(), members, epoch, leader_hint: None });
+        out.push(Placement::new(prg.clone(), members, epoch, Vec::new()));
     }
     Ok(out)
 }

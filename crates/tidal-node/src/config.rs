@@ -92,6 +92,14 @@ pub struct RawConfig {
     /// core). Nodes sharing a machine should split its cores between them.
     #[arg(long, env = "TIDAL_WORKER_THREADS")]
     pub worker_threads: Option<u64>,
+    /// Most MiB per second one slot move copies (0: no limit), so that
+    /// moves leave room for client traffic.
+    #[arg(long, env = "TIDAL_MOVE_RATE_MB")]
+    pub move_rate_mb: Option<u64>,
+    /// Longest time (ms) a slot move may keep its slots fenced before it
+    /// rolls back instead of committing.
+    #[arg(long, env = "TIDAL_FENCE_BUDGET_MS")]
+    pub fence_budget_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -125,7 +133,9 @@ impl RawConfig {
             retry_budget_ms,
             storage_cache_mb,
             state_checkpoint_ms,
-            worker_threads
+            worker_threads,
+            move_rate_mb,
+            fence_budget_ms
         )
     }
 
@@ -164,6 +174,8 @@ pub struct NodeConfig {
     pub storage: StorageOptions,
     /// Threads of the node's async runtime.
     pub worker_threads: usize,
+    /// Pace of slot moves run by this node when it leads the control plane.
+    pub moves: tidal_control::ExecutorConfig,
 }
 
 impl NodeConfig {
@@ -341,6 +353,17 @@ impl RawConfig {
         if !(10..=600_000).contains(&state_checkpoint_ms) {
             errs.push(format!("state-checkpoint-ms: must be between 10 and 600000, got {state_checkpoint_ms}"));
         }
+        let mut moves = tidal_control::ExecutorConfig::default();
+        let move_rate_mb = self.move_rate_mb.unwrap_or(0);
+        if move_rate_mb > 1 << 20 {
+            errs.push(format!("move-rate-mb: must be at most 1048576 (0: no limit), got {move_rate_mb}"));
+        }
+        moves.rate_bytes = move_rate_mb << 20;
+        let fence_budget_ms = self.fence_budget_ms.unwrap_or(moves.limits.fence_budget_ms);
+        if !(10..=600_000).contains(&fence_budget_ms) {
+            errs.push(format!("fence-budget-ms: must be between 10 and 600000, got {fence_budget_ms}"));
+        }
+        moves.limits.fence_budget_ms = fence_budget_ms;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
         let worker_threads = self.worker_threads.unwrap_or(cores);
         if !(1..=1024).contains(&worker_threads) {
@@ -370,6 +393,7 @@ impl RawConfig {
                 state_checkpoint: std::time::Duration::from_millis(state_checkpoint_ms),
             },
             worker_threads: worker_threads as usize,
+            moves,
         })
     }
 }

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tidal_core::NodeId;
+use tidal_core::ownership::{MoveId, SlotCommand};
+use tidal_core::{NodeId, PrgId};
+use tidal_raft::kv_entry::{Outcome, Row};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum KvRequest {
@@ -15,6 +17,37 @@ pub enum KvRequest {
     /// in that order and commit or fail together. The reply is an array of
     /// their replies, in the same order.
     WriteBatch(Vec<WriteOp>),
+    /// A move's change of slot ownership, proposed by the PRG's leader.
+    Slots(SlotCommand),
+    /// Source: up to `max_bytes` of the rows `move_id` exports, after the
+    /// stored key `after`.
+    Export {
+        move_id: MoveId,
+        after: Option<Vec<u8>>,
+        max_bytes: u64,
+    },
+    /// Source: the rows of `move_id` changed after log index `after`.
+    Delta {
+        move_id: MoveId,
+        after: u64,
+    },
+    /// Target: copy a chunk of `move_id`'s rows from `source` into this PRG.
+    Pull {
+        move_id: MoveId,
+        source: PrgId,
+        after: Option<Vec<u8>>,
+        max_bytes: u64,
+    },
+    /// Target: pull `move_id`'s changes after `after` from `source` into this PRG.
+    PullDelta {
+        move_id: MoveId,
+        source: PrgId,
+        after: u64,
+    },
+    /// Hand the PRG's leadership to node `to`.
+    TransferLeader {
+        to: NodeId,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +65,33 @@ pub enum KvResponse {
     Moved {
         epoch: u64,
     },
+    /// A key's slot is in a hand-off: retry shortly.
+    Fenced,
+    /// Replies of a batch, some of which may have been refused (and not
+    /// applied) because their slots moved.
+    Batch(Vec<Outcome>),
+    /// A move's step applied at this log index.
+    Applied(u64),
+    /// A move's step was refused; retrying will not help.
+    Refused(String),
+    /// Rows for a move, current as of the source's log index `at`.
+    Rows {
+        rows: Vec<Row>,
+        done: bool,
+        at: u64,
+    },
+    /// The source cannot say what changed since the copy began.
+    Lost(String),
+    /// Who leads the PRG now (after a leader transfer).
+    Leader(Option<NodeId>),
+    /// A chunk copied into the target.
+    Pulled {
+        rows: u64,
+        bytes: u64,
+        last: Option<Vec<u8>>,
+        done: bool,
+        at: u64,
+    },
     /// The request may have been proposed but its outcome is unknown
     /// (leadership changed while it was in flight).
     Ambiguous(String),
@@ -44,6 +104,7 @@ impl KvRequest {
             KvRequest::Write(op) => op.keys(),
             KvRequest::Read(op) => op.keys(),
             KvRequest::WriteBatch(ops) => ops.iter().flat_map(WriteOp::keys).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -55,6 +116,8 @@ impl KvRequest {
             KvRequest::Read(_) => true,
             KvRequest::Write(op) => write_retry_safe(op),
             KvRequest::WriteBatch(ops) => ops.iter().all(write_retry_safe),
+            // Each is idempotent.
+            _ => true,
         }
     }
 }

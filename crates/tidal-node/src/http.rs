@@ -8,14 +8,14 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tokio::net::TcpListener;
 
-use crate::admin;
 use crate::node::Shared;
+use crate::{admin, moves_api};
 
 type S = State<Arc<Shared>>;
 
@@ -32,6 +32,11 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/prgs", get(prgs))
         .route("/api/v1/routing", get(routing))
+        .route("/api/v1/moves", get(moves_api::list_moves).post(moves_api::start_move))
+        .route("/api/v1/moves/{id}", get(moves_api::get_move))
+        .route("/api/v1/moves/{id}/cancel", post(moves_api::cancel_move))
+        .route("/api/v1/tenants/{tenant}/prgs", post(moves_api::add_prgs))
+        .route("/api/v1/prgs/{prg}/leader", post(moves_api::transfer_leader))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared.clone());
     let mut stop = shared.shutdown.clone();

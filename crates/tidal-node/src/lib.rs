@@ -10,6 +10,8 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod metrics;
+mod move_ops;
+pub mod moves_api;
 pub mod node;
 pub mod resp_server;
 pub mod router;

@@ -7,6 +7,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tidal_core::CacheState;
 use tidal_raft::storage::WriterStats;
@@ -16,6 +17,9 @@ use crate::admin::{group_reports, readiness};
 use crate::node::Shared;
 
 type Labels = Vec<(String, String)>;
+
+/// Buckets of the fence-window histogram, in seconds.
+const FENCE_BUCKETS_S: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
 
 fn family(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
     let f = Family::<Labels, Gauge>::default();
@@ -103,8 +107,21 @@ pub fn render(shared: &Shared) -> String {
     gauge(&mut r, "tidal_node_ready", "1 when /readyz answers 200", i64::from(ready.ready));
     let state = shared.cache.get();
     gauge(&mut r, "tidal_routing_epoch", "Routing epoch of this node's CP cache", state.routing_epoch as i64);
+    let applied_epoch = Family::<Labels, Gauge>::default();
+    r.register("tidal_node_applied_epoch", "Routing epoch each node has applied", applied_epoch.clone());
+    applied_epoch.get_or_create(&vec![("node".to_string(), me.to_string())]).set(state.routing_epoch as i64);
     gauge(&mut r, "tidal_placement_count", "PRG placements in the routing table", state.placements.len() as i64);
     gauge(&mut r, "tidal_node_count", "Nodes registered in the control plane", state.nodes.len() as i64);
+    let moving = state.moves.values().filter(|m| !m.phase.is_finished()).count();
+    gauge(&mut r, "tidal_moves_in_flight", "Slot moves not yet done or rolled back", moving as i64);
+    let moved = Counter::<u64, AtomicU64>::default();
+    moved.inc_by(state.moves.values().map(|m| m.progress.bytes).sum());
+    r.register("tidal_move_bytes", "Bytes of rows copied by slot moves", moved);
+    let fences = Histogram::new(FENCE_BUCKETS_S.iter().copied());
+    for w in state.moves.values().filter_map(|m| m.fence_window_ms()) {
+        fences.observe(w as f64 / 1000.0);
+    }
+    r.register("tidal_move_fence_seconds", "How long slot moves kept their slots fenced", fences);
     let commands = Counter::<u64, AtomicU64>::default();
     commands.inc_by(shared.commands.load(Ordering::Relaxed));
     r.register("tidal_client_commands", "Client commands served by this node", commands);

@@ -12,15 +12,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
-use tidal_control::{ControlPlane, CpCommand, CpMachine, CpReply};
+use tidal_control::{ControlPlane, CpCommand, CpMachine, CpReply, MoveExecutor};
 use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, GroupId, NodeInfo, NodeState};
-use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
 use tidal_raft::transport::{BoxFuture, TcpConnector, WireError};
@@ -59,6 +59,8 @@ pub struct Shared {
     /// Advertised addresses (the bound ones when configured with port 0).
     pub info: NodeInfo,
     pub shutdown: watch::Receiver<bool>,
+    /// This node's own handle, for work that outlives a borrowed `&self`.
+    pub(crate) weak_self: OnceLock<Weak<Shared>>,
 }
 
 /// What the data path needs of one hosted PRG.
@@ -116,11 +118,13 @@ impl Shared {
     }
 
     /// Start a PRG replica here; `true` if it was not running before.
-    async fn start_prg(&self, group: &str, epoch: u64) -> Result<bool, NodeError> {
+    /// `spec` is the PRG's shape, needed the first time a replica starts
+    /// here (later starts read it back from the state file).
+    async fn start_prg(&self, group: &str, epoch: u64, spec: Option<KvSpec>) -> Result<bool, NodeError> {
         if self.host.group(group).is_some() {
             return Ok(false);
         }
-        let m = Arc::new(KvMachine::new(group));
+        let m = Arc::new(KvMachine::open(group, spec, self.host.storage()).await?);
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
         let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms());
@@ -134,7 +138,8 @@ impl Shared {
         let me = self.config.node_id;
         for p in state.placements_on(me) {
             let group = p.prg.to_string();
-            let just_started = match self.start_prg(&group, p.epoch).await {
+            let Some(spec) = spec_of(state, &p.prg) else { continue };
+            let just_started = match self.start_prg(&group, p.epoch, Some(spec)).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(group, error = %e, "cannot start PRG");
@@ -295,19 +300,26 @@ impl Node {
             rates: Mutex::default(),
             info,
             shutdown: stop_rx.clone(),
+            weak_self: OnceLock::new(),
         });
+        let _ = shared.weak_self.set(Arc::downgrade(&shared));
         host.set_app_handler(Arc::new(NodeApp(Arc::downgrade(&shared))));
 
         let mut tasks = Vec::new();
         let dispatch: Arc<dyn tidal_raft::transport::Dispatch> = host.clone();
         tasks.push(tokio::spawn(tidal_raft::transport::serve(listeners.peer, dispatch, stop_rx.clone())));
 
-        // Bring back every group hosted before a restart.
+        // Bring back every group hosted before a restart. A PRG whose shape
+        // this node never recorded (a data directory from before shapes
+        // were recorded) starts once the control plane's state names it.
         for (name, epoch) in &hosted {
             if name == CP_GROUP {
                 continue;
             }
-            shared.start_prg(name, *epoch).await?;
+            let spec = name.parse().ok().and_then(|prg| spec_of(&initial, &prg));
+            if let Err(e) = shared.start_prg(name, *epoch, spec).await {
+                tracing::warn!(group = %name, error = %e, "PRG not started yet; waiting for the control plane");
+            }
         }
         if let Some(m) = machine {
             let bootstrap = cp_members.filter(|m| m.keys().next() == Some(&me));
@@ -339,6 +351,9 @@ impl Node {
                 }
             }
         }));
+        let ops = Arc::new(crate::move_ops::NodeMoveOps(Arc::downgrade(&shared)));
+        let executor = MoveExecutor::new(shared.cp.clone(), ops, shared.config.moves);
+        tasks.push(tokio::spawn(executor.run(stop_rx.clone())));
         tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), listeners.client)));
         tasks.push(tokio::spawn(crate::http::serve(shared.clone(), listeners.http)));
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,
@@ -352,6 +367,7 @@ impl Node {
         for t in &self.tasks {
             t.abort();
         }
+        self.hand_off_leaderships(Duration::from_secs(2)).await;
         self.shared.host.shutdown().await;
         if let Err(e) = self.shared.host.storage().checkpoint().await {
             tracing::warn!(error = %e, "could not make the applied state durable; a restart re-applies it");
@@ -359,9 +375,48 @@ impl Node {
         tracing::info!(node = self.shared.config.node_id, "node stopped");
     }
 
+    /// Ask another voter to take over every group this node leads, so
+    /// clients wait for a hand-off instead of an election timeout; bounded
+    /// by `budget`.
+    async fn hand_off_leaderships(&self, budget: Duration) {
+        let me = self.shared.config.node_id;
+        let mut waiting = Vec::new();
+        for g in self.shared.host.groups() {
+            let m = g.raft.metrics().borrow_watched().clone();
+            if m.current_leader != Some(me) {
+                continue;
+            }
+            let Some(to) = m.membership_config.membership().voter_ids().find(|v| *v != me) else { continue };
+            if g.raft.trigger().transfer_leader(to).await.is_ok() {
+                waiting.push(g);
+            }
+        }
+        let deadline = Instant::now() + budget;
+        for g in waiting {
+            let mut metrics = g.raft.metrics();
+            let moved = async {
+                while metrics.borrow_watched().current_leader == Some(me) {
+                    if metrics.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                tracing::warn!(group = %g.name, "leadership not handed off before stopping");
+            }
+        }
+    }
+
     pub fn commands_served(&self) -> u64 {
         self.shared.commands.load(Ordering::Relaxed)
     }
+}
+
+/// The shape of PRG `prg` as `state` records it.
+fn spec_of(state: &ClusterState, prg: &tidal_core::PrgId) -> Option<KvSpec> {
+    let tenant = state.tenants.get(&prg.tenant)?;
+    let p = state.placements.get(prg)?;
+    Some(KvSpec { slots: tenant.slots, genesis: p.genesis.clone() })
 }
 
 /// The address to advertise: the configured one, or the bound one when the

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, WriteOp};
+use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
+use tidal_raft::kv_entry::Outcome;
 use tidal_raft::kv_proposer::ProposeError;
 use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
@@ -236,15 +238,21 @@ impl Shared {
     }
 
     /// Send one request to the leader of `prg`, retrying within the budget.
+    ///
+    /// A PRG that no longer owns a key answers `Moved`: the router
+    /// refreshes its routing and sends the request where the key lives now
+    /// (splitting it if its keys now live in several PRGs). A key in a
+    /// hand-off answers `Fenced`: the router waits briefly and retries.
     pub async fn send(self: &Arc<Self>, prg: &PrgId, req: KvRequest) -> Reply {
         let deadline = Instant::now() + Duration::from_millis(self.config.retry_budget_ms);
-        let group = prg.to_string();
+        let mut prg = prg.clone();
+        let mut group = prg.to_string();
         let mut attempt: usize = 0;
         let mut last;
         loop {
             let state = self.cache.get();
-            let Some(placement) = state.placements.get(prg) else {
-                return unavailable(prg, "it has no placement in this node's routing table");
+            let Some(placement) = state.placements.get(&prg) else {
+                return unavailable(&prg, "it has no placement in this node's routing table");
             };
             let target = self.leader_guess(&group, &placement.members, placement.leader_hint, attempt);
             let outcome = if target == self.config.node_id {
@@ -267,6 +275,10 @@ impl Shared {
                     self.leaders.lock().expect("leaders lock").insert(group, target);
                     return r;
                 }
+                Ok(KvResponse::Batch(outcomes)) => {
+                    self.leaders.lock().expect("leaders lock").insert(group, target);
+                    return self.finish_batch(&prg.tenant, req, outcomes, state.routing_epoch).await;
+                }
                 Ok(KvResponse::NotLeader { leader }) => {
                     let mut l = self.leaders.lock().expect("leaders lock");
                     match leader {
@@ -286,7 +298,30 @@ impl Shared {
                 }
                 Ok(KvResponse::Moved { epoch }) => {
                     last = format!("a key moved at epoch {epoch}");
+                    self.refresh_routing(state.routing_epoch.max(epoch), deadline).await;
+                    match self.owner_of(&prg.tenant, &req) {
+                        Owner::One(p) if p != prg => {
+                            prg = p;
+                            group = prg.to_string();
+                            attempt = 0;
+                            continue;
+                        }
+                        Owner::Several => return self.reroute(&prg.tenant, req).await,
+                        _ => attempt += 1,
+                    }
+                }
+                Ok(KvResponse::Fenced) => {
+                    last = "its slot is being handed to another PRG".to_string();
+                    // The hand-off may have finished with a routing change.
+                    if let Owner::One(p) = self.owner_of(&prg.tenant, &req) {
+                        if p != prg {
+                            prg = p;
+                            group = prg.to_string();
+                            continue;
+                        }
+                    }
                     self.sync_now.notify_one();
+                    attempt += 1;
                 }
                 Ok(KvResponse::Ambiguous(why)) => {
                     if !req.retry_safe() {
@@ -302,6 +337,7 @@ impl Shared {
                     self.leaders.lock().expect("leaders lock").remove(&group);
                     attempt += 1;
                 }
+                Ok(other) => return Reply::err(format!("internal: unexpected answer {other:?}")),
                 Err(e) => {
                     let ambiguous = !matches!(&e, CallError::Unreachable { reason, .. } if reason.starts_with("connect"))
                         && !matches!(&e, CallError::Remote(_));
@@ -315,16 +351,89 @@ impl Shared {
             }
             let now = Instant::now();
             if now >= deadline {
-                return unavailable(prg, &last);
+                return unavailable(&prg, &last);
             }
             let pause = Duration::from_millis((10 * attempt as u64).clamp(2, 200));
             tokio::time::sleep(pause.min(deadline - now)).await;
         }
     }
 
+    /// Wait (bounded) until the routing table is newer than `epoch`,
+    /// asking the sync loop for a fresh copy.
+    async fn refresh_routing(&self, epoch: u64, deadline: Instant) {
+        let mut changed = self.cache.subscribe();
+        let until = deadline.min(Instant::now() + Duration::from_millis(500));
+        while self.cache.get().routing_epoch <= epoch {
+            self.sync_now.notify_one();
+            if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Which PRG owns the keys of `req` by the current routing table.
+    fn owner_of(&self, tenant: &str, req: &KvRequest) -> Owner {
+        let state = self.cache.get();
+        let mut owner = None;
+        for k in req.keys() {
+            let Some(p) = prg_of(&state, tenant, k) else { return Owner::Unknown };
+            match &owner {
+                None => owner = Some(p),
+                Some(o) if *o == p => {}
+                Some(_) => return Owner::Several,
+            }
+        }
+        owner.map_or(Owner::Unknown, Owner::One)
+    }
+
+    /// Plan `req` again from the current routing table (its keys moved).
+    /// Boxed: routing may come back here.
+    fn reroute<'a>(self: &'a Arc<Self>, tenant: &'a str, req: KvRequest) -> Boxed<'a, Reply> {
+        Box::pin(async move {
+            match req {
+                KvRequest::Write(op) => self.write(tenant, op).await,
+                KvRequest::Read(op) => self.read(tenant, op).await,
+                KvRequest::WriteBatch(ops) => Reply::Array(self.write_many(tenant, ops).await),
+                other => Reply::err(format!("internal: {other:?} cannot be re-routed")),
+            }
+        })
+    }
+
+    /// The replies of a batch whose refused writes (their slots moved, so
+    /// they did not apply) are sent again where their keys live now, in
+    /// their order.
+    fn finish_batch<'a>(
+        self: &'a Arc<Self>,
+        tenant: &'a str,
+        req: KvRequest,
+        outcomes: Vec<Outcome>,
+        epoch: u64,
+    ) -> Boxed<'a, Reply> {
+        Box::pin(async move {
+            let KvRequest::WriteBatch(ops) = req else {
+                return Reply::err("internal: a batch answer to a single request");
+            };
+            if outcomes.len() != ops.len() {
+                return Reply::err(format!("internal: {} replies for {} writes", outcomes.len(), ops.len()));
+            }
+            if outcomes.iter().any(Result::is_err) {
+                let deadline = Instant::now() + Duration::from_millis(self.config.retry_budget_ms);
+                self.refresh_routing(epoch, deadline).await;
+            }
+            let mut out = Vec::with_capacity(ops.len());
+            for (op, outcome) in ops.into_iter().zip(outcomes) {
+                out.push(match outcome {
+                    Ok(r) => r,
+                    Err(_) => self.write(tenant, op).await,
+                });
+            }
+            Reply::Array(out)
+        })
+    }
+
     /// Best guess of `group`'s leader: the local replica's view, the last
     /// leader seen, the control plane's hint, then members in turn.
-    fn leader_guess(&self, group: &str, members: &[NodeId], hint: Option<NodeId>, attempt: usize) -> NodeId {
+    pub(crate) fn leader_guess(&self, group: &str, members: &[NodeId], hint: Option<NodeId>, attempt: usize) -> NodeId {
         if let Some(g) = self.host.group(group) {
             if let Some(l) = g.raft.metrics().borrow_watched().current_leader {
                 if attempt == 0 || members.contains(&l) {
@@ -362,28 +471,27 @@ impl Shared {
         if epoch < g.epoch {
             return KvResponse::StaleEpoch { current: g.epoch };
         }
-        let state = self.cache.get();
-        if let Ok(prg) = group.parse::<PrgId>() {
-            for k in req.keys() {
-                match state.route(&prg.tenant, k) {
-                    Ok(r) if r.placement.prg == prg => {}
-                    Ok(_) => return KvResponse::Moved { epoch: state.routing_epoch },
-                    Err(_) => {}
-                }
-            }
-        }
         let leader = g.raft.metrics().borrow_watched().current_leader;
         if leader != Some(self.config.node_id) {
             return KvResponse::NotLeader { leader };
         }
+        // The PRG's applied ownership is the authority, not the routing table.
+        let write = !matches!(req, KvRequest::Read(_));
+        if let Err(r) = kv.machine.check(&req.keys(), write) {
+            return refused(r);
+        }
         match req {
             KvRequest::Write(op) => match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
-                Ok(Ok(reply)) => KvResponse::Reply(reply),
+                Ok(Ok(Ok(reply))) => KvResponse::Reply(reply),
+                Ok(Ok(Err(r))) => refused(r),
                 Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
             },
             KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
-                Ok(Ok(replies)) => KvResponse::Reply(Reply::Array(replies)),
+                Ok(Ok(outcomes)) if outcomes.iter().all(Result::is_ok) => {
+                    KvResponse::Reply(Reply::Array(outcomes.into_iter().map(|o| o.expect("checked")).collect()))
+                }
+                Ok(Ok(outcomes)) => KvResponse::Batch(outcomes),
                 Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the writes within {timeout:?}")),
             },
@@ -392,12 +500,32 @@ impl Shared {
                 Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },
                 Ok(Err(ReadError::Unavailable(why))) => KvResponse::Unavailable(why),
                 Ok(Ok(())) => match kv.machine.read(self.host.storage(), &op, self.clock.now_ms()) {
-                    Ok(r) => KvResponse::Reply(r),
+                    Ok(Ok(r)) => KvResponse::Reply(r),
+                    Ok(Err(r)) => refused(r),
                     Err(e) => KvResponse::Unavailable(e.to_string()),
                 },
             },
+            other => self.execute_move_step(&kv, other).await,
         }
     }
+}
+
+/// How a leader answers a request for a slot its PRG does not serve.
+fn refused(r: Refusal) -> KvResponse {
+    match r {
+        Refusal::Moved { epoch, .. } => KvResponse::Moved { epoch },
+        Refusal::Fenced { .. } => KvResponse::Fenced,
+    }
+}
+
+/// A future that may lead back into routing, boxed so its type is finite.
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Which PRG a request's keys belong to.
+enum Owner {
+    One(PrgId),
+    Several,
+    Unknown,
 }
 
 fn check_tenant(state: &ClusterState, tenant: &str) -> Result<(), Reply> {

@@ -1,28 +1,65 @@
 //! The key-value machine of a PRG: Redis string semantics
-//! ([`tidal_core::kv`]) over one redb table per PRG (`kv/<tenant>:<index>`),
+//! ([`tidal_core::kv`]) over one redb table per PRG (`kvs/<tenant>:<index>`),
 //! with the writes not yet flushed to the table held in memory
-//! ([`crate::kv_overlay`]).
+//! ([`crate::kv_overlay`]), and the ownership of every slot the PRG has held
+//! ([`tidal_core::ownership`]).
 //!
-//! Writes arrive as batches of [`WriteOp`]s in committed entries (see
-//! [`crate::kv_proposer`]) and apply, in order, at the proposing leader's
-//! clock reading, so TTLs resolve identically on every
-//! replica. Reads run against the layers and a read transaction after the
-//! router has confirmed leadership (`ensure_linearizable`).
+//! ```text
+//!  entry ─> Writes ──ownership ok?──> engine::apply ─> layers ─flush─> kvs/<prg>
+//!       │                └─ no: Refusal (Moved / Fenced), nothing applied
+//!       ├─> Slots (BeginExport, Fence, Release, BeginImport, Adopt, ...)
+//!       └─> Rows (a move's copy of a slot, into an importing slot)
+//! ```
+//!
+//! Rows are stored under `slot ‖ key`, so one slot is one contiguous range:
+//! a move reads it out in chunks, and dropping it touches nothing else.
+//! Writes apply, in order, at the proposing leader's clock reading, so
+//! TTLs resolve identically on every replica. Reads run against the layers
+//! and a read transaction after the router has confirmed leadership.
+//!
+//! While a slot is being exported, every replica notes which of its keys
+//! change and at which log index, so whichever replica leads can answer a
+//! move's "what changed after index i" ([`KvMachine::delta`]). The notes
+//! live in memory: a replica that restarts (or installs a snapshot)
+//! answers only for changes after the point it resumed from, and the move
+//! starts its copy over.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::ops::{Bound, Range};
 use std::sync::{Arc, RwLock};
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction};
-use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp};
+use serde::{Deserialize, Serialize};
+use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, StoreError as KvError, WriteOp};
+use tidal_core::ownership::{MoveId, Ownership, Refusal, SlotCommand, SlotState};
+use tidal_core::slot::slot_of;
 
-use crate::kv_overlay::{self as overlay, Base, BaseIter, Layer};
+use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
+use crate::kv_overlay::{self as overlay, as_ref, slot_bounds, slot_of_stored, stored_key, Base, BaseIter, Layer};
+use crate::log_store::put_meta;
 use crate::machine::{FlushJob, Machine};
-use crate::storage::{Db, Storage, StoreError};
-use crate::types::{decode, encode};
+use crate::storage::{Db, Storage, StoreError, META};
+use crate::types::{decode, encode, encode_versioned, split_version, LogId};
 
-/// The log-entry body of a batch of writes.
-pub fn encode_batch(ops: &[WriteOp]) -> Vec<u8> {
-    encode(&ops)
+pub use crate::kv_entry::encode_batch;
+
+/// Format of the persisted ownership and spec records.
+const META_VERSION: u8 = 1;
+
+/// What a PRG's machine is created from, fixed for the PRG's life: the
+/// tenant's slot count and the slots it owned at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvSpec {
+    pub slots: u32,
+    pub genesis: Vec<Range<u32>>,
+}
+
+impl KvSpec {
+    /// A PRG that owns every slot of a `slots`-slot tenant.
+    pub fn whole(slots: u32) -> Self {
+        Self { slots, genesis: vec![0..slots] }
+    }
 }
 
 /// Writes applied but not yet in the table: the layer new writes go to,
@@ -39,9 +76,41 @@ impl Layers {
     }
 }
 
+/// Keys of exported slots that changed, and at which log index.
+struct Export {
+    /// Changes after this index are all known here.
+    since: u64,
+    changed: BTreeMap<Vec<u8>, u64>,
+}
+
+/// Everything applying changes, under one lock.
+struct Inner {
+    layers: Layers,
+    ownership: Ownership,
+    /// Changed since the last freeze.
+    ownership_dirty: bool,
+    exports: BTreeMap<MoveId, Export>,
+    /// Index of the last applied entry.
+    last_index: u64,
+}
+
 pub struct KvMachine {
+    group: String,
+    spec: KvSpec,
     table: String,
-    layers: RwLock<Layers>,
+    inner: RwLock<Inner>,
+}
+
+/// Why a move's pull of changes cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// This replica has not seen every change since `after`: copy again.
+    #[error("changes after index {after} are not known here (known after {since}); the copy must start over")]
+    Lost { after: u64, since: u64 },
+    #[error("move {0} exports nothing from this PRG")]
+    NotExporting(MoveId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 type Def<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
@@ -64,15 +133,11 @@ impl Base for Table {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
         self.0.as_ref().map_or(Ok(None), |t| get_in(t, key))
     }
-    fn iter_after<'a>(&'a self, after: Option<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+    fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
         let Some(t) = &self.0 else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let range = match after {
-            Some(a) => t.range::<&[u8]>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => t.range::<&[u8]>(..),
-        }
-        .map_err(kv_err)?;
+        let range = t.range::<&[u8]>((lower, upper)).map_err(kv_err)?;
         Ok(Box::new(range.map(|row| {
             let (k, v) = row.map_err(kv_err)?;
             Ok((k.value().to_vec(), Record::decode(v.value()).map_err(kv_err)?))
@@ -85,17 +150,17 @@ impl Base for Table {
 
 /// The table, opened on first use: most writes never need it.
 struct LazyTable<'a> {
-    machine: &'a KvMachine,
+    table: &'a str,
     state: &'a Db,
-    table: OnceCell<Result<Table, KvError>>,
+    opened: OnceCell<Result<Table, KvError>>,
 }
 
 impl Base for LazyTable<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
         self.open()?.get(key)
     }
-    fn iter_after<'b>(&'b self, after: Option<&[u8]>) -> Result<BaseIter<'b>, KvError> {
-        self.open()?.iter_after(after)
+    fn iter_range<'b>(&'b self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'b>, KvError> {
+        self.open()?.iter_range(lower, upper)
     }
     fn len(&self) -> Result<u64, KvError> {
         self.open()?.len()
@@ -104,61 +169,150 @@ impl Base for LazyTable<'_> {
 
 impl LazyTable<'_> {
     fn open(&self) -> Result<&Table, KvError> {
-        self.table
+        self.opened
             .get_or_init(|| {
                 let txn = self.state.read().map_err(kv_err)?;
-                self.machine.table(&txn).map_err(KvError)
+                open_table(&txn, self.table).map_err(KvError)
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 }
 
-/// The machine's data for applying: writes go to the active layer.
+fn open_table(txn: &ReadTransaction, name: &str) -> Result<Table, String> {
+    match txn.open_table(Def::new(name)) {
+        Ok(t) => Ok(Table(Some(t))),
+        Err(TableError::TableDoesNotExist(_)) => Ok(Table(None)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The keyspace of the slots served here, through the layers over the
+/// table, in the user's keys: what the engine sees.
+struct View<'a, B: Base> {
+    stack: Vec<&'a Layer>,
+    base: B,
+    ownership: &'a Ownership,
+}
+
+impl<B: Base> View<'_, B> {
+    fn stored(&self, key: &[u8]) -> Vec<u8> {
+        stored_key(slot_of(key, self.ownership.slot_count()), key)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
+        overlay::get(&self.stack, &self.base, &self.stored(key))
+    }
+
+    /// Records of served slots after `after` (a user key), in stored order.
+    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
+        let after = after.map(|a| self.stored(a));
+        let importing = self.ownership.states().any(|(_, s)| matches!(s, SlotState::Importing { .. }));
+        let rows = if !importing {
+            // Only served slots hold rows.
+            overlay::scan(&self.stack, &self.base, after.as_deref(), limit)?
+        } else {
+            let first = after.as_deref().map_or(0, slot_of_stored);
+            let mut out = Vec::new();
+            for slot in self.ownership.served().filter(|s| *s >= first) {
+                let (lo, hi) = slot_bounds(slot);
+                let lower = match &after {
+                    Some(a) if slot_of_stored(a) == slot => Bound::Excluded(a.as_slice()),
+                    _ => as_ref(&lo),
+                };
+                out.extend(overlay::scan_range(&self.stack, &self.base, lower, as_ref(&hi), limit - out.len())?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            out
+        };
+        Ok(rows.into_iter().map(|(k, r)| (k[4..].to_vec(), r)).collect())
+    }
+
+    fn len(&self) -> Result<u64, KvError> {
+        let mut n = overlay::len(&self.stack, &self.base)?;
+        for (slot, st) in self.ownership.states() {
+            if matches!(st, SlotState::Importing { .. }) {
+                let (lo, hi) = slot_bounds(slot);
+                let rows = overlay::scan_range(&self.stack, &self.base, as_ref(&lo), as_ref(&hi), usize::MAX)?;
+                n = n.saturating_sub(rows.len() as u64);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The view writes apply through: changes go to the active layer, and
+/// changes to exported slots are noted for the moves that export them.
 struct WriteView<'a> {
-    layers: &'a mut Layers,
+    inner: &'a mut Inner,
     base: LazyTable<'a>,
+}
+
+impl WriteView<'_> {
+    fn view(&self) -> View<'_, &LazyTable<'_>> {
+        View { stack: self.inner.layers.stack(), base: &self.base, ownership: &self.inner.ownership }
+    }
+
+    fn set(&mut self, key: &[u8], rec: Option<Record>) {
+        let slot = slot_of(key, self.inner.ownership.slot_count());
+        let stored = stored_key(slot, key);
+        if let Some(SlotState::Owned { exporting: Some(m) }) = self.inner.ownership.state(slot) {
+            if let Some(e) = self.inner.exports.get_mut(&m) {
+                e.changed.insert(stored.clone(), self.inner.last_index);
+            }
+        }
+        self.inner.layers.active.put(&stored, rec);
+    }
+}
+
+impl<B: Base> Base for &B {
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
+        (*self).get(key)
+    }
+    fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+        (*self).iter_range(lower, upper)
+    }
+    fn len(&self) -> Result<u64, KvError> {
+        (*self).len()
+    }
 }
 
 impl KvStore for WriteView<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
-        overlay::get(&self.layers.stack(), &self.base, key)
+        self.view().get(key)
     }
     fn put(&mut self, key: &[u8], rec: &Record) -> Result<(), KvError> {
-        self.layers.active.put(key, Some(rec.clone()));
+        self.set(key, Some(rec.clone()));
         Ok(())
     }
     fn delete(&mut self, key: &[u8]) -> Result<bool, KvError> {
         let existed = self.get(key)?.is_some();
-        self.layers.active.put(key, None);
+        self.set(key, None);
         Ok(existed)
     }
     fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
-        overlay::scan(&self.layers.stack(), &self.base, after, limit)
+        self.view().scan(after, limit)
     }
     fn clear(&mut self) -> Result<u64, KvError> {
+        // Only applied when the ownership is settled: every row is served.
         let n = self.len()?;
-        self.layers.active.clear();
+        self.inner.layers.active.clear();
         Ok(n)
     }
     fn len(&self) -> Result<u64, KvError> {
-        overlay::len(&self.layers.stack(), &self.base)
+        self.view().len()
     }
-}
-
-/// The machine's data for reading.
-struct ReadView<'a> {
-    stack: Vec<&'a Layer>,
-    base: Table,
 }
 
 fn read_only() -> KvError {
     KvError("write on a read-only view".into())
 }
 
-impl KvStore for ReadView<'_> {
+impl<B: Base> KvStore for View<'_, B> {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
-        overlay::get(&self.stack, &self.base, key)
+        View::get(self, key)
     }
     fn put(&mut self, _: &[u8], _: &Record) -> Result<(), KvError> {
         Err(read_only())
@@ -167,97 +321,371 @@ impl KvStore for ReadView<'_> {
         Err(read_only())
     }
     fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
-        overlay::scan(&self.stack, &self.base, after, limit)
+        View::scan(self, after, limit)
     }
     fn clear(&mut self) -> Result<u64, KvError> {
         Err(read_only())
     }
     fn len(&self) -> Result<u64, KvError> {
-        overlay::len(&self.stack, &self.base)
+        View::len(self)
     }
 }
 
-impl KvMachine {
-    pub fn new(group: &str) -> Self {
-        Self { table: format!("kv/{group}"), layers: RwLock::default() }
-    }
-
-    fn def(&self) -> Def<'_> {
-        TableDefinition::new(&self.table)
-    }
-
-    fn table(&self, txn: &ReadTransaction) -> Result<Table, String> {
-        match txn.open_table(self.def()) {
-            Ok(t) => Ok(Table(Some(t))),
-            Err(TableError::TableDoesNotExist(_)) => Ok(Table(None)),
-            Err(e) => Err(e.to_string()),
+/// The first slot a write or read may not touch here, with the reason.
+fn refusal(ownership: &Ownership, keys: &[&[u8]], write: bool) -> Option<Refusal> {
+    keys.iter().find_map(|k| {
+        let slot = slot_of(k, ownership.slot_count());
+        if write {
+            ownership.check_write(slot).err()
+        } else {
+            ownership.check_read(slot).err()
         }
+    })
+}
+
+/// Keyless writes (FLUSHDB) wait while any slot is moving.
+fn unsettled(ownership: &Ownership) -> Option<Refusal> {
+    if ownership.settled() {
+        return None;
+    }
+    ownership.states().find_map(|(slot, s)| match s {
+        SlotState::Owned { exporting: Some(move_id) }
+        | SlotState::Fenced { move_id }
+        | SlotState::Importing { move_id } => Some(Refusal::Fenced { slot, move_id }),
+        _ => None,
+    })
+}
+
+/// The machine's records in the state file's metadata table.
+const OWNERSHIP: &str = "ownership";
+const SPEC: &str = "spec";
+
+/// A snapshot's payload: the ownership and every row, in stored order.
+#[derive(Serialize, Deserialize)]
+struct KvSnapshot {
+    ownership: Ownership,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl KvMachine {
+    /// A machine with the ownership of its creation, reading `kvs/<group>`.
+    pub fn new(group: &str, spec: &KvSpec) -> Self {
+        let inner = Inner {
+            layers: Layers::default(),
+            ownership: Ownership::genesis(spec.slots, &spec.genesis),
+            ownership_dirty: false,
+            exports: BTreeMap::new(),
+            last_index: 0,
+        };
+        Self { group: group.to_string(), spec: spec.clone(), table: format!("kvs/{group}"), inner: RwLock::new(inner) }
+    }
+
+    /// The machine of `group` as the state file holds it. The spec is
+    /// recorded the first time (`spec`), and read back on later opens; rows
+    /// in the table layout from before slots were stored with their keys
+    /// (`kv/<group>`) are moved into the current one.
+    pub async fn open(group: &str, spec: Option<KvSpec>, storage: &Storage) -> Result<Self, StoreError> {
+        let stored: Option<KvSpec> = read_versioned(storage.state(), group, SPEC)?;
+        let spec = match (stored, spec) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s,
+            (None, None) => return Err(StoreError::Db(format!("PRG {group} has no recorded shape yet"))),
+        };
+        let machine = Self::new(group, &spec);
+        let legacy = format!("kv/{group}");
+        let (name, table) = (group.to_string(), machine.table.clone());
+        let bytes = encode_versioned(META_VERSION, &spec);
+        let slots = spec.slots;
+        storage
+            .state()
+            .writer()
+            .call(true, move |txn| {
+                put_meta(txn, &name, SPEC, &bytes)?;
+                migrate(txn, &legacy, &table, slots)
+            })
+            .await?;
+        machine.load(storage.state())?;
+        Ok(machine)
+    }
+
+    /// Read the ownership and applied index the state file holds.
+    fn load(&self, state: &Db) -> Result<(), StoreError> {
+        let ownership: Option<Ownership> = read_versioned(state, &self.group, OWNERSHIP)?;
+        let applied: Option<Option<LogId>> = read_plain(state, &self.group, "applied")?;
+        let mut inner = self.inner.write().expect("kv lock");
+        if let Some(o) = ownership {
+            inner.ownership = o;
+        }
+        inner.last_index = applied.flatten().map_or(0, |l| l.index);
+        let since = inner.last_index;
+        let moving: Vec<MoveId> = inner
+            .ownership
+            .states()
+            .filter_map(|(_, s)| match s {
+                SlotState::Owned { exporting: Some(m) } | SlotState::Fenced { move_id: m } => Some(m),
+                _ => None,
+            })
+            .collect();
+        inner.exports = moving.into_iter().map(|m| (m, Export { since, changed: BTreeMap::new() })).collect();
+        inner.layers = Layers::default();
+        inner.ownership_dirty = false;
+        Ok(())
+    }
+
+    /// The current ownership (a copy), for status pages and tests.
+    pub fn ownership(&self) -> Ownership {
+        self.inner.read().expect("kv lock").ownership.clone()
     }
 
     /// Run `f` on a view of the latest applied state on this replica.
     fn with_view<R>(
         &self,
         storage: &Storage,
-        f: impl FnOnce(&ReadView) -> Result<R, KvError>,
+        f: impl FnOnce(&View<'_, Table>, &Inner) -> Result<R, KvError>,
     ) -> Result<R, StoreError> {
-        let layers = self.layers.read().expect("layers lock");
+        let inner = self.inner.read().expect("kv lock");
         // The table is opened after the layers are held: a flush that
         // commits in between only moves data the frozen layer still shows.
         let txn = storage.state().read()?;
-        let view = ReadView { stack: layers.stack(), base: self.table(&txn).map_err(StoreError::Db)? };
-        f(&view).map_err(|e| StoreError::Db(e.0))
+        let view = View {
+            stack: inner.layers.stack(),
+            base: open_table(&txn, &self.table).map_err(StoreError::Db)?,
+            ownership: &inner.ownership,
+        };
+        f(&view, &inner).map_err(|e| StoreError::Db(e.0))
     }
 
-    /// Evaluate a read against the latest applied state on this replica.
-    pub fn read(&self, storage: &Storage, op: &ReadOp, now_ms: u64) -> Result<Reply, StoreError> {
-        self.with_view(storage, |view| engine::read(op, now_ms, view))
+    /// Evaluate a read against the latest applied state on this replica,
+    /// or say why this PRG does not serve it.
+    pub fn read(&self, storage: &Storage, op: &ReadOp, now_ms: u64) -> Result<Outcome, StoreError> {
+        self.with_view(storage, |view, inner| match refusal(&inner.ownership, &op.keys(), false) {
+            Some(r) => Ok(Err(r)),
+            None => engine::read(op, now_ms, view).map(Ok),
+        })
     }
 
-    /// Number of stored records (expired ones included), for status pages.
+    /// Whether this replica's applied ownership lets a request with `keys`
+    /// through (the leader's check before proposing or reading).
+    pub fn check(&self, keys: &[&[u8]], write: bool) -> Result<(), Refusal> {
+        let inner = self.inner.read().expect("kv lock");
+        match refusal(&inner.ownership, keys, write) {
+            Some(r) => Err(r),
+            None => Ok(()),
+        }
+    }
+
+    /// Number of stored records of served slots (expired ones included),
+    /// for status pages.
     pub fn stored_keys(&self, storage: &Storage) -> Result<u64, StoreError> {
-        self.with_view(storage, |view| view.len())
+        self.with_view(storage, |view, _| view.len())
+    }
+
+    /// Up to `max_bytes` of rows of the slots `move_id` exports, after the
+    /// stored key `after` (from the start with `None`), and whether the end
+    /// was reached. Rows are read from one consistent view.
+    pub fn export_rows(
+        &self,
+        storage: &Storage,
+        move_id: MoveId,
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Row>, bool), DeltaError> {
+        let slots = self.inner.read().expect("kv lock").ownership.exporting(move_id);
+        if slots.is_empty() {
+            return Err(DeltaError::NotExporting(move_id));
+        }
+        self.with_view(storage, |view, _| {
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            let first = after.map_or(0, slot_of_stored);
+            for slot in slots.into_iter().filter(|s| *s >= first) {
+                let (lo, hi) = slot_bounds(slot);
+                let mut lower: Bound<Vec<u8>> = match after {
+                    Some(a) if slot_of_stored(a) == slot => Bound::Excluded(a.to_vec()),
+                    _ => lo,
+                };
+                loop {
+                    let page = overlay::scan_range(&view.stack, &view.base, as_ref(&lower), as_ref(&hi), 256)?;
+                    let Some((last, _)) = page.last() else { break };
+                    lower = Bound::Excluded(last.clone());
+                    for (key, rec) in page {
+                        let row = Row { key, record: Some(rec.encode()) };
+                        bytes += row.size();
+                        out.push(row);
+                        if bytes >= max_bytes {
+                            return Ok((out, false));
+                        }
+                    }
+                }
+            }
+            Ok((out, true))
+        })
+        .map_err(DeltaError::from)
+    }
+
+    /// The rows of `move_id`'s slots that changed after log index `after`,
+    /// as they are now, and the index they are current as of.
+    pub fn delta(&self, storage: &Storage, move_id: MoveId, after: u64) -> Result<(Vec<Row>, u64), DeltaError> {
+        let keys: Vec<Vec<u8>> = {
+            let mut inner = self.inner.write().expect("kv lock");
+            let e = inner.exports.get_mut(&move_id).ok_or(DeltaError::NotExporting(move_id))?;
+            if after < e.since {
+                return Err(DeltaError::Lost { after, since: e.since });
+            }
+            // What was asked for before `after` is never asked for again.
+            e.changed.retain(|_, at| *at > after);
+            e.changed.keys().cloned().collect()
+        };
+        self.with_view(storage, |view, inner| {
+            let mut rows = Vec::with_capacity(keys.len());
+            for key in keys {
+                let record = overlay::get(&view.stack, &view.base, &key)?.map(|r| r.encode());
+                rows.push(Row { key, record });
+            }
+            Ok((rows, inner.last_index))
+        })
+        .map_err(DeltaError::from)
+    }
+
+    fn apply_writes(&self, inner: &mut Inner, state: &Db, now_ms: u64, ops: &[WriteOp]) -> Result<Vec<u8>, String> {
+        let mut view = WriteView { inner, base: LazyTable { table: &self.table, state, opened: OnceCell::new() } };
+        let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
+        for op in ops {
+            let refused = match op {
+                WriteOp::Flush => unsettled(&view.inner.ownership),
+                _ => refusal(&view.inner.ownership, &op.keys(), true),
+            };
+            out.push(match refused {
+                Some(r) => Err(r),
+                None => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),
+            });
+        }
+        Ok(encode(&out))
+    }
+
+    fn apply_slots(inner: &mut Inner, index: u64, cmd: &SlotCommand) -> ControlOutcome {
+        let effects = inner.ownership.apply(cmd).map_err(|e| e.to_string())?;
+        inner.ownership_dirty = true;
+        for slot in effects.drop_slots {
+            inner.layers.active.drop_slot(slot);
+        }
+        match cmd {
+            SlotCommand::BeginExport { move_id, .. } => {
+                inner.exports.entry(*move_id).or_insert(Export { since: index, changed: BTreeMap::new() });
+            }
+            SlotCommand::Unfence { move_id, .. } | SlotCommand::Release { move_id, .. } => {
+                inner.exports.remove(move_id);
+            }
+            _ => {}
+        }
+        Ok(index)
+    }
+
+    fn apply_rows(inner: &mut Inner, index: u64, move_id: MoveId, rows: &[Row]) -> ControlOutcome {
+        let mut decoded = Vec::with_capacity(rows.len());
+        for row in rows {
+            let slot = slot_of_stored(&row.key);
+            match inner.ownership.state(slot) {
+                Some(SlotState::Importing { move_id: m }) if m == move_id => {}
+                other => return Err(format!("move {move_id}: slot {slot} is {other:?}, not importing for it")),
+            }
+            let rec = match &row.record {
+                Some(b) => Some(Record::decode(b).map_err(|e| format!("move {move_id}: bad row: {e}"))?),
+                None => None,
+            };
+            decoded.push((row.key.as_slice(), rec));
+        }
+        for (key, rec) in decoded {
+            inner.layers.active.put(key, rec);
+        }
+        Ok(index)
+    }
+}
+
+/// Move every row of the table `legacy` (keys without their slot) into
+/// `table`, and delete `legacy`.
+fn migrate(txn: &WriteTransaction, legacy: &str, table: &str, slots: u32) -> Result<(), String> {
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = match txn.open_table(Def::new(legacy)) {
+        Ok(t) => {
+            let mut rows = Vec::new();
+            for row in t.iter().map_err(|e| e.to_string())? {
+                let (k, v) = row.map_err(|e| e.to_string())?;
+                rows.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            rows
+        }
+        Err(TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    {
+        let mut t = txn.open_table(Def::new(table)).map_err(|e| e.to_string())?;
+        for (k, v) in &rows {
+            t.insert(stored_key(slot_of(k, slots), k).as_slice(), v.as_slice()).map_err(|e| e.to_string())?;
+        }
+    }
+    txn.delete_table(Def::new(legacy)).map_err(|e| e.to_string())?;
+    tracing::info!(table, rows = rows.len(), "moved rows into the slot-first table");
+    Ok(())
+}
+
+fn read_raw(db: &Db, group: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let txn = db.read()?;
+    let t = txn.open_table(META).map_err(StoreError::db)?;
+    Ok(t.get((group, name)).map_err(StoreError::db)?.map(|v| v.value().to_vec()))
+}
+
+fn read_plain<T: serde::de::DeserializeOwned>(db: &Db, group: &str, name: &str) -> Result<Option<T>, StoreError> {
+    read_raw(db, group, name)?
+        .map(|b| decode(&b).map_err(|e| StoreError::Corrupt(format!("{group} {name}: {e}"))))
+        .transpose()
+}
+
+fn read_versioned<T: serde::de::DeserializeOwned>(db: &Db, group: &str, name: &str) -> Result<Option<T>, StoreError> {
+    let Some(b) = read_raw(db, group, name)? else { return Ok(None) };
+    match split_version(&b) {
+        (META_VERSION, body) => decode(body).map(Some).map_err(|e| StoreError::Corrupt(format!("{group} {name}: {e}"))),
+        (v, _) => Err(StoreError::Corrupt(format!("{group} {name}: record of unknown version {v}"))),
     }
 }
 
 impl Machine for KvMachine {
-    fn apply(&self, state: &Db, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
-        let replies = match decode::<Vec<WriteOp>>(body) {
-            Ok(ops) => {
-                let mut layers = self.layers.write().expect("layers lock");
-                let mut view =
-                    WriteView { layers: &mut layers, base: LazyTable { machine: self, state, table: OnceCell::new() } };
-                let mut out = Vec::with_capacity(ops.len());
-                for op in &ops {
-                    out.push(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?);
-                }
-                out
-            }
-            // Nothing in a malformed entry applies; there is nobody to answer.
-            Err(e) => {
-                tracing::error!(table = %self.table, error = %e, "malformed write batch in the log; skipped");
-                Vec::new()
-            }
-        };
-        Ok(encode(&replies))
+    fn apply(&self, state: &Db, index: u64, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String> {
+        // An entry that cannot be read stops the group: skipping it would
+        // let this replica diverge from the others.
+        let entry = decode_entry(body).map_err(|e| format!("{}: entry {index} cannot be applied: {e}", self.group))?;
+        let mut inner = self.inner.write().expect("kv lock");
+        inner.last_index = index;
+        match &entry {
+            KvEntry::Writes(ops) => self.apply_writes(&mut inner, state, now_ms, ops),
+            KvEntry::Slots(cmd) => Ok(encode(&Self::apply_slots(&mut inner, index, cmd))),
+            KvEntry::Rows { move_id, rows } => Ok(encode(&Self::apply_rows(&mut inner, index, *move_id, rows))),
+        }
     }
 
     fn unflushed_bytes(&self) -> usize {
-        self.layers.read().expect("layers lock").active.bytes
+        self.inner.read().expect("kv lock").layers.active.bytes
     }
 
     fn freeze(&self) -> FlushJob {
-        let frozen = {
-            let mut layers = self.layers.write().expect("layers lock");
-            debug_assert!(layers.frozen.is_none(), "a flush is already under way");
-            let frozen = Arc::new(std::mem::take(&mut layers.active));
-            layers.frozen = Some(frozen.clone());
-            frozen
+        let (frozen, ownership) = {
+            let mut inner = self.inner.write().expect("kv lock");
+            debug_assert!(inner.layers.frozen.is_none(), "a flush is already under way");
+            let frozen = Arc::new(std::mem::take(&mut inner.layers.active));
+            inner.layers.frozen = Some(frozen.clone());
+            let ownership =
+                std::mem::take(&mut inner.ownership_dirty).then(|| encode_versioned(META_VERSION, &inner.ownership));
+            (frozen, ownership)
         };
         let table = self.table.clone();
+        let group = self.group.clone();
         Box::new(move |txn: &WriteTransaction| {
-            let mut t = txn.open_table::<&[u8], &[u8]>(TableDefinition::new(&table)).map_err(|e| e.to_string())?;
+            let mut t = txn.open_table(Def::new(&table)).map_err(|e| e.to_string())?;
             if frozen.cleared {
                 t.retain(|_, _| false).map_err(|e| e.to_string())?;
+            }
+            for slot in &frozen.dropped {
+                let (lo, hi) = slot_bounds(*slot);
+                t.retain_in::<&[u8], _>((as_ref(&lo), as_ref(&hi)), |_, _| false).map_err(|e| e.to_string())?;
             }
             for (key, rec) in &frozen.entries {
                 match rec {
@@ -266,18 +694,25 @@ impl Machine for KvMachine {
                 }
                 .map_err(|e| e.to_string())?;
             }
+            if let Some(o) = &ownership {
+                put_meta(txn, &group, OWNERSHIP, o)?;
+            }
             Ok(())
         })
     }
 
     fn flushed(&self, ok: bool) {
+        let mut inner = self.inner.write().expect("kv lock");
         if ok {
-            self.layers.write().expect("layers lock").frozen = None;
+            inner.layers.frozen = None;
+        } else {
+            // The ownership must be written again with the next flush.
+            inner.ownership_dirty = true;
         }
     }
 
     fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String> {
-        let table = self.table(txn)?;
+        let table = open_table(txn, &self.table)?;
         let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if let Some(t) = &table.0 {
             for row in t.iter().map_err(|e| e.to_string())? {
@@ -285,21 +720,44 @@ impl Machine for KvMachine {
                 rows.push((k.value().to_vec(), v.value().to_vec()));
             }
         }
-        Ok(encode(&rows))
+        let m = txn.open_table(META).map_err(|e| e.to_string())?;
+        let ownership = match m.get((self.group.as_str(), OWNERSHIP)).map_err(|e| e.to_string())? {
+            Some(v) => match split_version(v.value()) {
+                (META_VERSION, b) => decode(b).map_err(|e| e.to_string())?,
+                (v, _) => return Err(format!("ownership record of unknown version {v}")),
+            },
+            // Never changed in the state file: still the ownership of its creation.
+            None => Ownership::genesis(self.spec.slots, &self.spec.genesis),
+        };
+        Ok(encode_versioned(META_VERSION, &KvSnapshot { ownership, rows }))
     }
 
     fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String> {
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = decode(data).map_err(|e| e.to_string())?;
-        let mut t = txn.open_table(self.def()).map_err(|e| e.to_string())?;
+        let snap: KvSnapshot = match split_version(data) {
+            (META_VERSION, b) => decode(b).map_err(|e| e.to_string())?,
+            // A snapshot from before slots were stored with their keys.
+            (0, b) => {
+                let rows: Vec<(Vec<u8>, Vec<u8>)> = decode(b).map_err(|e| e.to_string())?;
+                let ownership = self.inner.read().expect("kv lock").ownership.clone();
+                let n = ownership.slot_count();
+                let rows = rows.into_iter().map(|(k, v)| (stored_key(slot_of(&k, n), &k), v)).collect();
+                KvSnapshot { ownership, rows }
+            }
+            (v, _) => return Err(format!("snapshot of unknown version {v}")),
+        };
+        let mut t = txn.open_table(Def::new(&self.table)).map_err(|e| e.to_string())?;
         t.retain(|_, _| false).map_err(|e| e.to_string())?;
-        for (k, v) in rows {
+        for (k, v) in &snap.rows {
             t.insert(k.as_slice(), v.as_slice()).map_err(|e| e.to_string())?;
         }
-        Ok(())
+        put_meta(txn, &self.group, OWNERSHIP, &encode_versioned(META_VERSION, &snap.ownership))
     }
 
-    fn reload(&self, _state: &Db) -> Result<(), String> {
-        *self.layers.write().expect("layers lock") = Layers::default();
-        Ok(())
+    fn reload(&self, state: &Db) -> Result<(), String> {
+        self.load(state).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+#[path = "kv_machine_tests.rs"]
+mod tests;

@@ -17,7 +17,7 @@
 //! deleted; a *cleared* layer (FLUSHDB) hides everything below it. Reads
 //! look top-down and stop at the first layer that knows the key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use tidal_core::kv::{Record, StoreError as KvError};
@@ -25,12 +25,41 @@ use tidal_core::kv::{Record, StoreError as KvError};
 /// Estimated bytes of bookkeeping per key in a layer, besides key and value.
 const ENTRY_OVERHEAD: usize = 64;
 
+/// The slot a stored key belongs to: stored keys are the slot (4 bytes,
+/// big-endian) followed by the key, so each slot is one contiguous range.
+pub(crate) fn slot_of_stored(key: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = key.len().min(4);
+    b[..n].copy_from_slice(&key[..n]);
+    u32::from_be_bytes(b)
+}
+
+/// The stored key of `key` in `slot`.
+pub(crate) fn stored_key(slot: u32, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&slot.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The bounds of every stored key of `slot`.
+pub(crate) fn slot_bounds(slot: u32) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lower = Bound::Included(slot.to_be_bytes().to_vec());
+    let upper = match slot.checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    };
+    (lower, upper)
+}
+
 /// Writes since a point in time, newest record per key.
 #[derive(Debug, Default)]
 pub(crate) struct Layer {
     pub(crate) entries: BTreeMap<Vec<u8>, Option<Record>>,
     /// Everything below this layer was deleted before its entries.
     pub(crate) cleared: bool,
+    /// Slots whose rows below this layer were dropped before its entries.
+    pub(crate) dropped: BTreeSet<u32>,
     /// Rough memory held, for flush decisions.
     pub(crate) bytes: usize,
 }
@@ -44,13 +73,28 @@ impl Layer {
     pub(crate) fn clear(&mut self) {
         *self = Layer { cleared: true, ..Layer::default() };
     }
+
+    /// Delete every row of `slot`, in this layer and below it.
+    pub(crate) fn drop_slot(&mut self, slot: u32) {
+        let doomed: Vec<Vec<u8>> = self.entries.range(slot_bounds(slot)).map(|(k, _)| k.clone()).collect();
+        for k in doomed {
+            self.entries.remove(&k);
+        }
+        self.dropped.insert(slot);
+        self.bytes += ENTRY_OVERHEAD;
+    }
+
+    /// Whether rows below this layer are hidden for `key`.
+    fn hides(&self, key: &[u8]) -> bool {
+        self.cleared || (!self.dropped.is_empty() && self.dropped.contains(&slot_of_stored(key)))
+    }
 }
 
 /// Read access to what lies below the layers (the redb table).
 pub(crate) trait Base {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError>;
-    /// Records strictly after `after` in key order, produced lazily.
-    fn iter_after<'a>(&'a self, after: Option<&[u8]>) -> Result<BaseIter<'a>, KvError>;
+    /// Records within the bounds in key order, produced lazily.
+    fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError>;
     fn len(&self) -> Result<u64, KvError>;
 }
 
@@ -62,7 +106,7 @@ pub(crate) fn get(layers: &[&Layer], base: &dyn Base, key: &[u8]) -> Result<Opti
         if let Some(v) = layer.entries.get(key) {
             return Ok(v.clone());
         }
-        if layer.cleared {
+        if layer.hides(key) {
             return Ok(None);
         }
     }
@@ -78,18 +122,29 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
         return Ok(top.entries.values().filter(|v| v.is_some()).count() as u64);
     }
     let mut n = len(below, base)? as i64;
+    for slot in &top.dropped {
+        let (lo, hi) = slot_bounds(*slot);
+        n -= scan_range(below, base, as_ref(&lo), as_ref(&hi), usize::MAX)?.len() as i64;
+    }
     for (key, v) in &top.entries {
-        let was = get(below, base, key)?.is_some();
+        let was = !top.hides(key) && get(below, base, key)?.is_some();
         n += i64::from(v.is_some()) - i64::from(was);
     }
     Ok(n.max(0) as u64)
 }
 
+pub(crate) fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
 type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Record>), KvError>> + 'a>;
 
 /// Up to `limit` records strictly after `after`, in key order, as seen
-/// through `layers` over `base`: a merge of every source where the topmost
-/// one holding a key decides it, and deleted keys are skipped.
+/// through `layers` over `base`.
 pub(crate) fn scan(
     layers: &[&Layer],
     base: &dyn Base,
@@ -97,10 +152,23 @@ pub(crate) fn scan(
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
     let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    scan_range(layers, base, lower, Bound::Unbounded, limit)
+}
+
+/// Up to `limit` records within the bounds, in key order, as seen through
+/// `layers` over `base`: a merge of every source where the topmost one
+/// holding a key decides it, and deleted keys are skipped.
+pub(crate) fn scan_range(
+    layers: &[&Layer],
+    base: &dyn Base,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
     let mut sources: Vec<Source<'_>> = Vec::with_capacity(layers.len() + 1);
     let mut reaches_base = true;
     for layer in layers {
-        let it = layer.entries.range::<[u8], _>((lower, Bound::Unbounded)).map(|(k, v)| Ok((k.clone(), v.clone())));
+        let it = layer.entries.range::<[u8], _>((lower, upper)).map(|(k, v)| Ok((k.clone(), v.clone())));
         sources.push(Box::new(it));
         if layer.cleared {
             reaches_base = false;
@@ -108,7 +176,7 @@ pub(crate) fn scan(
         }
     }
     if reaches_base {
-        sources.push(Box::new(base.iter_after(after)?.map(|r| r.map(|(k, v)| (k, Some(v))))));
+        sources.push(Box::new(base.iter_range(lower, upper)?.map(|r| r.map(|(k, v)| (k, Some(v))))));
     }
     let mut heads: Vec<Option<(Vec<u8>, Option<Record>)>> = Vec::with_capacity(sources.len());
     for s in &mut sources {
@@ -119,16 +187,19 @@ pub(crate) fn scan(
         let Some(min) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
             break;
         };
-        let mut winner: Option<Option<Record>> = None;
-        for (head, source) in heads.iter_mut().zip(&mut sources) {
+        let mut winner: Option<(usize, Option<Record>)> = None;
+        for (i, (head, source)) in heads.iter_mut().zip(&mut sources).enumerate() {
             if head.as_ref().is_some_and(|(k, _)| *k == min) {
                 let (_, v) = std::mem::replace(head, source.next().transpose()?).expect("head checked above");
                 // Sources are in layer order: the first one to hold the key wins.
-                winner.get_or_insert(v);
+                winner.get_or_insert((i, v));
             }
         }
-        if let Some(Some(rec)) = winner {
-            out.push((min, rec));
+        if let Some((i, Some(rec))) = winner {
+            // A layer above the winning source may have dropped the key's slot.
+            if !layers[..i.min(layers.len())].iter().any(|l| l.hides(&min)) {
+                out.push((min, rec));
+            }
         }
     }
     Ok(out)
@@ -136,6 +207,8 @@ pub(crate) fn scan(
 
 #[cfg(test)]
 mod tests {
+    use std::ops::RangeBounds;
+
     use tidal_core::kv::{KvStore, MemStore};
 
     use super::*;
@@ -144,16 +217,24 @@ mod tests {
         fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
             KvStore::get(self, key)
         }
-        fn iter_after<'a>(&'a self, after: Option<&[u8]>) -> Result<BaseIter<'a>, KvError> {
-            let after = after.map(<[u8]>::to_vec);
+        fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+            let (lower, upper) = (owned(lower), owned(upper));
             Ok(Box::new(
                 self.entries()
-                    .filter(move |(k, _)| after.as_deref().is_none_or(|a| *k > a))
+                    .filter(move |(k, _)| (lower.clone(), upper.clone()).contains(&k.to_vec()))
                     .map(|(k, v)| Ok((k.to_vec(), v.clone()))),
             ))
         }
         fn len(&self) -> Result<u64, KvError> {
             KvStore::len(self)
+        }
+    }
+
+    fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+        match b {
+            Bound::Included(v) => Bound::Included(v.to_vec()),
+            Bound::Excluded(v) => Bound::Excluded(v.to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
         }
     }
 
@@ -178,7 +259,7 @@ mod tests {
             let mut frozen = Layer::default();
             let mut active = Layer::default();
             for step in 0..400 {
-                let key = format!("k{:02}", rng.next(30)).into_bytes();
+                let key = stored_key(rng.next(3) as u32, format!("k{:02}", rng.next(10)).as_bytes());
                 match rng.next(100) {
                     0..=49 => {
                         let rec = Record::new(format!("v{step}"));
@@ -195,6 +276,15 @@ mod tests {
                         model.clear().unwrap();
                         active.clear();
                     }
+                    90..=92 => {
+                        let slot = rng.next(3) as u32;
+                        let doomed: Vec<Vec<u8>> =
+                            model.entries().map(|(k, _)| k.to_vec()).filter(|k| slot_of_stored(k) == slot).collect();
+                        for k in doomed {
+                            model.delete(&k).unwrap();
+                        }
+                        active.drop_slot(slot);
+                    }
                     82..=89 => {
                         // Flush the frozen layer into the base, freeze the active one.
                         apply_layer(&mut base, &frozen);
@@ -209,7 +299,8 @@ mod tests {
                     KvStore::get(&model, &key).unwrap(),
                     "seed {seed} step {step}: get"
                 );
-                let after = (rng.next(4) > 0).then(|| format!("k{:02}", rng.next(30)).into_bytes());
+                let after = (rng.next(4) > 0)
+                    .then(|| stored_key(rng.next(3) as u32, format!("k{:02}", rng.next(10)).as_bytes()));
                 let limit = 1 + rng.next(12) as usize;
                 assert_eq!(
                     scan(&layers, &base, after.as_deref(), limit).unwrap(),
@@ -223,6 +314,11 @@ mod tests {
     fn apply_layer(base: &mut MemStore, layer: &Layer) {
         if layer.cleared {
             base.clear().unwrap();
+        }
+        let doomed: Vec<Vec<u8>> =
+            base.entries().map(|(k, _)| k.to_vec()).filter(|k| layer.dropped.contains(&slot_of_stored(k))).collect();
+        for k in doomed {
+            base.delete(&k).unwrap();
         }
         for (k, v) in &layer.entries {
             match v {

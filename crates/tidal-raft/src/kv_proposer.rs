@@ -20,9 +20,9 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use tidal_core::kv::{Reply, WriteOp};
+use tidal_core::kv::WriteOp;
 
-use crate::kv_machine::encode_batch;
+use crate::kv_entry::{encode_batch, encode_entry, ControlOutcome, KvEntry, Outcome};
 use crate::types::{decode, Proposal, Raft};
 
 /// Most writes in one entry.
@@ -42,32 +42,47 @@ pub enum ProposeError {
 struct Pending {
     ops: Vec<WriteOp>,
     size: usize,
-    reply: oneshot::Sender<Result<Vec<Reply>, ProposeError>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, ProposeError>>,
 }
 
 /// Handle to one group's batcher; dropping every handle stops it.
 #[derive(Clone)]
 pub struct KvProposer {
     tx: mpsc::UnboundedSender<Pending>,
+    raft: Raft,
+    now_ms: std::sync::Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 impl KvProposer {
     /// Start the batcher of `raft`; `now_ms` stamps each entry.
-    pub fn spawn(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static) -> Self {
+    pub fn spawn(raft: Raft, now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, now_ms, rx));
-        Self { tx }
+        let now_ms: std::sync::Arc<dyn Fn() -> u64 + Send + Sync> = std::sync::Arc::new(now_ms);
+        let clock = now_ms.clone();
+        tokio::spawn(run(raft.clone(), move || clock(), rx));
+        Self { tx, raft, now_ms }
+    }
+
+    /// Propose a move's entry (a slot command or copied rows) on its own,
+    /// outside the batches of client writes, and wait until it applied.
+    pub async fn propose_control(&self, entry: &KvEntry) -> Result<ControlOutcome, ProposeError> {
+        let p = Proposal { now_ms: (self.now_ms)(), body: encode_entry(entry) };
+        match self.raft.client_write(p).await {
+            Ok(r) => decode::<ControlOutcome>(&r.data)
+                .map_err(|e| ProposeError::Ambiguous(format!("undecodable reply: {e}"))),
+            Err(e) => Err(ProposeError::Ambiguous(e.to_string())),
+        }
     }
 
     /// Propose `op` in the next entry and wait for its reply.
-    pub async fn propose(&self, op: WriteOp) -> Result<Reply, ProposeError> {
+    pub async fn propose(&self, op: WriteOp) -> Result<Outcome, ProposeError> {
         let mut replies = self.propose_many(vec![op]).await?;
         replies.pop().ok_or_else(|| ProposeError::Ambiguous("no reply for the write".into()))
     }
 
     /// Propose `ops` together in the next entry, in this order, and wait
     /// for their replies (in the same order).
-    pub async fn propose_many(&self, ops: Vec<WriteOp>) -> Result<Vec<Reply>, ProposeError> {
+    pub async fn propose_many(&self, ops: Vec<WriteOp>) -> Result<Vec<Outcome>, ProposeError> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -130,7 +145,7 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
             ops.extend(p.ops);
         }
         let outcome = match raft.client_write(Proposal { now_ms: now_ms(), body: encode_batch(&ops) }).await {
-            Ok(r) => match decode::<Vec<Reply>>(&r.data) {
+            Ok(r) => match decode::<Vec<Outcome>>(&r.data) {
                 Ok(rs) if rs.len() == ops.len() => Ok(rs),
                 Ok(rs) => Err(ProposeError::Ambiguous(format!("{} replies for {} writes", rs.len(), ops.len()))),
                 Err(e) => Err(ProposeError::Ambiguous(format!("undecodable replies: {e}"))),

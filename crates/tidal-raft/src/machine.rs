@@ -21,12 +21,12 @@ pub type FlushJob = Box<dyn FnOnce(&WriteTransaction) -> Result<(), String> + Se
 /// index always change together. Entries applied after the last flush are
 /// applied again from the durable log after a crash.
 pub trait Machine: Send + Sync + 'static {
-    /// Apply one committed proposal and return its encoded reply; `state`
-    /// is the state file, for data the machine does not hold in memory. An
-    /// invalid proposal must produce an error *reply*, not `Err`: `Err`
-    /// means the storage failed and the node cannot continue with this
-    /// group.
-    fn apply(&self, state: &Db, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String>;
+    /// Apply the committed proposal at log `index` and return its encoded
+    /// reply; `state` is the state file, for data the machine does not hold
+    /// in memory. A proposal the machine understands but refuses must
+    /// produce an error *reply*, not `Err`: `Err` means the group cannot go
+    /// on (the storage failed, or the entry cannot be read at all).
+    fn apply(&self, state: &Db, index: u64, now_ms: u64, body: &[u8]) -> Result<Vec<u8>, String>;
 
     /// Rough bytes of memory held by what was applied since the last
     /// [`freeze`](Machine::freeze).

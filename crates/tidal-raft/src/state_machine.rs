@@ -167,9 +167,8 @@ impl GroupStateMachine {
             for e in entries {
                 match &e.payload {
                     EntryPayload::Blank => replies.push(Vec::new()),
-                    EntryPayload::Normal(p) => {
-                        replies.push(s.machine.apply(s.storage.state(), p.now_ms, &p.body).map_err(io_err)?)
-                    }
+                    EntryPayload::Normal(p) => replies
+                        .push(s.machine.apply(s.storage.state(), e.log_id.index, p.now_ms, &p.body).map_err(io_err)?),
                     EntryPayload::Membership(m) => {
                         a.membership = StoredMembership::new(Some(e.log_id), m.clone());
                         replies.push(Vec::new());

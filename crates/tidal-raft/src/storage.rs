@@ -31,7 +31,7 @@ pub(crate) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new
 /// Small per-group values: (group, name) -> encoded value. The log file
 /// holds `vote` and `purged`; the state file `applied`, `membership` and
 /// `committed`.
-pub(crate) const META: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("raft_meta");
+pub const META: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("raft_meta");
 /// The latest snapshot of each group (state file): group -> encoded snapshot.
 pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_snapshot");
 /// Groups this node hosts and the epoch they were placed at (log file).

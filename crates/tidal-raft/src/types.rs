@@ -58,6 +58,48 @@ pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, postcard::Error>
     postcard::from_bytes(b)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_records_are_told_apart_from_older_ones() {
+        let v = encode_versioned(3, &vec![1u32, 2]);
+        let (version, body) = split_version(&v);
+        assert_eq!(version, 3);
+        assert_eq!(decode::<Vec<u32>>(body).unwrap(), vec![1, 2]);
+        // Vecs of every length that starts a varint with 0xFF stay version 0.
+        for n in [0usize, 1, 127, 128, 255, 16_383, 16_384] {
+            let old = encode(&vec![0u8; n]);
+            assert_eq!(split_version(&old).0, 0, "a Vec of {n}");
+        }
+    }
+}
+
+/// The first bytes of a versioned record (an entry body, a persisted
+/// state). A postcard value never starts with them: `0xFF` opens a varint
+/// that continues, and a continuation byte of `0x00` would make it
+/// non-minimal, which postcard never writes. So records from before
+/// versioning (version 0) are told apart from versioned ones.
+const VERSIONED: [u8; 2] = [0xFF, 0x00];
+
+/// `v` encoded with its format `version` in front.
+pub fn encode_versioned<T: Serialize>(version: u8, v: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&VERSIONED);
+    out.push(version);
+    postcard::to_extend(v, out).expect("in-memory serialization cannot fail")
+}
+
+/// The format version of a record and its payload: version 0 is a record
+/// written before formats were versioned, whose payload is all of `b`.
+pub fn split_version(b: &[u8]) -> (u8, &[u8]) {
+    match b {
+        [0xFF, 0x00, version, rest @ ..] => (*version, rest),
+        _ => (0, b),
+    }
+}
+
 /// An I/O error for openraft from anything displayable.
 pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())

@@ -10,7 +10,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, WireError};
 use tidal_raft::{RaftHost, RaftTuning, Storage};
@@ -33,7 +33,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     let dispatch: Arc<dyn Dispatch> = host.clone();
     tokio::spawn(serve(listener, dispatch, stop_rx));
 
-    let machine = Arc::new(KvMachine::new("default:0"));
+    let machine = Arc::new(KvMachine::new("default:0", &KvSpec::whole(1024)));
     let g = host.start_group("default:0", 5, machine.clone()).await.unwrap();
 
     // A peer (here: this node calling itself over TCP) with wrong frames.
@@ -70,7 +70,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     g.raft.wait(Some(Duration::from_secs(10))).current_leader(1, "leader").await.unwrap();
     let op = WriteOp::set("k", "v");
     let proposer = KvProposer::spawn(g.raft.clone(), || 1);
-    assert_eq!(proposer.propose(op.clone()).await.unwrap(), Reply::Ok);
+    assert_eq!(proposer.propose(op.clone()).await.unwrap(), Ok(Reply::Ok));
     // Concurrent writes share entries: fewer entries than writes.
     let before = g.raft.metrics().borrow_watched().last_log_index.unwrap();
     let writes: Vec<_> = (0..200)
@@ -82,17 +82,17 @@ async fn frames_fail_closed_and_a_group_commits() {
         .collect();
     let mut sum = 0;
     for w in writes {
-        assert!(matches!(w.await.unwrap().unwrap(), Reply::Int(_)));
+        assert!(matches!(w.await.unwrap().unwrap(), Ok(Reply::Int(_))));
     }
     for i in 0..200 {
         sum += i;
     }
     let got = machine.read(&storage, &ReadOp::Get { key: b"n".to_vec() }, 2).unwrap();
-    assert_eq!(got, Reply::Bulk(sum.to_string().into_bytes()));
+    assert_eq!(got, Ok(Reply::Bulk(sum.to_string().into_bytes())));
     let entries = g.raft.metrics().borrow_watched().last_log_index.unwrap() - before;
     assert!(entries < 200, "200 concurrent writes took {entries} entries");
     let got = machine.read(&storage, &ReadOp::Get { key: b"k".to_vec() }, 2).unwrap();
-    assert_eq!(got, Reply::Bulk(b"v".to_vec()));
+    assert_eq!(got, Ok(Reply::Bulk(b"v".to_vec())));
     // The group is recorded for restarts, with its epoch.
     assert_eq!(storage.hosted_groups().unwrap(), vec![("default:0".to_string(), 5)]);
     host.shutdown().await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tidal_raft::kv_machine::{encode_batch, KvMachine};
+use tidal_raft::kv_machine::{encode_batch, KvMachine, KvSpec};
 use tidal_raft::state_machine::GroupStateMachine;
 use tidal_raft::types::{CommittedLeaderId, Entry, LogId, Proposal};
 use tidal_raft::Storage;
@@ -22,7 +22,7 @@ fn entry(index: u64, ops: &[WriteOp]) -> Entry {
 }
 
 fn get(machine: &KvMachine, storage: &Storage, key: &str) -> Reply {
-    machine.read(storage, &ReadOp::Get { key: key.as_bytes().to_vec() }, 1).unwrap()
+    machine.read(storage, &ReadOp::Get { key: key.as_bytes().to_vec() }, 1).unwrap().unwrap()
 }
 
 fn bulk(v: &str) -> Reply {
@@ -32,7 +32,7 @@ fn bulk(v: &str) -> Reply {
 #[tokio::test]
 async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_snapshots() {
     let storage = Storage::in_memory().unwrap();
-    let machine = Arc::new(KvMachine::new(GROUP));
+    let machine = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
     let mut sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
 
     let ops: Vec<WriteOp> = (0..50).map(|i| WriteOp::set(format!("k{i}"), format!("v{i}"))).collect();
@@ -43,7 +43,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     assert_eq!(sm.applied_state().await.unwrap().0.map(|l| l.index), Some(2));
 
     // Not flushed yet: a machine reading the same state file sees nothing.
-    let fresh = Arc::new(KvMachine::new(GROUP));
+    let fresh = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
     let mut fresh_sm = GroupStateMachine::new(GROUP, storage.clone(), fresh.clone()).unwrap();
     assert_eq!(fresh_sm.applied_state().await.unwrap().0, None);
     assert_eq!(get(&fresh, &storage, "k7"), Reply::Nil);
@@ -58,7 +58,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     sm.flush(true).await.unwrap();
 
     // After the flush the file holds the data and the index together.
-    let fresh = Arc::new(KvMachine::new(GROUP));
+    let fresh = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
     let mut fresh_sm = GroupStateMachine::new(GROUP, storage.clone(), fresh.clone()).unwrap();
     assert_eq!(fresh_sm.applied_state().await.unwrap().0.map(|l| l.index), Some(3));
     assert_eq!(get(&fresh, &storage, "k7"), bulk("new"));
@@ -71,7 +71,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
     assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(4));
 
     let other = Storage::in_memory().unwrap();
-    let other_machine = Arc::new(KvMachine::new(GROUP));
+    let other_machine = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
     let mut other_sm = GroupStateMachine::new(GROUP, other.clone(), other_machine.clone()).unwrap();
     // Writes the snapshot replaces must not survive it.
     other_sm.apply_entries(vec![entry(1, &[WriteOp::set("stale", "y")])]).await.unwrap();
@@ -86,7 +86,7 @@ async fn writes_read_from_memory_reach_the_file_with_their_index_and_travel_in_s
 #[tokio::test]
 async fn flushdb_clears_what_is_in_the_file_and_in_memory() {
     let storage = Storage::in_memory().unwrap();
-    let machine = Arc::new(KvMachine::new(GROUP));
+    let machine = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
     let sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
     sm.apply_entries(vec![entry(1, &[WriteOp::set("a", "1"), WriteOp::set("b", "2")])]).await.unwrap();
     sm.flush(false).await.unwrap();
@@ -95,7 +95,7 @@ async fn flushdb_clears_what_is_in_the_file_and_in_memory() {
     assert_eq!(get(&machine, &storage, "d"), bulk("4"));
     assert_eq!(machine.stored_keys(&storage).unwrap(), 1);
     sm.flush(false).await.unwrap();
-    let fresh = Arc::new(KvMachine::new(GROUP));
+    let fresh = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
     assert_eq!(get(&fresh, &storage, "b"), Reply::Nil);
     assert_eq!(get(&fresh, &storage, "c"), Reply::Nil);
     assert_eq!(get(&fresh, &storage, "d"), bulk("4"));

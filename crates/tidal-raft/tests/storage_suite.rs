@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{ErrorSubject, ErrorVerb};
-use tidal_raft::kv_machine::KvMachine;
+use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::log_store::LogStore;
 use tidal_raft::state_machine::GroupStateMachine;
 use tidal_raft::types::StorageError;
@@ -18,7 +18,7 @@ impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, ()> for Builder {
     async fn build(&self) -> Result<((), LogStore, GroupStateMachine), StorageError> {
         let store_err = |e: std::io::Error| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e);
         let s = Storage::in_memory().map_err(|e| store_err(std::io::Error::other(e)))?;
-        let machine = Arc::new(KvMachine::new("default:0"));
+        let machine = Arc::new(KvMachine::new("default:0", &KvSpec::whole(1024)));
         let state = GroupStateMachine::new("default:0", s.clone(), machine).map_err(store_err)?;
         Ok(((), LogStore::new("default:0", s), state))
     }

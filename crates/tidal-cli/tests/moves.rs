@@ -1,0 +1,254 @@
+//! Data movement against real clusters: new PRGs, slot moves under a
+//! verified load, a cancel, a SIGKILL of the control-plane leader during a
+//! move, leader transfer, and bad input.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{http, http_get, wait_for, Cluster, BIN};
+use serde_json::Value;
+
+fn tidal(c: &Cluster, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .args(["--http", &c.nodes[0].http, "--json"])
+        .env("TIDAL_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tidal")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn bench(c: &Cluster, seconds: u64, keys: u64) -> std::process::Child {
+    let endpoints: Vec<&str> = c.nodes.iter().map(|n| n.redis.as_str()).collect();
+    let target = format!("resp://{}", endpoints.join(","));
+    let duration = format!("{seconds}s");
+    let keys = keys.to_string();
+    Command::new(BIN)
+        .arg("bench")
+        .args(["--target", &target, "--clients", "8", "--duration", &duration, "--workload", "a"])
+        .args(["--keys", &keys, "--value-size", "512", "--verify", "--verify-every", "4s", "--timeout", "3s"])
+        .args(["--json", "-"])
+        .env("TIDAL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tidal bench")
+}
+
+/// The bench run ended with every acknowledged write read back, and no
+/// client ever saw an error.
+fn assert_clean(out: Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let s: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bench printed no JSON ({e}): {stderr}"));
+    let v = &s["verify"];
+    for k in ["lost", "stale", "phantom", "unverified"] {
+        assert_eq!(v[k], 0, "{k}: {v}\n{stderr}");
+    }
+    assert!(v["acked_writes"].as_u64().unwrap() > 200, "{v}");
+    for p in s["phases"].as_array().unwrap() {
+        assert_eq!(p["errors"], 0, "clients saw errors during the move: {p}\n{stderr}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+fn cluster_state(c: &Cluster, i: usize) -> Value {
+    let (_, body) = http_get(&c.nodes[i].http, "/api/v1/routing").unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The PRG that owns `slot` of tenant `default` by a node's routing table.
+fn owner(routing: &Value, slot: u64) -> String {
+    let t = routing["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "default").expect("tenant default");
+    for r in t["ranges"].as_array().unwrap() {
+        if r[0].as_u64().unwrap() <= slot && slot <= r[1].as_u64().unwrap() {
+            return r[2].as_str().unwrap().to_string();
+        }
+    }
+    panic!("slot {slot} has no owner in {routing}")
+}
+
+fn dbsize(c: &Cluster) -> i64 {
+    match c.client(0).cmd(&["DBSIZE"]).unwrap() {
+        common::Value::Int(n) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+/// Add a PRG, move an eighth of the slots to it while eight clients read
+/// and write with verification: the move finishes, clients see no error,
+/// nothing acknowledged is lost or stale, and counts stay exact.
+#[test]
+fn slots_move_to_a_new_prg_under_verified_load() {
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "256"]);
+    let load = bench(&c, 12, 4000);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let added = json_of(&tidal(&c, &["prgs", "add", "--tenant", "default", "--count", "1"]));
+    assert_eq!(added["prgs"][0], "default:2", "{added}");
+
+    let out = tidal(&c, &["move", "slots", "--tenant", "default", "--slots", "0-31", "--to", "default:2", "--wait"]);
+    let m = json_of(&out);
+    assert_eq!(m["state"], "done", "{m}");
+    assert_eq!(m["slotCount"], 32);
+    assert!(m["bytes"].as_u64().unwrap() > 0, "{m}");
+    assert!(m["fenceWindowMs"].as_u64().is_some(), "{m}");
+    assert_clean(load.wait_with_output().unwrap());
+
+    // The routing table names the new owner, and every key is counted once.
+    let routing = cluster_state(&c, 1);
+    assert!((0..32).all(|s| owner(&routing, s) == "default:2"), "{routing}");
+    assert_eq!(owner(&routing, 32), "default:0");
+    let keys = dbsize(&c);
+    assert!(keys > 0 && keys <= 4000, "DBSIZE {keys}");
+    let listed = json_of(&tidal(&c, &["moves"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// A cancelled move rolls back: the source serves its slots again, the
+/// target's copy is gone, and the same slots can be moved afterwards.
+#[test]
+fn a_cancelled_move_puts_everything_back() {
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "64", "--move-rate-mb", "1"]);
+    let mut cl = c.client(0);
+    let value = "x".repeat(4096);
+    for i in 0..1500 {
+        assert_eq!(cl.cmd(&["SET", &format!("k{i}"), &value]).unwrap(), common::Value::Simple("OK".into()));
+    }
+    json_of(&tidal(&c, &["prgs", "add", "--count", "1"]));
+    // 1 MiB/s over ~3 MiB of rows: the copy is still running when cancelled.
+    let started = json_of(&tidal(&c, &["move", "slots", "--slots", "0-31", "--to", "default:2"]));
+    let id = started["id"].as_u64().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(700));
+    json_of(&tidal(&c, &["moves", "cancel", &id]));
+    let m = wait_for(Duration::from_secs(30), "the move to roll back", || {
+        let m = json_of(&tidal(&c, &["moves", &id]));
+        (m["state"] == "rolled-back").then_some(m)
+    });
+    assert!(m["error"].as_str().unwrap_or("").contains("cancel"), "{m}");
+    let routing = cluster_state(&c, 0);
+    assert!((0..32).all(|s| owner(&routing, s) == "default:0"), "{routing}");
+    assert_eq!(dbsize(&c), 1500);
+    for i in (0..1500).step_by(97) {
+        assert_eq!(cl.cmd(&["GET", &format!("k{i}")]).unwrap(), common::Value::Bulk(value.clone().into_bytes()));
+    }
+    // Nothing of the first attempt is left in the way of a second.
+    let out = tidal(&c, &["move", "slots", "--slots", "0-31", "--to", "default:2", "--wait"]);
+    assert_eq!(json_of(&out)["state"], "done");
+    assert_eq!(dbsize(&c), 1500);
+}
+
+/// SIGKILL the control-plane leader while a move copies: the next leader
+/// resumes the move from its journal, and no acknowledged write is lost.
+#[test]
+fn a_move_survives_the_control_plane_leader_dying() {
+    let mut c = Cluster::start(3, &["--prgs", "2", "--slots", "128", "--move-rate-mb", "2"]);
+    let mut cl = c.client(0);
+    let value = "y".repeat(2048);
+    for i in 0..2000 {
+        cl.cmd(&["SET", &format!("seed{i}"), &value]).unwrap();
+    }
+    let load = bench(&c, 14, 3000);
+    json_of(&tidal(&c, &["prgs", "add", "--count", "1"]));
+    let id = json_of(&tidal(&c, &["move", "slots", "--slots", "0-63", "--to", "default:2"]))["id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(800));
+    let (_, body) = http_get(&c.nodes[0].http, "/api/v1/cluster").unwrap();
+    let leader = serde_json::from_str::<Value>(&body).unwrap()["cpLeader"].as_u64().expect("a CP leader");
+    let victim = (leader - 1) as usize;
+    c.kill(victim);
+    let ask = (victim + 1) % 3;
+    let m = wait_for(Duration::from_secs(60), "the move to finish under the new CP leader", || {
+        let (code, body) = http_get(&c.nodes[ask].http, &format!("/api/v1/moves/{id}")).ok()?;
+        let m: Value = serde_json::from_str(&body).ok()?;
+        (code == 200 && (m["state"] == "done" || m["state"] == "rolled-back")).then_some(m)
+    });
+    c.spawn(victim);
+    let out = load.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    for k in ["lost", "stale", "phantom"] {
+        assert_eq!(s["verify"][k], 0, "{k} after move {m}: {}\n{stderr}", s["verify"]);
+    }
+    c.wait_all_ready(Duration::from_secs(60));
+    let mut cl = c.client(ask);
+    for i in (0..2000).step_by(37) {
+        let got = cl.cmd(&["GET", &format!("seed{i}")]).unwrap();
+        assert_eq!(got, common::Value::Bulk(value.clone().into_bytes()), "seed{i}");
+    }
+}
+
+#[test]
+fn leadership_moves_on_request() {
+    let c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
+    let prgs = c.groups(0).unwrap();
+    let g = prgs.as_array().unwrap().iter().find(|g| g["id"] == "default:0").unwrap().clone();
+    let leader = g["leader"].as_u64().unwrap();
+    let to = (1..=3).find(|n| *n != leader).unwrap();
+    let out = tidal(&c, &["leader", "transfer", "--prg", "default:0", "--to", &to.to_string()]);
+    assert_eq!(json_of(&out)["leader"], to, "{}", String::from_utf8_lossy(&out.stderr));
+    let mut cl = c.client(0);
+    assert_eq!(cl.cmd(&["SET", "after", "transfer"]).unwrap(), common::Value::Simple("OK".into()));
+    // Not a member: refused, nothing changes.
+    let (code, body) = http(&c.nodes[0].http, "POST", "/api/v1/prgs/default:0/leader", br#"{"to":9}"#).unwrap();
+    assert_eq!(code, 404, "{body}");
+}
+
+/// Every bad request is refused with a clear status and changes nothing.
+#[test]
+fn bad_moves_are_refused_and_change_nothing() {
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "64"]);
+    let post = |body: &str| http(&c.nodes[1].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();
+    let before = cluster_state(&c, 1);
+    for (body, want) in [
+        (r#"{"tenant":"default","slots":"0-3","to":"default:9"}"#, 404),
+        (r#"{"tenant":"nope","slots":"0-3","to":"nope:1"}"#, 404),
+        (r#"{"tenant":"default","slots":"0-3","to":"other:1"}"#, 400),
+        (r#"{"tenant":"default","slots":"64","to":"default:1"}"#, 400),
+        (r#"{"tenant":"default","slots":"3-1","to":"default:1"}"#, 400),
+        (r#"{"tenant":"default","slots":"30-40","to":"default:1"}"#, 409),
+        (r#"{"tenant":"default","slots":"40-41","to":"default:1"}"#, 409),
+        (r#"{"tenant":"default","slots":"0-3","from":"default:1","to":"default:0"}"#, 409),
+        (r#"{"tenant":"default","slots":[1,2],"to":"default:1","extra":1}"#, 400),
+        ("not json", 400),
+    ] {
+        let (code, resp) = post(body);
+        assert_eq!(code, want, "{body}: {resp}");
+        assert!(resp.contains("error"), "{resp}");
+    }
+    // A second move of slots already moving is refused.
+    let (code, _) = post(r#"{"tenant":"default","slots":"0-3","to":"default:1"}"#);
+    assert_eq!(code, 202);
+    let (code, resp) = post(r#"{"tenant":"default","slots":"2-5","to":"default:1"}"#);
+    assert_eq!(code, 409, "{resp}");
+    for (path, body, want) in [
+        ("/api/v1/tenants/nope/prgs", r#"{"count":1}"#, 404),
+        ("/api/v1/tenants/default/prgs", r#"{"count":0}"#, 400),
+        ("/api/v1/tenants/default/prgs", r#"{"count":1,"members":[1,2]}"#, 400),
+        ("/api/v1/tenants/default/prgs", r#"{"count":1,"members":[1,2,7]}"#, 404),
+        ("/api/v1/moves/999/cancel", "", 404),
+    ] {
+        let (code, resp) = http(&c.nodes[1].http, "POST", path, body.as_bytes()).unwrap();
+        assert_eq!(code, want, "{path} {body}: {resp}");
+    }
+    let after = cluster_state(&c, 1);
+    assert_eq!(after["tenants"], before["tenants"]);
+    // The CLI reports refusals as bad usage.
+    let out = tidal(&c, &["move", "slots", "--slots", "x", "--to", "default:1"]);
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,348 @@
+//! The move executor: carries slot moves out, step by step, on the
+//! control-plane leader.
+//!
+//! ```text
+//!   CP leader                                   PRG leaders
+//!   ┌──────────────────────────┐  slot command   ┌──────────────┐
+//!   │ plan(move) ─> actions ───│───────────────> │ source A     │
+//!   │   (tidal_core::slot_move)│  copy / catch-up│    rows ↓    │
+//!   │ journal each phase in _cp│───────────────> │ target B     │
+//!   └──────────────────────────┘                 └──────────────┘
+//! ```
+//!
+//! What to do next is decided by [`tidal_core::slot_move::plan`] from the
+//! move's record in the control plane; this module only performs it,
+//! through [`MoveOps`] (which the node implements with its router), and
+//! journals the outcome with a command conditioned on the phase it
+//! expects. Every step is idempotent, so when the control-plane leader
+//! changes, the new leader's executor starts the current phase over.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tidal_core::ownership::{MoveId, SlotCommand};
+use tidal_core::slot_move::{
+    after_round, fence_overrun, on_failure, plan, Action, CatchUp, MoveLimits, MovePhase, SlotMove,
+};
+use tidal_core::PrgId;
+use tidal_raft::transport::BoxFuture;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::api::{ControlPlane, CpError};
+use crate::command::{CpCommand, CpReply};
+
+/// Why a step did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StepError {
+    /// The source cannot say what changed since the copy began (a replica
+    /// restarted): the copy cannot be completed.
+    #[error("changes were lost: {0}")]
+    Lost(String),
+    /// The PRG refused the step: it will not succeed by retrying.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// No answer, or no leader: it may succeed later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One chunk copied by the target's leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub rows: u64,
+    pub bytes: u64,
+    /// The last row's stored key, where the next chunk starts.
+    pub last: Option<Vec<u8>>,
+    /// The end of the slots was reached.
+    pub done: bool,
+    /// For a catch-up round: the source's log index the rows are current as of.
+    pub at: u64,
+}
+
+/// What the executor needs done on PRGs, through their leaders.
+pub trait MoveOps: Send + Sync + 'static {
+    /// Propose `cmd` on `prg`; the answer is the log index it applied at.
+    fn slot_command(&self, prg: PrgId, cmd: SlotCommand) -> BoxFuture<Result<u64, StepError>>;
+    /// Have the target's leader copy the rows of `m` after `after`, up to
+    /// `max_bytes`, from the source's leader into its own log.
+    fn copy_rows(&self, m: SlotMove, after: Option<Vec<u8>>, max_bytes: u64) -> BoxFuture<Result<Copied, StepError>>;
+    /// Have the target's leader pull the rows of `m` changed after the
+    /// source's log index `after`, into its own log.
+    fn catch_up(&self, m: SlotMove, after: u64) -> BoxFuture<Result<Copied, StepError>>;
+}
+
+/// How moves are paced.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutorConfig {
+    pub limits: MoveLimits,
+    /// Bytes per chunk of the copy.
+    pub chunk_bytes: u64,
+    /// Most bytes per second a move copies (0: no limit).
+    pub rate_bytes: u64,
+    /// How long an uncommitted move retries an unavailable PRG before it
+    /// rolls back.
+    pub retry_budget: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            limits: MoveLimits::default(),
+            chunk_bytes: 1 << 20,
+            rate_bytes: 0,
+            retry_budget: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct MoveExecutor {
+    cp: Arc<ControlPlane>,
+    ops: Arc<dyn MoveOps>,
+    config: ExecutorConfig,
+    running: Mutex<BTreeSet<MoveId>>,
+}
+
+/// How a phase ended when it did not finish.
+enum Stop {
+    /// This node no longer leads the control plane, or the move changed
+    /// under us: read it again.
+    Reread,
+    /// Roll back (before the commit) or retry (after it), with this reason.
+    Failed(String),
+}
+
+impl From<CpError> for Stop {
+    fn from(e: CpError) -> Self {
+        match e {
+            CpError::Refused(_) => Stop::Reread,
+            CpError::Unavailable(e) => Stop::Failed(format!("control plane: {e}")),
+        }
+    }
+}
+
+impl MoveExecutor {
+    pub fn new(cp: Arc<ControlPlane>, ops: Arc<dyn MoveOps>, config: ExecutorConfig) -> Arc<Self> {
+        Arc::new(Self { cp, ops, config, running: Mutex::default() })
+    }
+
+    /// Watch for unfinished moves while this node leads the control plane,
+    /// and drive each one; stops when `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if self.cp.is_local_leader() {
+                for id in self.unfinished() {
+                    if self.running.lock().expect("running lock").insert(id) {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            me.drive(id).await;
+                            me.running.lock().expect("running lock").remove(&id);
+                        });
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    fn unfinished(&self) -> Vec<MoveId> {
+        let Some(machine) = self.cp.local_machine() else { return Vec::new() };
+        machine.state().moves.values().filter(|m| !m.phase.is_finished()).map(|m| m.id).collect()
+    }
+
+    /// The move as this replica last applied it.
+    fn current(&self, id: MoveId) -> Option<SlotMove> {
+        self.cp.local_machine()?.state().moves.get(&id).cloned()
+    }
+
+    async fn drive(&self, id: MoveId) {
+        let mut failures = 0u32;
+        loop {
+            if !self.cp.is_local_leader() {
+                return;
+            }
+            let Some(m) = self.current(id) else { return };
+            if m.phase.is_finished() {
+                tracing::info!(move_id = id, phase = m.phase.name(), "move finished");
+                return;
+            }
+            if m.cancel_requested && m.phase.may_become(MovePhase::RollingBack) {
+                let _ = self.become_(&m, MovePhase::RollingBack, Some("cancelled by an operator".into())).await;
+                continue;
+            }
+            match self.run_phase(&m).await {
+                Ok(()) => failures = 0,
+                Err(Stop::Reread) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(Stop::Failed(why)) => {
+                    failures += 1;
+                    let next = on_failure(m.phase);
+                    tracing::warn!(move_id = id, phase = m.phase.name(), error = %why, "move step failed");
+                    if next != m.phase && m.phase.may_become(next) {
+                        let _ = self.become_(&m, next, Some(why)).await;
+                    } else {
+                        // Committed (or rolling back): the step is retried until it is done.
+                        let pause = Duration::from_millis((100 * u64::from(failures)).min(2_000));
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn become_(&self, m: &SlotMove, phase: MovePhase, error: Option<String>) -> Result<(), Stop> {
+        let cmd = CpCommand::UpdateMove { id: m.id, expect: m.phase, phase, progress: None, error };
+        self.cp.propose(cmd).await?;
+        Ok(())
+    }
+
+    /// Run the actions that take `m` to its next phase.
+    async fn run_phase(&self, m: &SlotMove) -> Result<(), Stop> {
+        let mut m = m.clone();
+        for action in plan(&m) {
+            match action {
+                Action::Source(cmd) => {
+                    let at = self.retry(&m, || self.ops.slot_command(m.source(), cmd.clone())).await?;
+                    if let SlotCommand::BeginExport { .. } = cmd {
+                        if m.progress.delta_from.is_none() {
+                            m.progress.delta_from = Some(at);
+                            self.save(&m).await?;
+                        }
+                    }
+                }
+                Action::Target(cmd) => {
+                    self.retry(&m, || self.ops.slot_command(m.target(), cmd.clone())).await?;
+                }
+                Action::CopyRows => self.copy(&mut m).await?,
+                Action::CatchUp => {
+                    loop {
+                        let bytes = self.pull(&mut m).await?;
+                        if self.cancelled(&m) {
+                            return Err(Stop::Reread);
+                        }
+                        if after_round(bytes, m.progress.rounds, &self.config.limits) == CatchUp::Fence {
+                            break;
+                        }
+                    }
+                    self.save(&m).await?;
+                }
+                Action::FinalDelta => {
+                    self.pull(&mut m).await?;
+                }
+                Action::Commit => {
+                    let now = self.cp.now_ms();
+                    if fence_overrun(&m, now, &self.config.limits) {
+                        return Err(Stop::Failed(format!(
+                            "the fence lasted longer than its budget of {} ms",
+                            self.config.limits.fence_budget_ms
+                        )));
+                    }
+                    match self.cp.propose(CpCommand::CommitMove { id: m.id }).await {
+                        Ok(CpReply::Ok { routing_epoch, .. }) => {
+                            tracing::info!(move_id = m.id, routing_epoch, "move committed");
+                        }
+                        Ok(other) => return Err(Stop::Failed(format!("unexpected answer {other:?}"))),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Action::Become(phase) => {
+                    let cmd = CpCommand::UpdateMove {
+                        id: m.id,
+                        expect: m.phase,
+                        phase,
+                        progress: Some(m.progress.clone()),
+                        error: None,
+                    };
+                    self.cp.propose(cmd).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cancelled(&self, m: &SlotMove) -> bool {
+        !m.phase.is_committed() && self.current(m.id).is_some_and(|c| c.cancel_requested)
+    }
+
+    /// Save the copy's progress so a new executor resumes from it.
+    async fn save(&self, m: &SlotMove) -> Result<(), Stop> {
+        let cmd = CpCommand::MoveProgress { id: m.id, expect: m.phase, progress: m.progress.clone() };
+        self.cp.propose(cmd).await?;
+        Ok(())
+    }
+
+    /// Copy the slots' rows from the saved cursor to the end.
+    async fn copy(&self, m: &mut SlotMove) -> Result<(), Stop> {
+        let started = Instant::now();
+        let mut saved = Instant::now();
+        let mut copied_here = 0u64;
+        while !m.progress.copied {
+            let (after, max) = (m.progress.cursor.clone(), self.config.chunk_bytes);
+            let chunk = self.retry(m, || self.ops.copy_rows(m.clone(), after.clone(), max)).await?;
+            m.progress.rows += chunk.rows;
+            m.progress.bytes += chunk.bytes;
+            copied_here += chunk.bytes;
+            if chunk.last.is_some() {
+                m.progress.cursor = chunk.last;
+            }
+            m.progress.copied = chunk.done;
+            if saved.elapsed() >= Duration::from_secs(1) {
+                self.save(m).await?;
+                saved = Instant::now();
+            }
+            if self.cancelled(m) {
+                return Err(Stop::Reread);
+            }
+            self.pace(started, copied_here).await;
+        }
+        Ok(())
+    }
+
+    /// One catch-up round; returns the bytes it carried.
+    async fn pull(&self, m: &mut SlotMove) -> Result<u64, Stop> {
+        let Some(after) = m.progress.delta_from else {
+            return Err(Stop::Failed("the source's export point is unknown".into()));
+        };
+        let got = self.retry(m, || self.ops.catch_up(m.clone(), after)).await?;
+        m.progress.rows += got.rows;
+        m.progress.bytes += got.bytes;
+        m.progress.delta_from = Some(got.at.max(after));
+        m.progress.rounds += 1;
+        Ok(got.bytes)
+    }
+
+    /// Sleep as long as the rate limit asks for `bytes` copied since `started`.
+    async fn pace(&self, started: Instant, bytes: u64) {
+        if self.config.rate_bytes == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(bytes as f64 / self.config.rate_bytes as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Run `op` until it succeeds, retrying while its PRG is unavailable
+    /// for up to the retry budget (without limit once the move committed).
+    async fn retry<T>(&self, m: &SlotMove, op: impl Fn() -> BoxFuture<Result<T, StepError>>) -> Result<T, Stop> {
+        let deadline = Instant::now() + self.config.retry_budget;
+        let mut attempt = 0u64;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(StepError::Unavailable(e)) if m.phase.is_committed() || Instant::now() < deadline => {
+                    attempt += 1;
+                    tracing::debug!(move_id = m.id, error = %e, "move step will be retried");
+                    if !self.cp.is_local_leader() {
+                        return Err(Stop::Reread);
+                    }
+                    tokio::time::sleep(Duration::from_millis((50 * attempt).min(1_000))).await;
+                }
+                Err(e) => return Err(Stop::Failed(e.to_string())),
+            }
+        }
+    }
+}

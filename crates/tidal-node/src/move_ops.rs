@@ -1,0 +1,271 @@
+//! The PRG side of slot moves: what a PRG's leader does for each step, and
+//! how the move executor on the control-plane leader reaches it.
+//!
+//! ```text
+//!  executor (CP leader) ──Pull / PullDelta──> target leader ──Export / Delta──> source leader
+//!                                                  │ rows                            │
+//!                                                  └──> Rows entry in target's log <─┘
+//!  executor ──Slots(cmd)──> source or target leader ──> entry in that PRG's log
+//! ```
+//!
+//! Rows travel from the source's leader to the target's leader directly;
+//! the executor only carries cursors and log indexes, which it journals.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tidal_control::{Copied, MoveOps, StepError};
+use tidal_core::ownership::SlotCommand;
+use tidal_core::slot_move::SlotMove;
+use tidal_core::PrgId;
+use tidal_raft::kv_entry::{KvEntry, Row};
+use tidal_raft::kv_machine::DeltaError;
+use tidal_raft::kv_proposer::ProposeError;
+use tidal_raft::read_gate::ReadError;
+use tidal_raft::transport::{BoxFuture, Request, Response};
+use tidal_raft::types::encode as enc;
+use tokio::time::Instant;
+
+use crate::forward::{KvRequest, KvResponse};
+use crate::node::{KvGroup, Shared};
+
+/// How long a PRG leader works on one move step.
+const STEP_WORK: Duration = Duration::from_secs(8);
+/// How long a caller waits for one move step.
+const STEP_CALL: Duration = Duration::from_secs(10);
+/// Most bytes of rows in one log entry.
+const ROWS_PER_ENTRY: usize = 1 << 20;
+
+impl Shared {
+    /// Serve a move step on the leader of `kv`'s PRG.
+    /// Boxed: a pull calls the source, which may be this node again.
+    pub(crate) fn execute_move_step<'a>(
+        &'a self,
+        kv: &'a KvGroup,
+        req: KvRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = KvResponse> + Send + 'a>> {
+        Box::pin(self.move_step(kv, req))
+    }
+
+    async fn move_step(&self, kv: &KvGroup, req: KvRequest) -> KvResponse {
+        let storage = self.host.storage();
+        match req {
+            KvRequest::Slots(cmd) => propose(kv, &KvEntry::Slots(cmd)).await,
+            KvRequest::Export { move_id, after, max_bytes } => {
+                if let Err(r) = confirm(kv).await {
+                    return r;
+                }
+                match kv.machine.export_rows(storage, move_id, after.as_deref(), max_bytes as usize) {
+                    Ok((rows, done)) => KvResponse::Rows { rows, done, at: 0 },
+                    Err(e) => delta_error(e),
+                }
+            }
+            KvRequest::Delta { move_id, after } => {
+                if let Err(r) = confirm(kv).await {
+                    return r;
+                }
+                match kv.machine.delta(storage, move_id, after) {
+                    Ok((rows, at)) => KvResponse::Rows { rows, done: true, at },
+                    Err(e) => delta_error(e),
+                }
+            }
+            KvRequest::Pull { move_id, source, after, max_bytes } => {
+                let req = KvRequest::Export { move_id, after, max_bytes };
+                self.pull(kv, move_id, &source, req).await
+            }
+            KvRequest::PullDelta { move_id, source, after } => {
+                self.pull(kv, move_id, &source, KvRequest::Delta { move_id, after }).await
+            }
+            KvRequest::TransferLeader { to } => self.transfer_here(&kv.group.name, to).await,
+            other => KvResponse::Unavailable(format!("internal: {other:?} is not a move step")),
+        }
+    }
+
+    /// Fetch rows from the source's leader with `req` and propose them
+    /// into `kv`'s PRG.
+    async fn pull(&self, kv: &KvGroup, move_id: u64, source: &PrgId, req: KvRequest) -> KvResponse {
+        let Some(me) = self.me() else {
+            return KvResponse::Unavailable("the node is stopping".into());
+        };
+        let (rows, done, at) = match me.call_prg(source, req, STEP_WORK).await {
+            Ok(KvResponse::Rows { rows, done, at }) => (rows, done, at),
+            Ok(other) => return other,
+            Err(e) => return KvResponse::Unavailable(e),
+        };
+        let n = rows.len() as u64;
+        let bytes: usize = rows.iter().map(Row::size).sum();
+        let last = rows.last().map(|r| r.key.clone());
+        let mut batch: Vec<Row> = Vec::new();
+        let mut size = 0;
+        for row in rows {
+            size += row.size();
+            batch.push(row);
+            if size >= ROWS_PER_ENTRY {
+                if let r @ (KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_)) =
+                    propose(kv, &KvEntry::Rows { move_id, rows: std::mem::take(&mut batch) }).await
+                {
+                    return r;
+                }
+                size = 0;
+            }
+        }
+        if !batch.is_empty() {
+            if let r @ (KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_)) =
+                propose(kv, &KvEntry::Rows { move_id, rows: batch }).await
+            {
+                return r;
+            }
+        }
+        KvResponse::Pulled { rows: n, bytes: bytes as u64, last, done, at }
+    }
+
+    fn me(&self) -> Option<Arc<Shared>> {
+        self.weak_self.get().and_then(Weak::upgrade)
+    }
+
+    /// Send an internal request to the leader of `prg` and return its
+    /// answer, following leadership changes within `budget`.
+    pub(crate) async fn call_prg(
+        self: &Arc<Self>,
+        prg: &PrgId,
+        req: KvRequest,
+        budget: Duration,
+    ) -> Result<KvResponse, String> {
+        let deadline = Instant::now() + budget;
+        let group = prg.to_string();
+        let mut attempt = 0usize;
+        let mut last = String::from("no attempt");
+        while Instant::now() < deadline {
+            let state = self.cache.get();
+            let Some(placement) = state.placements.get(prg) else {
+                return Err(format!("PRG {prg} has no placement in this node's routing table"));
+            };
+            let target = self.leader_guess(&group, &placement.members, placement.leader_hint, attempt);
+            let outcome = if target == self.config.node_id {
+                Ok(self.execute_local(&group, state.routing_epoch, req.clone(), STEP_WORK).await)
+            } else {
+                match state.nodes.get(&target) {
+                    Some(n) => {
+                        let body = Request::App(enc(&req));
+                        match self.host.peers().call(&n.peer_addr, &group, state.routing_epoch, body, STEP_CALL).await {
+                            Ok(Response::App(b)) => postcard::from_bytes(&b).map_err(|e| e.to_string()),
+                            Ok(other) => Err(format!("unexpected response {other:?}")),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                    None => Err(format!("node {target} has no known address")),
+                }
+            };
+            match outcome {
+                Ok(KvResponse::NotLeader { leader: Some(l) }) if l != target => {
+                    self.leaders.lock().expect("leaders lock").insert(group.clone(), l);
+                    last = format!("node {target} does not lead {prg}");
+                    continue;
+                }
+                Ok(KvResponse::NotLeader { .. }) => last = format!("{prg} has no leader yet"),
+                Ok(KvResponse::StaleEpoch { current }) => {
+                    last = format!("routing epoch {} is older than {current}", state.routing_epoch);
+                    self.sync_now.notify_one();
+                }
+                Ok(KvResponse::Unavailable(why) | KvResponse::Ambiguous(why)) => last = why,
+                Ok(other) => {
+                    self.leaders.lock().expect("leaders lock").insert(group, target);
+                    return Ok(other);
+                }
+                Err(e) => last = e,
+            }
+            self.leaders.lock().expect("leaders lock").remove(&group);
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis((20 * attempt as u64).min(300))).await;
+        }
+        Err(format!("{prg}: {last}"))
+    }
+}
+
+async fn propose(kv: &KvGroup, entry: &KvEntry) -> KvResponse {
+    match tokio::time::timeout(STEP_WORK, kv.proposer.propose_control(entry)).await {
+        Ok(Ok(Ok(index))) => KvResponse::Applied(index),
+        Ok(Ok(Err(why))) => KvResponse::Refused(why),
+        Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+        Err(_) => KvResponse::Ambiguous(format!("no quorum committed the step within {STEP_WORK:?}")),
+    }
+}
+
+/// Make sure this replica still leads and has applied everything
+/// committed before now, so what it reads is current.
+async fn confirm(kv: &KvGroup) -> Result<(), KvResponse> {
+    match tokio::time::timeout(STEP_WORK, kv.reads.confirm()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(ReadError::NotLeader(leader))) => Err(KvResponse::NotLeader { leader }),
+        Ok(Err(ReadError::Unavailable(why))) => Err(KvResponse::Unavailable(why)),
+        Err(_) => Err(KvResponse::Unavailable("no quorum confirmed leadership".into())),
+    }
+}
+
+fn delta_error(e: DeltaError) -> KvResponse {
+    match e {
+        DeltaError::Lost { .. } => KvResponse::Lost(e.to_string()),
+        DeltaError::NotExporting(_) => KvResponse::Refused(e.to_string()),
+        DeltaError::Store(e) => KvResponse::Unavailable(e.to_string()),
+    }
+}
+
+/// The node's router, as the move executor uses it.
+pub(crate) struct NodeMoveOps(pub Weak<Shared>);
+
+impl NodeMoveOps {
+    fn shared(&self) -> Result<Arc<Shared>, StepError> {
+        self.0.upgrade().ok_or_else(|| StepError::Unavailable("the node is stopping".into()))
+    }
+}
+
+fn step_result(r: Result<KvResponse, String>) -> Result<KvResponse, StepError> {
+    match r {
+        Ok(KvResponse::Refused(why)) => Err(StepError::Refused(why)),
+        Ok(KvResponse::Lost(why)) => Err(StepError::Lost(why)),
+        Ok(r) => Ok(r),
+        Err(e) => Err(StepError::Unavailable(e)),
+    }
+}
+
+fn unexpected(r: KvResponse) -> StepError {
+    StepError::Unavailable(format!("unexpected answer {r:?}"))
+}
+
+impl MoveOps for NodeMoveOps {
+    fn slot_command(&self, prg: PrgId, cmd: SlotCommand) -> BoxFuture<Result<u64, StepError>> {
+        let shared = self.shared();
+        Box::pin(async move {
+            let shared = shared?;
+            match step_result(shared.call_prg(&prg, KvRequest::Slots(cmd), STEP_CALL).await)? {
+                KvResponse::Applied(i) => Ok(i),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn copy_rows(&self, m: SlotMove, after: Option<Vec<u8>>, max_bytes: u64) -> BoxFuture<Result<Copied, StepError>> {
+        let shared = self.shared();
+        Box::pin(async move {
+            let shared = shared?;
+            let req = KvRequest::Pull { move_id: m.id, source: m.source(), after, max_bytes };
+            pulled(step_result(shared.call_prg(&m.target(), req, STEP_CALL).await)?)
+        })
+    }
+
+    fn catch_up(&self, m: SlotMove, after: u64) -> BoxFuture<Result<Copied, StepError>> {
+        let shared = self.shared();
+        Box::pin(async move {
+            let shared = shared?;
+            let req = KvRequest::PullDelta { move_id: m.id, source: m.source(), after };
+            pulled(step_result(shared.call_prg(&m.target(), req, STEP_CALL).await)?)
+        })
+    }
+}
+
+fn pulled(r: KvResponse) -> Result<Copied, StepError> {
+    match r {
+        KvResponse::Pulled { rows, bytes, last, done, at } => Ok(Copied { rows, bytes, last, done, at }),
+        other => Err(unexpected(other)),
+    }
+}

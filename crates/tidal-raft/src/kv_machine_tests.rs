@@ -1,0 +1,235 @@
+use tidal_core::kv::Reply;
+
+use super::*;
+use crate::kv_entry::encode_entry;
+
+const SLOTS: u32 = 8;
+
+/// A machine and the log index of its last applied entry.
+struct Group {
+    m: KvMachine,
+    index: u64,
+}
+
+impl Group {
+    fn new(name: &str, genesis: Range<u32>) -> Self {
+        Self { m: KvMachine::new(name, &KvSpec { slots: SLOTS, genesis: vec![genesis] }), index: 0 }
+    }
+
+    fn apply(&mut self, s: &Storage, e: &KvEntry) -> Vec<u8> {
+        self.index += 1;
+        self.m.apply(s.state(), self.index, 1, &encode_entry(e)).unwrap()
+    }
+
+    fn write(&mut self, s: &Storage, ops: Vec<WriteOp>) -> Vec<Outcome> {
+        decode(&self.apply(s, &KvEntry::Writes(ops))).unwrap()
+    }
+
+    fn slots(&mut self, s: &Storage, cmd: SlotCommand) -> ControlOutcome {
+        decode(&self.apply(s, &KvEntry::Slots(cmd))).unwrap()
+    }
+
+    fn get(&self, s: &Storage, key: &str) -> Outcome {
+        self.m.read(s, &ReadOp::Get { key: key.as_bytes().to_vec() }, 1).unwrap()
+    }
+
+    fn dbsize(&self, s: &Storage) -> Reply {
+        self.m.read(s, &ReadOp::DbSize, 1).unwrap().unwrap()
+    }
+
+    async fn flush(&self, s: &Storage) {
+        let job = self.m.freeze();
+        s.state().writer().call(true, job).await.unwrap();
+        self.m.flushed(true);
+    }
+}
+
+fn key_in(slot: u32, n: usize) -> Vec<String> {
+    (0..).map(|i| format!("k{i}")).filter(|k| slot_of(k.as_bytes(), SLOTS) == slot).take(n).collect()
+}
+
+fn set(k: &str, v: &str) -> WriteOp {
+    WriteOp::set(k.as_bytes().to_vec(), v.as_bytes().to_vec())
+}
+
+#[tokio::test]
+async fn writes_to_slots_held_elsewhere_are_refused_unapplied() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..4);
+    let mine = &key_in(1, 1)[0];
+    let theirs = &key_in(6, 1)[0];
+    let out = g.write(&s, vec![set(mine, "a"), set(theirs, "b")]);
+    assert_eq!(out[0], Ok(Reply::Ok));
+    assert_eq!(out[1], Err(Refusal::Moved { slot: 6, to: None, epoch: 0 }));
+    assert_eq!(g.get(&s, theirs), Err(Refusal::Moved { slot: 6, to: None, epoch: 0 }));
+    assert_eq!(g.dbsize(&s), Reply::Int(1));
+}
+
+/// A whole slot move at the level of the two state machines: copy in
+/// chunks while writes go on, catch up, fence, final delta, release,
+/// adopt. The target ends with exactly the source's rows.
+#[tokio::test]
+async fn a_slot_moves_between_two_machines_with_writes_during_the_copy() {
+    let s = Storage::in_memory().unwrap();
+    let mut src = Group::new("t:0", 0..8);
+    let mut dst = Group::new("t:1", 0..0);
+    let moving = key_in(3, 40);
+    let staying = key_in(4, 5);
+    for k in moving.iter().chain(&staying) {
+        src.write(&s, vec![set(k, "v0")]);
+    }
+    src.flush(&s).await;
+    let slots = vec![3];
+    let begin = src.slots(&s, SlotCommand::BeginExport { move_id: 9, slots: slots.clone() }).unwrap();
+    dst.slots(&s, SlotCommand::BeginImport { move_id: 9, slots: slots.clone() }).unwrap();
+
+    // Copy in small chunks; the source keeps taking writes meanwhile.
+    let mut cursor: Option<Vec<u8>> = None;
+    let mut chunks = 0;
+    loop {
+        let (rows, done) = src.m.export_rows(&s, 9, cursor.as_deref(), 100).unwrap();
+        chunks += 1;
+        cursor = rows.last().map(|r| r.key.clone()).or(cursor);
+        dst.apply(&s, &KvEntry::Rows { move_id: 9, rows });
+        src.write(&s, vec![set(&moving[chunks], "v1")]);
+        if done {
+            break;
+        }
+    }
+    assert!(chunks > 3, "100-byte chunks of 40 rows: {chunks}");
+    src.write(&s, vec![WriteOp::Del { keys: vec![moving[0].as_bytes().to_vec()] }]);
+    // The import is invisible on the target until adopted.
+    assert_eq!(dst.dbsize(&s), Reply::Int(0));
+    assert_eq!(dst.get(&s, &moving[5]), Err(Refusal::Fenced { slot: 3, move_id: 9 }));
+
+    let (rows, at) = src.m.delta(&s, 9, begin).unwrap();
+    assert!(rows.iter().any(|r| r.record.is_none()), "the delete travels as a row without a record");
+    dst.apply(&s, &KvEntry::Rows { move_id: 9, rows });
+
+    src.slots(&s, SlotCommand::Fence { move_id: 9, slots: slots.clone() }).unwrap();
+    assert_eq!(src.write(&s, vec![set(&moving[1], "late")])[0], Err(Refusal::Fenced { slot: 3, move_id: 9 }));
+    assert_eq!(src.get(&s, &moving[1]), Ok(Reply::Bulk(b"v1".to_vec())), "fenced slots still serve reads");
+    src.write(&s, vec![set(&staying[0], "other slots go on")]);
+    let (rows, _) = src.m.delta(&s, 9, at).unwrap();
+    assert!(rows.is_empty(), "no change after the last pull: {rows:?}");
+    dst.apply(&s, &KvEntry::Rows { move_id: 9, rows });
+
+    src.slots(&s, SlotCommand::Release { move_id: 9, slots: slots.clone(), to: 1, epoch: 5 }).unwrap();
+    dst.slots(&s, SlotCommand::Adopt { move_id: 9, slots }).unwrap();
+    assert_eq!(src.get(&s, &moving[2]), Err(Refusal::Moved { slot: 3, to: Some(1), epoch: 5 }));
+    assert_eq!(dst.get(&s, &moving[0]), Ok(Reply::Nil));
+    for (i, k) in moving.iter().enumerate().skip(1) {
+        let want = if i <= chunks { "v1" } else { "v0" };
+        assert_eq!(dst.get(&s, k), Ok(Reply::Bulk(want.as_bytes().to_vec())), "{k}");
+    }
+    assert_eq!(dst.dbsize(&s), Reply::Int(39));
+    assert_eq!(src.dbsize(&s), Reply::Int(5));
+    // The drop reaches the table with the next flush, and survives a reopen.
+    src.flush(&s).await;
+    dst.flush(&s).await;
+    let reopened = KvMachine::open("t:0", Some(KvSpec::whole(SLOTS)), &s).await.unwrap();
+    assert_eq!(reopened.stored_keys(&s).unwrap(), 5);
+    assert_eq!(reopened.ownership().state(3), Some(SlotState::Gone { to: 1, epoch: 5 }));
+}
+
+#[tokio::test]
+async fn a_rolled_back_import_leaves_nothing_behind() {
+    let s = Storage::in_memory().unwrap();
+    let mut src = Group::new("t:0", 0..8);
+    let mut dst = Group::new("t:1", 0..0);
+    for k in key_in(2, 10) {
+        src.write(&s, vec![set(&k, "v")]);
+    }
+    src.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![2] }).unwrap();
+    dst.slots(&s, SlotCommand::BeginImport { move_id: 1, slots: vec![2] }).unwrap();
+    let (rows, done) = src.m.export_rows(&s, 1, None, usize::MAX).unwrap();
+    assert!(done);
+    assert_eq!(rows.len(), 10);
+    dst.apply(&s, &KvEntry::Rows { move_id: 1, rows: rows.clone() });
+    dst.flush(&s).await;
+    src.slots(&s, SlotCommand::Unfence { move_id: 1, slots: vec![2] }).unwrap();
+    dst.slots(&s, SlotCommand::DropImport { move_id: 1, slots: vec![2] }).unwrap();
+    dst.flush(&s).await;
+    assert_eq!(dst.m.stored_keys(&s).unwrap(), 0);
+    assert!(src.m.ownership().settled());
+    // Rows for a move that is not importing are refused whole.
+    let refused: ControlOutcome = decode(&dst.apply(&s, &KvEntry::Rows { move_id: 1, rows })).unwrap();
+    assert!(refused.is_err());
+    assert_eq!(dst.m.stored_keys(&s).unwrap(), 0);
+}
+
+#[tokio::test]
+async fn flushdb_waits_while_a_slot_moves() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    g.write(&s, vec![set("a", "1")]);
+    g.slots(&s, SlotCommand::BeginExport { move_id: 2, slots: vec![1] }).unwrap();
+    assert!(matches!(g.write(&s, vec![WriteOp::Flush])[0], Err(Refusal::Fenced { move_id: 2, .. })));
+    g.slots(&s, SlotCommand::Unfence { move_id: 2, slots: vec![1] }).unwrap();
+    assert_eq!(g.write(&s, vec![WriteOp::Flush])[0], Ok(Reply::Ok));
+    assert_eq!(g.dbsize(&s), Reply::Int(0));
+}
+
+#[tokio::test]
+async fn a_restarted_replica_cannot_answer_for_changes_it_did_not_see() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    let begin = g.slots(&s, SlotCommand::BeginExport { move_id: 4, slots: vec![0] }).unwrap();
+    g.write(&s, vec![set(&key_in(0, 1)[0], "x")]);
+    assert_eq!(g.m.delta(&s, 4, begin).unwrap().0.len(), 1);
+    g.flush(&s).await;
+    // Pretend the flush recorded the applied index, as the group does.
+    let applied =
+        encode(&Some(LogId { leader_id: crate::types::CommittedLeaderId { term: 1, node_id: 1 }, index: g.index }));
+    s.state().writer().call(true, move |txn| put_meta(txn, "t:0", "applied", &applied)).await.unwrap();
+    g.m.reload(s.state()).unwrap();
+    assert!(matches!(g.m.delta(&s, 4, begin), Err(DeltaError::Lost { .. })));
+    assert!(g.m.delta(&s, 4, g.index).unwrap().0.is_empty());
+    assert!(matches!(g.m.delta(&s, 5, g.index), Err(DeltaError::NotExporting(5))));
+}
+
+#[tokio::test]
+async fn snapshots_carry_the_ownership() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    g.write(&s, vec![set("a", "1"), set("b", "2")]);
+    g.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![5] }).unwrap();
+    g.flush(&s).await;
+    let data = g.m.export(&s.state().read().unwrap()).unwrap();
+    let other = Storage::in_memory().unwrap();
+    let h = KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] });
+    other.state().writer().call(true, move |txn| h.import(txn, &data)).await.unwrap();
+    let h = KvMachine::open("t:0", Some(KvSpec { slots: SLOTS, genesis: vec![] }), &other).await.unwrap();
+    assert_eq!(h.ownership(), g.m.ownership());
+    assert_eq!(h.stored_keys(&other).unwrap(), 2);
+}
+
+#[tokio::test]
+async fn rows_in_the_layout_before_slots_are_moved_into_the_slot_first_table() {
+    let s = Storage::in_memory().unwrap();
+    s.state()
+        .writer()
+        .call(true, |txn| {
+            let mut t = txn.open_table(Def::new("kv/t:0")).map_err(|e| e.to_string())?;
+            for k in ["a", "b", "c"] {
+                t.insert(k.as_bytes(), Record::new(k).encode().as_slice()).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(KvMachine::open("t:0", None, &s).await.is_err(), "no shape recorded and none given");
+    let m = KvMachine::open("t:0", Some(KvSpec::whole(SLOTS)), &s).await.unwrap();
+    assert_eq!(m.stored_keys(&s).unwrap(), 3);
+    assert_eq!(m.read(&s, &ReadOp::Get { key: b"b".to_vec() }, 1).unwrap(), Ok(Reply::Bulk(b"b".to_vec())));
+    let txn = s.state().read().unwrap();
+    assert!(matches!(txn.open_table(Def::new("kv/t:0")), Err(TableError::TableDoesNotExist(_))));
+}
+
+#[test]
+fn an_unreadable_entry_stops_the_group() {
+    let s = Storage::in_memory().unwrap();
+    let g = Group::new("t:0", 0..8);
+    let err = g.m.apply(s.state(), 7, 1, &[0xFF, 0x00, 1, 0xEE]).unwrap_err();
+    assert!(err.contains("entry 7"), "{err}");
+}
