@@ -291,7 +291,7 @@ pub fn run_moves(a: MovesArgs) -> i32 {
         for m in moves {
             println!(
                 "{:>4}  {:<8} {:<12} {:<10} {:<10} {:<13} {:>10} {:>9}",
-                m["id"],
+                m["id"].to_string(),
                 m["kind"].as_str().unwrap_or(""),
                 m["slots"].as_str().unwrap_or(""),
                 m["from"].as_str().unwrap_or(""),

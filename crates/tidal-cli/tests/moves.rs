@@ -93,7 +93,7 @@ fn dbsize(c: &Cluster) -> i64 {
 /// nothing acknowledged is lost or stale, and counts stay exact.
 #[test]
 fn slots_move_to_a_new_prg_under_verified_load() {
-    let c = Cluster::start(3, &["--prgs", "2", "--slots", "256"]);
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "256", "--fence-budget-ms", "15000"]);
     let load = bench(&c, 12, 4000);
     std::thread::sleep(Duration::from_secs(2));
 
@@ -122,7 +122,7 @@ fn slots_move_to_a_new_prg_under_verified_load() {
 /// target's copy is gone, and the same slots can be moved afterwards.
 #[test]
 fn a_cancelled_move_puts_everything_back() {
-    let c = Cluster::start(3, &["--prgs", "2", "--slots", "64", "--move-rate-mb", "1"]);
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "64", "--move-rate-mb", "1", "--fence-budget-ms", "15000"]);
     let mut cl = c.client(0);
     let value = "x".repeat(4096);
     for i in 0..1500 {
@@ -147,7 +147,8 @@ fn a_cancelled_move_puts_everything_back() {
     }
     // Nothing of the first attempt is left in the way of a second.
     let out = tidal(&c, &["move", "slots", "--slots", "0-31", "--to", "default:2", "--wait"]);
-    assert_eq!(json_of(&out)["state"], "done");
+    let m = json_of(&out);
+    assert_eq!(m["state"], "done", "{m}");
     assert_eq!(dbsize(&c), 1500);
 }
 

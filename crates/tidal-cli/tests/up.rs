@@ -79,3 +79,57 @@ fn up_starts_a_cluster_that_comes_back_with_its_data() {
     }
     interrupt_and_wait(&mut child);
 }
+
+/// The admin API's JSON answer to a `tidal` command run against `http`.
+fn tidal_json(http: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(common::BIN).args(args).args(["--http", http, "--json"]).output().unwrap();
+    assert!(out.status.success(), "tidal {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A data directory written by the tidal from before slots moved (rows
+/// stored by key alone, control-plane state and entries without a format
+/// version): `tidal up` of that version, 300 keys and one with a TTL, then
+/// Ctrl-C. It starts, serves every key, takes a slot move, and comes back
+/// after another restart with the move in place.
+#[test]
+fn a_data_directory_from_before_slot_moves_starts_and_moves_slots() {
+    let tmp = common::tempdir::TempDir::new("tidal-v0");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cluster-v0.tar.gz");
+    let untar = Command::new("tar").args(["xzf", fixture, "-C"]).arg(tmp.path()).status().unwrap();
+    assert!(untar.success());
+    let dir = tmp.path().join("data");
+    // The fixture's cluster was made on base port 17700; its Raft groups know those addresses.
+    let base = 17700;
+    let http = "127.0.0.1:17800";
+    let mut child = up(base, &dir);
+    let mut c = Client::connect(&format!("127.0.0.1:{base}")).unwrap();
+    wait_for(Duration::from_secs(30), "every old key to be served", || {
+        (c.cmd(&["DBSIZE"]).ok()? == Value::Int(301)).then_some(())
+    });
+    for i in (0..300).step_by(7) {
+        assert_eq!(c.cmd(&["GET", &format!("old{i}")]).unwrap(), Value::bulk(&format!("value-{i}")));
+    }
+    assert!(matches!(c.cmd(&["TTL", "ttl"]).unwrap(), Value::Int(t) if t > 0));
+
+    let added = tidal_json(http, &["prgs", "add", "--count", "1"]);
+    assert_eq!(added["prgs"][0], "default:2");
+    let moved = tidal_json(http, &["move", "slots", "--slots", "0-15", "--to", "default:2", "--wait"]);
+    assert_eq!(moved["state"], "done", "{moved}");
+    assert_eq!(c.cmd(&["DBSIZE"]).unwrap(), Value::Int(301));
+    drop(c);
+    interrupt_and_wait(&mut child);
+
+    let mut child = up(base, &dir);
+    let mut c = Client::connect(&format!("127.0.0.1:{}", base + 1)).unwrap();
+    wait_for(Duration::from_secs(30), "the keys after a restart", || {
+        (c.cmd(&["DBSIZE"]).ok()? == Value::Int(301)).then_some(())
+    });
+    for i in 0..300 {
+        assert_eq!(c.cmd(&["GET", &format!("old{i}")]).unwrap(), Value::bulk(&format!("value-{i}")), "old{i}");
+    }
+    let routing: serde_json::Value =
+        serde_json::from_str(&common::http_get(http, "/api/v1/routing").unwrap().1).unwrap();
+    assert_eq!(routing["tenants"][0]["ranges"][0], serde_json::json!([0, 15, "default:2"]), "{routing}");
+    interrupt_and_wait(&mut child);
+}

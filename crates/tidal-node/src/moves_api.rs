@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,9 +91,10 @@ impl From<CpError> for ApiError {
     }
 }
 
-/// A request body that did not parse.
-fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
+/// A JSON request body, whatever content type the client declared
+/// (`curl -d` sends a form type).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
 }
 
 /// Slots as a list or as text such as `"0-63,100"`.
@@ -220,11 +222,8 @@ async fn fresh(s: &Shared) -> Result<ClusterState, ApiError> {
     Ok(state)
 }
 
-pub async fn start_move(
-    State(s): S,
-    body: Result<Json<MoveRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
+pub async fn start_move(State(s): S, body: Bytes) -> Result<Response, ApiError> {
+    let req: MoveRequest = parse_body(&body)?;
     if req.kind != "slots" {
         return Err(ApiError::BadRequest(format!(
             "unknown move kind '{}': only \"slots\" moves are supported",
@@ -300,12 +299,8 @@ pub struct AddPrgsRequest {
     pub members: Option<Vec<NodeId>>,
 }
 
-pub async fn add_prgs(
-    State(s): S,
-    Path(tenant): Path<String>,
-    body: Result<Json<AddPrgsRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
+pub async fn add_prgs(State(s): S, Path(tenant): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: AddPrgsRequest = parse_body(&body)?;
     let state = fresh(&s).await?;
     if !state.tenants.contains_key(&tenant) {
         return Err(ApiError::NotFound(format!("unknown tenant '{tenant}'")));
@@ -340,12 +335,8 @@ pub struct LeaderRequest {
 /// How long a leader transfer may take before the API says so.
 const TRANSFER_WAIT: Duration = Duration::from_secs(5);
 
-pub async fn transfer_leader(
-    State(s): S,
-    Path(prg): Path<String>,
-    body: Result<Json<LeaderRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
+pub async fn transfer_leader(State(s): S, Path(prg): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: LeaderRequest = parse_body(&body)?;
     let prg = parse_prg(&prg)?;
     let state = fresh(&s).await?;
     let placement =

@@ -296,6 +296,12 @@ impl Dispatch for RaftHost {
                 Request::Snapshot { vote, meta, offset, data, done } => {
                     g.receive_snapshot(vote, meta, offset, data, done).await.map(Response::Snapshot)
                 }
+                Request::TransferLeader(r) => g
+                    .raft
+                    .handle_transfer_leader(r)
+                    .await
+                    .map(Response::TransferLeader)
+                    .map_err(|e| WireError::Raft(e.to_string())),
                 Request::App(_) => unreachable!("handled above"),
             }
         })

@@ -35,6 +35,9 @@ pub enum Request {
     /// A request for the layer above (forwarded client commands, control
     /// plane calls); opaque to the transport.
     App(Vec<u8>),
+    /// The leader hands leadership to the receiver, which starts an
+    /// election at once instead of waiting for a timeout.
+    TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,6 +48,7 @@ pub enum Response {
     /// receiver's vote.
     Snapshot(Option<openraft::raft::SnapshotResponse<TypeConfig>>),
     App(Vec<u8>),
+    TransferLeader(openraft::raft::TransferLeaderResponse<TypeConfig>),
 }
 
 /// Why a request was refused; the transport fails closed on all of these.

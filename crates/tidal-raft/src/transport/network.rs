@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{Backoff, RPCOption, RaftNetworkFactory, RaftNetworkV2};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, OptionalSend};
 
 use super::frame::{Request, Response, WireError};
@@ -126,6 +129,17 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
                 Response::Snapshot(None) if !done => offset = end,
                 other => return Err(unexpected(other).into()),
             }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RpcErr> {
+        match self.call(Request::TransferLeader(req), option.hard_ttl()).await.map_err(rpc_err)? {
+            Response::TransferLeader(r) => Ok(r),
+            other => Err(unexpected(other)),
         }
     }
 
