@@ -1,3 +1,6 @@
+// Genesis slots are lists of ranges; a list of one range is what is meant.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;

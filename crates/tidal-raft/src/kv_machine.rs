@@ -58,7 +58,7 @@ pub struct KvSpec {
 impl KvSpec {
     /// A PRG that owns every slot of a `slots`-slot tenant.
     pub fn whole(slots: u32) -> Self {
-        Self { slots, genesis: vec![0..slots] }
+        Self { slots, genesis: std::iter::once(0..slots).collect() }
     }
 }
 

@@ -58,24 +58,6 @@ pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, postcard::Error>
     postcard::from_bytes(b)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versioned_records_are_told_apart_from_older_ones() {
-        let v = encode_versioned(3, &vec![1u32, 2]);
-        let (version, body) = split_version(&v);
-        assert_eq!(version, 3);
-        assert_eq!(decode::<Vec<u32>>(body).unwrap(), vec![1, 2]);
-        // Vecs of every length that starts a varint with 0xFF stay version 0.
-        for n in [0usize, 1, 127, 128, 255, 16_383, 16_384] {
-            let old = encode(&vec![0u8; n]);
-            assert_eq!(split_version(&old).0, 0, "a Vec of {n}");
-        }
-    }
-}
-
 /// The first bytes of a versioned record (an entry body, a persisted
 /// state). A postcard value never starts with them: `0xFF` opens a varint
 /// that continues, and a continuation byte of `0x00` would make it
@@ -103,4 +85,22 @@ pub fn split_version(b: &[u8]) -> (u8, &[u8]) {
 /// An I/O error for openraft from anything displayable.
 pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_records_are_told_apart_from_older_ones() {
+        let v = encode_versioned(3, &vec![1u32, 2]);
+        let (version, body) = split_version(&v);
+        assert_eq!(version, 3);
+        assert_eq!(decode::<Vec<u32>>(body).unwrap(), vec![1, 2]);
+        // Vecs of every length that starts a varint with 0xFF stay version 0.
+        for n in [0usize, 1, 127, 128, 255, 16_383, 16_384] {
+            let old = encode(&vec![0u8; n]);
+            assert_eq!(split_version(&old).0, 0, "a Vec of {n}");
+        }
+    }
 }
