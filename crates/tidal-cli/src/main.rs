@@ -39,7 +39,8 @@ enum Cmd {
     Status(status::StatusArgs),
     /// Put a YCSB-style load on tidal, Redis or etcd, and optionally verify it.
     Bench(Box<bench::BenchArgs>),
-    /// Move data online: `tidal move slots --slots 0-63 --to default:2`.
+    /// Move data online: `tidal move slots --slots 0-63 --to default:2`,
+    /// `tidal move replica --prg default:1 --from 3 --to 4`.
     Move(moves::MoveArgs),
     /// List moves, show one (`tidal moves ID`), or cancel one (`tidal moves cancel ID`).
     Moves(moves::MovesArgs),

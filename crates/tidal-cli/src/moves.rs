@@ -49,6 +49,22 @@ enum MoveCmd {
         #[arg(long)]
         wait: bool,
     },
+    /// Move a PRG's replica from one node to another, online (the PRG keeps
+    /// three voters throughout).
+    Replica {
+        /// The PRG, e.g. `default:1`.
+        #[arg(long)]
+        prg: String,
+        /// The node giving up its replica.
+        #[arg(long)]
+        from: u64,
+        /// The node receiving it.
+        #[arg(long)]
+        to: u64,
+        /// Follow the move until it finishes.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -156,8 +172,14 @@ fn mib(b: u64) -> String {
 }
 
 pub fn run_move(a: MoveArgs) -> i32 {
-    let MoveCmd::Slots { tenant, slots, to, from, wait } = a.cmd;
-    let body = json!({ "tenant": tenant, "slots": slots, "to": to, "from": from });
+    let (body, wait) = match a.cmd {
+        MoveCmd::Slots { tenant, slots, to, from, wait } => {
+            (json!({ "tenant": tenant, "slots": slots, "to": to, "from": from }), wait)
+        }
+        MoveCmd::Replica { prg, from, to, wait } => {
+            (json!({ "kind": "replica", "prg": prg, "from": from, "to": to }), wait)
+        }
+    };
     let v = match run_call("POST", &a.target, "/api/v1/moves", Some(body)) {
         Ok(v) => v,
         Err(code) => return code,
@@ -205,13 +227,18 @@ fn follow(t: &Target, id: u64) -> i32 {
         let bytes = m["bytes"].as_u64().unwrap_or(0);
         let rate = m["bytesPerSec"].as_u64().unwrap_or(0);
         let elapsed = started.elapsed().as_secs_f64();
+        let lag = m["lag"].as_u64().map(|l| format!(" lag {l} entries")).unwrap_or_default();
         let eta = if fraction > 0.0 && fraction < 1.0 {
             format!("ETA {:.0}s", elapsed * (1.0 - fraction) / fraction)
         } else {
             String::from("ETA -")
         };
         bar.set_position((fraction * 1000.0) as u64);
-        bar.set_message(format!("{state} {} at {}/s {eta}", mib(bytes), mib(rate)));
+        if m["kind"] == "replica" {
+            bar.set_message(format!("{state}{lag}"));
+        } else {
+            bar.set_message(format!("{state} {} at {}/s {eta}", mib(bytes), mib(rate)));
+        }
         bar.tick();
         if state == "done" || state == "rolled-back" {
             bar.finish_and_clear();
@@ -228,6 +255,21 @@ fn follow(t: &Target, id: u64) -> i32 {
 
 fn print_move(m: &Value) {
     let opt = |k: &str| m[k].as_u64().map_or("-".to_string(), |v| v.to_string());
+    if m["kind"] == "replica" {
+        println!(
+            "move {} (replica of {} from node {} to node {}): {} in {} ms",
+            m["id"],
+            m["prg"].as_str().unwrap_or(""),
+            m["from"],
+            m["to"],
+            m["state"].as_str().unwrap_or("?"),
+            m["elapsedMs"],
+        );
+        if let Some(e) = m["error"].as_str() {
+            println!("  last error: {e}");
+        }
+        return;
+    }
     println!(
         "move {} ({} slots {} of {}, {} -> {}): {}",
         m["id"],
@@ -289,6 +331,21 @@ pub fn run_moves(a: MovesArgs) -> i32 {
             "ID", "KIND", "SLOTS", "FROM", "TO", "STATE", "BYTES", "FENCE ms"
         );
         for m in moves {
+            if m["kind"] == "replica" {
+                let what = m["prg"].as_str().unwrap_or("");
+                println!(
+                    "{:>4}  {:<8} {:<12} {:<10} {:<10} {:<13} {:>10} {:>9}",
+                    m["id"].to_string(),
+                    "replica",
+                    what,
+                    format!("node {}", m["from"]),
+                    format!("node {}", m["to"]),
+                    m["state"].as_str().unwrap_or(""),
+                    "-",
+                    "-",
+                );
+                continue;
+            }
             println!(
                 "{:>4}  {:<8} {:<12} {:<10} {:<10} {:<13} {:>10} {:>9}",
                 m["id"].to_string(),

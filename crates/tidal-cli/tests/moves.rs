@@ -253,3 +253,64 @@ fn bad_moves_are_refused_and_change_nothing() {
     let out = tidal(&c, &["move", "slots", "--slots", "x", "--to", "default:1"]);
     assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+fn group_on(c: &Cluster, i: usize, prg: &str) -> Option<Value> {
+    c.groups(i)?.as_array()?.iter().find(|g| g["id"] == prg).cloned()
+}
+
+/// Move a PRG's replica, its leader's included, onto a fourth node while
+/// clients read and write with verification: the PRG ends on the new
+/// members, the old node stops and purges its replica (and does not bring
+/// it back after a restart), and nothing acknowledged is lost.
+#[test]
+fn a_replica_moves_to_another_node_under_verified_load() {
+    let mut c = Cluster::start(4, &["--prgs", "1", "--slots", "64"]);
+    let members: Vec<u64> = wait_for(Duration::from_secs(30), "default:0 placed", || {
+        let g = group_on(&c, 0, "default:0").or_else(|| group_on(&c, 1, "default:0"))?;
+        let m: Vec<u64> = g["members"].as_array()?.iter().filter_map(Value::as_u64).collect();
+        (m.len() == 3).then_some(m)
+    });
+    let spare = (1..=4).find(|n| !members.contains(n)).unwrap();
+    let leader = wait_for(Duration::from_secs(30), "a leader", || {
+        let i = (members[0] - 1) as usize;
+        group_on(&c, i, "default:0")?["leader"].as_u64()
+    });
+    let load = bench(&c, 10, 2000);
+    std::thread::sleep(Duration::from_secs(2));
+    let out = tidal(
+        &c,
+        &["move", "replica", "--prg", "default:0", "--from", &leader.to_string(), "--to", &spare.to_string(), "--wait"],
+    );
+    let m = json_of(&out);
+    assert_eq!(m["state"], "done", "{m}");
+    assert_clean(load.wait_with_output().unwrap());
+
+    let want: Vec<u64> = members.iter().copied().filter(|n| *n != leader).chain([spare]).collect();
+    let old = (leader - 1) as usize;
+    wait_for(Duration::from_secs(30), "the old replica to be purged", || {
+        group_on(&c, old, "default:0").is_none().then_some(())
+    });
+    let g = wait_for(Duration::from_secs(30), "the new replica to vote", || {
+        let g = group_on(&c, (spare - 1) as usize, "default:0")?;
+        let mut m: Vec<u64> = g["members"].as_array()?.iter().filter_map(Value::as_u64).collect();
+        m.sort_unstable();
+        let mut w = want.clone();
+        w.sort_unstable();
+        (m == w).then_some(g)
+    });
+    assert!(g["leader"].as_u64().is_some_and(|l| l != leader), "{g}");
+    // A restart does not bring the purged replica back.
+    c.kill(old);
+    c.spawn(old);
+    c.wait_ready(old, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(group_on(&c, old, "default:0").is_none(), "{:?}", c.groups(old));
+
+    // Bad replica moves change nothing.
+    let post = |body: String| http(&c.nodes[0].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();
+    let r = |from: u64, to: u64| format!(r#"{{"kind":"replica","prg":"default:0","from":{from},"to":{to}}}"#);
+    assert_eq!(post(r(want[0], want[1])).0, 409, "to a node that already holds it");
+    assert_eq!(post(r(leader, want[0])).0, 409, "from a node that holds none");
+    assert_eq!(post(r(want[0], 9)).0, 404, "to an unknown node");
+    assert_eq!(post(r#"{"kind":"replica","prg":"default:7","from":1,"to":2}"#.to_string()).0, 404);
+}

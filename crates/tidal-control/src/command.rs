@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tidal_core::ids::validate_tenant;
 use tidal_core::ownership::MoveId;
 use tidal_core::placement::{place_new, REPLICAS};
+use tidal_core::replica_move::{check_replica_move, ReplicaMove, ReplicaPhase};
 use tidal_core::slot_move::{check_new_move, MovePhase, MoveProgress, SlotMove};
 use tidal_core::{ClusterState, NodeId, NodeInfo, NodeState, PrgId, Tenant};
 
@@ -49,6 +50,13 @@ pub enum CpCommand {
     CommitMove { id: MoveId },
     /// Ask a move to roll back; refused once it has committed.
     CancelMove { id: MoveId },
+    /// Start moving `prg`'s replica from node `from` to node `to`.
+    StartReplicaMove { prg: PrgId, from: NodeId, to: NodeId },
+    /// Record a replica move's next phase, if it is still in `expect`.
+    UpdateReplicaMove { id: MoveId, expect: ReplicaPhase, phase: ReplicaPhase, lag: Option<u64>, error: Option<String> },
+    /// The voters changed: record the new member in the old one's place
+    /// (and a new routing epoch); the move is done.
+    CommitReplicaMove { id: MoveId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +98,7 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             if let Some(p) = state.placements.get_mut(prg) {
                 if p.members.contains(leader) {
                     p.leader_hint = Some(*leader);
+                    p.bootstrapped = true;
                 }
             }
             None
@@ -126,6 +135,29 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             Err(e) => Some(e),
         },
         CpCommand::CommitMove { id } => commit_move(state, now_ms, *id).err(),
+        CpCommand::CancelMove { id } if state.replica_moves.contains_key(id) => {
+            let m = state.replica_moves.get_mut(id).expect("checked");
+            if m.phase.is_committed() {
+                Some(format!("move {id} has changed the voters of {}; it can only finish", m.prg))
+            } else if m.phase.is_finished() || m.phase == ReplicaPhase::RollingBack {
+                Some(format!("move {id} is already {}", m.phase.name()))
+            } else {
+                m.cancel_requested = true;
+                m.updated_ms = now_ms;
+                None
+            }
+        }
+        CpCommand::StartReplicaMove { prg, from, to } => match start_replica_move(state, now_ms, prg, *from, *to) {
+            Ok(id) => {
+                created = Some(id);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        CpCommand::UpdateReplicaMove { id, expect, phase, lag, error } => {
+            update_replica_move(state, now_ms, *id, *expect, *phase, *lag, error.as_deref()).err()
+        }
+        CpCommand::CommitReplicaMove { id } => commit_replica_move(state, now_ms, *id).err(),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {
@@ -229,6 +261,11 @@ fn start_move(
     slots.dedup();
     let active: Vec<&SlotMove> = state.moves.values().filter(|m| !m.phase.is_finished()).collect();
     let source = check_new_move(state, tenant, &slots, from, to, &active).map_err(|e| e.to_string())?;
+    for prg in [PrgId::new(tenant, source), to.clone()] {
+        if let Some(m) = state.replica_moves.values().find(|m| !m.phase.is_finished() && m.prg == prg) {
+            return Err(format!("{prg} is moving a replica in move {}; move its slots afterwards", m.id));
+        }
+    }
     let id = state.next_move_id.max(1);
     state.next_move_id = id + 1;
     state.moves.insert(
@@ -252,6 +289,89 @@ fn start_move(
         },
     );
     Ok(id)
+}
+
+fn start_replica_move(
+    state: &mut ClusterState,
+    now_ms: u64,
+    prg: &PrgId,
+    from: NodeId,
+    to: NodeId,
+) -> Result<MoveId, String> {
+    check_replica_move(state, prg, from, to, state.busy_with(prg)).map_err(|e| e.to_string())?;
+    let id = state.next_move_id.max(1);
+    state.next_move_id = id + 1;
+    state.placements.get_mut(prg).expect("checked").learners.push(to);
+    state.replica_moves.insert(
+        id,
+        ReplicaMove {
+            id,
+            prg: prg.clone(),
+            from,
+            to,
+            phase: ReplicaPhase::AddingLearner,
+            lag: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            finished_ms: None,
+            cancel_requested: false,
+            error: None,
+        },
+    );
+    Ok(id)
+}
+
+fn update_replica_move(
+    state: &mut ClusterState,
+    now_ms: u64,
+    id: MoveId,
+    expect: ReplicaPhase,
+    phase: ReplicaPhase,
+    lag: Option<u64>,
+    error: Option<&str>,
+) -> Result<(), String> {
+    let m = state.replica_moves.get_mut(&id).ok_or_else(|| format!("no move {id}"))?;
+    if m.phase != expect {
+        return Err(format!("move {id} is {}, not {}", m.phase.name(), expect.name()));
+    }
+    if phase != expect && (phase == ReplicaPhase::Done || !expect.may_become(phase)) {
+        return Err(format!("move {id} cannot go from {} to {}", expect.name(), phase.name()));
+    }
+    m.phase = phase;
+    m.updated_ms = now_ms;
+    if lag.is_some() {
+        m.lag = lag;
+    }
+    if let Some(e) = error {
+        m.error = Some(e.to_string());
+    }
+    if phase == ReplicaPhase::RolledBack {
+        m.finished_ms = Some(now_ms);
+        let (prg, to) = (m.prg.clone(), m.to);
+        if let Some(p) = state.placements.get_mut(&prg) {
+            p.learners.retain(|l| *l != to);
+        }
+    }
+    Ok(())
+}
+
+fn commit_replica_move(state: &mut ClusterState, now_ms: u64, id: MoveId) -> Result<(), String> {
+    let m = state.replica_moves.get(&id).ok_or_else(|| format!("no move {id}"))?;
+    if m.phase != ReplicaPhase::Promoting {
+        return Err(format!("move {id} is {}, not {}", m.phase.name(), ReplicaPhase::Promoting.name()));
+    }
+    let p = state.placements.get_mut(&m.prg).ok_or_else(|| format!("move {id}: {} is gone", m.prg))?;
+    p.members = m.voters_after(&p.members);
+    p.learners.retain(|l| *l != m.to);
+    if p.leader_hint == Some(m.from) {
+        p.leader_hint = None;
+    }
+    state.routing_epoch += 1;
+    let m = state.replica_moves.get_mut(&id).expect("checked");
+    m.phase = ReplicaPhase::Done;
+    m.updated_ms = now_ms;
+    m.finished_ms = Some(now_ms);
+    Ok(())
 }
 
 fn moving(state: &mut ClusterState, id: MoveId, expect: MovePhase) -> Result<&mut SlotMove, String> {

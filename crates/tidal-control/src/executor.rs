@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::api::{ControlPlane, CpError};
 use crate::command::{CpCommand, CpReply};
+use crate::replica_executor::MemberChange;
 
 /// Why a step did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -71,6 +72,9 @@ pub trait MoveOps: Send + Sync + 'static {
     /// Have the target's leader pull the rows of `m` changed after the
     /// source's log index `after`, into its own log.
     fn catch_up(&self, m: SlotMove, after: u64) -> BoxFuture<Result<Copied, StepError>>;
+    /// Have `prg`'s leader change its membership; the answer is a log index
+    /// (or, for `LearnerLag`, the entries the learner is behind).
+    fn members(&self, prg: PrgId, change: MemberChange) -> BoxFuture<Result<u64, StepError>>;
 }
 
 /// How moves are paced.
@@ -98,9 +102,9 @@ impl Default for ExecutorConfig {
 }
 
 pub struct MoveExecutor {
-    cp: Arc<ControlPlane>,
-    ops: Arc<dyn MoveOps>,
-    config: ExecutorConfig,
+    pub(crate) cp: Arc<ControlPlane>,
+    pub(crate) ops: Arc<dyn MoveOps>,
+    pub(crate) config: ExecutorConfig,
     running: Mutex<BTreeSet<MoveId>>,
 }
 
@@ -136,7 +140,11 @@ impl MoveExecutor {
                     if self.running.lock().expect("running lock").insert(id) {
                         let me = self.clone();
                         tokio::spawn(async move {
-                            me.drive(id).await;
+                            if me.cp.local_machine().is_some_and(|c| c.state().replica_moves.contains_key(&id)) {
+                                me.drive_replica(id).await;
+                            } else {
+                                me.drive(id).await;
+                            }
                             me.running.lock().expect("running lock").remove(&id);
                         });
                     }
@@ -151,7 +159,10 @@ impl MoveExecutor {
 
     fn unfinished(&self) -> Vec<MoveId> {
         let Some(machine) = self.cp.local_machine() else { return Vec::new() };
-        machine.state().moves.values().filter(|m| !m.phase.is_finished()).map(|m| m.id).collect()
+        let state = machine.state();
+        let slots = state.moves.values().filter(|m| !m.phase.is_finished()).map(|m| m.id);
+        let replicas = state.replica_moves.values().filter(|m| !m.phase.is_finished()).map(|m| m.id);
+        slots.chain(replicas).collect()
     }
 
     /// The move as this replica last applied it.

@@ -7,9 +7,11 @@ pub mod api;
 pub mod command;
 pub mod cp_machine;
 pub mod executor;
+pub mod replica_executor;
 pub mod state_format;
 
 pub use api::{ControlPlane, CpError, CpRequest, CpResponse};
 pub use command::{CpCommand, CpReply};
 pub use cp_machine::CpMachine;
 pub use executor::{Copied, ExecutorConfig, MoveExecutor, MoveOps, StepError};
+pub use replica_executor::MemberChange;

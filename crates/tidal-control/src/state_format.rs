@@ -77,6 +77,8 @@ impl From<StateV0> for ClusterState {
                     .unwrap_or_default();
                 let mut np = Placement::new(id.clone(), p.members.clone(), p.epoch, genesis);
                 np.leader_hint = p.leader_hint;
+                // Every group of a running cluster of that version was bootstrapped.
+                np.bootstrapped = true;
                 (id.clone(), np)
             })
             .collect();
@@ -88,6 +90,7 @@ impl From<StateV0> for ClusterState {
             tenants: old.tenants,
             placements,
             moves: BTreeMap::new(),
+            replica_moves: BTreeMap::new(),
             next_move_id: 1,
         }
     }

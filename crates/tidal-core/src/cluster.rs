@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, PrgId};
 use crate::ownership::MoveId;
+use crate::replica_move::ReplicaMove;
 use crate::slot::slot_of;
 use crate::slot_move::SlotMove;
 
@@ -87,11 +88,21 @@ pub struct Placement {
     /// The slots the PRG owned when it was created (its state machine
     /// starts from them; fixed for the PRG's life).
     pub genesis: Vec<Range<u32>>,
+    /// Nodes catching up as learners for a replica move; they host a
+    /// replica but do not vote.
+    pub learners: Vec<NodeId>,
+    /// The group has had a leader: nobody bootstraps it again.
+    pub bootstrapped: bool,
 }
 
 impl Placement {
     pub fn new(prg: PrgId, members: Vec<NodeId>, epoch: u64, genesis: Vec<Range<u32>>) -> Self {
-        Self { prg, members, epoch, leader_hint: None, genesis }
+        Self { prg, members, epoch, leader_hint: None, genesis, learners: Vec::new(), bootstrapped: false }
+    }
+
+    /// Whether `node` hosts a replica (voter or learner).
+    pub fn hosted_on(&self, node: NodeId) -> bool {
+        self.members.contains(&node) || self.learners.contains(&node)
     }
 }
 
@@ -109,6 +120,8 @@ pub struct ClusterState {
     pub placements: BTreeMap<PrgId, Placement>,
     /// Slot moves, in flight and finished, by id.
     pub moves: BTreeMap<MoveId, SlotMove>,
+    /// Replica moves, in flight and finished, by id (ids shared with slot moves).
+    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
     /// The id the next move gets.
     pub next_move_id: MoveId,
 }
@@ -142,6 +155,21 @@ impl ClusterState {
     /// Placements of PRGs `node` is a member of.
     pub fn placements_on(&self, node: NodeId) -> impl Iterator<Item = &Placement> {
         self.placements.values().filter(move |p| p.members.contains(&node))
+    }
+
+    /// Placements of PRGs `node` hosts a replica of, as a voter or a learner.
+    pub fn placements_hosted_on(&self, node: NodeId) -> impl Iterator<Item = &Placement> {
+        self.placements.values().filter(move |p| p.hosted_on(node))
+    }
+
+    /// The unfinished move (slot or replica) that involves PRG `prg`, if any.
+    pub fn busy_with(&self, prg: &PrgId) -> Option<MoveId> {
+        let slot = self
+            .moves
+            .values()
+            .find(|m| !m.phase.is_finished() && m.tenant == prg.tenant && (m.from == prg.index || m.to == prg.index));
+        let replica = self.replica_moves.values().find(|m| !m.phase.is_finished() && m.prg == *prg);
+        slot.map(|m| m.id).or(replica.map(|m| m.id))
     }
 
     /// All PRGs of a tenant, in index order.

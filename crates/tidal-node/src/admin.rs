@@ -24,8 +24,12 @@ pub struct GroupReport {
     pub commit_index: Option<u64>,
     /// Entries logged but not yet applied here.
     pub apply_lag: u64,
-    /// Per follower, entries behind the leader's log (leader only).
+    /// Per voting follower, entries behind the leader's log (leader only).
     pub replication_lag: std::collections::BTreeMap<NodeId, u64>,
+    /// Non-voting replicas catching up for a replica move.
+    pub learners: Vec<NodeId>,
+    /// Per learner, entries behind the leader's log (leader only).
+    pub learner_lag: std::collections::BTreeMap<NodeId, u64>,
     pub epoch: u64,
     pub snapshot_index: Option<u64>,
 }
@@ -40,12 +44,19 @@ pub fn group_reports(shared: &Shared) -> Vec<GroupReport> {
             let last = m.last_log_index.unwrap_or(0);
             let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
             let members: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            let learners: Vec<NodeId> = m.membership_config.membership().learner_ids().collect();
             let mut replication = std::collections::BTreeMap::new();
+            let mut learner_lag = std::collections::BTreeMap::new();
             let mut commit = None;
             if let Some(rep) = &m.replication {
+                // Quorum and lag are the voters'; learners are shown apart.
                 let mut matched: Vec<u64> = Vec::new();
                 for (id, l) in rep.iter() {
                     let idx = l.map(|l| l.index).unwrap_or(0);
+                    if !members.contains(id) {
+                        learner_lag.insert(*id, last.saturating_sub(idx));
+                        continue;
+                    }
                     if *id != m.id {
                         replication.insert(*id, last.saturating_sub(idx));
                     }
@@ -64,6 +75,8 @@ pub fn group_reports(shared: &Shared) -> Vec<GroupReport> {
                 commit_index: commit,
                 apply_lag: last.saturating_sub(applied),
                 replication_lag: replication,
+                learners,
+                learner_lag,
                 epoch: g.epoch,
                 snapshot_index: m.snapshot.map(|s| s.index),
             }

@@ -48,6 +48,8 @@ pub enum KvRequest {
     TransferLeader {
         to: NodeId,
     },
+    /// A replica move's change of the PRG's membership.
+    Members(tidal_control::MemberChange),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -14,9 +14,15 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tidal_control::{Copied, MoveOps, StepError};
+use std::collections::BTreeSet;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use tidal_control::{Copied, MemberChange, MoveOps, StepError};
 use tidal_core::ownership::SlotCommand;
 use tidal_core::slot_move::SlotMove;
+use tidal_core::NodeId;
 use tidal_core::PrgId;
 use tidal_raft::kv_entry::{KvEntry, Row};
 use tidal_raft::kv_machine::DeltaError;
@@ -77,6 +83,7 @@ impl Shared {
                 self.pull(kv, move_id, &source, KvRequest::Delta { move_id, after }).await
             }
             KvRequest::TransferLeader { to } => self.transfer_here(&kv.group.name, to).await,
+            KvRequest::Members(change) => change_members(kv, change).await,
             other => KvResponse::Unavailable(format!("internal: {other:?} is not a move step")),
         }
     }
@@ -182,6 +189,59 @@ impl Shared {
     }
 }
 
+/// Make a membership change on the leader of `kv`'s PRG. Each is
+/// idempotent: a change already made answers at once.
+async fn change_members(kv: &KvGroup, change: MemberChange) -> KvResponse {
+    let raft = &kv.group.raft;
+    let m = raft.metrics().borrow_watched().clone();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let known = |n: NodeId| membership.get_node(&n).is_some();
+    let result = match change {
+        MemberChange::AddLearner { node, .. } if known(node) => return KvResponse::Applied(0),
+        MemberChange::AddLearner { node, addr } => raft.add_learner(node, BasicNode { addr }, false).await,
+        MemberChange::LearnerLag { node } => {
+            let last = m.last_log_index.unwrap_or(0);
+            let matched = m.replication.as_ref().and_then(|r| r.get(&node).copied()).flatten().map(|l| l.index);
+            return match matched {
+                Some(i) => KvResponse::Applied(last.saturating_sub(i)),
+                None if known(node) => KvResponse::Applied(last.max(1)),
+                None => KvResponse::Refused(format!("node {node} is not a learner of {}", kv.group.name)),
+            };
+        }
+        MemberChange::ReplaceVoter { from, to } if !voters.contains(&from) && voters.contains(&to) => {
+            return KvResponse::Applied(0);
+        }
+        MemberChange::ReplaceVoter { to, .. } if !known(to) => {
+            return KvResponse::Refused(format!("node {to} is not a learner of {}", kv.group.name));
+        }
+        MemberChange::ReplaceVoter { from, .. } if m.current_leader == Some(from) => {
+            // A leader that votes itself out leaves the group leaderless
+            // until an election timeout: hand leadership over first.
+            if let Some(next) = voters.iter().copied().find(|v| *v != from) {
+                let _ = raft.trigger().transfer_leader(next).await;
+            }
+            return KvResponse::Unavailable(format!("node {from} leads {}; leadership handed off", kv.group.name));
+        }
+        MemberChange::ReplaceVoter { from, to } => {
+            let next: BTreeSet<NodeId> = voters.iter().copied().filter(|v| *v != from).chain([to]).collect();
+            raft.change_membership(ChangeMembers::ReplaceAllVoters(next), false).await
+        }
+        MemberChange::RemoveLearner { node } if voters.contains(&node) => {
+            return KvResponse::Refused(format!("node {node} already votes in {}", kv.group.name));
+        }
+        MemberChange::RemoveLearner { node } if !known(node) => return KvResponse::Applied(0),
+        MemberChange::RemoveLearner { node } => {
+            raft.change_membership(ChangeMembers::RemoveNodes([node].into()), false).await
+        }
+    };
+    match result {
+        Ok(r) => KvResponse::Applied(r.log_id.index),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => KvResponse::NotLeader { leader: f.leader_id },
+        Err(e) => KvResponse::Unavailable(e.to_string()),
+    }
+}
+
 async fn propose(kv: &KvGroup, entry: &KvEntry) -> KvResponse {
     match tokio::time::timeout(STEP_WORK, kv.proposer.propose_control(entry)).await {
         Ok(Ok(Ok(index))) => KvResponse::Applied(index),
@@ -253,12 +313,29 @@ impl MoveOps for NodeMoveOps {
         })
     }
 
+    fn members(&self, prg: PrgId, change: MemberChange) -> BoxFuture<Result<u64, StepError>> {
+        self.members_impl(prg, change)
+    }
+
     fn catch_up(&self, m: SlotMove, after: u64) -> BoxFuture<Result<Copied, StepError>> {
         let shared = self.shared();
         Box::pin(async move {
             let shared = shared?;
             let req = KvRequest::PullDelta { move_id: m.id, source: m.source(), after };
             pulled(step_result(shared.call_prg(&m.target(), req, STEP_CALL).await)?)
+        })
+    }
+}
+
+impl NodeMoveOps {
+    fn members_impl(&self, prg: PrgId, change: MemberChange) -> BoxFuture<Result<u64, StepError>> {
+        let shared = self.shared();
+        Box::pin(async move {
+            let shared = shared?;
+            match step_result(shared.call_prg(&prg, KvRequest::Members(change), STEP_CALL).await)? {
+                KvResponse::Applied(i) => Ok(i),
+                other => Err(unexpected(other)),
+            }
         })
     }
 }

@@ -4,6 +4,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `POST /api/v1/moves` `{"tenant","slots":"0-63","to":"default:2"}` | 202, `{"id"}`, `Location` |
+//! | `POST /api/v1/moves` `{"kind":"replica","prg":"default:1","from":3,"to":4}` | 202, `{"id"}`, `Location` |
 //! | `GET /api/v1/moves`, `GET /api/v1/moves/{id}` | the moves, with state, bytes, rate, timings |
 //! | `POST /api/v1/moves/{id}/cancel` | 202, or 409 once the move has committed |
 //! | `POST /api/v1/tenants/{t}/prgs` `{"count":4,"members":[1,4,5]}` | 201, the new PRG ids |
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tidal_control::{CpCommand, CpError, CpReply};
 use tidal_core::ownership::MoveId;
+use tidal_core::replica_move::{check_replica_move, ReplicaMove, ReplicaMoveError, ReplicaPhase};
 use tidal_core::slot_move::{check_new_move, parse_slots, MoveError, MovePhase, SlotMove};
 use tidal_core::{ClusterState, NodeId, PrgId};
 use tokio::time::Instant;
@@ -108,7 +110,6 @@ pub enum SlotsArg {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
-    /// Only `slots` for now.
     #[serde(default = "slots_kind")]
     pub kind: String,
     pub tenant: String,
@@ -120,6 +121,84 @@ pub struct MoveRequest {
 
 fn slots_kind() -> String {
     "slots".into()
+}
+
+/// `{"kind":"replica","prg":"default:1","from":3,"to":4}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaMoveRequest {
+    pub kind: String,
+    pub prg: String,
+    pub from: NodeId,
+    pub to: NodeId,
+}
+
+impl From<ReplicaMoveError> for ApiError {
+    fn from(e: ReplicaMoveError) -> Self {
+        match e {
+            ReplicaMoveError::UnknownPrg(_) | ReplicaMoveError::UnknownNode(_) => ApiError::NotFound(e.to_string()),
+            ReplicaMoveError::NotAMember { .. }
+            | ReplicaMoveError::AlreadyAMember { .. }
+            | ReplicaMoveError::Draining(_)
+            | ReplicaMoveError::SameZone { .. }
+            | ReplicaMoveError::Busy { .. } => ApiError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// A replica move as the admin API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaMoveView {
+    pub id: MoveId,
+    pub kind: &'static str,
+    pub prg: String,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub state: &'static str,
+    /// Entries the learner was behind at the last look.
+    pub lag: Option<u64>,
+    pub copy_fraction: f64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub elapsed_ms: u64,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+}
+
+pub fn replica_move_view(m: &ReplicaMove, now_ms: u64) -> ReplicaMoveView {
+    ReplicaMoveView {
+        id: m.id,
+        kind: "replica",
+        prg: m.prg.to_string(),
+        from: m.from,
+        to: m.to,
+        state: m.phase.name(),
+        lag: m.lag,
+        copy_fraction: match m.phase {
+            ReplicaPhase::AddingLearner => 0.0,
+            _ => 1.0,
+        },
+        created_ms: m.created_ms,
+        updated_ms: m.updated_ms,
+        finished_ms: m.finished_ms,
+        elapsed_ms: m.finished_ms.unwrap_or(now_ms).saturating_sub(m.created_ms),
+        cancel_requested: m.cancel_requested,
+        error: m.error.clone(),
+    }
+}
+
+/// Every move of `state` as JSON, newest first.
+fn all_moves(state: &ClusterState, now_ms: u64) -> Vec<serde_json::Value> {
+    let mut out: Vec<(MoveId, serde_json::Value)> = state
+        .moves
+        .values()
+        .map(|m| (m.id, json!(move_view(m, now_ms))))
+        .chain(state.replica_moves.values().map(|m| (m.id, json!(replica_move_view(m, now_ms)))))
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.into_iter().map(|(_, v)| v).collect()
 }
 
 /// A move as the admin API shows it.
@@ -223,12 +302,13 @@ async fn fresh(s: &Shared) -> Result<ClusterState, ApiError> {
 }
 
 pub async fn start_move(State(s): S, body: Bytes) -> Result<Response, ApiError> {
+    let kind: serde_json::Value = parse_body(&body)?;
+    if kind.get("kind").and_then(|k| k.as_str()) == Some("replica") {
+        return start_replica_move(&s, parse_body(&body)?).await;
+    }
     let req: MoveRequest = parse_body(&body)?;
     if req.kind != "slots" {
-        return Err(ApiError::BadRequest(format!(
-            "unknown move kind '{}': only \"slots\" moves are supported",
-            req.kind
-        )));
+        return Err(ApiError::BadRequest(format!("unknown move kind '{}': \"slots\" or \"replica\"", req.kind)));
     }
     let slots = match req.slots {
         SlotsArg::List(mut v) => {
@@ -262,6 +342,16 @@ pub async fn start_move(State(s): S, body: Bytes) -> Result<Response, ApiError> 
     }
 }
 
+async fn start_replica_move(s: &Shared, req: ReplicaMoveRequest) -> Result<Response, ApiError> {
+    let prg = parse_prg(&req.prg)?;
+    let state = fresh(s).await?;
+    check_replica_move(&state, &prg, req.from, req.to, state.busy_with(&prg))?;
+    match s.cp.propose(CpCommand::StartReplicaMove { prg, from: req.from, to: req.to }).await? {
+        CpReply::MoveStarted { id, .. } => Ok(accepted(id)),
+        other => Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
+    }
+}
+
 fn accepted(id: MoveId) -> Response {
     let location = format!("/api/v1/moves/{id}");
     (StatusCode::ACCEPTED, [(header::LOCATION, location.clone())], Json(json!({ "id": id, "location": location })))
@@ -270,22 +360,24 @@ fn accepted(id: MoveId) -> Response {
 
 pub async fn list_moves(State(s): S) -> Result<Response, ApiError> {
     let state = fresh(&s).await?;
-    let now = s.clock.now_ms();
-    let views: Vec<MoveView> = state.moves.values().rev().map(|m| move_view(m, now)).collect();
-    Ok(Json(views).into_response())
+    Ok(Json(all_moves(&state, s.clock.now_ms())).into_response())
 }
 
 pub async fn get_move(State(s): S, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: MoveId = id.parse().map_err(|_| ApiError::BadRequest(format!("invalid move id '{id}'")))?;
     let state = fresh(&s).await?;
+    let now = s.clock.now_ms();
+    if let Some(m) = state.replica_moves.get(&id) {
+        return Ok(Json(replica_move_view(m, now)).into_response());
+    }
     let m = state.moves.get(&id).ok_or_else(|| ApiError::NotFound(format!("no move {id}")))?;
-    Ok(Json(move_view(m, s.clock.now_ms())).into_response())
+    Ok(Json(move_view(m, now)).into_response())
 }
 
 pub async fn cancel_move(State(s): S, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: MoveId = id.parse().map_err(|_| ApiError::BadRequest(format!("invalid move id '{id}'")))?;
     let state = fresh(&s).await?;
-    if !state.moves.contains_key(&id) {
+    if !state.moves.contains_key(&id) && !state.replica_moves.contains_key(&id) {
         return Err(ApiError::NotFound(format!("no move {id}")));
     }
     s.cp.propose(CpCommand::CancelMove { id }).await?;

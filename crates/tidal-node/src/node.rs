@@ -134,9 +134,16 @@ impl Shared {
     }
 
     /// Start and bootstrap the PRGs the cluster state places here.
-    async fn reconcile(&self, state: &ClusterState) {
+    ///
+    /// With `confirmed` (the state was just read from the control plane),
+    /// replicas this node hosts but the state no longer places here are
+    /// stopped and purged: a replica move took them elsewhere.
+    async fn reconcile(&self, state: &ClusterState, confirmed: bool) {
         let me = self.config.node_id;
-        for p in state.placements_on(me) {
+        if confirmed {
+            self.retire_unplaced(state).await;
+        }
+        for p in state.placements_hosted_on(me) {
             let group = p.prg.to_string();
             let Some(spec) = spec_of(state, &p.prg) else { continue };
             let just_started = match self.start_prg(&group, p.epoch, Some(spec)).await {
@@ -148,8 +155,10 @@ impl Shared {
             };
             // The bootstrapping member waits one sync round after starting
             // its replica, so the other members have started theirs and the
-            // first election finds them.
-            if p.members.first() == Some(&me) && !just_started {
+            // first election finds them. Only a group that never had a
+            // leader is bootstrapped: a replica that joins later (or lost
+            // its data) catches up from the others instead.
+            if p.members.first() == Some(&me) && !just_started && !p.bootstrapped {
                 let members: BTreeMap<u64, BasicNode> = p
                     .members
                     .iter()
@@ -160,6 +169,26 @@ impl Shared {
                         tracing::warn!(group, error = %e, "cannot bootstrap PRG");
                     }
                 }
+            }
+        }
+    }
+
+    /// Stop and purge the PRG replicas hosted here that `state` places
+    /// elsewhere.
+    async fn retire_unplaced(&self, state: &ClusterState) {
+        let me = self.config.node_id;
+        for g in self.host.groups() {
+            let Ok(prg) = g.name.parse::<tidal_core::PrgId>() else { continue };
+            // A PRG the state does not know yet (a newer placement) stays.
+            let Some(p) = state.placements.get(&prg) else { continue };
+            if p.hosted_on(me) {
+                continue;
+            }
+            let group = g.name.to_string();
+            self.kv.write().expect("kv lock").remove(&group);
+            match self.host.remove_group(&group).await {
+                Ok(()) => tracing::info!(group, "replica moved away; stopped and purged"),
+                Err(e) => tracing::warn!(group, error = %e, "cannot purge a replica that moved away"),
             }
         }
     }
@@ -183,7 +212,7 @@ impl Shared {
         if self.cp.is_local_leader() {
             self.lead_duties(&state).await;
         }
-        self.reconcile(&self.cache.get()).await;
+        self.reconcile(&self.cache.get(), true).await;
         self.report_leadership(&state).await;
     }
 
@@ -336,7 +365,7 @@ impl Node {
             }
         }
         // Routing starts from what this node knew before the restart.
-        shared.reconcile(&initial).await;
+        shared.reconcile(&initial, false).await;
 
         let s = shared.clone();
         let mut stop = stop_rx.clone();

@@ -46,7 +46,7 @@ impl Shared {
         if let Err(e) = check_tenant(&state, tenant) {
             return e;
         }
-        let plan = match plan_write(op, |k| prg_of(&state, tenant, k)) {
+        let plan = match plan_write(op, |k| prg_of(&state, tenant, k), |k| slot_in(&state, tenant, k)) {
             Ok(p) => p,
             Err(e) => return e,
         };
@@ -73,7 +73,7 @@ impl Shared {
         let mut out: Vec<Option<Reply>> = vec![None; ops.len()];
         let mut run: Vec<(usize, PrgId, WriteOp)> = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
-            match plan_write(op, |k| prg_of(&state, tenant, k)) {
+            match plan_write(op, |k| prg_of(&state, tenant, k), |k| slot_in(&state, tenant, k)) {
                 Ok(Plan::Single(Some(prg), op)) => run.push((i, prg, op)),
                 // Refused before anything ran: no effect to order against.
                 Err(e) => out[i] = Some(e),
@@ -536,6 +536,10 @@ fn check_tenant(state: &ClusterState, tenant: &str) -> Result<(), Reply> {
     } else {
         Err(Reply::err(format!("unknown tenant '{tenant}'")))
     }
+}
+
+fn slot_in(state: &ClusterState, tenant: &str, key: &[u8]) -> u32 {
+    state.tenants.get(tenant).map_or(0, |t| tidal_core::slot::slot_of(key, t.slots))
 }
 
 fn prg_of(state: &ClusterState, tenant: &str, key: &[u8]) -> Option<PrgId> {

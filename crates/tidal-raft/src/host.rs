@@ -24,7 +24,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use crate::log_store::LogStore;
 use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
-use crate::storage::{Storage, StoreError, GROUPS};
+use crate::storage::{Storage, StoreError, GROUPS, LOG};
 use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, WireError};
 use crate::types::{Raft, Snapshot, SnapshotMeta, Vote};
 
@@ -252,6 +252,34 @@ impl RaftHost {
             Err(openraft::errors::RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(HostError::Raft(e.to_string())),
         }
+    }
+
+    /// Stop group `name` and delete everything this node stored for it:
+    /// its replica has left this node. It does not come back at restart.
+    pub async fn remove_group(&self, name: &str) -> Result<(), HostError> {
+        let _guard = self.starting.lock().await;
+        let Some(g) = self.groups.write().expect("groups lock").remove(name) else {
+            return Ok(());
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(3), g.raft.shutdown()).await;
+        g.state.purge().await.map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
+        let owned = name.to_string();
+        self.storage
+            .log()
+            .writer()
+            .call(true, move |txn| {
+                let mut log = txn.open_table(LOG).map_err(|e| e.to_string())?;
+                log.retain_in((owned.as_str(), 0u64)..=(owned.as_str(), u64::MAX), |_, _| false)
+                    .map_err(|e| e.to_string())?;
+                drop(log);
+                crate::state_machine::purge_meta(txn, &owned)?;
+                let mut groups = txn.open_table(GROUPS).map_err(|e| e.to_string())?;
+                groups.remove(owned.as_str()).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await?;
+        tracing::info!(group = name, "replica removed from this node, its data purged");
+        Ok(())
     }
 
     /// Stop every group and write what each applied in memory to the

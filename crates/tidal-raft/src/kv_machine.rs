@@ -29,7 +29,9 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, Range};
 use std::sync::{Arc, RwLock};
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, TableHandle, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, StoreError as KvError, WriteOp};
 use tidal_core::ownership::{MoveId, Ownership, Refusal, SlotCommand, SlotState};
@@ -605,6 +607,11 @@ impl KvMachine {
 /// Move every row of the table `legacy` (keys without their slot) into
 /// `table`, and delete `legacy`.
 fn migrate(txn: &WriteTransaction, legacy: &str, table: &str, slots: u32) -> Result<(), String> {
+    // Opening a table in a write transaction would create it: look first.
+    let exists = txn.list_tables().map_err(|e| e.to_string())?.any(|t| t.name() == legacy);
+    if !exists {
+        return Ok(());
+    }
     let rows: Vec<(Vec<u8>, Vec<u8>)> = match txn.open_table(Def::new(legacy)) {
         Ok(t) => {
             let mut rows = Vec::new();
@@ -755,6 +762,10 @@ impl Machine for KvMachine {
 
     fn reload(&self, state: &Db) -> Result<(), String> {
         self.load(state).map_err(|e| e.to_string())
+    }
+
+    fn purge(&self, txn: &WriteTransaction) -> Result<(), String> {
+        txn.delete_table(Def::new(&self.table)).map(drop).map_err(|e| e.to_string())
     }
 }
 

@@ -53,4 +53,10 @@ pub trait Machine: Send + Sync + 'static {
     /// Forget what is held in memory and read the state file again (after
     /// an `import` has committed).
     fn reload(&self, state: &Db) -> Result<(), String>;
+
+    /// Delete everything the state file holds for this machine: its replica
+    /// is leaving this node for good.
+    fn purge(&self, _txn: &WriteTransaction) -> Result<(), String> {
+        Ok(())
+    }
 }

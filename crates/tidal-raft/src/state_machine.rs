@@ -202,6 +202,39 @@ impl GroupStateMachine {
     }
 }
 
+/// Delete every `(group, _)` row of a metadata table.
+pub(crate) fn purge_meta(txn: &redb::WriteTransaction, group: &str) -> Result<(), String> {
+    // A handful of rows per group: one pass over the table is cheap.
+    let mut t = txn.open_table(META).map_err(|e| e.to_string())?;
+    t.retain(|(g, _), _| g != group).map_err(|e| e.to_string())
+}
+
+impl GroupStateMachine {
+    /// Delete everything the state file holds for this group (its data,
+    /// applied index, membership and snapshot), durably.
+    pub async fn purge(&self) -> Result<(), io::Error> {
+        self.when_idle(|a| a.flushing = true).await?;
+        let s = &self.shared;
+        let (group, machine) = (s.group.clone(), s.machine.clone());
+        let r = s
+            .storage
+            .state()
+            .writer()
+            .call(true, move |txn| {
+                machine.purge(txn)?;
+                purge_meta(txn, &group)?;
+                let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+                t.remove(&*group).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+            .map_err(io_err);
+        self.applied().flushing = false;
+        s.flush_done.notify_waiters();
+        r
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     type SnapshotData = SnapshotData;
 

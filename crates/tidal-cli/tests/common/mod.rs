@@ -86,6 +86,11 @@ pub mod tempdir {
 
     impl Drop for TempDir {
         fn drop(&mut self) {
+            // A failing test keeps its nodes' data and logs for a look.
+            if std::thread::panicking() {
+                eprintln!("kept {} for inspection", self.0.display());
+                return;
+            }
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }

@@ -13,7 +13,7 @@
 //! Splitting keeps Redis semantics where they survive it: DEL/EXISTS/TOUCH
 //! counts add up, MSET is per-key anyway, MGET reassembles the caller's
 //! order. MSETNX is all-or-nothing, which tidal guarantees only inside one
-//! group, so a spanning MSETNX is refused like Redis Cluster refuses it.
+//! slot, so a spanning MSETNX is refused like Redis Cluster refuses it.
 
 use std::collections::BTreeMap;
 
@@ -103,7 +103,16 @@ fn internal(what: &str) -> Reply {
 }
 
 /// Plans a write. `Err` is a reply for the client (CROSSSLOT).
-pub fn plan_write<G: Ord + Clone>(op: WriteOp, group_of: impl Fn(&[u8]) -> G) -> Result<Plan<G, WriteOp>, Reply> {
+///
+/// Atomic multi-key writes follow Redis Cluster's rule: MSETNX needs all its
+/// keys in one slot, and RENAME is atomic only within one slot (across
+/// slots it becomes a copy and a delete). Slots, not groups, decide it, so
+/// a command behaves the same before and after a slot moves between groups.
+pub fn plan_write<G: Ord + Clone>(
+    op: WriteOp,
+    group_of: impl Fn(&[u8]) -> G,
+    slot_of: impl Fn(&[u8]) -> u32,
+) -> Result<Plan<G, WriteOp>, Reply> {
     match &op {
         WriteOp::Flush => Ok(Plan::Broadcast { op, merge: Merge::Ok }),
         WriteOp::Del { keys } if !keys.is_empty() => {
@@ -114,13 +123,13 @@ pub fn plan_write<G: Ord + Clone>(op: WriteOp, group_of: impl Fn(&[u8]) -> G) ->
             let pairs = pairs.clone();
             Ok(split(op, pairs, |(k, _)| k, &group_of, |pairs| WriteOp::MSet { pairs }, |_| Merge::Ok))
         }
-        WriteOp::MSetNx { pairs } => match same_group(pairs.iter().map(|(k, _)| k.as_slice()), &group_of) {
-            Some(g) => Ok(Plan::Single(g, op)),
+        WriteOp::MSetNx { pairs } => match same_group(pairs.iter().map(|(k, _)| k.as_slice()), &slot_of) {
+            Some(_) => Ok(Plan::Single(group_of(&pairs[0].0), op)),
             None => Err(cross_slot("MSETNX")),
         },
         WriteOp::Rename { from, to, nx } => {
             let (fg, tg) = (group_of(from), group_of(to));
-            if fg == tg {
+            if slot_of(from) == slot_of(to) {
                 return Ok(Plan::Single(fg, op));
             }
             let (from, to, nx) = (from.clone(), to.clone(), *nx);

@@ -10,6 +10,11 @@ fn group_of(key: &[u8]) -> u8 {
     }
 }
 
+/// Keys share a slot when their first two bytes match.
+fn slot_of(key: &[u8]) -> u32 {
+    key.iter().take(2).fold(0, |a, b| a * 256 + u32::from(*b))
+}
+
 fn keys(list: &[&str]) -> Vec<Vec<u8>> {
     list.iter().map(|k| k.as_bytes().to_vec()).collect()
 }
@@ -17,9 +22,9 @@ fn keys(list: &[&str]) -> Vec<Vec<u8>> {
 #[test]
 fn single_group_multi_key_stays_single() {
     let op = WriteOp::Del { keys: keys(&["1a", "1b"]) };
-    assert_eq!(plan_write(op.clone(), group_of), Ok(Plan::Single(1, op)));
-    let op = WriteOp::MSetNx { pairs: vec![(b"2a".to_vec(), b"x".to_vec()), (b"2b".to_vec(), b"y".to_vec())] };
-    assert_eq!(plan_write(op.clone(), group_of), Ok(Plan::Single(2, op)));
+    assert_eq!(plan_write(op.clone(), group_of, slot_of), Ok(Plan::Single(1, op)));
+    let op = WriteOp::MSetNx { pairs: vec![(b"2a".to_vec(), b"x".to_vec()), (b"2a:b".to_vec(), b"y".to_vec())] };
+    assert_eq!(plan_write(op.clone(), group_of, slot_of), Ok(Plan::Single(2, op)));
     let op = ReadOp::Get { key: b"3k".to_vec() };
     assert_eq!(plan_read(op.clone(), group_of), Ok(Plan::Single(3, op)));
 }
@@ -27,7 +32,7 @@ fn single_group_multi_key_stays_single() {
 #[test]
 fn del_fans_out_and_sums() {
     let op = WriteOp::Del { keys: keys(&["2a", "1a", "2b"]) };
-    let Ok(Plan::Fanout { parts, merge: m }) = plan_write(op, group_of) else {
+    let Ok(Plan::Fanout { parts, merge: m }) = plan_write(op, group_of, slot_of) else {
         panic!("expected a fanout");
     };
     assert_eq!(
@@ -43,7 +48,7 @@ fn mset_splits_and_keeps_duplicate_order() {
     let op = WriteOp::MSet {
         pairs: vec![(b"1a".to_vec(), b"x".to_vec()), (b"2a".to_vec(), b"y".to_vec()), (b"1a".to_vec(), b"z".to_vec())],
     };
-    let Ok(Plan::Fanout { parts, merge: m }) = plan_write(op, group_of) else {
+    let Ok(Plan::Fanout { parts, merge: m }) = plan_write(op, group_of, slot_of) else {
         panic!("expected a fanout");
     };
     assert_eq!(
@@ -56,27 +61,36 @@ fn mset_splits_and_keeps_duplicate_order() {
 #[test]
 fn msetnx_across_groups_is_crossslot() {
     let op = WriteOp::MSetNx { pairs: vec![(b"1a".to_vec(), b"x".to_vec()), (b"2a".to_vec(), b"y".to_vec())] };
-    let e = plan_write(op, group_of).unwrap_err();
+    let e = plan_write(op, group_of, slot_of).unwrap_err();
     assert_eq!(e.error_code(), Some("CROSSSLOT"));
     let Reply::Error(text) = e else { unreachable!() };
     assert!(text.starts_with("CROSSSLOT Keys in request don't hash to the same slot"));
     assert!(text.contains("hash tag"));
+    // One group is not enough: the keys must share a slot.
+    let op = WriteOp::MSetNx { pairs: vec![(b"1a".to_vec(), b"x".to_vec()), (b"1b".to_vec(), b"y".to_vec())] };
+    assert_eq!(plan_write(op, group_of, slot_of).unwrap_err().error_code(), Some("CROSSSLOT"));
 }
 
 #[test]
 fn rename_across_groups_is_a_move() {
     let op = WriteOp::Rename { from: b"1a".to_vec(), to: b"2b".to_vec(), nx: true };
     assert_eq!(
-        plan_write(op, group_of),
+        plan_write(op, group_of, slot_of),
         Ok(Plan::Move { from_group: 1, from: b"1a".to_vec(), to_group: 2, to: b"2b".to_vec(), nx: true })
     );
+    let op = WriteOp::Rename { from: b"1a".to_vec(), to: b"1a:x".to_vec(), nx: false };
+    assert_eq!(plan_write(op.clone(), group_of, slot_of), Ok(Plan::Single(1, op)));
+    // Across slots of one group it is a copy and a delete too.
     let op = WriteOp::Rename { from: b"1a".to_vec(), to: b"1b".to_vec(), nx: false };
-    assert_eq!(plan_write(op.clone(), group_of), Ok(Plan::Single(1, op)));
+    assert!(matches!(plan_write(op, group_of, slot_of), Ok(Plan::Move { from_group: 1, to_group: 1, .. })));
 }
 
 #[test]
 fn keyless_ops_broadcast() {
-    assert_eq!(plan_write(WriteOp::Flush, group_of), Ok(Plan::Broadcast { op: WriteOp::Flush, merge: Merge::Ok }));
+    assert_eq!(
+        plan_write(WriteOp::Flush, group_of, slot_of),
+        Ok(Plan::Broadcast { op: WriteOp::Flush, merge: Merge::Ok })
+    );
     assert_eq!(plan_read(ReadOp::DbSize, group_of), Ok(Plan::Broadcast { op: ReadOp::DbSize, merge: Merge::SumInts }));
     let keys_op = ReadOp::Keys { pattern: b"*".to_vec() };
     let Ok(Plan::Broadcast { merge: m, .. }) = plan_read(keys_op, group_of) else { panic!() };

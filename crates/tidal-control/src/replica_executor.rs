@@ -1,0 +1,144 @@
+//! Carrying replica moves out (see [`tidal_core::replica_move`]): the part
+//! of the move executor that changes a PRG's members through its leader.
+//!
+//! ```text
+//!  AddingLearner: AddLearner(Y) on the leader; poll LearnerLag(Y) until small
+//!  Promoting:     ReplaceVoter(X -> Y) on the leader (joint consensus);
+//!                 CommitReplicaMove in the control plane
+//!  RollingBack:   RemoveLearner(Y); RolledBack
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tidal_core::ownership::MoveId;
+use tidal_core::replica_move::{on_failure, ReplicaMove, ReplicaPhase, CAUGHT_UP_ENTRIES};
+use tidal_core::NodeId;
+use tokio::time::Instant;
+
+use crate::command::CpCommand;
+use crate::executor::{MoveExecutor, StepError};
+
+/// A change of a PRG's membership, made by its leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Add `node` (at peer address `addr`) as a learner; it catches up by
+    /// snapshot and log. Already there: nothing to do.
+    AddLearner { node: NodeId, addr: String },
+    /// How many entries learner `node` is behind the leader's log.
+    LearnerLag { node: NodeId },
+    /// Make the voters the current ones with `from` replaced by `to`.
+    /// Already so: nothing to do.
+    ReplaceVoter { from: NodeId, to: NodeId },
+    /// Remove learner `node`. Not there: nothing to do.
+    RemoveLearner { node: NodeId },
+}
+
+/// How long a learner may take to catch up before the move rolls back.
+const CATCH_UP_BUDGET: Duration = Duration::from_secs(300);
+
+impl MoveExecutor {
+    fn replica(&self, id: MoveId) -> Option<ReplicaMove> {
+        self.cp.local_machine()?.state().replica_moves.get(&id).cloned()
+    }
+
+    pub(crate) async fn drive_replica(&self, id: MoveId) {
+        let mut failures = 0u64;
+        loop {
+            if !self.cp.is_local_leader() {
+                return;
+            }
+            let Some(m) = self.replica(id) else { return };
+            if m.phase.is_finished() {
+                tracing::info!(move_id = id, phase = m.phase.name(), "replica move finished");
+                return;
+            }
+            if m.cancel_requested && m.phase.may_become(ReplicaPhase::RollingBack) {
+                let _ = self.replica_phase(&m, ReplicaPhase::RollingBack, None, Some("cancelled by an operator")).await;
+                continue;
+            }
+            match self.replica_step(&m).await {
+                Ok(()) => failures = 0,
+                Err(why) => {
+                    failures += 1;
+                    tracing::warn!(move_id = id, phase = m.phase.name(), error = %why, "replica move step failed");
+                    let next = on_failure(m.phase);
+                    if next != m.phase {
+                        let _ = self.replica_phase(&m, next, None, Some(&why)).await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis((100 * failures).min(2_000))).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn replica_phase(
+        &self,
+        m: &ReplicaMove,
+        phase: ReplicaPhase,
+        lag: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<(), String> {
+        let cmd =
+            CpCommand::UpdateReplicaMove { id: m.id, expect: m.phase, phase, lag, error: error.map(str::to_string) };
+        self.cp.propose(cmd).await.map(drop).map_err(|e| e.to_string())
+    }
+
+    async fn change(&self, m: &ReplicaMove, change: MemberChange) -> Result<u64, String> {
+        let deadline = Instant::now() + self.config.retry_budget;
+        let mut attempt = 0u64;
+        loop {
+            match self.ops.members(m.prg.clone(), change.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(StepError::Unavailable(e)) if m.phase.is_committed() || Instant::now() < deadline => {
+                    attempt += 1;
+                    tracing::debug!(move_id = m.id, error = %e, "membership step will be retried");
+                    tokio::time::sleep(Duration::from_millis((50 * attempt).min(1_000))).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    async fn replica_step(&self, m: &ReplicaMove) -> Result<(), String> {
+        match m.phase {
+            ReplicaPhase::AddingLearner => {
+                let state = self.cp.local_machine().map(|c| c.state()).ok_or("no local control plane")?;
+                let addr = state.nodes.get(&m.to).map(|n| n.peer_addr.clone()).ok_or("the target node is gone")?;
+                self.change(m, MemberChange::AddLearner { node: m.to, addr }).await?;
+                let started = Instant::now();
+                let mut reported = Instant::now();
+                loop {
+                    let lag = self.change(m, MemberChange::LearnerLag { node: m.to }).await?;
+                    if lag <= CAUGHT_UP_ENTRIES {
+                        break;
+                    }
+                    if started.elapsed() > CATCH_UP_BUDGET {
+                        return Err(format!("the learner is still {lag} entries behind after {CATCH_UP_BUDGET:?}"));
+                    }
+                    if self.replica(m.id).is_some_and(|c| c.cancel_requested) {
+                        return Ok(());
+                    }
+                    if reported.elapsed() > Duration::from_secs(1) {
+                        self.replica_phase(m, m.phase, Some(lag), None).await?;
+                        reported = Instant::now();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                self.replica_phase(m, ReplicaPhase::Promoting, Some(0), None).await
+            }
+            ReplicaPhase::Promoting => {
+                self.change(m, MemberChange::ReplaceVoter { from: m.from, to: m.to }).await?;
+                self.cp.propose(CpCommand::CommitReplicaMove { id: m.id }).await.map_err(|e| e.to_string())?;
+                tracing::info!(move_id = m.id, prg = %m.prg, from = m.from, to = m.to, "replica moved");
+                Ok(())
+            }
+            ReplicaPhase::RollingBack => {
+                self.change(m, MemberChange::RemoveLearner { node: m.to }).await?;
+                self.replica_phase(m, ReplicaPhase::RolledBack, None, None).await
+            }
+            ReplicaPhase::Done | ReplicaPhase::RolledBack => Ok(()),
+        }
+    }
+}
