@@ -25,7 +25,7 @@ use tidal_core::ownership::{MoveId, SlotCommand};
 use tidal_core::slot_move::{
     after_round, fence_overrun, on_failure, plan, Action, CatchUp, MoveLimits, MovePhase, SlotMove,
 };
-use tidal_core::PrgId;
+use tidal_core::{NodeId, PrgId};
 use tidal_raft::transport::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -83,7 +83,8 @@ pub struct ExecutorConfig {
     pub limits: MoveLimits,
     /// Bytes per chunk of the copy.
     pub chunk_bytes: u64,
-    /// Most bytes per second a move copies (0: no limit).
+    /// Most bytes per second moves copy to or from any one node (0: no
+    /// limit).
     pub rate_bytes: u64,
     /// How long an uncommitted move retries an unavailable PRG before it
     /// rolls back.
@@ -106,6 +107,8 @@ pub struct MoveExecutor {
     pub(crate) ops: Arc<dyn MoveOps>,
     pub(crate) config: ExecutorConfig,
     running: Mutex<BTreeSet<MoveId>>,
+    /// Per node, when its copy budget is next free (the rate limit).
+    node_free: Mutex<std::collections::BTreeMap<NodeId, Instant>>,
 }
 
 /// How a phase ended when it did not finish.
@@ -128,7 +131,7 @@ impl From<CpError> for Stop {
 
 impl MoveExecutor {
     pub fn new(cp: Arc<ControlPlane>, ops: Arc<dyn MoveOps>, config: ExecutorConfig) -> Arc<Self> {
-        Arc::new(Self { cp, ops, config, running: Mutex::default() })
+        Arc::new(Self { cp, ops, config, running: Mutex::default(), node_free: Mutex::default() })
     }
 
     /// Watch for unfinished moves while this node leads the control plane,
@@ -287,15 +290,12 @@ impl MoveExecutor {
 
     /// Copy the slots' rows from the saved cursor to the end.
     async fn copy(&self, m: &mut SlotMove) -> Result<(), Stop> {
-        let started = Instant::now();
         let mut saved = Instant::now();
-        let mut copied_here = 0u64;
         while !m.progress.copied {
             let (after, max) = (m.progress.cursor.clone(), self.config.chunk_bytes);
             let chunk = self.retry(m, || self.ops.copy_rows(m.clone(), after.clone(), max)).await?;
             m.progress.rows += chunk.rows;
             m.progress.bytes += chunk.bytes;
-            copied_here += chunk.bytes;
             if chunk.last.is_some() {
                 m.progress.cursor = chunk.last;
             }
@@ -307,7 +307,7 @@ impl MoveExecutor {
             if self.cancelled(m) {
                 return Err(Stop::Reread);
             }
-            self.pace(started, copied_here).await;
+            self.pace(m, chunk.bytes).await;
         }
         Ok(())
     }
@@ -325,15 +325,36 @@ impl MoveExecutor {
         Ok(got.bytes)
     }
 
-    /// Sleep as long as the rate limit asks for `bytes` copied since `started`.
-    async fn pace(&self, started: Instant, bytes: u64) {
-        if self.config.rate_bytes == 0 {
+    /// Account `bytes` just copied by `m` to every node holding the source
+    /// or the target, and sleep until each of them is back under the rate
+    /// limit: moves sharing a node share its budget.
+    async fn pace(&self, m: &SlotMove, bytes: u64) {
+        if self.config.rate_bytes == 0 || bytes == 0 {
             return;
         }
-        let due = Duration::from_secs_f64(bytes as f64 / self.config.rate_bytes as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
+        let nodes: BTreeSet<NodeId> = match self.cp.local_machine() {
+            Some(c) => {
+                let state = c.state();
+                [m.source(), m.target()]
+                    .iter()
+                    .filter_map(|p| state.placements.get(p))
+                    .flat_map(|p| p.members.iter().copied())
+                    .collect()
+            }
+            None => BTreeSet::new(),
+        };
+        let cost = Duration::from_secs_f64(bytes as f64 / self.config.rate_bytes as f64);
+        let until = {
+            let mut free = self.node_free.lock().expect("rate lock");
+            let now = Instant::now();
+            let start = nodes.iter().map(|n| free.get(n).copied().unwrap_or(now).max(now)).max().unwrap_or(now);
+            let until = start + cost;
+            for n in nodes {
+                free.insert(n, until);
+            }
+            until
+        };
+        tokio::time::sleep_until(until).await;
     }
 
     /// Run `op` until it succeeds, retrying while its PRG is unavailable

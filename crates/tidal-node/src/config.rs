@@ -92,8 +92,8 @@ pub struct RawConfig {
     /// core). Nodes sharing a machine should split its cores between them.
     #[arg(long, env = "TIDAL_WORKER_THREADS")]
     pub worker_threads: Option<u64>,
-    /// Most MiB per second one slot move copies (0: no limit), so that
-    /// moves leave room for client traffic.
+    /// Most MiB per second slot moves copy to or from any one node (0: no
+    /// limit), so that moves leave room for client traffic.
     #[arg(long, env = "TIDAL_MOVE_RATE_MB")]
     pub move_rate_mb: Option<u64>,
     /// Longest time (ms) a slot move may keep its slots fenced before it

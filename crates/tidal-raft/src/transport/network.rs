@@ -64,6 +64,28 @@ fn unexpected(r: Response) -> RpcErr {
     RPCError::Network(NetworkError::new(&e))
 }
 
+/// How long an append may take. openraft offers the heartbeat interval,
+/// which an empty append (a heartbeat) must meet; one carrying entries
+/// also waits for the follower to write and fsync them, which for a large
+/// payload (a move's rows, big values) takes longer, and timing it out
+/// would only send it again. Not a limit on the stream (openraft does not
+/// enforce one there), only on noticing a follower that stopped answering.
+fn append_ttl(rpc: &AppendEntriesRequest<TypeConfig>, offered: Duration) -> Duration {
+    if rpc.entries.is_empty() {
+        return offered;
+    }
+    let bytes: usize = rpc
+        .entries
+        .iter()
+        .map(|e| match &e.payload {
+            openraft::EntryPayload::Normal(p) => p.body.len(),
+            _ => 0,
+        })
+        .sum();
+    // 1 s, plus the payload at 16 MiB/s.
+    offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
+}
+
 impl GroupClient {
     async fn call(&self, body: Request, ttl: Duration) -> Result<Response, CallError> {
         self.net.peers.call(&self.addr, &self.net.group, self.net.epoch, body, ttl).await
@@ -78,7 +100,8 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
-        match self.call(Request::Append(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
+        let ttl = append_ttl(&rpc, option.hard_ttl());
+        match self.call(Request::Append(rpc), ttl).await.map_err(rpc_err)? {
             Response::Append(r) => Ok(r),
             other => Err(unexpected(other)),
         }
