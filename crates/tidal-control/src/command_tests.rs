@@ -36,8 +36,7 @@ fn creating_a_tenant_places_prgs_and_bumps_the_epoch() {
 fn invalid_tenants_are_refused_and_change_nothing() {
     let mut s = with_nodes(3);
     let before = s.clone();
-    for (name, slots, prgs) in [("bad name", 8, 1), ("t", 0, 1), ("t", 8, 0), ("t", 8, 9), ("t", MAX_SLOTS + 1, 1)]
-    {
+    for (name, slots, prgs) in [("bad name", 8, 1), ("t", 0, 1), ("t", 8, 0), ("t", 8, 9), ("t", MAX_SLOTS + 1, 1)] {
         let r = apply(&mut s, 0, &CpCommand::CreateTenant { name: name.into(), slots, prgs });
         assert!(matches!(r, CpReply::Refused(_)), "{name} {slots} {prgs}");
         assert_eq!(s, before);

@@ -94,11 +94,13 @@ impl Shared {
         let Some(me) = self.me() else {
             return KvResponse::Unavailable("the node is stopping".into());
         };
+        let started = Instant::now();
         let (rows, done, at) = match me.call_prg(source, req, STEP_WORK).await {
             Ok(KvResponse::Rows { rows, done, at }) => (rows, done, at),
             Ok(other) => return other,
             Err(e) => return KvResponse::Unavailable(e),
         };
+        let fetched = started.elapsed();
         let n = rows.len() as u64;
         let bytes: usize = rows.iter().map(Row::size).sum();
         let last = rows.last().map(|r| r.key.clone());
@@ -123,6 +125,7 @@ impl Shared {
                 return r;
             }
         }
+        tracing::debug!(move_id, rows = n, bytes, ?fetched, proposed = ?(started.elapsed() - fetched), "rows pulled");
         KvResponse::Pulled { rows: n, bytes: bytes as u64, last, done, at }
     }
 

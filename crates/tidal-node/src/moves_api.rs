@@ -197,7 +197,7 @@ fn all_moves(state: &ClusterState, now_ms: u64) -> Vec<serde_json::Value> {
         .map(|m| (m.id, json!(move_view(m, now_ms))))
         .chain(state.replica_moves.values().map(|m| (m.id, json!(replica_move_view(m, now_ms)))))
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
     out.into_iter().map(|(_, v)| v).collect()
 }
 
