@@ -244,11 +244,15 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         // index agree even while applying goes on.
         self.flush(false).await?;
         let s = &self.shared;
-        let (applied, membership, data) = {
-            let txn = s.storage.state().read().map_err(io_err)?;
+        // Reading and encoding every row is long work for a large group:
+        // it runs on a blocking thread, so the node's runtime keeps
+        // answering heartbeats and clients meanwhile.
+        let (storage, machine, name) = (s.storage.clone(), s.machine.clone(), s.group.clone());
+        let (stored, bytes) = tokio::task::spawn_blocking(move || -> Result<(StoredSnapshot, Vec<u8>), io::Error> {
+            let txn = storage.state().read().map_err(io_err)?;
             let m = txn.open_table(META).map_err(io_err)?;
-            let get = |name: &str| -> Result<Option<Vec<u8>>, io::Error> {
-                Ok(m.get((&*s.group, name)).map_err(io_err)?.map(|v| v.value().to_vec()))
+            let get = |key: &str| -> Result<Option<Vec<u8>>, io::Error> {
+                Ok(m.get((&*name, key)).map_err(io_err)?.map(|v| v.value().to_vec()))
             };
             let applied: Option<LogId> = match get("applied")? {
                 Some(b) => decode(&b).map_err(io_err)?,
@@ -258,11 +262,14 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
                 Some(b) => decode(&b).map_err(io_err)?,
                 None => StoredMembership::default(),
             };
-            let data = s.machine.export(&txn).map_err(io_err)?;
-            (applied, membership, data)
-        };
-        let stored = StoredSnapshot { meta: SnapshotMeta { last_log_id: applied, last_membership: membership }, data };
-        let bytes = encode(&stored);
+            let data = machine.export(&txn).map_err(io_err)?;
+            let stored =
+                StoredSnapshot { meta: SnapshotMeta { last_log_id: applied, last_membership: membership }, data };
+            let bytes = encode(&stored);
+            Ok((stored, bytes))
+        })
+        .await
+        .map_err(io_err)??;
         let group = s.group.clone();
         // Durable: this commit also makes the applied state it describes durable.
         s.storage
@@ -356,13 +363,18 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let s = &self.shared;
-        let txn = s.storage.state().read().map_err(io_err)?;
-        let t = txn.open_table(SNAPSHOT).map_err(io_err)?;
-        let Some(v) = t.get(&*s.group).map_err(io_err)? else {
-            return Ok(None);
-        };
-        let s: StoredSnapshot = decode(v.value()).map_err(io_err)?;
-        Ok(Some(Snapshot { meta: s.meta, snapshot: Cursor::new(s.data) }))
+        // A large snapshot takes a while to read and decode: off the runtime.
+        let (storage, group) = (self.shared.storage.clone(), self.shared.group.clone());
+        tokio::task::spawn_blocking(move || {
+            let txn = storage.state().read().map_err(io_err)?;
+            let t = txn.open_table(SNAPSHOT).map_err(io_err)?;
+            let Some(v) = t.get(&*group).map_err(io_err)? else {
+                return Ok(None);
+            };
+            let s: StoredSnapshot = decode(v.value()).map_err(io_err)?;
+            Ok(Some(Snapshot { meta: s.meta, snapshot: Cursor::new(s.data) }))
+        })
+        .await
+        .map_err(io_err)?
     }
 }
