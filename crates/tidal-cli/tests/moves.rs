@@ -152,10 +152,21 @@ fn a_cancelled_move_puts_everything_back() {
     assert_eq!(dbsize(&c), 1500);
 }
 
-/// SIGKILL the control-plane leader while a move copies: the next leader
-/// resumes the move from its journal, and no acknowledged write is lost.
-#[test]
-fn a_move_survives_the_control_plane_leader_dying() {
+/// The leader of `prg` as node `i` sees it.
+fn leader_of(c: &Cluster, prg: &str) -> Option<u64> {
+    (0..c.nodes.len()).filter(|i| c.nodes[*i].child.is_some()).find_map(|i| group_on(c, i, prg)?["leader"].as_u64())
+}
+
+fn cp_leader(c: &Cluster) -> Option<u64> {
+    let (_, body) = http_get(&c.nodes[0].http, "/api/v1/cluster").ok()?;
+    serde_json::from_str::<Value>(&body).ok()?["cpLeader"].as_u64()
+}
+
+/// SIGKILL the node `victim` picks while a slot move copies, under a
+/// verified load: the move finishes or rolls back (resumed from the
+/// journal by whichever node leads the control plane), the routing table
+/// agrees with how it ended, and no acknowledged write is lost.
+fn sigkill_mid_move(victim: impl Fn(&Cluster) -> Option<u64>) {
     let mut c = Cluster::start(3, &["--prgs", "2", "--slots", "128", "--move-rate-mb", "2"]);
     let mut cl = c.client(0);
     let value = "y".repeat(2048);
@@ -164,22 +175,21 @@ fn a_move_survives_the_control_plane_leader_dying() {
     }
     let load = bench(&c, 14, 3000);
     json_of(&tidal(&c, &["prgs", "add", "--count", "1"]));
+    wait_for(Duration::from_secs(30), "default:2 to elect a leader", || leader_of(&c, "default:2"));
     let id = json_of(&tidal(&c, &["move", "slots", "--slots", "0-63", "--to", "default:2"]))["id"]
         .as_u64()
         .unwrap()
         .to_string();
     std::thread::sleep(Duration::from_millis(800));
-    let (_, body) = http_get(&c.nodes[0].http, "/api/v1/cluster").unwrap();
-    let leader = serde_json::from_str::<Value>(&body).unwrap()["cpLeader"].as_u64().expect("a CP leader");
-    let victim = (leader - 1) as usize;
-    c.kill(victim);
-    let ask = (victim + 1) % 3;
-    let m = wait_for(Duration::from_secs(60), "the move to finish under the new CP leader", || {
+    let killed = (victim(&c).expect("a node to kill") - 1) as usize;
+    c.kill(killed);
+    let ask = (killed + 1) % 3;
+    let m = wait_for(Duration::from_secs(90), "the move to finish without the killed node", || {
         let (code, body) = http_get(&c.nodes[ask].http, &format!("/api/v1/moves/{id}")).ok()?;
         let m: Value = serde_json::from_str(&body).ok()?;
         (code == 200 && (m["state"] == "done" || m["state"] == "rolled-back")).then_some(m)
     });
-    c.spawn(victim);
+    c.spawn(killed);
     let out = load.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
@@ -187,10 +197,89 @@ fn a_move_survives_the_control_plane_leader_dying() {
         assert_eq!(s["verify"][k], 0, "{k} after move {m}: {}\n{stderr}", s["verify"]);
     }
     c.wait_all_ready(Duration::from_secs(60));
-    let mut cl = c.client(ask);
-    for i in (0..2000).step_by(37) {
-        let got = cl.cmd(&["GET", &format!("seed{i}")]).unwrap();
-        assert_eq!(got, common::Value::Bulk(value.clone().into_bytes()), "seed{i}");
+    let owner_now = if m["state"] == "done" { "default:2" } else { "default:0" };
+    let routing = wait_for(Duration::from_secs(10), "the routing table to agree", || {
+        let r = cluster_state(&c, killed);
+        (owner(&r, 0) == owner_now && owner(&r, 63) == owner_now).then_some(r)
+    });
+    assert_eq!(owner(&routing, 64), "default:1");
+    for i in 0..3 {
+        let mut cl = c.client(i);
+        for k in (0..2000).step_by(37) {
+            let got = cl.cmd(&["GET", &format!("seed{k}")]).unwrap();
+            assert_eq!(got, common::Value::Bulk(value.clone().into_bytes()), "seed{k} from node {}", i + 1);
+        }
+    }
+}
+
+/// The next control-plane leader resumes the move from its journal.
+#[test]
+fn a_move_survives_the_control_plane_leader_dying() {
+    sigkill_mid_move(cp_leader);
+}
+
+#[test]
+fn a_move_survives_the_source_leader_dying() {
+    sigkill_mid_move(|c| leader_of(c, "default:0"));
+}
+
+#[test]
+fn a_move_survives_the_target_leader_dying() {
+    sigkill_mid_move(|c| leader_of(c, "default:2"));
+}
+
+/// SIGKILL the node receiving a replica while it catches up by snapshot
+/// (the PRG's log is purged past its start), then restart it: the move
+/// finishes or rolls back, and every key reads back from every member.
+#[test]
+fn a_replica_move_survives_its_target_dying_during_the_snapshot() {
+    let mut c =
+        Cluster::start(4, &["--prgs", "1", "--slots", "32", "--snapshot-every", "50", "--keep-after-snapshot", "5"]);
+    let members: Vec<u64> = wait_for(Duration::from_secs(30), "default:0 placed", || {
+        let g = (0..4).find_map(|i| group_on(&c, i, "default:0"))?;
+        let m: Vec<u64> = g["members"].as_array()?.iter().filter_map(Value::as_u64).collect();
+        (m.len() == 3).then_some(m)
+    });
+    let spare = (1..=4).find(|n| !members.contains(n)).unwrap();
+    let mut cl = c.client((members[0] - 1) as usize);
+    let value = "z".repeat(16 << 10);
+    for i in 0..600 {
+        cl.cmd(&["SET", &format!("big{i}"), &value]).unwrap();
+    }
+    let from = members[1];
+    let id = json_of(&tidal(
+        &c,
+        &["move", "replica", "--prg", "default:0", "--from", &from.to_string(), "--to", &spare.to_string()],
+    ))["id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let target = (spare - 1) as usize;
+    c.kill(target);
+    std::thread::sleep(Duration::from_secs(1));
+    c.spawn(target);
+    let m = wait_for(Duration::from_secs(120), "the replica move to finish", || {
+        let (code, body) = http_get(&c.nodes[0].http, &format!("/api/v1/moves/{id}")).ok()?;
+        let m: Value = serde_json::from_str(&body).ok()?;
+        (code == 200 && (m["state"] == "done" || m["state"] == "rolled-back")).then_some(m)
+    });
+    c.wait_all_ready(Duration::from_secs(60));
+    let now: Vec<u64> = if m["state"] == "done" {
+        members.iter().copied().filter(|n| *n != from).chain([spare]).collect()
+    } else {
+        members.clone()
+    };
+    for n in &now {
+        let i = (*n - 1) as usize;
+        wait_for(Duration::from_secs(60), "every member to catch up", || {
+            let g = group_on(&c, i, "default:0")?;
+            (g["appliedIndex"].as_u64()? > 50).then_some(())
+        });
+        let mut cl = c.client(i);
+        for k in (0..600).step_by(41) {
+            assert_eq!(cl.cmd(&["GET", &format!("big{k}")]).unwrap(), common::Value::Bulk(value.clone().into_bytes()));
+        }
     }
 }
 
