@@ -29,6 +29,14 @@ fn fetch(addr: &str, path: &str) -> Result<Value, String> {
 fn gather(http: &str) -> Result<Value, String> {
     let cluster = fetch(http, "/api/v1/cluster")?;
     let nodes = cluster["nodes"].as_array().cloned().unwrap_or_default();
+    // What each node hosts, by the control plane's placements.
+    let hosts: BTreeMap<u64, Value> = fetch(http, "/api/v1/nodes")
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| Some((n["id"].as_u64()?, n)))
+        .collect();
     let mut node_views = Vec::new();
     let mut prgs: BTreeMap<String, Value> = BTreeMap::new();
     for n in &nodes {
@@ -37,6 +45,11 @@ fn gather(http: &str) -> Result<Value, String> {
         let view = fetch(addr, "/api/v1/cluster");
         let groups = fetch(addr, "/api/v1/prgs");
         let mut v = n.clone();
+        if let Some(h) = hosts.get(&id) {
+            for k in ["replicas", "learners", "leaders", "slots", "slotsLed"] {
+                v[k] = h[k].clone();
+            }
+        }
         match &view {
             Ok(c) => {
                 v["ready"] = c["ready"].clone();
@@ -105,7 +118,9 @@ fn render(v: &Value) {
     }
     println!("\nNODES");
     let mut rows =
-        vec![["ID", "ZONE", "STATE", "READY", "CACHE", "EPOCH", "REDIS", "HTTP", "PEER"].map(String::from).to_vec()];
+        vec![["ID", "ZONE", "STATE", "READY", "CACHE", "EPOCH", "REPLICAS", "LEADS", "SLOTS", "REDIS", "HTTP", "PEER"]
+            .map(String::from)
+            .to_vec()];
     for n in v["nodes"].as_array().into_iter().flatten() {
         let cache = match (&n["cacheState"], &n["cacheAgeMs"]) {
             (Value::String(c), Value::Number(a)) => format!("{c} ({a} ms)"),
@@ -123,6 +138,12 @@ fn render(v: &Value) {
             ready,
             cache,
             s(&n["routingEpoch"]),
+            match n["learners"].as_u64() {
+                Some(l) if l > 0 => format!("{} (+{l} learning)", s(&n["replicas"])),
+                _ => s(&n["replicas"]),
+            },
+            s(&n["leaders"]),
+            format!("{} ({} led)", s(&n["slots"]), s(&n["slotsLed"])),
             s(&n["clientAddr"]),
             s(&n["httpAddr"]),
             s(&n["peerAddr"]),

@@ -84,6 +84,46 @@ pub fn group_reports(shared: &Shared) -> Vec<GroupReport> {
         .collect()
 }
 
+/// A node with what it hosts, by the control plane's placements.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub info: NodeInfo,
+    /// PRG replicas placed here (voters).
+    pub replicas: usize,
+    /// Replicas catching up here as learners.
+    pub learners: usize,
+    /// PRGs whose last known leader is this node.
+    pub leaders: usize,
+    /// Slots of the PRGs this node holds a voting replica of.
+    pub slots: u64,
+    /// Slots of the PRGs this node leads.
+    pub slots_led: u64,
+}
+
+pub fn node_views(state: &ClusterState) -> Vec<NodeView> {
+    let slots_of = |p: &Placement| -> u64 {
+        state.tenants.get(&p.prg.tenant).map_or(0, |t| t.owner.iter().filter(|o| **o == p.prg.index).count() as u64)
+    };
+    state
+        .nodes
+        .values()
+        .map(|n| {
+            let hosted: Vec<&Placement> = state.placements_on(n.id).collect();
+            let led: Vec<&Placement> = hosted.iter().copied().filter(|p| p.leader_hint == Some(n.id)).collect();
+            NodeView {
+                info: n.clone(),
+                replicas: hosted.len(),
+                learners: state.placements.values().filter(|p| p.learners.contains(&n.id)).count(),
+                leaders: led.len(),
+                slots: hosted.iter().map(|p| slots_of(p)).sum(),
+                slots_led: led.iter().map(|p| slots_of(p)).sum(),
+            }
+        })
+        .collect()
+}
+
 /// The highest index a majority of `matched` (one per voter) has reached.
 pub fn quorum_index(mut matched: Vec<u64>) -> Option<u64> {
     matched.sort_unstable_by(|a, b| b.cmp(a));

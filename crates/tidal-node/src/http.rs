@@ -160,7 +160,7 @@ async fn cluster(State(s): S) -> Response {
 }
 
 async fn nodes(State(s): S) -> Response {
-    Json(s.cache.get().nodes.values().cloned().collect::<Vec<_>>()).into_response()
+    Json(admin::node_views(&s.cache.get())).into_response()
 }
 
 async fn prgs(State(s): S) -> Response {
