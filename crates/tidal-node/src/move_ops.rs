@@ -37,8 +37,10 @@ use crate::node::{KvGroup, Shared};
 
 /// How long a PRG leader works on one move step.
 const STEP_WORK: Duration = Duration::from_secs(8);
-/// How long a caller waits for one move step.
-const STEP_CALL: Duration = Duration::from_secs(10);
+/// How long a caller waits for one move step: longer than a pull can take
+/// on the target (fetch, then propose, each within `STEP_WORK`), so the
+/// executor does not send a pull again while the first still runs.
+const STEP_CALL: Duration = Duration::from_secs(20);
 /// Most bytes of rows in one log entry.
 const ROWS_PER_ENTRY: usize = 1 << 20;
 
@@ -94,6 +96,8 @@ impl Shared {
         let Some(me) = self.me() else {
             return KvResponse::Unavailable("the node is stopping".into());
         };
+        let lock = self.pulls.lock().expect("pulls lock").entry(move_id).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         let started = Instant::now();
         let (rows, done, at) = match me.call_prg(source, req, STEP_WORK).await {
             Ok(KvResponse::Rows { rows, done, at }) => (rows, done, at),

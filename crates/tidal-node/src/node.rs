@@ -61,6 +61,10 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// This node's own handle, for work that outlives a borrowed `&self`.
     pub(crate) weak_self: OnceLock<Weak<Shared>>,
+    /// One pull at a time per move on this node: a pull sent again (the
+    /// executor gave up waiting) runs after the first, never beside it, so
+    /// older rows never land after newer ones.
+    pub(crate) pulls: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What the data path needs of one hosted PRG.
@@ -330,6 +334,7 @@ impl Node {
             info,
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),
+            pulls: Mutex::default(),
         });
         let _ = shared.weak_self.set(Arc::downgrade(&shared));
         host.set_app_handler(Arc::new(NodeApp(Arc::downgrade(&shared))));

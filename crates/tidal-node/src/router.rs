@@ -298,7 +298,7 @@ impl Shared {
                 }
                 Ok(KvResponse::Moved { epoch }) => {
                     last = format!("a key moved at epoch {epoch}");
-                    self.refresh_routing(state.routing_epoch.max(epoch), deadline).await;
+                    self.refresh_routing(state.routing_epoch, epoch, deadline).await;
                     match self.owner_of(&prg.tenant, &req) {
                         Owner::One(p) if p != prg => {
                             prg = p;
@@ -358,12 +358,14 @@ impl Shared {
         }
     }
 
-    /// Wait (bounded) until the routing table is newer than `epoch`,
-    /// asking the sync loop for a fresh copy.
-    async fn refresh_routing(&self, epoch: u64, deadline: Instant) {
+    /// Wait (bounded) until the routing table reaches `moved_at` (the
+    /// epoch a PRG said the key moved at), or is newer than `used` when
+    /// that epoch is not newer, asking the sync loop for a fresh copy.
+    async fn refresh_routing(&self, used: u64, moved_at: u64, deadline: Instant) {
+        let want = if moved_at > used { moved_at } else { used + 1 };
         let mut changed = self.cache.subscribe();
         let until = deadline.min(Instant::now() + Duration::from_millis(500));
-        while self.cache.get().routing_epoch <= epoch {
+        while self.cache.get().routing_epoch < want {
             self.sync_now.notify_one();
             if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
                 return;
@@ -418,7 +420,7 @@ impl Shared {
             }
             if outcomes.iter().any(Result::is_err) {
                 let deadline = Instant::now() + Duration::from_millis(self.config.retry_budget_ms);
-                self.refresh_routing(epoch, deadline).await;
+                self.refresh_routing(epoch, 0, deadline).await;
             }
             let mut out = Vec::with_capacity(ops.len());
             for (op, outcome) in ops.into_iter().zip(outcomes) {

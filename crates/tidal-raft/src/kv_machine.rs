@@ -528,25 +528,26 @@ impl KvMachine {
     /// The rows of `move_id`'s slots that changed after log index `after`,
     /// as they are now, and the index they are current as of.
     pub fn delta(&self, storage: &Storage, move_id: MoveId, after: u64) -> Result<(Vec<Row>, u64), DeltaError> {
-        let keys: Vec<Vec<u8>> = {
-            let mut inner = self.inner.write().expect("kv lock");
-            let e = inner.exports.get_mut(&move_id).ok_or(DeltaError::NotExporting(move_id))?;
-            if after < e.since {
-                return Err(DeltaError::Lost { after, since: e.since });
-            }
-            // What was asked for before `after` is never asked for again.
-            e.changed.retain(|_, at| *at > after);
-            e.changed.keys().cloned().collect()
-        };
-        self.with_view(storage, |view, inner| {
-            let mut rows = Vec::with_capacity(keys.len());
-            for key in keys {
-                let record = overlay::get(&view.stack, &view.base, &key)?.map(|r| r.encode());
-                rows.push(Row { key, record });
-            }
-            Ok((rows, inner.last_index))
-        })
-        .map_err(DeltaError::from)
+        // One lock for the keys, their values and the index they are
+        // current as of: a write applied in between would otherwise be
+        // counted as sent without its key being in the answer.
+        let mut inner = self.inner.write().expect("kv lock");
+        let e = inner.exports.get_mut(&move_id).ok_or(DeltaError::NotExporting(move_id))?;
+        if after < e.since {
+            return Err(DeltaError::Lost { after, since: e.since });
+        }
+        // What was asked for before `after` is never asked for again.
+        e.changed.retain(|_, at| *at > after);
+        let keys: Vec<Vec<u8>> = e.changed.keys().cloned().collect();
+        let txn = storage.state().read()?;
+        let base = open_table(&txn, &self.table).map_err(StoreError::Db)?;
+        let stack = inner.layers.stack();
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let record = overlay::get(&stack, &base, &key).map_err(|e| StoreError::Db(e.0))?.map(|r| r.encode());
+            rows.push(Row { key, record });
+        }
+        Ok((rows, inner.last_index))
     }
 
     fn apply_writes(&self, inner: &mut Inner, state: &Db, now_ms: u64, ops: &[WriteOp]) -> Result<Vec<u8>, String> {
