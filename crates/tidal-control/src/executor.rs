@@ -112,7 +112,7 @@ pub struct MoveExecutor {
 }
 
 /// How a phase ended when it did not finish.
-enum Stop {
+pub(crate) enum Stop {
     /// This node no longer leads the control plane, or the move changed
     /// under us: read it again.
     Reread,
@@ -219,7 +219,9 @@ impl MoveExecutor {
         for action in plan(&m) {
             match action {
                 Action::Source(cmd) => {
-                    let at = self.retry(&m, || self.ops.slot_command(m.source(), cmd.clone())).await?;
+                    let at = self
+                        .retry(m.id, m.phase.is_committed(), || self.ops.slot_command(m.source(), cmd.clone()))
+                        .await?;
                     if let SlotCommand::BeginExport { .. } = cmd {
                         if m.progress.delta_from.is_none() {
                             m.progress.delta_from = Some(at);
@@ -228,7 +230,7 @@ impl MoveExecutor {
                     }
                 }
                 Action::Target(cmd) => {
-                    self.retry(&m, || self.ops.slot_command(m.target(), cmd.clone())).await?;
+                    self.retry(m.id, m.phase.is_committed(), || self.ops.slot_command(m.target(), cmd.clone())).await?;
                 }
                 Action::CopyRows => self.copy(&mut m).await?,
                 Action::CatchUp => {
@@ -293,7 +295,8 @@ impl MoveExecutor {
         let mut saved = Instant::now();
         while !m.progress.copied {
             let (after, max) = (m.progress.cursor.clone(), self.config.chunk_bytes);
-            let chunk = self.retry(m, || self.ops.copy_rows(m.clone(), after.clone(), max)).await?;
+            let chunk =
+                self.retry(m.id, m.phase.is_committed(), || self.ops.copy_rows(m.clone(), after.clone(), max)).await?;
             m.progress.rows += chunk.rows;
             m.progress.bytes += chunk.bytes;
             if chunk.last.is_some() {
@@ -317,7 +320,7 @@ impl MoveExecutor {
         let Some(after) = m.progress.delta_from else {
             return Err(Stop::Failed("the source's export point is unknown".into()));
         };
-        let got = self.retry(m, || self.ops.catch_up(m.clone(), after)).await?;
+        let got = self.retry(m.id, m.phase.is_committed(), || self.ops.catch_up(m.clone(), after)).await?;
         m.progress.rows += got.rows;
         m.progress.bytes += got.bytes;
         m.progress.delta_from = Some(got.at.max(after));
@@ -359,15 +362,22 @@ impl MoveExecutor {
 
     /// Run `op` until it succeeds, retrying while its PRG is unavailable
     /// for up to the retry budget (without limit once the move committed).
-    async fn retry<T>(&self, m: &SlotMove, op: impl Fn() -> BoxFuture<Result<T, StepError>>) -> Result<T, Stop> {
+    /// `committed` is whether the move can no longer roll back; `id` names
+    /// it in the log. Slot and replica moves both retry through here.
+    pub(crate) async fn retry<T>(
+        &self,
+        id: MoveId,
+        committed: bool,
+        op: impl Fn() -> BoxFuture<Result<T, StepError>>,
+    ) -> Result<T, Stop> {
         let deadline = Instant::now() + self.config.retry_budget;
         let mut attempt = 0u64;
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(StepError::Unavailable(e)) if m.phase.is_committed() || Instant::now() < deadline => {
+                Err(StepError::Unavailable(e)) if committed || Instant::now() < deadline => {
                     attempt += 1;
-                    tracing::debug!(move_id = m.id, error = %e, "move step will be retried");
+                    tracing::debug!(move_id = id, error = %e, "move step will be retried");
                     if !self.cp.is_local_leader() {
                         return Err(Stop::Reread);
                     }

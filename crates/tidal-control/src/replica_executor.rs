@@ -17,7 +17,7 @@ use tidal_core::NodeId;
 use tokio::time::Instant;
 
 use crate::command::CpCommand;
-use crate::executor::{MoveExecutor, StepError};
+use crate::executor::{MoveExecutor, Stop};
 
 /// A change of a PRG's membership, made by its leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,8 @@ impl MoveExecutor {
             }
             match self.replica_step(&m).await {
                 Ok(()) => failures = 0,
-                Err(why) => {
+                Err(Stop::Reread) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(Stop::Failed(why)) => {
                     failures += 1;
                     tracing::warn!(move_id = id, phase = m.phase.name(), error = %why, "replica move step failed");
                     let next = on_failure(m.phase);
@@ -79,33 +80,28 @@ impl MoveExecutor {
         phase: ReplicaPhase,
         lag: Option<u64>,
         error: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let cmd =
             CpCommand::UpdateReplicaMove { id: m.id, expect: m.phase, phase, lag, error: error.map(str::to_string) };
-        self.cp.propose(cmd).await.map(drop).map_err(|e| e.to_string())
+        self.cp.propose(cmd).await?;
+        Ok(())
     }
 
-    async fn change(&self, m: &ReplicaMove, change: MemberChange) -> Result<u64, String> {
-        let deadline = Instant::now() + self.config.retry_budget;
-        let mut attempt = 0u64;
-        loop {
-            match self.ops.members(m.prg.clone(), change.clone()).await {
-                Ok(v) => return Ok(v),
-                Err(StepError::Unavailable(e)) if m.phase.is_committed() || Instant::now() < deadline => {
-                    attempt += 1;
-                    tracing::debug!(move_id = m.id, error = %e, "membership step will be retried");
-                    tokio::time::sleep(Duration::from_millis((50 * attempt).min(1_000))).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+    async fn change(&self, m: &ReplicaMove, change: MemberChange) -> Result<u64, Stop> {
+        self.retry(m.id, m.phase.is_committed(), || self.ops.members(m.prg.clone(), change.clone())).await
     }
 
-    async fn replica_step(&self, m: &ReplicaMove) -> Result<(), String> {
+    async fn replica_step(&self, m: &ReplicaMove) -> Result<(), Stop> {
+        let failed = |why: &str| Stop::Failed(why.to_string());
         match m.phase {
             ReplicaPhase::AddingLearner => {
-                let state = self.cp.local_machine().map(|c| c.state()).ok_or("no local control plane")?;
-                let addr = state.nodes.get(&m.to).map(|n| n.peer_addr.clone()).ok_or("the target node is gone")?;
+                let state =
+                    self.cp.local_machine().map(|c| c.state()).ok_or_else(|| failed("no local control plane"))?;
+                let addr = state
+                    .nodes
+                    .get(&m.to)
+                    .map(|n| n.peer_addr.clone())
+                    .ok_or_else(|| failed("the target node is gone"))?;
                 self.change(m, MemberChange::AddLearner { node: m.to, addr }).await?;
                 let started = Instant::now();
                 let mut reported = Instant::now();
@@ -115,7 +111,9 @@ impl MoveExecutor {
                         break;
                     }
                     if started.elapsed() > CATCH_UP_BUDGET {
-                        return Err(format!("the learner is still {lag} entries behind after {CATCH_UP_BUDGET:?}"));
+                        return Err(Stop::Failed(format!(
+                            "the learner is still {lag} entries behind after {CATCH_UP_BUDGET:?}"
+                        )));
                     }
                     if self.replica(m.id).is_some_and(|c| c.cancel_requested) {
                         return Ok(());
@@ -130,7 +128,7 @@ impl MoveExecutor {
             }
             ReplicaPhase::Promoting => {
                 self.change(m, MemberChange::ReplaceVoter { from: m.from, to: m.to }).await?;
-                self.cp.propose(CpCommand::CommitReplicaMove { id: m.id }).await.map_err(|e| e.to_string())?;
+                self.cp.propose(CpCommand::CommitReplicaMove { id: m.id }).await?;
                 tracing::info!(move_id = m.id, prg = %m.prg, from = m.from, to = m.to, "replica moved");
                 Ok(())
             }
