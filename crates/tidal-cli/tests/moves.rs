@@ -7,28 +7,8 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{http, http_get, wait_for, Cluster, BIN};
+use common::{http, http_get, json_of, owner, wait_for, Cluster, BIN};
 use serde_json::Value;
-
-fn tidal(c: &Cluster, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .args(["--http", &c.nodes[0].http, "--json"])
-        .env("TIDAL_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tidal")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): stdout {} stderr {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 fn bench(c: &Cluster, seconds: u64, keys: u64) -> std::process::Child {
     let endpoints: Vec<&str> = c.nodes.iter().map(|n| n.redis.as_str()).collect();
@@ -65,22 +45,6 @@ fn assert_clean(out: Output) {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
-fn cluster_state(c: &Cluster, i: usize) -> Value {
-    let (_, body) = http_get(&c.nodes[i].http, "/api/v1/routing").unwrap();
-    serde_json::from_str(&body).unwrap()
-}
-
-/// The PRG that owns `slot` of tenant `default` by a node's routing table.
-fn owner(routing: &Value, slot: u64) -> String {
-    let t = routing["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "default").expect("tenant default");
-    for r in t["ranges"].as_array().unwrap() {
-        if r[0].as_u64().unwrap() <= slot && slot <= r[1].as_u64().unwrap() {
-            return r[2].as_str().unwrap().to_string();
-        }
-    }
-    panic!("slot {slot} has no owner in {routing}")
-}
-
 fn dbsize(c: &Cluster) -> i64 {
     match c.client(0).cmd(&["DBSIZE"]).unwrap() {
         common::Value::Int(n) => n,
@@ -97,10 +61,10 @@ fn slots_move_to_a_new_prg_under_verified_load() {
     let load = bench(&c, 12, 4000);
     std::thread::sleep(Duration::from_secs(2));
 
-    let added = json_of(&tidal(&c, &["prgs", "add", "--tenant", "default", "--count", "1"]));
+    let added = json_of(&c.tidal(&["prgs", "add", "--tenant", "default", "--count", "1"]));
     assert_eq!(added["prgs"][0], "default:2", "{added}");
 
-    let out = tidal(&c, &["move", "slots", "--tenant", "default", "--slots", "0-31", "--to", "default:2", "--wait"]);
+    let out = c.tidal(&["move", "slots", "--tenant", "default", "--slots", "0-31", "--to", "default:2", "--wait"]);
     let m = json_of(&out);
     assert_eq!(m["state"], "done", "{m}");
     assert_eq!(m["slotCount"], 32);
@@ -109,12 +73,12 @@ fn slots_move_to_a_new_prg_under_verified_load() {
     assert_clean(load.wait_with_output().unwrap());
 
     // The routing table names the new owner, and every key is counted once.
-    let routing = cluster_state(&c, 1);
+    let routing = c.routing(1);
     assert!((0..32).all(|s| owner(&routing, s) == "default:2"), "{routing}");
     assert_eq!(owner(&routing, 32), "default:0");
     let keys = dbsize(&c);
     assert!(keys > 0 && keys <= 4000, "DBSIZE {keys}");
-    let listed = json_of(&tidal(&c, &["moves"]));
+    let listed = json_of(&c.tidal(&["moves"]));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
 
@@ -128,38 +92,28 @@ fn a_cancelled_move_puts_everything_back() {
     for i in 0..1500 {
         assert_eq!(cl.cmd(&["SET", &format!("k{i}"), &value]).unwrap(), common::Value::Simple("OK".into()));
     }
-    json_of(&tidal(&c, &["prgs", "add", "--count", "1"]));
+    json_of(&c.tidal(&["prgs", "add", "--count", "1"]));
     // 1 MiB/s over ~3 MiB of rows: the copy is still running when cancelled.
-    let started = json_of(&tidal(&c, &["move", "slots", "--slots", "0-31", "--to", "default:2"]));
+    let started = json_of(&c.tidal(&["move", "slots", "--slots", "0-31", "--to", "default:2"]));
     let id = started["id"].as_u64().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(700));
-    json_of(&tidal(&c, &["moves", "cancel", &id]));
+    json_of(&c.tidal(&["moves", "cancel", &id]));
     let m = wait_for(Duration::from_secs(30), "the move to roll back", || {
-        let m = json_of(&tidal(&c, &["moves", &id]));
+        let m = json_of(&c.tidal(&["moves", &id]));
         (m["state"] == "rolled-back").then_some(m)
     });
     assert!(m["error"].as_str().unwrap_or("").contains("cancel"), "{m}");
-    let routing = cluster_state(&c, 0);
+    let routing = c.routing(0);
     assert!((0..32).all(|s| owner(&routing, s) == "default:0"), "{routing}");
     assert_eq!(dbsize(&c), 1500);
     for i in (0..1500).step_by(97) {
         assert_eq!(cl.cmd(&["GET", &format!("k{i}")]).unwrap(), common::Value::Bulk(value.clone().into_bytes()));
     }
     // Nothing of the first attempt is left in the way of a second.
-    let out = tidal(&c, &["move", "slots", "--slots", "0-31", "--to", "default:2", "--wait"]);
+    let out = c.tidal(&["move", "slots", "--slots", "0-31", "--to", "default:2", "--wait"]);
     let m = json_of(&out);
     assert_eq!(m["state"], "done", "{m}");
     assert_eq!(dbsize(&c), 1500);
-}
-
-/// The leader of `prg` as node `i` sees it.
-fn leader_of(c: &Cluster, prg: &str) -> Option<u64> {
-    (0..c.nodes.len()).filter(|i| c.nodes[*i].child.is_some()).find_map(|i| group_on(c, i, prg)?["leader"].as_u64())
-}
-
-fn cp_leader(c: &Cluster) -> Option<u64> {
-    let (_, body) = http_get(&c.nodes[0].http, "/api/v1/cluster").ok()?;
-    serde_json::from_str::<Value>(&body).ok()?["cpLeader"].as_u64()
 }
 
 /// SIGKILL the node `victim` picks while a slot move copies, under a
@@ -174,9 +128,9 @@ fn sigkill_mid_move(victim: impl Fn(&Cluster) -> Option<u64>) {
         cl.cmd(&["SET", &format!("seed{i}"), &value]).unwrap();
     }
     let load = bench(&c, 14, 3000);
-    json_of(&tidal(&c, &["prgs", "add", "--count", "1"]));
-    wait_for(Duration::from_secs(30), "default:2 to elect a leader", || leader_of(&c, "default:2"));
-    let id = json_of(&tidal(&c, &["move", "slots", "--slots", "0-63", "--to", "default:2"]))["id"]
+    json_of(&c.tidal(&["prgs", "add", "--count", "1"]));
+    wait_for(Duration::from_secs(30), "default:2 to elect a leader", || c.leader_of("default:2"));
+    let id = json_of(&c.tidal(&["move", "slots", "--slots", "0-63", "--to", "default:2"]))["id"]
         .as_u64()
         .unwrap()
         .to_string();
@@ -199,7 +153,7 @@ fn sigkill_mid_move(victim: impl Fn(&Cluster) -> Option<u64>) {
     c.wait_all_ready(Duration::from_secs(60));
     let owner_now = if m["state"] == "done" { "default:2" } else { "default:0" };
     let routing = wait_for(Duration::from_secs(10), "the routing table to agree", || {
-        let r = cluster_state(&c, killed);
+        let r = c.routing(killed);
         (owner(&r, 0) == owner_now && owner(&r, 63) == owner_now).then_some(r)
     });
     assert_eq!(owner(&routing, 64), "default:1");
@@ -215,17 +169,17 @@ fn sigkill_mid_move(victim: impl Fn(&Cluster) -> Option<u64>) {
 /// The next control-plane leader resumes the move from its journal.
 #[test]
 fn a_move_survives_the_control_plane_leader_dying() {
-    sigkill_mid_move(cp_leader);
+    sigkill_mid_move(|c| c.cp_leader());
 }
 
 #[test]
 fn a_move_survives_the_source_leader_dying() {
-    sigkill_mid_move(|c| leader_of(c, "default:0"));
+    sigkill_mid_move(|c| c.leader_of("default:0"));
 }
 
 #[test]
 fn a_move_survives_the_target_leader_dying() {
-    sigkill_mid_move(|c| leader_of(c, "default:2"));
+    sigkill_mid_move(|c| c.leader_of("default:2"));
 }
 
 /// SIGKILL the node receiving a replica while it catches up by snapshot
@@ -236,7 +190,7 @@ fn a_replica_move_survives_its_target_dying_during_the_snapshot() {
     let mut c =
         Cluster::start(4, &["--prgs", "1", "--slots", "32", "--snapshot-every", "50", "--keep-after-snapshot", "5"]);
     let members: Vec<u64> = wait_for(Duration::from_secs(30), "default:0 placed", || {
-        let g = (0..4).find_map(|i| group_on(&c, i, "default:0"))?;
+        let g = (0..4).find_map(|i| c.group_on(i, "default:0"))?;
         let m: Vec<u64> = g["members"].as_array()?.iter().filter_map(Value::as_u64).collect();
         (m.len() == 3).then_some(m)
     });
@@ -247,10 +201,16 @@ fn a_replica_move_survives_its_target_dying_during_the_snapshot() {
         cl.cmd(&["SET", &format!("big{i}"), &value]).unwrap();
     }
     let from = members[1];
-    let id = json_of(&tidal(
-        &c,
-        &["move", "replica", "--prg", "default:0", "--from", &from.to_string(), "--to", &spare.to_string()],
-    ))["id"]
+    let id = json_of(&c.tidal(&[
+        "move",
+        "replica",
+        "--prg",
+        "default:0",
+        "--from",
+        &from.to_string(),
+        "--to",
+        &spare.to_string(),
+    ]))["id"]
         .as_u64()
         .unwrap()
         .to_string();
@@ -273,7 +233,7 @@ fn a_replica_move_survives_its_target_dying_during_the_snapshot() {
     for n in &now {
         let i = (*n - 1) as usize;
         wait_for(Duration::from_secs(60), "every member to catch up", || {
-            let g = group_on(&c, i, "default:0")?;
+            let g = c.group_on(i, "default:0")?;
             (g["appliedIndex"].as_u64()? > 50).then_some(())
         });
         let mut cl = c.client(i);
@@ -290,7 +250,7 @@ fn leadership_moves_on_request() {
     let g = prgs.as_array().unwrap().iter().find(|g| g["id"] == "default:0").unwrap().clone();
     let leader = g["leader"].as_u64().unwrap();
     let to = (1..=3).find(|n| *n != leader).unwrap();
-    let out = tidal(&c, &["leader", "transfer", "--prg", "default:0", "--to", &to.to_string()]);
+    let out = c.tidal(&["leader", "transfer", "--prg", "default:0", "--to", &to.to_string()]);
     assert_eq!(json_of(&out)["leader"], to, "{}", String::from_utf8_lossy(&out.stderr));
     let mut cl = c.client(0);
     assert_eq!(cl.cmd(&["SET", "after", "transfer"]).unwrap(), common::Value::Simple("OK".into()));
@@ -304,7 +264,7 @@ fn leadership_moves_on_request() {
 fn bad_moves_are_refused_and_change_nothing() {
     let c = Cluster::start(3, &["--prgs", "2", "--slots", "64"]);
     let post = |body: &str| http(&c.nodes[1].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();
-    let before = cluster_state(&c, 1);
+    let before = c.routing(1);
     for (body, want) in [
         (r#"{"tenant":"default","slots":"0-3","to":"default:9"}"#, 404),
         (r#"{"tenant":"nope","slots":"0-3","to":"nope:1"}"#, 404),
@@ -336,15 +296,11 @@ fn bad_moves_are_refused_and_change_nothing() {
         let (code, resp) = http(&c.nodes[1].http, "POST", path, body.as_bytes()).unwrap();
         assert_eq!(code, want, "{path} {body}: {resp}");
     }
-    let after = cluster_state(&c, 1);
+    let after = c.routing(1);
     assert_eq!(after["tenants"], before["tenants"]);
     // The CLI reports refusals as bad usage.
-    let out = tidal(&c, &["move", "slots", "--slots", "x", "--to", "default:1"]);
+    let out = c.tidal(&["move", "slots", "--slots", "x", "--to", "default:1"]);
     assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn group_on(c: &Cluster, i: usize, prg: &str) -> Option<Value> {
-    c.groups(i)?.as_array()?.iter().find(|g| g["id"] == prg).cloned()
 }
 
 /// Move a PRG's replica, its leader's included, onto a fourth node while
@@ -355,21 +311,28 @@ fn group_on(c: &Cluster, i: usize, prg: &str) -> Option<Value> {
 fn a_replica_moves_to_another_node_under_verified_load() {
     let mut c = Cluster::start(4, &["--prgs", "1", "--slots", "64"]);
     let members: Vec<u64> = wait_for(Duration::from_secs(30), "default:0 placed", || {
-        let g = group_on(&c, 0, "default:0").or_else(|| group_on(&c, 1, "default:0"))?;
+        let g = c.group_on(0, "default:0").or_else(|| c.group_on(1, "default:0"))?;
         let m: Vec<u64> = g["members"].as_array()?.iter().filter_map(Value::as_u64).collect();
         (m.len() == 3).then_some(m)
     });
     let spare = (1..=4).find(|n| !members.contains(n)).unwrap();
     let leader = wait_for(Duration::from_secs(30), "a leader", || {
         let i = (members[0] - 1) as usize;
-        group_on(&c, i, "default:0")?["leader"].as_u64()
+        c.group_on(i, "default:0")?["leader"].as_u64()
     });
     let load = bench(&c, 10, 2000);
     std::thread::sleep(Duration::from_secs(2));
-    let out = tidal(
-        &c,
-        &["move", "replica", "--prg", "default:0", "--from", &leader.to_string(), "--to", &spare.to_string(), "--wait"],
-    );
+    let out = c.tidal(&[
+        "move",
+        "replica",
+        "--prg",
+        "default:0",
+        "--from",
+        &leader.to_string(),
+        "--to",
+        &spare.to_string(),
+        "--wait",
+    ]);
     let m = json_of(&out);
     assert_eq!(m["state"], "done", "{m}");
     assert_clean(load.wait_with_output().unwrap());
@@ -377,10 +340,10 @@ fn a_replica_moves_to_another_node_under_verified_load() {
     let want: Vec<u64> = members.iter().copied().filter(|n| *n != leader).chain([spare]).collect();
     let old = (leader - 1) as usize;
     wait_for(Duration::from_secs(30), "the old replica to be purged", || {
-        group_on(&c, old, "default:0").is_none().then_some(())
+        c.group_on(old, "default:0").is_none().then_some(())
     });
     let g = wait_for(Duration::from_secs(30), "the new replica to vote", || {
-        let g = group_on(&c, (spare - 1) as usize, "default:0")?;
+        let g = c.group_on((spare - 1) as usize, "default:0")?;
         let mut m: Vec<u64> = g["members"].as_array()?.iter().filter_map(Value::as_u64).collect();
         m.sort_unstable();
         let mut w = want.clone();
@@ -393,7 +356,7 @@ fn a_replica_moves_to_another_node_under_verified_load() {
     c.spawn(old);
     c.wait_ready(old, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
-    assert!(group_on(&c, old, "default:0").is_none(), "{:?}", c.groups(old));
+    assert!(c.group_on(old, "default:0").is_none(), "{:?}", c.groups(old));
 
     // Bad replica moves change nothing.
     let post = |body: String| http(&c.nodes[0].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();

@@ -106,6 +106,17 @@ impl ControlPlane {
             .unwrap_or(false)
     }
 
+    /// On the control-plane leader: wait until the local state holds every
+    /// entry committed before this call, so that what the executor reads
+    /// next is current and not what a newly elected leader had yet to apply.
+    pub async fn local_barrier(&self) -> Result<(), CpError> {
+        let g = self.host.group(CP_GROUP).ok_or_else(|| CpError::Unavailable("no local control plane".into()))?;
+        match g.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(CpError::Unavailable(e.to_string())),
+        }
+    }
+
     /// Remember the `_cp` members' addresses from a cluster state.
     pub fn learn(&self, state: &ClusterState) {
         if state.cp_members.is_empty() {

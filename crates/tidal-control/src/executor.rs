@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::api::{ControlPlane, CpError};
 use crate::command::{CpCommand, CpReply};
+use crate::failpoint;
 use crate::replica_executor::MemberChange;
 
 /// Why a step did not happen.
@@ -179,6 +180,11 @@ impl MoveExecutor {
             if !self.cp.is_local_leader() {
                 return;
             }
+            if let Err(e) = self.cp.local_barrier().await {
+                tracing::debug!(move_id = id, error = %e, "control-plane state not current yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             let Some(m) = self.current(id) else { return };
             if m.phase.is_finished() {
                 tracing::info!(move_id = id, phase = m.phase.name(), "move finished");
@@ -217,6 +223,7 @@ impl MoveExecutor {
     async fn run_phase(&self, m: &SlotMove) -> Result<(), Stop> {
         let mut m = m.clone();
         for action in plan(&m) {
+            let step = format!("slot-move/after-{}", action.name());
             match action {
                 Action::Source(cmd) => {
                     let at = self
@@ -236,6 +243,7 @@ impl MoveExecutor {
                 Action::CatchUp => {
                     loop {
                         let bytes = self.pull(&mut m).await?;
+                        failpoint::check("slot-move/after-catch-up-round")?;
                         if self.cancelled(&m) {
                             return Err(Stop::Reread);
                         }
@@ -275,6 +283,7 @@ impl MoveExecutor {
                     self.cp.propose(cmd).await?;
                 }
             }
+            failpoint::check(&step)?;
         }
         Ok(())
     }
@@ -303,6 +312,7 @@ impl MoveExecutor {
                 m.progress.cursor = chunk.last;
             }
             m.progress.copied = chunk.done;
+            failpoint::check("slot-move/after-copy-chunk")?;
             if saved.elapsed() >= Duration::from_secs(1) {
                 self.save(m).await?;
                 saved = Instant::now();

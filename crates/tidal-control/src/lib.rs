@@ -7,6 +7,7 @@ pub mod api;
 pub mod command;
 pub mod cp_machine;
 pub mod executor;
+pub mod failpoint;
 pub mod replica_executor;
 pub mod state_format;
 

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::command::CpCommand;
 use crate::executor::{MoveExecutor, Stop};
+use crate::failpoint;
 
 /// A change of a PRG's membership, made by its leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,11 @@ impl MoveExecutor {
         loop {
             if !self.cp.is_local_leader() {
                 return;
+            }
+            if let Err(e) = self.cp.local_barrier().await {
+                tracing::debug!(move_id = id, error = %e, "control-plane state not current yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
             let Some(m) = self.replica(id) else { return };
             if m.phase.is_finished() {
@@ -103,6 +109,7 @@ impl MoveExecutor {
                     .map(|n| n.peer_addr.clone())
                     .ok_or_else(|| failed("the target node is gone"))?;
                 self.change(m, MemberChange::AddLearner { node: m.to, addr }).await?;
+                failpoint::check("replica-move/after-add-learner")?;
                 let started = Instant::now();
                 let mut reported = Instant::now();
                 loop {
@@ -124,17 +131,22 @@ impl MoveExecutor {
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                self.replica_phase(m, ReplicaPhase::Promoting, Some(0), None).await
+                self.replica_phase(m, ReplicaPhase::Promoting, Some(0), None).await?;
+                failpoint::check("replica-move/after-become-promoting")
             }
             ReplicaPhase::Promoting => {
                 self.change(m, MemberChange::ReplaceVoter { from: m.from, to: m.to }).await?;
+                failpoint::check("replica-move/after-replace-voter")?;
                 self.cp.propose(CpCommand::CommitReplicaMove { id: m.id }).await?;
+                failpoint::check("replica-move/after-commit")?;
                 tracing::info!(move_id = m.id, prg = %m.prg, from = m.from, to = m.to, "replica moved");
                 Ok(())
             }
             ReplicaPhase::RollingBack => {
                 self.change(m, MemberChange::RemoveLearner { node: m.to }).await?;
-                self.replica_phase(m, ReplicaPhase::RolledBack, None, None).await
+                failpoint::check("replica-move/after-remove-learner")?;
+                self.replica_phase(m, ReplicaPhase::RolledBack, None, None).await?;
+                failpoint::check("replica-move/after-become-rolled-back")
             }
             ReplicaPhase::Done | ReplicaPhase::RolledBack => Ok(()),
         }

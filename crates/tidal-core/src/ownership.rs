@@ -82,6 +82,35 @@ pub enum SlotCommand {
 }
 
 impl SlotCommand {
+    /// The command's name, as logs and fail points spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SlotCommand::BeginExport { .. } => "begin-export",
+            SlotCommand::Fence { .. } => "fence",
+            SlotCommand::Unfence { .. } => "unfence",
+            SlotCommand::Release { .. } => "release",
+            SlotCommand::BeginImport { .. } => "begin-import",
+            SlotCommand::Adopt { .. } => "adopt",
+            SlotCommand::DropImport { .. } => "drop-import",
+        }
+    }
+
+    /// Whether the command starts a move's part in a PRG.
+    pub fn begins(&self) -> bool {
+        matches!(self, SlotCommand::BeginExport { .. } | SlotCommand::BeginImport { .. })
+    }
+
+    /// Whether the command ends a move's part in a PRG.
+    pub fn ends(&self) -> bool {
+        matches!(
+            self,
+            SlotCommand::Unfence { .. }
+                | SlotCommand::Release { .. }
+                | SlotCommand::Adopt { .. }
+                | SlotCommand::DropImport { .. }
+        )
+    }
+
     pub fn move_id(&self) -> MoveId {
         match self {
             SlotCommand::BeginExport { move_id, .. }
@@ -114,6 +143,8 @@ pub enum OwnershipError {
     OutOfRange { slot: u32, slots: u32 },
     #[error("move {move_id}: slot {slot} is {state}, which {action} cannot change")]
     Conflict { move_id: MoveId, slot: u32, state: String, action: &'static str },
+    #[error("move {move_id}: {action} of slot {slot} is stale (move {last} has moved it since, or this move's part is over)")]
+    Stale { move_id: MoveId, slot: u32, last: MoveId, action: &'static str },
 }
 
 /// What an applied command asks of the data: rows of these slots go away.
@@ -122,11 +153,52 @@ pub struct Effects {
     pub drop_slots: Vec<u32>,
 }
 
+/// The last move whose commands changed a slot here, and whether its part
+/// here is over (the slot was unfenced, released, adopted or dropped).
+///
+/// Moves of one slot follow each other, and move ids only grow, so a
+/// command of an older move, or one that would begin a move whose part is
+/// over, comes from an executor that no longer drives it (a deposed
+/// control-plane leader, or a step retried after the move moved on); it
+/// is refused as stale, and a slot can never be left exporting or
+/// importing for a move that has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub move_id: MoveId,
+    pub ended: bool,
+}
+
 /// The ownership of every slot a PRG has held, for a tenant of `slots` slots.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ownership {
     slots: u32,
     states: BTreeMap<u32, SlotState>,
+    marks: BTreeMap<u32, Mark>,
+}
+
+/// [`Ownership`] as stored before it kept a [`Mark`] per slot (format 1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OwnershipV1 {
+    slots: u32,
+    states: BTreeMap<u32, SlotState>,
+}
+
+impl From<OwnershipV1> for Ownership {
+    /// Slots in the middle of a move are marked with it; settled ones
+    /// carry no mark, as at creation.
+    fn from(v1: OwnershipV1) -> Self {
+        let marks = v1
+            .states
+            .iter()
+            .filter_map(|(slot, s)| match s {
+                SlotState::Owned { exporting: Some(m) }
+                | SlotState::Fenced { move_id: m }
+                | SlotState::Importing { move_id: m } => Some((*slot, Mark { move_id: *m, ended: false })),
+                _ => None,
+            })
+            .collect();
+        Ownership { slots: v1.slots, states: v1.states, marks }
+    }
 }
 
 impl Ownership {
@@ -138,7 +210,7 @@ impl Ownership {
             .filter(|s| *s < slots)
             .map(|s| (s, SlotState::Owned { exporting: None }))
             .collect();
-        Self { slots, states }
+        Self { slots, states, marks: BTreeMap::new() }
     }
 
     /// The tenant's slot count.
@@ -207,12 +279,19 @@ impl Ownership {
             if slot >= self.slots {
                 return Err(OwnershipError::OutOfRange { slot, slots: self.slots });
             }
+            if let Some(last) = self
+                .marks
+                .get(&slot)
+                .filter(|m| m.move_id > move_id || (m.move_id == move_id && m.ended && cmd.begins()))
+            {
+                return Err(OwnershipError::Stale { move_id, slot, last: last.move_id, action: cmd.name() });
+            }
             let cur = self.states.get(&slot).copied();
             let new = transition(cur, cmd).ok_or_else(|| OwnershipError::Conflict {
                 move_id,
                 slot,
                 state: cur.map_or_else(|| "not held".to_string(), |s| format!("{s:?}")),
-                action: action_name(cmd),
+                action: cmd.name(),
             })?;
             next.push((slot, cur, new));
         }
@@ -230,20 +309,10 @@ impl Ownership {
                 Some(s) => self.states.insert(slot, s),
                 None => self.states.remove(&slot),
             };
+            let ended = cmd.ends() || self.marks.get(&slot).is_some_and(|m| m.move_id == move_id && m.ended);
+            self.marks.insert(slot, Mark { move_id, ended });
         }
         Ok(effects)
-    }
-}
-
-fn action_name(cmd: &SlotCommand) -> &'static str {
-    match cmd {
-        SlotCommand::BeginExport { .. } => "BeginExport",
-        SlotCommand::Fence { .. } => "Fence",
-        SlotCommand::Unfence { .. } => "Unfence",
-        SlotCommand::Release { .. } => "Release",
-        SlotCommand::BeginImport { .. } => "BeginImport",
-        SlotCommand::Adopt { .. } => "Adopt",
-        SlotCommand::DropImport { .. } => "DropImport",
     }
 }
 

@@ -58,8 +58,9 @@ fn rollback_puts_both_sides_back() {
     src.apply(&SlotCommand::Unfence { move_id: 1, slots: vec![2, 3] }).unwrap();
     let fx = dst.apply(&SlotCommand::DropImport { move_id: 1, slots: vec![2, 3] }).unwrap();
     assert_eq!(fx.drop_slots, vec![2, 3]);
-    assert_eq!(src, before_src);
-    assert_eq!(dst, before_dst);
+    // Every slot is as before; only the marks remember the move.
+    assert_eq!(src.states().collect::<Vec<_>>(), before_src.states().collect::<Vec<_>>());
+    assert_eq!(dst.states().collect::<Vec<_>>(), before_dst.states().collect::<Vec<_>>());
 }
 
 #[test]
@@ -126,4 +127,102 @@ proptest! {
             }
         }
     }
+}
+
+/// Every slot command of move `id` of `slots`, source side then target side.
+fn commands(id: MoveId, slots: &[u32]) -> (Vec<SlotCommand>, Vec<SlotCommand>) {
+    let s = slots.to_vec();
+    let source = vec![
+        SlotCommand::BeginExport { move_id: id, slots: s.clone() },
+        SlotCommand::Fence { move_id: id, slots: s.clone() },
+        SlotCommand::Unfence { move_id: id, slots: s.clone() },
+        SlotCommand::Release { move_id: id, slots: s.clone(), to: 1, epoch: id + 1 },
+    ];
+    let target = vec![
+        SlotCommand::BeginImport { move_id: id, slots: s.clone() },
+        SlotCommand::Adopt { move_id: id, slots: s.clone() },
+        SlotCommand::DropImport { move_id: id, slots: s },
+    ];
+    (source, target)
+}
+
+/// Run move `id` of `slots` from `src` to `dst` to its end: committed
+/// (export, fence, release, adopt) or rolled back after the fence.
+fn run_move(src: &mut Ownership, dst: &mut Ownership, id: MoveId, slots: &[u32], commit: bool) {
+    let s = slots.to_vec();
+    src.apply(&SlotCommand::BeginExport { move_id: id, slots: s.clone() }).unwrap();
+    dst.apply(&SlotCommand::BeginImport { move_id: id, slots: s.clone() }).unwrap();
+    src.apply(&SlotCommand::Fence { move_id: id, slots: s.clone() }).unwrap();
+    if commit {
+        src.apply(&SlotCommand::Release { move_id: id, slots: s.clone(), to: 1, epoch: id + 1 }).unwrap();
+        dst.apply(&SlotCommand::Adopt { move_id: id, slots: s }).unwrap();
+    } else {
+        src.apply(&SlotCommand::Unfence { move_id: id, slots: s.clone() }).unwrap();
+        dst.apply(&SlotCommand::DropImport { move_id: id, slots: s }).unwrap();
+    }
+}
+
+/// A command of a move that has finished, arriving late from an executor
+/// that no longer drives it, changes nothing, however the move and the
+/// ones after it ended: no slot is left exporting or importing for a
+/// finished move, which would block every later move of the slot.
+#[test]
+fn late_commands_of_a_finished_move_change_nothing() {
+    let slots = [2, 3];
+    for first in [true, false] {
+        for second in [true, false] {
+            let mut a = owned(8, 0..8);
+            let mut b = owned(8, 0..0);
+            run_move(&mut a, &mut b, 1, &slots, first);
+            // Move 2 takes the slots the other way if move 1 committed.
+            if first {
+                run_move(&mut b, &mut a, 2, &slots, second);
+            } else {
+                run_move(&mut a, &mut b, 2, &slots, second);
+            }
+            let (before_a, before_b) = (a.clone(), b.clone());
+            let (source, target) = commands(1, &slots);
+            for cmd in source.iter().chain(&target) {
+                for side in [&mut a, &mut b] {
+                    let kept = side.clone();
+                    if side.apply(cmd).is_ok() {
+                        assert_eq!(*side, kept, "{cmd:?} after moves ending {first}/{second}");
+                    }
+                }
+            }
+            assert_eq!((&a, &b), (&before_a, &before_b));
+            assert!(a.settled() && b.settled());
+        }
+    }
+    // The same move, once its part is over, cannot begin again; its own
+    // finishing commands still apply (as no-ops), so retries are harmless.
+    let mut a = owned(8, 0..8);
+    let mut b = owned(8, 0..0);
+    run_move(&mut a, &mut b, 5, &slots, false);
+    let late = a.apply(&SlotCommand::BeginExport { move_id: 5, slots: slots.to_vec() });
+    assert!(matches!(late, Err(OwnershipError::Stale { move_id: 5, last: 5, .. })), "{late:?}");
+    assert!(b.apply(&SlotCommand::BeginImport { move_id: 5, slots: slots.to_vec() }).is_err());
+    assert!(a.apply(&SlotCommand::Unfence { move_id: 5, slots: slots.to_vec() }).is_ok());
+    assert!(b.apply(&SlotCommand::DropImport { move_id: 5, slots: slots.to_vec() }).is_ok());
+    assert!(a.settled() && b.settled());
+    // A retried begin of a move still under way is accepted.
+    a.apply(&SlotCommand::BeginExport { move_id: 6, slots: slots.to_vec() }).unwrap();
+    a.apply(&SlotCommand::BeginExport { move_id: 6, slots: slots.to_vec() }).unwrap();
+    assert_eq!(a.exporting(6), slots.to_vec());
+}
+
+/// Ownership stored in format 1 reads into the current one, with the moves
+/// under way marked.
+#[test]
+fn format_1_ownership_reads_with_marks_for_moves_under_way() {
+    let mut o = owned(8, 0..4);
+    o.apply(&SlotCommand::BeginExport { move_id: 3, slots: vec![1] }).unwrap();
+    let v1 = OwnershipV1 { slots: o.slots, states: o.states.clone() };
+    let mut back = Ownership::from(v1);
+    assert_eq!(back.state(1), Some(SlotState::Owned { exporting: Some(3) }));
+    assert!(matches!(
+        back.apply(&SlotCommand::BeginExport { move_id: 2, slots: vec![1] }),
+        Err(OwnershipError::Stale { .. })
+    ));
+    back.apply(&SlotCommand::Fence { move_id: 3, slots: vec![1] }).unwrap();
 }

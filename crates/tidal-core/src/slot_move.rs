@@ -289,6 +289,21 @@ pub enum Action {
     Become(MovePhase),
 }
 
+impl Action {
+    /// The step's name, as logs and fail points spell it: `begin-export`,
+    /// `copy-rows`, `become-fenced`, ... Unique within a move.
+    pub fn name(&self) -> String {
+        match self {
+            Action::Source(cmd) | Action::Target(cmd) => cmd.name().to_string(),
+            Action::CopyRows => "copy-rows".into(),
+            Action::CatchUp => "catch-up".into(),
+            Action::FinalDelta => "final-delta".into(),
+            Action::Commit => "commit".into(),
+            Action::Become(phase) => format!("become-{}", phase.name()),
+        }
+    }
+}
+
 /// The steps that take `m` from its phase to the next one. Every step is
 /// idempotent, so a new executor simply starts the phase over.
 pub fn plan(m: &SlotMove) -> Vec<Action> {

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
@@ -37,6 +37,8 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/api/v1/moves/{id}/cancel", post(moves_api::cancel_move))
         .route("/api/v1/tenants/{tenant}/prgs", post(moves_api::add_prgs))
         .route("/api/v1/prgs/{prg}/leader", post(moves_api::transfer_leader))
+        .route("/api/v1/debug/failpoints", get(moves_api::list_failpoints))
+        .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared.clone());
     let mut stop = shared.shutdown.clone();

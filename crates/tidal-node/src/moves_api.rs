@@ -9,6 +9,8 @@
 //! | `POST /api/v1/moves/{id}/cancel` | 202, or 409 once the move has committed |
 //! | `POST /api/v1/tenants/{t}/prgs` `{"count":4,"members":[1,4,5]}` | 201, the new PRG ids |
 //! | `POST /api/v1/prgs/{prg}/leader` `{"to":2}` | 200 once node 2 leads |
+//! | `PUT /api/v1/debug/failpoints/{name}` (body: actions) | 200; 404 without the `failpoints` build |
+//! | `GET /api/v1/debug/failpoints` | the fail points that are set |
 //!
 //! Bad input is answered 400 (malformed), 404 (unknown tenant, PRG, node
 //! or move) or 409 (conflicts with the cluster's state), and changes
@@ -454,6 +456,31 @@ pub async fn transfer_leader(State(s): S, Path(prg): Path<String>, body: Bytes) 
             Err(e) => return Err(ApiError::Unavailable(e)),
         }
     }
+}
+
+/// Set a fail point of this node's move executor (test builds only; see
+/// [`tidal_control::failpoint`]).
+pub async fn set_failpoint(Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let actions = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::BadRequest("fail point actions must be UTF-8 text".into()))?
+        .trim();
+    if actions.is_empty() {
+        return Err(ApiError::BadRequest("no actions given (`off` clears a fail point)".into()));
+    }
+    match tidal_control::failpoint::configure(&name, actions) {
+        Ok(()) => {
+            tracing::warn!(fail_point = %name, actions, "fail point set");
+            Ok(Json(json!({ "name": name, "actions": actions })).into_response())
+        }
+        Err(e) if cfg!(feature = "failpoints") && !e.starts_with("no fail point") => Err(ApiError::BadRequest(e)),
+        Err(e) => Err(ApiError::NotFound(e)),
+    }
+}
+
+pub async fn list_failpoints() -> Response {
+    let set: serde_json::Map<String, serde_json::Value> =
+        tidal_control::failpoint::list().into_iter().map(|(n, a)| (n, a.into())).collect();
+    Json(json!({ "compiledIn": cfg!(feature = "failpoints"), "set": set })).into_response()
 }
 
 impl Shared {

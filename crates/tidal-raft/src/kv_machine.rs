@@ -34,7 +34,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, StoreError as KvError, WriteOp};
-use tidal_core::ownership::{MoveId, Ownership, Refusal, SlotCommand, SlotState};
+use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
 
 use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
@@ -46,8 +46,11 @@ use crate::types::{decode, encode, encode_versioned, split_version, LogId};
 
 pub use crate::kv_entry::encode_batch;
 
-/// Format of the persisted ownership and spec records.
+/// Format of the persisted spec record.
 const META_VERSION: u8 = 1;
+/// Format of the persisted ownership record and of snapshots: 2 since
+/// ownership keeps the last move of each slot; 1 is still read.
+const OWNERSHIP_VERSION: u8 = 2;
 
 /// What a PRG's machine is created from, fixed for the PRG's life: the
 /// tenant's slot count and the slots it owned at creation.
@@ -369,6 +372,22 @@ struct KvSnapshot {
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A snapshot of format 1, before ownership kept the last move of a slot.
+#[derive(Deserialize)]
+struct KvSnapshotV1 {
+    ownership: OwnershipV1,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Read a stored ownership record of either format.
+fn decode_ownership(b: &[u8]) -> Result<Ownership, String> {
+    match split_version(b) {
+        (OWNERSHIP_VERSION, body) => decode(body).map_err(|e| e.to_string()),
+        (1, body) => decode::<OwnershipV1>(body).map(Ownership::from).map_err(|e| e.to_string()),
+        (v, _) => Err(format!("ownership record of unknown version {v}")),
+    }
+}
+
 impl KvMachine {
     /// A machine with the ownership of its creation, reading `kvs/<group>`.
     pub fn new(group: &str, spec: &KvSpec) -> Self {
@@ -412,7 +431,12 @@ impl KvMachine {
 
     /// Read the ownership and applied index the state file holds.
     fn load(&self, state: &Db) -> Result<(), StoreError> {
-        let ownership: Option<Ownership> = read_versioned(state, &self.group, OWNERSHIP)?;
+        let ownership = match read_raw(state, &self.group, OWNERSHIP)? {
+            Some(b) => {
+                Some(decode_ownership(&b).map_err(|e| StoreError::Corrupt(format!("{} ownership: {e}", self.group)))?)
+            }
+            None => None,
+        };
         let applied: Option<Option<LogId>> = read_plain(state, &self.group, "applied")?;
         let mut inner = self.inner.write().expect("kv lock");
         if let Some(o) = ownership {
@@ -680,8 +704,8 @@ impl Machine for KvMachine {
             debug_assert!(inner.layers.frozen.is_none(), "a flush is already under way");
             let frozen = Arc::new(std::mem::take(&mut inner.layers.active));
             inner.layers.frozen = Some(frozen.clone());
-            let ownership =
-                std::mem::take(&mut inner.ownership_dirty).then(|| encode_versioned(META_VERSION, &inner.ownership));
+            let ownership = std::mem::take(&mut inner.ownership_dirty)
+                .then(|| encode_versioned(OWNERSHIP_VERSION, &inner.ownership));
             (frozen, ownership)
         };
         let table = self.table.clone();
@@ -730,19 +754,20 @@ impl Machine for KvMachine {
         }
         let m = txn.open_table(META).map_err(|e| e.to_string())?;
         let ownership = match m.get((self.group.as_str(), OWNERSHIP)).map_err(|e| e.to_string())? {
-            Some(v) => match split_version(v.value()) {
-                (META_VERSION, b) => decode(b).map_err(|e| e.to_string())?,
-                (v, _) => return Err(format!("ownership record of unknown version {v}")),
-            },
+            Some(v) => decode_ownership(v.value())?,
             // Never changed in the state file: still the ownership of its creation.
             None => Ownership::genesis(self.spec.slots, &self.spec.genesis),
         };
-        Ok(encode_versioned(META_VERSION, &KvSnapshot { ownership, rows }))
+        Ok(encode_versioned(OWNERSHIP_VERSION, &KvSnapshot { ownership, rows }))
     }
 
     fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String> {
         let snap: KvSnapshot = match split_version(data) {
-            (META_VERSION, b) => decode(b).map_err(|e| e.to_string())?,
+            (OWNERSHIP_VERSION, b) => decode(b).map_err(|e| e.to_string())?,
+            (1, b) => {
+                let v1: KvSnapshotV1 = decode(b).map_err(|e| e.to_string())?;
+                KvSnapshot { ownership: v1.ownership.into(), rows: v1.rows }
+            }
             // A snapshot from before slots were stored with their keys.
             (0, b) => {
                 let rows: Vec<(Vec<u8>, Vec<u8>)> = decode(b).map_err(|e| e.to_string())?;
@@ -758,7 +783,7 @@ impl Machine for KvMachine {
         for (k, v) in &snap.rows {
             t.insert(k.as_slice(), v.as_slice()).map_err(|e| e.to_string())?;
         }
-        put_meta(txn, &self.group, OWNERSHIP, &encode_versioned(META_VERSION, &snap.ownership))
+        put_meta(txn, &self.group, OWNERSHIP, &encode_versioned(OWNERSHIP_VERSION, &snap.ownership))
     }
 
     fn reload(&self, state: &Db) -> Result<(), String> {

@@ -236,3 +236,30 @@ fn an_unreadable_entry_stops_the_group() {
     let err = g.m.apply(s.state(), 7, 1, &[0xFF, 0x00, 1, 0xEE]).unwrap_err();
     assert!(err.contains("entry 7"), "{err}");
 }
+
+/// Ownership records and snapshots of format 1 (before ownership kept the
+/// last move of each slot) still load, with the move under way intact.
+#[tokio::test]
+async fn ownership_and_snapshots_of_format_1_still_load() {
+    // Format 1 is postcard of (slots, states): a tuple encodes as the struct did.
+    let states = BTreeMap::from([(4u32, SlotState::Owned { exporting: None }), (5, SlotState::Fenced { move_id: 9 })]);
+    let record = encode_versioned(1, &(SLOTS, states.clone()));
+    let s = Storage::in_memory().unwrap();
+    let g = Group::new("t:0", 0..8);
+    s.state().writer().call(true, move |txn| put_meta(txn, "t:0", OWNERSHIP, &record)).await.unwrap();
+    g.m.reload(s.state()).unwrap();
+    assert_eq!(g.m.ownership().states().collect::<BTreeMap<_, _>>(), states);
+    assert!(g.m.ownership().check_read(5).is_ok());
+
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let snapshot = encode_versioned(1, &((SLOTS, states.clone()), rows));
+    let other = Storage::in_memory().unwrap();
+    let h = KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] });
+    other.state().writer().call(true, move |txn| h.import(txn, &snapshot)).await.unwrap();
+    let h = KvMachine::open("t:0", Some(KvSpec { slots: SLOTS, genesis: vec![] }), &other).await.unwrap();
+    assert_eq!(h.ownership().states().collect::<BTreeMap<_, _>>(), states);
+    // Move 9 is still under way there: an older move's command is stale.
+    let mut o = h.ownership();
+    assert!(o.apply(&SlotCommand::Unfence { move_id: 8, slots: vec![5] }).is_err());
+    assert!(o.apply(&SlotCommand::Unfence { move_id: 9, slots: vec![5] }).is_ok());
+}

@@ -228,6 +228,52 @@ impl Cluster {
         std::fs::read_to_string(self.nodes[i].dir.join("node.log")).unwrap_or_default()
     }
 
+    /// Run the `tidal` CLI against node 0's admin API, with `--json`.
+    pub fn tidal(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .args(["--http", &self.nodes[0].http, "--json"])
+            .env("TIDAL_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tidal")
+    }
+
+    /// Node `i`'s routing table (`/api/v1/routing`).
+    pub fn routing(&self, i: usize) -> serde_json::Value {
+        let (_, body) = http_get(&self.nodes[i].http, "/api/v1/routing").unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// PRG `prg` as node `i` hosts it, if it does.
+    pub fn group_on(&self, i: usize, prg: &str) -> Option<serde_json::Value> {
+        self.groups(i)?.as_array()?.iter().find(|g| g["id"] == prg).cloned()
+    }
+
+    /// The leader of `prg` as the first running node hosting it sees it.
+    pub fn leader_of(&self, prg: &str) -> Option<u64> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_some())
+            .find_map(|i| self.group_on(i, prg)?["leader"].as_u64())
+    }
+
+    /// The control plane's leader, as the first running node sees it.
+    pub fn cp_leader(&self) -> Option<u64> {
+        let i = (0..self.nodes.len()).find(|i| self.nodes[*i].child.is_some())?;
+        let (_, body) = http_get(&self.nodes[i].http, "/api/v1/cluster").ok()?;
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["cpLeader"].as_u64()
+    }
+
+    /// The move `id` as node `i` reports it, once it has finished (done or
+    /// rolled back); waits up to `timeout`.
+    pub fn finished_move(&self, i: usize, id: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(timeout, &format!("move {id} to finish"), || {
+            let (code, body) = http_get(&self.nodes[i].http, &format!("/api/v1/moves/{id}")).ok()?;
+            let m: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (code == 200 && (m["state"] == "done" || m["state"] == "rolled-back")).then_some(m)
+        })
+    }
+
     /// This node's view of its groups (`/api/v1/prgs`).
     pub fn groups(&self, i: usize) -> Option<serde_json::Value> {
         let (code, body) = http_get(&self.nodes[i].http, "/api/v1/prgs").ok()?;
@@ -241,6 +287,28 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// The JSON a `tidal ... --json` command printed.
+pub fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The PRG that owns `slot` of tenant `default` by a routing table.
+pub fn owner(routing: &serde_json::Value, slot: u64) -> String {
+    let t = routing["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "default").expect("tenant default");
+    for r in t["ranges"].as_array().unwrap() {
+        if r[0].as_u64().unwrap() <= slot && slot <= r[1].as_u64().unwrap() {
+            return r[2].as_str().unwrap().to_string();
+        }
+    }
+    panic!("slot {slot} has no owner in {routing}")
 }
 
 /// A minimal HTTP/1.1 request; returns (status, body).
