@@ -51,7 +51,7 @@ fn a_three_node_cluster_serves_redis_http_and_admin_clients() {
     let Value::Array(all) = a.cmd(&["KEYS", "k*"]).unwrap() else { panic!() };
     assert_eq!(all.len(), 40);
 
-    // SCAN walks every PRG exactly once.
+    // SCAN walks every slot exactly once.
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor = "0".to_string();
     loop {

@@ -246,8 +246,9 @@ async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
     }
 }
 
-/// One SCAN step: walk PRGs in order from the cursor's position until
-/// `count` keys were examined or the keyspace ends.
+/// One SCAN step: walk the slots in order from the cursor's position, each
+/// page from the PRG that owns the slot now, until `count` keys were
+/// examined or the keyspace ends.
 async fn scan(
     shared: &Arc<Shared>,
     cursor: u64,
@@ -259,35 +260,53 @@ async fn scan(
         // Unknown cursors end the scan, as Redis does for garbage cursors.
         return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
     };
-    let state = shared.cache.get();
-    let prgs: Vec<_> = state.prgs_of(DEFAULT_TENANT).into_iter().map(|p| p.prg.clone()).collect();
     if type_filter.is_some_and(|t| !t.eq_ignore_ascii_case(b"string")) {
         // tidal stores strings only: any other type matches nothing.
         return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
     }
     let mut keys: Vec<Reply> = Vec::new();
     let budget = count.max(1);
-    while pos.prg < prgs.len() && keys.len() < budget {
-        let req = ReadOp::Scan { after: pos.after.clone(), count: budget, pattern: pattern.clone() };
-        let reply = shared.send(&prgs[pos.prg], KvRequest::Read(req)).await;
+    let Some(slots) = shared.cache.get().tenants.get(DEFAULT_TENANT).map(|t| t.slots) else {
+        return Reply::err(format!("tenant {DEFAULT_TENANT} does not exist"));
+    };
+    while pos.slot < slots && keys.len() < budget {
+        // The run of slots from the cursor's that one PRG owns.
+        let Some((prg, end)) = slot_run(&shared.cache.get(), DEFAULT_TENANT, pos.slot) else {
+            return Reply::err(format!("slot {} of tenant {DEFAULT_TENANT} has no owner", pos.slot));
+        };
+        let count = budget - keys.len();
+        let req = ReadOp::Scan { slots: pos.slot..end, after: pos.after.clone(), count, pattern: pattern.clone() };
+        let reply = shared.send(&prg, KvRequest::Read(req)).await;
         let Some(page) = ScanPage::from_reply(&reply) else {
             return reply;
         };
         keys.extend(page.keys.into_iter().map(Reply::Bulk));
         match page.next_after {
-            Some(k) => pos.after = Some(k),
+            Some(k) => {
+                pos.slot = tidal_core::slot::slot_of(&k, slots);
+                pos.after = Some(k);
+            }
             None => {
-                pos.prg += 1;
+                pos.slot = page.next_slot.max(pos.slot + 1);
                 pos.after = None;
             }
         }
     }
-    let next = if pos.prg >= prgs.len() {
+    let next = if pos.slot >= slots {
         0
     } else {
         shared.scans.lock().expect("scan lock").remember(ScanPos { tenant: DEFAULT_TENANT.to_string(), ..pos })
     };
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
+}
+
+/// The PRG that owns `slot` of `tenant`, and the end of the run of slots
+/// after it that the same PRG owns.
+fn slot_run(state: &tidal_core::ClusterState, tenant: &str, slot: u32) -> Option<(tidal_core::PrgId, u32)> {
+    let t = state.tenants.get(tenant)?;
+    let owner = *t.owner.get(slot as usize)?;
+    let end = (slot..t.slots).find(|s| t.owner[*s as usize] != owner).unwrap_or(t.slots);
+    Some((t.prg_of_slot(slot), end))
 }
 
 fn config_view(shared: &Shared) -> ConfigView {

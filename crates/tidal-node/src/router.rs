@@ -376,6 +376,13 @@ impl Shared {
     /// Which PRG owns the keys of `req` by the current routing table.
     fn owner_of(&self, tenant: &str, req: &KvRequest) -> Owner {
         let state = self.cache.get();
+        if let KvRequest::Read(ReadOp::Scan { slots, .. }) = req {
+            // A SCAN page goes where its first slot lives.
+            return match state.tenants.get(tenant) {
+                Some(t) if slots.start < t.slots => Owner::One(t.prg_of_slot(slots.start)),
+                _ => Owner::Unknown,
+            };
+        }
         let mut owner = None;
         for k in req.keys() {
             let Some(p) = prg_of(&state, tenant, k) else { return Owner::Unknown };

@@ -1,7 +1,9 @@
-//! SCAN cursors. Redis cursors are numbers; a tidal SCAN walks every PRG of
-//! a tenant in key order, so a cursor stands for (PRG index, last key). The
-//! node keeps that position in a bounded table and hands out its number.
-//! Cursors are node-local: a client continues a SCAN on the same node.
+//! SCAN cursors. Redis cursors are numbers; a tidal SCAN walks a tenant's
+//! slots in order, each in key order, so a cursor stands for (slot, last
+//! key): it names a slot, never a PRG, so it stays valid while slots move.
+//! The node keeps that position in a bounded table and hands out its
+//! number. Cursors are node-local: a client continues a SCAN on the same
+//! node.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -9,9 +11,9 @@ use std::collections::{HashMap, VecDeque};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanPos {
     pub tenant: String,
-    /// Index into the tenant's PRGs in id order.
-    pub prg: usize,
-    /// Resume strictly after this key within that PRG.
+    /// The slot the scan is in.
+    pub slot: u32,
+    /// Resume strictly after this key of that slot (at its start if `None`).
     pub after: Option<Vec<u8>>,
 }
 
@@ -36,7 +38,7 @@ impl ScanCursors {
     /// `None` (it was forgotten or never issued here).
     pub fn resume(&mut self, tenant: &str, cursor: u64) -> Option<ScanPos> {
         if cursor == 0 {
-            return Some(ScanPos { tenant: tenant.to_string(), prg: 0, after: None });
+            return Some(ScanPos { tenant: tenant.to_string(), slot: 0, after: None });
         }
         let pos = self.positions.remove(&cursor)?;
         self.order.retain(|c| *c != cursor);
@@ -66,10 +68,10 @@ mod tests {
     fn cursors_resume_once_and_zero_starts_over() {
         let mut c = ScanCursors::default();
         let start = c.resume("t", 0).unwrap();
-        assert_eq!(start.prg, 0);
-        let id = c.remember(ScanPos { tenant: "t".into(), prg: 2, after: Some(b"k".to_vec()) });
+        assert_eq!(start.slot, 0);
+        let id = c.remember(ScanPos { tenant: "t".into(), slot: 2, after: Some(b"k".to_vec()) });
         assert_ne!(id, 0);
-        assert_eq!(c.resume("t", id).unwrap().prg, 2);
+        assert_eq!(c.resume("t", id).unwrap().slot, 2);
         assert_eq!(c.resume("t", id), None);
         assert_eq!(c.resume("t", 999), None);
     }
@@ -77,9 +79,9 @@ mod tests {
     #[test]
     fn the_table_is_bounded() {
         let mut c = ScanCursors::default();
-        let first = c.remember(ScanPos { tenant: "t".into(), prg: 0, after: None });
+        let first = c.remember(ScanPos { tenant: "t".into(), slot: 0, after: None });
         for _ in 0..MAX_CURSORS {
-            c.remember(ScanPos { tenant: "t".into(), prg: 1, after: None });
+            c.remember(ScanPos { tenant: "t".into(), slot: 1, after: None });
         }
         assert_eq!(c.resume("t", first), None);
         assert!(c.positions.len() <= MAX_CURSORS);

@@ -198,6 +198,8 @@ struct View<'a, B: Base> {
     stack: Vec<&'a Layer>,
     base: B,
     ownership: &'a Ownership,
+    /// Slots a SCAN page is confined to, all served here.
+    scan_slots: Option<Range<u32>>,
 }
 
 impl<B: Base> View<'_, B> {
@@ -212,6 +214,16 @@ impl<B: Base> View<'_, B> {
     /// Records of served slots after `after` (a user key), in stored order.
     fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
         let after = after.map(|a| self.stored(a));
+        if let Some(slots) = self.scan_slots.clone().filter(|r| !r.is_empty()) {
+            let first = slot_bounds(slots.start).0;
+            let lower = match &after {
+                Some(a) => Bound::Excluded(a.as_slice()),
+                None => as_ref(&first),
+            };
+            let upper = slot_bounds(slots.end - 1).1;
+            let rows = overlay::scan_range(&self.stack, &self.base, lower, as_ref(&upper), limit)?;
+            return Ok(rows.into_iter().map(|(k, r)| (k[4..].to_vec(), r)).collect());
+        }
         let importing = self.ownership.states().any(|(_, s)| matches!(s, SlotState::Importing { .. }));
         let rows = if !importing {
             // Only served slots hold rows.
@@ -257,7 +269,7 @@ struct WriteView<'a> {
 
 impl WriteView<'_> {
     fn view(&self) -> View<'_, &LazyTable<'_>> {
-        View { stack: self.inner.layers.stack(), base: &self.base, ownership: &self.inner.ownership }
+        View { stack: self.inner.layers.stack(), base: &self.base, ownership: &self.inner.ownership, scan_slots: None }
     }
 
     fn set(&mut self, key: &[u8], rec: Option<Record>) {
@@ -477,6 +489,7 @@ impl KvMachine {
             stack: inner.layers.stack(),
             base: open_table(&txn, &self.table).map_err(StoreError::Db)?,
             ownership: &inner.ownership,
+            scan_slots: None,
         };
         f(&view, &inner).map_err(|e| StoreError::Db(e.0))
     }
@@ -484,9 +497,41 @@ impl KvMachine {
     /// Evaluate a read against the latest applied state on this replica,
     /// or say why this PRG does not serve it.
     pub fn read(&self, storage: &Storage, op: &ReadOp, now_ms: u64) -> Result<Outcome, StoreError> {
+        if let ReadOp::Scan { slots, after, count, pattern } = op {
+            return self.scan_page(storage, slots.clone(), after, *count, pattern, now_ms);
+        }
         self.with_view(storage, |view, inner| match refusal(&inner.ownership, &op.keys(), false) {
             Some(r) => Ok(Err(r)),
             None => engine::read(op, now_ms, view).map(Ok),
+        })
+    }
+
+    /// A SCAN page over the run of `slots` this PRG serves from the first:
+    /// a PRG that does not serve the first slot says where it went, and
+    /// the page stops at the first slot it does not serve.
+    fn scan_page(
+        &self,
+        storage: &Storage,
+        slots: Range<u32>,
+        after: &Option<Vec<u8>>,
+        count: usize,
+        pattern: &Option<Vec<u8>>,
+        now_ms: u64,
+    ) -> Result<Outcome, StoreError> {
+        self.with_view(storage, |view, inner| {
+            let o = &inner.ownership;
+            let end = slots.end.min(o.slot_count());
+            if let Err(r) = o.check_read(slots.start) {
+                return Ok(Err(r));
+            }
+            if after.as_deref().is_some_and(|k| slot_of(k, o.slot_count()) != slots.start) {
+                return Err(KvError(format!("SCAN resumes after a key outside slot {}", slots.start)));
+            }
+            let run = slots.start..(slots.start + 1..end).find(|s| o.check_read(*s).is_err()).unwrap_or(end);
+            let view =
+                View { stack: view.stack.clone(), base: &view.base, ownership: o, scan_slots: Some(run.clone()) };
+            let op = ReadOp::Scan { slots: run, after: after.clone(), count, pattern: pattern.clone() };
+            engine::read(&op, now_ms, &view).map(Ok)
         })
     }
 

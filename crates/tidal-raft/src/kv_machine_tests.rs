@@ -1,7 +1,7 @@
 // Genesis slots are lists of ranges; a list of one range is what is meant.
 #![allow(clippy::single_range_in_vec_init)]
 
-use tidal_core::kv::Reply;
+use tidal_core::kv::{Reply, ScanPage};
 
 use super::*;
 use crate::kv_entry::encode_entry;
@@ -262,4 +262,50 @@ async fn ownership_and_snapshots_of_format_1_still_load() {
     let mut o = h.ownership();
     assert!(o.apply(&SlotCommand::Unfence { move_id: 8, slots: vec![5] }).is_err());
     assert!(o.apply(&SlotCommand::Unfence { move_id: 9, slots: vec![5] }).is_ok());
+}
+
+fn scan(g: &Group, s: &Storage, slots: Range<u32>, after: Option<&str>, count: usize) -> Outcome {
+    let op = ReadOp::Scan { slots, after: after.map(|a| a.as_bytes().to_vec()), count, pattern: None };
+    g.m.read(s, &op, 1).unwrap()
+}
+
+/// A SCAN page covers the run of the asked slots the PRG serves from the
+/// first, in slot order, and says where it stopped; a PRG that does not
+/// serve the first slot says where it went.
+#[tokio::test]
+async fn scan_pages_walk_served_slots_in_order_and_stop_where_a_slot_is_not_served() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..4);
+    for slot in 0..4 {
+        for k in key_in(slot, 3) {
+            g.write(&s, vec![set(&k, "v")]);
+        }
+    }
+    // Slot 2 leaves: the page over 0..4 stops at it.
+    g.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![2] }).unwrap();
+    g.slots(&s, SlotCommand::Fence { move_id: 1, slots: vec![2] }).unwrap();
+    g.slots(&s, SlotCommand::Release { move_id: 1, slots: vec![2], to: 1, epoch: 2 }).unwrap();
+    let page = ScanPage::from_reply(&scan(&g, &s, 0..4, None, 100).unwrap()).unwrap();
+    let want: Vec<Vec<u8>> = [key_in(0, 3), key_in(1, 3)].concat().into_iter().map(String::into_bytes).collect();
+    let mut got = page.keys.clone();
+    got.sort();
+    let mut sorted = want.clone();
+    sorted.sort();
+    assert_eq!(got, sorted);
+    assert_eq!((page.next_after, page.next_slot), (None, 2));
+    // Slot order first: the keys of slot 0 come before those of slot 1.
+    assert!(page.keys[..3].iter().all(|k| slot_of(k, SLOTS) == 0), "{:?}", page.keys);
+    // A full page resumes after its last key, within the first slot.
+    let p = ScanPage::from_reply(&scan(&g, &s, 0..2, None, 2).unwrap()).unwrap();
+    let last = p.next_after.clone().unwrap();
+    assert_eq!(slot_of(&last, SLOTS), 0);
+    let rest =
+        ScanPage::from_reply(&scan(&g, &s, 0..2, Some(std::str::from_utf8(&last).unwrap()), 100).unwrap()).unwrap();
+    assert_eq!(p.keys.len() + rest.keys.len(), 6);
+    assert_eq!(rest.next_slot, 2);
+    // The moved slot itself: refused, with where it went.
+    assert_eq!(scan(&g, &s, 2..4, None, 10), Err(Refusal::Moved { slot: 2, to: Some(1), epoch: 2 }));
+    // Slot 3 is still served.
+    let p3 = ScanPage::from_reply(&scan(&g, &s, 3..4, None, 10).unwrap()).unwrap();
+    assert_eq!(p3.keys.len(), 3);
 }

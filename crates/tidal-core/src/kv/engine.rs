@@ -161,16 +161,18 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             for_each_live(store, now_ms, |_| n += 1)?;
             Ok(Reply::Int(n))
         }
-        ReadOp::Scan { after, count, pattern } => {
+        ReadOp::Scan { slots, after, count, pattern } => {
+            // The store holds the slots to scan, and only them.
             let count = (*count).max(1);
             let batch = store.scan(after.as_deref(), count)?;
             let next_after = if batch.len() == count { batch.last().map(|(k, _)| k.clone()) } else { None };
+            let next_slot = slots.end;
             let keys = batch
                 .into_iter()
                 .filter(|(k, r)| r.is_live(now_ms) && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
                 .map(|(k, _)| k)
                 .collect();
-            Ok(ScanPage { next_after, keys }.to_reply())
+            Ok(ScanPage { next_after, next_slot, keys }.to_reply())
         }
         ReadOp::Keys { pattern } => {
             let all = pattern.as_slice() == b"*";

@@ -460,6 +460,7 @@ fn scan_pages_resume_after_the_last_examined_key() {
     db.now += 2;
     let page = |db: &Db, after: Option<&str>, pattern: Option<&str>| {
         let op = ReadOp::Scan {
+            slots: 0..16,
             after: after.map(|a| a.as_bytes().to_vec()),
             count: 2,
             pattern: pattern.map(|p| p.as_bytes().to_vec()),
@@ -474,7 +475,7 @@ fn scan_pages_resume_after_the_last_examined_key() {
     assert_eq!(p2.keys, keys(&["c", "d"]));
     let p3 = page(&db, Some("d"), None);
     assert_eq!(p3.keys, keys(&["e"]));
-    assert_eq!(p3.next_after, None);
+    assert_eq!((p3.next_after, p3.next_slot), (None, 16));
 }
 
 #[test]

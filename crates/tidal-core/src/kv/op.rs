@@ -199,10 +199,14 @@ pub enum ReadOp {
     },
     /// Live keys in this group.
     DbSize,
-    /// Internal page of a cross-group SCAN: examines up to `count` stored
-    /// keys after `after` and returns the live ones matching `pattern`.
-    /// Reply: see [`super::ScanPage`].
+    /// Internal page of a cross-group SCAN over the slots `slots`, in slot
+    /// order and key order within a slot: examines up to `count` stored
+    /// keys after `after` (a key of the first slot; from the first slot's
+    /// start when `None`) and returns the live ones matching `pattern`. A
+    /// group serves the run of those slots it serves, from the first, and
+    /// says where it stopped. Reply: see [`super::ScanPage`].
     Scan {
+        slots: std::ops::Range<u32>,
         after: Option<Vec<u8>>,
         count: usize,
         pattern: Option<Vec<u8>>,

@@ -1,12 +1,16 @@
 //! One group's page of a SCAN, in the reply shape of [`super::ReadOp::Scan`].
 //!
 //! Redis cursors are opaque numbers; tidal's router keeps its own cursor
-//! table and walks each group in key order with `ReadOp::Scan`, resuming
-//! strictly after the last key a page examined. The page travels as an
-//! ordinary [`Reply`] so it can cross the same RPC path as every read:
+//! table and walks the tenant's slots in order, each slot in key order, with
+//! `ReadOp::Scan` to whichever group owns the slot at the time, resuming
+//! strictly after the last key a page examined or at the slot where the
+//! last page stopped. A position names a slot, never a group, so a slot
+//! that moves between pages is neither skipped nor scanned twice. The page
+//! travels as an ordinary [`Reply`] so it can cross the same RPC path as
+//! every read:
 //!
 //! ```text
-//! Array[ Bulk(next_after) | Nil (group exhausted), Array[Bulk(key)...] ]
+//! Array[ Bulk(next_after) | Nil (slots exhausted), Array[Bulk(key)...], Int(next_slot) ]
 //! ```
 //!
 //! Nil rather than an empty string marks the end, because the empty key is a
@@ -17,8 +21,11 @@ use super::reply::Reply;
 /// A decoded SCAN page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPage {
-    /// Resume after this key; `None` when the group has no more keys.
+    /// Resume after this key; `None` when the page's slots have no more keys.
     pub next_after: Option<Vec<u8>>,
+    /// With no `next_after`: the slot to resume at (the first the group
+    /// did not scan).
+    pub next_slot: u32,
     /// Live keys of the page that matched the pattern.
     pub keys: Vec<Vec<u8>>,
 }
@@ -28,6 +35,7 @@ impl ScanPage {
         Reply::Array(vec![
             Reply::bulk_or_nil(self.next_after.clone()),
             Reply::Array(self.keys.iter().cloned().map(Reply::Bulk).collect()),
+            Reply::Int(i64::from(self.next_slot)),
         ])
     }
 
@@ -35,9 +43,10 @@ impl ScanPage {
     /// (for example, it is an error).
     pub fn from_reply(reply: &Reply) -> Option<ScanPage> {
         let Reply::Array(parts) = reply else { return None };
-        let [next, Reply::Array(keys)] = parts.as_slice() else {
+        let [next, Reply::Array(keys), Reply::Int(next_slot)] = parts.as_slice() else {
             return None;
         };
+        let next_slot = u32::try_from(*next_slot).ok()?;
         let next_after = match next {
             Reply::Nil => None,
             Reply::Bulk(k) => Some(k.clone()),
@@ -50,7 +59,7 @@ impl ScanPage {
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(ScanPage { next_after, keys })
+        Some(ScanPage { next_after, next_slot, keys })
     }
 }
 
@@ -60,11 +69,15 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_other_shapes() {
-        let page = ScanPage { next_after: Some(Vec::new()), keys: vec![b"a".to_vec()] };
+        let page = ScanPage { next_after: Some(Vec::new()), next_slot: 3, keys: vec![b"a".to_vec()] };
         assert_eq!(ScanPage::from_reply(&page.to_reply()), Some(page));
-        let done = ScanPage { next_after: None, keys: vec![] };
+        let done = ScanPage { next_after: None, next_slot: 16, keys: vec![] };
         assert_eq!(ScanPage::from_reply(&done.to_reply()), Some(done));
         assert_eq!(ScanPage::from_reply(&Reply::err("x")), None);
-        assert_eq!(ScanPage::from_reply(&Reply::Array(vec![Reply::Nil, Reply::Array(vec![Reply::Int(1)])])), None);
+        assert_eq!(
+            ScanPage::from_reply(&Reply::Array(vec![Reply::Nil, Reply::Array(vec![Reply::Int(1)]), Reply::Int(0)])),
+            None
+        );
+        assert_eq!(ScanPage::from_reply(&Reply::Array(vec![Reply::Nil, Reply::Array(vec![]), Reply::Int(-1)])), None);
     }
 }
