@@ -35,7 +35,8 @@ pub enum CpCommand {
     /// Start moving `slots` of `tenant` to PRG `to` (from `from`, or from
     /// whichever PRG owns them all).
     StartMove { tenant: String, slots: Vec<u32>, from: Option<u32>, to: PrgId },
-    /// Record a move's next phase (and progress), if it is still in `expect`.
+    /// Record a move's next phase (and progress), if it is still in `expect`;
+    /// with `phase == expect`, only note `error` (a step that keeps failing).
     UpdateMove {
         id: MoveId,
         expect: MovePhase,
@@ -392,6 +393,13 @@ fn update_move(
     error: Option<&str>,
 ) -> Result<(), String> {
     let m = moving(state, id, expect)?;
+    if phase == expect {
+        // A note on a phase that keeps failing: the move stays where it is.
+        let Some(e) = error else { return Err(format!("move {id}: nothing to note")) };
+        m.error = Some(e.to_string());
+        m.updated_ms = now_ms;
+        return Ok(());
+    }
     if phase == MovePhase::Committed || !expect.may_become(phase) {
         return Err(format!("move {id} cannot go from {} to {}", expect.name(), phase.name()));
     }

@@ -145,6 +145,18 @@ fn a_slot_move_is_journaled_and_commits_with_an_epoch_bump() {
     assert_eq!(s.tenants["t"].owner[..2], [2, 2]);
     // Committed: cancel is refused, and it finishes.
     assert!(refused(apply(&mut s, 21, &CpCommand::CancelMove { id })).contains("committed"));
+    // A step that keeps failing is noted on the move, which stays where it is.
+    refused(apply(&mut s, 22, &update(MovePhase::Committed, MovePhase::Committed)));
+    let note = CpCommand::UpdateMove {
+        id,
+        expect: MovePhase::Committed,
+        phase: MovePhase::Committed,
+        progress: None,
+        error: Some("5 failures".into()),
+    };
+    apply(&mut s, 22, &note);
+    assert_eq!((s.moves[&id].phase, s.moves[&id].error.as_deref()), (MovePhase::Committed, Some("5 failures")));
+    assert_eq!(s.moves[&id].fenced_ms, Some(14));
     apply(&mut s, 30, &update(MovePhase::Committed, MovePhase::Done));
     assert_eq!(s.moves[&id].fence_window_ms(), Some(16));
 }

@@ -112,6 +112,10 @@ pub struct MoveExecutor {
     node_free: Mutex<std::collections::BTreeMap<NodeId, Instant>>,
 }
 
+/// Failures in a row of a phase that cannot roll back before the move
+/// notes that it is stuck (and again at each power of two after that).
+const STUCK_AFTER: u32 = 5;
+
 /// How a phase ended when it did not finish.
 pub(crate) enum Stop {
     /// This node no longer leads the control plane, or the move changed
@@ -204,7 +208,13 @@ impl MoveExecutor {
                     if next != m.phase && m.phase.may_become(next) {
                         let _ = self.become_(&m, next, Some(why)).await;
                     } else {
-                        // Committed (or rolling back): the step is retried until it is done.
+                        // Committed (or rolling back): the step is retried until it
+                        // is done; one that keeps failing is noted on the move, so
+                        // that an operator sees why it is not finishing.
+                        if failures == STUCK_AFTER || (failures > STUCK_AFTER && failures.is_power_of_two()) {
+                            let note = format!("{} failures in {}; still retrying: {why}", failures, m.phase.name());
+                            let _ = self.become_(&m, m.phase, Some(note)).await;
+                        }
                         let pause = Duration::from_millis((100 * u64::from(failures)).min(2_000));
                         tokio::time::sleep(pause).await;
                     }
