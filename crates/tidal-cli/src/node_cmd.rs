@@ -59,9 +59,15 @@ pub fn run(args: NodeArgs) -> i32 {
                 return 1;
             }
         };
-        wait_for_signal().await;
+        let code = tokio::select! {
+            _ = wait_for_signal() => 0,
+            why = node.failed() => {
+                eprintln!("error: {why}");
+                1
+            }
+        };
         node.stop().await;
-        0
+        code
     })
 }
 

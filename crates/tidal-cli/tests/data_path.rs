@@ -265,3 +265,48 @@ fn a_node_joins_a_running_cluster_and_routes_for_clients() {
         .iter()
         .all(|p| !p["members"].as_array().unwrap().contains(&4.into())));
 }
+
+/// A second process that claims a registered node id from another data
+/// directory is refused by the control plane and exits with the reason;
+/// the registered node keeps its id, and a data directory cannot be started
+/// under another node's id.
+#[test]
+fn a_second_node_with_a_registered_id_is_refused_and_exits() {
+    let c = Cluster::start(3, &[]);
+    let before = http_get(&c.nodes[0].http, "/api/v1/nodes").unwrap().1;
+    let dir = c.nodes[0].dir.parent().unwrap().join("impostor");
+    let port = |i: u16| format!("127.0.0.1:{}", 39_000 + i + (std::process::id() % 500) as u16 * 3);
+    let out = std::process::Command::new(common::BIN)
+        .arg("node")
+        .args(["--node-id", "2", "--listen", &port(0), "--client-addr", &port(1), "--http-addr", &port(2)])
+        .args(["--join", &c.nodes[0].peer])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("TIDAL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node id 2 is already registered"), "{err}");
+    let after = http_get(&c.nodes[0].http, "/api/v1/nodes").unwrap().1;
+    let peer = |body: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v.as_array().unwrap().iter().find(|n| n["id"] == 2).unwrap()["peerAddr"].clone()
+    };
+    assert_eq!(peer(&after), peer(&before));
+    assert_eq!(c.client(1).cmd(&["SET", "still", "served"]).unwrap(), ok());
+
+    // Node 1's data directory does not start as node 5.
+    let out = std::process::Command::new(common::BIN)
+        .arg("node")
+        .args(["--node-id", "5", "--listen", &port(0), "--client-addr", &port(1), "--http-addr", &port(2)])
+        .args(["--join", &c.nodes[1].peer])
+        .arg("--data-dir")
+        .arg(&c.nodes[0].dir)
+        .env("TIDAL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to node 1"), "{err}");
+}

@@ -17,7 +17,7 @@ use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::CP_GROUP;
-use tidal_core::{ClusterState, NodeId, NodeInfo};
+use tidal_core::{ClusterState, NodeId, Registration};
 use tidal_raft::transport::{Request, Response};
 use tidal_raft::types::encode as enc;
 use tidal_raft::{Proposal, RaftHost};
@@ -32,7 +32,7 @@ pub enum CpRequest {
     Propose(CpCommand),
     /// Register the sender and return the cluster state; any node accepts
     /// this and relays it to the control plane.
-    Join(NodeInfo),
+    Join(Registration),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -139,7 +139,7 @@ impl ControlPlane {
         match req {
             CpRequest::Read => self.local_read().await,
             CpRequest::Propose(cmd) => self.local_propose(cmd).await,
-            CpRequest::Join(info) => match self.propose(CpCommand::RegisterNode(info)).await {
+            CpRequest::Join(r) => match self.propose(CpCommand::Register(r)).await {
                 Ok(_) => match self.read().await {
                     Ok(s) => CpResponse::State(s),
                     Err(e) => CpResponse::Unavailable(e.to_string()),
@@ -252,7 +252,7 @@ impl ControlPlane {
     }
 
     /// Join through any node at `addr` (used by `tidal node --join`).
-    pub async fn join(&self, addr: &str, info: NodeInfo, budget: Duration) -> Result<ClusterState, CpError> {
+    pub async fn join(&self, addr: &str, info: Registration, budget: Duration) -> Result<ClusterState, CpError> {
         let deadline = Instant::now() + budget;
         let mut last = String::new();
         while Instant::now() < deadline {

@@ -9,7 +9,7 @@ use tidal_core::ownership::MoveId;
 use tidal_core::placement::{place_new, REPLICAS};
 use tidal_core::replica_move::{check_replica_move, ReplicaMove, ReplicaPhase};
 use tidal_core::slot_move::{check_new_move, MovePhase, MoveProgress, SlotMove};
-use tidal_core::{ClusterState, NodeId, NodeInfo, NodeState, PrgId, Tenant};
+use tidal_core::{ClusterState, NodeId, NodeInfo, NodeState, PrgId, Registration, Tenant};
 
 /// Largest slot count a tenant may have.
 pub const MAX_SLOTS: u32 = 16_384;
@@ -58,6 +58,10 @@ pub enum CpCommand {
     /// The voters changed: record the new member in the old one's place
     /// (and a new routing epoch); the move is done.
     CommitReplicaMove { id: MoveId },
+    /// Register a node, or update what it serves, if no other data
+    /// directory holds its id (see [`Registration`]). A Draining node stays
+    /// Draining.
+    Register(Registration),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +83,15 @@ pub enum CpReply {
     },
 }
 
+/// Record `info`; Draining is the control plane's decision, not the node's.
+fn register(state: &mut ClusterState, info: &NodeInfo) {
+    let mut info = info.clone();
+    if state.nodes.get(&info.id).is_some_and(|n| n.state == NodeState::Draining) {
+        info.state = NodeState::Draining;
+    }
+    state.nodes.insert(info.id, info);
+}
+
 /// Apply `cmd` to `state` at `now_ms` (the proposing leader's clock). A
 /// refused command changes nothing.
 pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply {
@@ -86,14 +99,21 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
     let mut added = None;
     let refused = match cmd {
         CpCommand::RegisterNode(info) => {
-            let mut info = info.clone();
-            // Draining is the control plane's decision, not the node's.
-            if state.nodes.get(&info.id).is_some_and(|n| n.state == NodeState::Draining) {
-                info.state = NodeState::Draining;
-            }
-            state.nodes.insert(info.id, info);
+            register(state, info);
             None
         }
+        CpCommand::Register(r) => match state.instances.get(&r.info.id) {
+            Some(held) if *held != r.instance && !r.replace => Some(format!(
+                "node id {} is already registered by another data directory (instance {held:016x}; this one is \
+                 {:016x}): give this node its own id, or pass --replace-node if that node's data is gone for good",
+                r.info.id, r.instance
+            )),
+            _ => {
+                register(state, &r.info);
+                state.instances.insert(r.info.id, r.instance);
+                None
+            }
+        },
         CpCommand::CreateTenant { name, slots, prgs } => create_tenant(state, name, *slots, *prgs).err(),
         CpCommand::LeaderHint { prg, leader } => {
             if let Some(p) = state.placements.get_mut(prg) {

@@ -227,3 +227,30 @@ fn a_draining_node_stays_draining_when_it_registers_again() {
     apply(&mut s, 0, &CpCommand::RegisterNode(node(2)));
     assert_eq!(s.nodes[&2].state, NodeState::Draining);
 }
+
+#[test]
+fn a_second_data_directory_cannot_claim_a_registered_node_id() {
+    let mut s = with_nodes(2);
+    let reg = |instance, replace| CpCommand::Register(Registration { info: node(3), instance, replace });
+    // An id registered before instances were recorded takes the first one.
+    apply(&mut s, 0, &reg(0xA, false));
+    assert_eq!(s.instances[&3], 0xA);
+    // The same data directory again (a restart, a new address): accepted.
+    let mut moved = node(3);
+    moved.peer_addr = "127.0.0.1:9999".into();
+    let again = CpCommand::Register(Registration { info: moved.clone(), instance: 0xA, replace: false });
+    assert!(matches!(apply(&mut s, 0, &again), CpReply::Ok { .. }));
+    assert_eq!(s.nodes[&3].peer_addr, "127.0.0.1:9999");
+    // Another data directory with the same id: refused, nothing changes.
+    let before = s.clone();
+    let why = refused(apply(&mut s, 0, &reg(0xB, false)));
+    assert!(why.contains("already registered") && why.contains("--replace-node"), "{why}");
+    assert_eq!(s, before);
+    // Unless it replaces a node whose data is gone for good.
+    assert!(matches!(apply(&mut s, 0, &reg(0xB, true)), CpReply::Ok { .. }));
+    assert_eq!(s.instances[&3], 0xB);
+    // A Draining node stays Draining through a registration.
+    s.nodes.get_mut(&3).unwrap().state = NodeState::Draining;
+    apply(&mut s, 0, &reg(0xB, false));
+    assert_eq!(s.nodes[&3].state, NodeState::Draining);
+}

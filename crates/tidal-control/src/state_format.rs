@@ -9,13 +9,17 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use tidal_core::ownership::MoveId;
+use tidal_core::replica_move::ReplicaMove;
+use tidal_core::slot_move::SlotMove;
 use tidal_core::{ClusterState, NodeId, NodeInfo, Placement, PrgId, Tenant};
 use tidal_raft::types::{decode, encode_versioned, split_version};
 
 use crate::command::CpCommand;
 
-/// The format version of persisted states and of new log entries.
-pub const CP_FORMAT: u8 = 1;
+/// The format version of persisted states and of new log entries: 2 since
+/// the state records each node's data-directory instance.
+pub const CP_FORMAT: u8 = 2;
 
 pub fn encode_state(s: &ClusterState) -> Vec<u8> {
     encode_versioned(CP_FORMAT, s)
@@ -24,6 +28,7 @@ pub fn encode_state(s: &ClusterState) -> Vec<u8> {
 pub fn decode_state(b: &[u8]) -> Result<ClusterState, String> {
     match split_version(b) {
         (0, body) => decode::<StateV0>(body).map(ClusterState::from).map_err(|e| format!("state of version 0: {e}")),
+        (1, body) => decode::<StateV1>(body).map(ClusterState::from).map_err(|e| format!("state of version 1: {e}")),
         (CP_FORMAT, body) => decode(body).map_err(|e| format!("state of version {CP_FORMAT}: {e}")),
         (v, _) => Err(format!("state of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
@@ -33,11 +38,11 @@ pub fn encode_command(c: &CpCommand) -> Vec<u8> {
     encode_versioned(CP_FORMAT, c)
 }
 
-/// Entries of version 0 hold the same enum: its first variants are
-/// unchanged, and later ones were only ever written versioned.
+/// Entries of every version hold the same enum: new variants only ever
+/// go after the old ones, which are unchanged.
 pub fn decode_command(b: &[u8]) -> Result<CpCommand, String> {
     match split_version(b) {
-        (0 | CP_FORMAT, body) => decode(body).map_err(|e| e.to_string()),
+        (0..=CP_FORMAT, body) => decode(body).map_err(|e| e.to_string()),
         (v, _) => Err(format!("command of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
 }
@@ -92,6 +97,39 @@ impl From<StateV0> for ClusterState {
             moves: BTreeMap::new(),
             replica_moves: BTreeMap::new(),
             next_move_id: 1,
+            instances: BTreeMap::new(),
+        }
+    }
+}
+
+/// The cluster state as version 1 wrote it: no data-directory instances.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV1 {
+    pub version: u64,
+    pub routing_epoch: u64,
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
+    pub next_move_id: MoveId,
+}
+
+impl From<StateV1> for ClusterState {
+    /// Each node's instance is recorded by its next registration.
+    fn from(old: StateV1) -> Self {
+        ClusterState {
+            version: old.version,
+            routing_epoch: old.routing_epoch,
+            cp_members: old.cp_members,
+            nodes: old.nodes,
+            tenants: old.tenants,
+            placements: old.placements,
+            moves: old.moves,
+            replica_moves: old.replica_moves,
+            next_move_id: old.next_move_id,
+            instances: BTreeMap::new(),
         }
     }
 }
@@ -148,5 +186,26 @@ mod tests {
         let new = CpCommand::CancelMove { id: 4 };
         assert_eq!(decode_command(&encode_command(&new)).unwrap(), new);
         assert!(decode_command(&encode_versioned(7, &new)).is_err());
+        assert_eq!(decode_command(&encode_versioned(1, &new)).unwrap(), new);
+    }
+
+    #[test]
+    fn a_state_of_version_1_reads_without_instances() {
+        let mut s = decode_state(&encode(&old_state())).unwrap();
+        s.next_move_id = 7;
+        let v1 = StateV1 {
+            version: s.version,
+            routing_epoch: s.routing_epoch,
+            cp_members: s.cp_members.clone(),
+            nodes: s.nodes.clone(),
+            tenants: s.tenants.clone(),
+            placements: s.placements.clone(),
+            moves: s.moves.clone(),
+            replica_moves: s.replica_moves.clone(),
+            next_move_id: s.next_move_id,
+        };
+        let back = decode_state(&encode_versioned(1, &v1)).unwrap();
+        assert_eq!(back, s);
+        assert!(back.instances.is_empty());
     }
 }

@@ -124,6 +124,19 @@ pub struct ClusterState {
     pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
     /// The id the next move gets.
     pub next_move_id: MoveId,
+    /// Per node, the instance of the data directory that registered it: a
+    /// second node claiming the id from another data directory is refused.
+    pub instances: BTreeMap<NodeId, u64>,
+}
+
+/// A node's claim to its id: what it serves, and the instance of its data
+/// directory (random, made when the directory was). `replace` takes over
+/// an id whose registered data directory is gone for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub info: NodeInfo,
+    pub instance: u64,
+    pub replace: bool,
 }
 
 /// Why a key cannot be routed.

@@ -15,5 +15,5 @@ pub mod slot;
 pub mod slot_move;
 
 pub use cache_state::{CacheState, CacheThresholds};
-pub use cluster::{ClusterState, NodeInfo, NodeState, Placement, Tenant};
+pub use cluster::{ClusterState, NodeInfo, NodeState, Placement, Registration, Tenant};
 pub use ids::{GroupId, NodeId, PrgId};

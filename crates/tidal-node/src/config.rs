@@ -100,6 +100,10 @@ pub struct RawConfig {
     /// rolls back instead of committing.
     #[arg(long, env = "TIDAL_FENCE_BUDGET_MS")]
     pub fence_budget_ms: Option<u64>,
+    /// Take over this node id although another data directory registered
+    /// it: only for a node whose data is gone for good.
+    #[arg(long, env = "TIDAL_REPLACE_NODE", num_args = 0..=1, default_missing_value = "true")]
+    pub replace_node: Option<bool>,
 }
 
 impl RawConfig {
@@ -135,7 +139,8 @@ impl RawConfig {
             state_checkpoint_ms,
             worker_threads,
             move_rate_mb,
-            fence_budget_ms
+            fence_budget_ms,
+            replace_node
         )
     }
 
@@ -176,6 +181,8 @@ pub struct NodeConfig {
     pub worker_threads: usize,
     /// Pace of slot moves run by this node when it leads the control plane.
     pub moves: tidal_control::ExecutorConfig,
+    /// Register although another data directory holds this node id.
+    pub replace_node: bool,
 }
 
 impl NodeConfig {
@@ -394,6 +401,7 @@ impl RawConfig {
             },
             worker_threads: worker_threads as usize,
             moves,
+            replace_node: self.replace_node.unwrap_or(false),
         })
     }
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
-use tidal_control::{ControlPlane, CpCommand, CpMachine, CpReply, MoveExecutor};
+use tidal_control::{ControlPlane, CpCommand, CpError, CpMachine, CpReply, MoveExecutor};
 use tidal_core::ids::CP_GROUP;
-use tidal_core::{ClusterState, GroupId, NodeInfo, NodeState};
+use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registration};
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
@@ -58,6 +58,10 @@ pub struct Shared {
     pub rates: Mutex<HashMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
     pub info: NodeInfo,
+    /// The instance of this node's data directory (see [`Registration`]).
+    pub instance: u64,
+    /// Why this node must stop (its id is held by another data directory).
+    pub(crate) fatal: watch::Sender<Option<String>>,
     pub shutdown: watch::Receiver<bool>,
     /// This node's own handle, for work that outlives a borrowed `&self`.
     pub(crate) weak_self: OnceLock<Weak<Shared>>,
@@ -105,6 +109,8 @@ pub enum NodeError {
     Host(#[from] tidal_raft::HostError),
     #[error("control plane: {0}")]
     Control(String),
+    #[error("node identity: {0}")]
+    Identity(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -117,6 +123,11 @@ pub struct Node {
 }
 
 impl Shared {
+    /// This node's claim to its id.
+    fn registration(&self) -> Registration {
+        Registration { info: self.info.clone(), instance: self.instance, replace: self.config.replace_node }
+    }
+
     pub fn kv_group(&self, group: &str) -> Option<KvGroup> {
         self.kv.read().expect("kv lock").get(group).cloned()
     }
@@ -208,9 +219,17 @@ impl Shared {
             }
         };
         self.cache.confirm(state.clone(), Instant::now());
-        if state.nodes.get(&self.config.node_id) != Some(&self.info) {
-            if let Err(e) = self.cp.propose(CpCommand::RegisterNode(self.info.clone())).await {
-                tracing::warn!(error = %e, "cannot register with the control plane");
+        let me = self.config.node_id;
+        if state.nodes.get(&me) != Some(&self.info) || state.instances.get(&me) != Some(&self.instance) {
+            match self.cp.propose(CpCommand::Register(self.registration())).await {
+                Ok(_) => {}
+                Err(CpError::Refused(why)) => {
+                    // Another node holds this id: host nothing, and stop.
+                    tracing::error!(error = %why, "the control plane refused this node's registration");
+                    self.fatal.send_replace(Some(why));
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot register with the control plane"),
             }
         }
         if self.cp.is_local_leader() {
@@ -288,6 +307,7 @@ impl Node {
     pub async fn start(config: NodeConfig, listeners: Listeners, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
+        let instance = data_dir_instance(&config.data_dir, config.node_id)?;
         let storage = Storage::open(&config.data_dir, config.storage)?;
         let host = RaftHost::new(config.node_id, storage.clone(), Arc::new(TcpConnector), &config.raft)?;
         let me = config.node_id;
@@ -332,6 +352,8 @@ impl Node {
             connections: AtomicU64::new(0),
             rates: Mutex::default(),
             info,
+            instance,
+            fatal: watch::channel(None).0,
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),
             pulls: Mutex::default(),
@@ -363,7 +385,7 @@ impl Node {
             if initial.nodes.is_empty() {
                 let s = shared
                     .cp
-                    .join(addr, shared.info.clone(), Duration::from_secs(30))
+                    .join(addr, shared.registration(), Duration::from_secs(30))
                     .await
                     .map_err(|e| NodeError::Control(e.to_string()))?;
                 shared.cache.confirm(s, Instant::now());
@@ -393,6 +415,20 @@ impl Node {
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,
             http = %shared.info.http_addr, "node started");
         Ok(Node { shared, stop_tx, tasks })
+    }
+
+    /// Wait until the node finds it must stop (the control plane refused its
+    /// registration); the answer says why.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.shared.fatal.subscribe();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Stop serving, stop every group, and let the storage writer finish.
@@ -460,5 +496,46 @@ fn advertised(configured: &str, listener: &TcpListener) -> std::io::Result<Strin
         Ok(listener.local_addr()?.to_string())
     } else {
         Ok(configured.to_string())
+    }
+}
+
+/// The instance of the data directory `dir` of node `me`: read from its
+/// `identity` file, or made (random) with the file when there is none. A
+/// directory that belongs to another node id is refused.
+fn data_dir_instance(dir: &std::path::Path, me: NodeId) -> Result<u64, NodeError> {
+    use rand::{RngCore, SeedableRng};
+    let path = dir.join("identity");
+    let bad = |why: String| NodeError::Identity(format!("{}: {why}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut node = None;
+            let mut instance = None;
+            for line in text.lines() {
+                match line.split_once(' ') {
+                    Some(("node", v)) => node = v.trim().parse::<NodeId>().ok(),
+                    Some(("instance", v)) => instance = u64::from_str_radix(v.trim(), 16).ok(),
+                    _ => {}
+                }
+            }
+            match (node, instance) {
+                (Some(n), Some(i)) if n == me => Ok(i),
+                (Some(n), Some(_)) => Err(bad(format!("this data directory belongs to node {n}, not {me}"))),
+                _ => Err(bad("unreadable; expected `node <id>` and `instance <hex>` lines".into())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let instance = rand::rngs::SmallRng::from_os_rng().next_u64();
+            let tmp = dir.join("identity.tmp");
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                writeln!(f, "node {me}\ninstance {instance:016x}")?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            };
+            write().map_err(|e| bad(e.to_string()))?;
+            Ok(instance)
+        }
+        Err(e) => Err(bad(e.to_string())),
     }
 }
