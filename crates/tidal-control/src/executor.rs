@@ -82,7 +82,9 @@ pub trait MoveOps: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct ExecutorConfig {
     pub limits: MoveLimits,
-    /// Bytes per chunk of the copy.
+    /// Most bytes per copy step (the target's leader pipelines a step's
+    /// fetches and proposals); under a rate limit, a quarter of a second's
+    /// worth, so the copy does not come in bursts.
     pub chunk_bytes: u64,
     /// Most bytes per second moves copy to or from any one node (0: no
     /// limit).
@@ -96,7 +98,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             limits: MoveLimits::default(),
-            chunk_bytes: 1 << 20,
+            chunk_bytes: 8 << 20,
             rate_bytes: 0,
             retry_budget: Duration::from_secs(10),
         }
@@ -313,7 +315,7 @@ impl MoveExecutor {
     async fn copy(&self, m: &mut SlotMove) -> Result<(), Stop> {
         let mut saved = Instant::now();
         while !m.progress.copied {
-            let (after, max) = (m.progress.cursor.clone(), self.config.chunk_bytes);
+            let (after, max) = (m.progress.cursor.clone(), self.chunk());
             let chunk =
                 self.retry(m.id, m.phase.is_committed(), || self.ops.copy_rows(m.clone(), after.clone(), max)).await?;
             m.progress.rows += chunk.rows;
@@ -333,6 +335,14 @@ impl MoveExecutor {
             self.pace(m, chunk.bytes).await;
         }
         Ok(())
+    }
+
+    /// Bytes per copy step: see [`ExecutorConfig::chunk_bytes`].
+    fn chunk(&self) -> u64 {
+        match self.config.rate_bytes {
+            0 => self.config.chunk_bytes,
+            rate => (rate / 4).clamp(256 << 10, self.config.chunk_bytes.max(256 << 10)),
+        }
     }
 
     /// One catch-up round; returns the bytes it carried.

@@ -43,6 +43,18 @@ const STEP_WORK: Duration = Duration::from_secs(8);
 const STEP_CALL: Duration = Duration::from_secs(20);
 /// Most bytes of rows in one log entry.
 const ROWS_PER_ENTRY: usize = 1 << 20;
+/// Rows entries of one copy step in flight at once.
+const COPY_PIPELINE: usize = 4;
+
+/// The answer to give for a finished proposal of a copy step that failed
+/// (or whose task did), if it did.
+fn failed(joined: Option<Result<KvResponse, tokio::task::JoinError>>) -> Option<KvResponse> {
+    match joined? {
+        Ok(r @ (KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_))) => Some(r),
+        Ok(_) => None,
+        Err(e) => Some(KvResponse::Unavailable(format!("a copy proposal stopped: {e}"))),
+    }
+}
 
 impl Shared {
     /// Serve a move step on the leader of `kv`'s PRG.
@@ -78,8 +90,7 @@ impl Shared {
                 }
             }
             KvRequest::Pull { move_id, source, after, max_bytes } => {
-                let req = KvRequest::Export { move_id, after, max_bytes };
-                self.pull(kv, move_id, &source, req).await
+                self.pull_copy(kv, move_id, &source, after, max_bytes).await
             }
             KvRequest::PullDelta { move_id, source, after } => {
                 self.pull(kv, move_id, &source, KvRequest::Delta { move_id, after }).await
@@ -131,6 +142,64 @@ impl Shared {
         }
         tracing::debug!(move_id, rows = n, bytes, ?fetched, proposed = ?(started.elapsed() - fetched), "rows pulled");
         KvResponse::Pulled { rows: n, bytes: bytes as u64, last, done, at }
+    }
+
+    /// Copy up to `max_bytes` of the move's rows after `after` from the
+    /// source's leader into `kv`'s PRG, as a pipeline: each piece is
+    /// fetched while the pieces before it are still being proposed, with up
+    /// to [`COPY_PIPELINE`] entries in flight. The copy's rows name distinct
+    /// keys, so the entries may commit in any order; the answer comes once
+    /// every one has applied.
+    async fn pull_copy(
+        &self,
+        kv: &KvGroup,
+        move_id: u64,
+        source: &PrgId,
+        after: Option<Vec<u8>>,
+        max_bytes: u64,
+    ) -> KvResponse {
+        let Some(me) = self.me() else {
+            return KvResponse::Unavailable("the node is stopping".into());
+        };
+        let lock = self.pulls.lock().expect("pulls lock").entry(move_id).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        let started = Instant::now();
+        let mut in_flight = tokio::task::JoinSet::new();
+        let (mut cursor, mut rows_n, mut bytes, mut done) = (after, 0u64, 0u64, false);
+        while bytes < max_bytes && !done {
+            let piece = (max_bytes - bytes).min(ROWS_PER_ENTRY as u64);
+            let req = KvRequest::Export { move_id, after: cursor.clone(), max_bytes: piece };
+            let rows = match me.call_prg(source, req, STEP_WORK).await {
+                Ok(KvResponse::Rows { rows, done: end, .. }) => {
+                    done = end;
+                    rows
+                }
+                Ok(other) => return other,
+                Err(e) => return KvResponse::Unavailable(e),
+            };
+            if let Some(last) = rows.last() {
+                cursor = Some(last.key.clone());
+            }
+            rows_n += rows.len() as u64;
+            bytes += rows.iter().map(|r| r.size() as u64).sum::<u64>();
+            if rows.is_empty() {
+                break;
+            }
+            while in_flight.len() >= COPY_PIPELINE {
+                if let Some(r) = failed(in_flight.join_next().await) {
+                    return r;
+                }
+            }
+            let kv = kv.clone();
+            in_flight.spawn(async move { propose(&kv, &KvEntry::Rows { move_id, rows }).await });
+        }
+        while let Some(joined) = in_flight.join_next().await {
+            if let Some(r) = failed(Some(joined)) {
+                return r;
+            }
+        }
+        tracing::debug!(move_id, rows = rows_n, bytes, took = ?started.elapsed(), "rows copied");
+        KvResponse::Pulled { rows: rows_n, bytes, last: cursor, done, at: 0 }
     }
 
     fn me(&self) -> Option<Arc<Shared>> {
