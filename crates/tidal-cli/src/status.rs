@@ -46,7 +46,7 @@ fn gather(http: &str) -> Result<Value, String> {
         let groups = fetch(addr, "/api/v1/prgs");
         let mut v = n.clone();
         if let Some(h) = hosts.get(&id) {
-            for k in ["replicas", "learners", "leaders", "slots", "slotsLed"] {
+            for k in ["replicas", "learners", "leaders", "slots", "slotsLed", "appliedEpoch", "storedBytes"] {
                 v[k] = h[k].clone();
             }
         }
@@ -95,6 +95,10 @@ fn s(v: &Value) -> String {
     }
 }
 
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
 fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
@@ -117,10 +121,12 @@ fn render(v: &Value) {
         println!("tenant {}: {} slots, {} PRGs", s(&t["name"]), s(&t["slots"]), s(&t["prgs"]));
     }
     println!("\nNODES");
-    let mut rows =
-        vec![["ID", "ZONE", "STATE", "READY", "CACHE", "EPOCH", "REPLICAS", "LEADS", "SLOTS", "REDIS", "HTTP", "PEER"]
-            .map(String::from)
-            .to_vec()];
+    let mut rows = vec![[
+        "ID", "ZONE", "STATE", "READY", "CACHE", "EPOCH", "REPLICAS", "LEADS", "SLOTS", "STORED", "REDIS", "HTTP",
+        "PEER",
+    ]
+    .map(String::from)
+    .to_vec()];
     for n in v["nodes"].as_array().into_iter().flatten() {
         let cache = match (&n["cacheState"], &n["cacheAgeMs"]) {
             (Value::String(c), Value::Number(a)) => format!("{c} ({a} ms)"),
@@ -144,6 +150,7 @@ fn render(v: &Value) {
             },
             s(&n["leaders"]),
             format!("{} ({} led)", s(&n["slots"]), s(&n["slotsLed"])),
+            n["storedBytes"].as_u64().map_or_else(|| "-".to_string(), mib),
             s(&n["clientAddr"]),
             s(&n["httpAddr"]),
             s(&n["peerAddr"]),

@@ -33,15 +33,58 @@ pub enum CpRequest {
     /// Register the sender and return the cluster state; any node accepts
     /// this and relays it to the control plane.
     Join(Registration),
+    /// A long poll: the state as soon as its version is past `after`, or
+    /// after `wait_ms` that nothing changed (both confirmed by the leader).
+    /// It carries node `node`'s report of itself.
+    Watch {
+        after: u64,
+        wait_ms: u64,
+        node: NodeId,
+        report: NodeReport,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum CpResponse {
     State(ClusterState),
     Reply(CpReply),
-    NotLeader { leader: Option<NodeId>, addr: Option<String> },
+    NotLeader {
+        leader: Option<NodeId>,
+        addr: Option<String>,
+    },
     Unavailable(String),
+    /// The answer to `Watch`: the state if it changed (else its version),
+    /// and what each node last reported of itself.
+    Watched {
+        state: Option<ClusterState>,
+        version: u64,
+        reports: BTreeMap<NodeId, NodeReport>,
+    },
 }
+
+/// What a node tells the control plane of itself with every watch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeReport {
+    /// The routing epoch the node has applied (its replicas started or
+    /// stopped, its routing on that epoch).
+    pub applied_epoch: u64,
+    /// Bytes the node stores (its data directory).
+    pub stored_bytes: u64,
+}
+
+/// What a watch saw.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// The state, when it is newer than the version asked after.
+    pub state: Option<ClusterState>,
+    pub version: u64,
+    /// What each node last reported of itself to the leader.
+    pub reports: BTreeMap<NodeId, NodeReport>,
+}
+
+/// Longest a watch waits for a change before answering that none came.
+const MAX_WATCH: Duration = Duration::from_secs(10);
 
 /// Why a control-plane call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,6 +104,8 @@ pub struct ControlPlane {
     members: Mutex<BTreeMap<NodeId, String>>,
     leader: Mutex<Option<String>>,
     now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// On the leader: what each node last reported of itself.
+    reports: Mutex<BTreeMap<NodeId, NodeReport>>,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -72,7 +117,14 @@ impl ControlPlane {
         members: BTreeMap<NodeId, String>,
         now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
     ) -> Arc<Self> {
-        Arc::new(Self { host, machine, members: Mutex::new(members), leader: Mutex::new(None), now_ms })
+        Arc::new(Self {
+            host,
+            machine,
+            members: Mutex::new(members),
+            leader: Mutex::new(None),
+            now_ms,
+            reports: Mutex::default(),
+        })
     }
 
     /// Start the local `_cp` replica (if this node is a member) and
@@ -138,6 +190,7 @@ impl ControlPlane {
     pub async fn handle(&self, req: CpRequest) -> CpResponse {
         match req {
             CpRequest::Read => self.local_read().await,
+            CpRequest::Watch { after, wait_ms, node, report } => self.local_watch(after, wait_ms, node, report).await,
             CpRequest::Propose(cmd) => self.local_propose(cmd).await,
             CpRequest::Join(r) => match self.propose(CpCommand::Register(r)).await {
                 Ok(_) => match self.read().await {
@@ -170,6 +223,78 @@ impl ControlPlane {
         }
     }
 
+    /// Serve a watch on this node, if it leads: answer as soon as the state
+    /// passes `after`, or after `wait_ms` (confirming leadership again)
+    /// that it did not.
+    async fn local_watch(&self, after: u64, wait_ms: u64, node: NodeId, report: NodeReport) -> CpResponse {
+        let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.machine.as_ref()) else {
+            return CpResponse::NotLeader { leader: None, addr: None };
+        };
+        let linearize = || async {
+            match g.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
+                Ok(_) => None,
+                Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                    Some(self.not_leader(f.leader_id))
+                }
+                Err(e) => Some(CpResponse::Unavailable(e.to_string())),
+            }
+        };
+        let mut changes = machine.subscribe();
+        if let Some(r) = linearize().await {
+            return r;
+        }
+        self.reports.lock().expect("reports lock").insert(node, report);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms).min(MAX_WATCH);
+        let answer = |s: &ClusterState| CpResponse::Watched {
+            state: (s.version > after).then(|| s.clone()),
+            version: s.version,
+            reports: self.reports.lock().expect("reports lock").clone(),
+        };
+        loop {
+            let s = changes.borrow_and_update().clone();
+            if s.version > after {
+                // Applied here, so committed: as current as a read now.
+                return answer(&s);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return CpResponse::Unavailable("the control plane stopped".into()),
+                Err(_) => break,
+            }
+        }
+        if let Some(r) = linearize().await {
+            return r;
+        }
+        answer(&machine.state())
+    }
+
+    /// Wait (up to `wait`) for the state to pass version `after`, reporting
+    /// this node's `report`.
+    pub async fn watch(
+        &self,
+        after: u64,
+        wait: Duration,
+        node: NodeId,
+        report: NodeReport,
+    ) -> Result<Watched, CpError> {
+        let req = CpRequest::Watch { after, wait_ms: wait.as_millis() as u64, node, report };
+        match self.call_within(req, wait + Duration::from_secs(5), wait + CALL_TIMEOUT).await? {
+            CpResponse::Watched { state, version, reports } => {
+                if let Some(s) = &state {
+                    self.learn(s);
+                }
+                Ok(Watched { state, version, reports })
+            }
+            other => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// On the leader: what each node last reported of itself (the routing
+    /// epoch it has applied, the bytes it stores).
+    pub fn node_reports(&self) -> BTreeMap<NodeId, NodeReport> {
+        self.reports.lock().expect("reports lock").clone()
+    }
+
     async fn local_propose(&self, cmd: CpCommand) -> CpResponse {
         let Some(g) = self.host.group(CP_GROUP) else {
             return CpResponse::NotLeader { leader: None, addr: None };
@@ -188,6 +313,11 @@ impl ControlPlane {
     /// Send `req` to the control-plane leader, following redirects, within
     /// a budget of `budget`.
     pub async fn call(&self, req: CpRequest, budget: Duration) -> Result<CpResponse, CpError> {
+        self.call_within(req, budget, CALL_TIMEOUT).await
+    }
+
+    /// [`Self::call`], waiting up to `each` for any one answer.
+    async fn call_within(&self, req: CpRequest, budget: Duration, each: Duration) -> Result<CpResponse, CpError> {
         let deadline = Instant::now() + budget;
         let mut last_err = String::from("no control-plane members known");
         let mut attempt = 0u32;
@@ -202,8 +332,7 @@ impl ControlPlane {
                 }
             }
             for addr in targets {
-                let resp =
-                    self.host.peers().call(&addr, CP_GROUP, 0, Request::App(enc(&req)), CALL_TIMEOUT.min(budget)).await;
+                let resp = self.host.peers().call(&addr, CP_GROUP, 0, Request::App(enc(&req)), each.min(budget)).await;
                 match resp {
                     Ok(Response::App(bytes)) => match postcard::from_bytes::<CpResponse>(&bytes) {
                         Ok(CpResponse::NotLeader { addr: Some(hint), .. }) => {

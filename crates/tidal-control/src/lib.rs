@@ -11,7 +11,7 @@ pub mod failpoint;
 pub mod replica_executor;
 pub mod state_format;
 
-pub use api::{ControlPlane, CpError, CpRequest, CpResponse};
+pub use api::{ControlPlane, CpError, CpRequest, CpResponse, NodeReport};
 pub use command::{CpCommand, CpReply};
 pub use cp_machine::CpMachine;
 pub use executor::{Copied, ExecutorConfig, MoveExecutor, MoveOps, StepError};

@@ -2,8 +2,11 @@
 //! the JSON views of the admin API. Everything here is this node's own view;
 //! `tidal status` merges the views of every node.
 
+use std::collections::BTreeMap;
+
 use openraft::async_runtime::WatchReceiver;
 use serde::Serialize;
+use tidal_control::NodeReport;
 use tidal_core::{CacheState, ClusterState, NodeId, NodeInfo, Placement, Tenant};
 use tokio::time::Instant;
 
@@ -100,9 +103,16 @@ pub struct NodeView {
     pub slots: u64,
     /// Slots of the PRGs this node leads.
     pub slots_led: u64,
+    /// The routing epoch the node last reported as applied (none yet: it
+    /// has not reported to the current control-plane leader).
+    pub applied_epoch: Option<u64>,
+    /// Bytes the node stores, as it last reported.
+    pub stored_bytes: Option<u64>,
 }
 
-pub fn node_views(state: &ClusterState) -> Vec<NodeView> {
+/// Every node with what it holds; `reports` is what each node last told
+/// the control plane of itself.
+pub fn node_views(state: &ClusterState, reports: &BTreeMap<NodeId, NodeReport>) -> Vec<NodeView> {
     let slots_of = |p: &Placement| -> u64 {
         state.tenants.get(&p.prg.tenant).map_or(0, |t| t.owner.iter().filter(|o| **o == p.prg.index).count() as u64)
     };
@@ -119,6 +129,8 @@ pub fn node_views(state: &ClusterState) -> Vec<NodeView> {
                 leaders: led.len(),
                 slots: hosted.iter().map(|p| slots_of(p)).sum(),
                 slots_led: led.iter().map(|p| slots_of(p)).sum(),
+                applied_epoch: reports.get(&n.id).map(|r| r.applied_epoch),
+                stored_bytes: reports.get(&n.id).map(|r| r.stored_bytes),
             }
         })
         .collect()

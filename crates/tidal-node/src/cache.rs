@@ -47,6 +47,11 @@ impl CpCache {
         });
     }
 
+    /// Record at `at` a confirmed read that found the copy current.
+    pub fn touch(&self, at: Instant) {
+        *self.last_sync.lock().expect("sync lock") = Some(at);
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }

@@ -162,7 +162,8 @@ async fn cluster(State(s): S) -> Response {
 }
 
 async fn nodes(State(s): S) -> Response {
-    Json(admin::node_views(&s.cache.get())).into_response()
+    let reports = s.cp_reports.lock().expect("reports lock").clone();
+    Json(admin::node_views(&s.cache.get(), &reports)).into_response()
 }
 
 async fn prgs(State(s): S) -> Response {

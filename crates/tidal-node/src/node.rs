@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
-use tidal_control::{ControlPlane, CpCommand, CpError, CpMachine, CpReply, MoveExecutor};
+use tidal_control::{ControlPlane, CpCommand, CpError, CpMachine, CpReply, MoveExecutor, NodeReport};
 use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registration};
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
@@ -60,6 +60,9 @@ pub struct Shared {
     pub info: NodeInfo,
     /// The instance of this node's data directory (see [`Registration`]).
     pub instance: u64,
+    /// What each node last reported of itself (applied epoch, bytes), as
+    /// the control plane told this node at its last sync.
+    pub cp_reports: Mutex<BTreeMap<NodeId, NodeReport>>,
     /// Why this node must stop (its id is held by another data directory).
     pub(crate) fatal: watch::Sender<Option<String>>,
     pub shutdown: watch::Receiver<bool>,
@@ -210,16 +213,32 @@ impl Shared {
 
     /// One round of the sync loop: confirm the cache, register this node,
     /// and (on the control-plane leader) create the default tenant.
-    async fn sync_once(&self) {
-        let state = match self.cp.read().await {
-            Ok(s) => s,
+    /// The control plane answers as soon as its state changes, or after
+    /// `--cache-sync-ms` that it did not; `false` if it could not be reached.
+    async fn sync_once(&self) -> bool {
+        let me = self.config.node_id;
+        let known = self.cache.get();
+        let wait = Duration::from_millis(self.config.cache_sync_ms);
+        let report = NodeReport { applied_epoch: known.routing_epoch, stored_bytes: self.stored_bytes() };
+        let watched = tokio::select! {
+            w = self.cp.watch(known.version, wait, me, report) => w,
+            // A router found this copy behind: ask for the state now.
+            _ = self.sync_now.notified() => self.cp.watch(known.version, Duration::ZERO, me, report).await,
+        };
+        let watched = match watched {
+            Ok(w) => w,
             Err(e) => {
                 tracing::debug!(error = %e, "control-plane sync failed");
-                return;
+                return false;
             }
         };
-        self.cache.confirm(state.clone(), Instant::now());
-        let me = self.config.node_id;
+        let now = Instant::now();
+        match watched.state {
+            Some(s) => self.cache.confirm(s, now),
+            None => self.cache.touch(now),
+        }
+        *self.cp_reports.lock().expect("reports lock") = watched.reports;
+        let state = self.cache.get();
         if state.nodes.get(&me) != Some(&self.info) || state.instances.get(&me) != Some(&self.instance) {
             match self.cp.propose(CpCommand::Register(self.registration())).await {
                 Ok(_) => {}
@@ -227,7 +246,7 @@ impl Shared {
                     // Another node holds this id: host nothing, and stop.
                     tracing::error!(error = %why, "the control plane refused this node's registration");
                     self.fatal.send_replace(Some(why));
-                    return;
+                    return false;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot register with the control plane"),
             }
@@ -237,6 +256,20 @@ impl Shared {
         }
         self.reconcile(&self.cache.get(), true).await;
         self.report_leadership(&state).await;
+        true
+    }
+
+    /// Bytes in this node's data directory (its log, state and snapshots).
+    fn stored_bytes(&self) -> u64 {
+        fn size(dir: &std::path::Path, depth: u32) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+            entries
+                .flatten()
+                .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
+                .map(|(p, m)| if m.is_dir() && depth > 0 { size(&p, depth - 1) } else { m.len() })
+                .sum()
+        }
+        size(&self.config.data_dir, 2)
     }
 
     /// Work only the control-plane leader does.
@@ -353,6 +386,7 @@ impl Node {
             rates: Mutex::default(),
             info,
             instance,
+            cp_reports: Mutex::default(),
             fatal: watch::channel(None).0,
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),
@@ -399,11 +433,18 @@ impl Node {
         tasks.push(tokio::spawn(async move {
             let every = Duration::from_millis(s.config.cache_sync_ms);
             loop {
-                s.sync_once().await;
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = s.sync_now.notified() => {}
+                // A sync waits on the control plane itself (a long poll);
+                // only a failed one pauses before the next.
+                let synced = tokio::select! {
+                    ok = s.sync_once() => ok,
                     _ = stop.changed() => return,
+                };
+                if !synced {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = s.sync_now.notified() => {}
+                        _ = stop.changed() => return,
+                    }
                 }
             }
         }));
