@@ -228,3 +228,26 @@ fn a_replica_move_fails_or_dies_at_its_steps_and_ends_whole() {
         check_data(&c, &value, &what);
     }
 }
+
+/// Between a move's commit and its target's adoption the moved slots are
+/// served by neither PRG; DBSIZE and KEYS taken then wait for the hand-off
+/// instead of missing them. The fail point holds the window open.
+#[test]
+fn counts_taken_during_a_hand_off_miss_no_key() {
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "64"]);
+    seed(&c);
+    set_all(&c, "slot-move/after-release", "1*sleep(1500)");
+    let (id, _, _) = start_move(&c);
+    wait_for(Duration::from_secs(30), "the move to commit", || {
+        let (_, body) = common::http_get(&c.nodes[1].http, &format!("/api/v1/moves/{id}")).ok()?;
+        let m: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (m["state"] == "committed").then_some(())
+    });
+    let mut cl = c.client(0);
+    assert_eq!(cl.cmd(&["DBSIZE"]).unwrap(), Value::Int(KEYS as i64));
+    match cl.cmd(&["KEYS", "*"]).unwrap() {
+        Value::Array(keys) => assert_eq!(keys.len(), KEYS),
+        other => panic!("KEYS: {other:?}"),
+    }
+    assert_eq!(c.finished_move(0, &id, Duration::from_secs(30))["state"], "done");
+}

@@ -198,6 +198,7 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
         Some(why) => CpReply::Refused(why),
         None => {
             state.version += 1;
+            prune_finished(state);
             if let Some(id) = created {
                 return CpReply::MoveStarted { id, version: state.version };
             }
@@ -206,6 +207,24 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             }
             CpReply::Ok { version: state.version, routing_epoch: state.routing_epoch }
         }
+    }
+}
+
+/// Finished moves (slot and replica, done or rolled back) the state keeps
+/// for `tidal moves`; older ones are forgotten, oldest first.
+pub const KEEP_FINISHED_MOVES: usize = 256;
+
+fn prune_finished(state: &mut ClusterState) {
+    let slot = state.moves.values().filter(|m| m.phase.is_finished()).map(|m| m.id);
+    let replica = state.replica_moves.values().filter(|m| m.phase.is_finished()).map(|m| m.id);
+    let mut finished: Vec<MoveId> = slot.chain(replica).collect();
+    if finished.len() <= KEEP_FINISHED_MOVES {
+        return;
+    }
+    finished.sort_unstable();
+    for id in &finished[..finished.len() - KEEP_FINISHED_MOVES] {
+        state.moves.remove(id);
+        state.replica_moves.remove(id);
     }
 }
 

@@ -254,3 +254,26 @@ fn a_second_data_directory_cannot_claim_a_registered_node_id() {
     apply(&mut s, 0, &reg(0xB, false));
     assert_eq!(s.nodes[&3].state, NodeState::Draining);
 }
+
+#[test]
+fn only_the_latest_finished_moves_are_kept() {
+    let mut s = with_three_prgs(3);
+    let to = PrgId::new("t", 2);
+    let n = KEEP_FINISHED_MOVES as u64 + 3;
+    for i in 0..n {
+        // Each rolls back, so slot 0 stays where it was for the next.
+        let start = CpCommand::StartMove { tenant: "t".into(), slots: vec![0], from: None, to: to.clone() };
+        let CpReply::MoveStarted { id, .. } = apply(&mut s, i, &start) else { panic!("move {i} did not start") };
+        let roll = |expect, phase| CpCommand::UpdateMove { id, expect, phase, progress: None, error: None };
+        apply(&mut s, i, &roll(MovePhase::Copying, MovePhase::RollingBack));
+        apply(&mut s, i, &roll(MovePhase::RollingBack, MovePhase::RolledBack));
+    }
+    assert_eq!(s.moves.len(), KEEP_FINISHED_MOVES);
+    let oldest = *s.moves.keys().next().unwrap();
+    assert_eq!(oldest, 4, "the three oldest are gone");
+    // A move in flight is never pruned.
+    let start = CpCommand::StartMove { tenant: "t".into(), slots: vec![1], from: None, to: to.clone() };
+    let CpReply::MoveStarted { id, .. } = apply(&mut s, n, &start) else { panic!() };
+    assert!(s.moves.contains_key(&id));
+    assert_eq!(s.moves.values().filter(|m| m.phase.is_finished()).count(), KEEP_FINISHED_MOVES);
+}

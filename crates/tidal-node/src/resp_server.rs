@@ -231,14 +231,39 @@ async fn broadcast_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Re
     }
 }
 
+/// A keyless read (DBSIZE, KEYS) that sees every slot once. Between a
+/// move's commit and its target's adoption the moved slots are served by
+/// neither PRG, so the read waits while this node sees a move in that step
+/// (within the retry budget), and is taken again if the routing changed
+/// while it ran.
+async fn settled_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Reply {
+    let handing_off = |s: &tidal_core::ClusterState| {
+        s.moves.values().any(|m| m.tenant == DEFAULT_TENANT && m.phase == tidal_core::slot_move::MovePhase::Committed)
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(shared.config.retry_budget_ms);
+    loop {
+        let before = shared.cache.get();
+        let late = tokio::time::Instant::now() >= deadline;
+        if !handing_off(&before) || late {
+            let reply = broadcast_merge(shared, req.clone(), how.clone()).await;
+            let after = shared.cache.get();
+            if late || (after.routing_epoch == before.routing_epoch && !handing_off(&after)) {
+                return reply;
+            }
+        }
+        shared.sync_now.notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
     match k {
-        KeyspaceCmd::DbSize => broadcast_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts).await,
+        KeyspaceCmd::DbSize => settled_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts).await,
         KeyspaceCmd::FlushDb { .. } | KeyspaceCmd::FlushAll { .. } => {
             broadcast_merge(shared, KvRequest::Write(WriteOp::Flush), Merge::Ok).await
         }
         KeyspaceCmd::Keys(pattern) => {
-            broadcast_merge(shared, KvRequest::Read(ReadOp::Keys { pattern }), Merge::Concat).await
+            settled_merge(shared, KvRequest::Read(ReadOp::Keys { pattern }), Merge::Concat).await
         }
         KeyspaceCmd::Scan { cursor, pattern, count, type_filter } => {
             scan(shared, cursor, pattern, count.unwrap_or(10), type_filter).await
