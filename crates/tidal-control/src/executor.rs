@@ -118,6 +118,12 @@ pub struct MoveExecutor {
 /// notes that it is stuck (and again at each power of two after that).
 const STUCK_AFTER: u32 = 5;
 
+/// Whether `failures` in a row of a step that cannot roll back call for a
+/// note on the move.
+pub(crate) fn stuck(failures: u32) -> bool {
+    failures == STUCK_AFTER || (failures > STUCK_AFTER && failures.is_power_of_two())
+}
+
 /// How a phase ended when it did not finish.
 pub(crate) enum Stop {
     /// This node no longer leads the control plane, or the move changed
@@ -213,7 +219,7 @@ impl MoveExecutor {
                         // Committed (or rolling back): the step is retried until it
                         // is done; one that keeps failing is noted on the move, so
                         // that an operator sees why it is not finishing.
-                        if failures == STUCK_AFTER || (failures > STUCK_AFTER && failures.is_power_of_two()) {
+                        if stuck(failures) {
                             let note = format!("{} failures in {}; still retrying: {why}", failures, m.phase.name());
                             let _ = self.become_(&m, m.phase, Some(note)).await;
                         }

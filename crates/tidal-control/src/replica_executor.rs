@@ -44,7 +44,7 @@ impl MoveExecutor {
     }
 
     pub(crate) async fn drive_replica(&self, id: MoveId) {
-        let mut failures = 0u64;
+        let mut failures = 0u32;
         loop {
             if !self.cp.is_local_leader() {
                 return;
@@ -73,7 +73,11 @@ impl MoveExecutor {
                     if next != m.phase {
                         let _ = self.replica_phase(&m, next, None, Some(&why)).await;
                     } else {
-                        tokio::time::sleep(Duration::from_millis((100 * failures).min(2_000))).await;
+                        if crate::executor::stuck(failures) {
+                            let note = format!("{failures} failures in {}; still retrying: {why}", m.phase.name());
+                            let _ = self.replica_phase(&m, m.phase, None, Some(&note)).await;
+                        }
+                        tokio::time::sleep(Duration::from_millis((100 * u64::from(failures)).min(2_000))).await;
                     }
                 }
             }
