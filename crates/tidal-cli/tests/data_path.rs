@@ -276,15 +276,19 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
     let before = http_get(&c.nodes[0].http, "/api/v1/nodes").unwrap().1;
     let dir = c.nodes[0].dir.parent().unwrap().join("impostor");
     let port = |i: u16| format!("127.0.0.1:{}", 39_000 + i + (std::process::id() % 500) as u16 * 3);
-    let out = std::process::Command::new(common::BIN)
-        .arg("node")
-        .args(["--node-id", "2", "--listen", &port(0), "--client-addr", &port(1), "--http-addr", &port(2)])
-        .args(["--join", &c.nodes[0].peer])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("TIDAL_LOG", "warn")
-        .output()
-        .unwrap();
+    // Run a node that joins through `via` until it exits.
+    let node = |id: &str, via: &str, dir: &std::path::Path| {
+        std::process::Command::new(common::BIN)
+            .arg("node")
+            .args(["--node-id", id, "--listen", &port(0), "--client-addr", &port(1), "--http-addr", &port(2)])
+            .args(["--join", via])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("TIDAL_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = node("2", &c.nodes[0].peer, &dir);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("node id 2 is already registered"), "{err}");
@@ -297,15 +301,7 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
     assert_eq!(c.client(1).cmd(&["SET", "still", "served"]).unwrap(), ok());
 
     // Node 1's data directory does not start as node 5.
-    let out = std::process::Command::new(common::BIN)
-        .arg("node")
-        .args(["--node-id", "5", "--listen", &port(0), "--client-addr", &port(1), "--http-addr", &port(2)])
-        .args(["--join", &c.nodes[1].peer])
-        .arg("--data-dir")
-        .arg(&c.nodes[0].dir)
-        .env("TIDAL_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = node("5", &c.nodes[1].peer, &c.nodes[0].dir);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("belongs to node 1"), "{err}");
