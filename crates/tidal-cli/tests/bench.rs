@@ -126,9 +126,10 @@ fn scenarios_and_open_loop() {
     // A live line a second on stderr, and the human summary.
     assert!(stderr.contains("[spike]") && stderr.contains("ops/s"), "{stderr}");
 
-    // Open loop: the rate, not the server's speed, sets the request count.
+    // Open loop: the rate, not the server's speed, sets the request count
+    // (with clients enough to keep up at a loaded machine's latency).
     let resp = format!("resp://{}", cluster.nodes[1].redis);
-    let out = bench(&["--target", &resp, "--rate", "100", "--clients", "4", "--duration", "2s", "--json", "-"])
+    let out = bench(&["--target", &resp, "--rate", "100", "--clients", "16", "--duration", "2s", "--json", "-"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
