@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tidal_core::ownership::{MoveId, SlotCommand};
+use tidal_core::replica_move::ReplicaMove;
 use tidal_core::slot_move::{
     after_round, fence_overrun, on_failure, plan, Action, CatchUp, MoveLimits, MovePhase, SlotMove,
 };
@@ -120,8 +121,66 @@ const STUCK_AFTER: u32 = 5;
 
 /// Whether `failures` in a row of a step that cannot roll back call for a
 /// note on the move.
-pub(crate) fn stuck(failures: u32) -> bool {
+fn stuck(failures: u32) -> bool {
     failures == STUCK_AFTER || (failures > STUCK_AFTER && failures.is_power_of_two())
+}
+
+/// A kind of move (slot or replica): what [`MoveExecutor::drive`] needs
+/// to read one, take it a step further and record how a step went.
+pub(crate) trait Driven: Sized {
+    /// The kind, for logs.
+    const KIND: &'static str;
+    /// The move as this replica last applied it.
+    fn load(ex: &MoveExecutor, id: MoveId) -> Option<Self>;
+    fn phase_name(&self) -> &'static str;
+    fn finished(&self) -> bool;
+    /// An operator asked to cancel, and the move can still roll back.
+    fn cancel_due(&self) -> bool;
+    /// Whether a failed step rolls the move back (otherwise it is retried).
+    fn rolls_back(&self) -> bool;
+    /// Record the move as rolling back, because of `why`.
+    async fn roll_back(&self, ex: &MoveExecutor, why: String) -> Result<(), Stop>;
+    /// Note `why` on the move, in the phase it is in.
+    async fn note(&self, ex: &MoveExecutor, why: String) -> Result<(), Stop>;
+    /// Run the steps that take the move to its next phase.
+    async fn step(&self, ex: &MoveExecutor) -> Result<(), Stop>;
+}
+
+impl Driven for SlotMove {
+    const KIND: &'static str = "slot";
+
+    fn load(ex: &MoveExecutor, id: MoveId) -> Option<Self> {
+        ex.current(id)
+    }
+
+    fn phase_name(&self) -> &'static str {
+        self.phase.name()
+    }
+
+    fn finished(&self) -> bool {
+        self.phase.is_finished()
+    }
+
+    fn cancel_due(&self) -> bool {
+        self.cancel_requested && self.phase.may_become(MovePhase::RollingBack)
+    }
+
+    fn rolls_back(&self) -> bool {
+        let next = on_failure(self.phase);
+        next != self.phase && self.phase.may_become(next)
+    }
+
+    async fn roll_back(&self, ex: &MoveExecutor, why: String) -> Result<(), Stop> {
+        ex.become_(self, MovePhase::RollingBack, Some(why)).await
+    }
+
+    async fn note(&self, ex: &MoveExecutor, why: String) -> Result<(), Stop> {
+        ex.become_(self, self.phase, Some(why)).await
+    }
+
+    async fn step(&self, ex: &MoveExecutor) -> Result<(), Stop> {
+        ex.run_phase(self).await
+    }
 }
 
 /// How a phase ended when it did not finish.
@@ -157,9 +216,9 @@ impl MoveExecutor {
                         let me = self.clone();
                         tokio::spawn(async move {
                             if me.cp.local_machine().is_some_and(|c| c.state().replica_moves.contains_key(&id)) {
-                                me.drive_replica(id).await;
+                                me.drive::<ReplicaMove>(id).await;
                             } else {
-                                me.drive(id).await;
+                                me.drive::<SlotMove>(id).await;
                             }
                             me.running.lock().expect("running lock").remove(&id);
                         });
@@ -186,7 +245,12 @@ impl MoveExecutor {
         self.cp.local_machine()?.state().moves.get(&id).cloned()
     }
 
-    async fn drive(&self, id: MoveId) {
+    /// Drive move `id` of kind `M` to its end, phase by phase, while this
+    /// node leads the control plane. Before the point of no return a failed
+    /// step (or a cancel) rolls the move back; after it the step is retried,
+    /// and one that keeps failing is noted on the move, so that an operator
+    /// sees why it is not finishing.
+    async fn drive<M: Driven>(&self, id: MoveId) {
         let mut failures = 0u32;
         loop {
             if !self.cp.is_local_leader() {
@@ -197,34 +261,29 @@ impl MoveExecutor {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            let Some(m) = self.current(id) else { return };
-            if m.phase.is_finished() {
-                tracing::info!(move_id = id, phase = m.phase.name(), "move finished");
+            let Some(m) = M::load(self, id) else { return };
+            if m.finished() {
+                tracing::info!(move_id = id, kind = M::KIND, phase = m.phase_name(), "move finished");
                 return;
             }
-            if m.cancel_requested && m.phase.may_become(MovePhase::RollingBack) {
-                let _ = self.become_(&m, MovePhase::RollingBack, Some("cancelled by an operator".into())).await;
+            if m.cancel_due() {
+                let _ = m.roll_back(self, "cancelled by an operator".into()).await;
                 continue;
             }
-            match self.run_phase(&m).await {
+            match m.step(self).await {
                 Ok(()) => failures = 0,
                 Err(Stop::Reread) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(Stop::Failed(why)) => {
                     failures += 1;
-                    let next = on_failure(m.phase);
-                    tracing::warn!(move_id = id, phase = m.phase.name(), error = %why, "move step failed");
-                    if next != m.phase && m.phase.may_become(next) {
-                        let _ = self.become_(&m, next, Some(why)).await;
+                    tracing::warn!(move_id = id, kind = M::KIND, phase = m.phase_name(), error = %why, "move step failed");
+                    if m.rolls_back() {
+                        let _ = m.roll_back(self, why).await;
                     } else {
-                        // Committed (or rolling back): the step is retried until it
-                        // is done; one that keeps failing is noted on the move, so
-                        // that an operator sees why it is not finishing.
                         if stuck(failures) {
-                            let note = format!("{} failures in {}; still retrying: {why}", failures, m.phase.name());
-                            let _ = self.become_(&m, m.phase, Some(note)).await;
+                            let note = format!("{failures} failures in {}; still retrying: {why}", m.phase_name());
+                            let _ = m.note(self, note).await;
                         }
-                        let pause = Duration::from_millis((100 * u64::from(failures)).min(2_000));
-                        tokio::time::sleep(pause).await;
+                        tokio::time::sleep(Duration::from_millis((100 * u64::from(failures)).min(2_000))).await;
                     }
                 }
             }

@@ -17,7 +17,7 @@ use tidal_core::NodeId;
 use tokio::time::Instant;
 
 use crate::command::CpCommand;
-use crate::executor::{MoveExecutor, Stop};
+use crate::executor::{Driven, MoveExecutor, Stop};
 use crate::failpoint;
 
 /// A change of a PRG's membership, made by its leader.
@@ -38,50 +38,45 @@ pub enum MemberChange {
 /// How long a learner may take to catch up before the move rolls back.
 const CATCH_UP_BUDGET: Duration = Duration::from_secs(300);
 
+impl Driven for ReplicaMove {
+    const KIND: &'static str = "replica";
+
+    fn load(ex: &MoveExecutor, id: MoveId) -> Option<Self> {
+        ex.replica(id)
+    }
+
+    fn phase_name(&self) -> &'static str {
+        self.phase.name()
+    }
+
+    fn finished(&self) -> bool {
+        self.phase.is_finished()
+    }
+
+    fn cancel_due(&self) -> bool {
+        self.cancel_requested && self.phase.may_become(ReplicaPhase::RollingBack)
+    }
+
+    fn rolls_back(&self) -> bool {
+        on_failure(self.phase) != self.phase
+    }
+
+    async fn roll_back(&self, ex: &MoveExecutor, why: String) -> Result<(), Stop> {
+        ex.replica_phase(self, ReplicaPhase::RollingBack, None, Some(&why)).await
+    }
+
+    async fn note(&self, ex: &MoveExecutor, why: String) -> Result<(), Stop> {
+        ex.replica_phase(self, self.phase, None, Some(&why)).await
+    }
+
+    async fn step(&self, ex: &MoveExecutor) -> Result<(), Stop> {
+        ex.replica_step(self).await
+    }
+}
+
 impl MoveExecutor {
     fn replica(&self, id: MoveId) -> Option<ReplicaMove> {
         self.cp.local_machine()?.state().replica_moves.get(&id).cloned()
-    }
-
-    pub(crate) async fn drive_replica(&self, id: MoveId) {
-        let mut failures = 0u32;
-        loop {
-            if !self.cp.is_local_leader() {
-                return;
-            }
-            if let Err(e) = self.cp.local_barrier().await {
-                tracing::debug!(move_id = id, error = %e, "control-plane state not current yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            let Some(m) = self.replica(id) else { return };
-            if m.phase.is_finished() {
-                tracing::info!(move_id = id, phase = m.phase.name(), "replica move finished");
-                return;
-            }
-            if m.cancel_requested && m.phase.may_become(ReplicaPhase::RollingBack) {
-                let _ = self.replica_phase(&m, ReplicaPhase::RollingBack, None, Some("cancelled by an operator")).await;
-                continue;
-            }
-            match self.replica_step(&m).await {
-                Ok(()) => failures = 0,
-                Err(Stop::Reread) => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(Stop::Failed(why)) => {
-                    failures += 1;
-                    tracing::warn!(move_id = id, phase = m.phase.name(), error = %why, "replica move step failed");
-                    let next = on_failure(m.phase);
-                    if next != m.phase {
-                        let _ = self.replica_phase(&m, next, None, Some(&why)).await;
-                    } else {
-                        if crate::executor::stuck(failures) {
-                            let note = format!("{failures} failures in {}; still retrying: {why}", m.phase.name());
-                            let _ = self.replica_phase(&m, m.phase, None, Some(&note)).await;
-                        }
-                        tokio::time::sleep(Duration::from_millis((100 * u64::from(failures)).min(2_000))).await;
-                    }
-                }
-            }
-        }
     }
 
     async fn replica_phase(
