@@ -46,12 +46,15 @@ const ROWS_PER_ENTRY: usize = 1 << 20;
 /// Rows entries of one copy step in flight at once.
 const COPY_PIPELINE: usize = 4;
 
-/// The answer to give for a finished proposal of a copy step that failed
-/// (or whose task did), if it did.
+/// The answer to give for a proposal of a move step that failed, if it did.
+fn step_failed(r: KvResponse) -> Option<KvResponse> {
+    matches!(r, KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_)).then_some(r)
+}
+
+/// [`step_failed`] for a copy proposal run as a task (which may itself stop).
 fn failed(joined: Option<Result<KvResponse, tokio::task::JoinError>>) -> Option<KvResponse> {
     match joined? {
-        Ok(r @ (KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_))) => Some(r),
-        Ok(_) => None,
+        Ok(r) => step_failed(r),
         Err(e) => Some(KvResponse::Unavailable(format!("a copy proposal stopped: {e}"))),
     }
 }
@@ -92,25 +95,23 @@ impl Shared {
             KvRequest::Pull { move_id, source, after, max_bytes } => {
                 self.pull_copy(kv, move_id, &source, after, max_bytes).await
             }
-            KvRequest::PullDelta { move_id, source, after } => {
-                self.pull(kv, move_id, &source, KvRequest::Delta { move_id, after }).await
-            }
+            KvRequest::PullDelta { move_id, source, after } => self.pull_delta(kv, move_id, &source, after).await,
             KvRequest::TransferLeader { to } => self.transfer_here(&kv.group.name, to).await,
             KvRequest::Members(change) => change_members(kv, change).await,
             other => KvResponse::Unavailable(format!("internal: {other:?} is not a move step")),
         }
     }
 
-    /// Fetch rows from the source's leader with `req` and propose them
-    /// into `kv`'s PRG.
-    async fn pull(&self, kv: &KvGroup, move_id: u64, source: &PrgId, req: KvRequest) -> KvResponse {
+    /// Fetch the rows the source changed after its log index `after` and
+    /// propose them into `kv`'s PRG, in order.
+    async fn pull_delta(&self, kv: &KvGroup, move_id: u64, source: &PrgId, after: u64) -> KvResponse {
         let Some(me) = self.me() else {
             return KvResponse::Unavailable("the node is stopping".into());
         };
-        let lock = self.pulls.lock().expect("pulls lock").entry(move_id).or_default().clone();
+        let lock = self.pull_lock(move_id);
         let _one_at_a_time = lock.lock().await;
         let started = Instant::now();
-        let (rows, done, at) = match me.call_prg(source, req, STEP_WORK).await {
+        let (rows, done, at) = match me.call_prg(source, KvRequest::Delta { move_id, after }, STEP_WORK).await {
             Ok(KvResponse::Rows { rows, done, at }) => (rows, done, at),
             Ok(other) => return other,
             Err(e) => return KvResponse::Unavailable(e),
@@ -125,8 +126,8 @@ impl Shared {
             size += row.size();
             batch.push(row);
             if size >= ROWS_PER_ENTRY {
-                if let r @ (KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_)) =
-                    propose(kv, &KvEntry::Rows { move_id, rows: std::mem::take(&mut batch) }).await
+                if let Some(r) =
+                    step_failed(propose(kv, &KvEntry::Rows { move_id, rows: std::mem::take(&mut batch) }).await)
                 {
                     return r;
                 }
@@ -134,9 +135,7 @@ impl Shared {
             }
         }
         if !batch.is_empty() {
-            if let r @ (KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_)) =
-                propose(kv, &KvEntry::Rows { move_id, rows: batch }).await
-            {
+            if let Some(r) = step_failed(propose(kv, &KvEntry::Rows { move_id, rows: batch }).await) {
                 return r;
             }
         }
@@ -161,7 +160,7 @@ impl Shared {
         let Some(me) = self.me() else {
             return KvResponse::Unavailable("the node is stopping".into());
         };
-        let lock = self.pulls.lock().expect("pulls lock").entry(move_id).or_default().clone();
+        let lock = self.pull_lock(move_id);
         let _one_at_a_time = lock.lock().await;
         let started = Instant::now();
         let mut in_flight = tokio::task::JoinSet::new();
@@ -200,6 +199,11 @@ impl Shared {
         }
         tracing::debug!(move_id, rows = rows_n, bytes, took = ?started.elapsed(), "rows copied");
         KvResponse::Pulled { rows: rows_n, bytes, last: cursor, done, at: 0 }
+    }
+
+    /// The lock that lets one pull of move `move_id` run at a time here.
+    fn pull_lock(&self, move_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        self.pulls.lock().expect("pulls lock").entry(move_id).or_default().clone()
     }
 
     fn me(&self) -> Option<Arc<Shared>> {

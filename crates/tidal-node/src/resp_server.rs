@@ -241,6 +241,7 @@ async fn settled_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Repl
         s.moves.values().any(|m| m.tenant == DEFAULT_TENANT && m.phase == tidal_core::slot_move::MovePhase::Committed)
     };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(shared.config.retry_budget_ms);
+    let mut changed = shared.cache.subscribe();
     loop {
         let before = shared.cache.get();
         let late = tokio::time::Instant::now() >= deadline;
@@ -251,8 +252,9 @@ async fn settled_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Repl
                 return reply;
             }
         }
-        shared.sync_now.notify_one();
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        // The node's watch of the control plane brings the next change as
+        // soon as it is made.
+        let _ = tokio::time::timeout_at(deadline, changed.changed()).await;
     }
 }
 
