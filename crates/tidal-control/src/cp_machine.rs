@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use redb::{ReadTransaction, TableDefinition, WriteTransaction};
 use tidal_core::ClusterState;
 use tidal_raft::machine::FlushJob;
+use tidal_raft::snapshot::{self, SnapshotPieces, WholePieces};
 use tidal_raft::storage::Db;
 use tidal_raft::types::encode as enc;
 use tidal_raft::Machine;
@@ -18,6 +19,8 @@ use crate::state_format::{decode_command, decode_state, encode_state};
 
 const CP_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("cp_state");
 const KEY: &str = "state";
+/// The group an arriving snapshot is staged under.
+const STAGE_KEY: &str = tidal_core::ids::CP_GROUP;
 
 pub struct CpMachine {
     /// The applied state; changes are made here and then published.
@@ -88,16 +91,22 @@ impl Machine for CpMachine {
 
     fn flushed(&self, _ok: bool) {}
 
-    fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String> {
-        match txn.open_table(CP_STATE) {
-            Ok(t) => Ok(t.get(KEY).map_err(|e| e.to_string())?.map(|v| v.value().to_vec()).unwrap_or_default()),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.to_string()),
-        }
+    fn export(&self, txn: &ReadTransaction) -> Result<Box<dyn SnapshotPieces>, String> {
+        let data = match txn.open_table(CP_STATE) {
+            Ok(t) => t.get(KEY).map_err(|e| e.to_string())?.map(|v| v.value().to_vec()).unwrap_or_default(),
+            Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(Box::new(WholePieces::new(data)))
     }
 
-    fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String> {
-        let state: ClusterState = if data.is_empty() { ClusterState::default() } else { decode_state(data)? };
+    fn stage(&self, txn: &WriteTransaction, first: bool, piece: &[u8]) -> Result<(), String> {
+        snapshot::stage_whole(txn, STAGE_KEY, first, piece)
+    }
+
+    fn import_staged(&self, txn: &WriteTransaction) -> Result<(), String> {
+        let data = snapshot::take_staged(txn, STAGE_KEY)?;
+        let state: ClusterState = if data.is_empty() { ClusterState::default() } else { decode_state(&data)? };
         Self::persist(txn, &state)
     }
 

@@ -15,8 +15,7 @@
 //! it hosted before it has heard from the control plane.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use openraft::{BasicNode, SnapshotPolicy};
@@ -26,7 +25,7 @@ use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
 use crate::storage::{Storage, StoreError, GROUPS, LOG};
 use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, WireError};
-use crate::types::{Raft, Snapshot, SnapshotMeta, Vote};
+use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
 /// Timing and log-retention knobs shared by every group on a node.
 #[derive(Clone, Debug)]
@@ -85,22 +84,25 @@ pub struct GroupHandle {
     /// Routing epoch at which this node's replica was placed.
     pub epoch: u64,
     state: GroupStateMachine,
-    /// The snapshot being received from the leader, piece by piece.
-    incoming: Arc<Mutex<Option<Incoming>>>,
+    /// The snapshot being received from the leader, piece by piece; the
+    /// lock is held while a piece is staged and while the last installs.
+    incoming: Arc<tokio::sync::Mutex<Option<Incoming>>>,
 }
 
 /// A snapshot whose pieces are arriving.
 struct Incoming {
     vote: Vote,
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    /// Bytes staged so far.
+    received: u64,
 }
 
 impl GroupHandle {
-    /// Take one piece of a snapshot; the last piece installs it. Pieces
-    /// come in order from offset 0: a piece at offset 0 starts over (the
-    /// leader restarted the transfer), any other piece must continue the
-    /// same snapshot exactly where the last one ended.
+    /// Take one piece of a snapshot and stage it in the state file; the
+    /// last piece installs what was staged. Pieces come in order from
+    /// offset 0: a piece at offset 0 starts over (the leader restarted the
+    /// transfer), any other piece must continue the same snapshot exactly
+    /// where the last one ended.
     async fn receive_snapshot(
         &self,
         vote: Vote,
@@ -109,27 +111,30 @@ impl GroupHandle {
         data: Vec<u8>,
         done: bool,
     ) -> Result<Option<openraft::raft::SnapshotResponse<crate::types::TypeConfig>>, WireError> {
-        let whole = {
-            let mut incoming = self.incoming.lock().expect("incoming lock");
-            if offset == 0 {
-                *incoming = Some(Incoming { vote, meta: meta.clone(), data: Vec::new() });
-            }
-            let Some(cur) = incoming.as_mut() else {
-                return Err(WireError::Raft(format!("snapshot piece at offset {offset} with no transfer under way")));
-            };
-            if cur.vote != vote || cur.meta != meta || cur.data.len() as u64 != offset {
-                *incoming = None;
-                return Err(WireError::Raft(format!(
-                    "snapshot piece at offset {offset} does not continue the transfer"
-                )));
-            }
-            cur.data.extend_from_slice(&data);
-            if !done {
-                return Ok(None);
-            }
-            incoming.take().expect("checked above")
+        let mut incoming = self.incoming.lock().await;
+        if offset == 0 {
+            *incoming = Some(Incoming { vote, meta: meta.clone(), received: 0 });
+        }
+        let Some(cur) = incoming.as_mut() else {
+            return Err(WireError::Raft(format!("snapshot piece at offset {offset} with no transfer under way")));
         };
-        let snapshot = Snapshot { meta: whole.meta, snapshot: Cursor::new(whole.data) };
+        if cur.vote != vote || cur.meta != meta || cur.received != offset {
+            *incoming = None;
+            return Err(WireError::Raft(format!("snapshot piece at offset {offset} does not continue the transfer")));
+        }
+        if offset == 0 || !data.is_empty() {
+            let len = data.len() as u64;
+            if let Err(e) = self.state.stage_piece(offset == 0, data).await {
+                *incoming = None;
+                return Err(WireError::Raft(format!("snapshot piece at offset {offset} not staged: {e}")));
+            }
+            cur.received += len;
+        }
+        if !done {
+            return Ok(None);
+        }
+        let whole = incoming.take().expect("checked above");
+        let snapshot = Snapshot { meta: whole.meta, snapshot: SnapshotData::staged() };
         self.raft
             .install_full_snapshot(whole.vote, snapshot)
             .await

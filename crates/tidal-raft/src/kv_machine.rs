@@ -41,6 +41,7 @@ use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
 use crate::kv_overlay::{self as overlay, as_ref, slot_bounds, slot_of_stored, stored_key, Base, BaseIter, Layer};
 use crate::log_store::put_meta;
 use crate::machine::{FlushJob, Machine};
+use crate::snapshot::SnapshotPieces;
 use crate::storage::{Db, Storage, StoreError, META};
 use crate::types::{decode, encode, encode_versioned, split_version, LogId};
 
@@ -103,6 +104,8 @@ pub struct KvMachine {
     group: String,
     spec: KvSpec,
     table: String,
+    /// Where an arriving snapshot's rows are staged (`kvs-in/<tenant>:<index>`).
+    staging: String,
     inner: RwLock<Inner>,
 }
 
@@ -377,18 +380,60 @@ fn unsettled(ownership: &Ownership) -> Option<Refusal> {
 const OWNERSHIP: &str = "ownership";
 const SPEC: &str = "spec";
 
-/// A snapshot's payload: the ownership and every row, in stored order.
+/// Where an arriving snapshot's ownership is staged.
+const OWNERSHIP_IN: &str = "ownership-in";
+/// Format of snapshot pieces.
+const PIECE_VERSION: u8 = 3;
+
+/// One piece of a snapshot: the ownership (first piece only) and rows in
+/// stored order, each piece's rows after the last piece's.
 #[derive(Serialize, Deserialize)]
-struct KvSnapshot {
-    ownership: Ownership,
+struct KvPiece {
+    ownership: Option<Ownership>,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// A snapshot of format 1, before ownership kept the last move of a slot.
-#[derive(Deserialize)]
-struct KvSnapshotV1 {
-    ownership: OwnershipV1,
-    rows: Vec<(Vec<u8>, Vec<u8>)>,
+/// Reads a PRG's table out of one read transaction, a piece at a time.
+struct KvPieces {
+    ownership: Option<Ownership>,
+    /// `None` once every row has been read.
+    table: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    after: Option<Vec<u8>>,
+}
+
+impl SnapshotPieces for KvPieces {
+    fn next_piece(&mut self, max_bytes: usize) -> Result<Option<Vec<u8>>, String> {
+        let ownership = self.ownership.take();
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Some(t) = &self.table {
+            let lower = self.after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut bytes = 0;
+            for row in t.range::<&[u8]>((lower, Bound::Unbounded)).map_err(|e| e.to_string())? {
+                let (k, v) = row.map_err(|e| e.to_string())?;
+                bytes += k.value().len() + v.value().len();
+                rows.push((k.value().to_vec(), v.value().to_vec()));
+                if bytes >= max_bytes {
+                    break;
+                }
+            }
+            match rows.last() {
+                Some((k, _)) => self.after = Some(k.clone()),
+                None => self.table = None,
+            }
+        }
+        if ownership.is_none() && rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(encode_versioned(PIECE_VERSION, &KvPiece { ownership, rows })))
+    }
+}
+
+/// Drop what an unfinished snapshot transfer staged for `group`.
+fn drop_staged(txn: &WriteTransaction, group: &str, staging: &str) -> Result<(), String> {
+    txn.delete_table(Def::new(staging)).map_err(|e| e.to_string())?;
+    let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
+    m.remove((group, OWNERSHIP_IN)).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Read a stored ownership record of either format.
@@ -410,7 +455,13 @@ impl KvMachine {
             exports: BTreeMap::new(),
             last_index: 0,
         };
-        Self { group: group.to_string(), spec: spec.clone(), table: format!("kvs/{group}"), inner: RwLock::new(inner) }
+        Self {
+            group: group.to_string(),
+            spec: spec.clone(),
+            table: format!("kvs/{group}"),
+            staging: format!("kvs-in/{group}"),
+            inner: RwLock::new(inner),
+        }
     }
 
     /// The machine of `group` as the state file holds it. The spec is
@@ -426,7 +477,7 @@ impl KvMachine {
         };
         let machine = Self::new(group, &spec);
         let legacy = format!("kv/{group}");
-        let (name, table) = (group.to_string(), machine.table.clone());
+        let (name, table, staging) = (group.to_string(), machine.table.clone(), machine.staging.clone());
         let bytes = encode_versioned(META_VERSION, &spec);
         let slots = spec.slots;
         storage
@@ -434,6 +485,8 @@ impl KvMachine {
             .writer()
             .call(true, move |txn| {
                 put_meta(txn, &name, SPEC, &bytes)?;
+                // A transfer cut off by a restart starts over from its first piece.
+                drop_staged(txn, &name, &staging)?;
                 migrate(txn, &legacy, &table, slots)
             })
             .await?;
@@ -788,47 +841,64 @@ impl Machine for KvMachine {
         }
     }
 
-    fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String> {
-        let table = open_table(txn, &self.table)?;
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        if let Some(t) = &table.0 {
-            for row in t.iter().map_err(|e| e.to_string())? {
-                let (k, v) = row.map_err(|e| e.to_string())?;
-                rows.push((k.value().to_vec(), v.value().to_vec()));
-            }
-        }
+    fn export(&self, txn: &ReadTransaction) -> Result<Box<dyn SnapshotPieces>, String> {
+        let table = open_table(txn, &self.table)?.0;
         let m = txn.open_table(META).map_err(|e| e.to_string())?;
         let ownership = match m.get((self.group.as_str(), OWNERSHIP)).map_err(|e| e.to_string())? {
             Some(v) => decode_ownership(v.value())?,
             // Never changed in the state file: still the ownership of its creation.
             None => Ownership::genesis(self.spec.slots, &self.spec.genesis),
         };
-        Ok(encode_versioned(OWNERSHIP_VERSION, &KvSnapshot { ownership, rows }))
+        Ok(Box::new(KvPieces { ownership: Some(ownership), table, after: None }))
     }
 
-    fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String> {
-        let snap: KvSnapshot = match split_version(data) {
-            (OWNERSHIP_VERSION, b) => decode(b).map_err(|e| e.to_string())?,
-            (1, b) => {
-                let v1: KvSnapshotV1 = decode(b).map_err(|e| e.to_string())?;
-                KvSnapshot { ownership: v1.ownership.into(), rows: v1.rows }
-            }
-            // A snapshot from before slots were stored with their keys.
-            (0, b) => {
-                let rows: Vec<(Vec<u8>, Vec<u8>)> = decode(b).map_err(|e| e.to_string())?;
-                let ownership = self.inner.read().expect("kv lock").ownership.clone();
-                let n = ownership.slot_count();
-                let rows = rows.into_iter().map(|(k, v)| (stored_key(slot_of(&k, n), &k), v)).collect();
-                KvSnapshot { ownership, rows }
-            }
-            (v, _) => return Err(format!("snapshot of unknown version {v}")),
-        };
-        let mut t = txn.open_table(Def::new(&self.table)).map_err(|e| e.to_string())?;
-        t.retain(|_, _| false).map_err(|e| e.to_string())?;
-        for (k, v) in &snap.rows {
-            t.insert(k.as_slice(), v.as_slice()).map_err(|e| e.to_string())?;
+    fn stage(&self, txn: &WriteTransaction, first: bool, piece: &[u8]) -> Result<(), String> {
+        if first {
+            drop_staged(txn, &self.group, &self.staging)?;
         }
-        put_meta(txn, &self.group, OWNERSHIP, &encode_versioned(OWNERSHIP_VERSION, &snap.ownership))
+        if piece.is_empty() {
+            return Ok(());
+        }
+        let piece: KvPiece = match split_version(piece) {
+            (PIECE_VERSION, b) => decode(b).map_err(|e| format!("snapshot piece: {e}"))?,
+            (v, _) => return Err(format!("snapshot piece of format {v}: this node reads format {PIECE_VERSION}")),
+        };
+        if let Some(o) = &piece.ownership {
+            if o.slot_count() != self.spec.slots {
+                return Err(format!(
+                    "snapshot of {} slots for {}, a PRG of {} slots",
+                    o.slot_count(),
+                    self.group,
+                    self.spec.slots
+                ));
+            }
+            put_meta(txn, &self.group, OWNERSHIP_IN, &encode_versioned(OWNERSHIP_VERSION, o))?;
+        }
+        if !piece.rows.is_empty() {
+            let mut t = txn.open_table(Def::new(&self.staging)).map_err(|e| e.to_string())?;
+            for (k, v) in &piece.rows {
+                t.insert(k.as_slice(), v.as_slice()).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn import_staged(&self, txn: &WriteTransaction) -> Result<(), String> {
+        let ownership = {
+            let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
+            let staged = m.remove((self.group.as_str(), OWNERSHIP_IN)).map_err(|e| e.to_string())?;
+            staged.map(|v| v.value().to_vec())
+        };
+        let Some(ownership) = ownership else {
+            return Err(format!("{}: the staged snapshot carries no ownership", self.group));
+        };
+        txn.delete_table(Def::new(&self.table)).map_err(|e| e.to_string())?;
+        match txn.rename_table(Def::new(&self.staging), Def::new(&self.table)) {
+            // No rows were staged: the PRG holds none.
+            Ok(()) | Err(TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        put_meta(txn, &self.group, OWNERSHIP, &ownership)
     }
 
     fn reload(&self, state: &Db) -> Result<(), String> {
@@ -836,6 +906,7 @@ impl Machine for KvMachine {
     }
 
     fn purge(&self, txn: &WriteTransaction) -> Result<(), String> {
+        txn.delete_table(Def::new(&self.staging)).map_err(|e| e.to_string())?;
         txn.delete_table(Def::new(&self.table)).map(drop).map_err(|e| e.to_string())
     }
 }

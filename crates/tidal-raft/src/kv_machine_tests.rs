@@ -191,20 +191,64 @@ async fn a_restarted_replica_cannot_answer_for_changes_it_did_not_see() {
     assert!(matches!(g.m.delta(&s, 5, g.index), Err(DeltaError::NotExporting(5))));
 }
 
+/// Every piece of `m`'s snapshot as the state file holds it, `max` bytes a piece.
+fn pieces(m: &KvMachine, s: &Storage, max: usize) -> Vec<Vec<u8>> {
+    let mut p = m.export(&s.state().read().unwrap()).unwrap();
+    std::iter::from_fn(|| p.next_piece(max).unwrap()).collect()
+}
+
+/// Stage `pieces` on `s` in one transaction each, as they arrive over the network.
+async fn stage_all(m: &Arc<KvMachine>, s: &Storage, pieces: Vec<Vec<u8>>) {
+    for (i, p) in pieces.into_iter().enumerate() {
+        let m = m.clone();
+        s.state().writer().call(false, move |txn| m.stage(txn, i == 0, &p)).await.unwrap();
+    }
+}
+
 #[tokio::test]
-async fn snapshots_carry_the_ownership() {
+async fn snapshots_stream_in_pieces_and_carry_the_ownership() {
     let s = Storage::in_memory().unwrap();
     let mut g = Group::new("t:0", 0..8);
-    g.write(&s, vec![set("a", "1"), set("b", "2")]);
+    let keys: Vec<String> = (0..50).map(|i| format!("key-{i}")).collect();
+    g.write(&s, keys.iter().map(|k| set(k, "0123456789")).collect());
     g.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![5] }).unwrap();
     g.flush(&s).await;
-    let data = g.m.export(&s.state().read().unwrap()).unwrap();
+    // About 20 bytes a row: pieces of 100 bytes hold a handful each.
+    let cut = pieces(&g.m, &s, 100);
+    assert!(cut.len() >= 8, "{} pieces", cut.len());
+
     let other = Storage::in_memory().unwrap();
-    let h = KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] });
-    other.state().writer().call(true, move |txn| h.import(txn, &data)).await.unwrap();
-    let h = KvMachine::open("t:0", Some(KvSpec { slots: SLOTS, genesis: vec![] }), &other).await.unwrap();
+    let spec = KvSpec { slots: SLOTS, genesis: vec![] };
+    let h = Arc::new(KvMachine::new("t:0", &spec));
+    // A transfer cut off after two pieces, then one that starts over.
+    stage_all(&h, &other, cut[..2].to_vec()).await;
+    stage_all(&h, &other, cut.clone()).await;
+    let m = h.clone();
+    other.state().writer().call(true, move |txn| m.import_staged(txn)).await.unwrap();
+    let h = KvMachine::open("t:0", Some(spec), &other).await.unwrap();
     assert_eq!(h.ownership(), g.m.ownership());
-    assert_eq!(h.stored_keys(&other).unwrap(), 2);
+    assert_eq!(h.stored_keys(&other).unwrap(), 50);
+    let txn = other.state().read().unwrap();
+    assert!(matches!(txn.open_table(Def::new("kvs-in/t:0")), Err(TableError::TableDoesNotExist(_))));
+}
+
+#[tokio::test]
+async fn a_snapshot_piece_of_another_format_or_shape_is_refused() {
+    let s = Storage::in_memory().unwrap();
+    let h = Arc::new(KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] }));
+    let m = h.clone();
+    let old = encode_versioned(2, &(Vec::<u8>::new(), 1u8));
+    let err = s.state().writer().call(false, move |txn| m.stage(txn, true, &old)).await.unwrap_err().to_string();
+    assert!(err.contains("format 2"), "{err}");
+    let wide = KvPiece { ownership: Some(Ownership::genesis(16, &[0..16])), rows: vec![] };
+    let m = h.clone();
+    let piece = encode_versioned(PIECE_VERSION, &wide);
+    let err = s.state().writer().call(false, move |txn| m.stage(txn, true, &piece)).await.unwrap_err().to_string();
+    assert!(err.contains("16 slots"), "{err}");
+    // Nothing was staged: there is nothing to install.
+    let m = h.clone();
+    let err = s.state().writer().call(true, move |txn| m.import_staged(txn)).await.unwrap_err().to_string();
+    assert!(err.contains("no ownership"), "{err}");
 }
 
 #[tokio::test]
@@ -237,10 +281,10 @@ fn an_unreadable_entry_stops_the_group() {
     assert!(err.contains("entry 7"), "{err}");
 }
 
-/// Ownership records and snapshots of format 1 (before ownership kept the
-/// last move of each slot) still load, with the move under way intact.
+/// Ownership records of format 1 (before ownership kept the last move of
+/// each slot) still load, with the move under way intact.
 #[tokio::test]
-async fn ownership_and_snapshots_of_format_1_still_load() {
+async fn ownership_records_of_format_1_still_load() {
     // Format 1 is postcard of (slots, states): a tuple encodes as the struct did.
     let states = BTreeMap::from([(4u32, SlotState::Owned { exporting: None }), (5, SlotState::Fenced { move_id: 9 })]);
     let record = encode_versioned(1, &(SLOTS, states.clone()));
@@ -251,15 +295,8 @@ async fn ownership_and_snapshots_of_format_1_still_load() {
     assert_eq!(g.m.ownership().states().collect::<BTreeMap<_, _>>(), states);
     assert!(g.m.ownership().check_read(5).is_ok());
 
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let snapshot = encode_versioned(1, &((SLOTS, states.clone()), rows));
-    let other = Storage::in_memory().unwrap();
-    let h = KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] });
-    other.state().writer().call(true, move |txn| h.import(txn, &snapshot)).await.unwrap();
-    let h = KvMachine::open("t:0", Some(KvSpec { slots: SLOTS, genesis: vec![] }), &other).await.unwrap();
-    assert_eq!(h.ownership().states().collect::<BTreeMap<_, _>>(), states);
-    // Move 9 is still under way there: an older move's command is stale.
-    let mut o = h.ownership();
+    // Move 9 is still under way: an older move's command is stale.
+    let mut o = g.m.ownership();
     assert!(o.apply(&SlotCommand::Unfence { move_id: 8, slots: vec![5] }).is_err());
     assert!(o.apply(&SlotCommand::Unfence { move_id: 9, slots: vec![5] }).is_ok());
 }

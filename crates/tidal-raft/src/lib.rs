@@ -16,6 +16,7 @@ pub mod kv_proposer;
 pub mod log_store;
 pub mod machine;
 pub mod read_gate;
+pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;

@@ -5,6 +5,7 @@
 
 use redb::{ReadTransaction, WriteTransaction};
 
+use crate::snapshot::SnapshotPieces;
 use crate::storage::Db;
 
 /// Writes what a machine set aside with [`Machine::freeze`], inside a
@@ -42,20 +43,26 @@ pub trait Machine: Send + Sync + 'static {
     /// failed (the set-aside data then stays in memory).
     fn flushed(&self, ok: bool);
 
-    /// Everything the state file holds for this machine, as one snapshot
-    /// payload.
-    fn export(&self, txn: &ReadTransaction) -> Result<Vec<u8>, String>;
+    /// A reader of everything the state file holds for this machine as
+    /// `txn` sees it: the payload of a snapshot, in pieces
+    /// ([`crate::snapshot`]).
+    fn export(&self, txn: &ReadTransaction) -> Result<Box<dyn SnapshotPieces>, String>;
 
-    /// Replace everything the state file holds for this machine with a
-    /// snapshot payload.
-    fn import(&self, txn: &WriteTransaction, data: &[u8]) -> Result<(), String>;
+    /// Stage one piece of an arriving snapshot next to the live data;
+    /// `first` starts a new one, dropping whatever an unfinished earlier
+    /// transfer staged.
+    fn stage(&self, txn: &WriteTransaction, first: bool, piece: &[u8]) -> Result<(), String>;
+
+    /// Replace everything the state file holds for this machine with the
+    /// snapshot staged so far.
+    fn import_staged(&self, txn: &WriteTransaction) -> Result<(), String>;
 
     /// Forget what is held in memory and read the state file again (after
     /// an `import` has committed).
     fn reload(&self, state: &Db) -> Result<(), String>;
 
-    /// Delete everything the state file holds for this machine: its replica
-    /// is leaving this node for good.
+    /// Delete everything the state file holds for this machine, staged
+    /// snapshots included: its replica is leaving this node for good.
     fn purge(&self, _txn: &WriteTransaction) -> Result<(), String> {
         Ok(())
     }

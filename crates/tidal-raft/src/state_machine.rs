@@ -20,25 +20,28 @@
 //! still running; should the state file then reach disk ahead of the log,
 //! openraft finds the applied index past the log's end at restart and
 //! treats the log as purged up to it, which is right: those entries are
-//! committed. Building a snapshot flushes first and commits durably, so
-//! the state a snapshot describes is never older on disk than the log it
-//! lets openraft purge.
-use std::io::{self, Cursor};
+//! committed.
+//!
+//! A snapshot is the state file itself ([`crate::snapshot`]): building
+//! one flushes and commits durably, so the state it describes is never
+//! older on disk than the log it lets openraft purge, and copies nothing;
+//! sending one reads a read transaction's view piece by piece; receiving
+//! one stages its pieces next to the live data and swaps them in at the
+//! end, with the applied index, in one durable transaction.
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
 use crate::log_store::{put_meta, read_meta};
 use crate::machine::Machine;
+use crate::snapshot::SnapshotData;
 use crate::storage::{Storage, StoreError, META, SNAPSHOT};
-use crate::types::{
-    decode, encode, io_err, Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
-};
+use crate::types::{decode, encode, io_err, Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// Applied data held in memory past which a group flushes it.
 pub const FLUSH_BYTES: usize = 2 << 20;
@@ -49,12 +52,9 @@ pub const FLUSH_AGE: Duration = Duration::from_secs(1);
 /// piled up in memory.
 const HOLD_BYTES: usize = 4 * FLUSH_BYTES;
 
-/// A snapshot as stored: its metadata and the machine's payload.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
-    data: Vec<u8>,
-}
+/// Piece size when a snapshot is read out in one go (installed locally
+/// rather than received).
+const LOCAL_PIECE: usize = 4 << 20;
 
 /// The group's applied state as held in memory, ahead of the state file.
 struct Applied {
@@ -89,9 +89,64 @@ impl GroupStateMachine {
         let last = read_meta::<Option<LogId>>(storage.state(), group, "applied")?.flatten();
         let membership = read_meta(storage.state(), group, "membership")?.unwrap_or_default();
         let applied = Applied { last, membership, unflushed_since: None, flushing: false, failed: None };
+        // Snapshots were once stored as whole copies: drop any such copy.
+        let owned = group.to_string();
+        storage.state().writer().submit(
+            false,
+            move |txn| {
+                let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+                t.remove(owned.as_str()).map(drop).map_err(|e| e.to_string())
+            },
+            |_: Result<(), String>| {},
+        );
         let shared =
             Shared { group: group.into(), storage, machine, applied: Mutex::new(applied), flush_done: Notify::new() };
         Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// The state file as it stands, as a snapshot: its applied index and
+    /// membership, and a reader of the machine's data, all from one read
+    /// transaction. `None` while nothing has been applied, unless `empty`
+    /// asks for the snapshot of a group that applied nothing yet.
+    async fn read_snapshot(&self, empty: bool) -> Result<Option<Snapshot>, io::Error> {
+        let s = &self.shared;
+        let (storage, machine, name) = (s.storage.clone(), s.machine.clone(), s.group.clone());
+        tokio::task::spawn_blocking(move || -> Result<Option<Snapshot>, io::Error> {
+            let txn = storage.state().read().map_err(io_err)?;
+            let m = txn.open_table(META).map_err(io_err)?;
+            let get = |key: &str| -> Result<Option<Vec<u8>>, io::Error> {
+                Ok(m.get((&*name, key)).map_err(io_err)?.map(|v| v.value().to_vec()))
+            };
+            let applied: Option<LogId> = match get("applied")? {
+                Some(b) => decode(&b).map_err(io_err)?,
+                None => None,
+            };
+            if applied.is_none() && !empty {
+                return Ok(None);
+            }
+            let membership: StoredMembership = match get("membership")? {
+                Some(b) => decode(&b).map_err(io_err)?,
+                None => StoredMembership::default(),
+            };
+            let pieces = machine.export(&txn).map_err(io_err)?;
+            let meta = SnapshotMeta { last_log_id: applied, last_membership: membership };
+            Ok(Some(Snapshot { meta, snapshot: SnapshotData::pieces(pieces) }))
+        })
+        .await
+        .map_err(io_err)?
+    }
+
+    /// Stage one piece of a snapshot being received (`first` starts a new
+    /// one). Not durable on its own: the install that ends the transfer is.
+    pub async fn stage_piece(&self, first: bool, piece: Vec<u8>) -> Result<(), io::Error> {
+        let machine = self.shared.machine.clone();
+        self.shared
+            .storage
+            .state()
+            .writer()
+            .call(false, move |txn| machine.stage(txn, first, &piece))
+            .await
+            .map_err(io_err)
     }
 
     fn applied(&self) -> MutexGuard<'_, Applied> {
@@ -239,50 +294,11 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        // Everything applied so far goes to the file first; the snapshot is
-        // then read from one read transaction, so its data and applied
-        // index agree even while applying goes on.
-        self.flush(false).await?;
-        let s = &self.shared;
-        // Reading and encoding every row is long work for a large group:
-        // it runs on a blocking thread, so the node's runtime keeps
-        // answering heartbeats and clients meanwhile.
-        let (storage, machine, name) = (s.storage.clone(), s.machine.clone(), s.group.clone());
-        let (stored, bytes) = tokio::task::spawn_blocking(move || -> Result<(StoredSnapshot, Vec<u8>), io::Error> {
-            let txn = storage.state().read().map_err(io_err)?;
-            let m = txn.open_table(META).map_err(io_err)?;
-            let get = |key: &str| -> Result<Option<Vec<u8>>, io::Error> {
-                Ok(m.get((&*name, key)).map_err(io_err)?.map(|v| v.value().to_vec()))
-            };
-            let applied: Option<LogId> = match get("applied")? {
-                Some(b) => decode(&b).map_err(io_err)?,
-                None => None,
-            };
-            let membership: StoredMembership = match get("membership")? {
-                Some(b) => decode(&b).map_err(io_err)?,
-                None => StoredMembership::default(),
-            };
-            let data = machine.export(&txn).map_err(io_err)?;
-            let stored =
-                StoredSnapshot { meta: SnapshotMeta { last_log_id: applied, last_membership: membership }, data };
-            let bytes = encode(&stored);
-            Ok((stored, bytes))
-        })
-        .await
-        .map_err(io_err)??;
-        let group = s.group.clone();
-        // Durable: this commit also makes the applied state it describes durable.
-        s.storage
-            .state()
-            .writer()
-            .call(true, move |txn| {
-                let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
-                t.insert(&*group, bytes.as_slice()).map_err(|e| e.to_string())?;
-                Ok(())
-            })
-            .await
-            .map_err(io_err)?;
-        Ok(Snapshot { meta: stored.meta, snapshot: Cursor::new(stored.data) })
+        // Everything applied so far goes to the file, durably: the file is
+        // then the snapshot, and the log behind it may be purged.
+        self.flush(true).await?;
+        let snapshot = self.read_snapshot(true).await?;
+        Ok(snapshot.expect("a snapshot is read even when nothing was applied"))
     }
 }
 
@@ -322,7 +338,6 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
         let s = &self.shared;
         let group = s.group.clone();
         let machine = s.machine.clone();
@@ -335,13 +350,17 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             .state()
             .writer()
             .call(true, move |txn| {
-                machine.import(txn, &data)?;
+                // A snapshot read here rather than received (a local
+                // install) is staged first, like a received one.
+                if let Some(mut pieces) = snapshot.into_pieces() {
+                    machine.stage(txn, true, &[])?;
+                    while let Some(p) = pieces.next_piece(LOCAL_PIECE)? {
+                        machine.stage(txn, false, &p)?;
+                    }
+                }
+                machine.import_staged(txn)?;
                 put_meta(txn, &group, "applied", &encode(&meta.last_log_id))?;
-                put_meta(txn, &group, "membership", &encode(&meta.last_membership))?;
-                let stored = encode(&StoredSnapshot { meta, data });
-                let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
-                t.insert(&*group, stored.as_slice()).map_err(|e| e.to_string())?;
-                Ok(())
+                put_meta(txn, &group, "membership", &encode(&meta.last_membership))
             })
             .await
             .map_err(io_err)
@@ -363,18 +382,8 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        // A large snapshot takes a while to read and decode: off the runtime.
-        let (storage, group) = (self.shared.storage.clone(), self.shared.group.clone());
-        tokio::task::spawn_blocking(move || {
-            let txn = storage.state().read().map_err(io_err)?;
-            let t = txn.open_table(SNAPSHOT).map_err(io_err)?;
-            let Some(v) = t.get(&*group).map_err(io_err)? else {
-                return Ok(None);
-            };
-            let s: StoredSnapshot = decode(v.value()).map_err(io_err)?;
-            Ok(Some(Snapshot { meta: s.meta, snapshot: Cursor::new(s.data) }))
-        })
-        .await
-        .map_err(io_err)?
+        // The state file as flushed so far: at or past the last snapshot
+        // built, whose log openraft may have purged.
+        self.read_snapshot(false).await
     }
 }

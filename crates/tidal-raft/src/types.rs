@@ -5,8 +5,6 @@
 //! leader's clock reading so that time-dependent commands (TTLs) apply
 //! identically on every replica.
 
-use std::io::Cursor;
-
 use openraft::type_config::alias;
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +40,7 @@ pub type Vote = alias::VoteOf<TypeConfig>;
 pub type CommittedLeaderId = alias::CommittedLeaderIdOf<TypeConfig>;
 pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
-/// A snapshot's payload as it is built, sent and installed: the machine's export.
-pub type SnapshotData = Cursor<Vec<u8>>;
+pub use crate::snapshot::SnapshotData;
 pub type Snapshot = alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// openraft's storage error, for what reports one (the storage test suite).
 pub type StorageError = openraft::StorageError<TypeConfig>;

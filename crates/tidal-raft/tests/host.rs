@@ -56,8 +56,13 @@ async fn frames_fail_closed_and_a_group_commits() {
         Err(CallError::Remote(WireError::Raft(e))) => assert!(e.contains("no transfer under way"), "{e}"),
         other => panic!("expected a refused piece, got {other:?}"),
     }
+    // A piece that is not one this node can read is refused, and ends the transfer.
+    match peers.call(&addr, "default:0", 5, snapshot_piece(0, b"abc", false), t).await {
+        Err(CallError::Remote(WireError::Raft(e))) => assert!(e.contains("not staged"), "{e}"),
+        other => panic!("expected a refused piece, got {other:?}"),
+    }
     assert!(matches!(
-        peers.call(&addr, "default:0", 5, snapshot_piece(0, b"abc", false), t).await,
+        peers.call(&addr, "default:0", 5, snapshot_piece(0, b"", false), t).await,
         Ok(tidal_raft::transport::Response::Snapshot(None))
     ));
     match peers.call(&addr, "default:0", 5, snapshot_piece(5, b"def", true), t).await {

@@ -15,6 +15,7 @@ use openraft::{BasicNode, OptionalSend};
 
 use super::frame::{Request, Response, WireError};
 use super::peers::{CallError, Peers};
+use crate::snapshot::SnapshotPieces;
 use crate::types::{Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// Snapshot piece size when openraft's configuration names none.
@@ -86,6 +87,42 @@ fn append_ttl(rpc: &AppendEntriesRequest<TypeConfig>, offered: Duration) -> Dura
     offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
 }
 
+/// How long one snapshot piece may take: the follower writes each piece
+/// to its state file, and installs the whole snapshot (one durable commit
+/// of everything staged) on the last; `bytes` is what that answer waits on.
+fn piece_ttl(offered: Duration, bytes: u64) -> Duration {
+    // 1 s, plus the bytes at 16 MiB/s.
+    offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
+}
+
+type Pieces = Box<dyn SnapshotPieces>;
+
+/// Read the next piece off the runtime (the reader walks a table); the
+/// reader comes back with it. `None` once the snapshot has been read.
+fn read_piece(
+    mut pieces: Pieces,
+    max: usize,
+) -> impl Future<Output = Result<(Pieces, Option<Vec<u8>>), StreamingError<TypeConfig>>> {
+    let job = tokio::task::spawn_blocking(move || {
+        let r = pieces.next_piece(max);
+        (pieces, r)
+    });
+    async move {
+        match job.await {
+            Ok((pieces, Ok(piece))) => Ok((pieces, piece)),
+            Ok((_, Err(e))) => Err(read_failed(e)),
+            Err(e) => Err(read_failed(e)),
+        }
+    }
+}
+
+/// A snapshot that cannot be read here: reported as a network failure, so
+/// openraft retries the transfer (with a snapshot read anew) after a pause.
+fn read_failed(e: impl std::fmt::Display) -> StreamingError<TypeConfig> {
+    tracing::warn!(error = %e, "reading a snapshot to send failed");
+    StreamingError::Network(NetworkError::new(&std::io::Error::other(format!("reading the snapshot: {e}"))))
+}
+
 impl GroupClient {
     async fn call(&self, body: Request, ttl: Duration) -> Result<Response, CallError> {
         self.net.peers.call(&self.addr, &self.net.group, self.net.epoch, body, ttl).await
@@ -118,9 +155,11 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         }
     }
 
-    /// Sends the snapshot in pieces of the configured chunk size, each its
-    /// own frame with its own deadline, so a large snapshot neither hits the
-    /// frame limit nor holds the connection for one long write.
+    /// Streams the snapshot out of the state file: each piece is read
+    /// while the one before it travels, and goes in its own frame with its
+    /// own deadline, so a large snapshot is never whole in memory, never
+    /// hits the frame limit and never holds the connection for one long
+    /// write. A last, empty piece marks the end; the receiver installs on it.
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -129,30 +168,39 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let chunk = option.snapshot_chunk_size().unwrap_or(SNAPSHOT_CHUNK).max(1);
-        let data = snapshot.snapshot.into_inner();
         let meta = snapshot.meta;
+        let Some(mut pieces) = snapshot.snapshot.into_pieces() else {
+            return Err(read_failed("a staged snapshot cannot be sent on"));
+        };
         tokio::pin!(cancel);
-        let mut offset = 0;
-        loop {
-            let end = (offset + chunk).min(data.len());
-            let done = end == data.len();
-            let body = Request::Snapshot {
-                vote,
-                meta: meta.clone(),
-                offset: offset as u64,
-                data: data[offset..end].to_vec(),
-                done,
+        let mut offset = 0u64;
+        let mut next = Some(read_piece(pieces, chunk));
+        while let Some(reading) = next.take() {
+            let (back, piece) = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                r = reading => r?,
             };
+            pieces = back;
+            let done = piece.is_none();
+            let data = piece.unwrap_or_default();
+            let len = data.len() as u64;
+            let ttl = piece_ttl(option.hard_ttl(), if done { offset } else { len });
+            let send = self.call(Request::Snapshot { vote, meta: meta.clone(), offset, data, done }, ttl);
+            // Read the following piece while this one travels.
+            if !done {
+                next = Some(read_piece(pieces, chunk));
+            }
             let reply = tokio::select! {
                 closed = &mut cancel => return Err(StreamingError::Closed(closed)),
-                r = self.call(body, option.hard_ttl()) => r.map_err(rpc_err)?,
+                r = send => r.map_err(rpc_err)?,
             };
             match reply {
                 Response::Snapshot(Some(r)) if done => return Ok(r),
-                Response::Snapshot(None) if !done => offset = end,
+                Response::Snapshot(None) if !done => offset += len,
                 other => return Err(unexpected(other).into()),
             }
         }
+        unreachable!("the loop ends on the last piece's answer")
     }
 
     async fn transfer_leader(
