@@ -100,12 +100,21 @@ impl Machine for CpMachine {
         Ok(Box::new(WholePieces::new(data)))
     }
 
-    fn stage(&self, txn: &WriteTransaction, first: bool, piece: &[u8]) -> Result<(), String> {
-        snapshot::stage_whole(txn, STAGE_KEY, first, piece)
+    fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String> {
+        Ok(snapshot::stage_whole(STAGE_KEY, first, piece))
+    }
+
+    fn check_staged(&self, state: &Db) -> Result<(), String> {
+        let data = snapshot::read_staged(state, STAGE_KEY)?;
+        if !data.is_empty() {
+            decode_state(&data)?;
+        }
+        Ok(())
     }
 
     fn import_staged(&self, txn: &WriteTransaction) -> Result<(), String> {
         let data = snapshot::take_staged(txn, STAGE_KEY)?;
+        // Decoded once by `check_staged`: this cannot fail now.
         let state: ClusterState = if data.is_empty() { ClusterState::default() } else { decode_state(&data)? };
         Self::persist(txn, &state)
     }

@@ -14,7 +14,7 @@
 //! placed; the host records it so a restarted node brings back every group
 //! it hosted before it has heard from the control plane.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ impl Default for RaftTuning {
             election_max_ms: 1000,
             snapshot_every: 20_000,
             keep_after_snapshot: 5_000,
-            snapshot_chunk_bytes: 1 << 20,
+            snapshot_chunk_bytes: 4 << 20,
         }
     }
 }
@@ -89,20 +89,42 @@ pub struct GroupHandle {
     incoming: Arc<tokio::sync::Mutex<Option<Incoming>>>,
 }
 
+/// Pieces of a snapshot whose staging may still be running while the
+/// next ones arrive: the network and the state writer work side by side,
+/// and the sender is held back once this many are queued.
+const STAGING_AHEAD: usize = 2;
+
+type Staging = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
 /// A snapshot whose pieces are arriving.
 struct Incoming {
     vote: Vote,
     meta: SnapshotMeta,
-    /// Bytes staged so far.
+    /// Bytes taken so far.
     received: u64,
+    /// Stagings queued and not yet heard back from, oldest first.
+    staging: VecDeque<Staging>,
+    started: std::time::Instant,
+}
+
+impl Incoming {
+    /// Wait until at most `ahead` stagings are outstanding.
+    async fn settle(&mut self, ahead: usize) -> Result<(), String> {
+        while self.staging.len() > ahead {
+            let rx = self.staging.pop_front().expect("longer than ahead");
+            rx.await.map_err(|_| "the storage writer stopped".to_string())??;
+        }
+        Ok(())
+    }
 }
 
 impl GroupHandle {
-    /// Take one piece of a snapshot and stage it in the state file; the
-    /// last piece installs what was staged. Pieces come in order from
-    /// offset 0: a piece at offset 0 starts over (the leader restarted the
-    /// transfer), any other piece must continue the same snapshot exactly
-    /// where the last one ended.
+    /// Take one piece of a snapshot and queue its staging in the state
+    /// file; the last piece installs what was staged. Pieces come in order
+    /// from offset 0: a piece at offset 0 starts over (the leader restarted
+    /// the transfer), any other piece must continue the same snapshot
+    /// exactly where the last one ended. A piece that cannot be read or
+    /// staged ends the transfer; the leader starts it over.
     async fn receive_snapshot(
         &self,
         vote: Vote,
@@ -113,7 +135,8 @@ impl GroupHandle {
     ) -> Result<Option<openraft::raft::SnapshotResponse<crate::types::TypeConfig>>, WireError> {
         let mut incoming = self.incoming.lock().await;
         if offset == 0 {
-            *incoming = Some(Incoming { vote, meta: meta.clone(), received: 0 });
+            let started = std::time::Instant::now();
+            *incoming = Some(Incoming { vote, meta: meta.clone(), received: 0, staging: VecDeque::new(), started });
         }
         let Some(cur) = incoming.as_mut() else {
             return Err(WireError::Raft(format!("snapshot piece at offset {offset} with no transfer under way")));
@@ -122,24 +145,43 @@ impl GroupHandle {
             *incoming = None;
             return Err(WireError::Raft(format!("snapshot piece at offset {offset} does not continue the transfer")));
         }
-        if offset == 0 || !data.is_empty() {
-            let len = data.len() as u64;
-            if let Err(e) = self.state.stage_piece(offset == 0, data).await {
-                *incoming = None;
-                return Err(WireError::Raft(format!("snapshot piece at offset {offset} not staged: {e}")));
+        let staged = if offset == 0 || !data.is_empty() {
+            match self.state.stage_piece(offset == 0, &data) {
+                Ok(rx) => {
+                    cur.staging.push_back(rx);
+                    cur.received += data.len() as u64;
+                    cur.settle(if done { 0 } else { STAGING_AHEAD }).await
+                }
+                Err(e) => Err(e.to_string()),
             }
-            cur.received += len;
+        } else {
+            cur.settle(0).await
+        };
+        if let Err(e) = staged {
+            *incoming = None;
+            return Err(WireError::Raft(format!("snapshot piece at offset {offset} not staged: {e}")));
         }
         if !done {
             return Ok(None);
         }
         let whole = incoming.take().expect("checked above");
+        if let Err(e) = self.state.check_staged() {
+            return Err(WireError::Raft(format!("snapshot refused: {e}")));
+        }
+        let staged = whole.started.elapsed();
+        let index = whole.meta.last_log_id.map(|l| l.index);
         let snapshot = Snapshot { meta: whole.meta, snapshot: SnapshotData::staged() };
-        self.raft
-            .install_full_snapshot(whole.vote, snapshot)
-            .await
-            .map(Some)
-            .map_err(|e| WireError::Raft(e.to_string()))
+        let r = self.raft.install_full_snapshot(whole.vote, snapshot).await;
+        tracing::info!(
+            group = %self.name,
+            ?index,
+            bytes = whole.received,
+            ?staged,
+            installed = ?(whole.started.elapsed() - staged),
+            ok = r.is_ok(),
+            "snapshot received"
+        );
+        r.map(Some).map_err(|e| WireError::Raft(e.to_string()))
     }
 }
 

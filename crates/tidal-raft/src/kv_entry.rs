@@ -19,7 +19,9 @@ pub const KV_ENTRY_VERSION: u8 = 1;
 /// encoded record, or `None` when the key was deleted since it was copied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub record: Option<Vec<u8>>,
 }
 

@@ -390,7 +390,16 @@ const PIECE_VERSION: u8 = 3;
 #[derive(Serialize, Deserialize)]
 struct KvPiece {
     ownership: Option<Ownership>,
-    rows: Vec<(Vec<u8>, Vec<u8>)>,
+    rows: Vec<PieceRow>,
+}
+
+/// A stored key and its stored record, as the table holds them.
+#[derive(Serialize, Deserialize)]
+struct PieceRow {
+    #[serde(with = "serde_bytes")]
+    key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    value: Vec<u8>,
 }
 
 /// Reads a PRG's table out of one read transaction, a piece at a time.
@@ -404,20 +413,20 @@ struct KvPieces {
 impl SnapshotPieces for KvPieces {
     fn next_piece(&mut self, max_bytes: usize) -> Result<Option<Vec<u8>>, String> {
         let ownership = self.ownership.take();
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut rows: Vec<PieceRow> = Vec::new();
         if let Some(t) = &self.table {
             let lower = self.after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
             let mut bytes = 0;
             for row in t.range::<&[u8]>((lower, Bound::Unbounded)).map_err(|e| e.to_string())? {
                 let (k, v) = row.map_err(|e| e.to_string())?;
                 bytes += k.value().len() + v.value().len();
-                rows.push((k.value().to_vec(), v.value().to_vec()));
+                rows.push(PieceRow { key: k.value().to_vec(), value: v.value().to_vec() });
                 if bytes >= max_bytes {
                     break;
                 }
             }
             match rows.last() {
-                Some((k, _)) => self.after = Some(k.clone()),
+                Some(r) => self.after = Some(r.key.clone()),
                 None => self.table = None,
             }
         }
@@ -852,35 +861,51 @@ impl Machine for KvMachine {
         Ok(Box::new(KvPieces { ownership: Some(ownership), table, after: None }))
     }
 
-    fn stage(&self, txn: &WriteTransaction, first: bool, piece: &[u8]) -> Result<(), String> {
-        if first {
-            drop_staged(txn, &self.group, &self.staging)?;
-        }
-        if piece.is_empty() {
-            return Ok(());
-        }
-        let piece: KvPiece = match split_version(piece) {
-            (PIECE_VERSION, b) => decode(b).map_err(|e| format!("snapshot piece: {e}"))?,
-            (v, _) => return Err(format!("snapshot piece of format {v}: this node reads format {PIECE_VERSION}")),
+    fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String> {
+        let piece: Option<KvPiece> = if piece.is_empty() {
+            None
+        } else {
+            match split_version(piece) {
+                (PIECE_VERSION, b) => Some(decode(b).map_err(|e| format!("snapshot piece: {e}"))?),
+                (v, _) => return Err(format!("snapshot piece of format {v}: this node reads format {PIECE_VERSION}")),
+            }
         };
-        if let Some(o) = &piece.ownership {
-            if o.slot_count() != self.spec.slots {
+        let ownership = match piece.as_ref().and_then(|p| p.ownership.as_ref()) {
+            Some(o) if o.slot_count() != self.spec.slots => {
                 return Err(format!(
                     "snapshot of {} slots for {}, a PRG of {} slots",
                     o.slot_count(),
                     self.group,
                     self.spec.slots
-                ));
+                ))
             }
-            put_meta(txn, &self.group, OWNERSHIP_IN, &encode_versioned(OWNERSHIP_VERSION, o))?;
-        }
-        if !piece.rows.is_empty() {
-            let mut t = txn.open_table(Def::new(&self.staging)).map_err(|e| e.to_string())?;
-            for (k, v) in &piece.rows {
-                t.insert(k.as_slice(), v.as_slice()).map_err(|e| e.to_string())?;
+            Some(o) => Some(encode_versioned(OWNERSHIP_VERSION, o)),
+            None => None,
+        };
+        let rows = piece.map(|p| p.rows).unwrap_or_default();
+        let (group, staging) = (self.group.clone(), self.staging.clone());
+        Ok(Box::new(move |txn: &WriteTransaction| {
+            if first {
+                drop_staged(txn, &group, &staging)?;
             }
+            if let Some(o) = &ownership {
+                put_meta(txn, &group, OWNERSHIP_IN, o)?;
+            }
+            if !rows.is_empty() {
+                let mut t = txn.open_table(Def::new(&staging)).map_err(|e| e.to_string())?;
+                for r in &rows {
+                    t.insert(r.key.as_slice(), r.value.as_slice()).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        }))
+    }
+
+    fn check_staged(&self, state: &Db) -> Result<(), String> {
+        match read_raw(state, &self.group, OWNERSHIP_IN).map_err(|e| e.to_string())? {
+            Some(_) => Ok(()),
+            None => Err(format!("{}: the staged snapshot carries no ownership", self.group)),
         }
-        Ok(())
     }
 
     fn import_staged(&self, txn: &WriteTransaction) -> Result<(), String> {
@@ -889,16 +914,17 @@ impl Machine for KvMachine {
             let staged = m.remove((self.group.as_str(), OWNERSHIP_IN)).map_err(|e| e.to_string())?;
             staged.map(|v| v.value().to_vec())
         };
-        let Some(ownership) = ownership else {
-            return Err(format!("{}: the staged snapshot carries no ownership", self.group));
-        };
         txn.delete_table(Def::new(&self.table)).map_err(|e| e.to_string())?;
         match txn.rename_table(Def::new(&self.staging), Def::new(&self.table)) {
             // No rows were staged: the PRG holds none.
             Ok(()) | Err(TableError::TableDoesNotExist(_)) => {}
             Err(e) => return Err(e.to_string()),
         }
-        put_meta(txn, &self.group, OWNERSHIP, &ownership)
+        // Checked before the install: a staged snapshot always has one.
+        match ownership {
+            Some(o) => put_meta(txn, &self.group, OWNERSHIP, &o),
+            None => Ok(()),
+        }
     }
 
     fn reload(&self, state: &Db) -> Result<(), String> {

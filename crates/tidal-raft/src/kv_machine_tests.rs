@@ -200,8 +200,8 @@ fn pieces(m: &KvMachine, s: &Storage, max: usize) -> Vec<Vec<u8>> {
 /// Stage `pieces` on `s` in one transaction each, as they arrive over the network.
 async fn stage_all(m: &Arc<KvMachine>, s: &Storage, pieces: Vec<Vec<u8>>) {
     for (i, p) in pieces.into_iter().enumerate() {
-        let m = m.clone();
-        s.state().writer().call(false, move |txn| m.stage(txn, i == 0, &p)).await.unwrap();
+        let job = m.stage(i == 0, &p).unwrap();
+        s.state().writer().call(false, job).await.unwrap();
     }
 }
 
@@ -223,6 +223,7 @@ async fn snapshots_stream_in_pieces_and_carry_the_ownership() {
     // A transfer cut off after two pieces, then one that starts over.
     stage_all(&h, &other, cut[..2].to_vec()).await;
     stage_all(&h, &other, cut.clone()).await;
+    h.check_staged(other.state()).unwrap();
     let m = h.clone();
     other.state().writer().call(true, move |txn| m.import_staged(txn)).await.unwrap();
     let h = KvMachine::open("t:0", Some(spec), &other).await.unwrap();
@@ -235,19 +236,15 @@ async fn snapshots_stream_in_pieces_and_carry_the_ownership() {
 #[tokio::test]
 async fn a_snapshot_piece_of_another_format_or_shape_is_refused() {
     let s = Storage::in_memory().unwrap();
-    let h = Arc::new(KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] }));
-    let m = h.clone();
+    let h = KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] });
     let old = encode_versioned(2, &(Vec::<u8>::new(), 1u8));
-    let err = s.state().writer().call(false, move |txn| m.stage(txn, true, &old)).await.unwrap_err().to_string();
+    let err = h.stage(true, &old).err().expect("refused");
     assert!(err.contains("format 2"), "{err}");
     let wide = KvPiece { ownership: Some(Ownership::genesis(16, &[0..16])), rows: vec![] };
-    let m = h.clone();
-    let piece = encode_versioned(PIECE_VERSION, &wide);
-    let err = s.state().writer().call(false, move |txn| m.stage(txn, true, &piece)).await.unwrap_err().to_string();
+    let err = h.stage(true, &encode_versioned(PIECE_VERSION, &wide)).err().expect("refused");
     assert!(err.contains("16 slots"), "{err}");
     // Nothing was staged: there is nothing to install.
-    let m = h.clone();
-    let err = s.state().writer().call(true, move |txn| m.import_staged(txn)).await.unwrap_err().to_string();
+    let err = h.check_staged(s.state()).unwrap_err();
     assert!(err.contains("no ownership"), "{err}");
 }
 

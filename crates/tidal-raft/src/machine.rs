@@ -48,13 +48,20 @@ pub trait Machine: Send + Sync + 'static {
     /// ([`crate::snapshot`]).
     fn export(&self, txn: &ReadTransaction) -> Result<Box<dyn SnapshotPieces>, String>;
 
-    /// Stage one piece of an arriving snapshot next to the live data;
-    /// `first` starts a new one, dropping whatever an unfinished earlier
-    /// transfer staged.
-    fn stage(&self, txn: &WriteTransaction, first: bool, piece: &[u8]) -> Result<(), String>;
+    /// Read one piece of an arriving snapshot and return the job that
+    /// stages it next to the live data; `first` starts a new snapshot,
+    /// dropping whatever an unfinished earlier transfer staged. A piece the
+    /// machine cannot read is refused here, before anything is written:
+    /// the job shares its transaction with other groups' work, so it may
+    /// fail only when the storage does.
+    fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String>;
+
+    /// Whether what is staged is a whole snapshot this machine can install.
+    fn check_staged(&self, state: &Db) -> Result<(), String>;
 
     /// Replace everything the state file holds for this machine with the
-    /// snapshot staged so far.
+    /// staged snapshot, which [`check_staged`](Machine::check_staged) has
+    /// accepted.
     fn import_staged(&self, txn: &WriteTransaction) -> Result<(), String>;
 
     /// Forget what is held in memory and read the state file again (after

@@ -23,7 +23,8 @@
 use redb::WriteTransaction;
 
 use crate::log_store::put_meta;
-use crate::storage::META;
+use crate::machine::FlushJob;
+use crate::storage::{Db, META};
 
 /// Reads a machine's data out of one read transaction, a piece at a time.
 pub trait SnapshotPieces: Send + 'static {
@@ -103,12 +104,24 @@ impl SnapshotPieces for WholePieces {
 /// Where [`stage_whole`] gathers a whole-record snapshot.
 const STAGED_WHOLE: &str = "snapshot-in";
 
-/// Stage one piece of a whole-record snapshot of `group` (the first piece
-/// of a transfer drops what an earlier, unfinished one staged).
-pub fn stage_whole(txn: &WriteTransaction, group: &str, first: bool, piece: &[u8]) -> Result<(), String> {
-    let mut staged = if first { Vec::new() } else { take_staged(txn, group)? };
-    staged.extend_from_slice(piece);
-    put_meta(txn, group, STAGED_WHOLE, &staged)
+/// The job that stages one piece of a whole-record snapshot of `group`
+/// (the first piece of a transfer drops what an earlier, unfinished one
+/// staged).
+pub fn stage_whole(group: &str, first: bool, piece: &[u8]) -> FlushJob {
+    let (group, piece) = (group.to_string(), piece.to_vec());
+    Box::new(move |txn: &WriteTransaction| {
+        let mut staged = if first { Vec::new() } else { take_staged(txn, &group)? };
+        staged.extend_from_slice(&piece);
+        put_meta(txn, &group, STAGED_WHOLE, &staged)
+    })
+}
+
+/// The whole record staged for `group`, as the state file holds it.
+pub fn read_staged(state: &Db, group: &str) -> Result<Vec<u8>, String> {
+    let txn = state.read().map_err(|e| e.to_string())?;
+    let t = txn.open_table(META).map_err(|e| e.to_string())?;
+    let staged = t.get((group, STAGED_WHOLE)).map_err(|e| e.to_string())?;
+    Ok(staged.map(|v| v.value().to_vec()).unwrap_or_default())
 }
 
 /// The whole record staged for `group`, removed from the staging area.
@@ -137,11 +150,13 @@ mod tests {
         let s = crate::Storage::in_memory().unwrap();
         let stage = |first: bool, piece: &'static [u8]| {
             let w = s.state().writer().clone();
-            async move { w.call(false, move |txn| stage_whole(txn, "_cp", first, piece)).await.unwrap() }
+            let job = stage_whole("_cp", first, piece);
+            async move { w.call(false, job).await.unwrap() }
         };
         stage(true, b"old").await;
         stage(true, b"ab").await;
         stage(false, b"cd").await;
+        assert_eq!(read_staged(s.state(), "_cp").unwrap(), b"abcd");
         let got = s.state().writer().call(false, |txn| take_staged(txn, "_cp")).await.unwrap();
         assert_eq!(got, b"abcd");
         let again = s.state().writer().call(false, |txn| take_staged(txn, "_cp")).await.unwrap();

@@ -136,17 +136,23 @@ impl GroupStateMachine {
         .map_err(io_err)?
     }
 
-    /// Stage one piece of a snapshot being received (`first` starts a new
-    /// one). Not durable on its own: the install that ends the transfer is.
-    pub async fn stage_piece(&self, first: bool, piece: Vec<u8>) -> Result<(), io::Error> {
-        let machine = self.shared.machine.clone();
-        self.shared
-            .storage
-            .state()
-            .writer()
-            .call(false, move |txn| machine.stage(txn, first, &piece))
-            .await
-            .map_err(io_err)
+    /// Queue the staging of one piece of a snapshot being received
+    /// (`first` starts a new one); the receiver hears when it has
+    /// committed. Pieces stage in the order they are queued. A piece the
+    /// machine cannot read is refused at once, and nothing is queued. Not
+    /// durable on its own: the install that ends the transfer is.
+    pub fn stage_piece(&self, first: bool, piece: &[u8]) -> Result<oneshot::Receiver<Result<(), String>>, io::Error> {
+        let job = self.shared.machine.stage(first, piece).map_err(io_err)?;
+        let (tx, rx) = oneshot::channel();
+        self.shared.storage.state().writer().submit(false, job, move |r| {
+            let _ = tx.send(r);
+        });
+        Ok(rx)
+    }
+
+    /// Whether what is staged is a whole snapshot the machine can install.
+    pub fn check_staged(&self) -> Result<(), io::Error> {
+        self.shared.machine.check_staged(self.shared.storage.state()).map_err(io_err)
     }
 
     fn applied(&self) -> MutexGuard<'_, Applied> {
@@ -290,6 +296,26 @@ impl GroupStateMachine {
     }
 }
 
+impl GroupStateMachine {
+    /// Stage every piece of a snapshot read on this node, then check it.
+    async fn stage_all(&self, mut pieces: Box<dyn crate::snapshot::SnapshotPieces>) -> Result<(), io::Error> {
+        let mut first = true;
+        loop {
+            let (back, piece) = tokio::task::spawn_blocking(move || {
+                let p = pieces.next_piece(LOCAL_PIECE);
+                (pieces, p)
+            })
+            .await
+            .map_err(io_err)?;
+            pieces = back;
+            let Some(piece) = piece.map_err(io_err)? else { break };
+            self.stage_piece(first, &piece)?.await.map_err(io_err)?.map_err(io_err)?;
+            first = false;
+        }
+        self.check_staged()
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     type SnapshotData = SnapshotData;
 
@@ -345,19 +371,20 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         // No flush may run meanwhile: it would write data the snapshot replaces.
         self.when_idle(|a| a.flushing = true).await?;
         let (last, membership) = (meta.last_log_id, meta.last_membership.clone());
+        // A snapshot read here rather than received (a local install) is
+        // staged first, like a received one.
+        if let Some(pieces) = snapshot.into_pieces() {
+            if let Err(e) = self.stage_all(pieces).await {
+                self.applied().flushing = false;
+                s.flush_done.notify_waiters();
+                return Err(e);
+            }
+        }
         let written = s
             .storage
             .state()
             .writer()
             .call(true, move |txn| {
-                // A snapshot read here rather than received (a local
-                // install) is staged first, like a received one.
-                if let Some(mut pieces) = snapshot.into_pieces() {
-                    machine.stage(txn, true, &[])?;
-                    while let Some(p) = pieces.next_piece(LOCAL_PIECE)? {
-                        machine.stage(txn, false, &p)?;
-                    }
-                }
                 machine.import_staged(txn)?;
                 put_meta(txn, &group, "applied", &encode(&meta.last_log_id))?;
                 put_meta(txn, &group, "membership", &encode(&meta.last_membership))

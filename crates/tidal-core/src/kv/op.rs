@@ -82,6 +82,7 @@ pub enum WriteOp {
     /// SET, SETEX, PSETEX, GETSET. `get` makes the reply the old value.
     Set {
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         expiry: Expiry,
         cond: SetCond,
@@ -105,12 +106,14 @@ pub enum WriteOp {
     },
     Append {
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// SETRANGE; `offset` was checked non-negative by the parser.
     SetRange {
         key: Vec<u8>,
         offset: u64,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     GetDel {

@@ -17,6 +17,7 @@ const V1_EXPIRING: u8 = 0x11;
 /// A string value and its optional absolute expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Unix milliseconds after which the key no longer exists.
     pub expire_at_ms: Option<u64>,

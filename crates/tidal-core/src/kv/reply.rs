@@ -17,7 +17,7 @@ pub enum Reply {
     /// `WRONGTYPE ...`, `NOPROTO ...`, `CROSSSLOT ...`.
     Error(String),
     Int(i64),
-    Bulk(Vec<u8>),
+    Bulk(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A missing value: `$-1` in RESP2, `_` in RESP3.
     Nil,
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.

@@ -29,12 +29,13 @@ pub enum Request {
         vote: Vote,
         meta: SnapshotMeta,
         offset: u64,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         done: bool,
     },
     /// A request for the layer above (forwarded client commands, control
     /// plane calls); opaque to the transport.
-    App(Vec<u8>),
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The leader hands leadership to the receiver, which starts an
     /// election at once instead of waiting for a timeout.
     TransferLeader(openraft::raft::TransferLeaderRequest<TypeConfig>),
@@ -47,7 +48,7 @@ pub enum Response {
     /// A snapshot piece was taken; the last piece's answer carries the
     /// receiver's vote.
     Snapshot(Option<openraft::raft::SnapshotResponse<TypeConfig>>),
-    App(Vec<u8>),
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
     TransferLeader(openraft::raft::TransferLeaderResponse<TypeConfig>),
 }
 
