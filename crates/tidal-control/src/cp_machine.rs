@@ -104,6 +104,10 @@ impl Machine for CpMachine {
         Ok(snapshot::stage_whole(STAGE_KEY, first, piece))
     }
 
+    fn unstage(&self) -> FlushJob {
+        Box::new(|txn: &WriteTransaction| snapshot::take_staged(txn, STAGE_KEY).map(drop))
+    }
+
     fn check_staged(&self, state: &Db) -> Result<(), String> {
         let data = snapshot::read_staged(state, STAGE_KEY)?;
         if !data.is_empty() {

@@ -143,6 +143,7 @@ impl GroupHandle {
         };
         if cur.vote != vote || cur.meta != meta || cur.received != offset {
             *incoming = None;
+            self.state.discard_staged();
             return Err(WireError::Raft(format!("snapshot piece at offset {offset} does not continue the transfer")));
         }
         let staged = if offset == 0 || !data.is_empty() {
@@ -159,6 +160,7 @@ impl GroupHandle {
         };
         if let Err(e) = staged {
             *incoming = None;
+            self.state.discard_staged();
             return Err(WireError::Raft(format!("snapshot piece at offset {offset} not staged: {e}")));
         }
         if !done {
@@ -166,12 +168,16 @@ impl GroupHandle {
         }
         let whole = incoming.take().expect("checked above");
         if let Err(e) = self.state.check_staged() {
+            self.state.discard_staged();
             return Err(WireError::Raft(format!("snapshot refused: {e}")));
         }
         let staged = whole.started.elapsed();
         let index = whole.meta.last_log_id.map(|l| l.index);
         let snapshot = Snapshot { meta: whole.meta, snapshot: SnapshotData::staged() };
         let r = self.raft.install_full_snapshot(whole.vote, snapshot).await;
+        // An install took what was staged; a snapshot no newer than what the
+        // group holds (or a refused one) left it there.
+        self.state.discard_staged();
         tracing::info!(
             group = %self.name,
             ?index,

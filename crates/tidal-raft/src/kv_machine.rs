@@ -901,6 +901,11 @@ impl Machine for KvMachine {
         }))
     }
 
+    fn unstage(&self) -> FlushJob {
+        let (group, staging) = (self.group.clone(), self.staging.clone());
+        Box::new(move |txn: &WriteTransaction| drop_staged(txn, &group, &staging))
+    }
+
     fn check_staged(&self, state: &Db) -> Result<(), String> {
         match read_raw(state, &self.group, OWNERSHIP_IN).map_err(|e| e.to_string())? {
             Some(_) => Ok(()),

@@ -220,8 +220,16 @@ async fn snapshots_stream_in_pieces_and_carry_the_ownership() {
     let other = Storage::in_memory().unwrap();
     let spec = KvSpec { slots: SLOTS, genesis: vec![] };
     let h = Arc::new(KvMachine::new("t:0", &spec));
-    // A transfer cut off after two pieces, then one that starts over.
+    // A transfer cut off after two pieces is dropped; a later one stages
+    // over what another cut-off transfer left.
     stage_all(&h, &other, cut[..2].to_vec()).await;
+    other.state().writer().call(false, h.unstage()).await.unwrap();
+    assert!(h.check_staged(other.state()).is_err(), "nothing staged after unstage");
+    {
+        let txn = other.state().read().unwrap();
+        assert!(matches!(txn.open_table(Def::new("kvs-in/t:0")), Err(TableError::TableDoesNotExist(_))));
+    }
+    stage_all(&h, &other, cut[..3].to_vec()).await;
     stage_all(&h, &other, cut.clone()).await;
     h.check_staged(other.state()).unwrap();
     let m = h.clone();

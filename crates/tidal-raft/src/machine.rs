@@ -59,6 +59,10 @@ pub trait Machine: Send + Sync + 'static {
     /// Whether what is staged is a whole snapshot this machine can install.
     fn check_staged(&self, state: &Db) -> Result<(), String>;
 
+    /// The job that drops whatever is staged (nothing, once an install
+    /// has taken it).
+    fn unstage(&self) -> FlushJob;
+
     /// Replace everything the state file holds for this machine with the
     /// staged snapshot, which [`check_staged`](Machine::check_staged) has
     /// accepted.

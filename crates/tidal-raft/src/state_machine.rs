@@ -150,6 +150,19 @@ impl GroupStateMachine {
         Ok(rx)
     }
 
+    /// Drop whatever a transfer staged and did not install (a transfer
+    /// refused or cut short, or a snapshot openraft found no newer than
+    /// what the group holds). Queued behind every staging before it.
+    pub fn discard_staged(&self) {
+        let job = self.shared.machine.unstage();
+        let group = self.shared.group.clone();
+        self.shared.storage.state().writer().submit(false, job, move |r: Result<(), String>| {
+            if let Err(e) = r {
+                tracing::warn!(%group, error = %e, "could not drop a staged snapshot; the next transfer or restart does");
+            }
+        });
+    }
+
     /// Whether what is staged is a whole snapshot the machine can install.
     pub fn check_staged(&self) -> Result<(), io::Error> {
         self.shared.machine.check_staged(self.shared.storage.state()).map_err(io_err)
