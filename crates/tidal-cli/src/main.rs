@@ -50,7 +50,24 @@ enum Cmd {
     Leader(moves::LeaderArgs),
 }
 
+/// `tidal status | head` closes the pipe before everything is printed, and
+/// printing then panics. Exit as a command stopped by SIGPIPE does
+/// (128 + 13), quietly, instead of reporting a panic.
+fn quiet_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if msg.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(141);
+        }
+        report(info)
+    }));
+}
+
 fn main() {
+    quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

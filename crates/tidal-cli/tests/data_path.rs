@@ -197,6 +197,19 @@ fn a_three_node_cluster_serves_redis_http_and_admin_clients() {
     let groups = status["prgs"].as_array().unwrap();
     assert_eq!(groups.len(), 5, "4 PRGs and _cp: {groups:?}");
     assert!(groups.iter().all(|g| g["leader"].is_u64()));
+    // Its reader goes away before it prints (`tidal status | head -0`): it
+    // stops quietly, as a command stopped by SIGPIPE does, without a panic.
+    let mut status = std::process::Command::new(common::BIN)
+        .args(["status", "--http", h])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(status.stdout.take());
+    let out = status.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(matches!(out.status.code(), Some(0 | 141)), "{:?}: {stderr}", out.status);
 
     // A malformed frame: protocol error, then the connection closes.
     let mut m = c.client(0);
