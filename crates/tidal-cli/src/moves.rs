@@ -235,7 +235,7 @@ fn follow(t: &Target, id: u64) -> i32 {
         };
         bar.set_position((fraction * 1000.0) as u64);
         if m["kind"] == "replica" {
-            bar.set_message(format!("{state}{lag}"));
+            bar.set_message(format!("{state} {} at {}/s{lag}", mib(bytes), mib(rate)));
         } else {
             bar.set_message(format!("{state} {} at {}/s {eta}", mib(bytes), mib(rate)));
         }
@@ -257,13 +257,15 @@ fn print_move(m: &Value) {
     let opt = |k: &str| m[k].as_u64().map_or("-".to_string(), |v| v.to_string());
     if m["kind"] == "replica" {
         println!(
-            "move {} (replica of {} from node {} to node {}): {} in {} ms",
+            "move {} (replica of {} from node {} to node {}): {} in {} ms, {} sent to the learner ({}/s)",
             m["id"],
             m["prg"].as_str().unwrap_or(""),
             m["from"],
             m["to"],
             m["state"].as_str().unwrap_or("?"),
             m["elapsedMs"],
+            mib(m["bytes"].as_u64().unwrap_or(0)),
+            mib(m["bytesPerSec"].as_u64().unwrap_or(0)),
         );
         if let Some(e) = m["error"].as_str() {
             println!("  last error: {e}");
@@ -341,7 +343,7 @@ pub fn run_moves(a: MovesArgs) -> i32 {
                     format!("node {}", m["from"]),
                     format!("node {}", m["to"]),
                     m["state"].as_str().unwrap_or(""),
-                    "-",
+                    mib(m["bytes"].as_u64().unwrap_or(0)),
                     "-",
                 );
                 continue;

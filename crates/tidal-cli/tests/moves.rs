@@ -344,6 +344,8 @@ fn a_replica_moves_to_another_node_under_verified_load() {
     ]);
     let m = json_of(&out);
     assert_eq!(m["state"], "done", "{m}");
+    // The learner took what the load had written: the move counts it.
+    assert!(m["bytes"].as_u64().unwrap_or(0) > 0, "{m}");
     assert_clean(load.wait_with_output().unwrap());
 
     let want: Vec<u64> = members.iter().copied().filter(|n| *n != leader).chain([spare]).collect();

@@ -62,6 +62,9 @@ pub enum CpCommand {
     /// directory holds its id (see [`Registration`]). A Draining node stays
     /// Draining.
     Register(Registration),
+    /// Record how far a replica move's learner has come, if the move is
+    /// still in `expect`.
+    ReplicaProgress { id: MoveId, expect: ReplicaPhase, lag: u64, bytes: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +182,16 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             update_replica_move(state, now_ms, *id, *expect, *phase, *lag, error.as_deref()).err()
         }
         CpCommand::CommitReplicaMove { id } => commit_replica_move(state, now_ms, *id).err(),
+        CpCommand::ReplicaProgress { id, expect, lag, bytes } => match state.replica_moves.get_mut(id) {
+            None => Some(format!("no move {id}")),
+            Some(m) if m.phase != *expect => Some(format!("move {id} is {}, not {}", m.phase.name(), expect.name())),
+            Some(m) => {
+                m.lag = Some(*lag);
+                m.bytes = *bytes;
+                m.updated_ms = now_ms;
+                None
+            }
+        },
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {
@@ -351,6 +364,7 @@ fn start_replica_move(
             to,
             phase: ReplicaPhase::AddingLearner,
             lag: None,
+            bytes: 0,
             created_ms: now_ms,
             updated_ms: now_ms,
             finished_ms: None,

@@ -191,6 +191,12 @@ fn a_replica_move_adds_a_learner_then_replaces_the_member() {
     let slots = CpCommand::StartMove { tenant: "t".into(), slots: vec![0], from: None, to: PrgId::new("t", 2) };
     assert!(refused(apply(&mut s, 2, &slots)).contains("replica"));
     refused(apply(&mut s, 2, &CpCommand::CommitReplicaMove { id }));
+    // The learner's progress is recorded while it catches up, and only then.
+    let progress = |expect, bytes| CpCommand::ReplicaProgress { id, expect, lag: 7, bytes };
+    apply(&mut s, 3, &progress(ReplicaPhase::AddingLearner, 4096));
+    assert_eq!((s.replica_moves[&id].lag, s.replica_moves[&id].bytes), (Some(7), 4096));
+    assert!(refused(apply(&mut s, 3, &progress(ReplicaPhase::Promoting, 1))).contains("not promoting"));
+    assert_eq!(s.replica_moves[&id].bytes, 4096);
     let update = |expect, phase| CpCommand::UpdateReplicaMove { id, expect, phase, lag: Some(0), error: None };
     apply(&mut s, 3, &update(ReplicaPhase::AddingLearner, ReplicaPhase::Promoting));
     refused(apply(&mut s, 4, &CpCommand::CancelMove { id }));

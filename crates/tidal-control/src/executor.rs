@@ -77,6 +77,9 @@ pub trait MoveOps: Send + Sync + 'static {
     /// Have `prg`'s leader change its membership; the answer is a log index
     /// (or, for `LearnerLag`, the entries the learner is behind).
     fn members(&self, prg: PrgId, change: MemberChange) -> BoxFuture<Result<u64, StepError>>;
+    /// How far `node`, a learner of `prg`, has come: the entries it is
+    /// behind, and the bytes `prg`'s leader has sent it.
+    fn learner(&self, prg: PrgId, node: NodeId) -> BoxFuture<Result<(u64, u64), StepError>>;
 }
 
 /// How moves are paced.

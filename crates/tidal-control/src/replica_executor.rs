@@ -26,13 +26,17 @@ pub enum MemberChange {
     /// Add `node` (at peer address `addr`) as a learner; it catches up by
     /// snapshot and log. Already there: nothing to do.
     AddLearner { node: NodeId, addr: String },
-    /// How many entries learner `node` is behind the leader's log.
+    /// How many entries learner `node` is behind the leader's log (still
+    /// answered for executors that do not ask for `LearnerProgress`).
     LearnerLag { node: NodeId },
     /// Make the voters the current ones with `from` replaced by `to`.
     /// Already so: nothing to do.
     ReplaceVoter { from: NodeId, to: NodeId },
     /// Remove learner `node`. Not there: nothing to do.
     RemoveLearner { node: NodeId },
+    /// How far learner `node` has come: the entries it is behind the
+    /// leader's log, and the bytes the leader has sent it.
+    LearnerProgress { node: NodeId },
 }
 
 /// How long a learner may take to catch up before the move rolls back.
@@ -111,10 +115,10 @@ impl MoveExecutor {
                 failpoint::check("replica-move/after-add-learner")?;
                 let started = Instant::now();
                 let mut reported = Instant::now();
-                loop {
-                    let lag = self.change(m, MemberChange::LearnerLag { node: m.to }).await?;
+                let bytes = loop {
+                    let (lag, bytes) = self.retry(m.id, false, || self.ops.learner(m.prg.clone(), m.to)).await?;
                     if lag <= CAUGHT_UP_ENTRIES {
-                        break;
+                        break bytes;
                     }
                     if started.elapsed() > CATCH_UP_BUDGET {
                         return Err(Stop::Failed(format!(
@@ -125,11 +129,13 @@ impl MoveExecutor {
                         return Ok(());
                     }
                     if reported.elapsed() > Duration::from_secs(1) {
-                        self.replica_phase(m, m.phase, Some(lag), None).await?;
+                        let progress = CpCommand::ReplicaProgress { id: m.id, expect: m.phase, lag, bytes };
+                        self.cp.propose(progress).await?;
                         reported = Instant::now();
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                };
+                self.cp.propose(CpCommand::ReplicaProgress { id: m.id, expect: m.phase, lag: 0, bytes }).await?;
                 self.replica_phase(m, ReplicaPhase::Promoting, Some(0), None).await?;
                 failpoint::check("replica-move/after-become-promoting")
             }

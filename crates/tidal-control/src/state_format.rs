@@ -10,16 +10,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tidal_core::ownership::MoveId;
-use tidal_core::replica_move::ReplicaMove;
+use tidal_core::replica_move::{ReplicaMove, ReplicaPhase};
 use tidal_core::slot_move::SlotMove;
 use tidal_core::{ClusterState, NodeId, NodeInfo, Placement, PrgId, Tenant};
 use tidal_raft::types::{decode, encode_versioned, split_version};
 
 use crate::command::CpCommand;
 
-/// The format version of persisted states and of new log entries: 2 since
-/// the state records each node's data-directory instance.
-pub const CP_FORMAT: u8 = 2;
+/// The format version of persisted states and of new log entries: 3 since
+/// a replica move records the bytes its learner has taken (2: each node's
+/// data-directory instance).
+pub const CP_FORMAT: u8 = 3;
 
 pub fn encode_state(s: &ClusterState) -> Vec<u8> {
     encode_versioned(CP_FORMAT, s)
@@ -29,6 +30,7 @@ pub fn decode_state(b: &[u8]) -> Result<ClusterState, String> {
     match split_version(b) {
         (0, body) => decode::<StateV0>(body).map(ClusterState::from).map_err(|e| format!("state of version 0: {e}")),
         (1, body) => decode::<StateV1>(body).map(ClusterState::from).map_err(|e| format!("state of version 1: {e}")),
+        (2, body) => decode::<StateV2>(body).map(ClusterState::from).map_err(|e| format!("state of version 2: {e}")),
         (CP_FORMAT, body) => decode(body).map_err(|e| format!("state of version {CP_FORMAT}: {e}")),
         (v, _) => Err(format!("state of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
@@ -112,14 +114,14 @@ pub(crate) struct StateV1 {
     pub tenants: BTreeMap<String, Tenant>,
     pub placements: BTreeMap<PrgId, Placement>,
     pub moves: BTreeMap<MoveId, SlotMove>,
-    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMoveV2>,
     pub next_move_id: MoveId,
 }
 
 impl From<StateV1> for ClusterState {
     /// Each node's instance is recorded by its next registration.
     fn from(old: StateV1) -> Self {
-        ClusterState {
+        ClusterState::from(StateV2 {
             version: old.version,
             routing_epoch: old.routing_epoch,
             cp_members: old.cp_members,
@@ -130,6 +132,73 @@ impl From<StateV1> for ClusterState {
             replica_moves: old.replica_moves,
             next_move_id: old.next_move_id,
             instances: BTreeMap::new(),
+        })
+    }
+}
+
+/// A replica move as versions 1 and 2 wrote it: no bytes.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicaMoveV2 {
+    pub id: MoveId,
+    pub prg: PrgId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub phase: ReplicaPhase,
+    pub lag: Option<u64>,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+}
+
+impl From<ReplicaMoveV2> for ReplicaMove {
+    fn from(o: ReplicaMoveV2) -> Self {
+        ReplicaMove {
+            id: o.id,
+            prg: o.prg,
+            from: o.from,
+            to: o.to,
+            phase: o.phase,
+            lag: o.lag,
+            bytes: 0,
+            created_ms: o.created_ms,
+            updated_ms: o.updated_ms,
+            finished_ms: o.finished_ms,
+            cancel_requested: o.cancel_requested,
+            error: o.error,
+        }
+    }
+}
+
+/// The cluster state as version 2 wrote it: replica moves without bytes.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV2 {
+    pub version: u64,
+    pub routing_epoch: u64,
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMoveV2>,
+    pub next_move_id: MoveId,
+    pub instances: BTreeMap<NodeId, u64>,
+}
+
+impl From<StateV2> for ClusterState {
+    fn from(old: StateV2) -> Self {
+        ClusterState {
+            version: old.version,
+            routing_epoch: old.routing_epoch,
+            cp_members: old.cp_members,
+            nodes: old.nodes,
+            tenants: old.tenants,
+            placements: old.placements,
+            moves: old.moves,
+            replica_moves: old.replica_moves.into_iter().map(|(id, m)| (id, m.into())).collect(),
+            next_move_id: old.next_move_id,
+            instances: old.instances,
         }
     }
 }
@@ -201,11 +270,47 @@ mod tests {
             tenants: s.tenants.clone(),
             placements: s.placements.clone(),
             moves: s.moves.clone(),
-            replica_moves: s.replica_moves.clone(),
+            replica_moves: BTreeMap::new(),
             next_move_id: s.next_move_id,
         };
         let back = decode_state(&encode_versioned(1, &v1)).unwrap();
         assert_eq!(back, s);
         assert!(back.instances.is_empty());
+    }
+
+    #[test]
+    fn a_state_of_version_2_reads_its_replica_moves_without_bytes() {
+        let mut s = decode_state(&encode(&old_state())).unwrap();
+        s.instances.insert(1, 77);
+        let m = ReplicaMoveV2 {
+            id: 3,
+            prg: PrgId::new("default", 1),
+            from: 3,
+            to: 4,
+            phase: ReplicaPhase::Promoting,
+            lag: Some(0),
+            created_ms: 10,
+            updated_ms: 20,
+            finished_ms: None,
+            cancel_requested: false,
+            error: None,
+        };
+        let v2 = StateV2 {
+            version: s.version,
+            routing_epoch: s.routing_epoch,
+            cp_members: s.cp_members.clone(),
+            nodes: s.nodes.clone(),
+            tenants: s.tenants.clone(),
+            placements: s.placements.clone(),
+            moves: s.moves.clone(),
+            replica_moves: BTreeMap::from([(3, m.clone())]),
+            next_move_id: 4,
+            instances: s.instances.clone(),
+        };
+        let back = decode_state(&encode_versioned(2, &v2)).unwrap();
+        let r = &back.replica_moves[&3];
+        assert_eq!((r.phase, r.lag, r.bytes, r.updated_ms), (ReplicaPhase::Promoting, Some(0), 0, 20));
+        assert_eq!(back.instances, s.instances);
+        assert_eq!(decode_state(&encode_state(&back)).unwrap(), back);
     }
 }

@@ -76,6 +76,9 @@ pub struct ReplicaMove {
     pub phase: ReplicaPhase,
     /// Entries the learner was behind at the last look (leader's view).
     pub lag: Option<u64>,
+    /// Bytes the PRG's leader has sent the learner (entries and snapshot
+    /// pieces it took), at the last look. A new leader counts from 0.
+    pub bytes: u64,
     pub created_ms: u64,
     pub updated_ms: u64,
     pub finished_ms: Option<u64>,
@@ -217,6 +220,7 @@ mod tests {
             to: 4,
             phase: ReplicaPhase::AddingLearner,
             lag: None,
+            bytes: 0,
             created_ms: 0,
             updated_ms: 0,
             finished_ms: None,

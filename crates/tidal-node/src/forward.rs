@@ -98,6 +98,11 @@ pub enum KvResponse {
     /// (leadership changed while it was in flight).
     Ambiguous(String),
     Unavailable(String),
+    /// How far a learner has come: entries behind, bytes sent to it.
+    Learner {
+        lag: u64,
+        bytes: u64,
+    },
 }
 
 impl KvRequest {

@@ -289,6 +289,16 @@ async fn change_members(kv: &KvGroup, change: MemberChange) -> KvResponse {
                 None => KvResponse::Refused(format!("node {node} is not a learner of {}", kv.group.name)),
             };
         }
+        MemberChange::LearnerProgress { node } => {
+            let last = m.last_log_index.unwrap_or(0);
+            let matched = m.replication.as_ref().and_then(|r| r.get(&node).copied()).flatten().map(|l| l.index);
+            let bytes = kv.group.sent.to(node);
+            return match matched {
+                Some(i) => KvResponse::Learner { lag: last.saturating_sub(i), bytes },
+                None if known(node) => KvResponse::Learner { lag: last.max(1), bytes },
+                None => KvResponse::Refused(format!("node {node} is not a learner of {}", kv.group.name)),
+            };
+        }
         MemberChange::ReplaceVoter { from, to } if !voters.contains(&from) && voters.contains(&to) => {
             return KvResponse::Applied(0);
         }
@@ -395,6 +405,17 @@ impl MoveOps for NodeMoveOps {
 
     fn members(&self, prg: PrgId, change: MemberChange) -> BoxFuture<Result<u64, StepError>> {
         self.members_impl(prg, change)
+    }
+
+    fn learner(&self, prg: PrgId, node: NodeId) -> BoxFuture<Result<(u64, u64), StepError>> {
+        let shared = self.shared();
+        Box::pin(async move {
+            let req = KvRequest::Members(MemberChange::LearnerProgress { node });
+            match step_result(shared?.call_prg(&prg, req, STEP_CALL).await)? {
+                KvResponse::Learner { lag, bytes } => Ok((lag, bytes)),
+                other => Err(unexpected(other)),
+            }
+        })
     }
 
     fn catch_up(&self, m: SlotMove, after: u64) -> BoxFuture<Result<Copied, StepError>> {

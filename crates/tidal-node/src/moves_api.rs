@@ -160,6 +160,9 @@ pub struct ReplicaMoveView {
     pub state: &'static str,
     /// Entries the learner was behind at the last look.
     pub lag: Option<u64>,
+    /// Bytes the PRG's leader had sent the learner at the last look.
+    pub bytes: u64,
+    pub bytes_per_sec: u64,
     pub copy_fraction: f64,
     pub created_ms: u64,
     pub updated_ms: u64,
@@ -178,6 +181,8 @@ pub fn replica_move_view(m: &ReplicaMove, now_ms: u64) -> ReplicaMoveView {
         to: m.to,
         state: m.phase.name(),
         lag: m.lag,
+        bytes: m.bytes,
+        bytes_per_sec: (m.bytes * 1000).checked_div(m.updated_ms.saturating_sub(m.created_ms)).unwrap_or(0),
         copy_fraction: match m.phase {
             ReplicaPhase::AddingLearner => 0.0,
             _ => 1.0,

@@ -24,7 +24,7 @@ use crate::log_store::LogStore;
 use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
 use crate::storage::{Storage, StoreError, GROUPS, LOG};
-use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, WireError};
+use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, SentBytes, WireError};
 use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
 /// Timing and log-retention knobs shared by every group on a node.
@@ -84,6 +84,8 @@ pub struct GroupHandle {
     /// Routing epoch at which this node's replica was placed.
     pub epoch: u64,
     state: GroupStateMachine,
+    /// What this node, leading the group, has sent each peer.
+    pub sent: Arc<SentBytes>,
     /// The snapshot being received from the leader, piece by piece; the
     /// lock is held while a piece is staged and while the last installs.
     incoming: Arc<tokio::sync::Mutex<Option<Incoming>>>,
@@ -278,16 +280,17 @@ impl RaftHost {
             .await?;
         let state = GroupStateMachine::new(name, self.storage.clone(), machine)
             .map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
+        let sent = Arc::new(SentBytes::default());
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),
-            GroupNetwork::new(name, epoch, self.peers.clone()),
+            GroupNetwork::new(name, epoch, self.peers.clone(), sent.clone()),
             LogStore::new(name, self.storage.clone()),
             state.clone(),
         )
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
-        let handle = GroupHandle { name: name.into(), raft, epoch, state, incoming: Arc::default() };
+        let handle = GroupHandle { name: name.into(), raft, epoch, state, sent, incoming: Arc::default() };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
         tracing::info!(group = name, epoch, "group started");
         Ok(handle)

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use frame::{Frame, Request, Response, WireError, MAX_FRAME};
-pub use network::GroupNetwork;
+pub use network::{GroupNetwork, SentBytes};
 pub use peers::{CallError, Peers};
 pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch};
 

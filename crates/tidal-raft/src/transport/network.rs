@@ -1,8 +1,9 @@
 //! openraft's network traits over the shared peer transport: one
 //! [`GroupNetwork`] per group, all sending through the same [`Peers`].
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -21,30 +22,49 @@ use crate::types::{Snapshot, SnapshotData, TypeConfig, Vote};
 /// Snapshot piece size when openraft's configuration names none.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 
+/// Payload bytes (entry bodies and snapshot pieces) this node has sent to
+/// each peer of one group and had accepted, while it led the group: how
+/// far a learner's copy has come, in bytes.
+#[derive(Default)]
+pub struct SentBytes(Mutex<HashMap<u64, u64>>);
+
+impl SentBytes {
+    fn add(&self, to: u64, bytes: u64) {
+        *self.0.lock().expect("sent lock").entry(to).or_default() += bytes;
+    }
+
+    /// Bytes sent to `node` so far.
+    pub fn to(&self, node: u64) -> u64 {
+        self.0.lock().expect("sent lock").get(&node).copied().unwrap_or(0)
+    }
+}
+
 /// Network factory of one group; frames carry its name and placement epoch.
 #[derive(Clone)]
 pub struct GroupNetwork {
     group: Arc<str>,
     epoch: u64,
     peers: Arc<Peers>,
+    sent: Arc<SentBytes>,
 }
 
 impl GroupNetwork {
-    pub fn new(group: &str, epoch: u64, peers: Arc<Peers>) -> Self {
-        Self { group: group.into(), epoch, peers }
+    pub fn new(group: &str, epoch: u64, peers: Arc<Peers>, sent: Arc<SentBytes>) -> Self {
+        Self { group: group.into(), epoch, peers, sent }
     }
 }
 
 pub struct GroupClient {
     addr: String,
+    target: u64,
     net: GroupNetwork,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupClient;
 
-    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> GroupClient {
-        GroupClient { addr: node.addr.clone(), net: self.clone() }
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> GroupClient {
+        GroupClient { addr: node.addr.clone(), target, net: self.clone() }
     }
 }
 
@@ -75,14 +95,7 @@ fn append_ttl(rpc: &AppendEntriesRequest<TypeConfig>, offered: Duration) -> Dura
     if rpc.entries.is_empty() {
         return offered;
     }
-    let bytes: usize = rpc
-        .entries
-        .iter()
-        .map(|e| match &e.payload {
-            openraft::EntryPayload::Normal(p) => p.body.len(),
-            _ => 0,
-        })
-        .sum();
+    let bytes = payload_bytes(rpc);
     // 1 s, plus the payload at 16 MiB/s.
     offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
 }
@@ -123,6 +136,17 @@ fn read_failed(e: impl std::fmt::Display) -> StreamingError<TypeConfig> {
     StreamingError::Network(NetworkError::new(&std::io::Error::other(format!("reading the snapshot: {e}"))))
 }
 
+/// Bytes of the entry bodies an append carries.
+fn payload_bytes(rpc: &AppendEntriesRequest<TypeConfig>) -> usize {
+    rpc.entries
+        .iter()
+        .map(|e| match &e.payload {
+            openraft::EntryPayload::Normal(p) => p.body.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 impl GroupClient {
     async fn call(&self, body: Request, ttl: Duration) -> Result<Response, CallError> {
         self.net.peers.call(&self.addr, &self.net.group, self.net.epoch, body, ttl).await
@@ -138,8 +162,14 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
         let ttl = append_ttl(&rpc, option.hard_ttl());
+        let bytes = payload_bytes(&rpc) as u64;
         match self.call(Request::Append(rpc), ttl).await.map_err(rpc_err)? {
-            Response::Append(r) => Ok(r),
+            Response::Append(r) => {
+                if matches!(r, AppendEntriesResponse::Success) {
+                    self.net.sent.add(self.target, bytes);
+                }
+                Ok(r)
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -196,7 +226,10 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
             };
             match reply {
                 Response::Snapshot(Some(r)) if done => return Ok(r),
-                Response::Snapshot(None) if !done => offset += len,
+                Response::Snapshot(None) if !done => {
+                    offset += len;
+                    self.net.sent.add(self.target, len);
+                }
                 other => return Err(unexpected(other).into()),
             }
         }
