@@ -196,3 +196,32 @@ fn a_lagging_replica_catches_up_through_a_snapshot() {
     wait_for(Duration::from_secs(30), "node 2 ready without node 1", || c.ready(1).then_some(()));
     verify_all(&c, 1, &acked);
 }
+
+/// A follower that was down while large entries piled up catches up from
+/// the log: 80 values of 1 MiB, each its own entry, are more than one frame
+/// of the peer transport may carry, so the leader's appends to it are cut
+/// to fit.
+#[test]
+fn a_follower_catches_up_on_large_entries_through_the_log() {
+    let mut c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
+    c.kill(2);
+    let mut client = c.client(0);
+    let mut acked = BTreeMap::new();
+    for i in 0..80 {
+        let (k, v) = (format!("huge{i}"), format!("{i:04}").repeat(256 * 1024));
+        assert_eq!(client.cmd(&["SET", &k, &v]).unwrap(), Value::Simple("OK".into()));
+        acked.insert(k, v);
+    }
+    c.spawn(2);
+    c.wait_ready(2, Duration::from_secs(60));
+    wait_for(Duration::from_secs(60), "node 3 to catch up from the log", || caught_up(&c, 2).then_some(()));
+    let node3 = c.groups(2).unwrap();
+    assert!(
+        node3.as_array().unwrap().iter().all(|g| g["snapshotIndex"].as_u64().unwrap_or(0) == 0),
+        "node 3 should have caught up by the log alone: {node3}"
+    );
+    // With node 1 down, every quorum needs node 3's copy.
+    c.kill(0);
+    wait_for(Duration::from_secs(30), "node 2 ready without node 1", || c.ready(1).then_some(()));
+    verify_all(&c, 1, &acked);
+}

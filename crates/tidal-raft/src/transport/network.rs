@@ -136,15 +136,49 @@ fn read_failed(e: impl std::fmt::Display) -> StreamingError<TypeConfig> {
     StreamingError::Network(NetworkError::new(&std::io::Error::other(format!("reading the snapshot: {e}"))))
 }
 
+/// Entry bytes one append frame carries at most (a single larger entry
+/// goes alone); well under the transport's frame limit.
+const APPEND_BYTES: usize = 16 << 20;
+
+/// `rpc` as consecutive appends of at most `max` entry bytes each (at
+/// least one entry each), every one continuing from the last entry of the
+/// one before. openraft's follower commits only entries it has received
+/// from the leader, so each part may carry the leader's commit index.
+fn split_append(rpc: AppendEntriesRequest<TypeConfig>, max: usize) -> Vec<AppendEntriesRequest<TypeConfig>> {
+    if payload_bytes(&rpc) <= max {
+        return vec![rpc];
+    }
+    let AppendEntriesRequest { vote, prev_log_id, entries, leader_commit } = rpc;
+    let mut parts = Vec::new();
+    let mut prev = prev_log_id;
+    let mut part = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        let n = entry_bytes(&e);
+        if !part.is_empty() && bytes + n > max {
+            let full = std::mem::take(&mut part);
+            let next_prev = full.last().map(|e: &crate::types::Entry| e.log_id);
+            parts.push(AppendEntriesRequest { vote, prev_log_id: prev, entries: full, leader_commit });
+            prev = next_prev;
+            bytes = 0;
+        }
+        bytes += n;
+        part.push(e);
+    }
+    parts.push(AppendEntriesRequest { vote, prev_log_id: prev, entries: part, leader_commit });
+    parts
+}
+
+fn entry_bytes(e: &crate::types::Entry) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(p) => p.body.len(),
+        _ => 0,
+    }
+}
+
 /// Bytes of the entry bodies an append carries.
 fn payload_bytes(rpc: &AppendEntriesRequest<TypeConfig>) -> usize {
-    rpc.entries
-        .iter()
-        .map(|e| match &e.payload {
-            openraft::EntryPayload::Normal(p) => p.body.len(),
-            _ => 0,
-        })
-        .sum()
+    rpc.entries.iter().map(entry_bytes).sum()
 }
 
 impl GroupClient {
@@ -156,22 +190,33 @@ impl GroupClient {
 impl RaftNetworkV2<TypeConfig> for GroupClient {
     type SnapshotData = SnapshotData;
 
+    /// An append carrying more entry bytes than one frame should is sent
+    /// as several, in order, each continuing from the last entry of the
+    /// one before: a follower that comes back far behind gets up to
+    /// openraft's 300 entries at once, which for large values or a move's
+    /// rows would exceed the frame limit every time it is tried.
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
-        let ttl = append_ttl(&rpc, option.hard_ttl());
-        let bytes = payload_bytes(&rpc) as u64;
-        match self.call(Request::Append(rpc), ttl).await.map_err(rpc_err)? {
-            Response::Append(r) => {
-                if matches!(r, AppendEntriesResponse::Success) {
+        let mut parts = split_append(rpc, APPEND_BYTES).into_iter().peekable();
+        while let Some(part) = parts.next() {
+            let ttl = append_ttl(&part, option.hard_ttl());
+            let bytes = payload_bytes(&part) as u64;
+            let reply = match self.call(Request::Append(part), ttl).await.map_err(rpc_err)? {
+                Response::Append(r) => r,
+                other => return Err(unexpected(other)),
+            };
+            if !matches!(reply, AppendEntriesResponse::Success) || parts.peek().is_none() {
+                if matches!(reply, AppendEntriesResponse::Success) {
                     self.net.sent.add(self.target, bytes);
                 }
-                Ok(r)
+                return Ok(reply);
             }
-            other => Err(unexpected(other)),
+            self.net.sent.add(self.target, bytes);
         }
+        unreachable!("an append splits into at least one part")
     }
 
     async fn vote(
@@ -249,5 +294,47 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
 
     fn backoff(&self) -> Option<Backoff> {
         Some(Backoff::new(std::iter::repeat(Duration::from_millis(200))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::types::{CommittedLeaderId, Entry, LogId, Proposal};
+
+    fn log_id(index: u64) -> LogId {
+        LogId { leader_id: CommittedLeaderId { term: 2, node_id: 1 }, index }
+    }
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry { log_id: log_id(index), payload: EntryPayload::Normal(Proposal { now_ms: 0, body: vec![7; bytes] }) }
+    }
+
+    #[test]
+    fn a_large_append_is_cut_into_parts_that_continue_each_other() {
+        let sizes = [10, 10, 10, 25, 5, 0];
+        let rpc = AppendEntriesRequest {
+            vote: openraft::Vote::new(2, 1),
+            prev_log_id: Some(log_id(4)),
+            entries: sizes.iter().enumerate().map(|(i, n)| entry(5 + i as u64, *n)).collect(),
+            leader_commit: Some(log_id(9)),
+        };
+        let parts = split_append(rpc, 20);
+        let shape: Vec<Vec<u64>> = parts.iter().map(|p| p.entries.iter().map(|e| e.log_id.index).collect()).collect();
+        // 10+10 fit; the third 10 starts a part; 25 goes alone; 5 and the empty one share.
+        assert_eq!(shape, vec![vec![5, 6], vec![7], vec![8], vec![9, 10]]);
+        let prevs: Vec<Option<u64>> = parts.iter().map(|p| p.prev_log_id.map(|l| l.index)).collect();
+        assert_eq!(prevs, vec![Some(4), Some(6), Some(7), Some(8)]);
+        assert!(parts.iter().all(|p| p.leader_commit == Some(log_id(9))));
+        // A small append stays whole.
+        let small = AppendEntriesRequest {
+            vote: openraft::Vote::new(2, 1),
+            prev_log_id: None,
+            entries: vec![entry(1, 5)],
+            leader_commit: None,
+        };
+        assert_eq!(split_append(small, 20).len(), 1);
     }
 }
