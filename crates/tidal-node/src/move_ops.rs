@@ -280,23 +280,17 @@ async fn change_members(kv: &KvGroup, change: MemberChange) -> KvResponse {
     let result = match change {
         MemberChange::AddLearner { node, .. } if known(node) => return KvResponse::Applied(0),
         MemberChange::AddLearner { node, addr } => raft.add_learner(node, BasicNode { addr }, false).await,
-        MemberChange::LearnerLag { node } => {
+        MemberChange::LearnerLag { node } | MemberChange::LearnerProgress { node } => {
             let last = m.last_log_index.unwrap_or(0);
             let matched = m.replication.as_ref().and_then(|r| r.get(&node).copied()).flatten().map(|l| l.index);
-            return match matched {
-                Some(i) => KvResponse::Applied(last.saturating_sub(i)),
-                None if known(node) => KvResponse::Applied(last.max(1)),
-                None => KvResponse::Refused(format!("node {node} is not a learner of {}", kv.group.name)),
+            let lag = match matched {
+                Some(i) => last.saturating_sub(i),
+                None if known(node) => last.max(1),
+                None => return KvResponse::Refused(format!("node {node} is not a learner of {}", kv.group.name)),
             };
-        }
-        MemberChange::LearnerProgress { node } => {
-            let last = m.last_log_index.unwrap_or(0);
-            let matched = m.replication.as_ref().and_then(|r| r.get(&node).copied()).flatten().map(|l| l.index);
-            let bytes = kv.group.sent.to(node);
-            return match matched {
-                Some(i) => KvResponse::Learner { lag: last.saturating_sub(i), bytes },
-                None if known(node) => KvResponse::Learner { lag: last.max(1), bytes },
-                None => KvResponse::Refused(format!("node {node} is not a learner of {}", kv.group.name)),
+            return match change {
+                MemberChange::LearnerProgress { .. } => KvResponse::Learner { lag, bytes: kv.group.sent.to(node) },
+                _ => KvResponse::Applied(lag),
             };
         }
         MemberChange::ReplaceVoter { from, to } if !voters.contains(&from) && voters.contains(&to) => {

@@ -145,8 +145,7 @@ impl GroupHandle {
         };
         if cur.vote != vote || cur.meta != meta || cur.received != offset {
             *incoming = None;
-            self.state.discard_staged();
-            return Err(WireError::Raft(format!("snapshot piece at offset {offset} does not continue the transfer")));
+            return Err(self.abandon(format!("snapshot piece at offset {offset} does not continue the transfer")));
         }
         let staged = if offset == 0 || !data.is_empty() {
             match self.state.stage_piece(offset == 0, &data) {
@@ -162,16 +161,14 @@ impl GroupHandle {
         };
         if let Err(e) = staged {
             *incoming = None;
-            self.state.discard_staged();
-            return Err(WireError::Raft(format!("snapshot piece at offset {offset} not staged: {e}")));
+            return Err(self.abandon(format!("snapshot piece at offset {offset} not staged: {e}")));
         }
         if !done {
             return Ok(None);
         }
         let whole = incoming.take().expect("checked above");
         if let Err(e) = self.state.check_staged() {
-            self.state.discard_staged();
-            return Err(WireError::Raft(format!("snapshot refused: {e}")));
+            return Err(self.abandon(format!("snapshot refused: {e}")));
         }
         let staged = whole.started.elapsed();
         let index = whole.meta.last_log_id.map(|l| l.index);
@@ -190,6 +187,12 @@ impl GroupHandle {
             "snapshot received"
         );
         r.map(Some).map_err(|e| WireError::Raft(e.to_string()))
+    }
+
+    /// A transfer ends unfinished, because of `why`: drop what it staged.
+    fn abandon(&self, why: String) -> WireError {
+        self.state.discard_staged();
+        WireError::Raft(why)
     }
 }
 

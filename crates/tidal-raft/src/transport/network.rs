@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,18 +25,20 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// Payload bytes (entry bodies and snapshot pieces) this node has sent to
 /// each peer of one group and had accepted, while it led the group: how
-/// far a learner's copy has come, in bytes.
+/// far a learner's copy has come, in bytes. Each peer's client holds its
+/// own counter, so counting costs an append no lock.
 #[derive(Default)]
-pub struct SentBytes(Mutex<HashMap<u64, u64>>);
+pub struct SentBytes(Mutex<HashMap<u64, Arc<AtomicU64>>>);
 
 impl SentBytes {
-    fn add(&self, to: u64, bytes: u64) {
-        *self.0.lock().expect("sent lock").entry(to).or_default() += bytes;
+    /// The counter of what is sent to `node`.
+    fn counter(&self, node: u64) -> Arc<AtomicU64> {
+        self.0.lock().expect("sent lock").entry(node).or_default().clone()
     }
 
     /// Bytes sent to `node` so far.
     pub fn to(&self, node: u64) -> u64 {
-        self.0.lock().expect("sent lock").get(&node).copied().unwrap_or(0)
+        self.0.lock().expect("sent lock").get(&node).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -56,7 +59,8 @@ impl GroupNetwork {
 
 pub struct GroupClient {
     addr: String,
-    target: u64,
+    /// Bytes sent to this peer and accepted.
+    sent: Arc<AtomicU64>,
     net: GroupNetwork,
 }
 
@@ -64,7 +68,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> GroupClient {
-        GroupClient { addr: node.addr.clone(), target, net: self.clone() }
+        GroupClient { addr: node.addr.clone(), sent: self.sent.counter(target), net: self.clone() }
     }
 }
 
@@ -91,20 +95,18 @@ fn unexpected(r: Response) -> RpcErr {
 /// payload (a move's rows, big values) takes longer, and timing it out
 /// would only send it again. Not a limit on the stream (openraft does not
 /// enforce one there), only on noticing a follower that stopped answering.
-fn append_ttl(rpc: &AppendEntriesRequest<TypeConfig>, offered: Duration) -> Duration {
+fn append_ttl(rpc: &AppendEntriesRequest<TypeConfig>, bytes: u64, offered: Duration) -> Duration {
     if rpc.entries.is_empty() {
         return offered;
     }
-    let bytes = payload_bytes(rpc);
-    // 1 s, plus the payload at 16 MiB/s.
-    offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
+    transfer_ttl(offered, bytes)
 }
 
-/// How long one snapshot piece may take: the follower writes each piece
-/// to its state file, and installs the whole snapshot (one durable commit
-/// of everything staged) on the last; `bytes` is what that answer waits on.
-fn piece_ttl(offered: Duration, bytes: u64) -> Duration {
-    // 1 s, plus the bytes at 16 MiB/s.
+/// How long an answer that waits on the peer writing `bytes` may take:
+/// 1 s, plus the bytes at 16 MiB/s, and never less than `offered`. A
+/// snapshot piece waits on its staging; the last piece on the install of
+/// everything staged (one durable commit).
+fn transfer_ttl(offered: Duration, bytes: u64) -> Duration {
     offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
 }
 
@@ -142,11 +144,13 @@ const APPEND_BYTES: usize = 16 << 20;
 
 /// `rpc` as consecutive appends of at most `max` entry bytes each (at
 /// least one entry each), every one continuing from the last entry of the
-/// one before. openraft's follower commits only entries it has received
-/// from the leader, so each part may carry the leader's commit index.
-fn split_append(rpc: AppendEntriesRequest<TypeConfig>, max: usize) -> Vec<AppendEntriesRequest<TypeConfig>> {
-    if payload_bytes(&rpc) <= max {
-        return vec![rpc];
+/// one before, each with its entry bytes. openraft's follower commits only
+/// entries it has received from the leader, so each part may carry the
+/// leader's commit index.
+fn split_append(rpc: AppendEntriesRequest<TypeConfig>, max: usize) -> Vec<(AppendEntriesRequest<TypeConfig>, usize)> {
+    let total = payload_bytes(&rpc);
+    if total <= max {
+        return vec![(rpc, total)];
     }
     let AppendEntriesRequest { vote, prev_log_id, entries, leader_commit } = rpc;
     let mut parts = Vec::new();
@@ -158,14 +162,14 @@ fn split_append(rpc: AppendEntriesRequest<TypeConfig>, max: usize) -> Vec<Append
         if !part.is_empty() && bytes + n > max {
             let full = std::mem::take(&mut part);
             let next_prev = full.last().map(|e: &crate::types::Entry| e.log_id);
-            parts.push(AppendEntriesRequest { vote, prev_log_id: prev, entries: full, leader_commit });
+            parts.push((AppendEntriesRequest { vote, prev_log_id: prev, entries: full, leader_commit }, bytes));
             prev = next_prev;
             bytes = 0;
         }
         bytes += n;
         part.push(e);
     }
-    parts.push(AppendEntriesRequest { vote, prev_log_id: prev, entries: part, leader_commit });
+    parts.push((AppendEntriesRequest { vote, prev_log_id: prev, entries: part, leader_commit }, bytes));
     parts
 }
 
@@ -201,20 +205,20 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
         let mut parts = split_append(rpc, APPEND_BYTES).into_iter().peekable();
-        while let Some(part) = parts.next() {
-            let ttl = append_ttl(&part, option.hard_ttl());
-            let bytes = payload_bytes(&part) as u64;
+        while let Some((part, bytes)) = parts.next() {
+            let bytes = bytes as u64;
+            let ttl = append_ttl(&part, bytes, option.hard_ttl());
             let reply = match self.call(Request::Append(part), ttl).await.map_err(rpc_err)? {
                 Response::Append(r) => r,
                 other => return Err(unexpected(other)),
             };
-            if !matches!(reply, AppendEntriesResponse::Success) || parts.peek().is_none() {
-                if matches!(reply, AppendEntriesResponse::Success) {
-                    self.net.sent.add(self.target, bytes);
-                }
+            let accepted = matches!(reply, AppendEntriesResponse::Success);
+            if accepted {
+                self.sent.fetch_add(bytes, Ordering::Relaxed);
+            }
+            if !accepted || parts.peek().is_none() {
                 return Ok(reply);
             }
-            self.net.sent.add(self.target, bytes);
         }
         unreachable!("an append splits into at least one part")
     }
@@ -259,7 +263,7 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
             let done = piece.is_none();
             let data = piece.unwrap_or_default();
             let len = data.len() as u64;
-            let ttl = piece_ttl(option.hard_ttl(), if done { offset } else { len });
+            let ttl = transfer_ttl(option.hard_ttl(), if done { offset } else { len });
             let send = self.call(Request::Snapshot { vote, meta: meta.clone(), offset, data, done }, ttl);
             // Read the following piece while this one travels.
             if !done {
@@ -273,7 +277,7 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
                 Response::Snapshot(Some(r)) if done => return Ok(r),
                 Response::Snapshot(None) if !done => {
                     offset += len;
-                    self.net.sent.add(self.target, len);
+                    self.sent.fetch_add(len, Ordering::Relaxed);
                 }
                 other => return Err(unexpected(other).into()),
             }
@@ -322,12 +326,15 @@ mod tests {
             leader_commit: Some(log_id(9)),
         };
         let parts = split_append(rpc, 20);
-        let shape: Vec<Vec<u64>> = parts.iter().map(|p| p.entries.iter().map(|e| e.log_id.index).collect()).collect();
+        let shape: Vec<Vec<u64>> =
+            parts.iter().map(|(p, _)| p.entries.iter().map(|e| e.log_id.index).collect()).collect();
         // 10+10 fit; the third 10 starts a part; 25 goes alone; 5 and the empty one share.
         assert_eq!(shape, vec![vec![5, 6], vec![7], vec![8], vec![9, 10]]);
-        let prevs: Vec<Option<u64>> = parts.iter().map(|p| p.prev_log_id.map(|l| l.index)).collect();
+        let bytes: Vec<usize> = parts.iter().map(|(_, b)| *b).collect();
+        assert_eq!(bytes, vec![20, 10, 25, 5]);
+        let prevs: Vec<Option<u64>> = parts.iter().map(|(p, _)| p.prev_log_id.map(|l| l.index)).collect();
         assert_eq!(prevs, vec![Some(4), Some(6), Some(7), Some(8)]);
-        assert!(parts.iter().all(|p| p.leader_commit == Some(log_id(9))));
+        assert!(parts.iter().all(|(p, _)| p.leader_commit == Some(log_id(9))));
         // A small append stays whole.
         let small = AppendEntriesRequest {
             vote: openraft::Vote::new(2, 1),
