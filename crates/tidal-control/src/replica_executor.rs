@@ -39,8 +39,38 @@ pub enum MemberChange {
     LearnerProgress { node: NodeId },
 }
 
-/// How long a learner may take to catch up before the move rolls back.
-const CATCH_UP_BUDGET: Duration = Duration::from_secs(300);
+/// How long a learner may go without progress before the move rolls back.
+/// Progress is the leader sending it bytes (snapshot pieces or entries) or
+/// its lag reaching a new low; a large replica takes as long as its bytes
+/// take, and only one that stops coming closer fails.
+const STALL_BUDGET: Duration = Duration::from_secs(120);
+
+/// The bytes a move has sent its learner, from the PRG leader's count for
+/// that peer. A new leader counts from 0: what the old one had counted is
+/// kept, so the total never goes back; it starts from what the move's
+/// record already holds.
+struct SentTotal {
+    recorded: u64,
+    /// Counts of leaders before the current one, since this executor began.
+    earlier: u64,
+    last: u64,
+}
+
+impl SentTotal {
+    fn new(recorded: u64) -> Self {
+        Self { recorded, earlier: 0, last: 0 }
+    }
+
+    /// Take the leader's count now; the move's total.
+    fn add(&mut self, count: u64) -> u64 {
+        if count < self.last {
+            self.earlier += self.last;
+        }
+        self.last = count;
+        self.recorded = self.recorded.max(self.earlier + count);
+        self.recorded
+    }
+}
 
 impl Driven for ReplicaMove {
     const KIND: &'static str = "replica";
@@ -113,16 +143,22 @@ impl MoveExecutor {
                     .ok_or_else(|| failed("the target node is gone"))?;
                 self.change(m, MemberChange::AddLearner { node: m.to, addr }).await?;
                 failpoint::check("replica-move/after-add-learner")?;
-                let started = Instant::now();
+                let mut progressed = Instant::now();
                 let mut reported = Instant::now();
+                let (mut least_lag, mut most_bytes) = (u64::MAX, 0);
+                let mut sent = SentTotal::new(m.bytes);
                 let bytes = loop {
                     let (lag, bytes) = self.retry(m.id, false, || self.ops.learner(m.prg.clone(), m.to)).await?;
+                    let bytes = sent.add(bytes);
                     if lag <= CAUGHT_UP_ENTRIES {
                         break bytes;
                     }
-                    if started.elapsed() > CATCH_UP_BUDGET {
+                    if lag < least_lag || bytes > most_bytes {
+                        (least_lag, most_bytes) = (least_lag.min(lag), most_bytes.max(bytes));
+                        progressed = Instant::now();
+                    } else if progressed.elapsed() > STALL_BUDGET {
                         return Err(Stop::Failed(format!(
-                            "the learner is still {lag} entries behind after {CATCH_UP_BUDGET:?}"
+                            "the learner is still {lag} entries behind and has taken nothing for {STALL_BUDGET:?}"
                         )));
                     }
                     if self.replica(m.id).is_some_and(|c| c.cancel_requested) {
@@ -155,5 +191,29 @@ impl MoveExecutor {
             }
             ReplicaPhase::Done | ReplicaPhase::RolledBack => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SentTotal;
+
+    #[test]
+    fn the_bytes_sent_never_go_back_when_the_leader_changes() {
+        let mut t = SentTotal::new(0);
+        assert_eq!(t.add(100), 100);
+        assert_eq!(t.add(250), 250);
+        // A new leader counts from 0.
+        assert_eq!(t.add(40), 290);
+        assert_eq!(t.add(60), 310);
+    }
+
+    #[test]
+    fn a_resumed_move_keeps_what_its_record_holds() {
+        // The executor restarted: the record says 500, this leader's count
+        // is behind it (it is new) and then passes it.
+        let mut t = SentTotal::new(500);
+        assert_eq!(t.add(100), 500);
+        assert_eq!(t.add(700), 700);
     }
 }

@@ -35,7 +35,8 @@ pub struct RaftTuning {
     pub election_max_ms: u64,
     /// Build a snapshot after this many applied entries.
     pub snapshot_every: u64,
-    /// Entries kept in the log behind the latest snapshot.
+    /// Entries kept in the log behind the latest snapshot (more on a
+    /// leader while a peer catching up needs them: see [`crate::log_gc`]).
     pub keep_after_snapshot: u64,
     pub snapshot_chunk_bytes: u64,
 }
@@ -61,7 +62,9 @@ impl RaftTuning {
             election_timeout_min: self.election_min_ms,
             election_timeout_max: self.election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: self.keep_after_snapshot,
+            // Entries are dropped by the group's own log_gc task, which
+            // keeps those a catching-up peer still needs.
+            max_in_snapshot_log_to_keep: u64::MAX,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
             ..Default::default()
         }
@@ -191,6 +194,7 @@ impl GroupHandle {
 
     /// A transfer ends unfinished, because of `why`: drop what it staged.
     fn abandon(&self, why: String) -> WireError {
+        tracing::warn!(group = %self.name, reason = %why, "snapshot transfer abandoned; what it staged is dropped");
         self.state.discard_staged();
         WireError::Raft(why)
     }
@@ -209,6 +213,7 @@ pub struct RaftHost {
     storage: Arc<Storage>,
     peers: Arc<Peers>,
     config: Arc<openraft::Config>,
+    keep_after_snapshot: u64,
     groups: RwLock<HashMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
     app: OnceLock<Arc<dyn AppHandler>>,
@@ -227,6 +232,7 @@ impl RaftHost {
             storage,
             peers: Peers::new(connector),
             config: Arc::new(config),
+            keep_after_snapshot: tuning.keep_after_snapshot,
             groups: RwLock::default(),
             starting: tokio::sync::Mutex::new(()),
             app: OnceLock::new(),
@@ -293,6 +299,7 @@ impl RaftHost {
         )
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
+        tokio::spawn(crate::log_gc::run(raft.clone(), sent.clone(), self.keep_after_snapshot));
         let handle = GroupHandle { name: name.into(), raft, epoch, state, sent, incoming: Arc::default() };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
         tracing::info!(group = name, epoch, "group started");

@@ -103,12 +103,21 @@ fn append_ttl(rpc: &AppendEntriesRequest<TypeConfig>, bytes: u64, offered: Durat
 }
 
 /// How long an answer that waits on the peer writing `bytes` may take:
-/// 1 s, plus the bytes at 16 MiB/s, and never less than `offered`. A
+/// 10 s, plus the bytes at 16 MiB/s, and never less than `offered`. A
 /// snapshot piece waits on its staging; the last piece on the install of
-/// everything staged (one durable commit).
+/// everything staged (one durable commit). The peer's storage writer also
+/// runs other groups' work and its checkpoints, which under load stall it
+/// for seconds at a time. Timing such an answer out saves nothing: the
+/// append is sent again, the snapshot starts over from its first piece, and
+/// the same work is queued behind the same stall. A peer that goes away is
+/// noticed sooner anyway (its connection closes, and the answers pending on
+/// it fail at once); this bounds only a peer that hangs.
 fn transfer_ttl(offered: Duration, bytes: u64) -> Duration {
-    offered.max(Duration::from_secs(1) + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
+    offered.max(STORAGE_PATIENCE + Duration::from_secs_f64(bytes as f64 / f64::from(16u32 << 20)))
 }
+
+/// The least time an answer that waits on the peer's storage is given.
+const STORAGE_PATIENCE: Duration = Duration::from_secs(10);
 
 type Pieces = Box<dyn SnapshotPieces>;
 
@@ -271,7 +280,13 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
             }
             let reply = tokio::select! {
                 closed = &mut cancel => return Err(StreamingError::Closed(closed)),
-                r = send => r.map_err(rpc_err)?,
+                r = send => r.map_err(|e| {
+                    tracing::warn!(
+                        group = %self.net.group, peer = %self.addr, offset, error = %e,
+                        "snapshot transfer cut short; it starts over"
+                    );
+                    rpc_err(e)
+                })?,
             };
             match reply {
                 Response::Snapshot(Some(r)) if done => return Ok(r),

@@ -1,0 +1,183 @@
+//! Which entries a group's log may drop.
+//!
+//! Entries covered by a snapshot are kept for `keep_after_snapshot` entries
+//! behind it and dropped after that. On a leader a peer that is catching up
+//! holds them longer: a new learner taking a snapshot, or a follower back
+//! from an outage, needs the entries from its snapshot on. If they were
+//! dropped while it received the snapshot (under a steady write load that
+//! takes seconds), the leader would have to send it a newer snapshot, and
+//! again after that one, and a large replica would never catch up.
+//!
+//! A peer holds the log at the last entry it has (from 0 while it has none)
+//! for as long as it makes progress: its match moves up or the leader sends
+//! it bytes (snapshot pieces or entries). A peer that stops for
+//! [`LogGc::hold`] no longer holds anything, so one that is down does not
+//! keep the log growing; when it comes back it is sent a snapshot, and holds
+//! the log again while it takes it.
+//!
+//! The decision is plain data in, an index out ([`LogGc::purge_upto`]); the
+//! task that applies it to a running group is [`run`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use tokio::time::Instant;
+
+use crate::transport::SentBytes;
+use crate::types::Raft;
+
+/// How long a peer that makes no progress still holds the log.
+pub const HOLD: Duration = Duration::from_secs(120);
+
+/// How often a running group looks at what it may drop.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// What a peer had at the last look, and when it last made progress.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    matched: Option<u64>,
+    sent: u64,
+    progressed: Instant,
+}
+
+/// The log-retention decision of one group.
+#[derive(Debug)]
+pub struct LogGc {
+    keep: u64,
+    hold: Duration,
+    peers: HashMap<u64, Seen>,
+}
+
+impl LogGc {
+    pub fn new(keep_after_snapshot: u64, hold: Duration) -> Self {
+        Self { keep: keep_after_snapshot, hold, peers: HashMap::new() }
+    }
+
+    /// The last index the log may drop now, or `None` for nothing.
+    /// `snapshot` is the last index the group's snapshot covers. On a
+    /// leader `peers` maps each other member to the last index it is known
+    /// to have and to the bytes sent to it so far; elsewhere it is `None`.
+    pub fn purge_upto(
+        &mut self,
+        now: Instant,
+        snapshot: Option<u64>,
+        peers: Option<&BTreeMap<u64, (Option<u64>, u64)>>,
+    ) -> Option<u64> {
+        let mut upto = snapshot?.checked_sub(self.keep)?;
+        let Some(peers) = peers else {
+            self.peers.clear();
+            return Some(upto);
+        };
+        self.peers.retain(|id, _| peers.contains_key(id));
+        for (&id, &(matched, sent)) in peers {
+            let seen = self.peers.entry(id).or_insert(Seen { matched, sent, progressed: now });
+            if matched > seen.matched || sent > seen.sent {
+                *seen = Seen { matched, sent, progressed: now };
+            }
+            if now.duration_since(seen.progressed) < self.hold {
+                upto = upto.min(matched.unwrap_or(0));
+            }
+        }
+        Some(upto)
+    }
+}
+
+/// Apply the decision to `raft` every second until the group stops.
+pub async fn run(raft: Raft, sent: std::sync::Arc<SentBytes>, keep_after_snapshot: u64) {
+    let mut gc = LogGc::new(keep_after_snapshot, HOLD);
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (snapshot, purged, peers) = {
+            let m = raft.metrics().borrow_watched().clone();
+            if m.running_state.is_err() {
+                return;
+            }
+            let peers = m.replication.as_ref().map(|r| {
+                r.iter()
+                    .filter(|(id, _)| **id != m.id)
+                    .map(|(id, l)| (*id, (l.as_ref().map(|l| l.index), sent.to(*id))))
+                    .collect::<BTreeMap<_, _>>()
+            });
+            (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index), peers)
+        };
+        let Some(upto) = gc.purge_upto(Instant::now(), snapshot, peers.as_ref()) else { continue };
+        if purged.is_some_and(|p| upto <= p) {
+            continue;
+        }
+        if raft.trigger().purge_log(upto).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers(list: &[(u64, Option<u64>, u64)]) -> BTreeMap<u64, (Option<u64>, u64)> {
+        list.iter().map(|&(id, m, s)| (id, (m, s))).collect()
+    }
+
+    #[test]
+    fn a_follower_drops_what_the_snapshot_covers_less_what_it_keeps() {
+        let mut gc = LogGc::new(100, HOLD);
+        let now = Instant::now();
+        assert_eq!(gc.purge_upto(now, None, None), None);
+        assert_eq!(gc.purge_upto(now, Some(50), None), None);
+        assert_eq!(gc.purge_upto(now, Some(1000), None), Some(900));
+    }
+
+    #[test]
+    fn up_to_date_peers_do_not_hold_the_log() {
+        let mut gc = LogGc::new(100, HOLD);
+        let now = Instant::now();
+        let p = peers(&[(2, Some(1200), 0), (3, Some(1190), 0)]);
+        assert_eq!(gc.purge_upto(now, Some(1000), Some(&p)), Some(900));
+    }
+
+    #[test]
+    fn a_learner_taking_a_snapshot_holds_the_log_while_bytes_reach_it() {
+        let mut gc = LogGc::new(100, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let mut sent = 0;
+        // A new learner has nothing yet; the leader keeps sending it pieces.
+        for s in 0..30u64 {
+            sent += 4 << 20;
+            let p = peers(&[(2, Some(5000 + s * 100), 0), (4, None, sent)]);
+            let now = t0 + Duration::from_secs(s);
+            assert_eq!(gc.purge_upto(now, Some(4000 + s * 100), Some(&p)), Some(0), "second {s}");
+        }
+        // Installed at index 6000: it holds from there while it catches up.
+        let p = peers(&[(2, Some(8000), 0), (4, Some(6000), sent)]);
+        assert_eq!(gc.purge_upto(t0 + Duration::from_secs(31), Some(7000), Some(&p)), Some(6000));
+        let p = peers(&[(2, Some(8100), 0), (4, Some(8090), sent)]);
+        assert_eq!(gc.purge_upto(t0 + Duration::from_secs(32), Some(7000), Some(&p)), Some(6900));
+    }
+
+    #[test]
+    fn a_peer_that_stops_holds_the_log_only_for_a_while() {
+        let mut gc = LogGc::new(100, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let p = peers(&[(2, Some(5000), 0), (3, Some(1000), 0)]);
+        assert_eq!(gc.purge_upto(t0, Some(4000), Some(&p)), Some(1000));
+        assert_eq!(gc.purge_upto(t0 + Duration::from_secs(9), Some(4000), Some(&p)), Some(1000));
+        assert_eq!(gc.purge_upto(t0 + Duration::from_secs(10), Some(4000), Some(&p)), Some(3900));
+        // It comes back and is sent a snapshot: it holds again.
+        let p = peers(&[(2, Some(5000), 0), (3, Some(1000), 4096)]);
+        assert_eq!(gc.purge_upto(t0 + Duration::from_secs(11), Some(4000), Some(&p)), Some(1000));
+    }
+
+    #[test]
+    fn a_removed_peer_is_forgotten() {
+        let mut gc = LogGc::new(100, HOLD);
+        let now = Instant::now();
+        let p = peers(&[(2, Some(5000), 0), (3, None, 10)]);
+        assert_eq!(gc.purge_upto(now, Some(4000), Some(&p)), Some(0));
+        let p = peers(&[(2, Some(5000), 0)]);
+        assert_eq!(gc.purge_upto(now, Some(4000), Some(&p)), Some(3900));
+        assert!(!gc.peers.contains_key(&3));
+    }
+}
