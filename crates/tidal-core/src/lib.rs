@@ -9,6 +9,7 @@ pub mod ids;
 pub mod kv;
 pub mod ownership;
 pub mod placement;
+pub mod planner;
 pub mod replica_move;
 pub mod resp;
 pub mod slot;
