@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use common::{wait_for, Client, Value};
 
-fn free_base_port() -> u16 {
+fn free_base_port(nodes: u16) -> u16 {
     // A base port whose +0/+100/+200 ranges are free right now.
     for _ in 0..50 {
         let base = 20_000 + (std::process::id() as u16 % 20_000) + rand_offset();
-        let ok = (0..3).all(|i| {
+        let ok = (0..nodes).all(|i| {
             [0u16, 100, 200].iter().all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off + i)).is_ok())
         });
         if ok {
@@ -29,8 +29,14 @@ fn rand_offset() -> u16 {
 
 /// Start `tidal up`, wait for its endpoint listing, return the child.
 fn up(base: u16, dir: &std::path::Path) -> std::process::Child {
+    up_with(base, dir, &["--prgs", "2"])
+}
+
+fn up_with(base: u16, dir: &std::path::Path, args: &[&str]) -> std::process::Child {
     let mut child = Command::new(common::BIN)
-        .args(["up", "--base-port", &base.to_string(), "--prgs", "2", "--data-dir"])
+        .args(["up", "--base-port", &base.to_string()])
+        .args(args)
+        .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -61,7 +67,7 @@ fn interrupt_and_wait(child: &mut std::process::Child) {
 fn up_starts_a_cluster_that_comes_back_with_its_data() {
     let tmp = common::tempdir::TempDir::new("tidal-up");
     let dir = tmp.path().join("data");
-    let base = free_base_port();
+    let base = free_base_port(3);
     let mut child = up(base, &dir);
     let addr = format!("127.0.0.1:{base}");
     let mut c = Client::connect(&addr).unwrap();
@@ -131,5 +137,29 @@ fn a_data_directory_from_before_slot_moves_starts_and_moves_slots() {
     let routing: serde_json::Value =
         serde_json::from_str(&common::http_get(http, "/api/v1/routing").unwrap().1).unwrap();
     assert_eq!(routing["tenants"][0]["ranges"][0], serde_json::json!([0, 15, "default:2"]), "{routing}");
+    interrupt_and_wait(&mut child);
+}
+
+/// The first tenant of `tidal up --nodes 5` spreads over all five nodes,
+/// not only the first three that registered.
+#[test]
+fn up_places_the_first_tenant_on_every_node() {
+    let tmp = common::tempdir::TempDir::new("tidal-up5");
+    let dir = tmp.path().join("data");
+    let base = free_base_port(5);
+    let mut child = up_with(base, &dir, &["--nodes", "5", "--prgs", "5"]);
+    let http = format!("127.0.0.1:{}", base + 100);
+    let routing = wait_for(Duration::from_secs(30), "the first tenant's placements", || {
+        let r: serde_json::Value = serde_json::from_str(&common::http_get(&http, "/api/v1/routing").ok()?.1).ok()?;
+        (r["placements"].as_array()?.len() == 5).then_some(r)
+    });
+    let mut hosts = std::collections::BTreeMap::<u64, usize>::new();
+    for p in routing["placements"].as_array().unwrap() {
+        for m in p["members"].as_array().unwrap() {
+            *hosts.entry(m.as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    // 15 replicas over 5 nodes: 3 each.
+    assert_eq!(hosts, (1..=5).map(|n| (n, 3)).collect(), "{routing}");
     interrupt_and_wait(&mut child);
 }

@@ -186,6 +186,14 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// The nodes named in `--peers` (none when joining).
+    pub fn initial_nodes(&self) -> Vec<NodeId> {
+        match &self.bootstrap {
+            Bootstrap::Peers(p) => p.keys().copied().collect(),
+            Bootstrap::Join(_) => Vec::new(),
+        }
+    }
+
     /// Control-plane members when bootstrapping from `--peers`: the first
     /// three ids in ascending order.
     pub fn cp_members(&self) -> Option<BTreeMap<NodeId, String>> {

@@ -10,7 +10,7 @@
 //!            └──────────────────────────────────────────────────────┘
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
@@ -36,6 +36,10 @@ use crate::forward::{KvRequest, KvResponse};
 use crate::scan::ScanCursors;
 
 /// Everything the node's tasks share.
+/// How long the first tenant waits for every initial node before it is
+/// placed on those that came.
+const FIRST_TENANT_GRACE: Duration = Duration::from_secs(15);
+
 pub struct Shared {
     pub config: NodeConfig,
     pub host: Arc<RaftHost>,
@@ -280,8 +284,7 @@ impl Shared {
                 let _ = self.cp.propose(CpCommand::SetCpMembers(ids)).await;
             }
         }
-        let active = state.nodes.values().filter(|n| n.state == NodeState::Active).count();
-        if !state.tenants.contains_key(tidal_core::ids::DEFAULT_TENANT) && active >= 3 {
+        if !state.tenants.contains_key(tidal_core::ids::DEFAULT_TENANT) && self.first_tenant_due(state) {
             let cmd = CpCommand::CreateTenant {
                 name: tidal_core::ids::DEFAULT_TENANT.to_string(),
                 slots: self.config.slots,
@@ -296,6 +299,20 @@ impl Shared {
                 Err(e) => tracing::warn!(error = %e, "cannot create tenant default"),
             }
         }
+    }
+
+    /// Whether the first tenant may be placed now: once every node named in
+    /// `--peers` is active, so that it spreads over the whole initial
+    /// cluster, or, should one of them not come, once three are and this
+    /// node has been up for [`FIRST_TENANT_GRACE`].
+    fn first_tenant_due(&self, state: &ClusterState) -> bool {
+        let active: BTreeSet<NodeId> =
+            state.nodes.values().filter(|n| n.state == NodeState::Active).map(|n| n.id).collect();
+        if active.len() < 3 {
+            return false;
+        }
+        let initial = self.config.initial_nodes();
+        initial.iter().all(|n| active.contains(n)) || self.started.elapsed() >= FIRST_TENANT_GRACE
     }
 
     /// Tell the control plane which PRGs this node leads, when it differs.
