@@ -26,6 +26,7 @@
 
 pub mod flow;
 pub mod quota;
+pub mod scale;
 pub mod slots;
 
 use std::collections::{BTreeMap, BTreeSet};
