@@ -5,6 +5,7 @@
 mod bench;
 mod moves;
 mod node_cmd;
+mod scale;
 mod status;
 mod up;
 
@@ -48,6 +49,8 @@ enum Cmd {
     Prgs(moves::PrgsArgs),
     /// Hand a PRG's leadership to another member: `tidal leader transfer --prg default:1 --to 2`.
     Leader(moves::LeaderArgs),
+    /// Plan a scale-up: `tidal scale --nodes 5 --prgs default=8 --dry-run`.
+    Scale(scale::ScaleArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -90,6 +93,7 @@ fn main() {
         Cmd::Moves(a) => moves::run_moves(a),
         Cmd::Prgs(a) => moves::run_prgs(a),
         Cmd::Leader(a) => moves::run_leader(a),
+        Cmd::Scale(a) => scale::run(a),
     };
     std::process::exit(code);
 }

@@ -16,10 +16,10 @@ use crate::EXIT_USAGE;
 pub struct Target {
     /// HTTP address of any node.
     #[arg(long, env = "TIDAL_HTTP", default_value = "127.0.0.1:6480", global = true)]
-    http: String,
+    pub(crate) http: String,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Args)]
@@ -156,7 +156,7 @@ fn fail(status: u16, v: &Value) -> i32 {
     }
 }
 
-fn run_call(method: &str, t: &Target, path: &str, body: Option<Value>) -> Result<Value, i32> {
+pub(crate) fn run_call(method: &str, t: &Target, path: &str, body: Option<Value>) -> Result<Value, i32> {
     match call(method, &t.http, path, body) {
         Ok((s, v)) if (200..300).contains(&s) => Ok(v),
         Ok((s, v)) => Err(fail(s, &v)),
@@ -167,7 +167,7 @@ fn run_call(method: &str, t: &Target, path: &str, body: Option<Value>) -> Result
     }
 }
 
-fn mib(b: u64) -> String {
+pub(crate) fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
 }
 

@@ -15,7 +15,7 @@ use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tokio::net::TcpListener;
 
 use crate::node::Shared;
-use crate::{admin, moves_api};
+use crate::{admin, moves_api, scale_api};
 
 type S = State<Arc<Shared>>;
 
@@ -37,6 +37,8 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/api/v1/moves/{id}/cancel", post(moves_api::cancel_move))
         .route("/api/v1/tenants/{tenant}/prgs", post(moves_api::add_prgs))
         .route("/api/v1/prgs/{prg}/leader", post(moves_api::transfer_leader))
+        .route("/api/v1/clusters/{cluster}/scale", post(scale_api::scale_cluster))
+        .route("/api/v1/tenants/{tenant}/scale", post(scale_api::scale_tenant))
         .route("/api/v1/debug/failpoints", get(moves_api::list_failpoints))
         .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))
         .layer(DefaultBodyLimit::max(limit))

@@ -15,6 +15,7 @@ pub mod moves_api;
 pub mod node;
 pub mod resp_server;
 pub mod router;
+pub mod scale_api;
 pub mod scan;
 
 pub use clock::{Clock, SystemClock};

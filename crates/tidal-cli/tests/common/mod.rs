@@ -239,6 +239,19 @@ impl Cluster {
             .expect("run tidal")
     }
 
+    /// Run the `tidal` CLI against node 0's admin API for its text output.
+    pub fn tidal_text(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--http", &self.nodes[0].http])
+            .env("TIDAL_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tidal");
+        assert!(out.status.success(), "tidal {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Node `i`'s routing table (`/api/v1/routing`).
     pub fn routing(&self, i: usize) -> serde_json::Value {
         let (_, body) = http_get(&self.nodes[i].http, "/api/v1/routing").unwrap();

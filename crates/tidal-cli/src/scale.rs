@@ -1,0 +1,114 @@
+//! `tidal scale`: the plan of a scale-up, from a node's admin API
+//! (`POST /api/v1/clusters/tidal/scale`). `--dry-run` shows the plan and
+//! changes nothing.
+
+use serde_json::{json, Value};
+
+use crate::moves::{mib, run_call, Target};
+use crate::EXIT_USAGE;
+
+#[derive(clap::Args)]
+pub struct ScaleArgs {
+    /// Nodes the cluster should have.
+    #[arg(long)]
+    nodes: Option<u64>,
+    /// PRGs a tenant should have, as TENANT=COUNT (repeatable), e.g. `default=8`.
+    #[arg(long = "prgs", value_name = "TENANT=COUNT")]
+    prgs: Vec<String>,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub fn run(a: ScaleArgs) -> i32 {
+    let mut prgs = serde_json::Map::new();
+    for p in &a.prgs {
+        match p.split_once('=').map(|(t, n)| (t, n.parse::<u32>())) {
+            Some((t, Ok(n))) if !t.is_empty() => {
+                prgs.insert(t.to_string(), json!(n));
+            }
+            _ => {
+                eprintln!("error: --prgs '{p}': expected TENANT=COUNT, e.g. default=8");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if a.nodes.is_none() && prgs.is_empty() {
+        eprintln!("error: give --nodes N and/or --prgs TENANT=COUNT");
+        return EXIT_USAGE;
+    }
+    let body = json!({
+        "operation": "scale_out",
+        "target_count": a.nodes,
+        "prgs": prgs,
+        "dry_run": a.dry_run,
+    });
+    let plan = match run_call("POST", &a.target, "/api/v1/clusters/tidal/scale", Some(body)) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if a.target.json {
+        println!("{plan}");
+    } else {
+        print_plan(&plan);
+    }
+    0
+}
+
+fn list(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn print_plan(p: &Value) {
+    println!("plan from control-plane version {} (nothing changed)", p["cpVersion"]);
+    let nodes: Vec<String> = list(&p["addNodes"]).iter().map(|n| n["id"].to_string()).collect();
+    if !nodes.is_empty() {
+        println!("nodes to start: {}", nodes.join(", "));
+    }
+    let new = list(&p["newPrgs"]);
+    if !new.is_empty() {
+        println!("new PRGs ({}):", new.len());
+        for n in new {
+            let members: Vec<String> = list(&n["members"]).iter().map(Value::to_string).collect();
+            println!("  {:<12} on nodes {}", n["prg"].as_str().unwrap_or(""), members.join(", "));
+        }
+    }
+    let replicas = list(&p["replicaMoves"]);
+    if !replicas.is_empty() {
+        println!("replica moves ({}):", replicas.len());
+        for m in replicas {
+            println!(
+                "  {:<12} node {} -> node {}  {}",
+                m["prg"].as_str().unwrap_or(""),
+                m["from"],
+                m["to"],
+                mib(m["bytes"].as_u64().unwrap_or(0))
+            );
+        }
+    }
+    let slots = list(&p["slotMoves"]);
+    if !slots.is_empty() {
+        println!("slot moves ({}):", slots.len());
+        for m in slots {
+            println!(
+                "  {:<12} -> {:<12} slots {:<12} {}",
+                m["from"].as_str().unwrap_or(""),
+                m["to"].as_str().unwrap_or(""),
+                m["slots"].as_str().unwrap_or(""),
+                mib(m["bytes"].as_u64().unwrap_or(0))
+            );
+        }
+    }
+    let leaders = list(&p["leaderChanges"]);
+    if !leaders.is_empty() {
+        println!("leader changes: {}", leaders.len());
+    }
+    println!(
+        "total {} in {} routing epoch bumps, about {} s",
+        mib(p["totalBytes"].as_u64().unwrap_or(0)),
+        p["epochBumps"],
+        p["etaMs"].as_u64().unwrap_or(0).div_ceil(1000)
+    );
+}
