@@ -65,3 +65,42 @@ fn bad_scale_requests_are_refused_and_change_nothing() {
     assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!((cp_version(&c), c.routing(0)), before, "a refused request changed the cluster");
 }
+
+fn status(c: &Cluster, i: usize) -> Value {
+    let (code, body) = http_get(&c.nodes[i].http, "/api/v1/clusters/tidal/status").unwrap();
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The cluster's status follows its health and its moves: healthy and
+/// stable at rest, the latest move as its last operation, and degraded,
+/// naming the node, when a node stops.
+#[test]
+fn the_cluster_status_follows_health_and_moves() {
+    let mut c = Cluster::start(3, &["--prgs", "2", "--slots", "16"]);
+    let s = common::wait_for(std::time::Duration::from_secs(30), "a healthy cluster", || {
+        let s = status(&c, 1);
+        (s["health_status"] == "healthy").then_some(s)
+    });
+    assert_eq!(s["cluster_id"], "tidal");
+    assert_eq!(s["instances"], 3);
+    assert_eq!(s["scaling_status"], "stable");
+    assert!(s["last_operation"].is_null(), "{s}");
+    let (code, _) = http_get(&c.nodes[0].http, "/api/v1/clusters/other/status").unwrap();
+    assert_eq!(code, 404);
+
+    let moved = json_of(&c.tidal(&["move", "slots", "--slots", "0-1", "--to", "default:1", "--wait"]));
+    assert_eq!(moved["state"], "done", "{moved}");
+    let s = status(&c, 1);
+    assert_eq!(s["last_operation"]["type"], "slot_move", "{s}");
+    assert_eq!(s["last_operation"]["status"], "done", "{s}");
+    assert_eq!(s["scaling_status"], "stable");
+
+    c.kill(2);
+    let s = common::wait_for(std::time::Duration::from_secs(40), "the stopped node to be named", || {
+        let s = status(&c, 0);
+        (s["health_status"] == "degraded").then_some(s)
+    });
+    let reasons = s["health_reasons"].to_string();
+    assert!(reasons.contains("node 3"), "{s}");
+}

@@ -63,7 +63,7 @@ pub enum CpResponse {
 }
 
 /// What a node tells the control plane of itself with every watch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeReport {
     /// The routing epoch the node has applied (its replicas started or
@@ -71,6 +71,14 @@ pub struct NodeReport {
     pub applied_epoch: u64,
     /// Bytes the node stores (its data directory).
     pub stored_bytes: u64,
+    /// Whether the node is ready (`/readyz`): its control-plane cache is
+    /// Fresh, strict fallback is off, its groups have leaders and their
+    /// lags are under the limit.
+    pub ready: bool,
+    /// Why it is not, as `/why` says.
+    pub reasons: Vec<String>,
+    /// When the control-plane leader took this report (its clock, ms).
+    pub received_ms: u64,
 }
 
 /// What a watch saw.
@@ -243,6 +251,7 @@ impl ControlPlane {
         if let Some(r) = linearize().await {
             return r;
         }
+        let report = NodeReport { received_ms: (self.now_ms)(), ..report };
         self.reports.lock().expect("reports lock").insert(node, report);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms).min(MAX_WATCH);
         let answer = |s: &ClusterState| CpResponse::Watched {

@@ -5,6 +5,7 @@
 
 pub mod cache_state;
 pub mod cluster;
+pub mod health;
 pub mod ids;
 pub mod kv;
 pub mod ownership;

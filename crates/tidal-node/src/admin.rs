@@ -108,6 +108,9 @@ pub struct NodeView {
     pub applied_epoch: Option<u64>,
     /// Bytes the node stores, as it last reported.
     pub stored_bytes: Option<u64>,
+    /// Whether it was ready at its last report, and why not.
+    pub ready: Option<bool>,
+    pub not_ready_reasons: Vec<String>,
 }
 
 /// Every node with what it holds; `reports` is what each node last told
@@ -131,6 +134,8 @@ pub fn node_views(state: &ClusterState, reports: &BTreeMap<NodeId, NodeReport>) 
                 slots_led: led.iter().map(|p| slots_of(p)).sum(),
                 applied_epoch: reports.get(&n.id).map(|r| r.applied_epoch),
                 stored_bytes: reports.get(&n.id).map(|r| r.stored_bytes),
+                ready: reports.get(&n.id).map(|r| r.ready),
+                not_ready_reasons: reports.get(&n.id).map(|r| r.reasons.clone()).unwrap_or_default(),
             }
         })
         .collect()
@@ -169,7 +174,7 @@ pub fn readiness(shared: &Shared) -> Readiness {
     }
     let state = shared.cache.get();
     if state.tenants.is_empty() {
-        reasons.push("no tenant exists yet (waiting for 3 registered nodes)".to_string());
+        reasons.push("no tenant exists yet (waiting for the initial nodes to register)".to_string());
     }
     let lag_limit = shared.config.ready_lag;
     for g in group_reports(shared) {

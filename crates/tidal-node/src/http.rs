@@ -38,6 +38,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/api/v1/tenants/{tenant}/prgs", post(moves_api::add_prgs))
         .route("/api/v1/prgs/{prg}/leader", post(moves_api::transfer_leader))
         .route("/api/v1/clusters/{cluster}/scale", post(scale_api::scale_cluster))
+        .route("/api/v1/clusters/{cluster}/status", get(scale_api::cluster_status))
         .route("/api/v1/tenants/{tenant}/scale", post(scale_api::scale_tenant))
         .route("/api/v1/debug/failpoints", get(moves_api::list_failpoints))
         .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))

@@ -223,9 +223,16 @@ impl Shared {
         let me = self.config.node_id;
         let known = self.cache.get();
         let wait = Duration::from_millis(self.config.cache_sync_ms);
-        let report = NodeReport { applied_epoch: known.routing_epoch, stored_bytes: self.stored_bytes() };
+        let r = crate::admin::readiness(self);
+        let report = NodeReport {
+            applied_epoch: known.routing_epoch,
+            stored_bytes: self.stored_bytes(),
+            ready: r.ready,
+            reasons: r.reasons,
+            received_ms: 0,
+        };
         let watched = tokio::select! {
-            w = self.cp.watch(known.version, wait, me, report) => w,
+            w = self.cp.watch(known.version, wait, me, report.clone()) => w,
             // A router found this copy behind: ask for the state now.
             _ = self.sync_now.notified() => self.cp.watch(known.version, Duration::ZERO, me, report).await,
         };

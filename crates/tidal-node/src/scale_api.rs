@@ -9,6 +9,8 @@
 //! replica and slot move with the bytes it carries, the leader changes,
 //! the routing-epoch bumps, the total bytes and an ETA, and the
 //! control-plane version it was computed from (`tidal_core::planner`).
+//! | `GET /api/v1/clusters/{cluster}/status` | 200, `cluster_id`, `instances`, `scaling_status`, `health_status`, `last_operation` |
+//!
 //! `scale_in` is refused (409): shrinking runs only from an armed shrink
 //! plan. Running a plan (`dry_run: false`) is answered 501 for now; its
 //! steps can be run one by one with `tidal prgs add` and `tidal move`.
@@ -23,8 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use tidal_core::health::{cluster_problems, HealthLimits, NodeHealth};
 use tidal_core::planner::scale::{plan_scale, ScaleError, ScalePlan, ScaleRequest, Sizes};
 use tidal_core::planner::PlanNode;
+use tidal_core::replica_move::ReplicaPhase;
+use tidal_core::slot_move::MovePhase;
 use tidal_core::{ClusterState, PrgId};
 
 use crate::moves_api::{slot_ranges, ApiError};
@@ -173,4 +178,62 @@ pub fn plan_view(p: &ScalePlan) -> serde_json::Value {
         "epochBumps": p.epoch_bumps,
         "etaMs": p.eta_ms,
     })
+}
+
+/// `GET /api/v1/clusters/{cluster}/status`: how many nodes, whether data is
+/// moving, whether the cluster is healthy (and every reason it is not), and
+/// the latest move.
+pub async fn cluster_status(State(s): S, Path(cluster): Path<String>) -> Result<Response, ApiError> {
+    if cluster != CLUSTER_ID {
+        return Err(ApiError::NotFound(format!("no cluster {cluster} (this one is {CLUSTER_ID})")));
+    }
+    let state = s.cache.get();
+    let now = s.clock.now_ms();
+    let reports: BTreeMap<u64, NodeHealth> = s
+        .cp_reports
+        .lock()
+        .expect("reports lock")
+        .iter()
+        .map(|(n, r)| {
+            (*n, NodeHealth { ready: r.ready, reasons: r.reasons.clone(), age_ms: now.saturating_sub(r.received_ms) })
+        })
+        .collect();
+    let limits = HealthLimits {
+        report_ms: (3 * s.config.cache_sync_ms).max(5000),
+        fence_budget_ms: s.config.moves.limits.fence_budget_ms,
+    };
+    let problems = cluster_problems(&state, &reports, now, limits);
+    let rolling_back = state.moves.values().any(|m| m.phase == MovePhase::RollingBack)
+        || state.replica_moves.values().any(|m| m.phase == ReplicaPhase::RollingBack);
+    let moving = state.moves.values().any(|m| !m.phase.is_finished())
+        || state.replica_moves.values().any(|m| !m.phase.is_finished());
+    let scaling = if rolling_back {
+        "rolling_back"
+    } else if moving {
+        "scaling"
+    } else {
+        "stable"
+    };
+    let latest_slot = state
+        .moves
+        .values()
+        .max_by_key(|m| m.id)
+        .map(|m| (m.id, "slot_move", m.phase.name(), m.created_ms, m.finished_ms));
+    let latest_replica = state
+        .replica_moves
+        .values()
+        .max_by_key(|m| m.id)
+        .map(|m| (m.id, "replica_move", m.phase.name(), m.created_ms, m.finished_ms));
+    let last = latest_slot.into_iter().chain(latest_replica).max_by_key(|l| l.0).map(|(id, kind, status, at, done)| {
+        json!({"id": id, "type": kind, "status": status, "started_at": at, "completed_at": done})
+    });
+    Ok(Json(json!({
+        "cluster_id": CLUSTER_ID,
+        "instances": state.nodes.values().filter(|n| n.state == tidal_core::NodeState::Active).count(),
+        "scaling_status": scaling,
+        "health_status": if problems.is_empty() { "healthy" } else { "degraded" },
+        "health_reasons": problems,
+        "last_operation": last,
+    }))
+    .into_response())
 }
