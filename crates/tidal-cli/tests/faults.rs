@@ -167,7 +167,8 @@ fn sigkill_every_node_and_restart() {
 
 #[test]
 fn a_lagging_replica_catches_up_through_a_snapshot() {
-    let mut c = Cluster::start(3, &["--snapshot-every", "50", "--keep-after-snapshot", "5"]);
+    // A peer that is down holds the leader's log for a second only.
+    let mut c = Cluster::start(3, &["--snapshot-every", "50", "--keep-after-snapshot", "5", "--log-hold-ms", "1000"]);
     c.kill(2);
     let mut acked = write_keys(&mut c.client(0), "s", 800);
     // About 12 MiB in large values: each PRG's snapshot is several times

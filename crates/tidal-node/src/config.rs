@@ -73,6 +73,10 @@ pub struct RawConfig {
     /// Log entries kept behind a snapshot.
     #[arg(long, env = "TIDAL_KEEP_AFTER_SNAPSHOT")]
     pub keep_after_snapshot: Option<u64>,
+    /// How long a peer that is catching up, or down, keeps a leader from
+    /// dropping the log entries it still needs once it stops making progress.
+    #[arg(long, env = "TIDAL_LOG_HOLD_MS")]
+    pub log_hold_ms: Option<u64>,
     /// Replication or apply lag (entries) above which a node is not ready.
     #[arg(long, env = "TIDAL_READY_LAG")]
     pub ready_lag: Option<u64>,
@@ -133,6 +137,7 @@ impl RawConfig {
             election_max_ms,
             snapshot_every,
             keep_after_snapshot,
+            log_hold_ms,
             ready_lag,
             retry_budget_ms,
             storage_cache_mb,
@@ -346,8 +351,12 @@ impl RawConfig {
             election_max_ms: self.election_max_ms.unwrap_or(dr.election_max_ms),
             snapshot_every: self.snapshot_every.unwrap_or(dr.snapshot_every),
             keep_after_snapshot: self.keep_after_snapshot.unwrap_or(dr.keep_after_snapshot),
+            log_hold_ms: self.log_hold_ms.unwrap_or(dr.log_hold_ms),
             snapshot_chunk_bytes: dr.snapshot_chunk_bytes,
         };
+        if raft.log_hold_ms > 86_400_000 {
+            errs.push(format!("log-hold-ms: must be at most 86400000 (a day), got {}", raft.log_hold_ms));
+        }
         if let Err(e) = raft.to_config("check") {
             errs.push(format!("heartbeat-ms/election-min-ms/election-max-ms/snapshot-every: {e}"));
         }

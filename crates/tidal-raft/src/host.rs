@@ -38,6 +38,8 @@ pub struct RaftTuning {
     /// Entries kept in the log behind the latest snapshot (more on a
     /// leader while a peer catching up needs them: see [`crate::log_gc`]).
     pub keep_after_snapshot: u64,
+    /// How long a peer that makes no progress still holds a leader's log.
+    pub log_hold_ms: u64,
     pub snapshot_chunk_bytes: u64,
 }
 
@@ -49,6 +51,7 @@ impl Default for RaftTuning {
             election_max_ms: 1000,
             snapshot_every: 20_000,
             keep_after_snapshot: 5_000,
+            log_hold_ms: crate::log_gc::HOLD.as_millis() as u64,
             snapshot_chunk_bytes: 4 << 20,
         }
     }
@@ -214,6 +217,7 @@ pub struct RaftHost {
     peers: Arc<Peers>,
     config: Arc<openraft::Config>,
     keep_after_snapshot: u64,
+    log_hold: Duration,
     groups: RwLock<HashMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
     app: OnceLock<Arc<dyn AppHandler>>,
@@ -233,6 +237,7 @@ impl RaftHost {
             peers: Peers::new(connector),
             config: Arc::new(config),
             keep_after_snapshot: tuning.keep_after_snapshot,
+            log_hold: Duration::from_millis(tuning.log_hold_ms),
             groups: RwLock::default(),
             starting: tokio::sync::Mutex::new(()),
             app: OnceLock::new(),
@@ -299,7 +304,7 @@ impl RaftHost {
         )
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
-        tokio::spawn(crate::log_gc::run(raft.clone(), sent.clone(), self.keep_after_snapshot));
+        tokio::spawn(crate::log_gc::run(raft.clone(), sent.clone(), self.keep_after_snapshot, self.log_hold));
         let handle = GroupHandle { name: name.into(), raft, epoch, state, sent, incoming: Arc::default() };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
         tracing::info!(group = name, epoch, "group started");

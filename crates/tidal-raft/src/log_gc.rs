@@ -10,10 +10,11 @@
 //!
 //! A peer holds the log at the last entry it has (from 0 while it has none)
 //! for as long as it makes progress: its match moves up or the leader sends
-//! it bytes (snapshot pieces or entries). A peer that stops for
-//! [`LogGc::hold`] no longer holds anything, so one that is down does not
-//! keep the log growing; when it comes back it is sent a snapshot, and holds
-//! the log again while it takes it.
+//! it bytes (snapshot pieces or entries). A peer that stops for the hold
+//! time ([`HOLD`] unless configured) no longer holds anything, so one that
+//! is down does not keep the log growing; when it comes back it is sent a
+//! snapshot, and holds the log again while it takes it. One back sooner
+//! catches up from the log, which costs less than a snapshot.
 //!
 //! The decision is plain data in, an index out ([`LogGc::purge_upto`]); the
 //! task that applies it to a running group is [`run`].
@@ -27,7 +28,8 @@ use tokio::time::Instant;
 use crate::transport::SentBytes;
 use crate::types::Raft;
 
-/// How long a peer that makes no progress still holds the log.
+/// How long a peer that makes no progress still holds the log, unless
+/// configured (`--log-hold-ms`).
 pub const HOLD: Duration = Duration::from_secs(120);
 
 /// How often a running group looks at what it may drop.
@@ -84,8 +86,8 @@ impl LogGc {
 }
 
 /// Apply the decision to `raft` every second until the group stops.
-pub async fn run(raft: Raft, sent: std::sync::Arc<SentBytes>, keep_after_snapshot: u64) {
-    let mut gc = LogGc::new(keep_after_snapshot, HOLD);
+pub async fn run(raft: Raft, sent: std::sync::Arc<SentBytes>, keep_after_snapshot: u64, hold: Duration) {
+    let mut gc = LogGc::new(keep_after_snapshot, hold);
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

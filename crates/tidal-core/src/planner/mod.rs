@@ -186,16 +186,7 @@ fn assign(
     let mut f = Flow::new(2);
     let prg_v: Vec<usize> = prgs.iter().map(|_| f.add_vertex()).collect();
     let node_v: Vec<usize> = eligible.iter().map(|_| f.add_vertex()).collect();
-    let floor_e: Vec<usize> = (0..eligible.len())
-        .map(|i| {
-            let (lo, hi) = (replica_shares[i].floor() as i64, replica_shares[i].ceil() as i64);
-            let e = f.edge(node_v[i], t, lo, 0);
-            if hi > lo {
-                f.edge(node_v[i], t, hi - lo, big);
-            }
-            e
-        })
-        .collect();
+    let floor_e = share_sinks(&mut f, &node_v, t, replica_shares, big);
     // edges[p] = (node index, PRG→zone edge, zone→node edge).
     let mut edges: Vec<Vec<(usize, Option<usize>, usize)>> = Vec::with_capacity(prgs.len());
     let mut source_e = Vec::with_capacity(prgs.len());
@@ -279,16 +270,7 @@ fn finish(
     let mut g = Flow::new(2);
     let prg_v: Vec<usize> = prgs.iter().map(|_| g.add_vertex()).collect();
     let node_v: Vec<usize> = eligible.iter().map(|_| g.add_vertex()).collect();
-    let floor_e: Vec<usize> = (0..eligible.len())
-        .map(|i| {
-            let (lo, hi) = (leader_shares[i].floor() as i64, leader_shares[i].ceil() as i64);
-            let e = g.edge(node_v[i], t, lo, 0);
-            if hi > lo {
-                g.edge(node_v[i], t, hi - lo, big);
-            }
-            e
-        })
-        .collect();
+    let floor_e = share_sinks(&mut g, &node_v, t, &leader_shares, big);
     let mut room: Vec<i64> = leader_shares.iter().map(|s| s.floor() as i64).collect();
     let mut lead_e: Vec<Vec<(usize, usize)>> = Vec::with_capacity(prgs.len());
     let mut placed = 0i64;
@@ -334,6 +316,23 @@ fn finish(
         layout.members.insert(p.id.clone(), members);
     }
     Ok(layout)
+}
+
+/// Each node's edges to the sink `t`: its floor share at cost 0, and the
+/// one unit above it at `big`. Returns the floor edges.
+fn share_sinks(f: &mut Flow, node_v: &[usize], t: usize, shares: &[Share], big: i64) -> Vec<usize> {
+    node_v
+        .iter()
+        .zip(shares)
+        .map(|(&v, s)| {
+            let (lo, hi) = (s.floor() as i64, s.ceil() as i64);
+            let e = f.edge(v, t, lo, 0);
+            if hi > lo {
+                f.edge(v, t, hi - lo, big);
+            }
+            e
+        })
+        .collect()
 }
 
 /// Each eligible node's share of the replicas: in proportion to capacity,
