@@ -288,7 +288,9 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
     let c = Cluster::start(3, &[]);
     let before = http_get(&c.nodes[0].http, "/api/v1/nodes").unwrap().1;
     let dir = c.nodes[0].dir.parent().unwrap().join("impostor");
-    let port = |i: u16| format!("127.0.0.1:{}", 39_000 + i + (std::process::id() % 500) as u16 * 3);
+    // Ports below the ephemeral range, so that no outgoing connection holds one.
+    let ports = [common::free_port(), common::free_port(), common::free_port()];
+    let port = |i: usize| format!("127.0.0.1:{}", ports[i]);
     // Run a node that joins through `via` until it exits.
     let node = |id: &str, via: &str, dir: &std::path::Path| {
         std::process::Command::new(common::BIN)
