@@ -288,9 +288,9 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
     let c = Cluster::start(3, &[]);
     let before = http_get(&c.nodes[0].http, "/api/v1/nodes").unwrap().1;
     let dir = c.nodes[0].dir.parent().unwrap().join("impostor");
-    // Ports below the ephemeral range, so that no outgoing connection holds one.
-    let ports = [common::free_port(), common::free_port(), common::free_port()];
-    let port = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    // Port 0: the node binds whatever is free and advertises that, so no
+    // other process can take a port between its choice and its bind.
+    let port = |_: usize| "127.0.0.1:0".to_string();
     // Run a node that joins through `via` until it exits.
     let node = |id: &str, via: &str, dir: &std::path::Path| {
         std::process::Command::new(common::BIN)

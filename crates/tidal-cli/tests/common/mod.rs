@@ -32,7 +32,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 /// A port free right now, below the kernel's ephemeral range (32768 and
 /// up): a port the kernel handed out for `:0` can be handed out again as
 /// the source port of an outgoing connection before the node binds it.
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
