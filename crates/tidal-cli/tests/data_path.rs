@@ -290,12 +290,12 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
     let dir = c.nodes[0].dir.parent().unwrap().join("impostor");
     // Port 0: the node binds whatever is free and advertises that, so no
     // other process can take a port between its choice and its bind.
-    let port = |_: usize| "127.0.0.1:0".to_string();
+    let any = "127.0.0.1:0";
     // Run a node that joins through `via` until it exits.
     let node = |id: &str, via: &str, dir: &std::path::Path| {
         std::process::Command::new(common::BIN)
             .arg("node")
-            .args(["--node-id", id, "--listen", &port(0), "--client-addr", &port(1), "--http-addr", &port(2)])
+            .args(["--node-id", id, "--listen", any, "--client-addr", any, "--http-addr", any])
             .args(["--join", via])
             .arg("--data-dir")
             .arg(dir)

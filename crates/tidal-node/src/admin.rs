@@ -125,6 +125,7 @@ pub fn node_views(state: &ClusterState, reports: &BTreeMap<NodeId, NodeReport>) 
         .map(|n| {
             let hosted: Vec<&Placement> = state.placements_on(n.id).collect();
             let led: Vec<&Placement> = hosted.iter().copied().filter(|p| p.leader_hint == Some(n.id)).collect();
+            let report = reports.get(&n.id);
             NodeView {
                 info: n.clone(),
                 replicas: hosted.len(),
@@ -132,10 +133,10 @@ pub fn node_views(state: &ClusterState, reports: &BTreeMap<NodeId, NodeReport>) 
                 leaders: led.len(),
                 slots: hosted.iter().map(|p| slots_of(p)).sum(),
                 slots_led: led.iter().map(|p| slots_of(p)).sum(),
-                applied_epoch: reports.get(&n.id).map(|r| r.applied_epoch),
-                stored_bytes: reports.get(&n.id).map(|r| r.stored_bytes),
-                ready: reports.get(&n.id).map(|r| r.ready),
-                not_ready_reasons: reports.get(&n.id).map(|r| r.reasons.clone()).unwrap_or_default(),
+                applied_epoch: report.map(|r| r.applied_epoch),
+                stored_bytes: report.map(|r| r.stored_bytes),
+                ready: report.map(|r| r.ready),
+                not_ready_reasons: report.map(|r| r.reasons.clone()).unwrap_or_default(),
             }
         })
         .collect()

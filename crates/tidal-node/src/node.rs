@@ -35,11 +35,11 @@ use crate::config::{Bootstrap, NodeConfig};
 use crate::forward::{KvRequest, KvResponse};
 use crate::scan::ScanCursors;
 
-/// Everything the node's tasks share.
 /// How long the first tenant waits for every initial node before it is
 /// placed on those that came.
 const FIRST_TENANT_GRACE: Duration = Duration::from_secs(15);
 
+/// Everything the node's tasks share.
 pub struct Shared {
     pub config: NodeConfig,
     pub host: Arc<RaftHost>,

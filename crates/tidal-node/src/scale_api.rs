@@ -32,7 +32,7 @@ use tidal_core::replica_move::ReplicaPhase;
 use tidal_core::slot_move::MovePhase;
 use tidal_core::{ClusterState, PrgId};
 
-use crate::moves_api::{slot_ranges, ApiError};
+use crate::moves_api::{parse_body, slot_ranges, ApiError};
 use crate::node::Shared;
 
 /// The name a cluster answers to in `/api/v1/clusters/{cluster}`.
@@ -80,15 +80,17 @@ pub struct TenantScale {
     pub dry_run: bool,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
+/// 404 unless `cluster` names this cluster.
+fn this_cluster(cluster: &str) -> Result<(), ApiError> {
+    if cluster == CLUSTER_ID {
+        return Ok(());
+    }
+    Err(ApiError::NotFound(format!("no cluster {cluster} (this one is {CLUSTER_ID})")))
 }
 
 pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes) -> Result<Response, ApiError> {
-    if cluster != CLUSTER_ID {
-        return Err(ApiError::NotFound(format!("no cluster {cluster} (this one is {CLUSTER_ID})")));
-    }
-    let req: ClusterScale = parse(&body)?;
+    this_cluster(&cluster)?;
+    let req: ClusterScale = parse_body(&body)?;
     let state = s.cache.get();
     let now = state.nodes.len() as u64;
     let add = match (req.operation.as_str(), req.target_count) {
@@ -116,7 +118,7 @@ pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes
 const MAX_NODES: u64 = 1000;
 
 pub async fn scale_tenant(State(s): S, Path(tenant): Path<String>, body: Bytes) -> Result<Response, ApiError> {
-    let req: TenantScale = parse(&body)?;
+    let req: TenantScale = parse_body(&body)?;
     let state = s.cache.get();
     answer(&s, &state, ScaleRequest { add_nodes: Vec::new(), prgs: [(tenant, req.prgs)].into() }, req.dry_run)
 }
@@ -184,9 +186,7 @@ pub fn plan_view(p: &ScalePlan) -> serde_json::Value {
 /// moving, whether the cluster is healthy (and every reason it is not), and
 /// the latest move.
 pub async fn cluster_status(State(s): S, Path(cluster): Path<String>) -> Result<Response, ApiError> {
-    if cluster != CLUSTER_ID {
-        return Err(ApiError::NotFound(format!("no cluster {cluster} (this one is {CLUSTER_ID})")));
-    }
+    this_cluster(&cluster)?;
     let state = s.cache.get();
     let now = s.clock.now_ms();
     let reports: BTreeMap<u64, NodeHealth> = s

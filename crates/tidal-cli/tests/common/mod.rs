@@ -230,26 +230,25 @@ impl Cluster {
 
     /// Run the `tidal` CLI against node 0's admin API, with `--json`.
     pub fn tidal(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .args(args)
-            .args(["--http", &self.nodes[0].http, "--json"])
-            .env("TIDAL_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tidal")
+        self.run_tidal(args, &["--json"])
     }
 
     /// Run the `tidal` CLI against node 0's admin API for its text output.
     pub fn tidal_text(&self, args: &[&str]) -> String {
-        let out = Command::new(BIN)
+        let out = self.run_tidal(args, &[]);
+        assert!(out.status.success(), "tidal {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn run_tidal(&self, args: &[&str], extra: &[&str]) -> std::process::Output {
+        Command::new(BIN)
             .args(args)
             .args(["--http", &self.nodes[0].http])
+            .args(extra)
             .env("TIDAL_LOG", "warn")
             .stdin(Stdio::null())
             .output()
-            .expect("run tidal");
-        assert!(out.status.success(), "tidal {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .expect("run tidal")
     }
 
     /// Node `i`'s routing table (`/api/v1/routing`).
