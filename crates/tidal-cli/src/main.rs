@@ -5,6 +5,7 @@
 mod bench;
 mod moves;
 mod node_cmd;
+mod operations;
 mod scale;
 mod status;
 mod up;
@@ -49,8 +50,11 @@ enum Cmd {
     Prgs(moves::PrgsArgs),
     /// Hand a PRG's leadership to another member: `tidal leader transfer --prg default:1 --to 2`.
     Leader(moves::LeaderArgs),
-    /// Plan a scale-up: `tidal scale --nodes 5 --prgs default=8 --dry-run`.
+    /// Scale up: `tidal scale --nodes 5 --prgs default=8 [--dry-run | --wait]`.
     Scale(scale::ScaleArgs),
+    /// List scaling operations, show one (`tidal operations ID`), or cancel
+    /// one (`tidal operations cancel ID`).
+    Operations(operations::OperationsArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -94,6 +98,7 @@ fn main() {
         Cmd::Prgs(a) => moves::run_prgs(a),
         Cmd::Leader(a) => moves::run_leader(a),
         Cmd::Scale(a) => scale::run(a),
+        Cmd::Operations(a) => operations::run(a),
     };
     std::process::exit(code);
 }

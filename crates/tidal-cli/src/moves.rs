@@ -126,7 +126,7 @@ enum LeaderCmd {
 }
 
 /// One admin API call: the status and the JSON body.
-fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+pub(crate) fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(15)))
         .http_status_as_error(false)
@@ -147,7 +147,7 @@ fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u1
 
 /// Print the error of a failed call; the exit code tells bad input (64)
 /// from a failure of the cluster (1).
-fn fail(status: u16, v: &Value) -> i32 {
+pub(crate) fn fail(status: u16, v: &Value) -> i32 {
     eprintln!("error: {}", v["error"].as_str().unwrap_or("request failed"));
     if (400..500).contains(&status) && status != 408 {
         EXIT_USAGE

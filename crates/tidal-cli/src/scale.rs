@@ -1,6 +1,7 @@
-//! `tidal scale`: the plan of a scale-up, from a node's admin API
+//! `tidal scale`: a scale-up, through a node's admin API
 //! (`POST /api/v1/clusters/tidal/scale`). `--dry-run` shows the plan and
-//! changes nothing.
+//! changes nothing; otherwise the plan runs as an operation, whose id is
+//! printed, and `--wait` follows it to its end.
 
 use serde_json::{json, Value};
 
@@ -16,8 +17,28 @@ pub struct ScaleArgs {
     #[arg(long = "prgs", value_name = "TENANT=COUNT")]
     prgs: Vec<String>,
     /// Show the plan; change nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait")]
     dry_run: bool,
+    /// Follow the operation with a progress bar until it ends.
+    #[arg(long)]
+    wait: bool,
+    /// Run only if the cluster is still at this control-plane version (the
+    /// `cpVersion` of a dry run): what runs is what was shown.
+    #[arg(long)]
+    cp_version: Option<u64>,
+    /// How long (ms) each health gate may take before its step fails.
+    #[arg(long)]
+    gate_timeout_ms: Option<u64>,
+    /// How long (ms) new nodes may take to join and become ready.
+    #[arg(long)]
+    join_timeout_ms: Option<u64>,
+    /// Most moves in flight touching any one node (default: the node's
+    /// --max-moves-per-node).
+    #[arg(long)]
+    max_moves_per_node: Option<u32>,
+    /// Most moves in flight in the cluster (default: the node's --max-moves).
+    #[arg(long)]
+    max_moves: Option<u32>,
     #[command(flatten)]
     target: Target,
 }
@@ -39,20 +60,51 @@ pub fn run(a: ScaleArgs) -> i32 {
         eprintln!("error: give --nodes N and/or --prgs TENANT=COUNT");
         return EXIT_USAGE;
     }
-    let body = json!({
+    let mut body = json!({
         "operation": "scale_out",
         "target_count": a.nodes,
         "prgs": prgs,
         "dry_run": a.dry_run,
     });
-    let plan = match run_call("POST", &a.target, "/api/v1/clusters/tidal/scale", Some(body)) {
+    let options = [
+        ("cp_version", a.cp_version),
+        ("gate_timeout_ms", a.gate_timeout_ms),
+        ("join_timeout_ms", a.join_timeout_ms),
+        ("max_moves_per_node", a.max_moves_per_node.map(u64::from)),
+        ("max_moves", a.max_moves.map(u64::from)),
+    ];
+    for (k, v) in options {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    let answer = match run_call("POST", &a.target, "/api/v1/clusters/tidal/scale", Some(body)) {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if a.dry_run {
+        if a.target.json {
+            println!("{answer}");
+        } else {
+            print_plan(&answer);
+            println!("dry run: nothing changed");
+        }
+        return 0;
+    }
+    let Some(id) = answer["id"].as_u64() else {
+        eprintln!("error: the node did not answer with an operation id: {answer}");
+        return 1;
+    };
+    if a.wait {
+        if !a.target.json {
+            print_plan(&answer["plan"]);
+        }
+        return crate::operations::follow(&a.target, id);
+    }
     if a.target.json {
-        println!("{plan}");
+        println!("{answer}");
     } else {
-        print_plan(&plan);
+        println!("operation {id} started; follow it with `tidal operations {id}`");
     }
     0
 }
@@ -62,7 +114,7 @@ fn list(v: &Value) -> &[Value] {
 }
 
 fn print_plan(p: &Value) {
-    println!("plan from control-plane version {} (nothing changed)", p["cpVersion"]);
+    println!("plan from control-plane version {}", p["cpVersion"]);
     let nodes: Vec<String> = list(&p["addNodes"]).iter().map(|n| n["id"].to_string()).collect();
     if !nodes.is_empty() {
         println!("nodes to start: {}", nodes.join(", "));

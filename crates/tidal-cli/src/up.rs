@@ -4,6 +4,12 @@
 //! Redis `B+i`, HTTP `B+100+i`, peer `B+200+i`. Node ids are 1..=N; the
 //! first three host the control plane. The layout is saved in the data
 //! directory, so running `tidal up` again brings back the same cluster.
+//!
+//! `tidal up` is also the local provider of scaling operations: while it
+//! runs, it watches for an operation waiting on new nodes (`tidal scale
+//! --nodes N`), starts them on the next ports of its layout with `--join`,
+//! and records them in the layout, so a later `tidal up` brings them back
+//! too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,6 +46,10 @@ struct Layout {
     prgs: u32,
     slots: u32,
     base_port: u16,
+    /// Nodes started together with `--peers` (the rest joined later);
+    /// absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    initial: Option<u32>,
 }
 
 impl Layout {
@@ -52,8 +62,11 @@ impl Layout {
     fn peer(&self, i: u32) -> String {
         format!("127.0.0.1:{}", u32::from(self.base_port) + 200 + i)
     }
+    fn initial(&self) -> u32 {
+        self.initial.unwrap_or(self.nodes)
+    }
     fn peers(&self) -> String {
-        (0..self.nodes).map(|i| format!("{}={}", i + 1, self.peer(i))).collect::<Vec<_>>().join(",")
+        (0..self.initial()).map(|i| format!("{}={}", i + 1, self.peer(i))).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -83,17 +96,25 @@ fn validate(a: &UpArgs) -> Result<Layout, Vec<String>> {
         errs.push("--ready-timeout: must be greater than 0".to_string());
     }
     if errs.is_empty() {
-        Ok(Layout { nodes: a.nodes, prgs: a.prgs, slots: a.slots, base_port: a.base_port })
+        Ok(Layout { nodes: a.nodes, prgs: a.prgs, slots: a.slots, base_port: a.base_port, initial: None })
     } else {
         Err(errs)
     }
+}
+
+fn save_layout(dir: &Path, layout: &Layout) -> Result<(), String> {
+    let path = dir.join("up.json");
+    let text = serde_json::to_string_pretty(layout).expect("layout serializes");
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn load_or_save_layout(dir: &Path, wanted: Layout) -> Result<Layout, String> {
     let path = dir.join("up.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let saved: Layout = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if saved != wanted {
+        if (saved.nodes, saved.prgs, saved.slots, saved.base_port)
+            != (wanted.nodes, wanted.prgs, wanted.slots, wanted.base_port)
+        {
             eprintln!(
                 "note: {} holds a cluster of {} nodes, {} PRGs, {} slots on base port {}; starting that cluster (scaling is a separate operation)",
                 dir.display(), saved.nodes, saved.prgs, saved.slots, saved.base_port
@@ -102,8 +123,7 @@ fn load_or_save_layout(dir: &Path, wanted: Layout) -> Result<Layout, String> {
         return Ok(saved);
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(&wanted).expect("layout serializes");
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    save_layout(dir, &wanted)?;
     Ok(wanted)
 }
 
@@ -118,10 +138,14 @@ fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path) -> std::io::Resul
         .args(["--client-addr", &layout.redis(i)])
         .args(["--http-addr", &layout.http(i)])
         .arg("--data-dir")
-        .arg(&node_dir)
-        .args(["--peers", &layout.peers()])
-        .args(["--slots", &layout.slots.to_string()])
-        .args(["--prgs", &layout.prgs.to_string()]);
+        .arg(&node_dir);
+    if i < layout.initial() {
+        cmd.args(["--peers", &layout.peers()])
+            .args(["--slots", &layout.slots.to_string()])
+            .args(["--prgs", &layout.prgs.to_string()]);
+    } else {
+        cmd.args(["--join", &layout.peer(0)]);
+    }
     // The nodes share this machine's cores: each gets its share of worker
     // threads unless TIDAL_WORKER_THREADS says otherwise.
     if std::env::var_os("TIDAL_WORKER_THREADS").is_none() {
@@ -145,7 +169,7 @@ pub fn run(args: UpArgs) -> i32 {
             return crate::EXIT_USAGE;
         }
     };
-    let layout = match load_or_save_layout(&args.data_dir, wanted) {
+    let mut layout = match load_or_save_layout(&args.data_dir, wanted) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -221,6 +245,7 @@ pub fn run(args: UpArgs) -> i32 {
                     if let Some((id, status)) = exited(&mut children) {
                         eprintln!("warning: node {id} exited ({status}); the others keep serving");
                     }
+                    provide(&exe, &mut layout, &args.data_dir, &mut children);
                 }
             }
         }
@@ -229,6 +254,55 @@ pub fn run(args: UpArgs) -> i32 {
     stop_all(&mut children);
     eprintln!("stopped; data kept in {}", args.data_dir.display());
     code
+}
+
+/// The node ids a running scaling operation waits for, as any reachable
+/// node of `layout` says.
+fn wanted_nodes(layout: &Layout) -> Option<Vec<u32>> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(1))).build().into();
+    (0..layout.nodes).find_map(|i| {
+        let mut resp = agent.get(&format!("http://{}/api/v1/operations", layout.http(i))).call().ok()?;
+        let v: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()?;
+        let ops = v["operations"].as_array()?;
+        let running = ops.iter().find(|o| o["status"] == "running" && o["phase"] == "add-nodes");
+        Some(running.map_or_else(Vec::new, |o| {
+            o["plan"]["addNodes"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter_map(|n| n["id"].as_u64().and_then(|id| u32::try_from(id).ok()))
+                .collect()
+        }))
+    })
+}
+
+/// As the local provider: start the nodes a scaling operation waits for
+/// on the next ports of the layout, and record them in it.
+fn provide(exe: &Path, layout: &mut Layout, dir: &Path, children: &mut Vec<(u32, Child)>) {
+    let Some(ids) = wanted_nodes(layout) else { return };
+    let new: Vec<u32> = ids.into_iter().filter(|id| *id > layout.nodes).collect();
+    let Some(&top) = new.iter().max() else { return };
+    if new.len() as u32 != top - layout.nodes || u32::from(layout.base_port) + 200 + top > 65_535 || top > 50 {
+        eprintln!("warning: the operation wants nodes {new:?}, which this layout cannot start; start them by hand");
+        return;
+    }
+    let mut grown = layout.clone();
+    grown.initial = Some(layout.initial());
+    grown.nodes = top;
+    if let Err(e) = save_layout(dir, &grown) {
+        eprintln!("error: {e}; not starting nodes {new:?}");
+        return;
+    }
+    *layout = grown;
+    for id in new {
+        match spawn_node(exe, layout, id - 1, dir) {
+            Ok(c) => {
+                eprintln!("started node {id} for a scaling operation (http {})", layout.http(id - 1));
+                children.push((id, c));
+            }
+            Err(e) => eprintln!("error: cannot start node {id}: {e}"),
+        }
+    }
 }
 
 /// The first child that has exited (removed from the list), if any.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::validate_tenant;
+use tidal_core::operation::{OpId, OpPhase, Operation};
 use tidal_core::ownership::MoveId;
 use tidal_core::placement::{place_new, REPLICAS};
 use tidal_core::replica_move::{check_replica_move, ReplicaMove, ReplicaPhase};
@@ -65,6 +66,26 @@ pub enum CpCommand {
     /// Record how far a replica move's learner has come, if the move is
     /// still in `expect`.
     ReplicaProgress { id: MoveId, expect: ReplicaPhase, lag: u64, bytes: u64 },
+    /// Start a scaling operation; refused while another one runs, or once
+    /// the state has left the version its plan was made from.
+    StartOperation(Box<Operation>),
+    /// Take operation `id` from phase `expect` to `phase`, noting why.
+    OperationPhase { id: OpId, expect: OpPhase, phase: OpPhase, note: Option<String>, error: Option<String> },
+    /// Note something that happened on operation `id`.
+    OperationNote { id: OpId, text: String },
+    /// Create the new PRGs of operation `id`'s plan, at one new routing epoch.
+    OperationCreatePrgs { id: OpId },
+    /// Remove the PRGs operation `id` created (they must own no slots), at
+    /// a new routing epoch: a rolled-back operation leaves no trace.
+    OperationRemovePrgs { id: OpId },
+    /// Start step `step` of operation `id`: its move, recorded on the step,
+    /// if the disruption budget has room.
+    OperationStartStep { id: OpId, step: usize },
+    /// Step `step` of operation `id` has its move finished: done, to try
+    /// again, or failed, as the move ended.
+    OperationStepEnded { id: OpId, step: usize },
+    /// Ask operation `id` to stop, rolling back what it can.
+    CancelOperation { id: OpId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +105,10 @@ pub enum CpReply {
         prgs: Vec<PrgId>,
         routing_epoch: u64,
     },
+    /// An operation was started with this id.
+    OperationStarted {
+        id: OpId,
+    },
 }
 
 /// Record `info`; Draining is the control plane's decision, not the node's.
@@ -100,6 +125,7 @@ fn register(state: &mut ClusterState, info: &NodeInfo) {
 pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply {
     let mut created = None;
     let mut added = None;
+    let mut op_started = None;
     let refused = match cmd {
         CpCommand::RegisterNode(info) => {
             register(state, info);
@@ -192,6 +218,22 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
                 None
             }
         },
+        CpCommand::StartOperation(op) => match ops::start(state, now_ms, op) {
+            Ok(id) => {
+                op_started = Some(id);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        CpCommand::OperationPhase { id, expect, phase, note, error } => {
+            ops::phase(state, now_ms, *id, *expect, *phase, note.as_deref(), error.as_deref()).err()
+        }
+        CpCommand::OperationNote { id, text } => ops::note(state, now_ms, *id, text).err(),
+        CpCommand::OperationCreatePrgs { id } => ops::create_prgs(state, now_ms, *id).err(),
+        CpCommand::OperationRemovePrgs { id } => ops::remove_prgs(state, now_ms, *id).err(),
+        CpCommand::OperationStartStep { id, step } => ops::start_step(state, now_ms, *id, *step).err(),
+        CpCommand::OperationStepEnded { id, step } => ops::step_ended(state, now_ms, *id, *step).err(),
+        CpCommand::CancelOperation { id } => ops::cancel(state, now_ms, *id).err(),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {
@@ -217,6 +259,9 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             }
             if let Some(prgs) = added {
                 return CpReply::PrgsAdded { prgs, routing_epoch: state.routing_epoch };
+            }
+            if let Some(id) = op_started {
+                return CpReply::OperationStarted { id };
             }
             CpReply::Ok { version: state.version, routing_epoch: state.routing_epoch }
         }
@@ -262,7 +307,7 @@ fn add_prgs(
     if count == 0 || count > MAX_ADD_PRGS {
         return Err(format!("count must be in 1..={MAX_ADD_PRGS}, got {count}"));
     }
-    let next = state.prgs_of(tenant).iter().map(|p| p.prg.index + 1).max().unwrap_or(0);
+    let next = state.next_prg_index(tenant);
     let ids: Vec<PrgId> = (next..next + count).map(|i| PrgId::new(tenant, i)).collect();
     let epoch = state.routing_epoch + 1;
     let placed = match members {
@@ -280,7 +325,7 @@ fn add_prgs(
 }
 
 /// Members named by an operator must follow the placement rules.
-fn check_members(state: &ClusterState, members: &[NodeId]) -> Result<(), String> {
+pub(crate) fn check_members(state: &ClusterState, members: &[NodeId]) -> Result<(), String> {
     let distinct: BTreeSet<NodeId> = members.iter().copied().collect();
     if members.len() != REPLICAS || distinct.len() != REPLICAS {
         return Err(format!("a PRG needs {REPLICAS} distinct members, got {members:?}"));
@@ -301,7 +346,7 @@ fn check_members(state: &ClusterState, members: &[NodeId]) -> Result<(), String>
     Ok(())
 }
 
-fn start_move(
+pub(crate) fn start_move(
     state: &mut ClusterState,
     now_ms: u64,
     tenant: &str,
@@ -344,7 +389,7 @@ fn start_move(
     Ok(id)
 }
 
-fn start_replica_move(
+pub(crate) fn start_replica_move(
     state: &mut ClusterState,
     now_ms: u64,
     prg: &PrgId,
@@ -519,6 +564,9 @@ fn create_tenant(state: &mut ClusterState, name: &str, slots: u32, prgs: u32) ->
     state.routing_epoch = epoch;
     Ok(())
 }
+
+#[path = "command_ops.rs"]
+mod ops;
 
 #[cfg(test)]
 #[path = "command_tests.rs"]

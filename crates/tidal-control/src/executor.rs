@@ -80,6 +80,8 @@ pub trait MoveOps: Send + Sync + 'static {
     /// How far `node`, a learner of `prg`, has come: the entries it is
     /// behind, and the bytes `prg`'s leader has sent it.
     fn learner(&self, prg: PrgId, node: NodeId) -> BoxFuture<Result<(u64, u64), StepError>>;
+    /// Have `prg`'s leader hand its leadership to member `to`.
+    fn transfer_leader(&self, prg: PrgId, to: NodeId) -> BoxFuture<Result<(), StepError>>;
 }
 
 /// How moves are paced.

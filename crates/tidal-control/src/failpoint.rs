@@ -1,4 +1,5 @@
-//! Fail points at every step of a move, for tests of rollback and resume.
+//! Fail points at every step of a move and every phase of a scaling
+//! operation, for tests of rollback and resume.
 //!
 //! They are compiled in only with the `failpoints` feature, which the
 //! `tidal` binary's tests turn on; in any other build [`check`] is
@@ -45,10 +46,28 @@ pub const REPLICA_MOVE: &[&str] = &[
     "replica-move/after-become-rolled-back",
 ];
 
+/// Every fail point of a scaling operation: after each phase, and the
+/// health gate (`return` there makes every gate fail, as a cluster that
+/// never becomes healthy does).
+pub const OPERATION: &[&str] = &[
+    "operation/gate",
+    "operation/after-preflight",
+    "operation/after-add-nodes",
+    "operation/after-create-prgs",
+    "operation/after-move-slots",
+    "operation/after-move-replicas",
+    "operation/after-leaders",
+    "operation/after-validate",
+];
+
+fn known(name: &str) -> bool {
+    SLOT_MOVE.contains(&name) || REPLICA_MOVE.contains(&name) || OPERATION.contains(&name)
+}
+
 /// Fail here if the fail point `name` says so.
 #[cfg(feature = "failpoints")]
 pub(crate) fn check(name: &str) -> Result<(), Stop> {
-    debug_assert!(SLOT_MOVE.contains(&name) || REPLICA_MOVE.contains(&name), "unlisted fail point {name}");
+    debug_assert!(known(name), "unlisted fail point {name}");
     let hit = fail::eval(name, |arg| {
         if arg.as_deref() == Some("crash") {
             tracing::error!(fail_point = name, "fail point: ending the process");
@@ -67,7 +86,7 @@ pub(crate) fn check(_name: &str) -> Result<(), Stop> {
 
 /// Set fail point `name` to `actions` (`off` clears it).
 pub fn configure(name: &str, actions: &str) -> Result<(), String> {
-    if !SLOT_MOVE.contains(&name) && !REPLICA_MOVE.contains(&name) {
+    if !known(name) {
         return Err(format!("no fail point named '{name}'"));
     }
     #[cfg(feature = "failpoints")]

@@ -8,6 +8,7 @@ pub mod command;
 pub mod cp_machine;
 pub mod executor;
 pub mod failpoint;
+pub mod operation_executor;
 pub mod replica_executor;
 pub mod state_format;
 
@@ -15,4 +16,5 @@ pub use api::{ControlPlane, CpError, CpRequest, CpResponse, NodeReport};
 pub use command::{CpCommand, CpReply};
 pub use cp_machine::CpMachine;
 pub use executor::{Copied, ExecutorConfig, MoveExecutor, MoveOps, StepError};
+pub use operation_executor::OperationExecutor;
 pub use replica_executor::MemberChange;

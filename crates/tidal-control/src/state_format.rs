@@ -17,10 +17,11 @@ use tidal_raft::types::{decode, encode_versioned, split_version};
 
 use crate::command::CpCommand;
 
-/// The format version of persisted states and of new log entries: 3 since
-/// a replica move records the bytes its learner has taken (2: each node's
-/// data-directory instance).
-pub const CP_FORMAT: u8 = 3;
+/// The format version of persisted states and of new log entries: 4 since
+/// the state holds scaling operations and retired PRGs (3: a replica move
+/// records the bytes its learner has taken; 2: each node's data-directory
+/// instance).
+pub const CP_FORMAT: u8 = 4;
 
 pub fn encode_state(s: &ClusterState) -> Vec<u8> {
     encode_versioned(CP_FORMAT, s)
@@ -31,6 +32,7 @@ pub fn decode_state(b: &[u8]) -> Result<ClusterState, String> {
         (0, body) => decode::<StateV0>(body).map(ClusterState::from).map_err(|e| format!("state of version 0: {e}")),
         (1, body) => decode::<StateV1>(body).map(ClusterState::from).map_err(|e| format!("state of version 1: {e}")),
         (2, body) => decode::<StateV2>(body).map(ClusterState::from).map_err(|e| format!("state of version 2: {e}")),
+        (3, body) => decode::<StateV3>(body).map(ClusterState::from).map_err(|e| format!("state of version 3: {e}")),
         (CP_FORMAT, body) => decode(body).map_err(|e| format!("state of version {CP_FORMAT}: {e}")),
         (v, _) => Err(format!("state of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
@@ -100,6 +102,7 @@ impl From<StateV0> for ClusterState {
             replica_moves: BTreeMap::new(),
             next_move_id: 1,
             instances: BTreeMap::new(),
+            ..ClusterState::default()
         }
     }
 }
@@ -188,7 +191,7 @@ pub(crate) struct StateV2 {
 
 impl From<StateV2> for ClusterState {
     fn from(old: StateV2) -> Self {
-        ClusterState {
+        ClusterState::from(StateV3 {
             version: old.version,
             routing_epoch: old.routing_epoch,
             cp_members: old.cp_members,
@@ -199,6 +202,39 @@ impl From<StateV2> for ClusterState {
             replica_moves: old.replica_moves.into_iter().map(|(id, m)| (id, m.into())).collect(),
             next_move_id: old.next_move_id,
             instances: old.instances,
+        })
+    }
+}
+
+/// The cluster state as version 3 wrote it: no operations, no retired PRGs.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV3 {
+    pub version: u64,
+    pub routing_epoch: u64,
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
+    pub next_move_id: MoveId,
+    pub instances: BTreeMap<NodeId, u64>,
+}
+
+impl From<StateV3> for ClusterState {
+    fn from(old: StateV3) -> Self {
+        ClusterState {
+            version: old.version,
+            routing_epoch: old.routing_epoch,
+            cp_members: old.cp_members,
+            nodes: old.nodes,
+            tenants: old.tenants,
+            placements: old.placements,
+            moves: old.moves,
+            replica_moves: old.replica_moves,
+            next_move_id: old.next_move_id,
+            instances: old.instances,
+            ..ClusterState::default()
         }
     }
 }
@@ -312,5 +348,25 @@ mod tests {
         assert_eq!((r.phase, r.lag, r.bytes, r.updated_ms), (ReplicaPhase::Promoting, Some(0), 0, 20));
         assert_eq!(back.instances, s.instances);
         assert_eq!(decode_state(&encode_state(&back)).unwrap(), back);
+    }
+
+    #[test]
+    fn a_state_of_version_3_reads_without_operations() {
+        let s = decode_state(&encode(&old_state())).unwrap();
+        let v3 = StateV3 {
+            version: s.version,
+            routing_epoch: s.routing_epoch,
+            cp_members: s.cp_members.clone(),
+            nodes: s.nodes.clone(),
+            tenants: s.tenants.clone(),
+            placements: s.placements.clone(),
+            moves: s.moves.clone(),
+            replica_moves: s.replica_moves.clone(),
+            next_move_id: s.next_move_id,
+            instances: s.instances.clone(),
+        };
+        let back = decode_state(&encode_versioned(3, &v3)).unwrap();
+        assert_eq!(back, s);
+        assert!(back.operations.is_empty() && back.retired_prgs.is_empty());
     }
 }

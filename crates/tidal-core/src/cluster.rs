@@ -2,12 +2,13 @@
 //! and the routing table. Plain data; the control plane's state machine
 //! changes it, every node keeps a cached copy and routes with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, PrgId};
+use crate::operation::{OpId, Operation};
 use crate::ownership::MoveId;
 use crate::replica_move::ReplicaMove;
 use crate::slot::slot_of;
@@ -127,6 +128,13 @@ pub struct ClusterState {
     /// Per node, the instance of the data directory that registered it: a
     /// second node claiming the id from another data directory is refused.
     pub instances: BTreeMap<NodeId, u64>,
+    /// Scaling operations, running and finished, by id.
+    pub operations: BTreeMap<OpId, Operation>,
+    /// The id the next operation gets.
+    pub next_op_id: OpId,
+    /// PRGs created and then removed (a rolled-back operation's): their ids
+    /// are not given out again, and nodes purge what they hold of them.
+    pub retired_prgs: BTreeSet<PrgId>,
 }
 
 /// A node's claim to its id: what it serves, and the instance of its data
@@ -186,6 +194,19 @@ impl ClusterState {
     }
 
     /// All PRGs of a tenant, in index order.
+    /// The index the next new PRG of `tenant` gets: after its highest,
+    /// placed or retired.
+    pub fn next_prg_index(&self, tenant: &str) -> u32 {
+        let placed = self.prgs_of(tenant).into_iter().map(|p| p.prg.index);
+        let retired = self.retired_prgs.iter().filter(|p| p.tenant == tenant).map(|p| p.index);
+        placed.chain(retired).map(|i| i + 1).max().unwrap_or(0)
+    }
+
+    /// The unfinished operation, if any (at most one runs at a time).
+    pub fn running_operation(&self) -> Option<&Operation> {
+        self.operations.values().find(|o| !o.phase.is_finished())
+    }
+
     pub fn prgs_of(&self, tenant: &str) -> Vec<&Placement> {
         self.placements.values().filter(|p| p.prg.tenant == tenant).collect()
     }

@@ -104,6 +104,14 @@ pub struct RawConfig {
     /// rolls back instead of committing.
     #[arg(long, env = "TIDAL_FENCE_BUDGET_MS")]
     pub fence_budget_ms: Option<u64>,
+    /// Most moves a scaling operation keeps in flight that touch any one
+    /// node (the disruption budget; default 2).
+    #[arg(long, env = "TIDAL_MAX_MOVES_PER_NODE")]
+    pub max_moves_per_node: Option<u32>,
+    /// Most moves a scaling operation keeps in flight in the whole cluster
+    /// (default 4).
+    #[arg(long, env = "TIDAL_MAX_MOVES")]
+    pub max_moves: Option<u32>,
     /// Take over this node id although another data directory registered
     /// it: only for a node whose data is gone for good.
     #[arg(long, env = "TIDAL_REPLACE_NODE", num_args = 0..=1, default_missing_value = "true")]
@@ -145,6 +153,8 @@ impl RawConfig {
             worker_threads,
             move_rate_mb,
             fence_budget_ms,
+            max_moves_per_node,
+            max_moves,
             replace_node
         )
     }
@@ -186,6 +196,8 @@ pub struct NodeConfig {
     pub worker_threads: usize,
     /// Pace of slot moves run by this node when it leads the control plane.
     pub moves: tidal_control::ExecutorConfig,
+    /// The disruption budget of scaling operations started through this node.
+    pub budget: tidal_core::operation::Budget,
     /// Register although another data directory holds this node id.
     pub replace_node: bool,
 }
@@ -388,6 +400,17 @@ impl RawConfig {
             errs.push(format!("fence-budget-ms: must be between 10 and 600000, got {fence_budget_ms}"));
         }
         moves.limits.fence_budget_ms = fence_budget_ms;
+        let default_budget = tidal_core::operation::Budget::default();
+        let budget = tidal_core::operation::Budget {
+            per_node: self.max_moves_per_node.unwrap_or(default_budget.per_node),
+            cluster: self.max_moves.unwrap_or(default_budget.cluster),
+        };
+        if !(1..=64).contains(&budget.per_node) {
+            errs.push(format!("max-moves-per-node: must be between 1 and 64, got {}", budget.per_node));
+        }
+        if !(1..=1024).contains(&budget.cluster) {
+            errs.push(format!("max-moves: must be between 1 and 1024, got {}", budget.cluster));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
         let worker_threads = self.worker_threads.unwrap_or(cores);
         if !(1..=1024).contains(&worker_threads) {
@@ -418,6 +441,7 @@ impl RawConfig {
             },
             worker_threads: worker_threads as usize,
             moves,
+            budget,
             replace_node: self.replace_node.unwrap_or(false),
         })
     }

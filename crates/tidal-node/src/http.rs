@@ -15,7 +15,7 @@ use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tokio::net::TcpListener;
 
 use crate::node::Shared;
-use crate::{admin, moves_api, scale_api};
+use crate::{admin, moves_api, operations_api, scale_api};
 
 type S = State<Arc<Shared>>;
 
@@ -40,6 +40,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/api/v1/clusters/{cluster}/scale", post(scale_api::scale_cluster))
         .route("/api/v1/clusters/{cluster}/status", get(scale_api::cluster_status))
         .route("/api/v1/tenants/{tenant}/scale", post(scale_api::scale_tenant))
+        .route("/api/v1/operations", get(operations_api::list_operations))
+        .route("/api/v1/operations/{id}", get(operations_api::get_operation))
+        .route("/api/v1/operations/{id}/cancel", post(operations_api::cancel_operation))
         .route("/api/v1/debug/failpoints", get(moves_api::list_failpoints))
         .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))
         .layer(DefaultBodyLimit::max(limit))

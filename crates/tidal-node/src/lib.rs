@@ -13,6 +13,7 @@ pub mod metrics;
 mod move_ops;
 pub mod moves_api;
 pub mod node;
+pub mod operations_api;
 pub mod resp_server;
 pub mod router;
 pub mod scale_api;

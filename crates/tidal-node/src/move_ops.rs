@@ -412,6 +412,16 @@ impl MoveOps for NodeMoveOps {
         })
     }
 
+    fn transfer_leader(&self, prg: PrgId, to: NodeId) -> BoxFuture<Result<(), StepError>> {
+        let shared = self.shared();
+        Box::pin(async move {
+            match step_result(shared?.call_prg(&prg, KvRequest::TransferLeader { to }, STEP_CALL).await)? {
+                KvResponse::Leader(Some(l)) if l == to => Ok(()),
+                other => Err(StepError::Unavailable(format!("leadership of {prg} did not move to {to}: {other:?}"))),
+            }
+        })
+    }
+
     fn catch_up(&self, m: SlotMove, after: u64) -> BoxFuture<Result<Copied, StepError>> {
         let shared = self.shared();
         Box::pin(async move {

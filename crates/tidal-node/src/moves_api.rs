@@ -302,7 +302,7 @@ fn parse_prg(s: &str) -> Result<PrgId, ApiError> {
 }
 
 /// The cluster state as the control plane has it now.
-async fn fresh(s: &Shared) -> Result<ClusterState, ApiError> {
+pub(crate) async fn fresh(s: &Shared) -> Result<ClusterState, ApiError> {
     let state = s.cp.read().await?;
     s.cache.confirm(state.clone(), Instant::now());
     Ok(state)

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
-use tidal_control::{ControlPlane, CpCommand, CpError, CpMachine, CpReply, MoveExecutor, NodeReport};
+use tidal_control::{
+    ControlPlane, CpCommand, CpError, CpMachine, CpReply, MoveExecutor, NodeReport, OperationExecutor,
+};
 use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registration};
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
@@ -201,10 +203,12 @@ impl Shared {
         let me = self.config.node_id;
         for g in self.host.groups() {
             let Ok(prg) = g.name.parse::<tidal_core::PrgId>() else { continue };
-            // A PRG the state does not know yet (a newer placement) stays.
-            let Some(p) = state.placements.get(&prg) else { continue };
-            if p.hosted_on(me) {
-                continue;
+            // A PRG the state does not know yet (a newer placement) stays;
+            // one it retired (a rolled-back operation's) goes.
+            match state.placements.get(&prg) {
+                Some(p) if p.hosted_on(me) => continue,
+                None if !state.retired_prgs.contains(&prg) => continue,
+                _ => {}
             }
             let group = g.name.to_string();
             self.kv.write().expect("kv lock").remove(&group);
@@ -268,6 +272,15 @@ impl Shared {
         self.reconcile(&self.cache.get(), true).await;
         self.report_leadership(&state).await;
         true
+    }
+
+    /// What the health check holds the cluster to: a report counts for
+    /// three sync rounds (at least 5 s), and a fence for its budget.
+    pub(crate) fn health_limits(&self) -> tidal_core::health::HealthLimits {
+        tidal_core::health::HealthLimits {
+            report_ms: (3 * self.config.cache_sync_ms).max(5000),
+            fence_budget_ms: self.config.moves.limits.fence_budget_ms,
+        }
     }
 
     /// Bytes in this node's data directory (its log, state and snapshots).
@@ -475,6 +488,9 @@ impl Node {
         let ops = Arc::new(crate::move_ops::NodeMoveOps(Arc::downgrade(&shared)));
         let executor = MoveExecutor::new(shared.cp.clone(), ops, shared.config.moves);
         tasks.push(tokio::spawn(executor.run(stop_rx.clone())));
+        let ops = Arc::new(crate::move_ops::NodeMoveOps(Arc::downgrade(&shared)));
+        let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits());
+        tasks.push(tokio::spawn(operations.run(stop_rx.clone())));
         tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), listeners.client)));
         tasks.push(tokio::spawn(crate::http::serve(shared.clone(), listeners.http)));
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,

@@ -1,39 +1,47 @@
-//! The scaling API: plans of a scale-up, shown before anything changes.
+//! The scaling API: plans of a scale-up, shown before anything changes,
+//! and run as operations.
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /api/v1/clusters/{cluster}/scale` `{"operation":"scale_out","target_count":5,"prgs":{"default":8},"dry_run":true}` | 200, the plan |
-//! | `POST /api/v1/tenants/{tenant}/scale` `{"prgs":8,"dry_run":true}` | 200, the plan |
+//! | `POST /api/v1/clusters/{cluster}/scale` `{"operation":"scale_out","target_count":5,"prgs":{"default":8},"dry_run":true}` | 200, the plan (without `dry_run`: 202, an operation) |
+//! | `POST /api/v1/tenants/{tenant}/scale` `{"prgs":8,"dry_run":true}` | the same, for one tenant's PRGs |
+//! | `GET /api/v1/clusters/{cluster}/status` | 200, `cluster_id`, `instances`, `scaling_status`, `health_status`, `last_operation` |
 //!
 //! A plan lists the nodes to add, the new PRGs with their members, every
 //! replica and slot move with the bytes it carries, the leader changes,
 //! the routing-epoch bumps, the total bytes and an ETA, and the
 //! control-plane version it was computed from (`tidal_core::planner`).
-//! | `GET /api/v1/clusters/{cluster}/status` | 200, `cluster_id`, `instances`, `scaling_status`, `health_status`, `last_operation` |
+//!
+//! Without `dry_run` the plan runs as a scaling operation (202, its id and
+//! a `Location` under `/api/v1/operations`; see `operations_api`). A run
+//! may name the `cp_version` of the dry run it follows (409 if the cluster
+//! has changed since), and override `gate_timeout_ms`, `join_timeout_ms`,
+//! `max_moves_per_node` and `max_moves`.
 //!
 //! `scale_in` is refused (409): shrinking runs only from an armed shrink
-//! plan. Running a plan (`dry_run: false`) is answered 501 for now; its
-//! steps can be run one by one with `tidal prgs add` and `tidal move`.
+//! plan.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use tidal_core::health::{cluster_problems, HealthLimits, NodeHealth};
+use tidal_control::{CpCommand, CpError, CpReply};
+use tidal_core::health::{cluster_problems, NodeHealth};
+use tidal_core::operation::{Budget, OpPhase, Operation};
 use tidal_core::planner::scale::{plan_scale, ScaleError, ScalePlan, ScaleRequest, Sizes};
 use tidal_core::planner::PlanNode;
 use tidal_core::replica_move::ReplicaPhase;
 use tidal_core::slot_move::MovePhase;
 use tidal_core::{ClusterState, PrgId};
 
-use crate::moves_api::{parse_body, slot_ranges, ApiError};
+use crate::moves_api::{fresh, parse_body, slot_ranges, ApiError};
 use crate::node::Shared;
+use crate::operations_api::{accepted, status_of};
 
 /// The name a cluster answers to in `/api/v1/clusters/{cluster}`.
 pub const CLUSTER_ID: &str = "tidal";
@@ -61,6 +69,18 @@ impl From<ScaleError> for ApiError {
     }
 }
 
+/// How a run may differ from the defaults; every field is optional (and
+/// a field of both request bodies).
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// The control-plane version of the dry run this run must match.
+    pub cp_version: Option<u64>,
+    pub gate_timeout_ms: Option<u64>,
+    pub join_timeout_ms: Option<u64>,
+    pub max_moves_per_node: Option<u32>,
+    pub max_moves: Option<u32>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterScale {
@@ -70,6 +90,12 @@ pub struct ClusterScale {
     pub prgs: BTreeMap<String, u32>,
     #[serde(default)]
     pub dry_run: bool,
+    /// See [`RunOptions`].
+    pub cp_version: Option<u64>,
+    pub gate_timeout_ms: Option<u64>,
+    pub join_timeout_ms: Option<u64>,
+    pub max_moves_per_node: Option<u32>,
+    pub max_moves: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +104,25 @@ pub struct TenantScale {
     pub prgs: u32,
     #[serde(default)]
     pub dry_run: bool,
+    /// See [`RunOptions`].
+    pub cp_version: Option<u64>,
+    pub gate_timeout_ms: Option<u64>,
+    pub join_timeout_ms: Option<u64>,
+    pub max_moves_per_node: Option<u32>,
+    pub max_moves: Option<u32>,
+}
+
+/// The [`RunOptions`] of a request body.
+macro_rules! run_options {
+    ($r:expr) => {
+        RunOptions {
+            cp_version: $r.cp_version,
+            gate_timeout_ms: $r.gate_timeout_ms,
+            join_timeout_ms: $r.join_timeout_ms,
+            max_moves_per_node: $r.max_moves_per_node,
+            max_moves: $r.max_moves,
+        }
+    };
 }
 
 /// 404 unless `cluster` names this cluster.
@@ -88,10 +133,8 @@ fn this_cluster(cluster: &str) -> Result<(), ApiError> {
     Err(ApiError::NotFound(format!("no cluster {cluster} (this one is {CLUSTER_ID})")))
 }
 
-pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes) -> Result<Response, ApiError> {
-    this_cluster(&cluster)?;
-    let req: ClusterScale = parse_body(&body)?;
-    let state = s.cache.get();
+/// The scale-up `req` asks for, against `state`.
+fn cluster_request(state: &ClusterState, req: &ClusterScale) -> Result<ScaleRequest, ApiError> {
     let now = state.nodes.len() as u64;
     let add = match (req.operation.as_str(), req.target_count) {
         ("scale_in", _) => return Err(ApiError::Conflict("scale-in needs an armed shrink plan".into())),
@@ -111,7 +154,15 @@ pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes
     let next = state.nodes.keys().max().copied().unwrap_or(0) + 1;
     let add_nodes =
         (next..next + add).map(|id| PlanNode { id, zone: String::new(), capacity: 1, draining: false }).collect();
-    answer(&s, &state, ScaleRequest { add_nodes, prgs: req.prgs }, req.dry_run)
+    Ok(ScaleRequest { add_nodes, prgs: req.prgs.clone() })
+}
+
+pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    this_cluster(&cluster)?;
+    let req: ClusterScale = parse_body(&body)?;
+    cluster_request(&s.cache.get(), &req)?;
+    let make = |state: &ClusterState| cluster_request(state, &req);
+    answer(&s, make, req.dry_run, &run_options!(req)).await
 }
 
 /// Nodes a cluster may be scaled to.
@@ -119,24 +170,66 @@ const MAX_NODES: u64 = 1000;
 
 pub async fn scale_tenant(State(s): S, Path(tenant): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let req: TenantScale = parse_body(&body)?;
-    let state = s.cache.get();
-    answer(&s, &state, ScaleRequest { add_nodes: Vec::new(), prgs: [(tenant, req.prgs)].into() }, req.dry_run)
+    let make = |_: &ClusterState| Ok(ScaleRequest { add_nodes: Vec::new(), prgs: [(tenant.clone(), req.prgs)].into() });
+    answer(&s, make, req.dry_run, &run_options!(req)).await
 }
 
-fn answer(s: &Shared, state: &ClusterState, req: ScaleRequest, dry_run: bool) -> Result<Response, ApiError> {
-    let plan = plan_scale(state, &req, &sizes(s, state))?;
-    if !dry_run {
-        return Ok((
-            StatusCode::NOT_IMPLEMENTED,
-            Json(json!({
-                "error": "running a scale plan is not available yet: run its steps with `tidal prgs add` and `tidal move`",
-                "plan": plan_view(&plan),
-            })),
-        )
-            .into_response());
+/// Times a plan is made again when the cluster changed between planning
+/// and starting it (a node re-registered, a leader moved).
+const START_ATTEMPTS: u32 = 3;
+
+/// Plan the request `make` builds against the control plane's current
+/// state; show the plan (a dry run) or start an operation that runs it.
+async fn answer(
+    s: &Shared,
+    make: impl Fn(&ClusterState) -> Result<ScaleRequest, ApiError>,
+    dry_run: bool,
+    run: &RunOptions,
+) -> Result<Response, ApiError> {
+    let budget = Budget {
+        per_node: run.max_moves_per_node.unwrap_or(s.config.budget.per_node),
+        cluster: run.max_moves.unwrap_or(s.config.budget.cluster),
+    };
+    if budget.per_node == 0 || budget.cluster == 0 {
+        return Err(ApiError::BadRequest("max_moves_per_node and max_moves must be at least 1".into()));
     }
-    Ok(Json(plan_view(&plan)).into_response())
+    let gate_timeout_ms = run.gate_timeout_ms.unwrap_or(DEFAULT_GATE_TIMEOUT_MS);
+    let join_timeout_ms = run.join_timeout_ms.unwrap_or(DEFAULT_JOIN_TIMEOUT_MS);
+    for (name, v) in [("gate_timeout_ms", gate_timeout_ms), ("join_timeout_ms", join_timeout_ms)] {
+        if !(100..=3_600_000).contains(&v) {
+            return Err(ApiError::BadRequest(format!("{name} must be between 100 and 3600000, got {v}")));
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let state = fresh(s).await?;
+        let plan = plan_scale(&state, &make(&state)?, &sizes(s, &state))?;
+        if let Some(v) = run.cp_version.filter(|v| *v != plan.version) {
+            return Err(ApiError::Conflict(format!(
+                "the cluster changed since the dry run (version {v}, now {}): plan again",
+                plan.version
+            )));
+        }
+        if dry_run {
+            return Ok(Json(plan_view(&plan)).into_response());
+        }
+        let view = plan_view(&plan);
+        let op = Operation::new("scale_out", plan, budget, gate_timeout_ms, join_timeout_ms);
+        match s.cp.propose(CpCommand::StartOperation(Box::new(op))).await {
+            Ok(CpReply::OperationStarted { id }) => return Ok(accepted(id, json!({ "plan": view }))),
+            Ok(other) => return Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
+            Err(CpError::Refused(why))
+                if why.starts_with("the cluster changed") && run.cp_version.is_none() && attempt < START_ATTEMPTS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
+
+/// How long a gate may take by default before its step fails.
+const DEFAULT_GATE_TIMEOUT_MS: u64 = 60_000;
+/// How long new nodes may take by default to join and become ready.
+const DEFAULT_JOIN_TIMEOUT_MS: u64 = 120_000;
 
 /// Sizes for a plan: each PRG's bytes estimated from what its members
 /// store (a node's stored bytes shared evenly over its replicas), and the
@@ -198,18 +291,16 @@ pub async fn cluster_status(State(s): S, Path(cluster): Path<String>) -> Result<
             (*n, NodeHealth { ready: r.ready, reasons: r.reasons.clone(), age_ms: now.saturating_sub(r.received_ms) })
         })
         .collect();
-    let limits = HealthLimits {
-        report_ms: (3 * s.config.cache_sync_ms).max(5000),
-        fence_budget_ms: s.config.moves.limits.fence_budget_ms,
-    };
-    let problems = cluster_problems(&state, &reports, now, limits);
+    let problems = cluster_problems(&state, &reports, now, s.health_limits());
     let rolling_back = state.moves.values().any(|m| m.phase == MovePhase::RollingBack)
         || state.replica_moves.values().any(|m| m.phase == ReplicaPhase::RollingBack);
     let moving = state.moves.values().any(|m| !m.phase.is_finished())
         || state.replica_moves.values().any(|m| !m.phase.is_finished());
-    let scaling = if rolling_back {
+    let op = state.operations.values().next_back();
+    let op_running = op.filter(|o| !o.phase.is_finished()).map(|o| o.phase);
+    let scaling = if rolling_back || op_running == Some(OpPhase::RollingBack) {
         "rolling_back"
-    } else if moving {
+    } else if moving || op_running.is_some() {
         "scaling"
     } else {
         "stable"
@@ -224,9 +315,16 @@ pub async fn cluster_status(State(s): S, Path(cluster): Path<String>) -> Result<
         .values()
         .max_by_key(|m| m.id)
         .map(|m| (m.id, "replica_move", m.phase.name(), m.created_ms, m.finished_ms));
-    let last = latest_slot.into_iter().chain(latest_replica).max_by_key(|l| l.0).map(|(id, kind, status, at, done)| {
+    let last_move = latest_slot.into_iter().chain(latest_replica).max_by_key(|l| l.0).map(|(id, kind, status, at, done)| {
         json!({"id": id, "type": kind, "status": status, "started_at": at, "completed_at": done})
     });
+    // The latest scaling operation, or else the latest move.
+    let last = op
+        .map(|o| {
+            json!({"id": o.id, "type": o.kind, "status": status_of(o.phase), "phase": o.phase.name(),
+                "started_at": o.created_ms, "completed_at": o.finished_ms, "error": o.error})
+        })
+        .or(last_move);
     Ok(Json(json!({
         "cluster_id": CLUSTER_ID,
         "instances": state.nodes.values().filter(|n| n.state == tidal_core::NodeState::Active).count(),

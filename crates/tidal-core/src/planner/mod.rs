@@ -40,7 +40,7 @@ use crate::ids::{NodeId, PrgId};
 pub const REPLICAS: usize = 3;
 
 /// A node as the planner sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlanNode {
     pub id: NodeId,
     pub zone: String,
@@ -59,7 +59,7 @@ pub struct PlanPrg {
 }
 
 /// One replica of `prg` that moves from node `from` to node `to`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaStep {
     pub prg: PrgId,
     pub from: NodeId,

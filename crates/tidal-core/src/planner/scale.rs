@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::slots::{balance, SlotStep};
 use super::{place_replicas, PlanError, PlanNode, PlanPrg, ReplicaStep};
 use crate::cluster::{ClusterState, NodeState};
@@ -36,14 +38,14 @@ pub struct Sizes {
 }
 
 /// One replica move with the bytes it carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedReplicaMove {
     pub step: ReplicaStep,
     pub bytes: u64,
 }
 
 /// Slots of one tenant that move between two of its PRGs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedSlotMove {
     pub tenant: String,
     pub from: PrgId,
@@ -52,7 +54,7 @@ pub struct PlannedSlotMove {
     pub bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScalePlan {
     /// The control-plane state version the plan was computed from.
     pub version: u64,
@@ -108,7 +110,7 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
         if wanted > t.slots {
             return Err(ScaleError::TooManyPrgs { tenant: tenant.clone(), slots: t.slots, wanted });
         }
-        let next = state.prgs_of(tenant).iter().map(|p| p.prg.index + 1).max().unwrap_or(0);
+        let next = state.next_prg_index(tenant);
         new_ids.extend((next..next + (wanted - current)).map(|i| PrgId::new(tenant.clone(), i)));
     }
     if req.add_nodes.is_empty() && new_ids.is_empty() {
