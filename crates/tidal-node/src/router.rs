@@ -249,12 +249,19 @@ impl Shared {
         let mut group = prg.to_string();
         let mut attempt: usize = 0;
         let mut last;
+        // The leader a member named when it answered that it was not: the
+        // next try goes there, even if this node's routing table does not
+        // list it as a member yet (a replica move it has not seen).
+        let mut named: Option<NodeId> = None;
         loop {
             let state = self.cache.get();
             let Some(placement) = state.placements.get(&prg) else {
                 return unavailable(&prg, "it has no placement in this node's routing table");
             };
-            let target = self.leader_guess(&group, &placement.members, placement.leader_hint, attempt);
+            let target = match named.take().filter(|n| state.nodes.contains_key(n)) {
+                Some(n) => n,
+                None => self.leader_guess(&group, &placement.members, placement.leader_hint, attempt),
+            };
             let outcome = if target == self.config.node_id {
                 let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
                 Ok(self.execute_local(&group, state.routing_epoch, req.clone(), left).await)
@@ -284,6 +291,8 @@ impl Shared {
                     match leader {
                         Some(id) if id != target => {
                             l.insert(group.clone(), id);
+                            named = Some(id);
+                            attempt += 1;
                         }
                         _ => {
                             l.remove(&group);
