@@ -266,12 +266,8 @@ fn wanted_nodes(layout: &Layout) -> Option<Vec<u32>> {
         let ops = v["operations"].as_array()?;
         let running = ops.iter().find(|o| o["status"] == "running" && o["phase"] == "add-nodes");
         Some(running.map_or_else(Vec::new, |o| {
-            o["plan"]["addNodes"]
-                .as_array()
-                .map_or(&[][..], Vec::as_slice)
-                .iter()
-                .filter_map(|n| n["id"].as_u64().and_then(|id| u32::try_from(id).ok()))
-                .collect()
+            let ids = o["addNodes"].as_array().map_or(&[][..], Vec::as_slice);
+            ids.iter().filter_map(|id| id.as_u64().and_then(|id| u32::try_from(id).ok())).collect()
         }))
     })
 }

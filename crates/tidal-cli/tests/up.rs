@@ -163,3 +163,47 @@ fn up_places_the_first_tenant_on_every_node() {
     assert_eq!(hosts, (1..=5).map(|n| (n, 3)).collect(), "{routing}");
     interrupt_and_wait(&mut child);
 }
+
+/// `tidal up` is the local provider: `tidal scale --nodes 5` on its
+/// three-node cluster gets nodes 4 and 5 started on the layout's next
+/// ports, the operation places replicas on them, and a later `tidal up`
+/// brings all five back.
+#[test]
+fn up_starts_the_nodes_a_scale_up_asks_for_and_brings_them_back() {
+    let tmp = common::tempdir::TempDir::new("tidal-up-scale");
+    let dir = tmp.path().join("data");
+    let base = free_base_port(5);
+    let mut child = up(base, &dir);
+    let http = format!("127.0.0.1:{}", base + 100);
+    let mut c = Client::connect(&format!("127.0.0.1:{base}")).unwrap();
+    for i in 0..100 {
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]).unwrap(), Value::Simple("OK".into()));
+    }
+    drop(c);
+    let op = tidal_json(&http, &["scale", "--nodes", "5", "--prgs", "default=4", "--wait"]);
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    let layout: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("up.json")).unwrap()).unwrap();
+    assert_eq!((layout["nodes"].as_u64(), layout["initial"].as_u64()), (Some(5), Some(3)), "{layout}");
+    let hosted = |http: &str| {
+        let r: serde_json::Value = serde_json::from_str(&common::http_get(http, "/api/v1/routing").unwrap().1).unwrap();
+        let mut hosts = std::collections::BTreeSet::new();
+        for p in r["placements"].as_array().unwrap() {
+            hosts.extend(p["members"].as_array().unwrap().iter().map(|m| m.as_u64().unwrap()));
+        }
+        hosts
+    };
+    assert_eq!(hosted(&http), (1..=5).collect(), "every node holds replicas");
+    interrupt_and_wait(&mut child);
+
+    let mut child = up(base, &dir);
+    let node5 = format!("127.0.0.1:{}", base + 4);
+    let mut c = wait_for(Duration::from_secs(30), "node 5 to serve again", || Client::connect(&node5).ok());
+    wait_for(Duration::from_secs(30), "every key through node 5", || {
+        (c.cmd(&["DBSIZE"]).ok()? == Value::Int(100)).then_some(())
+    });
+    for i in (0..100).step_by(9) {
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]).unwrap(), Value::bulk(&format!("v{i}")));
+    }
+    interrupt_and_wait(&mut child);
+}

@@ -97,6 +97,7 @@ pub fn summary(state: &ClusterState, op: &Operation) -> Value {
         "steps": op.steps.len(),
         "bytesMoved": bytes,
         "bytesPlanned": op.plan.total_bytes,
+        "addNodes": op.plan.add_nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
         "startedAt": op.created_ms,
         "completedAt": op.finished_ms,
         "cancelRequested": op.cancel_requested,
