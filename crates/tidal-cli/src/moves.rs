@@ -126,7 +126,7 @@ enum LeaderCmd {
 }
 
 /// One admin API call: the status and the JSON body.
-pub(crate) fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(15)))
         .http_status_as_error(false)
@@ -147,7 +147,7 @@ pub(crate) fn call(method: &str, addr: &str, path: &str, body: Option<Value>) ->
 
 /// Print the error of a failed call; the exit code tells bad input (64)
 /// from a failure of the cluster (1).
-pub(crate) fn fail(status: u16, v: &Value) -> i32 {
+fn fail(status: u16, v: &Value) -> i32 {
     eprintln!("error: {}", v["error"].as_str().unwrap_or("request failed"));
     if (400..500).contains(&status) && status != 408 {
         EXIT_USAGE
@@ -163,6 +163,27 @@ pub(crate) fn run_call(method: &str, t: &Target, path: &str, body: Option<Value>
         Err(e) => {
             eprintln!("error: {e}");
             Err(1)
+        }
+    }
+}
+
+/// GET `path` (which `what` names in errors) until it answers 200: a
+/// failure that may pass (a node restarting, an election) is retried 200 ms
+/// later, up to `patience` times in a row; a 4xx ends it with its exit code.
+pub(crate) fn get_patiently(t: &Target, path: &str, what: &str, patience: u32) -> Result<Value, i32> {
+    let mut failures = 0u32;
+    loop {
+        match call("GET", &t.http, path, None) {
+            Ok((200, v)) => return Ok(v),
+            Ok((s, v)) if (400..500).contains(&s) => return Err(fail(s, &v)),
+            other => {
+                failures += 1;
+                if failures > patience {
+                    eprintln!("error: cannot follow {what}: {other:?}");
+                    return Err(1);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 }
@@ -206,22 +227,11 @@ fn follow(t: &Target, id: u64) -> i32 {
     );
     bar.set_prefix(id.to_string());
     let started = Instant::now();
-    let mut last_err = 0u32;
     loop {
-        let m = match call("GET", &t.http, &format!("/api/v1/moves/{id}"), None) {
-            Ok((200, m)) => m,
-            Ok((s, v)) if (400..500).contains(&s) => return fail(s, &v),
-            other => {
-                last_err += 1;
-                if last_err > 50 {
-                    eprintln!("error: cannot follow move {id}: {other:?}");
-                    return 1;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
+        let m = match get_patiently(t, &format!("/api/v1/moves/{id}"), &format!("move {id}"), 50) {
+            Ok(m) => m,
+            Err(code) => return code,
         };
-        last_err = 0;
         let state = m["state"].as_str().unwrap_or("?").to_string();
         let fraction = m["copyFraction"].as_f64().unwrap_or(0.0);
         let bytes = m["bytes"].as_u64().unwrap_or(0);

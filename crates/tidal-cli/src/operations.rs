@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::moves::{call, fail, mib, run_call, Target};
+use crate::moves::{get_patiently, mib, run_call, Target};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -135,23 +135,12 @@ pub fn follow(t: &Target, id: u64) -> i32 {
     );
     bar.set_prefix(id.to_string());
     let started = Instant::now();
-    let mut failures = 0u32;
     loop {
-        let o = match call("GET", &t.http, &format!("/api/v1/operations/{id}"), None) {
-            Ok((200, o)) => o,
-            Ok((s, v)) if (400..500).contains(&s) => return fail(s, &v),
-            other => {
-                // The node may be restarting, or the control plane electing.
-                failures += 1;
-                if failures > 150 {
-                    eprintln!("error: cannot follow operation {id}: {other:?}");
-                    return 1;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
+        // Patient: the control plane may be electing a new leader.
+        let o = match get_patiently(t, &format!("/api/v1/operations/{id}"), &format!("operation {id}"), 150) {
+            Ok(o) => o,
+            Err(code) => return code,
         };
-        failures = 0;
         let moved = o["bytesMoved"].as_u64().unwrap_or(0);
         let planned = o["bytesPlanned"].as_u64().unwrap_or(0);
         let elapsed = started.elapsed().as_secs_f64().max(0.001);

@@ -195,6 +195,12 @@ fn a_failed_phase_rolls_back_and_a_gate_that_never_passes_fails_the_operation() 
     assert_eq!(op["status"], "rolled_back", "{op:#}");
     let error = op["error"].as_str().unwrap();
     assert!(error.contains("gate 'pre-flight' did not pass") && error.contains("fail point"), "{op:#}");
+    // /why says so too, on every node.
+    let want = format!("operation {id} ended rolled-back: gate 'pre-flight'");
+    wait_for(Duration::from_secs(10), "/why to name the failed gate", || {
+        let (_, why) = http_get(&c.nodes[2].http, "/why").ok()?;
+        why.contains(&want).then_some(())
+    });
     set_all(&c, "operation/gate", "off");
     // Nothing changed, and the next operation takes new PRG ids.
     assert_eq!(prg_count(&c), 2);

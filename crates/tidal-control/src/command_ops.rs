@@ -68,9 +68,10 @@ pub(super) fn phase(
     if !expect.may_become(next) {
         return Err(format!("operation {id} cannot go from {} to {}", expect.name(), next.name()));
     }
-    if next == OpPhase::Done {
-        if let Some(s) = op.steps.iter().find(|s| s.state != StepState::Done) {
-            return Err(format!("operation {id}: a step is {}", s.state.name()));
+    // Going forward leaves no step of the phase behind.
+    if expect.next() == Some(next) {
+        if let Some(s) = op.steps.iter().find(|s| s.phase() <= expect && s.state != StepState::Done) {
+            return Err(format!("operation {id}: a step of {} is {}", s.phase().name(), s.state.name()));
         }
     }
     if let Some(n) = note {

@@ -67,6 +67,16 @@ fn to(s: &mut ClusterState, id: u64, phase: OpPhase) {
     ok(s, CpCommand::OperationPhase { id, expect, phase, note: None, error: None });
 }
 
+/// An operation doubling the PRGs, with its new PRGs created.
+fn with_new_prgs(s: &mut ClusterState) -> u64 {
+    let op = operation(s, 4);
+    let id = start(s, op);
+    to(s, id, OpPhase::AddNodes);
+    to(s, id, OpPhase::CreatePrgs);
+    ok(s, CpCommand::OperationCreatePrgs { id });
+    id
+}
+
 /// Finish move `m` as done (its slots owned by the target).
 fn finish_slot_move(s: &mut ClusterState, m: u64) {
     for (expect, phase) in [(MovePhase::Copying, MovePhase::CatchUp), (MovePhase::CatchUp, MovePhase::Fenced)] {
@@ -188,11 +198,7 @@ fn a_whole_operation_creates_prgs_moves_slots_within_the_budget_and_ends_done() 
 #[test]
 fn a_rolled_back_move_is_tried_again_then_fails_its_step() {
     let mut s = cluster();
-    let op = operation(&s, 4);
-    let id = start(&mut s, op);
-    to(&mut s, id, OpPhase::AddNodes);
-    to(&mut s, id, OpPhase::CreatePrgs);
-    ok(&mut s, CpCommand::OperationCreatePrgs { id });
+    let id = with_new_prgs(&mut s);
     to(&mut s, id, OpPhase::MoveSlots);
     for attempt in 1..=tidal_core::operation::STEP_ATTEMPTS {
         ok(&mut s, CpCommand::OperationStartStep { id, step: 0 });
@@ -254,11 +260,7 @@ fn rolling_back_before_a_slot_moved_removes_the_new_prgs_for_good() {
 #[test]
 fn prgs_that_own_slots_are_not_removed() {
     let mut s = cluster();
-    let op = operation(&s, 4);
-    let id = start(&mut s, op);
-    to(&mut s, id, OpPhase::AddNodes);
-    to(&mut s, id, OpPhase::CreatePrgs);
-    ok(&mut s, CpCommand::OperationCreatePrgs { id });
+    let id = with_new_prgs(&mut s);
     to(&mut s, id, OpPhase::MoveSlots);
     ok(&mut s, CpCommand::OperationStartStep { id, step: 0 });
     let m = *s.operations[&id].steps[0].moves.last().unwrap();
@@ -268,4 +270,128 @@ fn prgs_that_own_slots_are_not_removed() {
     assert!(refused(&mut s, CpCommand::OperationRemovePrgs { id }).contains("owns slots"));
     to(&mut s, id, OpPhase::Failed);
     assert_eq!(s.operations[&id].steps[1].state, StepState::Skipped);
+}
+
+mod random {
+    //! Random sequences of every operation command, and of the moves its
+    //! steps start going forward or back, against the invariants an
+    //! operation keeps whatever order they come in.
+
+    use proptest::prelude::*;
+    use tidal_core::operation::moves_in_flight;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Act {
+        Phase(usize),
+        Create,
+        Remove,
+        Start(usize),
+        Ended(usize),
+        Forward(usize),
+        Back(usize),
+        Cancel,
+    }
+
+    fn act() -> impl Strategy<Value = Act> {
+        prop_oneof![
+            (0..12usize).prop_map(Act::Phase),
+            Just(Act::Create),
+            Just(Act::Remove),
+            (0..6usize).prop_map(Act::Start),
+            (0..6usize).prop_map(Act::Ended),
+            (0..6usize).prop_map(Act::Forward),
+            (0..6usize).prop_map(Act::Back),
+            Just(Act::Cancel),
+        ]
+    }
+
+    /// The command that takes the latest move of `step` one phase forward
+    /// (or back), if it has one.
+    fn move_cmd(s: &ClusterState, id: u64, step: usize, forward: bool) -> Option<CpCommand> {
+        let m = *s.operations[&id].steps.get(step)?.moves.last()?;
+        if let Some(sm) = s.moves.get(&m) {
+            let next = |phase| CpCommand::UpdateMove { id: m, expect: sm.phase, phase, progress: None, error: None };
+            return Some(match (sm.phase, forward) {
+                (MovePhase::Copying, true) => next(MovePhase::CatchUp),
+                (MovePhase::CatchUp, true) => next(MovePhase::Fenced),
+                (MovePhase::Fenced, true) => CpCommand::CommitMove { id: m },
+                (MovePhase::Committed, true) => next(MovePhase::Done),
+                (MovePhase::RollingBack, _) => next(MovePhase::RolledBack),
+                (_, false) => next(MovePhase::RollingBack),
+                _ => return None,
+            });
+        }
+        let rm = s.replica_moves.get(&m)?;
+        let next = |phase| CpCommand::UpdateReplicaMove { id: m, expect: rm.phase, phase, lag: None, error: None };
+        Some(match (rm.phase, forward) {
+            (ReplicaPhase::AddingLearner, true) => next(ReplicaPhase::Promoting),
+            (ReplicaPhase::Promoting, true) => CpCommand::CommitReplicaMove { id: m },
+            (ReplicaPhase::RollingBack, _) => next(ReplicaPhase::RolledBack),
+            (_, false) => next(ReplicaPhase::RollingBack),
+            _ => return None,
+        })
+    }
+
+    fn check(s: &ClusterState, id: u64) -> Result<(), TestCaseError> {
+        let op = &s.operations[&id];
+        prop_assert!(s.operations.values().filter(|o| !o.phase.is_finished()).count() <= 1);
+        // Every move in flight is the operation's: the budget holds for all.
+        let (per_node, total) = moves_in_flight(s);
+        prop_assert!(total <= op.budget.cluster, "{total} moves in flight");
+        prop_assert!(per_node.values().all(|n| *n <= op.budget.per_node), "{per_node:?}");
+        if op.phase == OpPhase::Done {
+            prop_assert!(op.steps.iter().all(|st| st.state == StepState::Done));
+        }
+        for (prg, _) in &op.plan.new_prgs {
+            prop_assert_eq!(s.placements.contains_key(prg), op.prgs_created);
+            prop_assert!(!(s.retired_prgs.contains(prg) && op.prgs_created));
+        }
+        for st in &op.steps {
+            prop_assert!(st.moves.len() <= tidal_core::operation::STEP_ATTEMPTS);
+            if st.state == StepState::Done {
+                let m = st.moves.last().unwrap();
+                let done = s.moves.get(m).is_some_and(|m| m.phase == MovePhase::Done)
+                    || s.replica_moves.get(m).is_some_and(|m| m.phase == ReplicaPhase::Done);
+                prop_assert!(done, "a step is done before its move");
+            }
+        }
+        // Slots stay owned by exactly the PRGs that exist.
+        for owner in &s.tenants["t"].owner {
+            prop_assert!(s.placements.contains_key(&PrgId::new("t", *owner)));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn every_order_of_commands_keeps_the_invariants(acts in proptest::collection::vec(act(), 1..120)) {
+            let mut s = cluster();
+            let op = operation(&s, 4);
+            let id = start(&mut s, op);
+            for a in acts {
+                let cmd = match a {
+                    Act::Phase(p) => {
+                        let expect = s.operations[&id].phase;
+                        Some(CpCommand::OperationPhase { id, expect, phase: OpPhase::ALL[p], note: None, error: None })
+                    }
+                    Act::Create => Some(CpCommand::OperationCreatePrgs { id }),
+                    Act::Remove => Some(CpCommand::OperationRemovePrgs { id }),
+                    Act::Start(i) => Some(CpCommand::OperationStartStep { id, step: i }),
+                    Act::Ended(i) => Some(CpCommand::OperationStepEnded { id, step: i }),
+                    Act::Forward(i) => move_cmd(&s, id, i, true),
+                    Act::Back(i) => move_cmd(&s, id, i, false),
+                    Act::Cancel => Some(CpCommand::CancelOperation { id }),
+                };
+                let Some(cmd) = cmd else { continue };
+                let before = s.clone();
+                if let CpReply::Refused(_) = apply(&mut s, 10, &cmd) {
+                    prop_assert_eq!(&s, &before, "a refused {:?} changed the state", cmd);
+                }
+                check(&s, id)?;
+            }
+        }
+    }
 }

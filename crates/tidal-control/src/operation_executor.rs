@@ -133,7 +133,9 @@ impl OperationExecutor {
                 self.gate(op, "pre-flight", |_| Vec::new()).await?;
             }
             OpPhase::AddNodes => {
-                self.join(op).await?;
+                if !op.plan.add_nodes.is_empty() {
+                    self.join(op).await?;
+                }
                 self.gate(op, "nodes joined", |_| Vec::new()).await?;
             }
             OpPhase::CreatePrgs => {
@@ -177,71 +179,59 @@ impl OperationExecutor {
 
     /// Wait for the nodes the plan adds to join, be Active and report ready.
     async fn join(&self, op: &Operation) -> Result<(), Stop> {
-        if op.plan.add_nodes.is_empty() {
-            return Ok(());
-        }
-        let deadline = Instant::now() + Duration::from_millis(op.join_timeout_ms);
-        let mut noted = false;
-        loop {
-            let state = self.state().ok_or(Stop::Reread)?;
+        let waiting = |state: &ClusterState| {
             let reports = self.cp.node_reports();
             let now = self.cp.now_ms();
-            let waiting: Vec<String> = op
-                .plan
+            let fresh =
+                |r: &crate::api::NodeReport| r.ready && now.saturating_sub(r.received_ms) <= self.limits.report_ms;
+            op.plan
                 .add_nodes
                 .iter()
-                .filter_map(|n| {
-                    let info = state.nodes.get(&n.id);
-                    let report = reports.get(&n.id);
-                    match (info, report) {
-                        (None, _) => Some(format!("node {} has not joined", n.id)),
-                        (Some(i), _) if i.state != NodeState::Active => Some(format!("node {} is {:?}", n.id, i.state)),
-                        (Some(_), Some(r)) if r.ready && now.saturating_sub(r.received_ms) <= self.limits.report_ms => {
-                            None
-                        }
-                        (Some(_), _) => Some(format!("node {} has joined but is not ready", n.id)),
-                    }
+                .filter_map(|n| match (state.nodes.get(&n.id), reports.get(&n.id)) {
+                    (None, _) => Some(format!("node {} has not joined", n.id)),
+                    (Some(i), _) if i.state != NodeState::Active => Some(format!("node {} is {:?}", n.id, i.state)),
+                    (Some(_), Some(r)) if fresh(r) => None,
+                    (Some(_), _) => Some(format!("node {} has joined but is not ready", n.id)),
                 })
-                .collect();
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Stop::Failed(format!(
-                    "new nodes did not join within {} ms: {}",
-                    op.join_timeout_ms,
-                    waiting.join("; ")
-                )));
-            }
-            if !noted {
-                noted = true;
-                self.note(op.id, format!("waiting for new nodes: {}", waiting.join("; "))).await?;
-            }
-            self.still_ours(op)?;
-            tokio::time::sleep(POLL).await;
-        }
+                .collect()
+        };
+        self.wait(op, "new nodes joined", op.join_timeout_ms, waiting).await
     }
 
     /// Wait until the cluster is healthy, every active node has applied the
-    /// current routing epoch, and `extra` finds nothing wrong; fail with
-    /// every reason once the operation's gate timeout has passed.
+    /// current routing epoch, and `extra` finds nothing wrong.
     async fn gate(&self, op: &Operation, what: &str, extra: impl Fn(&ClusterState) -> Vec<String>) -> Result<(), Stop> {
-        let deadline = Instant::now() + Duration::from_millis(op.gate_timeout_ms);
-        let mut noted = false;
-        loop {
-            let state = self.state().ok_or(Stop::Reread)?;
-            let mut problems = self.problems(&state);
-            problems.extend(extra(&state));
+        let problems = |state: &ClusterState| {
+            let mut problems = self.problems(state);
+            problems.extend(extra(state));
             if failpoint::check("operation/gate").is_err() {
                 problems.push("fail point operation/gate".into());
             }
+            problems
+        };
+        self.wait(op, what, op.gate_timeout_ms, problems).await
+    }
+
+    /// Wait until `check` finds nothing wrong, noting on the operation what
+    /// it waits on (once); fail with every reason after `timeout_ms`.
+    async fn wait(
+        &self,
+        op: &Operation,
+        what: &str,
+        timeout_ms: u64,
+        check: impl Fn(&ClusterState) -> Vec<String>,
+    ) -> Result<(), Stop> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let mut noted = false;
+        loop {
+            let state = self.state().ok_or(Stop::Reread)?;
+            let problems = check(&state);
             if problems.is_empty() {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(Stop::Failed(format!(
-                    "gate '{what}' did not pass within {} ms: {}",
-                    op.gate_timeout_ms,
+                    "gate '{what}' did not pass within {timeout_ms} ms: {}",
                     problems.join("; ")
                 )));
             }

@@ -48,8 +48,8 @@ pub enum OpPhase {
 }
 
 impl OpPhase {
-    /// The phases an operation goes through when all goes well, in order.
-    pub const FORWARD: [OpPhase; 8] = [
+    /// Every phase: the forward ones, then those of stopping.
+    pub const ALL: [OpPhase; 12] = [
         OpPhase::Preflight,
         OpPhase::AddNodes,
         OpPhase::CreatePrgs,
@@ -58,6 +58,10 @@ impl OpPhase {
         OpPhase::Leaders,
         OpPhase::Validate,
         OpPhase::Done,
+        OpPhase::RollingBack,
+        OpPhase::RolledBack,
+        OpPhase::Cancelled,
+        OpPhase::Failed,
     ];
 
     pub fn is_finished(self) -> bool {
@@ -66,8 +70,9 @@ impl OpPhase {
 
     /// The phase after this one when all goes well.
     pub fn next(self) -> Option<OpPhase> {
-        let i = Self::FORWARD.iter().position(|p| *p == self)?;
-        Self::FORWARD.get(i + 1).copied()
+        // The first eight of ALL, in order, are the forward phases.
+        let i = Self::ALL[..8].iter().position(|p| *p == self)?;
+        Self::ALL[..8].get(i + 1).copied()
     }
 
     /// Whether an operation in this phase may go to `next`.

@@ -141,7 +141,7 @@ async fn readyz(State(s): S) -> Response {
 
 async fn why(State(s): S) -> String {
     let r = admin::readiness(&s);
-    if r.ready {
+    let mut out = if r.ready {
         "ready: control-plane cache fresh, every hosted group has a leader, lag under threshold\n".to_string()
     } else {
         let mut out = String::from("not ready because:\n");
@@ -151,7 +151,19 @@ async fn why(State(s): S) -> String {
             out.push('\n');
         }
         out
+    };
+    // The cluster's latest scaling operation, when it is running or did
+    // not succeed: what it waits on, or why it stopped.
+    let state = s.cache.get();
+    if let Some(op) = state.operations.values().next_back() {
+        let latest = op.events.last().map_or("", |e| e.text.as_str());
+        if !op.phase.is_finished() {
+            out.push_str(&format!("operation {} is in {}: {latest}\n", op.id, op.phase.name()));
+        } else if let Some(e) = &op.error {
+            out.push_str(&format!("operation {} ended {}: {e}\n", op.id, op.phase.name()));
+        }
     }
+    out
 }
 
 async fn health(State(s): S) -> Response {

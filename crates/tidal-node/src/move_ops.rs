@@ -222,12 +222,18 @@ impl Shared {
         let group = prg.to_string();
         let mut attempt = 0usize;
         let mut last = String::from("no attempt");
+        // The leader a member named when it answered that it was not: the
+        // next try goes there (see `Shared::send`).
+        let mut named: Option<NodeId> = None;
         while Instant::now() < deadline {
             let state = self.cache.get();
             let Some(placement) = state.placements.get(prg) else {
                 return Err(format!("PRG {prg} has no placement in this node's routing table"));
             };
-            let target = self.leader_guess(&group, &placement.members, placement.leader_hint, attempt);
+            let target = match named.take().filter(|n| state.nodes.contains_key(n)) {
+                Some(n) => n,
+                None => self.leader_guess(&group, &placement.members, placement.leader_hint, attempt),
+            };
             let outcome = if target == self.config.node_id {
                 Ok(self.execute_local(&group, state.routing_epoch, req.clone(), STEP_WORK).await)
             } else {
@@ -247,6 +253,13 @@ impl Shared {
                 Ok(KvResponse::NotLeader { leader: Some(l) }) if l != target => {
                     self.leaders.lock().expect("leaders lock").insert(group.clone(), l);
                     last = format!("node {target} does not lead {prg}");
+                    named = Some(l);
+                    attempt += 1;
+                    // A hint is usually right: try it at once, unless hints
+                    // have been going round (an election in progress).
+                    if attempt > 2 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                     continue;
                 }
                 Ok(KvResponse::NotLeader { .. }) => last = format!("{prg} has no leader yet"),
@@ -269,6 +282,68 @@ impl Shared {
     }
 }
 
+/// Entries applied since the last snapshot above which a new learner gets
+/// a fresh one.
+const STALE_SNAPSHOT_ENTRIES: u64 = 64;
+/// Longest a new learner waits for that snapshot to be built, and then for
+/// the log it covers to be dropped.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(15);
+const PURGE_WAIT: Duration = Duration::from_secs(3);
+
+/// A new learner takes what the log holds from its start, or the snapshot
+/// when the log no longer goes back that far. The log is the PRG's whole
+/// history since its last purge, rows of slots that have moved away
+/// included, and a snapshot from before they moved still holds them too.
+/// So first take a fresh snapshot (unless the last is only a few entries
+/// old) and drop the log it covers, as far as every current member has it:
+/// the learner then receives the PRG as it is now. Bounded: past the waits
+/// the learner takes what there is.
+async fn fresh_snapshot(kv: &KvGroup) {
+    let raft = &kv.group.raft;
+    let m = raft.metrics().borrow_watched().clone();
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let mut metrics = raft.metrics();
+    if applied.saturating_sub(m.snapshot.map_or(0, |l| l.index)) > STALE_SNAPSHOT_ENTRIES {
+        if let Err(e) = raft.trigger().snapshot().await {
+            tracing::warn!(group = %kv.group.name, error = %e, "cannot start a snapshot for a new learner");
+            return;
+        }
+        let built = tokio::time::timeout(SNAPSHOT_WAIT, async {
+            while metrics.borrow_watched().snapshot.is_none_or(|s| s.index < applied) {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        if built.await.is_err() {
+            tracing::warn!(group = %kv.group.name, "a fresh snapshot for a new learner took too long; using the last one");
+            return;
+        }
+    }
+    let m = metrics.borrow_watched().clone();
+    let Some(snapshot) = m.snapshot.map(|s| s.index) else { return };
+    // Only as far as every member already has: none of them needs a snapshot.
+    let me = m.id;
+    let matched = m.replication.as_ref().map(|r| {
+        r.iter().filter(|(id, _)| **id != me).map(|(_, l)| l.map_or(0, |l| l.index)).min().unwrap_or(snapshot)
+    });
+    let upto = matched.map_or(0, |n| n.min(snapshot));
+    if upto <= m.purged.map_or(0, |l| l.index) {
+        return;
+    }
+    if raft.trigger().purge_log(upto).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(PURGE_WAIT, async {
+        while metrics.borrow_watched().purged.is_none_or(|p| p.index < upto) {
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
 /// Make a membership change on the leader of `kv`'s PRG. Each is
 /// idempotent: a change already made answers at once.
 async fn change_members(kv: &KvGroup, change: MemberChange) -> KvResponse {
@@ -279,7 +354,10 @@ async fn change_members(kv: &KvGroup, change: MemberChange) -> KvResponse {
     let known = |n: NodeId| membership.get_node(&n).is_some();
     let result = match change {
         MemberChange::AddLearner { node, .. } if known(node) => return KvResponse::Applied(0),
-        MemberChange::AddLearner { node, addr } => raft.add_learner(node, BasicNode { addr }, false).await,
+        MemberChange::AddLearner { node, addr } => {
+            fresh_snapshot(kv).await;
+            raft.add_learner(node, BasicNode { addr }, false).await
+        }
         MemberChange::LearnerLag { node } | MemberChange::LearnerProgress { node } => {
             let last = m.last_log_index.unwrap_or(0);
             let matched = m.replication.as_ref().and_then(|r| r.get(&node).copied()).flatten().map(|l| l.index);
