@@ -17,7 +17,7 @@ use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::CP_GROUP;
-use tidal_core::{ClusterState, NodeId, Registration};
+use tidal_core::{ClusterState, NodeId, PrgId, Registration};
 use tidal_raft::transport::{Request, Response};
 use tidal_raft::types::encode as enc;
 use tidal_raft::{Proposal, RaftHost};
@@ -79,6 +79,9 @@ pub struct NodeReport {
     pub reasons: Vec<String>,
     /// When the control-plane leader took this report (its clock, ms).
     pub received_ms: u64,
+    /// About how many bytes of rows each PRG this node leads holds (what a
+    /// scale plan estimates its moves with).
+    pub prg_bytes: BTreeMap<PrgId, u64>,
 }
 
 /// What a watch saw.

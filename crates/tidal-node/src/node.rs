@@ -234,6 +234,7 @@ impl Shared {
             ready: r.ready,
             reasons: r.reasons,
             received_ms: 0,
+            prg_bytes: self.led_prg_bytes(),
         };
         let watched = tokio::select! {
             w = self.cp.watch(known.version, wait, me, report.clone()) => w,
@@ -281,6 +282,20 @@ impl Shared {
             report_ms: (3 * self.config.cache_sync_ms).max(5000),
             fence_budget_ms: self.config.moves.limits.fence_budget_ms,
         }
+    }
+
+    /// About how many bytes of rows each PRG this node leads holds.
+    fn led_prg_bytes(&self) -> BTreeMap<tidal_core::PrgId, u64> {
+        let me = self.config.node_id;
+        let groups: Vec<KvGroup> = self.kv.read().expect("kv lock").values().cloned().collect();
+        groups
+            .into_iter()
+            .filter(|g| g.group.raft.metrics().borrow_watched().current_leader == Some(me))
+            .filter_map(|g| {
+                let prg = g.group.name.parse().ok()?;
+                Some((prg, g.machine.approx_bytes(self.host.storage()).ok()?))
+            })
+            .collect()
     }
 
     /// Bytes in this node's data directory (its log, state and snapshots).

@@ -231,9 +231,8 @@ const DEFAULT_GATE_TIMEOUT_MS: u64 = 60_000;
 /// How long new nodes may take by default to join and become ready.
 const DEFAULT_JOIN_TIMEOUT_MS: u64 = 120_000;
 
-/// Sizes for a plan: each PRG's bytes estimated from what its members
-/// store (a node's stored bytes shared evenly over its replicas), and the
-/// configured move rate.
+/// Sizes for a plan: each PRG's bytes as its leader estimates them, and
+/// the configured move rate.
 fn sizes(s: &Shared, state: &ClusterState) -> Sizes {
     let reports = s.cp_reports.lock().expect("reports lock").clone();
     let mut replicas: BTreeMap<u64, u64> = BTreeMap::new();
@@ -244,12 +243,18 @@ fn sizes(s: &Shared, state: &ClusterState) -> Sizes {
     }
     let per_replica =
         |n: &u64| reports.get(n).map_or(0, |r| r.stored_bytes / replicas.get(n).copied().unwrap_or(1).max(1));
+    // What a PRG's leader reports it holds; failing that, its members'
+    // data directories shared evenly over their replicas (which counts
+    // logs and space allocated ahead of use, so it overstates).
+    let reported: BTreeMap<&PrgId, u64> =
+        reports.values().flat_map(|r| r.prg_bytes.iter()).map(|(p, b)| (p, *b)).collect();
     let prg_bytes: BTreeMap<PrgId, u64> = state
         .placements
         .values()
         .map(|p| {
             let sum: u64 = p.members.iter().map(per_replica).sum();
-            (p.prg.clone(), sum / (p.members.len().max(1) as u64))
+            let bytes = reported.get(&p.prg).copied().unwrap_or(sum / (p.members.len().max(1) as u64));
+            (p.prg.clone(), bytes)
         })
         .collect();
     let rate = if s.config.moves.rate_bytes > 0 { s.config.moves.rate_bytes } else { ASSUMED_RATE };

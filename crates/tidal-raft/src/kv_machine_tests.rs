@@ -351,3 +351,20 @@ async fn scan_pages_walk_served_slots_in_order_and_stop_where_a_slot_is_not_serv
     let p3 = ScanPage::from_reply(&scan(&g, &s, 3..4, None, 10).unwrap()).unwrap();
     assert_eq!(p3.keys.len(), 3);
 }
+
+#[tokio::test]
+async fn a_replica_estimates_the_bytes_it_stores_flushed_or_not() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..SLOTS);
+    assert_eq!(g.m.approx_bytes(&s).unwrap(), 0);
+    let value = "v".repeat(1000);
+    let keys: Vec<String> = (0..200).map(|i| format!("key{i:03}")).collect();
+    g.write(&s, keys.iter().map(|k| set(k, &value)).collect());
+    let unflushed = g.m.approx_bytes(&s).unwrap();
+    g.flush(&s).await;
+    let flushed = g.m.approx_bytes(&s).unwrap();
+    // 200 rows of a 1000-byte value, a short key and a record's framing.
+    for estimate in [unflushed, flushed] {
+        assert!((200 * 1000..=200 * 1100).contains(&estimate), "{estimate}");
+    }
+}
