@@ -128,11 +128,6 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
     prgs.extend(new_ids.iter().map(|id| PlanPrg { id: id.clone(), members: Vec::new() }));
     let layout = place_replicas(&nodes, &prgs)?;
 
-    let replica_moves: Vec<PlannedReplicaMove> = layout
-        .moves
-        .iter()
-        .map(|s| PlannedReplicaMove { step: s.clone(), bytes: sizes.prg_bytes.get(&s.prg).copied().unwrap_or(0) })
-        .collect();
     let mut slot_moves = Vec::new();
     for (tenant, t) in &state.tenants {
         let mut indices: Vec<u32> = state.prgs_of(tenant).iter().map(|p| p.prg.index).collect();
@@ -151,6 +146,21 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
             });
         }
     }
+    // Slots move before replicas (see `crate::operation`): a replica moves
+    // with what its PRG holds once its slot moves are done.
+    let mut after_slots: BTreeMap<&PrgId, i128> = sizes.prg_bytes.iter().map(|(p, b)| (p, i128::from(*b))).collect();
+    for m in &slot_moves {
+        *after_slots.entry(&m.from).or_default() -= i128::from(m.bytes);
+        *after_slots.entry(&m.to).or_default() += i128::from(m.bytes);
+    }
+    let replica_moves: Vec<PlannedReplicaMove> = layout
+        .moves
+        .iter()
+        .map(|s| {
+            let bytes = after_slots.get(&s.prg).map_or(0, |b| u64::try_from((*b).max(0)).unwrap_or(0));
+            PlannedReplicaMove { step: s.clone(), bytes }
+        })
+        .collect();
     let total_bytes =
         replica_moves.iter().map(|m| m.bytes).sum::<u64>() + slot_moves.iter().map(|m| m.bytes).sum::<u64>();
     let epoch_bumps = u64::from(!new_ids.is_empty()) + replica_moves.len() as u64 + slot_moves.len() as u64;
@@ -245,7 +255,9 @@ mod tests {
         assert_eq!(plan.slot_moves.len(), 4);
         // 64 MiB per old PRG over 16 slots: 4 MiB a slot.
         assert!(plan.slot_moves.iter().all(|m| m.bytes == 8 * (4 << 20)));
-        let moved = plan.replica_moves.len() as u64 * (64 << 20) + 32 * (4 << 20);
+        // The replica moves after its PRG has given half its slots away.
+        assert!(plan.replica_moves.iter().all(|m| m.bytes == 32 << 20), "{plan:?}");
+        let moved = plan.replica_moves.len() as u64 * (32 << 20) + 32 * (4 << 20);
         assert_eq!(plan.total_bytes, moved);
         assert_eq!(plan.epoch_bumps, 1 + plan.replica_moves.len() as u64 + 4);
         assert_eq!(plan.eta_ms, moved * 1000 / (32 << 20) + plan.epoch_bumps * 500);
