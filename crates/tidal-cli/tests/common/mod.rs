@@ -32,9 +32,13 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 /// A port free right now, below the kernel's ephemeral range (32768 and
 /// up): a port the kernel handed out for `:0` can be handed out again as
 /// the source port of an outgoing connection before the node binds it.
+/// Never the same port twice in one test process: a node stopped for a
+/// restart leaves its ports free, and another test must not take them.
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let seed = (std::process::id() as u64) << 32 ^ clock;
     loop {
@@ -42,7 +46,7 @@ fn free_port() -> u16 {
         let mut x = (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         x ^= x >> 31;
         let port = 10_000 + (x % 22_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && GIVEN.lock().unwrap().insert(port) {
             return port;
         }
     }
