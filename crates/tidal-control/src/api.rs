@@ -84,6 +84,18 @@ pub struct NodeReport {
     pub prg_bytes: BTreeMap<PrgId, u64>,
 }
 
+impl NodeReport {
+    /// This report as the health check reads it, at `now_ms` (the
+    /// control-plane leader's clock, as `received_ms`).
+    pub fn health(&self, now_ms: u64) -> tidal_core::health::NodeHealth {
+        tidal_core::health::NodeHealth {
+            ready: self.ready,
+            reasons: self.reasons.clone(),
+            age_ms: now_ms.saturating_sub(self.received_ms),
+        }
+    }
+}
+
 /// What a watch saw.
 #[derive(Clone, Debug)]
 pub struct Watched {

@@ -3,8 +3,6 @@
 //! nothing when it refuses.
 
 use tidal_core::operation::{OpId, OpPhase, Operation, StepKind, StepState, STEP_ATTEMPTS};
-use tidal_core::replica_move::ReplicaPhase;
-use tidal_core::slot_move::MovePhase;
 use tidal_core::{ClusterState, Placement};
 
 use super::{check_members, start_move, start_replica_move};
@@ -129,11 +127,6 @@ pub(super) fn remove_prgs(state: &mut ClusterState, now_ms: u64, id: OpId) -> Re
         if let Some(m) = state.busy_with(prg) {
             return Err(format!("{prg} is in move {m}"));
         }
-        let slot_move =
-            state.moves.values().find(|m| !m.phase.is_finished() && (m.source() == *prg || m.target() == *prg));
-        if let Some(m) = slot_move {
-            return Err(format!("{prg} is in move {}", m.id));
-        }
     }
     for prg in &new {
         state.placements.remove(prg);
@@ -179,37 +172,23 @@ pub(super) fn start_step(state: &mut ClusterState, now_ms: u64, id: OpId, step: 
     Ok(())
 }
 
-/// How a step's latest move ended, if it has.
-enum Ended {
-    Done,
-    RolledBack(String),
-}
-
 pub(super) fn step_ended(state: &mut ClusterState, now_ms: u64, id: OpId, step: usize) -> Result<(), String> {
     let op = state.operations.get(&id).ok_or_else(|| format!("no operation {id}"))?;
     let s = op.steps.get(step).ok_or_else(|| format!("operation {id} has no step {step}"))?;
     let Some(&move_id) = s.moves.last().filter(|_| s.state == StepState::Running) else {
         return Err(format!("operation {id} step {step} is {}", s.state.name()));
     };
-    let why = |e: &Option<String>| e.clone().unwrap_or_else(|| "no reason recorded".into());
-    let ended = match (state.moves.get(&move_id), state.replica_moves.get(&move_id)) {
-        (Some(m), _) if m.phase == MovePhase::Done => Ended::Done,
-        (Some(m), _) if m.phase == MovePhase::RolledBack => Ended::RolledBack(why(&m.error)),
-        (_, Some(m)) if m.phase == ReplicaPhase::Done => Ended::Done,
-        (_, Some(m)) if m.phase == ReplicaPhase::RolledBack => Ended::RolledBack(why(&m.error)),
-        (None, None) => Ended::RolledBack(format!("move {move_id} is no longer recorded")),
-        _ => return Err(format!("move {move_id} has not finished")),
+    let Some(ended) = state.move_ended(move_id) else {
+        return Err(format!("move {move_id} has not finished"));
     };
     let op = state.operations.get_mut(&id).expect("checked");
     let attempts = op.steps[step].moves.len();
     let (next, text) = match ended {
-        Ended::Done => (StepState::Done, format!("step {step}: move {move_id} done")),
-        Ended::RolledBack(why)
-            if attempts < STEP_ATTEMPTS && !op.cancel_requested && op.steps[step].phase() == op.phase =>
-        {
+        Ok(()) => (StepState::Done, format!("step {step}: move {move_id} done")),
+        Err(why) if attempts < STEP_ATTEMPTS && !op.cancel_requested && op.steps[step].phase() == op.phase => {
             (StepState::Pending, format!("step {step}: move {move_id} rolled back ({why}); will try again"))
         }
-        Ended::RolledBack(why) => {
+        Err(why) => {
             (StepState::Failed, format!("step {step}: move {move_id} rolled back ({why}) after {attempts} attempts"))
         }
     };

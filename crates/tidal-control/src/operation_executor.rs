@@ -14,10 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidal_core::health::{cluster_problems, HealthLimits, NodeHealth};
+use tidal_core::health::{cluster_problems, HealthLimits};
 use tidal_core::operation::{OpId, OpPhase, Operation, StepState};
-use tidal_core::replica_move::ReplicaPhase;
-use tidal_core::slot_move::MovePhase;
 use tidal_core::{ClusterState, NodeState};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -182,8 +180,7 @@ impl OperationExecutor {
         let waiting = |state: &ClusterState| {
             let reports = self.cp.node_reports();
             let now = self.cp.now_ms();
-            let fresh =
-                |r: &crate::api::NodeReport| r.ready && now.saturating_sub(r.received_ms) <= self.limits.report_ms;
+            let fresh = |r: &crate::api::NodeReport| r.ready && r.health(now).age_ms <= self.limits.report_ms;
             op.plan
                 .add_nodes
                 .iter()
@@ -258,17 +255,7 @@ impl OperationExecutor {
     fn problems(&self, state: &ClusterState) -> Vec<String> {
         let now = self.cp.now_ms();
         let reports = self.cp.node_reports();
-        let health: BTreeMap<_, _> = reports
-            .iter()
-            .map(|(n, r)| {
-                let h = NodeHealth {
-                    ready: r.ready,
-                    reasons: r.reasons.clone(),
-                    age_ms: now.saturating_sub(r.received_ms),
-                };
-                (*n, h)
-            })
-            .collect();
+        let health: BTreeMap<_, _> = reports.iter().map(|(n, r)| (*n, r.health(now))).collect();
         let mut out = cluster_problems(state, &health, now, self.limits);
         for n in state.nodes.values().filter(|n| n.state == NodeState::Active) {
             if let Some(r) = reports.get(&n.id).filter(|r| r.applied_epoch < state.routing_epoch) {
@@ -287,7 +274,7 @@ impl OperationExecutor {
     async fn moves(&self, state: &ClusterState, op: &Operation) -> Result<bool, Stop> {
         let mut changed = false;
         for (i, s) in op.steps.iter().enumerate() {
-            if s.state == StepState::Running && s.moves.last().is_some_and(|m| move_finished(state, *m)) {
+            if s.state == StepState::Running && s.moves.last().is_some_and(|m| state.move_ended(*m).is_some()) {
                 self.cp.propose(CpCommand::OperationStepEnded { id: op.id, step: i }).await?;
                 changed = true;
             }
@@ -342,7 +329,7 @@ impl OperationExecutor {
         let mut waiting = false;
         for (i, s) in op.steps.iter().enumerate().filter(|(_, s)| s.state == StepState::Running) {
             let Some(&m) = s.moves.last() else { continue };
-            if move_finished(state, m) {
+            if state.move_ended(m).is_some() {
                 self.cp.propose(CpCommand::OperationStepEnded { id: op.id, step: i }).await?;
                 return Ok(());
             }
@@ -381,14 +368,6 @@ fn after(phase: OpPhase) -> &'static str {
         OpPhase::MoveReplicas => "operation/after-move-replicas",
         OpPhase::Leaders => "operation/after-leaders",
         _ => "operation/after-validate",
-    }
-}
-
-fn move_finished(state: &ClusterState, id: u64) -> bool {
-    match (state.moves.get(&id), state.replica_moves.get(&id)) {
-        (Some(m), _) => matches!(m.phase, MovePhase::Done | MovePhase::RolledBack),
-        (_, Some(m)) => matches!(m.phase, ReplicaPhase::Done | ReplicaPhase::RolledBack),
-        (None, None) => true,
     }
 }
 

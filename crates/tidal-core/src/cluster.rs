@@ -193,7 +193,21 @@ impl ClusterState {
         slot.map(|m| m.id).or(replica.map(|m| m.id))
     }
 
-    /// All PRGs of a tenant, in index order.
+    /// How move `id` (slot or replica) ended: `None` while it runs, `Ok`
+    /// when it is done, `Err` with why when it rolled back or is no longer
+    /// recorded.
+    pub fn move_ended(&self, id: MoveId) -> Option<Result<(), String>> {
+        let why = |e: &Option<String>| e.clone().unwrap_or_else(|| "no reason recorded".into());
+        match (self.moves.get(&id), self.replica_moves.get(&id)) {
+            (Some(m), _) if m.phase == crate::slot_move::MovePhase::Done => Some(Ok(())),
+            (Some(m), _) if m.phase == crate::slot_move::MovePhase::RolledBack => Some(Err(why(&m.error))),
+            (_, Some(m)) if m.phase == crate::replica_move::ReplicaPhase::Done => Some(Ok(())),
+            (_, Some(m)) if m.phase == crate::replica_move::ReplicaPhase::RolledBack => Some(Err(why(&m.error))),
+            (None, None) => Some(Err(format!("move {id} is no longer recorded"))),
+            _ => None,
+        }
+    }
+
     /// The index the next new PRG of `tenant` gets: after its highest,
     /// placed or retired.
     pub fn next_prg_index(&self, tenant: &str) -> u32 {
@@ -207,6 +221,7 @@ impl ClusterState {
         self.operations.values().find(|o| !o.phase.is_finished())
     }
 
+    /// All PRGs of a tenant, in index order.
     pub fn prgs_of(&self, tenant: &str) -> Vec<&Placement> {
         self.placements.values().filter(|p| p.prg.tenant == tenant).collect()
     }

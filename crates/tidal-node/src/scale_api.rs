@@ -160,6 +160,8 @@ fn cluster_request(state: &ClusterState, req: &ClusterScale) -> Result<ScaleRequ
 pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     this_cluster(&cluster)?;
     let req: ClusterScale = parse_body(&body)?;
+    // A request that is wrong whatever the state (scale_in, a bad target) is
+    // refused from this node's copy, without a round trip to the control plane.
     cluster_request(&s.cache.get(), &req)?;
     let make = |state: &ClusterState| cluster_request(state, &req);
     answer(&s, make, req.dry_run, &run_options!(req)).await
@@ -287,15 +289,8 @@ pub async fn cluster_status(State(s): S, Path(cluster): Path<String>) -> Result<
     this_cluster(&cluster)?;
     let state = s.cache.get();
     let now = s.clock.now_ms();
-    let reports: BTreeMap<u64, NodeHealth> = s
-        .cp_reports
-        .lock()
-        .expect("reports lock")
-        .iter()
-        .map(|(n, r)| {
-            (*n, NodeHealth { ready: r.ready, reasons: r.reasons.clone(), age_ms: now.saturating_sub(r.received_ms) })
-        })
-        .collect();
+    let reports: BTreeMap<u64, NodeHealth> =
+        s.cp_reports.lock().expect("reports lock").iter().map(|(n, r)| (*n, r.health(now))).collect();
     let problems = cluster_problems(&state, &reports, now, s.health_limits());
     let rolling_back = state.moves.values().any(|m| m.phase == MovePhase::RollingBack)
         || state.replica_moves.values().any(|m| m.phase == ReplicaPhase::RollingBack);
