@@ -17,6 +17,7 @@
 
 pub mod driver;
 pub mod histogram;
+pub mod history;
 pub mod recorder;
 pub mod report;
 pub mod runner;

@@ -222,6 +222,28 @@ pub fn render(s: &Summary) -> String {
             v.unverified,
             if v.passed() { "PASS" } else { "FAIL" }
         );
+        match &v.history {
+            Some(h) if h.skipped.is_some() => {
+                let _ = writeln!(out, "history: not checked: {} — FAIL", h.skipped.as_deref().unwrap_or_default());
+            }
+            Some(h) => {
+                let _ = writeln!(
+                    out,
+                    "history: {} operations on {} keys ({} writes with unknown outcome): {} keys not linearizable, \
+                     {} undecided — {}",
+                    h.ops,
+                    h.keys,
+                    h.pending_writes,
+                    h.violations,
+                    h.unknown,
+                    if h.passed() { "PASS" } else { "FAIL" }
+                );
+                for sample in &h.samples {
+                    let _ = writeln!(out, "  not linearizable: {sample}");
+                }
+            }
+            None => {}
+        }
         for (kind, n) in &v.readback_errors {
             let _ = writeln!(out, "  read-back error {kind}: {n}");
         }

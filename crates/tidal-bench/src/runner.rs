@@ -149,6 +149,11 @@ pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
             v.settle_unfinished();
             progress(&format!("verify: reading back {} written keys", v.written_keys().count()));
             read_back(&spec, v).await;
+            let recorded = v.history().len();
+            progress(&format!("verify: checking the linearizability of {recorded} recorded operations"));
+            let checker = v.clone();
+            // Pure CPU work: keep it off the runtime's workers.
+            let _ = tokio::task::spawn_blocking(move || checker.check_history()).await;
             Some(v.report())
         }
         None => None,
@@ -341,7 +346,7 @@ async fn client(shared: Arc<Shared>, id: usize) {
         };
         let done = Instant::now();
         let broken = outcome.is_err();
-        let all_failed = record(&shared, id, &plans, outcome, |i| match first_intended {
+        let all_failed = record(&shared, id, &plans, outcome, (sent, done), |i| match first_intended {
             Some((first, gap)) => done.duration_since(first + gap * i as u32),
             None => done.duration_since(sent),
         });
@@ -404,6 +409,7 @@ fn record(
     id: usize,
     plans: &[Planned],
     outcome: Result<Vec<Result<Response, OpError>>, OpError>,
+    (sent, done): (Instant, Instant),
     latency: impl Fn(usize) -> Duration,
 ) -> bool {
     let verifier = shared.verifier.as_deref();
@@ -425,12 +431,15 @@ fn record(
             (Planned::Read { key, floor }, Ok(value)) => {
                 rec.ok(OpKind::Read, latency(i));
                 if let (Some(v), Response::Value(value)) = (verifier, value) {
-                    v.end_read(*key, *floor, v.observe(*key, value.as_deref()));
+                    let observed = v.observe(*key, value.as_deref());
+                    v.history().read(*key, observed, sent, done);
+                    v.end_read(*key, *floor, observed);
                 }
             }
             (Planned::Write { key, version }, Ok(_)) => {
                 rec.ok(OpKind::Update, latency(i));
                 if let Some(v) = verifier {
+                    v.history().write(*key, *version, sent, Some(done));
                     v.end_write(*key, *version, true);
                 }
             }
@@ -438,6 +447,7 @@ fn record(
                 rec.error(e.label());
                 failed += 1;
                 if let (Planned::Write { key, version }, Some(v)) = (plan, verifier) {
+                    v.history().write(*key, *version, sent, None);
                     v.end_write(*key, *version, false);
                 }
             }
@@ -520,16 +530,19 @@ async fn read_keys(
                     let floors: Vec<u64> = chunk.iter().map(|&k| verifier.begin_read(k)).collect();
                     let batch: Vec<Request> =
                         chunk.iter().map(|&k| Request::Get { key: key_name(&spec.key_prefix, k) }).collect();
+                    let sent = Instant::now();
                     let results = match tokio::time::timeout(spec.timeout, c.exec(&batch)).await {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => batch.iter().map(|_| Err(e.clone())).collect(),
                         Err(_) => batch.iter().map(|_| Err(OpError::Timeout)).collect(),
                     };
+                    let done = Instant::now();
                     let mut retry = Vec::new();
                     for ((&key, floor), result) in chunk.iter().zip(floors).zip(results) {
                         match result {
                             Ok(Response::Value(value)) => {
                                 let observed: Observed = verifier.observe(key, value.as_deref());
+                                verifier.history().read(key, observed, sent, done);
                                 if last {
                                     verifier.final_check(key, observed);
                                 } else {

@@ -22,6 +22,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::history::{HistoryCheck, HistoryLog};
+
 /// Most keys a verified run may track (24 bytes of client memory each).
 pub const MAX_VERIFY_KEYS: u64 = 50_000_000;
 /// How many anomalies a report lists one by one.
@@ -84,12 +86,19 @@ pub struct VerifyReport {
     pub stale: u64,
     pub phantom: u64,
     pub samples: Vec<Anomaly>,
+    /// The linearizability check of every recorded operation.
+    pub history: Option<HistoryCheck>,
 }
 
 impl VerifyReport {
-    /// True when nothing was lost, stale, phantom or left unverified.
+    /// True when nothing was lost, stale, phantom or left unverified, and the
+    /// recorded history (once checked) is linearizable.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.stale == 0 && self.phantom == 0 && self.unverified == 0
+        self.lost == 0
+            && self.stale == 0
+            && self.phantom == 0
+            && self.unverified == 0
+            && self.history.as_ref().is_none_or(HistoryCheck::passed)
     }
 }
 
@@ -101,6 +110,8 @@ pub struct Verifier {
     /// Versions of writes whose outcome is unknown, per key (rare).
     ambiguous: Mutex<HashMap<u64, Vec<u64>>>,
     report: Mutex<VerifyReport>,
+    /// Every operation with its interval, for the linearizability check.
+    history: HistoryLog,
 }
 
 impl Verifier {
@@ -112,6 +123,7 @@ impl Verifier {
             keys: (0..keys).map(|_| KeyState::default()).collect(),
             ambiguous: Mutex::default(),
             report: Mutex::default(),
+            history: HistoryLog::new(),
         }
     }
 
@@ -146,6 +158,7 @@ impl Verifier {
         for (key, k) in self.keys.iter().enumerate() {
             if k.busy.swap(false, Ordering::AcqRel) {
                 let version = k.attempted.load(Ordering::Acquire);
+                self.history.write_unseen(key as u64, version);
                 self.ambiguous.lock().unwrap().entry(key as u64).or_default().push(version);
                 self.report.lock().unwrap().ambiguous_writes += 1;
             }
@@ -212,6 +225,17 @@ impl Verifier {
 
     pub fn report(&self) -> VerifyReport {
         self.report.lock().unwrap().clone()
+    }
+
+    pub fn history(&self) -> &HistoryLog {
+        &self.history
+    }
+
+    /// Runs the linearizability check over the recorded history and adds
+    /// its findings to the report. Call once, after the final read-back.
+    pub fn check_history(&self) {
+        let check = self.history.check(|key| self.key_name(key));
+        self.report.lock().unwrap().history = Some(check);
     }
 
     pub fn key_name(&self, key: u64) -> String {

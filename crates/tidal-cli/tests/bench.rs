@@ -68,6 +68,13 @@ fn verify_survives_a_node_killed_and_restarted() {
     assert!(v["acked_writes"].as_u64().unwrap() > 200, "{v}");
     assert!(v["reads_checked"].as_u64().unwrap() > 200, "{v}");
     assert!(v["keys_checked"].as_u64().unwrap() > 100, "{v}");
+    // Every recorded operation, across the kill, is linearizable per key.
+    let h = &v["history"];
+    assert_eq!(h["violations"], 0, "{h}\n{stderr}");
+    assert_eq!(h["unknown"], 0, "{h}");
+    assert_eq!(h["skipped"], serde_json::Value::Null, "{h}");
+    assert!(h["ops"].as_u64().unwrap() > 500, "{h}");
+    assert!(stderr.contains("keys not linearizable"), "the summary names the check: {stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let steady = &s["phases"][0];
     assert_eq!(steady["name"], "steady");

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod health;
 pub mod ids;
 pub mod kv;
+pub mod linearizability;
 pub mod operation;
 pub mod ownership;
 pub mod placement;
