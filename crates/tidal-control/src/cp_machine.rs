@@ -21,6 +21,9 @@ const CP_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("cp_state");
 const KEY: &str = "state";
 /// The group an arriving snapshot is staged under.
 const STAGE_KEY: &str = tidal_core::ids::CP_GROUP;
+/// Most bytes a `_cp` snapshot may carry: one peer frame (see
+/// [`CpMachine::max_snapshot_bytes`]).
+pub const MAX_CP_SNAPSHOT_BYTES: u64 = tidal_raft::transport::MAX_FRAME as u64;
 
 pub struct CpMachine {
     /// The applied state; changes are made here and then published.
@@ -102,6 +105,14 @@ impl Machine for CpMachine {
 
     fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String> {
         Ok(snapshot::stage_whole(STAGE_KEY, first, piece))
+    }
+
+    /// The state is staged as one record, rewritten in memory as each
+    /// piece arrives, and decoded whole before it installs; and every node
+    /// is sent the whole state in one frame (`CpResponse::State`), so a
+    /// state longer than a frame could not be served anyway.
+    fn max_snapshot_bytes(&self) -> Option<u64> {
+        Some(MAX_CP_SNAPSHOT_BYTES)
     }
 
     fn unstage(&self) -> FlushJob {

@@ -347,6 +347,8 @@ impl Shared {
                     attempt += 1;
                 }
                 Ok(other) => return Reply::err(format!("internal: unexpected answer {other:?}")),
+                // Nothing was sent, and the request will not get shorter.
+                Err(e @ CallError::TooLarge { .. }) => return Reply::err(e.to_string()),
                 Err(e) => {
                     let ambiguous = !matches!(&e, CallError::Unreachable { reason, .. } if reason.starts_with("connect"))
                         && !matches!(&e, CallError::Remote(_));

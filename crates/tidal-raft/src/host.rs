@@ -116,6 +116,31 @@ struct Incoming {
 }
 
 impl Incoming {
+    /// Why a piece of `len` bytes at `offset` cannot be the next piece of
+    /// this transfer, if it cannot: it is of another leader's transfer or
+    /// another snapshot, it does not start where the last piece ended, or
+    /// it would take the snapshot past `limit` bytes.
+    fn refuse(&self, vote: &Vote, meta: &SnapshotMeta, offset: u64, len: usize, limit: Option<u64>) -> Option<String> {
+        let why = if *vote != self.vote {
+            format!("it is sent under vote {vote}, the transfer under way under {}", self.vote)
+        } else if *meta != self.meta {
+            format!(
+                "it is of the snapshot up to {:?}, the transfer under way of the one up to {:?}",
+                meta.last_log_id, self.meta.last_log_id
+            )
+        } else if offset != self.received {
+            format!("{} bytes have been received", self.received)
+        } else {
+            match limit {
+                Some(limit) if self.received.saturating_add(len as u64) > limit => format!(
+                    "its {len} bytes would take the snapshot past {limit} bytes, the most this group's snapshots hold"
+                ),
+                _ => return None,
+            }
+        };
+        Some(format!("snapshot piece at offset {offset} does not continue the transfer: {why}"))
+    }
+
     /// Wait until at most `ahead` stagings are outstanding.
     async fn settle(&mut self, ahead: usize) -> Result<(), String> {
         while self.staging.len() > ahead {
@@ -132,7 +157,14 @@ impl GroupHandle {
     /// from offset 0: a piece at offset 0 starts over (the leader restarted
     /// the transfer), any other piece must continue the same snapshot
     /// exactly where the last one ended. A piece that cannot be read or
-    /// staged ends the transfer; the leader starts it over.
+    /// staged, or that takes the snapshot past what the group's machine
+    /// accepts ([`Machine::max_snapshot_bytes`](crate::Machine::max_snapshot_bytes)),
+    /// ends the transfer; the leader starts it over.
+    ///
+    /// What a transfer holds in memory is bounded either way: the piece
+    /// being taken, within one frame, and at most [`STAGING_AHEAD`] pieces
+    /// queued for staging; a machine that gathers its whole snapshot in
+    /// memory also bounds the total.
     async fn receive_snapshot(
         &self,
         vote: Vote,
@@ -149,9 +181,9 @@ impl GroupHandle {
         let Some(cur) = incoming.as_mut() else {
             return Err(WireError::Raft(format!("snapshot piece at offset {offset} with no transfer under way")));
         };
-        if cur.vote != vote || cur.meta != meta || cur.received != offset {
+        if let Some(why) = cur.refuse(&vote, &meta, offset, data.len(), self.state.max_snapshot_bytes()) {
             *incoming = None;
-            return Err(self.abandon(format!("snapshot piece at offset {offset} does not continue the transfer")));
+            return Err(self.abandon(why));
         }
         let staged = if offset == 0 || !data.is_empty() {
             match self.state.stage_piece(offset == 0, &data) {
@@ -406,3 +438,7 @@ impl Dispatch for RaftHost {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;

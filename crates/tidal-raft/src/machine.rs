@@ -56,6 +56,13 @@ pub trait Machine: Send + Sync + 'static {
     /// fail only when the storage does.
     fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String>;
 
+    /// Most bytes an arriving snapshot of this machine may carry; a
+    /// transfer that goes past it is refused. `None` for a machine whose
+    /// pieces go to the state file as they arrive, so that memory holds
+    /// only the pieces being staged whatever the snapshot's size; a
+    /// machine that gathers its snapshot in memory must name a bound.
+    fn max_snapshot_bytes(&self) -> Option<u64>;
+
     /// Whether what is staged is a whole snapshot this machine can install.
     fn check_staged(&self, state: &Db) -> Result<(), String>;
 

@@ -163,6 +163,11 @@ impl GroupStateMachine {
         });
     }
 
+    /// Most bytes an arriving snapshot may carry (see [`Machine::max_snapshot_bytes`]).
+    pub fn max_snapshot_bytes(&self) -> Option<u64> {
+        self.shared.machine.max_snapshot_bytes()
+    }
+
     /// Whether what is staged is a whole snapshot the machine can install.
     pub fn check_staged(&self) -> Result<(), io::Error> {
         self.shared.machine.check_staged(self.shared.storage.state()).map_err(io_err)

@@ -52,6 +52,11 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).expect("in-memory serialization cannot fail")
 }
 
+/// Reading is bounded by `b`, whoever wrote it: postcard takes a byte
+/// string or a string as a slice of `b`, so a length prefix claiming more
+/// than is left fails instead of allocating; a sequence is built element
+/// by element as they decode, serde reserving at most 1 MiB up front. So
+/// what a decode allocates grows with `b`, not with the lengths it claims.
 pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(b)
 }
@@ -105,6 +110,20 @@ mod tests {
         assert_eq!(encode(&p), encode(&plain));
         let back: Proposal = decode(&encode(&plain)).unwrap();
         assert_eq!(back, p);
+    }
+
+    /// Length prefixes larger than the input fail rather than reserve
+    /// what they claim (reserving 2^60 elements would abort the process).
+    #[test]
+    fn lengths_claiming_more_than_the_input_fail() {
+        let claims_2_60 = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 1, 2];
+        assert_eq!(decode::<Vec<u8>>(&claims_2_60), Err(postcard::Error::DeserializeUnexpectedEnd));
+        assert_eq!(decode::<String>(&claims_2_60), Err(postcard::Error::DeserializeUnexpectedEnd));
+        assert!(decode::<Vec<u64>>(&claims_2_60).is_err());
+        assert!(decode::<Vec<Vec<u8>>>(&claims_2_60).is_err());
+        assert!(decode::<Proposal>(&[1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).is_err());
+        // A byte string of u32::MAX bytes, 3 present.
+        assert!(decode::<serde_bytes::ByteBuf>(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1, 2, 3]).is_err());
     }
 
     #[test]

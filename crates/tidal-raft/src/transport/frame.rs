@@ -4,14 +4,29 @@
 //! [`Frame`]. Requests name the group they are for and the routing epoch the
 //! sender used; responses echo the request id. Many frames, of many groups,
 //! travel together in one write.
+//!
+//! Whatever a peer sends, reading a frame gives a frame or an error: a
+//! declared length over [`MAX_FRAME`] is refused before anything is read,
+//! the body's buffer grows only as its bytes arrive (a header alone cannot
+//! make the reader reserve the length it declares), and decoding reads from
+//! that buffer, so a length inside the frame that claims more than the
+//! frame holds fails rather than allocating it.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
-/// Largest frame accepted; a longer declared length closes the connection.
+/// Largest frame accepted; a longer declared length closes the connection,
+/// and a sender refuses to send a longer one.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Most bytes the buffer of a frame body grows by before they arrive.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Capacity a connection's read buffer keeps between frames; a larger
+/// frame's buffer is given back once it is decoded.
+const KEEP_CAPACITY: usize = 1024 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Frame {
@@ -67,70 +82,98 @@ pub enum WireError {
     NoHandler,
 }
 
-pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
+/// A frame too long to send: the receiver would refuse it and close the
+/// connection every group to that peer shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame of {bytes} bytes exceeds the {MAX_FRAME}-byte limit")]
+pub struct FrameTooLarge {
+    pub bytes: usize,
+}
+
+/// Append `frame`, with its length in front, to `out`. A frame longer than
+/// [`MAX_FRAME`] is not appended (`out` is left as it was).
+pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), FrameTooLarge> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     let out2 = postcard::to_extend(frame, std::mem::take(out)).expect("in-memory serialization cannot fail");
     *out = out2;
-    let len = (out.len() - start - 4) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    let len = out.len() - start - 4;
+    if len > MAX_FRAME {
+        out.truncate(start);
+        return Err(FrameTooLarge { bytes: len });
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
 }
 
-/// Read one frame; `Ok(None)` on a clean end of stream.
+/// Why a frame body does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error(transparent)]
+    Postcard(#[from] postcard::Error),
+    /// The body holds more than one frame's encoding: it was not written
+    /// by [`encode_frame`].
+    #[error("{0} bytes after the end of the frame")]
+    Trailing(usize),
+}
+
+/// Decode the body of one frame (what follows its length).
+pub fn decode_frame(body: &[u8]) -> Result<Frame, FrameError> {
+    // postcard reads from the slice: a length prefix (of bytes, a string or
+    // a sequence) larger than what is left fails instead of allocating,
+    // and serde reserves at most 1 MiB for a sequence before its elements
+    // have actually been read.
+    let (frame, rest) = postcard::take_from_bytes(body)?;
+    if !rest.is_empty() {
+        return Err(FrameError::Trailing(rest.len()));
+    }
+    Ok(frame)
+}
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+}
+
+/// Read one frame; `Ok(None)` on a clean end of stream. `buf` is scratch
+/// space, reused from frame to frame.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<Frame>> {
     let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let mut got = 0;
+    while got < len.len() {
+        match r.read(&mut len[got..]).await? {
+            0 if got == 0 => return Ok(None),
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "stream ended inside a frame header",
+                ))
+            }
+            n => got += n,
+        }
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
-        ));
+        return Err(invalid(format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit")));
     }
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
-    postcard::from_bytes(buf)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("malformed frame: {e}")))
+    buf.clear();
+    let mut body = (&mut *r).take(len as u64);
+    while buf.len() < len {
+        buf.reserve((len - buf.len()).min(READ_CHUNK));
+        if body.read_buf(buf).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("stream ended {} bytes into a frame of {len}", buf.len()),
+            ));
+        }
+    }
+    let frame = decode_frame(buf).map_err(|e| invalid(format!("malformed frame: {e}")));
+    if buf.capacity() > KEEP_CAPACITY {
+        buf.clear();
+        buf.shrink_to(KEEP_CAPACITY);
+    }
+    frame.map(Some)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn frames_round_trip_back_to_back() {
-        let mut buf = Vec::new();
-        encode_frame(
-            &Frame::Request { id: 1, group: "default:0".into(), epoch: 7, body: Request::App(vec![1, 2]) },
-            &mut buf,
-        );
-        encode_frame(&Frame::Response { id: 1, body: Err(WireError::NoHandler) }, &mut buf);
-        let mut r = &buf[..];
-        let mut scratch = Vec::new();
-        match read_frame(&mut r, &mut scratch).await.unwrap().unwrap() {
-            Frame::Request { id, group, epoch, body: Request::App(b) } => {
-                assert_eq!((id, group.as_str(), epoch, b), (1, "default:0", 7, vec![1, 2]));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(matches!(
-            read_frame(&mut r, &mut scratch).await.unwrap(),
-            Some(Frame::Response { id: 1, body: Err(WireError::NoHandler) })
-        ));
-        assert!(read_frame(&mut r, &mut scratch).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn oversized_and_garbage_frames_are_errors() {
-        let mut r = &(u32::MAX.to_be_bytes())[..];
-        assert!(read_frame(&mut r, &mut Vec::new()).await.is_err());
-        let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
-        let mut r = &garbage[..];
-        assert!(read_frame(&mut r, &mut Vec::new()).await.is_err());
-    }
-}
+#[path = "frame_tests.rs"]
+mod tests;

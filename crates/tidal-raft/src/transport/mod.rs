@@ -23,7 +23,9 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use frame::{Frame, Request, Response, WireError, MAX_FRAME};
+pub use frame::{
+    decode_frame, encode_frame, read_frame, Frame, FrameError, FrameTooLarge, Request, Response, WireError, MAX_FRAME,
+};
 pub use network::{GroupNetwork, SentBytes};
 pub use peers::{CallError, Peers};
 pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch};

@@ -78,9 +78,11 @@ fn rpc_err(e: CallError) -> RpcErr {
     match e {
         CallError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
         // The peer may not have created the group yet: back off and retry.
-        CallError::Remote(WireError::UnknownGroup { .. }) | CallError::Unreachable { .. } | CallError::Remote(_) => {
-            RPCError::Unreachable(Unreachable::new(&e))
-        }
+        // A frame too long to send will not shrink; back off too.
+        CallError::Remote(WireError::UnknownGroup { .. })
+        | CallError::Unreachable { .. }
+        | CallError::Remote(_)
+        | CallError::TooLarge { .. } => RPCError::Unreachable(Unreachable::new(&e)),
     }
 }
 

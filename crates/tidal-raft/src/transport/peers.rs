@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::frame::{encode_frame, read_frame, Frame, Request, Response, WireError};
+use super::frame::{encode_frame, read_frame, Frame, FrameTooLarge, Request, Response, WireError};
 use super::Connector;
 
 /// Why a call to a peer failed.
@@ -25,6 +25,10 @@ pub enum CallError {
     Timeout { addr: String, ms: u64 },
     #[error(transparent)]
     Remote(#[from] WireError),
+    /// Not sent: the peer would refuse a frame this long (and close the
+    /// connection every group shares with it).
+    #[error("not sent to peer {addr}: {reason}")]
+    TooLarge { addr: String, reason: FrameTooLarge },
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Response, CallError>>>>>;
@@ -73,7 +77,8 @@ impl Peers {
     ) -> Result<Response, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = Vec::new();
-        encode_frame(&Frame::Request { id, group: group.to_string(), epoch, body }, &mut bytes);
+        encode_frame(&Frame::Request { id, group: group.to_string(), epoch, body }, &mut bytes)
+            .map_err(|reason| CallError::TooLarge { addr: addr.to_string(), reason })?;
         let h = self.handle(addr);
         let (tx, rx) = oneshot::channel();
         h.pending.lock().expect("pending lock").insert(id, tx);

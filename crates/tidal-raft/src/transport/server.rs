@@ -90,7 +90,11 @@ pub async fn serve_stream(stream: BoxStream, dispatch: Arc<dyn Dispatch>) {
                 tokio::spawn(async move {
                     let body = d.dispatch(group, epoch, body).await;
                     let mut bytes = Vec::new();
-                    encode_frame(&Frame::Response { id, body }, &mut bytes);
+                    if let Err(e) = encode_frame(&Frame::Response { id, body }, &mut bytes) {
+                        // The caller hears why instead of losing the connection.
+                        let body = Err(WireError::Malformed(format!("response not sent: {e}")));
+                        encode_frame(&Frame::Response { id, body }, &mut bytes).expect("a short error fits a frame");
+                    }
                     let _ = tx.send(bytes);
                 });
             }
