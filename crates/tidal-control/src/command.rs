@@ -13,7 +13,7 @@ use tidal_core::slot_move::{check_new_move, MovePhase, MoveProgress, SlotMove};
 use tidal_core::{ClusterState, NodeId, NodeInfo, NodeState, PrgId, Registration, Tenant};
 
 /// Largest slot count a tenant may have.
-pub const MAX_SLOTS: u32 = 16_384;
+pub use tidal_core::slot::MAX_SLOTS;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CpCommand {

@@ -9,6 +9,10 @@ use crc::{Crc, CRC_16_XMODEM};
 
 const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_XMODEM);
 
+/// Most slots a tenant may have (Redis Cluster's count): every slot number
+/// is below it.
+pub const MAX_SLOTS: u32 = 16_384;
+
 /// The bytes of `key` that decide its slot: the first non-empty `{...}`
 /// section if there is one, else the whole key.
 pub fn hash_part(key: &[u8]) -> &[u8] {

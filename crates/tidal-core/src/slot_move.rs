@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::ClusterState;
 use crate::ids::PrgId;
 use crate::ownership::{MoveId, SlotCommand};
+use crate::slot::MAX_SLOTS;
 
 /// Where a slot move stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -343,23 +344,26 @@ pub fn plan(m: &SlotMove) -> Vec<Action> {
 }
 
 /// Parse a slot list such as `0-63,100,200-201` into sorted, distinct slots.
+/// Slot numbers are below [`MAX_SLOTS`], so a range such as
+/// `0-4294967295` is refused rather than expanded.
 pub fn parse_slots(s: &str) -> Result<Vec<u32>, String> {
     let mut out = BTreeSet::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("invalid slot range '{part}': expected N or N-M");
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let a: u32 = a.trim().parse().map_err(|_| bad())?;
-                let b: u32 = b.trim().parse().map_err(|_| bad())?;
-                if a > b {
-                    return Err(format!("invalid slot range '{part}': {a} is above {b}"));
-                }
-                out.extend(a..=b);
-            }
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().map_err(|_| bad())?, b.trim().parse::<u32>().map_err(|_| bad())?),
             None => {
-                out.insert(part.parse().map_err(|_| bad())?);
+                let a = part.parse::<u32>().map_err(|_| bad())?;
+                (a, a)
             }
+        };
+        if a > b {
+            return Err(format!("invalid slot range '{part}': {a} is above {b}"));
         }
+        if b >= MAX_SLOTS {
+            return Err(format!("invalid slot range '{part}': slots are numbered below {MAX_SLOTS}"));
+        }
+        out.extend(a..=b);
     }
     if out.is_empty() {
         return Err("no slots given".into());

@@ -77,6 +77,27 @@ fn slot_lists_parse_into_sorted_distinct_slots() {
     for bad in ["", "a", "3-1", "1-", "-2", "1,,x"] {
         assert!(parse_slots(bad).is_err(), "{bad}");
     }
+    let top = crate::slot::MAX_SLOTS;
+    assert_eq!(parse_slots(&format!("{}-{}", top - 2, top - 1)), Ok(vec![top - 2, top - 1]));
+    // A range past the largest tenant is refused, not expanded.
+    for huge in ["0-4294967295".to_string(), format!("{top}"), format!("1-{top}")] {
+        let e = parse_slots(&huge).unwrap_err();
+        assert!(e.contains("slots are numbered below 16384"), "{huge}: {e}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Any text: slots below the limit, sorted and distinct, or an error.
+    #[test]
+    fn any_slot_text_parses_or_is_refused(text in "[0-9, -]{0,40}|.{0,40}") {
+        if let Ok(slots) = parse_slots(&text) {
+            proptest::prop_assert!(!slots.is_empty());
+            proptest::prop_assert!(slots.windows(2).all(|w| w[0] < w[1]));
+            proptest::prop_assert!(slots.iter().all(|s| *s < crate::slot::MAX_SLOTS));
+        }
+    }
 }
 
 #[test]

@@ -159,9 +159,33 @@ impl RawConfig {
         )
     }
 
+    /// Read a TOML config file. Every key with a bad value, and every
+    /// unknown key, is reported at once, by name; text that is not TOML
+    /// is reported with the line where reading stopped.
     pub fn from_toml(text: &str) -> Result<RawConfig, ConfigErrors> {
-        toml::from_str(text).map_err(|e| ConfigErrors(vec![format!("config file: {}", e.message())]))
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e.span().map_or(String::new(), |s| format!("line {}: ", line_of(text, s.start)));
+            ConfigErrors(vec![format!("config file: {at}{}", e.message().replace('\n', ", "))])
+        })?;
+        // Each key on its own: serde stops at the first bad field and does
+        // not say which it was.
+        let errs: Vec<String> = table
+            .iter()
+            .filter_map(|(key, value)| {
+                let one: toml::Table = [(key.clone(), value.clone())].into_iter().collect();
+                one.try_into::<RawConfig>().err().map(|e| format!("{key}: {}", e.message()))
+            })
+            .collect();
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        table.try_into().map_err(|e: toml::de::Error| ConfigErrors(vec![format!("config file: {}", e.message())]))
     }
+}
+
+/// The 1-based line of byte `at` of `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// How a node finds its cluster.
@@ -238,6 +262,13 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most bytes one client request may take. A write travels whole, in one
+/// peer frame, to its PRG's leader and from there to every follower; 1 MiB
+/// of the frame is left for the frame and the log entry around it.
+pub const MAX_REQUEST_BYTES: u64 = tidal_raft::transport::MAX_FRAME as u64 - (1 << 20);
+/// Largest `max-value-bytes`: a value and its command and key (64 KiB)
+/// within one request. A larger value could never be replicated.
+pub const MAX_MAX_VALUE_BYTES: u64 = MAX_REQUEST_BYTES - (64 << 10);
 /// Storage page cache when unset (see [`tidal_raft::DEFAULT_STORAGE_CACHE_BYTES`]).
 pub const DEFAULT_STORAGE_CACHE_MB: u64 = (tidal_raft::DEFAULT_STORAGE_CACHE_BYTES >> 20) as u64;
 
@@ -337,8 +368,10 @@ impl RawConfig {
             errs.push(format!("prgs: must be in 1..=slots ({slots}), got {prgs}"));
         }
         let max_value_bytes = self.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES);
-        if max_value_bytes == 0 || max_value_bytes > 512 * 1024 * 1024 {
-            errs.push(format!("max-value-bytes: must be in 1..=536870912, got {max_value_bytes}"));
+        if max_value_bytes == 0 || max_value_bytes > MAX_MAX_VALUE_BYTES {
+            errs.push(format!(
+                "max-value-bytes: must be in 1..={MAX_MAX_VALUE_BYTES} (a write must fit one peer frame), got {max_value_bytes}"
+            ));
         }
         let d = CacheThresholds::default();
         let cache = CacheThresholds {
@@ -448,68 +481,5 @@ impl RawConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn good() -> RawConfig {
-        RawConfig {
-            node_id: Some(1),
-            listen: Some("127.0.0.1:7001".into()),
-            client_addr: Some("127.0.0.1:6380".into()),
-            http_addr: Some("127.0.0.1:8001".into()),
-            data_dir: Some("/tmp/x".into()),
-            peers: Some("1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003".into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_complete_config_resolves_with_defaults() {
-        let c = good().resolve().unwrap();
-        assert_eq!(c.slots, 1024);
-        assert_eq!(c.prgs, 4);
-        assert_eq!(c.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
-        assert_eq!(c.storage.cache_bytes, 96 << 20);
-        assert_eq!(c.storage.state_checkpoint, std::time::Duration::from_secs(5));
-        assert_eq!(c.cp_members().unwrap().len(), 3);
-        assert_eq!(c.zone, "local");
-    }
-
-    #[test]
-    fn every_error_is_reported_at_once() {
-        let raw = RawConfig {
-            node_id: Some(0),
-            listen: Some("nope".into()),
-            peers: Some("x=1".into()),
-            prgs: Some(0),
-            cache_fresh_ms: Some(100),
-            cache_cached_ms: Some(50),
-            ..Default::default()
-        };
-        let errs = raw.resolve().unwrap_err().0;
-        for key in ["node-id", "listen", "client-addr", "http-addr", "data-dir", "peers", "prgs", "cache-fresh-ms"] {
-            assert!(errs.iter().any(|e| e.starts_with(key)), "missing {key} in {errs:?}");
-        }
-    }
-
-    #[test]
-    fn peers_and_join_are_exclusive_and_peers_must_include_self() {
-        let mut raw = good();
-        raw.join = Some("127.0.0.1:7002".into());
-        assert!(raw.resolve().unwrap_err().0.iter().any(|e| e.contains("not both")));
-        let mut raw = good();
-        raw.node_id = Some(9);
-        assert!(raw.resolve().unwrap_err().0.iter().any(|e| e.contains("must include this node")));
-    }
-
-    #[test]
-    fn flags_override_the_file_and_unknown_keys_are_errors() {
-        let file = RawConfig::from_toml("node-id = 5\nzone = \"a\"\nprgs = 8\n").unwrap();
-        let merged = good().or(file);
-        assert_eq!(merged.node_id, Some(1));
-        assert_eq!(merged.zone.as_deref(), Some("a"));
-        assert_eq!(merged.prgs, Some(8));
-        let err = RawConfig::from_toml("nod-id = 5\n").unwrap_err();
-        assert!(err.0[0].contains("nod-id"), "{err}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

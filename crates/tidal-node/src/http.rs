@@ -19,10 +19,30 @@ use crate::{admin, moves_api, operations_api, scale_api};
 
 type S = State<Arc<Shared>>;
 
+/// Largest body of an admin request. They are small JSON documents (the
+/// longest, a move of every one of 16384 slots listed one by one, is under
+/// 100 KiB); this bound keeps a body, and what parsing it allocates, far
+/// below a value's limit.
+pub const MAX_API_BODY: usize = 1 << 20;
+
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    let limit = shared.config.max_value_bytes as usize + 1;
-    let app = Router::new()
+    let app = router(shared.clone());
+    let mut stop = shared.shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    });
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+/// Every route, each with its body limit: a value's for the data API,
+/// [`MAX_API_BODY`] for the admin API.
+fn router(shared: Arc<Shared>) -> Router {
+    let data = Router::new()
         .route("/v1/kv/{tenant}/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .layer(DefaultBodyLimit::max(shared.config.max_value_bytes as usize + 1));
+    Router::new()
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/why", get(why))
@@ -45,15 +65,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
         .route("/api/v1/operations/{id}/cancel", post(operations_api::cancel_operation))
         .route("/api/v1/debug/failpoints", get(moves_api::list_failpoints))
         .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(shared.clone());
-    let mut stop = shared.shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "http server failed");
-    }
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .merge(data)
+        .with_state(shared)
 }
 
 fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {

@@ -59,8 +59,10 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
-    // Room for one value at the limit plus its command and key.
-    let mut decoder = RequestDecoder::new(shared.config.max_value_bytes as usize + 64 * 1024);
+    // Room for one value at the limit plus its command and key; a whole
+    // request within what one write may carry.
+    let mut decoder = RequestDecoder::new(shared.config.max_value_bytes as usize + 64 * 1024)
+        .max_request(crate::config::MAX_REQUEST_BYTES as usize);
     let mut conn = Conn {
         id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
         proto: Proto::Resp2,

@@ -82,7 +82,7 @@ pub struct RunOptions {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct ClusterScale {
     pub operation: String,
     pub target_count: Option<u64>,
@@ -99,7 +99,7 @@ pub struct ClusterScale {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct TenantScale {
     pub prgs: u32,
     #[serde(default)]

@@ -4,8 +4,9 @@
 //! bulk strings (`*<n>\r\n` then `$<len>\r\n<bytes>\r\n` per argument);
 //! anything else is an inline command line. Limits are checked on the
 //! declared lengths, so a client cannot make tidal buffer a huge argument
-//! just by announcing it. Empty requests (`*0`, `*-1`, blank lines) are
-//! skipped silently, like Redis.
+//! just by announcing it, nor a request of many arguments longer than the
+//! request limit (Redis' `client-query-buffer-limit`). Empty requests
+//! (`*0`, `*-1`, blank lines) are skipped silently, like Redis.
 //!
 //! Bytes are consumed only when a whole request is available. The
 //! [`RequestDecoder`] remembers how far it has validated a partial request,
@@ -20,6 +21,9 @@ use crate::kv::{parse_i64, Reply};
 pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
 /// Longest inline line, or length line, before Redis gives up on it.
 pub const MAX_INLINE_LEN: usize = 64 * 1024;
+/// Most bytes one request may take unless the decoder is given a lower
+/// limit: Redis' default `client-query-buffer-limit` (1 GiB).
+pub const MAX_REQUEST_LEN: usize = 1024 * 1024 * 1024;
 
 /// A request that cannot be framed. The text is Redis' (`Protocol error:
 /// ...`); send it with [`ProtocolError::to_reply`] and close the connection.
@@ -58,6 +62,8 @@ struct Partial {
 #[derive(Debug)]
 pub struct RequestDecoder {
     max_bulk: usize,
+    /// Most bytes of one array request, headers included.
+    max_request: usize,
     partial: Option<Partial>,
 }
 
@@ -75,7 +81,14 @@ impl RequestDecoder {
     /// `max_bulk` is the largest argument accepted (Redis'
     /// `proto-max-bulk-len`); longer declared lengths are protocol errors.
     pub fn new(max_bulk: usize) -> RequestDecoder {
-        RequestDecoder { max_bulk, partial: None }
+        RequestDecoder { max_bulk, max_request: MAX_REQUEST_LEN, partial: None }
+    }
+
+    /// The same decoder with requests limited to `max_request` bytes (of
+    /// headers and arguments): a request that declares more is a protocol
+    /// error before its bytes are buffered.
+    pub fn max_request(self, max_request: usize) -> RequestDecoder {
+        RequestDecoder { max_request, ..self }
     }
 
     /// Takes the next complete request off the front of `buf`: `Ok(None)`
@@ -158,6 +171,12 @@ impl RequestDecoder {
                         Some(len) if len >= 0 && (len as u64) <= self.max_bulk as u64 => len as usize,
                         _ => return Err(ProtocolError::new("invalid bulk length")),
                     };
+                    if (p.pos + cr + 2).saturating_add(len + 2) > self.max_request {
+                        return Err(ProtocolError(format!(
+                            "Protocol error: request of more than {} bytes",
+                            self.max_request
+                        )));
+                    }
                     p.pos += cr + 2;
                     p.bulk_len = Some(len);
                     len

@@ -172,3 +172,117 @@ proptest! {
         prop_assert_eq!(decode_request(&mut buf, MAX).unwrap(), Some(args));
     }
 }
+
+#[test]
+fn requests_are_limited_in_total_not_only_per_argument() {
+    let args = argv(&["SET", "k", "0123456789"]);
+    let bytes = frame(&args);
+    // The limit counts every byte of the request, headers included.
+    let mut exact = RequestDecoder::new(MAX).max_request(bytes.len());
+    assert_eq!(exact.decode(&mut BytesMut::from(&bytes[..])).unwrap(), Some(args));
+    let mut short = RequestDecoder::new(MAX).max_request(bytes.len() - 1);
+    let e = short.decode(&mut BytesMut::from(&bytes[..])).unwrap_err();
+    assert_eq!(e.0, format!("Protocol error: request of more than {} bytes", bytes.len() - 1));
+    // Refused on the declared length, before the argument's bytes arrive.
+    let mut dec = RequestDecoder::new(MAX).max_request(1000);
+    let e = dec.decode(&mut BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$2000\r\n"[..])).unwrap_err();
+    assert!(e.0.contains("request of more than 1000 bytes"), "{e}");
+    // Many small arguments add up.
+    let many = frame(&vec![b"x".repeat(100); 20]);
+    assert!(RequestDecoder::new(MAX).max_request(1000).decode(&mut BytesMut::from(&many[..])).is_err());
+}
+
+/// An argument written the way `redis-cli` quotes it: every byte as `\xHH`.
+fn quoted(arg: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for b in arg {
+        s.push_str(&format!("\\x{b:02x}"));
+    }
+    s.push('"');
+    s
+}
+
+/// Pieces of plausible requests, so random streams get past the first
+/// byte: array and bulk headers (some with absurd lengths), CRLFs, words.
+fn piece_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        (-2i64..5).prop_map(|n| format!("*{n}\r\n").into_bytes()),
+        (-2i64..12).prop_map(|n| format!("${n}\r\n").into_bytes()),
+        any::<i64>().prop_map(|n| format!("${n}\r\n").into_bytes()),
+        any::<i64>().prop_map(|n| format!("*{n}\r\n").into_bytes()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"'".to_vec()),
+        Just(b"\\x4".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..12),
+        "[A-Z]{1,6} ".prop_map(String::into_bytes),
+    ]
+}
+
+/// Feed `bytes` in chunks of `chunk` bytes, decoding after each as a
+/// connection does, until the stream ends or a protocol error. Checks
+/// that waiting for more never holds more than the limits allow.
+fn feed(bytes: &[u8], chunk: usize, max_bulk: usize, max_request: usize) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+    let mut dec = RequestDecoder::new(max_bulk).max_request(max_request);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for part in bytes.chunks(chunk.max(1)) {
+        buf.extend_from_slice(part);
+        while let Some(args) = dec.decode(&mut buf)? {
+            assert!(!args.is_empty(), "an empty request is skipped, never returned");
+            out.push(args);
+        }
+        assert!(
+            buf.len() <= max_request.max(MAX_INLINE_LEN) + MAX_INLINE_LEN + chunk,
+            "waiting with {} bytes buffered",
+            buf.len()
+        );
+    }
+    Ok(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Any bytes, in any chunks: requests or a protocol error, never a
+    /// panic, and never a buffer beyond the limits while waiting.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        chunk in 1usize..64,
+    ) {
+        let _ = feed(&bytes, chunk, 64, 256);
+    }
+
+    #[test]
+    fn arbitrary_request_like_streams_never_panic(
+        pieces in proptest::collection::vec(piece_strategy(), 0..24),
+        chunk in 1usize..64,
+        max_bulk in 0usize..16,
+        max_request in 0usize..128,
+    ) {
+        let bytes: Vec<u8> = pieces.concat();
+        let _ = feed(&bytes, chunk, max_bulk, max_request);
+    }
+
+    /// Any request cut short is waited on: nothing is consumed and no
+    /// request comes out.
+    #[test]
+    fn truncated_requests_wait_for_the_rest(
+        args in proptest::collection::vec(arg_strategy(), 1..5),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let bytes = frame(&args);
+        let cut = cut.index(bytes.len());
+        let mut buf = BytesMut::from(&bytes[..cut]);
+        prop_assert_eq!(decode_request(&mut buf, MAX), Ok(None));
+        prop_assert_eq!(&buf[..], &bytes[..cut]);
+    }
+
+    /// Inline commands with every byte quoted read back as the bytes.
+    #[test]
+    fn quoted_inline_commands_round_trip(args in proptest::collection::vec(arg_strategy(), 1..5)) {
+        let line = args.iter().map(|a| quoted(a)).collect::<Vec<_>>().join(" ") + "\r\n";
+        prop_assert_eq!(decode_all(line.as_bytes()).unwrap(), vec![args]);
+    }
+}

@@ -14,6 +14,6 @@ mod decode;
 mod encode;
 mod inline;
 
-pub use decode::{decode_request, ProtocolError, RequestDecoder, MAX_INLINE_LEN, MAX_MULTIBULK_LEN};
+pub use decode::{decode_request, ProtocolError, RequestDecoder, MAX_INLINE_LEN, MAX_MULTIBULK_LEN, MAX_REQUEST_LEN};
 pub use encode::{encode, format_double, Proto};
 pub use inline::split_inline;

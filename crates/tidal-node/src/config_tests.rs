@@ -1,0 +1,186 @@
+use super::*;
+
+fn good() -> RawConfig {
+    RawConfig {
+        node_id: Some(1),
+        listen: Some("127.0.0.1:7001".into()),
+        client_addr: Some("127.0.0.1:6380".into()),
+        http_addr: Some("127.0.0.1:8001".into()),
+        data_dir: Some("/tmp/x".into()),
+        peers: Some("1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_complete_config_resolves_with_defaults() {
+    let c = good().resolve().unwrap();
+    assert_eq!(c.slots, 1024);
+    assert_eq!(c.prgs, 4);
+    assert_eq!(c.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
+    assert_eq!(c.storage.cache_bytes, 96 << 20);
+    assert_eq!(c.storage.state_checkpoint, std::time::Duration::from_secs(5));
+    assert_eq!(c.cp_members().unwrap().len(), 3);
+    assert_eq!(c.zone, "local");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let raw = RawConfig {
+        node_id: Some(0),
+        listen: Some("nope".into()),
+        peers: Some("x=1".into()),
+        prgs: Some(0),
+        cache_fresh_ms: Some(100),
+        cache_cached_ms: Some(50),
+        ..Default::default()
+    };
+    let errs = raw.resolve().unwrap_err().0;
+    for key in ["node-id", "listen", "client-addr", "http-addr", "data-dir", "peers", "prgs", "cache-fresh-ms"] {
+        assert!(errs.iter().any(|e| e.starts_with(key)), "missing {key} in {errs:?}");
+    }
+}
+
+#[test]
+fn peers_and_join_are_exclusive_and_peers_must_include_self() {
+    let mut raw = good();
+    raw.join = Some("127.0.0.1:7002".into());
+    assert!(raw.resolve().unwrap_err().0.iter().any(|e| e.contains("not both")));
+    let mut raw = good();
+    raw.node_id = Some(9);
+    assert!(raw.resolve().unwrap_err().0.iter().any(|e| e.contains("must include this node")));
+}
+
+#[test]
+fn flags_override_the_file_and_unknown_keys_are_errors() {
+    let file = RawConfig::from_toml("node-id = 5\nzone = \"a\"\nprgs = 8\n").unwrap();
+    let merged = good().or(file);
+    assert_eq!(merged.node_id, Some(1));
+    assert_eq!(merged.zone.as_deref(), Some("a"));
+    assert_eq!(merged.prgs, Some(8));
+    let err = RawConfig::from_toml("nod-id = 5\n").unwrap_err();
+    assert!(err.0[0].contains("nod-id"), "{err}");
+}
+
+#[test]
+fn every_bad_key_in_a_file_is_named() {
+    let err =
+        RawConfig::from_toml("node-id = \"x\"\nzone = 5\nslots = 99999999999\nprgs = 4\nnod-id = 1\n").unwrap_err();
+    let mut keys: Vec<&str> = err.0.iter().map(|e| e.split(':').next().unwrap()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["nod-id", "node-id", "slots", "zone"], "{err}");
+    assert!(err.0.iter().any(|e| e.starts_with("node-id: invalid type: string \"x\"")), "{err}");
+    let err = RawConfig::from_toml("node-id = 1\n\nzone = = 3\nprgs = 4\n").unwrap_err();
+    assert!(err.0[0].starts_with("config file: line 3: "), "{err}");
+    assert!(!err.0[0].contains('\n'), "{err}");
+}
+
+#[test]
+fn values_that_cannot_replicate_are_refused() {
+    let mut raw = good();
+    raw.max_value_bytes = Some(MAX_MAX_VALUE_BYTES);
+    assert!(raw.clone().resolve().is_ok());
+    raw.max_value_bytes = Some(MAX_MAX_VALUE_BYTES + 1);
+    let errs = raw.resolve().unwrap_err().0;
+    assert!(errs[0].starts_with("max-value-bytes: must be in 1..="), "{errs:?}");
+    // A request at the limit, in one entry, fits one peer frame.
+    const { assert!(MAX_REQUEST_BYTES + (1 << 20) <= tidal_raft::transport::MAX_FRAME as u64) };
+}
+
+/// The keys a config file may hold, and the names errors give settings
+/// checked together.
+const KEYS: &[&str] = &[
+    "node-id",
+    "listen",
+    "client-addr",
+    "http-addr",
+    "data-dir",
+    "peers",
+    "join",
+    "zone",
+    "slots",
+    "prgs",
+    "max-value-bytes",
+    "cache-fresh-ms",
+    "cache-cached-ms",
+    "cache-stale-ms",
+    "cache-sync-ms",
+    "heartbeat-ms",
+    "election-min-ms",
+    "election-max-ms",
+    "snapshot-every",
+    "keep-after-snapshot",
+    "log-hold-ms",
+    "ready-lag",
+    "retry-budget-ms",
+    "storage-cache-mb",
+    "state-checkpoint-ms",
+    "worker-threads",
+    "move-rate-mb",
+    "fence-budget-ms",
+    "max-moves-per-node",
+    "max-moves",
+    "replace-node",
+    "peers/join",
+    "cache-fresh-ms/cache-cached-ms/cache-stale-ms",
+    "heartbeat-ms/election-min-ms/election-max-ms/snapshot-every",
+];
+
+fn toml_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        (0u64..2_000_000).prop_map(|n| n.to_string()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        "[a-z0-9.:=,]{0,20}".prop_map(|s| format!("{s:?}")),
+        Just("\"127.0.0.1:7001\"".to_string()),
+        Just("\"1=127.0.0.1:7001\"".to_string()),
+        Just("[1, 2]".to_string()),
+        Just("{ a = 1 }".to_string()),
+        Just("1.5".to_string()),
+    ]
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any text: a config or errors, never a panic.
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,200}") {
+        let _ = RawConfig::from_toml(&text);
+    }
+
+    /// Files of known and unknown keys with values of every type: each
+    /// error names the key it is about, from the file and from validation.
+    #[test]
+    fn every_error_names_its_key(
+        lines in proptest::collection::vec(
+            (prop_oneof![proptest::sample::select(&KEYS[..31]).prop_map(str::to_string), "[a-z]{1,8}"], toml_value()),
+            0..8,
+        ),
+    ) {
+        let mut seen = std::collections::BTreeSet::new();
+        let text: String = lines
+            .iter()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect();
+        match RawConfig::from_toml(&text) {
+            Err(errs) => {
+                for e in &errs.0 {
+                    let key = e.split(':').next().unwrap();
+                    prop_assert!(seen.contains(key), "{:?} does not name a key of {:?}", e, text);
+                }
+            }
+            Ok(file) => {
+                if let Err(errs) = file.or(good()).resolve() {
+                    for e in &errs.0 {
+                        let key = e.split(':').next().unwrap();
+                        prop_assert!(KEYS.contains(&key), "{:?} does not name a key", e);
+                    }
+                }
+            }
+        }
+    }
+}
