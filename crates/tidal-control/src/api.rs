@@ -431,9 +431,14 @@ impl ControlPlane {
 
 /// Decode an app frame for `_cp` and answer it.
 pub async fn serve_frame(cp: &ControlPlane, body: &[u8]) -> Vec<u8> {
-    let resp = match postcard::from_bytes::<CpRequest>(body) {
+    let resp = match decode_request(body) {
         Ok(req) => cp.handle(req).await,
         Err(e) => CpResponse::Unavailable(format!("malformed control-plane request: {e}")),
     };
     enc(&resp)
+}
+
+/// The request an app frame for `_cp` carries, as a peer sent it.
+pub fn decode_request(body: &[u8]) -> Result<CpRequest, postcard::Error> {
+    tidal_raft::types::decode(body)
 }

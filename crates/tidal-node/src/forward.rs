@@ -105,6 +105,11 @@ pub enum KvResponse {
     },
 }
 
+/// The request an app frame for a PRG carries, as a peer sent it.
+pub fn decode_request(body: &[u8]) -> Result<KvRequest, postcard::Error> {
+    tidal_raft::types::decode(body)
+}
+
 impl KvRequest {
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
@@ -173,5 +178,19 @@ mod tests {
         assert!(KvRequest::WriteBatch(vec![safe.clone(), safe.clone()]).retry_safe());
         assert!(!KvRequest::WriteBatch(vec![safe.clone(), unsafe_]).retry_safe());
         assert_eq!(KvRequest::WriteBatch(vec![safe.clone(), safe]).keys(), vec![b"k".as_slice(), b"k".as_slice()]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever a peer sends for a PRG: a request or an error.
+        #[test]
+        fn arbitrary_bodies_are_a_request_or_an_error(body in proptest::collection::vec(0..=255u8, 0..256)) {
+            if let Ok(req) = decode_request(&body) {
+                // What decodes encodes again to something that decodes the same.
+                let again = tidal_raft::types::encode(&req);
+                proptest::prop_assert!(decode_request(&again).is_ok());
+            }
+        }
     }
 }

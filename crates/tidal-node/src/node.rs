@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::cache::CpCache;
 use crate::clock::Clock;
 use crate::config::{Bootstrap, NodeConfig};
-use crate::forward::{KvRequest, KvResponse};
+use crate::forward::{decode_request, KvResponse};
 use crate::scan::ScanCursors;
 
 /// How long the first tenant waits for every initial node before it is
@@ -377,7 +377,7 @@ impl AppHandler for NodeApp {
             if group.parse::<GroupId>().is_err() {
                 return Err(WireError::Malformed(format!("bad group name '{group}'")));
             }
-            let resp = match postcard::from_bytes::<KvRequest>(&body) {
+            let resp = match decode_request(&body) {
                 Ok(req) => shared.execute_local(&group, epoch, req, crate::router::FORWARDED_WORK).await,
                 Err(e) => KvResponse::Unavailable(format!("malformed request: {e}")),
             };

@@ -73,23 +73,5 @@ pub fn decode_entry(body: &[u8]) -> Result<KvEntry, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::encode;
-
-    #[test]
-    fn entries_from_before_versioning_still_decode() {
-        let ops = vec![WriteOp::set("a", "1"), WriteOp::Flush];
-        assert_eq!(decode_entry(&encode(&ops)), Ok(KvEntry::Writes(ops.clone())));
-        assert_eq!(decode_entry(&encode_batch(&ops)), Ok(KvEntry::Writes(ops)));
-        let e = KvEntry::Slots(SlotCommand::Fence { move_id: 3, slots: vec![1] });
-        assert_eq!(decode_entry(&encode_entry(&e)), Ok(e));
-    }
-
-    #[test]
-    fn unknown_versions_and_garbage_are_errors() {
-        assert!(decode_entry(&encode_versioned(9, &1u8)).unwrap_err().contains("version 9"));
-        assert!(decode_entry(&[0xFF, 0x00, KV_ENTRY_VERSION, 0x7F]).is_err());
-        assert!(decode_entry(&[0x05]).is_err());
-    }
-}
+#[path = "kv_entry_tests.rs"]
+mod tests;

@@ -368,3 +368,49 @@ async fn a_replica_estimates_the_bytes_it_stores_flushed_or_not() {
         assert!((200 * 1000..=200 * 1100).contains(&estimate), "{estimate}");
     }
 }
+
+mod pieces_from_peers {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn machine() -> KvMachine {
+        KvMachine::new("t:0", &KvSpec { slots: SLOTS, genesis: vec![] })
+    }
+
+    fn piece() -> impl Strategy<Value = KvPiece> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..24);
+        let rows = proptest::collection::vec((bytes(), bytes()), 0..8)
+            .prop_map(|rs| rs.into_iter().map(|(key, value)| PieceRow { key, value }).collect());
+        (any::<bool>(), rows).prop_map(|(first, rows)| KvPiece {
+            ownership: first.then(|| Ownership::genesis(SLOTS, &[0..SLOTS])),
+            rows,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a peer sends as a snapshot piece, bare or behind the
+        /// piece format's header, is staged or refused; never a panic.
+        #[test]
+        fn arbitrary_pieces_are_staged_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..256), first in any::<bool>()) {
+            let m = machine();
+            let _ = m.stage(first, &bytes);
+            let mut versioned = vec![0xFF, 0x00, PIECE_VERSION];
+            versioned.extend_from_slice(&bytes);
+            let _ = m.stage(first, &versioned);
+        }
+
+        /// A piece reads back as written; one cut short is refused.
+        #[test]
+        fn pieces_round_trip_and_cut_ones_are_refused(p in piece(), cut in any::<prop::sample::Index>()) {
+            let whole = encode_versioned(PIECE_VERSION, &p);
+            prop_assert!(machine().stage(true, &whole).is_ok());
+            let back: KvPiece = decode(split_version(&whole).1).unwrap();
+            prop_assert_eq!(encode_versioned(PIECE_VERSION, &back), whole.clone());
+            let cut = 1 + cut.index(whole.len() - 1);
+            prop_assert!(machine().stage(true, &whole[..cut]).is_err());
+        }
+    }
+}

@@ -108,5 +108,21 @@ mod tests {
             let rec = Record { value, expire_at_ms: at };
             prop_assert_eq!(Record::decode(&rec.encode()), Ok(rec));
         }
+
+        #[test]
+        fn arbitrary_bytes_are_a_record_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
+            if let Ok(rec) = Record::decode(&bytes) {
+                prop_assert_eq!(rec.encode(), bytes);
+            }
+        }
+
+        /// Cut inside its header, a record is an error (its value has no
+        /// length of its own: any cut after the header is a shorter value).
+        #[test]
+        fn records_cut_in_their_header_are_errors(at in proptest::option::of(any::<u64>()), cut in 0usize..9) {
+            let bytes = Record { value: b"v".to_vec(), expire_at_ms: at }.encode();
+            let header = if at.is_some() { 9 } else { 1 };
+            prop_assert!(Record::decode(&bytes[..cut.min(header - 1)]).is_err());
+        }
     }
 }
