@@ -231,7 +231,17 @@ impl<'a, V: Clone + Eq + Hash> Search<'a, V> {
             *last = NIL;
         }
         next.push(if n == 0 { NIL } else { 0 });
-        let prev: Vec<usize> = (0..=n).map(|at| if at == 0 { head } else if at == head { NIL } else { at - 1 }).collect();
+        let prev: Vec<usize> = (0..=n)
+            .map(|at| {
+                if at == 0 {
+                    head
+                } else if at == head {
+                    NIL
+                } else {
+                    at - 1
+                }
+            })
+            .collect();
         Search {
             ops,
             entries: entries.into_iter().map(|(_, is_return, op)| Entry { op, is_return }).collect(),

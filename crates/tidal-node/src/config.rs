@@ -21,6 +21,14 @@ pub struct RawConfig {
     /// Peer transport address (Raft and internal forwarding).
     #[arg(long, env = "TIDAL_LISTEN")]
     pub listen: Option<String>,
+    /// Peer address other nodes dial, when it is not `--listen` (behind
+    /// NAT, a load balancer or a proxy).
+    #[arg(long, env = "TIDAL_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Local address this node's peer connections come from, on a host
+    /// with several (the one peers and their firewalls see).
+    #[arg(long, env = "TIDAL_PEER_SOURCE_IP")]
+    pub peer_source_ip: Option<String>,
     /// Redis protocol address.
     #[arg(long, env = "TIDAL_CLIENT_ADDR")]
     pub client_addr: Option<String>,
@@ -127,6 +135,8 @@ impl RawConfig {
         pick!(
             node_id,
             listen,
+            advertise,
+            peer_source_ip,
             client_addr,
             http_addr,
             data_dir,
@@ -202,6 +212,9 @@ pub enum Bootstrap {
 pub struct NodeConfig {
     pub node_id: NodeId,
     pub listen: String,
+    /// The peer address registered for this node; `listen` when `None`.
+    pub advertise: Option<String>,
+    pub peer_source_ip: Option<std::net::IpAddr>,
     pub client_addr: String,
     pub http_addr: String,
     pub data_dir: PathBuf,
@@ -326,8 +339,16 @@ impl RawConfig {
             }
         };
         let listen = addr("listen", self.listen);
+        let advertise = self.advertise.map(|a| addr("advertise", Some(a)));
         let client_addr = addr("client-addr", self.client_addr);
         let http_addr = addr("http-addr", self.http_addr);
+        let peer_source_ip = self.peer_source_ip.and_then(|ip| match ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                errs.push(format!("peer-source-ip: '{ip}' is not an IP address"));
+                None
+            }
+        });
         let data_dir = self.data_dir.unwrap_or_else(|| {
             errs.push("data-dir: required".to_string());
             PathBuf::new()
@@ -455,6 +476,8 @@ impl RawConfig {
         Ok(NodeConfig {
             node_id,
             listen,
+            advertise,
+            peer_source_ip,
             client_addr,
             http_addr,
             data_dir,

@@ -184,3 +184,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn advertise_and_peer_source_ip_are_checked() {
+    let mut raw = good();
+    raw.advertise = Some("127.0.0.1:9001".into());
+    raw.peer_source_ip = Some("127.0.1.1".into());
+    let c = raw.resolve().unwrap();
+    assert_eq!(c.advertise.as_deref(), Some("127.0.0.1:9001"));
+    assert_eq!(c.peer_source_ip, Some("127.0.1.1".parse().unwrap()));
+    let mut raw = good();
+    raw.advertise = Some("nowhere".into());
+    raw.peer_source_ip = Some("127.0.1".into());
+    let errs = raw.resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("advertise: 'nowhere'")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("peer-source-ip: '127.0.1'")), "{errs:?}");
+}

@@ -25,7 +25,7 @@ use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registratio
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
-use tidal_raft::transport::{BoxFuture, TcpConnector, WireError};
+use tidal_raft::transport::{BoxFuture, Connector, SourceTcpConnector, TcpConnector, WireError};
 use tidal_raft::{AppHandler, GroupHandle, RaftHost, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -394,12 +394,16 @@ impl Node {
             .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
         let instance = data_dir_instance(&config.data_dir, config.node_id)?;
         let storage = Storage::open(&config.data_dir, config.storage)?;
-        let host = RaftHost::new(config.node_id, storage.clone(), Arc::new(TcpConnector), &config.raft)?;
+        let connector: Arc<dyn Connector> = match config.peer_source_ip {
+            Some(ip) => Arc::new(SourceTcpConnector(ip)),
+            None => Arc::new(TcpConnector),
+        };
+        let host = RaftHost::new(config.node_id, storage.clone(), connector, &config.raft)?;
         let me = config.node_id;
 
         let info = NodeInfo {
             id: me,
-            peer_addr: advertised(&config.listen, &listeners.peer)?,
+            peer_addr: advertised(config.advertise.as_ref().unwrap_or(&config.listen), &listeners.peer)?,
             client_addr: advertised(&config.client_addr, &listeners.client)?,
             http_addr: advertised(&config.http_addr, &listeners.http)?,
             zone: config.zone.clone(),

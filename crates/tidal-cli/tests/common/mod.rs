@@ -3,6 +3,7 @@
 //! conditions with deadlines (never fixed sleeps for correctness).
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod resp;
 
 use std::net::TcpListener;
@@ -54,7 +55,10 @@ fn free_port() -> u16 {
 
 pub struct NodeProc {
     pub id: u64,
+    /// The peer address the node advertises (its proxy's, when proxied).
     pub peer: String,
+    /// Where the node listens for peers, when a proxy stands in front.
+    pub listen: Option<String>,
     pub redis: String,
     pub http: String,
     pub dir: PathBuf,
@@ -66,6 +70,8 @@ pub struct NodeProc {
 pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     pub extra: Vec<String>,
+    /// The fault-injecting proxy every peer connection goes through, if any.
+    pub proxy: Option<std::sync::Arc<proxy::Proxy>>,
     _tmp: tempdir::TempDir,
 }
 
@@ -103,24 +109,47 @@ pub mod tempdir {
 impl Cluster {
     /// Start `n` nodes with `extra` flags each and wait until all are ready.
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        Cluster::start_with(n, extra, None)
+    }
+
+    /// Start `n` nodes whose peer connections all go through `proxy`.
+    pub fn start_proxied(n: u64, extra: &[&str], proxy: std::sync::Arc<proxy::Proxy>) -> Cluster {
+        Cluster::start_with(n, extra, Some(proxy))
+    }
+
+    fn start_with(n: u64, extra: &[&str], proxy: Option<std::sync::Arc<proxy::Proxy>>) -> Cluster {
         let tmp = tempdir::TempDir::new("tidal-test");
-        let nodes: Vec<NodeProc> = (1..=n)
-            .map(|id| NodeProc {
-                id,
-                peer: format!("127.0.0.1:{}", free_port()),
-                redis: format!("127.0.0.1:{}", free_port()),
-                http: format!("127.0.0.1:{}", free_port()),
-                dir: tmp.path().join(format!("node-{id}")),
-                child: None,
-                join: None,
-            })
-            .collect();
-        let mut c = Cluster { nodes, extra: extra.iter().map(|s| s.to_string()).collect(), _tmp: tmp };
+        let mut c =
+            Cluster { nodes: Vec::new(), extra: extra.iter().map(|s| s.to_string()).collect(), proxy, _tmp: tmp };
+        for id in 1..=n {
+            let node = c.new_node(id, None);
+            c.nodes.push(node);
+        }
         for i in 0..c.nodes.len() {
             c.spawn(i);
         }
         c.wait_all_ready(Duration::from_secs(60));
         c
+    }
+
+    /// Node `id`'s addresses and directory; behind the proxy when there is one.
+    fn new_node(&self, id: u64, join: Option<String>) -> NodeProc {
+        let peer = format!("127.0.0.1:{}", free_port());
+        let listen = self.proxy.as_ref().map(|p| {
+            let backend = format!("127.0.0.1:{}", free_port());
+            p.forward(id, &peer, &backend);
+            backend
+        });
+        NodeProc {
+            id,
+            peer,
+            listen,
+            redis: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            dir: self._tmp.path().join(format!("node-{id}")),
+            child: None,
+            join,
+        }
     }
 
     fn peers(&self) -> String {
@@ -135,16 +164,8 @@ impl Cluster {
     /// Add a node that joins through node 0 with `--join`; returns its index.
     pub fn add_joiner(&mut self) -> usize {
         let id = self.nodes.len() as u64 + 1;
-        let dir = self.nodes[0].dir.parent().unwrap().join(format!("node-{id}"));
-        self.nodes.push(NodeProc {
-            id,
-            peer: format!("127.0.0.1:{}", free_port()),
-            redis: format!("127.0.0.1:{}", free_port()),
-            http: format!("127.0.0.1:{}", free_port()),
-            dir,
-            child: None,
-            join: Some(self.nodes[0].peer.clone()),
-        });
+        let node = self.new_node(id, Some(self.nodes[0].peer.clone()));
+        self.nodes.push(node);
         let i = self.nodes.len() - 1;
         self.spawn(i);
         i
@@ -158,7 +179,17 @@ impl Cluster {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log")).unwrap();
         let child = Command::new(BIN)
             .arg("node")
-            .args(["--node-id", &n.id.to_string(), "--listen", &n.peer, "--client-addr", &n.redis])
+            .args(["--node-id", &n.id.to_string(), "--listen", n.listen.as_ref().unwrap_or(&n.peer)])
+            .args(["--client-addr", &n.redis])
+            .args(match &n.listen {
+                Some(_) => vec![
+                    "--advertise".to_string(),
+                    n.peer.clone(),
+                    "--peer-source-ip".to_string(),
+                    proxy::source_ip(n.id).to_string(),
+                ],
+                None => Vec::new(),
+            })
             .args(["--http-addr", &n.http])
             .args(match &n.join {
                 Some(j) => ["--join", j.as_str()],
@@ -174,6 +205,15 @@ impl Cluster {
             .spawn()
             .expect("spawn tidal node");
         n.child = Some(child);
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) node `i`.
+    pub fn pause(&self, i: usize, stop: bool) {
+        if let Some(c) = &self.nodes[i].child {
+            let signal = if stop { "-STOP" } else { "-CONT" };
+            let ok = Command::new("kill").args([signal, &c.id().to_string()]).status().is_ok_and(|s| s.success());
+            assert!(ok, "kill {signal} node {}", self.nodes[i].id);
+        }
     }
 
     /// SIGKILL node `i`.

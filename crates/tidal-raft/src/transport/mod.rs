@@ -55,3 +55,25 @@ impl Connector for TcpConnector {
         })
     }
 }
+
+/// Plain TCP from a chosen local address: on a host with several, the one
+/// peers (and their firewalls) see this node's connections come from.
+pub struct SourceTcpConnector(pub std::net::IpAddr);
+
+impl Connector for SourceTcpConnector {
+    fn connect(&self, addr: String) -> BoxFuture<io::Result<BoxStream>> {
+        let source = self.0;
+        Box::pin(async move {
+            let target = tokio::net::lookup_host(&addr)
+                .await?
+                .find(|a| a.is_ipv4() == source.is_ipv4())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address like {source}")))?;
+            let socket =
+                if source.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.bind(std::net::SocketAddr::new(source, 0))?;
+            let s = socket.connect(target).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+}
