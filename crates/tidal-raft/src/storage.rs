@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-pub use crate::writer::{Writer, WriterStats};
+pub use crate::writer::{Writer, WriterRuntime, WriterStats};
 
 /// Raft log entries (log file): (group, index) -> encoded entry.
 pub(crate) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raft_log");
@@ -97,6 +97,7 @@ impl Db {
     /// Create `db`'s tables with `init` and start its writer thread `name`.
     fn start(
         name: &str,
+        runtime: WriterRuntime,
         db: Database,
         init: fn(&WriteTransaction) -> Result<(), redb::TableError>,
         checkpoint: Option<Duration>,
@@ -106,7 +107,7 @@ impl Db {
         init(&txn).map_err(StoreError::db)?;
         txn.commit().map_err(StoreError::db)?;
         let stats = Arc::new(WriterStats::default());
-        let writer = Writer::spawn(name, db.clone(), stats.clone(), checkpoint).map_err(StoreError::db)?;
+        let writer = Writer::spawn(name, runtime, db.clone(), stats.clone(), checkpoint).map_err(StoreError::db)?;
         Ok(Self { db, writer, stats })
     }
 
@@ -148,19 +149,37 @@ impl Storage {
         let cache = options.cache_bytes;
         let log = open("log.redb", cache / 4)?;
         let state = open("state.redb", cache - cache / 4)?;
-        Self::with_databases(log, state, options.state_checkpoint)
+        Self::with_databases(log, state, options.state_checkpoint, WriterRuntime::Thread)
     }
 
-    /// Databases that live only in memory (tests and simulation).
+    /// Databases that live only in memory (tests).
     pub fn in_memory() -> Result<Arc<Self>, StoreError> {
-        let mem =
-            || Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(StoreError::db);
-        Self::with_databases(mem()?, mem()?, STATE_CHECKPOINT)
+        use redb::backends::InMemoryBackend;
+        Self::on_backends(InMemoryBackend::new(), InMemoryBackend::new(), WriterRuntime::Thread)
     }
 
-    fn with_databases(log: Database, state: Database, checkpoint: Duration) -> Result<Arc<Self>, StoreError> {
+    /// Databases on the given redb backends, with writers on `runtime`: a
+    /// simulation passes backends that model a disk (and what a crash
+    /// loses) and runs the writers as tasks of the simulated node.
+    pub fn on_backends(
+        log: impl redb::StorageBackend,
+        state: impl redb::StorageBackend,
+        runtime: WriterRuntime,
+    ) -> Result<Arc<Self>, StoreError> {
+        let log = Database::builder().create_with_backend(log).map_err(StoreError::db)?;
+        let state = Database::builder().create_with_backend(state).map_err(StoreError::db)?;
+        Self::with_databases(log, state, STATE_CHECKPOINT, runtime)
+    }
+
+    fn with_databases(
+        log: Database,
+        state: Database,
+        checkpoint: Duration,
+        runtime: WriterRuntime,
+    ) -> Result<Arc<Self>, StoreError> {
         let log = Db::start(
             "log-writer",
+            runtime,
             log,
             |txn| {
                 txn.open_table(LOG)?;
@@ -172,6 +191,7 @@ impl Storage {
         )?;
         let state = Db::start(
             "state-writer",
+            runtime,
             state,
             |txn| {
                 txn.open_table(META)?;
@@ -366,6 +386,30 @@ mod tests {
         put(s.log(), 1, 1).await.unwrap();
         tokio::time::sleep(STATE_CHECKPOINT * 2).await;
         assert_eq!(s.log().stats().durable_commits.load(Ordering::Relaxed), 0);
+    }
+
+    /// Writers as tasks (simulation): they batch what was queued before
+    /// they ran, and checkpoint on the runtime's clock, here paused, so the
+    /// interval passes without any real waiting.
+    #[tokio::test(start_paused = true)]
+    async fn task_writers_batch_and_checkpoint_on_the_runtime_clock() {
+        use redb::backends::InMemoryBackend;
+        let s = Storage::on_backends(InMemoryBackend::new(), InMemoryBackend::new(), WriterRuntime::Task).unwrap();
+        let puts: Vec<_> = (0..50).map(|k| tokio::spawn(put(s.state(), k, k))).collect();
+        for p in puts {
+            p.await.unwrap().unwrap();
+        }
+        assert_eq!(s.state().stats().jobs.load(Ordering::Relaxed), 50);
+        let commits = s.state().stats().commits.load(Ordering::Relaxed);
+        assert!(commits < 50, "{commits} commits for 50 jobs queued together");
+        assert_eq!(s.state().stats().durable_commits.load(Ordering::Relaxed), 0);
+        let started = std::time::Instant::now();
+        tokio::time::sleep(STATE_CHECKPOINT + Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(s.state().stats().durable_commits.load(Ordering::Relaxed), 1);
+        assert!(started.elapsed() < STATE_CHECKPOINT, "the checkpoint waited on the OS clock");
+        let txn = s.state().read().unwrap();
+        assert_eq!(txn.open_table(T).unwrap().get(49).unwrap().unwrap().value(), 49);
     }
 
     #[tokio::test]

@@ -14,11 +14,19 @@
 //! `Durability::None` and becomes durable with the next durable commit. A
 //! writer with a checkpoint interval makes that next durable commit itself
 //! once the interval has passed, even when no job asks for one.
+//!
+//! A node runs each writer on a thread of its own ([`WriterRuntime::Thread`]).
+//! Under simulation it runs as a task of the caller's runtime instead
+//! ([`WriterRuntime::Task`]): commits then happen at simulated instants, in
+//! an order the simulation decides, and a crashed node's writer stops with
+//! its runtime.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc as tmpsc;
 
 use redb::{Database, Durability, WriteTransaction};
 
@@ -59,10 +67,27 @@ struct Job {
     work: Box<dyn Work>,
 }
 
+/// Where a writer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriterRuntime {
+    /// A thread of its own: commits never hold up the async runtime.
+    #[default]
+    Thread,
+    /// A task of the runtime that starts it, committing inline (simulation,
+    /// on in-memory databases).
+    Task,
+}
+
 /// Handle to a database's writer; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: Queue,
+}
+
+#[derive(Clone)]
+enum Queue {
+    Thread(mpsc::Sender<Job>),
+    Task(tmpsc::UnboundedSender<Job>),
 }
 
 /// What a writer has done since start.
@@ -84,13 +109,24 @@ impl Writer {
     /// commits are made durable at most that long after the first of them.
     pub(crate) fn spawn(
         name: &str,
+        runtime: WriterRuntime,
         db: Arc<Database>,
         stats: Arc<WriterStats>,
         checkpoint_every: Option<Duration>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name(name.into()).spawn(move || writer_loop(&db, &rx, &stats, checkpoint_every))?;
-        Ok(Self { tx })
+        let batcher = Batcher { db, stats, every: checkpoint_every, batch: Vec::with_capacity(256), dirty_since: None };
+        match runtime {
+            WriterRuntime::Thread => {
+                let (tx, rx) = mpsc::channel();
+                std::thread::Builder::new().name(name.into()).spawn(move || thread_loop(batcher, &rx))?;
+                Ok(Self { tx: Queue::Thread(tx) })
+            }
+            WriterRuntime::Task => {
+                let (tx, rx) = tmpsc::unbounded_channel();
+                tokio::spawn(task_loop(batcher, rx));
+                Ok(Self { tx: Queue::Task(tx) })
+            }
+        }
     }
 
     /// Queue `run` to execute inside the next write transaction. When that
@@ -103,8 +139,12 @@ impl Writer {
         F: FnOnce(&WriteTransaction) -> Result<R, String> + Send + 'static,
         D: FnOnce(Result<R, String>) + Send + 'static,
     {
-        let work = Box::new(FnWork { run: Some(run), value: None, done });
-        if let Err(mpsc::SendError(job)) = self.tx.send(Job { durable, work }) {
+        let job = Job { durable, work: Box::new(FnWork { run: Some(run), value: None, done }) };
+        let refused = match &self.tx {
+            Queue::Thread(tx) => tx.send(job).err().map(|e| e.0),
+            Queue::Task(tx) => tx.send(job).err().map(|e| e.0),
+        };
+        if let Some(job) = refused {
             job.work.finish(Err("storage writer stopped".into()));
         }
     }
@@ -123,13 +163,53 @@ impl Writer {
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>, stats: &WriterStats, checkpoint_every: Option<Duration>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(256);
-    // When the oldest commit not yet made durable happened.
-    let mut dirty_since: Option<Instant> = None;
+/// A writer's state between batches, whichever runtime it runs on. Time is
+/// passed in: the thread reads the OS clock, the task its runtime's.
+struct Batcher {
+    db: Arc<Database>,
+    stats: Arc<WriterStats>,
+    every: Option<Duration>,
+    batch: Vec<Job>,
+    /// When the oldest commit not yet made durable happened.
+    dirty_since: Option<Instant>,
+}
+
+impl Batcher {
+    /// When a checkpoint must happen even if no job arrives.
+    fn due(&self) -> Option<Instant> {
+        self.every.zip(self.dirty_since).map(|(every, since)| since + every)
+    }
+
+    /// Takes `first` (if any; none means the checkpoint is due) and whatever
+    /// else is queued, and commits them as one batch at `now`.
+    fn run(&mut self, first: Option<Job>, mut queued: impl FnMut() -> Option<Job>, now: Instant) {
+        let due = self.due();
+        if let Some(first) = first {
+            self.batch.push(first);
+            while self.batch.len() < MAX_BATCH {
+                match queued() {
+                    Some(j) => self.batch.push(j),
+                    None => break,
+                }
+            }
+        }
+        let durable = self.batch.iter().any(|j| j.durable) || due.is_some_and(|d| now >= d);
+        if commit_batch(&self.db, &mut self.batch, durable, &self.stats) {
+            self.dirty_since = if durable { None } else { self.dirty_since.or(Some(now)) };
+        }
+    }
+
+    /// The queue closed: make everything durable before stopping.
+    fn close(mut self) {
+        if self.dirty_since.is_some() {
+            commit_batch(&self.db, &mut self.batch, true, &self.stats);
+        }
+    }
+}
+
+fn thread_loop(mut b: Batcher, rx: &mpsc::Receiver<Job>) {
     loop {
-        let due = checkpoint_every.zip(dirty_since).map(|(every, since)| since + every);
-        let first = match due {
+        let first = match b.due() {
             Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Ok(j) => Some(j),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -140,23 +220,28 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Job>, stats: &WriterStats, che
                 Err(_) => break,
             },
         };
-        if let Some(first) = first {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
-                }
-            }
-        }
-        let durable = batch.iter().any(|j| j.durable) || due.is_some_and(|d| Instant::now() >= d);
-        if commit_batch(db, &mut batch, durable, stats) {
-            dirty_since = if durable { None } else { dirty_since.or_else(|| Some(Instant::now())) };
-        }
+        b.run(first, || rx.try_recv().ok(), Instant::now());
     }
-    if dirty_since.is_some() {
-        commit_batch(db, &mut batch, true, stats);
+    b.close();
+}
+
+async fn task_loop(mut b: Batcher, mut rx: tmpsc::UnboundedReceiver<Job>) {
+    let now = || tokio::time::Instant::now().into_std();
+    loop {
+        let first = match b.due() {
+            Some(due) => match tokio::time::timeout_at(due.into(), rx.recv()).await {
+                Ok(Some(j)) => Some(j),
+                Ok(None) => break,
+                Err(_) => None,
+            },
+            None => match rx.recv().await {
+                Some(j) => Some(j),
+                None => break,
+            },
+        };
+        b.run(first, || rx.try_recv().ok(), now());
     }
+    b.close();
 }
 
 /// Commit `batch` (possibly empty: a checkpoint) and tell every job the
