@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
@@ -21,6 +21,7 @@ use tidal_core::{ClusterState, NodeId, PrgId, Registration};
 use tidal_raft::transport::{Request, Response};
 use tidal_raft::types::encode as enc;
 use tidal_raft::{Proposal, RaftHost};
+use tokio::time::Instant;
 
 use crate::command::{CpCommand, CpReply};
 use crate::cp_machine::CpMachine;

@@ -10,7 +10,7 @@
 //!            └──────────────────────────────────────────────────────┘
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
@@ -48,9 +48,9 @@ pub struct Shared {
     pub cp: Arc<ControlPlane>,
     pub cache: CpCache,
     /// The PRGs hosted here, by group name.
-    kv: RwLock<HashMap<String, KvGroup>>,
+    kv: RwLock<BTreeMap<String, KvGroup>>,
     /// Last known leader per PRG, learned from answers.
-    pub leaders: Mutex<HashMap<String, u64>>,
+    pub leaders: Mutex<BTreeMap<String, u64>>,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
     /// Wakes the sync loop early (a peer reported a newer epoch).
@@ -61,7 +61,7 @@ pub struct Shared {
     /// Open client connections.
     pub connections: AtomicU64,
     /// Previous (time, applied index) per group, for proposal rates.
-    pub rates: Mutex<HashMap<String, (Instant, u64)>>,
+    pub rates: Mutex<BTreeMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
     pub info: NodeInfo,
     /// The instance of this node's data directory (see [`Registration`]).
@@ -77,7 +77,7 @@ pub struct Shared {
     /// One pull at a time per move on this node: a pull sent again (the
     /// executor gave up waiting) runs after the first, never beside it, so
     /// older rows never land after newer ones.
-    pub(crate) pulls: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) pulls: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What the data path needs of one hosted PRG.

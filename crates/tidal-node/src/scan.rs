@@ -5,7 +5,7 @@
 //! number. Cursors are node-local: a client continues a SCAN on the same
 //! node.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Where a SCAN continues.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,13 +23,13 @@ pub const MAX_CURSORS: usize = 16_384;
 #[derive(Debug)]
 pub struct ScanCursors {
     next: u64,
-    positions: HashMap<u64, ScanPos>,
+    positions: BTreeMap<u64, ScanPos>,
     order: VecDeque<u64>,
 }
 
 impl Default for ScanCursors {
     fn default() -> Self {
-        Self { next: 1, positions: HashMap::new(), order: VecDeque::new() }
+        Self { next: 1, positions: BTreeMap::new(), order: VecDeque::new() }
     }
 }
 

@@ -14,7 +14,7 @@
 //! placed; the host records it so a restarted node brings back every group
 //! it hosted before it has heard from the control plane.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -112,7 +112,7 @@ struct Incoming {
     received: u64,
     /// Stagings queued and not yet heard back from, oldest first.
     staging: VecDeque<Staging>,
-    started: std::time::Instant,
+    started: tokio::time::Instant,
 }
 
 impl Incoming {
@@ -175,7 +175,7 @@ impl GroupHandle {
     ) -> Result<Option<openraft::raft::SnapshotResponse<crate::types::TypeConfig>>, WireError> {
         let mut incoming = self.incoming.lock().await;
         if offset == 0 {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             *incoming = Some(Incoming { vote, meta: meta.clone(), received: 0, staging: VecDeque::new(), started });
         }
         let Some(cur) = incoming.as_mut() else {
@@ -250,7 +250,7 @@ pub struct RaftHost {
     config: Arc<openraft::Config>,
     keep_after_snapshot: u64,
     log_hold: Duration,
-    groups: RwLock<HashMap<String, GroupHandle>>,
+    groups: RwLock<BTreeMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
     app: OnceLock<Arc<dyn AppHandler>>,
 }

@@ -16,7 +16,7 @@ fn under_way(received: u64) -> Incoming {
         meta: meta(10),
         received,
         staging: VecDeque::new(),
-        started: std::time::Instant::now(),
+        started: tokio::time::Instant::now(),
     }
 }
 

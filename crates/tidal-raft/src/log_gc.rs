@@ -19,7 +19,7 @@
 //! The decision is plain data in, an index out ([`LogGc::purge_upto`]); the
 //! task that applies it to a running group is [`run`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -48,12 +48,12 @@ struct Seen {
 pub struct LogGc {
     keep: u64,
     hold: Duration,
-    peers: HashMap<u64, Seen>,
+    peers: BTreeMap<u64, Seen>,
 }
 
 impl LogGc {
     pub fn new(keep_after_snapshot: u64, hold: Duration) -> Self {
-        Self { keep: keep_after_snapshot, hold, peers: HashMap::new() }
+        Self { keep: keep_after_snapshot, hold, peers: BTreeMap::new() }
     }
 
     /// The last index the log may drop now, or `None` for nothing.

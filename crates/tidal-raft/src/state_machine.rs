@@ -30,12 +30,13 @@
 //! end, with the applied index, in one durable transaction.
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use crate::log_store::{put_meta, read_meta};
 use crate::machine::Machine;

@@ -1,7 +1,7 @@
 //! openraft's network traits over the shared peer transport: one
 //! [`GroupNetwork`] per group, all sending through the same [`Peers`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// far a learner's copy has come, in bytes. Each peer's client holds its
 /// own counter, so counting costs an append no lock.
 #[derive(Default)]
-pub struct SentBytes(Mutex<HashMap<u64, Arc<AtomicU64>>>);
+pub struct SentBytes(Mutex<BTreeMap<u64, Arc<AtomicU64>>>);
 
 impl SentBytes {
     /// The counter of what is sent to `node`.

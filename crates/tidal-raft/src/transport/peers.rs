@@ -5,7 +5,7 @@
 //! connection fails every outstanding call with `Unreachable`; the next call
 //! reconnects.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +31,7 @@ pub enum CallError {
     TooLarge { addr: String, reason: FrameTooLarge },
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Response, CallError>>>>>;
+type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Result<Response, CallError>>>>>;
 
 struct PeerHandle {
     tx: mpsc::UnboundedSender<Vec<u8>>,
@@ -41,7 +41,7 @@ struct PeerHandle {
 /// Connections to every peer this node talks to.
 pub struct Peers {
     connector: Arc<dyn Connector>,
-    conns: Mutex<HashMap<String, Arc<PeerHandle>>>,
+    conns: Mutex<BTreeMap<String, Arc<PeerHandle>>>,
     next_id: AtomicU64,
 }
 
@@ -98,7 +98,7 @@ impl Peers {
 }
 
 fn fail_all(pending: &Pending, addr: &str, reason: &str) {
-    let drained: Vec<_> = pending.lock().expect("pending lock").drain().collect();
+    let drained: Vec<_> = std::mem::take(&mut *pending.lock().expect("pending lock")).into_iter().collect();
     for (_, tx) in drained {
         let _ = tx.send(Err(CallError::Unreachable { addr: addr.to_string(), reason: reason.to_string() }));
     }
