@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tidal_node::{Listeners, Node, RawConfig, SystemClock};
+use tidal_node::{Network, Node, RawConfig, SystemClock};
 
 #[derive(clap::Args)]
 pub struct NodeArgs {
@@ -45,14 +45,14 @@ pub fn run(args: NodeArgs) -> i32 {
         .build()
         .expect("cannot start the tokio runtime");
     runtime.block_on(async move {
-        let listeners = match Listeners::bind(&config).await {
+        let net = match Network::bind(&config).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: cannot bind the node's addresses: {e}");
                 return 1;
             }
         };
-        let node = match Node::start(config, listeners, Arc::new(SystemClock)).await {
+        let node = match Node::start(config, net, Arc::new(SystemClock)).await {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("error: {e}");

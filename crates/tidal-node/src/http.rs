@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tokio::net::TcpListener;
+use tidal_raft::transport::{Acceptor, BoxStream};
 
 use crate::node::Shared;
 use crate::{admin, moves_api, operations_api, scale_api};
@@ -25,14 +25,39 @@ type S = State<Arc<Shared>>;
 /// below a value's limit.
 pub const MAX_API_BODY: usize = 1 << 20;
 
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
     let app = router(shared.clone());
     let mut stop = shared.shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(HttpListener(listener), app).with_graceful_shutdown(async move {
         let _ = stop.changed().await;
     });
     if let Err(e) = server.await {
         tracing::error!(error = %e, "http server failed");
+    }
+}
+
+/// The node's HTTP acceptor as axum takes it: errors are logged and
+/// accepting goes on.
+struct HttpListener(Arc<dyn Acceptor>);
+
+impl axum::serve::Listener for HttpListener {
+    type Io = BoxStream;
+    type Addr = String;
+
+    async fn accept(&mut self) -> (BoxStream, String) {
+        loop {
+            match self.0.accept().await {
+                Ok(accepted) => return accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<String> {
+        self.0.local_addr()
     }
 }
 

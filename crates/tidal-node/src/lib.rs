@@ -21,4 +21,4 @@ pub mod scan;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigErrors, NodeConfig, RawConfig};
-pub use node::{Listeners, Node, NodeError};
+pub use node::{Network, Node, NodeError};

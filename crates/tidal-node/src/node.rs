@@ -25,7 +25,7 @@ use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registratio
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
-use tidal_raft::transport::{BoxFuture, Connector, SourceTcpConnector, TcpConnector, WireError};
+use tidal_raft::transport::{Acceptor, BoxFuture, Connector, SourceTcpConnector, TcpAcceptor, TcpConnector, WireError};
 use tidal_raft::{AppHandler, GroupHandle, RaftHost, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -91,20 +91,40 @@ pub struct KvGroup {
     pub reads: ReadGate,
 }
 
-/// Sockets a node serves on, bound by the caller (tests bind port 0).
-pub struct Listeners {
-    pub peer: TcpListener,
-    pub client: TcpListener,
-    pub http: TcpListener,
+/// How a node meets the network: what it accepts its peer, Redis and
+/// HTTP connections on, and how it dials peers. The binary binds TCP
+/// (tests bind port 0); a simulation passes its own.
+pub struct Network {
+    pub peer: Arc<dyn Acceptor>,
+    pub client: Arc<dyn Acceptor>,
+    pub http: Arc<dyn Acceptor>,
+    pub connector: Arc<dyn Connector>,
 }
 
-impl Listeners {
-    pub async fn bind(config: &NodeConfig) -> std::io::Result<Listeners> {
-        Ok(Listeners {
-            peer: TcpListener::bind(&config.listen).await?,
-            client: TcpListener::bind(&config.client_addr).await?,
-            http: TcpListener::bind(&config.http_addr).await?,
-        })
+impl Network {
+    /// Binds the configured TCP addresses; peers are dialed over TCP, from
+    /// `--peer-source-ip` when it is set.
+    pub async fn bind(config: &NodeConfig) -> std::io::Result<Network> {
+        Ok(Network::tcp(
+            TcpListener::bind(&config.listen).await?,
+            TcpListener::bind(&config.client_addr).await?,
+            TcpListener::bind(&config.http_addr).await?,
+            config,
+        ))
+    }
+
+    /// TCP on listeners the caller bound.
+    pub fn tcp(peer: TcpListener, client: TcpListener, http: TcpListener, config: &NodeConfig) -> Network {
+        let connector: Arc<dyn Connector> = match config.peer_source_ip {
+            Some(ip) => Arc::new(SourceTcpConnector(ip)),
+            None => Arc::new(TcpConnector),
+        };
+        Network {
+            peer: Arc::new(TcpAcceptor::new(peer)),
+            client: Arc::new(TcpAcceptor::new(client)),
+            http: Arc::new(TcpAcceptor::new(http)),
+            connector,
+        }
     }
 }
 
@@ -389,23 +409,19 @@ impl AppHandler for NodeApp {
 impl Node {
     /// Open storage, start every group this node hosted before, join the
     /// cluster and serve on `listeners`.
-    pub async fn start(config: NodeConfig, listeners: Listeners, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
+    pub async fn start(config: NodeConfig, net: Network, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
         let instance = data_dir_instance(&config.data_dir, config.node_id)?;
         let storage = Storage::open(&config.data_dir, config.storage)?;
-        let connector: Arc<dyn Connector> = match config.peer_source_ip {
-            Some(ip) => Arc::new(SourceTcpConnector(ip)),
-            None => Arc::new(TcpConnector),
-        };
-        let host = RaftHost::new(config.node_id, storage.clone(), connector, &config.raft)?;
+        let host = RaftHost::new(config.node_id, storage.clone(), net.connector.clone(), &config.raft)?;
         let me = config.node_id;
 
         let info = NodeInfo {
             id: me,
-            peer_addr: advertised(config.advertise.as_ref().unwrap_or(&config.listen), &listeners.peer)?,
-            client_addr: advertised(&config.client_addr, &listeners.client)?,
-            http_addr: advertised(&config.http_addr, &listeners.http)?,
+            peer_addr: advertised(config.advertise.as_ref().unwrap_or(&config.listen), net.peer.as_ref())?,
+            client_addr: advertised(&config.client_addr, net.client.as_ref())?,
+            http_addr: advertised(&config.http_addr, net.http.as_ref())?,
             zone: config.zone.clone(),
             state: NodeState::Active,
         };
@@ -453,7 +469,7 @@ impl Node {
 
         let mut tasks = Vec::new();
         let dispatch: Arc<dyn tidal_raft::transport::Dispatch> = host.clone();
-        tasks.push(tokio::spawn(tidal_raft::transport::serve(listeners.peer, dispatch, stop_rx.clone())));
+        tasks.push(tokio::spawn(tidal_raft::transport::serve_with(net.peer, dispatch, stop_rx.clone())));
 
         // Bring back every group hosted before a restart. A PRG whose shape
         // this node never recorded (a data directory from before shapes
@@ -510,8 +526,8 @@ impl Node {
         let ops = Arc::new(crate::move_ops::NodeMoveOps(Arc::downgrade(&shared)));
         let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits());
         tasks.push(tokio::spawn(operations.run(stop_rx.clone())));
-        tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), listeners.client)));
-        tasks.push(tokio::spawn(crate::http::serve(shared.clone(), listeners.http)));
+        tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), net.client)));
+        tasks.push(tokio::spawn(crate::http::serve(shared.clone(), net.http)));
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,
             http = %shared.info.http_addr, "node started");
         Ok(Node { shared, stop_tx, tasks })
@@ -591,9 +607,9 @@ fn spec_of(state: &ClusterState, prg: &tidal_core::PrgId) -> Option<KvSpec> {
 
 /// The address to advertise: the configured one, or the bound one when the
 /// configured port is 0.
-fn advertised(configured: &str, listener: &TcpListener) -> std::io::Result<String> {
+fn advertised(configured: &str, listener: &dyn Acceptor) -> std::io::Result<String> {
     if configured.ends_with(":0") {
-        Ok(listener.local_addr()?.to_string())
+        listener.local_addr()
     } else {
         Ok(configured.to_string())
     }

@@ -16,8 +16,8 @@ use tidal_core::kv::{
     ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
+use tidal_raft::transport::{Acceptor, BoxStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::forward::KvRequest;
 use crate::node::Shared;
@@ -26,14 +26,13 @@ use crate::scan::ScanPos;
 /// The Redis version whose replies tidal follows.
 pub const REDIS_VERSION: &str = "7.2.0";
 
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
     let mut stop = shared.shutdown.clone();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => {
-                    let _ = s.set_nodelay(true);
-                    tokio::spawn(connection(shared.clone(), s));
+                Ok((s, from)) => {
+                    tokio::spawn(connection(shared.clone(), s, from));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "client accept failed");
@@ -55,10 +54,11 @@ struct Conn {
     addr: String,
 }
 
-async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+async fn connection(shared: Arc<Shared>, stream: BoxStream, addr: String) {
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let (mut rd, mut wr) = stream.into_split();
+    // One task reads a round of requests, then writes its replies: the
+    // stream is never read and written at once, so it needs no split.
+    let mut stream = stream;
     // Room for one value at the limit plus its command and key; a whole
     // request within what one write may carry.
     let mut decoder = RequestDecoder::new(shared.config.max_value_bytes as usize + 64 * 1024)
@@ -113,29 +113,29 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
                     encode(&reply, conn.proto, &mut out);
                     if close {
-                        let _ = wr.write_all(&out).await;
+                        let _ = stream.write_all(&out).await;
                         break 'conn;
                     }
                 }
             }
-            if out.len() > 1 << 20 && wr.write_all(&out.split()).await.is_err() {
+            if out.len() > 1 << 20 && stream.write_all(&out.split()).await.is_err() {
                 break 'conn;
             }
         }
         run.flush(&shared, conn.proto, &mut out).await;
         if let Some(e) = broken {
             encode(&e.to_reply(), conn.proto, &mut out);
-            let _ = wr.write_all(&out).await;
+            let _ = stream.write_all(&out).await;
             break;
         }
-        if !out.is_empty() && wr.write_all(&out.split()).await.is_err() {
+        if !out.is_empty() && stream.write_all(&out.split()).await.is_err() {
             break;
         }
         if more_buffered {
             continue;
         }
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
+            r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             },

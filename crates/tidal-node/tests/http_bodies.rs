@@ -7,9 +7,16 @@ use std::time::Duration;
 
 use tidal_node::admin::readiness;
 use tidal_node::http::MAX_API_BODY;
-use tidal_node::{Listeners, Node, RawConfig, SystemClock};
+use tidal_node::{Network, Node, RawConfig, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// A node's three listeners, bound before its config is written.
+struct Bound {
+    peer: TcpListener,
+    client: TcpListener,
+    http: TcpListener,
+}
 
 struct Dir(std::path::PathBuf);
 impl Drop for Dir {
@@ -22,7 +29,7 @@ impl Drop for Dir {
 async fn three_nodes() -> (Vec<Node>, Vec<Dir>) {
     let mut listeners = Vec::new();
     for _ in 0..3 {
-        listeners.push(Listeners {
+        listeners.push(Bound {
             peer: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             client: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -44,7 +51,9 @@ async fn three_nodes() -> (Vec<Node>, Vec<Dir>) {
             prgs: Some(2),
             ..Default::default()
         };
-        nodes.push(Node::start(raw.resolve().unwrap(), l, Arc::new(SystemClock)).await.unwrap());
+        let cfg = raw.resolve().unwrap();
+        let net = Network::tcp(l.peer, l.client, l.http, &cfg);
+        nodes.push(Node::start(cfg, net, Arc::new(SystemClock)).await.unwrap());
         dirs.push(Dir(dir));
     }
     (nodes, dirs)

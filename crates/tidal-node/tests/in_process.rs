@@ -7,8 +7,15 @@ use std::time::Duration;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_node::admin::readiness;
 use tidal_node::forward::KvRequest;
-use tidal_node::{Listeners, Node, RawConfig, SystemClock};
+use tidal_node::{Network, Node, RawConfig, SystemClock};
 use tokio::net::TcpListener;
+
+/// A node's three listeners, bound before its config is written.
+struct Bound {
+    peer: TcpListener,
+    client: TcpListener,
+    http: TcpListener,
+}
 
 async fn wait_until<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -33,7 +40,7 @@ impl Drop for Dir {
 async fn start(extra: impl Fn(&mut RawConfig)) -> TestCluster {
     let mut listeners = Vec::new();
     for _ in 0..3 {
-        listeners.push(Listeners {
+        listeners.push(Bound {
             peer: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             client: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -56,7 +63,8 @@ async fn start(extra: impl Fn(&mut RawConfig)) -> TestCluster {
         };
         extra(&mut raw);
         let cfg = raw.resolve().unwrap();
-        nodes.push(Some(Node::start(cfg, l, Arc::new(SystemClock)).await.unwrap()));
+        let net = Network::tcp(l.peer, l.client, l.http, &cfg);
+        nodes.push(Some(Node::start(cfg, net, Arc::new(SystemClock)).await.unwrap()));
         dirs.push(Dir(dir));
     }
     TestCluster { nodes, _dirs: dirs }

@@ -28,7 +28,7 @@ pub use frame::{
 };
 pub use network::{GroupNetwork, SentBytes};
 pub use peers::{CallError, Peers};
-pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch};
+pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch, TcpAcceptor};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

@@ -18,34 +18,50 @@ pub trait Dispatch: Send + Sync + 'static {
     fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>>;
 }
 
-/// Accepts peer streams: TCP by default; TLS or a simulated network
-/// implement it too.
+/// Accepts streams, with the address of whoever opened each: TCP by
+/// default; TLS or a simulated network implement it too. A node serves its
+/// peer, Redis and HTTP ports through one each.
 pub trait Acceptor: Send + Sync + 'static {
-    fn accept(&self) -> BoxFuture<std::io::Result<BoxStream>>;
+    fn accept(&self) -> BoxFuture<std::io::Result<(BoxStream, String)>>;
+    /// The address it is bound to (what a configured `:0` became).
+    fn local_addr(&self) -> std::io::Result<String>;
 }
 
-impl Acceptor for Arc<TcpListener> {
-    fn accept(&self) -> BoxFuture<std::io::Result<BoxStream>> {
-        let l = self.clone();
+/// Plain TCP with Nagle off: both ends batch their own writes.
+pub struct TcpAcceptor(Arc<TcpListener>);
+
+impl TcpAcceptor {
+    pub fn new(listener: TcpListener) -> TcpAcceptor {
+        TcpAcceptor(Arc::new(listener))
+    }
+}
+
+impl Acceptor for TcpAcceptor {
+    fn accept(&self) -> BoxFuture<std::io::Result<(BoxStream, String)>> {
+        let l = self.0.clone();
         Box::pin(async move {
-            let (s, _) = TcpListener::accept(&l).await?;
+            let (s, from) = TcpListener::accept(&l).await?;
             s.set_nodelay(true)?;
-            Ok(Box::new(s) as BoxStream)
+            Ok((Box::new(s) as BoxStream, from.to_string()))
         })
+    }
+
+    fn local_addr(&self) -> std::io::Result<String> {
+        self.0.local_addr().map(|a| a.to_string())
     }
 }
 
 /// Accept peer connections on a TCP `listener` until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown: watch::Receiver<bool>) {
-    serve_with(Arc::new(listener), dispatch, shutdown).await
+    serve_with(Arc::new(TcpAcceptor::new(listener)), dispatch, shutdown).await
 }
 
 /// Accept peer streams from any [`Acceptor`] until `shutdown` turns true.
-pub async fn serve_with(acceptor: impl Acceptor, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_with(acceptor: Arc<dyn Acceptor>, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             r = acceptor.accept() => match r {
-                Ok(s) => {
+                Ok((s, _)) => {
                     tokio::spawn(serve_stream(s, dispatch.clone()));
                 }
                 Err(e) => {
