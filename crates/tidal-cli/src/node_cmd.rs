@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tidal_node::{Network, Node, RawConfig, SystemClock};
+use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
 
 #[derive(clap::Args)]
 pub struct NodeArgs {
@@ -45,6 +45,7 @@ pub fn run(args: NodeArgs) -> i32 {
         .build()
         .expect("cannot start the tokio runtime");
     runtime.block_on(async move {
+        let data_dir = config.data_dir.clone();
         let net = match Network::bind(&config).await {
             Ok(l) => l,
             Err(e) => {
@@ -52,7 +53,7 @@ pub fn run(args: NodeArgs) -> i32 {
                 return 1;
             }
         };
-        let node = match Node::start(config, net, Arc::new(SystemClock)).await {
+        let node = match Node::start(config, net, Arc::new(DataDir(data_dir)), Arc::new(SystemClock)).await {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod disk;
 pub mod forward;
 pub mod http;
 pub mod metrics;
@@ -21,4 +22,5 @@ pub mod scan;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigErrors, NodeConfig, RawConfig};
+pub use disk::{DataDir, Disk};
 pub use node::{Network, Node, NodeError};

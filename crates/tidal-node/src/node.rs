@@ -26,7 +26,7 @@ use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
 use tidal_raft::transport::{Acceptor, BoxFuture, Connector, SourceTcpConnector, TcpAcceptor, TcpConnector, WireError};
-use tidal_raft::{AppHandler, GroupHandle, RaftHost, Storage};
+use tidal_raft::{AppHandler, GroupHandle, RaftHost};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use crate::cache::CpCache;
 use crate::clock::Clock;
 use crate::config::{Bootstrap, NodeConfig};
+use crate::disk::Disk;
 use crate::forward::{decode_request, KvResponse};
 use crate::scan::ScanCursors;
 
@@ -409,11 +410,14 @@ impl AppHandler for NodeApp {
 impl Node {
     /// Open storage, start every group this node hosted before, join the
     /// cluster and serve on `listeners`.
-    pub async fn start(config: NodeConfig, net: Network, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
-        let instance = data_dir_instance(&config.data_dir, config.node_id)?;
-        let storage = Storage::open(&config.data_dir, config.storage)?;
+    pub async fn start(
+        config: NodeConfig,
+        net: Network,
+        disk: Arc<dyn Disk>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Node, NodeError> {
+        let instance = disk.instance(config.node_id)?;
+        let storage = disk.open(config.storage)?;
         let host = RaftHost::new(config.node_id, storage.clone(), net.connector.clone(), &config.raft)?;
         let me = config.node_id;
 
@@ -612,46 +616,5 @@ fn advertised(configured: &str, listener: &dyn Acceptor) -> std::io::Result<Stri
         listener.local_addr()
     } else {
         Ok(configured.to_string())
-    }
-}
-
-/// The instance of the data directory `dir` of node `me`: read from its
-/// `identity` file, or made (random) with the file when there is none. A
-/// directory that belongs to another node id is refused.
-fn data_dir_instance(dir: &std::path::Path, me: NodeId) -> Result<u64, NodeError> {
-    use rand::{RngCore, SeedableRng};
-    let path = dir.join("identity");
-    let bad = |why: String| NodeError::Identity(format!("{}: {why}", path.display()));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut node = None;
-            let mut instance = None;
-            for line in text.lines() {
-                match line.split_once(' ') {
-                    Some(("node", v)) => node = v.trim().parse::<NodeId>().ok(),
-                    Some(("instance", v)) => instance = u64::from_str_radix(v.trim(), 16).ok(),
-                    _ => {}
-                }
-            }
-            match (node, instance) {
-                (Some(n), Some(i)) if n == me => Ok(i),
-                (Some(n), Some(_)) => Err(bad(format!("this data directory belongs to node {n}, not {me}"))),
-                _ => Err(bad("unreadable; expected `node <id>` and `instance <hex>` lines".into())),
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let instance = rand::rngs::SmallRng::from_os_rng().next_u64();
-            let tmp = dir.join("identity.tmp");
-            let write = || -> std::io::Result<()> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                writeln!(f, "node {me}\ninstance {instance:016x}")?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)
-            };
-            write().map_err(|e| bad(e.to_string()))?;
-            Ok(instance)
-        }
-        Err(e) => Err(bad(e.to_string())),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tidal_node::admin::readiness;
 use tidal_node::http::MAX_API_BODY;
-use tidal_node::{Network, Node, RawConfig, SystemClock};
+use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -52,8 +52,9 @@ async fn three_nodes() -> (Vec<Node>, Vec<Dir>) {
             ..Default::default()
         };
         let cfg = raw.resolve().unwrap();
+        let data_dir = cfg.data_dir.clone();
         let net = Network::tcp(l.peer, l.client, l.http, &cfg);
-        nodes.push(Node::start(cfg, net, Arc::new(SystemClock)).await.unwrap());
+        nodes.push(Node::start(cfg, net, Arc::new(DataDir(data_dir)), Arc::new(SystemClock)).await.unwrap());
         dirs.push(Dir(dir));
     }
     (nodes, dirs)

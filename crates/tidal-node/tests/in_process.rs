@@ -7,7 +7,7 @@ use std::time::Duration;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_node::admin::readiness;
 use tidal_node::forward::KvRequest;
-use tidal_node::{Network, Node, RawConfig, SystemClock};
+use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
 use tokio::net::TcpListener;
 
 /// A node's three listeners, bound before its config is written.
@@ -64,7 +64,7 @@ async fn start(extra: impl Fn(&mut RawConfig)) -> TestCluster {
         extra(&mut raw);
         let cfg = raw.resolve().unwrap();
         let net = Network::tcp(l.peer, l.client, l.http, &cfg);
-        nodes.push(Some(Node::start(cfg, net, Arc::new(SystemClock)).await.unwrap()));
+        nodes.push(Some(Node::start(cfg, net, Arc::new(DataDir(dir.clone())), Arc::new(SystemClock)).await.unwrap()));
         dirs.push(Dir(dir));
     }
     TestCluster { nodes, _dirs: dirs }
