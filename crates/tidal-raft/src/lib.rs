@@ -26,5 +26,5 @@ pub mod writer;
 
 pub use host::{AppHandler, GroupHandle, HostError, RaftHost, RaftTuning};
 pub use machine::Machine;
-pub use storage::{Storage, StorageOptions, StoreError, DEFAULT_STORAGE_CACHE_BYTES};
+pub use storage::{Storage, StorageOptions, StoreError, WriterRuntime, DEFAULT_STORAGE_CACHE_BYTES};
 pub use types::{Proposal, Raft, TypeConfig};

@@ -36,6 +36,19 @@ type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Result<Response, CallErro
 struct PeerHandle {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
+    /// Frames received on the current connection, ever growing.
+    heard: Arc<AtomicU64>,
+    /// Raised by a call that timed out while nothing at all came back: the
+    /// connection may be dead without either end knowing (a peer whose host
+    /// vanished, a network that dropped what was in flight), so the peer
+    /// task drops it and the next call dials again.
+    silent: Arc<Silent>,
+}
+
+#[derive(Default)]
+struct Silent {
+    raised: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
 }
 
 /// Connections to every peer this node talks to.
@@ -60,8 +73,9 @@ impl Peers {
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let h = Arc::new(PeerHandle { tx, pending: Pending::default() });
-        tokio::spawn(peer_task(addr.to_string(), self.connector.clone(), rx, h.pending.clone()));
+        let h = Arc::new(PeerHandle { tx, pending: Pending::default(), heard: Arc::default(), silent: Arc::default() });
+        let link = Link { pending: h.pending.clone(), heard: h.heard.clone(), silent: h.silent.clone() };
+        tokio::spawn(peer_task(addr.to_string(), self.connector.clone(), rx, link));
         conns.insert(addr.to_string(), h.clone());
         h
     }
@@ -81,6 +95,7 @@ impl Peers {
             .map_err(|reason| CallError::TooLarge { addr: addr.to_string(), reason })?;
         let h = self.handle(addr);
         let (tx, rx) = oneshot::channel();
+        let heard = h.heard.load(Ordering::Relaxed);
         h.pending.lock().expect("pending lock").insert(id, tx);
         if h.tx.send(bytes).is_err() {
             h.pending.lock().expect("pending lock").remove(&id);
@@ -91,6 +106,10 @@ impl Peers {
             Ok(Err(_)) => Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() }),
             Err(_) => {
                 h.pending.lock().expect("pending lock").remove(&id);
+                if h.heard.load(Ordering::Relaxed) == heard {
+                    h.silent.raised.store(true, Ordering::Relaxed);
+                    h.silent.notify.notify_one();
+                }
                 Err(CallError::Timeout { addr: addr.to_string(), ms: timeout.as_millis() as u64 })
             }
         }
@@ -104,12 +123,15 @@ fn fail_all(pending: &Pending, addr: &str, reason: &str) {
     }
 }
 
-async fn peer_task(
-    addr: String,
-    connector: Arc<dyn Connector>,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+/// What a peer task shares with the callers of its peer.
+struct Link {
     pending: Pending,
-) {
+    heard: Arc<AtomicU64>,
+    silent: Arc<Silent>,
+}
+
+async fn peer_task(addr: String, connector: Arc<dyn Connector>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>, link: Link) {
+    let Link { pending, heard, silent } = link;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     'connect: loop {
         // Connect lazily, when there is something to send.
@@ -129,16 +151,20 @@ async fn peer_task(
                 continue;
             }
         };
+        // A call that went silent on an earlier connection says nothing about this one.
+        silent.raised.store(false, Ordering::Relaxed);
         let (r, mut w) = tokio::io::split(stream);
         let mut r = tokio::io::BufReader::with_capacity(super::server::READ_BUFFER, r);
         let (dead_tx, mut dead_rx) = oneshot::channel::<()>();
         let rpending = pending.clone();
+        let rheard = heard.clone();
         let raddr = addr.clone();
         let reader = tokio::spawn(async move {
             let mut scratch = Vec::new();
             loop {
                 match read_frame(&mut r, &mut scratch).await {
                     Ok(Some(Frame::Response { id, body })) => {
+                        rheard.fetch_add(1, Ordering::Relaxed);
                         let tx = rpending.lock().expect("pending lock").remove(&id);
                         if let Some(tx) = tx {
                             let _ = tx.send(body.map_err(CallError::Remote));
@@ -175,6 +201,12 @@ async fn peer_task(
                     None => { reader.abort(); return; }
                 },
                 _ = &mut dead_rx => break,
+                _ = silent.notify.notified() => {
+                    if silent.raised.swap(false, Ordering::Relaxed) {
+                        tracing::debug!(peer = %addr, "no answer within a call's timeout; reconnecting");
+                        break;
+                    }
+                }
             }
         }
         reader.abort();
