@@ -15,8 +15,10 @@
 //! simulated runtime, so commits happen at simulated instants.
 #![forbid(unsafe_code)]
 
+pub mod campaign;
 pub mod disk;
 pub mod net;
+pub mod resp;
 
 pub use disk::{MemBackend, SimDisk};
 pub use net::{SimAcceptor, SimClock, SimConnector};

@@ -8,42 +8,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use tidal_node::{Network, Node, RawConfig};
-use tidal_sim::{SimAcceptor, SimClock, SimConnector, SimDisk};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tidal_sim::SimDisk;
 
-/// A minimal RESP client: one command, one simple reply.
 async fn cmd(addr: &str, args: &[&str]) -> std::io::Result<String> {
-    let mut s = turmoil::net::TcpStream::connect(addr).await?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        // +OK / -ERR / $-1 / $n\r\nvalue\r\n
-        if let Some(rest) = text.strip_prefix('$') {
-            if rest.starts_with("-1\r\n") {
-                return Ok("(nil)".into());
-            }
-            if let Some((len, body)) = rest.split_once("\r\n") {
-                let len: usize = len.parse().unwrap_or(0);
-                if body.len() >= len + 2 {
-                    return Ok(body[..len].to_string());
-                }
-            }
-        } else if text.ends_with("\r\n") {
-            return Ok(text.trim_end().to_string());
-        }
-    }
+    tidal_sim::resp::call(addr, args, Duration::from_secs(5)).await
 }
 
 /// Retries `args` on `addr` until it answers without an error, for at
@@ -72,40 +40,6 @@ fn sim(seed: u64) -> turmoil::Sim<'static> {
         .build()
 }
 
-/// Registers node `id` (1-based) as a restartable host on `disk`.
-fn node(sim: &mut turmoil::Sim<'static>, id: u64, ips: &[IpAddr], disk: SimDisk) {
-    let peers: Vec<String> = ips.iter().enumerate().map(|(i, ip)| format!("{}={ip}:7000", i + 1)).collect();
-    let peers = peers.join(",");
-    let ip = ips[id as usize - 1];
-    sim.host(format!("node{id}"), move || {
-        let (disk, peers) = (disk.clone(), peers.clone());
-        async move {
-            let raw = RawConfig {
-                node_id: Some(id),
-                listen: Some("0.0.0.0:7000".into()),
-                advertise: Some(format!("{ip}:7000")),
-                client_addr: Some(format!("{ip}:6379")),
-                http_addr: Some(format!("{ip}:8080")),
-                data_dir: Some(format!("/sim/node{id}").into()),
-                peers: Some(peers),
-                slots: Some(64),
-                prgs: Some(2),
-                ..Default::default()
-            };
-            let config = raw.resolve()?;
-            let net = Network {
-                peer: Arc::new(SimAcceptor::bind(7000, format!("{ip}:7000")).await?),
-                client: Arc::new(SimAcceptor::bind(6379, format!("{ip}:6379")).await?),
-                http: Arc::new(SimAcceptor::bind(8080, format!("{ip}:8080")).await?),
-                connector: Arc::new(SimConnector),
-            };
-            let node = Node::start(config, net, Arc::new(disk), Arc::new(SimClock::default())).await?;
-            let why = node.failed().await;
-            Err(why.into())
-        }
-    });
-}
-
 /// Steps of the test the client and the driver hand to each other.
 const WRITTEN: u32 = 1;
 const CRASHED: u32 = 2;
@@ -128,7 +62,7 @@ fn a_simulated_cluster_serves_clients_through_a_crash_and_a_partition() {
     let ips: Vec<IpAddr> = (1..=3).map(|i| sim.lookup(format!("node{i}"))).collect();
     let disks: Vec<SimDisk> = (0..3).map(|_| SimDisk::default()).collect();
     for id in 1..=3u64 {
-        node(&mut sim, id, &ips, disks[id as usize - 1].clone());
+        tidal_sim::campaign::host(&mut sim, id, &ips, disks[id as usize - 1].clone());
     }
     let addr = |i: usize| format!("{}:6379", ips[i]);
     let (a0, a1, a2) = (addr(0), addr(1), addr(2));

@@ -1,0 +1,318 @@
+//! One simulated run per seed: three nodes, clients writing and reading a
+//! few hot keys concurrently (several writers per key), and faults drawn
+//! from the seed: partitions (symmetric, one-way, isolating one node),
+//! crashes that lose unsynced writes followed by restarts, and latency
+//! spikes. Every operation is recorded at simulated instants; after the
+//! faults heal, every key is read through every node, and the whole
+//! history goes through the linearizability checker.
+//!
+//! ```text
+//!   seed ──► Dice ──► fault schedule (driver, between sim steps)
+//!        └─► turmoil rng (latencies, host order)
+//!   clients ──► (key, call, ret, SET v | GET v) ──► History ──► checker
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use tidal_core::linearizability::{check_history, Op, DEFAULT_STEP_BUDGET};
+use tidal_node::{Network, Node, RawConfig};
+
+use crate::{resp, SimAcceptor, SimClock, SimConnector, SimDisk};
+
+/// The shape of one run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub nodes: u64,
+    pub clients: usize,
+    pub keys: usize,
+    /// Simulated time with faults.
+    pub chaos: Duration,
+    /// How long after the faults heal every key must read back.
+    pub converge: Duration,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario { nodes: 3, clients: 4, keys: 4, chaos: Duration::from_secs(20), converge: Duration::from_secs(60) }
+    }
+}
+
+/// What one seed did and found.
+#[derive(Debug, Clone, Default)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub sim_time: Duration,
+    pub faults: Vec<String>,
+    pub ops: u64,
+    pub acked_writes: u64,
+    pub pending_writes: u64,
+    /// Keys whose history is not linearizable, with why.
+    pub violations: Vec<String>,
+    /// Keys the checker could not decide.
+    pub undecided: u64,
+    /// Set when the cluster did not serve every key within the bound.
+    pub stuck: Option<String>,
+}
+
+impl SeedReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.undecided == 0 && self.stuck.is_none()
+    }
+}
+
+/// A small generator for the fault schedule and the clients' choices.
+#[derive(Debug, Clone)]
+pub struct Dice(u64);
+
+impl Dice {
+    pub fn new(seed: u64) -> Dice {
+        Dice(seed)
+    }
+
+    pub fn roll(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.roll() % n.max(1)
+    }
+}
+
+type History = Arc<Mutex<BTreeMap<usize, Vec<Op<u64>>>>>;
+
+/// Simulated nanoseconds since the run began.
+fn now() -> u64 {
+    turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64
+}
+
+/// Runs `scenario` under `seed` to the end.
+pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(scenario.chaos + scenario.converge + Duration::from_secs(120))
+        .tick_duration(Duration::from_millis(1))
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .min_message_latency(Duration::from_micros(100))
+        .max_message_latency(Duration::from_millis(5))
+        .rng_seed(seed)
+        .build();
+    let names: Vec<String> = (1..=scenario.nodes).map(|i| format!("node{i}")).collect();
+    let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
+    let disks: Vec<SimDisk> = names.iter().map(|_| SimDisk::default()).collect();
+    for (i, disk) in disks.iter().enumerate() {
+        host(&mut sim, i as u64 + 1, &ips, disk.clone());
+    }
+
+    let history: History = Arc::default();
+    let chaos_over = Arc::new(AtomicBool::new(false));
+    let stuck: Arc<Mutex<Option<String>>> = Arc::default();
+    let addrs: Vec<String> = ips.iter().map(|ip| format!("{ip}:6379")).collect();
+    let mut dice = Dice::new(seed);
+    for c in 0..scenario.clients {
+        let (history, chaos_over, addrs) = (history.clone(), chaos_over.clone(), addrs.clone());
+        let mut dice = Dice::new(dice.roll());
+        let keys = scenario.keys;
+        sim.client(format!("client{c}"), async move {
+            let mut n = 0u64;
+            while !chaos_over.load(Ordering::SeqCst) {
+                let key = dice.below(keys as u64) as usize;
+                let addr = &addrs[dice.below(addrs.len() as u64) as usize];
+                let name = format!("key{key}");
+                let call = now();
+                if dice.below(2) == 0 {
+                    n += 1;
+                    let value = (c as u64 + 1) << 32 | n;
+                    let out = resp::call(addr, &["SET", &name, &value.to_string()], Duration::from_secs(3)).await;
+                    let ret = matches!(out, Ok(ref r) if r == "+OK").then(now);
+                    history.lock().unwrap().entry(key).or_default().push(Op::write(call, ret, Some(value)));
+                } else if let Ok(r) = resp::call(addr, &["GET", &name], Duration::from_secs(3)).await {
+                    if let Some(seen) = resp::value(&r) {
+                        let ret = now();
+                        history.lock().unwrap().entry(key).or_default().push(Op::read(call, Some(ret), seen));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(dice.below(50))).await;
+            }
+            Ok(())
+        });
+    }
+    {
+        // After the faults: every key, through every node, within the bound.
+        let (history, chaos_over, addrs, stuck) = (history.clone(), chaos_over.clone(), addrs.clone(), stuck.clone());
+        let (keys, bound) = (scenario.keys, scenario.converge);
+        sim.client("reader", async move {
+            while !chaos_over.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let deadline = tokio::time::Instant::now() + bound;
+            for addr in &addrs {
+                for key in 0..keys {
+                    loop {
+                        let call = now();
+                        let out = resp::call(addr, &["GET", &format!("key{key}")], Duration::from_secs(3)).await;
+                        if let Some(seen) = out.ok().as_deref().and_then(resp::value) {
+                            history.lock().unwrap().entry(key).or_default().push(Op::read(call, Some(now()), seen));
+                            break;
+                        }
+                        if tokio::time::Instant::now() > deadline {
+                            *stuck.lock().unwrap() =
+                                Some(format!("key{key} unreadable through {addr} {bound:?} after the faults healed"));
+                            return Ok(());
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+
+    let mut report = SeedReport { seed, ..SeedReport::default() };
+    let mut next_fault = Duration::from_secs(3);
+    let mut heal_at: Option<(Duration, Heal)> = None;
+    loop {
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                report.stuck = Some(format!("simulation failed: {e}"));
+                break;
+            }
+        }
+        let t = sim.elapsed();
+        if let Some((at, heal)) = &heal_at {
+            if t >= *at {
+                heal.apply(&mut sim, &names, &disks);
+                heal_at = None;
+                next_fault = t + Duration::from_millis(500 + dice.below(2000));
+            }
+        } else if t < scenario.chaos && t >= next_fault {
+            let (what, heal) = inject(&mut sim, &names, &disks, &mut dice);
+            report.faults.push(format!("{:>6.2}s {what}", t.as_secs_f64()));
+            heal_at = Some((t + Duration::from_millis(1000 + dice.below(3000)), heal));
+        } else if t >= scenario.chaos && !chaos_over.load(Ordering::SeqCst) {
+            chaos_over.store(true, Ordering::SeqCst);
+        }
+    }
+    report.sim_time = sim.elapsed();
+    report.stuck = report.stuck.or_else(|| stuck.lock().unwrap().clone());
+    let history = std::mem::take(&mut *history.lock().unwrap());
+    for ops in history.values() {
+        report.ops += ops.len() as u64;
+        for op in ops {
+            if matches!(op.action, tidal_core::linearizability::Action::Write(_)) {
+                if op.ret.is_some() {
+                    report.acked_writes += 1;
+                } else {
+                    report.pending_writes += 1;
+                }
+            }
+        }
+    }
+    let checked = check_history(history, DEFAULT_STEP_BUDGET);
+    report.undecided = checked.unknown.len() as u64;
+    report.violations = checked
+        .violations
+        .iter()
+        .map(|(key, v)| {
+            format!(
+                "key{key}: {} of {} linearize; nothing explains {:?} (overlapping {:?})",
+                v.linearized, v.ops, v.stuck, v.context
+            )
+        })
+        .collect();
+    report
+}
+
+/// How a fault is undone.
+enum Heal {
+    Repair(Vec<(usize, usize)>),
+    Restart(usize),
+    Latency,
+}
+
+impl Heal {
+    fn apply(&self, sim: &mut turmoil::Sim<'_>, names: &[String], _disks: &[SimDisk]) {
+        match self {
+            Heal::Repair(links) => {
+                for &(a, b) in links {
+                    sim.repair(names[a].as_str(), names[b].as_str());
+                }
+            }
+            Heal::Restart(i) => sim.bounce(names[*i].as_str()),
+            Heal::Latency => sim.set_max_message_latency(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Injects one fault drawn from `dice`; says what it was and how to heal it.
+fn inject(sim: &mut turmoil::Sim<'_>, names: &[String], disks: &[SimDisk], dice: &mut Dice) -> (String, Heal) {
+    let n = names.len();
+    let victim = dice.below(n as u64) as usize;
+    let other = (victim + 1 + dice.below(n as u64 - 1) as usize) % n;
+    match dice.below(4) {
+        0 => {
+            let links: Vec<(usize, usize)> = (0..n).filter(|&o| o != victim).map(|o| (victim, o)).collect();
+            for &(a, b) in &links {
+                sim.partition(names[a].as_str(), names[b].as_str());
+            }
+            (format!("isolate {}", names[victim]), Heal::Repair(links))
+        }
+        1 => {
+            sim.partition_oneway(names[victim].as_str(), names[other].as_str());
+            (format!("drop {}→{}", names[victim], names[other]), Heal::Repair(vec![(victim, other)]))
+        }
+        2 => {
+            // Fence the disk first: the dying node must not sync on its way out.
+            disks[victim].crash();
+            sim.crash(names[victim].as_str());
+            (format!("crash {}", names[victim]), Heal::Restart(victim))
+        }
+        _ => {
+            let ms = 20 + dice.below(200);
+            sim.set_max_message_latency(Duration::from_millis(ms));
+            (format!("latency up to {ms} ms"), Heal::Latency)
+        }
+    }
+}
+
+/// Registers node `id` (1-based) as a restartable host on `disk`.
+pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk) {
+    let peers: Vec<String> = ips.iter().enumerate().map(|(i, ip)| format!("{}={ip}:7000", i + 1)).collect();
+    let peers = peers.join(",");
+    let ip = ips[id as usize - 1];
+    sim.host(format!("node{id}"), move || {
+        let (disk, peers) = (disk.clone(), peers.clone());
+        async move {
+            let raw = RawConfig {
+                node_id: Some(id),
+                listen: Some("0.0.0.0:7000".into()),
+                advertise: Some(format!("{ip}:7000")),
+                client_addr: Some(format!("{ip}:6379")),
+                http_addr: Some(format!("{ip}:8080")),
+                data_dir: Some(format!("/sim/node{id}").into()),
+                peers: Some(peers),
+                slots: Some(64),
+                prgs: Some(2),
+                ..Default::default()
+            };
+            let config = raw.resolve()?;
+            let net = Network {
+                peer: Arc::new(SimAcceptor::bind(7000, format!("{ip}:7000")).await?),
+                client: Arc::new(SimAcceptor::bind(6379, format!("{ip}:6379")).await?),
+                http: Arc::new(SimAcceptor::bind(8080, format!("{ip}:8080")).await?),
+                connector: Arc::new(SimConnector),
+            };
+            let node = Node::start(config, net, Arc::new(disk), Arc::new(SimClock::default())).await?;
+            let why = node.failed().await;
+            Err(why.into())
+        }
+    });
+}
