@@ -97,7 +97,7 @@ impl From<CpError> for ApiError {
 
 /// A JSON request body, whatever content type the client declared
 /// (`curl -d` sends a form type).
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
 }
 
