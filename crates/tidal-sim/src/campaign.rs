@@ -29,6 +29,9 @@ pub struct Scenario {
     pub nodes: u64,
     pub clients: usize,
     pub keys: usize,
+    /// Whether clients share keys (several writers per key) or each
+    /// writes keys of its own (one writer per key).
+    pub shared_keys: bool,
     /// Simulated time with faults.
     pub chaos: Duration,
     /// How long after the faults heal every key must read back.
@@ -37,7 +40,14 @@ pub struct Scenario {
 
 impl Default for Scenario {
     fn default() -> Self {
-        Scenario { nodes: 3, clients: 4, keys: 4, chaos: Duration::from_secs(20), converge: Duration::from_secs(60) }
+        Scenario {
+            nodes: 3,
+            clients: 4,
+            keys: 4,
+            shared_keys: true,
+            chaos: Duration::from_secs(20),
+            converge: Duration::from_secs(60),
+        }
     }
 }
 
@@ -119,10 +129,12 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
         let (history, chaos_over, addrs) = (history.clone(), chaos_over.clone(), addrs.clone());
         let mut dice = Dice::new(dice.roll());
         let keys = scenario.keys;
+        // Keys of this client's own when keys are not shared.
+        let base = if scenario.shared_keys { 0 } else { c * keys };
         sim.client(format!("client{c}"), async move {
             let mut n = 0u64;
             while !chaos_over.load(Ordering::SeqCst) {
-                let key = dice.below(keys as u64) as usize;
+                let key = base + dice.below(keys as u64) as usize;
                 let addr = &addrs[dice.below(addrs.len() as u64) as usize];
                 let name = format!("key{key}");
                 let call = now();
@@ -130,8 +142,12 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
                     n += 1;
                     let value = (c as u64 + 1) << 32 | n;
                     let out = resp::call(addr, &["SET", &name, &value.to_string()], Duration::from_secs(3)).await;
-                    let ret = matches!(out, Ok(ref r) if r == "+OK").then(now);
-                    history.lock().unwrap().entry(key).or_default().push(Op::write(call, ret, Some(value)));
+                    // A write refused before it was sent anywhere is left out;
+                    // any other failure may have taken effect: pending.
+                    if !resp::refused(&out) {
+                        let ret = matches!(out, Ok(ref r) if r == "+OK").then(now);
+                        history.lock().unwrap().entry(key).or_default().push(Op::write(call, ret, Some(value)));
+                    }
                 } else if let Ok(r) = resp::call(addr, &["GET", &name], Duration::from_secs(3)).await {
                     if let Some(seen) = resp::value(&r) {
                         let ret = now();
@@ -146,7 +162,8 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
     {
         // After the faults: every key, through every node, within the bound.
         let (history, chaos_over, addrs, stuck) = (history.clone(), chaos_over.clone(), addrs.clone(), stuck.clone());
-        let (keys, bound) = (scenario.keys, scenario.converge);
+        let (keys, bound) =
+            (if scenario.shared_keys { scenario.keys } else { scenario.keys * scenario.clients }, scenario.converge);
         sim.client("reader", async move {
             while !chaos_over.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;

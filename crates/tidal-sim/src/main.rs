@@ -23,6 +23,10 @@ struct Args {
     /// Simulated seconds of faults per seed.
     #[arg(long, default_value_t = 20)]
     chaos_secs: u64,
+    /// Give each client keys of its own (one writer per key) instead of
+    /// sharing them.
+    #[arg(long)]
+    own_keys: bool,
     /// Print every seed's faults, not only failing ones.
     #[arg(long)]
     verbose: bool,
@@ -30,7 +34,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let scenario = Scenario { chaos: Duration::from_secs(args.chaos_secs), ..Scenario::default() };
+    let scenario =
+        Scenario { chaos: Duration::from_secs(args.chaos_secs), shared_keys: !args.own_keys, ..Scenario::default() };
     let started = Instant::now();
     let (mut failed, mut faults, mut ops, mut acked, mut sim_time) = (0u64, 0usize, 0u64, 0u64, Duration::ZERO);
     for seed in args.from..args.from + args.seeds {

@@ -56,3 +56,12 @@ pub fn value(reply: &str) -> Option<Option<u64>> {
         r => Some(Some(r.parse().unwrap_or(u64::MAX))),
     }
 }
+
+/// True when a write certainly did not take effect: no connection to the
+/// node, or a node that has no cluster to propose it to yet.
+pub fn refused(reply: &io::Result<String>) -> bool {
+    match reply {
+        Err(e) => e.kind() == io::ErrorKind::ConnectionRefused,
+        Ok(r) => r.starts_with("-CLUSTERDOWN the cluster is still starting"),
+    }
+}
