@@ -16,7 +16,7 @@
 //! is not recorded. The checker sees each key start missing, or holding a
 //! value from before the run when some read of the key found one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -144,14 +144,14 @@ impl HistoryLog {
             };
         }
         let mut by_key: BTreeMap<u64, Vec<Op<u64>>> = BTreeMap::new();
-        let mut foreign_start: Vec<u64> = Vec::new();
+        let mut foreign_start: BTreeSet<u64> = BTreeSet::new();
         for shard in &self.shards {
             for r in shard.lock().unwrap().iter() {
                 let value = (r.value != 0).then_some(r.value);
                 let ret = (r.ret != u64::MAX).then_some(r.ret);
                 let action = if r.is_write { Action::Write(value) } else { Action::Read(value) };
                 if !r.is_write && r.value == FOREIGN {
-                    foreign_start.push(r.key);
+                    foreign_start.insert(r.key);
                 }
                 by_key.entry(r.key).or_default().push(Op { call: r.call, ret, action });
             }
@@ -161,9 +161,7 @@ impl HistoryLog {
         // that returned at once sets the starting value.
         for key in foreign_start {
             if let Some(ops) = by_key.get_mut(&key) {
-                if !ops.iter().any(|op| op.call == 0 && op.action == Action::Write(Some(FOREIGN))) {
-                    ops.push(Op::write(0, Some(0), Some(FOREIGN)));
-                }
+                ops.push(Op::write(0, Some(0), Some(FOREIGN)));
             }
         }
         let report = check_history(by_key, DEFAULT_STEP_BUDGET);

@@ -54,11 +54,10 @@ struct Conn {
     addr: String,
 }
 
-async fn connection(shared: Arc<Shared>, stream: BoxStream, addr: String) {
+/// One task reads a round of requests, then writes its replies: the stream
+/// is never read and written at once, so it needs no split.
+async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    // One task reads a round of requests, then writes its replies: the
-    // stream is never read and written at once, so it needs no split.
-    let mut stream = stream;
     // Room for one value at the limit plus its command and key; a whole
     // request within what one write may carry.
     let mut decoder = RequestDecoder::new(shared.config.max_value_bytes as usize + 64 * 1024)

@@ -2,63 +2,13 @@
 //! answered with a 4xx and an error that says what is wrong, and changes
 //! nothing in the cluster.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use tidal_node::admin::readiness;
 use tidal_node::http::MAX_API_BODY;
-use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// A node's three listeners, bound before its config is written.
-struct Bound {
-    peer: TcpListener,
-    client: TcpListener,
-    http: TcpListener,
-}
-
-struct Dir(std::path::PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Three nodes (the first tenant waits for three), on port 0.
-async fn three_nodes() -> (Vec<Node>, Vec<Dir>) {
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(Bound {
-            peer: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            client: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        });
-    }
-    let peers: Vec<String> =
-        listeners.iter().enumerate().map(|(i, l)| format!("{}={}", i + 1, l.peer.local_addr().unwrap())).collect();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let (mut nodes, mut dirs) = (Vec::new(), Vec::new());
-    for (i, l) in listeners.into_iter().enumerate() {
-        let dir = std::env::temp_dir().join(format!("tidal-http-bodies-{}-{nanos}-{i}", std::process::id()));
-        let raw = RawConfig {
-            node_id: Some(i as u64 + 1),
-            listen: Some(l.peer.local_addr().unwrap().to_string()),
-            client_addr: Some(l.client.local_addr().unwrap().to_string()),
-            http_addr: Some(l.http.local_addr().unwrap().to_string()),
-            data_dir: Some(dir.clone()),
-            peers: Some(peers.join(",")),
-            prgs: Some(2),
-            ..Default::default()
-        };
-        let cfg = raw.resolve().unwrap();
-        let data_dir = cfg.data_dir.clone();
-        let net = Network::tcp(l.peer, l.client, l.http, &cfg);
-        nodes.push(Node::start(cfg, net, Arc::new(DataDir(data_dir)), Arc::new(SystemClock)).await.unwrap());
-        dirs.push(Dir(dir));
-    }
-    (nodes, dirs)
-}
 
 /// One HTTP/1.1 request; the status and the body of the answer.
 async fn call(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -84,7 +34,7 @@ fn json(body: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_a_4xx_that_says_why_and_change_nothing() {
-    let (nodes, _dirs) = three_nodes().await;
+    let (nodes, _dirs) = common::three_nodes("tidal-http-bodies", |raw| raw.prgs = Some(2)).await;
     let s = nodes[0].shared.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !readiness(&s).ready {

@@ -1,21 +1,16 @@
 //! Three nodes in one process, on port 0, driven through the router. Waits
 //! are on conditions with deadlines.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_node::admin::readiness;
 use tidal_node::forward::KvRequest;
-use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
-use tokio::net::TcpListener;
+use tidal_node::{Node, RawConfig};
 
-/// A node's three listeners, bound before its config is written.
-struct Bound {
-    peer: TcpListener,
-    client: TcpListener,
-    http: TcpListener,
-}
+use common::Dir;
 
 async fn wait_until<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -30,48 +25,9 @@ struct TestCluster {
     _dirs: Vec<Dir>,
 }
 
-struct Dir(std::path::PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn start(extra: impl Fn(&mut RawConfig)) -> TestCluster {
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(Bound {
-            peer: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            client: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        });
-    }
-    let peers: Vec<String> =
-        listeners.iter().enumerate().map(|(i, l)| format!("{}={}", i + 1, l.peer.local_addr().unwrap())).collect();
-    let mut nodes = Vec::new();
-    let mut dirs = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
-        let dir = std::env::temp_dir().join(format!("tidal-inproc-{}-{}-{i}", std::process::id(), rand_suffix()));
-        let mut raw = RawConfig {
-            node_id: Some(i as u64 + 1),
-            listen: Some(l.peer.local_addr().unwrap().to_string()),
-            client_addr: Some(l.client.local_addr().unwrap().to_string()),
-            http_addr: Some(l.http.local_addr().unwrap().to_string()),
-            data_dir: Some(dir.clone()),
-            peers: Some(peers.join(",")),
-            ..Default::default()
-        };
-        extra(&mut raw);
-        let cfg = raw.resolve().unwrap();
-        let net = Network::tcp(l.peer, l.client, l.http, &cfg);
-        nodes.push(Some(Node::start(cfg, net, Arc::new(DataDir(dir.clone())), Arc::new(SystemClock)).await.unwrap()));
-        dirs.push(Dir(dir));
-    }
-    TestCluster { nodes, _dirs: dirs }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    let (nodes, dirs) = common::three_nodes("tidal-inproc", extra).await;
+    TestCluster { nodes: nodes.into_iter().map(Some).collect(), _dirs: dirs }
 }
 
 impl TestCluster {

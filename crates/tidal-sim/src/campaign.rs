@@ -206,7 +206,7 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
         let t = sim.elapsed();
         if let Some((at, heal)) = &heal_at {
             if t >= *at {
-                heal.apply(&mut sim, &names, &disks);
+                heal.apply(&mut sim, &names);
                 heal_at = None;
                 next_fault = t + Duration::from_millis(500 + dice.below(2000));
             }
@@ -256,7 +256,7 @@ enum Heal {
 }
 
 impl Heal {
-    fn apply(&self, sim: &mut turmoil::Sim<'_>, names: &[String], _disks: &[SimDisk]) {
+    fn apply(&self, sim: &mut turmoil::Sim<'_>, names: &[String]) {
         match self {
             Heal::Repair(links) => {
                 for &(a, b) in links {

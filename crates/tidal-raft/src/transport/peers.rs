@@ -6,7 +6,7 @@
 //! reconnects.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,24 +31,24 @@ pub enum CallError {
     TooLarge { addr: String, reason: FrameTooLarge },
 }
 
-type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Result<Response, CallError>>>>>;
-
 struct PeerHandle {
     tx: mpsc::UnboundedSender<Vec<u8>>,
-    pending: Pending,
-    /// Frames received on the current connection, ever growing.
-    heard: Arc<AtomicU64>,
+    link: Arc<Link>,
+}
+
+/// What the callers of a peer share with its peer task.
+#[derive(Default)]
+struct Link {
+    /// Calls sent and not yet answered, by request id.
+    pending: Mutex<BTreeMap<u64, oneshot::Sender<Result<Response, CallError>>>>,
+    /// Answers received from the peer, on any connection; only compared.
+    heard: AtomicU64,
     /// Raised by a call that timed out while nothing at all came back: the
     /// connection may be dead without either end knowing (a peer whose host
     /// vanished, a network that dropped what was in flight), so the peer
     /// task drops it and the next call dials again.
-    silent: Arc<Silent>,
-}
-
-#[derive(Default)]
-struct Silent {
-    raised: std::sync::atomic::AtomicBool,
-    notify: tokio::sync::Notify,
+    silent: AtomicBool,
+    wake: tokio::sync::Notify,
 }
 
 /// Connections to every peer this node talks to.
@@ -73,9 +73,8 @@ impl Peers {
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let h = Arc::new(PeerHandle { tx, pending: Pending::default(), heard: Arc::default(), silent: Arc::default() });
-        let link = Link { pending: h.pending.clone(), heard: h.heard.clone(), silent: h.silent.clone() };
-        tokio::spawn(peer_task(addr.to_string(), self.connector.clone(), rx, link));
+        let h = Arc::new(PeerHandle { tx, link: Arc::default() });
+        tokio::spawn(peer_task(addr.to_string(), self.connector.clone(), rx, h.link.clone()));
         conns.insert(addr.to_string(), h.clone());
         h
     }
@@ -95,20 +94,20 @@ impl Peers {
             .map_err(|reason| CallError::TooLarge { addr: addr.to_string(), reason })?;
         let h = self.handle(addr);
         let (tx, rx) = oneshot::channel();
-        let heard = h.heard.load(Ordering::Relaxed);
-        h.pending.lock().expect("pending lock").insert(id, tx);
+        let heard = h.link.heard.load(Ordering::Relaxed);
+        h.link.pending.lock().expect("pending lock").insert(id, tx);
         if h.tx.send(bytes).is_err() {
-            h.pending.lock().expect("pending lock").remove(&id);
+            h.link.pending.lock().expect("pending lock").remove(&id);
             return Err(CallError::Unreachable { addr: addr.to_string(), reason: "peer task stopped".into() });
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() }),
             Err(_) => {
-                h.pending.lock().expect("pending lock").remove(&id);
-                if h.heard.load(Ordering::Relaxed) == heard {
-                    h.silent.raised.store(true, Ordering::Relaxed);
-                    h.silent.notify.notify_one();
+                h.link.pending.lock().expect("pending lock").remove(&id);
+                if h.link.heard.load(Ordering::Relaxed) == heard {
+                    h.link.silent.store(true, Ordering::Relaxed);
+                    h.link.wake.notify_one();
                 }
                 Err(CallError::Timeout { addr: addr.to_string(), ms: timeout.as_millis() as u64 })
             }
@@ -116,22 +115,19 @@ impl Peers {
     }
 }
 
-fn fail_all(pending: &Pending, addr: &str, reason: &str) {
-    let drained: Vec<_> = std::mem::take(&mut *pending.lock().expect("pending lock")).into_iter().collect();
+fn fail_all(link: &Link, addr: &str, reason: &str) {
+    let drained = std::mem::take(&mut *link.pending.lock().expect("pending lock"));
     for (_, tx) in drained {
         let _ = tx.send(Err(CallError::Unreachable { addr: addr.to_string(), reason: reason.to_string() }));
     }
 }
 
-/// What a peer task shares with the callers of its peer.
-struct Link {
-    pending: Pending,
-    heard: Arc<AtomicU64>,
-    silent: Arc<Silent>,
-}
-
-async fn peer_task(addr: String, connector: Arc<dyn Connector>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>, link: Link) {
-    let Link { pending, heard, silent } = link;
+async fn peer_task(
+    addr: String,
+    connector: Arc<dyn Connector>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    link: Arc<Link>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     'connect: loop {
         // Connect lazily, when there is something to send.
@@ -141,31 +137,30 @@ async fn peer_task(addr: String, connector: Arc<dyn Connector>, mut rx: mpsc::Un
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(addr.clone())).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                fail_all(&pending, &addr, &e.to_string());
+                fail_all(&link, &addr, &e.to_string());
                 while rx.try_recv().is_ok() {}
                 continue;
             }
             Err(_) => {
-                fail_all(&pending, &addr, "connect timed out");
+                fail_all(&link, &addr, "connect timed out");
                 while rx.try_recv().is_ok() {}
                 continue;
             }
         };
         // A call that went silent on an earlier connection says nothing about this one.
-        silent.raised.store(false, Ordering::Relaxed);
+        link.silent.store(false, Ordering::Relaxed);
         let (r, mut w) = tokio::io::split(stream);
         let mut r = tokio::io::BufReader::with_capacity(super::server::READ_BUFFER, r);
         let (dead_tx, mut dead_rx) = oneshot::channel::<()>();
-        let rpending = pending.clone();
-        let rheard = heard.clone();
+        let rlink = link.clone();
         let raddr = addr.clone();
         let reader = tokio::spawn(async move {
             let mut scratch = Vec::new();
             loop {
                 match read_frame(&mut r, &mut scratch).await {
                     Ok(Some(Frame::Response { id, body })) => {
-                        rheard.fetch_add(1, Ordering::Relaxed);
-                        let tx = rpending.lock().expect("pending lock").remove(&id);
+                        rlink.heard.fetch_add(1, Ordering::Relaxed);
+                        let tx = rlink.pending.lock().expect("pending lock").remove(&id);
                         if let Some(tx) = tx {
                             let _ = tx.send(body.map_err(CallError::Remote));
                         }
@@ -201,8 +196,8 @@ async fn peer_task(addr: String, connector: Arc<dyn Connector>, mut rx: mpsc::Un
                     None => { reader.abort(); return; }
                 },
                 _ = &mut dead_rx => break,
-                _ = silent.notify.notified() => {
-                    if silent.raised.swap(false, Ordering::Relaxed) {
+                _ = link.wake.notified() => {
+                    if link.silent.swap(false, Ordering::Relaxed) {
                         tracing::debug!(peer = %addr, "no answer within a call's timeout; reconnecting");
                         break;
                     }
@@ -210,7 +205,7 @@ async fn peer_task(addr: String, connector: Arc<dyn Connector>, mut rx: mpsc::Un
             }
         }
         reader.abort();
-        fail_all(&pending, &addr, "connection lost");
+        fail_all(&link, &addr, "connection lost");
         // Anything queued but unsent was registered in `pending` and has
         // just failed; drop its bytes.
         while rx.try_recv().is_ok() {}
