@@ -120,29 +120,18 @@ impl KvRequest {
         }
     }
 
-    /// Applying this twice leaves the same data and the same reply (a
-    /// relative TTL restarts, which clients cannot tell from a slow write),
-    /// so an ambiguous failure may be retried.
+    /// Whether the router may send this again after an ambiguous failure
+    /// (a timeout, a lost connection, a leader change while it was in
+    /// flight). Reads may: they change nothing. Move steps and leadership
+    /// and membership changes may: each is idempotent and the move's
+    /// journal orders them. No client write may, not even a plain SET:
+    /// if the first try was applied and another client wrote the key
+    /// since, the second try would apply the old value again, after a
+    /// write that was acknowledged later, and a reader would see the key
+    /// go back. The client gets an error that says the outcome is unknown.
     pub fn retry_safe(&self) -> bool {
-        match self {
-            KvRequest::Read(_) => true,
-            KvRequest::Write(op) => write_retry_safe(op),
-            KvRequest::WriteBatch(ops) => ops.iter().all(write_retry_safe),
-            // Each is idempotent.
-            _ => true,
-        }
+        !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_))
     }
-}
-
-fn write_retry_safe(op: &WriteOp) -> bool {
-    use tidal_core::kv::SetCond;
-    matches!(
-        op,
-        WriteOp::Set { cond: SetCond::None, get: false, .. }
-            | WriteOp::MSet { .. }
-            | WriteOp::Flush
-            | WriteOp::Restore { .. }
-    )
 }
 
 #[cfg(test)]
@@ -155,29 +144,21 @@ mod tests {
     }
 
     #[test]
-    fn only_writes_that_can_apply_twice_are_retried_blindly() {
+    fn no_client_write_is_retried_after_an_ambiguous_failure() {
         assert!(KvRequest::Read(ReadOp::Get { key: b"k".to_vec() }).retry_safe());
-        assert!(set(SetCond::None, false).retry_safe());
-        assert!(KvRequest::Write(WriteOp::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec())] }).retry_safe());
-        // Applying these twice changes the data or the reply.
+        assert!(KvRequest::TransferLeader { to: 2 }.retry_safe());
+        // A plain SET applied twice can undo a later write by another client.
+        assert!(!set(SetCond::None, false).retry_safe());
+        assert!(!KvRequest::Write(WriteOp::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec())] }).retry_safe());
         assert!(!set(SetCond::Nx, false).retry_safe());
-        assert!(!set(SetCond::None, true).retry_safe());
         assert!(!KvRequest::Write(WriteOp::IncrBy { key: b"n".to_vec(), delta: 1 }).retry_safe());
-        assert!(!KvRequest::Write(WriteOp::Append { key: b"s".to_vec(), value: b"x".to_vec() }).retry_safe());
-        assert!(!KvRequest::Write(WriteOp::Del { keys: vec![b"k".to_vec()] }).retry_safe());
-    }
-
-    #[test]
-    fn a_batch_is_retried_blindly_only_when_every_write_in_it_may_be() {
-        let op = |r: KvRequest| match r {
+        assert!(!KvRequest::Write(WriteOp::Flush).retry_safe());
+        let op = match set(SetCond::None, false) {
             KvRequest::Write(op) => op,
             _ => unreachable!(),
         };
-        let safe = op(set(SetCond::None, false));
-        let unsafe_ = WriteOp::IncrBy { key: b"n".to_vec(), delta: 1 };
-        assert!(KvRequest::WriteBatch(vec![safe.clone(), safe.clone()]).retry_safe());
-        assert!(!KvRequest::WriteBatch(vec![safe.clone(), unsafe_]).retry_safe());
-        assert_eq!(KvRequest::WriteBatch(vec![safe.clone(), safe]).keys(), vec![b"k".as_slice(), b"k".as_slice()]);
+        assert!(!KvRequest::WriteBatch(vec![op.clone(), op.clone()]).retry_safe());
+        assert_eq!(KvRequest::WriteBatch(vec![op.clone(), op]).keys(), vec![b"k".as_slice(), b"k".as_slice()]);
     }
 
     proptest::proptest! {

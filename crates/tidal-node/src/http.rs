@@ -106,6 +106,9 @@ fn status_of(reply: &Reply) -> StatusCode {
         StatusCode::NOT_FOUND
     } else if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") {
         StatusCode::SERVICE_UNAVAILABLE
+    } else if e.starts_with("UNCERTAIN") {
+        // The write was sent and no answer came back in time.
+        StatusCode::GATEWAY_TIMEOUT
     } else if e.starts_with("ERR") || e.starts_with("WRONGTYPE") || e.starts_with("CROSSSLOT") {
         StatusCode::BAD_REQUEST
     } else {

@@ -409,6 +409,7 @@ async fn propose(kv: &KvGroup, entry: &KvEntry) -> KvResponse {
         Ok(Ok(Ok(index))) => KvResponse::Applied(index),
         Ok(Ok(Err(why))) => KvResponse::Refused(why),
         Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+        Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
         Err(_) => KvResponse::Ambiguous(format!("no quorum committed the step within {STEP_WORK:?}")),
     }
 }

@@ -19,7 +19,7 @@ use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, 
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_entry::Outcome;
-use tidal_raft::kv_proposer::ProposeError;
+use tidal_raft::kv_proposer::{op_size, ProposeError, MAX_BATCH_BYTES};
 use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
 use tidal_raft::types::encode as enc;
@@ -34,9 +34,36 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// waits, so the answer arrives before the router gives up on it.
 pub const FORWARDED_WORK: Duration = Duration::from_millis(2500);
 
+/// `writes` in consecutive runs of at most `max` bytes each, as the
+/// batcher counts them; a write larger than `max` forms a run alone.
+fn batches_by_bytes<T>(writes: Vec<(T, WriteOp)>, max: usize) -> Vec<Vec<(T, WriteOp)>> {
+    let mut runs: Vec<Vec<(T, WriteOp)>> = Vec::new();
+    let mut bytes = 0;
+    for (t, op) in writes {
+        let n = op_size(&op);
+        match runs.last_mut() {
+            Some(run) if bytes + n <= max => run.push((t, op)),
+            _ => {
+                runs.push(vec![(t, op)]);
+                bytes = 0;
+            }
+        }
+        bytes += n;
+    }
+    runs
+}
+
 /// The error a client sees when routing gave up.
 fn unavailable(prg: &PrgId, why: &str) -> Reply {
     Reply::Error(format!("TRYAGAIN PRG {prg} unavailable: {why}"))
+}
+
+/// The error a client sees when a write was sent and its outcome is
+/// unknown. It is not `TRYAGAIN`, which Redis Cluster clients retry on
+/// their own: a blind retry of a write that did apply can undo a later
+/// write by another client.
+fn uncertain(why: &str) -> Reply {
+    Reply::Error(format!("UNCERTAIN the write may or may not have been applied (read the key to know): {why}"))
 }
 
 impl Shared {
@@ -87,40 +114,47 @@ impl Shared {
         out.into_iter().map(|r| r.unwrap_or_else(|| Reply::err("internal: a pipelined write got no reply"))).collect()
     }
 
-    /// Send single-PRG writes, one batch per PRG (in arrival order within
-    /// it), all PRGs at once; fill in `out` at each write's position.
+    /// Send single-PRG writes, in batches per PRG (in arrival order within
+    /// it), all PRGs at once; fill in `out` at each write's position. A
+    /// PRG's writes go in consecutive batches of at most
+    /// [`MAX_BATCH_BYTES`] (a larger single write alone), one after the
+    /// other: each batch is one log entry and one forwarded frame, and
+    /// neither may grow with how much a client pipelines.
     async fn write_run(self: &Arc<Self>, run: Vec<(usize, PrgId, WriteOp)>, out: &mut [Option<Reply>]) {
         if run.is_empty() {
             return;
         }
-        let mut by_prg: BTreeMap<PrgId, (Vec<usize>, Vec<WriteOp>)> = BTreeMap::new();
+        let mut by_prg: BTreeMap<PrgId, Vec<(usize, WriteOp)>> = BTreeMap::new();
         for (i, prg, op) in run {
-            let e = by_prg.entry(prg).or_default();
-            e.0.push(i);
-            e.1.push(op);
+            by_prg.entry(prg).or_default().push((i, op));
         }
         let mut set = tokio::task::JoinSet::new();
-        for (prg, (positions, mut ops)) in by_prg {
+        for (prg, writes) in by_prg {
             let me = self.clone();
             set.spawn(async move {
-                let replies = if ops.len() == 1 {
-                    vec![me.send(&prg, KvRequest::Write(ops.pop().expect("one op"))).await]
-                } else {
-                    let n = ops.len();
-                    match me.send(&prg, KvRequest::WriteBatch(ops)).await {
-                        Reply::Array(rs) if rs.len() == n => rs,
-                        // Routing gave up before (or without knowing whether) the batch applied.
-                        Reply::Error(e) => vec![Reply::Error(e); n],
-                        other => vec![Reply::err(format!("internal: unexpected batch reply {other:?}")); n],
-                    }
-                };
-                (positions, replies)
+                let mut done = Vec::with_capacity(writes.len());
+                for chunk in batches_by_bytes(writes, MAX_BATCH_BYTES) {
+                    let (positions, mut ops): (Vec<usize>, Vec<WriteOp>) = chunk.into_iter().unzip();
+                    let replies = if ops.len() == 1 {
+                        vec![me.send(&prg, KvRequest::Write(ops.pop().expect("one op"))).await]
+                    } else {
+                        let n = ops.len();
+                        match me.send(&prg, KvRequest::WriteBatch(ops)).await {
+                            Reply::Array(rs) if rs.len() == n => rs,
+                            // Routing gave up before (or without knowing whether) the batch applied.
+                            Reply::Error(e) => vec![Reply::Error(e); n],
+                            other => vec![Reply::err(format!("internal: unexpected batch reply {other:?}")); n],
+                        }
+                    };
+                    done.extend(positions.into_iter().zip(replies));
+                }
+                done
             });
         }
         while let Some(r) = set.join_next().await {
             match r {
-                Ok((positions, replies)) => {
-                    for (i, r) in positions.into_iter().zip(replies) {
+                Ok(done) => {
+                    for (i, r) in done {
                         out[i] = Some(r);
                     }
                 }
@@ -273,7 +307,7 @@ impl Shared {
                 match state.nodes.get(&target) {
                     Some(n) => self.call_remote(&n.peer_addr, &group, state.routing_epoch, &req).await,
                     None => {
-                        Err(CallError::Unreachable { addr: format!("node {target}"), reason: "unknown address".into() })
+                        Err(CallError::NotSent { addr: format!("node {target}"), reason: "unknown address".into() })
                     }
                 }
             };
@@ -334,9 +368,7 @@ impl Shared {
                 }
                 Ok(KvResponse::Ambiguous(why)) => {
                     if !req.retry_safe() {
-                        return Reply::Error(format!(
-                            "TRYAGAIN outcome unknown, the write may have been applied: {why}"
-                        ));
+                        return uncertain(&why);
                     }
                     last = why;
                     attempt += 1;
@@ -350,10 +382,8 @@ impl Shared {
                 // Nothing was sent, and the request will not get shorter.
                 Err(e @ CallError::TooLarge { .. }) => return Reply::err(e.to_string()),
                 Err(e) => {
-                    let ambiguous = !matches!(&e, CallError::Unreachable { reason, .. } if reason.starts_with("connect"))
-                        && !matches!(&e, CallError::Remote(_));
-                    if ambiguous && !req.retry_safe() {
-                        return Reply::Error(format!("TRYAGAIN outcome unknown, the write may have been applied: {e}"));
+                    if !e.not_acted_on() && !req.retry_safe() {
+                        return uncertain(&e.to_string());
                     }
                     last = e.to_string();
                     self.leaders.lock().expect("leaders lock").remove(&group);
@@ -474,9 +504,14 @@ impl Shared {
 
     async fn call_remote(&self, addr: &str, group: &str, epoch: u64, req: &KvRequest) -> Result<KvResponse, CallError> {
         match self.host.peers().call(addr, group, epoch, Request::App(enc(req)), CALL_TIMEOUT).await? {
-            Response::App(bytes) => postcard::from_bytes(&bytes)
-                .map_err(|e| CallError::Remote(tidal_raft::transport::WireError::Malformed(e.to_string()))),
-            other => Err(CallError::Remote(tidal_raft::transport::WireError::Malformed(format!("{other:?}")))),
+            // The peer answered, so it may have acted on the request.
+            Response::App(bytes) => postcard::from_bytes(&bytes).map_err(|e| CallError::Unreachable {
+                addr: addr.to_string(),
+                reason: format!("undecodable answer: {e}"),
+            }),
+            other => {
+                Err(CallError::Unreachable { addr: addr.to_string(), reason: format!("unexpected answer {other:?}") })
+            }
         }
     }
 
@@ -505,6 +540,7 @@ impl Shared {
                 Ok(Ok(Ok(reply))) => KvResponse::Reply(reply),
                 Ok(Ok(Err(r))) => refused(r),
                 Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+                Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
             },
             KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
@@ -513,6 +549,7 @@ impl Shared {
                 }
                 Ok(Ok(outcomes)) => KvResponse::Batch(outcomes),
                 Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+                Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the writes within {timeout:?}")),
             },
             KvRequest::Read(op) => match tokio::time::timeout(timeout, kv.reads.confirm()).await {
@@ -564,4 +601,36 @@ fn slot_in(state: &ClusterState, tenant: &str, key: &[u8]) -> u32 {
 
 fn prg_of(state: &ClusterState, tenant: &str, key: &[u8]) -> Option<PrgId> {
     state.route(tenant, key).ok().map(|r| r.placement.prg.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidal_core::kv::{Expiry, SetCond};
+
+    fn set(i: usize, bytes: usize) -> (usize, WriteOp) {
+        let op = WriteOp::Set {
+            key: vec![b'k'],
+            value: vec![0; bytes - 1],
+            expiry: Expiry::None,
+            cond: SetCond::None,
+            get: false,
+        };
+        (i, op)
+    }
+
+    #[test]
+    fn pipelined_writes_go_in_batches_bounded_by_bytes_in_their_order() {
+        let sizes = [10, 10, 30, 5, 100, 1, 1];
+        let writes = sizes.iter().enumerate().map(|(i, &b)| set(i, b)).collect();
+        let runs = batches_by_bytes(writes, 40);
+        let ids: Vec<Vec<usize>> = runs.iter().map(|r| r.iter().map(|(i, _)| *i).collect()).collect();
+        // 10+10 fit, +30 does not; 30+5 fit; 100 goes alone; 1+1 fit.
+        assert_eq!(ids, vec![vec![0, 1], vec![2, 3], vec![4], vec![5, 6]]);
+        for run in &runs {
+            let bytes: usize = run.iter().map(|(_, op)| op_size(op)).sum();
+            assert!(run.len() == 1 || bytes <= 40, "{bytes}");
+        }
+        assert!(batches_by_bytes(Vec::<(usize, WriteOp)>::new(), 40).is_empty());
+    }
 }

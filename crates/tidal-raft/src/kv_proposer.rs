@@ -33,6 +33,11 @@ pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Why a batched write has no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
+    /// This node does not lead the group, or is handing its leadership
+    /// over: nothing was appended, so the write may be sent again
+    /// (to the leader named, when one is).
+    #[error("not the leader (the leader is {0:?}); nothing was proposed")]
+    NotLeader(Option<u64>),
     /// The entry may or may not commit (leadership changed, the group
     /// stopped): the caller cannot know whether the write took effect.
     #[error("{0}")]
@@ -70,7 +75,7 @@ impl KvProposer {
         match self.raft.client_write(p).await {
             Ok(r) => decode::<ControlOutcome>(&r.data)
                 .map_err(|e| ProposeError::Ambiguous(format!("undecodable reply: {e}"))),
-            Err(e) => Err(ProposeError::Ambiguous(e.to_string())),
+            Err(e) => Err(propose_failed(e)),
         }
     }
 
@@ -95,7 +100,30 @@ impl KvProposer {
     }
 }
 
-fn op_size(op: &WriteOp) -> usize {
+/// What a failed `client_write` means for the writes it carried. openraft
+/// answers `ForwardToLeader` only for a proposal it refused before
+/// appending anything (this node does not lead, or is transferring its
+/// leadership); every other failure, a discarded entry above all, leaves
+/// the outcome unknown.
+fn propose_failed(
+    e: openraft::errors::RaftError<
+        crate::types::TypeConfig,
+        openraft::errors::ClientWriteError<crate::types::TypeConfig>,
+    >,
+) -> ProposeError {
+    use openraft::errors::{ClientWriteError, RaftError};
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ProposeError::NotLeader(f.leader_id),
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => ProposeError::Ambiguous(format!(
+            "the entry was discarded when leadership moved to {:?}; it may still commit",
+            f.leader_id
+        )),
+        e => ProposeError::Ambiguous(e.to_string()),
+    }
+}
+
+/// The bytes `op` adds to an entry, as the batcher counts them.
+pub fn op_size(op: &WriteOp) -> usize {
     match op {
         WriteOp::Set { key, value, .. } | WriteOp::Append { key, value } | WriteOp::SetRange { key, value, .. } => {
             key.len() + value.len()
@@ -150,10 +178,7 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
                 Ok(rs) => Err(ProposeError::Ambiguous(format!("{} replies for {} writes", rs.len(), ops.len()))),
                 Err(e) => Err(ProposeError::Ambiguous(format!("undecodable replies: {e}"))),
             },
-            Err(openraft::errors::RaftError::APIError(openraft::errors::ClientWriteError::ForwardToLeader(f))) => Err(
-                ProposeError::Ambiguous(format!("leadership moved to {:?} while the write was in flight", f.leader_id)),
-            ),
-            Err(e) => Err(ProposeError::Ambiguous(e.to_string())),
+            Err(e) => Err(propose_failed(e)),
         };
         match outcome {
             Ok(rs) => {

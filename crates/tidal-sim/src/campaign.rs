@@ -62,6 +62,9 @@ pub struct SeedReport {
     pub pending_writes: u64,
     /// Keys whose history is not linearizable, with why.
     pub violations: Vec<String>,
+    /// The whole history of each key that is not linearizable, one
+    /// operation per line in the order they were called.
+    pub failing_histories: Vec<String>,
     /// Keys the checker could not decide.
     pub undecided: u64,
     /// Set when the cluster did not serve every key within the bound.
@@ -233,7 +236,13 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
             }
         }
     }
+    let kept = history.clone();
     let checked = check_history(history, DEFAULT_STEP_BUDGET);
+    for (key, _) in &checked.violations {
+        let mut ops = kept[key].clone();
+        ops.sort_by_key(|o| o.call);
+        report.failing_histories.extend(ops.iter().map(|o| describe(*key, o)));
+    }
     report.undecided = checked.unknown.len() as u64;
     report.violations = checked
         .violations
@@ -246,6 +255,19 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
         })
         .collect();
     report
+}
+
+/// One operation of a key's history, as a line: when it was called and
+/// returned (simulated seconds), and the value written or read as
+/// `client:sequence` (clients count from 1).
+fn describe(key: usize, op: &Op<u64>) -> String {
+    let value = |v: &Option<u64>| v.map_or("nil".to_string(), |v| format!("{}:{}", v >> 32, v & 0xffff_ffff));
+    let (kind, v) = match &op.action {
+        tidal_core::linearizability::Action::Write(v) => ("write", value(v)),
+        tidal_core::linearizability::Action::Read(v) => ("read ", value(v)),
+    };
+    let ret = op.ret.map_or("pending".to_string(), |r| format!("{:.3}", r as f64 / 1e9));
+    format!("key{key} {:>8.3} {ret:>8} {kind} {v}", op.call as f64 / 1e9)
 }
 
 /// How a fault is undone.

@@ -30,6 +30,9 @@ struct Args {
     /// Print every seed's faults, not only failing ones.
     #[arg(long)]
     verbose: bool,
+    /// Print the whole history of every key that is not linearizable.
+    #[arg(long)]
+    history: bool,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,11 @@ fn main() -> ExitCode {
             for v in &r.violations {
                 println!("  not linearizable: {v}");
             }
+            if args.history {
+                for line in &r.failing_histories {
+                    println!("    {line}");
+                }
+            }
             if let Some(s) = &r.stuck {
                 println!("  did not converge: {s}");
             }
@@ -69,8 +77,9 @@ fn main() -> ExitCode {
         if !r.passed() {
             failed += 1;
             println!(
-                "  replay: cargo run -p tidal-sim --release -- --from {seed} --seeds 1 --chaos-secs {}",
-                args.chaos_secs
+                "  replay: cargo run -p tidal-sim --release -- --from {seed} --seeds 1 --chaos-secs {}{} --history",
+                args.chaos_secs,
+                if args.own_keys { " --own-keys" } else { "" }
             );
         }
     }

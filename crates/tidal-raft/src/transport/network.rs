@@ -81,6 +81,7 @@ fn rpc_err(e: CallError) -> RpcErr {
         // A frame too long to send will not shrink; back off too.
         CallError::Remote(WireError::UnknownGroup { .. })
         | CallError::Unreachable { .. }
+        | CallError::NotSent { .. }
         | CallError::Remote(_)
         | CallError::TooLarge { .. } => RPCError::Unreachable(Unreachable::new(&e)),
     }

@@ -19,8 +19,14 @@ use super::Connector;
 /// Why a call to a peer failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
+    /// The request was written to a connection that then failed, or its
+    /// fate is otherwise unknown: the peer may have acted on it.
     #[error("peer {addr} unreachable: {reason}")]
     Unreachable { addr: String, reason: String },
+    /// The request never left this node: no connection could be made, or
+    /// the peer is not known.
+    #[error("peer {addr} unreachable, nothing sent: {reason}")]
+    NotSent { addr: String, reason: String },
     #[error("peer {addr} did not answer within {ms} ms")]
     Timeout { addr: String, ms: u64 },
     #[error(transparent)]
@@ -29,6 +35,15 @@ pub enum CallError {
     /// connection every group shares with it).
     #[error("not sent to peer {addr}: {reason}")]
     TooLarge { addr: String, reason: FrameTooLarge },
+}
+
+impl CallError {
+    /// True when the peer certainly did not act on the request: it was
+    /// not sent, or the peer answered that it refused it. A timeout or a
+    /// connection lost after sending says nothing either way.
+    pub fn not_acted_on(&self) -> bool {
+        matches!(self, CallError::NotSent { .. } | CallError::TooLarge { .. } | CallError::Remote(_))
+    }
 }
 
 struct PeerHandle {
@@ -98,7 +113,7 @@ impl Peers {
         h.link.pending.lock().expect("pending lock").insert(id, tx);
         if h.tx.send(bytes).is_err() {
             h.link.pending.lock().expect("pending lock").remove(&id);
-            return Err(CallError::Unreachable { addr: addr.to_string(), reason: "peer task stopped".into() });
+            return Err(CallError::NotSent { addr: addr.to_string(), reason: "peer task stopped".into() });
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
@@ -115,10 +130,16 @@ impl Peers {
     }
 }
 
-fn fail_all(link: &Link, addr: &str, reason: &str) {
+/// Fail every pending call. `sent` says whether their bytes may have
+/// reached the peer: calls pending when a connection fails may have been
+/// written to it; calls pending while no connection could be made were
+/// only queued (those written to the last connection failed with it).
+fn fail_all(link: &Link, addr: &str, reason: &str, sent: bool) {
     let drained = std::mem::take(&mut *link.pending.lock().expect("pending lock"));
     for (_, tx) in drained {
-        let _ = tx.send(Err(CallError::Unreachable { addr: addr.to_string(), reason: reason.to_string() }));
+        let (addr, reason) = (addr.to_string(), reason.to_string());
+        let e = if sent { CallError::Unreachable { addr, reason } } else { CallError::NotSent { addr, reason } };
+        let _ = tx.send(Err(e));
     }
 }
 
@@ -137,12 +158,12 @@ async fn peer_task(
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(addr.clone())).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                fail_all(&link, &addr, &e.to_string());
+                fail_all(&link, &addr, &format!("connect: {e}"), false);
                 while rx.try_recv().is_ok() {}
                 continue;
             }
             Err(_) => {
-                fail_all(&link, &addr, "connect timed out");
+                fail_all(&link, &addr, "connect timed out", false);
                 while rx.try_recv().is_ok() {}
                 continue;
             }
@@ -205,10 +226,61 @@ async fn peer_task(
             }
         }
         reader.abort();
-        fail_all(&link, &addr, "connection lost");
+        fail_all(&link, &addr, "connection lost", true);
         // Anything queued but unsent was registered in `pending` and has
         // just failed; drop its bytes.
         while rx.try_recv().is_ok() {}
         continue 'connect;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::TcpConnector;
+    use tokio::io::AsyncReadExt;
+
+    fn peers() -> Arc<Peers> {
+        Peers::new(Arc::new(TcpConnector))
+    }
+
+    #[tokio::test]
+    async fn a_call_that_could_not_connect_was_not_acted_on() {
+        // Bind and drop: nothing listens on the port any more.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+        let e = peers().call(&addr, "g", 1, Request::App(vec![1]), Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(e, CallError::NotSent { .. }), "{e:?}");
+        assert!(e.not_acted_on());
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_connection_died_after_sending_may_have_been_acted_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // Take the request, then go away without answering.
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+        });
+        let e = peers().call(&addr, "g", 1, Request::App(vec![1]), Duration::from_secs(5)).await.unwrap_err();
+        server.await.unwrap();
+        assert!(matches!(e, CallError::Unreachable { .. }), "{e:?}");
+        assert!(!e.not_acted_on(), "the peer read the request: it may have acted on it");
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_in_time_may_have_been_acted_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let _server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        let e = peers().call(&addr, "g", 1, Request::App(vec![1]), Duration::from_millis(200)).await.unwrap_err();
+        assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
+        assert!(!e.not_acted_on());
     }
 }
