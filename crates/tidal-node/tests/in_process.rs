@@ -83,6 +83,29 @@ async fn pipelined_writes_keep_their_order(c: &TestCluster) {
     }
 }
 
+/// A pipeline of large writes to one PRG, more bytes in all than a peer
+/// frame may carry: it goes in several entries, every write applies, and
+/// the PRG keeps serving (one entry that large would never replicate).
+async fn a_large_pipeline_to_one_prg_applies_and_the_prg_keeps_serving(c: &TestCluster) {
+    const VALUE: usize = 13 << 20;
+    for node in [0, 2] {
+        let s = c.node(node).shared.clone();
+        let mut keys: Vec<String> = (0..5).map(|i| format!("{{big}}{node}-{i}")).collect();
+        let ops = keys.iter().map(|k| WriteOp::set(k.clone(), vec![b'x'; VALUE])).collect();
+        assert_eq!(s.write_many("default", ops).await, vec![Reply::Ok; 5], "through node {}", node + 1);
+        assert_eq!(s.write("default", WriteOp::set(format!("{{big}}after{node}"), "v")).await, Reply::Ok);
+        for k in &keys {
+            let got = s.read("default", ReadOp::Strlen { key: k.clone().into_bytes() }).await;
+            assert_eq!(got, Reply::Int(VALUE as i64), "{k}");
+        }
+        keys.push(format!("{{big}}after{node}"));
+        assert_eq!(
+            s.write("default", WriteOp::Del { keys: keys.into_iter().map(String::into_bytes).collect() }).await,
+            Reply::Int(6)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_survive_a_stopped_node_and_route_from_any_node() {
     let mut c = start(|_| {}).await;
@@ -92,6 +115,7 @@ async fn writes_survive_a_stopped_node_and_route_from_any_node() {
         assert_eq!(node.write("default", WriteOp::set(format!("k{i}"), format!("v{i}"))).await, Reply::Ok);
     }
     pipelined_writes_keep_their_order(&c).await;
+    a_large_pipeline_to_one_prg_applies_and_the_prg_keeps_serving(&c).await;
     c.stop(0).await;
     let s = c.node(1).shared.clone();
     for i in 100..150 {
