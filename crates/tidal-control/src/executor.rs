@@ -231,6 +231,7 @@ impl MoveExecutor {
                 }
             }
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = stop.changed() => return,
             }

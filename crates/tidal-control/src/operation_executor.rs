@@ -60,6 +60,7 @@ impl OperationExecutor {
                 }
             }
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = stop.changed() => return,
             }

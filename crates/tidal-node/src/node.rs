@@ -258,6 +258,7 @@ impl Shared {
             prg_bytes: self.led_prg_bytes(),
         };
         let watched = tokio::select! {
+            biased;
             w = self.cp.watch(known.version, wait, me, report.clone()) => w,
             // A router found this copy behind: ask for the state now.
             _ = self.sync_now.notified() => self.cp.watch(known.version, Duration::ZERO, me, report).await,
@@ -512,11 +513,13 @@ impl Node {
                 // A sync waits on the control plane itself (a long poll);
                 // only a failed one pauses before the next.
                 let synced = tokio::select! {
+                    biased;
                     ok = s.sync_once() => ok,
                     _ = stop.changed() => return,
                 };
                 if !synced {
                     tokio::select! {
+                        biased;
                         _ = tokio::time::sleep(every) => {}
                         _ = s.sync_now.notified() => {}
                         _ = stop.changed() => return,

@@ -30,6 +30,8 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
     let mut stop = shared.shutdown.clone();
     loop {
         tokio::select! {
+            biased;
+            _ = stop.changed() => return,
             r = listener.accept() => match r {
                 Ok((s, from)) => {
                     tokio::spawn(connection(shared.clone(), s, from));
@@ -39,7 +41,6 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = stop.changed() => return,
         }
     }
 }
@@ -134,6 +135,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             continue;
         }
         tokio::select! {
+            biased;
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}

@@ -17,6 +17,7 @@ pub mod log_gc;
 pub mod log_store;
 pub mod machine;
 pub mod read_gate;
+pub mod runtime;
 pub mod snapshot;
 pub mod state_machine;
 pub mod storage;

@@ -112,7 +112,7 @@ impl GroupStateMachine {
     async fn read_snapshot(&self, empty: bool) -> Result<Option<Snapshot>, io::Error> {
         let s = &self.shared;
         let (storage, machine, name) = (s.storage.clone(), s.machine.clone(), s.group.clone());
-        tokio::task::spawn_blocking(move || -> Result<Option<Snapshot>, io::Error> {
+        crate::runtime::blocking(move || -> Result<Option<Snapshot>, io::Error> {
             let txn = storage.state().read().map_err(io_err)?;
             let m = txn.open_table(META).map_err(io_err)?;
             let get = |key: &str| -> Result<Option<Vec<u8>>, io::Error> {
@@ -320,12 +320,11 @@ impl GroupStateMachine {
     async fn stage_all(&self, mut pieces: Box<dyn crate::snapshot::SnapshotPieces>) -> Result<(), io::Error> {
         let mut first = true;
         loop {
-            let (back, piece) = tokio::task::spawn_blocking(move || {
+            let (back, piece) = crate::runtime::blocking(move || {
                 let p = pieces.next_piece(LOCAL_PIECE);
                 (pieces, p)
             })
-            .await
-            .map_err(io_err)?;
+            .await?;
             pieces = back;
             let Some(piece) = piece.map_err(io_err)? else { break };
             self.stage_piece(first, &piece)?.await.map_err(io_err)?.map_err(io_err)?;

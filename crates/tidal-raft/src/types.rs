@@ -31,6 +31,7 @@ openraft::declare_raft_types!(
         R = Vec<u8>,
         NodeId = u64,
         Node = openraft::BasicNode,
+        AsyncRuntime = crate::runtime::TidalRuntime,
 );
 
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::GroupStateMachine>;

@@ -62,6 +62,8 @@ pub struct SeedReport {
     pub pending_writes: u64,
     /// Keys whose history is not linearizable, with why.
     pub violations: Vec<String>,
+    /// A hash of the run's faults and history (see `trace_hash`).
+    pub trace: u64,
     /// The whole history of each key that is not linearizable, one
     /// operation per line in the order they were called.
     pub failing_histories: Vec<String>,
@@ -72,6 +74,7 @@ pub struct SeedReport {
 }
 
 impl SeedReport {
+    /// Whether the run met every check.
     pub fn passed(&self) -> bool {
         self.violations.is_empty() && self.undecided == 0 && self.stuck.is_none()
     }
@@ -108,6 +111,15 @@ fn now() -> u64 {
 
 /// Runs `scenario` under `seed` to the end.
 pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
+    // openraft's draws (election timeouts) follow the seed too, and
+    // blocking work runs in place: every host runs on this thread.
+    tidal_raft::runtime::simulate(seed);
+    let report = run(seed, scenario);
+    tidal_raft::runtime::stop_simulating();
+    report
+}
+
+fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let mut sim = turmoil::Builder::new()
         .simulation_duration(scenario.chaos + scenario.converge + Duration::from_secs(120))
         .tick_duration(Duration::from_millis(1))
@@ -224,6 +236,22 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
     report.sim_time = sim.elapsed();
     report.stuck = report.stuck.or_else(|| stuck.lock().unwrap().clone());
     let history = std::mem::take(&mut *history.lock().unwrap());
+    report.trace = trace_hash(&report, &history);
+    if std::env::var_os("TIDAL_SIM_TRACE").is_some() {
+        let mut all: Vec<String> = history.iter().flat_map(|(k, ops)| ops.iter().map(|o| describe(*k, o))).collect();
+        all.sort_by(|a, b| {
+            a.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+                .partial_cmp(&b.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap())
+                .unwrap()
+        });
+        for l in all {
+            eprintln!("TRACE {l}");
+        }
+    }
     for ops in history.values() {
         report.ops += ops.len() as u64;
         for op in ops {
@@ -255,6 +283,29 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
         })
         .collect();
     report
+}
+
+/// A hash of what the run did: the faults and when, every operation's
+/// call and return instants and value, and how long it ran. Two runs of
+/// one seed give the same hash when the simulation is deterministic.
+fn trace_hash(report: &SeedReport, history: &BTreeMap<usize, Vec<Op<u64>>>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same input hashes alike in every process.
+    let mut h = std::hash::DefaultHasher::new();
+    report.faults.hash(&mut h);
+    report.sim_time.hash(&mut h);
+    for (key, ops) in history {
+        key.hash(&mut h);
+        for op in ops {
+            op.call.hash(&mut h);
+            op.ret.hash(&mut h);
+            match &op.action {
+                tidal_core::linearizability::Action::Write(v) => (0u8, v).hash(&mut h),
+                tidal_core::linearizability::Action::Read(v) => (1u8, v).hash(&mut h),
+            }
+        }
+    }
+    h.finish()
 }
 
 /// One operation of a key's history, as a line: when it was called and

@@ -49,12 +49,13 @@ fn main() -> ExitCode {
         sim_time += r.sim_time;
         if !r.passed() || args.verbose {
             println!(
-                "seed {seed}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated)",
+                "seed {seed}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated, trace {:016x})",
                 if r.passed() { "ok" } else { "FAILED" },
                 r.ops,
                 r.acked_writes,
                 r.pending_writes,
-                r.sim_time.as_secs_f64()
+                r.sim_time.as_secs_f64(),
+                r.trace
             );
             for f in &r.faults {
                 println!("  fault {f}");

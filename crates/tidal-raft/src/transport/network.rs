@@ -130,7 +130,7 @@ fn read_piece(
     mut pieces: Pieces,
     max: usize,
 ) -> impl Future<Output = Result<(Pieces, Option<Vec<u8>>), StreamingError<TypeConfig>>> {
-    let job = tokio::task::spawn_blocking(move || {
+    let job = crate::runtime::blocking(move || {
         let r = pieces.next_piece(max);
         (pieces, r)
     });
@@ -268,6 +268,7 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         let mut next = Some(read_piece(pieces, chunk));
         while let Some(reading) = next.take() {
             let (back, piece) = tokio::select! {
+                biased;
                 closed = &mut cancel => return Err(StreamingError::Closed(closed)),
                 r = reading => r?,
             };
@@ -282,6 +283,7 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
                 next = Some(read_piece(pieces, chunk));
             }
             let reply = tokio::select! {
+                biased;
                 closed = &mut cancel => return Err(StreamingError::Closed(closed)),
                 r = send => r.map_err(|e| {
                     tracing::warn!(

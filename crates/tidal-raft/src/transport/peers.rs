@@ -211,11 +211,10 @@ async fn peer_task(
                 break;
             }
             buf.clear();
+            // In a fixed order (the same run of a simulation takes the same
+            // branch), a dead or silent connection before more to send.
             tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => buf.extend_from_slice(&m),
-                    None => { reader.abort(); return; }
-                },
+                biased;
                 _ = &mut dead_rx => break,
                 _ = link.wake.notified() => {
                     if link.silent.swap(false, Ordering::Relaxed) {
@@ -223,6 +222,10 @@ async fn peer_task(
                         break;
                     }
                 }
+                m = rx.recv() => match m {
+                    Some(m) => buf.extend_from_slice(&m),
+                    None => { reader.abort(); return; }
+                },
             }
         }
         reader.abort();

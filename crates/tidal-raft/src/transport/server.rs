@@ -60,6 +60,8 @@ pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown:
 pub async fn serve_with(acceptor: Arc<dyn Acceptor>, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
             r = acceptor.accept() => match r {
                 Ok((s, _)) => {
                     tokio::spawn(serve_stream(s, dispatch.clone()));
@@ -69,7 +71,6 @@ pub async fn serve_with(acceptor: Arc<dyn Acceptor>, dispatch: Arc<dyn Dispatch>
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = shutdown.changed() => return,
         }
     }
 }
