@@ -21,6 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tidal_core::linearizability::{check_history, Op, DEFAULT_STEP_BUDGET};
 use tidal_node::{Network, Node, RawConfig};
 
+use crate::invariants::Invariants;
 use crate::{resp, SimAcceptor, SimClock, SimConnector, SimDisk};
 
 /// The shape of one run.
@@ -62,6 +63,10 @@ pub struct SeedReport {
     pub pending_writes: u64,
     /// Keys whose history is not linearizable, with why.
     pub violations: Vec<String>,
+    /// Samples of the invariants (`invariants.rs`) taken on the nodes.
+    pub invariant_checks: u64,
+    /// Invariants that did not hold, with when and where.
+    pub invariant_violations: Vec<String>,
     /// A hash of the run's faults and history (see `trace_hash`).
     pub trace: u64,
     /// The whole history of each key that is not linearizable, one
@@ -76,7 +81,10 @@ pub struct SeedReport {
 impl SeedReport {
     /// Whether the run met every check.
     pub fn passed(&self) -> bool {
-        self.violations.is_empty() && self.undecided == 0 && self.stuck.is_none()
+        self.violations.is_empty()
+            && self.invariant_violations.is_empty()
+            && self.undecided == 0
+            && self.stuck.is_none()
     }
 }
 
@@ -131,8 +139,9 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let names: Vec<String> = (1..=scenario.nodes).map(|i| format!("node{i}")).collect();
     let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
     let disks: Vec<SimDisk> = names.iter().map(|_| SimDisk::default()).collect();
+    let invariants: Arc<Mutex<Invariants>> = Arc::default();
     for (i, disk) in disks.iter().enumerate() {
-        host(&mut sim, i as u64 + 1, &ips, disk.clone());
+        host(&mut sim, i as u64 + 1, &ips, disk.clone(), invariants.clone());
     }
 
     let history: History = Arc::default();
@@ -237,20 +246,10 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     report.stuck = report.stuck.or_else(|| stuck.lock().unwrap().clone());
     let history = std::mem::take(&mut *history.lock().unwrap());
     report.trace = trace_hash(&report, &history);
-    if std::env::var_os("TIDAL_SIM_TRACE").is_some() {
-        let mut all: Vec<String> = history.iter().flat_map(|(k, ops)| ops.iter().map(|o| describe(*k, o))).collect();
-        all.sort_by(|a, b| {
-            a.split_whitespace()
-                .nth(1)
-                .unwrap()
-                .parse::<f64>()
-                .unwrap()
-                .partial_cmp(&b.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap())
-                .unwrap()
-        });
-        for l in all {
-            eprintln!("TRACE {l}");
-        }
+    {
+        let inv = invariants.lock().unwrap();
+        report.invariant_checks = inv.checks;
+        report.invariant_violations = inv.violations.clone();
     }
     for ops in history.values() {
         report.ops += ops.len() as u64;
@@ -374,12 +373,15 @@ fn inject(sim: &mut turmoil::Sim<'_>, names: &[String], disks: &[SimDisk], dice:
 }
 
 /// Registers node `id` (1-based) as a restartable host on `disk`.
-pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk) {
+/// Adds node `id` as a host of `sim`: its configuration names every node
+/// of `ips` as a peer, its storage lives on `disk`, and `invariants`
+/// samples it while it runs.
+pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk, invariants: Arc<Mutex<Invariants>>) {
     let peers: Vec<String> = ips.iter().enumerate().map(|(i, ip)| format!("{}={ip}:7000", i + 1)).collect();
     let peers = peers.join(",");
     let ip = ips[id as usize - 1];
     sim.host(format!("node{id}"), move || {
-        let (disk, peers) = (disk.clone(), peers.clone());
+        let (disk, peers, invariants) = (disk.clone(), peers.clone(), invariants.clone());
         async move {
             let raw = RawConfig {
                 node_id: Some(id),
@@ -401,6 +403,7 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk) 
                 connector: Arc::new(SimConnector),
             };
             let node = Node::start(config, net, Arc::new(disk), Arc::new(SimClock::default())).await?;
+            tokio::spawn(crate::invariants::watch(invariants, id, node.shared.clone()));
             let why = node.failed().await;
             Err(why.into())
         }

@@ -41,12 +41,14 @@ fn main() -> ExitCode {
         Scenario { chaos: Duration::from_secs(args.chaos_secs), shared_keys: !args.own_keys, ..Scenario::default() };
     let started = Instant::now();
     let (mut failed, mut faults, mut ops, mut acked, mut sim_time) = (0u64, 0usize, 0u64, 0u64, Duration::ZERO);
+    let mut samples = 0u64;
     for seed in args.from..args.from + args.seeds {
         let r = run_seed(seed, &scenario);
         faults += r.faults.len();
         ops += r.ops;
         acked += r.acked_writes;
         sim_time += r.sim_time;
+        samples += r.invariant_checks;
         if !r.passed() || args.verbose {
             println!(
                 "seed {seed}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated, trace {:016x})",
@@ -62,6 +64,9 @@ fn main() -> ExitCode {
             }
             for v in &r.violations {
                 println!("  not linearizable: {v}");
+            }
+            for v in &r.invariant_violations {
+                println!("  invariant broken: {v}");
             }
             if args.history {
                 for line in &r.failing_histories {
@@ -87,7 +92,7 @@ fn main() -> ExitCode {
     let real = started.elapsed();
     println!(
         "{} seeds in {:.1} s ({:.2} seeds/s): {} failed; {faults} faults, {ops} operations ({acked} acknowledged writes) \
-         checked for linearizability; {:.0} s simulated, {:.0}x real time",
+         checked for linearizability; invariants sampled {samples} times; {:.0} s simulated, {:.0}x real time",
         args.seeds,
         real.as_secs_f64(),
         args.seeds as f64 / real.as_secs_f64(),

@@ -43,7 +43,7 @@ fn run_all(first: u64, seeds: u64, scenario: &Scenario) -> Vec<SeedReport> {
 
 #[test]
 fn simulated_runs_with_faults_stay_linearizable_and_converge() {
-    let (first, seeds) = (env("TIDAL_SIM_SEED", 1), env("TIDAL_SIM_SEEDS", 24));
+    let (first, seeds) = (env("TIDAL_SIM_SEED", 1), env("TIDAL_SIM_SEEDS", 200));
     let scenario = scenario();
     let reports = run_all(first, seeds, &scenario);
     let chaos = scenario.chaos.as_secs();

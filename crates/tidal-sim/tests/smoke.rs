@@ -5,9 +5,10 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use tidal_sim::invariants::Invariants;
 use tidal_sim::SimDisk;
 
 async fn cmd(addr: &str, args: &[&str]) -> std::io::Result<String> {
@@ -61,8 +62,9 @@ fn a_simulated_cluster_serves_clients_through_a_crash_and_a_partition() {
     let mut sim = sim(seed);
     let ips: Vec<IpAddr> = (1..=3).map(|i| sim.lookup(format!("node{i}"))).collect();
     let disks: Vec<SimDisk> = (0..3).map(|_| SimDisk::default()).collect();
+    let invariants: Arc<Mutex<Invariants>> = Arc::default();
     for id in 1..=3u64 {
-        tidal_sim::campaign::host(&mut sim, id, &ips, disks[id as usize - 1].clone());
+        tidal_sim::campaign::host(&mut sim, id, &ips, disks[id as usize - 1].clone(), invariants.clone());
     }
     let addr = |i: usize| format!("{}:6379", ips[i]);
     let (a0, a1, a2) = (addr(0), addr(1), addr(2));
@@ -128,4 +130,7 @@ fn a_simulated_cluster_serves_clients_through_a_crash_and_a_partition() {
             _ => {}
         }
     }
+    let inv = invariants.lock().unwrap();
+    assert!(inv.checks > 1000, "the nodes were sampled ({} samples)", inv.checks);
+    assert!(inv.violations.is_empty(), "{:#?}", inv.violations);
 }
