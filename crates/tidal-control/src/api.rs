@@ -126,6 +126,11 @@ pub struct ControlPlane {
     machine: Option<Arc<CpMachine>>,
     /// Peer addresses of `_cp` members, learned from flags and cluster state.
     members: Mutex<BTreeMap<NodeId, String>>,
+    /// Addresses tried after the members: the node a joining node joined
+    /// through. A node that joined while the cluster was still forming may
+    /// have been handed a state that names no members yet; without this it
+    /// would know nobody to ask for a newer one.
+    seeds: Mutex<Vec<String>>,
     leader: Mutex<Option<String>>,
     now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// On the leader: what each node last reported of itself.
@@ -145,6 +150,7 @@ impl ControlPlane {
             host,
             machine,
             members: Mutex::new(members),
+            seeds: Mutex::default(),
             leader: Mutex::new(None),
             now_ms,
             reports: Mutex::default(),
@@ -203,6 +209,14 @@ impl ControlPlane {
             if let Some(n) = state.nodes.get(id) {
                 m.insert(*id, n.peer_addr.clone());
             }
+        }
+    }
+
+    /// Ask `addr` too when no member answers (see `seeds`).
+    pub fn add_seed(&self, addr: &str) {
+        let mut seeds = self.seeds.lock().expect("seeds lock");
+        if !seeds.iter().any(|a| a == addr) {
+            seeds.push(addr.to_string());
         }
     }
 
@@ -351,7 +365,8 @@ impl ControlPlane {
             if let Some(l) = self.leader.lock().expect("leader lock").clone() {
                 targets.push(l);
             }
-            for a in self.member_addrs().into_values() {
+            let seeds = self.seeds.lock().expect("seeds lock").clone();
+            for a in self.member_addrs().into_values().chain(seeds) {
                 if !targets.contains(&a) {
                     targets.push(a);
                 }

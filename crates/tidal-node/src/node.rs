@@ -493,6 +493,7 @@ impl Node {
             ControlPlane::start_local(&host, m, bootstrap).await.map_err(|e| NodeError::Control(e.to_string()))?;
         }
         if let Bootstrap::Join(addr) = &shared.config.bootstrap {
+            shared.cp.add_seed(addr);
             if initial.nodes.is_empty() {
                 let s = shared
                     .cp

@@ -22,7 +22,7 @@ use tidal_core::linearizability::{check_history, Op, DEFAULT_STEP_BUDGET};
 use tidal_node::{Network, Node, RawConfig};
 
 use crate::invariants::Invariants;
-use crate::{resp, SimAcceptor, SimClock, SimConnector, SimDisk};
+use crate::{http, resp, SimAcceptor, SimClock, SimConnector, SimDisk};
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -37,6 +37,11 @@ pub struct Scenario {
     pub chaos: Duration,
     /// How long after the faults heal every key must read back.
     pub converge: Duration,
+    /// Whether an operator scales the cluster up by one node (a standby
+    /// that joined) and from 2 PRGs to 4 while the faults go on.
+    pub scale: bool,
+    /// When the standby starts; `None`: drawn from the seed.
+    pub standby_at: Option<Duration>,
 }
 
 impl Default for Scenario {
@@ -48,6 +53,8 @@ impl Default for Scenario {
             shared_keys: true,
             chaos: Duration::from_secs(20),
             converge: Duration::from_secs(60),
+            scale: true,
+            standby_at: None,
         }
     }
 }
@@ -63,6 +70,12 @@ pub struct SeedReport {
     pub pending_writes: u64,
     /// Keys whose history is not linearizable, with why.
     pub violations: Vec<String>,
+    /// How the scale-up ended, when the scenario runs one.
+    pub scale: Option<String>,
+    /// Whether the scenario ran a scale-up.
+    pub scaled: bool,
+    /// When the standby node started (simulated time).
+    pub standby_after: Duration,
     /// Samples of the invariants (`invariants.rs`) taken on the nodes.
     pub invariant_checks: u64,
     /// Invariants that did not hold, with when and where.
@@ -81,8 +94,11 @@ pub struct SeedReport {
 impl SeedReport {
     /// Whether the run met every check.
     pub fn passed(&self) -> bool {
+        let scale_ended =
+            !self.scaled || self.scale.as_deref().is_some_and(|s| s == "succeeded" || s.starts_with("rolled_back"));
         self.violations.is_empty()
             && self.invariant_violations.is_empty()
+            && scale_ended
             && self.undecided == 0
             && self.stuck.is_none()
     }
@@ -136,19 +152,39 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         .max_message_latency(Duration::from_millis(5))
         .rng_seed(seed)
         .build();
-    let names: Vec<String> = (1..=scenario.nodes).map(|i| format!("node{i}")).collect();
+    // The first nodes, and a standby for the scale-up to grow onto.
+    let total = scenario.nodes + u64::from(scenario.scale);
+    let names: Vec<String> = (1..=total).map(|i| format!("node{i}")).collect();
     let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
     let disks: Vec<SimDisk> = names.iter().map(|_| SimDisk::default()).collect();
+    let clocks: Vec<Arc<SimClock>> = names.iter().map(|_| Arc::default()).collect();
     let invariants: Arc<Mutex<Invariants>> = Arc::default();
+    let first = ips[..scenario.nodes as usize].to_vec();
+    let mut dice = Dice::new(seed);
+    // The standby comes with the first nodes (and may join before they
+    // have formed the cluster), or later.
+    let drawn = Duration::from_millis(if dice.below(4) == 0 { 0 } else { dice.below(3000) });
+    let standby_after = scenario.standby_at.unwrap_or(drawn);
     for (i, disk) in disks.iter().enumerate() {
-        host(&mut sim, i as u64 + 1, &ips, disk.clone(), invariants.clone());
+        let boot = if (i as u64) < scenario.nodes {
+            Boot::Peers(first.clone())
+        } else {
+            Boot::Join { through: ips[0], after: standby_after }
+        };
+        let machine = Machine { disk: disk.clone(), clock: clocks[i].clone(), invariants: invariants.clone() };
+        host(&mut sim, i as u64 + 1, ips[i], boot, machine);
     }
 
     let history: History = Arc::default();
     let chaos_over = Arc::new(AtomicBool::new(false));
     let stuck: Arc<Mutex<Option<String>>> = Arc::default();
-    let addrs: Vec<String> = ips.iter().map(|ip| format!("{ip}:6379")).collect();
-    let mut dice = Dice::new(seed);
+    let addrs: Vec<String> = first.iter().map(|ip| format!("{ip}:6379")).collect();
+    let scale: Arc<Mutex<Option<String>>> = Arc::default();
+    if scenario.scale {
+        let https: Vec<String> = first.iter().map(|ip| format!("{ip}:8080")).collect();
+        let until = scenario.chaos + scenario.converge;
+        sim.client("operator", operate(https, total, until, scale.clone()));
+    }
     for c in 0..scenario.clients {
         let (history, chaos_over, addrs) = (history.clone(), chaos_over.clone(), addrs.clone());
         let mut dice = Dice::new(dice.roll());
@@ -215,7 +251,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         });
     }
 
-    let mut report = SeedReport { seed, ..SeedReport::default() };
+    let mut report = SeedReport { seed, scaled: scenario.scale, ..SeedReport::default() };
     let mut next_fault = Duration::from_secs(3);
     let mut heal_at: Option<(Duration, Heal)> = None;
     loop {
@@ -235,7 +271,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
                 next_fault = t + Duration::from_millis(500 + dice.below(2000));
             }
         } else if t < scenario.chaos && t >= next_fault {
-            let (what, heal) = inject(&mut sim, &names, &disks, &mut dice);
+            let (what, heal) = inject(&mut sim, &names, &disks, &clocks, &mut dice);
             report.faults.push(format!("{:>6.2}s {what}", t.as_secs_f64()));
             heal_at = Some((t + Duration::from_millis(1000 + dice.below(3000)), heal));
         } else if t >= scenario.chaos && !chaos_over.load(Ordering::SeqCst) {
@@ -245,6 +281,8 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     report.sim_time = sim.elapsed();
     report.stuck = report.stuck.or_else(|| stuck.lock().unwrap().clone());
     let history = std::mem::take(&mut *history.lock().unwrap());
+    report.scale = scale.lock().unwrap().clone();
+    report.standby_after = standby_after;
     report.trace = trace_hash(&report, &history);
     {
         let inv = invariants.lock().unwrap();
@@ -320,11 +358,68 @@ fn describe(key: usize, op: &Op<u64>) -> String {
     format!("key{key} {:>8.3} {ret:>8} {kind} {v}", op.call as f64 / 1e9)
 }
 
+/// The operator: a few seconds in, asks any of `https` to scale the
+/// cluster to `nodes` nodes and 4 PRGs (retrying until a node accepts),
+/// then follows the operation until it ends; by `until` (simulated time)
+/// it gives up. Leaves how it ended in `outcome`.
+async fn operate(
+    https: Vec<String>,
+    nodes: u64,
+    until: Duration,
+    outcome: Arc<Mutex<Option<String>>>,
+) -> turmoil::Result {
+    let body =
+        format!(r#"{{"operation":"scale_out","target_count":{nodes},"prgs":{{"default":4}},"gate_timeout_ms":20000}}"#);
+    let timeout = Duration::from_secs(3);
+    let past = || turmoil::sim_elapsed().unwrap_or_default() >= until;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut id = None;
+    'ask: while !past() {
+        for addr in &https {
+            if let Ok((202, reply)) =
+                http::request(addr, "POST", "/api/v1/clusters/tidal/scale", Some(&body), timeout).await
+            {
+                id = serde_json::from_str::<serde_json::Value>(&reply).ok().and_then(|v| v["id"].as_u64());
+                break 'ask;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let Some(id) = id else {
+        *outcome.lock().unwrap() = Some("never accepted".into());
+        return Ok(());
+    };
+    *outcome.lock().unwrap() = Some("running".into());
+    let path = format!("/api/v1/operations/{id}");
+    while !past() {
+        for addr in &https {
+            if let Ok((200, reply)) = http::request(addr, "GET", &path, None, timeout).await {
+                let op: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+                if let Some(status) = op["status"].as_str() {
+                    if status != "running" && status != "rolling_back" {
+                        let end = if status == "succeeded" {
+                            status.to_string()
+                        } else {
+                            format!("{status} at phase {}: {}", op["phase"], op["error"])
+                        };
+                        *outcome.lock().unwrap() = Some(end);
+                        return Ok(());
+                    }
+                }
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
 /// How a fault is undone.
 enum Heal {
     Repair(Vec<(usize, usize)>),
     Restart(usize),
     Latency,
+    Clock(Arc<SimClock>),
 }
 
 impl Heal {
@@ -337,16 +432,23 @@ impl Heal {
             }
             Heal::Restart(i) => sim.bounce(names[*i].as_str()),
             Heal::Latency => sim.set_max_message_latency(Duration::from_millis(5)),
+            Heal::Clock(clock) => clock.skew_ms.store(0, Ordering::SeqCst),
         }
     }
 }
 
 /// Injects one fault drawn from `dice`; says what it was and how to heal it.
-fn inject(sim: &mut turmoil::Sim<'_>, names: &[String], disks: &[SimDisk], dice: &mut Dice) -> (String, Heal) {
+fn inject(
+    sim: &mut turmoil::Sim<'_>,
+    names: &[String],
+    disks: &[SimDisk],
+    clocks: &[Arc<SimClock>],
+    dice: &mut Dice,
+) -> (String, Heal) {
     let n = names.len();
     let victim = dice.below(n as u64) as usize;
     let other = (victim + 1 + dice.below(n as u64 - 1) as usize) % n;
-    match dice.below(4) {
+    match dice.below(5) {
         0 => {
             let links: Vec<(usize, usize)> = (0..n).filter(|&o| o != victim).map(|o| (victim, o)).collect();
             for &(a, b) in &links {
@@ -364,25 +466,59 @@ fn inject(sim: &mut turmoil::Sim<'_>, names: &[String], disks: &[SimDisk], dice:
             sim.crash(names[victim].as_str());
             (format!("crash {}", names[victim]), Heal::Restart(victim))
         }
-        _ => {
+        3 => {
             let ms = 20 + dice.below(200);
             sim.set_max_message_latency(Duration::from_millis(ms));
             (format!("latency up to {ms} ms"), Heal::Latency)
         }
+        _ => {
+            // The node's wall clock jumps, forward or back, by up to 30 s
+            // (its timers, on the runtime's monotonic clock, do not).
+            let ms = 1000 + dice.below(29_000) as i64;
+            let ms = if dice.below(2) == 0 { ms } else { -ms };
+            clocks[victim].skew_ms.store(ms, Ordering::SeqCst);
+            (format!("clock of {} jumps {ms:+} ms", names[victim]), Heal::Clock(clocks[victim].clone()))
+        }
     }
 }
 
-/// Registers node `id` (1-based) as a restartable host on `disk`.
-/// Adds node `id` as a host of `sim`: its configuration names every node
-/// of `ips` as a peer, its storage lives on `disk`, and `invariants`
-/// samples it while it runs.
-pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk, invariants: Arc<Mutex<Invariants>>) {
-    let peers: Vec<String> = ips.iter().enumerate().map(|(i, ip)| format!("{}={ip}:7000", i + 1)).collect();
-    let peers = peers.join(",");
-    let ip = ips[id as usize - 1];
+/// How a node finds its cluster.
+#[derive(Clone)]
+pub enum Boot {
+    /// One of the first nodes: every one of them named as a peer.
+    Peers(Vec<IpAddr>),
+    /// A standby that starts `after` the run began (simulated time) and
+    /// joins through the node at `through`.
+    Join { through: IpAddr, after: Duration },
+}
+
+/// What a simulated node runs on, and what watches it: these outlive the
+/// node's crashes and restarts.
+#[derive(Clone, Default)]
+pub struct Machine {
+    pub disk: SimDisk,
+    pub clock: Arc<SimClock>,
+    pub invariants: Arc<Mutex<Invariants>>,
+}
+
+/// Adds node `id` as a restartable host of `sim` at `ip`: it finds its
+/// cluster by `boot`, runs on `machine`'s disk and clock, and `machine`'s
+/// invariants sample it while it runs.
+pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ip: IpAddr, boot: Boot, machine: Machine) {
+    let (peers, join, after) = match boot {
+        Boot::Peers(ips) => {
+            let peers: Vec<String> = ips.iter().enumerate().map(|(i, ip)| format!("{}={ip}:7000", i + 1)).collect();
+            (Some(peers.join(",")), None, Duration::ZERO)
+        }
+        Boot::Join { through, after } => (None, Some(format!("{through}:7000")), after),
+    };
     sim.host(format!("node{id}"), move || {
-        let (disk, peers, invariants) = (disk.clone(), peers.clone(), invariants.clone());
+        let (machine, peers, join) = (machine.clone(), peers.clone(), join.clone());
         async move {
+            let since = turmoil::sim_elapsed().unwrap_or_default();
+            if since < after {
+                tokio::time::sleep(after - since).await;
+            }
             let raw = RawConfig {
                 node_id: Some(id),
                 listen: Some("0.0.0.0:7000".into()),
@@ -390,7 +526,8 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk, 
                 client_addr: Some(format!("{ip}:6379")),
                 http_addr: Some(format!("{ip}:8080")),
                 data_dir: Some(format!("/sim/node{id}").into()),
-                peers: Some(peers),
+                peers,
+                join,
                 slots: Some(64),
                 prgs: Some(2),
                 ..Default::default()
@@ -402,8 +539,8 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ips: &[IpAddr], disk: SimDisk, 
                 http: Arc::new(SimAcceptor::bind(8080, format!("{ip}:8080")).await?),
                 connector: Arc::new(SimConnector),
             };
-            let node = Node::start(config, net, Arc::new(disk), Arc::new(SimClock::default())).await?;
-            tokio::spawn(crate::invariants::watch(invariants, id, node.shared.clone()));
+            let node = Node::start(config, net, Arc::new(machine.disk), machine.clock).await?;
+            tokio::spawn(crate::invariants::watch(machine.invariants, id, node.shared.clone()));
             let why = node.failed().await;
             Err(why.into())
         }

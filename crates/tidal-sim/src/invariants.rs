@@ -17,7 +17,7 @@ use openraft::ServerState;
 use tidal_node::node::Shared;
 
 /// How often each node is sampled, in simulated time.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(25);
 
 /// What the samplers of every node found.
 #[derive(Default)]

@@ -17,6 +17,7 @@
 
 pub mod campaign;
 pub mod disk;
+pub mod http;
 pub mod invariants;
 pub mod net;
 pub mod resp;

