@@ -11,9 +11,11 @@
 //! runs in place instead of on tokio's thread pool, whose threads would
 //! finish it at instants the simulation does not control.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::time::Duration;
+
+use futures_util::future::Either;
 
 use openraft_rt::{AsyncRuntime, OptionalSend};
 use openraft_rt_tokio::{TokioInstant, TokioMpsc, TokioMutex, TokioOneshot, TokioRuntime, TokioWatch};
@@ -21,19 +23,24 @@ use rand_openraft::rngs::SmallRng;
 use rand_openraft::SeedableRng;
 
 thread_local! {
-    /// The next seed of this thread's draws, while simulating.
-    static NEXT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// This thread's generator while simulating; each draw openraft asks
+    /// for is a generator seeded from it.
+    static SEEDED: RefCell<Option<SmallRng>> = const { RefCell::new(None) };
 }
 
 /// Simulate on this thread: openraft's draws follow `seed`, and blocking
 /// work runs in place.
 pub fn simulate(seed: u64) {
-    NEXT.with(|n| n.set(Some(seed)));
+    SEEDED.with(|r| *r.borrow_mut() = Some(SmallRng::seed_from_u64(seed)));
 }
 
 /// Stop simulating on this thread (the OS generator, tokio's thread pool).
 pub fn stop_simulating() {
-    NEXT.with(|n| n.set(None));
+    SEEDED.with(|r| *r.borrow_mut() = None);
+}
+
+fn simulating() -> bool {
+    SEEDED.with(|r| r.borrow().is_some())
 }
 
 /// Run `f`, which blocks (reads a table, hashes a file), off the async
@@ -44,25 +51,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let job = match NEXT.with(|n| n.get()) {
-        Some(_) => Err(f()),
-        None => Ok(tokio::task::spawn_blocking(f)),
-    };
-    async move {
-        match job {
-            Err(done) => Ok(done),
-            Ok(spawned) => spawned.await.map_err(std::io::Error::other),
-        }
+    if simulating() {
+        Either::Left(std::future::ready(Ok(f())))
+    } else {
+        let job = tokio::task::spawn_blocking(f);
+        Either::Right(async move { job.await.map_err(std::io::Error::other) })
     }
-}
-
-/// One step of SplitMix64: a bijection with good avalanche, so consecutive
-/// seeds give unrelated generators.
-fn splitmix64(x: u64) -> u64 {
-    let z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// tokio, with seedable randomness. Everything else is tokio's.
@@ -109,13 +103,10 @@ impl AsyncRuntime for TidalRuntime {
     }
 
     fn thread_rng() -> Self::ThreadLocalRng {
-        match NEXT.with(|n| n.get()) {
-            Some(s) => {
-                NEXT.with(|n| n.set(Some(splitmix64(s))));
-                SmallRng::seed_from_u64(s)
-            }
+        SEEDED.with(|r| match r.borrow_mut().as_mut() {
+            Some(seeded) => SmallRng::from_rng(seeded),
             None => SmallRng::from_rng(&mut rand_openraft::rng()),
-        }
+        })
     }
 
     type Mpsc = TokioMpsc;

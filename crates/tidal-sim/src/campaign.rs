@@ -59,6 +59,24 @@ impl Default for Scenario {
     }
 }
 
+impl Scenario {
+    /// The command that runs `seed` of this scenario again, printing the
+    /// history of every key that fails.
+    pub fn replay(&self, seed: u64) -> String {
+        let mut cmd = format!(
+            "cargo run -p tidal-sim --release -- --from {seed} --seeds 1 --chaos-secs {}",
+            self.chaos.as_secs()
+        );
+        if !self.shared_keys {
+            cmd.push_str(" --own-keys");
+        }
+        if !self.scale {
+            cmd.push_str(" --no-scale");
+        }
+        cmd + " --history"
+    }
+}
+
 /// What one seed did and found.
 #[derive(Debug, Clone, Default)]
 pub struct SeedReport {

@@ -100,16 +100,7 @@ fn main() -> ExitCode {
         }
         if !r.passed() {
             failed += 1;
-            println!(
-                "  replay: cargo run -p tidal-sim --release -- --from {seed} --seeds 1 --chaos-secs {}{} --history",
-                args.chaos_secs,
-                match (args.own_keys, args.no_scale) {
-                    (true, true) => " --own-keys --no-scale",
-                    (true, false) => " --own-keys",
-                    (false, true) => " --no-scale",
-                    (false, false) => "",
-                }
-            );
+            println!("  replay: {}", scenario.replay(seed));
         }
     }
     let real = started.elapsed();

@@ -22,17 +22,10 @@ fn scenario() -> Scenario {
 
 /// The failing reports, each with the command that runs it again.
 fn failures(reports: &[SeedReport], scenario: &Scenario) -> Vec<String> {
-    let chaos = scenario.chaos.as_secs();
-    let scale = if scenario.scale { "" } else { " --no-scale" };
     reports
         .iter()
         .filter(|r| !r.passed() || r.acked_writes <= 50)
-        .map(|r| {
-            format!(
-                "seed {} failed: {r:#?}\nreplay: cargo run -p tidal-sim --release -- --from {} --seeds 1 --chaos-secs {chaos}{scale} --history",
-                r.seed, r.seed
-            )
-        })
+        .map(|r| format!("seed {} failed: {r:#?}\nreplay: {}", r.seed, scenario.replay(r.seed)))
         .collect()
 }
 
