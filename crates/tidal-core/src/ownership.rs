@@ -227,6 +227,12 @@ impl Ownership {
         self.states.iter().map(|(s, st)| (*s, *st))
     }
 
+    /// The last move that changed `slot` here, and whether its part here
+    /// has ended; `None` for a slot no move has touched.
+    pub fn mark(&self, slot: u32) -> Option<Mark> {
+        self.marks.get(&slot).copied()
+    }
+
     /// Whether a write to `slot` may apply here.
     pub fn check_write(&self, slot: u32) -> Result<(), Refusal> {
         match self.states.get(&slot) {

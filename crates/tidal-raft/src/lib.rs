@@ -27,5 +27,5 @@ pub mod writer;
 
 pub use host::{AppHandler, GroupHandle, HostError, RaftHost, RaftTuning};
 pub use machine::Machine;
-pub use storage::{Storage, StorageOptions, StoreError, WriterRuntime, DEFAULT_STORAGE_CACHE_BYTES};
+pub use storage::{CommitDelay, Storage, StorageOptions, StoreError, WriterRuntime, DEFAULT_STORAGE_CACHE_BYTES};
 pub use types::{Proposal, Raft, TypeConfig};

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-pub use crate::writer::{Writer, WriterRuntime, WriterStats};
+pub use crate::writer::{CommitDelay, Writer, WriterRuntime, WriterStats};
 
 /// Raft log entries (log file): (group, index) -> encoded entry.
 pub(crate) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("raft_log");
@@ -179,7 +179,7 @@ impl Storage {
     ) -> Result<Arc<Self>, StoreError> {
         let log = Db::start(
             "log-writer",
-            runtime,
+            runtime.clone(),
             log,
             |txn| {
                 txn.open_table(LOG)?;
@@ -394,7 +394,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn task_writers_batch_and_checkpoint_on_the_runtime_clock() {
         use redb::backends::InMemoryBackend;
-        let s = Storage::on_backends(InMemoryBackend::new(), InMemoryBackend::new(), WriterRuntime::Task).unwrap();
+        let s = Storage::on_backends(
+            InMemoryBackend::new(),
+            InMemoryBackend::new(),
+            WriterRuntime::Task(Default::default()),
+        )
+        .unwrap();
         let puts: Vec<_> = (0..50).map(|k| tokio::spawn(put(s.state(), k, k))).collect();
         for p in puts {
             p.await.unwrap().unwrap();
@@ -410,6 +415,40 @@ mod tests {
         assert!(started.elapsed() < STATE_CHECKPOINT, "the checkpoint waited on the OS clock");
         let txn = s.state().read().unwrap();
         assert_eq!(txn.open_table(T).unwrap().get(49).unwrap().unwrap().value(), 49);
+    }
+
+    /// A slowed-down disk (simulation): each commit takes the delay, in the
+    /// runtime's time, and what queues meanwhile joins the commit.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_disk_delays_each_commit_and_batches_what_queues_meanwhile() {
+        use redb::backends::InMemoryBackend;
+        let delay = CommitDelay::default();
+        let s =
+            Storage::on_backends(InMemoryBackend::new(), InMemoryBackend::new(), WriterRuntime::Task(delay.clone()))
+                .unwrap();
+        let t0 = tokio::time::Instant::now();
+        put(s.log(), 1, 1).await.unwrap();
+        assert!(t0.elapsed() < Duration::from_millis(1), "no delay until one is set");
+        delay.set(Duration::from_millis(300));
+        let t0 = tokio::time::Instant::now();
+        let commits = s.log().stats().commits.load(Ordering::Relaxed);
+        let first = tokio::spawn(put(s.log(), 2, 2));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let puts: Vec<_> = (3..10).map(|k| tokio::spawn(put(s.log(), k, k))).collect();
+        first.await.unwrap().unwrap();
+        for p in puts {
+            p.await.unwrap().unwrap();
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(300), "{:?}", t0.elapsed());
+        assert_eq!(
+            s.log().stats().commits.load(Ordering::Relaxed) - commits,
+            1,
+            "the later puts joined the slow commit"
+        );
+        delay.set(Duration::ZERO);
+        let t0 = tokio::time::Instant::now();
+        put(s.log(), 10, 10).await.unwrap();
+        assert!(t0.elapsed() < Duration::from_millis(1));
     }
 
     #[tokio::test]

@@ -68,14 +68,31 @@ struct Job {
 }
 
 /// Where a writer runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum WriterRuntime {
     /// A thread of its own: commits never hold up the async runtime.
     #[default]
     Thread,
     /// A task of the runtime that starts it, committing inline (simulation,
-    /// on in-memory databases).
-    Task,
+    /// on in-memory databases), each commit taking as long as the
+    /// [`CommitDelay`] says (a slow disk, under simulation).
+    Task(CommitDelay),
+}
+
+/// How long each commit of a task writer takes, in the runtime's time:
+/// zero unless a simulation slows the disk down. Shared: a change applies
+/// from the next commit on.
+#[derive(Debug, Clone, Default)]
+pub struct CommitDelay(Arc<AtomicU64>);
+
+impl CommitDelay {
+    pub fn set(&self, delay: Duration) {
+        self.0.store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
 }
 
 /// Handle to a database's writer; cheap to clone.
@@ -121,9 +138,9 @@ impl Writer {
                 std::thread::Builder::new().name(name.into()).spawn(move || thread_loop(batcher, &rx))?;
                 Ok(Self { tx: Queue::Thread(tx) })
             }
-            WriterRuntime::Task => {
+            WriterRuntime::Task(delay) => {
                 let (tx, rx) = tmpsc::unbounded_channel();
-                tokio::spawn(task_loop(batcher, rx));
+                tokio::spawn(task_loop(batcher, rx, delay));
                 Ok(Self { tx: Queue::Task(tx) })
             }
         }
@@ -225,7 +242,7 @@ fn thread_loop(mut b: Batcher, rx: &mpsc::Receiver<Job>) {
     b.close();
 }
 
-async fn task_loop(mut b: Batcher, mut rx: tmpsc::UnboundedReceiver<Job>) {
+async fn task_loop(mut b: Batcher, mut rx: tmpsc::UnboundedReceiver<Job>, delay: CommitDelay) {
     let now = || tokio::time::Instant::now().into_std();
     loop {
         let first = match b.due() {
@@ -239,6 +256,12 @@ async fn task_loop(mut b: Batcher, mut rx: tmpsc::UnboundedReceiver<Job>) {
                 None => break,
             },
         };
+        // A slow disk: the commit takes this long, and what is queued
+        // meanwhile joins it.
+        let delay = delay.get();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         b.run(first, || rx.try_recv().ok(), now());
     }
     b.close();

@@ -1,10 +1,11 @@
 //! One simulated run per seed: three nodes, clients writing and reading a
 //! few hot keys concurrently (several writers per key), and faults drawn
 //! from the seed: partitions (symmetric, one-way, isolating one node),
-//! crashes that lose unsynced writes followed by restarts, and latency
-//! spikes. Every operation is recorded at simulated instants; after the
-//! faults heal, every key is read through every node, and the whole
-//! history goes through the linearizability checker.
+//! crashes that lose unsynced writes followed by restarts, latency
+//! spikes, a slow disk and wall-clock jumps. Every operation is recorded
+//! at simulated instants; after the faults heal, every key is read
+//! through every node, the whole history goes through the
+//! linearizability checker, and the cluster must settle.
 //!
 //! ```text
 //!   seed ──► Dice ──► fault schedule (driver, between sim steps)
@@ -23,6 +24,15 @@ use tidal_node::{Network, Node, RawConfig};
 
 use crate::invariants::Invariants;
 use crate::{http, resp, SimAcceptor, SimClock, SimConnector, SimDisk};
+
+/// Voters every PRG has once the cluster has settled.
+pub const REPLICAS: usize = 3;
+
+/// How long after every key has read back (and the operator has stopped)
+/// the cluster must settle: every node running with a fresh cache at one
+/// routing epoch, no move in flight, every PRG with [`REPLICAS`] voters and
+/// one leader.
+pub const SETTLE_WITHIN: Duration = Duration::from_secs(30);
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -96,6 +106,11 @@ pub struct SeedReport {
     pub standby_after: Duration,
     /// Samples of the invariants (`invariants.rs`) taken on the nodes.
     pub invariant_checks: u64,
+    /// Samples of fenced slots, checked unchanged while fenced.
+    pub fenced_samples: u64,
+    /// Slots whose move ended on some replica (committed or rolled back),
+    /// checked to have taken effect once.
+    pub slot_moves_ended: u64,
     /// Invariants that did not hold, with when and where.
     pub invariant_violations: Vec<String>,
     /// A hash of the run's faults and history (see `trace_hash`).
@@ -107,6 +122,11 @@ pub struct SeedReport {
     pub undecided: u64,
     /// Set when the cluster did not serve every key within the bound.
     pub stuck: Option<String>,
+    /// How long the cluster took to settle after the final reads
+    /// ([`Invariants::converged`]).
+    pub settled_after: Option<Duration>,
+    /// Set when it did not settle within [`SETTLE_WITHIN`].
+    pub unsettled: Option<String>,
 }
 
 impl SeedReport {
@@ -119,6 +139,7 @@ impl SeedReport {
             && scale_ended
             && self.undecided == 0
             && self.stuck.is_none()
+            && self.unsettled.is_none()
     }
 }
 
@@ -198,10 +219,21 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let stuck: Arc<Mutex<Option<String>>> = Arc::default();
     let addrs: Vec<String> = first.iter().map(|ip| format!("{ip}:6379")).collect();
     let scale: Arc<Mutex<Option<String>>> = Arc::default();
+    // Set when the operator has stopped, and when every key has read back.
+    let operated = Arc::new(AtomicBool::new(!scenario.scale));
+    let read_back = Arc::new(AtomicBool::new(false));
+    // Set by the driver once the cluster has settled (or failed to): the
+    // reader waits for it, so the run lasts until then.
+    let settled = Arc::new(AtomicBool::new(false));
     if scenario.scale {
         let https: Vec<String> = first.iter().map(|ip| format!("{ip}:8080")).collect();
         let until = scenario.chaos + scenario.converge;
-        sim.client("operator", operate(https, total, until, scale.clone()));
+        let (scale, operated) = (scale.clone(), operated.clone());
+        sim.client("operator", async move {
+            let out = operate(https, total, until, scale).await;
+            operated.store(true, Ordering::SeqCst);
+            out
+        });
     }
     for c in 0..scenario.clients {
         let (history, chaos_over, addrs) = (history.clone(), chaos_over.clone(), addrs.clone());
@@ -240,6 +272,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     {
         // After the faults: every key, through every node, within the bound.
         let (history, chaos_over, addrs, stuck) = (history.clone(), chaos_over.clone(), addrs.clone(), stuck.clone());
+        let (read_back, settled) = (read_back.clone(), settled.clone());
         let (keys, bound) =
             (if scenario.shared_keys { scenario.keys } else { scenario.keys * scenario.clients }, scenario.converge);
         sim.client("reader", async move {
@@ -265,6 +298,10 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
                     }
                 }
             }
+            read_back.store(true, Ordering::SeqCst);
+            while !settled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Ok(())
         });
     }
@@ -272,6 +309,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let mut report = SeedReport { seed, scaled: scenario.scale, ..SeedReport::default() };
     let mut next_fault = Duration::from_secs(3);
     let mut heal_at: Option<(Duration, Heal)> = None;
+    let (mut settle_from, mut next_settle_check) = (None, Duration::ZERO);
     loop {
         match sim.step() {
             Ok(true) => break,
@@ -282,6 +320,26 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
             }
         }
         let t = sim.elapsed();
+        invariants.lock().unwrap().sample_due(t);
+        if read_back.load(Ordering::SeqCst) && operated.load(Ordering::SeqCst) && !settled.load(Ordering::SeqCst) {
+            // Every fault has healed and every key read back: the cluster
+            // must settle within the bound.
+            let since = *settle_from.get_or_insert(t);
+            if t >= next_settle_check {
+                next_settle_check = t + Duration::from_millis(100);
+                match invariants.lock().unwrap().converged(total, REPLICAS) {
+                    Ok(()) => {
+                        report.settled_after = Some(t - since);
+                        settled.store(true, Ordering::SeqCst);
+                    }
+                    Err(why) if t - since > SETTLE_WITHIN => {
+                        report.unsettled = Some(format!("not settled {SETTLE_WITHIN:?} after the reads: {why}"));
+                        settled.store(true, Ordering::SeqCst);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
         if let Some((at, heal)) = &heal_at {
             if t >= *at {
                 heal.apply(&mut sim, &names);
@@ -305,6 +363,8 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     {
         let inv = invariants.lock().unwrap();
         report.invariant_checks = inv.checks;
+        report.fenced_samples = inv.fenced_samples;
+        report.slot_moves_ended = inv.moves_seen() as u64;
         report.invariant_violations = inv.violations.clone();
     }
     for ops in history.values() {
@@ -438,6 +498,7 @@ enum Heal {
     Restart(usize),
     Latency,
     Clock(Arc<SimClock>),
+    Disk(SimDisk),
 }
 
 impl Heal {
@@ -451,6 +512,7 @@ impl Heal {
             Heal::Restart(i) => sim.bounce(names[*i].as_str()),
             Heal::Latency => sim.set_max_message_latency(Duration::from_millis(5)),
             Heal::Clock(clock) => clock.skew_ms.store(0, Ordering::SeqCst),
+            Heal::Disk(disk) => disk.slow_down(Duration::ZERO),
         }
     }
 }
@@ -466,7 +528,7 @@ fn inject(
     let n = names.len();
     let victim = dice.below(n as u64) as usize;
     let other = (victim + 1 + dice.below(n as u64 - 1) as usize) % n;
-    match dice.below(5) {
+    match dice.below(6) {
         0 => {
             let links: Vec<(usize, usize)> = (0..n).filter(|&o| o != victim).map(|o| (victim, o)).collect();
             for &(a, b) in &links {
@@ -488,6 +550,13 @@ fn inject(
             let ms = 20 + dice.below(200);
             sim.set_max_message_latency(Duration::from_millis(ms));
             (format!("latency up to {ms} ms"), Heal::Latency)
+        }
+        4 => {
+            // Every commit of the node's storage (log appends, votes, state
+            // flushes) takes this long: a disk that has gone slow.
+            let ms = 20 + dice.below(480);
+            disks[victim].slow_down(Duration::from_millis(ms));
+            (format!("disk of {} takes {ms} ms per commit", names[victim]), Heal::Disk(disks[victim].clone()))
         }
         _ => {
             // The node's wall clock jumps, forward or back, by up to 30 s

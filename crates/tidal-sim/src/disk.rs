@@ -4,6 +4,7 @@
 //! ```text
 //!   write/set_len ──► current image ──sync_data──► durable image
 //!   crash: fence (refuse writes and syncs) ──► current := durable
+//!   slow_down(d): every commit of the node's writers takes d
 //! ```
 //!
 //! The fence matters: a crashed node's tasks are dropped, and dropping a
@@ -12,15 +13,19 @@
 
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tidal_core::NodeId;
 use tidal_node::{Disk, NodeError};
-use tidal_raft::{Storage, StorageOptions, WriterRuntime};
+use tidal_raft::{CommitDelay, Storage, StorageOptions, WriterRuntime};
 
 #[derive(Debug, Default)]
 struct Images {
     current: Vec<u8>,
     durable: Vec<u8>,
+    /// Byte ranges of `current` written since the last sync: a sync copies
+    /// only these (and the length), not the whole file.
+    dirty: Vec<std::ops::Range<usize>>,
     fenced: bool,
 }
 
@@ -39,6 +44,7 @@ impl MemBackend {
         let mut i = self.0.lock().unwrap();
         i.fenced = true;
         i.current = i.durable.clone();
+        i.dirty.clear();
     }
 
     fn reopen(&self) {
@@ -67,7 +73,11 @@ impl redb::StorageBackend for MemBackend {
         if i.fenced {
             return Err(fenced());
         }
-        i.current.resize(len as usize, 0);
+        let (old, len) = (i.current.len(), len as usize);
+        i.current.resize(len, 0);
+        if len > old {
+            i.dirty.push(old..len);
+        }
         Ok(())
     }
 
@@ -76,7 +86,12 @@ impl redb::StorageBackend for MemBackend {
         if i.fenced {
             return Err(fenced());
         }
-        i.durable = i.current.clone();
+        let Images { current, durable, dirty, .. } = &mut *i;
+        durable.resize(current.len(), 0);
+        for r in dirty.drain(..) {
+            let r = r.start.min(current.len())..r.end.min(current.len());
+            durable[r.clone()].copy_from_slice(&current[r]);
+        }
         Ok(())
     }
 
@@ -90,15 +105,18 @@ impl redb::StorageBackend for MemBackend {
             i.current.resize(end, 0);
         }
         i.current[offset as usize..end].copy_from_slice(data);
+        i.dirty.push(offset as usize..end);
         Ok(())
     }
 }
 
-/// A node's disk: its two redb files and its identity.
+/// A node's disk: its two redb files, how long a commit takes, and the
+/// node's identity.
 #[derive(Debug, Clone, Default)]
 pub struct SimDisk {
     log: MemBackend,
     state: MemBackend,
+    delay: CommitDelay,
     identity: Arc<Mutex<Option<(NodeId, u64)>>>,
 }
 
@@ -107,6 +125,12 @@ impl SimDisk {
     pub fn crash(&self) {
         self.log.crash();
         self.state.crash();
+    }
+
+    /// Every commit to this disk takes `delay` from now on (zero: as fast
+    /// as memory).
+    pub fn slow_down(&self, delay: Duration) {
+        self.delay.set(delay);
     }
 }
 
@@ -128,6 +152,42 @@ impl Disk for SimDisk {
     fn open(&self, _options: StorageOptions) -> Result<Arc<Storage>, NodeError> {
         self.log.reopen();
         self.state.reopen();
-        Ok(Storage::on_backends(self.log.clone(), self.state.clone(), WriterRuntime::Task)?)
+        Ok(Storage::on_backends(self.log.clone(), self.state.clone(), WriterRuntime::Task(self.delay.clone()))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::StorageBackend;
+
+    use super::*;
+
+    fn image(b: &MemBackend) -> Vec<u8> {
+        let mut out = vec![0; b.len().unwrap() as usize];
+        b.read(0, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
+        let b = MemBackend::default();
+        b.write(0, b"abcdef").unwrap();
+        b.sync_data().unwrap();
+        b.write(2, b"XY").unwrap();
+        b.set_len(10).unwrap();
+        b.write(8, b"zz").unwrap();
+        assert_eq!(image(&b), b"abXYef\0\0zz");
+        b.crash();
+        assert_eq!(image(&b), b"abcdef", "only the synced image survives");
+        assert!(b.write(0, b"q").is_err() && b.sync_data().is_err(), "a crashed disk takes nothing more");
+        b.reopen();
+        // Shrink, sync, grow: the grown bytes are zeros, durably too.
+        b.set_len(2).unwrap();
+        b.sync_data().unwrap();
+        b.set_len(6).unwrap();
+        b.write(5, b"!").unwrap();
+        b.sync_data().unwrap();
+        b.crash();
+        assert_eq!(image(&b), b"ab\0\0\0!");
     }
 }

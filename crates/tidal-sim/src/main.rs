@@ -48,7 +48,8 @@ fn main() -> ExitCode {
     };
     let started = Instant::now();
     let (mut failed, mut faults, mut ops, mut acked, mut sim_time) = (0u64, 0usize, 0u64, 0u64, Duration::ZERO);
-    let mut samples = 0u64;
+    let (mut samples, mut fenced, mut slot_moves) = (0u64, 0u64, 0u64);
+    let mut slowest_settle = Duration::ZERO;
     let mut scale_ups: std::collections::BTreeMap<String, u64> = Default::default();
     for seed in args.from..args.from + args.seeds {
         let r = run_seed(seed, &scenario);
@@ -57,6 +58,9 @@ fn main() -> ExitCode {
         acked += r.acked_writes;
         sim_time += r.sim_time;
         samples += r.invariant_checks;
+        fenced += r.fenced_samples;
+        slot_moves += r.slot_moves_ended;
+        slowest_settle = slowest_settle.max(r.settled_after.unwrap_or_default());
         if r.scaled {
             *scale_ups.entry(r.scale.clone().unwrap_or_else(|| "not started".into())).or_default() += 1;
         }
@@ -94,6 +98,9 @@ fn main() -> ExitCode {
             if let Some(s) = &r.stuck {
                 println!("  did not converge: {s}");
             }
+            if let Some(s) = &r.unsettled {
+                println!("  {s}");
+            }
             if r.undecided > 0 {
                 println!("  {} keys undecided", r.undecided);
             }
@@ -113,6 +120,13 @@ fn main() -> ExitCode {
         failed,
         sim_time.as_secs_f64(),
         sim_time.as_secs_f64() / real.as_secs_f64()
+    );
+    println!(
+        "slot moves checked to take effect once: {slot_moves} (slot × move); fenced slots sampled unchanged: {fenced} times"
+    );
+    println!(
+        "settled after the final reads within {:.1} s of simulated time in every seed that settled",
+        slowest_settle.as_secs_f64()
     );
     if !scale_ups.is_empty() {
         let ends: Vec<String> = scale_ups.iter().map(|(how, n)| format!("{n} {how}")).collect();

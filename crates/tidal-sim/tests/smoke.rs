@@ -119,6 +119,7 @@ fn a_simulated_cluster_serves_clients_through_a_crash_and_a_partition() {
 
     let mut crashed_at = None;
     while !sim.step().unwrap() {
+        invariants.lock().unwrap().sample_due(sim.elapsed());
         match phase.load(Ordering::SeqCst) {
             WRITTEN => {
                 // Fence the disk first: the dying node must not sync on its way out.
