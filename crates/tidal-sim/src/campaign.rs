@@ -14,8 +14,10 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -182,6 +184,42 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> SeedReport {
     report
 }
 
+/// Runs `seeds` seeds from `first` on `jobs` threads (each seed on one
+/// thread, alone: a run is the same whichever thread takes it), calling
+/// `each` with every report as it ends; returns the reports in seed order.
+pub fn run_seeds(
+    first: u64,
+    seeds: u64,
+    jobs: usize,
+    scenario: &Scenario,
+    each: impl Fn(&SeedReport) + Sync,
+) -> Vec<SeedReport> {
+    let next = AtomicU64::new(first);
+    let reports = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, seeds.max(1) as usize) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed >= first + seeds {
+                    return;
+                }
+                let r = run_seed(seed, scenario);
+                let mut reports = reports.lock().unwrap();
+                each(&r);
+                reports.push(r);
+            });
+        }
+    });
+    let mut reports = reports.into_inner().unwrap();
+    reports.sort_by_key(|r| r.seed);
+    reports
+}
+
+/// The machine's cores, for [`run_seeds`].
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let mut sim = turmoil::Builder::new()
         .simulation_duration(scenario.chaos + scenario.converge + Duration::from_secs(120))
@@ -225,15 +263,15 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     // Set by the driver once the cluster has settled (or failed to): the
     // reader waits for it, so the run lasts until then.
     let settled = Arc::new(AtomicBool::new(false));
+    let mut tasks: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
     if scenario.scale {
         let https: Vec<String> = first.iter().map(|ip| format!("{ip}:8080")).collect();
         let until = scenario.chaos + scenario.converge;
         let (scale, operated) = (scale.clone(), operated.clone());
-        sim.client("operator", async move {
-            let out = operate(https, total, until, scale).await;
+        tasks.push(Box::pin(async move {
+            operate(https, total, until, scale).await;
             operated.store(true, Ordering::SeqCst);
-            out
-        });
+        }));
     }
     for c in 0..scenario.clients {
         let (history, chaos_over, addrs) = (history.clone(), chaos_over.clone(), addrs.clone());
@@ -241,7 +279,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         let keys = scenario.keys;
         // Keys of this client's own when keys are not shared.
         let base = if scenario.shared_keys { 0 } else { c * keys };
-        sim.client(format!("client{c}"), async move {
+        tasks.push(Box::pin(async move {
             let mut n = 0u64;
             while !chaos_over.load(Ordering::SeqCst) {
                 let key = base + dice.below(keys as u64) as usize;
@@ -266,8 +304,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
                 }
                 tokio::time::sleep(Duration::from_millis(dice.below(50))).await;
             }
-            Ok(())
-        });
+        }));
     }
     {
         // After the faults: every key, through every node, within the bound.
@@ -275,7 +312,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         let (read_back, settled) = (read_back.clone(), settled.clone());
         let (keys, bound) =
             (if scenario.shared_keys { scenario.keys } else { scenario.keys * scenario.clients }, scenario.converge);
-        sim.client("reader", async move {
+        tasks.push(Box::pin(async move {
             while !chaos_over.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -292,7 +329,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
                         if tokio::time::Instant::now() > deadline {
                             *stuck.lock().unwrap() =
                                 Some(format!("key{key} unreadable through {addr} {bound:?} after the faults healed"));
-                            return Ok(());
+                            return;
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -302,9 +339,17 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
             while !settled.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok(())
-        });
+        }));
     }
+    // The clients, the reader and the operator share one host: each host
+    // costs every step of the simulation, whatever it does.
+    sim.client("clients", async move {
+        let running: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+        for task in running {
+            task.await?;
+        }
+        Ok(())
+    });
 
     let mut report = SeedReport { seed, scaled: scenario.scale, ..SeedReport::default() };
     let mut next_fault = Duration::from_secs(3);
@@ -440,12 +485,7 @@ fn describe(key: usize, op: &Op<u64>) -> String {
 /// cluster to `nodes` nodes and 4 PRGs (retrying until a node accepts),
 /// then follows the operation until it ends; by `until` (simulated time)
 /// it gives up. Leaves how it ended in `outcome`.
-async fn operate(
-    https: Vec<String>,
-    nodes: u64,
-    until: Duration,
-    outcome: Arc<Mutex<Option<String>>>,
-) -> turmoil::Result {
+async fn operate(https: Vec<String>, nodes: u64, until: Duration, outcome: Arc<Mutex<Option<String>>>) {
     let body =
         format!(r#"{{"operation":"scale_out","target_count":{nodes},"prgs":{{"default":4}},"gate_timeout_ms":20000}}"#);
     let timeout = Duration::from_secs(3);
@@ -465,7 +505,7 @@ async fn operate(
     }
     let Some(id) = id else {
         *outcome.lock().unwrap() = Some("never accepted".into());
-        return Ok(());
+        return;
     };
     *outcome.lock().unwrap() = Some("running".into());
     let path = format!("/api/v1/operations/{id}");
@@ -481,7 +521,7 @@ async fn operate(
                             format!("{status} at phase {}: {}", op["phase"], op["error"])
                         };
                         *outcome.lock().unwrap() = Some(end);
-                        return Ok(());
+                        return;
                     }
                 }
                 break;
@@ -489,7 +529,6 @@ async fn operate(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(())
 }
 
 /// How a fault is undone.

@@ -1,15 +1,17 @@
 //! `tidal-sim`: a campaign of simulated runs, one per seed.
 //!
-//! `cargo run -p tidal-sim --release -- --seeds 1000` runs seeds 1..=1000
-//! and reports seeds per second, simulated time against real time, faults
-//! injected and histories checked; each failing seed is printed with the
-//! command that runs it again.
+//! `cargo run -p tidal-sim --release -- --seeds 1000` runs seeds 1..=1000,
+//! one per core at a time, and reports seeds per second, simulated time
+//! against real time, faults injected, invariants sampled and histories
+//! checked; each failing seed is printed with the command that runs it
+//! again.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tidal_sim::campaign::{run_seed, Scenario};
+use tidal_sim::campaign::{cores, run_seeds, Scenario, SeedReport};
 
 #[derive(Parser)]
 #[command(about = "Run tidal clusters under deterministic simulation, one per seed")]
@@ -36,6 +38,10 @@ struct Args {
     /// Print the whole history of every key that is not linearizable.
     #[arg(long)]
     history: bool,
+    /// Seeds run at once, each on a thread of its own (default: one per
+    /// core). A seed runs the same on any thread.
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -47,79 +53,42 @@ fn main() -> ExitCode {
         ..Scenario::default()
     };
     let started = Instant::now();
-    let (mut failed, mut faults, mut ops, mut acked, mut sim_time) = (0u64, 0usize, 0u64, 0u64, Duration::ZERO);
-    let (mut samples, mut fenced, mut slot_moves) = (0u64, 0u64, 0u64);
-    let mut slowest_settle = Duration::ZERO;
-    let mut scale_ups: std::collections::BTreeMap<String, u64> = Default::default();
-    for seed in args.from..args.from + args.seeds {
-        let r = run_seed(seed, &scenario);
-        faults += r.faults.len();
-        ops += r.ops;
-        acked += r.acked_writes;
-        sim_time += r.sim_time;
-        samples += r.invariant_checks;
-        fenced += r.fenced_samples;
-        slot_moves += r.slot_moves_ended;
-        slowest_settle = slowest_settle.max(r.settled_after.unwrap_or_default());
-        if r.scaled {
-            *scale_ups.entry(r.scale.clone().unwrap_or_else(|| "not started".into())).or_default() += 1;
-        }
+    let done = AtomicU64::new(0);
+    let reports = run_seeds(args.from, args.seeds, args.jobs.unwrap_or_else(cores), &scenario, |r| {
         if !r.passed() || args.verbose {
-            println!(
-                "seed {seed}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated, trace {:016x})",
-                if r.passed() { "ok" } else { "FAILED" },
-                r.ops,
-                r.acked_writes,
-                r.pending_writes,
-                r.sim_time.as_secs_f64(),
-                r.trace
-            );
-            for f in &r.faults {
-                println!("  fault {f}");
-            }
-            if r.scaled {
-                println!(
-                    "  scale-up: {} (the standby started at {:.2}s)",
-                    r.scale.as_deref().unwrap_or("not started"),
-                    r.standby_after.as_secs_f64()
-                );
-            }
-            for v in &r.violations {
-                println!("  not linearizable: {v}");
-            }
-            for v in &r.invariant_violations {
-                println!("  invariant broken: {v}");
-            }
-            if args.history {
-                for line in &r.failing_histories {
-                    println!("    {line}");
-                }
-            }
-            if let Some(s) = &r.stuck {
-                println!("  did not converge: {s}");
-            }
-            if let Some(s) = &r.unsettled {
-                println!("  {s}");
-            }
-            if r.undecided > 0 {
-                println!("  {} keys undecided", r.undecided);
-            }
+            print_report(r, &scenario, args.history);
         }
-        if !r.passed() {
-            failed += 1;
-            println!("  replay: {}", scenario.replay(seed));
+        let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if done & 511 == 0 {
+            eprintln!("{done} seeds run in {:.0} s", started.elapsed().as_secs_f64());
         }
+    });
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    let faults: usize = reports.iter().map(|r| r.faults.len()).sum();
+    let ops: u64 = reports.iter().map(|r| r.ops).sum();
+    let acked: u64 = reports.iter().map(|r| r.acked_writes).sum();
+    let sim_time: Duration = reports.iter().map(|r| r.sim_time).sum();
+    let samples: u64 = reports.iter().map(|r| r.invariant_checks).sum();
+    let fenced: u64 = reports.iter().map(|r| r.fenced_samples).sum();
+    let slot_moves: u64 = reports.iter().map(|r| r.slot_moves_ended).sum();
+    let slowest_settle = reports.iter().filter_map(|r| r.settled_after).max().unwrap_or_default();
+    let mut scale_ups: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in reports.iter().filter(|r| r.scaled) {
+        *scale_ups.entry(r.scale.clone().unwrap_or_else(|| "not started".into())).or_default() += 1;
     }
     let real = started.elapsed();
+    let threads = args.jobs.unwrap_or_else(cores).clamp(1, args.seeds.max(1) as usize);
     println!(
         "{} seeds in {:.1} s ({:.2} seeds/s): {} failed; {faults} faults, {ops} operations ({acked} acknowledged writes) \
-         checked for linearizability; invariants sampled {samples} times; {:.0} s simulated, {:.0}x real time",
+         checked for linearizability; invariants sampled {samples} times; {:.0} s simulated, {:.0}x real time \
+         ({threads} threads, {:.0}x per thread)",
         args.seeds,
         real.as_secs_f64(),
         args.seeds as f64 / real.as_secs_f64(),
         failed,
         sim_time.as_secs_f64(),
-        sim_time.as_secs_f64() / real.as_secs_f64()
+        sim_time.as_secs_f64() / real.as_secs_f64(),
+        sim_time.as_secs_f64() / real.as_secs_f64() / threads as f64
     );
     println!(
         "slot moves checked to take effect once: {slot_moves} (slot × move); fenced slots sampled unchanged: {fenced} times"
@@ -136,5 +105,52 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Prints what seed `r` did, and how to run it again if it failed.
+fn print_report(r: &SeedReport, scenario: &Scenario, history: bool) {
+    println!(
+        "seed {}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated, trace {:016x})",
+        r.seed,
+        if r.passed() { "ok" } else { "FAILED" },
+        r.ops,
+        r.acked_writes,
+        r.pending_writes,
+        r.sim_time.as_secs_f64(),
+        r.trace
+    );
+    for f in &r.faults {
+        println!("  fault {f}");
+    }
+    if r.scaled {
+        println!(
+            "  scale-up: {} (the standby started at {:.2}s)",
+            r.scale.as_deref().unwrap_or("not started"),
+            r.standby_after.as_secs_f64()
+        );
+    }
+    for v in &r.violations {
+        println!("  not linearizable: {v}");
+    }
+    for v in &r.invariant_violations {
+        println!("  invariant broken: {v}");
+    }
+    if history {
+        for line in &r.failing_histories {
+            println!("    {line}");
+        }
+    }
+    if let Some(s) = &r.stuck {
+        println!("  did not converge: {s}");
+    }
+    if let Some(s) = &r.unsettled {
+        println!("  {s}");
+    }
+    if r.undecided > 0 {
+        println!("  {} keys undecided", r.undecided);
+    }
+    if !r.passed() {
+        println!("  replay: {}", scenario.replay(r.seed));
     }
 }

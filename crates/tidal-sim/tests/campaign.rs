@@ -4,11 +4,9 @@
 //! not linearizable, and the command that runs it again. And one seed run
 //! twice must do the same thing twice.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tidal_sim::campaign::{run_seed, Scenario, SeedReport};
+use tidal_sim::campaign::{cores, run_seed, run_seeds, Scenario, SeedReport};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -31,24 +29,7 @@ fn failures(reports: &[SeedReport], scenario: &Scenario) -> Vec<String> {
 
 /// Runs `seeds` from `first` on every core; the reports in seed order.
 fn run_all(first: u64, seeds: u64, scenario: &Scenario) -> Vec<SeedReport> {
-    let next = AtomicU64::new(first);
-    let reports = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(seeds as usize);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                if seed >= first + seeds {
-                    return;
-                }
-                let r = run_seed(seed, scenario);
-                reports.lock().unwrap().push(r);
-            });
-        }
-    });
-    let mut reports = reports.into_inner().unwrap();
-    reports.sort_by_key(|r| r.seed);
-    reports
+    run_seeds(first, seeds, cores(), scenario, |_| {})
 }
 
 #[test]
@@ -98,7 +79,7 @@ fn a_standby_that_joins_while_the_cluster_forms_is_scaled_onto() {
 #[test]
 fn scale_ups_under_faults_end_and_lose_nothing() {
     let scenario = Scenario { scale: true, ..scenario() };
-    let seeds = env("TIDAL_SIM_SCALE_SEEDS", 8);
+    let seeds = env("TIDAL_SIM_SCALE_SEEDS", 20);
     let reports = run_all(env("TIDAL_SIM_SEED", 1), seeds, &scenario);
     let failed = failures(&reports, &scenario);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
