@@ -1,6 +1,7 @@
 //! One simulated run per seed: three nodes, clients writing and reading a
 //! few hot keys concurrently (several writers per key), and faults drawn
-//! from the seed: partitions (symmetric, one-way, isolating one node),
+//! from the seed: partitions (symmetric, one-way, isolating one node, at
+//! times the control plane's leader),
 //! crashes that lose unsynced writes followed by restarts, latency
 //! spikes, a slow disk and wall-clock jumps. Every operation is recorded
 //! at simulated instants; after the faults heal, every key is read
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use tidal_core::ids::CP_GROUP;
 use tidal_core::linearizability::{check_history, Op, DEFAULT_STEP_BUDGET};
 use tidal_node::{Network, Node, RawConfig};
 
@@ -392,7 +394,8 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
                 next_fault = t + Duration::from_millis(500 + dice.below(2000));
             }
         } else if t < scenario.chaos && t >= next_fault {
-            let (what, heal) = inject(&mut sim, &names, &disks, &clocks, &mut dice);
+            let cp_leader = invariants.lock().unwrap().leader_of(CP_GROUP).map(|node| node as usize - 1);
+            let (what, heal) = inject(&mut sim, &names, &disks, &clocks, cp_leader, &mut dice);
             report.faults.push(format!("{:>6.2}s {what}", t.as_secs_f64()));
             heal_at = Some((t + Duration::from_millis(1000 + dice.below(3000)), heal));
         } else if t >= scenario.chaos && !chaos_over.load(Ordering::SeqCst) {
@@ -562,6 +565,7 @@ fn inject(
     names: &[String],
     disks: &[SimDisk],
     clocks: &[Arc<SimClock>],
+    cp_leader: Option<usize>,
     dice: &mut Dice,
 ) -> (String, Heal) {
     let n = names.len();
@@ -569,11 +573,16 @@ fn inject(
     let other = (victim + 1 + dice.below(n as u64 - 1) as usize) % n;
     match dice.below(6) {
         0 => {
+            // Half the time, the node that leads the control plane.
+            let (victim, whom) = match cp_leader.filter(|_| dice.below(2) == 0) {
+                Some(leader) => (leader, " (the control-plane leader)"),
+                None => (victim, ""),
+            };
             let links: Vec<(usize, usize)> = (0..n).filter(|&o| o != victim).map(|o| (victim, o)).collect();
             for &(a, b) in &links {
                 sim.partition(names[a].as_str(), names[b].as_str());
             }
-            (format!("isolate {}", names[victim]), Heal::Repair(links))
+            (format!("isolate {}{whom}", names[victim]), Heal::Repair(links))
         }
         1 => {
             sim.partition_oneway(names[victim].as_str(), names[other].as_str());

@@ -287,6 +287,20 @@ impl Invariants {
         }
     }
 
+    /// The running node that leads `group` in the highest term, if any.
+    pub fn leader_of(&self, group: &str) -> Option<u64> {
+        let mut leader: Option<(u64, u64)> = None;
+        for (&node, live) in &self.live {
+            let Some(g) = live.shared.host.group(group) else { continue };
+            let m = g.raft.metrics();
+            let m = m.borrow_watched();
+            if m.state == ServerState::Leader && leader.is_none_or(|(_, term)| m.current_term > term) {
+                leader = Some((node, m.current_term));
+            }
+        }
+        leader.map(|(node, _)| node)
+    }
+
     /// Slot moves seen to end on some replica, counted per slot.
     pub fn moves_seen(&self) -> usize {
         self.takes.len()
@@ -320,25 +334,14 @@ impl Invariants {
             if p.members.len() != replicas || !p.learners.is_empty() {
                 return Err(format!("{group} is placed on {:?} with learners {:?}", p.members, p.learners));
             }
-            let mut leader: Option<(u64, u64)> = None;
             for (&node, live) in &self.live {
-                let hosts = live.shared.host.group(&group);
-                let member = p.members.contains(&node);
-                let Some(g) = hosts else {
-                    if member {
-                        return Err(format!("node {node} does not host {group}, a member of it"));
-                    }
-                    continue;
-                };
-                if !member {
-                    return Err(format!("node {node} still hosts {group}, no member of it"));
-                }
-                let m = g.raft.metrics().borrow_watched().clone();
-                if m.state == ServerState::Leader && leader.is_none_or(|(_, term)| m.current_term > term) {
-                    leader = Some((node, m.current_term));
+                match (live.shared.host.group(&group).is_some(), p.members.contains(&node)) {
+                    (false, true) => return Err(format!("node {node} does not host {group}, a member of it")),
+                    (true, false) => return Err(format!("node {node} still hosts {group}, no member of it")),
+                    _ => {}
                 }
             }
-            let Some((leader, _)) = leader else { return Err(format!("{group} has no leader")) };
+            let Some(leader) = self.leader_of(&group) else { return Err(format!("{group} has no leader")) };
             let members: BTreeSet<u64> = p.members.iter().copied().collect();
             for &node in &p.members {
                 let m = self.live[&node].shared.host.group(&group).expect("checked above").raft.metrics();
