@@ -1,11 +1,11 @@
 //! One simulated run per seed: three nodes, clients writing and reading a
-//! few hot keys concurrently (several writers per key), and faults drawn
-//! from the seed: partitions (symmetric, one-way, isolating one node, at
-//! times the control plane's leader),
-//! crashes that lose unsynced writes followed by restarts, latency
-//! spikes, a slow disk and wall-clock jumps. Every operation is recorded
-//! at simulated instants; after the faults heal, every key is read
-//! through every node, the whole history goes through the
+//! few hot keys concurrently (several writers per key), an operator
+//! scaling the cluster up, and faults drawn from the seed: partitions
+//! (symmetric, one-way, isolating one node, at times the control plane's
+//! leader), crashes that lose unsynced writes followed by restarts,
+//! latency spikes, a slow disk and wall-clock jumps. Every operation is
+//! recorded at simulated instants; after the faults heal, every key is
+//! read through every node, the whole history goes through the
 //! linearizability checker, and the cluster must settle.
 //!
 //! ```text
