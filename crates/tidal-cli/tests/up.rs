@@ -10,9 +10,17 @@ use std::time::Duration;
 use common::{wait_for, Client, Value};
 
 fn free_base_port(nodes: u16) -> u16 {
-    // A base port whose +0/+100/+200 ranges are free right now.
-    for _ in 0..50 {
-        let base = 20_000 + (std::process::id() as u16 % 20_000) + rand_offset();
+    // A base port whose +0/+100/+200 ranges are free right now, all below
+    // the kernel's ephemeral range (32768 and up): a port in that range can
+    // be taken as the source port of an outgoing connection between this
+    // check and the moment `tidal up` starts a node on it (node 5 of a
+    // scale-up starts minutes after the check). The fixture's ports
+    // (17700-17999) are left alone.
+    for attempt in 0..200u32 {
+        let base = 10_000 + ((std::process::id() as u64 * 7919 + rand_offset() + attempt as u64 * 331) % 22_400) as u16;
+        if (17_400..18_000).contains(&base) {
+            continue;
+        }
         let ok = (0..nodes).all(|i| {
             [0u16, 100, 200].iter().all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off + i)).is_ok())
         });
@@ -23,8 +31,8 @@ fn free_base_port(nodes: u16) -> u16 {
     panic!("no free base port");
 }
 
-fn rand_offset() -> u16 {
-    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 5000) as u16
+fn rand_offset() -> u64 {
+    u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos())
 }
 
 /// Start `tidal up`, wait for its endpoint listing, return the child.
