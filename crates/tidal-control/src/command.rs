@@ -9,6 +9,7 @@ use tidal_core::operation::{OpId, OpPhase, Operation};
 use tidal_core::ownership::MoveId;
 use tidal_core::placement::{place_new, REPLICAS};
 use tidal_core::replica_move::{check_replica_move, ReplicaMove, ReplicaPhase};
+use tidal_core::shrink::{self, ShrinkPlan};
 use tidal_core::slot_move::{check_new_move, MovePhase, MoveProgress, SlotMove};
 use tidal_core::{ClusterState, NodeId, NodeInfo, NodeState, PrgId, Registration, Tenant};
 
@@ -86,6 +87,10 @@ pub enum CpCommand {
     OperationStepEnded { id: OpId, step: usize },
     /// Ask operation `id` to stop, rolling back what it can.
     CancelOperation { id: OpId },
+    /// Record a shrink plan, a Draft (see `tidal_core::shrink`).
+    CreateShrinkPlan(Box<ShrinkPlan>),
+    /// Cancel shrink plan `id`, a Draft.
+    CancelShrinkPlan { id: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +239,8 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
         CpCommand::OperationStartStep { id, step } => ops::start_step(state, now_ms, *id, *step).err(),
         CpCommand::OperationStepEnded { id, step } => ops::step_ended(state, now_ms, *id, *step).err(),
         CpCommand::CancelOperation { id } => ops::cancel(state, now_ms, *id).err(),
+        CpCommand::CreateShrinkPlan(plan) => shrink::create(state, plan).err().map(|e| e.to_string()),
+        CpCommand::CancelShrinkPlan { id } => shrink::cancel_draft(state, id, now_ms).err().map(|e| e.to_string()),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {

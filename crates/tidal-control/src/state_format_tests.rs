@@ -126,6 +126,30 @@ fn a_state_of_version_3_reads_without_operations() {
     assert!(back.operations.is_empty() && back.retired_prgs.is_empty());
 }
 
+#[test]
+fn a_state_of_version_4_reads_without_shrink_plans() {
+    let s = decode_state(&encode(&old_state())).unwrap();
+    let v4 = StateV4 {
+        version: s.version,
+        routing_epoch: s.routing_epoch,
+        cp_members: s.cp_members.clone(),
+        nodes: s.nodes.clone(),
+        tenants: s.tenants.clone(),
+        placements: s.placements.clone(),
+        moves: s.moves.clone(),
+        replica_moves: s.replica_moves.clone(),
+        next_move_id: s.next_move_id,
+        instances: s.instances.clone(),
+        operations: s.operations.clone(),
+        next_op_id: 7,
+        retired_prgs: [PrgId::new("default", 9)].into(),
+    };
+    let back = decode_state(&encode_versioned(4, &v4)).unwrap();
+    assert_eq!((back.next_op_id, back.retired_prgs.len()), (7, 1));
+    assert!(back.shrink_plans.is_empty());
+    assert_eq!(decode_state(&encode_state(&back)).unwrap(), back);
+}
+
 mod from_peers {
     use proptest::prelude::*;
     use tidal_core::operation::{Budget, Operation};

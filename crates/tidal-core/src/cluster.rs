@@ -11,6 +11,7 @@ use crate::ids::{NodeId, PrgId};
 use crate::operation::{OpId, Operation};
 use crate::ownership::MoveId;
 use crate::replica_move::ReplicaMove;
+use crate::shrink::ShrinkPlan;
 use crate::slot::slot_of;
 use crate::slot_move::SlotMove;
 
@@ -135,6 +136,8 @@ pub struct ClusterState {
     /// PRGs created and then removed (a rolled-back operation's): their ids
     /// are not given out again, and nodes purge what they hold of them.
     pub retired_prgs: BTreeSet<PrgId>,
+    /// Shrink plans, drafted, armed and finished, by id.
+    pub shrink_plans: BTreeMap<String, ShrinkPlan>,
 }
 
 /// A node's claim to its id: what it serves, and the instance of its data

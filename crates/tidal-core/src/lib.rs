@@ -15,6 +15,7 @@ pub mod placement;
 pub mod planner;
 pub mod replica_move;
 pub mod resp;
+pub mod shrink;
 pub mod slot;
 pub mod slot_move;
 

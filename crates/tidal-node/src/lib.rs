@@ -19,6 +19,7 @@ pub mod resp_server;
 pub mod router;
 pub mod scale_api;
 pub mod scan;
+pub mod shrink_api;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigErrors, NodeConfig, RawConfig};

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tidal_core::shrink::PlanState;
 use tidal_core::CacheState;
 use tidal_raft::storage::WriterStats;
 use tokio::time::Instant;
@@ -112,6 +113,22 @@ pub fn render(shared: &Shared) -> String {
     applied_epoch.get_or_create(&vec![("node".to_string(), me.to_string())]).set(state.routing_epoch as i64);
     gauge(&mut r, "tidal_placement_count", "PRG placements in the routing table", state.placements.len() as i64);
     gauge(&mut r, "tidal_node_count", "Nodes registered in the control plane", state.nodes.len() as i64);
+    let plans =
+        |st: Option<PlanState>| state.shrink_plans.values().filter(|p| st.is_none_or(|st| p.state == st)).count();
+    gauge(
+        &mut r,
+        "tidal_cp_shrink_plans_total",
+        "Shrink plans the control plane holds, in any state",
+        plans(None) as i64,
+    );
+    gauge(
+        &mut r,
+        "tidal_cp_shrink_plans_armed",
+        "Shrink plans armed (at most one)",
+        plans(Some(PlanState::Armed)) as i64,
+    );
+    let cancelled = plans(Some(PlanState::Cancelled)) as i64;
+    gauge(&mut r, "tidal_cp_shrink_plans_cancelled", "Shrink plans cancelled before they were armed", cancelled);
     let moving = state.moves.values().filter(|m| !m.phase.is_finished()).count();
     gauge(&mut r, "tidal_moves_in_flight", "Slot moves not yet done or rolled back", moving as i64);
     let moved = Counter::<u64, AtomicU64>::default();

@@ -235,7 +235,7 @@ const DEFAULT_JOIN_TIMEOUT_MS: u64 = 120_000;
 
 /// Sizes for a plan: each PRG's bytes as its leader estimates them, and
 /// the configured move rate.
-fn sizes(s: &Shared, state: &ClusterState) -> Sizes {
+pub(crate) fn sizes(s: &Shared, state: &ClusterState) -> Sizes {
     let reports = s.cp_reports.lock().expect("reports lock").clone();
     let mut replicas: BTreeMap<u64, u64> = BTreeMap::new();
     for p in state.placements.values() {

@@ -180,7 +180,7 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
 
 /// Bytes per slot of `tenant`: as reported, or each PRG's bytes spread
 /// evenly over the slots it owns.
-fn slot_sizes(state: &ClusterState, tenant: &str, sizes: &Sizes) -> Vec<u64> {
+pub(crate) fn slot_sizes(state: &ClusterState, tenant: &str, sizes: &Sizes) -> Vec<u64> {
     let t = &state.tenants[tenant];
     if let Some(b) = sizes.slot_bytes.get(tenant).filter(|b| b.len() == t.owner.len()) {
         return b.clone();
