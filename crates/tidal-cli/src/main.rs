@@ -7,6 +7,7 @@ mod moves;
 mod node_cmd;
 mod operations;
 mod scale;
+mod shrink_plan;
 mod status;
 mod up;
 
@@ -55,6 +56,10 @@ enum Cmd {
     /// List scaling operations, show one (`tidal operations ID`), or cancel
     /// one (`tidal operations cancel ID`).
     Operations(operations::OperationsArgs),
+    /// Shrink only on purpose: `tidal shrink-plan create --nodes 3 --prgs
+    /// default=4` drafts a plan with its exact moves; `show`, `list`,
+    /// `arm` and `cancel` follow.
+    ShrinkPlan(shrink_plan::ShrinkPlanArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -99,6 +104,7 @@ fn main() {
         Cmd::Leader(a) => moves::run_leader(a),
         Cmd::Scale(a) => scale::run(a),
         Cmd::Operations(a) => operations::run(a),
+        Cmd::ShrinkPlan(a) => shrink_plan::run(a),
     };
     std::process::exit(code);
 }

@@ -44,18 +44,10 @@ pub struct ScaleArgs {
 }
 
 pub fn run(a: ScaleArgs) -> i32 {
-    let mut prgs = serde_json::Map::new();
-    for p in &a.prgs {
-        match p.split_once('=').map(|(t, n)| (t, n.parse::<u32>())) {
-            Some((t, Ok(n))) if !t.is_empty() => {
-                prgs.insert(t.to_string(), json!(n));
-            }
-            _ => {
-                eprintln!("error: --prgs '{p}': expected TENANT=COUNT, e.g. default=8");
-                return EXIT_USAGE;
-            }
-        }
-    }
+    let prgs = match parse_prgs(&a.prgs) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     if a.nodes.is_none() && prgs.is_empty() {
         eprintln!("error: give --nodes N and/or --prgs TENANT=COUNT");
         return EXIT_USAGE;
@@ -109,7 +101,24 @@ pub fn run(a: ScaleArgs) -> i32 {
     0
 }
 
-fn list(v: &Value) -> &[Value] {
+/// `--prgs TENANT=COUNT` arguments as a JSON object.
+pub(crate) fn parse_prgs(args: &[String]) -> Result<serde_json::Map<String, Value>, i32> {
+    let mut prgs = serde_json::Map::new();
+    for p in args {
+        match p.split_once('=').map(|(t, n)| (t, n.parse::<u32>())) {
+            Some((t, Ok(n))) if !t.is_empty() => {
+                prgs.insert(t.to_string(), json!(n));
+            }
+            _ => {
+                eprintln!("error: --prgs '{p}': expected TENANT=COUNT, e.g. default=8");
+                return Err(EXIT_USAGE);
+            }
+        }
+    }
+    Ok(prgs)
+}
+
+pub(crate) fn list(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
 }
 

@@ -48,6 +48,14 @@ fn a_shrink_plan_is_drafted_kept_across_a_restart_of_every_node_and_cancelled() 
     let moved: u64 = preview["slot_moves"].as_array().unwrap().iter().map(|m| m["slot_count"].as_u64().unwrap()).sum();
     assert_eq!(moved, 32, "{preview}");
     assert!(plans(&c, 0).is_empty(), "a dry run records nothing");
+    let text = c.tidal_text(&["shrink-plan", "create", "--prgs", "default=2", "--dry-run"]);
+    assert!(
+        text.contains("slot moves") && text.contains("PRGs deleted once empty") && text.contains("dry run"),
+        "{text}"
+    );
+    let out = c.tidal(&["shrink-plan", "create"]);
+    assert_eq!(out.status.code(), Some(64), "no size asked for");
+    assert!(plans(&c, 0).is_empty());
 
     // The runbook's form: keep PRGs 0 and 1 on nodes 1-3.
     let target = |prg: &str| json!({"prg_id": prg, "target_members": [1, 2, 3], "target_routing_epoch": epoch + 1});
@@ -89,8 +97,12 @@ fn a_shrink_plan_is_drafted_kept_across_a_restart_of_every_node_and_cancelled() 
     let (code, _) = post(&c, "/admin/shrink-plan/arm", &json!({"plan_id": "nope"}));
     assert_eq!(code, 404);
 
-    let (code, cancelled) = post(&c, "/admin/shrink-plan/cancel", &json!({"plan_id": "shrink-p4"}));
-    assert_eq!((code, cancelled["state"].as_str()), (200, Some("Cancelled")), "{cancelled}");
+    let out = c.tidal(&["shrink-plan", "arm", "shrink-p4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = c.tidal_text(&["shrink-plan", "cancel", "shrink-p4"]);
+    assert!(text.contains("Cancelled"), "{text}");
+    let cancelled = common::json_of(&c.tidal(&["shrink-plan", "show", "shrink-p4"]));
+    assert_eq!(cancelled["state"], "Cancelled", "{cancelled}");
     for path in ["/admin/shrink-plan/arm", "/admin/shrink-plan/cancel"] {
         let (code, why) = post(&c, path, &json!({"plan_id": "shrink-p4"}));
         assert_eq!(code, 409, "{path} of a cancelled plan: {why}");
