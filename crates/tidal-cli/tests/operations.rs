@@ -2,7 +2,8 @@
 //! cluster onto standby nodes and doubles a tenant's PRGs while a client
 //! writes; a gate that never passes and a failed phase roll back; cancel
 //! stops an operation; a control-plane leader killed mid-operation leaves
-//! it to the next one, which finishes it.
+//! it to the next one, which finishes it. An armed shrink plan drains PRGs
+//! the same way, and a cancel halfway puts everything back.
 
 mod common;
 
@@ -272,4 +273,98 @@ fn a_killed_control_plane_leader_leaves_the_operation_to_the_next_one() {
         let mut cl = c.client(i);
         assert_eq!(cl.cmd(&["DBSIZE"]).unwrap(), Value::Int(600), "node {}", i + 1);
     }
+}
+
+fn shrink_plan(c: &Cluster, id: &str) -> serde_json::Value {
+    json_of(&c.tidal(&["shrink-plan", "show", id]))
+}
+
+/// Wait for plan `id` to reach `state`.
+fn plan_reaches(c: &Cluster, id: &str, state: &str, timeout: Duration) -> serde_json::Value {
+    wait_for(timeout, &format!("plan {id} to be {state}"), || {
+        let (code, body) = http_get(&c.nodes[0].http, &format!("/admin/shrink-plan/{id}")).ok()?;
+        let p: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (code == 200 && p["state"] == state).then_some(p)
+    })
+}
+
+/// An armed shrink plan drains two of four PRGs into the other two while a
+/// client writes, deletes them, and is Completed: every key reads back.
+#[test]
+fn an_armed_shrink_plan_drains_prgs_while_a_client_writes() {
+    let c = Cluster::start(3, &["--prgs", "4", "--slots", "256"]);
+    seed(&c, 300);
+    let plan = json_of(&c.tidal(&["shrink-plan", "create", "--prgs", "default=2", "--id", "drain"]));
+    assert_eq!(plan["state"], "Draft", "{plan:#}");
+    let gone: Vec<String> =
+        plan["remove_prgs"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().into()).collect();
+    assert_eq!(gone.len(), 2);
+    let writer = Writer::start(&c.nodes[2].redis);
+    let armed = json_of(&c.tidal(&["shrink-plan", "arm", "drain"]));
+    let op_id = armed["id"].as_u64().expect("an operation id");
+    // One plan armed at a time, and nothing else runs meanwhile.
+    let other = c.tidal(&["shrink-plan", "create", "--prgs", "default=3", "--id", "other", "--dry-run"]);
+    assert!(other.status.success());
+    let done = plan_reaches(&c, "drain", "Completed", Duration::from_secs(120));
+    let (acked, errors) = writer.finish();
+    let op = finished_operation(&c, op_id, Duration::from_secs(10));
+    assert_eq!((op["type"].as_str(), op["status"].as_str()), (Some("scale_in"), Some("succeeded")), "{op:#}");
+    assert_eq!(done["operation"].as_u64(), Some(op_id));
+    let routing = c.routing(0);
+    assert_eq!(prg_count(&c), 2, "{routing:#}");
+    for p in &gone {
+        assert!((0..256).all(|s| owner(&routing, s) != *p), "{p} still owns slots: {routing:#}");
+    }
+    assert!(errors.is_empty(), "the client saw errors: {errors:?}");
+    assert!(acked > 0);
+    check_data(&c, 300, acked);
+    assert_eq!(c.tidal(&["shrink-plan", "arm", "drain"]).status.code(), Some(64), "a completed plan arms again");
+}
+
+/// Cancelling an armed plan halfway undoes it: once its first slot batch
+/// has moved, a cancel stops the operation, another moves every slot
+/// back, and the plan is RolledBack with the layout it started from.
+#[test]
+fn cancelling_an_armed_shrink_plan_puts_the_layout_back() {
+    let c = Cluster::start(3, &["--prgs", "4", "--slots", "1024", "--max-moves", "1"]);
+    seed(&c, 200);
+    let before = c.routing(0);
+    let sets = |r: &serde_json::Value| -> Vec<(String, Vec<u64>)> {
+        let mut out: Vec<(String, Vec<u64>)> = r["placements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let mut m: Vec<u64> = p["members"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+                m.sort_unstable();
+                (p["prg"].as_str().unwrap().to_string(), m)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let plan = json_of(&c.tidal(&["shrink-plan", "create", "--prgs", "default=2", "--id", "undo-me"]));
+    assert!(plan["slot_moves"].as_array().unwrap().len() >= 8, "{plan:#}");
+    let armed = json_of(&c.tidal(&["shrink-plan", "arm", "undo-me"]));
+    let op_id = armed["id"].as_u64().unwrap();
+    wait_for(Duration::from_secs(60), "a slot batch to move", || {
+        let op = operation(&c, op_id);
+        op["stepList"].as_array()?.iter().any(|s| s["state"] == "done").then_some(())
+    });
+    let text = c.tidal_text(&["shrink-plan", "cancel", "undo-me"]);
+    assert!(text.contains("undo-me"), "{text}");
+    assert_eq!(c.tidal(&["shrink-plan", "cancel", "undo-me"]).status.code(), Some(64), "cancelled twice");
+    let plan = plan_reaches(&c, "undo-me", "RolledBack", Duration::from_secs(120));
+    assert!(plan["undo_attempts"].as_u64().unwrap() >= 1, "{plan:#}");
+    let undo = operation(&c, plan["operation"].as_u64().unwrap());
+    assert_eq!(
+        (undo["type"].as_str(), undo["status"].as_str()),
+        (Some("scale_in_undo"), Some("succeeded")),
+        "{undo:#}"
+    );
+    let after = c.routing(0);
+    assert_eq!(after["tenants"], before["tenants"], "the slots are back");
+    assert_eq!(sets(&after), sets(&before), "the replicas are back");
+    check_data(&c, 200, 0);
+    let _ = shrink_plan(&c, "undo-me");
 }

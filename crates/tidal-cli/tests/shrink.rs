@@ -91,14 +91,9 @@ fn a_shrink_plan_is_drafted_kept_across_a_restart_of_every_node_and_cancelled() 
     assert_eq!((kept.len(), kept[0]["state"].as_str()), (1, Some("Draft")), "{kept:?}");
     assert_eq!(layout(&c, 0), before, "a restart moved something");
 
-    // Arming checks the plan; this version does not run it.
-    let (code, armed) = post(&c, "/admin/shrink-plan/arm", &json!({"plan_id": "shrink-p4"}));
-    assert_eq!(code, 501, "{armed}");
     let (code, _) = post(&c, "/admin/shrink-plan/arm", &json!({"plan_id": "nope"}));
     assert_eq!(code, 404);
 
-    let out = c.tidal(&["shrink-plan", "arm", "shrink-p4"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let text = c.tidal_text(&["shrink-plan", "cancel", "shrink-p4"]);
     assert!(text.contains("Cancelled"), "{text}");
     let cancelled = common::json_of(&c.tidal(&["shrink-plan", "show", "shrink-p4"]));

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::validate_tenant;
-use tidal_core::operation::{OpId, OpPhase, Operation};
+use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
 use tidal_core::ownership::MoveId;
 use tidal_core::placement::{place_new, REPLICAS};
 use tidal_core::replica_move::{check_replica_move, ReplicaMove, ReplicaPhase};
@@ -89,8 +89,13 @@ pub enum CpCommand {
     CancelOperation { id: OpId },
     /// Record a shrink plan, a Draft (see `tidal_core::shrink`).
     CreateShrinkPlan(Box<ShrinkPlan>),
-    /// Cancel shrink plan `id`, a Draft.
+    /// Cancel shrink plan `id`: a Draft is Cancelled, an armed plan undone.
     CancelShrinkPlan { id: String },
+    /// Arm shrink plan `id`: start the operation that runs it.
+    ArmShrinkPlan { id: String, budget: Budget, gate_timeout_ms: u64 },
+    /// Take armed plan `id` on once its operation has ended: complete it,
+    /// or undo it.
+    AdvanceShrinkPlan { id: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +245,17 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
         CpCommand::OperationStepEnded { id, step } => ops::step_ended(state, now_ms, *id, *step).err(),
         CpCommand::CancelOperation { id } => ops::cancel(state, now_ms, *id).err(),
         CpCommand::CreateShrinkPlan(plan) => shrink::create(state, plan).err().map(|e| e.to_string()),
-        CpCommand::CancelShrinkPlan { id } => shrink::cancel_draft(state, id, now_ms).err().map(|e| e.to_string()),
+        CpCommand::CancelShrinkPlan { id } => shrink_ops::cancel(state, now_ms, id).err(),
+        CpCommand::ArmShrinkPlan { id, budget, gate_timeout_ms } => {
+            match shrink_ops::arm(state, now_ms, id, *budget, *gate_timeout_ms) {
+                Ok(id) => {
+                    op_started = Some(id);
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        }
+        CpCommand::AdvanceShrinkPlan { id } => shrink_ops::advance(state, now_ms, id).err(),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {
@@ -574,6 +589,9 @@ fn create_tenant(state: &mut ClusterState, name: &str, slots: u32, prgs: u32) ->
 
 #[path = "command_ops.rs"]
 mod ops;
+
+#[path = "command_shrink.rs"]
+pub mod shrink_ops;
 
 #[cfg(test)]
 #[path = "command_tests.rs"]

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api::ControlPlane;
+use crate::command::shrink_ops::wants_advance;
 use crate::command::CpCommand;
 use crate::executor::{MoveOps, Stop};
 use crate::failpoint;
@@ -48,6 +49,7 @@ impl OperationExecutor {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             if self.cp.is_local_leader() {
+                self.advance_shrink_plans().await;
                 let running = self.cp.local_machine().and_then(|m| m.state().running_operation().map(|o| o.id));
                 if let Some(id) = running {
                     if self.running.lock().expect("running lock").insert(id) {
@@ -63,6 +65,18 @@ impl OperationExecutor {
                 biased;
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Take on every armed shrink plan whose operation has ended: complete
+    /// it, or start undoing it (see `command_shrink`).
+    async fn advance_shrink_plans(&self) {
+        let Some(state) = self.state() else { return };
+        for id in state.shrink_plans.keys().filter(|id| wants_advance(&state, id)) {
+            match self.cp.propose(CpCommand::AdvanceShrinkPlan { id: id.clone() }).await {
+                Ok(_) => tracing::info!(plan = %id, "shrink plan advanced"),
+                Err(e) => tracing::warn!(plan = %id, error = %e, "shrink plan cannot advance"),
             }
         }
     }

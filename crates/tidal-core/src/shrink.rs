@@ -17,11 +17,10 @@
 //! deleted. Tenants it does not name keep their PRGs and members. Nodes
 //! that hold no replica of the resulting layout are drained and removed.
 //!
-//! Making a plan binds, against the control-plane version it was made
-//! from, every replica move (onto the target members, while the PRGs are
-//! still small), every slot move (in batches, each its own routing-epoch
-//! bump), the PRGs deleted and the nodes removed, with the bytes each move
-//! carries and an ETA. Arming runs exactly that list, and refuses when the
+//! Making a plan binds, against the cluster it was made from, every slot
+//! move (in batches, each its own routing-epoch bump), every replica move
+//! onto the target members, the PRGs deleted and the nodes removed, with
+//! the bytes each move carries and an ETA. Arming runs exactly that list, and refuses when the
 //! cluster has changed since.
 //!
 //! Plain data and pure functions; the control plane's commands change it.
@@ -33,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::{ClusterState, NodeState};
 use crate::ids::{NodeId, PrgId};
 use crate::operation::OpId;
-use crate::planner::scale::{slot_sizes, PlannedReplicaMove, PlannedSlotMove, Sizes};
+use crate::planner::scale::{slot_sizes, PlannedReplicaMove, PlannedSlotMove, ScalePlan, Sizes};
 use crate::planner::slots::{balance, SlotStep};
 use crate::planner::{place_replicas, PlanError, PlanNode, PlanPrg, ReplicaStep, REPLICAS};
 
@@ -101,10 +100,11 @@ pub struct ShrinkPlan {
     /// made from: arming refuses a cluster where either has changed.
     pub routing_epoch: u64,
     pub nodes: BTreeMap<NodeId, NodeState>,
-    /// Replica moves onto the target members, in the order they run (first).
+    /// Replica moves onto the target members, in the order they run
+    /// (after the slot moves).
     pub replica_moves: Vec<PlannedReplicaMove>,
-    /// Slot moves into the target PRGs, in the order they run (after the
-    /// replica moves), each at most [`SLOTS_PER_BATCH`] slots.
+    /// Slot moves into the target PRGs, in the order they run (first),
+    /// each at most [`SLOTS_PER_BATCH`] slots.
     pub slot_moves: Vec<PlannedSlotMove>,
     /// Leaderships handed to each target's first member.
     pub leader_changes: Vec<(PrgId, NodeId)>,
@@ -118,9 +118,34 @@ pub struct ShrinkPlan {
     pub created_ms: u64,
     pub armed_ms: Option<u64>,
     pub finished_ms: Option<u64>,
-    /// The operation that runs the plan, once armed.
+    /// Every tenant's slot owners and every PRG's members when the plan was
+    /// made: what a cancel of the armed plan puts back.
+    pub before: Layout,
+    /// The operation that runs the plan, once armed (or, while rolling
+    /// back, the one that undoes it).
     pub operation: Option<OpId>,
+    /// An operator cancelled the armed plan: it is being undone.
+    pub rolling_back: bool,
+    /// Operations started to undo the plan.
+    pub undo_attempts: u32,
     pub error: Option<String>,
+}
+
+/// Where slots and replicas are: each tenant's slot owners (PRG indices)
+/// and each PRG's members, leader first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    pub owners: BTreeMap<String, Vec<u32>>,
+    pub members: BTreeMap<PrgId, Vec<NodeId>>,
+}
+
+impl Layout {
+    pub fn of(state: &ClusterState) -> Self {
+        Layout {
+            owners: state.tenants.iter().map(|(n, t)| (n.clone(), t.owner.clone())).collect(),
+            members: state.placements.iter().map(|(p, pl)| (p.clone(), pl.members.clone())).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -251,23 +276,9 @@ pub fn make_plan(
         return Err(ShrinkError::NothingShrinks { nodes: state.nodes.len(), prgs: state.placements.len() });
     }
 
-    // Replicas move first, while the PRGs that stay are at their smallest.
-    let prg_bytes = |p: &PrgId| sizes.prg_bytes.get(p).copied().unwrap_or(0);
-    let mut replica_moves = Vec::new();
-    let mut leader_changes = Vec::new();
-    for t in &targets {
-        let current = &state.placements[&t.prg].members;
-        let leaving = current.iter().filter(|n| !t.members.contains(n));
-        let joining = t.members.iter().filter(|n| !current.contains(n));
-        for (&from, &to) in leaving.zip(joining) {
-            let step = ReplicaStep { prg: t.prg.clone(), from, to };
-            replica_moves.push(PlannedReplicaMove { step, bytes: prg_bytes(&t.prg) });
-        }
-        if current.first() != t.members.first() {
-            leader_changes.push((t.prg.clone(), t.members[0]));
-        }
-    }
-    // Then the slots of the drained PRGs go to the ones that stay, in batches.
+    // The slots of the drained PRGs go to the ones that stay, in batches;
+    // then replicas move, each carrying its PRG as the slot moves left it
+    // (the order the operation runs them in, as a scale-up does).
     let mut slot_moves = Vec::new();
     for tenant in &tenants {
         let t = state.tenants.get(*tenant).ok_or_else(|| ShrinkError::UnknownTenant(tenant.to_string()))?;
@@ -283,6 +294,26 @@ pub fn make_plan(
                     bytes: batch.iter().map(|s| bytes[*s as usize]).sum(),
                 });
             }
+        }
+    }
+    let mut after_slots: BTreeMap<&PrgId, i128> = sizes.prg_bytes.iter().map(|(p, b)| (p, i128::from(*b))).collect();
+    for m in &slot_moves {
+        *after_slots.entry(&m.from).or_default() -= i128::from(m.bytes);
+        *after_slots.entry(&m.to).or_default() += i128::from(m.bytes);
+    }
+    let prg_bytes = |p: &PrgId| after_slots.get(p).map_or(0, |b| u64::try_from((*b).max(0)).unwrap_or(0));
+    let mut replica_moves = Vec::new();
+    let mut leader_changes = Vec::new();
+    for t in &targets {
+        let current = &state.placements[&t.prg].members;
+        let leaving = current.iter().filter(|n| !t.members.contains(n));
+        let joining = t.members.iter().filter(|n| !current.contains(n));
+        for (&from, &to) in leaving.zip(joining) {
+            let step = ReplicaStep { prg: t.prg.clone(), from, to };
+            replica_moves.push(PlannedReplicaMove { step, bytes: prg_bytes(&t.prg) });
+        }
+        if current.first() != t.members.first() {
+            leader_changes.push((t.prg.clone(), t.members[0]));
         }
     }
     let total_bytes =
@@ -308,7 +339,10 @@ pub fn make_plan(
         created_ms: now_ms,
         armed_ms: None,
         finished_ms: None,
+        before: Layout::of(state),
         operation: None,
+        rolling_back: false,
+        undo_attempts: 0,
         error: None,
     })
 }
@@ -400,6 +434,88 @@ pub fn cancel_draft(state: &mut ClusterState, id: &str, now_ms: u64) -> Result<(
     plan.state = PlanState::Cancelled;
     plan.finished_ms = Some(now_ms);
     Ok(())
+}
+
+/// Operations a plan starts to undo itself before it gives up and waits
+/// for an operator.
+pub const MAX_UNDO_ATTEMPTS: u32 = 3;
+
+/// The moves an armed plan's operation runs, as a scale plan of the
+/// cluster at `state` (its version: the operation starts there).
+pub fn forward_plan(plan: &ShrinkPlan, state: &ClusterState) -> ScalePlan {
+    ScalePlan {
+        version: state.version,
+        add_nodes: Vec::new(),
+        new_prgs: Vec::new(),
+        replica_moves: plan.replica_moves.clone(),
+        slot_moves: plan.slot_moves.clone(),
+        leader_changes: plan.leader_changes.clone(),
+        total_bytes: plan.total_bytes,
+        epoch_bumps: (plan.replica_moves.len() + plan.slot_moves.len()) as u64,
+        eta_ms: plan.eta_ms,
+    }
+}
+
+/// Whether `state`'s slots and replicas are where `before` had them
+/// (members compared as sets: a leader may have moved).
+pub fn layout_is_back(before: &Layout, state: &ClusterState) -> bool {
+    let now = Layout::of(state);
+    let set = |m: &[NodeId]| m.iter().copied().collect::<BTreeSet<_>>();
+    before.owners.iter().all(|(t, o)| now.owners.get(t) == Some(o))
+        && before.members.iter().all(|(p, m)| now.members.get(p).is_some_and(|n| set(n) == set(m)))
+}
+
+/// The moves that put `state` back to `before`: every slot whose owner
+/// changed goes back to its old owner (in batches), every PRG whose members
+/// changed gets its replicas back, and its old leader its leadership.
+/// Bytes are not known here and count as 0.
+pub fn undo_plan(before: &Layout, state: &ClusterState) -> ScalePlan {
+    let mut slot_moves = Vec::new();
+    for (tenant, old) in &before.owners {
+        let Some(t) = state.tenants.get(tenant) else { continue };
+        let mut back: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+        for (slot, (now, was)) in t.owner.iter().zip(old).enumerate() {
+            if now != was {
+                back.entry((*now, *was)).or_default().push(slot as u32);
+            }
+        }
+        for ((from, to), slots) in back {
+            for batch in slots.chunks(SLOTS_PER_BATCH) {
+                slot_moves.push(PlannedSlotMove {
+                    tenant: tenant.clone(),
+                    from: PrgId::new(tenant.clone(), from),
+                    to: PrgId::new(tenant.clone(), to),
+                    slots: batch.to_vec(),
+                    bytes: 0,
+                });
+            }
+        }
+    }
+    let mut replica_moves = Vec::new();
+    let mut leader_changes = Vec::new();
+    for (prg, was) in &before.members {
+        let Some(p) = state.placements.get(prg) else { continue };
+        let leaving = p.members.iter().filter(|n| !was.contains(n));
+        let joining = was.iter().filter(|n| !p.members.contains(n));
+        for (&from, &to) in leaving.zip(joining) {
+            replica_moves.push(PlannedReplicaMove { step: ReplicaStep { prg: prg.clone(), from, to }, bytes: 0 });
+        }
+        if p.members.first() != was.first() {
+            leader_changes.push((prg.clone(), was[0]));
+        }
+    }
+    let epoch_bumps = (replica_moves.len() + slot_moves.len()) as u64;
+    ScalePlan {
+        version: state.version,
+        add_nodes: Vec::new(),
+        new_prgs: Vec::new(),
+        replica_moves,
+        slot_moves,
+        leader_changes,
+        total_bytes: 0,
+        epoch_bumps,
+        eta_ms: 0,
+    }
 }
 
 /// What the easy form asks for: the nodes to keep, and the PRG count per

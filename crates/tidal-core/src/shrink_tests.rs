@@ -119,12 +119,12 @@ fn five_to_three_nodes_and_eight_to_four_prgs() {
     for p in 0..4 {
         assert_eq!(owner.iter().filter(|o| **o == p).count(), 16);
     }
-    // 64 MiB a PRG: the replicas move at that size, the 32 slots of the
-    // drained PRGs at 8 MiB each (8 slots a PRG).
-    assert!(plan.replica_moves.iter().all(|m| m.bytes == 64 << 20));
+    // 64 MiB a PRG over 8 slots: the 32 slots of the drained PRGs move at
+    // 8 MiB each, then the replicas of PRGs that took 8 of them, 128 MiB.
+    assert!(plan.replica_moves.iter().all(|m| m.bytes == 128 << 20), "{:?}", plan.replica_moves);
     let slots: usize = plan.slot_moves.iter().map(|m| m.slots.len()).sum();
     assert_eq!(slots, 32);
-    assert_eq!(plan.total_bytes, plan.replica_moves.len() as u64 * (64 << 20) + 32 * (8 << 20));
+    assert_eq!(plan.total_bytes, plan.replica_moves.len() as u64 * (128 << 20) + 32 * (8 << 20));
     assert_eq!(plan.epoch_bumps, (plan.replica_moves.len() + plan.slot_moves.len() + 4) as u64);
     let steps = plan.epoch_bumps + (plan.leader_changes.len() + 2) as u64;
     assert_eq!(plan.eta_ms, plan.total_bytes * 1000 / (32 << 20) + steps * 500);

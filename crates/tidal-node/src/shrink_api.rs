@@ -7,8 +7,17 @@
 //! | either, with `"dry_run":true` | 200, the plan, not recorded |
 //! | `GET /admin/shrink-plan` | 200, `{"plans":[...]}` |
 //! | `GET /admin/shrink-plan/{id}` | 200, the plan with every move |
-//! | `POST /admin/shrink-plan/arm` `{"plan_id":...}` | checks the plan may be armed (404, 409); 501: this version records and reviews plans, and does not run them |
-//! | `POST /admin/shrink-plan/cancel` `{"plan_id":...}` | 200, the plan, Cancelled |
+//! | `POST /admin/shrink-plan/arm` `{"plan_id":...}` | 202, the id of the operation that runs it (`/api/v1/operations/{id}`) |
+//! | `POST /admin/shrink-plan/cancel` `{"plan_id":...}` | 200, the plan: a Draft Cancelled, an armed plan being rolled back |
+//!
+//! An armed plan runs as a scaling operation of kind `scale_in` (its slot
+//! moves, then its replica moves and leader changes, each gated on health
+//! and within the disruption budget); when it is done the drained PRGs are
+//! deleted and the plan is Completed. Cancelling an armed plan stops the
+//! operation and starts one of kind `scale_in_undo` that moves every slot
+//! and replica back to where they were when the plan was made; the plan
+//! is RolledBack once they are. This version runs plans that keep every
+//! node; arming a plan that removes nodes is refused (409).
 //!
 //! A plan binds the exact list of moves with their bytes and an ETA,
 //! computed from the cluster as it is (`cp_version`, `routing_epoch`).
@@ -30,11 +39,13 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tidal_control::{CpCommand, CpReply};
+use tidal_core::operation::Budget;
 use tidal_core::shrink::{check_arm, make_plan, plan_targets, ShrinkError, ShrinkPlan, ShrinkRequest, TargetPlacement};
 use tidal_core::{NodeId, PrgId};
 
 use crate::moves_api::{fresh, parse_body, slot_ranges, ApiError};
 use crate::node::Shared;
+use crate::operations_api::accepted;
 use crate::scale_api::sizes;
 
 type S = State<Arc<Shared>>;
@@ -149,18 +160,26 @@ pub async fn arm(State(s): S, body: Bytes) -> Result<Response, ApiError> {
     let req: PlanRef = parse_body(&body)?;
     let state = fresh(&s).await?;
     check_arm(&state, &req.plan_id)?;
-    let why = format!(
-        "plan {} may be armed, but this version of tidal does not run shrink plans yet: it stays a Draft",
-        req.plan_id
-    );
-    Ok((StatusCode::NOT_IMPLEMENTED, Json(json!({ "error": why }))).into_response())
+    let budget = Budget { per_node: s.config.budget.per_node, cluster: s.config.budget.cluster };
+    let cmd = CpCommand::ArmShrinkPlan { id: req.plan_id.clone(), budget, gate_timeout_ms: GATE_TIMEOUT_MS };
+    match s.cp.propose(cmd).await? {
+        CpReply::OperationStarted { id } => Ok(accepted(id, json!({ "plan_id": req.plan_id }))),
+        other => Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
+    }
 }
+
+/// How long each health gate of a plan's operation may take.
+const GATE_TIMEOUT_MS: u64 = 60_000;
 
 pub async fn cancel(State(s): S, body: Bytes) -> Result<Response, ApiError> {
     let req: PlanRef = parse_body(&body)?;
     let state = fresh(&s).await?;
-    if !state.shrink_plans.contains_key(&req.plan_id) {
-        return Err(ShrinkError::NotFound(req.plan_id).into());
+    match state.shrink_plans.get(&req.plan_id) {
+        None => return Err(ShrinkError::NotFound(req.plan_id).into()),
+        Some(p) if p.state.is_finished() => {
+            return Err(ApiError::Conflict(format!("plan {} is {}", p.id, p.state.name())));
+        }
+        Some(_) => {}
     }
     s.cp.propose(CpCommand::CancelShrinkPlan { id: req.plan_id.clone() }).await?;
     let state = fresh(&s).await?;
@@ -181,6 +200,8 @@ pub fn summary(p: &ShrinkPlan) -> Value {
         "eta_ms": p.eta_ms,
         "created_ms": p.created_ms,
         "finished_ms": p.finished_ms,
+        "operation": p.operation,
+        "rolling_back": p.rolling_back,
     })
 }
 
@@ -212,6 +233,8 @@ pub fn view(p: &ShrinkPlan) -> Value {
         "armed_ms": p.armed_ms,
         "finished_ms": p.finished_ms,
         "operation": p.operation,
+        "rolling_back": p.rolling_back,
+        "undo_attempts": p.undo_attempts,
         "error": p.error,
     })
 }

@@ -1,0 +1,157 @@
+//! How the commands of shrink plans change the cluster state (see
+//! `tidal_core::shrink`). Arming starts the operation that runs a plan;
+//! when that operation ends, [`advance`] completes the plan (deleting the
+//! PRGs it drained) or, after a cancel or a failure, starts the operation
+//! that puts the layout back as it was when the plan was made, and marks
+//! the plan RolledBack once it is. Each checks everything first and
+//! changes nothing when it refuses.
+
+use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
+use tidal_core::shrink::{self, forward_plan, layout_is_back, undo_plan, PlanState, MAX_UNDO_ATTEMPTS};
+use tidal_core::ClusterState;
+
+use super::ops;
+
+pub(super) fn arm(
+    state: &mut ClusterState,
+    now_ms: u64,
+    id: &str,
+    budget: Budget,
+    gate_timeout_ms: u64,
+) -> Result<OpId, String> {
+    shrink::check_arm(state, id).map_err(|e| e.to_string())?;
+    let plan = &state.shrink_plans[id];
+    if !plan.remove_nodes.is_empty() {
+        return Err(format!(
+            "plan {id} removes nodes {:?}; this version runs plans that drain PRGs and keep every node",
+            plan.remove_nodes
+        ));
+    }
+    let op = Operation::new("scale_in", forward_plan(plan, state), budget, gate_timeout_ms, gate_timeout_ms);
+    let op_id = ops::start(state, now_ms, &op)?;
+    let plan = state.shrink_plans.get_mut(id).expect("checked");
+    plan.state = PlanState::Armed;
+    plan.armed_ms = Some(now_ms);
+    plan.operation = Some(op_id);
+    Ok(op_id)
+}
+
+/// Cancel plan `id`: a Draft is Cancelled; an armed plan is undone (its
+/// running operation is stopped, and [`advance`] puts the layout back).
+/// Cancelling a plan whose undo gave up tries the undo again.
+pub(super) fn cancel(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<(), String> {
+    let plan = state.shrink_plans.get(id).ok_or_else(|| format!("no shrink plan {id}"))?;
+    if plan.state == PlanState::Draft {
+        return shrink::cancel_draft(state, id, now_ms).map_err(|e| e.to_string());
+    }
+    if plan.state != PlanState::Armed {
+        return Err(format!("plan {id} is {}, and cannot be cancelled", plan.state.name()));
+    }
+    if plan.rolling_back {
+        // An undo that gave up is tried again on the operator's word.
+        let gave_up = plan.undo_attempts >= MAX_UNDO_ATTEMPTS && wants_advance_once_reset(state, id);
+        if !gave_up {
+            return Err(format!("plan {id} is already being rolled back"));
+        }
+        let plan = state.shrink_plans.get_mut(id).expect("checked");
+        plan.undo_attempts = 0;
+        return Ok(());
+    }
+    let running = plan.operation.filter(|o| state.operations.get(o).is_some_and(|o| !o.phase.is_finished()));
+    if let Some(op) = running {
+        let stopping = state.operations[&op].cancel_requested || state.operations[&op].phase == OpPhase::RollingBack;
+        if !stopping {
+            ops::cancel(state, now_ms, op)?;
+        }
+    }
+    let plan = state.shrink_plans.get_mut(id).expect("checked");
+    plan.rolling_back = true;
+    plan.error = Some("cancelled by an operator".into());
+    Ok(())
+}
+
+/// Whether armed plan `id` waits for [`advance`]: its operation has ended
+/// (and, rolling back, it has not given up).
+pub fn wants_advance(state: &ClusterState, id: &str) -> bool {
+    let Some(plan) = state.shrink_plans.get(id).filter(|p| p.state == PlanState::Armed) else { return false };
+    let ended = plan.operation.and_then(|o| state.operations.get(&o)).is_none_or(|o| o.phase.is_finished());
+    ended && !(plan.rolling_back && plan.undo_attempts >= MAX_UNDO_ATTEMPTS && !layout_is_back(&plan.before, state))
+}
+
+/// Whether plan `id`'s operation has ended (so an undo could start now).
+fn wants_advance_once_reset(state: &ClusterState, id: &str) -> bool {
+    let plan = &state.shrink_plans[id];
+    plan.operation.and_then(|o| state.operations.get(&o)).is_none_or(|o| o.phase.is_finished())
+}
+
+/// Take armed plan `id` on once its operation has ended.
+pub(super) fn advance(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<(), String> {
+    let plan = state.shrink_plans.get(id).ok_or_else(|| format!("no shrink plan {id}"))?;
+    if plan.state != PlanState::Armed {
+        return Err(format!("plan {id} is {}, not Armed", plan.state.name()));
+    }
+    let op = plan.operation.and_then(|o| state.operations.get(&o));
+    if let Some(op) = op.filter(|o| !o.phase.is_finished()) {
+        return Err(format!("plan {id}: operation {} is {}", op.id, op.phase.name()));
+    }
+    let (budget, gate) = op.map_or((Budget::default(), 60_000), |o| (o.budget, o.gate_timeout_ms));
+    let done = op.is_some_and(|o| o.phase == OpPhase::Done);
+    let why = op.and_then(|o| o.error.clone());
+    if !plan.rolling_back && done {
+        return complete(state, now_ms, id);
+    }
+    let mut scratch = state.clone();
+    let plan = scratch.shrink_plans.get_mut(id).expect("checked");
+    if !plan.rolling_back {
+        // The operation failed on its own: undo what it did.
+        plan.rolling_back = true;
+        plan.error = Some(why.unwrap_or_else(|| "its operation did not finish".into()));
+    }
+    let (before, attempts) = (plan.before.clone(), plan.undo_attempts);
+    if layout_is_back(&before, &scratch) {
+        let plan = scratch.shrink_plans.get_mut(id).expect("checked");
+        plan.state = PlanState::RolledBack;
+        plan.finished_ms = Some(now_ms);
+        *state = scratch;
+        return Ok(());
+    }
+    if attempts >= MAX_UNDO_ATTEMPTS {
+        return Err(format!("plan {id}: {MAX_UNDO_ATTEMPTS} operations could not put the layout back"));
+    }
+    let plan = scratch.shrink_plans.get_mut(id).expect("checked");
+    plan.undo_attempts += 1;
+    let undo = Operation::new("scale_in_undo", undo_plan(&before, &scratch), budget, gate, gate);
+    let op_id = ops::start(&mut scratch, now_ms, &undo)?;
+    scratch.shrink_plans.get_mut(id).expect("checked").operation = Some(op_id);
+    *state = scratch;
+    Ok(())
+}
+
+/// The plan's operation is done: delete the PRGs it drained (one routing
+/// epoch bump) and mark it Completed.
+fn complete(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<(), String> {
+    let remove = state.shrink_plans[id].remove_prgs.clone();
+    for prg in &remove {
+        if state.tenants.get(&prg.tenant).is_some_and(|t| t.owner.contains(&prg.index)) {
+            return Err(format!("plan {id}: {prg} still owns slots"));
+        }
+        if let Some(m) = state.busy_with(prg) {
+            return Err(format!("plan {id}: {prg} is in move {m}"));
+        }
+    }
+    for prg in &remove {
+        state.placements.remove(prg);
+        state.retired_prgs.insert(prg.clone());
+    }
+    if !remove.is_empty() {
+        state.routing_epoch += 1;
+    }
+    let plan = state.shrink_plans.get_mut(id).expect("checked");
+    plan.state = PlanState::Completed;
+    plan.finished_ms = Some(now_ms);
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "command_shrink_tests.rs"]
+mod tests;

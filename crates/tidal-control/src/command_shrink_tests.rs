@@ -1,0 +1,183 @@
+use tidal_core::operation::{Budget, OpPhase};
+use tidal_core::planner::scale::Sizes;
+use tidal_core::shrink::{make_plan, plan_targets, Layout, PlanState, ShrinkRequest, MAX_UNDO_ATTEMPTS};
+use tidal_core::{ClusterState, NodeInfo, NodeState, PrgId};
+
+use super::wants_advance;
+use crate::command::{apply, CpCommand, CpReply};
+
+fn node(id: u64) -> NodeInfo {
+    NodeInfo {
+        id,
+        peer_addr: format!("127.0.0.1:{}", 7000 + id),
+        client_addr: String::new(),
+        http_addr: String::new(),
+        zone: String::new(),
+        state: NodeState::Active,
+    }
+}
+
+/// Four nodes with a tenant of 16 slots in 4 PRGs.
+fn cluster() -> ClusterState {
+    let mut s = ClusterState::default();
+    for id in 1..=4 {
+        apply(&mut s, 0, &CpCommand::RegisterNode(node(id)));
+    }
+    apply(&mut s, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 16, prgs: 4 });
+    s
+}
+
+fn ok(s: &mut ClusterState, cmd: CpCommand) -> CpReply {
+    let r = apply(s, 10, &cmd);
+    assert!(!matches!(r, CpReply::Refused(_)), "{cmd:?}: {r:?}");
+    r
+}
+
+fn refused(s: &mut ClusterState, cmd: CpCommand) -> String {
+    let before = s.clone();
+    match apply(s, 10, &cmd) {
+        CpReply::Refused(why) => {
+            assert_eq!(*s, before, "a refused {cmd:?} changed the state");
+            why
+        }
+        r => panic!("{cmd:?} was not refused: {r:?}"),
+    }
+}
+
+/// Record the easy form's plan `id` for `req`.
+fn draft(s: &mut ClusterState, id: &str, nodes: Option<u64>, prgs: u32) {
+    let req = ShrinkRequest { nodes, prgs: [("t".to_string(), prgs)].into() };
+    let (targets, leaving) = plan_targets(s, &req, &Sizes::default()).unwrap();
+    let plan = make_plan(s, id, targets, Some(&leaving), &Sizes::default(), 5).unwrap();
+    ok(s, CpCommand::CreateShrinkPlan(Box::new(plan)));
+}
+
+fn arm(s: &mut ClusterState, id: &str) -> u64 {
+    let cmd = CpCommand::ArmShrinkPlan { id: id.into(), budget: Budget::default(), gate_timeout_ms: 1000 };
+    match ok(s, cmd) {
+        CpReply::OperationStarted { id } => id,
+        r => panic!("{r:?}"),
+    }
+}
+
+/// What operation `op` would leave behind if it ran every slot move of
+/// its plan and ended in `phase` (the move executor's work, done by hand).
+fn run_slot_moves(s: &mut ClusterState, op: u64, how_many: usize, phase: OpPhase) {
+    let o = s.operations.get_mut(&op).unwrap();
+    let moves = o.plan.slot_moves.clone();
+    o.phase = phase;
+    for m in moves.iter().take(how_many) {
+        let t = s.tenants.get_mut(&m.tenant).unwrap();
+        for slot in &m.slots {
+            assert_eq!(t.owner[*slot as usize], m.from.index);
+            t.owner[*slot as usize] = m.to.index;
+        }
+        s.routing_epoch += 1;
+    }
+}
+
+#[test]
+fn an_armed_plan_runs_as_an_operation_and_completes_by_deleting_its_drained_prgs() {
+    let mut s = cluster();
+    draft(&mut s, "p", None, 2);
+    let op = arm(&mut s, "p");
+    let plan = &s.shrink_plans["p"];
+    assert_eq!((plan.state, plan.operation, plan.armed_ms), (PlanState::Armed, Some(op), Some(10)));
+    let o = &s.operations[&op];
+    assert_eq!((o.kind.as_str(), o.plan.slot_moves.len()), ("scale_in", plan.slot_moves.len()));
+    // Armed once, and not while its operation runs.
+    refused(&mut s, CpCommand::ArmShrinkPlan { id: "p".into(), budget: Budget::default(), gate_timeout_ms: 1000 });
+    assert!(!wants_advance(&s, "p"));
+    refused(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+
+    let n = s.operations[&op].plan.slot_moves.len();
+    run_slot_moves(&mut s, op, n, OpPhase::Done);
+    assert!(wants_advance(&s, "p"));
+    let epoch = s.routing_epoch;
+    ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    let plan = &s.shrink_plans["p"];
+    assert_eq!((plan.state, plan.finished_ms), (PlanState::Completed, Some(10)));
+    assert_eq!(s.routing_epoch, epoch + 1, "one epoch bump for the deleted PRGs");
+    for p in &plan.remove_prgs {
+        assert!(!s.placements.contains_key(p) && s.retired_prgs.contains(p), "{p}");
+    }
+    assert_eq!(s.placements.len(), 2);
+    assert!(!wants_advance(&s, "p"));
+    refused(&mut s, CpCommand::CancelShrinkPlan { id: "p".into() });
+}
+
+#[test]
+fn a_cancelled_armed_plan_is_undone_until_the_layout_is_back() {
+    let mut s = cluster();
+    let before = Layout::of(&s);
+    draft(&mut s, "p", None, 2);
+    let op = arm(&mut s, "p");
+    ok(&mut s, CpCommand::CancelShrinkPlan { id: "p".into() });
+    assert!(s.operations[&op].cancel_requested && s.shrink_plans["p"].rolling_back);
+    refused(&mut s, CpCommand::CancelShrinkPlan { id: "p".into() });
+
+    // The operation stops after one slot batch moved: an undo starts.
+    run_slot_moves(&mut s, op, 1, OpPhase::Cancelled);
+    assert!(wants_advance(&s, "p"));
+    ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    let plan = &s.shrink_plans["p"];
+    let undo = plan.operation.unwrap();
+    assert_ne!(undo, op);
+    assert_eq!((plan.state, plan.undo_attempts), (PlanState::Armed, 1));
+    let u = &s.operations[&undo];
+    assert_eq!(u.kind, "scale_in_undo");
+    assert_eq!(u.plan.slot_moves.len(), 1, "{:?}", u.plan.slot_moves);
+    let (back, moved) = (&u.plan.slot_moves[0], &s.operations[&op].plan.slot_moves[0]);
+    assert_eq!((&back.from, &back.to, &back.slots), (&moved.to, &moved.from, &moved.slots));
+
+    run_slot_moves(&mut s, undo, 1, OpPhase::Done);
+    ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    assert_eq!(s.shrink_plans["p"].state, PlanState::RolledBack);
+    assert_eq!(Layout::of(&s), before);
+    assert_eq!(s.placements.len(), 4, "no PRG is deleted");
+}
+
+#[test]
+fn an_undo_that_fails_is_tried_again_and_then_left_to_an_operator() {
+    let mut s = cluster();
+    draft(&mut s, "p", None, 2);
+    let op = arm(&mut s, "p");
+    // The operation fails on its own after a batch: the plan is undone.
+    run_slot_moves(&mut s, op, 1, OpPhase::Failed);
+    s.operations.get_mut(&op).unwrap().error = Some("a gate did not pass".into());
+    for attempt in 1..=MAX_UNDO_ATTEMPTS {
+        assert!(wants_advance(&s, "p"));
+        ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+        let plan = &s.shrink_plans["p"];
+        assert_eq!((plan.undo_attempts, plan.error.as_deref()), (attempt, Some("a gate did not pass")));
+        let undo = plan.operation.unwrap();
+        s.operations.get_mut(&undo).unwrap().phase = OpPhase::Failed;
+    }
+    assert!(!wants_advance(&s, "p"), "it gives up after {MAX_UNDO_ATTEMPTS} attempts");
+    refused(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    assert_eq!(s.shrink_plans["p"].state, PlanState::Armed);
+    // An operator's cancel tries again.
+    ok(&mut s, CpCommand::CancelShrinkPlan { id: "p".into() });
+    assert!(wants_advance(&s, "p"));
+    ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    assert_eq!(s.shrink_plans["p"].undo_attempts, 1);
+    refused(&mut s, CpCommand::CancelShrinkPlan { id: "p".into() });
+}
+
+#[test]
+fn plans_that_remove_nodes_are_not_armed_yet() {
+    let mut s = cluster();
+    draft(&mut s, "p", Some(3), 4);
+    assert_eq!(s.shrink_plans["p"].remove_nodes.len(), 1);
+    let why =
+        refused(&mut s, CpCommand::ArmShrinkPlan { id: "p".into(), budget: Budget::default(), gate_timeout_ms: 1000 });
+    assert!(why.contains("removes nodes"), "{why}");
+    // Another plan armed first refuses a second.
+    draft(&mut s, "q", None, 2);
+    arm(&mut s, "q");
+    draft(&mut s, "r", None, 3);
+    let why =
+        refused(&mut s, CpCommand::ArmShrinkPlan { id: "r".into(), budget: Budget::default(), gate_timeout_ms: 1000 });
+    assert!(why.contains("armed") || why.contains("running"), "{why}");
+    assert!(s.placements.contains_key(&PrgId::new("t", 3)));
+}
