@@ -168,7 +168,9 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             None
         }
         CpCommand::AddPrgs { tenant, count, members, expect_epoch } => {
-            match add_prgs(state, tenant, *count, members.as_deref(), *expect_epoch) {
+            match shrink_ops::frozen(state, tenant, None)
+                .map_or_else(|| add_prgs(state, tenant, *count, members.as_deref(), *expect_epoch), Err)
+            {
                 Ok(prgs) => {
                     added = Some(prgs);
                     None
@@ -176,7 +178,9 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
                 Err(e) => Some(e),
             }
         }
-        CpCommand::StartMove { tenant, slots, from, to } => match start_move(state, now_ms, tenant, slots, *from, to) {
+        CpCommand::StartMove { tenant, slots, from, to } => match shrink_ops::frozen(state, tenant, None)
+            .map_or_else(|| start_move(state, now_ms, tenant, slots, *from, to), Err)
+        {
             Ok(id) => {
                 created = Some(id);
                 None
@@ -207,7 +211,9 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
                 None
             }
         }
-        CpCommand::StartReplicaMove { prg, from, to } => match start_replica_move(state, now_ms, prg, *from, *to) {
+        CpCommand::StartReplicaMove { prg, from, to } => match shrink_ops::frozen(state, &prg.tenant, Some(prg))
+            .map_or_else(|| start_replica_move(state, now_ms, prg, *from, *to), Err)
+        {
             Ok(id) => {
                 created = Some(id);
                 None

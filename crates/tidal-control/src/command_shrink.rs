@@ -8,7 +8,7 @@
 
 use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
 use tidal_core::shrink::{self, forward_plan, layout_is_back, undo_plan, PlanState, MAX_UNDO_ATTEMPTS};
-use tidal_core::ClusterState;
+use tidal_core::{ClusterState, PrgId};
 
 use super::ops;
 
@@ -34,6 +34,25 @@ pub(super) fn arm(
     plan.armed_ms = Some(now_ms);
     plan.operation = Some(op_id);
     Ok(op_id)
+}
+
+/// Why a move an operator asks for, of `tenant`'s slots or of `prg`'s
+/// replicas, must wait: an armed plan drains that tenant's PRGs (any of
+/// them, for slots and new PRGs) or moves that PRG, and its placements
+/// are frozen until it ends. The plan's own operation starts its moves
+/// directly, not through this check.
+pub(super) fn frozen(state: &ClusterState, tenant: &str, prg: Option<&PrgId>) -> Option<String> {
+    let plan = state.shrink_plans.values().find(|p| p.state == PlanState::Armed)?;
+    let touches = match prg {
+        Some(prg) => plan.targets.iter().any(|t| t.prg == *prg) || plan.remove_prgs.contains(prg),
+        None => {
+            plan.targets.iter().any(|t| t.prg.tenant == tenant) || plan.remove_prgs.iter().any(|p| p.tenant == tenant)
+        }
+    };
+    touches.then(|| {
+        let what = prg.map_or_else(|| format!("tenant {tenant}"), |p| p.to_string());
+        format!("shrink plan {} is armed: the placements of {what} are frozen until it ends", plan.id)
+    })
 }
 
 /// Cancel plan `id`: a Draft is Cancelled; an armed plan is undone (its

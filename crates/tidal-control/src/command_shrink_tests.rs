@@ -85,6 +85,15 @@ fn an_armed_plan_runs_as_an_operation_and_completes_by_deleting_its_drained_prgs
     assert_eq!((plan.state, plan.operation, plan.armed_ms), (PlanState::Armed, Some(op), Some(10)));
     let o = &s.operations[&op];
     assert_eq!((o.kind.as_str(), o.plan.slot_moves.len()), ("scale_in", plan.slot_moves.len()));
+    // Its PRGs are frozen to operators meanwhile.
+    let why = refused(
+        &mut s,
+        CpCommand::StartMove { tenant: "t".into(), slots: vec![0], from: None, to: PrgId::new("t", 1) },
+    );
+    assert!(why.contains("frozen"), "{why}");
+    let why = refused(&mut s, CpCommand::StartReplicaMove { prg: PrgId::new("t", 0), from: 1, to: 4 });
+    assert!(why.contains("frozen"), "{why}");
+    refused(&mut s, CpCommand::AddPrgs { tenant: "t".into(), count: 1, members: None, expect_epoch: None });
     // Armed once, and not while its operation runs.
     refused(&mut s, CpCommand::ArmShrinkPlan { id: "p".into(), budget: Budget::default(), gate_timeout_ms: 1000 });
     assert!(!wants_advance(&s, "p"));
