@@ -45,7 +45,7 @@ fn bad_scale_requests_are_refused_and_change_nothing() {
     let before = (cp_version(&c), c.routing(0));
     let addr = &c.nodes[1].http;
     for (path, body, want) in [
-        ("/api/v1/clusters/tidal/scale", r#"{"operation":"scale_in","target_count":2}"#, 409),
+        ("/api/v1/clusters/tidal/scale", r#"{"operation":"scale_in","target_count":2}"#, 400),
         ("/api/v1/clusters/tidal/scale", r#"{"operation":"scale_out","target_count":2,"dry_run":true}"#, 400),
         ("/api/v1/clusters/tidal/scale", r#"{"operation":"scale_out","target_count":5000,"dry_run":true}"#, 400),
         ("/api/v1/clusters/tidal/scale", r#"{"operation":"grow","dry_run":true}"#, 400),

@@ -103,7 +103,15 @@ fn a_shrink_plan_is_drafted_kept_across_a_restart_of_every_node_and_cancelled() 
         assert_eq!(code, 409, "{path} of a cancelled plan: {why}");
     }
     assert_eq!(metric(&c, "tidal_cp_shrink_plans_cancelled"), Some(1));
-    assert_eq!(layout(&c, 0), before, "a draft and its cancel moved something");
+
+    // The scaling API's scale_in drafts a plan and leaves arming to an operator.
+    let (code, drafted) =
+        post(&c, "/api/v1/clusters/tidal/scale", &json!({"operation": "scale_in", "prgs": {"default": 3}}));
+    assert_eq!((code, drafted["state"].as_str()), (201, Some("Draft")), "{drafted}");
+    assert!(drafted["plan_id"].as_str().is_some_and(|id| id.starts_with("shrink-v")), "{drafted}");
+    assert_eq!(drafted["remove_prgs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(plans(&c, 0).len(), 2);
+    assert_eq!(layout(&c, 0), before, "drafts and a cancel moved something");
 }
 
 #[test]

@@ -18,14 +18,16 @@
 //! has changed since), and override `gate_timeout_ms`, `join_timeout_ms`,
 //! `max_moves_per_node` and `max_moves`.
 //!
-//! `scale_in` is refused (409): shrinking runs only from an armed shrink
-//! plan.
+//! `scale_in` (`target_count` the nodes to keep, `prgs` the PRGs per
+//! tenant) drafts a shrink plan and answers 201 with it; nothing shrinks
+//! until an operator arms it (`shrink_api`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -36,12 +38,14 @@ use tidal_core::operation::{Budget, OpPhase, Operation};
 use tidal_core::planner::scale::{plan_scale, ScaleError, ScalePlan, ScaleRequest, Sizes};
 use tidal_core::planner::PlanNode;
 use tidal_core::replica_move::ReplicaPhase;
+use tidal_core::shrink::ShrinkRequest;
 use tidal_core::slot_move::MovePhase;
 use tidal_core::{ClusterState, PrgId};
 
 use crate::moves_api::{fresh, parse_body, slot_ranges, ApiError};
 use crate::node::Shared;
 use crate::operations_api::{accepted, status_of};
+use crate::shrink_api::{draft, view as shrink_view, Ask};
 
 /// The name a cluster answers to in `/api/v1/clusters/{cluster}`.
 pub const CLUSTER_ID: &str = "tidal";
@@ -137,7 +141,6 @@ fn this_cluster(cluster: &str) -> Result<(), ApiError> {
 fn cluster_request(state: &ClusterState, req: &ClusterScale) -> Result<ScaleRequest, ApiError> {
     let now = state.nodes.len() as u64;
     let add = match (req.operation.as_str(), req.target_count) {
-        ("scale_in", _) => return Err(ApiError::Conflict("scale-in needs an armed shrink plan".into())),
         ("scale_out", Some(n)) if n < now => {
             return Err(ApiError::BadRequest(format!(
                 "target_count {n} is below the {now} nodes the cluster has; scale-in needs an armed shrink plan"
@@ -160,11 +163,28 @@ fn cluster_request(state: &ClusterState, req: &ClusterScale) -> Result<ScaleRequ
 pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     this_cluster(&cluster)?;
     let req: ClusterScale = parse_body(&body)?;
+    if req.operation == "scale_in" {
+        return scale_in(&s, req).await;
+    }
     // A request that is wrong whatever the state (scale_in, a bad target) is
     // refused from this node's copy, without a round trip to the control plane.
     cluster_request(&s.cache.get(), &req)?;
     let make = |state: &ClusterState| cluster_request(state, &req);
     answer(&s, make, req.dry_run, &run_options!(req)).await
+}
+
+/// `scale_in` drafts a shrink plan (see `shrink_api`) and leaves arming
+/// it to an operator: 201 with the plan (its `plan_id`, and a `Location`
+/// under `/admin/shrink-plan`), or 200 for a dry run.
+async fn scale_in(s: &Shared, req: ClusterScale) -> Result<Response, ApiError> {
+    let ask = ShrinkRequest { nodes: req.target_count, prgs: req.prgs };
+    let plan = draft(s, None, Ask::Sizes(ask), req.dry_run).await?;
+    let view = shrink_view(&plan);
+    if req.dry_run {
+        return Ok(Json(view).into_response());
+    }
+    let location = format!("/admin/shrink-plan/{}", plan.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
 }
 
 /// Nodes a cluster may be scaled to.

@@ -100,24 +100,8 @@ struct PlanRef {
 pub async fn create(State(s): S, body: Bytes) -> Result<Response, ApiError> {
     let req: CreateBody = parse_body(&body)?;
     let easy = req.nodes.is_some() || req.prgs.is_some();
-    if easy == req.target_placements.is_some() {
-        return Err(ApiError::BadRequest(
-            "give either target_placements, or nodes and/or prgs for the planner to compute them".into(),
-        ));
-    }
-    let state = fresh(&s).await?;
-    let id = match (&req.plan_id, easy) {
-        (Some(id), _) => id.clone(),
-        (None, true) => format!("shrink-v{}", state.version),
-        (None, false) => return Err(ApiError::BadRequest("plan_id is required with target_placements".into())),
-    };
-    if state.shrink_plans.contains_key(&id) {
-        return Err(ShrinkError::Duplicate(id).into());
-    }
-    let sizes = sizes(&s, &state);
-    let now = s.clock.now_ms();
-    let plan = match req.target_placements {
-        Some(targets) => {
+    let ask = match (req.target_placements, easy) {
+        (Some(targets), false) => {
             let targets = targets
                 .into_iter()
                 .map(|t| {
@@ -125,23 +109,58 @@ pub async fn create(State(s): S, body: Bytes) -> Result<Response, ApiError> {
                     Ok(TargetPlacement { prg, members: t.target_members, routing_epoch: t.target_routing_epoch })
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?;
-            make_plan(&state, &id, targets, None, &sizes, now)?
+            if req.plan_id.is_none() {
+                return Err(ApiError::BadRequest("plan_id is required with target_placements".into()));
+            }
+            Ask::Targets(targets)
         }
-        None => {
-            let ask = ShrinkRequest { nodes: req.nodes, prgs: req.prgs.unwrap_or_default() };
+        (None, true) => Ask::Sizes(ShrinkRequest { nodes: req.nodes, prgs: req.prgs.unwrap_or_default() }),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either target_placements, or nodes and/or prgs for the planner to compute them".into(),
+            ))
+        }
+    };
+    let plan = draft(&s, req.plan_id, ask, req.dry_run).await?;
+    if req.dry_run {
+        return Ok(Json(view(&plan)).into_response());
+    }
+    let location = format!("/admin/shrink-plan/{}", plan.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&plan))).into_response())
+}
+
+/// What a plan is made from: the runbook's target placements, or the
+/// sizes the planner computes them for.
+pub(crate) enum Ask {
+    Targets(Vec<TargetPlacement>),
+    Sizes(ShrinkRequest),
+}
+
+/// Make plan `id` (by default `shrink-v` and the control-plane version)
+/// from `ask` against the cluster as it is, and record it as a Draft
+/// unless `dry_run`.
+pub(crate) async fn draft(s: &Shared, id: Option<String>, ask: Ask, dry_run: bool) -> Result<ShrinkPlan, ApiError> {
+    let state = fresh(s).await?;
+    let id = id.unwrap_or_else(|| format!("shrink-v{}", state.version));
+    if state.shrink_plans.contains_key(&id) {
+        return Err(ShrinkError::Duplicate(id).into());
+    }
+    let sizes = sizes(s, &state);
+    let now = s.clock.now_ms();
+    let plan = match ask {
+        Ask::Targets(targets) => make_plan(&state, &id, targets, None, &sizes, now)?,
+        Ask::Sizes(ask) => {
             let (targets, leaving) = plan_targets(&state, &ask, &sizes)?;
             make_plan(&state, &id, targets, Some(&leaving), &sizes, now)?
         }
     };
-    if req.dry_run {
-        return Ok(Json(view(&plan)).into_response());
+    if !dry_run {
+        match s.cp.propose(CpCommand::CreateShrinkPlan(Box::new(plan.clone()))).await? {
+            CpReply::Ok { .. } => {}
+            other => return Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
+        }
     }
-    match s.cp.propose(CpCommand::CreateShrinkPlan(Box::new(plan.clone()))).await? {
-        CpReply::Ok { .. } => {}
-        other => return Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
-    }
-    let location = format!("/admin/shrink-plan/{}", plan.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&plan))).into_response())
+    Ok(plan)
 }
 
 pub async fn list(State(s): S) -> Result<Response, ApiError> {
