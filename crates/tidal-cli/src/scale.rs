@@ -118,6 +118,29 @@ pub(crate) fn parse_prgs(args: &[String]) -> Result<serde_json::Map<String, Valu
     Ok(prgs)
 }
 
+/// A plan's replica moves and slot moves, a line each with its bytes.
+pub(crate) fn print_moves(replicas: &[Value], slots: &[Value]) {
+    if !replicas.is_empty() {
+        println!("replica moves ({}):", replicas.len());
+        for m in replicas {
+            let prg = m["prg"].as_str().unwrap_or("");
+            println!("  {prg:<12} node {} -> node {}  {}", m["from"], m["to"], mib(m["bytes"].as_u64().unwrap_or(0)));
+        }
+    }
+    if !slots.is_empty() {
+        println!("slot moves ({}):", slots.len());
+        for m in slots {
+            println!(
+                "  {:<12} -> {:<12} slots {:<12} {}",
+                m["from"].as_str().unwrap_or(""),
+                m["to"].as_str().unwrap_or(""),
+                m["slots"].as_str().unwrap_or(""),
+                mib(m["bytes"].as_u64().unwrap_or(0))
+            );
+        }
+    }
+}
+
 pub(crate) fn list(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
 }
@@ -136,32 +159,7 @@ fn print_plan(p: &Value) {
             println!("  {:<12} on nodes {}", n["prg"].as_str().unwrap_or(""), members.join(", "));
         }
     }
-    let replicas = list(&p["replicaMoves"]);
-    if !replicas.is_empty() {
-        println!("replica moves ({}):", replicas.len());
-        for m in replicas {
-            println!(
-                "  {:<12} node {} -> node {}  {}",
-                m["prg"].as_str().unwrap_or(""),
-                m["from"],
-                m["to"],
-                mib(m["bytes"].as_u64().unwrap_or(0))
-            );
-        }
-    }
-    let slots = list(&p["slotMoves"]);
-    if !slots.is_empty() {
-        println!("slot moves ({}):", slots.len());
-        for m in slots {
-            println!(
-                "  {:<12} -> {:<12} slots {:<12} {}",
-                m["from"].as_str().unwrap_or(""),
-                m["to"].as_str().unwrap_or(""),
-                m["slots"].as_str().unwrap_or(""),
-                mib(m["bytes"].as_u64().unwrap_or(0))
-            );
-        }
-    }
+    print_moves(list(&p["replicaMoves"]), list(&p["slotMoves"]));
     let leaders = list(&p["leaderChanges"]);
     if !leaders.is_empty() {
         println!("leader changes: {}", leaders.len());

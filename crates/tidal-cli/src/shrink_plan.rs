@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::moves::{mib, run_call, Target};
-use crate::scale::{list, parse_prgs};
+use crate::scale::{list, parse_prgs, print_moves};
 use crate::EXIT_USAGE;
 
 #[derive(clap::Args)]
@@ -151,27 +151,7 @@ fn print_plan(p: &Value) {
         let members: Vec<String> = list(&t["target_members"]).iter().map(Value::to_string).collect();
         println!("  {:<12} on nodes {}", t["prg_id"].as_str().unwrap_or(""), members.join(", "));
     }
-    let replicas = list(&p["replica_moves"]);
-    if !replicas.is_empty() {
-        println!("replica moves ({}):", replicas.len());
-        for m in replicas {
-            let prg = m["prg"].as_str().unwrap_or("");
-            println!("  {prg:<12} node {} -> node {}  {}", m["from"], m["to"], mib(m["bytes"].as_u64().unwrap_or(0)));
-        }
-    }
-    let slots = list(&p["slot_moves"]);
-    if !slots.is_empty() {
-        println!("slot moves ({}):", slots.len());
-        for m in slots {
-            println!(
-                "  {:<12} -> {:<12} slots {:<12} {}",
-                m["from"].as_str().unwrap_or(""),
-                m["to"].as_str().unwrap_or(""),
-                m["slots"].as_str().unwrap_or(""),
-                mib(m["bytes"].as_u64().unwrap_or(0))
-            );
-        }
-    }
+    print_moves(list(&p["replica_moves"]), list(&p["slot_moves"]));
     let names = |v: &Value| list(v).iter().map(|x| x.as_str().map_or(x.to_string(), String::from)).collect::<Vec<_>>();
     let prgs = names(&p["remove_prgs"]);
     if !prgs.is_empty() {

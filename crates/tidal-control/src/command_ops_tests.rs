@@ -8,7 +8,7 @@ use tidal_core::{ClusterState, NodeInfo, NodeState, PrgId};
 
 use crate::command::{apply, CpCommand, CpReply};
 
-fn node(id: u64) -> NodeInfo {
+pub(crate) fn node(id: u64) -> NodeInfo {
     NodeInfo {
         id,
         peer_addr: format!("127.0.0.1:{}", 7000 + id),
@@ -38,13 +38,13 @@ fn operation(s: &ClusterState, prgs: u32) -> Operation {
     Operation::new("scale_out", plan, Budget { per_node: 1, cluster: 4 }, 1000, 1000)
 }
 
-fn ok(s: &mut ClusterState, cmd: CpCommand) -> CpReply {
+pub(crate) fn ok(s: &mut ClusterState, cmd: CpCommand) -> CpReply {
     let r = apply(s, 10, &cmd);
     assert!(!matches!(r, CpReply::Refused(_)), "{cmd:?}: {r:?}");
     r
 }
 
-fn refused(s: &mut ClusterState, cmd: CpCommand) -> String {
+pub(crate) fn refused(s: &mut ClusterState, cmd: CpCommand) -> String {
     let before = s.clone();
     match apply(s, 10, &cmd) {
         CpReply::Refused(why) => {

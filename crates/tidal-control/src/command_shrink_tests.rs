@@ -1,21 +1,11 @@
 use tidal_core::operation::{Budget, OpPhase};
 use tidal_core::planner::scale::Sizes;
 use tidal_core::shrink::{make_plan, plan_targets, Layout, PlanState, ShrinkRequest, MAX_UNDO_ATTEMPTS};
-use tidal_core::{ClusterState, NodeInfo, NodeState, PrgId};
+use tidal_core::{ClusterState, PrgId};
 
+use super::super::ops::tests::{node, ok, refused};
 use super::wants_advance;
 use crate::command::{apply, CpCommand, CpReply};
-
-fn node(id: u64) -> NodeInfo {
-    NodeInfo {
-        id,
-        peer_addr: format!("127.0.0.1:{}", 7000 + id),
-        client_addr: String::new(),
-        http_addr: String::new(),
-        zone: String::new(),
-        state: NodeState::Active,
-    }
-}
 
 /// Four nodes with a tenant of 16 slots in 4 PRGs.
 fn cluster() -> ClusterState {
@@ -25,23 +15,6 @@ fn cluster() -> ClusterState {
     }
     apply(&mut s, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 16, prgs: 4 });
     s
-}
-
-fn ok(s: &mut ClusterState, cmd: CpCommand) -> CpReply {
-    let r = apply(s, 10, &cmd);
-    assert!(!matches!(r, CpReply::Refused(_)), "{cmd:?}: {r:?}");
-    r
-}
-
-fn refused(s: &mut ClusterState, cmd: CpCommand) -> String {
-    let before = s.clone();
-    match apply(s, 10, &cmd) {
-        CpReply::Refused(why) => {
-            assert_eq!(*s, before, "a refused {cmd:?} changed the state");
-            why
-        }
-        r => panic!("{cmd:?} was not refused: {r:?}"),
-    }
 }
 
 /// Record the easy form's plan `id` for `req`.

@@ -56,6 +56,10 @@ pub struct Scenario {
     pub scale: bool,
     /// When the standby starts; `None`: drawn from the seed.
     pub standby_at: Option<Duration>,
+    /// Whether, once the scale-up has succeeded, the operator drafts and
+    /// arms a shrink plan back to 2 PRGs (and, in a third of the seeds,
+    /// cancels it after a moment drawn from the seed).
+    pub shrink: bool,
 }
 
 impl Default for Scenario {
@@ -69,6 +73,7 @@ impl Default for Scenario {
             converge: Duration::from_secs(60),
             scale: true,
             standby_at: None,
+            shrink: true,
         }
     }
 }
@@ -87,6 +92,9 @@ impl Scenario {
         if !self.scale {
             cmd.push_str(" --no-scale");
         }
+        if !self.shrink {
+            cmd.push_str(" --no-shrink");
+        }
         cmd + " --history"
     }
 }
@@ -104,6 +112,9 @@ pub struct SeedReport {
     pub violations: Vec<String>,
     /// How the scale-up ended, when the scenario runs one.
     pub scale: Option<String>,
+    /// How the shrink plan ended, when the scenario runs one: `Completed`,
+    /// `RolledBack`, with ` (cancelled)` when the operator cancelled it.
+    pub shrink: Option<String>,
     /// Whether the scenario ran a scale-up.
     pub scaled: bool,
     /// When the standby node started (simulated time).
@@ -138,9 +149,13 @@ impl SeedReport {
     pub fn passed(&self) -> bool {
         let scale_ended =
             !self.scaled || self.scale.as_deref().is_some_and(|s| s == "succeeded" || s.starts_with("rolled_back"));
+        // A shrink runs after a scale-up that succeeded, and must end.
+        let shrink_ended = self.scale.as_deref() != Some("succeeded")
+            || self.shrink.as_deref().is_none_or(|s| s.starts_with("Completed") || s.starts_with("RolledBack"));
         self.violations.is_empty()
             && self.invariant_violations.is_empty()
             && scale_ended
+            && shrink_ended
             && self.undecided == 0
             && self.stuck.is_none()
             && self.unsettled.is_none()
@@ -259,6 +274,8 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let stuck: Arc<Mutex<Option<String>>> = Arc::default();
     let addrs: Vec<String> = first.iter().map(|ip| format!("{ip}:6379")).collect();
     let scale: Arc<Mutex<Option<String>>> = Arc::default();
+    let shrink: Arc<Mutex<Option<String>>> = Arc::default();
+    let cancel_after = (dice.below(3) == 0).then(|| Duration::from_millis(dice.below(3000)));
     // Set when the operator has stopped, and when every key has read back.
     let operated = Arc::new(AtomicBool::new(!scenario.scale));
     let read_back = Arc::new(AtomicBool::new(false));
@@ -269,9 +286,12 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     if scenario.scale {
         let https: Vec<String> = first.iter().map(|ip| format!("{ip}:8080")).collect();
         let until = scenario.chaos + scenario.converge;
-        let (scale, operated) = (scale.clone(), operated.clone());
+        let (scale, shrink, operated, shrinks) = (scale.clone(), shrink.clone(), operated.clone(), scenario.shrink);
         tasks.push(Box::pin(async move {
-            operate(https, total, until, scale).await;
+            operate(&https, total, until, scale.clone()).await;
+            if shrinks && scale.lock().unwrap().as_deref() == Some("succeeded") {
+                shrink_back(&https, until, cancel_after, shrink).await;
+            }
             operated.store(true, Ordering::SeqCst);
         }));
     }
@@ -406,6 +426,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     report.stuck = report.stuck.or_else(|| stuck.lock().unwrap().clone());
     let history = std::mem::take(&mut *history.lock().unwrap());
     report.scale = scale.lock().unwrap().clone();
+    report.shrink = shrink.lock().unwrap().clone();
     report.standby_after = standby_after;
     report.trace = trace_hash(&report, &history);
     {
@@ -457,6 +478,7 @@ fn trace_hash(report: &SeedReport, history: &BTreeMap<usize, Vec<Op<u64>>>) -> u
     let mut h = std::hash::DefaultHasher::new();
     report.faults.hash(&mut h);
     report.sim_time.hash(&mut h);
+    report.shrink.hash(&mut h);
     for (key, ops) in history {
         key.hash(&mut h);
         for op in ops {
@@ -488,7 +510,7 @@ fn describe(key: usize, op: &Op<u64>) -> String {
 /// cluster to `nodes` nodes and 4 PRGs (retrying until a node accepts),
 /// then follows the operation until it ends; by `until` (simulated time)
 /// it gives up. Leaves how it ended in `outcome`.
-async fn operate(https: Vec<String>, nodes: u64, until: Duration, outcome: Arc<Mutex<Option<String>>>) {
+async fn operate(https: &[String], nodes: u64, until: Duration, outcome: Arc<Mutex<Option<String>>>) {
     let body =
         format!(r#"{{"operation":"scale_out","target_count":{nodes},"prgs":{{"default":4}},"gate_timeout_ms":20000}}"#);
     let timeout = Duration::from_secs(3);
@@ -496,7 +518,7 @@ async fn operate(https: Vec<String>, nodes: u64, until: Duration, outcome: Arc<M
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut id = None;
     'ask: while !past() {
-        for addr in &https {
+        for addr in https {
             if let Ok((202, reply)) =
                 http::request(addr, "POST", "/api/v1/clusters/tidal/scale", Some(&body), timeout).await
             {
@@ -513,7 +535,7 @@ async fn operate(https: Vec<String>, nodes: u64, until: Duration, outcome: Arc<M
     *outcome.lock().unwrap() = Some("running".into());
     let path = format!("/api/v1/operations/{id}");
     while !past() {
-        for addr in &https {
+        for addr in https {
             if let Ok((200, reply)) = http::request(addr, "GET", &path, None, timeout).await {
                 let op: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
                 if let Some(status) = op["status"].as_str() {
@@ -532,6 +554,79 @@ async fn operate(https: Vec<String>, nodes: u64, until: Duration, outcome: Arc<M
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The operator, after a scale-up: drafts a shrink plan back to 2 PRGs,
+/// arms it, cancels it after `cancel_after` if the seed says so, and
+/// follows it until it is Completed or RolledBack (by `until`). Each
+/// request is retried on any node until one answers it; a retry that
+/// finds its earlier attempt took effect (a duplicate id, a plan already
+/// armed) goes on. Leaves how it ended in `outcome`.
+async fn shrink_back(
+    https: &[String],
+    until: Duration,
+    cancel_after: Option<Duration>,
+    outcome: Arc<Mutex<Option<String>>>,
+) {
+    const ID: &str = "sim-shrink";
+    let timeout = Duration::from_secs(3);
+    let past = || turmoil::sim_elapsed().unwrap_or_default() >= until;
+    let set = |s: String| *outcome.lock().unwrap() = Some(s);
+    // Ask until some node answers with one of `ok`; the answer's status.
+    let ask = |method: &'static str, path: String, body: Option<String>, ok: &'static [u16]| {
+        let path = path.clone();
+        async move {
+            while !past() {
+                for addr in https {
+                    if let Ok((code, reply)) = http::request(addr, method, &path, body.as_deref(), timeout).await {
+                        if ok.contains(&code) {
+                            return Some((code, reply));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            None
+        }
+    };
+    let plan = |reply: &str| serde_json::from_str::<serde_json::Value>(reply).unwrap_or_default();
+    let body = format!(r#"{{"plan_id":"{ID}","prgs":{{"default":2}}}}"#);
+    if ask("POST", "/admin/shrink-plan".into(), Some(body), &[201, 409]).await.is_none() {
+        return set("never drafted".into());
+    }
+    let arm = format!(r#"{{"plan_id":"{ID}"}}"#);
+    // 409 after an attempt that took effect: the plan is armed already.
+    match ask("POST", "/admin/shrink-plan/arm".into(), Some(arm.clone()), &[202, 409]).await {
+        None => return set("never armed".into()),
+        Some((409, _)) => {
+            let Some((_, reply)) = ask("GET", format!("/admin/shrink-plan/{ID}"), None, &[200]).await else {
+                return set("never armed".into());
+            };
+            if plan(&reply)["state"] == "Draft" {
+                return set(format!("not armed: {reply}"));
+            }
+        }
+        Some(_) => {}
+    }
+    let mut cancelled = false;
+    if let Some(after) = cancel_after {
+        tokio::time::sleep(after).await;
+        // 409: it ended first (Completed), or an earlier attempt took effect.
+        cancelled = ask("POST", "/admin/shrink-plan/cancel".into(), Some(arm), &[200, 409])
+            .await
+            .is_some_and(|(code, _)| code == 200);
+    }
+    let mark = if cancelled { " (cancelled)" } else { "" };
+    while !past() {
+        if let Some((_, reply)) = ask("GET", format!("/admin/shrink-plan/{ID}"), None, &[200]).await {
+            let p = plan(&reply);
+            if let Some(state @ ("Completed" | "RolledBack")) = p["state"].as_str() {
+                return set(format!("{state}{mark}"));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    set(format!("still armed{mark}"));
 }
 
 /// How a fault is undone.

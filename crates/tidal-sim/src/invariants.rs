@@ -78,6 +78,13 @@ pub struct Invariants {
     takes: BTreeMap<(String, u32, MoveId), String>,
     /// The rows of a move's fenced slots on one replica: (incarnation, group, move) → digest.
     frozen: BTreeMap<(u64, String, MoveId), u64>,
+    /// Each PRG's most advanced ownership seen: the applied index, the
+    /// node, and the ownership at that index. Every replica's state is a
+    /// prefix of the committed log, so this is the furthest the group's
+    /// committed state is known to have gone, even once the replica that
+    /// applied it is gone (crashed, or deleted with a drained PRG while a
+    /// lagging replica waits to be).
+    newest: BTreeMap<String, (u64, u64, Arc<Ownership>)>,
     next_sample: Duration,
     /// Samples taken, counted per node.
     pub checks: u64,
@@ -270,8 +277,16 @@ impl Invariants {
                     }
                 }
             }
-            let Some(best) = of_group.iter().max_by_key(|r| (r.applied, r.incarnation)) else { continue };
-            for (slot, state) in best.ownership.states() {
+            if let Some(best) = of_group.iter().max_by_key(|r| (r.applied, r.incarnation)) {
+                let newest = self.newest.entry(group.clone()).or_insert((0, best.node, best.ownership.clone()));
+                if best.applied > newest.0 {
+                    *newest = (best.applied, best.node, best.ownership.clone());
+                }
+            }
+        }
+        for (group, (_, _, ownership)) in &self.newest {
+            let tenant = group.rsplit_once(':').map_or(group.as_str(), |(t, _)| t);
+            for (slot, state) in ownership.states() {
                 if matches!(state, SlotState::Owned { .. }) {
                     writers.entry((tenant.to_string(), slot)).or_default().push(group);
                 }
@@ -507,6 +522,30 @@ mod tests {
         inv.ownership(T, &groups(&[replica(1, 9, &before), replica(2, 4, &before)], &[replica(3, 9, &adopted)]));
         assert_eq!(inv.violations.len(), 1, "{:?}", inv.violations);
         assert!(inv.violations[0].contains("slot 3 of default is served for writes by default:0 and default:1"));
+    }
+
+    /// A drained PRG is deleted while one of its replicas lags behind the
+    /// release of its last slots: once the replicas that applied the
+    /// release are gone, the lagging one is not a second writer (it is a
+    /// prefix of a log that gave the slot away, and cannot be elected
+    /// alone). A writer that the group's newest state names still is.
+    #[test]
+    fn a_lagging_replica_left_of_a_deleted_prg_is_not_a_second_writer() {
+        let mut inv = Invariants::default();
+        let (released, adopted) = moved(true);
+        let before = owning(0..4);
+        inv.ownership(T, &groups(&[replica(1, 9, &released), replica(2, 4, &before)], &[replica(3, 9, &adopted)]));
+        inv.ownership(T, &groups(&[replica(2, 4, &before)], &[replica(3, 9, &adopted)]));
+        assert!(inv.violations.is_empty(), "{:?}", inv.violations);
+        // The source's newest state owning the slot is caught, whoever is left.
+        let mut inv = Invariants::default();
+        inv.ownership(T, &groups(&[replica(1, 12, &before)], &[replica(3, 9, &adopted)]));
+        inv.ownership(T, &groups(&[], &[replica(3, 9, &adopted)]));
+        assert!(
+            inv.violations.iter().any(|v| v.contains("served for writes by default:0 and default:1")),
+            "{:?}",
+            inv.violations
+        );
     }
 
     #[test]

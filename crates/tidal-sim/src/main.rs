@@ -32,6 +32,9 @@ struct Args {
     /// Run without the scale-up (and its standby node).
     #[arg(long)]
     no_scale: bool,
+    /// Run the scale-up without the shrink plan after it.
+    #[arg(long)]
+    no_shrink: bool,
     /// Print every seed's faults, not only failing ones.
     #[arg(long)]
     verbose: bool,
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         chaos: Duration::from_secs(args.chaos_secs),
         shared_keys: !args.own_keys,
         scale: !args.no_scale,
+        shrink: !args.no_shrink,
         ..Scenario::default()
     };
     let started = Instant::now();
@@ -82,6 +86,12 @@ fn main() -> ExitCode {
     for r in reports.iter().filter(|r| r.scaled) {
         *scale_ups.entry(r.scale.clone().unwrap_or_else(|| "not started".into())).or_default() += 1;
     }
+    let mut shrinks: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &reports {
+        if let Some(how) = &r.shrink {
+            *shrinks.entry(how.clone()).or_default() += 1;
+        }
+    }
     let real = started.elapsed();
     let threads = args.jobs.unwrap_or_else(cores).clamp(1, args.seeds.max(1) as usize);
     println!(
@@ -106,6 +116,10 @@ fn main() -> ExitCode {
     if !scale_ups.is_empty() {
         let ends: Vec<String> = scale_ups.iter().map(|(how, n)| format!("{n} {how}")).collect();
         println!("scale-ups: {}", ends.join(", "));
+    }
+    if !shrinks.is_empty() {
+        let ends: Vec<String> = shrinks.iter().map(|(how, n)| format!("{n} {how}")).collect();
+        println!("shrink plans: {}", ends.join(", "));
     }
     if failed == 0 {
         ExitCode::SUCCESS
@@ -135,6 +149,9 @@ fn print_report(r: &SeedReport, scenario: &Scenario, history: bool) {
             r.scale.as_deref().unwrap_or("not started"),
             r.standby_after.as_secs_f64()
         );
+    }
+    if let Some(how) = &r.shrink {
+        println!("  shrink plan: {how}");
     }
     for v in &r.violations {
         println!("  not linearizable: {v}");
