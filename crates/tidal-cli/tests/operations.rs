@@ -3,7 +3,8 @@
 //! writes; a gate that never passes and a failed phase roll back; cancel
 //! stops an operation; a control-plane leader killed mid-operation leaves
 //! it to the next one, which finishes it. An armed shrink plan drains PRGs
-//! the same way, and a cancel halfway puts everything back.
+//! the same way; a cancel halfway or a failure puts everything back, and a
+//! killed control-plane leader does not stop it.
 
 mod common;
 
@@ -367,4 +368,36 @@ fn cancelling_an_armed_shrink_plan_puts_the_layout_back() {
     assert_eq!(sets(&after), sets(&before), "the replicas are back");
     check_data(&c, 200, 0);
     let _ = shrink_plan(&c, "undo-me");
+}
+
+/// A shrink plan whose operation fails after its slots moved (a fail point
+/// after the move-slots phase) is undone as a whole and RolledBack; a
+/// plan armed again survives the control-plane leader's death: the next
+/// leader carries the operation on and completes the plan.
+#[test]
+fn a_failed_shrink_is_undone_and_a_killed_control_plane_leader_does_not_stop_one() {
+    let mut c = Cluster::start(3, &["--prgs", "4", "--slots", "256"]);
+    seed(&c, 200);
+    let before = c.routing(0);
+    set_all(&c, "operation/after-move-slots", "1*return");
+    json_of(&c.tidal(&["shrink-plan", "create", "--prgs", "default=2", "--id", "fails"]));
+    json_of(&c.tidal(&["shrink-plan", "arm", "fails"]));
+    let plan = plan_reaches(&c, "fails", "RolledBack", Duration::from_secs(120));
+    assert!(plan["error"].as_str().is_some_and(|e| e.contains("operation/after-move-slots")), "{plan:#}");
+    assert_eq!(c.routing(0)["tenants"], before["tenants"], "the slots are back");
+    assert_eq!(prg_count(&c), 4);
+    set_all(&c, "operation/after-move-slots", "off");
+    check_data(&c, 200, 0);
+
+    json_of(&c.tidal(&["shrink-plan", "create", "--prgs", "default=2", "--id", "again"]));
+    json_of(&c.tidal(&["shrink-plan", "arm", "again"]));
+    let leader = c.cp_leader().unwrap();
+    let i = (leader - 1) as usize;
+    c.kill(i);
+    std::thread::sleep(Duration::from_secs(2));
+    c.spawn(i);
+    c.wait_all_ready(Duration::from_secs(60));
+    plan_reaches(&c, "again", "Completed", Duration::from_secs(120));
+    wait_for(Duration::from_secs(20), "the routing to lose the drained PRGs", || (prg_count(&c) == 2).then_some(()));
+    check_data(&c, 200, 0);
 }
