@@ -7,7 +7,7 @@
 //! changes nothing when it refuses.
 
 use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
-use tidal_core::shrink::{self, forward_plan, layout_is_back, undo_plan, PlanState, MAX_UNDO_ATTEMPTS};
+use tidal_core::shrink::{self, forward_plan, layout_is_back, undo_plan, PlanState, ShrinkPlan, MAX_UNDO_ATTEMPTS};
 use tidal_core::{ClusterState, PrgId};
 
 use super::ops;
@@ -68,7 +68,7 @@ pub(super) fn cancel(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<
     }
     if plan.rolling_back {
         // An undo that gave up is tried again on the operator's word.
-        let gave_up = plan.undo_attempts >= MAX_UNDO_ATTEMPTS && wants_advance_once_reset(state, id);
+        let gave_up = plan.undo_attempts >= MAX_UNDO_ATTEMPTS && operation_ended(state, plan);
         if !gave_up {
             return Err(format!("plan {id} is already being rolled back"));
         }
@@ -93,13 +93,12 @@ pub(super) fn cancel(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<
 /// (and, rolling back, it has not given up).
 pub fn wants_advance(state: &ClusterState, id: &str) -> bool {
     let Some(plan) = state.shrink_plans.get(id).filter(|p| p.state == PlanState::Armed) else { return false };
-    let ended = plan.operation.and_then(|o| state.operations.get(&o)).is_none_or(|o| o.phase.is_finished());
-    ended && !(plan.rolling_back && plan.undo_attempts >= MAX_UNDO_ATTEMPTS && !layout_is_back(&plan.before, state))
+    operation_ended(state, plan)
+        && !(plan.rolling_back && plan.undo_attempts >= MAX_UNDO_ATTEMPTS && !layout_is_back(&plan.before, state))
 }
 
-/// Whether plan `id`'s operation has ended (so an undo could start now).
-fn wants_advance_once_reset(state: &ClusterState, id: &str) -> bool {
-    let plan = &state.shrink_plans[id];
+/// Whether `plan`'s operation has ended (or is no longer recorded).
+fn operation_ended(state: &ClusterState, plan: &ShrinkPlan) -> bool {
     plan.operation.and_then(|o| state.operations.get(&o)).is_none_or(|o| o.phase.is_finished())
 }
 

@@ -1,6 +1,6 @@
 use tidal_core::operation::{Budget, OpPhase};
 use tidal_core::planner::scale::Sizes;
-use tidal_core::shrink::{make_plan, plan_targets, Layout, PlanState, ShrinkRequest, MAX_UNDO_ATTEMPTS};
+use tidal_core::shrink::{plan_shrink, Layout, PlanState, ShrinkRequest, MAX_UNDO_ATTEMPTS};
 use tidal_core::{ClusterState, PrgId};
 
 use super::super::ops::tests::{node, ok, refused};
@@ -20,8 +20,7 @@ fn cluster() -> ClusterState {
 /// Record the easy form's plan `id` for `req`.
 fn draft(s: &mut ClusterState, id: &str, nodes: Option<u64>, prgs: u32) {
     let req = ShrinkRequest { nodes, prgs: [("t".to_string(), prgs)].into() };
-    let (targets, leaving) = plan_targets(s, &req, &Sizes::default()).unwrap();
-    let plan = make_plan(s, id, targets, Some(&leaving), &Sizes::default(), 5).unwrap();
+    let plan = plan_shrink(s, id, &req, &Sizes::default(), 5).unwrap();
     ok(s, CpCommand::CreateShrinkPlan(Box::new(plan)));
 }
 

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::{ClusterState, NodeState};
 use crate::ids::{NodeId, PrgId};
 use crate::operation::OpId;
-use crate::planner::scale::{slot_sizes, PlannedReplicaMove, PlannedSlotMove, ScalePlan, Sizes};
+use crate::planner::scale::{bytes_after_slots, slot_sizes, PlannedReplicaMove, PlannedSlotMove, ScalePlan, Sizes};
 use crate::planner::slots::{balance, SlotStep};
 use crate::planner::{place_replicas, PlanError, PlanNode, PlanPrg, ReplicaStep, REPLICAS};
 
@@ -186,8 +186,8 @@ pub enum ShrinkError {
     OtherArmed(String),
     #[error("operation {0} is running; a plan is armed when it has finished")]
     Busy(OpId),
-    #[error("the cluster changed since plan {id} was made (version {made}, now {now}): make a new plan")]
-    Stale { id: String, made: u64, now: u64 },
+    #[error("the cluster changed since plan {id} was made ({why}): make a new plan")]
+    Stale { id: String, why: String },
     #[error(transparent)]
     Placement(#[from] PlanError),
 }
@@ -285,36 +285,14 @@ pub fn make_plan(
         let kept: Vec<u32> = targets.iter().filter(|x| x.prg.tenant == *tenant).map(|x| x.prg.index).collect();
         let bytes = slot_sizes(state, tenant, sizes);
         for SlotStep { from, to, slots, .. } in balance(&t.owner, &kept, Some(&bytes)) {
-            for batch in slots.chunks(SLOTS_PER_BATCH) {
-                slot_moves.push(PlannedSlotMove {
-                    tenant: tenant.to_string(),
-                    from: PrgId::new(*tenant, from),
-                    to: PrgId::new(*tenant, to),
-                    slots: batch.to_vec(),
-                    bytes: batch.iter().map(|s| bytes[*s as usize]).sum(),
-                });
-            }
+            slot_moves.extend(batches(tenant, from, to, &slots, |s| bytes[s as usize]));
         }
     }
-    let mut after_slots: BTreeMap<&PrgId, i128> = sizes.prg_bytes.iter().map(|(p, b)| (p, i128::from(*b))).collect();
-    for m in &slot_moves {
-        *after_slots.entry(&m.from).or_default() -= i128::from(m.bytes);
-        *after_slots.entry(&m.to).or_default() += i128::from(m.bytes);
-    }
-    let prg_bytes = |p: &PrgId| after_slots.get(p).map_or(0, |b| u64::try_from((*b).max(0)).unwrap_or(0));
-    let mut replica_moves = Vec::new();
-    let mut leader_changes = Vec::new();
+    let prg_bytes = bytes_after_slots(sizes, &slot_moves);
+    let (mut replica_moves, mut leader_changes) = (Vec::new(), Vec::new());
     for t in &targets {
-        let current = &state.placements[&t.prg].members;
-        let leaving = current.iter().filter(|n| !t.members.contains(n));
-        let joining = t.members.iter().filter(|n| !current.contains(n));
-        for (&from, &to) in leaving.zip(joining) {
-            let step = ReplicaStep { prg: t.prg.clone(), from, to };
-            replica_moves.push(PlannedReplicaMove { step, bytes: prg_bytes(&t.prg) });
-        }
-        if current.first() != t.members.first() {
-            leader_changes.push((t.prg.clone(), t.members[0]));
-        }
+        let now = &state.placements[&t.prg].members;
+        member_moves(&t.prg, now, &t.members, prg_bytes(&t.prg), &mut replica_moves, &mut leader_changes);
     }
     let total_bytes =
         replica_moves.iter().map(|m| m.bytes).sum::<u64>() + slot_moves.iter().map(|m| m.bytes).sum::<u64>();
@@ -345,6 +323,45 @@ pub fn make_plan(
         undo_attempts: 0,
         error: None,
     })
+}
+
+/// `slots` of `tenant` moving from its PRG `from` to `to`, in batches of at
+/// most [`SLOTS_PER_BATCH`], each with the bytes `size` gives its slots.
+fn batches<'a>(
+    tenant: &'a str,
+    from: u32,
+    to: u32,
+    slots: &'a [u32],
+    size: impl Fn(u32) -> u64 + 'a,
+) -> impl Iterator<Item = PlannedSlotMove> + 'a {
+    slots.chunks(SLOTS_PER_BATCH).map(move |batch| PlannedSlotMove {
+        tenant: tenant.to_string(),
+        from: PrgId::new(tenant, from),
+        to: PrgId::new(tenant, to),
+        slots: batch.to_vec(),
+        bytes: batch.iter().map(|s| size(*s)).sum(),
+    })
+}
+
+/// The replica moves (each carrying `bytes`) that turn `prg`'s members
+/// `now` into `wanted`, and the leadership handed to `wanted`'s first
+/// member when it is not `now`'s.
+fn member_moves(
+    prg: &PrgId,
+    now: &[NodeId],
+    wanted: &[NodeId],
+    bytes: u64,
+    replica_moves: &mut Vec<PlannedReplicaMove>,
+    leader_changes: &mut Vec<(PrgId, NodeId)>,
+) {
+    let leaving = now.iter().filter(|n| !wanted.contains(n));
+    let joining = wanted.iter().filter(|n| !now.contains(n));
+    for (&from, &to) in leaving.zip(joining) {
+        replica_moves.push(PlannedReplicaMove { step: ReplicaStep { prg: prg.clone(), from, to }, bytes });
+    }
+    if now.first() != wanted.first() {
+        leader_changes.push((prg.clone(), wanted[0]));
+    }
 }
 
 fn node_states(state: &ClusterState) -> BTreeMap<NodeId, NodeState> {
@@ -386,8 +403,8 @@ pub fn create(state: &mut ClusterState, plan: &ShrinkPlan) -> Result<(), ShrinkE
     if plan.state != PlanState::Draft || plan.operation.is_some() {
         return Err(ShrinkError::State { id: plan.id.clone(), state: plan.state, wanted: PlanState::Draft });
     }
-    if plan.changed_since(state).is_some() {
-        return Err(ShrinkError::Stale { id: plan.id.clone(), made: plan.version, now: state.version });
+    if let Some(why) = plan.changed_since(state) {
+        return Err(ShrinkError::Stale { id: plan.id.clone(), why });
     }
     state.shrink_plans.insert(plan.id.clone(), plan.clone());
     let mut finished: Vec<(u64, String)> = state
@@ -417,8 +434,8 @@ pub fn check_arm(state: &ClusterState, id: &str) -> Result<(), ShrinkError> {
     if let Some(op) = state.running_operation() {
         return Err(ShrinkError::Busy(op.id));
     }
-    if plan.changed_since(state).is_some() {
-        return Err(ShrinkError::Stale { id: id.to_string(), made: plan.version, now: state.version });
+    if let Some(why) = plan.changed_since(state) {
+        return Err(ShrinkError::Stale { id: id.to_string(), why });
     }
     Ok(())
 }
@@ -480,29 +497,13 @@ pub fn undo_plan(before: &Layout, state: &ClusterState) -> ScalePlan {
             }
         }
         for ((from, to), slots) in back {
-            for batch in slots.chunks(SLOTS_PER_BATCH) {
-                slot_moves.push(PlannedSlotMove {
-                    tenant: tenant.clone(),
-                    from: PrgId::new(tenant.clone(), from),
-                    to: PrgId::new(tenant.clone(), to),
-                    slots: batch.to_vec(),
-                    bytes: 0,
-                });
-            }
+            slot_moves.extend(batches(tenant, from, to, &slots, |_| 0));
         }
     }
-    let mut replica_moves = Vec::new();
-    let mut leader_changes = Vec::new();
+    let (mut replica_moves, mut leader_changes) = (Vec::new(), Vec::new());
     for (prg, was) in &before.members {
         let Some(p) = state.placements.get(prg) else { continue };
-        let leaving = p.members.iter().filter(|n| !was.contains(n));
-        let joining = was.iter().filter(|n| !p.members.contains(n));
-        for (&from, &to) in leaving.zip(joining) {
-            replica_moves.push(PlannedReplicaMove { step: ReplicaStep { prg: prg.clone(), from, to }, bytes: 0 });
-        }
-        if p.members.first() != was.first() {
-            leader_changes.push((prg.clone(), was[0]));
-        }
+        member_moves(prg, &p.members, was, 0, &mut replica_moves, &mut leader_changes);
     }
     let epoch_bumps = (replica_moves.len() + slot_moves.len()) as u64;
     ScalePlan {
@@ -526,18 +527,20 @@ pub struct ShrinkRequest {
     pub prgs: BTreeMap<String, u32>,
 }
 
-/// The target placements that shrink `state` as `req` asks, for
-/// [`make_plan`], with the nodes that leave. The nodes removed are the draining ones first, then those
+/// Plan `id`, the shrink of `state` that `req` asks for (the easy form).
+/// The nodes removed are the draining ones first, then those
 /// whose replicas carry the fewest bytes, then the newest (highest id); the
 /// PRGs drained are each tenant's smallest, then its newest. The PRGs that
 /// stay are placed over the nodes that stay by the placement planner (the
 /// fewest replica moves), and the target epochs are the routing epoch the
 /// plan ends at.
-pub fn plan_targets(
+pub fn plan_shrink(
     state: &ClusterState,
+    id: &str,
     req: &ShrinkRequest,
     sizes: &Sizes,
-) -> Result<(Vec<TargetPlacement>, BTreeSet<NodeId>), ShrinkError> {
+    now_ms: u64,
+) -> Result<ShrinkPlan, ShrinkError> {
     let prg_bytes = |p: &PrgId| sizes.prg_bytes.get(p).copied().unwrap_or(0);
     // The PRGs that stay.
     let mut drained: BTreeSet<PrgId> = BTreeSet::new();
@@ -585,7 +588,7 @@ pub fn plan_targets(
     let layout = place_replicas(&nodes, &prgs)?;
     // Every PRG that stays is a target, so the plan names every tenant;
     // each target's epoch is the one the plan ends at.
-    let mut targets: Vec<TargetPlacement> = kept
+    let targets: Vec<TargetPlacement> = kept
         .iter()
         .map(|p| TargetPlacement {
             prg: (*p).clone(),
@@ -593,11 +596,12 @@ pub fn plan_targets(
             routing_epoch: state.routing_epoch + 1,
         })
         .collect();
-    let plan = make_plan(state, "preview", targets.clone(), Some(&leaving), sizes, 0)?;
-    for t in &mut targets {
-        t.routing_epoch = state.routing_epoch + plan.epoch_bumps.max(1);
+    let mut plan = make_plan(state, id, targets, Some(&leaving), sizes, now_ms)?;
+    let end = state.routing_epoch + plan.epoch_bumps.max(1);
+    for t in &mut plan.targets {
+        t.routing_epoch = end;
     }
-    Ok((targets, leaving))
+    Ok(plan)
 }
 
 #[cfg(test)]

@@ -33,18 +33,6 @@ fn sizes(prgs: u32) -> Sizes {
     Sizes { prg_bytes, slot_bytes: BTreeMap::new(), rate: 32 << 20, step_ms: 500 }
 }
 
-/// The easy form's plan: its targets and the nodes it removes.
-fn easy_plan(
-    s: &ClusterState,
-    req: &ShrinkRequest,
-    sz: &Sizes,
-    id: &str,
-    now_ms: u64,
-) -> Result<ShrinkPlan, ShrinkError> {
-    let (targets, leaving) = plan_targets(s, req, sz)?;
-    make_plan(s, id, targets, Some(&leaving), sz, now_ms)
-}
-
 fn target(prg: u32, members: &[NodeId], epoch: u64) -> TargetPlacement {
     TargetPlacement { prg: PrgId::new("default", prg), members: members.to_vec(), routing_epoch: epoch }
 }
@@ -95,7 +83,7 @@ fn plan_states_move_only_as_the_runbook_says() {
 fn five_to_three_nodes_and_eight_to_four_prgs() {
     let s = state(5, 8);
     let req = ShrinkRequest { nodes: Some(3), prgs: [("default".to_string(), 4)].into() };
-    let plan = easy_plan(&s, &req, &sizes(8), "shrink-p4", 1000).unwrap();
+    let plan = plan_shrink(&s, "shrink-p4", &req, &sizes(8), 1000).unwrap();
     assert_eq!(plan.state, PlanState::Draft);
     assert_eq!((plan.version, plan.routing_epoch, plan.created_ms), (42, 7, 1000));
     // The PRGs that stay (0-3) have 2 replicas on nodes 1, 2 and 5 and 3 on
@@ -129,7 +117,7 @@ fn five_to_three_nodes_and_eight_to_four_prgs() {
     let steps = plan.epoch_bumps + (plan.leader_changes.len() + 2) as u64;
     assert_eq!(plan.eta_ms, plan.total_bytes * 1000 / (32 << 20) + steps * 500);
     // The same input, the same plan.
-    let again = easy_plan(&s, &req, &sizes(8), "shrink-p4", 1000).unwrap();
+    let again = plan_shrink(&s, "shrink-p4", &req, &sizes(8), 1000).unwrap();
     assert_eq!(again, plan);
 }
 
@@ -141,7 +129,7 @@ fn slots_move_in_batches_and_the_smallest_prgs_drain() {
     let mut sz = sizes(4);
     sz.prg_bytes.insert(PrgId::new("default", 0), 1 << 20);
     let req = ShrinkRequest { nodes: None, prgs: [("default".to_string(), 3)].into() };
-    let plan = easy_plan(&s, &req, &sz, "p", 0).unwrap();
+    let plan = plan_shrink(&s, "p", &req, &sz, 0).unwrap();
     assert_eq!(plan.remove_prgs, vec![PrgId::new("default", 0)]);
     assert!(plan.remove_nodes.is_empty());
     assert!(plan.slot_moves.iter().all(|m| m.slots.len() <= SLOTS_PER_BATCH && m.from.index == 0));
@@ -203,7 +191,7 @@ fn bad_plans_are_refused() {
 
     let easy = |nodes: Option<u64>, prgs: &[(&str, u32)]| {
         let req = ShrinkRequest { nodes, prgs: prgs.iter().map(|(t, n)| (t.to_string(), *n)).collect() };
-        plan_targets(&s, &req, &sizes(4))
+        plan_shrink(&s, "p", &req, &sizes(4), 0)
     };
     assert_eq!(easy(Some(2), &[]), Err(ShrinkError::TooFewNodes(2)));
     assert_eq!(easy(Some(6), &[]), Err(ShrinkError::NotFewerNodes { current: 5, wanted: 6 }));
@@ -315,7 +303,7 @@ proptest! {
             sz.prg_bytes.insert(PrgId::new("default", p as u32), *b);
         }
         let req = ShrinkRequest { nodes: Some(keep_nodes.min(nodes)), prgs: [("default".to_string(), keep_prgs.min(prgs))].into() };
-        match easy_plan(&s, &req, &sz, "p", 0) {
+        match plan_shrink(&s, "p", &req, &sz, 0) {
             Err(ShrinkError::NothingShrinks { .. }) => prop_assert!(keep_nodes >= nodes && keep_prgs >= prgs),
             Err(e) => prop_assert!(false, "{e}"),
             Ok(plan) => {

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tidal_control::{CpCommand, CpReply};
 use tidal_core::operation::Budget;
-use tidal_core::shrink::{check_arm, make_plan, plan_targets, ShrinkError, ShrinkPlan, ShrinkRequest, TargetPlacement};
+use tidal_core::shrink::{check_arm, make_plan, plan_shrink, ShrinkError, ShrinkPlan, ShrinkRequest, TargetPlacement};
 use tidal_core::{NodeId, PrgId};
 
 use crate::moves_api::{fresh, parse_body, slot_ranges, ApiError};
@@ -149,10 +149,7 @@ pub(crate) async fn draft(s: &Shared, id: Option<String>, ask: Ask, dry_run: boo
     let now = s.clock.now_ms();
     let plan = match ask {
         Ask::Targets(targets) => make_plan(&state, &id, targets, None, &sizes, now)?,
-        Ask::Sizes(ask) => {
-            let (targets, leaving) = plan_targets(&state, &ask, &sizes)?;
-            make_plan(&state, &id, targets, Some(&leaving), &sizes, now)?
-        }
+        Ask::Sizes(ask) => plan_shrink(&state, &id, &ask, &sizes, now)?,
     };
     if !dry_run {
         match s.cp.propose(CpCommand::CreateShrinkPlan(Box::new(plan.clone()))).await? {

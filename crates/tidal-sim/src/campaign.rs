@@ -573,21 +573,18 @@ async fn shrink_back(
     let past = || turmoil::sim_elapsed().unwrap_or_default() >= until;
     let set = |s: String| *outcome.lock().unwrap() = Some(s);
     // Ask until some node answers with one of `ok`; the answer's status.
-    let ask = |method: &'static str, path: String, body: Option<String>, ok: &'static [u16]| {
-        let path = path.clone();
-        async move {
-            while !past() {
-                for addr in https {
-                    if let Ok((code, reply)) = http::request(addr, method, &path, body.as_deref(), timeout).await {
-                        if ok.contains(&code) {
-                            return Some((code, reply));
-                        }
+    let ask = |method: &'static str, path: String, body: Option<String>, ok: &'static [u16]| async move {
+        while !past() {
+            for addr in https {
+                if let Ok((code, reply)) = http::request(addr, method, &path, body.as_deref(), timeout).await {
+                    if ok.contains(&code) {
+                        return Some((code, reply));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            None
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        None
     };
     let plan = |reply: &str| serde_json::from_str::<serde_json::Value>(reply).unwrap_or_default();
     let body = format!(r#"{{"plan_id":"{ID}","prgs":{{"default":2}}}}"#);

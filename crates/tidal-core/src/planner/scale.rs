@@ -148,19 +148,9 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
     }
     // Slots move before replicas (see `crate::operation`): a replica moves
     // with what its PRG holds once its slot moves are done.
-    let mut after_slots: BTreeMap<&PrgId, i128> = sizes.prg_bytes.iter().map(|(p, b)| (p, i128::from(*b))).collect();
-    for m in &slot_moves {
-        *after_slots.entry(&m.from).or_default() -= i128::from(m.bytes);
-        *after_slots.entry(&m.to).or_default() += i128::from(m.bytes);
-    }
-    let replica_moves: Vec<PlannedReplicaMove> = layout
-        .moves
-        .iter()
-        .map(|s| {
-            let bytes = after_slots.get(&s.prg).map_or(0, |b| u64::try_from((*b).max(0)).unwrap_or(0));
-            PlannedReplicaMove { step: s.clone(), bytes }
-        })
-        .collect();
+    let after_slots = bytes_after_slots(sizes, &slot_moves);
+    let replica_moves: Vec<PlannedReplicaMove> =
+        layout.moves.iter().map(|s| PlannedReplicaMove { step: s.clone(), bytes: after_slots(&s.prg) }).collect();
     let total_bytes =
         replica_moves.iter().map(|m| m.bytes).sum::<u64>() + slot_moves.iter().map(|m| m.bytes).sum::<u64>();
     let epoch_bumps = u64::from(!new_ids.is_empty()) + replica_moves.len() as u64 + slot_moves.len() as u64;
@@ -176,6 +166,18 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
         epoch_bumps,
         eta_ms,
     })
+}
+
+/// Each PRG's bytes once `slot_moves` have run (what a replica move
+/// after them carries): its reported bytes, less what it gives, plus what
+/// it takes.
+pub(crate) fn bytes_after_slots(sizes: &Sizes, slot_moves: &[PlannedSlotMove]) -> impl Fn(&PrgId) -> u64 {
+    let mut after: BTreeMap<PrgId, i128> = sizes.prg_bytes.iter().map(|(p, b)| (p.clone(), i128::from(*b))).collect();
+    for m in slot_moves {
+        *after.entry(m.from.clone()).or_default() -= i128::from(m.bytes);
+        *after.entry(m.to.clone()).or_default() += i128::from(m.bytes);
+    }
+    move |p| after.get(p).map_or(0, |b| u64::try_from((*b).max(0)).unwrap_or(0))
 }
 
 /// Bytes per slot of `tenant`: as reported, or each PRG's bytes spread
