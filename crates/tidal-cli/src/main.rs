@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod drain;
 mod moves;
 mod node_cmd;
 mod operations;
@@ -60,6 +61,9 @@ enum Cmd {
     /// default=4` drafts a plan with its exact moves; `show`, `list`,
     /// `arm` and `cancel` follow.
     ShrinkPlan(shrink_plan::ShrinkPlanArgs),
+    /// Drain a node before it stops: `tidal drain 4 [--wait]` moves its
+    /// leaderships and replicas elsewhere, then it exits; `--cancel` undoes.
+    Drain(drain::DrainArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -105,6 +109,7 @@ fn main() {
         Cmd::Scale(a) => scale::run(a),
         Cmd::Operations(a) => operations::run(a),
         Cmd::ShrinkPlan(a) => shrink_plan::run(a),
+        Cmd::Drain(a) => drain::run(a),
     };
     std::process::exit(code);
 }

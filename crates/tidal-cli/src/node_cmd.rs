@@ -1,4 +1,8 @@
-//! `tidal node`: run one node until SIGINT or SIGTERM.
+//! `tidal node`: run one node until a signal. SIGINT stops it (handing
+//! off its leaderships and closing client connections between requests);
+//! SIGTERM drains it first, moving its replicas to other nodes (see
+//! `Node::drain_and_stop`). A node also stops once a drain it saw begin
+//! through the admin API is over.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,24 +64,42 @@ pub fn run(args: NodeArgs) -> i32 {
                 return 1;
             }
         };
-        let code = tokio::select! {
-            _ = wait_for_signal() => 0,
+        let (code, drain) = tokio::select! {
+            sig = wait_for_signal() => (0, sig == Signal::Term),
+            _ = node.drained() => {
+                tracing::info!("drained: every replica is on another node; stopping");
+                (0, false)
+            }
             why = node.failed() => {
                 eprintln!("error: {why}");
-                1
+                (1, false)
             }
         };
-        node.stop().await;
+        if drain {
+            node.drain_and_stop().await;
+        } else {
+            node.stop().await;
+        }
         code
     })
 }
 
-async fn wait_for_signal() {
+#[derive(PartialEq, Eq)]
+enum Signal {
+    Int,
+    Term,
+}
+
+async fn wait_for_signal() -> Signal {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let sig = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Signal::Int,
+        _ = term.recv() => Signal::Term,
+    };
+    match sig {
+        Signal::Int => tracing::info!("SIGINT: shutting down"),
+        Signal::Term => tracing::info!("SIGTERM: draining, then shutting down"),
     }
-    tracing::info!("shutting down");
+    sig
 }

@@ -41,7 +41,12 @@ enum ShrinkPlanCmd {
     List,
     /// Arm a Draft: refused if another plan is armed or the cluster changed
     /// since the plan was made.
-    Arm { id: String },
+    Arm {
+        id: String,
+        /// Follow the plan's operation until it ends, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Cancel a Draft.
     Cancel { id: String },
 }
@@ -97,7 +102,13 @@ pub fn run(a: ShrinkPlanArgs) -> i32 {
             }
             plans
         }
-        ShrinkPlanCmd::Arm { id } => run_call("POST", t, "/admin/shrink-plan/arm", Some(json!({ "plan_id": id }))),
+        ShrinkPlanCmd::Arm { id, wait } => {
+            let armed = run_call("POST", t, "/admin/shrink-plan/arm", Some(json!({ "plan_id": id })));
+            if let (Ok(v), true) = (&armed, wait) {
+                return crate::operations::follow(t, v["id"].as_u64().unwrap_or(0));
+            }
+            armed
+        }
         ShrinkPlanCmd::Cancel { id } => {
             let plan = run_call("POST", t, "/admin/shrink-plan/cancel", Some(json!({ "plan_id": id })));
             if let (Ok(_), false) = (&plan, t.json) {

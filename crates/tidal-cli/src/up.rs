@@ -309,10 +309,11 @@ fn exited(children: &mut Vec<(u32, Child)>) -> Option<(u32, std::process::ExitSt
     Some((id, status))
 }
 
-/// SIGTERM every child (they stop gracefully), then SIGKILL stragglers.
+/// SIGINT every child (they stop gracefully, keeping their replicas: the
+/// whole cluster stops, so nothing drains), then SIGKILL stragglers.
 fn stop_all(children: &mut Vec<(u32, Child)>) {
     for (_, c) in children.iter() {
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline && children.iter_mut().any(|(_, c)| matches!(c.try_wait(), Ok(None))) {

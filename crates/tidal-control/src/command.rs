@@ -96,6 +96,11 @@ pub enum CpCommand {
     /// Take armed plan `id` on once its operation has ended: complete it,
     /// or undo it.
     AdvanceShrinkPlan { id: String },
+    /// Mark `node` Draining and start `op`, the drain operation that moves
+    /// every replica it hosts to other nodes (see `drain_ops`).
+    DrainNode { node: NodeId, op: Box<Operation> },
+    /// Make Draining `node` Active again, stopping its drain operation.
+    UndrainNode { node: NodeId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +267,14 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             }
         }
         CpCommand::AdvanceShrinkPlan { id } => shrink_ops::advance(state, now_ms, id).err(),
+        CpCommand::DrainNode { node, op } => match drain_ops::drain(state, now_ms, *node, op) {
+            Ok(id) => {
+                op_started = Some(id);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        CpCommand::UndrainNode { node } => drain_ops::undrain(state, now_ms, *node).err(),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {
@@ -598,6 +611,9 @@ mod ops;
 
 #[path = "command_shrink.rs"]
 pub mod shrink_ops;
+
+#[path = "command_drain.rs"]
+pub mod drain_ops;
 
 #[cfg(test)]
 #[path = "command_tests.rs"]

@@ -173,6 +173,9 @@ pub fn readiness(shared: &Shared) -> Readiness {
     if strict {
         reasons.push("strict fallback is on: serving only PRGs this node leads".to_string());
     }
+    if shared.draining() {
+        reasons.push("draining: its leaderships and replicas move to other nodes".to_string());
+    }
     let state = shared.cache.get();
     if state.tenants.is_empty() {
         reasons.push("no tenant exists yet (waiting for the initial nodes to register)".to_string());

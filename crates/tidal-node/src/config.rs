@@ -124,6 +124,12 @@ pub struct RawConfig {
     /// it: only for a node whose data is gone for good.
     #[arg(long, env = "TIDAL_REPLACE_NODE", num_args = 0..=1, default_missing_value = "true")]
     pub replace_node: Option<bool>,
+    /// How long (ms) SIGTERM waits for this node's replicas to move to
+    /// other nodes before it stops anyway (default 600000); 0 moves none
+    /// (a restart that keeps the node's data: leaderships and client
+    /// connections are still handed off).
+    #[arg(long, env = "TIDAL_DRAIN_TIMEOUT_MS")]
+    pub drain_timeout_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -165,7 +171,8 @@ impl RawConfig {
             fence_budget_ms,
             max_moves_per_node,
             max_moves,
-            replace_node
+            replace_node,
+            drain_timeout_ms
         )
     }
 
@@ -237,6 +244,9 @@ pub struct NodeConfig {
     pub budget: tidal_core::operation::Budget,
     /// Register although another data directory holds this node id.
     pub replace_node: bool,
+    /// How long SIGTERM waits for the node's replicas to move away; 0:
+    /// they stay.
+    pub drain_timeout_ms: u64,
 }
 
 impl NodeConfig {
@@ -470,6 +480,10 @@ impl RawConfig {
         if !(1..=1024).contains(&worker_threads) {
             errs.push(format!("worker-threads: must be between 1 and 1024, got {worker_threads}"));
         }
+        let drain_timeout_ms = self.drain_timeout_ms.unwrap_or(600_000);
+        if drain_timeout_ms > 86_400_000 {
+            errs.push(format!("drain-timeout-ms: must be at most 86400000 (a day), got {drain_timeout_ms}"));
+        }
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -499,6 +513,7 @@ impl RawConfig {
             moves,
             budget,
             replace_node: self.replace_node.unwrap_or(false),
+            drain_timeout_ms,
         })
     }
 }

@@ -15,7 +15,7 @@ use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::transport::{Acceptor, BoxStream};
 
 use crate::node::Shared;
-use crate::{admin, moves_api, operations_api, scale_api, shrink_api};
+use crate::{admin, drain_api, moves_api, operations_api, scale_api, shrink_api};
 
 type S = State<Arc<Shared>>;
 
@@ -88,6 +88,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/operations", get(operations_api::list_operations))
         .route("/api/v1/operations/{id}", get(operations_api::get_operation))
         .route("/api/v1/operations/{id}/cancel", post(operations_api::cancel_operation))
+        .route("/admin/drain", get(drain_api::list).post(drain_api::drain))
+        .route("/admin/drain/cancel", post(drain_api::cancel))
         .route("/admin/shrink-plan", get(shrink_api::list).post(shrink_api::create))
         .route("/admin/shrink-plan/arm", post(shrink_api::arm))
         .route("/admin/shrink-plan/cancel", post(shrink_api::cancel))

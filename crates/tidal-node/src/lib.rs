@@ -8,6 +8,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod disk;
+pub mod drain_api;
 pub mod forward;
 pub mod http;
 pub mod metrics;

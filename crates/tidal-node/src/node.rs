@@ -11,7 +11,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ use crate::config::{Bootstrap, NodeConfig};
 use crate::disk::Disk;
 use crate::forward::{decode_request, KvResponse};
 use crate::scan::ScanCursors;
+
+/// How long a stopping node waits for its client connections to finish
+/// the requests they have in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// How long the first tenant waits for every initial node before it is
 /// placed on those that came.
@@ -79,6 +83,22 @@ pub struct Shared {
     /// executor gave up waiting) runs after the first, never beside it, so
     /// older rows never land after newer ones.
     pub(crate) pulls: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// The node's drain: whether this process began one (SIGTERM), saw the
+    /// node Active, and found the drain over (it then stops).
+    pub(crate) drain: DrainFlags,
+}
+
+/// Where this process stands with draining its node (see `drain_api`).
+#[derive(Default)]
+pub(crate) struct DrainFlags {
+    /// SIGTERM began a drain here: not ready from now on.
+    pub(crate) begun: AtomicBool,
+    /// This process has seen its node Active: a drain that starts now is
+    /// one to stop at the end of (a node that restarts Draining stays up,
+    /// serving nothing, until an operator undrains it).
+    pub(crate) seen_active: AtomicBool,
+    /// The drain is over and the node should stop.
+    pub(crate) done: watch::Sender<bool>,
 }
 
 /// What the data path needs of one hosted PRG.
@@ -294,7 +314,69 @@ impl Shared {
         }
         self.reconcile(&self.cache.get(), true).await;
         self.report_leadership(&state).await;
+        self.drain_duties(&self.cache.get()).await;
         true
+    }
+
+    /// While the control plane has this node Draining: hand off every
+    /// leadership it holds (again each round, should an election give one
+    /// back), and once its replicas are gone end the drain this process
+    /// saw begin.
+    async fn drain_duties(&self, state: &ClusterState) {
+        let me = self.config.node_id;
+        match state.nodes.get(&me).map(|n| n.state) {
+            Some(NodeState::Active) => {
+                self.drain.seen_active.store(true, Ordering::Relaxed);
+            }
+            Some(NodeState::Draining) => {
+                self.hand_off_leaderships(None).await;
+                let ours = self.drain.seen_active.load(Ordering::Relaxed) || self.drain.begun.load(Ordering::Relaxed);
+                if ours && tidal_control::command::drain_ops::drained(state, me) {
+                    self.drain.done.send_if_modified(|d| !std::mem::replace(d, true));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Whether this node is draining: SIGTERM began it, or the control
+    /// plane has it Draining.
+    pub fn draining(&self) -> bool {
+        self.drain.begun.load(Ordering::Relaxed)
+            || self.cache.get().nodes.get(&self.config.node_id).is_some_and(|n| n.state == NodeState::Draining)
+    }
+
+    /// Ask another voter to take over every group this node leads, so
+    /// clients wait for a hand-off instead of an election timeout. With a
+    /// budget, wait that long for the hand-offs; without, only ask.
+    pub(crate) async fn hand_off_leaderships(&self, budget: Option<Duration>) {
+        let me = self.config.node_id;
+        let mut waiting = Vec::new();
+        for g in self.host.groups() {
+            let m = g.raft.metrics().borrow_watched().clone();
+            if m.current_leader != Some(me) {
+                continue;
+            }
+            let Some(to) = m.membership_config.membership().voter_ids().find(|v| *v != me) else { continue };
+            if g.raft.trigger().transfer_leader(to).await.is_ok() {
+                waiting.push(g);
+            }
+        }
+        let Some(budget) = budget else { return };
+        let deadline = Instant::now() + budget;
+        for g in waiting {
+            let mut metrics = g.raft.metrics();
+            let moved = async {
+                while metrics.borrow_watched().current_leader == Some(me) {
+                    if metrics.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                tracing::warn!(group = %g.name, "leadership not handed off before stopping");
+            }
+        }
     }
 
     /// What the health check holds the cluster to: a report counts for
@@ -468,6 +550,7 @@ impl Node {
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),
             pulls: Mutex::default(),
+            drain: DrainFlags::default(),
         });
         let _ = shared.weak_self.set(Arc::downgrade(&shared));
         host.set_app_handler(Arc::new(NodeApp(Arc::downgrade(&shared))));
@@ -555,50 +638,63 @@ impl Node {
         }
     }
 
+    /// Wait until the drain this process saw begin is over: the node's
+    /// replicas are elsewhere, and it should stop.
+    pub async fn drained(&self) {
+        let mut rx = self.shared.drain.done.subscribe();
+        if rx.wait_for(|d| *d).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// SIGTERM's drain: not ready from now on, every replica moved to
+    /// other nodes through a drain operation (waiting up to
+    /// `--drain-timeout-ms`; none with 0, or when the cluster refuses, as a
+    /// three-node cluster must), then [`Node::stop`], which hands off the
+    /// leaderships left and closes client connections between requests.
+    pub async fn drain_and_stop(self) {
+        let me = self.shared.config.node_id;
+        self.shared.drain.begun.store(true, Ordering::Relaxed);
+        let timeout = Duration::from_millis(self.shared.config.drain_timeout_ms);
+        if timeout.is_zero() {
+            tracing::info!(node = me, "draining: replicas stay (drain-timeout-ms is 0)");
+        } else {
+            match crate::drain_api::request(&self.shared, me, crate::drain_api::DrainOptions::default()).await {
+                Ok(d) => {
+                    tracing::info!(node = me, operation = d.operation, "draining: moving every replica away");
+                    if tokio::time::timeout(timeout, self.drained()).await.is_err() {
+                        tracing::warn!(node = me, "drain not over after {} ms; stopping anyway", timeout.as_millis());
+                    }
+                }
+                Err(e) => tracing::warn!(node = me, error = %e, "draining: replicas stay where they are"),
+            }
+        }
+        self.stop().await;
+    }
+
     /// Stop serving, stop every group, and let the storage writer finish.
+    /// Client connections close as soon as their requests in flight are
+    /// answered (waiting up to [`CLOSE_GRACE`]); leaderships are handed
+    /// off first.
     pub async fn stop(self) {
         let _ = self.stop_tx.send(true);
         for t in &self.tasks {
             t.abort();
         }
-        self.hand_off_leaderships(Duration::from_secs(2)).await;
+        self.shared.drain.begun.store(true, Ordering::Relaxed);
+        let handed_off = self.shared.hand_off_leaderships(Some(Duration::from_secs(2)));
+        let closed = async {
+            let deadline = Instant::now() + CLOSE_GRACE;
+            while self.shared.connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::join!(handed_off, closed);
         self.shared.host.shutdown().await;
         if let Err(e) = self.shared.host.storage().checkpoint().await {
             tracing::warn!(error = %e, "could not make the applied state durable; a restart re-applies it");
         }
         tracing::info!(node = self.shared.config.node_id, "node stopped");
-    }
-
-    /// Ask another voter to take over every group this node leads, so
-    /// clients wait for a hand-off instead of an election timeout; bounded
-    /// by `budget`.
-    async fn hand_off_leaderships(&self, budget: Duration) {
-        let me = self.shared.config.node_id;
-        let mut waiting = Vec::new();
-        for g in self.shared.host.groups() {
-            let m = g.raft.metrics().borrow_watched().clone();
-            if m.current_leader != Some(me) {
-                continue;
-            }
-            let Some(to) = m.membership_config.membership().voter_ids().find(|v| *v != me) else { continue };
-            if g.raft.trigger().transfer_leader(to).await.is_ok() {
-                waiting.push(g);
-            }
-        }
-        let deadline = Instant::now() + budget;
-        for g in waiting {
-            let mut metrics = g.raft.metrics();
-            let moved = async {
-                while metrics.borrow_watched().current_leader == Some(me) {
-                    if metrics.changed().await.is_err() {
-                        return;
-                    }
-                }
-            };
-            if tokio::time::timeout_at(deadline, moved).await.is_err() {
-                tracing::warn!(group = %g.name, "leadership not handed off before stopping");
-            }
-        }
     }
 
     pub fn commands_served(&self) -> u64 {

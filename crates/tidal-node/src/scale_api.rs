@@ -116,6 +116,28 @@ pub struct TenantScale {
     pub max_moves: Option<u32>,
 }
 
+impl RunOptions {
+    /// The disruption budget, gate timeout and join timeout a run gets:
+    /// as asked, or this node's defaults; 400 when out of range.
+    pub(crate) fn settings(&self, s: &Shared) -> Result<(Budget, u64, u64), ApiError> {
+        let budget = Budget {
+            per_node: self.max_moves_per_node.unwrap_or(s.config.budget.per_node),
+            cluster: self.max_moves.unwrap_or(s.config.budget.cluster),
+        };
+        if budget.per_node == 0 || budget.cluster == 0 {
+            return Err(ApiError::BadRequest("max_moves_per_node and max_moves must be at least 1".into()));
+        }
+        let gate_timeout_ms = self.gate_timeout_ms.unwrap_or(DEFAULT_GATE_TIMEOUT_MS);
+        let join_timeout_ms = self.join_timeout_ms.unwrap_or(DEFAULT_JOIN_TIMEOUT_MS);
+        for (name, v) in [("gate_timeout_ms", gate_timeout_ms), ("join_timeout_ms", join_timeout_ms)] {
+            if !(100..=3_600_000).contains(&v) {
+                return Err(ApiError::BadRequest(format!("{name} must be between 100 and 3600000, got {v}")));
+            }
+        }
+        Ok((budget, gate_timeout_ms, join_timeout_ms))
+    }
+}
+
 /// The [`RunOptions`] of a request body.
 macro_rules! run_options {
     ($r:expr) => {
@@ -198,7 +220,7 @@ pub async fn scale_tenant(State(s): S, Path(tenant): Path<String>, body: Bytes) 
 
 /// Times a plan is made again when the cluster changed between planning
 /// and starting it (a node re-registered, a leader moved).
-const START_ATTEMPTS: u32 = 3;
+pub(crate) const START_ATTEMPTS: u32 = 3;
 
 /// Plan the request `make` builds against the control plane's current
 /// state; show the plan (a dry run) or start an operation that runs it.
@@ -208,20 +230,7 @@ async fn answer(
     dry_run: bool,
     run: &RunOptions,
 ) -> Result<Response, ApiError> {
-    let budget = Budget {
-        per_node: run.max_moves_per_node.unwrap_or(s.config.budget.per_node),
-        cluster: run.max_moves.unwrap_or(s.config.budget.cluster),
-    };
-    if budget.per_node == 0 || budget.cluster == 0 {
-        return Err(ApiError::BadRequest("max_moves_per_node and max_moves must be at least 1".into()));
-    }
-    let gate_timeout_ms = run.gate_timeout_ms.unwrap_or(DEFAULT_GATE_TIMEOUT_MS);
-    let join_timeout_ms = run.join_timeout_ms.unwrap_or(DEFAULT_JOIN_TIMEOUT_MS);
-    for (name, v) in [("gate_timeout_ms", gate_timeout_ms), ("join_timeout_ms", join_timeout_ms)] {
-        if !(100..=3_600_000).contains(&v) {
-            return Err(ApiError::BadRequest(format!("{name} must be between 100 and 3600000, got {v}")));
-        }
-    }
+    let (budget, gate_timeout_ms, join_timeout_ms) = run.settings(s)?;
     let mut attempt = 0;
     loop {
         attempt += 1;

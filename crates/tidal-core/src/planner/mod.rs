@@ -24,6 +24,7 @@
 //! with a brute-force search on small clusters. Slots are balanced by
 //! [`slots::balance`].
 
+pub mod drain;
 pub mod flow;
 pub mod quota;
 pub mod scale;

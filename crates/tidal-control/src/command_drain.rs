@@ -1,0 +1,99 @@
+//! How draining a node changes the cluster state. [`drain`] marks the node
+//! Draining (no new replica goes there) and starts the operation that
+//! moves every replica it hosts elsewhere (`tidal_core::planner::drain`);
+//! [`undrain`] makes it Active again, stopping that operation if it still
+//! runs (the replicas already moved stay where they are). Each checks
+//! everything first and changes nothing when it refuses.
+
+use tidal_core::operation::{OpId, Operation};
+use tidal_core::{ClusterState, NodeId, NodeState};
+
+use super::ops;
+
+/// The kind of the operations that drain a node.
+pub const DRAIN: &str = "drain";
+
+pub(super) fn drain(state: &mut ClusterState, now_ms: u64, node: NodeId, op: &Operation) -> Result<OpId, String> {
+    state.nodes.get(&node).ok_or_else(|| format!("no node {node}"))?;
+    if op.kind != DRAIN {
+        return Err(format!("a drain runs as a {DRAIN} operation, not {}", op.kind));
+    }
+    if let Some(running) = draining_now(state, node) {
+        return Err(format!("node {node} is already draining (operation {})", running.id));
+    }
+    cp_quorum_after(state, node)?;
+    let plan = &op.plan;
+    if !plan.add_nodes.is_empty() || !plan.new_prgs.is_empty() || !plan.slot_moves.is_empty() {
+        return Err("a drain plan only moves replicas".into());
+    }
+    if let Some(m) = plan.replica_moves.iter().find(|m| m.step.from != node) {
+        return Err(format!(
+            "a drain of node {node} moves only its replicas, not {}'s from node {}",
+            m.step.prg, m.step.from
+        ));
+    }
+    if let Some(p) = state.placements_hosted_on(node).find(|p| !plan.replica_moves.iter().any(|m| m.step.prg == p.prg))
+    {
+        return Err(format!("the plan leaves {}'s replica on node {node}", p.prg));
+    }
+    let mut scratch = state.clone();
+    scratch.nodes.get_mut(&node).expect("checked").state = NodeState::Draining;
+    let id = ops::start(&mut scratch, now_ms, op)?;
+    *state = scratch;
+    Ok(id)
+}
+
+/// Refuse when `node` is a control-plane voter and, with it and every
+/// other draining voter gone, the voters left could not form a quorum.
+fn cp_quorum_after(state: &ClusterState, node: NodeId) -> Result<(), String> {
+    if !state.cp_members.contains(&node) {
+        return Ok(());
+    }
+    let total = state.cp_members.len();
+    let quorum = total / 2 + 1;
+    let left = state
+        .cp_members
+        .iter()
+        .filter(|m| **m != node && state.nodes.get(m).is_none_or(|n| n.state == NodeState::Active))
+        .count();
+    if left < quorum {
+        return Err(format!(
+            "node {node} is a control-plane voter: with it drained {left} of the {total} voters would be left, \
+             below the quorum of {quorum}"
+        ));
+    }
+    Ok(())
+}
+
+/// The operation that drains `node` now, if one runs (a drain plan moves
+/// only that node's replicas; one with none to move ends at once).
+pub fn draining_now(state: &ClusterState, node: NodeId) -> Option<&Operation> {
+    let op = state.running_operation().filter(|o| o.kind == DRAIN)?;
+    op.plan.replica_moves.first().is_some_and(|m| m.step.from == node).then_some(op)
+}
+
+/// Whether `node`'s drain has ended: it is Draining, hosts no replica, and
+/// no operation drains it.
+pub fn drained(state: &ClusterState, node: NodeId) -> bool {
+    state.nodes.get(&node).is_some_and(|n| n.state == NodeState::Draining)
+        && state.placements_hosted_on(node).next().is_none()
+        && draining_now(state, node).is_none()
+}
+
+pub(super) fn undrain(state: &mut ClusterState, now_ms: u64, node: NodeId) -> Result<(), String> {
+    let info = state.nodes.get(&node).ok_or_else(|| format!("no node {node}"))?;
+    if info.state != NodeState::Draining {
+        return Err(format!("node {node} is not draining"));
+    }
+    let mut scratch = state.clone();
+    if let Some(op) = draining_now(&scratch, node).filter(|o| !o.cancel_requested).map(|o| o.id) {
+        ops::cancel(&mut scratch, now_ms, op)?;
+    }
+    scratch.nodes.get_mut(&node).expect("checked").state = NodeState::Active;
+    *state = scratch;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "command_drain_tests.rs"]
+mod tests;
