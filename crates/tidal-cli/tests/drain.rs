@@ -144,3 +144,54 @@ fn sigterm_drains_a_node_under_load_and_a_drained_node_stays_out_until_undrained
     let status = exited(&mut c, 3, Duration::from_secs(30));
     assert!(status.success(), "{status}");
 }
+
+/// A SIGKILLed node unheard past the self-heal delay has its replicas
+/// re-created on the other nodes, every PRG back to three voters while a
+/// client writes; when it returns it purges them and stays out (Draining)
+/// until an operator decides.
+#[test]
+fn a_lost_node_is_healed_and_returns_drained() {
+    let mut c = Cluster::start(4, &["--prgs", "4", "--slots", "256", "--self-heal-delay-ms", "3000"]);
+    let mut cl = c.client(0);
+    for k in 0..200 {
+        assert_eq!(cl.cmd(&["SET", &format!("seed{k}"), &format!("v{k}")]).unwrap(), Value::Simple("OK".into()));
+    }
+    assert!(members(&c, 0).iter().any(|(_, m)| m.contains(&4)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(&c.nodes[0].redis, stop.clone());
+    c.kill(3);
+    let lost_at = Instant::now();
+    wait_for(Duration::from_secs(90), "every PRG to have 3 voters off node 4", || {
+        let m = members(&c, 0);
+        m.iter().all(|(_, m)| m.len() == 3 && !m.contains(&4)).then_some(())
+    });
+    let healed_in = lost_at.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (acked, errors) = w.join().unwrap();
+    assert!(healed_in > Duration::from_secs(3), "healed before the delay: {healed_in:?}");
+    let heal = wait_for(Duration::from_secs(30), "the heal operation to finish", || {
+        let (_, body) = http_get(&c.nodes[0].http, "/api/v1/operations").ok()?;
+        let ops: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let heal = ops["operations"].as_array()?.iter().find(|o| o["type"] == "heal").cloned()?;
+        (heal["status"] != "running").then_some(heal)
+    });
+    assert_eq!(heal["status"], "succeeded", "{heal:#}");
+    // Writes through node 1 may wait out the elections node 4's loss
+    // causes, but none fails, and every key reads back.
+    assert!(errors.is_empty(), "the client saw errors: {errors:?}");
+    let mut cl = c.client(1);
+    assert_eq!(cl.cmd(&["DBSIZE"]).unwrap(), Value::Int(200 + acked as i64));
+
+    // Node 4 comes back: told its replicas are gone, it purges them and
+    // stays up, not ready, Draining.
+    c.spawn(3);
+    wait_for(Duration::from_secs(30), "node 4 to purge its replicas", || {
+        let groups = c.groups(3)?;
+        let prgs = groups.as_array()?.iter().filter(|g| g["id"] != "_cp").count();
+        (prgs == 0).then_some(())
+    });
+    let (code, body) = http_get(&c.nodes[3].http, "/readyz").unwrap();
+    assert!(code == 503 && body.contains("draining"), "{code} {body}");
+    assert!(c.nodes[3].child.as_mut().unwrap().try_wait().unwrap().is_none(), "the healed node exited");
+    assert_eq!(draining(&c)["nodes"][0]["state"], "drained");
+}

@@ -5,18 +5,21 @@
 //! runs (the replicas already moved stay where they are). Each checks
 //! everything first and changes nothing when it refuses.
 
+use tidal_core::cluster::DrainRecord;
 use tidal_core::operation::{OpId, Operation};
 use tidal_core::{ClusterState, NodeId, NodeState};
 
 use super::ops;
+pub use crate::self_heal::HEAL;
 
-/// The kind of the operations that drain a node.
+/// The kind of the operations that drain a node an operator (or SIGTERM)
+/// asked to drain; those that heal a lost one are [`HEAL`].
 pub const DRAIN: &str = "drain";
 
 pub(super) fn drain(state: &mut ClusterState, now_ms: u64, node: NodeId, op: &Operation) -> Result<OpId, String> {
     state.nodes.get(&node).ok_or_else(|| format!("no node {node}"))?;
-    if op.kind != DRAIN {
-        return Err(format!("a drain runs as a {DRAIN} operation, not {}", op.kind));
+    if op.kind != DRAIN && op.kind != HEAL {
+        return Err(format!("a drain runs as a {DRAIN} or {HEAL} operation, not {}", op.kind));
     }
     if let Some(running) = draining_now(state, node) {
         return Err(format!("node {node} is already draining (operation {})", running.id));
@@ -39,6 +42,7 @@ pub(super) fn drain(state: &mut ClusterState, now_ms: u64, node: NodeId, op: &Op
     let mut scratch = state.clone();
     scratch.nodes.get_mut(&node).expect("checked").state = NodeState::Draining;
     let id = ops::start(&mut scratch, now_ms, op)?;
+    scratch.drains.insert(node, DrainRecord { kind: op.kind.clone(), operation: id, started_ms: now_ms });
     *state = scratch;
     Ok(id)
 }
@@ -65,11 +69,10 @@ fn cp_quorum_after(state: &ClusterState, node: NodeId) -> Result<(), String> {
     Ok(())
 }
 
-/// The operation that drains `node` now, if one runs (a drain plan moves
-/// only that node's replicas; one with none to move ends at once).
+/// The operation that drains `node` now, if one runs.
 pub fn draining_now(state: &ClusterState, node: NodeId) -> Option<&Operation> {
-    let op = state.running_operation().filter(|o| o.kind == DRAIN)?;
-    op.plan.replica_moves.first().is_some_and(|m| m.step.from == node).then_some(op)
+    let id = state.drains.get(&node)?.operation;
+    state.operations.get(&id).filter(|o| !o.phase.is_finished())
 }
 
 /// Whether `node`'s drain has ended: it is Draining, hosts no replica, and
@@ -90,6 +93,7 @@ pub(super) fn undrain(state: &mut ClusterState, now_ms: u64, node: NodeId) -> Re
         ops::cancel(&mut scratch, now_ms, op)?;
     }
     scratch.nodes.get_mut(&node).expect("checked").state = NodeState::Active;
+    scratch.drains.remove(&node);
     *state = scratch;
     Ok(())
 }

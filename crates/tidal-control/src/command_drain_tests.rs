@@ -42,6 +42,7 @@ fn a_drain_marks_the_node_and_runs_its_replica_moves() {
     let op = &s.operations[&id];
     assert_eq!((op.kind.as_str(), op.plan.replica_moves.len()), (DRAIN, hosted));
     assert_eq!(draining_now(&s, 4).map(|o| o.id), Some(id));
+    assert_eq!((s.drains[&4].kind.as_str(), s.drains[&4].operation), (DRAIN, id));
     assert_eq!(draining_now(&s, 5), None);
     assert!(!drained(&s, 4));
     // Asking again while it runs is refused, naming the operation.
@@ -62,6 +63,7 @@ fn a_drain_marks_the_node_and_runs_its_replica_moves() {
     // Undrain: Active again, and eligible for new replicas.
     ok(&mut s, CpCommand::UndrainNode { node: 4 });
     assert_eq!(s.nodes[&4].state, NodeState::Active);
+    assert!(!s.drains.contains_key(&4));
     assert!(refused(&mut s, CpCommand::UndrainNode { node: 4 }).contains("not draining"));
 }
 
@@ -93,7 +95,8 @@ fn drains_that_would_break_a_quorum_or_leave_replicas_are_refused() {
     assert!(why.contains("moves only its replicas"), "{why}");
     let mut named = op.clone();
     named.kind = "scale_out".into();
-    assert!(refused(&mut s, CpCommand::DrainNode { node: 4, op: Box::new(named) }).contains("drain operation"));
+    assert!(refused(&mut s, CpCommand::DrainNode { node: 4, op: Box::new(named) })
+        .contains("heal operation, not scale_out"));
     assert!(refused(&mut s, CpCommand::DrainNode { node: 9, op: Box::new(op.clone()) }).contains("no node 9"));
     // A stale plan.
     ok(&mut s, CpCommand::RegisterNode(node(6)));

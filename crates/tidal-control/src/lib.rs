@@ -10,6 +10,7 @@ pub mod executor;
 pub mod failpoint;
 pub mod operation_executor;
 pub mod replica_executor;
+pub mod self_heal;
 pub mod state_format;
 
 pub use api::{ControlPlane, CpError, CpRequest, CpResponse, NodeReport};
@@ -18,3 +19,4 @@ pub use cp_machine::CpMachine;
 pub use executor::{Copied, ExecutorConfig, MoveExecutor, MoveOps, StepError};
 pub use operation_executor::OperationExecutor;
 pub use replica_executor::MemberChange;
+pub use self_heal::HealConfig;

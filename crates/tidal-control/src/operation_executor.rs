@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tidal_core::health::{cluster_problems, HealthLimits};
 use tidal_core::operation::{OpId, OpPhase, Operation, StepState};
+use tidal_core::planner::drain::plan_drain;
 use tidal_core::{ClusterState, NodeState};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -25,6 +26,7 @@ use crate::command::shrink_ops::wants_advance;
 use crate::command::CpCommand;
 use crate::executor::{MoveOps, Stop};
 use crate::failpoint;
+use crate::self_heal::{lost_nodes, report_sizes, HealConfig, HEAL};
 
 pub struct OperationExecutor {
     cp: Arc<ControlPlane>,
@@ -34,23 +36,51 @@ pub struct OperationExecutor {
     /// Since when a move phase has found the cluster unhealthy, holding
     /// its next moves back.
     unhealthy_since: Mutex<Option<Instant>>,
+    heal: HealConfig,
+    /// Since when this node leads the control plane (reports it holds
+    /// are no older).
+    led_since: Mutex<Option<Instant>>,
+    /// When a heal was last tried, per node: a heal that cannot start or
+    /// fails is tried again a delay later, not in a loop.
+    healed: Mutex<BTreeMap<tidal_core::NodeId, Instant>>,
 }
 
 /// How often a waiting executor looks again.
 const POLL: Duration = Duration::from_millis(200);
 
 impl OperationExecutor {
-    pub fn new(cp: Arc<ControlPlane>, ops: Arc<dyn MoveOps>, limits: HealthLimits) -> Arc<Self> {
-        Arc::new(Self { cp, ops, limits, running: Mutex::default(), unhealthy_since: Mutex::default() })
+    pub fn new(cp: Arc<ControlPlane>, ops: Arc<dyn MoveOps>, limits: HealthLimits, heal: HealConfig) -> Arc<Self> {
+        Arc::new(Self {
+            cp,
+            ops,
+            limits,
+            running: Mutex::default(),
+            unhealthy_since: Mutex::default(),
+            heal,
+            led_since: Mutex::default(),
+            healed: Mutex::default(),
+        })
     }
 
     /// Watch for an unfinished operation while this node leads the control
     /// plane, and drive it; stops when `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
-            if self.cp.is_local_leader() {
+            let leads = self.cp.is_local_leader();
+            {
+                let mut since = self.led_since.lock().expect("led lock");
+                match (leads, *since) {
+                    (true, None) => *since = Some(Instant::now()),
+                    (false, Some(_)) => *since = None,
+                    _ => {}
+                }
+            }
+            if leads {
                 self.advance_shrink_plans().await;
                 let running = self.cp.local_machine().and_then(|m| m.state().running_operation().map(|o| o.id));
+                if running.is_none() {
+                    self.heal_lost_nodes().await;
+                }
                 if let Some(id) = running {
                     if self.running.lock().expect("running lock").insert(id) {
                         let me = self.clone();
@@ -78,6 +108,35 @@ impl OperationExecutor {
                 Ok(_) => tracing::info!(plan = %id, "shrink plan advanced"),
                 Err(e) => tracing::warn!(plan = %id, error = %e, "shrink plan cannot advance"),
             }
+        }
+    }
+
+    /// Start healing the node silent longest past the delay, if any (see
+    /// `self_heal`); one at a time, each tried at most once a delay.
+    async fn heal_lost_nodes(&self) {
+        let Some(state) = self.state() else { return };
+        let Some(since) = *self.led_since.lock().expect("led lock") else { return };
+        let reports = self.cp.node_reports();
+        let led_for = since.elapsed().as_millis() as u64;
+        let lost = lost_nodes(&state, &reports, self.cp.now_ms(), led_for, self.heal.delay_ms);
+        let retry = Duration::from_millis(self.heal.delay_ms.max(10_000));
+        let node = {
+            let healed = self.healed.lock().expect("healed lock");
+            lost.into_iter().find(|n| healed.get(n).is_none_or(|at| at.elapsed() > retry))
+        };
+        let Some(node) = node else { return };
+        self.healed.lock().expect("healed lock").insert(node, Instant::now());
+        let plan = match plan_drain(&state, node, &report_sizes(&reports)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(node, error = %e, "node lost, but its replicas cannot be re-created elsewhere");
+                return;
+            }
+        };
+        let op = Operation::new(HEAL, plan, self.heal.budget, self.heal.gate_timeout_ms, self.heal.gate_timeout_ms);
+        match self.cp.propose(CpCommand::DrainNode { node, op: Box::new(op) }).await {
+            Ok(_) => tracing::warn!(node, "node unreachable past the self-heal delay: re-creating its replicas"),
+            Err(e) => tracing::warn!(node, error = %e, "node lost, but healing it cannot start"),
         }
     }
 

@@ -12,17 +12,18 @@ use serde::{Deserialize, Serialize};
 use tidal_core::operation::{OpId, Operation};
 use tidal_core::ownership::MoveId;
 use tidal_core::replica_move::{ReplicaMove, ReplicaPhase};
+use tidal_core::shrink::ShrinkPlan;
 use tidal_core::slot_move::SlotMove;
 use tidal_core::{ClusterState, NodeId, NodeInfo, Placement, PrgId, Tenant};
 use tidal_raft::types::{decode, encode_versioned, split_version};
 
 use crate::command::CpCommand;
 
-/// The format version of persisted states and of new log entries: 5 since
-/// the state holds shrink plans (4: scaling operations and retired PRGs;
+/// The format version of persisted states and of new log entries: 6 since
+/// the state records drains (5: shrink plans; 4: scaling operations and retired PRGs;
 /// 3: a replica move records the bytes its learner has taken; 2: each
 /// node's data-directory instance).
-pub const CP_FORMAT: u8 = 5;
+pub const CP_FORMAT: u8 = 6;
 
 pub fn encode_state(s: &ClusterState) -> Vec<u8> {
     encode_versioned(CP_FORMAT, s)
@@ -35,6 +36,7 @@ pub fn decode_state(b: &[u8]) -> Result<ClusterState, String> {
         (2, body) => decode::<StateV2>(body).map(ClusterState::from).map_err(|e| format!("state of version 2: {e}")),
         (3, body) => decode::<StateV3>(body).map(ClusterState::from).map_err(|e| format!("state of version 3: {e}")),
         (4, body) => decode::<StateV4>(body).map(ClusterState::from).map_err(|e| format!("state of version 4: {e}")),
+        (5, body) => decode::<StateV5>(body).map(ClusterState::from).map_err(|e| format!("state of version 5: {e}")),
         (CP_FORMAT, body) => decode(body).map_err(|e| format!("state of version {CP_FORMAT}: {e}")),
         (v, _) => Err(format!("state of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
@@ -276,7 +278,48 @@ impl From<StateV4> for ClusterState {
             next_op_id: old.next_op_id,
             retired_prgs: old.retired_prgs,
             shrink_plans: BTreeMap::new(),
+            drains: BTreeMap::new(),
         }
+    }
+}
+
+/// The cluster state as version 5 wrote it: no drain records.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV5 {
+    pub version: u64,
+    pub routing_epoch: u64,
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
+    pub next_move_id: MoveId,
+    pub instances: BTreeMap<NodeId, u64>,
+    pub operations: BTreeMap<OpId, Operation>,
+    pub next_op_id: OpId,
+    pub retired_prgs: BTreeSet<PrgId>,
+    pub shrink_plans: BTreeMap<String, ShrinkPlan>,
+}
+
+impl From<StateV5> for ClusterState {
+    fn from(old: StateV5) -> Self {
+        let v4 = StateV4 {
+            version: old.version,
+            routing_epoch: old.routing_epoch,
+            cp_members: old.cp_members,
+            nodes: old.nodes,
+            tenants: old.tenants,
+            placements: old.placements,
+            moves: old.moves,
+            replica_moves: old.replica_moves,
+            next_move_id: old.next_move_id,
+            instances: old.instances,
+            operations: old.operations,
+            next_op_id: old.next_op_id,
+            retired_prgs: old.retired_prgs,
+        };
+        ClusterState { shrink_plans: old.shrink_plans, ..ClusterState::from(v4) }
     }
 }
 

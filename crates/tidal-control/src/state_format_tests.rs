@@ -150,6 +150,34 @@ fn a_state_of_version_4_reads_without_shrink_plans() {
     assert_eq!(decode_state(&encode_state(&back)).unwrap(), back);
 }
 
+#[test]
+fn a_state_of_version_5_reads_without_drain_records() {
+    let s = decode_state(&encode(&old_state())).unwrap();
+    let v5 = StateV5 {
+        version: s.version,
+        routing_epoch: s.routing_epoch,
+        cp_members: s.cp_members.clone(),
+        nodes: s.nodes.clone(),
+        tenants: s.tenants.clone(),
+        placements: s.placements.clone(),
+        moves: s.moves.clone(),
+        replica_moves: s.replica_moves.clone(),
+        next_move_id: s.next_move_id,
+        instances: s.instances.clone(),
+        operations: s.operations.clone(),
+        next_op_id: 7,
+        retired_prgs: [PrgId::new("default", 9)].into(),
+        shrink_plans: BTreeMap::new(),
+    };
+    let back = decode_state(&encode_versioned(5, &v5)).unwrap();
+    assert_eq!((back.next_op_id, back.retired_prgs.len()), (7, 1));
+    assert!(back.drains.is_empty());
+    let mut with = back.clone();
+    let record = tidal_core::cluster::DrainRecord { kind: "heal".into(), operation: 3, started_ms: 9 };
+    with.drains.insert(2, record);
+    assert_eq!(decode_state(&encode_state(&with)).unwrap(), with);
+}
+
 mod from_peers {
     use proptest::prelude::*;
     use tidal_core::operation::{Budget, Operation};

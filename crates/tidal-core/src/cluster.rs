@@ -138,6 +138,18 @@ pub struct ClusterState {
     pub retired_prgs: BTreeSet<PrgId>,
     /// Shrink plans, drafted, armed and finished, by id.
     pub shrink_plans: BTreeMap<String, ShrinkPlan>,
+    /// Why each Draining node is draining: the latest drain of it.
+    pub drains: BTreeMap<NodeId, DrainRecord>,
+}
+
+/// A drain of a node: who asked for it, and the operation that runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRecord {
+    /// `drain` (an operator, or the node's SIGTERM) or `heal` (the node was
+    /// lost, and self-healing re-creates its replicas elsewhere).
+    pub kind: String,
+    pub operation: OpId,
+    pub started_ms: u64,
 }
 
 /// A node's claim to its id: what it serves, and the instance of its data

@@ -188,7 +188,10 @@ pub fn readiness(shared: &Shared) -> Readiness {
         if g.apply_lag > lag_limit {
             reasons.push(format!("group {} apply lag {} > {lag_limit}", g.id, g.apply_lag));
         }
-        for (f, lag) in &g.replication_lag {
+        // A follower on a draining node is leaving (or lost, and being
+        // replaced): its lag holds nothing up.
+        let leaving = |f: &u64| state.nodes.get(f).is_some_and(|n| n.state == tidal_core::NodeState::Draining);
+        for (f, lag) in g.replication_lag.iter().filter(|(f, _)| !leaving(f)) {
             if *lag > lag_limit {
                 reasons.push(format!("group {}: follower {f} is {lag} entries behind (> {lag_limit})", g.id));
             }

@@ -130,6 +130,11 @@ pub struct RawConfig {
     /// connections are still handed off).
     #[arg(long, env = "TIDAL_DRAIN_TIMEOUT_MS")]
     pub drain_timeout_ms: Option<u64>,
+    /// How long (ms) a node may stay unreachable before, when this node
+    /// leads the control plane, its replicas are re-created on other nodes
+    /// (default 300000; 0: never).
+    #[arg(long, env = "TIDAL_SELF_HEAL_DELAY_MS")]
+    pub self_heal_delay_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -172,7 +177,8 @@ impl RawConfig {
             max_moves_per_node,
             max_moves,
             replace_node,
-            drain_timeout_ms
+            drain_timeout_ms,
+            self_heal_delay_ms
         )
     }
 
@@ -247,6 +253,9 @@ pub struct NodeConfig {
     /// How long SIGTERM waits for the node's replicas to move away; 0:
     /// they stay.
     pub drain_timeout_ms: u64,
+    /// How long a node may go unheard before its replicas are re-created
+    /// elsewhere; 0: never.
+    pub self_heal_delay_ms: u64,
 }
 
 impl NodeConfig {
@@ -484,6 +493,12 @@ impl RawConfig {
         if drain_timeout_ms > 86_400_000 {
             errs.push(format!("drain-timeout-ms: must be at most 86400000 (a day), got {drain_timeout_ms}"));
         }
+        let self_heal_delay_ms = self.self_heal_delay_ms.unwrap_or(300_000);
+        if self_heal_delay_ms != 0 && !(1_000..=86_400_000).contains(&self_heal_delay_ms) {
+            errs.push(format!(
+                "self-heal-delay-ms: must be 0 (never) or between 1000 and 86400000, got {self_heal_delay_ms}"
+            ));
+        }
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -514,6 +529,7 @@ impl RawConfig {
             budget,
             replace_node: self.replace_node.unwrap_or(false),
             drain_timeout_ms,
+            self_heal_delay_ms,
         })
     }
 }

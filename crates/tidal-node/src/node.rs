@@ -93,10 +93,14 @@ pub struct Shared {
 pub(crate) struct DrainFlags {
     /// SIGTERM began a drain here: not ready from now on.
     pub(crate) begun: AtomicBool,
-    /// This process has seen its node Active: a drain that starts now is
-    /// one to stop at the end of (a node that restarts Draining stays up,
-    /// serving nothing, until an operator undrains it).
-    pub(crate) seen_active: AtomicBool,
+    /// This process has seen an operator's drain of its node run: it stops
+    /// when the drain is over. (A node that restarts Draining, or that
+    /// self-healing moved away from while it was cut off, stays up,
+    /// serving as a router, until an operator undrains or removes it.)
+    pub(crate) asked: AtomicBool,
+    /// The operator's drain of this node recorded at the first sync, if
+    /// any (`None` before that sync).
+    pub(crate) first_seen: Mutex<Option<Option<tidal_core::operation::OpId>>>,
     /// The drain is over and the node should stop.
     pub(crate) done: watch::Sender<bool>,
 }
@@ -324,18 +328,30 @@ impl Shared {
     /// saw begin.
     async fn drain_duties(&self, state: &ClusterState) {
         let me = self.config.node_id;
-        match state.nodes.get(&me).map(|n| n.state) {
-            Some(NodeState::Active) => {
-                self.drain.seen_active.store(true, Ordering::Relaxed);
-            }
-            Some(NodeState::Draining) => {
-                self.hand_off_leaderships(None).await;
-                let ours = self.drain.seen_active.load(Ordering::Relaxed) || self.drain.begun.load(Ordering::Relaxed);
-                if ours && tidal_control::command::drain_ops::drained(state, me) {
-                    self.drain.done.send_if_modified(|d| !std::mem::replace(d, true));
+        use tidal_control::command::drain_ops::{drained, draining_now, DRAIN};
+        // An operator's drain is this process's to end when it began after
+        // the first sync, or was still running then.
+        let asked = state.drains.get(&me).filter(|d| d.kind == DRAIN).map(|d| d.operation);
+        {
+            let mut first = self.drain.first_seen.lock().expect("drain lock");
+            let ours = match *first {
+                None => {
+                    *first = Some(asked);
+                    draining_now(state, me).is_some() && asked.is_some()
                 }
+                Some(at_first) => asked.is_some() && asked != at_first,
+            };
+            if ours {
+                self.drain.asked.store(true, Ordering::Relaxed);
             }
-            None => {}
+        }
+        if state.nodes.get(&me).is_none_or(|n| n.state != NodeState::Draining) {
+            return;
+        }
+        self.hand_off_leaderships(None).await;
+        let ours = self.drain.asked.load(Ordering::Relaxed) || self.drain.begun.load(Ordering::Relaxed);
+        if ours && drained(state, me) {
+            self.drain.done.send_if_modified(|d| !std::mem::replace(d, true));
         }
     }
 
@@ -615,7 +631,12 @@ impl Node {
         let executor = MoveExecutor::new(shared.cp.clone(), ops, shared.config.moves);
         tasks.push(tokio::spawn(executor.run(stop_rx.clone())));
         let ops = Arc::new(crate::move_ops::NodeMoveOps(Arc::downgrade(&shared)));
-        let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits());
+        let heal = tidal_control::HealConfig {
+            delay_ms: shared.config.self_heal_delay_ms,
+            budget: shared.config.budget,
+            gate_timeout_ms: 60_000,
+        };
+        let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits(), heal);
         tasks.push(tokio::spawn(operations.run(stop_rx.clone())));
         tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), net.client)));
         tasks.push(tokio::spawn(crate::http::serve(shared.clone(), net.http)));
