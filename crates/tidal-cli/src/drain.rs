@@ -2,7 +2,8 @@
 //! nodes, after which it exits (`/admin/drain`). `--wait` follows the
 //! drain operation with a progress bar, `--dry-run` shows its moves,
 //! `--cancel` makes a draining node Active again, and `tidal drain` alone
-//! lists the nodes draining.
+//! lists the nodes draining. `tidal remove-node NODE` then takes a drained
+//! node out of the cluster.
 
 use serde_json::{json, Value};
 
@@ -90,5 +91,34 @@ fn print_list(nodes: &[Value]) {
         let op = n["operation"].as_u64().map_or_else(|| "-".to_string(), |o| o.to_string());
         let replicas: Vec<&str> = list(&n["replicas"]).iter().filter_map(Value::as_str).collect();
         println!("{:<6} {:<10} {:<10} {}", n["node"], n["state"].as_str().unwrap_or(""), op, replicas.join(" "));
+    }
+}
+
+#[derive(clap::Args)]
+pub struct RemoveNodeArgs {
+    /// The node to remove; it must hold no replica (drain it first).
+    node: u64,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `tidal remove-node NODE`: take a drained node out of the cluster for
+/// good (`/admin/remove-node`), printing quorum and node count before and
+/// after.
+pub fn run_remove(a: RemoveNodeArgs) -> i32 {
+    let t = &a.target;
+    match run_call("POST", t, "/admin/remove-node", Some(json!({ "node": a.node }))) {
+        Ok(v) if t.json => {
+            println!("{v}");
+            0
+        }
+        Ok(v) => {
+            let (b, n) = (&v["before"], &v["after"]);
+            println!("node {} removed; it stops at its next sync", a.node);
+            println!("  before: {} nodes, quorum {}", b["nodeCount"], b["quorum"]);
+            println!("  after:  {} nodes, quorum {}", n["nodeCount"], n["quorum"]);
+            0
+        }
+        Err(code) => code,
     }
 }

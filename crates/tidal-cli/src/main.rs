@@ -64,6 +64,8 @@ enum Cmd {
     /// Drain a node before it stops: `tidal drain 4 [--wait]` moves its
     /// leaderships and replicas elsewhere, then it exits; `--cancel` undoes.
     Drain(drain::DrainArgs),
+    /// Take a drained node out of the cluster for good: `tidal remove-node 4`.
+    RemoveNode(drain::RemoveNodeArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -110,6 +112,7 @@ fn main() {
         Cmd::Operations(a) => operations::run(a),
         Cmd::ShrinkPlan(a) => shrink_plan::run(a),
         Cmd::Drain(a) => drain::run(a),
+        Cmd::RemoveNode(a) => drain::run_remove(a),
     };
     std::process::exit(code);
 }

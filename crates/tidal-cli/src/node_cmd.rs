@@ -2,7 +2,7 @@
 //! off its leaderships and closing client connections between requests);
 //! SIGTERM drains it first, moving its replicas to other nodes (see
 //! `Node::drain_and_stop`). A node also stops once a drain it saw begin
-//! through the admin API is over.
+//! through the admin API is over, or once it is removed from the cluster.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ pub fn run(args: NodeArgs) -> i32 {
         let (code, drain) = tokio::select! {
             sig = wait_for_signal() => (0, sig == Signal::Term),
             _ = node.drained() => {
-                tracing::info!("drained: every replica is on another node; stopping");
+                tracing::info!("drained or removed: every replica is on another node; stopping");
                 (0, false)
             }
             why = node.failed() => {

@@ -195,3 +195,56 @@ fn a_lost_node_is_healed_and_returns_drained() {
     assert!(c.nodes[3].child.as_mut().unwrap().try_wait().unwrap().is_none(), "the healed node exited");
     assert_eq!(draining(&c)["nodes"][0]["state"], "drained");
 }
+
+/// A shrink from 5 to 3 nodes: the armed plan moves the replicas of the
+/// two nodes that leave onto the three that stay while a client writes,
+/// then removes them, and they stop; a node that still holds replicas is
+/// not removed.
+#[test]
+fn a_shrink_plan_removes_nodes_once_their_replicas_moved() {
+    let mut c = Cluster::start(3, &["--prgs", "4", "--slots", "256"]);
+    let (four, five) = (c.add_joiner(), c.add_joiner());
+    c.wait_ready(four, Duration::from_secs(60));
+    c.wait_ready(five, Duration::from_secs(60));
+    let mut cl = c.client(0);
+    for k in 0..200 {
+        assert_eq!(cl.cmd(&["SET", &format!("seed{k}"), &format!("v{k}")]).unwrap(), Value::Simple("OK".into()));
+    }
+    // Give nodes 4 and 5 a replica each.
+    for (prg, to) in [("default:0", "4"), ("default:1", "5")] {
+        let from = members(&c, 0).into_iter().find(|(p, _)| p == prg).unwrap().1[0].to_string();
+        let out = c.tidal(&["move", "replica", "--prg", prg, "--from", &from, "--to", to, "--wait"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = c.tidal(&["remove-node", "4"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("still holds replicas"));
+
+    let plan = json_of(&c.tidal(&["shrink-plan", "create", "--nodes", "3", "--id", "down"]));
+    assert_eq!(plan["remove_nodes"], serde_json::json!([4, 5]), "{plan:#}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(&c.nodes[0].redis, stop.clone());
+    let out = c.tidal(&["shrink-plan", "arm", "down", "--wait"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done = wait_for(Duration::from_secs(30), "plan down to complete", || {
+        let v = json_of(&c.tidal(&["shrink-plan", "show", "down"]));
+        (v["state"] == "Completed").then_some(v)
+    });
+    assert_eq!(done["remove_nodes"], serde_json::json!([4, 5]));
+    for i in [four, five] {
+        let status = exited(&mut c, i, Duration::from_secs(30));
+        assert!(status.success(), "node {} exited with {status}", i + 1);
+        assert!(c.log(i).contains("removed from the cluster"), "{}", c.log(i));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (acked, errors) = w.join().unwrap();
+    assert!(errors.is_empty(), "the client saw errors: {errors:?}");
+    for (prg, m) in members(&c, 0) {
+        assert!(m.len() == 3 && m.iter().all(|n| *n <= 3), "{prg}: {m:?}");
+    }
+    let (_, health) = http_get(&c.nodes[0].http, "/health").unwrap();
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["nodeCount"], 3, "{health:#}");
+    let mut cl = c.client(2);
+    assert_eq!(cl.cmd(&["DBSIZE"]).unwrap(), Value::Int(200 + acked as i64));
+}

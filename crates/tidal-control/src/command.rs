@@ -101,6 +101,8 @@ pub enum CpCommand {
     DrainNode { node: NodeId, op: Box<Operation> },
     /// Make Draining `node` Active again, stopping its drain operation.
     UndrainNode { node: NodeId },
+    /// Take `node`, which holds no replica, out of the cluster for good.
+    RemoveNode { node: NodeId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +144,14 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
     let mut added = None;
     let mut op_started = None;
     let refused = match cmd {
+        CpCommand::RegisterNode(info) | CpCommand::Register(Registration { info, .. })
+            if state.removed_nodes.contains(&info.id) =>
+        {
+            Some(format!(
+                "node {} was removed from the cluster; a node comes back with a new id and an empty data directory",
+                info.id
+            ))
+        }
         CpCommand::RegisterNode(info) => {
             register(state, info);
             None
@@ -275,6 +285,7 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
             Err(e) => Some(e),
         },
         CpCommand::UndrainNode { node } => drain_ops::undrain(state, now_ms, *node).err(),
+        CpCommand::RemoveNode { node } => drain_ops::remove(state, *node).err(),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {

@@ -2,8 +2,9 @@
 //! Draining (no new replica goes there) and starts the operation that
 //! moves every replica it hosts elsewhere (`tidal_core::planner::drain`);
 //! [`undrain`] makes it Active again, stopping that operation if it still
-//! runs (the replicas already moved stay where they are). Each checks
-//! everything first and changes nothing when it refuses.
+//! runs (the replicas already moved stay where they are). [`remove`]
+//! takes a node that holds no replica out of the cluster for good. Each
+//! checks everything first and changes nothing when it refuses.
 
 use tidal_core::cluster::DrainRecord;
 use tidal_core::operation::{OpId, Operation};
@@ -96,6 +97,53 @@ pub(super) fn undrain(state: &mut ClusterState, now_ms: u64, node: NodeId) -> Re
     scratch.drains.remove(&node);
     *state = scratch;
     Ok(())
+}
+
+/// Why `node` cannot leave the cluster now, if it cannot: it is unknown,
+/// still hosts replicas, votes in the control plane, is being drained, or
+/// would leave fewer than 3 active nodes.
+pub fn check_remove(state: &ClusterState, node: NodeId) -> Result<(), String> {
+    if !state.nodes.contains_key(&node) {
+        return Err(format!("no node {node}"));
+    }
+    let hosted: Vec<String> = state.placements_hosted_on(node).map(|p| p.prg.to_string()).collect();
+    if !hosted.is_empty() {
+        return Err(format!("node {node} still holds replicas of {}: drain it first", hosted.join(", ")));
+    }
+    if let Some(op) = draining_now(state, node) {
+        return Err(format!("node {node} is being drained (operation {}): wait for it to finish", op.id));
+    }
+    if state.cp_members.contains(&node) {
+        return Err(format!(
+            "node {node} is a control-plane voter ({:?}); this version keeps the control plane's voters, so it \
+             removes only other nodes",
+            state.cp_members
+        ));
+    }
+    let active = state.nodes.values().filter(|n| n.id != node && n.state == NodeState::Active).count();
+    if active < tidal_core::placement::REPLICAS {
+        return Err(format!(
+            "removing node {node} would leave {active} active nodes; PRGs need {} on distinct nodes",
+            tidal_core::placement::REPLICAS
+        ));
+    }
+    Ok(())
+}
+
+/// Take `node` out of the cluster (see [`check_remove`]); its id does not
+/// register again.
+pub(super) fn remove(state: &mut ClusterState, node: NodeId) -> Result<(), String> {
+    check_remove(state, node)?;
+    forget(state, node);
+    Ok(())
+}
+
+/// Forget `node`: no longer a node, and never again one.
+pub(super) fn forget(state: &mut ClusterState, node: NodeId) {
+    state.nodes.remove(&node);
+    state.drains.remove(&node);
+    state.instances.remove(&node);
+    state.removed_nodes.insert(node);
 }
 
 #[cfg(test)]

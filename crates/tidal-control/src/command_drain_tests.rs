@@ -113,3 +113,40 @@ fn drains_that_would_break_a_quorum_or_leave_replicas_are_refused() {
     // A node that is not a voter still drains.
     drain(&mut s, 5);
 }
+
+#[test]
+fn only_an_empty_node_that_is_no_voter_leaves_and_its_id_never_returns() {
+    let mut s = cluster(5);
+    // Node 5 holds replicas: refused until drained.
+    let held = s.placements_hosted_on(5).count();
+    assert!(held > 0);
+    let why = refused(&mut s, CpCommand::RemoveNode { node: 5 });
+    assert!(why.contains("still holds replicas") && why.contains("drain it first"), "{why}");
+    assert!(refused(&mut s, CpCommand::RemoveNode { node: 9 }).contains("no node 9"));
+    let id = drain(&mut s, 5);
+    // Drained by hand; while the operation runs, removal waits for it.
+    for m in s.operations[&id].plan.replica_moves.clone() {
+        let p = s.placements.get_mut(&m.step.prg).unwrap();
+        let at = p.members.iter().position(|x| *x == 5).unwrap();
+        p.members[at] = m.step.to;
+    }
+    assert!(refused(&mut s, CpCommand::RemoveNode { node: 5 }).contains("being drained"));
+    s.operations.get_mut(&id).unwrap().phase = OpPhase::Done;
+    ok(&mut s, CpCommand::RemoveNode { node: 5 });
+    assert!(!s.nodes.contains_key(&5) && !s.drains.contains_key(&5) && s.removed_nodes.contains(&5));
+    // Its id does not come back, by either registration.
+    assert!(refused(&mut s, CpCommand::RegisterNode(node(5))).contains("was removed"));
+    let r = tidal_core::Registration { info: node(5), instance: 1, replace: true };
+    assert!(refused(&mut s, CpCommand::Register(r)).contains("was removed"));
+    // A control-plane voter stays, even empty.
+    let mut s = cluster(4);
+    s.placements.values_mut().for_each(|p| p.members.retain(|m| *m != 1));
+    let why = refused(&mut s, CpCommand::RemoveNode { node: 1 });
+    assert!(why.contains("control-plane voter"), "{why}");
+    // Too few nodes would be left.
+    let mut s = cluster(4);
+    s.nodes.get_mut(&3).unwrap().state = NodeState::Draining;
+    s.placements.values_mut().for_each(|p| p.members.retain(|m| *m != 4));
+    let why = refused(&mut s, CpCommand::RemoveNode { node: 4 });
+    assert!(why.contains("would leave 2 active nodes"), "{why}");
+}

@@ -3,14 +3,16 @@
 //! when that operation ends, [`advance`] completes the plan (deleting the
 //! PRGs it drained) or, after a cancel or a failure, starts the operation
 //! that puts the layout back as it was when the plan was made, and marks
-//! the plan RolledBack once it is. Each checks everything first and
-//! changes nothing when it refuses.
+//! the plan RolledBack once it is. The nodes a plan removes are Draining
+//! while it is armed (no new replica goes there), removed from the
+//! cluster when it completes, and Active again when it is rolled back.
+//! Each checks everything first and changes nothing when it refuses.
 
 use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
 use tidal_core::shrink::{self, forward_plan, layout_is_back, undo_plan, PlanState, ShrinkPlan, MAX_UNDO_ATTEMPTS};
-use tidal_core::{ClusterState, PrgId};
+use tidal_core::{ClusterState, NodeState, PrgId};
 
-use super::ops;
+use super::{drain_ops, ops};
 
 pub(super) fn arm(
     state: &mut ClusterState,
@@ -21,19 +23,34 @@ pub(super) fn arm(
 ) -> Result<OpId, String> {
     shrink::check_arm(state, id).map_err(|e| e.to_string())?;
     let plan = &state.shrink_plans[id];
-    if !plan.remove_nodes.is_empty() {
+    if let Some(n) = plan.remove_nodes.iter().find(|n| state.cp_members.contains(n)) {
         return Err(format!(
-            "plan {id} removes nodes {:?}; this version runs plans that drain PRGs and keep every node",
-            plan.remove_nodes
+            "plan {id} removes node {n}, a control-plane voter ({:?}); this version keeps the control plane's \
+             voters: make a plan that removes other nodes",
+            state.cp_members
         ));
     }
     let op = Operation::new("scale_in", forward_plan(plan, state), budget, gate_timeout_ms, gate_timeout_ms);
-    let op_id = ops::start(state, now_ms, &op)?;
-    let plan = state.shrink_plans.get_mut(id).expect("checked");
+    let mut scratch = state.clone();
+    let op_id = ops::start(&mut scratch, now_ms, &op)?;
+    // The nodes that leave take no new replica from here on.
+    let leaving = plan.remove_nodes.clone();
+    set_state(&mut scratch, &leaving, NodeState::Draining);
+    let plan = scratch.shrink_plans.get_mut(id).expect("checked");
     plan.state = PlanState::Armed;
     plan.armed_ms = Some(now_ms);
     plan.operation = Some(op_id);
+    *state = scratch;
     Ok(op_id)
+}
+
+/// Set `nodes` (those still in the cluster) to `to`.
+fn set_state(state: &mut ClusterState, nodes: &[tidal_core::NodeId], to: NodeState) {
+    for n in nodes {
+        if let Some(info) = state.nodes.get_mut(n) {
+            info.state = to;
+        }
+    }
 }
 
 /// Why a move an operator asks for, of `tenant`'s slots or of `prg`'s
@@ -130,6 +147,8 @@ pub(super) fn advance(state: &mut ClusterState, now_ms: u64, id: &str) -> Result
         let plan = scratch.shrink_plans.get_mut(id).expect("checked");
         plan.state = PlanState::RolledBack;
         plan.finished_ms = Some(now_ms);
+        let kept = plan.remove_nodes.clone();
+        set_state(&mut scratch, &kept, NodeState::Active);
         *state = scratch;
         return Ok(());
     }
@@ -146,8 +165,9 @@ pub(super) fn advance(state: &mut ClusterState, now_ms: u64, id: &str) -> Result
 }
 
 /// The plan's operation is done: delete the PRGs it drained (one routing
-/// epoch bump) and mark it Completed.
+/// epoch bump), remove the nodes it emptied, and mark it Completed.
 fn complete(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<(), String> {
+    let leaving = state.shrink_plans[id].remove_nodes.clone();
     let remove = state.shrink_plans[id].remove_prgs.clone();
     for prg in &remove {
         if state.tenants.get(&prg.tenant).is_some_and(|t| t.owner.contains(&prg.index)) {
@@ -157,16 +177,25 @@ fn complete(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<(), Strin
             return Err(format!("plan {id}: {prg} is in move {m}"));
         }
     }
+    let mut scratch = state.clone();
     for prg in &remove {
-        state.placements.remove(prg);
-        state.retired_prgs.insert(prg.clone());
+        scratch.placements.remove(prg);
+        scratch.retired_prgs.insert(prg.clone());
     }
     if !remove.is_empty() {
-        state.routing_epoch += 1;
+        scratch.routing_epoch += 1;
     }
-    let plan = state.shrink_plans.get_mut(id).expect("checked");
+    // The nodes leave once the PRGs that stay hold nothing on them.
+    for n in &leaving {
+        if let Some(p) = scratch.placements_hosted_on(*n).next() {
+            return Err(format!("plan {id}: node {n} still holds a replica of {}", p.prg));
+        }
+        drain_ops::forget(&mut scratch, *n);
+    }
+    let plan = scratch.shrink_plans.get_mut(id).expect("checked");
     plan.state = PlanState::Completed;
     plan.finished_ms = Some(now_ms);
+    *state = scratch;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use tidal_core::operation::{Budget, OpPhase};
 use tidal_core::planner::scale::Sizes;
 use tidal_core::shrink::{plan_shrink, Layout, PlanState, ShrinkRequest, MAX_UNDO_ATTEMPTS};
-use tidal_core::{ClusterState, PrgId};
+use tidal_core::{ClusterState, NodeState, PrgId};
 
 use super::super::ops::tests::{node, ok, refused};
 use super::wants_advance;
@@ -146,14 +146,46 @@ fn an_undo_that_fails_is_tried_again_and_then_left_to_an_operator() {
 }
 
 #[test]
-fn plans_that_remove_nodes_are_not_armed_yet() {
+fn a_plan_that_removes_a_node_drains_it_while_armed_and_removes_it_when_done() {
     let mut s = cluster();
     draft(&mut s, "p", Some(3), 4);
-    assert_eq!(s.shrink_plans["p"].remove_nodes.len(), 1);
-    let why =
-        refused(&mut s, CpCommand::ArmShrinkPlan { id: "p".into(), budget: Budget::default(), gate_timeout_ms: 1000 });
-    assert!(why.contains("removes nodes"), "{why}");
-    // Another plan armed first refuses a second.
+    let gone = s.shrink_plans["p"].remove_nodes.clone();
+    assert_eq!(gone.len(), 1);
+    let n = gone[0];
+    // A control-plane voter is not removed.
+    let mut voters = s.clone();
+    voters.cp_members = vec![n];
+    let arm_p = CpCommand::ArmShrinkPlan { id: "p".into(), budget: Budget::default(), gate_timeout_ms: 1000 };
+    assert!(refused(&mut voters, arm_p).contains("control-plane voter"));
+    // Armed: the node takes nothing new.
+    let op = arm(&mut s, "p");
+    assert_eq!(s.nodes[&n].state, NodeState::Draining);
+    // Its replicas moved (by hand here) and the operation done: removed.
+    for m in s.operations[&op].plan.replica_moves.clone() {
+        let p = s.placements.get_mut(&m.step.prg).unwrap();
+        let at = p.members.iter().position(|x| *x == m.step.from).unwrap();
+        p.members[at] = m.step.to;
+    }
+    s.operations.get_mut(&op).unwrap().phase = OpPhase::Done;
+    ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    assert_eq!(s.shrink_plans["p"].state, PlanState::Completed);
+    assert!(!s.nodes.contains_key(&n) && s.removed_nodes.contains(&n));
+
+    // Cancelled before anything moved: the node is Active again.
+    let mut s = cluster();
+    draft(&mut s, "p", Some(3), 4);
+    let n = s.shrink_plans["p"].remove_nodes[0];
+    let op = arm(&mut s, "p");
+    ok(&mut s, CpCommand::CancelShrinkPlan { id: "p".into() });
+    s.operations.get_mut(&op).unwrap().phase = OpPhase::Cancelled;
+    ok(&mut s, CpCommand::AdvanceShrinkPlan { id: "p".into() });
+    assert_eq!(s.shrink_plans["p"].state, PlanState::RolledBack);
+    assert_eq!(s.nodes[&n].state, NodeState::Active);
+}
+
+#[test]
+fn a_second_plan_is_not_armed_while_one_is() {
+    let mut s = cluster();
     draft(&mut s, "q", None, 2);
     arm(&mut s, "q");
     draft(&mut s, "r", None, 3);

@@ -20,7 +20,7 @@ use tidal_raft::types::{decode, encode_versioned, split_version};
 use crate::command::CpCommand;
 
 /// The format version of persisted states and of new log entries: 6 since
-/// the state records drains (5: shrink plans; 4: scaling operations and retired PRGs;
+/// the state records drains and removed nodes (5: shrink plans; 4: scaling operations and retired PRGs;
 /// 3: a replica move records the bytes its learner has taken; 2: each
 /// node's data-directory instance).
 pub const CP_FORMAT: u8 = 6;
@@ -279,11 +279,13 @@ impl From<StateV4> for ClusterState {
             retired_prgs: old.retired_prgs,
             shrink_plans: BTreeMap::new(),
             drains: BTreeMap::new(),
+            removed_nodes: BTreeSet::new(),
         }
     }
 }
 
-/// The cluster state as version 5 wrote it: no drain records.
+/// The cluster state as version 5 wrote it: no drain records, no removed
+/// nodes.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct StateV5 {
     pub version: u64,

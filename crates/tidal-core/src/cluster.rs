@@ -140,6 +140,8 @@ pub struct ClusterState {
     pub shrink_plans: BTreeMap<String, ShrinkPlan>,
     /// Why each Draining node is draining: the latest drain of it.
     pub drains: BTreeMap<NodeId, DrainRecord>,
+    /// Nodes removed from the cluster: their ids do not register again.
+    pub removed_nodes: BTreeSet<NodeId>,
 }
 
 /// A drain of a node: who asked for it, and the operation that runs it.

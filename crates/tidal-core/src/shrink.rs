@@ -528,8 +528,9 @@ pub struct ShrinkRequest {
 }
 
 /// Plan `id`, the shrink of `state` that `req` asks for (the easy form).
-/// The nodes removed are the draining ones first, then those
-/// whose replicas carry the fewest bytes, then the newest (highest id); the
+/// The nodes removed are the draining ones first, then those that are not
+/// control-plane voters, then those whose replicas carry the fewest bytes,
+/// then the newest (highest id); the
 /// PRGs drained are each tenant's smallest, then its newest. The PRGs that
 /// stay are placed over the nodes that stay by the placement planner (the
 /// fewest replica moves), and the target epochs are the routing epoch the
@@ -569,10 +570,14 @@ pub fn plan_shrink(
     let held = |n: NodeId| -> u64 {
         kept.iter().filter(|p| state.placements[**p].members.contains(&n)).map(|p| prg_bytes(p)).sum()
     };
-    let mut order: Vec<(bool, u64, std::cmp::Reverse<NodeId>)> =
-        state.nodes.values().map(|n| (n.state == NodeState::Active, held(n.id), std::cmp::Reverse(n.id))).collect();
+    let voter = |n: NodeId| state.cp_members.contains(&n);
+    let mut order: Vec<(bool, bool, u64, std::cmp::Reverse<NodeId>)> = state
+        .nodes
+        .values()
+        .map(|n| (n.state == NodeState::Active, voter(n.id), held(n.id), std::cmp::Reverse(n.id)))
+        .collect();
     order.sort();
-    let leaving: BTreeSet<NodeId> = order.iter().take((current - wanted) as usize).map(|o| o.2 .0).collect();
+    let leaving: BTreeSet<NodeId> = order.iter().take((current - wanted) as usize).map(|o| o.3 .0).collect();
     let nodes: Vec<PlanNode> = state
         .nodes
         .values()

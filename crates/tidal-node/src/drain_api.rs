@@ -8,6 +8,14 @@
 //! | the same, with `"dry_run":true` | 200, the plan; nothing changes |
 //! | `POST /admin/drain/cancel` `{"node":4}` | 200: the node is Active again, its drain operation stopped |
 //! | `GET /admin/drain` | 200, `{"nodes":[...]}`: each draining node, the replicas it still hosts, its operation |
+//! | `POST /admin/remove-node` `{"node":4}` | 200, the cluster's `quorum` and `nodeCount` before and after |
+//!
+//! Removal takes a node that holds no replica out of the cluster for
+//! good: its id never registers again, and the node, told so at its next
+//! sync, stops. Refused (409, nothing changes) while the node holds
+//! replicas or is being drained, when fewer than 3 active nodes would be
+//! left, and for a control-plane voter (this version keeps the voters it
+//! was bootstrapped with).
 //!
 //! Asking to drain a node already draining answers 202 with the running
 //! operation. The control plane marks the node Draining (no replica is
@@ -34,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tidal_control::command::drain_ops::{draining_now, DRAIN};
+use tidal_control::command::drain_ops::{check_remove, draining_now, DRAIN};
 use tidal_control::{CpCommand, CpError, CpReply};
 use tidal_core::operation::{OpId, Operation};
 use tidal_core::planner::drain::{plan_drain, DrainError};
@@ -176,6 +184,23 @@ pub async fn cancel(State(s): S, body: Bytes) -> Result<Response, ApiError> {
     }
     s.cp.propose(CpCommand::UndrainNode { node }).await?;
     Ok(Json(json!({ "node": node, "state": "active" })).into_response())
+}
+
+pub async fn remove_node(State(s): S, body: Bytes) -> Result<Response, ApiError> {
+    let node = parse_body::<NodeRef>(&body)?
+        .node
+        .ok_or_else(|| ApiError::BadRequest("name the node to remove: {\"node\": ID}".into()))?;
+    let state = fresh(&s).await?;
+    if !state.nodes.contains_key(&node) {
+        return Err(ApiError::NotFound(format!("no node {node}")));
+    }
+    check_remove(&state, node).map_err(ApiError::Conflict)?;
+    let before = crate::admin::health(&s);
+    s.cp.propose(CpCommand::RemoveNode { node }).await?;
+    fresh(&s).await?;
+    let after = crate::admin::health(&s);
+    let view = |h: &crate::admin::Health| json!({ "quorum": h.quorum, "nodeCount": h.node_count });
+    Ok(Json(json!({ "node": node, "removed": true, "before": view(&before), "after": view(&after) })).into_response())
 }
 
 pub async fn list(State(s): S) -> Result<Response, ApiError> {

@@ -90,6 +90,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/operations/{id}/cancel", post(operations_api::cancel_operation))
         .route("/admin/drain", get(drain_api::list).post(drain_api::drain))
         .route("/admin/drain/cancel", post(drain_api::cancel))
+        .route("/admin/remove-node", post(drain_api::remove_node))
         .route("/admin/shrink-plan", get(shrink_api::list).post(shrink_api::create))
         .route("/admin/shrink-plan/arm", post(shrink_api::arm))
         .route("/admin/shrink-plan/cancel", post(shrink_api::cancel))

@@ -301,9 +301,20 @@ impl Shared {
         }
         *self.cp_reports.lock().expect("reports lock") = watched.reports;
         let state = self.cache.get();
-        if state.nodes.get(&me) != Some(&self.info) || state.instances.get(&me) != Some(&self.instance) {
+        if state.removed_nodes.contains(&me) {
+            self.removed();
+            return true;
+        }
+        // Draining is the control plane's to set: a node registers again
+        // only when what it serves changed.
+        let known = state.nodes.get(&me).map(|n| NodeInfo { state: self.info.state, ..n.clone() });
+        if known.as_ref() != Some(&self.info) || state.instances.get(&me) != Some(&self.instance) {
             match self.cp.propose(CpCommand::Register(self.registration())).await {
                 Ok(_) => {}
+                Err(CpError::Refused(_)) if self.cp.read().await.is_ok_and(|s| s.removed_nodes.contains(&me)) => {
+                    self.removed();
+                    return true;
+                }
                 Err(CpError::Refused(why)) => {
                     // Another node holds this id: host nothing, and stop.
                     tracing::error!(error = %why, "the control plane refused this node's registration");
@@ -320,6 +331,13 @@ impl Shared {
         self.report_leadership(&state).await;
         self.drain_duties(&self.cache.get()).await;
         true
+    }
+
+    /// Removed from the cluster (after its replicas were moved off):
+    /// nothing is left to serve, so stop.
+    fn removed(&self) {
+        tracing::warn!(node = self.config.node_id, "this node was removed from the cluster; stopping");
+        self.drain.done.send_if_modified(|d| !std::mem::replace(d, true));
     }
 
     /// While the control plane has this node Draining: hand off every

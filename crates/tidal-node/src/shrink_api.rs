@@ -16,8 +16,9 @@
 //! deleted and the plan is Completed. Cancelling an armed plan stops the
 //! operation and starts one of kind `scale_in_undo` that moves every slot
 //! and replica back to where they were when the plan was made; the plan
-//! is RolledBack once they are. This version runs plans that keep every
-//! node; arming a plan that removes nodes is refused (409).
+//! is RolledBack once they are. The nodes a plan removes are Draining
+//! while it is armed and removed when it completes; arming a plan that
+//! removes a control-plane voter is refused (409).
 //!
 //! A plan binds the exact list of moves with their bytes and an ETA,
 //! computed from the cluster as it is (`cp_version`, `routing_epoch`).
