@@ -368,6 +368,7 @@ impl Shared {
                 }
                 Ok(KvResponse::Ambiguous(why)) => {
                     if !req.retry_safe() {
+                        tracing::info!(prg = %prg, node = target, why, "a write's outcome is unknown");
                         return uncertain(&why);
                     }
                     last = why;
@@ -383,6 +384,7 @@ impl Shared {
                 Err(e @ CallError::TooLarge { .. }) => return Reply::err(e.to_string()),
                 Err(e) => {
                     if !e.not_acted_on() && !req.retry_safe() {
+                        tracing::info!(prg = %prg, node = target, error = %e, "a write's outcome is unknown");
                         return uncertain(&e.to_string());
                     }
                     last = e.to_string();

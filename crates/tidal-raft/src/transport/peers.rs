@@ -58,13 +58,18 @@ struct Link {
     pending: Mutex<BTreeMap<u64, oneshot::Sender<Result<Response, CallError>>>>,
     /// Answers received from the peer, on any connection; only compared.
     heard: AtomicU64,
-    /// Raised by a call that timed out while nothing at all came back: the
-    /// connection may be dead without either end knowing (a peer whose host
+    /// Raised when calls have waited [`SILENT_AFTER`] while nothing at
+    /// all came back: the connection may be dead without either end knowing (a peer whose host
     /// vanished, a network that dropped what was in flight), so the peer
     /// task drops it and the next call dials again.
     silent: AtomicBool,
     wake: tokio::sync::Notify,
 }
+
+/// How long a connection may go without any answer while calls wait on it
+/// before it is taken for dead, dropped (failing every call in flight on
+/// it) and dialled again.
+const SILENT_AFTER: Duration = Duration::from_secs(1);
 
 /// Connections to every peer this node talks to.
 pub struct Peers {
@@ -121,8 +126,24 @@ impl Peers {
             Err(_) => {
                 h.link.pending.lock().expect("pending lock").remove(&id);
                 if h.link.heard.load(Ordering::Relaxed) == heard {
-                    h.link.silent.store(true, Ordering::Relaxed);
-                    h.link.wake.notify_one();
+                    // Nothing came back while this call waited. A peer
+                    // that is only slow (a busy machine, a long write)
+                    // answers within [`SILENT_AFTER`]; one that stays
+                    // silent that long has a dead connection.
+                    let link = h.link.clone();
+                    let wait = SILENT_AFTER.saturating_sub(timeout);
+                    let check = async move {
+                        tokio::time::sleep(wait).await;
+                        if link.heard.load(Ordering::Relaxed) == heard {
+                            link.silent.store(true, Ordering::Relaxed);
+                            link.wake.notify_one();
+                        }
+                    };
+                    if wait.is_zero() {
+                        check.await;
+                    } else {
+                        tokio::spawn(check);
+                    }
                 }
                 Err(CallError::Timeout { addr: addr.to_string(), ms: timeout.as_millis() as u64 })
             }
