@@ -202,7 +202,7 @@ fn a_lost_node_is_healed_and_returns_drained() {
 /// not removed.
 #[test]
 fn a_shrink_plan_removes_nodes_once_their_replicas_moved() {
-    let mut c = Cluster::start(3, &["--prgs", "4", "--slots", "256"]);
+    let mut c = Cluster::start(3, &["--prgs", "4", "--slots", "256", "--shrink-auto-arm"]);
     let (four, five) = (c.add_joiner(), c.add_joiner());
     c.wait_ready(four, Duration::from_secs(60));
     c.wait_ready(five, Duration::from_secs(60));
@@ -246,5 +246,17 @@ fn a_shrink_plan_removes_nodes_once_their_replicas_moved() {
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["nodeCount"], 3, "{health:#}");
     let mut cl = c.client(2);
+    assert_eq!(cl.cmd(&["DBSIZE"]).unwrap(), Value::Int(200 + acked as i64));
+
+    // With the policy on, scale_in may arm the plan it drafts at once.
+    let ask = br#"{"operation":"scale_in","prgs":{"default":3},"auto_arm":true}"#;
+    let (code, body) = http(&c.nodes[0].http, "POST", "/api/v1/clusters/tidal/scale", ask).unwrap();
+    assert_eq!(code, 202, "{body}");
+    wait_for(Duration::from_secs(60), "the auto-armed plan to complete", || {
+        let plans = json_of(&c.tidal(&["shrink-plan", "list"]));
+        let armed = plans["plans"].as_array()?.iter().find(|p| p["plan_id"] != "down")?.clone();
+        (armed["state"] == "Completed").then_some(())
+    });
+    assert_eq!(members(&c, 0).len(), 3);
     assert_eq!(cl.cmd(&["DBSIZE"]).unwrap(), Value::Int(200 + acked as i64));
 }

@@ -111,6 +111,12 @@ fn a_shrink_plan_is_drafted_kept_across_a_restart_of_every_node_and_cancelled() 
     assert!(drafted["plan_id"].as_str().is_some_and(|id| id.starts_with("shrink-v")), "{drafted}");
     assert_eq!(drafted["remove_prgs"].as_array().map(Vec::len), Some(1));
     assert_eq!(plans(&c, 0).len(), 2);
+    // Arming at once is a policy, off by default: refused, nothing drafted.
+    let ask = json!({"operation": "scale_in", "prgs": {"default": 2}, "auto_arm": true});
+    let (code, why) = post(&c, "/api/v1/clusters/tidal/scale", &ask);
+    assert_eq!(code, 409, "{why}");
+    assert!(why["error"].as_str().is_some_and(|e| e.contains("--shrink-auto-arm")), "{why}");
+    assert_eq!(plans(&c, 0).len(), 2);
     assert_eq!(layout(&c, 0), before, "drafts and a cancel moved something");
 }
 

@@ -135,6 +135,11 @@ pub struct RawConfig {
     /// (default 300000; 0: never).
     #[arg(long, env = "TIDAL_SELF_HEAL_DELAY_MS")]
     pub self_heal_delay_ms: Option<u64>,
+    /// Let a `scale_in` request that asks for it (`auto_arm`) arm the
+    /// shrink plan it drafts at once (default off: every shrink plan waits
+    /// for an operator to arm it).
+    #[arg(long, env = "TIDAL_SHRINK_AUTO_ARM", num_args = 0..=1, default_missing_value = "true")]
+    pub shrink_auto_arm: Option<bool>,
 }
 
 impl RawConfig {
@@ -178,7 +183,8 @@ impl RawConfig {
             max_moves,
             replace_node,
             drain_timeout_ms,
-            self_heal_delay_ms
+            self_heal_delay_ms,
+            shrink_auto_arm
         )
     }
 
@@ -256,6 +262,8 @@ pub struct NodeConfig {
     /// How long a node may go unheard before its replicas are re-created
     /// elsewhere; 0: never.
     pub self_heal_delay_ms: u64,
+    /// Whether `scale_in` may arm the plan it drafts (`auto_arm`).
+    pub shrink_auto_arm: bool,
 }
 
 impl NodeConfig {
@@ -530,6 +538,7 @@ impl RawConfig {
             replace_node: self.replace_node.unwrap_or(false),
             drain_timeout_ms,
             self_heal_delay_ms,
+            shrink_auto_arm: self.shrink_auto_arm.unwrap_or(false),
         })
     }
 }

@@ -20,7 +20,10 @@
 //!
 //! `scale_in` (`target_count` the nodes to keep, `prgs` the PRGs per
 //! tenant) drafts a shrink plan and answers 201 with it; nothing shrinks
-//! until an operator arms it (`shrink_api`).
+//! until an operator arms it (`shrink_api`). With `"auto_arm":true` the
+//! plan is armed at once (202, its operation), but only on a node whose
+//! policy allows it (`--shrink-auto-arm`, off by default; 409 otherwise,
+//! and nothing is drafted).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,7 +48,7 @@ use tidal_core::{ClusterState, PrgId};
 use crate::moves_api::{fresh, parse_body, slot_ranges, ApiError};
 use crate::node::Shared;
 use crate::operations_api::{accepted, status_of};
-use crate::shrink_api::{draft, view as shrink_view, Ask};
+use crate::shrink_api::{arm_plan, draft, view as shrink_view, Ask};
 
 /// The name a cluster answers to in `/api/v1/clusters/{cluster}`.
 pub const CLUSTER_ID: &str = "tidal";
@@ -94,6 +97,10 @@ pub struct ClusterScale {
     pub prgs: BTreeMap<String, u32>,
     #[serde(default)]
     pub dry_run: bool,
+    /// `scale_in`: arm the drafted plan at once, if this node's policy
+    /// allows it (`--shrink-auto-arm`).
+    #[serde(default)]
+    pub auto_arm: bool,
     /// See [`RunOptions`].
     pub cp_version: Option<u64>,
     pub gate_timeout_ms: Option<u64>,
@@ -199,11 +206,22 @@ pub async fn scale_cluster(State(s): S, Path(cluster): Path<String>, body: Bytes
 /// it to an operator: 201 with the plan (its `plan_id`, and a `Location`
 /// under `/admin/shrink-plan`), or 200 for a dry run.
 async fn scale_in(s: &Shared, req: ClusterScale) -> Result<Response, ApiError> {
+    if req.auto_arm && !s.config.shrink_auto_arm {
+        return Err(ApiError::Conflict(
+            "auto_arm: this node's policy does not allow arming shrink plans automatically (--shrink-auto-arm); \
+             draft the plan and arm it yourself"
+                .into(),
+        ));
+    }
     let ask = ShrinkRequest { nodes: req.target_count, prgs: req.prgs };
     let plan = draft(s, None, Ask::Sizes(ask), req.dry_run).await?;
     let view = shrink_view(&plan);
     if req.dry_run {
         return Ok(Json(view).into_response());
+    }
+    if req.auto_arm {
+        let op = arm_plan(s, &plan.id).await?;
+        return Ok(accepted(op, json!({ "plan": view })));
     }
     let location = format!("/admin/shrink-plan/{}", plan.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())

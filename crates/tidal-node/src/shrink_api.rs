@@ -175,12 +175,18 @@ pub async fn get_plan(State(s): S, Path(id): Path<String>) -> Result<Response, A
 
 pub async fn arm(State(s): S, body: Bytes) -> Result<Response, ApiError> {
     let req: PlanRef = parse_body(&body)?;
-    let state = fresh(&s).await?;
-    check_arm(&state, &req.plan_id)?;
+    let op = arm_plan(&s, &req.plan_id).await?;
+    Ok(accepted(op, json!({ "plan_id": req.plan_id })))
+}
+
+/// Arm plan `id`: the id of the operation that runs it.
+pub(crate) async fn arm_plan(s: &Shared, id: &str) -> Result<u64, ApiError> {
+    let state = fresh(s).await?;
+    check_arm(&state, id)?;
     let budget = Budget { per_node: s.config.budget.per_node, cluster: s.config.budget.cluster };
-    let cmd = CpCommand::ArmShrinkPlan { id: req.plan_id.clone(), budget, gate_timeout_ms: GATE_TIMEOUT_MS };
+    let cmd = CpCommand::ArmShrinkPlan { id: id.to_string(), budget, gate_timeout_ms: GATE_TIMEOUT_MS };
     match s.cp.propose(cmd).await? {
-        CpReply::OperationStarted { id } => Ok(accepted(id, json!({ "plan_id": req.plan_id }))),
+        CpReply::OperationStarted { id } => Ok(id),
         other => Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
     }
 }
