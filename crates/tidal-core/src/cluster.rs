@@ -233,6 +233,12 @@ impl ClusterState {
         placed.chain(retired).map(|i| i + 1).max().unwrap_or(0)
     }
 
+    /// The id the next new node gets: after every id in use or removed
+    /// (a removed node's id never comes back).
+    pub fn next_node_id(&self) -> NodeId {
+        self.nodes.keys().chain(&self.removed_nodes).max().copied().unwrap_or(0) + 1
+    }
+
     /// The unfinished operation, if any (at most one runs at a time).
     pub fn running_operation(&self) -> Option<&Operation> {
         self.operations.values().find(|o| !o.phase.is_finished())
@@ -286,6 +292,14 @@ mod tests {
         assert_eq!(r.slot, slot_of(b"hello", 1024));
         assert_eq!(r.placement.prg.index, r.slot * 4 / 1024);
         assert_eq!(s.route("nope", b"k"), Err(RouteError::UnknownTenant("nope".into())));
+    }
+
+    #[test]
+    fn new_node_ids_come_after_removed_ones() {
+        let mut s = state();
+        assert_eq!(s.next_node_id(), 1);
+        s.removed_nodes.extend([4, 5]);
+        assert_eq!(s.next_node_id(), 6);
     }
 
     #[test]

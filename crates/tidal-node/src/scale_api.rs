@@ -69,9 +69,10 @@ impl From<ScaleError> for ApiError {
             ScaleError::TooManyPrgs { .. } | ScaleError::DuplicateNode(_) | ScaleError::Nothing => {
                 ApiError::BadRequest(e.to_string())
             }
-            ScaleError::Shrink { .. } | ScaleError::NodeExists(_) | ScaleError::Placement(_) => {
-                ApiError::Conflict(e.to_string())
-            }
+            ScaleError::Shrink { .. }
+            | ScaleError::NodeExists(_)
+            | ScaleError::NodeRemoved(_)
+            | ScaleError::Placement(_) => ApiError::Conflict(e.to_string()),
         }
     }
 }
@@ -183,7 +184,7 @@ fn cluster_request(state: &ClusterState, req: &ClusterScale) -> Result<ScaleRequ
             return Err(ApiError::BadRequest(format!("operation must be scale_out or scale_in, not {other:?}")))
         }
     };
-    let next = state.nodes.keys().max().copied().unwrap_or(0) + 1;
+    let next = state.next_node_id();
     let add_nodes =
         (next..next + add).map(|id| PlanNode { id, zone: String::new(), capacity: 1, draining: false }).collect();
     Ok(ScaleRequest { add_nodes, prgs: req.prgs.clone() })

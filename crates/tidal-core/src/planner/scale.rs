@@ -80,6 +80,8 @@ pub enum ScaleError {
     TooManyPrgs { tenant: String, slots: u32, wanted: u32 },
     #[error("node {0} is already in the cluster")]
     NodeExists(NodeId),
+    #[error("node {0} was removed from the cluster; a removed node's id is not used again")]
+    NodeRemoved(NodeId),
     #[error("node {0} is listed twice")]
     DuplicateNode(NodeId),
     #[error("nothing to do: the cluster already has these nodes and PRGs")]
@@ -94,6 +96,9 @@ pub fn plan_scale(state: &ClusterState, req: &ScaleRequest, sizes: &Sizes) -> Re
     for n in &req.add_nodes {
         if state.nodes.contains_key(&n.id) {
             return Err(ScaleError::NodeExists(n.id));
+        }
+        if state.removed_nodes.contains(&n.id) {
+            return Err(ScaleError::NodeRemoved(n.id));
         }
         if !seen.insert(n.id) {
             return Err(ScaleError::DuplicateNode(n.id));
@@ -278,6 +283,10 @@ mod tests {
         assert!(matches!(ask(vec![], &[("default", 2)]), Err(ScaleError::Shrink { current: 4, wanted: 2, .. })));
         assert!(matches!(ask(vec![], &[("default", 65)]), Err(ScaleError::TooManyPrgs { slots: 64, .. })));
         assert_eq!(ask(joining(3..=3), &[]), Err(ScaleError::NodeExists(3)));
+        let mut gone = s.clone();
+        gone.removed_nodes.insert(4);
+        let req = ScaleRequest { add_nodes: joining(4..=4), prgs: BTreeMap::new() };
+        assert_eq!(plan_scale(&gone, &req, &sizes()), Err(ScaleError::NodeRemoved(4)));
         let mut twice = joining(4..=4);
         twice.extend(joining(4..=4));
         assert_eq!(ask(twice, &[]), Err(ScaleError::DuplicateNode(4)));
