@@ -618,7 +618,7 @@ fn create_tenant(state: &mut ClusterState, name: &str, slots: u32, prgs: u32) ->
 }
 
 #[path = "command_ops.rs"]
-mod ops;
+pub(crate) mod ops;
 
 #[path = "command_shrink.rs"]
 pub mod shrink_ops;

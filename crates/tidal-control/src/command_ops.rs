@@ -213,4 +213,4 @@ pub(super) fn cancel(state: &mut ClusterState, now_ms: u64, id: OpId) -> Result<
 
 #[cfg(test)]
 #[path = "command_ops_tests.rs"]
-pub(super) mod tests;
+pub(crate) mod tests;

@@ -33,12 +33,6 @@ pub struct HealConfig {
     pub gate_timeout_ms: u64,
 }
 
-impl Default for HealConfig {
-    fn default() -> Self {
-        Self { delay_ms: 300_000, budget: Default::default(), gate_timeout_ms: 60_000 }
-    }
-}
-
 /// The Active nodes hosting replicas that the leader has not heard from
 /// for longer than `delay_ms`: their last report is older, or there is
 /// none and this leader has led that long. Oldest silence first.
@@ -74,20 +68,13 @@ pub fn report_sizes(reports: &BTreeMap<NodeId, NodeReport>) -> Sizes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::ops::tests::node;
     use crate::command::{apply, CpCommand};
 
     fn state() -> ClusterState {
         let mut s = ClusterState::default();
         for id in 1..=5 {
-            let info = tidal_core::NodeInfo {
-                id,
-                peer_addr: format!("127.0.0.1:{}", 7000 + id),
-                client_addr: String::new(),
-                http_addr: String::new(),
-                zone: String::new(),
-                state: NodeState::Active,
-            };
-            apply(&mut s, 0, &CpCommand::RegisterNode(info));
+            apply(&mut s, 0, &CpCommand::RegisterNode(node(id)));
         }
         apply(&mut s, 0, &CpCommand::CreateTenant { name: "t".into(), slots: 16, prgs: 5 });
         s

@@ -102,8 +102,7 @@ pub async fn request(s: &Shared, node: NodeId, opts: DrainOptions) -> Result<Sta
         if let Some(op) = draining_now(&state, node) {
             return Ok(Started { operation: op.id, plan: op.plan.clone(), already: true });
         }
-        let plan = plan_drain(&state, node, &sizes(s, &state))?;
-        cp_voters_up(s, &state, node)?;
+        let plan = plan(s, &state, node)?;
         let op = Operation::new(DRAIN, plan.clone(), budget, gate_timeout_ms, gate_timeout_ms);
         match s.cp.propose(CpCommand::DrainNode { node, op: Box::new(op) }).await {
             Ok(CpReply::OperationStarted { id }) => return Ok(Started { operation: id, plan, already: false }),
@@ -112,6 +111,13 @@ pub async fn request(s: &Shared, node: NodeId, opts: DrainOptions) -> Result<Sta
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The drain plan of `node` against `state`, if the node may be drained.
+fn plan(s: &Shared, state: &ClusterState, node: NodeId) -> Result<ScalePlan, ApiError> {
+    let plan = plan_drain(state, node, &sizes(s, state))?;
+    cp_voters_up(s, state, node)?;
+    Ok(plan)
 }
 
 /// Refuse to drain a control-plane voter when the other voters that are
@@ -144,36 +150,33 @@ fn cp_voters_up(s: &Shared, state: &ClusterState, node: NodeId) -> Result<(), Ap
     Ok(())
 }
 
-/// A request body that may be empty.
-fn options(body: &[u8]) -> Result<DrainOptions, ApiError> {
+/// A request body that may be empty (all defaults).
+fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DrainOptions::default());
+        return Ok(T::default());
     }
     parse_body(body)
 }
 
 pub async fn drain(State(s): S, body: Bytes) -> Result<Response, ApiError> {
-    let opts = options(&body)?;
+    let opts: DrainOptions = optional_body(&body)?;
     let node = opts.node.unwrap_or(s.config.node_id);
     if opts.dry_run {
-        let state = fresh(&s).await?;
-        let plan = plan_drain(&state, node, &sizes(&s, &state))?;
-        cp_voters_up(&s, &state, node)?;
+        let plan = plan(&s, &fresh(&s).await?, node)?;
         return Ok(Json(json!({ "node": node, "plan": plan_view(&plan) })).into_response());
     }
     let d = request(&s, node, opts).await?;
     Ok(accepted(d.operation, json!({ "node": node, "plan": plan_view(&d.plan), "already_draining": d.already })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 struct NodeRef {
     node: Option<NodeId>,
 }
 
 pub async fn cancel(State(s): S, body: Bytes) -> Result<Response, ApiError> {
-    let node = if body.iter().all(u8::is_ascii_whitespace) { None } else { parse_body::<NodeRef>(&body)?.node };
-    let node = node.unwrap_or(s.config.node_id);
+    let node = optional_body::<NodeRef>(&body)?.node.unwrap_or(s.config.node_id);
     let state = fresh(&s).await?;
     match state.nodes.get(&node) {
         None => return Err(ApiError::NotFound(format!("no node {node}"))),

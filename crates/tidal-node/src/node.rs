@@ -83,8 +83,8 @@ pub struct Shared {
     /// executor gave up waiting) runs after the first, never beside it, so
     /// older rows never land after newer ones.
     pub(crate) pulls: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<()>>>>,
-    /// The node's drain: whether this process began one (SIGTERM), saw the
-    /// node Active, and found the drain over (it then stops).
+    /// The node's drain: whether this process began one (SIGTERM), which
+    /// operator's drain it found already over, and whether it should stop.
     pub(crate) drain: DrainFlags,
 }
 
@@ -93,15 +93,14 @@ pub struct Shared {
 pub(crate) struct DrainFlags {
     /// SIGTERM began a drain here: not ready from now on.
     pub(crate) begun: AtomicBool,
-    /// This process has seen an operator's drain of its node run: it stops
-    /// when the drain is over. (A node that restarts Draining, or that
-    /// self-healing moved away from while it was cut off, stays up,
-    /// serving as a router, until an operator undrains or removes it.)
-    pub(crate) asked: AtomicBool,
-    /// The operator's drain of this node recorded at the first sync, if
-    /// any (`None` before that sync).
-    pub(crate) first_seen: Mutex<Option<Option<tidal_core::operation::OpId>>>,
-    /// The drain is over and the node should stop.
+    /// The operator's drain of this node that had already ended at this
+    /// process's first sync (`Some(None)`: none; `None`: no sync yet). It
+    /// is not this process's to end; any other operator's drain is, and
+    /// the process stops when it is over. (A node that restarts Draining,
+    /// or that self-healing moved away from while it was cut off, stays
+    /// up, serving as a router, until an operator undrains or removes it.)
+    pub(crate) ended_before: Mutex<Option<Option<tidal_core::operation::OpId>>>,
+    /// The node should stop: its drain is over, or it was removed.
     pub(crate) done: watch::Sender<bool>,
 }
 
@@ -337,7 +336,7 @@ impl Shared {
     /// nothing is left to serve, so stop.
     fn removed(&self) {
         tracing::warn!(node = self.config.node_id, "this node was removed from the cluster; stopping");
-        self.drain.done.send_if_modified(|d| !std::mem::replace(d, true));
+        self.drain.done.send_replace(true);
     }
 
     /// While the control plane has this node Draining: hand off every
@@ -347,29 +346,20 @@ impl Shared {
     async fn drain_duties(&self, state: &ClusterState) {
         let me = self.config.node_id;
         use tidal_control::command::drain_ops::{drained, draining_now, DRAIN};
-        // An operator's drain is this process's to end when it began after
-        // the first sync, or was still running then.
         let asked = state.drains.get(&me).filter(|d| d.kind == DRAIN).map(|d| d.operation);
-        {
-            let mut first = self.drain.first_seen.lock().expect("drain lock");
-            let ours = match *first {
-                None => {
-                    *first = Some(asked);
-                    draining_now(state, me).is_some() && asked.is_some()
-                }
-                Some(at_first) => asked.is_some() && asked != at_first,
-            };
-            if ours {
-                self.drain.asked.store(true, Ordering::Relaxed);
-            }
-        }
+        let ended_before = *self
+            .drain
+            .ended_before
+            .lock()
+            .expect("drain lock")
+            .get_or_insert_with(|| asked.filter(|_| draining_now(state, me).is_none()));
         if state.nodes.get(&me).is_none_or(|n| n.state != NodeState::Draining) {
             return;
         }
         self.hand_off_leaderships(None).await;
-        let ours = self.drain.asked.load(Ordering::Relaxed) || self.drain.begun.load(Ordering::Relaxed);
+        let ours = self.drain.begun.load(Ordering::Relaxed) || (asked.is_some() && asked != ended_before);
         if ours && drained(state, me) {
-            self.drain.done.send_if_modified(|d| !std::mem::replace(d, true));
+            self.drain.done.send_replace(true);
         }
     }
 
@@ -652,7 +642,7 @@ impl Node {
         let heal = tidal_control::HealConfig {
             delay_ms: shared.config.self_heal_delay_ms,
             budget: shared.config.budget,
-            gate_timeout_ms: 60_000,
+            gate_timeout_ms: crate::scale_api::DEFAULT_GATE_TIMEOUT_MS,
         };
         let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits(), heal);
         tasks.push(tokio::spawn(operations.run(stop_rx.clone())));

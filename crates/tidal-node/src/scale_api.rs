@@ -277,7 +277,7 @@ async fn answer(
 }
 
 /// How long a gate may take by default before its step fails.
-const DEFAULT_GATE_TIMEOUT_MS: u64 = 60_000;
+pub(crate) const DEFAULT_GATE_TIMEOUT_MS: u64 = 60_000;
 /// How long new nodes may take by default to join and become ready.
 const DEFAULT_JOIN_TIMEOUT_MS: u64 = 120_000;
 

@@ -40,7 +40,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tidal_control::{CpCommand, CpReply};
-use tidal_core::operation::Budget;
 use tidal_core::shrink::{check_arm, make_plan, plan_shrink, ShrinkError, ShrinkPlan, ShrinkRequest, TargetPlacement};
 use tidal_core::{NodeId, PrgId};
 
@@ -183,16 +182,16 @@ pub async fn arm(State(s): S, body: Bytes) -> Result<Response, ApiError> {
 pub(crate) async fn arm_plan(s: &Shared, id: &str) -> Result<u64, ApiError> {
     let state = fresh(s).await?;
     check_arm(&state, id)?;
-    let budget = Budget { per_node: s.config.budget.per_node, cluster: s.config.budget.cluster };
-    let cmd = CpCommand::ArmShrinkPlan { id: id.to_string(), budget, gate_timeout_ms: GATE_TIMEOUT_MS };
+    let cmd = CpCommand::ArmShrinkPlan {
+        id: id.to_string(),
+        budget: s.config.budget,
+        gate_timeout_ms: crate::scale_api::DEFAULT_GATE_TIMEOUT_MS,
+    };
     match s.cp.propose(cmd).await? {
         CpReply::OperationStarted { id } => Ok(id),
         other => Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
     }
 }
-
-/// How long each health gate of a plan's operation may take.
-const GATE_TIMEOUT_MS: u64 = 60_000;
 
 pub async fn cancel(State(s): S, body: Bytes) -> Result<Response, ApiError> {
     let req: PlanRef = parse_body(&body)?;
