@@ -79,6 +79,7 @@ fn gather(http: &str) -> Result<Value, String> {
         "routingEpoch": cluster["routingEpoch"],
         "cpVersion": cluster["cpVersion"],
         "cpMembers": cluster["cpMembers"],
+        "cpLearners": cluster["cpLearners"],
         "cpLeader": cluster["cpLeader"],
         "tenants": cluster["tenants"],
         "nodes": node_views,
@@ -110,10 +111,13 @@ fn print_table(rows: &[Vec<String>]) {
 }
 
 fn render(v: &Value) {
+    let learners =
+        v["cpLearners"].as_array().filter(|l| !l.is_empty()).map(|_| format!(" (joining: {})", s(&v["cpLearners"])));
     println!(
-        "routing epoch {}   control plane: members {} leader {} (version {})",
+        "routing epoch {}   control plane: voters {}{} leader {} (version {})",
         s(&v["routingEpoch"]),
         s(&v["cpMembers"]),
+        learners.unwrap_or_default(),
         s(&v["cpLeader"]),
         s(&v["cpVersion"])
     );

@@ -123,7 +123,8 @@ pub enum CpError {
 /// node hosts one, and a client for reaching the leader otherwise.
 pub struct ControlPlane {
     host: Arc<RaftHost>,
-    machine: Option<Arc<CpMachine>>,
+    /// The local `_cp` replica's machine, while this node hosts one.
+    machine: Mutex<Option<Arc<CpMachine>>>,
     /// Peer addresses of `_cp` members, learned from flags and cluster state.
     members: Mutex<BTreeMap<NodeId, String>>,
     /// Addresses tried after the members: the node a joining node joined
@@ -148,7 +149,7 @@ impl ControlPlane {
     ) -> Arc<Self> {
         Arc::new(Self {
             host,
-            machine,
+            machine: Mutex::new(machine),
             members: Mutex::new(members),
             seeds: Mutex::default(),
             leader: Mutex::new(None),
@@ -177,8 +178,33 @@ impl ControlPlane {
         (self.now_ms)()
     }
 
-    pub fn local_machine(&self) -> Option<&Arc<CpMachine>> {
-        self.machine.as_ref()
+    pub fn local_machine(&self) -> Option<Arc<CpMachine>> {
+        self.machine.lock().expect("machine lock").clone()
+    }
+
+    /// The local `_cp` replica, while this node hosts one.
+    pub fn local_group(&self) -> Option<tidal_raft::host::GroupHandle> {
+        self.host.group(CP_GROUP)
+    }
+
+    /// Start a `_cp` replica here, empty, to catch up as a learner: the
+    /// control plane's vote is moving onto this node (see `cp_votes`).
+    pub async fn host_replica(&self) -> Result<(), CpError> {
+        if self.local_group().is_some() {
+            return Ok(());
+        }
+        let machine = CpMachine::open(self.host.storage()).map_err(CpError::Unavailable)?;
+        Self::start_local(&self.host, machine.clone(), None).await?;
+        *self.machine.lock().expect("machine lock") = Some(machine);
+        Ok(())
+    }
+
+    /// Delete this node's `_cp` replica: its vote has moved to another
+    /// node. It is not started again at a restart, and the node never
+    /// bootstraps a control plane again (see [`RaftHost::leave_group`]).
+    pub async fn drop_replica(&self) -> Result<(), CpError> {
+        self.machine.lock().expect("machine lock").take();
+        self.host.leave_group(CP_GROUP).await.map_err(|e| CpError::Unavailable(e.to_string()))
     }
 
     pub fn is_local_leader(&self) -> bool {
@@ -199,16 +225,17 @@ impl ControlPlane {
         }
     }
 
-    /// Remember the `_cp` members' addresses from a cluster state.
+    /// Take the `_cp` voters' addresses from a cluster state. Once it
+    /// knows every voter's, they replace the ones this node knew (a vote
+    /// may have moved off a node); until then they add to them.
     pub fn learn(&self, state: &ClusterState) {
-        if state.cp_members.is_empty() {
-            return;
-        }
-        let mut m = self.members.lock().expect("members lock");
-        for id in &state.cp_members {
-            if let Some(n) = state.nodes.get(id) {
-                m.insert(*id, n.peer_addr.clone());
-            }
+        let known: BTreeMap<NodeId, String> =
+            state.cp_members.iter().filter_map(|id| Some((*id, state.nodes.get(id)?.peer_addr.clone()))).collect();
+        let mut members = self.members.lock().expect("members lock");
+        if !known.is_empty() && known.len() == state.cp_members.len() {
+            *members = known;
+        } else {
+            members.extend(known);
         }
     }
 
@@ -251,7 +278,7 @@ impl ControlPlane {
     }
 
     async fn local_read(&self) -> CpResponse {
-        let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.machine.as_ref()) else {
+        let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.local_machine()) else {
             return CpResponse::NotLeader { leader: None, addr: None };
         };
         match g.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
@@ -265,7 +292,7 @@ impl ControlPlane {
     /// passes `after`, or after `wait_ms` (confirming leadership again)
     /// that it did not.
     async fn local_watch(&self, after: u64, wait_ms: u64, node: NodeId, report: NodeReport) -> CpResponse {
-        let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.machine.as_ref()) else {
+        let (Some(g), Some(machine)) = (self.host.group(CP_GROUP), self.local_machine()) else {
             return CpResponse::NotLeader { leader: None, addr: None };
         };
         let linearize = || async {

@@ -103,6 +103,9 @@ pub enum CpCommand {
     UndrainNode { node: NodeId },
     /// Take `node`, which holds no replica, out of the cluster for good.
     RemoveNode { node: NodeId },
+    /// Record `_cp`'s voters and the nodes to start a `_cp` replica on as
+    /// learners (see `cp_votes`).
+    SetCpVoters { voters: Vec<NodeId>, learners: Vec<NodeId> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +289,7 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
         },
         CpCommand::UndrainNode { node } => drain_ops::undrain(state, now_ms, *node).err(),
         CpCommand::RemoveNode { node } => drain_ops::remove(state, *node).err(),
+        CpCommand::SetCpVoters { voters, learners } => crate::cp_votes::set(state, voters, learners).err(),
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {

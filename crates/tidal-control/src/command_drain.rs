@@ -76,12 +76,19 @@ pub fn draining_now(state: &ClusterState, node: NodeId) -> Option<&Operation> {
     state.operations.get(&id).filter(|o| !o.phase.is_finished())
 }
 
-/// Whether `node`'s drain has ended: it is Draining, hosts no replica, and
-/// no operation drains it.
+/// Whether `node`'s drain has ended: it is Draining, hosts no replica,
+/// no operation drains it, and its control-plane vote (if it had one) has
+/// moved to another node.
 pub fn drained(state: &ClusterState, node: NodeId) -> bool {
     state.nodes.get(&node).is_some_and(|n| n.state == NodeState::Draining)
         && state.placements_hosted_on(node).next().is_none()
         && draining_now(state, node).is_none()
+        && !in_cp(state, node)
+}
+
+/// Whether `node` votes in the control plane or is catching up to.
+pub fn in_cp(state: &ClusterState, node: NodeId) -> bool {
+    state.cp_members.contains(&node) || state.cp_learners.contains(&node)
 }
 
 pub(super) fn undrain(state: &mut ClusterState, now_ms: u64, node: NodeId) -> Result<(), String> {
@@ -100,7 +107,8 @@ pub(super) fn undrain(state: &mut ClusterState, now_ms: u64, node: NodeId) -> Re
 }
 
 /// Why `node` cannot leave the cluster now, if it cannot: it is unknown,
-/// still hosts replicas, votes in the control plane, is being drained, or
+/// still hosts replicas, is being drained, still votes in the control
+/// plane (its vote moves while it is Draining), or
 /// would leave fewer than 3 active nodes.
 pub fn check_remove(state: &ClusterState, node: NodeId) -> Result<(), String> {
     if !state.nodes.contains_key(&node) {
@@ -113,10 +121,9 @@ pub fn check_remove(state: &ClusterState, node: NodeId) -> Result<(), String> {
     if let Some(op) = draining_now(state, node) {
         return Err(format!("node {node} is being drained (operation {}): wait for it to finish", op.id));
     }
-    if state.cp_members.contains(&node) {
+    if in_cp(state, node) {
         return Err(format!(
-            "node {node} is a control-plane voter ({:?}); this version keeps the control plane's voters, so it \
-             removes only other nodes",
+            "node {node} votes in the control plane ({:?}); drain it first, and its vote moves to another node",
             state.cp_members
         ));
     }

@@ -4,8 +4,9 @@
 //! PRGs it drained) or, after a cancel or a failure, starts the operation
 //! that puts the layout back as it was when the plan was made, and marks
 //! the plan RolledBack once it is. The nodes a plan removes are Draining
-//! while it is armed (no new replica goes there), removed from the
-//! cluster when it completes, and Active again when it is rolled back.
+//! while it is armed (no new replica goes there, and a control-plane vote
+//! moves off them), removed from the cluster when it completes (once
+//! their votes have moved), and Active again when it is rolled back.
 //! Each checks everything first and changes nothing when it refuses.
 
 use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
@@ -23,13 +24,6 @@ pub(super) fn arm(
 ) -> Result<OpId, String> {
     shrink::check_arm(state, id).map_err(|e| e.to_string())?;
     let plan = &state.shrink_plans[id];
-    if let Some(n) = plan.remove_nodes.iter().find(|n| state.cp_members.contains(n)) {
-        return Err(format!(
-            "plan {id} removes node {n}, a control-plane voter ({:?}); this version keeps the control plane's \
-             voters: make a plan that removes other nodes",
-            state.cp_members
-        ));
-    }
     let op = Operation::new("scale_in", forward_plan(plan, state), budget, gate_timeout_ms, gate_timeout_ms);
     let mut scratch = state.clone();
     let op_id = ops::start(&mut scratch, now_ms, &op)?;
@@ -189,6 +183,9 @@ fn complete(state: &mut ClusterState, now_ms: u64, id: &str) -> Result<(), Strin
     for n in &leaving {
         if let Some(p) = scratch.placements_hosted_on(*n).next() {
             return Err(format!("plan {id}: node {n} still holds a replica of {}", p.prg));
+        }
+        if drain_ops::in_cp(&scratch, *n) {
+            return Err(format!("plan {id}: node {n}'s control-plane vote has yet to move"));
         }
         drain_ops::forget(&mut scratch, *n);
     }

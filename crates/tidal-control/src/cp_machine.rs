@@ -141,4 +141,10 @@ impl Machine for CpMachine {
         self.published.send_replace(Arc::new(loaded));
         Ok(())
     }
+
+    fn purge(&self, txn: &WriteTransaction) -> Result<(), String> {
+        let mut t = txn.open_table(CP_STATE).map_err(|e| e.to_string())?;
+        t.remove(KEY).map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }

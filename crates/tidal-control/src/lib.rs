@@ -6,6 +6,7 @@
 pub mod api;
 pub mod command;
 pub mod cp_machine;
+pub mod cp_votes;
 pub mod executor;
 pub mod failpoint;
 pub mod operation_executor;

@@ -11,6 +11,7 @@
 //! twice.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct OperationExecutor {
     /// When a heal was last tried, per node: a heal that cannot start or
     /// fails is tried again a delay later, not in a loop.
     healed: Mutex<BTreeMap<tidal_core::NodeId, Instant>>,
+    /// A step moving the control plane's votes is under way.
+    voting: AtomicBool,
 }
 
 /// How often a waiting executor looks again.
@@ -59,6 +62,7 @@ impl OperationExecutor {
             heal,
             led_since: Mutex::default(),
             healed: Mutex::default(),
+            voting: AtomicBool::new(false),
         })
     }
 
@@ -76,6 +80,7 @@ impl OperationExecutor {
                 }
             }
             if leads {
+                self.move_votes();
                 self.advance_shrink_plans().await;
                 let running = self.cp.local_machine().and_then(|m| m.state().running_operation().map(|o| o.id));
                 if running.is_none() {
@@ -109,6 +114,38 @@ impl OperationExecutor {
                 Err(e) => tracing::warn!(plan = %id, error = %e, "shrink plan cannot advance"),
             }
         }
+    }
+
+    /// Take the next step moving the control plane's votes (see
+    /// `cp_votes`), in the background: adding a learner waits for it to
+    /// catch up. Only once this leader has led long enough to have heard
+    /// from every node that is up.
+    fn move_votes(self: &Arc<Self>) {
+        let Some(since) = *self.led_since.lock().expect("led lock") else { return };
+        if since.elapsed() < Duration::from_millis(self.limits.report_ms) {
+            return;
+        }
+        if self.voting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Some(state) = me.state() {
+                let reports = me.cp.node_reports();
+                let (now, limit) = (me.cp.now_ms(), me.limits.report_ms);
+                let fresh: BTreeSet<_> = reports
+                    .iter()
+                    .filter(|(_, r)| now.saturating_sub(r.received_ms) <= limit)
+                    .map(|(n, _)| *n)
+                    .collect();
+                match crate::cp_votes::step(&me.cp, &state, &fresh).await {
+                    Ok(Some(done)) => tracing::info!("{done}"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "control-plane votes cannot move yet"),
+                }
+            }
+            me.voting.store(false, Ordering::Release);
+        });
     }
 
     /// Start healing the node silent longest past the delay, if any (see

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use tidal_core::cluster::DrainRecord;
 use tidal_core::operation::{OpId, Operation};
 use tidal_core::ownership::MoveId;
 use tidal_core::replica_move::{ReplicaMove, ReplicaPhase};
@@ -19,11 +20,12 @@ use tidal_raft::types::{decode, encode_versioned, split_version};
 
 use crate::command::CpCommand;
 
-/// The format version of persisted states and of new log entries: 6 since
-/// the state records drains and removed nodes (5: shrink plans; 4: scaling operations and retired PRGs;
+/// The format version of persisted states and of new log entries: 7 since
+/// the state names the control plane's learners (6: drains and removed
+/// nodes; 5: shrink plans; 4: scaling operations and retired PRGs;
 /// 3: a replica move records the bytes its learner has taken; 2: each
 /// node's data-directory instance).
-pub const CP_FORMAT: u8 = 6;
+pub const CP_FORMAT: u8 = 7;
 
 pub fn encode_state(s: &ClusterState) -> Vec<u8> {
     encode_versioned(CP_FORMAT, s)
@@ -37,6 +39,7 @@ pub fn decode_state(b: &[u8]) -> Result<ClusterState, String> {
         (3, body) => decode::<StateV3>(body).map(ClusterState::from).map_err(|e| format!("state of version 3: {e}")),
         (4, body) => decode::<StateV4>(body).map(ClusterState::from).map_err(|e| format!("state of version 4: {e}")),
         (5, body) => decode::<StateV5>(body).map(ClusterState::from).map_err(|e| format!("state of version 5: {e}")),
+        (6, body) => decode::<StateV6>(body).map(ClusterState::from).map_err(|e| format!("state of version 6: {e}")),
         (CP_FORMAT, body) => decode(body).map_err(|e| format!("state of version {CP_FORMAT}: {e}")),
         (v, _) => Err(format!("state of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
@@ -280,6 +283,7 @@ impl From<StateV4> for ClusterState {
             shrink_plans: BTreeMap::new(),
             drains: BTreeMap::new(),
             removed_nodes: BTreeSet::new(),
+            cp_learners: Vec::new(),
         }
     }
 }
@@ -322,6 +326,51 @@ impl From<StateV5> for ClusterState {
             retired_prgs: old.retired_prgs,
         };
         ClusterState { shrink_plans: old.shrink_plans, ..ClusterState::from(v4) }
+    }
+}
+
+/// The cluster state as version 6 wrote it: no control-plane learners.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV6 {
+    pub version: u64,
+    pub routing_epoch: u64,
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
+    pub next_move_id: MoveId,
+    pub instances: BTreeMap<NodeId, u64>,
+    pub operations: BTreeMap<OpId, Operation>,
+    pub next_op_id: OpId,
+    pub retired_prgs: BTreeSet<PrgId>,
+    pub shrink_plans: BTreeMap<String, ShrinkPlan>,
+    pub drains: BTreeMap<NodeId, DrainRecord>,
+    pub removed_nodes: BTreeSet<NodeId>,
+}
+
+impl From<StateV6> for ClusterState {
+    fn from(old: StateV6) -> Self {
+        ClusterState {
+            version: old.version,
+            routing_epoch: old.routing_epoch,
+            cp_members: old.cp_members,
+            nodes: old.nodes,
+            tenants: old.tenants,
+            placements: old.placements,
+            moves: old.moves,
+            replica_moves: old.replica_moves,
+            next_move_id: old.next_move_id,
+            instances: old.instances,
+            operations: old.operations,
+            next_op_id: old.next_op_id,
+            retired_prgs: old.retired_prgs,
+            shrink_plans: old.shrink_plans,
+            drains: old.drains,
+            removed_nodes: old.removed_nodes,
+            cp_learners: Vec::new(),
+        }
     }
 }
 

@@ -46,7 +46,7 @@ fn commands_from_before_versioning_still_decode() {
     assert_eq!(decode_command(&encode(&old)).unwrap(), old);
     let new = CpCommand::CancelMove { id: 4 };
     assert_eq!(decode_command(&encode_command(&new)).unwrap(), new);
-    assert!(decode_command(&encode_versioned(7, &new)).is_err());
+    assert!(decode_command(&encode_versioned(CP_FORMAT + 1, &new)).is_err());
     assert_eq!(decode_command(&encode_versioned(1, &new)).unwrap(), new);
 }
 
@@ -178,6 +178,35 @@ fn a_state_of_version_5_reads_without_drain_records() {
     assert_eq!(decode_state(&encode_state(&with)).unwrap(), with);
 }
 
+#[test]
+fn a_state_of_version_6_reads_without_control_plane_learners() {
+    let mut s = decode_state(&encode(&old_state())).unwrap();
+    s.removed_nodes.insert(9);
+    let v6 = StateV6 {
+        version: s.version,
+        routing_epoch: s.routing_epoch,
+        cp_members: s.cp_members.clone(),
+        nodes: s.nodes.clone(),
+        tenants: s.tenants.clone(),
+        placements: s.placements.clone(),
+        moves: s.moves.clone(),
+        replica_moves: s.replica_moves.clone(),
+        next_move_id: s.next_move_id,
+        instances: s.instances.clone(),
+        operations: s.operations.clone(),
+        next_op_id: s.next_op_id,
+        retired_prgs: s.retired_prgs.clone(),
+        shrink_plans: s.shrink_plans.clone(),
+        drains: s.drains.clone(),
+        removed_nodes: s.removed_nodes.clone(),
+    };
+    let back = decode_state(&encode_versioned(6, &v6)).unwrap();
+    assert_eq!(back, s);
+    let mut with = back.clone();
+    with.cp_learners = vec![4, 5];
+    assert_eq!(decode_state(&encode_state(&with)).unwrap(), with);
+}
+
 mod from_peers {
     use proptest::prelude::*;
     use tidal_core::operation::{Budget, Operation};
@@ -244,6 +273,8 @@ mod from_peers {
                 .prop_map(|(name, slots, prgs)| CpCommand::CreateTenant { name, slots, prgs }),
             1 => (prg(), 1..7u64).prop_map(|(prg, leader)| CpCommand::LeaderHint { prg, leader }),
             1 => proptest::collection::vec(1..7u64, 0..4).prop_map(CpCommand::SetCpMembers),
+            1 => (proptest::collection::vec(1..7u64, 0..4), proptest::collection::vec(1..7u64, 0..3))
+                .prop_map(|(voters, learners)| CpCommand::SetCpVoters { voters, learners }),
             1 => (1..4u32, proptest::option::of(proptest::collection::vec(1..7u64, 0..4)), proptest::option::of(0..9u64))
                 .prop_map(|(count, members, expect_epoch)| CpCommand::AddPrgs { tenant: "t".into(), count, members, expect_epoch }),
             3 => (0..34u32, 0..4u32, proptest::option::of(0..3u32), 0..3u32).prop_map(|(first, n, from, to)| {

@@ -115,7 +115,7 @@ pub struct ClusterState {
     pub version: u64,
     /// Only grows; bumped whenever routing or placements change.
     pub routing_epoch: u64,
-    /// Members of the control plane group `_cp`.
+    /// The control plane group `_cp`'s voters.
     pub cp_members: Vec<NodeId>,
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     pub tenants: BTreeMap<String, Tenant>,
@@ -142,6 +142,9 @@ pub struct ClusterState {
     pub drains: BTreeMap<NodeId, DrainRecord>,
     /// Nodes removed from the cluster: their ids do not register again.
     pub removed_nodes: BTreeSet<NodeId>,
+    /// Nodes starting a `_cp` replica to catch up as learners and then
+    /// take a vote (the control plane's vote moving onto them).
+    pub cp_learners: Vec<NodeId>,
 }
 
 /// A drain of a node: who asked for it, and the operation that runs it.

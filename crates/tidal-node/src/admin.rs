@@ -243,6 +243,8 @@ pub struct ClusterView {
     pub routing_epoch: u64,
     pub cp_version: u64,
     pub cp_members: Vec<NodeId>,
+    /// Nodes catching up to take a control-plane vote.
+    pub cp_learners: Vec<NodeId>,
     pub cp_leader: Option<NodeId>,
     pub uptime_ms: u64,
     pub nodes: Vec<NodeInfo>,
@@ -272,6 +274,7 @@ pub fn cluster_view(shared: &Shared) -> ClusterView {
         routing_epoch: state.routing_epoch,
         cp_version: state.version,
         cp_members: state.cp_members.clone(),
+        cp_learners: state.cp_learners.clone(),
         cp_leader,
         uptime_ms: shared.started.elapsed().as_millis() as u64,
         nodes: state.nodes.values().cloned().collect(),

@@ -326,10 +326,35 @@ impl Shared {
         if self.cp.is_local_leader() {
             self.lead_duties(&state).await;
         }
+        self.host_cp_replica(&state).await;
         self.reconcile(&self.cache.get(), true).await;
         self.report_leadership(&state).await;
         self.drain_duties(&self.cache.get()).await;
         true
+    }
+
+    /// Start a `_cp` replica when the control plane names this node a
+    /// learner, and delete it once the node is neither learner nor voter:
+    /// the control plane's vote moved onto, or off, this node (see
+    /// `tidal_control::cp_votes`). The state names the voters only after
+    /// the membership change that made them, so a replica deleted here no
+    /// longer votes.
+    async fn host_cp_replica(&self, state: &ClusterState) {
+        if state.cp_members.is_empty() {
+            return;
+        }
+        let me = self.config.node_id;
+        let wanted = tidal_control::command::drain_ops::in_cp(state, me);
+        let hosted = self.cp.local_group().is_some();
+        let result = match (wanted, hosted) {
+            (true, false) => self.cp.host_replica().await.map(|()| "started"),
+            (false, true) => self.cp.drop_replica().await.map(|()| "deleted: its vote moved to another node"),
+            _ => return,
+        };
+        match result {
+            Ok(what) => tracing::info!(node = me, "control-plane replica {what}"),
+            Err(e) => tracing::warn!(node = me, error = %e, "control-plane replica not changed"),
+        }
     }
 
     /// Removed from the cluster (after its replicas were moved off):
@@ -441,11 +466,11 @@ impl Shared {
 
     /// Work only the control-plane leader does.
     async fn lead_duties(&self, state: &ClusterState) {
-        if let Some(members) = self.config.cp_members() {
+        // The first voters, as `--peers` named them; from then on the
+        // control plane moves its votes itself (`cp_votes`).
+        if let Some(members) = self.config.cp_members().filter(|_| state.cp_members.is_empty()) {
             let ids: Vec<u64> = members.keys().copied().collect();
-            if state.cp_members != ids {
-                let _ = self.cp.propose(CpCommand::SetCpMembers(ids)).await;
-            }
+            let _ = self.cp.propose(CpCommand::SetCpMembers(ids)).await;
         }
         if !state.tenants.contains_key(tidal_core::ids::DEFAULT_TENANT) && self.first_tenant_due(state) {
             let cmd = CpCommand::CreateTenant {
@@ -539,8 +564,11 @@ impl Node {
 
         let hosted = storage.hosted_groups()?;
         let cp_members = config.cp_members();
-        let is_cp_member =
-            hosted.iter().any(|(g, _)| g == CP_GROUP) || cp_members.as_ref().is_some_and(|m| m.contains_key(&me));
+        // `--peers` names the first voters; a node whose vote has since
+        // moved away neither hosts `_cp` nor bootstraps it again.
+        let left_cp = host.left(CP_GROUP)?;
+        let is_cp_member = hosted.iter().any(|(g, _)| g == CP_GROUP)
+            || (!left_cp && cp_members.as_ref().is_some_and(|m| m.contains_key(&me)));
         let machine = if is_cp_member { Some(CpMachine::open(&storage).map_err(NodeError::Control)?) } else { None };
         let initial = machine.as_ref().map(|m| m.state()).unwrap_or_default();
         let mut known_members = cp_members.clone().unwrap_or_default();
@@ -596,7 +624,7 @@ impl Node {
             }
         }
         if let Some(m) = machine {
-            let bootstrap = cp_members.filter(|m| m.keys().next() == Some(&me));
+            let bootstrap = cp_members.filter(|m| !left_cp && m.keys().next() == Some(&me));
             ControlPlane::start_local(&host, m, bootstrap).await.map_err(|e| NodeError::Control(e.to_string()))?;
         }
         if let Bootstrap::Join(addr) = &shared.config.bootstrap {

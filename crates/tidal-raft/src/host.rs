@@ -23,9 +23,12 @@ use openraft::{BasicNode, SnapshotPolicy};
 use crate::log_store::LogStore;
 use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
-use crate::storage::{Storage, StoreError, GROUPS, LOG};
+use crate::storage::{Storage, StoreError, GROUPS, LOG, META};
 use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, SentBytes, WireError};
 use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
+
+/// The metadata key that marks a group whose replica left this node.
+const LEFT: &str = "left";
 
 /// Timing and log-retention knobs shared by every group on a node.
 #[derive(Clone, Debug)]
@@ -321,6 +324,8 @@ impl RaftHost {
             .call(true, move |txn| {
                 let mut t = txn.open_table(GROUPS).map_err(|e| e.to_string())?;
                 t.insert(owned.as_str(), epoch).map_err(|e| e.to_string())?;
+                let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                meta.remove((owned.as_str(), LEFT)).map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await?;
@@ -360,7 +365,42 @@ impl RaftHost {
     /// Stop group `name` and delete everything this node stored for it:
     /// its replica has left this node. It does not come back at restart.
     pub async fn remove_group(&self, name: &str) -> Result<(), HostError> {
+        self.drop_group(name, false).await
+    }
+
+    /// [`Self::remove_group`], remembering that the replica left: until the
+    /// group starts here again, [`Self::left`] says so (a node that held
+    /// a replica of a group bootstrapped from its flags must not bootstrap
+    /// it again after a restart).
+    pub async fn leave_group(&self, name: &str) -> Result<(), HostError> {
+        self.drop_group(name, true).await
+    }
+
+    /// Whether this node's replica of `name` left it (see [`Self::leave_group`]).
+    pub fn left(&self, name: &str) -> Result<bool, HostError> {
+        let txn = self.storage.log().read()?;
+        let t = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(HostError::Store(StoreError::db(e))),
+        };
+        Ok(t.get((name, LEFT)).map_err(StoreError::db)?.is_some())
+    }
+
+    async fn drop_group(&self, name: &str, mark_left: bool) -> Result<(), HostError> {
         let _guard = self.starting.lock().await;
+        if mark_left {
+            let owned = name.to_string();
+            self.storage
+                .log()
+                .writer()
+                .call(true, move |txn| {
+                    let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                    meta.insert((owned.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;
+                    Ok(())
+                })
+                .await?;
+        }
         let Some(g) = self.groups.write().expect("groups lock").remove(name) else {
             return Ok(());
         };
@@ -376,6 +416,10 @@ impl RaftHost {
                     .map_err(|e| e.to_string())?;
                 drop(log);
                 crate::state_machine::purge_meta(txn, &owned)?;
+                if mark_left {
+                    let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                    meta.insert((owned.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;
+                }
                 let mut groups = txn.open_table(GROUPS).map_err(|e| e.to_string())?;
                 groups.remove(owned.as_str()).map_err(|e| e.to_string())?;
                 Ok(())
