@@ -86,11 +86,11 @@ fn print_list(nodes: &[Value]) {
         println!("no node is draining");
         return;
     }
-    println!("{:<6} {:<10} {:<10} replicas", "node", "state", "operation");
+    println!("{:<6} {:<12} {:<10} replicas", "node", "state", "operation");
     for n in nodes {
         let op = n["operation"].as_u64().map_or_else(|| "-".to_string(), |o| o.to_string());
         let replicas: Vec<&str> = list(&n["replicas"]).iter().filter_map(Value::as_str).collect();
-        println!("{:<6} {:<10} {:<10} {}", n["node"], n["state"].as_str().unwrap_or(""), op, replicas.join(" "));
+        println!("{:<6} {:<12} {:<10} {}", n["node"], n["state"].as_str().unwrap_or(""), op, replicas.join(" "));
     }
 }
 

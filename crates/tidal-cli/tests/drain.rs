@@ -56,13 +56,6 @@ fn exited(c: &mut Cluster, i: usize, timeout: Duration) -> std::process::ExitSta
     status
 }
 
-/// The control plane's voters, as node `i` knows them.
-fn cp_voters(c: &Cluster, i: usize) -> Vec<u64> {
-    let (_, body) = http_get(&c.nodes[i].http, "/api/v1/cluster").unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["cpMembers"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect()
-}
-
 fn draining(c: &Cluster) -> serde_json::Value {
     let (code, body) = http_get(&c.nodes[0].http, "/admin/drain").unwrap();
     assert_eq!(code, 200, "{body}");
@@ -165,7 +158,7 @@ fn a_lost_node_is_healed_and_returns_drained() {
     }
     // Node 3 is lost: it holds replicas and a control-plane vote.
     assert!(members(&c, 0).iter().any(|(_, m)| m.contains(&3)));
-    assert_eq!(cp_voters(&c, 0), [1, 2, 3]);
+    assert_eq!(c.cp_voters(0), [1, 2, 3]);
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(&c.nodes[0].redis, stop.clone());
     c.kill(2);
@@ -187,7 +180,7 @@ fn a_lost_node_is_healed_and_returns_drained() {
     assert_eq!(heal["status"], "succeeded", "{heal:#}");
     // Its vote moved to node 4.
     wait_for(Duration::from_secs(30), "node 3's vote to move to node 4", || {
-        (cp_voters(&c, 0) == [1, 2, 4]).then_some(())
+        (c.cp_voters(0) == [1, 2, 4]).then_some(())
     });
     // Writes through node 1 may wait out the elections node 3's loss
     // causes. One in flight to node 3 when it was killed may be UNCERTAIN
@@ -215,7 +208,7 @@ fn a_lost_node_is_healed_and_returns_drained() {
     wait_for(Duration::from_secs(30), "node 3 to answer", || http_get(&c.nodes[2].http, "/readyz").ok());
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(c.groups(2).unwrap(), serde_json::json!([]));
-    assert_eq!(cp_voters(&c, 2), [1, 2, 4]);
+    assert_eq!(c.cp_voters(2), [1, 2, 4]);
 }
 
 /// A shrink from 5 to 3 nodes: the armed plan moves the replicas of the
@@ -230,7 +223,7 @@ fn a_shrink_plan_removes_nodes_once_their_replicas_moved() {
     c.wait_ready(five, Duration::from_secs(60));
     // With five nodes the control plane has five voters.
     wait_for(Duration::from_secs(30), "five control-plane voters", || {
-        (cp_voters(&c, 0) == [1, 2, 3, 4, 5]).then_some(())
+        (c.cp_voters(0) == [1, 2, 3, 4, 5]).then_some(())
     });
     let mut cl = c.client(0);
     for k in 0..200 {
@@ -258,7 +251,7 @@ fn a_shrink_plan_removes_nodes_once_their_replicas_moved() {
     });
     assert_eq!(done["remove_nodes"], serde_json::json!([4, 5]));
     // Their votes moved off before they left: three voters again.
-    assert_eq!(cp_voters(&c, 0), [1, 2, 3]);
+    assert_eq!(c.cp_voters(0), [1, 2, 3]);
     for i in [four, five] {
         let status = exited(&mut c, i, Duration::from_secs(30));
         assert!(status.success(), "node {} exited with {status}", i + 1);

@@ -121,6 +121,7 @@ fn a_scale_up_onto_standby_nodes_runs_as_one_operation_while_a_client_writes() {
         let i = c.add_joiner();
         c.wait_ready(i, Duration::from_secs(60));
     }
+    c.wait_cp_voters(5);
     let writer = Writer::start(&c.nodes[2].redis);
     let dry = json_of(&c.tidal(&["scale", "--nodes", "5", "--prgs", "default=8", "--dry-run"]));
     let version = dry["cpVersion"].as_u64().unwrap().to_string();

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidal_core::health::{cluster_problems, HealthLimits};
+use tidal_core::health::{cluster_problems, short_of_replicas, HealthLimits};
 use tidal_core::operation::{OpId, OpPhase, Operation, StepState};
 use tidal_core::planner::drain::plan_drain;
 use tidal_core::{ClusterState, NodeState};
@@ -363,6 +363,32 @@ impl OperationExecutor {
 
     /// Every reason the cluster is not healthy, and every active node that
     /// has not yet applied the current routing epoch.
+    /// The steps of `startable` that keep every PRG they touch at the
+    /// disruption budget's floor of serving replicas, and why the others
+    /// wait (the first of which is noted on the operation, once).
+    async fn within_availability(
+        &self,
+        state: &ClusterState,
+        op: &Operation,
+        startable: Vec<usize>,
+    ) -> (Vec<usize>, Vec<String>) {
+        let now = self.cp.now_ms();
+        let health: BTreeMap<_, _> = self.cp.node_reports().iter().map(|(n, r)| (*n, r.health(now))).collect();
+        let mut held = Vec::new();
+        let ok: Vec<usize> = startable
+            .into_iter()
+            .filter(|i| {
+                let short = short_of_replicas(state, &health, self.limits, &op.step_prgs(*i));
+                held.extend(short.iter().map(|why| format!("step {i} waits: {why}")));
+                short.is_empty()
+            })
+            .collect();
+        if let Some(text) = held.first().filter(|t| op.events.last().is_none_or(|e| e.text != **t)) {
+            let _ = self.note(op.id, text.clone()).await;
+        }
+        (ok, held)
+    }
+
     fn problems(&self, state: &ClusterState) -> Vec<String> {
         let now = self.cp.now_ms();
         let reports = self.cp.node_reports();
@@ -401,8 +427,14 @@ impl OperationExecutor {
         if mine.iter().all(|(_, s)| s.state == StepState::Done) {
             return Ok(true);
         }
-        let startable = op.startable(state);
-        let problems = self.problems(state);
+        let mut problems = self.problems(state);
+        let (startable, held) = self.within_availability(state, op, op.startable(state)).await;
+        if startable.is_empty() {
+            // Held back by the floor alone counts as unhealthy too: a
+            // replica that never comes back must not hold an operation
+            // forever.
+            problems.extend(held);
+        }
         let since = {
             let mut since = self.unhealthy_since.lock().expect("health lock");
             if problems.is_empty() {

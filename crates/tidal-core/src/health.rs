@@ -26,6 +26,43 @@ pub struct HealthLimits {
     pub report_ms: u64,
     /// The longest a slot may stay fenced.
     pub fence_budget_ms: u64,
+    /// The disruption budget's floor: a move starts only while every PRG
+    /// it touches keeps at least this many replicas serving, not counting
+    /// the one it moves away.
+    pub min_available: usize,
+}
+
+/// The default floor: a majority of 3 replicas.
+pub const MIN_AVAILABLE: usize = 2;
+
+/// Why a move touching `prgs` must not start now (each PRG with the node
+/// whose replica it moves away, if any): the PRGs short of
+/// `limits.min_available` replicas on nodes that reported in within the
+/// limits, ready or Draining.
+pub fn short_of_replicas(
+    state: &ClusterState,
+    reports: &BTreeMap<NodeId, NodeHealth>,
+    limits: HealthLimits,
+    prgs: &[(crate::ids::PrgId, Option<NodeId>)],
+) -> Vec<String> {
+    // A Draining node answers not ready (so that clients go elsewhere),
+    // but its replicas still serve while it reports in.
+    let draining = |n: &NodeId| state.nodes.get(n).is_some_and(|i| i.state == NodeState::Draining);
+    let serving = |n: &NodeId| reports.get(n).is_some_and(|r| (r.ready || draining(n)) && r.age_ms <= limits.report_ms);
+    let mut out = Vec::new();
+    for (prg, leaving) in prgs {
+        let Some(p) = state.placements.get(prg) else { continue };
+        let up: Vec<NodeId> = p.members.iter().copied().filter(|n| Some(*n) != *leaving && serving(n)).collect();
+        if up.len() < limits.min_available {
+            let without = leaving.map(|n| format!(" besides node {n}'s, which moves")).unwrap_or_default();
+            out.push(format!(
+                "{prg} has {} replicas serving{without} ({up:?}); the disruption budget keeps at least {}",
+                up.len(),
+                limits.min_available
+            ));
+        }
+    }
+    out
 }
 
 /// Every reason the cluster is not healthy now (none: healthy).
@@ -82,7 +119,7 @@ mod tests {
         s
     }
 
-    const LIMITS: HealthLimits = HealthLimits { report_ms: 5000, fence_budget_ms: 2000 };
+    const LIMITS: HealthLimits = HealthLimits { report_ms: 5000, fence_budget_ms: 2000, min_available: 2 };
 
     fn ready(age_ms: u64) -> NodeHealth {
         NodeHealth { ready: true, reasons: Vec::new(), age_ms }
@@ -141,5 +178,36 @@ mod tests {
                 "node 3 has not reported to the control-plane leader".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn a_move_waits_while_its_prg_is_short_of_serving_replicas() {
+        use crate::cluster::Placement;
+        use crate::ids::PrgId;
+        let mut s = state(5);
+        let prg = PrgId::new("t", 0);
+        s.placements.insert(prg.clone(), Placement::new(prg.clone(), vec![1, 2, 3], 1, Vec::new()));
+        let mut reports: BTreeMap<NodeId, NodeHealth> = (1..=5).map(|n| (n, ready(100))).collect();
+        // All up: moving node 1's replica away leaves two serving.
+        assert!(short_of_replicas(&s, &reports, LIMITS, &[(prg.clone(), Some(1))]).is_empty());
+        // Node 3 silent: moving node 1's leaves one; a slot move counts two.
+        reports.insert(3, ready(9000));
+        let why = short_of_replicas(&s, &reports, LIMITS, &[(prg.clone(), Some(1))]);
+        assert_eq!(why.len(), 1);
+        assert!(why[0].contains("t:0 has 1 replicas serving besides node 1's") && why[0].contains("at least 2"));
+        assert!(short_of_replicas(&s, &reports, LIMITS, &[(prg.clone(), None)]).is_empty());
+        // Moving the silent node's own replica away (healing it) goes on.
+        assert!(short_of_replicas(&s, &reports, LIMITS, &[(prg.clone(), Some(3))]).is_empty());
+        // A Draining node's replica serves although the node is not ready;
+        // an unready Active one's does not.
+        reports.insert(3, ready(100));
+        s.nodes.get_mut(&2).unwrap().state = NodeState::Draining;
+        reports.insert(2, NodeHealth { ready: false, reasons: vec!["draining".into()], age_ms: 10 });
+        assert!(short_of_replicas(&s, &reports, LIMITS, &[(prg.clone(), Some(1))]).is_empty());
+        reports.insert(3, NodeHealth { ready: false, reasons: vec!["lagging".into()], age_ms: 10 });
+        assert_eq!(short_of_replicas(&s, &reports, LIMITS, &[(prg.clone(), Some(1))]).len(), 1);
+        // A floor of 1 lets it go on.
+        let one = HealthLimits { min_available: 1, ..LIMITS };
+        assert!(short_of_replicas(&s, &reports, one, &[(prg, Some(1))]).is_empty());
     }
 }

@@ -307,6 +307,26 @@ impl Operation {
             .any(|id| state.moves.get(id).is_none_or(|m| m.phase.is_committed()))
     }
 
+    /// The PRGs step `i` touches, each with the node whose replica it
+    /// moves away (if it does): a slot move's two PRGs, a replica move's.
+    pub fn step_prgs(&self, i: usize) -> Vec<(crate::ids::PrgId, Option<NodeId>)> {
+        match self.steps.get(i).map(|s| s.kind) {
+            Some(StepKind::Slots(k)) => self
+                .plan
+                .slot_moves
+                .get(k)
+                .map(|m| vec![(m.from.clone(), None), (m.to.clone(), None)])
+                .unwrap_or_default(),
+            Some(StepKind::Replica(k)) => self
+                .plan
+                .replica_moves
+                .get(k)
+                .map(|m| vec![(m.step.prg.clone(), Some(m.step.from))])
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     /// Pending steps of the current phase that may start now without
     /// going over the budget, given the moves in flight in `state`.
     pub fn startable(&self, state: &ClusterState) -> Vec<usize> {

@@ -120,6 +120,12 @@ pub struct RawConfig {
     /// (default 4).
     #[arg(long, env = "TIDAL_MAX_MOVES")]
     pub max_moves: Option<u32>,
+    /// Fewest replicas of a PRG that must be serving, not counting the
+    /// one a move takes away, for a move to start on it (the disruption
+    /// budget's floor: 2, the default, is a majority; 1 lets moves go on
+    /// with one). Every operation holds to it, self-healing too.
+    #[arg(long, env = "TIDAL_MIN_AVAILABLE_REPLICAS")]
+    pub min_available_replicas: Option<usize>,
     /// Take over this node id although another data directory registered
     /// it: only for a node whose data is gone for good.
     #[arg(long, env = "TIDAL_REPLACE_NODE", num_args = 0..=1, default_missing_value = "true")]
@@ -181,6 +187,7 @@ impl RawConfig {
             fence_budget_ms,
             max_moves_per_node,
             max_moves,
+            min_available_replicas,
             replace_node,
             drain_timeout_ms,
             self_heal_delay_ms,
@@ -254,6 +261,9 @@ pub struct NodeConfig {
     pub moves: tidal_control::ExecutorConfig,
     /// The disruption budget of scaling operations started through this node.
     pub budget: tidal_core::operation::Budget,
+    /// The budget's floor of serving replicas per PRG, held to by every
+    /// operation this node runs as control-plane leader.
+    pub min_available_replicas: usize,
     /// Register although another data directory holds this node id.
     pub replace_node: bool,
     /// How long SIGTERM waits for the node's replicas to move away; 0:
@@ -492,6 +502,15 @@ impl RawConfig {
         if !(1..=1024).contains(&budget.cluster) {
             errs.push(format!("max-moves: must be between 1 and 1024, got {}", budget.cluster));
         }
+        let min_available_replicas = self.min_available_replicas.unwrap_or(tidal_core::health::MIN_AVAILABLE);
+        if !(1..=tidal_core::placement::REPLICAS - 1).contains(&min_available_replicas) {
+            errs.push(format!(
+                "min-available-replicas: must be between 1 and {} (a replica move takes one of {} away), got \
+                 {min_available_replicas}",
+                tidal_core::placement::REPLICAS - 1,
+                tidal_core::placement::REPLICAS
+            ));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
         let worker_threads = self.worker_threads.unwrap_or(cores);
         if !(1..=1024).contains(&worker_threads) {
@@ -535,6 +554,7 @@ impl RawConfig {
             worker_threads: worker_threads as usize,
             moves,
             budget,
+            min_available_replicas,
             replace_node: self.replace_node.unwrap_or(false),
             drain_timeout_ms,
             self_heal_delay_ms,

@@ -87,6 +87,19 @@ fn values_that_cannot_replicate_are_refused() {
     const { assert!(MAX_REQUEST_BYTES + (1 << 20) <= tidal_raft::transport::MAX_FRAME as u64) };
 }
 
+#[test]
+fn the_floor_of_serving_replicas_leaves_a_replica_to_move() {
+    let mut raw = good();
+    assert_eq!(raw.clone().resolve().unwrap().min_available_replicas, 2);
+    raw.min_available_replicas = Some(1);
+    assert_eq!(raw.clone().resolve().unwrap().min_available_replicas, 1);
+    for bad in [0, 3] {
+        raw.min_available_replicas = Some(bad);
+        let errs = raw.clone().resolve().unwrap_err().0;
+        assert!(errs[0].starts_with("min-available-replicas: must be between 1 and 2"), "{errs:?}");
+    }
+}
+
 /// The keys a config file may hold, and the names errors give settings
 /// checked together.
 const KEYS: &[&str] = &[
@@ -120,6 +133,7 @@ const KEYS: &[&str] = &[
     "fence-budget-ms",
     "max-moves-per-node",
     "max-moves",
+    "min-available-replicas",
     "replace-node",
     "peers/join",
     "cache-fresh-ms/cache-cached-ms/cache-stale-ms",

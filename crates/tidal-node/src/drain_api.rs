@@ -42,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tidal_control::command::drain_ops::{check_remove, draining_now, DRAIN};
+use tidal_control::command::drain_ops::{check_remove, draining_now, in_cp, DRAIN};
 use tidal_control::{CpCommand, CpError, CpReply};
 use tidal_core::operation::{OpId, Operation};
 use tidal_core::planner::drain::{plan_drain, DrainError};
@@ -215,14 +215,17 @@ pub async fn list(State(s): S) -> Result<Response, ApiError> {
         .map(|n| {
             let replicas: Vec<String> = state.placements_hosted_on(n.id).map(|p| p.prg.to_string()).collect();
             let op = draining_now(&state, n.id).map(|o| o.id);
+            let votes = in_cp(&state, n.id);
             let phase = if op.is_some() {
                 "draining"
-            } else if replicas.is_empty() {
-                "drained"
-            } else {
+            } else if !replicas.is_empty() {
                 "stopped"
+            } else if votes {
+                "moving-vote"
+            } else {
+                "drained"
             };
-            json!({ "node": n.id, "state": phase, "replicas": replicas, "operation": op })
+            json!({ "node": n.id, "state": phase, "replicas": replicas, "cpVote": votes, "operation": op })
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })).into_response())

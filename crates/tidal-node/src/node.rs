@@ -434,6 +434,7 @@ impl Shared {
         tidal_core::health::HealthLimits {
             report_ms: (3 * self.config.cache_sync_ms).max(5000),
             fence_budget_ms: self.config.moves.limits.fence_budget_ms,
+            min_available: self.config.min_available_replicas,
         }
     }
 

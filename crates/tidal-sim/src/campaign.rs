@@ -60,6 +60,9 @@ pub struct Scenario {
     /// arms a shrink plan back to 2 PRGs (and, in a third of the seeds,
     /// cancels it after a moment drawn from the seed).
     pub shrink: bool,
+    /// Whether, in half the seeds, the operator then drains node 3, a
+    /// control-plane voter: its replicas and its vote move to other nodes.
+    pub drain: bool,
 }
 
 impl Default for Scenario {
@@ -74,6 +77,7 @@ impl Default for Scenario {
             scale: true,
             standby_at: None,
             shrink: true,
+            drain: true,
         }
     }
 }
@@ -95,6 +99,9 @@ impl Scenario {
         if !self.shrink {
             cmd.push_str(" --no-shrink");
         }
+        if !self.drain {
+            cmd.push_str(" --no-drain");
+        }
         cmd + " --history"
     }
 }
@@ -115,6 +122,10 @@ pub struct SeedReport {
     /// How the shrink plan ended, when the scenario runs one: `Completed`,
     /// `RolledBack`, with ` (cancelled)` when the operator cancelled it.
     pub shrink: Option<String>,
+    /// How the drain of a control-plane voter ended, when the seed runs
+    /// one: `drained`, `stopped` (its operation failed: replicas left),
+    /// `never started`, or `still draining`.
+    pub drain: Option<String>,
     /// Whether the scenario ran a scale-up.
     pub scaled: bool,
     /// When the standby node started (simulated time).
@@ -152,10 +163,13 @@ impl SeedReport {
         // A shrink runs after a scale-up that succeeded, and must end.
         let shrink_ended = self.scale.as_deref() != Some("succeeded")
             || self.shrink.as_deref().is_none_or(|s| s.starts_with("Completed") || s.starts_with("RolledBack"));
+        // A drain that started must end.
+        let drain_ended = self.drain.as_deref().is_none_or(|d| d != "still draining");
         self.violations.is_empty()
             && self.invariant_violations.is_empty()
             && scale_ended
             && shrink_ended
+            && drain_ended
             && self.undecided == 0
             && self.stuck.is_none()
             && self.unsettled.is_none()
@@ -276,6 +290,8 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let scale: Arc<Mutex<Option<String>>> = Arc::default();
     let shrink: Arc<Mutex<Option<String>>> = Arc::default();
     let cancel_after = (dice.below(3) == 0).then(|| Duration::from_millis(dice.below(3000)));
+    let drains = scenario.drain && dice.below(2) == 0;
+    let drain: Arc<Mutex<Option<String>>> = Arc::default();
     // Set when the operator has stopped, and when every key has read back.
     let operated = Arc::new(AtomicBool::new(!scenario.scale));
     let read_back = Arc::new(AtomicBool::new(false));
@@ -287,10 +303,15 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         let https: Vec<String> = first.iter().map(|ip| format!("{ip}:8080")).collect();
         let until = scenario.chaos + scenario.converge;
         let (scale, shrink, operated, shrinks) = (scale.clone(), shrink.clone(), operated.clone(), scenario.shrink);
+        let drain = drain.clone();
         tasks.push(Box::pin(async move {
             operate(&https, total, until, scale.clone()).await;
             if shrinks && scale.lock().unwrap().as_deref() == Some("succeeded") {
-                shrink_back(&https, until, cancel_after, shrink).await;
+                shrink_back(&https, until, cancel_after, shrink.clone()).await;
+                let ended = shrink.lock().unwrap().as_deref().is_some_and(|s| !s.starts_with("still"));
+                if drains && ended {
+                    drain_voter(&https, 3, until, drain).await;
+                }
             }
             operated.store(true, Ordering::SeqCst);
         }));
@@ -427,6 +448,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let history = std::mem::take(&mut *history.lock().unwrap());
     report.scale = scale.lock().unwrap().clone();
     report.shrink = shrink.lock().unwrap().clone();
+    report.drain = drain.lock().unwrap().clone();
     report.standby_after = standby_after;
     report.trace = trace_hash(&report, &history);
     {
@@ -624,6 +646,42 @@ async fn shrink_back(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     set(format!("still armed{mark}"));
+}
+
+/// The operator, last: drains node `node`, a control-plane voter, through
+/// any of `https`, and follows the drain until the node holds no replica
+/// and no vote (`drained`) or its operation ended with replicas left
+/// (`stopped`), by `until`. Leaves how it ended in `outcome`.
+async fn drain_voter(https: &[String], node: u64, until: Duration, outcome: Arc<Mutex<Option<String>>>) {
+    let timeout = Duration::from_secs(3);
+    let past = || turmoil::sim_elapsed().unwrap_or_default() >= until;
+    let set = |s: &str| *outcome.lock().unwrap() = Some(s.to_string());
+    let body = format!(r#"{{"node":{node},"gate_timeout_ms":20000}}"#);
+    'start: loop {
+        for addr in https {
+            if past() {
+                return set("never started");
+            }
+            if let Ok((202, _)) = http::request(addr, "POST", "/admin/drain", Some(&body), timeout).await {
+                break 'start;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    set("still draining");
+    while !past() {
+        for addr in https {
+            let Ok((200, reply)) = http::request(addr, "GET", "/admin/drain", None, timeout).await else { continue };
+            let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+            let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+            let phase = nodes.iter().find(|n| n["node"] == node).and_then(|n| n["state"].as_str().map(str::to_string));
+            if let Some(phase @ ("drained" | "stopped")) = phase.as_deref() {
+                return set(phase);
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// How a fault is undone.

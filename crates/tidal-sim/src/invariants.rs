@@ -34,8 +34,9 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
+use tidal_core::ids::CP_GROUP;
 use tidal_core::ownership::{MoveId, Ownership, SlotState};
-use tidal_core::{CacheState, ClusterState};
+use tidal_core::{CacheState, ClusterState, NodeState};
 use tidal_node::node::Shared;
 
 /// How often the nodes are sampled, in simulated time.
@@ -338,6 +339,7 @@ impl Invariants {
         if let Some(op) = state.running_operation() {
             return Err(format!("operation {} is still running", op.id));
         }
+        self.cp_converged(state)?;
         if let Some(m) = state.moves.values().find(|m| !m.phase.is_finished()) {
             return Err(format!("slot move {} is at {:?}", m.id, m.phase));
         }
@@ -374,6 +376,35 @@ impl Invariants {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Invariants {
+    /// The control plane's votes have settled: the state names its leader's
+    /// voters and no learner, exactly those nodes host a `_cp` replica,
+    /// and a Draining node votes only when too few Active nodes could
+    /// take its vote.
+    fn cp_converged(&self, state: &ClusterState) -> Result<(), String> {
+        let Some(leader) = self.leader_of(CP_GROUP) else { return Err("the control plane has no leader".into()) };
+        let m = self.live[&leader].shared.host.group(CP_GROUP).ok_or("the control plane's leader hosts no _cp")?;
+        let voters: Vec<u64> = m.raft.metrics().borrow_watched().membership_config.membership().voter_ids().collect();
+        if state.cp_members != voters || !state.cp_learners.is_empty() {
+            return Err(format!(
+                "the control plane votes on {voters:?}, its state names {:?} and learners {:?}",
+                state.cp_members, state.cp_learners
+            ));
+        }
+        let hosting: Vec<u64> =
+            self.live.iter().filter(|(_, l)| l.shared.host.group(CP_GROUP).is_some()).map(|(n, _)| *n).collect();
+        if hosting != voters {
+            return Err(format!("nodes {hosting:?} host a _cp replica; its voters are {voters:?}"));
+        }
+        let active = state.nodes.values().filter(|n| n.state == NodeState::Active).count();
+        let draining = voters.iter().find(|v| state.nodes.get(v).is_some_and(|n| n.state != NodeState::Active));
+        if let Some(v) = draining.filter(|_| active >= 3) {
+            return Err(format!("node {v} still votes while Draining, with {active} active nodes to take its vote"));
         }
         Ok(())
     }

@@ -35,6 +35,9 @@ struct Args {
     /// Run the scale-up without the shrink plan after it.
     #[arg(long)]
     no_shrink: bool,
+    /// Run the shrink plan without draining a control-plane voter after it.
+    #[arg(long)]
+    no_drain: bool,
     /// Print every seed's faults, not only failing ones.
     #[arg(long)]
     verbose: bool,
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         shared_keys: !args.own_keys,
         scale: !args.no_scale,
         shrink: !args.no_shrink,
+        drain: !args.no_drain,
         ..Scenario::default()
     };
     let started = Instant::now();
@@ -87,9 +91,13 @@ fn main() -> ExitCode {
         *scale_ups.entry(r.scale.clone().unwrap_or_else(|| "not started".into())).or_default() += 1;
     }
     let mut shrinks: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut drains: std::collections::BTreeMap<String, u64> = Default::default();
     for r in &reports {
         if let Some(how) = &r.shrink {
             *shrinks.entry(how.clone()).or_default() += 1;
+        }
+        if let Some(how) = &r.drain {
+            *drains.entry(how.clone()).or_default() += 1;
         }
     }
     let real = started.elapsed();
@@ -120,6 +128,10 @@ fn main() -> ExitCode {
     if !shrinks.is_empty() {
         let ends: Vec<String> = shrinks.iter().map(|(how, n)| format!("{n} {how}")).collect();
         println!("shrink plans: {}", ends.join(", "));
+    }
+    if !drains.is_empty() {
+        let ends: Vec<String> = drains.iter().map(|(how, n)| format!("{n} {how}")).collect();
+        println!("drains of a control-plane voter: {}", ends.join(", "));
     }
     if failed == 0 {
         ExitCode::SUCCESS
@@ -152,6 +164,9 @@ fn print_report(r: &SeedReport, scenario: &Scenario, history: bool) {
     }
     if let Some(how) = &r.shrink {
         println!("  shrink plan: {how}");
+    }
+    if let Some(how) = &r.drain {
+        println!("  drain of a control-plane voter: {how}");
     }
     for v in &r.violations {
         println!("  not linearizable: {v}");

@@ -320,6 +320,21 @@ impl Cluster {
         serde_json::from_str::<serde_json::Value>(&body).ok()?["cpLeader"].as_u64()
     }
 
+    /// The control plane's voters, as node `i` knows them.
+    pub fn cp_voters(&self, i: usize) -> Vec<u64> {
+        let (_, body) = http_get(&self.nodes[i].http, "/api/v1/cluster").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["cpMembers"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect()
+    }
+
+    /// Wait until the control plane has `n` voters (its votes move onto
+    /// nodes that join, which changes the state plans are made against).
+    pub fn wait_cp_voters(&self, n: usize) {
+        wait_for(Duration::from_secs(60), &format!("{n} control-plane voters"), || {
+            (self.cp_voters(0).len() == n).then_some(())
+        });
+    }
+
     /// The move `id` as node `i` reports it, once it has finished (done or
     /// rolled back); waits up to `timeout`.
     pub fn finished_move(&self, i: usize, id: &str, timeout: Duration) -> serde_json::Value {
