@@ -145,10 +145,12 @@ fn sigterm_drains_a_node_under_load_and_a_drained_node_stays_out_until_undrained
     assert!(status.success(), "{status}");
 }
 
-/// A SIGKILLed node unheard past the self-heal delay has its replicas
-/// re-created on the other nodes, every PRG back to three voters while a
-/// client writes; when it returns it purges them and stays out (Draining)
-/// until an operator decides.
+/// A SIGKILLed node unheard past the self-heal delay, a control-plane
+/// voter, has its replicas re-created on the other nodes, every PRG back to
+/// three voters while a client writes, and its vote moved to the node that
+/// had none; when it returns it purges its replicas (its `_cp` one too)
+/// and stays out (Draining) until an operator decides, and restarted with
+/// the same `--peers` it bootstraps no control plane.
 #[test]
 fn a_lost_node_is_healed_and_returns_drained() {
     let mut c = Cluster::start(4, &["--prgs", "4", "--slots", "256", "--self-heal-delay-ms", "3000"]);
@@ -211,10 +213,11 @@ fn a_lost_node_is_healed_and_returns_drained() {
     assert_eq!(c.cp_voters(2), [1, 2, 4]);
 }
 
-/// A shrink from 5 to 3 nodes: the armed plan moves the replicas of the
-/// two nodes that leave onto the three that stay while a client writes,
-/// then removes them, and they stop; a node that still holds replicas is
-/// not removed.
+/// A shrink from 5 to 3 nodes: with five nodes the control plane has five
+/// voters; the armed plan moves the replicas and the votes of the two
+/// nodes that leave onto the three that stay while a client writes, then
+/// removes them, and they stop; a node that still holds replicas is not
+/// removed.
 #[test]
 fn a_shrink_plan_removes_nodes_once_their_replicas_moved() {
     let mut c = Cluster::start(3, &["--prgs", "4", "--slots", "256", "--shrink-auto-arm"]);

@@ -389,18 +389,6 @@ impl RaftHost {
 
     async fn drop_group(&self, name: &str, mark_left: bool) -> Result<(), HostError> {
         let _guard = self.starting.lock().await;
-        if mark_left {
-            let owned = name.to_string();
-            self.storage
-                .log()
-                .writer()
-                .call(true, move |txn| {
-                    let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-                    meta.insert((owned.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;
-                    Ok(())
-                })
-                .await?;
-        }
         let Some(g) = self.groups.write().expect("groups lock").remove(name) else {
             return Ok(());
         };
@@ -416,6 +404,8 @@ impl RaftHost {
                     .map_err(|e| e.to_string())?;
                 drop(log);
                 crate::state_machine::purge_meta(txn, &owned)?;
+                // In the entry that stops the group starting again at a
+                // restart, so that one of the two always holds.
                 if mark_left {
                     let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
                     meta.insert((owned.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;

@@ -1,7 +1,7 @@
 //! A node's RaftHost over a real socket: frames for groups it does not host,
 //! stamped with an older epoch than its placement, or snapshot pieces out of
 //! order, fail closed; a group bootstrapped on one node commits and applies
-//! writes.
+//! writes; a replica that leaves is remembered as left.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,5 +100,16 @@ async fn frames_fail_closed_and_a_group_commits() {
     assert_eq!(got, Ok(Reply::Bulk(b"v".to_vec())));
     // The group is recorded for restarts, with its epoch.
     assert_eq!(storage.hosted_groups().unwrap(), vec![("default:0".to_string(), 5)]);
+
+    // A replica that leaves is gone for restarts, and remembered as left
+    // until the group starts here again.
+    assert!(!host.left("default:0").unwrap());
+    host.leave_group("default:0").await.unwrap();
+    assert!(host.left("default:0").unwrap() && storage.hosted_groups().unwrap().is_empty());
+    let again = Arc::new(KvMachine::new("default:0", &KvSpec::whole(1024)));
+    host.start_group("default:0", 6, again).await.unwrap();
+    assert!(!host.left("default:0").unwrap());
+    host.remove_group("default:0").await.unwrap();
+    assert!(!host.left("default:0").unwrap(), "a plain removal leaves no mark");
     host.shutdown().await;
 }
