@@ -72,7 +72,9 @@ pub fn desired_voters(
     let eligible = |n: &NodeId| {
         state.nodes.get(n).is_some_and(|i| i.state == NodeState::Active) && !state.removed_nodes.contains(n)
     };
-    let mut keep: BTreeSet<NodeId> = voters.iter().copied().filter(eligible).collect();
+    // A voter from `--peers` that has yet to register keeps its vote.
+    let keeps = |n: &NodeId| eligible(n) || (!state.nodes.contains_key(n) && !state.removed_nodes.contains(n));
+    let mut keep: BTreeSet<NodeId> = voters.iter().copied().filter(keeps).collect();
     let mut candidates: BTreeSet<NodeId> =
         state.nodes.keys().copied().filter(|n| eligible(n) && !voters.contains(n) && fresh(*n)).collect();
     let pool = keep.len() + candidates.len();

@@ -57,6 +57,10 @@ fn a_draining_voter_loses_its_vote_to_an_active_node() {
     s.removed_nodes.insert(4);
     s.nodes.get_mut(&3).unwrap().state = NodeState::Draining;
     assert_eq!(desired_voters(&s, &set(&[1, 2, 3]), 1, &all_fresh), set(&[1, 2, 3]));
+    // A first voter that has yet to register keeps its vote.
+    let mut s = cluster(4, 1);
+    s.nodes.remove(&3);
+    assert_eq!(desired_voters(&s, &set(&[1, 2, 3]), 1, &all_fresh), set(&[1, 2, 3]));
 }
 
 #[test]
