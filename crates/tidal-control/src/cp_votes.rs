@@ -69,11 +69,12 @@ pub fn desired_voters(
     leader: NodeId,
     fresh: &dyn Fn(NodeId) -> bool,
 ) -> BTreeSet<NodeId> {
-    let eligible = |n: &NodeId| {
-        state.nodes.get(n).is_some_and(|i| i.state == NodeState::Active) && !state.removed_nodes.contains(n)
+    // A voter keeps its vote while Active, or while it has yet to register
+    // (a first voter from `--peers`); a new voter must be registered.
+    let keeps = |n: &NodeId| {
+        !state.removed_nodes.contains(n) && state.nodes.get(n).is_none_or(|i| i.state == NodeState::Active)
     };
-    // A voter from `--peers` that has yet to register keeps its vote.
-    let keeps = |n: &NodeId| eligible(n) || (!state.nodes.contains_key(n) && !state.removed_nodes.contains(n));
+    let eligible = |n: &NodeId| state.nodes.contains_key(n) && keeps(n);
     let mut keep: BTreeSet<NodeId> = voters.iter().copied().filter(keeps).collect();
     let mut candidates: BTreeSet<NodeId> =
         state.nodes.keys().copied().filter(|n| eligible(n) && !voters.contains(n) && fresh(*n)).collect();

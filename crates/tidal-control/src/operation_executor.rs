@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidal_core::health::{cluster_problems, short_of_replicas, HealthLimits};
+use tidal_core::health::{cluster_problems, short_of_replicas, HealthLimits, NodeHealth};
 use tidal_core::operation::{OpId, OpPhase, Operation, StepState};
 use tidal_core::planner::drain::plan_drain;
-use tidal_core::{ClusterState, NodeState};
+use tidal_core::{ClusterState, NodeId, NodeState};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -131,13 +131,9 @@ impl OperationExecutor {
         let me = self.clone();
         tokio::spawn(async move {
             if let Some(state) = me.state() {
-                let reports = me.cp.node_reports();
-                let (now, limit) = (me.cp.now_ms(), me.limits.report_ms);
-                let fresh: BTreeSet<_> = reports
-                    .iter()
-                    .filter(|(_, r)| now.saturating_sub(r.received_ms) <= limit)
-                    .map(|(n, _)| *n)
-                    .collect();
+                let limit = me.limits.report_ms;
+                let fresh: BTreeSet<_> =
+                    me.health().into_iter().filter(|(_, h)| h.age_ms <= limit).map(|(n, _)| n).collect();
                 match crate::cp_votes::step(&me.cp, &state, &fresh).await {
                     Ok(Some(done)) => tracing::info!("{done}"),
                     Ok(None) => {}
@@ -361,8 +357,6 @@ impl OperationExecutor {
         Ok(())
     }
 
-    /// Every reason the cluster is not healthy, and every active node that
-    /// has not yet applied the current routing epoch.
     /// The steps of `startable` that keep every PRG they touch at the
     /// disruption budget's floor of serving replicas, and why the others
     /// wait (the first of which is noted on the operation, once).
@@ -372,8 +366,7 @@ impl OperationExecutor {
         op: &Operation,
         startable: Vec<usize>,
     ) -> (Vec<usize>, Vec<String>) {
-        let now = self.cp.now_ms();
-        let health: BTreeMap<_, _> = self.cp.node_reports().iter().map(|(n, r)| (*n, r.health(now))).collect();
+        let health = self.health();
         let mut held = Vec::new();
         let ok: Vec<usize> = startable
             .into_iter()
@@ -389,11 +382,17 @@ impl OperationExecutor {
         (ok, held)
     }
 
-    fn problems(&self, state: &ClusterState) -> Vec<String> {
+    /// What each node last reported of its health, as of now.
+    fn health(&self) -> BTreeMap<NodeId, NodeHealth> {
         let now = self.cp.now_ms();
+        self.cp.node_reports().iter().map(|(n, r)| (*n, r.health(now))).collect()
+    }
+
+    /// Every reason the cluster is not healthy, and every active node that
+    /// has not yet applied the current routing epoch.
+    fn problems(&self, state: &ClusterState) -> Vec<String> {
+        let mut out = cluster_problems(state, &self.health(), self.cp.now_ms(), self.limits);
         let reports = self.cp.node_reports();
-        let health: BTreeMap<_, _> = reports.iter().map(|(n, r)| (*n, r.health(now))).collect();
-        let mut out = cluster_problems(state, &health, now, self.limits);
         for n in state.nodes.values().filter(|n| n.state == NodeState::Active) {
             if let Some(r) = reports.get(&n.id).filter(|r| r.applied_epoch < state.routing_epoch) {
                 out.push(format!(

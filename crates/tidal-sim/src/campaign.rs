@@ -591,22 +591,10 @@ async fn shrink_back(
     outcome: Arc<Mutex<Option<String>>>,
 ) {
     const ID: &str = "sim-shrink";
-    let timeout = Duration::from_secs(3);
-    let past = || turmoil::sim_elapsed().unwrap_or_default() >= until;
+    let past = || past(until);
     let set = |s: String| *outcome.lock().unwrap() = Some(s);
-    // Ask until some node answers with one of `ok`; the answer's status.
     let ask = |method: &'static str, path: String, body: Option<String>, ok: &'static [u16]| async move {
-        while !past() {
-            for addr in https {
-                if let Ok((code, reply)) = http::request(addr, method, &path, body.as_deref(), timeout).await {
-                    if ok.contains(&code) {
-                        return Some((code, reply));
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        None
+        ask(https, until, method, &path, body.as_deref(), ok).await
     };
     let plan = |reply: &str| serde_json::from_str::<serde_json::Value>(reply).unwrap_or_default();
     let body = format!(r#"{{"plan_id":"{ID}","prgs":{{"default":2}}}}"#);
@@ -653,35 +641,49 @@ async fn shrink_back(
 /// and no vote (`drained`) or its operation ended with replicas left
 /// (`stopped`), by `until`. Leaves how it ended in `outcome`.
 async fn drain_voter(https: &[String], node: u64, until: Duration, outcome: Arc<Mutex<Option<String>>>) {
-    let timeout = Duration::from_secs(3);
-    let past = || turmoil::sim_elapsed().unwrap_or_default() >= until;
     let set = |s: &str| *outcome.lock().unwrap() = Some(s.to_string());
     let body = format!(r#"{{"node":{node},"gate_timeout_ms":20000}}"#);
-    'start: loop {
-        for addr in https {
-            if past() {
-                return set("never started");
-            }
-            if let Ok((202, _)) = http::request(addr, "POST", "/admin/drain", Some(&body), timeout).await {
-                break 'start;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    if ask(https, until, "POST", "/admin/drain", Some(&body), &[202]).await.is_none() {
+        return set("never started");
     }
     set("still draining");
-    while !past() {
-        for addr in https {
-            let Ok((200, reply)) = http::request(addr, "GET", "/admin/drain", None, timeout).await else { continue };
-            let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
-            let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
-            let phase = nodes.iter().find(|n| n["node"] == node).and_then(|n| n["state"].as_str().map(str::to_string));
-            if let Some(phase @ ("drained" | "stopped")) = phase.as_deref() {
-                return set(phase);
-            }
-            break;
+    while let Some((_, reply)) = ask(https, until, "GET", "/admin/drain", None, &[200]).await {
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+        let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+        let phase = nodes.iter().find(|n| n["node"] == node).and_then(|n| n["state"].as_str().map(str::to_string));
+        if let Some(phase @ ("drained" | "stopped")) = phase.as_deref() {
+            return set(phase);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Whether simulated time has reached `until`.
+fn past(until: Duration) -> bool {
+    turmoil::sim_elapsed().unwrap_or_default() >= until
+}
+
+/// Ask any of `https` until one answers with a status of `ok` (every
+/// 500 ms, each request within 3 s), but not past `until`: that answer.
+async fn ask(
+    https: &[String],
+    until: Duration,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    ok: &[u16],
+) -> Option<(u16, String)> {
+    while !past(until) {
+        for addr in https {
+            if let Ok((code, reply)) = http::request(addr, method, path, body, Duration::from_secs(3)).await {
+                if ok.contains(&code) {
+                    return Some((code, reply));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    None
 }
 
 /// How a fault is undone.

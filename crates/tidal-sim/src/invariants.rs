@@ -379,9 +379,7 @@ impl Invariants {
         }
         Ok(())
     }
-}
 
-impl Invariants {
     /// The control plane's votes have settled: the state names its leader's
     /// voters and no learner, exactly those nodes host a `_cp` replica,
     /// and a Draining node votes only when too few Active nodes could

@@ -121,18 +121,9 @@ fn main() -> ExitCode {
         "settled after the final reads within {:.1} s of simulated time in every seed that settled",
         slowest_settle.as_secs_f64()
     );
-    if !scale_ups.is_empty() {
-        let ends: Vec<String> = scale_ups.iter().map(|(how, n)| format!("{n} {how}")).collect();
-        println!("scale-ups: {}", ends.join(", "));
-    }
-    if !shrinks.is_empty() {
-        let ends: Vec<String> = shrinks.iter().map(|(how, n)| format!("{n} {how}")).collect();
-        println!("shrink plans: {}", ends.join(", "));
-    }
-    if !drains.is_empty() {
-        let ends: Vec<String> = drains.iter().map(|(how, n)| format!("{n} {how}")).collect();
-        println!("drains of a control-plane voter: {}", ends.join(", "));
-    }
+    print_tally("scale-ups", &scale_ups);
+    print_tally("shrink plans", &shrinks);
+    print_tally("drains of a control-plane voter", &drains);
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -141,6 +132,14 @@ fn main() -> ExitCode {
 }
 
 /// Prints what seed `r` did, and how to run it again if it failed.
+/// How many runs ended each way, if any ran.
+fn print_tally(what: &str, ends: &std::collections::BTreeMap<String, u64>) {
+    if !ends.is_empty() {
+        let ends: Vec<String> = ends.iter().map(|(how, n)| format!("{n} {how}")).collect();
+        println!("{what}: {}", ends.join(", "));
+    }
+}
+
 fn print_report(r: &SeedReport, scenario: &Scenario, history: bool) {
     println!(
         "seed {}: {} ({} ops, {} acknowledged writes, {} pending, {:.1} s simulated, trace {:016x})",
