@@ -134,8 +134,9 @@ pub struct ControlPlane {
     seeds: Mutex<Vec<String>>,
     leader: Mutex<Option<String>>,
     now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
-    /// On the leader: what each node last reported of itself.
-    reports: Mutex<BTreeMap<NodeId, NodeReport>>,
+    /// On the leader: what each node last reported of itself, and when
+    /// on this process's monotonic clock.
+    reports: Mutex<BTreeMap<NodeId, (NodeReport, tokio::time::Instant)>>,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -309,12 +310,12 @@ impl ControlPlane {
             return r;
         }
         let report = NodeReport { received_ms: (self.now_ms)(), ..report };
-        self.reports.lock().expect("reports lock").insert(node, report);
+        self.reports.lock().expect("reports lock").insert(node, (report, tokio::time::Instant::now()));
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms).min(MAX_WATCH);
         let answer = |s: &ClusterState| CpResponse::Watched {
             state: (s.version > after).then(|| s.clone()),
             version: s.version,
-            reports: self.reports.lock().expect("reports lock").clone(),
+            reports: self.node_reports(),
         };
         loop {
             let s = changes.borrow_and_update().clone();
@@ -358,7 +359,22 @@ impl ControlPlane {
     /// On the leader: what each node last reported of itself (the routing
     /// epoch it has applied, the bytes it stores).
     pub fn node_reports(&self) -> BTreeMap<NodeId, NodeReport> {
-        self.reports.lock().expect("reports lock").clone()
+        self.reports.lock().expect("reports lock").iter().map(|(n, (r, _))| (*n, r.clone())).collect()
+    }
+
+    /// On the leader: each node's health as of now, aged on this process's
+    /// monotonic clock, so that a jump of the wall clock neither makes a
+    /// silent node look fresh nor every node look silent.
+    pub fn node_health(&self) -> BTreeMap<NodeId, tidal_core::health::NodeHealth> {
+        let now = tokio::time::Instant::now();
+        let reports = self.reports.lock().expect("reports lock");
+        reports
+            .iter()
+            .map(|(n, (r, at))| {
+                let age_ms = now.saturating_duration_since(*at).as_millis() as u64;
+                (*n, tidal_core::health::NodeHealth { ready: r.ready, reasons: r.reasons.clone(), age_ms })
+            })
+            .collect()
     }
 
     async fn local_propose(&self, cmd: CpCommand) -> CpResponse {

@@ -151,7 +151,7 @@ impl OperationExecutor {
         let Some(since) = *self.led_since.lock().expect("led lock") else { return };
         let reports = self.cp.node_reports();
         let led_for = since.elapsed().as_millis() as u64;
-        let lost = lost_nodes(&state, &reports, self.cp.now_ms(), led_for, self.heal.delay_ms);
+        let lost = lost_nodes(&state, &self.health(), led_for, self.heal.delay_ms);
         let retry = Duration::from_millis(self.heal.delay_ms.max(10_000));
         let node = {
             let healed = self.healed.lock().expect("healed lock");
@@ -285,13 +285,12 @@ impl OperationExecutor {
     /// Wait for the nodes the plan adds to join, be Active and report ready.
     async fn join(&self, op: &Operation) -> Result<(), Stop> {
         let waiting = |state: &ClusterState| {
-            let reports = self.cp.node_reports();
-            let now = self.cp.now_ms();
-            let fresh = |r: &crate::api::NodeReport| r.ready && r.health(now).age_ms <= self.limits.report_ms;
+            let health = self.health();
+            let fresh = |h: &NodeHealth| h.ready && h.age_ms <= self.limits.report_ms;
             op.plan
                 .add_nodes
                 .iter()
-                .filter_map(|n| match (state.nodes.get(&n.id), reports.get(&n.id)) {
+                .filter_map(|n| match (state.nodes.get(&n.id), health.get(&n.id)) {
                     (None, _) => Some(format!("node {} has not joined", n.id)),
                     (Some(i), _) if i.state != NodeState::Active => Some(format!("node {} is {:?}", n.id, i.state)),
                     (Some(_), Some(r)) if fresh(r) => None,
@@ -384,8 +383,7 @@ impl OperationExecutor {
 
     /// What each node last reported of its health, as of now.
     fn health(&self) -> BTreeMap<NodeId, NodeHealth> {
-        let now = self.cp.now_ms();
-        self.cp.node_reports().iter().map(|(n, r)| (*n, r.health(now))).collect()
+        self.cp.node_health()
     }
 
     /// Every reason the cluster is not healthy, and every active node that

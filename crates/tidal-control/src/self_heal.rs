@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use tidal_core::health::NodeHealth;
 use tidal_core::planner::scale::Sizes;
 use tidal_core::{ClusterState, NodeId, NodeState};
 
@@ -34,12 +35,13 @@ pub struct HealConfig {
 }
 
 /// The Active nodes hosting replicas that the leader has not heard from
-/// for longer than `delay_ms`: their last report is older, or there is
-/// none and this leader has led that long. Oldest silence first.
+/// for longer than `delay_ms` while leading: their last report is older
+/// (`health`'s ages) and this leader has led that long (a report taken in
+/// an earlier term, before another node led, says nothing of the time
+/// between). Oldest silence first.
 pub fn lost_nodes(
     state: &ClusterState,
-    reports: &BTreeMap<NodeId, NodeReport>,
-    now_ms: u64,
+    health: &BTreeMap<NodeId, NodeHealth>,
     led_for_ms: u64,
     delay_ms: u64,
 ) -> Vec<NodeId> {
@@ -51,7 +53,7 @@ pub fn lost_nodes(
         .values()
         .filter(|n| n.state == NodeState::Active && state.placements_hosted_on(n.id).next().is_some())
         .filter_map(|n| {
-            let silent = reports.get(&n.id).map_or(led_for_ms, |r| now_ms.saturating_sub(r.received_ms));
+            let silent = health.get(&n.id).map_or(led_for_ms, |h| h.age_ms.min(led_for_ms));
             (silent > delay_ms).then_some((silent, n.id))
         })
         .collect();
@@ -80,29 +82,36 @@ mod tests {
         s
     }
 
-    fn report(at: u64) -> NodeReport {
-        NodeReport { received_ms: at, ..NodeReport::default() }
+    /// A node last heard `ago_ms` ago.
+    fn heard(ago_ms: u64) -> NodeHealth {
+        NodeHealth { ready: true, reasons: Vec::new(), age_ms: ago_ms }
     }
 
     #[test]
     fn nodes_silent_past_the_delay_are_lost_oldest_first() {
         let s = state();
-        let mut reports: BTreeMap<NodeId, NodeReport> = (1..=5).map(|n| (n, report(100_000))).collect();
-        assert!(lost_nodes(&s, &reports, 100_500, 1_000_000, 10_000).is_empty());
-        reports.insert(4, report(50_000));
-        reports.insert(2, report(80_000));
+        let mut health: BTreeMap<NodeId, NodeHealth> = (1..=5).map(|n| (n, heard(500))).collect();
+        assert!(lost_nodes(&s, &health, 1_000_000, 10_000).is_empty());
+        health.insert(4, heard(50_000));
+        health.insert(2, heard(20_000));
         // 50 s and 20 s silent, over a 10 s delay.
-        assert_eq!(lost_nodes(&s, &reports, 100_000, 1_000_000, 10_000), vec![4, 2]);
-        assert_eq!(lost_nodes(&s, &reports, 100_000, 1_000_000, 30_000), vec![4]);
+        assert_eq!(lost_nodes(&s, &health, 1_000_000, 10_000), vec![4, 2]);
+        assert_eq!(lost_nodes(&s, &health, 1_000_000, 30_000), vec![4]);
         // Healing off.
-        assert!(lost_nodes(&s, &reports, 100_000, 1_000_000, 0).is_empty());
+        assert!(lost_nodes(&s, &health, 1_000_000, 0).is_empty());
         // Never heard of: lost only once this leader has led past the delay.
-        reports.remove(&3);
-        assert_eq!(lost_nodes(&s, &reports, 100_000, 5_000, 30_000), vec![4]);
-        assert_eq!(lost_nodes(&s, &reports, 100_000, 60_000, 30_000), vec![3, 4]);
-        // A draining node, or one hosting nothing, is not healed.
+        health.remove(&3);
+        assert!(lost_nodes(&s, &health, 5_000, 30_000).is_empty());
+        assert_eq!(lost_nodes(&s, &health, 60_000, 30_000), vec![3, 4]);
+        // A report from an earlier term: silent only as long as this
+        // leader has led (4's 50 s count as 40 s, then as 8 s).
+        assert_eq!(lost_nodes(&s, &health, 40_000, 30_000), vec![3, 4]);
+        assert!(lost_nodes(&s, &health, 8_000, 10_000).is_empty());
+        // A draining node is not healed.
         let mut s = s;
         s.nodes.get_mut(&4).unwrap().state = NodeState::Draining;
-        assert_eq!(lost_nodes(&s, &reports, 100_000, 5_000, 30_000), Vec::<NodeId>::new());
+        assert_eq!(lost_nodes(&s, &health, 60_000, 30_000), vec![3]);
+        s.nodes.get_mut(&3).unwrap().state = NodeState::Draining;
+        assert!(lost_nodes(&s, &health, 60_000, 30_000).is_empty());
     }
 }

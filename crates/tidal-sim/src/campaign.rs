@@ -14,7 +14,7 @@
 //!   clients ──► (key, call, ret, SET v | GET v) ──► History ──► checker
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -38,6 +38,10 @@ pub const REPLICAS: usize = 3;
 /// one leader.
 pub const SETTLE_WITHIN: Duration = Duration::from_secs(30);
 
+/// How long a node goes unheard before the cluster re-creates its replicas
+/// elsewhere (`--self-heal-delay-ms`).
+pub const SELF_HEAL_DELAY: Duration = Duration::from_secs(8);
+
 /// The shape of one run.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -60,8 +64,12 @@ pub struct Scenario {
     /// arms a shrink plan back to 2 PRGs (and, in a third of the seeds,
     /// cancels it after a moment drawn from the seed).
     pub shrink: bool,
-    /// Whether, in half the seeds, the operator then drains node 3, a
-    /// control-plane voter: its replicas and its vote move to other nodes.
+    /// Whether the operator then drains node 3, a control-plane voter, in
+    /// half the seeds (its replicas and its vote move to other nodes, and
+    /// the operator removes it), and in the other half, once the faults
+    /// are over, stops a node holding replicas for good until the cluster
+    /// has healed around it, then starts it again (it must find its
+    /// replicas gone and delete them).
     pub drain: bool,
 }
 
@@ -123,9 +131,14 @@ pub struct SeedReport {
     /// `RolledBack`, with ` (cancelled)` when the operator cancelled it.
     pub shrink: Option<String>,
     /// How the drain of a control-plane voter ended, when the seed runs
-    /// one: `drained`, `stopped` (its operation failed: replicas left),
-    /// `never started`, or `still draining`.
+    /// one: `drained, removed`, `drained, not removed: …`, `stopped` (its
+    /// operation failed: replicas left), `never started`, or `still
+    /// draining`.
     pub drain: Option<String>,
+    /// How the self-healing around a stopped node went, when the seed runs
+    /// it: `healed` (every PRG back to 3 voters elsewhere and its vote
+    /// moved, before the node came back), or why not.
+    pub heal: Option<String>,
     /// Whether the scenario ran a scale-up.
     pub scaled: bool,
     /// When the standby node started (simulated time).
@@ -163,13 +176,17 @@ impl SeedReport {
         // A shrink runs after a scale-up that succeeded, and must end.
         let shrink_ended = self.scale.as_deref() != Some("succeeded")
             || self.shrink.as_deref().is_none_or(|s| s.starts_with("Completed") || s.starts_with("RolledBack"));
-        // A drain that started must end.
-        let drain_ended = self.drain.as_deref().is_none_or(|d| d != "still draining");
+        // A drain that started must end, and a drained node be removed; a
+        // lost node must be healed around.
+        let drain_ended =
+            self.drain.as_deref().is_none_or(|d| d != "still draining" && !d.starts_with("drained, not removed"));
+        let healed = self.heal.as_deref().is_none_or(|h| h.starts_with("healed"));
         self.violations.is_empty()
             && self.invariant_violations.is_empty()
             && scale_ended
             && shrink_ended
             && drain_ended
+            && healed
             && self.undecided == 0
             && self.stuck.is_none()
             && self.unsettled.is_none()
@@ -291,7 +308,12 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     let shrink: Arc<Mutex<Option<String>>> = Arc::default();
     let cancel_after = (dice.below(3) == 0).then(|| Duration::from_millis(dice.below(3000)));
     let drains = scenario.drain && dice.below(2) == 0;
+    let heals = scenario.drain && !drains;
     let drain: Arc<Mutex<Option<String>>> = Arc::default();
+    let heal: Arc<Mutex<Option<String>>> = Arc::default();
+    let hands: Arc<Mutex<Hands>> = Arc::default();
+    // Set once the faults are over and the last one has healed.
+    let calm = Arc::new(AtomicBool::new(false));
     // Set when the operator has stopped, and when every key has read back.
     let operated = Arc::new(AtomicBool::new(!scenario.scale));
     let read_back = Arc::new(AtomicBool::new(false));
@@ -303,14 +325,16 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         let https: Vec<String> = first.iter().map(|ip| format!("{ip}:8080")).collect();
         let until = scenario.chaos + scenario.converge;
         let (scale, shrink, operated, shrinks) = (scale.clone(), shrink.clone(), operated.clone(), scenario.shrink);
-        let drain = drain.clone();
+        let (drain, heal, hands, calm) = (drain.clone(), heal.clone(), hands.clone(), calm.clone());
         tasks.push(Box::pin(async move {
             operate(&https, total, until, scale.clone()).await;
             if shrinks && scale.lock().unwrap().as_deref() == Some("succeeded") {
                 shrink_back(&https, until, cancel_after, shrink.clone()).await;
                 let ended = shrink.lock().unwrap().as_deref().is_some_and(|s| !s.starts_with("still"));
                 if drains && ended {
-                    drain_voter(&https, 3, until, drain).await;
+                    drain_and_remove(&https, 3, until, &hands, drain).await;
+                } else if heals && ended && !past(until) {
+                    lose_and_heal(&https, seed, &calm, &hands, heal).await;
                 }
             }
             operated.store(true, Ordering::SeqCst);
@@ -350,29 +374,46 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         }));
     }
     {
-        // After the faults: every key, through every node, within the bound.
+        // After the faults: every key, through every node, within the bound
+        // (from the end of the faults, or from when the operator last
+        // started a node again). Not through a node the operator removed;
+        // through one it has stopped for now, once it runs again.
         let (history, chaos_over, addrs, stuck) = (history.clone(), chaos_over.clone(), addrs.clone(), stuck.clone());
-        let (read_back, settled) = (read_back.clone(), settled.clone());
+        let (read_back, settled, hands) = (read_back.clone(), settled.clone(), hands.clone());
         let (keys, bound) =
             (if scenario.shared_keys { scenario.keys } else { scenario.keys * scenario.clients }, scenario.converge);
         tasks.push(Box::pin(async move {
             while !chaos_over.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let deadline = tokio::time::Instant::now() + bound;
-            for addr in &addrs {
+            let faults_over = tokio::time::Instant::now();
+            let mut queue: VecDeque<(u64, &String)> = (1..).zip(&addrs).collect();
+            'nodes: while let Some((node, addr)) = queue.pop_front() {
                 for key in 0..keys {
                     loop {
-                        let call = now();
-                        let out = resp::call(addr, &["GET", &format!("key{key}")], Duration::from_secs(3)).await;
-                        if let Some(seen) = out.ok().as_deref().and_then(resp::value) {
-                            history.lock().unwrap().entry(key).or_default().push(Op::read(call, Some(now()), seen));
-                            break;
+                        let (gone, down, deadline) = {
+                            let h = hands.lock().unwrap();
+                            let from = h.started_again.map_or(faults_over, |at| at.max(faults_over));
+                            (h.gone.contains(&node), h.down.contains(&node), from + bound)
+                        };
+                        if gone {
+                            continue 'nodes;
                         }
                         if tokio::time::Instant::now() > deadline {
                             *stuck.lock().unwrap() =
                                 Some(format!("key{key} unreadable through {addr} {bound:?} after the faults healed"));
                             return;
+                        }
+                        if down {
+                            queue.push_back((node, addr));
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue 'nodes;
+                        }
+                        let call = now();
+                        let out = resp::call(addr, &["GET", &format!("key{key}")], Duration::from_secs(3)).await;
+                        if let Some(seen) = out.ok().as_deref().and_then(resp::value) {
+                            history.lock().unwrap().entry(key).or_default().push(Op::read(call, Some(now()), seen));
+                            break;
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -409,13 +450,29 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         }
         let t = sim.elapsed();
         invariants.lock().unwrap().sample_due(t);
+        {
+            // What the operator asked of the machines.
+            let mut h = hands.lock().unwrap();
+            if let Some(i) = h.stop.take() {
+                disks[i].crash();
+                sim.crash(names[i].as_str());
+                report.faults.push(format!("{:>6.2}s operator: {} lost for good", t.as_secs_f64(), names[i]));
+            }
+            if let Some(i) = h.start.take() {
+                sim.bounce(names[i].as_str());
+                report.faults.push(format!("{:>6.2}s operator: {} back", t.as_secs_f64(), names[i]));
+            }
+        }
         if read_back.load(Ordering::SeqCst) && operated.load(Ordering::SeqCst) && !settled.load(Ordering::SeqCst) {
             // Every fault has healed and every key read back: the cluster
-            // must settle within the bound.
+            // must settle within the bound, without the nodes the operator
+            // took out of it.
             let since = *settle_from.get_or_insert(t);
             if t >= next_settle_check {
                 next_settle_check = t + Duration::from_millis(100);
-                match invariants.lock().unwrap().converged(total, REPLICAS) {
+                let gone = hands.lock().unwrap().gone.clone();
+                let running: BTreeSet<u64> = (1..=total).filter(|n| !gone.contains(n)).collect();
+                match invariants.lock().unwrap().converged(&running, REPLICAS) {
                     Ok(()) => {
                         report.settled_after = Some(t - since);
                         settled.store(true, Ordering::SeqCst);
@@ -442,6 +499,9 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
         } else if t >= scenario.chaos && !chaos_over.load(Ordering::SeqCst) {
             chaos_over.store(true, Ordering::SeqCst);
         }
+        if t >= scenario.chaos && heal_at.is_none() {
+            calm.store(true, Ordering::SeqCst);
+        }
     }
     report.sim_time = sim.elapsed();
     report.stuck = report.stuck.or_else(|| stuck.lock().unwrap().clone());
@@ -449,6 +509,7 @@ fn run(seed: u64, scenario: &Scenario) -> SeedReport {
     report.scale = scale.lock().unwrap().clone();
     report.shrink = shrink.lock().unwrap().clone();
     report.drain = drain.lock().unwrap().clone();
+    report.heal = heal.lock().unwrap().clone();
     report.standby_after = standby_after;
     report.trace = trace_hash(&report, &history);
     {
@@ -501,6 +562,8 @@ fn trace_hash(report: &SeedReport, history: &BTreeMap<usize, Vec<Op<u64>>>) -> u
     report.faults.hash(&mut h);
     report.sim_time.hash(&mut h);
     report.shrink.hash(&mut h);
+    report.drain.hash(&mut h);
+    report.heal.hash(&mut h);
     for (key, ops) in history {
         key.hash(&mut h);
         for op in ops {
@@ -636,26 +699,163 @@ async fn shrink_back(
     set(format!("still armed{mark}"));
 }
 
+/// What the operator asks of the machines (the driver, which owns the
+/// simulation, carries it out between steps), and the nodes it took out.
+#[derive(Default)]
+struct Hands {
+    /// Stop this host (an index into the hosts) as a machine that died.
+    stop: Option<usize>,
+    /// Start this host again.
+    start: Option<usize>,
+    /// When it last asked for a node to start again.
+    started_again: Option<tokio::time::Instant>,
+    /// Nodes stopped for now: reads through them wait until they are back.
+    down: BTreeSet<u64>,
+    /// Nodes out of the cluster for good: no read goes through them, and
+    /// the cluster settles without them.
+    gone: BTreeSet<u64>,
+}
+
 /// The operator, last: drains node `node`, a control-plane voter, through
 /// any of `https`, and follows the drain until the node holds no replica
-/// and no vote (`drained`) or its operation ended with replicas left
-/// (`stopped`), by `until`. Leaves how it ended in `outcome`.
-async fn drain_voter(https: &[String], node: u64, until: Duration, outcome: Arc<Mutex<Option<String>>>) {
+/// and no vote (`drained`: it stops by itself, as the binary does) or its
+/// operation ended with replicas left (`stopped`), by `until`; then
+/// removes a drained node. Leaves how it ended in `outcome`.
+async fn drain_and_remove(
+    https: &[String],
+    node: u64,
+    until: Duration,
+    hands: &Mutex<Hands>,
+    outcome: Arc<Mutex<Option<String>>>,
+) {
     let set = |s: &str| *outcome.lock().unwrap() = Some(s.to_string());
     let body = format!(r#"{{"node":{node},"gate_timeout_ms":20000}}"#);
     if ask(https, until, "POST", "/admin/drain", Some(&body), &[202]).await.is_none() {
         return set("never started");
     }
     set("still draining");
-    while let Some((_, reply)) = ask(https, until, "GET", "/admin/drain", None, &[200]).await {
+    loop {
+        let Some((_, reply)) = ask(https, until, "GET", "/admin/drain", None, &[200]).await else { return };
         let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
         let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
         let phase = nodes.iter().find(|n| n["node"] == node).and_then(|n| n["state"].as_str().map(str::to_string));
-        if let Some(phase @ ("drained" | "stopped")) = phase.as_deref() {
-            return set(phase);
+        match phase.as_deref() {
+            Some("stopped") => return set("stopped"),
+            Some("drained") => break,
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    hands.lock().unwrap().gone.insert(node);
+    // 404 for a retry whose earlier attempt took effect.
+    let body = format!(r#"{{"node":{node}}}"#);
+    let others: Vec<String> = (1..).zip(https).filter(|(n, _)| *n != node).map(|(_, a)| a.clone()).collect();
+    let until = until + Duration::from_secs(30);
+    let refused = match ask(&others, until, "POST", "/admin/remove-node", Some(&body), &[200, 404, 409]).await {
+        Some((409, why)) => why,
+        Some(_) => return set("drained, removed"),
+        None => return set("drained, not removed: no node answered"),
+    };
+    // Refused, or a retry refused because its earlier attempt took effect.
+    let listed = |reply: &str| {
+        let v: serde_json::Value = serde_json::from_str(reply).unwrap_or_default();
+        v["nodes"].as_array().is_none_or(|nodes| nodes.iter().any(|n| n["id"] == node))
+    };
+    match ask(&others, until, "GET", "/api/v1/cluster", None, &[200]).await {
+        Some((_, reply)) if !listed(&reply) => set("drained, removed"),
+        _ => set(&format!("drained, not removed: {refused}")),
+    }
+}
+
+/// Longest the operator waits for the cluster to heal around a lost node.
+const HEAL_WITHIN: Duration = Duration::from_secs(60);
+
+/// The operator, once the faults are over: loses a node holding replicas
+/// (a control-plane voter when one does) for good, waits until the
+/// cluster has re-created its replicas on the other nodes and moved its
+/// vote (`--self-heal-delay-ms` plus the copies), then starts it again: it
+/// must find its replicas gone and delete them (the driver's settle check
+/// sees to that). Leaves how it went in `outcome`.
+async fn lose_and_heal(
+    https: &[String],
+    seed: u64,
+    calm: &AtomicBool,
+    hands: &Mutex<Hands>,
+    outcome: Arc<Mutex<Option<String>>>,
+) {
+    let set = |s: String| *outcome.lock().unwrap() = Some(s);
+    while !calm.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let until = turmoil::sim_elapsed().unwrap_or_default() + HEAL_WITHIN;
+    let Some(view) = layout(https, until).await else { return set("not healed: no node answered".into()) };
+    let voting: Vec<u64> = view.hosting.iter().copied().filter(|n| view.voters.contains(n)).collect();
+    let pick = if voting.is_empty() { view.hosting.iter().copied().collect() } else { voting };
+    let Some(&victim) = pick.get((seed % pick.len().max(1) as u64) as usize) else {
+        return set("not healed: no node holds a replica".into());
+    };
+    {
+        let mut h = hands.lock().unwrap();
+        h.stop = Some(victim as usize - 1);
+        h.down.insert(victim);
+    }
+    let lost = turmoil::sim_elapsed().unwrap_or_default();
+    let mut last = String::new();
+    while !past(until) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(view) = layout(https, until).await else { break };
+        if view.settled_without(victim) {
+            let after = turmoil::sim_elapsed().unwrap_or_default() - lost;
+            last = format!("healed {:.1} s after node {victim} was lost", after.as_secs_f64());
+            break;
+        }
+        last = format!("not healed {HEAL_WITHIN:?} after node {victim} was lost: {}", view.summary);
+    }
+    set(last);
+    let mut h = hands.lock().unwrap();
+    h.start = Some(victim as usize - 1);
+    h.started_again = Some(tokio::time::Instant::now());
+    h.down.remove(&victim);
+}
+
+/// Where the replicas and the control plane's votes are, as a node saw.
+struct Layout {
+    /// Nodes that are members or learners of some PRG.
+    hosting: BTreeSet<u64>,
+    voters: Vec<u64>,
+    /// Every PRG with 3 members and no learner.
+    whole: bool,
+    summary: String,
+}
+
+impl Layout {
+    /// Whether every PRG has its 3 voters and no learner, none of them on
+    /// `node`, and `node` no longer votes in the control plane.
+    fn settled_without(&self, node: u64) -> bool {
+        self.whole && !self.hosting.contains(&node) && !self.voters.contains(&node) && self.voters.len() >= 3
+    }
+}
+
+/// The layout as the first of `https` to answer sees it.
+async fn layout(https: &[String], until: Duration) -> Option<Layout> {
+    let json = |reply: String| serde_json::from_str::<serde_json::Value>(&reply).unwrap_or_default();
+    let routing = json(ask(https, until, "GET", "/api/v1/routing", None, &[200]).await?.1);
+    let cluster = json(ask(https, until, "GET", "/api/v1/cluster", None, &[200]).await?.1);
+    let ids = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array().map(|a| a.iter().filter_map(|n| n.as_u64()).collect()).unwrap_or_default()
+    };
+    let placements = routing["placements"].as_array().cloned().unwrap_or_default();
+    let mut hosting = BTreeSet::new();
+    let mut whole = true;
+    let mut summary = Vec::new();
+    for p in &placements {
+        let (members, learners) = (ids(&p["members"]), ids(&p["learners"]));
+        whole &= members.len() == REPLICAS && learners.is_empty();
+        summary.push(format!("{} on {members:?}+{learners:?}", p["prg"]));
+        hosting.extend(members.into_iter().chain(learners));
+    }
+    let voters = ids(&cluster["cpMembers"]);
+    summary.push(format!("control-plane voters {voters:?}"));
+    Some(Layout { hosting, voters, whole, summary: summary.join(", ") })
 }
 
 /// Whether simulated time has reached `until`.
@@ -817,6 +1017,9 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ip: IpAddr, boot: Boot, machine
                 join,
                 slots: Some(64),
                 prgs: Some(2),
+                // Longer than any fault lasts: only a node the operator
+                // loses for good is healed around.
+                self_heal_delay_ms: Some(SELF_HEAL_DELAY.as_millis() as u64),
                 ..Default::default()
             };
             let config = raw.resolve()?;
@@ -827,9 +1030,16 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ip: IpAddr, boot: Boot, machine
                 connector: Arc::new(SimConnector),
             };
             let node = Node::start(config, net, Arc::new(machine.disk), machine.clock).await?;
-            tokio::spawn(crate::invariants::watch(machine.invariants, id, node.shared.clone()));
-            let why = node.failed().await;
-            Err(why.into())
+            let watching = tokio::spawn(crate::invariants::watch(machine.invariants, id, node.shared.clone()));
+            tokio::select! {
+                // Drained or removed: it stops, as the binary does.
+                () = node.drained() => {
+                    watching.abort();
+                    node.stop().await;
+                    Ok(())
+                }
+                why = node.failed() => Err(why.into()),
+            }
         }
     });
 }

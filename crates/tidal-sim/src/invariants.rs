@@ -322,10 +322,10 @@ impl Invariants {
         self.takes.len()
     }
 
-    /// Whether the cluster of `nodes` nodes has settled, with `replicas`
+    /// Whether the cluster has settled, with `running` up and `replicas`
     /// voters per PRG; if not, what is still unsettled.
-    pub fn converged(&self, nodes: u64, replicas: usize) -> Result<(), String> {
-        for node in 1..=nodes {
+    pub fn converged(&self, running: &BTreeSet<u64>, replicas: usize) -> Result<(), String> {
+        for &node in running {
             let Some(live) = self.live.get(&node) else { return Err(format!("node {node} is not running")) };
             if live.cache != CacheState::Fresh {
                 return Err(format!("node {node}'s control-plane cache is {}", live.cache));

@@ -75,7 +75,9 @@ fn a_standby_that_joins_while_the_cluster_forms_is_scaled_onto() {
 
 /// Seeds whose operator scales the cluster up (a standby joins; 2 PRGs
 /// become 4) while the faults go on: each ends succeeded or rolled back,
-/// with every history linearizable.
+/// with every history linearizable. After a scale-up that succeeded, a
+/// shrink plan runs, then either a control-plane voter is drained and
+/// removed or a node is lost for good and healed around.
 #[test]
 fn scale_ups_under_faults_end_and_lose_nothing() {
     let scenario = Scenario { scale: true, ..scenario() };
@@ -84,6 +86,12 @@ fn scale_ups_under_faults_end_and_lose_nothing() {
     let failed = failures(&reports, &scenario);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     let succeeded = reports.iter().filter(|r| r.scale.as_deref() == Some("succeeded")).count();
-    println!("{seeds} scale-ups under faults: {succeeded} succeeded, the rest rolled back");
+    let removed = reports.iter().filter(|r| r.drain.as_deref() == Some("drained, removed")).count();
+    let healed = reports.iter().filter(|r| r.heal.as_deref().is_some_and(|h| h.starts_with("healed"))).count();
+    println!(
+        "{seeds} scale-ups under faults: {succeeded} succeeded, the rest rolled back; \
+         {removed} voters drained and removed, {healed} lost nodes healed around"
+    );
     assert!(succeeded > 0, "no scale-up succeeded: {:#?}", reports.iter().map(|r| &r.scale).collect::<Vec<_>>());
+    assert!(removed > 0 && healed > 0, "{removed} drained and removed, {healed} healed: each should happen");
 }
