@@ -104,8 +104,10 @@ pub struct RawConfig {
     /// core). Nodes sharing a machine should split its cores between them.
     #[arg(long, env = "TIDAL_WORKER_THREADS")]
     pub worker_threads: Option<u64>,
-    /// Most MiB per second slot moves copy to or from any one node (0: no
-    /// limit), so that moves leave room for client traffic.
+    /// Most MiB per second slot moves copy to or from any one node, and
+    /// most this node sends of replica copies (the snapshots of replica
+    /// moves and self-healing) to all its peers together (0: no limit), so
+    /// that moves leave room for client traffic.
     #[arg(long, env = "TIDAL_MOVE_RATE_MB")]
     pub move_rate_mb: Option<u64>,
     /// Longest time (ms) a slot move may keep its slots fenced before it
@@ -448,7 +450,7 @@ impl RawConfig {
             ));
         }
         let dr = RaftTuning::default();
-        let raft = RaftTuning {
+        let mut raft = RaftTuning {
             heartbeat_ms: self.heartbeat_ms.unwrap_or(dr.heartbeat_ms),
             election_min_ms: self.election_min_ms.unwrap_or(dr.election_min_ms),
             election_max_ms: self.election_max_ms.unwrap_or(dr.election_max_ms),
@@ -456,6 +458,7 @@ impl RawConfig {
             keep_after_snapshot: self.keep_after_snapshot.unwrap_or(dr.keep_after_snapshot),
             log_hold_ms: self.log_hold_ms.unwrap_or(dr.log_hold_ms),
             snapshot_chunk_bytes: dr.snapshot_chunk_bytes,
+            snapshot_rate_bytes: 0,
         };
         if raft.log_hold_ms > 86_400_000 {
             errs.push(format!("log-hold-ms: must be at most 86400000 (a day), got {}", raft.log_hold_ms));
@@ -486,6 +489,8 @@ impl RawConfig {
             errs.push(format!("move-rate-mb: must be at most 1048576 (0: no limit), got {move_rate_mb}"));
         }
         moves.rate_bytes = move_rate_mb << 20;
+        // Replica copies (snapshots) keep to the same rate as slot copies.
+        raft.snapshot_rate_bytes = moves.rate_bytes;
         let fence_budget_ms = self.fence_budget_ms.unwrap_or(moves.limits.fence_budget_ms);
         if !(10..=600_000).contains(&fence_budget_ms) {
             errs.push(format!("fence-budget-ms: must be between 10 and 600000, got {fence_budget_ms}"));

@@ -24,7 +24,9 @@ use crate::log_store::LogStore;
 use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
 use crate::storage::{Storage, StoreError, GROUPS, LOG, META};
-use crate::transport::{BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, SentBytes, WireError};
+use crate::transport::{
+    BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, SentBytes, SnapshotPacer, WireError,
+};
 use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
 /// The metadata key that marks a group whose replica left this node.
@@ -44,6 +46,10 @@ pub struct RaftTuning {
     /// How long a peer that makes no progress still holds a leader's log.
     pub log_hold_ms: u64,
     pub snapshot_chunk_bytes: u64,
+    /// Bytes a second this node sends snapshots at, to all peers
+    /// together (see [`SnapshotPacer`]); 0: no limit. Under a limit the
+    /// pieces are smaller, so that they go out evenly.
+    pub snapshot_rate_bytes: u64,
 }
 
 impl Default for RaftTuning {
@@ -56,6 +62,7 @@ impl Default for RaftTuning {
             keep_after_snapshot: 5_000,
             log_hold_ms: crate::log_gc::HOLD.as_millis() as u64,
             snapshot_chunk_bytes: 4 << 20,
+            snapshot_rate_bytes: 0,
         }
     }
 }
@@ -71,7 +78,10 @@ impl RaftTuning {
             // Entries are dropped by the group's own log_gc task, which
             // keeps those a catching-up peer still needs.
             max_in_snapshot_log_to_keep: u64::MAX,
-            snapshot_max_chunk_size: self.snapshot_chunk_bytes,
+            snapshot_max_chunk_size: match self.snapshot_rate_bytes {
+                0 => self.snapshot_chunk_bytes,
+                rate => (rate / 4).clamp(256 << 10, self.snapshot_chunk_bytes.max(256 << 10)),
+            },
             ..Default::default()
         }
         .validate()
@@ -253,6 +263,7 @@ pub struct RaftHost {
     config: Arc<openraft::Config>,
     keep_after_snapshot: u64,
     log_hold: Duration,
+    pacer: Arc<SnapshotPacer>,
     groups: RwLock<BTreeMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
     app: OnceLock<Arc<dyn AppHandler>>,
@@ -273,6 +284,7 @@ impl RaftHost {
             config: Arc::new(config),
             keep_after_snapshot: tuning.keep_after_snapshot,
             log_hold: Duration::from_millis(tuning.log_hold_ms),
+            pacer: SnapshotPacer::new(tuning.snapshot_rate_bytes),
             groups: RwLock::default(),
             starting: tokio::sync::Mutex::new(()),
             app: OnceLock::new(),
@@ -335,7 +347,7 @@ impl RaftHost {
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),
-            GroupNetwork::new(name, epoch, self.peers.clone(), sent.clone()),
+            GroupNetwork::new(name, epoch, self.peers.clone(), sent.clone(), self.pacer.clone()),
             LogStore::new(name, self.storage.clone()),
             state.clone(),
         )

@@ -42,6 +42,40 @@ impl SentBytes {
     }
 }
 
+/// Paces the snapshot pieces a node sends, to every peer of every group,
+/// to a rate in bytes a second (`--move-rate-mb`): a replica copied to
+/// another node, for a move or to heal a lost one, shares the disks and
+/// the links with the clients. Each piece takes its turn before it goes.
+#[derive(Debug, Default)]
+pub struct SnapshotPacer {
+    /// Bytes a second; 0: no limit.
+    rate: u64,
+    /// When the pieces already let through will have taken their share.
+    free_at: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl SnapshotPacer {
+    pub fn new(rate: u64) -> Arc<Self> {
+        Arc::new(Self { rate, free_at: Mutex::new(None) })
+    }
+
+    /// Waits until a piece of `bytes` may go.
+    async fn turn(&self, bytes: u64) {
+        if self.rate == 0 || bytes == 0 {
+            return;
+        }
+        let cost = Duration::from_secs_f64(bytes as f64 / self.rate as f64);
+        let start = {
+            let mut free = self.free_at.lock().expect("pacer lock");
+            let now = tokio::time::Instant::now();
+            let start = free.map_or(now, |t| t.max(now));
+            *free = Some(start + cost);
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
 /// Network factory of one group; frames carry its name and placement epoch.
 #[derive(Clone)]
 pub struct GroupNetwork {
@@ -49,11 +83,12 @@ pub struct GroupNetwork {
     epoch: u64,
     peers: Arc<Peers>,
     sent: Arc<SentBytes>,
+    pacer: Arc<SnapshotPacer>,
 }
 
 impl GroupNetwork {
-    pub fn new(group: &str, epoch: u64, peers: Arc<Peers>, sent: Arc<SentBytes>) -> Self {
-        Self { group: group.into(), epoch, peers, sent }
+    pub fn new(group: &str, epoch: u64, peers: Arc<Peers>, sent: Arc<SentBytes>, pacer: Arc<SnapshotPacer>) -> Self {
+        Self { group: group.into(), epoch, peers, sent, pacer }
     }
 }
 
@@ -276,6 +311,11 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
             let done = piece.is_none();
             let data = piece.unwrap_or_default();
             let len = data.len() as u64;
+            tokio::select! {
+                biased;
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                () = self.net.pacer.turn(len) => {}
+            }
             let ttl = transfer_ttl(option.hard_ttl(), if done { offset } else { len });
             let send = self.call(Request::Snapshot { vote, meta: meta.clone(), offset, data, done }, ttl);
             // Read the following piece while this one travels.
@@ -363,5 +403,28 @@ mod tests {
             leader_commit: None,
         };
         assert_eq!(split_append(small, 20).len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshot_pieces_keep_to_the_rate_across_transfers() {
+        let start = tokio::time::Instant::now();
+        let pacer = SnapshotPacer::new(1 << 20);
+        // Two transfers at once, four 512 KiB pieces in all: 2 MiB at
+        // 1 MiB/s; the last piece goes 1.5 s in (its own share after it).
+        let send = |pacer: Arc<SnapshotPacer>| async move {
+            for _ in 0..2 {
+                pacer.turn(512 << 10).await;
+            }
+            tokio::time::Instant::now() - start
+        };
+        let (a, b) = tokio::join!(send(pacer.clone()), send(pacer.clone()));
+        assert_eq!(a.max(b), Duration::from_millis(1500));
+        // No limit: nothing waits.
+        let free = SnapshotPacer::new(0);
+        let before = tokio::time::Instant::now();
+        for _ in 0..10 {
+            free.turn(64 << 20).await;
+        }
+        assert_eq!(tokio::time::Instant::now(), before);
     }
 }
