@@ -3,6 +3,7 @@
 //! here touches a socket, a clock or a file: time is a parameter.
 #![forbid(unsafe_code)]
 
+pub mod autoscale;
 pub mod cache_state;
 pub mod cluster;
 pub mod health;

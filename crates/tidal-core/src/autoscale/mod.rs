@@ -1,0 +1,27 @@
+//! The autoscale recommender: pure decisions over plain data, time as a
+//! parameter. The control-plane leader's loop (in `tidal-control`) feeds it
+//! the nodes' load and carries its decisions out; the what-if simulator
+//! replays a load trace through the very same code.
+//!
+//! ```text
+//!   policy (HPA autoscaling/v2 vocabulary, validated)     ─┐
+//!   samples per node (usage, capacity, ready)              ├─► hpa::desired_for_metric ─┐
+//!   history (recommendations, scale events, timestamps) ──┘                            │
+//!                                  max over metrics ◄─────────────────────────────────┘
+//!                                        │
+//!                     hpa::Recommender::normalize: stabilization windows,
+//!                     scaling policies and selectPolicy, min and max
+//!                                        │
+//!                                        ▼
+//!                       Recommendation { nodes, reason, arithmetic }
+//! ```
+//!
+//! Where the HPA has a rule, the recommender follows it exactly, so that an
+//! operator's HPA intuition (and the HPA's own test cases, ported in
+//! `hpa_tests.rs`) carry over; "pods" are tidal's nodes.
+
+pub mod hpa;
+pub mod policy;
+
+pub use hpa::{Recommendation, Recommender};
+pub use policy::{Behavior, Policy, PolicyError, ScalingPolicy, ScalingPolicyKind, ScalingRules, SelectPolicy};
