@@ -31,6 +31,9 @@ fn policy(min: u32, max: u32, up: Option<ScalingRules>, down: Option<ScalingRule
         tolerance: 0.1,
         tenants: Default::default(),
         auto_arm: false,
+        max_replicas_per_node: None,
+        max_data_fill: None,
+        cooldowns: Default::default(),
     }
 }
 

@@ -18,8 +18,11 @@
 //!
 //! Where the HPA has a rule, the recommender follows it exactly, so that an
 //! operator's HPA intuition (and the HPA's own test cases, ported in
-//! `hpa_tests.rs`) carry over; "pods" are tidal's nodes.
+//! `hpa_tests.rs`) carry over; "pods" are tidal's nodes. What a store of
+//! data needs besides (PRGs per tenant from load, nodes for the replicas
+//! and the data, cooldowns) is in `data.rs`.
 
+pub mod data;
 pub mod hpa;
 pub mod policy;
 

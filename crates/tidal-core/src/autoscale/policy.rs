@@ -21,6 +21,9 @@
 //!                policies: [{ type: Percent, value: 50, periodSeconds: 300 }] }
 //! tenants:
 //!   default: { targetPerPrg: { ops: 5000 } }
+//! maxReplicasPerNode: 12
+//! maxDataFill: 0.7
+//! cooldowns: { afterScaleUpSeconds: 600, afterScaleDownSeconds: 300, afterFailureSeconds: 180 }
 //! ```
 //!
 //! Whatever the policy leaves out takes the HPA's defaults. [`Policy::validate`]
@@ -41,6 +44,9 @@ pub const MAX_WINDOW_SECONDS: u32 = 3600;
 /// The longest period a scaling policy may count changes over (30 minutes,
 /// as in the HPA).
 pub const MAX_PERIOD_SECONDS: u32 = 1800;
+
+/// The longest cooldown a policy may set (a day).
+pub const MAX_COOLDOWN_SECONDS: u32 = 86_400;
 
 /// How many nodes, and which targets to hold them to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +71,18 @@ pub struct Policy {
     /// operator reviews and arms it.
     #[serde(default)]
     pub auto_arm: bool,
+    /// At most this many replicas on a node: the node count never falls
+    /// below what the PRGs' replicas need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u32>,
+    /// At most this fraction of a node's memory for data (its three
+    /// replicas counted): the node count never falls below what the data
+    /// needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_data_fill: Option<f64>,
+    /// How long a scale-down waits after other changes.
+    #[serde(default)]
+    pub cooldowns: super::data::Cooldowns,
 }
 
 fn default_tolerance() -> f64 {
@@ -370,6 +388,26 @@ impl Policy {
         for (name, rules) in [("scaleUp", &self.behavior.scale_up), ("scaleDown", &self.behavior.scale_down)] {
             if let Some(r) = rules {
                 r.validate(&format!("behavior.{name}"), &mut out);
+            }
+        }
+        if self.max_replicas_per_node == Some(0) {
+            wrong(&mut out, "maxReplicasPerNode", "must be greater than 0");
+        }
+        if let Some(fill) = self.max_data_fill.filter(|f| !(f.is_finite() && *f > 0.0 && *f <= 1.0)) {
+            wrong(&mut out, "maxDataFill", format!("must be above 0 and at most 1, got {fill}"));
+        }
+        let c = &self.cooldowns;
+        for (key, secs) in [
+            ("afterScaleUpSeconds", c.after_scale_up_seconds),
+            ("afterScaleDownSeconds", c.after_scale_down_seconds),
+            ("afterFailureSeconds", c.after_failure_seconds),
+        ] {
+            if secs > MAX_COOLDOWN_SECONDS {
+                wrong(
+                    &mut out,
+                    format!("cooldowns.{key}"),
+                    format!("must be at most {MAX_COOLDOWN_SECONDS} (a day), got {secs}"),
+                );
             }
         }
         for (tenant, t) in &self.tenants {

@@ -28,6 +28,8 @@ fn a_good_policy_validates_and_takes_the_hpa_defaults() {
     assert_eq!(p.validate(), Ok(()));
     assert_eq!(p.tolerance, DEFAULT_TOLERANCE);
     assert!(!p.auto_arm);
+    // Cooldowns as the cluster autoscaler's: 10 min after an add, 3 min after a failure.
+    assert_eq!((p.cooldowns.after_scale_up_seconds, p.cooldowns.after_failure_seconds), (600, 180));
     let up = p.behavior.up();
     assert_eq!((up.window_ms(), up.select(), up.policies.len()), (0, SelectPolicy::Max, 1));
     // scaleDown gave only its selectPolicy: the rest is the HPA's default.
@@ -58,7 +60,9 @@ fn every_wrong_field_is_named() {
         "behavior": {
             "scaleUp": {"stabilizationWindowSeconds": 3601, "policies": [{"type": "Percent", "value": 0, "periodSeconds": 0}]}
         },
-        "tenants": {"a": {"targetPerPrg": {}}, "b": {"targetPerPrg": {"bytes": 0}}}
+        "tenants": {"a": {"targetPerPrg": {}}, "b": {"targetPerPrg": {"bytes": 0}}},
+        "maxReplicasPerNode": 0, "maxDataFill": 1.5,
+        "cooldowns": {"afterFailureSeconds": 86401}
     }"#,
     );
     assert_eq!(
@@ -75,6 +79,9 @@ fn every_wrong_field_is_named() {
             "behavior.scaleUp.stabilizationWindowSeconds",
             "behavior.scaleUp.policies[0].value",
             "behavior.scaleUp.policies[0].periodSeconds",
+            "maxReplicasPerNode",
+            "maxDataFill",
+            "cooldowns.afterFailureSeconds",
             "tenants.a.targetPerPrg",
             "tenants.b.targetPerPrg.bytes",
         ]
