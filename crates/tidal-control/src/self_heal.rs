@@ -34,11 +34,13 @@ pub struct HealConfig {
     pub gate_timeout_ms: u64,
 }
 
-/// The Active nodes hosting replicas that the leader has not heard from
-/// for longer than `delay_ms` while leading: their last report is older
-/// (`health`'s ages) and this leader has led that long (a report taken in
-/// an earlier term, before another node led, says nothing of the time
-/// between). Oldest silence first.
+/// The Active nodes hosting replicas, or voting in the control plane
+/// while another node could take the vote, that the leader has not heard
+/// from for longer than `delay_ms` while leading: their last report is
+/// older (`health`'s ages) and this leader has led that long (a report
+/// taken in an earlier term, before another node led, says nothing of the
+/// time between). Oldest silence first. Healing a voter that hosts
+/// nothing only marks it Draining, which moves its vote.
 pub fn lost_nodes(
     state: &ClusterState,
     health: &BTreeMap<NodeId, NodeHealth>,
@@ -48,12 +50,17 @@ pub fn lost_nodes(
     if delay_ms == 0 {
         return Vec::new();
     }
+    let silent = |n: NodeId| health.get(&n).map_or(led_for_ms, |h| h.age_ms.min(led_for_ms));
+    let voter = |n: NodeId| state.cp_members.contains(&n);
+    // An Active node, heard from lately, that does not vote yet.
+    let spare = state.nodes.values().any(|m| m.state == NodeState::Active && !voter(m.id) && silent(m.id) <= delay_ms);
     let mut lost: Vec<(u64, NodeId)> = state
         .nodes
         .values()
-        .filter(|n| n.state == NodeState::Active && state.placements_hosted_on(n.id).next().is_some())
+        .filter(|n| n.state == NodeState::Active)
+        .filter(|n| state.placements_hosted_on(n.id).next().is_some() || (voter(n.id) && spare))
         .filter_map(|n| {
-            let silent = health.get(&n.id).map_or(led_for_ms, |h| h.age_ms.min(led_for_ms));
+            let silent = silent(n.id);
             (silent > delay_ms).then_some((silent, n.id))
         })
         .collect();
@@ -113,5 +120,28 @@ mod tests {
         assert_eq!(lost_nodes(&s, &health, 60_000, 30_000), vec![3]);
         s.nodes.get_mut(&3).unwrap().state = NodeState::Draining;
         assert!(lost_nodes(&s, &health, 60_000, 30_000).is_empty());
+    }
+
+    #[test]
+    fn a_silent_voter_that_hosts_nothing_is_lost_while_another_node_could_vote() {
+        let mut s = state();
+        apply(&mut s, 0, &CpCommand::RegisterNode(node(6)));
+        assert!(s.placements_hosted_on(6).next().is_none());
+        s.cp_members = vec![1, 2, 6];
+        let mut health: BTreeMap<NodeId, NodeHealth> = (1..=6).map(|n| (n, heard(500))).collect();
+        health.insert(6, heard(60_000));
+        // Nodes 3 to 5 report and do not vote: 6's vote can move.
+        assert_eq!(lost_nodes(&s, &health, 1_000_000, 30_000), vec![6]);
+        // Every other node votes, or is silent too: healing 6 would move nothing.
+        for n in 3..=5 {
+            health.insert(n, heard(60_000));
+        }
+        assert_eq!(lost_nodes(&s, &health, 1_000_000, 30_000), vec![3, 4, 5]);
+        s.cp_members = vec![1, 2, 3, 4, 5, 6];
+        assert_eq!(lost_nodes(&s, &health, 1_000_000, 30_000), vec![3, 4, 5]);
+        // A silent node that neither hosts nor votes is never lost.
+        s.cp_members = vec![1, 2, 3];
+        health.insert(3, heard(500));
+        assert_eq!(lost_nodes(&s, &health, 1_000_000, 30_000), vec![4, 5]);
     }
 }
