@@ -458,23 +458,7 @@ pub fn scale_up_limit(
     downs: &[ScaleEvent],
     rules: &ScalingRules,
 ) -> i64 {
-    let (mut result, pick): (i64, fn(i64, i64) -> i64) = match rules.select() {
-        SelectPolicy::Disabled => return current,
-        // The smallest change: the least of the limits.
-        SelectPolicy::Min => (i64::MAX, i64::min),
-        SelectPolicy::Max => (i64::MIN, i64::max),
-    };
-    for p in &rules.policies {
-        let start =
-            current - changed_within(now_ms, p.period_seconds, ups) + changed_within(now_ms, p.period_seconds, downs);
-        let proposed = match p.kind {
-            ScalingPolicyKind::Pods => start + i64::from(p.value),
-            // Rounded up, so that a percentage of a few nodes still adds one.
-            ScalingPolicyKind::Percent => (start as f64 * (1.0 + f64::from(p.value) / 100.0)).ceil() as i64,
-        };
-        result = pick(result, proposed);
-    }
-    result
+    rate_limit(now_ms, current, ups, downs, rules, true)
 }
 
 /// The fewest nodes the scale-down policies allow now, from `current`.
@@ -485,23 +469,44 @@ pub fn scale_down_limit(
     downs: &[ScaleEvent],
     rules: &ScalingRules,
 ) -> i64 {
-    let (mut result, pick): (i64, fn(i64, i64) -> i64) = match rules.select() {
+    rate_limit(now_ms, current, ups, downs, rules, false)
+}
+
+/// Each policy's limit one way (`up` or down) from the node count at the
+/// start of its period, and the one `selectPolicy` picks: Max the largest
+/// change (the highest ceiling up, the lowest floor down), Min the smallest.
+fn rate_limit(
+    now_ms: u64,
+    current: i64,
+    ups: &[ScaleEvent],
+    downs: &[ScaleEvent],
+    rules: &ScalingRules,
+    up: bool,
+) -> i64 {
+    let largest_change = match rules.select() {
         SelectPolicy::Disabled => return current,
-        // The smallest change: the highest of the floors.
-        SelectPolicy::Min => (i64::MIN, i64::max),
-        SelectPolicy::Max => (i64::MAX, i64::min),
+        SelectPolicy::Max => true,
+        SelectPolicy::Min => false,
     };
-    for p in &rules.policies {
+    let limits = rules.policies.iter().map(|p| {
         let start =
             current - changed_within(now_ms, p.period_seconds, ups) + changed_within(now_ms, p.period_seconds, downs);
-        let proposed = match p.kind {
-            ScalingPolicyKind::Pods => start - i64::from(p.value),
+        let (value, share) = (i64::from(p.value), f64::from(p.value) / 100.0);
+        match (p.kind, up) {
+            (ScalingPolicyKind::Pods, true) => start + value,
+            (ScalingPolicyKind::Pods, false) => start - value,
+            // Rounded up, so that a percentage of a few nodes still adds one.
+            (ScalingPolicyKind::Percent, true) => (start as f64 * (1.0 + share)).ceil() as i64,
             // Truncated, as the HPA converts.
-            ScalingPolicyKind::Percent => (start as f64 * (1.0 - f64::from(p.value) / 100.0)) as i64,
-        };
-        result = pick(result, proposed);
+            (ScalingPolicyKind::Percent, false) => (start as f64 * (1.0 - share)) as i64,
+        }
+    });
+    // With no policy, as the HPA: the extreme it starts its search from.
+    if largest_change == up {
+        limits.max().unwrap_or(i64::MIN)
+    } else {
+        limits.min().unwrap_or(i64::MAX)
     }
-    result
 }
 
 #[cfg(test)]
