@@ -25,6 +25,8 @@
 pub mod data;
 pub mod hpa;
 pub mod policy;
+pub mod recommend;
 
 pub use hpa::{Recommendation, Recommender};
 pub use policy::{Behavior, Policy, PolicyError, ScalingPolicy, ScalingPolicyKind, ScalingRules, SelectPolicy};
+pub use recommend::{recommend, Decision, Signals};

@@ -179,7 +179,8 @@ pub struct Target {
 }
 
 /// The metrics tidal's nodes report, by the names a policy uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// CPU used against the node's cores (Resource).
     Cpu,

@@ -111,3 +111,11 @@ fn unknown_fields_and_too_few_nodes_are_refused() {
     assert!(serde_json::from_str::<Policy>(r#"{"minNodes": 3, "maxNodes": 4, "maxReplicas": 9}"#).is_err());
     assert_eq!(fields(&parse(r#"{"minNodes": 2, "maxNodes": 4}"#)), ["minNodes"]);
 }
+
+#[test]
+fn metrics_serialize_by_their_policy_names() {
+    for m in Metric::ALL {
+        assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.name()));
+        assert_eq!(Metric::parse(m.name()), Some(m));
+    }
+}

@@ -1,0 +1,177 @@
+//! One decision: the policy's metrics through the HPA's arithmetic, the
+//! floors the data sets, the history's windows and limits, the cooldowns,
+//! and each tenant's PRG count, with every figure that made it kept for
+//! the record.
+//!
+//! ```text
+//!   Signals ──► per metric: hpa::{resource,average,object,object_average}_nodes ─┐
+//!           ──► floors: data::{nodes_for_replicas, nodes_for_data} ────────────────┤ max
+//!                                                                                  ▼
+//!                     Recommender::normalize (windows, policies, bounds)
+//!                                                                                  ▼
+//!                     Cooldowns::holds_scale_down ──► Decision { nodes, prgs, asks }
+//! ```
+//!
+//! Figures of `Pods` and `Object` metrics are in thousandths of their unit
+//! (as the HPA's milli-quantities), so that averages round as the HPA's do.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{nodes_for_data, nodes_for_replicas, prgs_for, LastChanges, PrgAsk, TenantLoad};
+use super::hpa::{
+    average_nodes, object_average_nodes, object_nodes, resource_nodes, NodeSample, Recommendation, Recommender,
+};
+use super::policy::{Metric, MetricSpec, Policy, SourceKind, TargetKind};
+
+/// What the recommender reads of the cluster at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signals {
+    pub now_ms: u64,
+    /// Active nodes now.
+    pub nodes: u32,
+    /// Of those, the ones serving (ready).
+    pub ready_nodes: u32,
+    /// Per-node figures of the `Resource` and `Pods` metrics.
+    pub samples: BTreeMap<Metric, Vec<NodeSample>>,
+    /// Cluster-wide figures of the `Object` metrics.
+    pub cluster: BTreeMap<Metric, i64>,
+    /// Each tenant's load.
+    pub tenants: BTreeMap<String, TenantLoad>,
+    /// Bytes stored, one replica's worth, and each node's memory.
+    pub data_bytes: u64,
+    pub node_memory: u64,
+    /// When the cluster last changed.
+    pub last: LastChanges,
+}
+
+/// What one source asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ask {
+    /// `metric cpu`, `floor replicas`, `floor data`.
+    pub source: String,
+    /// `None` when it could not be computed (no figures).
+    pub nodes: Option<u32>,
+    pub why: String,
+}
+
+/// One decision and everything that made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at_ms: u64,
+    pub current: u32,
+    /// Node count to scale to.
+    pub nodes: u32,
+    pub asks: Vec<Ask>,
+    /// The largest ask, once the HPA's rule for missing metrics applied.
+    pub desired: u32,
+    pub recommendation: Recommendation,
+    /// Set when a cooldown held a scale-down back.
+    pub held: Option<String>,
+    /// PRGs per tenant the policy sets a target for.
+    pub prgs: BTreeMap<String, PrgAsk>,
+}
+
+/// A metric's target in the figures' units.
+fn milli(v: Option<f64>) -> i64 {
+    (v.unwrap_or(0.0) * 1000.0).round() as i64
+}
+
+fn ask_for(spec: &MetricSpec, policy: &Policy, s: &Signals) -> Ask {
+    let (name, target) = match spec.kind {
+        SourceKind::Resource => spec.resource.as_ref().map(|r| (r.name.as_str(), &r.target)),
+        SourceKind::Pods => spec.pods.as_ref().map(|p| (p.metric.name.as_str(), &p.target)),
+        SourceKind::Object => spec.object.as_ref().map(|o| (o.metric.name.as_str(), &o.target)),
+    }
+    .expect("a validated policy");
+    let metric = Metric::parse(name).expect("a validated policy");
+    let source = format!("metric {metric}");
+    let tol = policy.tolerance;
+    let cpu = metric == Metric::Cpu;
+    let samples = s.samples.get(&metric).map_or(&[][..], Vec::as_slice);
+    let got = match (spec.kind, target.kind) {
+        (SourceKind::Object, kind) => match s.cluster.get(&metric) {
+            None => Err("no figure reported".to_string()),
+            Some(&v) if kind == TargetKind::Value => {
+                Ok(object_nodes(s.nodes, s.ready_nodes, v, milli(target.value), tol))
+            }
+            Some(&v) => Ok(object_average_nodes(s.nodes, v, milli(target.average_value), tol)),
+        }
+        .map(|a| (a, format!("{} against {}", a.current as f64 / 1000.0, target.figure()))),
+        (_, TargetKind::Utilization) => {
+            let t = target.average_utilization.unwrap_or(0);
+            resource_nodes(s.nodes, samples, t, tol, cpu)
+                .map(|a| (a, format!("{} % against {t} %", a.current)))
+                .map_err(|e| e.to_string())
+        }
+        (_, _) => average_nodes(s.nodes, samples, milli(target.average_value), tol, cpu)
+            .map(|a| (a, format!("{} per node against {}", a.current as f64 / 1000.0, target.figure())))
+            .map_err(|e| e.to_string()),
+    };
+    match got {
+        Ok((a, why)) => Ask { source, nodes: Some(a.nodes), why: format!("{why}: {} nodes", a.nodes) },
+        Err(why) => Ask { source, nodes: None, why },
+    }
+}
+
+/// The decision at `signals.now_ms` under `policy`, with `history` as the
+/// HPA keeps it (recorded into). `policy` must have validated.
+pub fn recommend(policy: &Policy, signals: &Signals, history: &mut Recommender) -> Decision {
+    let current = signals.nodes;
+    let mut asks: Vec<Ask> = policy.metrics.iter().map(|m| ask_for(m, policy, signals)).collect();
+    let valid: Vec<u32> = asks.iter().filter_map(|a| a.nodes).collect();
+    let invalid = asks.len() - valid.len();
+    let mut desired = valid.iter().copied().max().unwrap_or(current);
+    // The HPA's rule: with every metric missing, or some missing and the
+    // rest asking for fewer nodes, nothing changes.
+    if invalid > 0 && (valid.is_empty() || desired < current) {
+        desired = current;
+    }
+    let prgs: BTreeMap<String, PrgAsk> = policy
+        .tenants
+        .iter()
+        .map(|(t, target)| {
+            let load = signals.tenants.get(t).copied().unwrap_or_default();
+            (t.clone(), prgs_for(&load, &target.target_per_prg))
+        })
+        .collect();
+    if let Some(max) = policy.max_replicas_per_node {
+        // The PRGs there will be: each tenant's ask, or what it has now if more.
+        let total: u32 =
+            signals.tenants.iter().map(|(t, load)| prgs.get(t).map_or(load.prgs, |a| a.prgs.max(load.prgs))).sum();
+        let floor = nodes_for_replicas(total, max);
+        asks.push(Ask {
+            source: "floor replicas".into(),
+            nodes: Some(floor),
+            why: format!("{total} PRGs × 3 replicas, at most {max} a node: {floor} nodes"),
+        });
+        desired = desired.max(floor);
+    }
+    if let (Some(fill), true) = (policy.max_data_fill, signals.node_memory > 0) {
+        let floor = nodes_for_data(signals.data_bytes, signals.node_memory, fill);
+        asks.push(Ask {
+            source: "floor data".into(),
+            nodes: Some(floor),
+            why: format!(
+                "{} bytes × 3 replicas in {} × {fill} bytes a node: {floor} nodes",
+                signals.data_bytes, signals.node_memory
+            ),
+        });
+        desired = desired.max(floor);
+    }
+    let recommendation = history.normalize(signals.now_ms, policy, current, desired);
+    let mut nodes = recommendation.nodes;
+    let mut held = None;
+    if nodes < current {
+        if let Some((why, until)) = policy.cooldowns.holds_scale_down(signals.now_ms, &signals.last) {
+            held = Some(format!("{why}: no scale-down before {until} ms"));
+            nodes = current;
+        }
+    }
+    Decision { at_ms: signals.now_ms, current, nodes, asks, desired, recommendation, held, prgs }
+}
+
+#[cfg(test)]
+#[path = "recommend_tests.rs"]
+mod tests;
