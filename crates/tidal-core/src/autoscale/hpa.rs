@@ -121,38 +121,52 @@ fn within(ratio: f64, tolerance: f64) -> bool {
     (1.0 - ratio).abs() <= tolerance
 }
 
-/// The HPA's second pass, once missing and unready nodes have been given
-/// the figures that move the result least: `ratio` is the first pass's,
-/// `again` recomputes it over `counted`.
-fn second_pass(
+/// The HPA's calculation for per-node figures: `ratio_of` gives the usage
+/// ratio and the metric now over a set of `(usage, capacity)`. The first
+/// pass counts the ready nodes that reported; when nodes are missing, or
+/// unready ones on the way up, a second pass gives them the figures that
+/// move the result least (`missing_down` of its capacity for a node that
+/// said nothing on the way down, idle otherwise) and keeps the count where
+/// it is if that turns the direction around.
+fn per_node(
     current: u32,
-    ratio: f64,
-    mut counted: Vec<(i64, i64)>,
-    g: &Groups,
-    missing_down: impl Fn(i64) -> i64,
-    again: impl Fn(&[(i64, i64)]) -> Result<f64, MetricError>,
+    samples: &[NodeSample],
+    cpu: bool,
     tolerance: f64,
-) -> Result<u32, MetricError> {
+    ratio_of: impl Fn(&[(i64, i64)]) -> Result<(f64, i64), MetricError>,
+    missing_down: impl Fn(i64) -> i64,
+) -> Result<MetricAsk, MetricError> {
+    let g = group(samples, cpu);
+    if g.counted.is_empty() {
+        return Err(MetricError::NoMetrics);
+    }
+    let (ratio, figure) = ratio_of(&g.counted)?;
+    let up_with_unready = !g.unready.is_empty() && ratio > 1.0;
+    if !up_with_unready && g.missing.is_empty() {
+        let nodes = if within(ratio, tolerance) { current } else { (ratio * g.ready as f64).ceil() as u32 };
+        return Ok(MetricAsk { nodes, current: figure });
+    }
+    let mut counted = g.counted;
     if ratio < 1.0 {
-        // Scaling down: a node that said nothing is taken as fully busy.
+        // Scaling down: a node that said nothing is taken as busy.
         counted.extend(g.missing.iter().map(|&c| (missing_down(c), c)));
     } else if ratio > 1.0 {
         // Scaling up: as idle.
         counted.extend(g.missing.iter().map(|&c| (0, c)));
     }
-    if !g.unready.is_empty() && ratio > 1.0 {
+    if up_with_unready {
         counted.extend(g.unready.iter().map(|&c| (0, c)));
     }
-    let new_ratio = again(&counted)?;
+    let (new_ratio, _) = ratio_of(&counted)?;
     // Too small a change, or one the other way: stay.
     if within(new_ratio, tolerance) || (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0) {
-        return Ok(current);
+        return Ok(MetricAsk { nodes: current, current: figure });
     }
     let nodes = (new_ratio * counted.len() as f64).ceil() as u32;
     if (new_ratio < 1.0 && nodes > current) || (new_ratio > 1.0 && nodes < current) {
-        return Ok(current);
+        return Ok(MetricAsk { nodes: current, current: figure });
     }
-    Ok(nodes)
+    Ok(MetricAsk { nodes, current: figure })
 }
 
 /// Nodes for a utilization target (`Resource` with `averageUtilization`):
@@ -165,34 +179,22 @@ pub fn resource_nodes(
     tolerance: f64,
     cpu: bool,
 ) -> Result<MetricAsk, MetricError> {
-    let g = group(samples, cpu);
-    if g.counted.is_empty() {
-        return Err(MetricError::NoMetrics);
-    }
     let target = i64::from(target_utilization);
-    let (ratio, utilization) = utilization_ratio(&g.counted, target)?;
-    let up_with_unready = !g.unready.is_empty() && ratio > 1.0;
-    if !up_with_unready && g.missing.is_empty() {
-        let nodes = if within(ratio, tolerance) { current } else { (ratio * g.ready as f64).ceil() as u32 };
-        return Ok(MetricAsk { nodes, current: utilization });
-    }
     // A missing node on the way down: at 100 % of its capacity, or at the
     // target when that is higher.
     let fallback = target.max(100);
-    let nodes = second_pass(
+    per_node(
         current,
-        ratio,
-        g.counted.clone(),
-        &g,
-        |capacity| capacity * fallback / 100,
-        |counted| utilization_ratio(counted, target).map(|(r, _)| r),
+        samples,
+        cpu,
         tolerance,
-    )?;
-    Ok(MetricAsk { nodes, current: utilization })
+        |counted| utilization_ratio(counted, target),
+        |capacity| capacity * fallback / 100,
+    )
 }
 
 /// Nodes for a per-node average target (`Pods`, or `Resource` with
-/// `averageValue`).
+/// `averageValue`): a missing node on the way down counts at the target.
 pub fn average_nodes(
     current: u32,
     samples: &[NodeSample],
@@ -200,26 +202,7 @@ pub fn average_nodes(
     tolerance: f64,
     cpu: bool,
 ) -> Result<MetricAsk, MetricError> {
-    let g = group(samples, cpu);
-    if g.counted.is_empty() {
-        return Err(MetricError::NoMetrics);
-    }
-    let (ratio, average) = average_ratio(&g.counted, target_average);
-    let up_with_unready = !g.unready.is_empty() && ratio > 1.0;
-    if !up_with_unready && g.missing.is_empty() {
-        let nodes = if within(ratio, tolerance) { current } else { (ratio * g.ready as f64).ceil() as u32 };
-        return Ok(MetricAsk { nodes, current: average });
-    }
-    let nodes = second_pass(
-        current,
-        ratio,
-        g.counted.clone(),
-        &g,
-        |_| target_average,
-        |counted| Ok(average_ratio(counted, target_average).0),
-        tolerance,
-    )?;
-    Ok(MetricAsk { nodes, current: average })
+    per_node(current, samples, cpu, tolerance, |counted| Ok(average_ratio(counted, target_average)), |_| target_average)
 }
 
 /// Nodes for a cluster-wide value (`Object` with `value`): `ready` is how
