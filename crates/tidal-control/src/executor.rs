@@ -410,10 +410,7 @@ impl MoveExecutor {
 
     /// Bytes per copy step: see [`ExecutorConfig::chunk_bytes`].
     fn chunk(&self) -> u64 {
-        match self.config.rate_bytes {
-            0 => self.config.chunk_bytes,
-            rate => (rate / 4).clamp(256 << 10, self.config.chunk_bytes.max(256 << 10)),
-        }
+        tidal_raft::transport::paced_piece_bytes(self.config.rate_bytes, self.config.chunk_bytes)
     }
 
     /// One catch-up round; returns the bytes it carried.

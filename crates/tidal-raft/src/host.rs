@@ -78,10 +78,10 @@ impl RaftTuning {
             // Entries are dropped by the group's own log_gc task, which
             // keeps those a catching-up peer still needs.
             max_in_snapshot_log_to_keep: u64::MAX,
-            snapshot_max_chunk_size: match self.snapshot_rate_bytes {
-                0 => self.snapshot_chunk_bytes,
-                rate => (rate / 4).clamp(256 << 10, self.snapshot_chunk_bytes.max(256 << 10)),
-            },
+            snapshot_max_chunk_size: crate::transport::paced_piece_bytes(
+                self.snapshot_rate_bytes,
+                self.snapshot_chunk_bytes,
+            ),
             ..Default::default()
         }
         .validate()

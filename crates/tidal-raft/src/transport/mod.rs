@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use frame::{
     decode_frame, encode_frame, read_frame, Frame, FrameError, FrameTooLarge, Request, Response, WireError, MAX_FRAME,
 };
-pub use network::{GroupNetwork, SentBytes, SnapshotPacer};
+pub use network::{paced_piece_bytes, GroupNetwork, SentBytes, SnapshotPacer};
 pub use peers::{CallError, Peers};
 pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch, TcpAcceptor};
 

@@ -42,6 +42,17 @@ impl SentBytes {
     }
 }
 
+/// Bytes per piece of a copy limited to `rate` bytes a second (0: no
+/// limit, `max`): a quarter of a second's worth, between 256 KiB and `max`
+/// (at least 256 KiB), so that the pieces go out evenly. Slot moves and
+/// snapshots cut their copies alike.
+pub fn paced_piece_bytes(rate: u64, max: u64) -> u64 {
+    match rate {
+        0 => max,
+        rate => (rate / 4).clamp(256 << 10, max.max(256 << 10)),
+    }
+}
+
 /// Paces the snapshot pieces a node sends, to every peer of every group,
 /// to a rate in bytes a second (`--move-rate-mb`): a replica copied to
 /// another node, for a move or to heal a lost one, shares the disks and
