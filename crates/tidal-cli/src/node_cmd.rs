@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tidal_node::load::ProcUsage;
 use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
 
 #[derive(clap::Args)]
@@ -57,13 +58,16 @@ pub fn run(args: NodeArgs) -> i32 {
                 return 1;
             }
         };
-        let node = match Node::start(config, net, Arc::new(DataDir(data_dir)), Arc::new(SystemClock)).await {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-        };
+        let node =
+            match Node::start(config, net, Arc::new(DataDir(data_dir)), Arc::new(SystemClock), Arc::new(ProcUsage))
+                .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            };
         let (code, drain) = tokio::select! {
             sig = wait_for_signal() => (0, sig == Signal::Term),
             _ = node.drained() => {

@@ -83,6 +83,8 @@ pub struct NodeReport {
     /// About how many bytes of rows each PRG this node leads holds (what a
     /// scale plan estimates its moves with).
     pub prg_bytes: BTreeMap<PrgId, u64>,
+    /// The load the node measured on itself (what the autoscaler reads).
+    pub load: tidal_core::autoscale::signals::NodeLoad,
 }
 
 impl NodeReport {

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use tidal_core::autoscale::journal::{parse_policy, policy_json, DecisionRecord};
 use tidal_core::ids::validate_tenant;
 use tidal_core::operation::{Budget, OpId, OpPhase, Operation};
 use tidal_core::ownership::MoveId;
@@ -106,6 +107,11 @@ pub enum CpCommand {
     /// Record `_cp`'s voters and the nodes to start a `_cp` replica on as
     /// learners (see `cp_votes`).
     SetCpVoters { voters: Vec<NodeId>, learners: Vec<NodeId> },
+    /// Put an autoscale policy (JSON, validated here too) in force, or
+    /// turn autoscaling off with `None`.
+    SetAutoscalePolicy { policy: Option<String> },
+    /// Journal one of the autoscaler's decisions.
+    RecordDecision(Box<DecisionRecord>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +135,22 @@ pub enum CpReply {
     OperationStarted {
         id: OpId,
     },
+}
+
+/// Put `policy` in force (stored as its canonical JSON), or none.
+fn set_policy(state: &mut ClusterState, now_ms: u64, policy: Option<&str>) -> Result<(), String> {
+    let Some(json) = policy else {
+        state.autoscale.policy = None;
+        state.autoscale.applied_ms = now_ms;
+        return Ok(());
+    };
+    let parsed = parse_policy(json).map_err(|errors| {
+        let each: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.why)).collect();
+        format!("invalid autoscale policy: {}", each.join("; "))
+    })?;
+    state.autoscale.policy = Some(policy_json(&parsed));
+    state.autoscale.applied_ms = now_ms;
+    Ok(())
 }
 
 /// Record `info`; Draining is the control plane's decision, not the node's.
@@ -290,6 +312,14 @@ pub fn apply(state: &mut ClusterState, now_ms: u64, cmd: &CpCommand) -> CpReply 
         CpCommand::UndrainNode { node } => drain_ops::undrain(state, now_ms, *node).err(),
         CpCommand::RemoveNode { node } => drain_ops::remove(state, *node).err(),
         CpCommand::SetCpVoters { voters, learners } => crate::cp_votes::set(state, voters, learners).err(),
+        CpCommand::SetAutoscalePolicy { policy } => set_policy(state, now_ms, policy.as_deref()).err(),
+        CpCommand::RecordDecision(record) => match state.autoscale.policy {
+            None => Some("no autoscale policy is in force".into()),
+            Some(_) => {
+                state.autoscale.record((**record).clone());
+                None
+            }
+        },
         CpCommand::CancelMove { id } => match state.moves.get_mut(id) {
             None => Some(format!("no move {id}")),
             Some(m) if m.phase.is_committed() => {

@@ -283,3 +283,41 @@ fn only_the_latest_finished_moves_are_kept() {
     assert!(s.moves.contains_key(&id));
     assert_eq!(s.moves.values().filter(|m| m.phase.is_finished()).count(), KEEP_FINISHED_MOVES);
 }
+
+#[test]
+fn an_autoscale_policy_is_validated_and_its_journal_bounded() {
+    use tidal_core::autoscale::journal::{DecisionRecord, Outcome, JOURNAL_LEN};
+    use tidal_core::autoscale::{recommend, Recommender, Signals};
+    let mut s = with_nodes(3);
+    let before = s.clone();
+    let set = |p: &str| CpCommand::SetAutoscalePolicy { policy: Some(p.to_string()) };
+    // min above max, and an unknown field: refused, naming the fields.
+    for bad in [r#"{"minNodes":6,"maxNodes":4}"#, r#"{"minNodes":3,"maxNodes":5,"nodes":4}"#, "not json"] {
+        match apply(&mut s, 0, &set(bad)) {
+            CpReply::Refused(why) => assert!(why.starts_with("invalid autoscale policy"), "{why}"),
+            other => panic!("{bad} was not refused: {other:?}"),
+        }
+    }
+    let record = |at| {
+        let policy = parse_policy(r#"{"minNodes":3,"maxNodes":5}"#).unwrap();
+        let signals = Signals { now_ms: at, nodes: 3, ..Signals::default() };
+        let decision = recommend(&policy, &signals, &mut Recommender::default());
+        CpCommand::RecordDecision(Box::new(DecisionRecord { id: 0, signals, decision, outcome: Outcome::Steady }))
+    };
+    assert!(matches!(apply(&mut s, 0, &record(1)), CpReply::Refused(_)), "a decision needs a policy");
+    assert_eq!(s.autoscale, before.autoscale);
+
+    assert!(matches!(apply(&mut s, 7, &set(r#"{"minNodes":3,"maxNodes":5}"#)), CpReply::Ok { .. }));
+    let policy = s.autoscale.policy().expect("stored");
+    assert_eq!((policy.min_nodes, policy.max_nodes, policy.tolerance), (3, 5, 0.1));
+    assert_eq!(s.autoscale.applied_ms, 7);
+    for at in 0..(JOURNAL_LEN as u64 + 5) {
+        assert!(matches!(apply(&mut s, at, &record(at)), CpReply::Ok { .. }));
+    }
+    assert_eq!(s.autoscale.decisions.len(), JOURNAL_LEN);
+    assert_eq!(s.autoscale.decisions[0].id, 5);
+    assert_eq!(s.autoscale.next_decision, JOURNAL_LEN as u64 + 5);
+    // Turned off: no policy, the journal kept.
+    assert!(matches!(apply(&mut s, 9, &CpCommand::SetAutoscalePolicy { policy: None }), CpReply::Ok { .. }));
+    assert!(s.autoscale.policy.is_none() && !s.autoscale.decisions.is_empty());
+}

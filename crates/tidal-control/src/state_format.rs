@@ -20,12 +20,13 @@ use tidal_raft::types::{decode, encode_versioned, split_version};
 
 use crate::command::CpCommand;
 
-/// The format version of persisted states and of new log entries: 7 since
-/// the state names the control plane's learners (6: drains and removed
+/// The format version of persisted states and of new log entries: 8 since
+/// the state holds the autoscale policy and its decisions (7: the control
+/// plane's learners; 6: drains and removed
 /// nodes; 5: shrink plans; 4: scaling operations and retired PRGs;
 /// 3: a replica move records the bytes its learner has taken; 2: each
 /// node's data-directory instance).
-pub const CP_FORMAT: u8 = 7;
+pub const CP_FORMAT: u8 = 8;
 
 pub fn encode_state(s: &ClusterState) -> Vec<u8> {
     encode_versioned(CP_FORMAT, s)
@@ -40,6 +41,7 @@ pub fn decode_state(b: &[u8]) -> Result<ClusterState, String> {
         (4, body) => decode::<StateV4>(body).map(ClusterState::from).map_err(|e| format!("state of version 4: {e}")),
         (5, body) => decode::<StateV5>(body).map(ClusterState::from).map_err(|e| format!("state of version 5: {e}")),
         (6, body) => decode::<StateV6>(body).map(ClusterState::from).map_err(|e| format!("state of version 6: {e}")),
+        (7, body) => decode::<StateV7>(body).map(ClusterState::from).map_err(|e| format!("state of version 7: {e}")),
         (CP_FORMAT, body) => decode(body).map_err(|e| format!("state of version {CP_FORMAT}: {e}")),
         (v, _) => Err(format!("state of version {v}, newer than this node understands ({CP_FORMAT})")),
     }
@@ -284,6 +286,7 @@ impl From<StateV4> for ClusterState {
             drains: BTreeMap::new(),
             removed_nodes: BTreeSet::new(),
             cp_learners: Vec::new(),
+            autoscale: Default::default(),
         }
     }
 }
@@ -370,6 +373,54 @@ impl From<StateV6> for ClusterState {
             drains: old.drains,
             removed_nodes: old.removed_nodes,
             cp_learners: Vec::new(),
+            autoscale: Default::default(),
+        }
+    }
+}
+
+/// The cluster state as version 7 wrote it: no autoscaling.
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct StateV7 {
+    pub version: u64,
+    pub routing_epoch: u64,
+    pub cp_members: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub placements: BTreeMap<PrgId, Placement>,
+    pub moves: BTreeMap<MoveId, SlotMove>,
+    pub replica_moves: BTreeMap<MoveId, ReplicaMove>,
+    pub next_move_id: MoveId,
+    pub instances: BTreeMap<NodeId, u64>,
+    pub operations: BTreeMap<OpId, Operation>,
+    pub next_op_id: OpId,
+    pub retired_prgs: BTreeSet<PrgId>,
+    pub shrink_plans: BTreeMap<String, ShrinkPlan>,
+    pub drains: BTreeMap<NodeId, DrainRecord>,
+    pub removed_nodes: BTreeSet<NodeId>,
+    pub cp_learners: Vec<NodeId>,
+}
+
+impl From<StateV7> for ClusterState {
+    fn from(old: StateV7) -> Self {
+        ClusterState {
+            version: old.version,
+            routing_epoch: old.routing_epoch,
+            cp_members: old.cp_members,
+            nodes: old.nodes,
+            tenants: old.tenants,
+            placements: old.placements,
+            moves: old.moves,
+            replica_moves: old.replica_moves,
+            next_move_id: old.next_move_id,
+            instances: old.instances,
+            operations: old.operations,
+            next_op_id: old.next_op_id,
+            retired_prgs: old.retired_prgs,
+            shrink_plans: old.shrink_plans,
+            drains: old.drains,
+            removed_nodes: old.removed_nodes,
+            cp_learners: old.cp_learners,
+            autoscale: Default::default(),
         }
     }
 }

@@ -207,6 +207,37 @@ fn a_state_of_version_6_reads_without_control_plane_learners() {
     assert_eq!(decode_state(&encode_state(&with)).unwrap(), with);
 }
 
+#[test]
+fn a_state_of_version_7_reads_without_autoscaling() {
+    let mut s = decode_state(&encode(&old_state())).unwrap();
+    s.cp_learners = vec![4];
+    let v7 = StateV7 {
+        version: s.version,
+        routing_epoch: s.routing_epoch,
+        cp_members: s.cp_members.clone(),
+        nodes: s.nodes.clone(),
+        tenants: s.tenants.clone(),
+        placements: s.placements.clone(),
+        moves: s.moves.clone(),
+        replica_moves: s.replica_moves.clone(),
+        next_move_id: s.next_move_id,
+        instances: s.instances.clone(),
+        operations: s.operations.clone(),
+        next_op_id: s.next_op_id,
+        retired_prgs: s.retired_prgs.clone(),
+        shrink_plans: s.shrink_plans.clone(),
+        drains: s.drains.clone(),
+        removed_nodes: s.removed_nodes.clone(),
+        cp_learners: s.cp_learners.clone(),
+    };
+    let back = decode_state(&encode_versioned(7, &v7)).unwrap();
+    assert_eq!(back, s);
+    let mut with = back.clone();
+    with.autoscale.policy = Some(r#"{"minNodes":3,"maxNodes":5}"#.into());
+    with.autoscale.next_decision = 3;
+    assert_eq!(decode_state(&encode_state(&with)).unwrap(), with);
+}
+
 mod from_peers {
     use proptest::prelude::*;
     use tidal_core::operation::{Budget, Operation};

@@ -145,6 +145,8 @@ pub struct ClusterState {
     /// Nodes starting a `_cp` replica to catch up as learners and then
     /// take a vote (the control plane's vote moving onto them).
     pub cp_learners: Vec<NodeId>,
+    /// The autoscale policy and the journal of its decisions.
+    pub autoscale: crate::autoscale::journal::AutoscaleState,
 }
 
 /// A drain of a node: who asked for it, and the operation that runs it.

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod drain_api;
 pub mod forward;
 pub mod http;
+pub mod load;
 pub mod metrics;
 mod move_ops;
 pub mod moves_api;

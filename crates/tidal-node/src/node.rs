@@ -74,6 +74,12 @@ pub struct Shared {
     /// What each node last reported of itself (applied epoch, bytes), as
     /// the control plane told this node at its last sync.
     pub cp_reports: Mutex<BTreeMap<NodeId, NodeReport>>,
+    /// How long requests take on the PRGs this node leads.
+    pub latencies: crate::load::Latencies,
+    /// This process's CPU and memory.
+    pub usage: Arc<dyn crate::load::Usage>,
+    /// Rates of the load this node reports, between reports.
+    pub load: Mutex<crate::load::LoadMeter>,
     /// Why this node must stop (its id is held by another data directory).
     pub(crate) fatal: watch::Sender<Option<String>>,
     pub shutdown: watch::Receiver<bool>,
@@ -113,6 +119,8 @@ pub struct KvGroup {
     pub proposer: KvProposer,
     /// Batches read-index confirmations.
     pub reads: ReadGate,
+    /// Requests this replica has executed as the leader.
+    pub ops: Arc<AtomicU64>,
 }
 
 /// How a node meets the network: what it accepts its peer, Redis and
@@ -197,7 +205,10 @@ impl Shared {
         let clock = self.clock.clone();
         let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms());
         let reads = ReadGate::spawn(g.raft.clone());
-        self.kv.write().expect("kv lock").insert(group.to_string(), KvGroup { group: g, machine: m, proposer, reads });
+        self.kv
+            .write()
+            .expect("kv lock")
+            .insert(group.to_string(), KvGroup { group: g, machine: m, proposer, reads, ops: Arc::default() });
         Ok(true)
     }
 
@@ -279,6 +290,7 @@ impl Shared {
             reasons: r.reasons,
             received_ms: 0,
             prg_bytes: self.led_prg_bytes(),
+            load: self.measure_load(),
         };
         let watched = tokio::select! {
             biased;
@@ -439,6 +451,38 @@ impl Shared {
     }
 
     /// About how many bytes of rows each PRG this node leads holds.
+    /// This node's load now, for its report (see `load`).
+    fn measure_load(&self) -> tidal_core::autoscale::signals::NodeLoad {
+        let me = self.config.node_id;
+        let groups: Vec<KvGroup> = self.kv.read().expect("kv lock").values().cloned().collect();
+        let mut prg_ops = BTreeMap::new();
+        let mut lag = 0;
+        for g in &groups {
+            let m = g.group.raft.metrics().borrow_watched().clone();
+            if m.current_leader != Some(me) {
+                continue;
+            }
+            if let Ok(prg) = g.group.name.parse() {
+                prg_ops.insert(prg, g.ops.load(Ordering::Relaxed));
+            }
+            let last = m.last_log_index.unwrap_or(0);
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            for (id, matched) in m.replication.iter().flat_map(|r| r.iter()) {
+                if *id != me && voters.contains(id) {
+                    lag = lag.max(last.saturating_sub(matched.map_or(0, |l| l.index)));
+                }
+            }
+        }
+        let counters = crate::load::Counters {
+            commands: self.commands.load(Ordering::Relaxed),
+            prg_ops,
+            latencies: self.latencies.snapshot(),
+            usage: self.usage.sample(),
+        };
+        let connections = self.connections.load(Ordering::Relaxed);
+        self.load.lock().expect("load lock").measure(Instant::now(), counters, lag, connections)
+    }
+
     fn led_prg_bytes(&self) -> BTreeMap<tidal_core::PrgId, u64> {
         let me = self.config.node_id;
         let groups: Vec<KvGroup> = self.kv.read().expect("kv lock").values().cloned().collect();
@@ -548,6 +592,7 @@ impl Node {
         net: Network,
         disk: Arc<dyn Disk>,
         clock: Arc<dyn Clock>,
+        usage: Arc<dyn crate::load::Usage>,
     ) -> Result<Node, NodeError> {
         let instance = disk.instance(config.node_id)?;
         let storage = disk.open(config.storage)?;
@@ -599,6 +644,9 @@ impl Node {
             info,
             instance,
             cp_reports: Mutex::default(),
+            latencies: crate::load::Latencies::default(),
+            usage,
+            load: Mutex::default(),
             fatal: watch::channel(None).0,
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),

@@ -26,7 +26,7 @@ use tidal_raft::types::encode as enc;
 use tokio::time::Instant;
 
 use crate::forward::{KvRequest, KvResponse};
-use crate::node::Shared;
+use crate::node::{KvGroup, Shared};
 
 /// How long a router waits for a forwarded request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -537,6 +537,25 @@ impl Shared {
         if let Err(r) = kv.machine.check(&req.keys(), write) {
             return refused(r);
         }
+        // Client requests count towards the PRG's load (a move's steps do not).
+        let ops = match &req {
+            KvRequest::WriteBatch(ops) => ops.len() as u64,
+            KvRequest::Write(_) | KvRequest::Read(_) => 1,
+            _ => 0,
+        };
+        if ops == 0 {
+            return self.execute_checked(&kv, req, timeout).await;
+        }
+        kv.ops.fetch_add(ops, std::sync::atomic::Ordering::Relaxed);
+        let began = tokio::time::Instant::now();
+        let answer = self.execute_checked(&kv, req, timeout).await;
+        self.latencies.record(began.elapsed());
+        answer
+    }
+
+    /// [`Self::execute_local`] once the request is known to be this
+    /// leader's to serve.
+    async fn execute_checked(&self, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
         match req {
             KvRequest::Write(op) => match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
                 Ok(Ok(Ok(reply))) => KvResponse::Reply(reply),
@@ -564,7 +583,7 @@ impl Shared {
                     Err(e) => KvResponse::Unavailable(e.to_string()),
                 },
             },
-            other => self.execute_move_step(&kv, other).await,
+            other => self.execute_move_step(kv, other).await,
         }
     }
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tidal_core::ids::CP_GROUP;
 use tidal_core::linearizability::{check_history, Op, DEFAULT_STEP_BUDGET};
+use tidal_node::load::NoUsage;
 use tidal_node::{Network, Node, RawConfig};
 
 use crate::invariants::Invariants;
@@ -1029,7 +1030,7 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ip: IpAddr, boot: Boot, machine
                 http: Arc::new(SimAcceptor::bind(8080, format!("{ip}:8080")).await?),
                 connector: Arc::new(SimConnector),
             };
-            let node = Node::start(config, net, Arc::new(machine.disk), machine.clock).await?;
+            let node = Node::start(config, net, Arc::new(machine.disk), machine.clock, Arc::new(NoUsage)).await?;
             let watching = tokio::spawn(crate::invariants::watch(machine.invariants, id, node.shared.clone()));
             tokio::select! {
                 // Drained or removed: it stops, as the binary does.

@@ -24,8 +24,10 @@
 
 pub mod data;
 pub mod hpa;
+pub mod journal;
 pub mod policy;
 pub mod recommend;
+pub mod signals;
 
 pub use hpa::{Recommendation, Recommender};
 pub use policy::{Behavior, Policy, PolicyError, ScalingPolicy, ScalingPolicyKind, ScalingRules, SelectPolicy};

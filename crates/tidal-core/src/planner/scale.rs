@@ -54,7 +54,7 @@ pub struct PlannedSlotMove {
     pub bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScalePlan {
     /// The control-plane state version the plan was computed from.
     pub version: u64,

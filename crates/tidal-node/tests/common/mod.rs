@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tidal_node::load::ProcUsage;
 use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
 use tokio::net::TcpListener;
 
@@ -42,7 +43,11 @@ pub async fn three_nodes(prefix: &str, extra: impl Fn(&mut RawConfig)) -> (Vec<N
         extra(&mut raw);
         let cfg = raw.resolve().unwrap();
         let net = Network::tcp(peer, client, http, &cfg);
-        nodes.push(Node::start(cfg, net, Arc::new(DataDir(dir.clone())), Arc::new(SystemClock)).await.unwrap());
+        nodes.push(
+            Node::start(cfg, net, Arc::new(DataDir(dir.clone())), Arc::new(SystemClock), Arc::new(ProcUsage))
+                .await
+                .unwrap(),
+        );
         dirs.push(Dir(dir));
     }
     (nodes, dirs)
