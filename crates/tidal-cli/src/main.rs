@@ -2,6 +2,7 @@
 //! only parses the command line and hands off to one module per command.
 #![forbid(unsafe_code)]
 
+mod autoscale;
 mod bench;
 mod drain;
 mod moves;
@@ -66,6 +67,9 @@ enum Cmd {
     Drain(drain::DrainArgs),
     /// Take a drained node out of the cluster for good: `tidal remove-node 4`.
     RemoveNode(drain::RemoveNodeArgs),
+    /// Scale from load: `tidal autoscale apply -f policy.yaml` puts an
+    /// HPA-style policy in force; `show`, `history` and `off` follow.
+    Autoscale(autoscale::AutoscaleArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -101,6 +105,7 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let code = match cli.cmd {
         Cmd::Up(a) => up::run(a),
+        Cmd::Autoscale(a) => autoscale::run(a),
         Cmd::Node(a) => node_cmd::run(*a),
         Cmd::Status(a) => status::run(a),
         Cmd::Bench(a) => bench::run(*a),

@@ -136,6 +136,8 @@ fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u1
     let resp = match (method, body) {
         ("POST", Some(b)) => agent.post(&url).header("content-type", "application/json").send(b.to_string()),
         ("POST", None) => agent.post(&url).send_empty(),
+        ("PUT", Some(b)) => agent.put(&url).header("content-type", "application/json").send(b.to_string()),
+        ("DELETE", _) => agent.delete(&url).call(),
         _ => agent.get(&url).call(),
     };
     let mut resp = resp.map_err(|e| format!("{url}: {e}"))?;

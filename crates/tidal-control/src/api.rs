@@ -364,18 +364,24 @@ impl ControlPlane {
         self.reports.lock().expect("reports lock").iter().map(|(n, (r, _))| (*n, r.clone())).collect()
     }
 
-    /// On the leader: each node's health as of now, aged on this process's
-    /// monotonic clock, so that a jump of the wall clock neither makes a
-    /// silent node look fresh nor every node look silent.
-    pub fn node_health(&self) -> BTreeMap<NodeId, tidal_core::health::NodeHealth> {
+    /// On the leader: what each node last reported, with the report's age
+    /// on this process's monotonic clock (ms).
+    pub fn aged_reports(&self) -> BTreeMap<NodeId, (NodeReport, u64)> {
         let now = tokio::time::Instant::now();
         let reports = self.reports.lock().expect("reports lock");
         reports
             .iter()
-            .map(|(n, (r, at))| {
-                let age_ms = now.saturating_duration_since(*at).as_millis() as u64;
-                (*n, tidal_core::health::NodeHealth { ready: r.ready, reasons: r.reasons.clone(), age_ms })
-            })
+            .map(|(n, (r, at))| (*n, (r.clone(), now.saturating_duration_since(*at).as_millis() as u64)))
+            .collect()
+    }
+
+    /// On the leader: each node's health as of now, aged on this process's
+    /// monotonic clock, so that a jump of the wall clock neither makes a
+    /// silent node look fresh nor every node look silent.
+    pub fn node_health(&self) -> BTreeMap<NodeId, tidal_core::health::NodeHealth> {
+        self.aged_reports()
+            .into_iter()
+            .map(|(n, (r, age_ms))| (n, tidal_core::health::NodeHealth { ready: r.ready, reasons: r.reasons, age_ms }))
             .collect()
     }
 

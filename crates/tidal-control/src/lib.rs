@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod autoscaler;
 pub mod command;
 pub mod cp_machine;
 pub mod cp_votes;
@@ -15,6 +16,7 @@ pub mod self_heal;
 pub mod state_format;
 
 pub use api::{ControlPlane, CpError, CpRequest, CpResponse, NodeReport};
+pub use autoscaler::{Autoscaler, ScaleActions};
 pub use command::{CpCommand, CpReply};
 pub use cp_machine::CpMachine;
 pub use executor::{Copied, ExecutorConfig, MoveExecutor, MoveOps, StepError};

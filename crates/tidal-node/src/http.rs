@@ -15,7 +15,7 @@ use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::transport::{Acceptor, BoxStream};
 
 use crate::node::Shared;
-use crate::{admin, drain_api, moves_api, operations_api, scale_api, shrink_api};
+use crate::{admin, autoscale_api, drain_api, moves_api, operations_api, scale_api, shrink_api};
 
 type S = State<Arc<Shared>>;
 
@@ -88,6 +88,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/operations", get(operations_api::list_operations))
         .route("/api/v1/operations/{id}", get(operations_api::get_operation))
         .route("/api/v1/operations/{id}/cancel", post(operations_api::cancel_operation))
+        .route("/api/v1/autoscale", get(autoscale_api::show))
+        .route("/api/v1/autoscale/policy", put(autoscale_api::put_policy).delete(autoscale_api::delete_policy))
+        .route("/api/v1/autoscale/decisions", get(autoscale_api::decisions))
         .route("/admin/drain", get(drain_api::list).post(drain_api::drain))
         .route("/admin/drain/cancel", post(drain_api::cancel))
         .route("/admin/remove-node", post(drain_api::remove_node))

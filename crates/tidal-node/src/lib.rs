@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod autoscale_api;
 pub mod cache;
 pub mod clock;
 pub mod config;

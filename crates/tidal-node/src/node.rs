@@ -110,6 +110,9 @@ pub(crate) struct DrainFlags {
     pub(crate) done: watch::Sender<bool>,
 }
 
+/// How often the autoscaler decides, while this node leads the control plane.
+const AUTOSCALE_EVERY: Duration = Duration::from_millis(500);
+
 /// What the data path needs of one hosted PRG.
 #[derive(Clone)]
 pub struct KvGroup {
@@ -723,6 +726,14 @@ impl Node {
         };
         let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits(), heal);
         tasks.push(tokio::spawn(operations.run(stop_rx.clone())));
+        let actions = Arc::new(crate::autoscale_api::NodeScaleActions(Arc::downgrade(&shared)));
+        let autoscaler = tidal_control::Autoscaler::new(
+            shared.cp.clone(),
+            actions,
+            shared.health_limits().report_ms,
+            AUTOSCALE_EVERY,
+        );
+        tasks.push(tokio::spawn(autoscaler.run(stop_rx.clone())));
         tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), net.client)));
         tasks.push(tokio::spawn(crate::http::serve(shared.clone(), net.http)));
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,

@@ -249,25 +249,47 @@ async fn answer(
     dry_run: bool,
     run: &RunOptions,
 ) -> Result<Response, ApiError> {
+    if dry_run {
+        run.settings(s)?;
+        let state = fresh(s).await?;
+        let plan = plan_scale(&state, &make(&state)?, &sizes(s, &state))?;
+        check_version(run, &plan)?;
+        return Ok(Json(plan_view(&plan)).into_response());
+    }
+    let (id, plan) = start(s, make, run).await?;
+    Ok(accepted(id, json!({ "plan": plan_view(&plan) })))
+}
+
+/// 409 when the run must match a dry run's version and the plan was made
+/// from another.
+fn check_version(run: &RunOptions, plan: &ScalePlan) -> Result<(), ApiError> {
+    match run.cp_version.filter(|v| *v != plan.version) {
+        Some(v) => Err(ApiError::Conflict(format!(
+            "the cluster changed since the dry run (version {v}, now {}): plan again",
+            plan.version
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Plan the request `make` builds and start the operation that runs it
+/// (planning again, up to [`START_ATTEMPTS`] times, when the cluster
+/// changed in between); its id and the plan.
+pub(crate) async fn start(
+    s: &Shared,
+    make: impl Fn(&ClusterState) -> Result<ScaleRequest, ApiError>,
+    run: &RunOptions,
+) -> Result<(u64, ScalePlan), ApiError> {
     let (budget, gate_timeout_ms, join_timeout_ms) = run.settings(s)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let state = fresh(s).await?;
         let plan = plan_scale(&state, &make(&state)?, &sizes(s, &state))?;
-        if let Some(v) = run.cp_version.filter(|v| *v != plan.version) {
-            return Err(ApiError::Conflict(format!(
-                "the cluster changed since the dry run (version {v}, now {}): plan again",
-                plan.version
-            )));
-        }
-        if dry_run {
-            return Ok(Json(plan_view(&plan)).into_response());
-        }
-        let view = plan_view(&plan);
-        let op = Operation::new("scale_out", plan, budget, gate_timeout_ms, join_timeout_ms);
+        check_version(run, &plan)?;
+        let op = Operation::new("scale_out", plan.clone(), budget, gate_timeout_ms, join_timeout_ms);
         match s.cp.propose(CpCommand::StartOperation(Box::new(op))).await {
-            Ok(CpReply::OperationStarted { id }) => return Ok(accepted(id, json!({ "plan": view }))),
+            Ok(CpReply::OperationStarted { id }) => return Ok((id, plan)),
             Ok(other) => return Err(ApiError::Unavailable(format!("unexpected answer {other:?}"))),
             Err(CpError::Refused(why))
                 if why.starts_with("the cluster changed") && run.cp_version.is_none() && attempt < START_ATTEMPTS => {}

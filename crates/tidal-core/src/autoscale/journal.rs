@@ -126,13 +126,14 @@ pub struct DecisionRecord {
 
 impl DecisionRecord {
     /// Whether this decision says what `last` said: same count, same
-    /// hold, same PRGs, same outcome (then it is not journaled again).
+    /// hold, same PRGs, same outcome (then it is not journaled again; a
+    /// metric's ask that moves while the count stays, at the maximum say,
+    /// is not news).
     pub fn repeats(&self, last: &DecisionRecord) -> bool {
         let (a, b) = (&self.decision, &last.decision);
         let prgs = |d: &Decision| d.prgs.iter().map(|(t, p)| (t.clone(), p.prgs)).collect::<Vec<_>>();
         a.current == b.current
             && a.nodes == b.nodes
-            && a.desired == b.desired
             && a.held.is_some() == b.held.is_some()
             && prgs(a) == prgs(b)
             && self.outcome == last.outcome

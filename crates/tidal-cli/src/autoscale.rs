@@ -1,0 +1,196 @@
+//! `tidal autoscale`: put a policy in force (`apply -f policy.yaml`, YAML
+//! or JSON, checked here first so that every wrong field is named before
+//! anything is sent), see it with the current recommendation (`show`),
+//! read the journal of decisions (`history`), or turn autoscaling off
+//! (`off`). All through `/api/v1/autoscale`.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use tidal_core::autoscale::Policy;
+
+use crate::moves::{run_call, Target};
+use crate::EXIT_USAGE;
+
+#[derive(clap::Args)]
+pub struct AutoscaleArgs {
+    #[command(subcommand)]
+    cmd: AutoscaleCmd,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(clap::Subcommand)]
+enum AutoscaleCmd {
+    /// Put the policy in FILE (YAML or JSON, the HPA's autoscaling/v2
+    /// vocabulary) in force.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// The policy in force, the current recommendation and why.
+    Show,
+    /// Past decisions, each with its inputs, arithmetic and outcome.
+    History {
+        /// Only the latest N.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
+    /// Turn autoscaling off (the journal stays).
+    Off,
+}
+
+/// The policy in `path`, checked: every wrong field, or the policy.
+pub(crate) fn read_policy(path: &PathBuf) -> Result<Policy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // JSON is YAML, but JSON's own parser words its errors for JSON.
+    let parsed: Result<Policy, String> = if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_saphyr::from_str(&text).map_err(|e| e.to_string())
+    };
+    let policy = parsed.map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Err(errors) = policy.validate() {
+        let each: Vec<String> = errors.iter().map(|e| format!("  {}: {}", e.field, e.why)).collect();
+        return Err(format!("{}: invalid policy:\n{}", path.display(), each.join("\n")));
+    }
+    Ok(policy)
+}
+
+pub fn run(a: AutoscaleArgs) -> i32 {
+    let t = &a.target;
+    match a.cmd {
+        AutoscaleCmd::Apply { file } => {
+            let policy = match read_policy(&file) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            let body = serde_json::to_value(&policy).expect("a policy serializes");
+            match run_call("PUT", t, "/api/v1/autoscale/policy", Some(body)) {
+                Ok(v) if t.json => println!("{v}"),
+                Ok(_) => println!(
+                    "autoscale policy in force: {}–{} nodes, {} metric(s); `tidal autoscale show` follows it",
+                    policy.min_nodes,
+                    policy.max_nodes,
+                    policy.metrics.len()
+                ),
+                Err(code) => return code,
+            }
+            0
+        }
+        AutoscaleCmd::Off => match run_call("DELETE", t, "/api/v1/autoscale/policy", None) {
+            Ok(v) if t.json => {
+                println!("{v}");
+                0
+            }
+            Ok(_) => {
+                println!("autoscaling off; the journal of decisions stays");
+                0
+            }
+            Err(code) => code,
+        },
+        AutoscaleCmd::Show => match run_call("GET", t, "/api/v1/autoscale", None) {
+            Ok(v) if t.json => {
+                println!("{v}");
+                0
+            }
+            Ok(v) => {
+                show(&v);
+                0
+            }
+            Err(code) => code,
+        },
+        AutoscaleCmd::History { last } => match run_call("GET", t, "/api/v1/autoscale/decisions", None) {
+            Ok(v) => {
+                let all = v["decisions"].as_array().cloned().unwrap_or_default();
+                let tail = &all[all.len().saturating_sub(last)..];
+                if t.json {
+                    println!("{}", Value::Array(tail.to_vec()));
+                } else if tail.is_empty() {
+                    println!("no decisions yet");
+                }
+                for d in tail.iter().filter(|_| !t.json) {
+                    print_decision(d);
+                }
+                0
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+fn show(v: &Value) {
+    if v["policy"].is_null() {
+        println!("autoscaling is off (no policy); `tidal autoscale apply -f policy.yaml` turns it on");
+        return;
+    }
+    let p = &v["policy"];
+    println!(
+        "policy: {}–{} nodes, tolerance {}, auto-arm {}",
+        p["minNodes"], p["maxNodes"], p["tolerance"], p["autoArm"]
+    );
+    for m in p["metrics"].as_array().into_iter().flatten() {
+        println!("  metric {}", compact(m));
+    }
+    if let Some(b) = p.get("behavior").filter(|b| !b.is_null()) {
+        println!("  behavior {}", compact(b));
+    }
+    println!("nodes now: {}", v["nodes"]);
+    match v.get("latest").filter(|l| !l.is_null()) {
+        None => println!("no decision yet"),
+        Some(d) => {
+            println!("latest decision:");
+            print_decision(d);
+        }
+    }
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// One decision: when, the count, every ask with its arithmetic, the
+/// HPA's stabilization and limits, any hold, the PRGs, and the outcome.
+fn print_decision(d: &Value) {
+    let dec = &d["decision"];
+    let at = dec["at_ms"].as_u64().unwrap_or(0);
+    let when = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at));
+    println!("#{} {when}: {} → {} nodes ({})", d["id"], dec["current"], dec["nodes"], outcome(&d["outcome"]));
+    for a in dec["asks"].as_array().into_iter().flatten() {
+        println!("    {:<24} {}", a["source"].as_str().unwrap_or(""), a["why"].as_str().unwrap_or(""));
+    }
+    let r = &dec["recommendation"];
+    println!(
+        "    asked {}, stabilized {} ({}), limited to {} ({})",
+        r["asked"],
+        r["stabilized"],
+        r["stabilization"].as_str().unwrap_or(""),
+        r["nodes"],
+        r["reason"].as_str().unwrap_or("")
+    );
+    if let Some(h) = dec["held"].as_str() {
+        println!("    held: {h}");
+    }
+    for (t, p) in dec["prgs"].as_object().into_iter().flatten() {
+        println!("    tenant {t}: {} PRGs ({})", p["prgs"], p["why"].as_str().unwrap_or(""));
+    }
+}
+
+fn outcome(o: &Value) -> String {
+    let Some((kind, body)) = o.as_object().and_then(|m| m.iter().next()) else {
+        return o.as_str().unwrap_or("?").to_string();
+    };
+    let field = |k: &str| body[k].as_str().map(str::to_string).unwrap_or_else(|| body[k].to_string());
+    match kind.as_str() {
+        "scaleUp" => format!("scale-up started: operation {}", field("operation")),
+        "drafted" => format!("shrink plan {} drafted; arm it to shrink", field("plan")),
+        "armed" => format!("shrink plan {} armed: operation {}", field("plan"), field("operation")),
+        "draftCancelled" => format!("shrink plan {} cancelled: the load came back", field("plan")),
+        "waiting" => format!("waiting: {}", field("why")),
+        "failed" => format!("failed: {}", field("why")),
+        other => other.to_string(),
+    }
+}
