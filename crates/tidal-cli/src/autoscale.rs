@@ -38,6 +38,9 @@ enum AutoscaleCmd {
     },
     /// Turn autoscaling off (the journal stays).
     Off,
+    /// Replay a load trace against a policy, without a cluster: the
+    /// decisions, nodes over time, minutes past the target and node-hours.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// The policy in `path`, checked: every wrong field, or the policy.
@@ -60,6 +63,7 @@ pub(crate) fn read_policy(path: &PathBuf) -> Result<Policy, String> {
 pub fn run(a: AutoscaleArgs) -> i32 {
     let t = &a.target;
     match a.cmd {
+        AutoscaleCmd::Simulate(s) => crate::simulate::run(s, t.json),
         AutoscaleCmd::Apply { file } => {
             let policy = match read_policy(&file) {
                 Ok(p) => p,

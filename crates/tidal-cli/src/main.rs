@@ -10,7 +10,9 @@ mod node_cmd;
 mod operations;
 mod scale;
 mod shrink_plan;
+mod simulate;
 mod status;
+mod trace;
 mod up;
 
 use clap::{Parser, Subcommand};

@@ -67,6 +67,16 @@ pub fn prgs_for(load: &TenantLoad, target: &PrgTarget) -> PrgAsk {
     ask
 }
 
+/// The tenant's load over what its PRGs carry at the target, for the
+/// figure that is furthest past it; `None` when no target applies.
+pub fn usage_ratio(load: &TenantLoad, target: &PrgTarget) -> Option<f64> {
+    let per_prg = f64::from(load.prgs.max(1));
+    [(load.ops, target.ops), (load.bytes as f64, target.bytes)]
+        .into_iter()
+        .filter_map(|(total, t)| t.filter(|t| *t > 0.0).map(|t| total / (per_prg * t)))
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))))
+}
+
 /// Nodes enough for `prgs` PRGs of 3 replicas each with at most
 /// `max_per_node` replicas on a node; never fewer than 3.
 pub fn nodes_for_replicas(prgs: u32, max_per_node: u32) -> u32 {

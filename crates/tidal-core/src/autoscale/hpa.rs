@@ -274,6 +274,47 @@ pub struct Recommendation {
     pub reason: Reason,
 }
 
+/// The stabilization windows over `records` (see
+/// [`Recommender::stabilize`]), recording `desired`.
+fn stabilize_in(
+    records: &mut Vec<Recorded>,
+    now_ms: u64,
+    current: u32,
+    desired: u32,
+    up: &ScalingRules,
+    down: &ScalingRules,
+) -> (u32, Reason) {
+    let (up_window, down_window) = (up.window_ms(), down.window_ms());
+    let (mut up_rec, mut down_rec) = (desired, desired);
+    let mut old = None;
+    for (i, r) in records.iter().enumerate() {
+        // Strictly after the cutoff (now − window), as the HPA compares.
+        if r.at_ms + up_window > now_ms {
+            up_rec = up_rec.min(r.nodes);
+        }
+        if r.at_ms + down_window > now_ms {
+            down_rec = down_rec.max(r.nodes);
+        }
+        if r.at_ms + up_window < now_ms && r.at_ms + down_window < now_ms {
+            old = Some(i);
+        }
+    }
+    let stabilized = current.max(up_rec).min(down_rec);
+    let record = Recorded { at_ms: now_ms, nodes: desired };
+    match old {
+        Some(i) => records[i] = record,
+        None => records.push(record),
+    }
+    let reason = if stabilized == desired {
+        Reason::DesiredWithinRange
+    } else if stabilized < desired {
+        Reason::ScaleUpStabilized
+    } else {
+        Reason::ScaleDownStabilized
+    };
+    (stabilized, reason)
+}
+
 /// The history the HPA keeps per target: past recommendations and scale
 /// events. It is plain data, so the control plane can keep it across
 /// leader changes.
@@ -282,6 +323,8 @@ pub struct Recommender {
     pub recommendations: Vec<Recorded>,
     pub scale_ups: Vec<ScaleEvent>,
     pub scale_downs: Vec<ScaleEvent>,
+    /// Each tenant's past PRG asks, for the same windows.
+    pub prgs: std::collections::BTreeMap<String, Vec<Recorded>>,
 }
 
 impl Recommender {
@@ -331,35 +374,24 @@ impl Recommender {
         up: &ScalingRules,
         down: &ScalingRules,
     ) -> (u32, Reason) {
-        let (up_window, down_window) = (up.window_ms(), down.window_ms());
-        let (mut up_rec, mut down_rec) = (desired, desired);
-        let mut old = None;
-        for (i, r) in self.recommendations.iter().enumerate() {
-            // Strictly after the cutoff (now − window), as the HPA compares.
-            if r.at_ms + up_window > now_ms {
-                up_rec = up_rec.min(r.nodes);
-            }
-            if r.at_ms + down_window > now_ms {
-                down_rec = down_rec.max(r.nodes);
-            }
-            if r.at_ms + up_window < now_ms && r.at_ms + down_window < now_ms {
-                old = Some(i);
-            }
+        stabilize_in(&mut self.recommendations, now_ms, current, desired, up, down)
+    }
+
+    /// [`Self::stabilize`] for a tenant's PRG count: the same windows over
+    /// its own asks.
+    pub fn stabilize_prgs(
+        &mut self,
+        tenant: &str,
+        now_ms: u64,
+        current: u32,
+        desired: u32,
+        policy: &Policy,
+    ) -> (u32, Reason) {
+        let records = self.prgs.entry(tenant.to_string()).or_default();
+        if records.is_empty() {
+            records.push(Recorded { at_ms: now_ms, nodes: current });
         }
-        let stabilized = current.max(up_rec).min(down_rec);
-        let record = Recorded { at_ms: now_ms, nodes: desired };
-        match old {
-            Some(i) => self.recommendations[i] = record,
-            None => self.recommendations.push(record),
-        }
-        let reason = if stabilized == desired {
-            Reason::DesiredWithinRange
-        } else if stabilized < desired {
-            Reason::ScaleUpStabilized
-        } else {
-            Reason::ScaleDownStabilized
-        };
-        (stabilized, reason)
+        stabilize_in(records, now_ms, current, desired, &policy.behavior.up(), &policy.behavior.down())
     }
 
     /// Record a change from `from` to `to` nodes carried out at `now_ms`,

@@ -28,6 +28,7 @@ pub mod journal;
 pub mod policy;
 pub mod recommend;
 pub mod signals;
+pub mod simulate;
 
 pub use hpa::{Recommendation, Recommender};
 pub use policy::{Behavior, Policy, PolicyError, ScalingPolicy, ScalingPolicyKind, ScalingRules, SelectPolicy};

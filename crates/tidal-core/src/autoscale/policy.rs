@@ -432,6 +432,23 @@ impl Policy {
 }
 
 impl MetricSpec {
+    /// The metric's name and target, as the spec's type gives them.
+    pub fn named(&self) -> Option<(&str, &Target)> {
+        match self.kind {
+            SourceKind::Resource => self.resource.as_ref().map(|r| (r.name.as_str(), &r.target)),
+            SourceKind::Pods => self.pods.as_ref().map(|p| (p.metric.name.as_str(), &p.target)),
+            SourceKind::Object => self.object.as_ref().map(|o| (o.metric.name.as_str(), &o.target)),
+        }
+    }
+
+    pub fn metric_name(&self) -> Option<&str> {
+        self.named().map(|n| n.0)
+    }
+
+    pub fn target(&self) -> Option<&Target> {
+        self.named().map(|n| n.1)
+    }
+
     /// The metric this spec names when it is well formed; the faults
     /// found go to `out`.
     fn validate(&self, field: &str, out: &mut Vec<PolicyError>) -> Option<Metric> {
@@ -446,19 +463,11 @@ impl MetricSpec {
                 wrong(out, format!("{field}.{key}"), why);
             }
         }
-        let (name, target, key) = match self.kind {
-            SourceKind::Resource => {
-                let r = self.resource.as_ref()?;
-                (r.name.as_str(), &r.target, "resource")
-            }
-            SourceKind::Pods => {
-                let p = self.pods.as_ref()?;
-                (p.metric.name.as_str(), &p.target, "pods")
-            }
-            SourceKind::Object => {
-                let o = self.object.as_ref()?;
-                (o.metric.name.as_str(), &o.target, "object")
-            }
+        let (name, target) = self.named()?;
+        let key = match self.kind {
+            SourceKind::Resource => "resource",
+            SourceKind::Pods => "pods",
+            SourceKind::Object => "object",
         };
         let name_field = match self.kind {
             SourceKind::Resource => format!("{field}.resource.name"),

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{nodes_for_data, nodes_for_replicas, prgs_for, LastChanges, PrgAsk, TenantLoad};
+use super::data::{nodes_for_data, nodes_for_replicas, prgs_for, usage_ratio, LastChanges, PrgAsk, TenantLoad};
 use super::hpa::{
     average_nodes, object_average_nodes, object_nodes, resource_nodes, NodeSample, Recommendation, Recommender,
 };
@@ -79,12 +79,7 @@ fn milli(v: Option<f64>) -> i64 {
 }
 
 fn ask_for(spec: &MetricSpec, policy: &Policy, s: &Signals) -> Ask {
-    let (name, target) = match spec.kind {
-        SourceKind::Resource => spec.resource.as_ref().map(|r| (r.name.as_str(), &r.target)),
-        SourceKind::Pods => spec.pods.as_ref().map(|p| (p.metric.name.as_str(), &p.target)),
-        SourceKind::Object => spec.object.as_ref().map(|o| (o.metric.name.as_str(), &o.target)),
-    }
-    .expect("a validated policy");
+    let (name, target) = spec.named().expect("a validated policy");
     let metric = Metric::parse(name).expect("a validated policy");
     let source = format!("metric {metric}");
     let tol = policy.tolerance;
@@ -128,14 +123,25 @@ pub fn recommend(policy: &Policy, signals: &Signals, history: &mut Recommender) 
     if invalid > 0 && (valid.is_empty() || desired < current) {
         desired = current;
     }
-    let prgs: BTreeMap<String, PrgAsk> = policy
-        .tenants
-        .iter()
-        .map(|(t, target)| {
-            let load = signals.tenants.get(t).copied().unwrap_or_default();
-            (t.clone(), prgs_for(&load, &target.target_per_prg))
-        })
-        .collect();
+    let mut prgs: BTreeMap<String, PrgAsk> = BTreeMap::new();
+    for (t, target) in &policy.tenants {
+        let load = signals.tenants.get(t).copied().unwrap_or_default();
+        let mut ask = prgs_for(&load, &target.target_per_prg);
+        if load.prgs > 0 {
+            // As for nodes: within the tolerance nothing changes, and a
+            // count goes down only as far as the down window agrees.
+            if usage_ratio(&load, &target.target_per_prg).is_some_and(|r| (1.0 - r).abs() <= policy.tolerance) {
+                ask.prgs = load.prgs;
+                ask.why = format!("{}; within the tolerance of {} PRGs", ask.why, load.prgs);
+            }
+            let (stabilized, reason) = history.stabilize_prgs(t, signals.now_ms, load.prgs, ask.prgs, policy);
+            if stabilized != ask.prgs {
+                ask.why = format!("{}; {reason:?}: {stabilized}", ask.why);
+                ask.prgs = stabilized;
+            }
+        }
+        prgs.insert(t.clone(), ask);
+    }
     if let Some(max) = policy.max_replicas_per_node {
         // The PRGs there will be: each tenant's ask, or what it has now if more.
         let total: u32 =

@@ -113,3 +113,29 @@ fn the_data_sets_floors_and_tenants_get_their_prgs() {
     assert_eq!((d.desired, d.nodes), (8, 7), "the default scale-up policy adds at most 4 nodes from 3: 7");
     assert_eq!(d.recommendation.reason, crate::autoscale::hpa::Reason::ScaleUpLimit);
 }
+
+#[test]
+fn a_prg_count_holds_within_the_tolerance_and_falls_only_after_the_window() {
+    // The default scale-down window: 5 minutes.
+    let p = policy(r#"{"minNodes": 3, "maxNodes": 10, "tenants": {"t": {"targetPerPrg": {"ops": 1000}}}}"#);
+    let mut h = Recommender::default();
+    let at = |secs: u64, ops: f64, prgs: u32| Signals {
+        now_ms: secs * S,
+        nodes: 3,
+        ready_nodes: 3,
+        tenants: [("t".to_string(), TenantLoad { ops, bytes: 0, prgs })].into(),
+        ..Signals::default()
+    };
+    // 2 050 ops on 2 PRGs is within 10 % of 2 × 1000: no third PRG.
+    let d = recommend(&p, &at(100, 2_050.0, 2), &mut h);
+    assert_eq!(d.prgs["t"].prgs, 2, "{:?}", d.prgs);
+    assert!(d.prgs["t"].why.contains("within the tolerance"), "{:?}", d.prgs);
+    // 2 500: up at once.
+    assert_eq!(recommend(&p, &at(110, 2_500.0, 2), &mut h).prgs["t"].prgs, 3);
+    // Down to 900 on 3 PRGs: held at 3 until the window has seen nothing higher.
+    let held = recommend(&p, &at(120, 900.0, 3), &mut h);
+    assert_eq!(held.prgs["t"].prgs, 3, "{:?}", held.prgs);
+    assert!(held.prgs["t"].why.contains("ScaleDownStabilized"), "{:?}", held.prgs);
+    assert_eq!(recommend(&p, &at(200, 900.0, 3), &mut h).prgs["t"].prgs, 3);
+    assert_eq!(recommend(&p, &at(420, 900.0, 3), &mut h).prgs["t"].prgs, 1);
+}
