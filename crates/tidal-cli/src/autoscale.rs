@@ -38,9 +38,187 @@ enum AutoscaleCmd {
     },
     /// Turn autoscaling off (the journal stays).
     Off,
+    /// Events of the policy in force: `event add --name launch --start
+    /// 2027-01-10T09:00:00Z --end ... --min-nodes 5 --prescale 24h
+    /// --freeze-scale-down`, `event list`, `event remove NAME`.
+    Event {
+        #[command(subcommand)]
+        cmd: EventCmd,
+    },
+    /// Cron minimums of the policy in force: `schedule add --name office
+    /// --cron "0 8 * * 1-5" --duration 10h --min-nodes 5`, `schedule
+    /// list`, `schedule remove NAME`.
+    Schedule {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
+    },
     /// Replay a load trace against a policy, without a cluster: the
     /// decisions, nodes over time, minutes past the target and node-hours.
     Simulate(crate::simulate::SimulateArgs),
+}
+
+#[derive(clap::Subcommand)]
+enum EventCmd {
+    Add {
+        #[arg(long)]
+        name: String,
+        /// RFC 3339, e.g. 2027-01-10T09:00:00Z.
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: String,
+        #[arg(long)]
+        min_nodes: u32,
+        /// Raise the minimum this long before the start.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        prescale: std::time::Duration,
+        /// No scale-down from the start to the end.
+        #[arg(long)]
+        freeze_scale_down: bool,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ScheduleCmd {
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Five fields, UTC: minute hour day-of-month month day-of-week.
+        #[arg(long)]
+        cron: String,
+        /// How long the minimum holds from each firing.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        #[arg(long)]
+        min_nodes: u32,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+}
+
+/// The policy in force, from the cluster (a usage error when there is none).
+fn policy_in_force(t: &Target) -> Result<Policy, i32> {
+    let v = run_call("GET", t, "/api/v1/autoscale", None)?;
+    if v["policy"].is_null() {
+        eprintln!("error: no autoscale policy is in force; `tidal autoscale apply -f policy.yaml` first");
+        return Err(EXIT_USAGE);
+    }
+    serde_json::from_value(v["policy"].clone()).map_err(|e| {
+        eprintln!("error: the cluster's policy does not read: {e}");
+        1
+    })
+}
+
+/// Check `policy` here (every wrong field named) and put it in force.
+fn put(t: &Target, policy: &Policy, done: &str) -> i32 {
+    if let Err(errors) = policy.validate() {
+        for e in errors {
+            eprintln!("error: {}: {}", e.field, e.why);
+        }
+        return EXIT_USAGE;
+    }
+    let body = serde_json::to_value(policy).expect("a policy serializes");
+    match run_call("PUT", t, "/api/v1/autoscale/policy", Some(body)) {
+        Ok(v) if t.json => println!("{v}"),
+        Ok(_) => println!("{done}"),
+        Err(code) => return code,
+    }
+    0
+}
+
+fn run_event(t: &Target, cmd: EventCmd) -> i32 {
+    let mut policy = match policy_in_force(t) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match cmd {
+        EventCmd::List => {
+            if t.json {
+                println!("{}", serde_json::to_value(&policy.events).expect("events serialize"));
+            } else if policy.events.is_empty() {
+                println!("no events");
+            }
+            for e in policy.events.iter().filter(|_| !t.json) {
+                let freeze = if e.freeze_scale_down { ", scale-down frozen" } else { "" };
+                println!(
+                    "{}: {} – {}, at least {} nodes, from {} s ahead{freeze}",
+                    e.name, e.start, e.end, e.min_nodes, e.prescale_seconds
+                );
+            }
+            0
+        }
+        EventCmd::Remove { name } => {
+            let before = policy.events.len();
+            policy.events.retain(|e| e.name != name);
+            if policy.events.len() == before {
+                eprintln!("error: no event named '{name}'");
+                return EXIT_USAGE;
+            }
+            put(t, &policy, &format!("event {name} removed"))
+        }
+        EventCmd::Add { name, start, end, min_nodes, prescale, freeze_scale_down } => {
+            let done = format!("event {name} added: at least {min_nodes} nodes from {start} to {end}");
+            policy.events.push(tidal_core::autoscale::schedule::Event {
+                name,
+                start,
+                end,
+                min_nodes,
+                prescale_seconds: prescale.as_secs(),
+                freeze_scale_down,
+            });
+            put(t, &policy, &done)
+        }
+    }
+}
+
+fn run_schedule(t: &Target, cmd: ScheduleCmd) -> i32 {
+    let mut policy = match policy_in_force(t) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match cmd {
+        ScheduleCmd::List => {
+            if t.json {
+                println!("{}", serde_json::to_value(&policy.schedules).expect("schedules serialize"));
+            } else if policy.schedules.is_empty() {
+                println!("no schedules");
+            }
+            for s in policy.schedules.iter().filter(|_| !t.json) {
+                println!("{}: \"{}\" for {} s, at least {} nodes", s.name, s.cron, s.duration_seconds, s.min_nodes);
+            }
+            0
+        }
+        ScheduleCmd::Remove { name } => {
+            let before = policy.schedules.len();
+            policy.schedules.retain(|s| s.name != name);
+            if policy.schedules.len() == before {
+                eprintln!("error: no schedule named '{name}'");
+                return EXIT_USAGE;
+            }
+            put(t, &policy, &format!("schedule {name} removed"))
+        }
+        ScheduleCmd::Add { name, cron, duration, min_nodes } => {
+            if policy.schedules.iter().any(|s| s.name == name) {
+                eprintln!("error: a schedule is already named '{name}'");
+                return EXIT_USAGE;
+            }
+            let done = format!("schedule {name} added: at least {min_nodes} nodes from each \"{cron}\"");
+            let duration_seconds = duration.as_secs();
+            policy.schedules.push(tidal_core::autoscale::schedule::Schedule {
+                name,
+                cron,
+                duration_seconds,
+                min_nodes,
+            });
+            put(t, &policy, &done)
+        }
+    }
 }
 
 /// The policy in `path`, checked: every wrong field, or the policy.
@@ -64,6 +242,8 @@ pub fn run(a: AutoscaleArgs) -> i32 {
     let t = &a.target;
     match a.cmd {
         AutoscaleCmd::Simulate(s) => crate::simulate::run(s, t.json),
+        AutoscaleCmd::Event { cmd } => run_event(t, cmd),
+        AutoscaleCmd::Schedule { cmd } => run_schedule(t, cmd),
         AutoscaleCmd::Apply { file } => {
             let policy = match read_policy(&file) {
                 Ok(p) => p,

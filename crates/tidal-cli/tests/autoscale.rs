@@ -73,6 +73,27 @@ fn a_load_step_scales_up_within_seconds_and_its_drop_drafts_an_unarmed_plan() {
 
     let out = c.tidal(&["autoscale", "apply", "-f", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Events and schedules edit the policy in force; bad ones change nothing.
+    let event = |name: &str, start: &str, end: &str| {
+        c.tidal(&["autoscale", "event", "add", "--name", name, "--start", start, "--end", end, "--min-nodes", "4"])
+    };
+    assert!(event("launch", "2030-01-10T09:00:00Z", "2030-01-10T18:00:00Z").status.success());
+    for (start, end, why) in [
+        ("2030-01-10T17:00:00Z", "2030-01-10T20:00:00Z", "overlaps event 'launch'"),
+        ("2030-01-11T09:00:00Z", "2030-01-11T08:00:00Z", "must be after the start"),
+        ("tomorrow", "2030-01-11T08:00:00Z", "not an RFC 3339 time"),
+    ] {
+        let out = event("other", start, end);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    let out = c.tidal(&["autoscale", "schedule", "add", "--name", "x", "--cron", "0 25 * * *", "--min-nodes", "4"]);
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = json_of(&c.tidal(&["autoscale", "event", "list"]));
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
+    assert!(c.tidal(&["autoscale", "event", "remove", "launch"]).status.success());
+
     // Idle, the cluster stays at its minimum.
     let steady = outcome(&c, "steady", Duration::from_secs(10));
     assert_eq!(steady["decision"]["nodes"], 3, "{steady}");

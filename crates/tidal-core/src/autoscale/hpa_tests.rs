@@ -34,6 +34,8 @@ fn policy(min: u32, max: u32, up: Option<ScalingRules>, down: Option<ScalingRule
         max_replicas_per_node: None,
         max_data_fill: None,
         cooldowns: Default::default(),
+        events: Vec::new(),
+        schedules: Vec::new(),
     }
 }
 

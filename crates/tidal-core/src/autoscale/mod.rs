@@ -27,6 +27,7 @@ pub mod hpa;
 pub mod journal;
 pub mod policy;
 pub mod recommend;
+pub mod schedule;
 pub mod signals;
 pub mod simulate;
 

@@ -83,6 +83,13 @@ pub struct Policy {
     /// How long a scale-down waits after other changes.
     #[serde(default)]
     pub cooldowns: super::data::Cooldowns,
+    /// Windows with a higher minimum, announced ahead, that may freeze
+    /// scale-down while they last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<super::schedule::Event>,
+    /// Cron minimums (UTC), each for a while from every firing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<super::schedule::Schedule>,
 }
 
 fn default_tolerance() -> f64 {
@@ -423,6 +430,7 @@ impl Policy {
                 }
             }
         }
+        super::schedule::validate(&self.events, &self.schedules, self.max_nodes, &mut out);
         if out.is_empty() {
             Ok(())
         } else {

@@ -24,6 +24,7 @@ use super::hpa::{
     average_nodes, object_average_nodes, object_nodes, resource_nodes, NodeSample, Recommendation, Recommender,
 };
 use super::policy::{Metric, MetricSpec, Policy, SourceKind, TargetKind};
+use super::schedule::calendar;
 
 /// What the recommender reads of the cluster at one instant.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -166,11 +167,22 @@ pub fn recommend(policy: &Policy, signals: &Signals, history: &mut Recommender) 
         });
         desired = desired.max(floor);
     }
-    let recommendation = history.normalize(signals.now_ms, policy, current, desired);
+    // Events and schedules raise the minimum while they are in force.
+    let calendar = calendar(&policy.events, &policy.schedules, signals.now_ms);
+    let mut effective = None;
+    if let Some((min, why)) = calendar.min.filter(|(m, _)| *m > policy.min_nodes) {
+        let min = min.min(policy.max_nodes);
+        asks.push(Ask { source: "minimum".into(), nodes: Some(min), why: format!("{min} nodes: {why}") });
+        effective = Some(Policy { min_nodes: min, ..policy.clone() });
+    }
+    let recommendation = history.normalize(signals.now_ms, effective.as_ref().unwrap_or(policy), current, desired);
     let mut nodes = recommendation.nodes;
     let mut held = None;
     if nodes < current {
-        if let Some((why, until)) = policy.cooldowns.holds_scale_down(signals.now_ms, &signals.last) {
+        if let Some((event, until)) = &calendar.freeze {
+            held = Some(format!("event {event} freezes scale-down until {until} ms"));
+            nodes = current;
+        } else if let Some((why, until)) = policy.cooldowns.holds_scale_down(signals.now_ms, &signals.last) {
             held = Some(format!("{why}: no scale-down before {until} ms"));
             nodes = current;
         }

@@ -139,3 +139,33 @@ fn a_prg_count_holds_within_the_tolerance_and_falls_only_after_the_window() {
     assert_eq!(recommend(&p, &at(200, 900.0, 3), &mut h).prgs["t"].prgs, 3);
     assert_eq!(recommend(&p, &at(420, 900.0, 3), &mut h).prgs["t"].prgs, 1);
 }
+
+#[test]
+fn an_event_prescales_at_once_and_freezes_scale_down() {
+    let start = crate::autoscale::schedule::parse_time("2027-01-10T09:00:00Z").unwrap();
+    let mut p = cpu_policy();
+    p.events.push(crate::autoscale::schedule::Event {
+        name: "launch".into(),
+        start: "2027-01-10T09:00:00Z".into(),
+        end: "2027-01-10T18:00:00Z".into(),
+        min_nodes: 6,
+        prescale_seconds: 86_400,
+        freeze_scale_down: true,
+    });
+    p.validate().unwrap();
+    let mut h = Recommender::default();
+    let at = |ms: u64, nodes: u32, percent: i64| Signals { now_ms: ms, ..cpu(nodes, percent) };
+    // A day ahead, idle: straight to the event's minimum, as the HPA
+    // goes straight to a raised minReplicas.
+    let d = recommend(&p, &at(start - 23 * 3_600_000, 3, 10), &mut h);
+    assert_eq!(d.nodes, 6, "{d:?}");
+    assert!(d.asks.iter().any(|a| a.source == "minimum" && a.why.contains("event launch")), "{:?}", d.asks);
+    // During it, a load that asks for more gets more…
+    assert_eq!(recommend(&p, &at(start + 3_600_000, 6, 90), &mut h).nodes, 9);
+    // …and when it drops, nothing goes below what it reached until the end.
+    let d = recommend(&p, &at(start + 2 * 3_600_000, 9, 10), &mut h);
+    assert_eq!(d.nodes, 9, "{d:?}");
+    assert!(d.held.as_deref().is_some_and(|h| h.contains("freezes scale-down")), "{d:?}");
+    // After it, the policy's own minimum again.
+    assert_eq!(recommend(&p, &at(start + 10 * 3_600_000, 9, 10), &mut h).nodes, 3);
+}
