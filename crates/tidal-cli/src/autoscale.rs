@@ -52,6 +52,10 @@ enum AutoscaleCmd {
         #[command(subcommand)]
         cmd: ScheduleCmd,
     },
+    /// Set the per-node and per-PRG targets from a measured breaking point
+    /// (`tidal bench --scenario stress --json FILE`), at a margin below it;
+    /// prints the policy.
+    Calibrate(crate::capacity::CalibrateArgs),
     /// Replay a load trace against a policy, without a cluster: the
     /// decisions, nodes over time, minutes past the target and node-hours.
     Simulate(crate::simulate::SimulateArgs),
@@ -243,6 +247,7 @@ pub fn run(a: AutoscaleArgs) -> i32 {
     match a.cmd {
         AutoscaleCmd::Simulate(s) => crate::simulate::run(s, t.json),
         AutoscaleCmd::Event { cmd } => run_event(t, cmd),
+        AutoscaleCmd::Calibrate(c) => crate::capacity::calibrate(c),
         AutoscaleCmd::Schedule { cmd } => run_schedule(t, cmd),
         AutoscaleCmd::Apply { file } => {
             let policy = match read_policy(&file) {

@@ -4,6 +4,7 @@
 
 mod autoscale;
 mod bench;
+mod capacity;
 mod drain;
 mod moves;
 mod node_cmd;
@@ -72,6 +73,9 @@ enum Cmd {
     /// Scale from load: `tidal autoscale apply -f policy.yaml` puts an
     /// HPA-style policy in force; `show`, `history` and `off` follow.
     Autoscale(autoscale::AutoscaleArgs),
+    /// Plan capacity: `tidal capacity --growth 15%/mo --months 12` prints
+    /// load, nodes, PRGs and memory per node month by month.
+    Capacity(capacity::CapacityArgs),
 }
 
 /// `tidal status | head` closes the pipe before everything is printed, and
@@ -108,6 +112,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Up(a) => up::run(a),
         Cmd::Autoscale(a) => autoscale::run(a),
+        Cmd::Capacity(a) => capacity::run(a),
         Cmd::Node(a) => node_cmd::run(*a),
         Cmd::Status(a) => status::run(a),
         Cmd::Bench(a) => bench::run(*a),

@@ -158,6 +158,15 @@ fn fail(status: u16, v: &Value) -> i32 {
     }
 }
 
+/// GET `path`, printing nothing: the answer of a 200, or why not.
+pub(crate) fn call_quietly(t: &Target, path: &str) -> Result<Value, String> {
+    match call("GET", &t.http, path, None) {
+        Ok((200, v)) => Ok(v),
+        Ok((s, v)) => Err(format!("{s}: {}", v["error"])),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn run_call(method: &str, t: &Target, path: &str, body: Option<Value>) -> Result<Value, i32> {
     match call(method, &t.http, path, body) {
         Ok((s, v)) if (200..300).contains(&s) => Ok(v),

@@ -22,6 +22,7 @@ use axum::Json;
 use serde_json::json;
 use tidal_control::{CpCommand, ScaleActions};
 use tidal_core::autoscale::journal::{parse_policy, policy_json};
+use tidal_core::autoscale::signals::{signals, Reported};
 use tidal_core::autoscale::PolicyError;
 use tidal_core::operation::OpId;
 use tidal_core::planner::scale::ScaleRequest;
@@ -71,6 +72,45 @@ pub async fn show(State(s): S) -> Result<Response, ApiError> {
         "appliedMs": a.applied_ms,
         "nodes": state.nodes.values().filter(|n| n.state == NodeState::Active).count(),
         "latest": a.decisions.last(),
+    }))
+    .into_response())
+}
+
+/// The recommender's inputs as this node sees them now (the leader's
+/// latest reports, shared with every node at each sync), with the totals
+/// capacity planning starts from.
+pub async fn live_signals(State(s): S) -> Result<Response, ApiError> {
+    let state = fresh(&s).await?;
+    let now = s.clock.now_ms();
+    let limit = s.health_limits().report_ms;
+    let reports: BTreeMap<_, _> = s
+        .cp_reports
+        .lock()
+        .expect("reports lock")
+        .iter()
+        .map(|(n, r)| {
+            let fresh = now.saturating_sub(r.received_ms) <= limit;
+            let reported = Reported {
+                load: r.load.clone(),
+                ready: r.ready,
+                fresh,
+                stored_bytes: r.stored_bytes,
+                prg_bytes: r.prg_bytes.clone(),
+            };
+            (*n, reported)
+        })
+        .collect();
+    let signals = signals(&state, &reports, now);
+    let ops: f64 = signals.tenants.values().map(|t| t.ops).sum();
+    Ok(Json(json!({
+        "totals": {
+            "ops": ops,
+            "dataBytes": signals.data_bytes,
+            "prgs": state.placements.len(),
+            "nodes": signals.nodes,
+            "nodeMemory": signals.node_memory,
+        },
+        "signals": signals,
     }))
     .into_response())
 }

@@ -22,6 +22,7 @@
 //! data needs besides (PRGs per tenant from load, nodes for the replicas
 //! and the data, cooldowns) is in `data.rs`.
 
+pub mod capacity;
 pub mod data;
 pub mod hpa;
 pub mod journal;
