@@ -52,6 +52,19 @@ enum AutoscaleCmd {
         #[command(subcommand)]
         cmd: ScheduleCmd,
     },
+    /// CPU and memory requests and limits per node from the recorded usage
+    /// (the VPA's recommend mode); nothing is applied.
+    RecommendResources {
+        /// How far back to look.
+        #[arg(long, default_value = "24h")]
+        window: String,
+    },
+    /// The load expected a while from now, from the recorded history.
+    Forecast {
+        /// How far ahead.
+        #[arg(long, default_value = "10m")]
+        lead: String,
+    },
     /// Set the per-node and per-PRG targets from a measured breaking point
     /// (`tidal bench --scenario stress --json FILE`), at a margin below it;
     /// prints the policy.
@@ -248,6 +261,42 @@ pub fn run(a: AutoscaleArgs) -> i32 {
         AutoscaleCmd::Simulate(s) => crate::simulate::run(s, t.json),
         AutoscaleCmd::Event { cmd } => run_event(t, cmd),
         AutoscaleCmd::Calibrate(c) => crate::capacity::calibrate(c),
+        AutoscaleCmd::RecommendResources { window } => {
+            match run_call("GET", t, &format!("/api/v1/autoscale/resources?window={window}"), None) {
+                Ok(v) if t.json => {
+                    println!("{v}");
+                    0
+                }
+                Ok(v) => {
+                    print_resources(&v, &window);
+                    0
+                }
+                Err(code) => code,
+            }
+        }
+        AutoscaleCmd::Forecast { lead } => {
+            match run_call("GET", t, &format!("/api/v1/autoscale/forecast?lead={lead}"), None) {
+                Ok(v) if t.json => {
+                    println!("{v}");
+                    0
+                }
+                Ok(v) => {
+                    let f = &v["forecast"];
+                    if f.is_null() {
+                        println!("no forecast yet: {} points of 5 minutes recorded (an hour needed)", v["points"]);
+                    } else {
+                        println!(
+                            "{:.0} ops/s expected in {lead} ({} season, from {} points of 5 minutes)",
+                            f["ops"].as_f64().unwrap_or(0.0),
+                            f["season"].as_str().unwrap_or(""),
+                            f["points"]
+                        );
+                    }
+                    0
+                }
+                Err(code) => code,
+            }
+        }
         AutoscaleCmd::Schedule { cmd } => run_schedule(t, cmd),
         AutoscaleCmd::Apply { file } => {
             let policy = match read_policy(&file) {
@@ -309,6 +358,28 @@ pub fn run(a: AutoscaleArgs) -> i32 {
             Err(code) => code,
         },
     }
+}
+
+fn print_resources(v: &Value, window: &str) {
+    println!("from the usage over the last {window} (lower bound p50, request p90 CPU / p95 memory, limit p95 CPU / peak memory; +15 %):");
+    println!("{:<8} {:>8} {:>22} {:>30}", "node", "samples", "cpu millicores req/lim", "memory MiB req/lim (peak)");
+    let row = |name: &str, a: &Value| {
+        let cpu = &a["cpuMillicores"];
+        let mem = &a["memoryBytes"];
+        let mib = |b: &Value| b.as_u64().map_or("-".to_string(), |b| format!("{:.0}", b as f64 / (1 << 20) as f64));
+        let cpu_text = if cpu.is_null() { "-".to_string() } else { format!("{}/{}", cpu["request"], cpu["limit"]) };
+        let mem_text = if mem.is_null() {
+            "-".to_string()
+        } else {
+            format!("{}/{} ({})", mib(&mem["request"]), mib(&mem["limit"]), mib(&mem["peak"]))
+        };
+        println!("{name:<8} {:>8} {cpu_text:>22} {mem_text:>30}", a["samples"]);
+    };
+    for (n, a) in v["nodes"].as_object().into_iter().flatten() {
+        row(n, a);
+    }
+    row("all", &v["all"]);
+    println!("nothing is applied: size the nodes by these when you next change them");
 }
 
 fn show(v: &Value) {

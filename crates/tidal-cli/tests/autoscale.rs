@@ -158,6 +158,13 @@ fn a_load_step_scales_up_within_seconds_and_its_drop_drafts_an_unarmed_plan() {
     assert!(text.contains("scale-up started") && text.contains("drafted"), "{text}");
     let text = c.tidal_text(&["autoscale", "show"]);
     assert!(text.contains("3–4 nodes") && text.contains("latest decision"), "{text}");
+    // The recorded usage and load answer, however short the record.
+    let advice = json_of(&c.tidal(&["autoscale", "recommend-resources", "--window", "1h"]));
+    assert!(advice["all"]["samples"].is_u64(), "{advice}");
+    let bad = c.tidal(&["autoscale", "recommend-resources", "--window", "soon"]);
+    assert_eq!(bad.status.code(), Some(64), "{}", String::from_utf8_lossy(&bad.stderr));
+    let f = json_of(&c.tidal(&["autoscale", "forecast"]));
+    assert!(f["points"].is_u64(), "{f}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

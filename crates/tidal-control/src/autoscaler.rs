@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidal_core::autoscale::forecast::Forecast;
 use tidal_core::autoscale::journal::{DecisionRecord, Outcome};
 use tidal_core::autoscale::signals::{signals, Reported};
 use tidal_core::autoscale::{recommend, Decision, Policy, Recommender};
@@ -116,10 +117,15 @@ pub fn action_for(state: &ClusterState, policy: &Policy, decision: &Decision) ->
 /// How long the loop leaves an action that failed before trying it again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// The load expected a given number of ms from now, from the history
+/// this node has recorded.
+pub type ForecastSource = Arc<dyn Fn(u64) -> Option<Forecast> + Send + Sync>;
+
 /// The autoscaler of one node, acting while it leads the control plane.
 pub struct Autoscaler {
     cp: Arc<ControlPlane>,
     actions: Arc<dyn ScaleActions>,
+    forecast: ForecastSource,
     /// A report older than this counts as none (the health check's limit).
     report_ms: u64,
     every: Duration,
@@ -134,8 +140,14 @@ struct Leading {
 }
 
 impl Autoscaler {
-    pub fn new(cp: Arc<ControlPlane>, actions: Arc<dyn ScaleActions>, report_ms: u64, every: Duration) -> Self {
-        Autoscaler { cp, actions, report_ms, every }
+    pub fn new(
+        cp: Arc<ControlPlane>,
+        actions: Arc<dyn ScaleActions>,
+        forecast: ForecastSource,
+        report_ms: u64,
+        every: Duration,
+    ) -> Self {
+        Autoscaler { cp, actions, forecast, report_ms, every }
     }
 
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
@@ -179,7 +191,10 @@ impl Autoscaler {
             })
             .collect();
         let now_ms = self.cp.now_ms();
-        let signals = signals(&state, &reports, now_ms);
+        let mut signals = signals(&state, &reports, now_ms);
+        if let Some(f) = &policy.forecast {
+            signals.forecast = (self.forecast)(u64::from(f.lead_seconds) * 1000);
+        }
         let decision = recommend(&policy, &signals, &mut l.history);
         let outcome = match &l.failed {
             Some((failure, until)) if Instant::now() < *until => failure.clone(),

@@ -6,6 +6,9 @@
 //! | `PUT /api/v1/autoscale/policy` (the policy, JSON) | 200, the policy in force with every default filled in; 400 naming each wrong field |
 //! | `DELETE /api/v1/autoscale/policy` | 200: autoscaling off (the journal stays) |
 //! | `GET /api/v1/autoscale` | 200, `policy` (or null), `appliedMs`, `latest`: the last decision journaled |
+//! | `GET /api/v1/autoscale/signals` | 200, what the recommender would read now, and the totals capacity planning starts from |
+//! | `GET /api/v1/autoscale/resources?window=24h` | 200, CPU and memory requests and limits per node (the VPA's recommend mode) |
+//! | `GET /api/v1/autoscale/forecast?lead=10m` | 200, the load expected then, from the recorded history |
 //! | `GET /api/v1/autoscale/decisions` | 200, `decisions`: the journal, oldest first, each with its inputs (`signals`), arithmetic (`decision`) and `outcome` |
 //!
 //! A policy is validated here (every wrong field named, nothing changed)
@@ -15,13 +18,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tidal_control::{CpCommand, ScaleActions};
+use tidal_core::autoscale::forecast::forecast;
+use tidal_core::autoscale::history::STEP_MS;
 use tidal_core::autoscale::journal::{parse_policy, policy_json};
+use tidal_core::autoscale::resources::advise;
 use tidal_core::autoscale::signals::{signals, Reported};
 use tidal_core::autoscale::PolicyError;
 use tidal_core::operation::OpId;
@@ -113,6 +119,51 @@ pub async fn live_signals(State(s): S) -> Result<Response, ApiError> {
         "signals": signals,
     }))
     .into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// `24h`, `7d`: how far back to look (default a day).
+    window: Option<String>,
+}
+
+/// `GET /api/v1/autoscale/resources?window=24h`: CPU and memory requests
+/// and limits per node and for the nodes together, from this node's
+/// record of their usage (see `tidal_core::autoscale::resources`).
+pub async fn resources(State(s): S, Query(q): Query<Window>) -> Result<Response, ApiError> {
+    let window = match q.window.as_deref() {
+        None => std::time::Duration::from_secs(86_400),
+        Some(w) => humantime::parse_duration(w).map_err(|e| ApiError::BadRequest(format!("window '{w}': {e}")))?,
+    };
+    let since = s.clock.now_ms().saturating_sub(window.as_millis() as u64);
+    let history = s.history.lock().expect("history lock");
+    let per_node: BTreeMap<String, _> = history
+        .nodes
+        .iter()
+        .map(|(n, points)| (n.to_string(), advise(&points.iter().collect::<Vec<_>>(), since)))
+        .collect();
+    let all: Vec<_> = history.nodes.values().flatten().collect();
+    let every = advise(&all, since);
+    Ok(Json(json!({ "windowMs": window.as_millis() as u64, "nodes": per_node, "all": every })).into_response())
+}
+
+/// `GET /api/v1/autoscale/forecast?lead=10m`: the load expected then,
+/// from this node's record of the cluster's load.
+pub async fn forecast_view(State(s): S, Query(q): Query<Lead>) -> Result<Response, ApiError> {
+    let lead = match q.lead.as_deref() {
+        None => std::time::Duration::from_secs(600),
+        Some(l) => humantime::parse_duration(l).map_err(|e| ApiError::BadRequest(format!("lead '{l}': {e}")))?,
+    };
+    let series = s.history.lock().expect("history lock").ops_series();
+    let f = forecast(&series, STEP_MS, lead.as_millis() as u64);
+    Ok(Json(json!({ "points": series.len(), "stepMs": STEP_MS, "forecast": f })).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lead {
+    lead: Option<String>,
 }
 
 pub async fn decisions(State(s): S) -> Result<Response, ApiError> {

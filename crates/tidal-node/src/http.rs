@@ -92,6 +92,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/autoscale/policy", put(autoscale_api::put_policy).delete(autoscale_api::delete_policy))
         .route("/api/v1/autoscale/decisions", get(autoscale_api::decisions))
         .route("/api/v1/autoscale/signals", get(autoscale_api::live_signals))
+        .route("/api/v1/autoscale/resources", get(autoscale_api::resources))
+        .route("/api/v1/autoscale/forecast", get(autoscale_api::forecast_view))
         .route("/admin/drain", get(drain_api::list).post(drain_api::drain))
         .route("/admin/drain/cancel", post(drain_api::cancel))
         .route("/admin/remove-node", post(drain_api::remove_node))

@@ -80,6 +80,8 @@ pub struct Shared {
     pub usage: Arc<dyn crate::load::Usage>,
     /// Rates of the load this node reports, between reports.
     pub load: Mutex<crate::load::LoadMeter>,
+    /// The cluster's load over the last days, from the shared reports.
+    pub history: Mutex<tidal_core::autoscale::history::LoadHistory>,
     /// Why this node must stop (its id is held by another data directory).
     pub(crate) fatal: watch::Sender<Option<String>>,
     pub shutdown: watch::Receiver<bool>,
@@ -109,6 +111,9 @@ pub(crate) struct DrainFlags {
     /// The node should stop: its drain is over, or it was removed.
     pub(crate) done: watch::Sender<bool>,
 }
+
+/// How often this node adds the cluster's load to its history.
+const HISTORY_EVERY: Duration = Duration::from_secs(15);
 
 /// How often the autoscaler decides, while this node leads the control plane.
 const AUTOSCALE_EVERY: Duration = Duration::from_millis(500);
@@ -454,6 +459,24 @@ impl Shared {
     }
 
     /// About how many bytes of rows each PRG this node leads holds.
+    /// Add the cluster's load, as the latest fresh reports give it, to the
+    /// history.
+    fn record_history(&self) {
+        let now = self.clock.now_ms();
+        let limit = self.health_limits().report_ms;
+        let reports = self.cp_reports.lock().expect("reports lock").clone();
+        let fresh: Vec<(&NodeId, &NodeReport)> =
+            reports.iter().filter(|(_, r)| now.saturating_sub(r.received_ms) <= limit).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let sample = tidal_core::autoscale::history::Sample {
+            ops: fresh.iter().map(|(_, r)| r.load.ops_milli as f64 / 1000.0).sum(),
+            nodes: fresh.iter().map(|(n, r)| (**n, (r.load.cpu_millicores, r.load.rss_bytes))).collect(),
+        };
+        self.history.lock().expect("history lock").record(now, &sample);
+    }
+
     /// This node's load now, for its report (see `load`).
     fn measure_load(&self) -> tidal_core::autoscale::signals::NodeLoad {
         let me = self.config.node_id;
@@ -650,6 +673,7 @@ impl Node {
             latencies: crate::load::Latencies::default(),
             usage,
             load: Mutex::default(),
+            history: Mutex::default(),
             fatal: watch::channel(None).0,
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),
@@ -727,13 +751,27 @@ impl Node {
         let operations = OperationExecutor::new(shared.cp.clone(), ops, shared.health_limits(), heal);
         tasks.push(tokio::spawn(operations.run(stop_rx.clone())));
         let actions = Arc::new(crate::autoscale_api::NodeScaleActions(Arc::downgrade(&shared)));
-        let autoscaler = tidal_control::Autoscaler::new(
-            shared.cp.clone(),
-            actions,
-            shared.health_limits().report_ms,
-            AUTOSCALE_EVERY,
-        );
+        let weak = Arc::downgrade(&shared);
+        let forecast: tidal_control::autoscaler::ForecastSource = Arc::new(move |lead_ms| {
+            let s = weak.upgrade()?;
+            let series = s.history.lock().expect("history lock").ops_series();
+            tidal_core::autoscale::forecast::forecast(&series, tidal_core::autoscale::history::STEP_MS, lead_ms)
+        });
+        let report_ms = shared.health_limits().report_ms;
+        let autoscaler =
+            tidal_control::Autoscaler::new(shared.cp.clone(), actions, forecast, report_ms, AUTOSCALE_EVERY);
         tasks.push(tokio::spawn(autoscaler.run(stop_rx.clone())));
+        let s = shared.clone();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = tokio::time::sleep(HISTORY_EVERY) => s.record_history(),
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
         tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), net.client)));
         tasks.push(tokio::spawn(crate::http::serve(shared.clone(), net.http)));
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,

@@ -36,6 +36,7 @@ fn policy(min: u32, max: u32, up: Option<ScalingRules>, down: Option<ScalingRule
         cooldowns: Default::default(),
         events: Vec::new(),
         schedules: Vec::new(),
+        forecast: None,
     }
 }
 

@@ -24,10 +24,13 @@
 
 pub mod capacity;
 pub mod data;
+pub mod forecast;
+pub mod history;
 pub mod hpa;
 pub mod journal;
 pub mod policy;
 pub mod recommend;
+pub mod resources;
 pub mod schedule;
 pub mod signals;
 pub mod simulate;

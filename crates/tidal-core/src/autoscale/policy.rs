@@ -90,6 +90,37 @@ pub struct Policy {
     /// Cron minimums (UTC), each for a while from every firing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<super::schedule::Schedule>,
+    /// Scale up ahead of the load the recorded history forecasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSpec>,
+}
+
+/// How far ahead to scale: the time a scale-up takes, so that the nodes
+/// serve when the load arrives. The forecast load asks for nodes against
+/// the policy's `ops_per_node` target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForecastSpec {
+    #[serde(default = "default_lead")]
+    pub lead_seconds: u32,
+}
+
+fn default_lead() -> u32 {
+    600
+}
+
+/// The longest a forecast may look ahead (a day).
+pub const MAX_LEAD_SECONDS: u32 = 86_400;
+
+impl Policy {
+    /// The `ops_per_node` metric's per-node target, if the policy has one.
+    pub fn ops_per_node_target(&self) -> Option<f64> {
+        self.metrics.iter().find_map(|m| {
+            (m.metric_name() == Some(Metric::OpsPerNode.name()))
+                .then(|| m.target().and_then(|t| t.average_value))
+                .flatten()
+        })
+    }
 }
 
 fn default_tolerance() -> f64 {
@@ -431,6 +462,14 @@ impl Policy {
             }
         }
         super::schedule::validate(&self.events, &self.schedules, self.max_nodes, &mut out);
+        if let Some(f) = &self.forecast {
+            if f.lead_seconds > MAX_LEAD_SECONDS {
+                wrong(&mut out, "forecast.leadSeconds", format!("must be at most {MAX_LEAD_SECONDS} (a day)"));
+            }
+            if self.ops_per_node_target().is_none() {
+                wrong(&mut out, "forecast", "needs a Pods ops_per_node metric with an AverageValue target");
+            }
+        }
         if out.is_empty() {
             Ok(())
         } else {

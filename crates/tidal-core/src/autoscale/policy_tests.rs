@@ -119,3 +119,17 @@ fn metrics_serialize_by_their_policy_names() {
         assert_eq!(Metric::parse(m.name()), Some(m));
     }
 }
+
+#[test]
+fn a_forecast_needs_an_ops_per_node_target() {
+    let p: Policy = serde_json::from_str(r#"{"minNodes":3,"maxNodes":5,"forecast":{"leadSeconds":90000}}"#).unwrap();
+    let fields: Vec<String> = p.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["forecast.leadSeconds", "forecast"]);
+    let ok: Policy = serde_json::from_str(
+        r#"{"minNodes":3,"maxNodes":5,"forecast":{},"metrics":[{"type":"Pods","pods":{"metric":{"name":"ops_per_node"},
+            "target":{"type":"AverageValue","averageValue":100}}}]}"#,
+    )
+    .unwrap();
+    ok.validate().unwrap();
+    assert_eq!(ok.forecast.unwrap().lead_seconds, 600);
+}

@@ -45,6 +45,9 @@ pub struct Signals {
     pub node_memory: u64,
     /// When the cluster last changed.
     pub last: LastChanges,
+    /// The load expected a scale-up's time from now, when the policy
+    /// asks for forecasts and the history allows one.
+    pub forecast: Option<super::forecast::Forecast>,
 }
 
 /// What one source asked for.
@@ -123,6 +126,32 @@ pub fn recommend(policy: &Policy, signals: &Signals, history: &mut Recommender) 
     // rest asking for fewer nodes, nothing changes.
     if invalid > 0 && (valid.is_empty() || desired < current) {
         desired = current;
+    }
+    if let (Some(_), Some(target)) = (&policy.forecast, policy.ops_per_node_target()) {
+        let ask = match &signals.forecast {
+            None => Ask { source: "forecast".into(), nodes: None, why: "not enough history yet".into() },
+            Some(f) => {
+                let ratio = f.ops / (f64::from(current.max(1)) * target);
+                let nodes = if (1.0 - ratio).abs() <= policy.tolerance {
+                    current
+                } else {
+                    (f.ops / target).ceil().clamp(0.0, f64::from(u32::MAX)) as u32
+                };
+                let why = format!(
+                    "{:.0} ops/s expected in {} s ({} season, {} points), {target} a node: {nodes} nodes",
+                    f.ops,
+                    f.lead_ms / 1000,
+                    f.season,
+                    f.points
+                );
+                Ask { source: "forecast".into(), nodes: Some(nodes), why }
+            }
+        };
+        // Ahead of the load, only ever up: the metrics say when to come down.
+        if let Some(n) = ask.nodes {
+            desired = desired.max(n);
+        }
+        asks.push(ask);
     }
     let mut prgs: BTreeMap<String, PrgAsk> = BTreeMap::new();
     for (t, target) in &policy.tenants {

@@ -205,6 +205,7 @@ pub fn signals(state: &ClusterState, reports: &BTreeMap<NodeId, Reported>, now_m
         data_bytes,
         node_memory,
         last: last_changes(state),
+        forecast: None,
     }
 }
 

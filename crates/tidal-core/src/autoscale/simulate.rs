@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::data::{LastChanges, TenantLoad};
+use super::forecast::{season_for, Forecast, HoltWinters};
 use super::hpa::{NodeSample, Readiness, Recommender};
 use super::policy::{Metric, Policy, SourceKind, TargetKind};
 use super::recommend::{recommend, Signals};
@@ -204,6 +205,7 @@ fn signals_at(policy: &Policy, row: &TraceRow, m: &Model, nodes: u32, prgs: u32,
         data_bytes: bytes,
         node_memory: m.memory,
         last,
+        forecast: None,
     }
 }
 
@@ -254,6 +256,16 @@ pub fn simulate(policy: &Policy, trace: &[TraceRow], model: &Model) -> SimReport
         ..SimReport::default()
     };
     let tenant = tenant_of(policy);
+    // The forecast learns the trace's operations as the live history
+    // would, one point a row, with the season the whole trace supports.
+    let step_ms = match trace {
+        [a, b, ..] => b.at_ms.saturating_sub(a.at_ms).max(1),
+        _ => 60_000,
+    };
+    let span_ms = trace.last().map_or(0, |l| l.at_ms.saturating_sub(trace[0].at_ms));
+    let (season, period) = season_for(span_ms, step_ms);
+    let mut hw = HoltWinters::new(period);
+    let mut last_ops = 0.0;
     for (i, row) in trace.iter().enumerate() {
         let now = row.at_ms;
         if let Some(r) = running.clone().filter(|r| now >= r.ends_ms) {
@@ -274,7 +286,15 @@ pub fn simulate(policy: &Policy, trace: &[TraceRow], model: &Model) -> SimReport
             (nodes, prgs) = (r.nodes, r.prgs);
             running = None;
         }
-        let signals = signals_at(policy, row, model, nodes, prgs, last);
+        let mut signals = signals_at(policy, row, model, nodes, prgs, last);
+        if let Some(f) = &policy.forecast {
+            last_ops = row.figures.get("ops").copied().unwrap_or(last_ops);
+            hw.update(last_ops);
+            let lead_ms = u64::from(f.lead_seconds) * 1000;
+            let ahead = lead_ms.div_ceil(step_ms).max(1) as usize;
+            signals.forecast =
+                hw.forecast(ahead).map(|ops| Forecast { ops, lead_ms, season: season.to_string(), points: i + 1 });
+        }
         let decision = recommend(policy, &signals, &mut history);
         let want_prgs = decision.prgs.get(&tenant).map_or(prgs, |a| a.prgs);
         let record = |action: &str, to: u32, to_prgs: u32, decisions: &mut Vec<SimDecision>| {

@@ -96,3 +96,27 @@ fn a_metric_the_trace_lacks_changes_nothing() {
     // Capacity in cores at the target: 3 nodes × 2 cores × 60 %.
     assert_eq!(r.steps[0].capacity, Some(3.6));
 }
+
+#[test]
+fn a_forecast_scales_up_ahead_of_a_daily_peak() {
+    // Five days: 3 000 ops a second, 9 000 from 09:00 to 12:00.
+    let t = trace(5 * 1440, |m| if (540..720).contains(&(m % 1440)) { 9_000.0 } else { 3_000.0 });
+    let quick = r#","behavior":{"scaleDown":{"stabilizationWindowSeconds":0}},
+        "cooldowns":{"afterScaleUpSeconds":0,"afterScaleDownSeconds":0}"#;
+    let model = Model { scale_up_ms: 10 * MINUTE, scale_down_ms: 10 * MINUTE, ..Model::default() };
+    // The first scale-up on the last day, in minutes of that day.
+    let first_up = |r: &SimReport| {
+        r.decisions
+            .iter()
+            .find(|d| d.action == "scale-up" && d.at_ms / MINUTE >= 4 * 1440)
+            .map(|d| d.at_ms / MINUTE % 1440)
+    };
+    let plain = simulate(&ops_policy(quick), &t, &model);
+    assert_eq!(first_up(&plain), Some(540), "{:?}", plain.decisions);
+    let ahead = simulate(&ops_policy(&format!(r#"{quick},"forecast":{{"leadSeconds":600}}"#)), &t, &model);
+    let at = first_up(&ahead).unwrap();
+    assert!((525..540).contains(&at), "scaled up at minute {at} of the day: {:?}", ahead.decisions);
+    assert!(ahead.decisions.iter().any(|d| d.why.contains("forecast") && d.why.contains("day season")));
+    // Ahead of the load, it is past the target for less time.
+    assert!(ahead.warning_minutes < plain.warning_minutes, "{} vs {}", ahead.warning_minutes, plain.warning_minutes);
+}
