@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{http_get, json_of, wait_for, Cluster, BIN};
 use serde_json::Value;
+use tidal_core::autoscale::indicators::INDICATORS;
 
 const POLICY: &str = "\
 minNodes: 3
@@ -165,7 +166,76 @@ fn a_load_step_scales_up_within_seconds_and_its_drop_drafts_an_unarmed_plan() {
     assert_eq!(bad.status.code(), Some(64), "{}", String::from_utf8_lossy(&bad.stderr));
     let f = json_of(&c.tidal(&["autoscale", "forecast"]));
     assert!(f["points"].is_u64(), "{f}");
+    // The indicators judge the same figures the deploy files alert on.
+    let (_, body) = http_get(&c.nodes[0].http, "/api/v1/indicators").unwrap();
+    let judged: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> =
+        judged["indicators"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, INDICATORS.iter().map(|i| i.0).collect::<Vec<_>>(), "{judged}");
+    check_deploy_files(&c);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[derive(serde::Deserialize)]
+struct Rules {
+    groups: Vec<Group>,
+}
+
+#[derive(serde::Deserialize)]
+struct Group {
+    rules: Vec<Rule>,
+}
+
+#[derive(serde::Deserialize)]
+struct Rule {
+    alert: String,
+    expr: String,
+    #[serde(rename = "for")]
+    for_: String,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Every `tidal_*` name in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("tidal_") {
+        let name: String =
+            rest[i..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+        rest = &rest[i + name.len()..];
+        out.push(name);
+    }
+    out
+}
+
+/// The Prometheus rules and the Grafana dashboard under deploy/ name only
+/// metrics a node exports, and the rules' levels and times are the
+/// indicators'.
+fn check_deploy_files(c: &Cluster) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let rules_text = std::fs::read_to_string(root.join("prometheus/tidal-rules.yaml")).unwrap();
+    let dashboard = std::fs::read_to_string(root.join("grafana/tidal-dashboard.json")).unwrap();
+    let _: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let (_, exported) = http_get(&c.nodes[0].http, "/metrics").unwrap();
+    let rules: Rules = serde_saphyr::from_str(&rules_text).expect("the rules are YAML");
+    let rules: Vec<&Rule> = rules.groups.iter().flat_map(|g| &g.rules).collect();
+    assert_eq!(rules.len(), 2 * INDICATORS.len());
+    for r in &rules {
+        let (name, _, levels) =
+            INDICATORS.iter().find(|i| r.labels.get("indicator").map(String::as_str) == Some(i.0)).unwrap();
+        let level = match r.labels["severity"].as_str() {
+            "warning" => levels.warning,
+            "critical" => levels.critical,
+            other => panic!("{}: severity {other}", r.alert),
+        };
+        assert!(r.expr.ends_with(&format!("> {level}")), "{} ({name}): {} is not at {level}", r.alert, r.expr);
+        assert_eq!(r.for_, format!("{}m", levels.for_seconds / 60), "{}", r.alert);
+    }
+    let exprs: String = rules.iter().map(|r| r.expr.as_str()).collect::<Vec<_>>().join("\n") + &dashboard;
+    for name in metric_names(&exprs) {
+        let exported_as = |n: &str| exported.lines().any(|l| l.split(['{', ' ']).next() == Some(n));
+        assert!(exported_as(&name), "{name} is named in deploy/ but no node exports it");
+    }
 }
 
 /// A directory for the test's policy files.

@@ -9,6 +9,7 @@
 //! | `GET /api/v1/autoscale/signals` | 200, what the recommender would read now, and the totals capacity planning starts from |
 //! | `GET /api/v1/autoscale/resources?window=24h` | 200, CPU and memory requests and limits per node (the VPA's recommend mode) |
 //! | `GET /api/v1/autoscale/forecast?lead=10m` | 200, the load expected then, from the recorded history |
+//! | `GET /api/v1/indicators` | 200, each load indicator's figure, level (ok, warning, critical, unknown) and since when |
 //! | `GET /api/v1/autoscale/decisions` | 200, `decisions`: the journal, oldest first, each with its inputs (`signals`), arithmetic (`decision`) and `outcome` |
 //!
 //! A policy is validated here (every wrong field named, nothing changed)
@@ -26,6 +27,7 @@ use serde_json::json;
 use tidal_control::{CpCommand, ScaleActions};
 use tidal_core::autoscale::forecast::forecast;
 use tidal_core::autoscale::history::STEP_MS;
+use tidal_core::autoscale::indicators::Level;
 use tidal_core::autoscale::journal::{parse_policy, policy_json};
 use tidal_core::autoscale::resources::advise;
 use tidal_core::autoscale::signals::{signals, Reported};
@@ -158,6 +160,16 @@ pub async fn forecast_view(State(s): S, Query(q): Query<Lead>) -> Result<Respons
     let series = s.history.lock().expect("history lock").ops_series();
     let f = forecast(&series, STEP_MS, lead.as_millis() as u64);
     Ok(Json(json!({ "points": series.len(), "stepMs": STEP_MS, "forecast": f })).into_response())
+}
+
+/// `GET /api/v1/indicators`: each load indicator's figure, its level and
+/// since when it has been there (judged every 15 s from the shared
+/// reports; a level shows once the figure has held past it for the
+/// indicator's time).
+pub async fn indicators(State(s): S) -> Result<Response, ApiError> {
+    let list = s.indicators.lock().expect("indicators lock").1.clone();
+    let worst = list.iter().map(|i| i.level).filter(|l| *l != Level::Unknown).max().unwrap_or(Level::Unknown);
+    Ok(Json(json!({ "level": worst, "indicators": list })).into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]

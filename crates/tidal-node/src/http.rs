@@ -93,6 +93,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/autoscale/decisions", get(autoscale_api::decisions))
         .route("/api/v1/autoscale/signals", get(autoscale_api::live_signals))
         .route("/api/v1/autoscale/resources", get(autoscale_api::resources))
+        .route("/api/v1/indicators", get(autoscale_api::indicators))
         .route("/api/v1/autoscale/forecast", get(autoscale_api::forecast_view))
         .route("/admin/drain", get(drain_api::list).post(drain_api::drain))
         .route("/admin/drain/cancel", post(drain_api::cancel))
@@ -129,7 +130,10 @@ fn status_of(reply: &Reply) -> StatusCode {
     }
 }
 
-fn error_response(reply: Reply) -> Response {
+fn error_response(s: &Shared, reply: Reply) -> Response {
+    if reply.is_server_error() {
+        s.server_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let status = status_of(&reply);
     let msg = match reply {
         Reply::Error(e) => e,
@@ -152,7 +156,7 @@ async fn kv_get(State(s): S, Path((tenant, key)): Path<(String, String)>) -> Res
     match s.read(&tenant, ReadOp::Get { key: key.into_bytes() }).await {
         Reply::Bulk(v) => ([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response(),
         Reply::Nil => json_error(StatusCode::NOT_FOUND, "key not found"),
-        other => error_response(other),
+        other => error_response(&s, other),
     }
 }
 
@@ -169,7 +173,7 @@ async fn kv_put(State(s): S, Path((tenant, key)): Path<(String, String)>, body: 
     s.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match s.write(&tenant, WriteOp::set(key, body.to_vec())).await {
         Reply::Ok => StatusCode::NO_CONTENT.into_response(),
-        other => error_response(other),
+        other => error_response(&s, other),
     }
 }
 
@@ -181,7 +185,7 @@ async fn kv_delete(State(s): S, Path((tenant, key)): Path<(String, String)>) -> 
     match s.write(&tenant, WriteOp::Del { keys: vec![key.into_bytes()] }).await {
         Reply::Int(0) => json_error(StatusCode::NOT_FOUND, "key not found"),
         Reply::Int(_) => StatusCode::NO_CONTENT.into_response(),
-        other => error_response(other),
+        other => error_response(&s, other),
     }
 }
 

@@ -130,6 +130,68 @@ impl Latencies {
     }
 }
 
+/// Bounds of the exported request-time histogram, in seconds.
+const EXPORT_BOUNDS_S: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// `tidal_request_duration_seconds`: the request times of a [`Latencies`]
+/// snapshot as a Prometheus histogram (each bucket counted under the
+/// first bound at or above its top; its sum from the buckets' tops).
+#[derive(Debug)]
+pub struct LatencyCollector(pub [u64; BUCKETS]);
+
+impl prometheus_client::collector::Collector for LatencyCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let mut cumulative = [0u64; EXPORT_BOUNDS_S.len()];
+        let (mut count, mut sum) = (0u64, 0.0f64);
+        for (i, n) in self.0.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let top_s = bucket_top(i) as f64 / 1e6;
+            count += n;
+            sum += top_s * *n as f64;
+            for (j, bound) in EXPORT_BOUNDS_S.iter().enumerate() {
+                if top_s <= *bound {
+                    cumulative[j] += n;
+                }
+            }
+        }
+        let buckets: Vec<(f64, u64)> = EXPORT_BOUNDS_S.iter().copied().zip(cumulative).collect();
+        let e = encoder.encode_descriptor(
+            "tidal_request_duration_seconds",
+            "Time client requests took on the PRGs this node leads",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        HistogramSnapshot { sum, count, buckets }.encode(e)
+    }
+}
+
+/// A histogram's figures, encoded as one.
+#[derive(Debug)]
+struct HistogramSnapshot {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl prometheus_client::encoding::EncodeMetric for HistogramSnapshot {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+        // The encoder wants per-bucket counts, as it accumulates them.
+        let mut last = 0;
+        let mut per_bucket = Vec::with_capacity(self.buckets.len() + 1);
+        for (b, c) in &self.buckets {
+            per_bucket.push((*b, c - last));
+            last = *c;
+        }
+        per_bucket.push((f64::MAX, self.count - last));
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(self.sum, self.count, &per_bucket, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 /// The `q` quantile (0–1) of the requests counted between two snapshots,
 /// as the top of its bucket; `None` with no request between them.
 fn quantile(before: &[u64; BUCKETS], after: &[u64; BUCKETS], q: f64) -> Option<u64> {
@@ -152,6 +214,8 @@ fn quantile(before: &[u64; BUCKETS], after: &[u64; BUCKETS], q: f64) -> Option<u
 /// The counters a node exposes to its meter at one instant.
 pub struct Counters {
     pub commands: u64,
+    /// Requests answered with an error of the cluster's making.
+    pub errors: u64,
     /// Operations each PRG this node leads has executed (its counter).
     pub prg_ops: BTreeMap<PrgId, u64>,
     pub latencies: [u64; BUCKETS],
@@ -186,6 +250,7 @@ impl LoadMeter {
         let secs = elapsed.as_secs_f64();
         let per_second = |after: u64, before: u64| (after.saturating_sub(before) as f64 * 1000.0 / secs).round() as u64;
         self.last.ops_milli = per_second(c.commands, before.commands);
+        self.last.errors_milli = per_second(c.errors, before.errors);
         self.last.prg_ops_milli = c
             .prg_ops
             .iter()
@@ -195,6 +260,8 @@ impl LoadMeter {
             // ns of CPU a second of wall time, in thousandths of a core.
             (a.saturating_sub(b) as f64 / 1_000_000.0 / secs).round() as u64
         });
+        self.last.p50_us = quantile(&before.latencies, &c.latencies, 0.5);
+        self.last.p95_us = quantile(&before.latencies, &c.latencies, 0.95);
         self.last.p99_us = quantile(&before.latencies, &c.latencies, 0.99);
         self.previous = Some((now, c));
         self.last.clone()
@@ -252,6 +319,7 @@ mod tests {
         let prg = PrgId::new("default", 0);
         let counters = |commands: u64, ops: u64, cpu_s: u64| Counters {
             commands,
+            errors: commands / 100,
             prg_ops: [(prg.clone(), ops)].into(),
             latencies: [0; BUCKETS],
             usage: UsageSample { cpu_ns: Some(cpu_s * 1_000_000_000), cores: 2, ..UsageSample::default() },
@@ -262,6 +330,7 @@ mod tests {
         assert_eq!(m.measure(t0 + Duration::from_millis(500), counters(400, 100, 1), 3, 5).ops_milli, 0);
         let l = m.measure(t0 + Duration::from_secs(2), counters(3000, 1000, 3), 4, 6);
         assert_eq!(l.ops_milli, 1_500_000);
+        assert_eq!(l.errors_milli, 15_000);
         assert_eq!(l.prg_ops_milli[&prg], 500_000);
         // 3 s of CPU over 2 s of wall time: 1.5 cores.
         assert_eq!(l.cpu_millicores, Some(1500));

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tidal_core::autoscale::indicators::Level;
 use tidal_core::shrink::PlanState;
 use tidal_core::CacheState;
 use tidal_raft::storage::WriterStats;
@@ -142,6 +143,48 @@ pub fn render(shared: &Shared) -> String {
     let commands = Counter::<u64, AtomicU64>::default();
     commands.inc_by(shared.commands.load(Ordering::Relaxed));
     r.register("tidal_client_commands", "Client commands served by this node", commands);
+    let errors = Counter::<u64, AtomicU64>::default();
+    errors.inc_by(shared.server_errors.load(Ordering::Relaxed));
+    r.register(
+        "tidal_client_server_errors",
+        "Client requests answered with an error of the cluster's making (TRYAGAIN, UNCERTAIN, CLUSTERDOWN)",
+        errors,
+    );
+    gauge(
+        &mut r,
+        "tidal_client_connections",
+        "Client connections open",
+        shared.connections.load(Ordering::Relaxed) as i64,
+    );
+    r.register_collector(Box::new(crate::load::LatencyCollector(shared.latencies.snapshot())));
+    let usage = shared.usage.sample();
+    if let Some(ns) = usage.cpu_ns {
+        let cpu = Counter::<f64, AtomicU64>::default();
+        cpu.inc_by(ns as f64 / 1e9);
+        r.register("tidal_process_cpu_seconds", "CPU time the node's process has used", cpu);
+    }
+    if let Some(rss) = usage.rss_bytes {
+        gauge(&mut r, "tidal_process_resident_memory_bytes", "Resident memory of the node's process", rss as i64);
+    }
+    if let Some(m) = usage.memory_bytes {
+        gauge(&mut r, "tidal_machine_memory_bytes", "Memory of the node's machine", m as i64);
+    }
+    gauge(&mut r, "tidal_process_cores", "Cores the node's process may use", i64::from(usage.cores));
+    let levels = Family::<Labels, Gauge>::default();
+    r.register(
+        "tidal_indicator_level",
+        "Each load indicator's level: 0 ok, 1 warning, 2 critical, -1 unknown (see /api/v1/indicators)",
+        levels.clone(),
+    );
+    for i in shared.indicators.lock().expect("indicators lock").1.iter() {
+        let v = match i.level {
+            Level::Ok => 0,
+            Level::Warning => 1,
+            Level::Critical => 2,
+            Level::Unknown => -1,
+        };
+        levels.get_or_create(&vec![("indicator".to_string(), i.name.clone())]).set(v);
+    }
 
     let storage = shared.host.storage();
     for (name, help, pick) in [

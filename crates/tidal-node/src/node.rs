@@ -63,6 +63,9 @@ pub struct Shared {
     pub scans: Mutex<ScanCursors>,
     pub next_client_id: AtomicU64,
     pub commands: AtomicU64,
+    /// Client requests answered with an error of the cluster's making
+    /// (`Reply::is_server_error`).
+    pub server_errors: AtomicU64,
     /// Open client connections.
     pub connections: AtomicU64,
     /// Previous (time, applied index) per group, for proposal rates.
@@ -82,6 +85,9 @@ pub struct Shared {
     pub load: Mutex<crate::load::LoadMeter>,
     /// The cluster's load over the last days, from the shared reports.
     pub history: Mutex<tidal_core::autoscale::history::LoadHistory>,
+    /// The load indicators, as last judged from the shared reports.
+    pub indicators:
+        Mutex<(tidal_core::autoscale::indicators::Tracker, Vec<tidal_core::autoscale::indicators::Indicator>)>,
     /// Why this node must stop (its id is held by another data directory).
     pub(crate) fatal: watch::Sender<Option<String>>,
     pub shutdown: watch::Receiver<bool>,
@@ -460,13 +466,22 @@ impl Shared {
 
     /// About how many bytes of rows each PRG this node leads holds.
     /// Add the cluster's load, as the latest fresh reports give it, to the
-    /// history.
+    /// history, and judge the load indicators by it.
     fn record_history(&self) {
         let now = self.clock.now_ms();
         let limit = self.health_limits().report_ms;
         let reports = self.cp_reports.lock().expect("reports lock").clone();
         let fresh: Vec<(&NodeId, &NodeReport)> =
             reports.iter().filter(|(_, r)| now.saturating_sub(r.received_ms) <= limit).collect();
+        let loads: Vec<&tidal_core::autoscale::signals::NodeLoad> = fresh.iter().map(|(_, r)| &r.load).collect();
+        let figures = tidal_core::autoscale::indicators::figures(&loads);
+        let overrides = self.cache.get().autoscale.policy().map(|p| p.indicators).unwrap_or_default();
+        let levels = tidal_core::autoscale::indicators::levels(&overrides);
+        {
+            let mut indicators = self.indicators.lock().expect("indicators lock");
+            let judged = indicators.0.update(now, &figures, &levels);
+            indicators.1 = judged;
+        }
         if fresh.is_empty() {
             return;
         }
@@ -501,6 +516,7 @@ impl Shared {
         }
         let counters = crate::load::Counters {
             commands: self.commands.load(Ordering::Relaxed),
+            errors: self.server_errors.load(Ordering::Relaxed),
             prg_ops,
             latencies: self.latencies.snapshot(),
             usage: self.usage.sample(),
@@ -665,6 +681,7 @@ impl Node {
             scans: Mutex::new(ScanCursors::default()),
             next_client_id: AtomicU64::new(1),
             commands: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rates: Mutex::default(),
             info,
@@ -674,6 +691,7 @@ impl Node {
             usage,
             load: Mutex::default(),
             history: Mutex::default(),
+            indicators: Mutex::default(),
             fatal: watch::channel(None).0,
             shutdown: stop_rx.clone(),
             weak_self: OnceLock::new(),

@@ -97,7 +97,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 Ok(c) => c,
                 Err(reply) => {
                     run.flush(&shared, conn.proto, &mut out).await;
-                    encode(&reply, conn.proto, &mut out);
+                    send(&shared, &reply, conn.proto, &mut out);
                     continue;
                 }
             };
@@ -106,12 +106,12 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op).await,
                 Command::Keyspace(k) => {
                     run.flush(&shared, conn.proto, &mut out).await;
-                    encode(&keyspace(&shared, k).await, conn.proto, &mut out);
+                    send(&shared, &keyspace(&shared, k).await, conn.proto, &mut out);
                 }
                 Command::Conn(c) => {
                     run.flush(&shared, conn.proto, &mut out).await;
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
-                    encode(&reply, conn.proto, &mut out);
+                    send(&shared, &reply, conn.proto, &mut out);
                     if close {
                         let _ = stream.write_all(&out).await;
                         break 'conn;
@@ -200,9 +200,17 @@ impl Run {
             Run::Reads(ops) => read_many(shared, ops).await,
         };
         for r in &replies {
-            encode(r, proto, out);
+            send(shared, r, proto, out);
         }
     }
+}
+
+/// Encode `reply`, counting it if it is an error of the cluster's making.
+fn send(shared: &Shared, reply: &tidal_core::kv::Reply, proto: Proto, out: &mut BytesMut) {
+    if reply.is_server_error() {
+        shared.server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    encode(reply, proto, out);
 }
 
 /// Run reads concurrently; replies in the order of `ops`.

@@ -37,6 +37,7 @@ fn policy(min: u32, max: u32, up: Option<ScalingRules>, down: Option<ScalingRule
         events: Vec::new(),
         schedules: Vec::new(),
         forecast: None,
+        indicators: Default::default(),
     }
 }
 

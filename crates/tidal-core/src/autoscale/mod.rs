@@ -27,6 +27,7 @@ pub mod data;
 pub mod forecast;
 pub mod history;
 pub mod hpa;
+pub mod indicators;
 pub mod journal;
 pub mod policy;
 pub mod recommend;

@@ -93,6 +93,9 @@ pub struct Policy {
     /// Scale up ahead of the load the recorded history forecasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastSpec>,
+    /// Levels of the load indicators, where they differ from the defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub indicators: BTreeMap<String, super::indicators::Levels>,
 }
 
 /// How far ahead to scale: the time a scale-up takes, so that the nodes
@@ -462,6 +465,7 @@ impl Policy {
             }
         }
         super::schedule::validate(&self.events, &self.schedules, self.max_nodes, &mut out);
+        super::indicators::validate(&self.indicators, &mut out);
         if let Some(f) = &self.forecast {
             if f.lead_seconds > MAX_LEAD_SECONDS {
                 wrong(&mut out, "forecast.leadSeconds", format!("must be at most {MAX_LEAD_SECONDS} (a day)"));

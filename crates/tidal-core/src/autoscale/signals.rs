@@ -44,8 +44,13 @@ pub struct NodeLoad {
     pub rss_bytes: Option<u64>,
     /// Memory of the machine.
     pub memory_bytes: Option<u64>,
-    /// 99th percentile of the time a request took on this node's PRGs, µs.
+    /// Percentiles of the time a request took on this node's PRGs, µs.
+    pub p50_us: Option<u64>,
+    pub p95_us: Option<u64>,
     pub p99_us: Option<u64>,
+    /// Client requests a second answered with an error of the cluster's
+    /// making (a PRG unavailable, an outcome unknown), × 1000.
+    pub errors_milli: u64,
     /// The most entries any follower of a PRG this node leads is behind.
     pub replication_lag: u64,
     /// Client connections open.

@@ -35,6 +35,13 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// Whether this is an error of the cluster's making (a PRG
+    /// unavailable, a write whose outcome is unknown, the cluster not
+    /// serving), not of the request's: what an error rate counts.
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("UNCERTAIN") || e.starts_with("CLUSTERDOWN"))
+    }
+
     /// A generic error: prefixes `ERR ` to `msg`.
     pub fn err(msg: impl AsRef<str>) -> Reply {
         Reply::Error(format!("ERR {}", msg.as_ref()))
