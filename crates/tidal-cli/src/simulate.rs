@@ -137,6 +137,9 @@ fn print_report(r: &SimReport, rows: usize, took: Duration) {
     let metric = r.shown_metric.as_deref().unwrap_or("-");
     println!("\nminutes past the target (warning): {:.0}", r.warning_minutes);
     println!("minutes 50 % past it (critical):    {:.0}", r.critical_minutes);
+    for (name, (warning, critical)) in &r.indicator_minutes {
+        println!("indicator {name}: {warning:.0} minutes at warning or worse, {critical:.0} at critical");
+    }
     println!("node-hours: {:.1} (peak {} nodes); load and capacity shown for {metric}", r.node_hours, r.peak_nodes);
 }
 
@@ -166,6 +169,34 @@ fn series(steps: &[Step], t0: u64, pick: impl Fn(&Step) -> Option<f64>) -> Vec<(
         .collect()
 }
 
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// One chart of `area`: hours across, `lines` (points, colour, width,
+/// label) up to `top`, with a legend.
+fn panel(
+    area: &Area<'_>,
+    caption: &str,
+    hours: f64,
+    top: f64,
+    lines: [(Vec<(f64, f64)>, RGBColor, u32, &str); 2],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..hours, 0f64..top)?;
+    chart.configure_mesh().x_desc("hours").draw()?;
+    for (points, colour, width, label) in lines {
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(width)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
+    Ok(())
+}
+
 fn plot(path: &Path, r: &SimReport) -> Result<(), Box<dyn std::error::Error>> {
     let t0 = r.steps.first().map_or(0, |s| s.at_ms);
     let hours = r.steps.last().map_or(1.0, |s| ((s.at_ms - t0) as f64 / 3_600_000.0).max(1.0 / 60.0));
@@ -179,40 +210,11 @@ fn plot(path: &Path, r: &SimReport) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE)?;
     let (upper, lower) = root.split_vertically(400);
-    let mut chart = ChartBuilder::on(&upper)
-        .caption(format!("{metric}: load and capacity at the target"), ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..hours, 0f64..top)?;
-    chart.configure_mesh().x_desc("hours").draw()?;
-    chart
-        .draw_series(LineSeries::new(load, BLUE.stroke_width(1)))?
-        .label("load")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(capacity, RED.stroke_width(2)))?
-        .label("capacity (serving nodes × target)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
-
+    let caption = format!("{metric}: load and capacity at the target");
+    let load_lines = [(load, BLUE, 1, "load"), (capacity, RED, 2, "capacity (serving nodes × target)")];
+    panel(&upper, &caption, hours, top, load_lines)?;
     let most = f64::from(r.peak_nodes.max(1)) + 1.0;
-    let mut nodes = ChartBuilder::on(&lower)
-        .caption("nodes", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..hours, 0f64..most)?;
-    nodes.configure_mesh().x_desc("hours").draw()?;
-    nodes
-        .draw_series(LineSeries::new(billed, BLACK.stroke_width(1)))?
-        .label("paid for")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-    nodes
-        .draw_series(LineSeries::new(serving, GREEN.stroke_width(2)))?
-        .label("serving")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
-    nodes.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
+    panel(&lower, "nodes", hours, most, [(billed, BLACK, 1, "paid for"), (serving, GREEN, 2, "serving")])?;
     root.present()?;
     Ok(())
 }

@@ -15,6 +15,11 @@
 //! | `bytes` | data stored, one replica's worth | `bytes / PRGs` per replica |
 //! | `p99_ms`, `replication_lag` | as measured (cluster-wide, not rescaled) | — |
 //!
+//! Two measures of how the policy served the load: the minutes a policy
+//! metric was past its target's tolerance (warning) or 50 % past it
+//! (critical), and, for each load indicator the trace has a figure for, the
+//! minutes at its warning and critical levels.
+//!
 //! A scale-up takes [`Model::scale_up_ms`] before its nodes count; a
 //! scale-down drafts a plan that an operator arms [`Model::arm_after_ms`]
 //! later (at once under `autoArm`), which then takes
@@ -113,6 +118,11 @@ pub struct SimReport {
     /// Minutes with a metric past its target's tolerance, and 50 % past it.
     pub warning_minutes: f64,
     pub critical_minutes: f64,
+    /// Per load indicator the trace gives a figure for (`cpu` and `memory`
+    /// per node at the count reached, `p99_ms`, `replication_lag`): minutes
+    /// at or past its warning and its critical level (the policy's levels,
+    /// or the defaults).
+    pub indicator_minutes: BTreeMap<String, (f64, f64)>,
     pub node_hours: f64,
     pub peak_nodes: u32,
     /// The metric whose load and capacity the steps carry.
@@ -209,6 +219,25 @@ fn signals_at(policy: &Policy, row: &TraceRow, m: &Model, nodes: u32, prgs: u32,
     }
 }
 
+/// The load indicators a row gives figures for, at `nodes` nodes (the
+/// trace's CPU and memory spread evenly over them).
+fn indicator_figures(row: &TraceRow, m: &Model, nodes: u32) -> Vec<(&'static str, f64)> {
+    let n = f64::from(nodes.max(1));
+    let mut out = Vec::new();
+    if let Some(cpu) = row.figures.get("cpu") {
+        out.push(("cpu", cpu * 100.0 / (n * f64::from(m.cores.max(1)))));
+    }
+    if let Some(mem) = row.figures.get("memory") {
+        out.push(("memory", mem * 100.0 / (n * m.memory.max(1) as f64)));
+    }
+    for name in ["p99_ms", "replication_lag"] {
+        if let Some(v) = row.figures.get(name) {
+            out.push((name, *v));
+        }
+    }
+    out
+}
+
 /// Each policy metric's figure over its target, at `nodes` and `prgs`.
 fn ratios(policy: &Policy, row: &TraceRow, m: &Model, nodes: u32, prgs: u32) -> Vec<(Metric, f64, f64, f64)> {
     let mut out = Vec::new();
@@ -266,6 +295,7 @@ pub fn simulate(policy: &Policy, trace: &[TraceRow], model: &Model) -> SimReport
     let (season, period) = season_for(span_ms, step_ms);
     let mut hw = HoltWinters::new(period);
     let mut last_ops = 0.0;
+    let levels = super::indicators::levels(&policy.indicators);
     for (i, row) in trace.iter().enumerate() {
         let now = row.at_ms;
         if let Some(r) = running.clone().filter(|r| now >= r.ends_ms) {
@@ -357,6 +387,16 @@ pub fn simulate(policy: &Policy, trace: &[TraceRow], model: &Model) -> SimReport
             }
             if r > CRITICAL {
                 report.critical_minutes += minutes;
+            }
+        }
+        for (name, value) in indicator_figures(row, model, nodes) {
+            let Some((_, _, l)) = levels.iter().find(|(n, _, _)| *n == name) else { continue };
+            let e = report.indicator_minutes.entry(name.to_string()).or_default();
+            if value >= l.warning {
+                e.0 += minutes;
+            }
+            if value >= l.critical {
+                e.1 += minutes;
             }
         }
         report.node_hours += f64::from(billed) * minutes / 60.0;

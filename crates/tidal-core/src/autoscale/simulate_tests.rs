@@ -95,6 +95,10 @@ fn a_metric_the_trace_lacks_changes_nothing() {
     assert_eq!(r.decisions.first().map(|d| (d.at_ms / MINUTE, d.nodes)), Some((30, 5)), "{:?}", r.decisions);
     // Capacity in cores at the target: 3 nodes × 2 cores × 60 %.
     assert_eq!(r.steps[0].capacity, Some(3.6));
+    // The CPU indicator (warning 70 %, critical 90 %): 6 cores busy on 3
+    // nodes of 2 is 100 % until the 5 nodes serve (5 minutes), then 60 %.
+    assert_eq!(r.indicator_minutes.get("cpu"), Some(&(5.0, 5.0)), "{:?}", r.indicator_minutes);
+    assert!(!r.indicator_minutes.contains_key("p99_ms"));
 }
 
 #[test]
