@@ -171,14 +171,16 @@ fn series(steps: &[Step], t0: u64, pick: impl Fn(&Step) -> Option<f64>) -> Vec<(
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
-/// One chart of `area`: hours across, `lines` (points, colour, width,
-/// label) up to `top`, with a legend.
+/// A line of a chart: its points, colour, width and label.
+type Line<'a> = (Vec<(f64, f64)>, RGBColor, u32, &'a str);
+
+/// One chart of `area`: hours across, `lines` up to `top`, with a legend.
 fn panel(
     area: &Area<'_>,
     caption: &str,
     hours: f64,
     top: f64,
-    lines: [(Vec<(f64, f64)>, RGBColor, u32, &str); 2],
+    lines: [Line<'_>; 2],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
