@@ -148,6 +148,19 @@ pub struct RawConfig {
     /// for an operator to arm it).
     #[arg(long, env = "TIDAL_SHRINK_AUTO_ARM", num_args = 0..=1, default_missing_value = "true")]
     pub shrink_auto_arm: Option<bool>,
+    /// Most client connections open at once on the Redis port (Redis's
+    /// `maxclients`, default 10000); one more is told so and closed.
+    #[arg(long, env = "TIDAL_MAXCLIENTS")]
+    pub maxclients: Option<u64>,
+    /// Close a client connection idle for this many seconds (Redis's
+    /// `timeout`; default 0: never).
+    #[arg(long, env = "TIDAL_CLIENT_TIMEOUT")]
+    pub client_timeout: Option<u64>,
+    /// Close a client connection that has not taken its replies within
+    /// this many ms (default 30000): a client that never reads holds at
+    /// most one round of replies, and not for long.
+    #[arg(long, env = "TIDAL_CLIENT_WRITE_TIMEOUT_MS")]
+    pub client_write_timeout_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -193,7 +206,10 @@ impl RawConfig {
             replace_node,
             drain_timeout_ms,
             self_heal_delay_ms,
-            shrink_auto_arm
+            shrink_auto_arm,
+            maxclients,
+            client_timeout,
+            client_write_timeout_ms
         )
     }
 
@@ -276,7 +292,25 @@ pub struct NodeConfig {
     pub self_heal_delay_ms: u64,
     /// Whether `scale_in` may arm the plan it drafts (`auto_arm`).
     pub shrink_auto_arm: bool,
+    /// Limits on client connections (see [`ClientLimits`]).
+    pub clients: ClientLimits,
 }
+
+/// Limits on the Redis port's connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Most connections open at once.
+    pub max: u64,
+    /// Close a connection idle this long; `None`: never.
+    pub idle: Option<std::time::Duration>,
+    /// Close a connection whose replies are not taken within this long.
+    pub write: std::time::Duration,
+}
+
+/// Redis's default `maxclients`.
+pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
+/// How long a client may leave its replies untaken by default.
+pub const DEFAULT_CLIENT_WRITE_TIMEOUT_MS: u64 = 30_000;
 
 impl NodeConfig {
     /// The nodes named in `--peers` (none when joining).
@@ -433,6 +467,23 @@ impl RawConfig {
                 "max-value-bytes: must be in 1..={MAX_MAX_VALUE_BYTES} (a write must fit one peer frame), got {max_value_bytes}"
             ));
         }
+        let maxclients = self.maxclients.unwrap_or(DEFAULT_MAXCLIENTS);
+        if !(1..=1_000_000).contains(&maxclients) {
+            errs.push(format!("maxclients: must be in 1..=1000000, got {maxclients}"));
+        }
+        let idle_secs = self.client_timeout.unwrap_or(0);
+        if idle_secs > 86_400 * 365 {
+            errs.push(format!("client-timeout: must be at most a year in seconds, got {idle_secs}"));
+        }
+        let write_ms = self.client_write_timeout_ms.unwrap_or(DEFAULT_CLIENT_WRITE_TIMEOUT_MS);
+        if !(100..=3_600_000).contains(&write_ms) {
+            errs.push(format!("client-write-timeout-ms: must be in 100..=3600000, got {write_ms}"));
+        }
+        let clients = ClientLimits {
+            max: maxclients,
+            idle: (idle_secs > 0).then(|| std::time::Duration::from_secs(idle_secs)),
+            write: std::time::Duration::from_millis(write_ms),
+        };
         let d = CacheThresholds::default();
         let cache = CacheThresholds {
             fresh_ms: self.cache_fresh_ms.unwrap_or(d.fresh_ms),
@@ -564,6 +615,7 @@ impl RawConfig {
             drain_timeout_ms,
             self_heal_delay_ms,
             shrink_auto_arm: self.shrink_auto_arm.unwrap_or(false),
+            clients,
         })
     }
 }

@@ -214,3 +214,18 @@ fn advertise_and_peer_source_ip_are_checked() {
     assert!(errs.iter().any(|e| e.starts_with("advertise: 'nowhere'")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("peer-source-ip: '127.0.1'")), "{errs:?}");
 }
+
+#[test]
+fn client_limits_default_as_redis_and_refuse_nonsense() {
+    let c = good().resolve().unwrap();
+    assert_eq!(c.clients, ClientLimits { max: 10_000, idle: None, write: std::time::Duration::from_secs(30) });
+    let mut raw = good();
+    raw.maxclients = Some(0);
+    raw.client_write_timeout_ms = Some(5);
+    let errs = raw.resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("maxclients: must be in 1..=")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("client-write-timeout-ms: must be in 100..=")), "{errs:?}");
+    let from_file = RawConfig::from_toml("maxclients = 50\nclient-timeout = 300\n").unwrap();
+    let c = from_file.or(good()).resolve().unwrap();
+    assert_eq!((c.clients.max, c.clients.idle), (50, Some(std::time::Duration::from_secs(300))));
+}

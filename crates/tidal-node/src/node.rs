@@ -66,6 +66,8 @@ pub struct Shared {
     /// Client requests answered with an error of the cluster's making
     /// (`Reply::is_server_error`).
     pub server_errors: AtomicU64,
+    /// Client connections refused for `--maxclients`.
+    pub refused_clients: AtomicU64,
     /// Open client connections.
     pub connections: AtomicU64,
     /// Previous (time, applied index) per group, for proposal rates.
@@ -682,6 +684,7 @@ impl Node {
             next_client_id: AtomicU64::new(1),
             commands: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
+            refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rates: Mutex::default(),
             info,

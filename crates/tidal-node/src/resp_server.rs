@@ -8,6 +8,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tidal_core::ids::DEFAULT_TENANT;
@@ -33,6 +34,11 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
             biased;
             _ = stop.changed() => return,
             r = listener.accept() => match r {
+                Ok((s, from)) if shared.connections.load(Ordering::Relaxed) >= shared.config.clients.max => {
+                    shared.refused_clients.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(refuse(s, shared.config.clients.write));
+                    tracing::debug!(client = %from, "refused: maxclients reached");
+                }
                 Ok((s, from)) => {
                     tokio::spawn(connection(shared.clone(), s, from));
                 }
@@ -43,6 +49,17 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
             },
         }
     }
+}
+
+/// Tell a client over `maxclients` so, as Redis does, and close.
+async fn refuse(mut stream: BoxStream, within: Duration) {
+    let _ = tokio::time::timeout(within, stream.write_all(b"-ERR max number of clients reached\r\n")).await;
+}
+
+/// Write `bytes`, unless the client leaves them untaken for `within`:
+/// `false` when the connection should close.
+async fn put(stream: &mut BoxStream, bytes: &[u8], within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, stream.write_all(bytes)).await, Ok(Ok(())))
 }
 
 /// Per-connection state that commands like HELLO and CLIENT change.
@@ -74,6 +91,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut stop = shared.shutdown.clone();
+    let limits = shared.config.clients;
     'conn: loop {
         // Everything complete in the buffer, in order; a decode error ends
         // the connection after the requests before it are answered.
@@ -113,27 +131,35 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
                     send(&shared, &reply, conn.proto, &mut out);
                     if close {
-                        let _ = stream.write_all(&out).await;
+                        put(&mut stream, &out, limits.write).await;
                         break 'conn;
                     }
                 }
             }
-            if out.len() > 1 << 20 && stream.write_all(&out.split()).await.is_err() {
+            if out.len() > 1 << 20 && !put(&mut stream, &out.split(), limits.write).await {
                 break 'conn;
             }
         }
         run.flush(&shared, conn.proto, &mut out).await;
         if let Some(e) = broken {
             encode(&e.to_reply(), conn.proto, &mut out);
-            let _ = stream.write_all(&out).await;
+            put(&mut stream, &out, limits.write).await;
             break;
         }
-        if !out.is_empty() && stream.write_all(&out.split()).await.is_err() {
+        if !out.is_empty() && !put(&mut stream, &out.split(), limits.write).await {
             break;
         }
         if more_buffered {
             continue;
         }
+        // Idle past the limit (when there is one): closed, as Redis's
+        // `timeout` closes it.
+        let idle = async {
+            match limits.idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             r = stream.read_buf(&mut buf) => match r {
@@ -141,6 +167,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 Ok(_) => {}
             },
             _ = stop.changed() => break,
+            _ = idle => break,
         }
     }
     shared.connections.fetch_sub(1, Ordering::Relaxed);
@@ -350,7 +377,13 @@ fn slot_run(state: &tidal_core::ClusterState, tenant: &str, slot: u32) -> Option
 fn config_view(shared: &Shared) -> ConfigView {
     let port = shared.info.client_addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let bind = shared.info.client_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
-    ConfigView { port, bind, max_value_bytes: shared.config.max_value_bytes, maxclients: 0, timeout_secs: 0 }
+    ConfigView {
+        port,
+        bind,
+        max_value_bytes: shared.config.max_value_bytes,
+        maxclients: shared.config.clients.max,
+        timeout_secs: shared.config.clients.idle.map_or(0, |d| d.as_secs()),
+    }
 }
 
 fn client_line(conn: &Conn) -> String {

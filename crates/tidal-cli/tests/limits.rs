@@ -1,0 +1,110 @@
+//! Limits on the Redis port, against real nodes: past `--maxclients` a
+//! connection is told so and closed; a connection idle past
+//! `--client-timeout` is closed; a client that never takes its replies is
+//! closed after `--client-write-timeout-ms`. None of it touches the other
+//! clients, and CONFIG GET reports the limits.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::{http_get, wait_for, Client, Cluster, Value};
+
+/// Connections node 0 reports open.
+fn open_connections(c: &Cluster) -> Option<u64> {
+    let (_, body) = http_get(&c.nodes[0].http, "/metrics").ok()?;
+    let line = body.lines().find(|l| l.starts_with("tidal_client_connections "))?;
+    line.split(' ').nth(1)?.parse().ok()
+}
+
+fn pong(client: &mut Client) -> bool {
+    matches!(client.cmd(&["PING"]), Ok(Value::Simple(s)) if s == "PONG")
+}
+
+/// Whether the server has closed `s` (a read gives EOF or an error).
+fn closed(s: &mut std::net::TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn client_limits_close_only_the_connection_that_passes_them() {
+    let c = Cluster::start(
+        3,
+        &[
+            "--maxclients",
+            "3",
+            "--client-timeout",
+            "2",
+            "--client-write-timeout-ms",
+            "1000",
+            "--max-value-bytes",
+            "1048576",
+        ],
+    );
+    let addr = c.nodes[0].redis.clone();
+
+    // maxclients: the fourth is told so, as Redis tells it, and closed.
+    let mut first = Client::connect(&addr).unwrap();
+    let mut second = Client::connect(&addr).unwrap();
+    let mut third = Client::connect(&addr).unwrap();
+    assert!(pong(&mut first) && pong(&mut second) && pong(&mut third));
+    let mut fourth = Client::connect(&addr).unwrap();
+    match fourth.read() {
+        Ok(Value::Error(e)) => assert_eq!(e, "ERR max number of clients reached"),
+        other => panic!("the fourth client got {other:?}"),
+    }
+    assert!(fourth.read().is_err(), "the refused connection stays open");
+    assert!(pong(&mut first), "a refusal touched an established client");
+    match first.cmd(&["CONFIG", "GET", "maxclients"]) {
+        Ok(Value::Array(v)) => assert_eq!(v.get(1), Some(&Value::Bulk(b"3".to_vec())), "{v:?}"),
+        other => panic!("CONFIG GET maxclients: {other:?}"),
+    }
+    drop((second, third));
+    wait_for(Duration::from_secs(10), "the closed connections to be counted out", || {
+        (open_connections(&c)? <= 1).then_some(())
+    });
+
+    // The idle timeout: a quiet connection is closed after 2 s, a busy one
+    // is not.
+    let mut quiet = std::net::TcpStream::connect(&addr).unwrap();
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_millis(3500) {
+        assert!(pong(&mut first), "an active client was closed");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert!(closed(&mut quiet), "a connection idle for 3.5 s is still open");
+
+    // A client that sends and never reads: closed once its replies wait
+    // longer than a second; the others go on.
+    let value = vec![b'v'; 1 << 20];
+    assert_eq!(first.cmd_bytes(&[b"SET", b"big", &value]).unwrap(), Value::Simple("OK".into()));
+    drop(first);
+    let mut greedy = std::net::TcpStream::connect(&addr).unwrap();
+    greedy.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let get = Client::encode(&[b"GET", b"big"]);
+    // Far more replies than the socket buffers hold; stop sending once
+    // the server stops reading (or has closed the connection).
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(3) {
+        if std::io::Write::write_all(&mut greedy, &get.repeat(64)).is_err() {
+            break;
+        }
+    }
+    let mut other = Client::connect(&addr).unwrap();
+    assert!(pong(&mut other), "a client that never reads held up another");
+    wait_for(Duration::from_secs(15), "the greedy client to be closed", || (open_connections(&c)? <= 1).then_some(()));
+    assert!(pong(&mut other));
+    drop(greedy);
+}
