@@ -2,7 +2,8 @@
 //! connection is told so and closed; a connection idle past
 //! `--client-timeout` is closed; a client that never takes its replies is
 //! closed after `--client-write-timeout-ms`. None of it touches the other
-//! clients, and CONFIG GET reports the limits.
+//! clients, and CONFIG GET reports the limits. A request with too many
+//! arguments, or too long an inline one, closes only its own connection.
 
 mod common;
 
@@ -51,6 +52,10 @@ fn client_limits_close_only_the_connection_that_passes_them() {
             "1000",
             "--max-value-bytes",
             "1048576",
+            "--max-multibulk-len",
+            "4",
+            "--max-inline-len",
+            "32",
         ],
     );
     let addr = c.nodes[0].redis.clone();
@@ -107,4 +112,18 @@ fn client_limits_close_only_the_connection_that_passes_them() {
     wait_for(Duration::from_secs(15), "the greedy client to be closed", || (open_connections(&c)? <= 1).then_some(()));
     assert!(pong(&mut other));
     drop(greedy);
+
+    // Too many arguments, or too long an inline request: that request is
+    // refused as Redis refuses it, its connection closed, nothing written.
+    for (request, error) in [
+        (Client::encode(&[b"MSET", b"a", b"1", b"b", b"2"]), "ERR Protocol error: invalid multibulk length"),
+        ([b"SET k ".as_slice(), &[b'v'; 64], b"\r\n"].concat(), "ERR Protocol error: too big inline request"),
+    ] {
+        let mut bad = Client::connect(&addr).unwrap();
+        bad.send_raw(&request).unwrap();
+        assert_eq!(bad.read().unwrap(), Value::Error(error.into()));
+        assert!(bad.read().is_err(), "the connection stays open after a protocol error");
+    }
+    assert_eq!(other.cmd(&["EXISTS", "a", "k"]).unwrap(), Value::Int(0), "a refused request wrote");
+    assert!(pong(&mut other));
 }

@@ -161,6 +161,13 @@ pub struct RawConfig {
     /// most one round of replies, and not for long.
     #[arg(long, env = "TIDAL_CLIENT_WRITE_TIMEOUT_MS")]
     pub client_write_timeout_ms: Option<u64>,
+    /// Most arguments of one Redis request (default 1048576, as Redis).
+    #[arg(long, env = "TIDAL_MAX_MULTIBULK_LEN")]
+    pub max_multibulk_len: Option<u64>,
+    /// Longest inline (telnet-style) Redis request, bytes (default 65536,
+    /// as Redis).
+    #[arg(long, env = "TIDAL_MAX_INLINE_LEN")]
+    pub max_inline_len: Option<u64>,
 }
 
 impl RawConfig {
@@ -209,7 +216,9 @@ impl RawConfig {
             shrink_auto_arm,
             maxclients,
             client_timeout,
-            client_write_timeout_ms
+            client_write_timeout_ms,
+            max_multibulk_len,
+            max_inline_len
         )
     }
 
@@ -305,6 +314,10 @@ pub struct ClientLimits {
     pub idle: Option<std::time::Duration>,
     /// Close a connection whose replies are not taken within this long.
     pub write: std::time::Duration,
+    /// Most arguments of one request.
+    pub max_args: u64,
+    /// Longest inline request.
+    pub max_inline: u64,
 }
 
 /// Redis's default `maxclients`.
@@ -479,10 +492,23 @@ impl RawConfig {
         if !(100..=3_600_000).contains(&write_ms) {
             errs.push(format!("client-write-timeout-ms: must be in 100..=3600000, got {write_ms}"));
         }
+        let max_args = self.max_multibulk_len.unwrap_or(tidal_core::resp::MAX_MULTIBULK_LEN as u64);
+        if !(1..=tidal_core::resp::MAX_MULTIBULK_LEN as u64).contains(&max_args) {
+            errs.push(format!(
+                "max-multibulk-len: must be in 1..={}, got {max_args}",
+                tidal_core::resp::MAX_MULTIBULK_LEN
+            ));
+        }
+        let max_inline = self.max_inline_len.unwrap_or(tidal_core::resp::MAX_INLINE_LEN as u64);
+        if !(16..=1 << 20).contains(&max_inline) {
+            errs.push(format!("max-inline-len: must be in 16..=1048576, got {max_inline}"));
+        }
         let clients = ClientLimits {
             max: maxclients,
             idle: (idle_secs > 0).then(|| std::time::Duration::from_secs(idle_secs)),
             write: std::time::Duration::from_millis(write_ms),
+            max_args,
+            max_inline,
         };
         let d = CacheThresholds::default();
         let cache = CacheThresholds {

@@ -218,13 +218,24 @@ fn advertise_and_peer_source_ip_are_checked() {
 #[test]
 fn client_limits_default_as_redis_and_refuse_nonsense() {
     let c = good().resolve().unwrap();
-    assert_eq!(c.clients, ClientLimits { max: 10_000, idle: None, write: std::time::Duration::from_secs(30) });
+    let defaults = ClientLimits {
+        max: 10_000,
+        idle: None,
+        write: std::time::Duration::from_secs(30),
+        max_args: 1 << 20,
+        max_inline: 64 << 10,
+    };
+    assert_eq!(c.clients, defaults);
     let mut raw = good();
     raw.maxclients = Some(0);
     raw.client_write_timeout_ms = Some(5);
+    raw.max_multibulk_len = Some(0);
+    raw.max_inline_len = Some(1 << 30);
     let errs = raw.resolve().unwrap_err().0;
     assert!(errs.iter().any(|e| e.starts_with("maxclients: must be in 1..=")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("client-write-timeout-ms: must be in 100..=")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("max-multibulk-len: must be in 1..=")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("max-inline-len: must be in 16..=")), "{errs:?}");
     let from_file = RawConfig::from_toml("maxclients = 50\nclient-timeout = 300\n").unwrap();
     let c = from_file.or(good()).resolve().unwrap();
     assert_eq!((c.clients.max, c.clients.idle), (50, Some(std::time::Duration::from_secs(300))));

@@ -64,6 +64,10 @@ pub struct RequestDecoder {
     max_bulk: usize,
     /// Most bytes of one array request, headers included.
     max_request: usize,
+    /// Most arguments of one array request.
+    max_args: i64,
+    /// Longest inline (telnet-style) request.
+    max_inline: usize,
     partial: Option<Partial>,
 }
 
@@ -81,7 +85,24 @@ impl RequestDecoder {
     /// `max_bulk` is the largest argument accepted (Redis'
     /// `proto-max-bulk-len`); longer declared lengths are protocol errors.
     pub fn new(max_bulk: usize) -> RequestDecoder {
-        RequestDecoder { max_bulk, max_request: MAX_REQUEST_LEN, partial: None }
+        RequestDecoder {
+            max_bulk,
+            max_request: MAX_REQUEST_LEN,
+            max_args: MAX_MULTIBULK_LEN,
+            max_inline: MAX_INLINE_LEN,
+            partial: None,
+        }
+    }
+
+    /// The same decoder with at most `max_args` arguments to a request
+    /// (more is a protocol error, as Redis's `invalid multibulk length`).
+    pub fn max_args(self, max_args: i64) -> RequestDecoder {
+        RequestDecoder { max_args, ..self }
+    }
+
+    /// The same decoder with inline requests of at most `max_inline` bytes.
+    pub fn max_inline(self, max_inline: usize) -> RequestDecoder {
+        RequestDecoder { max_inline, ..self }
     }
 
     /// The same decoder with requests limited to `max_request` bytes (of
@@ -113,7 +134,7 @@ impl RequestDecoder {
                 return Ok(None);
             }
             if buf[0] != b'*' {
-                match Self::inline(buf)? {
+                match self.inline(buf)? {
                     Inline::NeedMore => return Ok(None),
                     Inline::Empty => continue,
                     Inline::Args(args) => return Ok(Some(args)),
@@ -129,7 +150,7 @@ impl RequestDecoder {
                 return Ok(None);
             }
             let n = match parse_i64(&buf[1..cr]) {
-                Some(n) if n <= MAX_MULTIBULK_LEN => n,
+                Some(n) if n <= self.max_args => n,
                 _ => return Err(ProtocolError::new("invalid multibulk length")),
             };
             if n <= 0 {
@@ -195,13 +216,16 @@ impl RequestDecoder {
         Ok(true)
     }
 
-    fn inline(buf: &mut BytesMut) -> Result<Inline, ProtocolError> {
+    fn inline(&self, buf: &mut BytesMut) -> Result<Inline, ProtocolError> {
         let Some(nl) = find(buf, b'\n') else {
-            if buf.len() > MAX_INLINE_LEN {
+            if buf.len() > self.max_inline {
                 return Err(ProtocolError::new("too big inline request"));
             }
             return Ok(Inline::NeedMore);
         };
+        if nl > self.max_inline {
+            return Err(ProtocolError::new("too big inline request"));
+        }
         let end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
         let args = split_inline(&buf[..end]).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
         buf.advance(nl + 1);

@@ -286,3 +286,20 @@ proptest! {
         prop_assert_eq!(decode_all(line.as_bytes()).unwrap(), vec![args]);
     }
 }
+
+#[test]
+fn argument_and_inline_limits_are_the_decoders_own() {
+    let mut d = RequestDecoder::new(1024).max_args(3).max_inline(16);
+    let mut ok = BytesMut::from(&frame(&argv(&["SET", "k", "v"]))[..]);
+    assert_eq!(d.decode(&mut ok).unwrap(), Some(argv(&["SET", "k", "v"])));
+    let mut four = BytesMut::from(&frame(&argv(&["MSET", "a", "1", "b"]))[..]);
+    assert_eq!(d.decode(&mut four).unwrap_err().0, "Protocol error: invalid multibulk length");
+    let mut d = RequestDecoder::new(1024).max_inline(16);
+    let mut short = BytesMut::from(&b"PING\r\n"[..]);
+    assert_eq!(d.decode(&mut short).unwrap(), Some(argv(&["PING"])));
+    // Past the limit, with or without its newline yet.
+    let mut long = BytesMut::from(&b"SET key-that-is-long value\r\n"[..]);
+    assert_eq!(d.decode(&mut long).unwrap_err().0, "Protocol error: too big inline request");
+    let mut partial = BytesMut::from(&b"SET key-that-is-long"[..]);
+    assert_eq!(d.decode(&mut partial).unwrap_err().0, "Protocol error: too big inline request");
+}
