@@ -88,6 +88,18 @@ pub struct NodeReport {
 }
 
 impl NodeReport {
+    /// This report as the autoscaler reads it; `fresh` when it arrived
+    /// within the health check's limit.
+    pub fn reported(&self, fresh: bool) -> tidal_core::autoscale::signals::Reported {
+        tidal_core::autoscale::signals::Reported {
+            load: self.load.clone(),
+            ready: self.ready,
+            fresh,
+            stored_bytes: self.stored_bytes,
+            prg_bytes: self.prg_bytes.clone(),
+        }
+    }
+
     /// This report as the health check reads it, at `now_ms` (the
     /// control-plane leader's clock, as `received_ms`).
     pub fn health(&self, now_ms: u64) -> tidal_core::health::NodeHealth {

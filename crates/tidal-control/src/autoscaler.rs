@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use tidal_core::autoscale::forecast::Forecast;
 use tidal_core::autoscale::journal::{DecisionRecord, Outcome};
-use tidal_core::autoscale::signals::{signals, Reported};
-use tidal_core::autoscale::{recommend, Decision, Policy, Recommender};
+use tidal_core::autoscale::signals::signals;
+use tidal_core::autoscale::{recommend, Change, Decision, Policy, Recommender};
 use tidal_core::operation::OpId;
 use tidal_core::shrink::PlanState;
 use tidal_core::ClusterState;
@@ -78,15 +78,10 @@ pub enum Action {
 pub fn action_for(state: &ClusterState, policy: &Policy, decision: &Decision) -> Action {
     let current = decision.current;
     let prgs_now = |t: &str| state.placements.keys().filter(|p| p.tenant == t).count() as u32;
-    let grow: BTreeMap<String, u32> =
-        decision.prgs.iter().filter(|(t, a)| a.prgs > prgs_now(t)).map(|(t, a)| (t.clone(), a.prgs)).collect();
-    let shrink: BTreeMap<String, u32> =
-        decision.prgs.iter().filter(|(t, a)| a.prgs < prgs_now(t)).map(|(t, a)| (t.clone(), a.prgs)).collect();
+    let Change { grow, shrink, up, down } = decision.change(prgs_now);
     let pending = state.shrink_plans.values().find(|p| matches!(p.state, PlanState::Draft | PlanState::Armed));
     let own_draft = pending.filter(|p| p.state == PlanState::Draft && p.id.starts_with(PLAN_PREFIX));
     let running = state.running_operation();
-    let up = decision.nodes > current || !grow.is_empty();
-    let down = decision.nodes < current || (!shrink.is_empty() && decision.nodes <= current);
     if up || !down {
         if let Some(p) = own_draft {
             return Action::CancelDraft { id: p.id.clone() };
@@ -178,17 +173,7 @@ impl Autoscaler {
             .cp
             .aged_reports()
             .into_iter()
-            .map(|(n, (r, age_ms))| {
-                let fresh = age_ms <= self.report_ms;
-                let reported = Reported {
-                    ready: r.ready,
-                    fresh,
-                    stored_bytes: r.stored_bytes,
-                    prg_bytes: r.prg_bytes,
-                    load: r.load,
-                };
-                (n, reported)
-            })
+            .map(|(n, (r, age_ms))| (n, r.reported(age_ms <= self.report_ms)))
             .collect();
         let now_ms = self.cp.now_ms();
         let mut signals = signals(&state, &reports, now_ms);

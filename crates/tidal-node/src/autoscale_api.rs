@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -30,7 +31,7 @@ use tidal_core::autoscale::history::STEP_MS;
 use tidal_core::autoscale::indicators::Level;
 use tidal_core::autoscale::journal::{parse_policy, policy_json};
 use tidal_core::autoscale::resources::advise;
-use tidal_core::autoscale::signals::{signals, Reported};
+use tidal_core::autoscale::signals::signals;
 use tidal_core::autoscale::PolicyError;
 use tidal_core::operation::OpId;
 use tidal_core::planner::scale::ScaleRequest;
@@ -90,24 +91,7 @@ pub async fn show(State(s): S) -> Result<Response, ApiError> {
 pub async fn live_signals(State(s): S) -> Result<Response, ApiError> {
     let state = fresh(&s).await?;
     let now = s.clock.now_ms();
-    let limit = s.health_limits().report_ms;
-    let reports: BTreeMap<_, _> = s
-        .cp_reports
-        .lock()
-        .expect("reports lock")
-        .iter()
-        .map(|(n, r)| {
-            let fresh = now.saturating_sub(r.received_ms) <= limit;
-            let reported = Reported {
-                load: r.load.clone(),
-                ready: r.ready,
-                fresh,
-                stored_bytes: r.stored_bytes,
-                prg_bytes: r.prg_bytes.clone(),
-            };
-            (*n, reported)
-        })
-        .collect();
+    let reports = s.reported(now);
     let signals = signals(&state, &reports, now);
     let ops: f64 = signals.tenants.values().map(|t| t.ops).sum();
     Ok(Json(json!({
@@ -123,6 +107,15 @@ pub async fn live_signals(State(s): S) -> Result<Response, ApiError> {
     .into_response())
 }
 
+/// A duration given as `name=24h`, or `default` without it; 400 when it
+/// does not read.
+fn duration_param(name: &str, value: Option<&str>, default: Duration) -> Result<Duration, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(v).map_err(|e| ApiError::BadRequest(format!("{name} '{v}': {e}"))),
+    }
+}
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
@@ -134,10 +127,7 @@ pub struct Window {
 /// and limits per node and for the nodes together, from this node's
 /// record of their usage (see `tidal_core::autoscale::resources`).
 pub async fn resources(State(s): S, Query(q): Query<Window>) -> Result<Response, ApiError> {
-    let window = match q.window.as_deref() {
-        None => std::time::Duration::from_secs(86_400),
-        Some(w) => humantime::parse_duration(w).map_err(|e| ApiError::BadRequest(format!("window '{w}': {e}")))?,
-    };
+    let window = duration_param("window", q.window.as_deref(), Duration::from_secs(86_400))?;
     let since = s.clock.now_ms().saturating_sub(window.as_millis() as u64);
     let history = s.history.lock().expect("history lock");
     let per_node: BTreeMap<String, _> = history
@@ -153,10 +143,7 @@ pub async fn resources(State(s): S, Query(q): Query<Window>) -> Result<Response,
 /// `GET /api/v1/autoscale/forecast?lead=10m`: the load expected then,
 /// from this node's record of the cluster's load.
 pub async fn forecast_view(State(s): S, Query(q): Query<Lead>) -> Result<Response, ApiError> {
-    let lead = match q.lead.as_deref() {
-        None => std::time::Duration::from_secs(600),
-        Some(l) => humantime::parse_duration(l).map_err(|e| ApiError::BadRequest(format!("lead '{l}': {e}")))?,
-    };
+    let lead = duration_param("lead", q.lead.as_deref(), Duration::from_secs(600))?;
     let series = s.history.lock().expect("history lock").ops_series();
     let f = forecast(&series, STEP_MS, lead.as_millis() as u64);
     Ok(Json(json!({ "points": series.len(), "stepMs": STEP_MS, "forecast": f })).into_response())

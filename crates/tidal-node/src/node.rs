@@ -466,15 +466,22 @@ impl Shared {
         }
     }
 
-    /// About how many bytes of rows each PRG this node leads holds.
+    /// Every node's last report as the control plane shared it, read as
+    /// the autoscaler reads it (fresh when it arrived within the health
+    /// check's limit, at `now_ms`).
+    pub(crate) fn reported(&self, now_ms: u64) -> BTreeMap<NodeId, tidal_core::autoscale::signals::Reported> {
+        let limit = self.health_limits().report_ms;
+        let reports = self.cp_reports.lock().expect("reports lock");
+        reports.iter().map(|(n, r)| (*n, r.reported(now_ms.saturating_sub(r.received_ms) <= limit))).collect()
+    }
+
     /// Add the cluster's load, as the latest fresh reports give it, to the
     /// history, and judge the load indicators by it.
     fn record_history(&self) {
         let now = self.clock.now_ms();
-        let limit = self.health_limits().report_ms;
-        let reports = self.cp_reports.lock().expect("reports lock").clone();
-        let fresh: Vec<(&NodeId, &NodeReport)> =
-            reports.iter().filter(|(_, r)| now.saturating_sub(r.received_ms) <= limit).collect();
+        let reports = self.reported(now);
+        let fresh: Vec<(&NodeId, &tidal_core::autoscale::signals::Reported)> =
+            reports.iter().filter(|(_, r)| r.fresh).collect();
         let loads: Vec<&tidal_core::autoscale::signals::NodeLoad> = fresh.iter().map(|(_, r)| &r.load).collect();
         let figures = tidal_core::autoscale::indicators::figures(&loads);
         let overrides = self.cache.get().autoscale.policy().map(|p| p.indicators).unwrap_or_default();
@@ -498,24 +505,18 @@ impl Shared {
     fn measure_load(&self) -> tidal_core::autoscale::signals::NodeLoad {
         let me = self.config.node_id;
         let groups: Vec<KvGroup> = self.kv.read().expect("kv lock").values().cloned().collect();
-        let mut prg_ops = BTreeMap::new();
-        let mut lag = 0;
-        for g in &groups {
-            let m = g.group.raft.metrics().borrow_watched().clone();
-            if m.current_leader != Some(me) {
-                continue;
-            }
-            if let Ok(prg) = g.group.name.parse() {
-                prg_ops.insert(prg, g.ops.load(Ordering::Relaxed));
-            }
-            let last = m.last_log_index.unwrap_or(0);
-            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-            for (id, matched) in m.replication.iter().flat_map(|r| r.iter()) {
-                if *id != me && voters.contains(id) {
-                    lag = lag.max(last.saturating_sub(matched.map_or(0, |l| l.index)));
-                }
-            }
-        }
+        let prg_ops = groups
+            .iter()
+            .filter(|g| g.group.raft.metrics().borrow_watched().current_leader == Some(me))
+            .filter_map(|g| Some((g.group.name.parse().ok()?, g.ops.load(Ordering::Relaxed))))
+            .collect();
+        // The farthest voting follower of a PRG this node leads.
+        let lag = crate::admin::group_reports(self)
+            .iter()
+            .filter(|g| g.leader == Some(me) && g.id != CP_GROUP)
+            .flat_map(|g| g.replication_lag.values().copied())
+            .max()
+            .unwrap_or(0);
         let counters = crate::load::Counters {
             commands: self.commands.load(Ordering::Relaxed),
             errors: self.server_errors.load(Ordering::Relaxed),
@@ -527,6 +528,7 @@ impl Shared {
         self.load.lock().expect("load lock").measure(Instant::now(), counters, lag, connections)
     }
 
+    /// About how many bytes of rows each PRG this node leads holds.
     fn led_prg_bytes(&self) -> BTreeMap<tidal_core::PrgId, u64> {
         let me = self.config.node_id;
         let groups: Vec<KvGroup> = self.kv.read().expect("kv lock").values().cloned().collect();

@@ -38,4 +38,4 @@ pub mod simulate;
 
 pub use hpa::{Recommendation, Recommender};
 pub use policy::{Behavior, Policy, PolicyError, ScalingPolicy, ScalingPolicyKind, ScalingRules, SelectPolicy};
-pub use recommend::{recommend, Decision, Signals};
+pub use recommend::{recommend, Change, Decision, Signals};

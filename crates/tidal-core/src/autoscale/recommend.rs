@@ -77,6 +77,33 @@ pub struct Decision {
     pub prgs: BTreeMap<String, PrgAsk>,
 }
 
+/// Which way a decision moves the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Tenants to get more PRGs, and how many they get.
+    pub grow: BTreeMap<String, u32>,
+    /// Tenants to get fewer.
+    pub shrink: BTreeMap<String, u32>,
+    /// More nodes, or more PRGs for a tenant.
+    pub up: bool,
+    /// Fewer nodes, or fewer PRGs for a tenant and no more nodes.
+    pub down: bool,
+}
+
+impl Decision {
+    /// Which way this decision moves a cluster whose tenant `t` has
+    /// `prgs_now(t)` PRGs (the count it has now, `current` nodes).
+    pub fn change(&self, prgs_now: impl Fn(&str) -> u32) -> Change {
+        let asked = |wants: fn(u32, u32) -> bool| -> BTreeMap<String, u32> {
+            self.prgs.iter().filter(|(t, a)| wants(a.prgs, prgs_now(t))).map(|(t, a)| (t.clone(), a.prgs)).collect()
+        };
+        let (grow, shrink) = (asked(|a, n| a > n), asked(|a, n| a < n));
+        let up = self.nodes > self.current || !grow.is_empty();
+        let down = self.nodes < self.current || (!shrink.is_empty() && self.nodes <= self.current);
+        Change { grow, shrink, up, down }
+    }
+}
+
 /// A metric's target in the figures' units.
 fn milli(v: Option<f64>) -> i64 {
     (v.unwrap_or(0.0) * 1000.0).round() as i64

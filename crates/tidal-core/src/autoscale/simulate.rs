@@ -339,8 +339,9 @@ pub fn simulate(policy: &Policy, trace: &[TraceRow], model: &Model) -> SimReport
             });
         };
         if running.is_none() {
-            let up = decision.nodes > nodes || want_prgs > prgs;
-            let down = decision.nodes < nodes || (want_prgs < prgs && decision.nodes <= nodes);
+            // Only the trace's tenant has a PRG count to change.
+            let change = decision.change(|t| if t == tenant { prgs } else { decision.prgs[t].prgs });
+            let (up, down) = (change.up, change.down);
             if let Some(d) = draft.clone() {
                 if !down {
                     record("draft cancelled", nodes, prgs, &mut report.decisions);
