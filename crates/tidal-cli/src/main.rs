@@ -5,7 +5,9 @@
 mod autoscale;
 mod bench;
 mod capacity;
+mod certs;
 mod drain;
+mod http_client;
 mod moves;
 mod node_cmd;
 mod operations;
@@ -33,6 +35,8 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, global = true, env = "TIDAL_LOG", default_value = "info,openraft=warn")]
     log: String,
+    #[command(flatten)]
+    client: http_client::ClientOpts,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -73,6 +77,9 @@ enum Cmd {
     /// Scale from load: `tidal autoscale apply -f policy.yaml` puts an
     /// HPA-style policy in force; `show`, `history` and `off` follow.
     Autoscale(autoscale::AutoscaleArgs),
+    /// Certificates: `tidal certs init --dir DIR` makes a cluster CA;
+    /// `node --id N` and `client --name NAME` issue from it.
+    Certs(certs::CertsArgs),
     /// Plan capacity: `tidal capacity --growth 15%/mo --months 12` prints
     /// load, nodes, PRGs and memory per node month by month.
     Capacity(capacity::CapacityArgs),
@@ -109,10 +116,18 @@ fn main() {
         std::process::exit(EXIT_USAGE);
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // `tidal up` reaches its nodes with the certificates it makes itself.
+    if !matches!(cli.cmd, Cmd::Up(_) | Cmd::Node(_) | Cmd::Certs(_)) {
+        if let Err(e) = http_client::configure(&cli.client) {
+            eprintln!("error: {e}");
+            std::process::exit(EXIT_USAGE);
+        }
+    }
     let code = match cli.cmd {
         Cmd::Up(a) => up::run(a),
         Cmd::Autoscale(a) => autoscale::run(a),
         Cmd::Capacity(a) => capacity::run(a),
+        Cmd::Certs(a) => certs::run(a),
         Cmd::Node(a) => node_cmd::run(*a),
         Cmd::Status(a) => status::run(a),
         Cmd::Bench(a) => bench::run(*a),

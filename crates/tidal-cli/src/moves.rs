@@ -127,18 +127,15 @@ enum LeaderCmd {
 
 /// One admin API call: the status and the JSON body.
 fn call(method: &str, addr: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(15)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("http://{addr}{path}");
+    use crate::http_client::authorize;
+    let agent = crate::http_client::agent(Duration::from_secs(15));
+    let url = crate::http_client::url(addr, path);
     let resp = match (method, body) {
-        ("POST", Some(b)) => agent.post(&url).header("content-type", "application/json").send(b.to_string()),
-        ("POST", None) => agent.post(&url).send_empty(),
-        ("PUT", Some(b)) => agent.put(&url).header("content-type", "application/json").send(b.to_string()),
-        ("DELETE", _) => agent.delete(&url).call(),
-        _ => agent.get(&url).call(),
+        ("POST", Some(b)) => authorize(agent.post(&url)).header("content-type", "application/json").send(b.to_string()),
+        ("POST", None) => authorize(agent.post(&url)).send_empty(),
+        ("PUT", Some(b)) => authorize(agent.put(&url)).header("content-type", "application/json").send(b.to_string()),
+        ("DELETE", _) => authorize(agent.delete(&url)).call(),
+        _ => authorize(agent.get(&url)).call(),
     };
     let mut resp = resp.map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status().as_u16();

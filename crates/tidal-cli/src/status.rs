@@ -19,10 +19,16 @@ pub struct StatusArgs {
 }
 
 fn fetch(addr: &str, path: &str) -> Result<Value, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(3))).build().into();
-    let mut resp = agent.get(&format!("http://{addr}{path}")).call().map_err(|e| format!("{addr}{path}: {e}"))?;
-    let text = resp.body_mut().read_to_string().map_err(|e| format!("{addr}{path}: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("{addr}{path}: invalid JSON: {e}"))
+    let agent = crate::http_client::agent(Duration::from_secs(3));
+    let url = crate::http_client::url(addr, path);
+    let mut resp = crate::http_client::authorize(agent.get(&url)).call().map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().map_err(|e| format!("{url}: {e}"))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{url}: invalid JSON: {e}"))?;
+    if status != 200 {
+        return Err(format!("{url}: {status} {}", v["error"].as_str().unwrap_or("")));
+    }
+    Ok(v)
 }
 
 /// Everything `status` shows, as JSON.

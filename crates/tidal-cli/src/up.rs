@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// Seconds to wait for every node to become ready.
     #[arg(long, default_value_t = 60)]
     ready_timeout: u64,
+    /// Run the nodes without TLS or certificates (`tidal node --insecure`).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// What `tidal up` records in the data directory.
@@ -127,7 +130,28 @@ fn load_or_save_layout(dir: &Path, wanted: Layout) -> Result<Layout, String> {
     Ok(wanted)
 }
 
-fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path) -> std::io::Result<Child> {
+/// Where `tidal up` keeps the cluster's certificates: the CA, the
+/// operator's client certificate, and a directory per node.
+fn certs_dir(dir: &Path) -> PathBuf {
+    dir.join("certs")
+}
+
+/// Make whatever certificates are missing: the CA and the operator's
+/// `root` client certificate on a first run, and node `id`'s.
+fn ensure_certs(dir: &Path, id: u32) -> Result<PathBuf, String> {
+    let certs = certs_dir(dir);
+    if !certs.join(tidal_node::tls::CA_CERT).exists() {
+        crate::certs::init(&certs, "tidal", 3650, false)?;
+        crate::certs::client(&certs, "root", 3650, false)?;
+    }
+    let node = crate::certs::node_dir(&certs, u64::from(id));
+    if !node.join(tidal_node::tls::NODE_CERT).exists() {
+        crate::certs::node(&certs, u64::from(id), &node, &[], 3650, true)?;
+    }
+    Ok(node)
+}
+
+fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path, insecure: bool) -> std::io::Result<Child> {
     let node_dir = dir.join(format!("node-{}", i + 1));
     std::fs::create_dir_all(&node_dir)?;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(node_dir.join("node.log"))?;
@@ -139,6 +163,12 @@ fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path) -> std::io::Resul
         .args(["--http-addr", &layout.http(i)])
         .arg("--data-dir")
         .arg(&node_dir);
+    if insecure {
+        cmd.arg("--insecure");
+    } else {
+        let certs = ensure_certs(dir, i + 1).map_err(std::io::Error::other)?;
+        cmd.arg("--certs-dir").arg(certs);
+    }
     if i < layout.initial() {
         cmd.args(["--peers", &layout.peers()])
             .args(["--slots", &layout.slots.to_string()])
@@ -156,7 +186,8 @@ fn spawn_node(exe: &Path, layout: &Layout, i: u32, dir: &Path) -> std::io::Resul
 }
 
 fn is_ready(http: &str) -> bool {
-    ureq::get(&format!("http://{http}/readyz")).call().is_ok()
+    let agent = crate::http_client::agent(Duration::from_secs(2));
+    agent.get(&crate::http_client::url(http, "/readyz")).call().is_ok_and(|r| r.status() == 200)
 }
 
 pub fn run(args: UpArgs) -> i32 {
@@ -183,9 +214,23 @@ pub fn run(args: UpArgs) -> i32 {
             return 1;
         }
     };
+    // The CLI reaches the nodes as the operator will: over HTTPS with the
+    // `root` client certificate, unless --insecure.
+    let certs = (!args.insecure).then(|| certs_dir(&args.data_dir));
+    if let Some(c) = &certs {
+        if let Err(e) = ensure_certs(&args.data_dir, 1) {
+            eprintln!("error: cannot make certificates in {}: {e}", c.display());
+            return 1;
+        }
+    }
+    let opts = crate::http_client::ClientOpts { client_name: "root".into(), ..Default::default() };
+    if let Err(e) = crate::http_client::configure_dir(certs.clone(), &opts) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     let mut children: Vec<(u32, Child)> = Vec::new();
     for i in 0..layout.nodes {
-        match spawn_node(&exe, &layout, i, &args.data_dir) {
+        match spawn_node(&exe, &layout, i, &args.data_dir, args.insecure) {
             Ok(c) => children.push((i + 1, c)),
             Err(e) => {
                 eprintln!("error: cannot start node {}: {e}", i + 1);
@@ -228,6 +273,18 @@ pub fn run(args: UpArgs) -> i32 {
     for i in 0..layout.nodes {
         println!("  node {}  redis {}  http {}  peer {}", i + 1, layout.redis(i), layout.http(i), layout.peer(i));
     }
+    match &certs {
+        Some(c) => println!(
+            "  mTLS between nodes and on the admin API; certificates in {} (CA ca.crt, operator client.root.crt){}",
+            c.display(),
+            if c == Path::new(crate::http_client::DEFAULT_CERTS) {
+                String::new()
+            } else {
+                format!("; point the CLI at them with --client-certs {}", c.display())
+            }
+        ),
+        None => println!("  WARNING: --insecure: no TLS, peers unauthenticated, admin API open to anyone"),
+    }
     let port = u32::from(layout.base_port);
     println!(
         "try: redis-cli -p {port} set hello world   |   tidal status --http {}   |   Ctrl-C stops the cluster",
@@ -245,7 +302,7 @@ pub fn run(args: UpArgs) -> i32 {
                     if let Some((id, status)) = exited(&mut children) {
                         eprintln!("warning: node {id} exited ({status}); the others keep serving");
                     }
-                    provide(&exe, &mut layout, &args.data_dir, &mut children);
+                    provide(&exe, &mut layout, &args.data_dir, args.insecure, &mut children);
                 }
             }
         }
@@ -259,9 +316,12 @@ pub fn run(args: UpArgs) -> i32 {
 /// The node ids a running scaling operation waits for, as any reachable
 /// node of `layout` says.
 fn wanted_nodes(layout: &Layout) -> Option<Vec<u32>> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(1))).build().into();
+    let agent = crate::http_client::agent(Duration::from_secs(1));
     (0..layout.nodes).find_map(|i| {
-        let mut resp = agent.get(&format!("http://{}/api/v1/operations", layout.http(i))).call().ok()?;
+        let mut resp = agent.get(&crate::http_client::url(&layout.http(i), "/api/v1/operations")).call().ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
         let v: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()?;
         let ops = v["operations"].as_array()?;
         let running = ops.iter().find(|o| o["status"] == "running" && o["phase"] == "add-nodes");
@@ -274,7 +334,7 @@ fn wanted_nodes(layout: &Layout) -> Option<Vec<u32>> {
 
 /// As the local provider: start the nodes a scaling operation waits for
 /// on the next ports of the layout, and record them in it.
-fn provide(exe: &Path, layout: &mut Layout, dir: &Path, children: &mut Vec<(u32, Child)>) {
+fn provide(exe: &Path, layout: &mut Layout, dir: &Path, insecure: bool, children: &mut Vec<(u32, Child)>) {
     let Some(ids) = wanted_nodes(layout) else { return };
     let new: Vec<u32> = ids.into_iter().filter(|id| *id > layout.nodes).collect();
     let Some(&top) = new.iter().max() else { return };
@@ -291,7 +351,7 @@ fn provide(exe: &Path, layout: &mut Layout, dir: &Path, children: &mut Vec<(u32,
     }
     *layout = grown;
     for id in new {
-        match spawn_node(exe, layout, id - 1, dir) {
+        match spawn_node(exe, layout, id - 1, dir, insecure) {
             Ok(c) => {
                 eprintln!("started node {id} for a scaling operation (http {})", layout.http(id - 1));
                 children.push((id, c));
@@ -334,7 +394,15 @@ mod tests {
     use super::*;
 
     fn args() -> UpArgs {
-        UpArgs { nodes: 3, prgs: 4, slots: 1024, base_port: 6380, data_dir: "x".into(), ready_timeout: 60 }
+        UpArgs {
+            nodes: 3,
+            prgs: 4,
+            slots: 1024,
+            base_port: 6380,
+            data_dir: "x".into(),
+            ready_timeout: 60,
+            insecure: false,
+        }
     }
 
     #[test]

@@ -35,9 +35,10 @@ fn rand_offset() -> u64 {
     u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos())
 }
 
-/// Start `tidal up`, wait for its endpoint listing, return the child.
+/// Start `tidal up --insecure` (the tests read its HTTP port in plain
+/// HTTP), wait for its endpoint listing, return the child.
 fn up(base: u16, dir: &std::path::Path) -> std::process::Child {
-    up_with(base, dir, &["--prgs", "2"])
+    up_with(base, dir, &["--prgs", "2", "--insecure"])
 }
 
 fn up_with(base: u16, dir: &std::path::Path, args: &[&str]) -> std::process::Child {
@@ -76,7 +77,28 @@ fn up_starts_a_cluster_that_comes_back_with_its_data() {
     let tmp = common::tempdir::TempDir::new("tidal-up");
     let dir = tmp.path().join("data");
     let base = free_base_port(3);
-    let mut child = up(base, &dir);
+    // As a user runs it: with certificates, made on the first run.
+    let mut child = up_with(base, &dir, &["--prgs", "2"]);
+    let http = format!("127.0.0.1:{}", base + 100);
+    let certs = dir.join("certs");
+    for f in ["ca.crt", "ca.key", "client.root.crt", "client.root.key", "node-1/node.crt", "node-3/node.key"] {
+        assert!(certs.join(f).exists(), "tidal up made {f}");
+    }
+    // The CLI reaches the admin API with the operator's certificate ...
+    let status = |extra: &[&str]| {
+        Command::new(common::BIN).args(["status", "--http", &http, "--json"]).args(extra).output().unwrap()
+    };
+    let out = status(&["--client-certs", certs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(3), "{v}");
+    // ... and not without it: the HTTP port speaks only TLS, and asks
+    // for a certificate.
+    assert!(!status(&[]).status.success());
+    let (code, _) = common::https(&http, "GET", "/api/v1/cluster", &certs, None, None).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = common::https(&http, "GET", "/readyz", &certs, None, None).unwrap();
+    assert_eq!(code, 200, "probes stay open");
     let addr = format!("127.0.0.1:{base}");
     let mut c = Client::connect(&addr).unwrap();
     for i in 0..50 {
@@ -86,7 +108,7 @@ fn up_starts_a_cluster_that_comes_back_with_its_data() {
     interrupt_and_wait(&mut child);
     assert!(std::net::TcpStream::connect(&addr).is_err(), "nodes must be gone after Ctrl-C");
 
-    let mut child = up(base, &dir);
+    let mut child = up_with(base, &dir, &["--prgs", "2"]);
     let mut c = Client::connect(&format!("127.0.0.1:{}", base + 2)).unwrap();
     for i in 0..50 {
         assert_eq!(c.cmd(&["GET", &format!("k{i}")]).unwrap(), Value::bulk(&format!("v{i}")));
@@ -160,7 +182,7 @@ fn up_places_the_first_tenant_on_every_node() {
     let tmp = common::tempdir::TempDir::new("tidal-up5");
     let dir = tmp.path().join("data");
     let base = free_base_port(5);
-    let mut child = up_with(base, &dir, &["--nodes", "5", "--prgs", "5"]);
+    let mut child = up_with(base, &dir, &["--nodes", "5", "--prgs", "5", "--insecure"]);
     let http = format!("127.0.0.1:{}", base + 100);
     let routing = wait_for(Duration::from_secs(30), "the first tenant's placements", || {
         let r: serde_json::Value = serde_json::from_str(&common::http_get(&http, "/api/v1/routing").ok()?.1).ok()?;

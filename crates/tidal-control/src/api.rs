@@ -18,7 +18,7 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, NodeId, PrgId, Registration};
-use tidal_raft::transport::{Request, Response};
+use tidal_raft::transport::{PeerId, Request, Response};
 use tidal_raft::types::encode as enc;
 use tidal_raft::{Proposal, RaftHost};
 use tokio::time::Instant;
@@ -266,21 +266,40 @@ impl ControlPlane {
         self.members.lock().expect("members lock").clone()
     }
 
-    /// Serve a request arriving on the peer transport.
-    pub async fn handle(&self, req: CpRequest) -> CpResponse {
+    /// Serve a request arriving on the peer transport from `from`. A
+    /// request that speaks for a node (a registration, a watch with its
+    /// report) is refused unless it comes from that node itself.
+    pub async fn handle(&self, from: PeerId, req: CpRequest) -> CpResponse {
+        if let Some(claimed) = claimed_node(&req).filter(|n| !from.may_speak_for(*n)) {
+            let why = format!("a control-plane request for node {claimed} from a peer whose certificate says {from:?}");
+            tracing::warn!("refused {why}");
+            return CpResponse::Reply(CpReply::Refused(format!("refused {why}")));
+        }
         match req {
             CpRequest::Read => self.local_read().await,
             CpRequest::Watch { after, wait_ms, node, report } => self.local_watch(after, wait_ms, node, report).await,
             CpRequest::Propose(cmd) => self.local_propose(cmd).await,
-            CpRequest::Join(r) => match self.propose(CpCommand::Register(r)).await {
-                Ok(_) => match self.read().await {
+            // Registered by the leader itself, never relayed: a relay would
+            // reach the leader from another node than the one joining.
+            CpRequest::Join(r) => match self.local_propose(CpCommand::Register(r)).await {
+                CpResponse::Reply(CpReply::Refused(r)) => CpResponse::Reply(CpReply::Refused(r)),
+                CpResponse::Reply(_) => match self.read().await {
                     Ok(s) => CpResponse::State(s),
                     Err(e) => CpResponse::Unavailable(e.to_string()),
                 },
-                Err(CpError::Refused(r)) => CpResponse::Reply(CpReply::Refused(r)),
-                Err(e) => CpResponse::Unavailable(e.to_string()),
+                CpResponse::NotLeader { addr: None, .. } => self.redirect().await,
+                other => other,
             },
         }
+    }
+
+    /// Where the leader is, as far as this node can find out: the answer a
+    /// node that does not host `_cp` gives a joining node.
+    async fn redirect(&self) -> CpResponse {
+        if self.leader.lock().expect("leader lock").is_none() {
+            let _ = self.call(CpRequest::Read, Duration::from_secs(2)).await;
+        }
+        CpResponse::NotLeader { leader: None, addr: self.leader.lock().expect("leader lock").clone() }
     }
 
     fn not_leader(&self, leader: Option<NodeId>) -> CpResponse {
@@ -487,31 +506,51 @@ impl ControlPlane {
     pub async fn join(&self, addr: &str, info: Registration, budget: Duration) -> Result<ClusterState, CpError> {
         let deadline = Instant::now() + budget;
         let mut last = String::new();
+        // The node at `addr` points at the leader, which registers the
+        // joining node itself; a leader that no longer answers sends the
+        // join back to `addr`.
+        let mut target = addr.to_string();
         while Instant::now() < deadline {
             let req = enc(&CpRequest::Join(info.clone()));
-            match self.host.peers().call(addr, CP_GROUP, 0, Request::App(req), CALL_TIMEOUT).await {
+            match self.host.peers().call(&target, CP_GROUP, 0, Request::App(req), CALL_TIMEOUT).await {
                 Ok(Response::App(bytes)) => match postcard::from_bytes::<CpResponse>(&bytes) {
                     Ok(CpResponse::State(s)) => {
                         self.learn(&s);
                         return Ok(s);
                     }
                     Ok(CpResponse::Reply(CpReply::Refused(r))) => return Err(CpError::Refused(r)),
+                    Ok(CpResponse::NotLeader { addr: Some(leader), .. }) if leader != target => {
+                        target = leader;
+                        continue;
+                    }
                     Ok(other) => last = format!("{other:?}"),
                     Err(e) => last = e.to_string(),
                 },
                 Ok(other) => last = format!("unexpected response {other:?}"),
                 Err(e) => last = e.to_string(),
             }
+            target = addr.to_string();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Err(CpError::Unavailable(format!("could not join through {addr}: {last}")))
     }
 }
 
-/// Decode an app frame for `_cp` and answer it.
-pub async fn serve_frame(cp: &ControlPlane, body: &[u8]) -> Vec<u8> {
+/// The node a request speaks for: the one registering, or the one whose
+/// report a watch carries.
+fn claimed_node(req: &CpRequest) -> Option<NodeId> {
+    match req {
+        CpRequest::Join(r) | CpRequest::Propose(CpCommand::Register(r)) => Some(r.info.id),
+        CpRequest::Propose(CpCommand::RegisterNode(info)) => Some(info.id),
+        CpRequest::Watch { node, .. } => Some(*node),
+        CpRequest::Read | CpRequest::Propose(_) => None,
+    }
+}
+
+/// Decode an app frame for `_cp` from `from` and answer it.
+pub async fn serve_frame(cp: &ControlPlane, from: PeerId, body: &[u8]) -> Vec<u8> {
     let resp = match decode_request(body) {
-        Ok(req) => cp.handle(req).await,
+        Ok(req) => cp.handle(from, req).await,
         Err(e) => CpResponse::Unavailable(format!("malformed control-plane request: {e}")),
     };
     enc(&resp)

@@ -24,7 +24,7 @@ fn piece(meta: SnapshotMeta, offset: u64, data: Vec<u8>) -> Request {
 }
 
 async fn send(host: &Arc<RaftHost>, body: Request) -> Result<Response, WireError> {
-    host.dispatch(CP_GROUP.to_string(), 1, body).await
+    host.dispatch(tidal_raft::transport::PeerId::Unverified, CP_GROUP.to_string(), 1, body).await
 }
 
 fn refusal(r: Result<Response, WireError>) -> String {

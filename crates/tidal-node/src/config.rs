@@ -168,6 +168,37 @@ pub struct RawConfig {
     /// as Redis).
     #[arg(long, env = "TIDAL_MAX_INLINE_LEN")]
     pub max_inline_len: Option<u64>,
+    /// Directory with the cluster CA's certificate (`ca.crt`) and this
+    /// node's (`node.crt`, `node.key`), as `tidal certs` makes them: TLS
+    /// 1.3 with certificates on both ends between nodes, TLS on the HTTP
+    /// port. Reloaded on SIGHUP and when the files change.
+    #[arg(long, env = "TIDAL_CERTS_DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Run without TLS or certificates: any peer is taken at its word and
+    /// the admin API is open to whoever reaches it. Only for a trusted
+    /// network.
+    #[arg(long, env = "TIDAL_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure: Option<bool>,
+    /// TLS on the Redis port too, with the node's certificate (clients
+    /// need the CA's certificate: `redis-cli --tls --cacert ca.crt`).
+    #[arg(long, env = "TIDAL_CLIENT_TLS", num_args = 0..=1, default_missing_value = "true")]
+    pub client_tls: Option<bool>,
+    /// File holding a bearer token that admits admin requests
+    /// (`Authorization: Bearer TOKEN`), besides client certificates.
+    #[arg(long, env = "TIDAL_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Password clients must give (Redis's `AUTH` and `HELLO ... AUTH`,
+    /// the data API's bearer token). Prefer `--requirepass-file`: a flag
+    /// shows in the process list.
+    #[arg(long, env = "TIDAL_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// File holding the password of `--requirepass`.
+    #[arg(long, env = "TIDAL_REQUIREPASS_FILE")]
+    pub requirepass_file: Option<PathBuf>,
+    /// Ask for authentication on `/livez`, `/readyz` and `/metrics` too
+    /// (open by default, for probes and Prometheus).
+    #[arg(long, env = "TIDAL_AUTH_PROBES", num_args = 0..=1, default_missing_value = "true")]
+    pub auth_probes: Option<bool>,
 }
 
 impl RawConfig {
@@ -218,7 +249,14 @@ impl RawConfig {
             client_timeout,
             client_write_timeout_ms,
             max_multibulk_len,
-            max_inline_len
+            max_inline_len,
+            certs_dir,
+            insecure,
+            client_tls,
+            admin_token_file,
+            requirepass,
+            requirepass_file,
+            auth_probes
         )
     }
 
@@ -303,6 +341,42 @@ pub struct NodeConfig {
     pub shrink_auto_arm: bool,
     /// Limits on client connections (see [`ClientLimits`]).
     pub clients: ClientLimits,
+    /// Who may use the node's ports (see [`Security`]).
+    pub security: Security,
+}
+
+/// Who may use a node's ports. The default is `--insecure`'s: no TLS, no
+/// passwords.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    /// TLS on the peer and HTTP ports; `None`: `--insecure`.
+    pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
+    /// TLS on the Redis port too.
+    pub client_tls: bool,
+    /// A bearer token that admits admin requests.
+    pub admin_token: Option<String>,
+    /// The password of `AUTH` and of the data API.
+    pub password: Option<String>,
+    /// `/livez`, `/readyz` and `/metrics` ask for authentication too.
+    pub auth_probes: bool,
+}
+
+/// The secret a file holds: its text without the line end, never empty.
+fn read_secret(key: &str, path: &std::path::Path, errs: &mut Vec<String>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let secret = text.trim_end_matches(['\n', '\r']).to_string();
+            if secret.is_empty() {
+                errs.push(format!("{key}: {} is empty", path.display()));
+                return None;
+            }
+            Some(secret)
+        }
+        Err(e) => {
+            errs.push(format!("{key}: cannot read {}: {e}", path.display()));
+            None
+        }
+    }
 }
 
 /// Limits on the Redis port's connections.
@@ -510,6 +584,58 @@ impl RawConfig {
             max_args,
             max_inline,
         };
+        let insecure = self.insecure.unwrap_or(false);
+        let tls = match (&self.certs_dir, insecure) {
+            (Some(_), true) => {
+                errs.push("certs-dir/insecure: give one of --certs-dir or --insecure, not both".to_string());
+                None
+            }
+            (None, false) => {
+                errs.push(
+                    "certs-dir/insecure: give --certs-dir DIR (certificates from `tidal certs`), or --insecure to \
+                     run without TLS"
+                        .to_string(),
+                );
+                None
+            }
+            (None, true) => None,
+            (Some(dir), false) => match crate::tls::Tls::load(dir) {
+                Ok(tls) => match tls.identity() {
+                    crate::tls::Identity::Node { id, .. } if *id != node_id && node_id != 0 => {
+                        errs.push(format!(
+                            "certs-dir: {} is the certificate of node {id}, this is node {node_id}",
+                            dir.join(crate::tls::NODE_CERT).display()
+                        ));
+                        None
+                    }
+                    _ => Some(tls),
+                },
+                Err(e) => {
+                    errs.push(format!("certs-dir: {e}"));
+                    None
+                }
+            },
+        };
+        let client_tls = self.client_tls.unwrap_or(false);
+        if client_tls && self.certs_dir.is_none() {
+            errs.push("client-tls: needs --certs-dir (the Redis port serves the node's certificate)".to_string());
+        }
+        let admin_token = self.admin_token_file.as_deref().and_then(|p| read_secret("admin-token-file", p, &mut errs));
+        let password = match (self.requirepass, &self.requirepass_file) {
+            (Some(_), Some(_)) => {
+                errs.push("requirepass/requirepass-file: give one, not both".to_string());
+                None
+            }
+            (Some(p), None) if p.is_empty() => {
+                errs.push("requirepass: must not be empty".to_string());
+                None
+            }
+            (Some(p), None) => Some(p),
+            (None, Some(f)) => read_secret("requirepass-file", f, &mut errs),
+            (None, None) => None,
+        };
+        let security =
+            Security { tls, client_tls, admin_token, password, auth_probes: self.auth_probes.unwrap_or(false) };
         let d = CacheThresholds::default();
         let cache = CacheThresholds {
             fresh_ms: self.cache_fresh_ms.unwrap_or(d.fresh_ms),
@@ -637,6 +763,7 @@ impl RawConfig {
             moves,
             budget,
             min_available_replicas,
+            security,
             replace_node: self.replace_node.unwrap_or(false),
             drain_timeout_ms,
             self_heal_delay_ms,

@@ -8,6 +8,7 @@ fn good() -> RawConfig {
         http_addr: Some("127.0.0.1:8001".into()),
         data_dir: Some("/tmp/x".into()),
         peers: Some("1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003".into()),
+        insecure: Some(true),
         ..Default::default()
     }
 }

@@ -14,7 +14,9 @@ use serde_json::json;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::transport::{Acceptor, BoxStream};
 
+use crate::config::Security;
 use crate::node::Shared;
+use crate::tls::{Identity, TlsAcceptor};
 use crate::{admin, autoscale_api, drain_api, moves_api, operations_api, scale_api, shrink_api};
 
 type S = State<Arc<Shared>>;
@@ -27,26 +29,54 @@ pub const MAX_API_BODY: usize = 1 << 20;
 
 pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
     let app = router(shared.clone());
+    let listener = match shared.config.security.tls.clone() {
+        Some(tls) => match TlsAcceptor::new(listener, tls, shared.shutdown.clone()) {
+            Ok(a) => HttpListener::Tls(a),
+            Err(e) => {
+                tracing::error!(error = %e, "http server failed");
+                return;
+            }
+        },
+        None => HttpListener::Plain(listener),
+    };
     let mut stop = shared.shutdown.clone();
-    let server = axum::serve(HttpListener(listener), app).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
+    let server =
+        axum::serve(listener, app.into_make_service_with_connect_info::<Remote>()).with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        });
     if let Err(e) = server.await {
         tracing::error!(error = %e, "http server failed");
     }
 }
 
-/// The node's HTTP acceptor as axum takes it: errors are logged and
-/// accepting goes on.
-struct HttpListener(Arc<dyn Acceptor>);
+/// Where an HTTP connection comes from, and who its client certificate
+/// says it is.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub addr: String,
+    pub identity: Option<Identity>,
+}
+
+/// The node's HTTP acceptor as axum takes it, plain or through TLS: errors
+/// are logged and accepting goes on.
+enum HttpListener {
+    Plain(Arc<dyn Acceptor>),
+    Tls(Arc<TlsAcceptor>),
+}
 
 impl axum::serve::Listener for HttpListener {
     type Io = BoxStream;
-    type Addr = String;
+    type Addr = Remote;
 
-    async fn accept(&mut self) -> (BoxStream, String) {
+    async fn accept(&mut self) -> (BoxStream, Remote) {
         loop {
-            match self.0.accept().await {
+            let accepted = match self {
+                HttpListener::Plain(a) => a.accept().await.map(|(s, addr)| (s, Remote { addr, identity: None })),
+                HttpListener::Tls(a) => {
+                    a.next().await.map(|c| (c.stream, Remote { addr: c.from, identity: c.identity }))
+                }
+            };
+            match accepted {
                 Ok(accepted) => return accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "http accept failed");
@@ -56,8 +86,101 @@ impl axum::serve::Listener for HttpListener {
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<String> {
-        self.0.local_addr()
+    fn local_addr(&self) -> std::io::Result<Remote> {
+        let addr = match self {
+            HttpListener::Plain(a) => a.local_addr()?,
+            HttpListener::Tls(a) => a.local_addr(),
+        };
+        Ok(Remote { addr, identity: None })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpListener>> for Remote {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Remote {
+        stream.remote_addr().clone()
+    }
+}
+
+/// What a request must show to be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: probes and metrics, unless `--auth-probes`.
+    Nothing,
+    /// The data API: the client password, when there is one.
+    Password,
+    /// Everything else: a client certificate or the admin token, when the
+    /// node has either.
+    Admin,
+}
+
+/// What a request to `path` must show.
+pub fn need(path: &str, auth_probes: bool) -> Need {
+    match path {
+        "/livez" | "/readyz" | "/metrics" if !auth_probes => Need::Nothing,
+        "/livez" | "/readyz" | "/metrics" => Need::Admin,
+        p if p.starts_with("/v1/kv/") => Need::Password,
+        _ => Need::Admin,
+    }
+}
+
+/// Compare secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a request that needs `need` and shows `identity` (a client
+/// certificate of this cluster) and `bearer` (an `Authorization: Bearer`
+/// token) is served; the refusal says what was missing.
+pub fn admit(sec: &Security, need: Need, identity: Option<&Identity>, bearer: Option<&str>) -> Result<(), String> {
+    let token_is = |secret: &Option<String>| matches!((secret, bearer), (Some(s), Some(b)) if same_secret(s, b));
+    match need {
+        Need::Nothing => Ok(()),
+        Need::Password => {
+            if sec.password.is_none() || identity.is_some() || token_is(&sec.password) || token_is(&sec.admin_token) {
+                Ok(())
+            } else if bearer.is_some() {
+                Err("WRONGPASS invalid username-password pair or user is disabled.".into())
+            } else {
+                Err("NOAUTH Authentication required: send the password as 'Authorization: Bearer PASSWORD'".into())
+            }
+        }
+        Need::Admin => {
+            // An insecure node without a token has nothing to check.
+            let guarded = sec.tls.is_some() || sec.admin_token.is_some();
+            if !guarded || identity.is_some() || token_is(&sec.admin_token) {
+                Ok(())
+            } else if bearer.is_some() {
+                Err("the bearer token is not this node's admin token".into())
+            } else {
+                Err("the admin API needs a client certificate (tidal certs client) or the admin token as \
+                     'Authorization: Bearer TOKEN'"
+                    .into())
+            }
+        }
+    }
+}
+
+/// Refuse, with 401, a request that does not show what its path needs.
+async fn authenticate(
+    State(s): S,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<Remote>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let need = need(req.uri().path(), s.config.security.auth_probes);
+    match admit(&s.config.security, need, remote.identity.as_ref(), bearer) {
+        Ok(()) => next.run(req).await,
+        Err(why) => {
+            let mut r = json_error(StatusCode::UNAUTHORIZED, why);
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r
+        }
     }
 }
 
@@ -106,6 +229,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .merge(data)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
 }
 
@@ -200,7 +324,11 @@ async fn readyz(State(s): S) -> Response {
 
 async fn why(State(s): S) -> String {
     let r = admin::readiness(&s);
-    let mut out = if r.ready {
+    let mut out = String::new();
+    if s.config.security.tls.is_none() {
+        out.push_str("insecure: started with --insecure, peers are not authenticated and traffic is not encrypted\n");
+    }
+    out += &if r.ready {
         "ready: control-plane cache fresh, every hosted group has a leader, lag under threshold\n".to_string()
     } else {
         let mut out = String::from("not ready because:\n");

@@ -23,6 +23,7 @@ pub mod router;
 pub mod scale_api;
 pub mod scan;
 pub mod shrink_api;
+pub mod tls;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigErrors, NodeConfig, RawConfig};

@@ -25,7 +25,9 @@ use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registratio
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
 use tidal_raft::read_gate::ReadGate;
-use tidal_raft::transport::{Acceptor, BoxFuture, Connector, SourceTcpConnector, TcpAcceptor, TcpConnector, WireError};
+use tidal_raft::transport::{
+    Acceptor, BoxFuture, Connector, Handshake, PeerId, Plain, SourceTcpConnector, TcpAcceptor, TcpConnector, WireError,
+};
 use tidal_raft::{AppHandler, GroupHandle, RaftHost};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -607,16 +609,19 @@ impl Shared {
     }
 }
 
+/// How often a node looks whether its certificate files changed.
+const CERT_CHECK_EVERY: Duration = Duration::from_secs(10);
+
 struct NodeApp(std::sync::Weak<Shared>);
 
 impl AppHandler for NodeApp {
-    fn handle(&self, group: String, epoch: u64, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, WireError>> {
+    fn handle(&self, from: PeerId, group: String, epoch: u64, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, WireError>> {
         let Some(shared) = self.0.upgrade() else {
             return Box::pin(async { Err(WireError::NoHandler) });
         };
         Box::pin(async move {
             if group == CP_GROUP {
-                return Ok(tidal_control::api::serve_frame(&shared.cp, &body).await);
+                return Ok(tidal_control::api::serve_frame(&shared.cp, from, &body).await);
             }
             if group.parse::<GroupId>().is_err() {
                 return Err(WireError::Malformed(format!("bad group name '{group}'")));
@@ -642,7 +647,20 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let instance = disk.instance(config.node_id)?;
         let storage = disk.open(config.storage)?;
-        let host = RaftHost::new(config.node_id, storage.clone(), net.connector.clone(), &config.raft)?;
+        match &config.security.tls {
+            None => tracing::warn!(
+                "running --insecure: peers are not authenticated, traffic is not encrypted, and the admin API is \
+                 open{}",
+                if config.security.admin_token.is_some() { " to holders of the admin token" } else { " to anyone" }
+            ),
+            Some(tls) => tracing::info!(dir = %tls.dir().display(), identity = %tls.identity().uri(), "TLS on"),
+        }
+        // With certificates, every peer connection is TLS both ways.
+        let (connector, handshake): (Arc<dyn Connector>, Arc<dyn Handshake>) = match &config.security.tls {
+            Some(tls) => (tls.connector(net.connector.clone()), tls.peer_handshake()),
+            None => (net.connector.clone(), Arc::new(Plain)),
+        };
+        let host = RaftHost::new(config.node_id, storage.clone(), connector, &config.raft)?;
         let me = config.node_id;
 
         let info = NodeInfo {
@@ -708,7 +726,10 @@ impl Node {
 
         let mut tasks = Vec::new();
         let dispatch: Arc<dyn tidal_raft::transport::Dispatch> = host.clone();
-        tasks.push(tokio::spawn(tidal_raft::transport::serve_with(net.peer, dispatch, stop_rx.clone())));
+        tasks.push(tokio::spawn(tidal_raft::transport::serve_with(net.peer, handshake, dispatch, stop_rx.clone())));
+        if let Some(tls) = shared.config.security.tls.clone() {
+            tasks.push(tokio::spawn(tls.watch(CERT_CHECK_EVERY, stop_rx.clone())));
+        }
 
         // Bring back every group hosted before a restart. A PRG whose shape
         // this node never recorded (a data directory from before shapes

@@ -28,6 +28,18 @@ use crate::scan::ScanPos;
 pub const REDIS_VERSION: &str = "7.2.0";
 
 pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
+    let listener: Arc<dyn Acceptor> = match shared.config.security.tls.clone() {
+        Some(tls) if shared.config.security.client_tls => {
+            match crate::tls::TlsAcceptor::new(listener, tls, shared.shutdown.clone()) {
+                Ok(a) => Arc::new(crate::tls::TlsStreams(a)),
+                Err(e) => {
+                    tracing::error!(error = %e, "redis server failed");
+                    return;
+                }
+            }
+        }
+        _ => listener,
+    };
     let mut stop = shared.shutdown.clone();
     loop {
         tokio::select! {
@@ -70,6 +82,24 @@ struct Conn {
     lib_name: Option<Vec<u8>>,
     lib_ver: Option<Vec<u8>>,
     addr: String,
+    /// Whether the client may run commands: it gave the password, or the
+    /// node asks for none.
+    authed: bool,
+}
+
+/// Redis's refusal of a command before AUTH.
+const NOAUTH: &str = "NOAUTH Authentication required.";
+/// Redis's refusal of a wrong password (or of a user other than `default`).
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Whether `user` and `pass` log in: only the `default` user exists, and
+/// its password is the node's.
+fn password_ok(shared: &Shared, user: Option<&[u8]>, pass: &[u8]) -> bool {
+    let user_ok = user.is_none_or(|u| u == b"default");
+    match &shared.config.security.password {
+        Some(p) => user_ok && crate::http::same_secret(p, &String::from_utf8_lossy(pass)),
+        None => user_ok,
+    }
 }
 
 /// One task reads a round of requests, then writes its replies: the stream
@@ -89,6 +119,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         lib_name: None,
         lib_ver: None,
         addr,
+        authed: shared.config.security.password.is_none(),
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -121,6 +152,15 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     continue;
                 }
             };
+            let before_auth = matches!(
+                cmd,
+                Command::Conn(ConnCmd::Auth { .. } | ConnCmd::Hello { .. } | ConnCmd::Quit | ConnCmd::Reset)
+            );
+            if !conn.authed && !before_auth {
+                run.flush(&shared, conn.proto, &mut out).await;
+                send(&shared, &Reply::Error(NOAUTH.into()), conn.proto, &mut out);
+                continue;
+            }
             match cmd {
                 Command::Write(op) => run.push_write(&shared, conn.proto, &mut out, op).await,
                 Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op).await,
@@ -405,7 +445,25 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
     let reply = match c {
         ConnCmd::Ping(None) => Reply::simple("PONG"),
         ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m) => Reply::Bulk(m),
-        ConnCmd::Hello { protover, auth: _, setname } => {
+        ConnCmd::Hello { protover, auth, setname } => {
+            match &auth {
+                Some((user, pass)) if !password_ok(shared, Some(user), pass) => {
+                    return (Reply::Error(WRONGPASS.into()), false);
+                }
+                Some(_) => conn.authed = true,
+                None if !conn.authed => {
+                    return (
+                        Reply::Error(
+                            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                             select the RESP protocol version at the same time"
+                                .into(),
+                        ),
+                        false,
+                    );
+                }
+                None => {}
+            }
             match protover {
                 None => {}
                 Some(2) => conn.proto = Proto::Resp2,
@@ -422,16 +480,24 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 client_id: conn.id as i64,
             })
         }
-        ConnCmd::Auth { user: None, .. } => Reply::err(
+        ConnCmd::Auth { user: None, .. } if shared.config.security.password.is_none() => Reply::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ),
-        ConnCmd::Auth { user: Some(_), .. } => Reply::Ok,
+        ConnCmd::Auth { user, pass } => {
+            if password_ok(shared, user.as_deref(), &pass) {
+                conn.authed = true;
+                Reply::Ok
+            } else {
+                Reply::Error(WRONGPASS.into())
+            }
+        }
         ConnCmd::Select(0) => Reply::Ok,
         ConnCmd::Select(_) => Reply::err("DB index is out of range"),
         ConnCmd::Quit => return (Reply::Ok, true),
         ConnCmd::Reset => {
             conn.proto = Proto::Resp2;
             conn.name = None;
+            conn.authed = shared.config.security.password.is_none();
             Reply::simple("RESET")
         }
         ConnCmd::ClientSetName(n) => {

@@ -25,7 +25,7 @@ use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
 use crate::storage::{Storage, StoreError, GROUPS, LOG, META};
 use crate::transport::{
-    BoxFuture, Connector, Dispatch, GroupNetwork, Peers, Request, Response, SentBytes, SnapshotPacer, WireError,
+    BoxFuture, Connector, Dispatch, GroupNetwork, PeerId, Peers, Request, Response, SentBytes, SnapshotPacer, WireError,
 };
 use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
@@ -92,7 +92,7 @@ impl RaftTuning {
 /// Requests for the layer above the transport (forwarded client commands,
 /// control-plane calls).
 pub trait AppHandler: Send + Sync + 'static {
-    fn handle(&self, group: String, epoch: u64, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, WireError>>;
+    fn handle(&self, from: PeerId, group: String, epoch: u64, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, WireError>>;
 }
 
 /// A running group.
@@ -445,13 +445,36 @@ impl RaftHost {
     }
 }
 
+/// The node a Raft frame says it comes from: the candidate of a vote, the
+/// leader of an append, a snapshot or a leadership transfer.
+fn claimed_sender(body: &Request) -> Option<u64> {
+    match body {
+        Request::Append(r) => Some(r.vote.leader_id().node_id),
+        Request::Vote(r) => Some(r.vote.leader_id().node_id),
+        Request::Snapshot { vote, .. } => Some(vote.leader_id().node_id),
+        Request::TransferLeader(r) => Some(r.from_leader().leader_id().node_id),
+        Request::App(_) => None,
+    }
+}
+
 impl Dispatch for RaftHost {
-    fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>> {
+    fn dispatch(
+        &self,
+        from: PeerId,
+        group: String,
+        epoch: u64,
+        body: Request,
+    ) -> BoxFuture<Result<Response, WireError>> {
+        if let Some(claimed) = claimed_sender(&body).filter(|n| !from.may_speak_for(*n)) {
+            let msg = format!("a frame for {group} claims node {claimed}, the peer's certificate says {from:?}");
+            tracing::warn!("{msg}");
+            return Box::pin(async move { Err(WireError::Forbidden(msg)) });
+        }
         if let Request::App(bytes) = body {
             let Some(app) = self.app.get().cloned() else {
                 return Box::pin(async { Err(WireError::NoHandler) });
             };
-            let fut = app.handle(group, epoch, bytes);
+            let fut = app.handle(from, group, epoch, bytes);
             return Box::pin(async move { fut.await.map(Response::App) });
         }
         let Some(g) = self.group(&group) else {

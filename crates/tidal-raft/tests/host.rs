@@ -12,7 +12,7 @@ use openraft::BasicNode;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
-use tidal_raft::transport::{serve, CallError, Dispatch, Request, TcpConnector, WireError};
+use tidal_raft::transport::{serve, CallError, Dispatch, PeerId, Request, TcpConnector, WireError};
 use tidal_raft::{RaftHost, RaftTuning, Storage};
 
 fn snapshot_piece(offset: u64, data: &[u8], done: bool) -> Request {
@@ -68,6 +68,23 @@ async fn frames_fail_closed_and_a_group_commits() {
     match peers.call(&addr, "default:0", 5, snapshot_piece(5, b"def", true), t).await {
         Err(CallError::Remote(WireError::Raft(e))) => assert!(e.contains("does not continue"), "{e}"),
         other => panic!("expected a refused piece, got {other:?}"),
+    }
+
+    // A peer whose certificate names node 3 may not send what node 2 says:
+    // a vote, a snapshot piece, anything that claims a sender.
+    let node3 = PeerId::Node(3);
+    for body in [vote(), snapshot_piece(0, b"", false)] {
+        match host.dispatch(node3, "default:0".into(), 5, body).await {
+            Err(WireError::Forbidden(e)) => assert!(e.contains("claims node 2"), "{e}"),
+            other => panic!("expected Forbidden, got {other:?}"),
+        }
+    }
+    // Node 2 itself, or an unverified peer (an --insecure node), may.
+    for from in [PeerId::Node(2), PeerId::Unverified] {
+        assert!(matches!(
+            host.dispatch(from, "default:0".into(), 5, snapshot_piece(0, b"", false)).await,
+            Ok(tidal_raft::transport::Response::Snapshot(None))
+        ));
     }
 
     // One-member group: bootstrap, write, read back.

@@ -1014,6 +1014,7 @@ pub fn host(sim: &mut turmoil::Sim<'_>, id: u64, ip: IpAddr, boot: Boot, machine
                 client_addr: Some(format!("{ip}:6379")),
                 http_addr: Some(format!("{ip}:8080")),
                 data_dir: Some(format!("/sim/node{id}").into()),
+                insecure: Some(true),
                 peers,
                 join,
                 slots: Some(64),

@@ -72,6 +72,9 @@ pub struct Cluster {
     pub extra: Vec<String>,
     /// The fault-injecting proxy every peer connection goes through, if any.
     pub proxy: Option<std::sync::Arc<proxy::Proxy>>,
+    /// The CA directory of a cluster started with certificates
+    /// ([`Cluster::start_secure`]); `None`: every node runs `--insecure`.
+    pub certs: Option<PathBuf>,
     _tmp: tempdir::TempDir,
 }
 
@@ -117,10 +120,31 @@ impl Cluster {
         Cluster::start_with(n, extra, Some(proxy))
     }
 
+    /// Start `n` nodes with certificates from a CA of their own (made with
+    /// `tidal certs`), and a `root` client certificate for the tests.
+    pub fn start_secure(n: u64, extra: &[&str]) -> Cluster {
+        Cluster::start_full(n, extra, None, true)
+    }
+
     fn start_with(n: u64, extra: &[&str], proxy: Option<std::sync::Arc<proxy::Proxy>>) -> Cluster {
+        Cluster::start_full(n, extra, proxy, false)
+    }
+
+    fn start_full(n: u64, extra: &[&str], proxy: Option<std::sync::Arc<proxy::Proxy>>, secure: bool) -> Cluster {
         let tmp = tempdir::TempDir::new("tidal-test");
-        let mut c =
-            Cluster { nodes: Vec::new(), extra: extra.iter().map(|s| s.to_string()).collect(), proxy, _tmp: tmp };
+        let certs = secure.then(|| {
+            let dir = tmp.path().join("certs");
+            certs_cmd(&["init", "--dir"], &dir);
+            certs_cmd(&["client", "--name", "root", "--dir"], &dir);
+            dir
+        });
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            proxy,
+            certs,
+            _tmp: tmp,
+        };
         for id in 1..=n {
             let node = c.new_node(id, None);
             c.nodes.push(node);
@@ -174,6 +198,17 @@ impl Cluster {
     /// Start (or restart) node at index `i` on its same ports and data.
     pub fn spawn(&mut self, i: usize) {
         let peers = self.peers();
+        let security = match &self.certs {
+            Some(ca) => {
+                let id = self.nodes[i].id.to_string();
+                let dir = ca.join(format!("node-{id}"));
+                if !dir.join("node.crt").exists() {
+                    certs_cmd(&["node", "--id", &id, "--dir"], ca);
+                }
+                vec!["--certs-dir".to_string(), dir.display().to_string()]
+            }
+            None => vec!["--insecure".to_string()],
+        };
         let n = &mut self.nodes[i];
         std::fs::create_dir_all(&n.dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log")).unwrap();
@@ -197,6 +232,7 @@ impl Cluster {
             })
             .arg("--data-dir")
             .arg(&n.dir)
+            .args(&security)
             .args(&self.extra)
             .env("TIDAL_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
@@ -225,7 +261,16 @@ impl Cluster {
     }
 
     pub fn ready(&self, i: usize) -> bool {
-        http_get(&self.nodes[i].http, "/readyz").map(|(code, _)| code == 200).unwrap_or(false)
+        self.get(i, "/readyz").map(|(code, _)| code == 200).unwrap_or(false)
+    }
+
+    /// GET `path` from node `i`'s HTTP port: over HTTPS with the `root`
+    /// client certificate on a cluster with certificates.
+    pub fn get(&self, i: usize, path: &str) -> std::io::Result<(u16, String)> {
+        match &self.certs {
+            Some(ca) => https(&self.nodes[i].http, "GET", path, ca, Some("root"), None),
+            None => http_get(&self.nodes[i].http, path),
+        }
     }
 
     /// Wait until node `i` is ready; on timeout, fail with why it is not
@@ -234,7 +279,7 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         while !self.ready(i) {
             if Instant::now() > deadline {
-                let why = http_get(&self.nodes[i].http, "/why").map(|(_, b)| b).unwrap_or_else(|e| e.to_string());
+                let why = self.get(i, "/why").map(|(_, b)| b).unwrap_or_else(|e| e.to_string());
                 let log = self.log(i);
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 let others: String = (0..self.nodes.len())
@@ -403,4 +448,60 @@ pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> std::io::Resul
 
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     http(addr, "GET", path, b"")
+}
+
+/// Run `tidal certs ARGS DIR`.
+pub fn certs_cmd(args: &[&str], dir: &std::path::Path) {
+    let out = Command::new(BIN).arg("certs").args(args).arg(dir).output().expect("run tidal certs");
+    assert!(out.status.success(), "tidal certs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An HTTPS request trusting only the CA in `ca_dir`, showing client
+/// certificate `client` of that directory (or none) and `bearer` (or
+/// none); the status and body, whatever the status.
+pub fn https(
+    addr: &str,
+    method: &str,
+    path: &str,
+    ca_dir: &std::path::Path,
+    client: Option<&str>,
+    bearer: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+    let certs = |f: &str| -> Vec<Certificate<'static>> {
+        let pem = std::fs::read(ca_dir.join(f)).unwrap();
+        ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(RootCerts::Specific(std::sync::Arc::new(certs("ca.crt"))));
+    if let Some(name) = client {
+        let key = PrivateKey::from_pem(&std::fs::read(ca_dir.join(format!("client.{name}.key"))).unwrap()).unwrap();
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&certs(&format!("client.{name}.crt")), key)));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .tls_config(tls.build())
+        .build()
+        .into();
+    let url = format!("https://{addr}{path}");
+    let mut req = match method {
+        "POST" => agent.post(&url),
+        "PUT" => agent.put(&url),
+        _ => agent.get(&url).force_send_body(),
+    };
+    if let Some(b) = bearer {
+        req = req.header("authorization", format!("Bearer {b}"));
+    }
+    let mut resp = req.send_empty().map_err(std::io::Error::other)?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().map_err(std::io::Error::other)?;
+    Ok((status, body))
 }

@@ -38,6 +38,7 @@ pub async fn three_nodes(prefix: &str, extra: impl Fn(&mut RawConfig)) -> (Vec<N
             http_addr: Some(addr(&http)),
             data_dir: Some(dir.clone()),
             peers: Some(peers.join(",")),
+            insecure: Some(true),
             ..Default::default()
         };
         extra(&mut raw);

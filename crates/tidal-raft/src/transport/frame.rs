@@ -80,6 +80,10 @@ pub enum WireError {
     Malformed(String),
     #[error("no application handler on this node")]
     NoHandler,
+    /// The peer's certificate does not allow what the frame asks: it
+    /// claims to come from another node.
+    #[error("refused: {0}")]
+    Forbidden(String),
 }
 
 /// A frame too long to send: the receiver would refuse it and close the

@@ -13,9 +13,51 @@ use super::{BoxFuture, BoxStream};
 /// Bytes read from a peer connection at a time.
 pub(super) const READ_BUFFER: usize = 64 * 1024;
 
-/// Where incoming requests go.
+/// Where incoming requests go, with who sent them.
 pub trait Dispatch: Send + Sync + 'static {
-    fn dispatch(&self, group: String, epoch: u64, body: Request) -> BoxFuture<Result<Response, WireError>>;
+    fn dispatch(
+        &self,
+        from: PeerId,
+        group: String,
+        epoch: u64,
+        body: Request,
+    ) -> BoxFuture<Result<Response, WireError>>;
+}
+
+/// Who is at the other end of an incoming peer connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerId {
+    /// Nobody vouched for it: a node started with `--insecure` (or a
+    /// simulated network) takes every peer at its word.
+    Unverified,
+    /// Node `n`, as the certificate it presented says.
+    Node(u64),
+}
+
+impl PeerId {
+    /// Whether a frame from this peer may claim to come from node `node`
+    /// (a vote's candidate, an append's leader, a registration's id).
+    pub fn may_speak_for(self, node: u64) -> bool {
+        match self {
+            PeerId::Unverified => true,
+            PeerId::Node(n) => n == node,
+        }
+    }
+}
+
+/// What happens to an accepted stream before frames are read from it: a
+/// TLS handshake that also says which node the peer is, or nothing.
+pub trait Handshake: Send + Sync + 'static {
+    fn accept(&self, stream: BoxStream, from: String) -> BoxFuture<std::io::Result<(BoxStream, PeerId)>>;
+}
+
+/// Streams taken as they are, from unverified peers.
+pub struct Plain;
+
+impl Handshake for Plain {
+    fn accept(&self, stream: BoxStream, _from: String) -> BoxFuture<std::io::Result<(BoxStream, PeerId)>> {
+        Box::pin(async move { Ok((stream, PeerId::Unverified)) })
+    }
 }
 
 /// Accepts streams, with the address of whoever opened each: TCP by
@@ -51,20 +93,37 @@ impl Acceptor for TcpAcceptor {
     }
 }
 
-/// Accept peer connections on a TCP `listener` until `shutdown` turns true.
+/// Accept plain peer connections on a TCP `listener` until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown: watch::Receiver<bool>) {
-    serve_with(Arc::new(TcpAcceptor::new(listener)), dispatch, shutdown).await
+    serve_with(Arc::new(TcpAcceptor::new(listener)), Arc::new(Plain), dispatch, shutdown).await
 }
 
-/// Accept peer streams from any [`Acceptor`] until `shutdown` turns true.
-pub async fn serve_with(acceptor: Arc<dyn Acceptor>, dispatch: Arc<dyn Dispatch>, mut shutdown: watch::Receiver<bool>) {
+/// How long an accepted connection has to finish its handshake: one that
+/// stalls is dropped instead of holding its task and socket.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accept peer streams from any [`Acceptor`], each through `handshake` on
+/// its own task, until `shutdown` turns true.
+pub async fn serve_with(
+    acceptor: Arc<dyn Acceptor>,
+    handshake: Arc<dyn Handshake>,
+    dispatch: Arc<dyn Dispatch>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
             r = acceptor.accept() => match r {
-                Ok((s, _)) => {
-                    tokio::spawn(serve_stream(s, dispatch.clone()));
+                Ok((s, from)) => {
+                    let (handshake, dispatch) = (handshake.clone(), dispatch.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake.accept(s, from.clone())).await {
+                            Ok(Ok((s, peer))) => serve_stream(s, peer, dispatch).await,
+                            Ok(Err(e)) => tracing::warn!(%from, error = %e, "peer refused"),
+                            Err(_) => tracing::warn!(%from, "peer handshake timed out"),
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "peer accept failed");
@@ -76,7 +135,7 @@ pub async fn serve_with(acceptor: Arc<dyn Acceptor>, dispatch: Arc<dyn Dispatch>
 }
 
 /// Serve one peer connection until it closes or sends a malformed frame.
-pub async fn serve_stream(stream: BoxStream, dispatch: Arc<dyn Dispatch>) {
+pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dispatch>) {
     let (r, mut w) = tokio::io::split(stream);
     // Frames arrive many to a segment: read them from a buffer, not with
     // two reads each.
@@ -105,7 +164,7 @@ pub async fn serve_stream(stream: BoxStream, dispatch: Arc<dyn Dispatch>) {
                 let d = dispatch.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let body = d.dispatch(group, epoch, body).await;
+                    let body = d.dispatch(peer, group, epoch, body).await;
                     let mut bytes = Vec::new();
                     if let Err(e) = encode_frame(&Frame::Response { id, body }, &mut bytes) {
                         // The caller hears why instead of losing the connection.
