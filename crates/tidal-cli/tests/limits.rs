@@ -127,3 +127,31 @@ fn client_limits_close_only_the_connection_that_passes_them() {
     assert_eq!(other.cmd(&["EXISTS", "a", "k"]).unwrap(), Value::Int(0), "a refused request wrote");
     assert!(pong(&mut other));
 }
+
+/// A smaller peer frame (`--max-frame-mb 4`) bounds values to what one
+/// frame carries: a value at the bound is written through any node and
+/// replicated, one past it is refused and writes nothing. The admin API's
+/// body limit is a flag too.
+#[test]
+fn the_peer_frame_and_body_limits_are_settings() {
+    let c = Cluster::start(3, &["--max-frame-mb", "4", "--max-api-body-kb", "16"]);
+    // 4 MiB less 1 MiB for the frame and the entry, less 64 KiB for a command and key.
+    let most = (3 << 20) - (64 << 10);
+    let value = vec![b'x'; most];
+    for i in 0..3 {
+        let key = format!("big{i}");
+        assert_eq!(c.client(i).cmd_bytes(&[b"SET", key.as_bytes(), &value]).unwrap(), Value::Simple("OK".into()));
+        let got = c.client((i + 1) % 3).cmd(&["STRLEN", &key]).unwrap();
+        assert_eq!(got, Value::Int(most as i64), "written through node {} and read through another", i + 1);
+    }
+    let over = vec![b'x'; most + 1];
+    match c.client(0).cmd_bytes(&[b"SET", b"over", &over]).unwrap() {
+        Value::Error(e) => assert!(e.contains("exceeds the limit of"), "{e}"),
+        other => panic!("a value past the frame's bound: {other:?}"),
+    }
+    assert_eq!(c.client(1).cmd(&["EXISTS", "over"]).unwrap(), Value::Int(0));
+
+    let body = format!("{{\"tenant\":\"default\",\"slots\":\"{}\"}}", "0,".repeat(9000));
+    let (code, _) = common::http(&c.nodes[0].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();
+    assert_eq!(code, 413, "an admin body past 16 KiB");
+}

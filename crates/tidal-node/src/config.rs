@@ -199,6 +199,15 @@ pub struct RawConfig {
     /// (open by default, for probes and Prometheus).
     #[arg(long, env = "TIDAL_AUTH_PROBES", num_args = 0..=1, default_missing_value = "true")]
     pub auth_probes: Option<bool>,
+    /// Longest peer frame, MiB, this node sends or takes (2-64, default
+    /// 64; the same on every node). A write travels in one frame, so
+    /// `max-value-bytes` must leave 1 MiB of it free.
+    #[arg(long, env = "TIDAL_MAX_FRAME_MB")]
+    pub max_frame_mb: Option<u64>,
+    /// Largest admin API request body, KiB (default 1024); the data API
+    /// takes bodies up to `max-value-bytes`.
+    #[arg(long, env = "TIDAL_MAX_API_BODY_KB")]
+    pub max_api_body_kb: Option<u64>,
 }
 
 impl RawConfig {
@@ -256,7 +265,9 @@ impl RawConfig {
             admin_token_file,
             requirepass,
             requirepass_file,
-            auth_probes
+            auth_probes,
+            max_frame_mb,
+            max_api_body_kb
         )
     }
 
@@ -343,6 +354,8 @@ pub struct NodeConfig {
     pub clients: ClientLimits,
     /// Who may use the node's ports (see [`Security`]).
     pub security: Security,
+    /// Largest admin API request body.
+    pub max_api_body: usize,
 }
 
 /// Who may use a node's ports. The default is `--insecure`'s: no TLS, no
@@ -400,6 +413,12 @@ pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
 pub const DEFAULT_CLIENT_WRITE_TIMEOUT_MS: u64 = 30_000;
 
 impl NodeConfig {
+    /// Most bytes one client request may take: a peer frame, less room
+    /// for the frame and the log entry around it.
+    pub fn max_request_bytes(&self) -> u64 {
+        max_request_bytes(self.raft.max_frame_bytes as u64)
+    }
+
     /// The nodes named in `--peers` (none when joining).
     pub fn initial_nodes(&self) -> Vec<NodeId> {
         match &self.bootstrap {
@@ -438,7 +457,17 @@ pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 * 1024 * 1024;
 /// Most bytes one client request may take. A write travels whole, in one
 /// peer frame, to its PRG's leader and from there to every follower; 1 MiB
 /// of the frame is left for the frame and the log entry around it.
-pub const MAX_REQUEST_BYTES: u64 = tidal_raft::transport::MAX_FRAME as u64 - (1 << 20);
+pub const MAX_REQUEST_BYTES: u64 = max_request_bytes(tidal_raft::transport::MAX_FRAME as u64);
+
+/// Most bytes one client request may take under a frame limit of `frame`.
+pub const fn max_request_bytes(frame: u64) -> u64 {
+    frame.saturating_sub(1 << 20)
+}
+
+/// Largest `max-value-bytes` under a frame limit of `frame`.
+pub const fn max_value_bytes_within(frame: u64) -> u64 {
+    max_request_bytes(frame).saturating_sub(64 << 10)
+}
 /// Largest `max-value-bytes`: a value and its command and key (64 KiB)
 /// within one request. A larger value could never be replicated.
 pub const MAX_MAX_VALUE_BYTES: u64 = MAX_REQUEST_BYTES - (64 << 10);
@@ -548,11 +577,23 @@ impl RawConfig {
         if prgs == 0 || prgs > slots {
             errs.push(format!("prgs: must be in 1..=slots ({slots}), got {prgs}"));
         }
-        let max_value_bytes = self.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES);
-        if max_value_bytes == 0 || max_value_bytes > MAX_MAX_VALUE_BYTES {
+        let max_frame_mb = self.max_frame_mb.unwrap_or((tidal_raft::transport::MAX_FRAME >> 20) as u64);
+        let top_mb = (tidal_raft::transport::MAX_FRAME >> 20) as u64;
+        if !(2..=top_mb).contains(&max_frame_mb) {
+            errs.push(format!("max-frame-mb: must be in 2..={top_mb}, got {max_frame_mb}"));
+        }
+        let max_frame = max_frame_mb.clamp(2, top_mb) << 20;
+        let most_value = max_value_bytes_within(max_frame);
+        let max_value_bytes = self.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES.min(most_value));
+        if max_value_bytes == 0 || max_value_bytes > most_value {
             errs.push(format!(
-                "max-value-bytes: must be in 1..={MAX_MAX_VALUE_BYTES} (a write must fit one peer frame), got {max_value_bytes}"
+                "max-value-bytes: must be in 1..={most_value} (a write must fit one peer frame of max-frame-mb \
+                 {max_frame_mb}), got {max_value_bytes}"
             ));
+        }
+        let max_api_body_kb = self.max_api_body_kb.unwrap_or(1024);
+        if !(16..=64 << 10).contains(&max_api_body_kb) {
+            errs.push(format!("max-api-body-kb: must be in 16..=65536, got {max_api_body_kb}"));
         }
         let maxclients = self.maxclients.unwrap_or(DEFAULT_MAXCLIENTS);
         if !(1..=1_000_000).contains(&maxclients) {
@@ -660,8 +701,10 @@ impl RawConfig {
             snapshot_every: self.snapshot_every.unwrap_or(dr.snapshot_every),
             keep_after_snapshot: self.keep_after_snapshot.unwrap_or(dr.keep_after_snapshot),
             log_hold_ms: self.log_hold_ms.unwrap_or(dr.log_hold_ms),
-            snapshot_chunk_bytes: dr.snapshot_chunk_bytes,
+            // A snapshot piece goes in one frame.
+            snapshot_chunk_bytes: dr.snapshot_chunk_bytes.min(max_request_bytes(max_frame)),
             snapshot_rate_bytes: 0,
+            max_frame_bytes: max_frame as usize,
         };
         if raft.log_hold_ms > 86_400_000 {
             errs.push(format!("log-hold-ms: must be at most 86400000 (a day), got {}", raft.log_hold_ms));
@@ -764,6 +807,7 @@ impl RawConfig {
             budget,
             min_available_replicas,
             security,
+            max_api_body: (max_api_body_kb << 10) as usize,
             replace_node: self.replace_node.unwrap_or(false),
             drain_timeout_ms,
             self_heal_delay_ms,

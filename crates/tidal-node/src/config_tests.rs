@@ -89,6 +89,67 @@ fn values_that_cannot_replicate_are_refused() {
 }
 
 #[test]
+fn a_smaller_frame_limit_bounds_values_and_snapshot_pieces() {
+    let mut raw = good();
+    raw.max_frame_mb = Some(8);
+    let c = raw.clone().resolve().unwrap();
+    assert_eq!(c.raft.max_frame_bytes, 8 << 20);
+    // The default value limit shrinks to fit the frame; so do snapshot pieces.
+    assert_eq!(c.max_value_bytes, (7 << 20) - (64 << 10));
+    assert!(c.raft.snapshot_chunk_bytes <= c.max_request_bytes());
+    // A value limit that a frame could not carry is refused, naming both.
+    raw.max_value_bytes = Some(16 << 20);
+    let errs = raw.clone().resolve().unwrap_err().0;
+    assert!(errs[0].contains("max-value-bytes") && errs[0].contains("max-frame-mb 8"), "{errs:?}");
+    for bad in [0, 1, 65, 1 << 40] {
+        raw.max_frame_mb = Some(bad);
+        raw.max_value_bytes = Some(1024);
+        let errs = raw.clone().resolve().unwrap_err().0;
+        assert!(errs[0].starts_with("max-frame-mb: must be in 2..=64"), "{bad}: {errs:?}");
+    }
+}
+
+#[test]
+fn the_admin_body_limit_is_bounded() {
+    let mut raw = good();
+    assert_eq!(raw.clone().resolve().unwrap().max_api_body, 1 << 20);
+    raw.max_api_body_kb = Some(64);
+    assert_eq!(raw.clone().resolve().unwrap().max_api_body, 64 << 10);
+    raw.max_api_body_kb = Some(1);
+    assert!(raw.resolve().unwrap_err().0[0].starts_with("max-api-body-kb: must be in 16..="));
+}
+
+#[test]
+fn security_settings_are_one_or_the_other_and_secrets_come_from_files() {
+    let mut raw = good();
+    raw.insecure = None;
+    let errs = raw.clone().resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("certs-dir/insecure: give --certs-dir DIR")), "{errs:?}");
+    raw.insecure = Some(true);
+    raw.certs_dir = Some("/nonexistent".into());
+    let errs = raw.clone().resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.contains("not both")), "{errs:?}");
+    raw.certs_dir = None;
+    raw.requirepass = Some("a".into());
+    raw.requirepass_file = Some("/nonexistent".into());
+    let errs = raw.clone().resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("requirepass/requirepass-file: give one")), "{errs:?}");
+    raw.requirepass = None;
+    let errs = raw.clone().resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("requirepass-file: cannot read /nonexistent")), "{errs:?}");
+    let dir = std::env::temp_dir().join(format!("tidal-secret-{}", std::process::id()));
+    std::fs::write(&dir, "pw\n").unwrap();
+    raw.requirepass_file = Some(dir.clone());
+    raw.admin_token_file = Some(dir.clone());
+    let c = raw.clone().resolve().unwrap();
+    assert_eq!((c.security.password.as_deref(), c.security.admin_token.as_deref()), (Some("pw"), Some("pw")));
+    std::fs::write(&dir, "\n").unwrap();
+    let errs = raw.resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.ends_with("is empty")), "{errs:?}");
+    std::fs::remove_file(&dir).unwrap();
+}
+
+#[test]
 fn the_floor_of_serving_replicas_leaves_a_replica_to_move() {
     let mut raw = good();
     assert_eq!(raw.clone().resolve().unwrap().min_available_replicas, 2);

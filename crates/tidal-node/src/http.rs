@@ -21,10 +21,10 @@ use crate::{admin, autoscale_api, drain_api, moves_api, operations_api, scale_ap
 
 type S = State<Arc<Shared>>;
 
-/// Largest body of an admin request. They are small JSON documents (the
-/// longest, a move of every one of 16384 slots listed one by one, is under
-/// 100 KiB); this bound keeps a body, and what parsing it allocates, far
-/// below a value's limit.
+/// Largest body of an admin request by default (`--max-api-body-kb`).
+/// They are small JSON documents (the longest, a move of every one of
+/// 16384 slots listed one by one, is under 100 KiB); this bound keeps a
+/// body, and what parsing it allocates, far below a value's limit.
 pub const MAX_API_BODY: usize = 1 << 20;
 
 pub async fn serve(shared: Arc<Shared>, listener: Arc<dyn Acceptor>) {
@@ -227,7 +227,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/shrink-plan/{id}", get(shrink_api::get_plan))
         .route("/api/v1/debug/failpoints", get(moves_api::list_failpoints))
         .route("/api/v1/debug/failpoints/{*name}", put(moves_api::set_failpoint))
-        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(DefaultBodyLimit::max(shared.config.max_api_body))
         .merge(data)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)

@@ -726,7 +726,14 @@ impl Node {
 
         let mut tasks = Vec::new();
         let dispatch: Arc<dyn tidal_raft::transport::Dispatch> = host.clone();
-        tasks.push(tokio::spawn(tidal_raft::transport::serve_with(net.peer, handshake, dispatch, stop_rx.clone())));
+        let max_frame = shared.config.raft.max_frame_bytes;
+        tasks.push(tokio::spawn(tidal_raft::transport::serve_with(
+            net.peer,
+            handshake,
+            dispatch,
+            max_frame,
+            stop_rx.clone(),
+        )));
         if let Some(tls) = shared.config.security.tls.clone() {
             tasks.push(tokio::spawn(tls.watch(CERT_CHECK_EVERY, stop_rx.clone())));
         }

@@ -109,7 +109,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
     // Room for one value at the limit plus its command and key; a whole
     // request within what one write may carry.
     let mut decoder = RequestDecoder::new(shared.config.max_value_bytes as usize + 64 * 1024)
-        .max_request(crate::config::MAX_REQUEST_BYTES as usize)
+        .max_request(shared.config.max_request_bytes() as usize)
         .max_args(shared.config.clients.max_args as i64)
         .max_inline(shared.config.clients.max_inline as usize);
     let mut conn = Conn {

@@ -50,6 +50,9 @@ pub struct RaftTuning {
     /// together (see [`SnapshotPacer`]); 0: no limit. Under a limit the
     /// pieces are smaller, so that they go out evenly.
     pub snapshot_rate_bytes: u64,
+    /// Longest peer frame this node sends or takes (every node of a
+    /// cluster should have the same).
+    pub max_frame_bytes: usize,
 }
 
 impl Default for RaftTuning {
@@ -63,6 +66,7 @@ impl Default for RaftTuning {
             log_hold_ms: crate::log_gc::HOLD.as_millis() as u64,
             snapshot_chunk_bytes: 4 << 20,
             snapshot_rate_bytes: 0,
+            max_frame_bytes: crate::transport::MAX_FRAME,
         }
     }
 }
@@ -280,7 +284,7 @@ impl RaftHost {
         Ok(Arc::new(Self {
             node_id,
             storage,
-            peers: Peers::new(connector),
+            peers: Peers::new(connector, tuning.max_frame_bytes),
             config: Arc::new(config),
             keep_after_snapshot: tuning.keep_after_snapshot,
             log_hold: Duration::from_millis(tuning.log_hold_ms),

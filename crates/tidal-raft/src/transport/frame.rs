@@ -17,8 +17,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
-/// Largest frame accepted; a longer declared length closes the connection,
-/// and a sender refuses to send a longer one.
+/// Largest frame there can be, and the default limit; a node may be set to
+/// accept less (`--max-frame-mb`). A longer declared length closes the
+/// connection, and a sender refuses to send a longer one.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// Most bytes the buffer of a frame body grows by before they arrive.
@@ -89,9 +90,10 @@ pub enum WireError {
 /// A frame too long to send: the receiver would refuse it and close the
 /// connection every group to that peer shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("frame of {bytes} bytes exceeds the {MAX_FRAME}-byte limit")]
+#[error("frame of {bytes} bytes exceeds the {limit}-byte limit")]
 pub struct FrameTooLarge {
     pub bytes: usize,
+    pub limit: usize,
 }
 
 /// Append `frame`, with its length in front, to `out`. A frame longer than
@@ -104,7 +106,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), FrameTooLarg
     let len = out.len() - start - 4;
     if len > MAX_FRAME {
         out.truncate(start);
-        return Err(FrameTooLarge { bytes: len });
+        return Err(FrameTooLarge { bytes: len, limit: MAX_FRAME });
     }
     out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
@@ -138,9 +140,13 @@ fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
 }
 
-/// Read one frame; `Ok(None)` on a clean end of stream. `buf` is scratch
-/// space, reused from frame to frame.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<Frame>> {
+/// Read one frame of at most `limit` bytes; `Ok(None)` on a clean end of
+/// stream. `buf` is scratch space, reused from frame to frame.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<Frame>> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < len.len() {
@@ -156,8 +162,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> s
         }
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(invalid(format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit")));
+    if len > limit {
+        return Err(invalid(format!("frame of {len} bytes exceeds this node's {limit}-byte limit")));
     }
     buf.clear();
     let mut body = (&mut *r).take(len as u64);

@@ -23,7 +23,7 @@ fn read_all(bytes: &[u8]) -> (Vec<Frame>, std::io::Result<()>) {
         let mut scratch = Vec::new();
         let mut frames = Vec::new();
         loop {
-            match read_frame(&mut r, &mut scratch).await {
+            match read_frame(&mut r, &mut scratch, MAX_FRAME).await {
                 Ok(Some(f)) => frames.push(f),
                 Ok(None) => return (frames, Ok(())),
                 Err(e) => return (frames, Err(e)),
@@ -39,27 +39,32 @@ async fn frames_round_trip_back_to_back() {
     encode_frame(&Frame::Response { id: 1, body: Err(WireError::NoHandler) }, &mut buf).unwrap();
     let mut r = &buf[..];
     let mut scratch = Vec::new();
-    match read_frame(&mut r, &mut scratch).await.unwrap().unwrap() {
+    match read_frame(&mut r, &mut scratch, MAX_FRAME).await.unwrap().unwrap() {
         Frame::Request { id, group, epoch, body: Request::App(b) } => {
             assert_eq!((id, group.as_str(), epoch, b), (1, "default:0", 7, vec![1, 2]));
         }
         other => panic!("unexpected {other:?}"),
     }
     assert!(matches!(
-        read_frame(&mut r, &mut scratch).await.unwrap(),
+        read_frame(&mut r, &mut scratch, MAX_FRAME).await.unwrap(),
         Some(Frame::Response { id: 1, body: Err(WireError::NoHandler) })
     ));
-    assert!(read_frame(&mut r, &mut scratch).await.unwrap().is_none());
+    assert!(read_frame(&mut r, &mut scratch, MAX_FRAME).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn oversized_and_garbage_frames_are_errors() {
     let mut r = &(u32::MAX.to_be_bytes())[..];
-    let e = read_frame(&mut r, &mut Vec::new()).await.unwrap_err();
-    assert!(e.to_string().contains("exceeds the 67108864-byte limit"), "{e}");
+    let e = read_frame(&mut r, &mut Vec::new(), MAX_FRAME).await.unwrap_err();
+    assert!(e.to_string().contains("exceeds this node's 67108864-byte limit"), "{e}");
+    // A node set to take less refuses a frame past its own limit.
+    let mut bytes = ((2u32 << 20) + 1).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 16]);
+    let e = read_frame(&mut &bytes[..], &mut Vec::new(), 2 << 20).await.unwrap_err();
+    assert!(e.to_string().contains("exceeds this node's 2097152-byte limit"), "{e}");
     let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
     let mut r = &garbage[..];
-    assert!(read_frame(&mut r, &mut Vec::new()).await.is_err());
+    assert!(read_frame(&mut r, &mut Vec::new(), MAX_FRAME).await.is_err());
 }
 
 /// A header claiming the largest frame, from a peer that then sends a
@@ -71,7 +76,7 @@ async fn a_header_alone_does_not_reserve_the_length_it_declares() {
     bytes.extend_from_slice(&[0u8; 100]);
     let mut r = &bytes[..];
     let mut scratch = Vec::new();
-    let e = read_frame(&mut r, &mut scratch).await.unwrap_err();
+    let e = read_frame(&mut r, &mut scratch, MAX_FRAME).await.unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
     assert!(e.to_string().contains("100 bytes into a frame of 67108864"), "{e}");
     assert!(scratch.capacity() <= 2 * READ_CHUNK, "reserved {} bytes", scratch.capacity());
@@ -83,7 +88,7 @@ async fn a_large_frame_is_read_whole_and_its_buffer_given_back() {
     let bytes = encoded(&app(3, body.clone()));
     let mut r = &bytes[..];
     let mut scratch = Vec::new();
-    match read_frame(&mut r, &mut scratch).await.unwrap() {
+    match read_frame(&mut r, &mut scratch, MAX_FRAME).await.unwrap() {
         Some(Frame::Request { body: Request::App(b), .. }) => assert_eq!(b, body),
         other => panic!("unexpected {other:?}"),
     }
@@ -93,7 +98,7 @@ async fn a_large_frame_is_read_whole_and_its_buffer_given_back() {
 #[tokio::test]
 async fn a_stream_cut_inside_a_header_is_an_error_not_an_end() {
     let mut r = &[0u8, 0][..];
-    let e = read_frame(&mut r, &mut Vec::new()).await.unwrap_err();
+    let e = read_frame(&mut r, &mut Vec::new(), MAX_FRAME).await.unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
 }
 

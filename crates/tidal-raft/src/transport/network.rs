@@ -200,6 +200,9 @@ fn read_failed(e: impl std::fmt::Display) -> StreamingError<TypeConfig> {
 /// goes alone); well under the transport's frame limit.
 const APPEND_BYTES: usize = 16 << 20;
 
+/// Frame bytes an append's entries leave for what goes around them.
+const APPEND_ROOM: usize = 1 << 20;
+
 /// `rpc` as consecutive appends of at most `max` entry bytes each (at
 /// least one entry each), every one continuing from the last entry of the
 /// one before, each with its entry bytes. openraft's follower commits only
@@ -262,7 +265,9 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
-        let mut parts = split_append(rpc, APPEND_BYTES).into_iter().peekable();
+        // Within the frame limit, with room for the frame around the entries.
+        let most = APPEND_BYTES.min(self.net.peers.max_frame().saturating_sub(APPEND_ROOM)).max(1);
+        let mut parts = split_append(rpc, most).into_iter().peekable();
         while let Some((part, bytes)) = parts.next() {
             let bytes = bytes as u64;
             let ttl = append_ttl(&part, bytes, option.hard_ttl());

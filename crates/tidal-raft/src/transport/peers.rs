@@ -74,6 +74,8 @@ const SILENT_AFTER: Duration = Duration::from_secs(1);
 /// Connections to every peer this node talks to.
 pub struct Peers {
     connector: Arc<dyn Connector>,
+    /// Longest frame sent or taken: what every node of the cluster accepts.
+    max_frame: usize,
     conns: Mutex<BTreeMap<String, Arc<PeerHandle>>>,
     next_id: AtomicU64,
 }
@@ -81,8 +83,14 @@ pub struct Peers {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Peers {
-    pub fn new(connector: Arc<dyn Connector>) -> Arc<Self> {
-        Arc::new(Self { connector, conns: Mutex::default(), next_id: AtomicU64::new(1) })
+    pub fn new(connector: Arc<dyn Connector>, max_frame: usize) -> Arc<Self> {
+        let max_frame = max_frame.min(super::MAX_FRAME);
+        Arc::new(Self { connector, max_frame, conns: Mutex::default(), next_id: AtomicU64::new(1) })
+    }
+
+    /// The longest frame sent to or taken from a peer.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
     }
 
     fn handle(&self, addr: &str) -> Arc<PeerHandle> {
@@ -94,7 +102,7 @@ impl Peers {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let h = Arc::new(PeerHandle { tx, link: Arc::default() });
-        tokio::spawn(peer_task(addr.to_string(), self.connector.clone(), rx, h.link.clone()));
+        tokio::spawn(peer_task(addr.to_string(), self.connector.clone(), rx, h.link.clone(), self.max_frame));
         conns.insert(addr.to_string(), h.clone());
         h
     }
@@ -112,6 +120,10 @@ impl Peers {
         let mut bytes = Vec::new();
         encode_frame(&Frame::Request { id, group: group.to_string(), epoch, body }, &mut bytes)
             .map_err(|reason| CallError::TooLarge { addr: addr.to_string(), reason })?;
+        if bytes.len() - 4 > self.max_frame {
+            let reason = FrameTooLarge { bytes: bytes.len() - 4, limit: self.max_frame };
+            return Err(CallError::TooLarge { addr: addr.to_string(), reason });
+        }
         let h = self.handle(addr);
         let (tx, rx) = oneshot::channel();
         let heard = h.link.heard.load(Ordering::Relaxed);
@@ -169,6 +181,7 @@ async fn peer_task(
     connector: Arc<dyn Connector>,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     link: Arc<Link>,
+    max_frame: usize,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     'connect: loop {
@@ -199,7 +212,7 @@ async fn peer_task(
         let reader = tokio::spawn(async move {
             let mut scratch = Vec::new();
             loop {
-                match read_frame(&mut r, &mut scratch).await {
+                match read_frame(&mut r, &mut scratch, max_frame).await {
                     Ok(Some(Frame::Response { id, body })) => {
                         rlink.heard.fetch_add(1, Ordering::Relaxed);
                         let tx = rlink.pending.lock().expect("pending lock").remove(&id);
@@ -265,7 +278,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     fn peers() -> Arc<Peers> {
-        Peers::new(Arc::new(TcpConnector))
+        Peers::new(Arc::new(TcpConnector), crate::transport::MAX_FRAME)
     }
 
     #[tokio::test]
@@ -275,6 +288,17 @@ mod tests {
         let e = peers().call(&addr, "g", 1, Request::App(vec![1]), Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(e, CallError::NotSent { .. }), "{e:?}");
         assert!(e.not_acted_on());
+    }
+
+    #[tokio::test]
+    async fn a_frame_past_the_limit_is_not_sent() {
+        let peers = Peers::new(Arc::new(TcpConnector), 1 << 20);
+        // Nothing listens there: a frame that were sent would fail otherwise.
+        let e = peers.call("127.0.0.1:1", "g", 1, Request::App(vec![0; 1 << 20]), Duration::from_secs(5)).await;
+        match e.unwrap_err() {
+            CallError::TooLarge { reason, .. } => assert_eq!(reason.limit, 1 << 20),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::frame::{encode_frame, read_frame, Frame, Request, Response, WireError};
+use super::frame::{encode_frame, read_frame, Frame, Request, Response, WireError, MAX_FRAME};
 use super::{BoxFuture, BoxStream};
 
 /// Bytes read from a peer connection at a time.
@@ -95,7 +95,7 @@ impl Acceptor for TcpAcceptor {
 
 /// Accept plain peer connections on a TCP `listener` until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown: watch::Receiver<bool>) {
-    serve_with(Arc::new(TcpAcceptor::new(listener)), Arc::new(Plain), dispatch, shutdown).await
+    serve_with(Arc::new(TcpAcceptor::new(listener)), Arc::new(Plain), dispatch, MAX_FRAME, shutdown).await
 }
 
 /// How long an accepted connection has to finish its handshake: one that
@@ -103,11 +103,13 @@ pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown:
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Accept peer streams from any [`Acceptor`], each through `handshake` on
-/// its own task, until `shutdown` turns true.
+/// its own task, taking frames of at most `max_frame` bytes, until
+/// `shutdown` turns true.
 pub async fn serve_with(
     acceptor: Arc<dyn Acceptor>,
     handshake: Arc<dyn Handshake>,
     dispatch: Arc<dyn Dispatch>,
+    max_frame: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -119,7 +121,7 @@ pub async fn serve_with(
                     let (handshake, dispatch) = (handshake.clone(), dispatch.clone());
                     tokio::spawn(async move {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake.accept(s, from.clone())).await {
-                            Ok(Ok((s, peer))) => serve_stream(s, peer, dispatch).await,
+                            Ok(Ok((s, peer))) => serve_stream(s, peer, dispatch, max_frame).await,
                             Ok(Err(e)) => tracing::warn!(%from, error = %e, "peer refused"),
                             Err(_) => tracing::warn!(%from, "peer handshake timed out"),
                         }
@@ -135,7 +137,7 @@ pub async fn serve_with(
 }
 
 /// Serve one peer connection until it closes or sends a malformed frame.
-pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dispatch>) {
+pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dispatch>, max_frame: usize) {
     let (r, mut w) = tokio::io::split(stream);
     // Frames arrive many to a segment: read them from a buffer, not with
     // two reads each.
@@ -159,7 +161,7 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
     });
     let mut scratch = Vec::new();
     loop {
-        match read_frame(&mut r, &mut scratch).await {
+        match read_frame(&mut r, &mut scratch, max_frame).await {
             Ok(Some(Frame::Request { id, group, epoch, body })) => {
                 let d = dispatch.clone();
                 let tx = tx.clone();
