@@ -59,9 +59,17 @@ fn peer_call(
     s: &mut impl ReadWrite,
     body: tidal_raft::transport::Request,
 ) -> std::io::Result<tidal_raft::transport::Frame> {
+    peer_call_to(s, "default:0", body)
+}
+
+fn peer_call_to(
+    s: &mut impl ReadWrite,
+    group: &str,
+    body: tidal_raft::transport::Request,
+) -> std::io::Result<tidal_raft::transport::Frame> {
     use tidal_raft::transport::{decode_frame, encode_frame, Frame};
     let mut out = Vec::new();
-    encode_frame(&Frame::Request { id: 1, group: "default:0".into(), epoch: 1, body }, &mut out).unwrap();
+    encode_frame(&Frame::Request { id: 1, group: group.into(), epoch: 1, body }, &mut out).unwrap();
     s.write_all(&out)?;
     s.flush()?;
     let mut len = [0u8; 4];
@@ -114,11 +122,52 @@ fn the_peer_port_takes_only_nodes_and_only_what_each_may_say() {
     let e = tls_connect(peer, &ca, Some((&o.join("node.crt"), &o.join("node.key"))))
         .and_then(|mut s| peer_call(&mut s, vote_from(2)));
     assert!(e.is_err(), "a certificate of another CA");
-    // Plain TCP gets nothing either.
-    let mut plain = TcpStream::connect(peer).unwrap();
-    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    assert!(peer_call(&mut plain, vote_from(1)).is_err());
+    // Plain TCP gets nothing either, not even a control-plane proposal.
+    let evil = tidal_control::api::CpRequest::Propose(tidal_control::CpCommand::CreateTenant {
+        name: "evil".into(),
+        slots: 16,
+        prgs: 1,
+    });
+    let propose = || tidal_raft::transport::Request::App(tidal_raft::types::encode(&evil));
+    for i in 0..3 {
+        let mut plain = TcpStream::connect(&c.nodes[i].peer).unwrap();
+        plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(peer_call_to(&mut plain, "_cp", propose()).is_err());
+    }
+    // Nor one with an operator's certificate.
+    let by_client =
+        tls_connect(peer, &ca, Some((&root.0, &root.1))).and_then(|mut s| peer_call_to(&mut s, "_cp", propose()));
+    assert!(by_client.is_err());
+    let cluster = c.get(0, "/api/v1/cluster").unwrap().1;
+    assert!(!cluster.contains("evil"), "{cluster}");
     assert!(c.log(0).contains("peer refused"), "the node says why");
+    let metrics = c.get(0, "/metrics").unwrap().1;
+    let count = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count("tidal_peer_refused_total") >= 4, "{metrics}");
+    assert_eq!(count("tidal_peer_forbidden_frames_total"), 1);
+
+    // A node with a certificate of another CA cannot join.
+    common::certs_cmd(&["node", "--id", "4", "--dir"], &other);
+    let port = || format!("127.0.0.1:{}", common::free_port());
+    let mut stranger = Command::new(common::BIN)
+        .args(["node", "--node-id", "4", "--listen", &port(), "--client-addr", &port(), "--http-addr", &port()])
+        .args(["--join", peer, "--data-dir"])
+        .arg(tmp.path().join("node-4"))
+        .arg("--certs-dir")
+        .arg(other.join("node-4"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let nodes = c.get(0, "/api/v1/nodes").unwrap().1;
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    let v: serde_json::Value = serde_json::from_str(&nodes).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(3), "a stranger registered: {nodes}");
 
     // Through all of that the cluster serves.
     let mut client = c.client(1);
@@ -221,43 +270,85 @@ fn clients_log_in_as_redis_clients_do_over_tls() {
 }
 
 #[test]
-fn certificates_rotate_on_sighup_without_a_restart() {
-    let c = Cluster::start_secure(3, &[]);
+fn certificates_rotate_under_load_without_a_restart_or_a_dropped_request() {
+    let c = Cluster::start_secure(3, &["--client-tls"]);
     let ca = c.certs.clone().unwrap();
-    let served = || {
-        let s = tls_connect(&c.nodes[0].http, &ca, None).unwrap();
+    let served = |i: usize| {
+        let s = tls_connect(&c.nodes[i].http, &ca, None).unwrap();
         s.conn.peer_certificates().unwrap()[0].to_vec()
     };
-    let before = served();
-    let mut client = c.client(0);
-    assert_eq!(client.cmd(&["SET", "a", "1"]).unwrap(), Value::Simple("OK".into()));
+    let before: Vec<Vec<u8>> = (0..3).map(served).collect();
 
-    // A new certificate for node 1, then SIGHUP.
-    common::certs_cmd(&["node", "--id", "1", "--overwrite", "--dir"], &ca);
-    let pid = c.nodes[0].child.as_ref().unwrap().id().to_string();
-    let hup = || assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    hup();
-    let after = wait_for(Duration::from_secs(10), "the new certificate to be served", || {
-        let now = served();
-        (now != before).then_some(now)
-    });
-    // Sessions established before go on, and node 1 still talks to its peers.
-    assert_eq!(client.cmd(&["SET", "b", "2"]).unwrap(), Value::Simple("OK".into()));
+    // Load on every node: long-lived TLS clients, and one that opens a new
+    // connection (a new handshake) every few requests.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, ca, addr) = (stop.clone(), ca.clone(), c.nodes[w % 3].redis.clone());
+            std::thread::spawn(move || {
+                let mut s = tls_connect(&addr, &ca, None).unwrap();
+                let (mut done, mut failed) = (0u64, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if w == 3 && done % 5 == 0 {
+                        s = match tls_connect(&addr, &ca, None) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                failed.push(format!("connect: {e}"));
+                                continue;
+                            }
+                        };
+                    }
+                    let key = format!("w{w}-{done}");
+                    let got = resp_round(&mut s, &["SET", &key, "x"]);
+                    if got != "+OK\r\n" {
+                        failed.push(format!("SET {key}: {got}"));
+                    }
+                    done += 1;
+                }
+                (done, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // New certificates for every node, then SIGHUP.
+    for (i, n) in c.nodes.iter().enumerate() {
+        common::certs_cmd(&["node", "--id", &(i + 1).to_string(), "--overwrite", "--dir"], &ca);
+        let pid = n.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    }
+    let after: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            wait_for(Duration::from_secs(10), "the new certificate to be served", || {
+                let now = served(i);
+                (now != before[i]).then_some(now)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for (w, t) in load.into_iter().enumerate() {
+        let (done, failed) = t.join().unwrap();
+        assert!(failed.is_empty(), "client {w} lost requests: {failed:?}");
+        total += done;
+    }
+    assert!(total > 20, "the load ran: {total} requests");
+    // Node 1 talks to its peers after the rotation too.
+    let mut s = tls_connect(&c.nodes[0].redis, &ca, None).unwrap();
     for k in 0..20 {
-        let key = format!("k{k}");
-        assert_eq!(c.client(0).cmd(&["SET", &key, "x"]).unwrap(), Value::Simple("OK".into()));
-        assert_eq!(c.client(2).cmd(&["GET", &key]).unwrap(), Value::bulk("x"));
+        assert_eq!(resp_round(&mut s, &["SET", &format!("k{k}"), "y"]), "+OK\r\n");
     }
 
     // A broken file is refused: the certificate in use stays.
-    let node1 = ca.join("node-1");
-    std::fs::write(node1.join("node.crt"), "not a certificate").unwrap();
-    hup();
+    std::fs::write(ca.join("node-1").join("node.crt"), "not a certificate").unwrap();
+    let pid = c.nodes[0].child.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     wait_for(Duration::from_secs(10), "the refusal in the log", || {
         c.log(0).contains("certificates not reloaded").then_some(())
     });
-    assert_eq!(served(), after);
-    assert_eq!(client.cmd(&["GET", "b"]).unwrap(), Value::bulk("2"));
+    assert_eq!(served(0), after[0]);
+    assert_eq!(resp_round(&mut s, &["GET", "k3"]), "$1\r\ny\r\n");
 }
 
 #[test]
@@ -286,4 +377,34 @@ fn a_node_refuses_to_start_with_certificates_it_cannot_use() {
     assert!(e.contains("node.crt"), "{e}");
     let e = start(&["--insecure", "--client-tls"]);
     assert!(e.contains("client-tls: needs --certs-dir"), "{e}");
+
+    // Certificates out of their validity, issued by the right CA.
+    let issue = |name: &str, not_before: time::OffsetDateTime, not_after: time::OffsetDateTime| {
+        let ca_pem = std::fs::read_to_string(ca.join("ca.crt")).unwrap();
+        let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(ca.join("ca.key")).unwrap()).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.subject_alt_names.push(rcgen::SanType::URI("tidal://tidal/node/1".try_into().unwrap()));
+        p.extended_key_usages =
+            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        (p.not_before, p.not_after) = (not_before, not_after);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(ca.join("ca.crt"), dir.join("ca.crt")).unwrap();
+        std::fs::write(dir.join("node.crt"), p.signed_by(&key, &issuer).unwrap().pem()).unwrap();
+        std::fs::write(dir.join("node.key"), key.serialize_pem()).unwrap();
+        dir
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let expired = issue("expired", now - day * 10, now - day);
+    let e = start(&["--certs-dir", expired.to_str().unwrap()]);
+    assert!(e.contains("is not valid under") && e.to_lowercase().contains("expired"), "{e}");
+    let early = issue("early", now + day, now + day * 10);
+    let e = start(&["--certs-dir", early.to_str().unwrap()]);
+    assert!(e.contains("is not valid under") && e.to_lowercase().contains("not valid yet"), "{e}");
+    let unreadable = tmp.path().join("nothing-here");
+    let e = start(&["--certs-dir", unreadable.to_str().unwrap()]);
+    assert!(e.contains("nothing-here/ca.crt") && e.contains("No such file"), "{e}");
 }

@@ -150,6 +150,25 @@ pub fn render(shared: &Shared) -> String {
         "Client requests answered with an error of the cluster's making (TRYAGAIN, UNCERTAIN, CLUSTERDOWN)",
         errors,
     );
+    let refused = Counter::<u64, AtomicU64>::default();
+    refused.inc_by(shared.refused_clients.load(Ordering::Relaxed));
+    r.register("tidal_client_refused", "Client connections refused at maxclients", refused);
+    if let Some(tls) = &shared.config.security.tls {
+        let peers = Counter::<u64, AtomicU64>::default();
+        peers.inc_by(tls.refused_peers());
+        r.register(
+            "tidal_peer_refused",
+            "Peer connections refused for their certificate (or for failing the TLS handshake)",
+            peers,
+        );
+    }
+    let forbidden = Counter::<u64, AtomicU64>::default();
+    forbidden.inc_by(shared.host.forbidden_frames());
+    r.register(
+        "tidal_peer_forbidden_frames",
+        "Peer frames refused for claiming another node than the peer's certificate",
+        forbidden,
+    );
     gauge(
         &mut r,
         "tidal_client_connections",

@@ -201,6 +201,9 @@ pub struct Tls {
     dir: PathBuf,
     identity: Identity,
     current: RwLock<Arc<Configs>>,
+    /// Peers refused: a failed handshake, or a certificate that is not a
+    /// node's of this cluster.
+    refused_peers: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Tls {
@@ -282,7 +285,22 @@ impl Tls {
     /// Load `dir`, refusing anything a node could not serve with.
     pub fn load(dir: &Path) -> Result<Arc<Tls>, TlsError> {
         let (identity, configs) = build(dir)?;
-        Ok(Arc::new(Tls { dir: dir.to_path_buf(), identity, current: RwLock::new(Arc::new(configs)) }))
+        Ok(Arc::new(Tls {
+            dir: dir.to_path_buf(),
+            identity,
+            current: RwLock::new(Arc::new(configs)),
+            refused_peers: Default::default(),
+        }))
+    }
+
+    /// Peers refused so far, on the peer port or when dialing them.
+    pub fn refused_peers(&self) -> u64 {
+        self.refused_peers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn refused(&self, e: io::Error) -> io::Error {
+        self.refused_peers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        e
     }
 
     /// Who this node's certificate says it is.
@@ -492,8 +510,8 @@ impl Handshake for PeerHandshake {
         let tls = self.0.clone();
         Box::pin(async move {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.configs().peer_server.clone());
-            let s = acceptor.accept(stream).await?;
-            let id = tls.peer_node(s.get_ref().1.peer_certificates())?;
+            let s = acceptor.accept(stream).await.map_err(|e| tls.refused(e))?;
+            let id = tls.peer_node(s.get_ref().1.peer_certificates()).map_err(|e| tls.refused(e))?;
             Ok((Box::new(s) as BoxStream, PeerId::Node(id)))
         })
     }
@@ -511,8 +529,8 @@ impl Connector for TlsConnector {
             let name = server_name(&addr)?;
             let stream = inner.connect(addr).await?;
             let connector = tokio_rustls::TlsConnector::from(tls.configs().peer_client.clone());
-            let s = connector.connect(name, stream).await?;
-            tls.peer_node(s.get_ref().1.peer_certificates())?;
+            let s = connector.connect(name, stream).await.map_err(|e| tls.refused(e))?;
+            tls.peer_node(s.get_ref().1.peer_certificates()).map_err(|e| tls.refused(e))?;
             Ok(Box::new(s) as BoxStream)
         })
     }

@@ -271,6 +271,8 @@ pub struct RaftHost {
     groups: RwLock<BTreeMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
     app: OnceLock<Arc<dyn AppHandler>>,
+    /// Frames refused for claiming another node (see [`PeerId`]).
+    forbidden: std::sync::atomic::AtomicU64,
 }
 
 impl RaftHost {
@@ -292,7 +294,14 @@ impl RaftHost {
             groups: RwLock::default(),
             starting: tokio::sync::Mutex::new(()),
             app: OnceLock::new(),
+            forbidden: Default::default(),
         }))
+    }
+
+    /// Peer frames refused so far for claiming another node than the
+    /// peer's certificate names.
+    pub fn forbidden_frames(&self) -> u64 {
+        self.forbidden.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn node_id(&self) -> u64 {
@@ -470,6 +479,7 @@ impl Dispatch for RaftHost {
         body: Request,
     ) -> BoxFuture<Result<Response, WireError>> {
         if let Some(claimed) = claimed_sender(&body).filter(|n| !from.may_speak_for(*n)) {
+            self.forbidden.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let msg = format!("a frame for {group} claims node {claimed}, the peer's certificate says {from:?}");
             tracing::warn!("{msg}");
             return Box::pin(async move { Err(WireError::Forbidden(msg)) });

@@ -35,7 +35,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 /// the source port of an outgoing connection before the node binds it.
 /// Never the same port twice in one test process: a node stopped for a
 /// restart leaves its ports free, and another test must not take them.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
