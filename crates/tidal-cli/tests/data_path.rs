@@ -296,7 +296,7 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
         std::process::Command::new(common::BIN)
             .arg("node")
             .args(["--node-id", id, "--listen", any, "--client-addr", any, "--http-addr", any])
-            .args(["--join", via])
+            .args(["--join", via, "--insecure"])
             .arg("--data-dir")
             .arg(dir)
             .env("TIDAL_LOG", "warn")
