@@ -16,7 +16,68 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::spec::Protocol;
+use crate::spec::{Protocol, Spec};
+
+/// How a run opens its connections: the protocol and the target's tenant,
+/// TLS (`rediss://`) and the password of `AUTH`.
+#[derive(Clone)]
+pub struct Dial {
+    pub protocol: Protocol,
+    pub tenant: String,
+    pub timeout: Duration,
+    tls: Option<tokio_rustls::TlsConnector>,
+    password: Option<String>,
+}
+
+impl Dial {
+    /// Reads the CA certificate a `rediss://` target needs.
+    pub fn new(spec: &Spec) -> Result<Dial, String> {
+        let tls = match &spec.cacert {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let mut roots = rustls::RootCertStore::empty();
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+                for c in certs {
+                    let c = c.map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+                    roots.add(c).map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+                }
+                let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| e.to_string())?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+            }
+            None => None,
+        };
+        Ok(Dial {
+            protocol: spec.target.protocol,
+            tenant: spec.tenant.clone(),
+            timeout: spec.timeout,
+            tls,
+            password: spec.password.clone(),
+        })
+    }
+
+    /// Connects to `endpoint` (`host:port`) within the timeout.
+    pub async fn connect(&self, endpoint: &str) -> Result<Conn, OpError> {
+        let connecting = async {
+            match self.protocol {
+                Protocol::Resp => {
+                    RespConn::connect(endpoint, self.tls.as_ref(), self.password.as_deref()).await.map(Conn::Resp)
+                }
+                #[cfg(feature = "etcd")]
+                Protocol::Etcd => EtcdConn::connect(endpoint, self.timeout).await.map(|c| Conn::Etcd(Box::new(c))),
+                #[cfg(not(feature = "etcd"))]
+                Protocol::Etcd => Err(OpError::Connect(crate::spec::NO_ETCD.into())),
+                Protocol::Http => HttpConn::connect(endpoint, &self.tenant).await.map(Conn::Http),
+            }
+        };
+        tokio::time::timeout(self.timeout, connecting).await.map_err(|_| OpError::Connect("timed out".into()))?
+    }
+}
 
 /// One request of a batch.
 #[derive(Debug, Clone)]
@@ -75,21 +136,6 @@ pub enum Conn {
 }
 
 impl Conn {
-    /// Connects to `endpoint` (`host:port`) within `timeout`.
-    pub async fn connect(protocol: Protocol, endpoint: &str, tenant: &str, timeout: Duration) -> Result<Conn, OpError> {
-        let connecting = async {
-            match protocol {
-                Protocol::Resp => RespConn::connect(endpoint).await.map(Conn::Resp),
-                #[cfg(feature = "etcd")]
-                Protocol::Etcd => EtcdConn::connect(endpoint, timeout).await.map(|c| Conn::Etcd(Box::new(c))),
-                #[cfg(not(feature = "etcd"))]
-                Protocol::Etcd => Err(OpError::Connect(crate::spec::NO_ETCD.into())),
-                Protocol::Http => HttpConn::connect(endpoint, tenant).await.map(Conn::Http),
-            }
-        };
-        tokio::time::timeout(timeout, connecting).await.map_err(|_| OpError::Connect("timed out".into()))?
-    }
-
     /// Runs a batch; see the module docs for how failures are split.
     pub async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
         match self {
@@ -110,18 +156,54 @@ impl Conn {
     }
 }
 
-/// RESP2 over one TCP connection; a batch is written at once (pipelined).
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// RESP2 over one TCP (or TLS) connection; a batch is written at once (pipelined).
 pub struct RespConn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     out: Vec<u8>,
     buf: BytesMut,
 }
 
 impl RespConn {
-    async fn connect(endpoint: &str) -> Result<RespConn, OpError> {
-        let stream = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
-        stream.set_nodelay(true).map_err(OpError::io)?;
-        Ok(RespConn { stream, out: Vec::with_capacity(4096), buf: BytesMut::with_capacity(16 * 1024) })
+    async fn connect(
+        endpoint: &str,
+        tls: Option<&tokio_rustls::TlsConnector>,
+        password: Option<&str>,
+    ) -> Result<RespConn, OpError> {
+        let tcp = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
+        tcp.set_nodelay(true).map_err(OpError::io)?;
+        let stream: Box<dyn Stream> = match tls {
+            Some(tls) => {
+                let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| OpError::Connect(format!("{host}: {e}")))?;
+                Box::new(tls.connect(name, tcp).await.map_err(|e| OpError::Connect(format!("TLS: {e}")))?)
+            }
+            None => Box::new(tcp),
+        };
+        let mut c = RespConn { stream, out: Vec::with_capacity(4096), buf: BytesMut::with_capacity(16 * 1024) };
+        if let Some(p) = password {
+            c.out.clear();
+            Self::encode(&mut c.out, &[b"AUTH", p.as_bytes()]);
+            c.stream.write_all(&c.out).await.map_err(OpError::io)?;
+            loop {
+                match redis_protocol::resp2::decode::decode_bytes_mut(&mut c.buf) {
+                    Ok(Some((redis_protocol::resp2::types::BytesFrame::SimpleString(_), _, _))) => break,
+                    Ok(Some((other, _, _))) => return Err(OpError::Connect(format!("AUTH: {other:?}"))),
+                    Ok(None) => {
+                        if c.stream.read_buf(&mut c.buf).await.map_err(OpError::io)? == 0 {
+                            return Err(OpError::Connect("AUTH: connection closed".into()));
+                        }
+                    }
+                    Err(e) => return Err(OpError::Protocol(e.to_string())),
+                }
+            }
+        }
+        Ok(c)
     }
 
     fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {

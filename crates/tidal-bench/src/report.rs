@@ -23,7 +23,21 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaking_point: Option<BreakingPoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
+}
+
+/// The connections a storm opened at once beside the load.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StormReport {
+    pub connections: usize,
+    /// Opened, through their handshake and one request.
+    pub established: usize,
+    /// How long until the last of them was.
+    pub all_within_ms: u64,
+    /// Those that failed, by kind.
+    pub failed: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -194,6 +208,17 @@ pub fn render(s: &Summary) -> String {
         for (kind, n) in &p.errors_by_kind {
             let _ = writeln!(out, "  error {kind}: {n}");
         }
+    }
+    if let Some(st) = &s.storm {
+        let _ = writeln!(
+            out,
+            "\nstorm: {} connections opened at once at the start of phase storm: {} through their handshake and \
+             one request within {} ms{}",
+            st.connections,
+            st.established,
+            st.all_within_ms,
+            if st.failed.is_empty() { String::new() } else { format!(", failed: {:?}", st.failed) }
+        );
     }
     if let Some(b) = &s.breaking_point {
         let _ = writeln!(

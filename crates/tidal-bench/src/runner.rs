@@ -24,9 +24,9 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::driver::{Conn, OpError, Request, Response};
+use crate::driver::{Conn, Dial, OpError, Request, Response};
 use crate::recorder::{Recorder, Samples};
-use crate::report::{live_line, Machine, PhaseReport, Summary, TargetInfo, WorkloadInfo};
+use crate::report::{live_line, Machine, PhaseReport, StormReport, Summary, TargetInfo, WorkloadInfo};
 use crate::scenario::{self, BreakingPoint, Phase};
 use crate::spec::Spec;
 use crate::verify::{Observed, Verifier};
@@ -37,6 +37,8 @@ use crate::workload::{key_name, OpKind, Workload};
 pub enum RunError {
     #[error("target unreachable: {endpoint}: {error}")]
     Unreachable { endpoint: String, error: OpError },
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Where progress lines go (stderr for the CLI).
@@ -53,6 +55,7 @@ const READBACK_BUDGET: Duration = Duration::from_secs(60);
 
 /// State every client shares with the runner.
 struct Shared {
+    dial: Dial,
     spec: Spec,
     workload: Workload,
     verifier: Option<Arc<Verifier>>,
@@ -70,13 +73,15 @@ struct Shared {
 
 /// Runs `spec` to the end and returns its summary.
 pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
-    probe(&spec).await?;
+    let dial = Dial::new(&spec).map_err(RunError::Setup)?;
+    probe(&spec, &dial).await?;
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let phases = scenario::phases(&spec);
     let peak = scenario::peak_clients(&phases).max(spec.clients);
     let verifier =
         spec.verify.then(|| Arc::new(Verifier::new(crate::spec::fresh_seed() as u32, &spec.key_prefix, spec.keys)));
     let shared = Arc::new(Shared {
+        dial: dial.clone(),
         workload: Workload::new(spec.mix, spec.distribution, spec.keys),
         value: filler(spec.value_size, spec.seed),
         verifier: verifier.clone(),
@@ -105,8 +110,26 @@ pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
         shared.loading.store(false, Ordering::Release);
     }
     let stressing = spec.scenario == crate::spec::ScenarioKind::Stress;
+    let mut storm = None;
     for phase in &phases {
+        // A storm: the connections open at once as the phase begins, and
+        // stay open until it ends.
+        let storming = (phase.name == scenario::STORM_PHASE).then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let task = tokio::spawn(open_storm(dial.clone(), spec.clone(), stop.clone()));
+            (stop, task)
+        });
         let report = run_phase(&shared, phase, &progress).await;
+        if let Some((stop, task)) = storming {
+            stop.store(true, Ordering::Release);
+            storm = task.await.ok();
+            if let Some(s) = &storm {
+                progress(&format!(
+                    "storm: {} of {} connections opened, the last after {} ms",
+                    s.established, s.connections, s.all_within_ms
+                ));
+            }
+        }
         let broke = stressing
             .then(|| {
                 scenario::judge_step(&spec, report.ops, report.errors, Duration::from_micros(report.latency.p99_us))
@@ -148,7 +171,7 @@ pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
         Some(v) => {
             v.settle_unfinished();
             progress(&format!("verify: reading back {} written keys", v.written_keys().count()));
-            read_back(&spec, v).await;
+            read_back(&spec, &dial, v).await;
             let recorded = v.history().len();
             progress(&format!("verify: checking the linearizability of {recorded} recorded operations"));
             let checker = v.clone();
@@ -166,6 +189,7 @@ pub async fn run(spec: Spec, progress: Progress) -> Result<Summary, RunError> {
         workload: WorkloadInfo::of(&spec),
         phases: reports,
         breaking_point,
+        storm,
         verify,
     })
 }
@@ -181,11 +205,53 @@ fn merge_tail(last: &mut PhaseReport, tail: &Recorder) {
     }
 }
 
+/// Open a storm's connections all at once (spread over the endpoints),
+/// each with one request, and hold them until `stop`.
+async fn open_storm(dial: Dial, spec: Spec, stop: Arc<AtomicBool>) -> StormReport {
+    let began = Instant::now();
+    let n = spec.storm_connections;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (dial, endpoint, stop) =
+            (dial.clone(), spec.target.endpoints[i % spec.target.endpoints.len()].clone(), stop.clone());
+        tasks.spawn(async move {
+            let opened = async {
+                let mut c = dial.connect(&endpoint).await?;
+                tokio::time::timeout(dial.timeout, c.probe()).await.map_err(|_| OpError::Timeout)??;
+                Ok::<_, OpError>(c)
+            };
+            let r = opened.await;
+            let took = began.elapsed();
+            if let Ok(conn) = r {
+                while !stop.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                drop(conn);
+                Ok(took)
+            } else {
+                Err(r.err().map(|e| e.label()).unwrap_or_default())
+            }
+        });
+    }
+    let mut report = StormReport { connections: n, ..StormReport::default() };
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(took)) => {
+                report.established += 1;
+                report.all_within_ms = report.all_within_ms.max(took.as_millis() as u64);
+            }
+            Ok(Err(kind)) => *report.failed.entry(kind).or_default() += 1,
+            Err(_) => *report.failed.entry("panic".into()).or_default() += 1,
+        }
+    }
+    report
+}
+
 /// Connects to every endpoint once and runs one request on it.
-async fn probe(spec: &Spec) -> Result<(), RunError> {
+async fn probe(spec: &Spec, dial: &Dial) -> Result<(), RunError> {
     for endpoint in &spec.target.endpoints {
         let fail = |error| RunError::Unreachable { endpoint: endpoint.clone(), error };
-        let mut conn = Conn::connect(spec.target.protocol, endpoint, &spec.tenant, spec.timeout).await.map_err(fail)?;
+        let mut conn = dial.connect(endpoint).await.map_err(fail)?;
         match tokio::time::timeout(spec.timeout, conn.probe()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(fail(e)),
@@ -299,7 +365,7 @@ async fn client(shared: Arc<Shared>, id: usize) {
             continue;
         }
         let Some(c) = conn.as_mut() else {
-            match Conn::connect(spec.target.protocol, &endpoints[endpoint], &spec.tenant, spec.timeout).await {
+            match shared.dial.connect(&endpoints[endpoint]).await {
                 Ok(c) => {
                     conn = Some(c);
                     backoff = Duration::from_millis(50);
@@ -463,7 +529,7 @@ async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Dur
         tokio::time::sleep(every).await;
         let keys: Vec<u64> = verifier.written_keys().collect();
         let before = verifier.report();
-        let (unread, _) = read_keys(&shared.spec, &verifier, &keys, Instant::now() + every, false).await;
+        let (unread, _) = read_keys(&shared.spec, &shared.dial, &verifier, &keys, Instant::now() + every, false).await;
         let after = verifier.report();
         progress(&format!(
             "verify: read back {} keys during the run ({unread} unreadable): {} stale, {} phantom",
@@ -475,10 +541,10 @@ async fn periodic_check(shared: Arc<Shared>, verifier: Arc<Verifier>, every: Dur
 }
 
 /// The final read-back: every written key, retried until the budget ends.
-async fn read_back(spec: &Spec, verifier: &Arc<Verifier>) {
+async fn read_back(spec: &Spec, dial: &Dial, verifier: &Arc<Verifier>) {
     let keys: Vec<u64> = verifier.written_keys().collect();
     let deadline = Instant::now() + READBACK_BUDGET;
-    let (unread, errors) = read_keys(spec, verifier, &keys, deadline, true).await;
+    let (unread, errors) = read_keys(spec, dial, verifier, &keys, deadline, true).await;
     verifier.unverified(unread as u64, errors);
 }
 
@@ -488,6 +554,7 @@ async fn read_back(spec: &Spec, verifier: &Arc<Verifier>) {
 /// many keys could not be read, and the errors seen.
 async fn read_keys(
     spec: &Spec,
+    dial: &Dial,
     verifier: &Arc<Verifier>,
     keys: &[u64],
     deadline: Instant,
@@ -497,7 +564,7 @@ async fn read_keys(
     let queue = Arc::new(Mutex::new(chunks));
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..READBACK_WORKERS {
-        let (queue, verifier, spec) = (queue.clone(), verifier.clone(), spec.clone());
+        let (queue, verifier, spec, dial) = (queue.clone(), verifier.clone(), spec.clone(), dial.clone());
         workers.spawn(async move {
             let mut unread = 0;
             let mut errors = BTreeMap::<String, u64>::new();
@@ -513,19 +580,15 @@ async fn read_keys(
                     }
                     let c = match conn.as_mut() {
                         Some(c) => c,
-                        None => {
-                            match Conn::connect(spec.target.protocol, &endpoints[endpoint], &spec.tenant, spec.timeout)
-                                .await
-                            {
-                                Ok(c) => conn.insert(c),
-                                Err(e) => {
-                                    *errors.entry(e.label()).or_default() += 1;
-                                    endpoint = (endpoint + 1) % endpoints.len();
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                    continue;
-                                }
+                        None => match dial.connect(&endpoints[endpoint]).await {
+                            Ok(c) => conn.insert(c),
+                            Err(e) => {
+                                *errors.entry(e.label()).or_default() += 1;
+                                endpoint = (endpoint + 1) % endpoints.len();
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
                             }
-                        }
+                        },
                     };
                     let floors: Vec<u64> = chunk.iter().map(|&k| verifier.begin_read(k)).collect();
                     let batch: Vec<Request> =

@@ -15,6 +15,9 @@ pub struct Phase {
     pub duration: Duration,
 }
 
+/// The phase of a storm run whose start opens the storm's connections.
+pub const STORM_PHASE: &str = "storm";
+
 /// Windows a soak run is reported in.
 const SOAK_WINDOWS: u32 = 5;
 
@@ -42,6 +45,10 @@ pub fn phases(spec: &Spec) -> Vec<Phase> {
                 }
                 clients = (clients + spec.stress_step).min(spec.stress_max_clients);
             }
+        }
+        ScenarioKind::Storm => {
+            let half = spec.duration / 2;
+            vec![phase("steady", spec.clients, half), phase(STORM_PHASE, spec.clients, half)]
         }
         ScenarioKind::Soak => (1..=SOAK_WINDOWS)
             .map(|i| phase(&format!("soak-{i}"), spec.clients, spec.duration / SOAK_WINDOWS))
@@ -110,6 +117,11 @@ mod tests {
         assert_eq!(peak_clients(&spike), 500);
         let stress = phases(&spec("stress"));
         assert_eq!(stress.iter().map(|p| p.clients).collect::<Vec<_>>(), vec![50, 150, 250, 260]);
+        let storm = phases(&spec("storm"));
+        assert_eq!(
+            storm.iter().map(|p| (p.name.as_str(), p.clients)).collect::<Vec<_>>(),
+            [("steady", 50), ("storm", 50)]
+        );
         let soak = phases(&spec("soak"));
         assert_eq!(soak.len(), 5);
         assert_eq!(soak.iter().map(|p| p.duration).sum::<Duration>(), Duration::from_secs(30));

@@ -11,7 +11,7 @@ use thiserror::Error;
 /// A bad flag value. Each variant's text is one line naming the flag.
 #[derive(Debug, Error, PartialEq)]
 pub enum SpecError {
-    #[error("--target '{0}': unknown scheme (use resp://, etcd:// or http://)")]
+    #[error("--target '{0}': unknown scheme (use resp://, rediss://, etcd:// or http://)")]
     UnknownScheme(String),
     #[error("--target '{0}': expected host:port after the scheme")]
     BadEndpoint(String),
@@ -47,6 +47,8 @@ pub enum Protocol {
 pub struct Target {
     pub protocol: Protocol,
     pub endpoints: Vec<String>,
+    /// TLS on the connections (`rediss://`).
+    pub tls: bool,
 }
 
 impl Target {
@@ -55,13 +57,14 @@ impl Target {
     pub fn parse(s: &str) -> Result<Target, SpecError> {
         let (scheme, rest) = s.split_once("://").ok_or_else(|| SpecError::UnknownScheme(s.to_string()))?;
         let protocol = scheme_of(scheme).ok_or_else(|| SpecError::UnknownScheme(s.to_string()))?;
+        let tls = scheme == "rediss";
         if protocol == Protocol::Etcd && !cfg!(feature = "etcd") {
             return Err(SpecError::NoEtcd(s.to_string()));
         }
         let mut endpoints = Vec::new();
         for part in rest.split(',') {
             let hostport = match part.split_once("://") {
-                Some((sch, hp)) if scheme_of(sch) == Some(protocol) => hp,
+                Some((sch, hp)) if scheme_of(sch) == Some(protocol) && (sch == "rediss") == tls => hp,
                 Some(_) => return Err(SpecError::UnknownScheme(s.to_string())),
                 None => part,
             };
@@ -74,13 +77,13 @@ impl Target {
             }
             endpoints.push(hostport.to_string());
         }
-        Ok(Target { protocol, endpoints })
+        Ok(Target { protocol, endpoints, tls })
     }
 }
 
 fn scheme_of(s: &str) -> Option<Protocol> {
     match s {
-        "resp" | "redis" => Some(Protocol::Resp),
+        "resp" | "redis" | "rediss" => Some(Protocol::Resp),
         "etcd" => Some(Protocol::Etcd),
         "http" => Some(Protocol::Http),
         _ => None,
@@ -158,6 +161,10 @@ pub enum ScenarioKind {
     Stress,
     /// Steady load for a long time, reported in windows to show drift.
     Soak,
+    /// Steady load, then (halfway) many new connections opened at once
+    /// beside it: what a storm of connections (and their TLS handshakes)
+    /// does to the clients already connected.
+    Storm,
 }
 
 impl ScenarioKind {
@@ -167,7 +174,8 @@ impl ScenarioKind {
             "spike" => Ok(ScenarioKind::Spike),
             "stress" => Ok(ScenarioKind::Stress),
             "soak" => Ok(ScenarioKind::Soak),
-            _ => Err(bad("scenario", s, "expected normal, spike, stress or soak")),
+            "storm" => Ok(ScenarioKind::Storm),
+            _ => Err(bad("scenario", s, "expected normal, spike, stress, soak or storm")),
         }
     }
 }
@@ -190,8 +198,8 @@ pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, SpecError
 /// The flags of `tidal bench` as the command line gives them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RawSpec {
-    /// Where to send load: resp://, etcd:// or http:// and one or more
-    /// host:port, comma-separated. Clients spread over the endpoints and move
+    /// Where to send load: resp:// (rediss:// with TLS), etcd:// or http://
+    /// and one or more host:port, comma-separated. Clients spread over the endpoints and move
     /// to the next one when theirs fails.
     #[arg(long, default_value = "resp://127.0.0.1:6380")]
     pub target: String,
@@ -220,9 +228,18 @@ pub struct RawSpec {
     /// request's intended send time. Without it, clients go as fast as they can.
     #[arg(long)]
     pub rate: Option<u64>,
-    /// normal, spike, stress or soak.
+    /// normal, spike, stress, soak or storm.
     #[arg(long, default_value = "normal")]
     pub scenario: String,
+    /// Connections a storm opens at once, halfway through the run.
+    #[arg(long, default_value_t = 1000)]
+    pub storm_connections: usize,
+    /// The CA certificate a rediss:// target's certificate must chain to.
+    #[arg(long)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Password sent with AUTH on every new connection (resp:// targets).
+    #[arg(long, env = "TIDAL_BENCH_PASSWORD")]
+    pub password: Option<String>,
     /// Clients during a spike's peak (default: 10 × --clients).
     #[arg(long)]
     pub spike_clients: Option<usize>,
@@ -276,6 +293,9 @@ pub struct Spec {
     /// Total intended operations per second (open loop); `None` is closed loop.
     pub rate: Option<u64>,
     pub scenario: ScenarioKind,
+    pub storm_connections: usize,
+    pub cacert: Option<std::path::PathBuf>,
+    pub password: Option<String>,
     pub spike_clients: usize,
     pub stress_step: usize,
     pub stress_max_clients: usize,
@@ -340,6 +360,14 @@ impl Spec {
             return Err(bad("key-prefix", "", "must not be empty"));
         }
         let scenario = ScenarioKind::parse(&raw.scenario)?;
+        match (&raw.cacert, target.tls) {
+            (None, true) => return Err(bad("cacert", "", "a rediss:// target needs the CA's certificate")),
+            (Some(c), false) => return Err(bad("cacert", &c.display().to_string(), "only for rediss:// targets")),
+            _ => {}
+        }
+        if raw.password.is_some() && target.protocol != Protocol::Resp {
+            return Err(bad("password", "...", "only for resp:// and rediss:// targets"));
+        }
         let spike_clients = clients_ok("spike-clients", raw.spike_clients.unwrap_or(clients.saturating_mul(10)))?;
         Ok(Spec {
             target,
@@ -352,6 +380,9 @@ impl Spec {
             pipeline: raw.pipeline,
             rate: raw.rate,
             scenario,
+            storm_connections: clients_ok("storm-connections", raw.storm_connections)?,
+            cacert: raw.cacert.clone(),
+            password: raw.password.clone(),
             spike_clients,
             stress_step: clients_ok("stress-step", raw.stress_step.unwrap_or(clients))?,
             stress_max_clients: clients_ok("stress-max-clients", raw.stress_max_clients)?,
@@ -385,6 +416,9 @@ pub(crate) mod tests {
             pipeline: 1,
             rate: None,
             scenario: "normal".into(),
+            storm_connections: 1000,
+            cacert: None,
+            password: None,
             spike_clients: None,
             stress_step: Some(8),
             stress_max_clients: 512,
@@ -416,6 +450,30 @@ pub(crate) mod tests {
         for bad in ["resp://", "resp://host", "resp://:1", "resp://h:0", "resp://h:99999", "resp://a:1,"] {
             assert!(matches!(Target::parse(bad), Err(SpecError::BadEndpoint(_))), "{bad}");
         }
+        let t = Target::parse("rediss://a:1,rediss://b:2").unwrap();
+        assert_eq!((t.protocol, t.tls, t.endpoints.len()), (Protocol::Resp, true, 2));
+        assert!(!Target::parse("resp://a:1").unwrap().tls);
+        assert!(matches!(Target::parse("rediss://a:1,resp://b:2"), Err(SpecError::UnknownScheme(_))));
+    }
+
+    #[test]
+    fn tls_needs_its_ca_and_a_password_a_resp_target() {
+        let mut r = raw();
+        r.target = "rediss://127.0.0.1:6380".into();
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "cacert", .. })));
+        r.cacert = Some("ca.crt".into());
+        assert!(Spec::parse(&r).is_ok());
+        r.target = "resp://127.0.0.1:6380".into();
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "cacert", .. })));
+        r.cacert = None;
+        r.password = Some("pw".into());
+        assert!(Spec::parse(&r).is_ok());
+        r.target = "http://127.0.0.1:6480".into();
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "password", .. })));
+        let mut r = raw();
+        r.scenario = "storm".into();
+        r.storm_connections = 0;
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "storm-connections", .. })));
     }
 
     #[test]

@@ -408,3 +408,46 @@ fn a_node_refuses_to_start_with_certificates_it_cannot_use() {
     let e = start(&["--certs-dir", unreadable.to_str().unwrap()]);
     assert!(e.contains("nothing-here/ca.crt") && e.contains("No such file"), "{e}");
 }
+
+/// `tidal bench` speaks TLS and AUTH (`rediss://`, `--cacert`,
+/// `--password`), and its storm scenario opens connections all at once
+/// beside a steady load; a wrong CA or password stops it before any load.
+#[test]
+fn bench_reaches_a_tls_port_with_a_password_and_storms_it() {
+    let tmp = common::tempdir::TempDir::new("tidal-storm");
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "hunter2").unwrap();
+    let c = Cluster::start_secure(3, &["--client-tls", "--requirepass-file", pass.to_str().unwrap()]);
+    let ca = c.certs.clone().unwrap();
+    let target = format!("rediss://{},{}", c.nodes[0].redis, c.nodes[1].redis);
+    let bench = |extra: &[&str]| {
+        Command::new(common::BIN)
+            .args(["bench", "--target", &target, "--clients", "4", "--duration", "2s", "--keys", "200"])
+            .args(["--cacert", ca.join("ca.crt").to_str().unwrap(), "--json", "-"])
+            .args(extra)
+            .env("TIDAL_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = bench(&["--password", "hunter2", "--scenario", "storm", "--storm-connections", "60"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["storm"]["established"], 60, "{}", s["storm"]);
+    let phases = s["phases"].as_array().unwrap();
+    assert_eq!(phases.iter().map(|p| p["name"].as_str().unwrap()).collect::<Vec<_>>(), ["steady", "storm"]);
+    for p in phases {
+        assert_eq!(p["errors"], 0, "{p}");
+        assert!(p["ops"].as_u64().unwrap() > 0, "{p}");
+    }
+    let out = bench(&["--password", "wrong"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WRONGPASS"));
+    let other = tmp.path().join("other");
+    common::certs_cmd(&["init", "--dir"], &other);
+    let out = Command::new(common::BIN)
+        .args(["bench", "--target", &target, "--duration", "1s", "--password", "hunter2"])
+        .args(["--cacert", other.join("ca.crt").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "a server certificate of another CA");
+}
