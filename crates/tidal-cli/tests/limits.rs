@@ -56,6 +56,8 @@ fn client_limits_close_only_the_connection_that_passes_them() {
             "4",
             "--max-inline-len",
             "32",
+            "--client-reply-buffer-kb",
+            "64",
         ],
     );
     let addr = c.nodes[0].redis.clone();

@@ -259,6 +259,25 @@ fn clients_log_in_as_redis_clients_do_over_tls() {
     assert_eq!(cli(&["-a", "hunter2", "--no-auth-warning", "GET", "k"]), "v");
     assert!(cli(&["GET", "k"]).contains("NOAUTH"));
 
+    // redis-py, as an application uses it: a password, TLS, a pipeline.
+    let script = format!(
+        "import redis\n\
+         r = redis.Redis(host='127.0.0.1', port={port}, password='hunter2', ssl=True, ssl_ca_certs='{ca}')\n\
+         r.set('py', 'from python')\n\
+         p = r.pipeline(transaction=False)\n\
+         p.incr('n'); p.incr('n'); p.get('py')\n\
+         print(p.execute())\n\
+         try:\n    redis.Redis(host='127.0.0.1', port={port}, password='nope', ssl=True, ssl_ca_certs='{ca}').ping()\n\
+         except redis.AuthenticationError as e:\n    print('refused:', e)\n",
+        port = &redis[10..],
+        ca = ca.join("ca.crt").display()
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().expect("python3 with redis-py");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.starts_with("[1, 2, b'from python']"), "{printed}");
+    assert!(printed.contains("refused: invalid username-password pair"), "{printed}");
+
     // The data API takes the password as a bearer token.
     let http = &c.nodes[1].http;
     let (code, body) = https(http, "GET", "/v1/kv/default/k", &ca, None, None).unwrap();

@@ -208,6 +208,11 @@ pub struct RawConfig {
     /// takes bodies up to `max-value-bytes`.
     #[arg(long, env = "TIDAL_MAX_API_BODY_KB")]
     pub max_api_body_kb: Option<u64>,
+    /// Replies, KiB, a Redis connection holds before it waits for the
+    /// client to take them (default 1024; one reply may go past it): with
+    /// --client-write-timeout-ms, what a client that never reads can cost.
+    #[arg(long, env = "TIDAL_CLIENT_REPLY_BUFFER_KB")]
+    pub client_reply_buffer_kb: Option<u64>,
 }
 
 impl RawConfig {
@@ -267,7 +272,8 @@ impl RawConfig {
             requirepass_file,
             auth_probes,
             max_frame_mb,
-            max_api_body_kb
+            max_api_body_kb,
+            client_reply_buffer_kb
         )
     }
 
@@ -405,6 +411,9 @@ pub struct ClientLimits {
     pub max_args: u64,
     /// Longest inline request.
     pub max_inline: u64,
+    /// Replies a connection holds before it waits for the client to take
+    /// them (one reply may go past it).
+    pub reply_buffer: usize,
 }
 
 /// Redis's default `maxclients`.
@@ -618,12 +627,17 @@ impl RawConfig {
         if !(16..=1 << 20).contains(&max_inline) {
             errs.push(format!("max-inline-len: must be in 16..=1048576, got {max_inline}"));
         }
+        let reply_buffer_kb = self.client_reply_buffer_kb.unwrap_or(1024);
+        if !(16..=64 << 10).contains(&reply_buffer_kb) {
+            errs.push(format!("client-reply-buffer-kb: must be in 16..=65536, got {reply_buffer_kb}"));
+        }
         let clients = ClientLimits {
             max: maxclients,
             idle: (idle_secs > 0).then(|| std::time::Duration::from_secs(idle_secs)),
             write: std::time::Duration::from_millis(write_ms),
             max_args,
             max_inline,
+            reply_buffer: (reply_buffer_kb << 10) as usize,
         };
         let insecure = self.insecure.unwrap_or(false);
         let tls = match (&self.certs_dir, insecure) {

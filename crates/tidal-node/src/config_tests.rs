@@ -286,6 +286,7 @@ fn client_limits_default_as_redis_and_refuse_nonsense() {
         write: std::time::Duration::from_secs(30),
         max_args: 1 << 20,
         max_inline: 64 << 10,
+        reply_buffer: 1 << 20,
     };
     assert_eq!(c.clients, defaults);
     let mut raw = good();
@@ -293,7 +294,9 @@ fn client_limits_default_as_redis_and_refuse_nonsense() {
     raw.client_write_timeout_ms = Some(5);
     raw.max_multibulk_len = Some(0);
     raw.max_inline_len = Some(1 << 30);
+    raw.client_reply_buffer_kb = Some(1);
     let errs = raw.resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("client-reply-buffer-kb: must be in 16..=")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("maxclients: must be in 1..=")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("client-write-timeout-ms: must be in 100..=")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("max-multibulk-len: must be in 1..=")), "{errs:?}");

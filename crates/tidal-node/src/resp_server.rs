@@ -178,7 +178,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     }
                 }
             }
-            if out.len() > 1 << 20 && !put(&mut stream, &out.split(), limits.write).await {
+            if out.len() > limits.reply_buffer && !put(&mut stream, &out.split(), limits.write).await {
                 break 'conn;
             }
         }

@@ -136,6 +136,33 @@ fn arg_strategy() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
+    /// Every limit holds at its exact value: a request within the bulk,
+    /// argument, total and inline limits decodes; one byte or argument past
+    /// any of them is a protocol error, never a request.
+    #[test]
+    fn limits_hold_at_their_exact_values(
+        args in proptest::collection::vec(proptest::collection::vec(b'a'..=b'z', 1..40), 1..8),
+        extra in 0usize..3,
+    ) {
+        let bytes = frame(&args);
+        let longest = args.iter().map(Vec::len).max().unwrap();
+        let exact = || RequestDecoder::new(longest).max_args(args.len() as i64).max_request(bytes.len());
+        prop_assert_eq!(exact().decode(&mut BytesMut::from(&bytes[..])).unwrap(), Some(args.clone()));
+        let mut loose = RequestDecoder::new(longest + extra).max_args((args.len() + extra) as i64);
+        prop_assert!(loose.decode(&mut BytesMut::from(&bytes[..])).unwrap().is_some());
+        let mut too_few_args = exact().max_args(args.len() as i64 - 1);
+        prop_assert!(too_few_args.decode(&mut BytesMut::from(&bytes[..])).is_err());
+        prop_assert!(RequestDecoder::new(longest - 1).decode(&mut BytesMut::from(&bytes[..])).is_err());
+        prop_assert!(exact().max_request(bytes.len() - 1).decode(&mut BytesMut::from(&bytes[..])).is_err());
+        // The same words inline: within the line limit, or refused.
+        let line = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ");
+        let inline = format!("{line}\r\n");
+        let mut fits = RequestDecoder::new(longest).max_inline(inline.len());
+        prop_assert_eq!(fits.decode(&mut BytesMut::from(inline.as_bytes())).unwrap(), Some(args.clone()));
+        let mut short = RequestDecoder::new(longest).max_inline(line.len() - 1);
+        prop_assert!(short.decode(&mut BytesMut::from(inline.as_bytes())).is_err());
+    }
+
     /// Any pipeline of requests, delivered in chunks split at random points,
     /// decodes to exactly the requests sent.
     #[test]

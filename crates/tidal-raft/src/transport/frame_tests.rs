@@ -237,6 +237,23 @@ proptest! {
         }
     }
 
+    /// Whatever limit a node is set to: a frame within it reads back, one
+    /// past it is refused before its body is read, whatever follows.
+    #[test]
+    fn the_frame_limit_holds_for_any_limit(frame in arb_frame(), slack in 0usize..64, junk in arb_bytes()) {
+        let mut bytes = encoded(&frame);
+        let len = bytes.len() - 4;
+        bytes.extend_from_slice(&junk);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let read = |limit: usize| rt.block_on(read_frame(&mut &bytes[..], &mut Vec::new(), limit));
+        let within = read(len + slack);
+        prop_assert!(matches!(within, Ok(Some(_))));
+        if len > slack {
+            let refused = read(len - 1 - slack).unwrap_err();
+            prop_assert!(refused.to_string().contains("exceeds this node's"), "{}", refused);
+        }
+    }
+
     /// A stream cut anywhere inside a frame is an error, never a frame and
     /// never a clean end.
     #[test]
