@@ -36,7 +36,7 @@ pub struct StormReport {
     pub established: usize,
     /// How long until the last of them was.
     pub all_within_ms: u64,
-    /// Those that failed, by kind.
+    /// Those that failed, by error.
     pub failed: std::collections::BTreeMap<String, u64>,
 }
 

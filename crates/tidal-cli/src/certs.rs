@@ -285,6 +285,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_takes_changed_files_and_refuses_another_node() {
+        let dir = tmp("reload");
+        init(&dir, "c", 30, false).unwrap();
+        let n1 = node_dir(&dir, 1);
+        node(&dir, 1, &n1, &[], 30, false).unwrap();
+        let tls = tidal_node::tls::Tls::load(&n1).unwrap();
+        assert!(!tls.reload().unwrap(), "nothing changed");
+        node(&dir, 1, &n1, &[], 30, true).unwrap();
+        assert!(tls.reload().unwrap(), "a new certificate is taken");
+        assert!(!tls.reload().unwrap());
+        // Node 2's certificate in node 1's directory: refused, node 1's stays.
+        node(&dir, 2, &n1, &[], 30, true).unwrap();
+        let e = tls.reload().unwrap_err().to_string();
+        assert!(e.contains("node 2") && e.contains("this node is node 1"), "{e}");
+        assert_eq!(tls.identity(), &Identity::Node { cluster: "c".into(), id: 1 });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_directory_that_cannot_serve_is_refused_at_load() {
         let dir = tmp("bad");
         init(&dir, "c1", 30, false).unwrap();

@@ -378,3 +378,50 @@ async fn prgs(State(s): S) -> Response {
 async fn routing(State(s): S) -> Response {
     Json(admin::routing_view(&s)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operator() -> Identity {
+        Identity::Client { cluster: "tidal".into(), name: "root".into() }
+    }
+
+    #[test]
+    fn paths_need_what_their_kind_needs() {
+        assert_eq!(need("/readyz", false), Need::Nothing);
+        assert_eq!(need("/metrics", false), Need::Nothing);
+        assert_eq!(need("/metrics", true), Need::Admin);
+        assert_eq!(need("/v1/kv/default/k", false), Need::Password);
+        for p in ["/api/v1/nodes", "/admin/drain", "/why", "/health", "/"] {
+            assert_eq!(need(p, false), Need::Admin, "{p}");
+        }
+    }
+
+    #[test]
+    fn an_insecure_node_without_secrets_admits_all_and_one_with_them_does_not() {
+        let open = Security::default();
+        for n in [Need::Nothing, Need::Password, Need::Admin] {
+            assert!(admit(&open, n, None, None).is_ok());
+        }
+        let guarded = Security { admin_token: Some("tok".into()), password: Some("pw".into()), ..Security::default() };
+        assert!(admit(&guarded, Need::Admin, None, None).unwrap_err().contains("client certificate"));
+        assert!(admit(&guarded, Need::Admin, None, Some("pw")).is_err(), "the password is not the admin token");
+        assert!(admit(&guarded, Need::Admin, None, Some("tok")).is_ok());
+        assert!(admit(&guarded, Need::Admin, Some(&operator()), None).is_ok());
+        assert!(admit(&guarded, Need::Password, None, None).unwrap_err().starts_with("NOAUTH"));
+        assert!(admit(&guarded, Need::Password, None, Some("nope")).unwrap_err().starts_with("WRONGPASS"));
+        for (id, bearer) in [(None, Some("pw")), (None, Some("tok")), (Some(operator()), None)] {
+            assert!(admit(&guarded, Need::Password, id.as_ref(), bearer).is_ok());
+        }
+        assert!(admit(&guarded, Need::Nothing, None, None).is_ok());
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        for other in ["abd", "ab", "abcd", ""] {
+            assert!(!same_secret("abc", other), "{other}");
+        }
+    }
+}

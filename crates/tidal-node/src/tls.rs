@@ -420,10 +420,14 @@ pub struct Accepted {
 /// How long an accepted connection has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most handshakes under way on one port; more connections wait in the
-/// kernel's backlog until some finish, so a storm of new connections costs
-/// a bounded amount of memory and CPU at a time.
-const MAX_HANDSHAKES: usize = 256;
+/// Most handshakes under way on one port: four per core. A handshake is
+/// CPU work (a signature and a key exchange); with few under way at once,
+/// the connections already established keep their share of the cores
+/// during a storm of new ones, which wait in the kernel's backlog instead.
+fn max_handshakes() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).clamp(4, 64)
+}
 
 /// TLS over another acceptor: connections are taken as they come and each
 /// one's handshake runs on its own task, so a slow or silent client holds
@@ -441,7 +445,7 @@ impl TlsAcceptor {
     ) -> io::Result<Arc<TlsAcceptor>> {
         let local = inner.local_addr()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let permits = Arc::new(tokio::sync::Semaphore::new(max_handshakes()));
         tokio::spawn(async move {
             loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
