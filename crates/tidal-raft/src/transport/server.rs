@@ -102,6 +102,11 @@ pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown:
 /// stalls is dropped instead of holding its task and socket.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Most handshakes under way on the peer port. A cluster's nodes open a
+/// connection or two each; more at once is someone else, and waits in the
+/// kernel's backlog.
+const MAX_HANDSHAKES: usize = 64;
+
 /// Accept peer streams from any [`Acceptor`], each through `handshake` on
 /// its own task, taking frames of at most `max_frame` bytes, until
 /// `shutdown` turns true.
@@ -112,7 +117,9 @@ pub async fn serve_with(
     max_frame: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
@@ -120,7 +127,9 @@ pub async fn serve_with(
                 Ok((s, from)) => {
                     let (handshake, dispatch) = (handshake.clone(), dispatch.clone());
                     tokio::spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake.accept(s, from.clone())).await {
+                        let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake.accept(s, from.clone())).await;
+                        drop(permit);
+                        match done {
                             Ok(Ok((s, peer))) => serve_stream(s, peer, dispatch, max_frame).await,
                             Ok(Err(e)) => tracing::warn!(%from, error = %e, "peer refused"),
                             Err(_) => tracing::warn!(%from, "peer handshake timed out"),
