@@ -72,7 +72,11 @@ impl Dial {
                 Protocol::Etcd => EtcdConn::connect(endpoint, self.timeout).await.map(|c| Conn::Etcd(Box::new(c))),
                 #[cfg(not(feature = "etcd"))]
                 Protocol::Etcd => Err(OpError::Connect(crate::spec::NO_ETCD.into())),
-                Protocol::Http => HttpConn::connect(endpoint, &self.tenant).await.map(Conn::Http),
+                Protocol::Http => {
+                    HttpConn::connect(endpoint, &self.tenant, self.tls.as_ref(), self.password.as_deref())
+                        .await
+                        .map(Conn::Http)
+                }
             }
         };
         tokio::time::timeout(self.timeout, connecting).await.map_err(|_| OpError::Connect("timed out".into()))?
@@ -160,6 +164,23 @@ impl Conn {
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
+/// TCP to `endpoint` with Nagle off, and TLS over it when `tls` is given
+/// (the server's certificate checked against the endpoint's host).
+async fn open(endpoint: &str, tls: Option<&tokio_rustls::TlsConnector>) -> Result<Box<dyn Stream>, OpError> {
+    let tcp = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
+    tcp.set_nodelay(true).map_err(OpError::io)?;
+    Ok(match tls {
+        Some(tls) => {
+            let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| OpError::Connect(format!("{host}: {e}")))?;
+            Box::new(tls.connect(name, tcp).await.map_err(|e| OpError::Connect(format!("TLS: {e}")))?)
+        }
+        None => Box::new(tcp),
+    })
+}
+
 /// RESP2 over one TCP (or TLS) connection; a batch is written at once (pipelined).
 pub struct RespConn {
     stream: Box<dyn Stream>,
@@ -173,18 +194,7 @@ impl RespConn {
         tls: Option<&tokio_rustls::TlsConnector>,
         password: Option<&str>,
     ) -> Result<RespConn, OpError> {
-        let tcp = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
-        tcp.set_nodelay(true).map_err(OpError::io)?;
-        let stream: Box<dyn Stream> = match tls {
-            Some(tls) => {
-                let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|e| OpError::Connect(format!("{host}: {e}")))?;
-                Box::new(tls.connect(name, tcp).await.map_err(|e| OpError::Connect(format!("TLS: {e}")))?)
-            }
-            None => Box::new(tcp),
-        };
+        let stream = open(endpoint, tls).await?;
         let mut c = RespConn { stream, out: Vec::with_capacity(4096), buf: BytesMut::with_capacity(16 * 1024) };
         if let Some(p) = password {
             c.out.clear();
@@ -325,18 +335,25 @@ pub struct HttpConn {
     sender: http1::SendRequest<Full<Bytes>>,
     authority: String,
     tenant: String,
+    /// `Authorization: Bearer PASSWORD`, when there is a password.
+    bearer: Option<String>,
 }
 
 impl HttpConn {
-    async fn connect(endpoint: &str, tenant: &str) -> Result<HttpConn, OpError> {
-        let stream = TcpStream::connect(endpoint).await.map_err(|e| OpError::Connect(e.to_string()))?;
-        stream.set_nodelay(true).map_err(OpError::io)?;
+    async fn connect(
+        endpoint: &str,
+        tenant: &str,
+        tls: Option<&tokio_rustls::TlsConnector>,
+        password: Option<&str>,
+    ) -> Result<HttpConn, OpError> {
+        let stream = open(endpoint, tls).await?;
         let (sender, conn) =
             http1::handshake(TokioIo::new(stream)).await.map_err(|e| OpError::Connect(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(HttpConn { sender, authority: endpoint.to_string(), tenant: tenant.to_string() })
+        let bearer = password.map(|p| format!("Bearer {p}"));
+        Ok(HttpConn { sender, authority: endpoint.to_string(), tenant: tenant.to_string(), bearer })
     }
 
     async fn exec(&mut self, batch: &[Request]) -> Result<Vec<Result<Response, OpError>>, OpError> {
@@ -352,12 +369,14 @@ impl HttpConn {
             Request::Get { key } => (hyper::Method::GET, key, Bytes::new()),
             Request::Set { key, value } => (hyper::Method::PUT, key, value.clone()),
         };
-        let req = hyper::Request::builder()
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("/v1/kv/{}/{}", self.tenant, key))
-            .header(hyper::header::HOST, &self.authority)
-            .body(Full::new(body))
-            .map_err(|e| OpError::Protocol(e.to_string()))?;
+            .header(hyper::header::HOST, &self.authority);
+        if let Some(b) = &self.bearer {
+            req = req.header(hyper::header::AUTHORIZATION, b);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| OpError::Protocol(e.to_string()))?;
         self.sender.ready().await.map_err(OpError::io)?;
         let resp = self.sender.send_request(req).await.map_err(OpError::io)?;
         let status = resp.status();

@@ -11,7 +11,7 @@ use thiserror::Error;
 /// A bad flag value. Each variant's text is one line naming the flag.
 #[derive(Debug, Error, PartialEq)]
 pub enum SpecError {
-    #[error("--target '{0}': unknown scheme (use resp://, rediss://, etcd:// or http://)")]
+    #[error("--target '{0}': unknown scheme (use resp://, rediss://, etcd://, http:// or https://)")]
     UnknownScheme(String),
     #[error("--target '{0}': expected host:port after the scheme")]
     BadEndpoint(String),
@@ -47,7 +47,7 @@ pub enum Protocol {
 pub struct Target {
     pub protocol: Protocol,
     pub endpoints: Vec<String>,
-    /// TLS on the connections (`rediss://`).
+    /// TLS on the connections (`rediss://`, `https://`).
     pub tls: bool,
 }
 
@@ -57,14 +57,14 @@ impl Target {
     pub fn parse(s: &str) -> Result<Target, SpecError> {
         let (scheme, rest) = s.split_once("://").ok_or_else(|| SpecError::UnknownScheme(s.to_string()))?;
         let protocol = scheme_of(scheme).ok_or_else(|| SpecError::UnknownScheme(s.to_string()))?;
-        let tls = scheme == "rediss";
+        let tls = matches!(scheme, "rediss" | "https");
         if protocol == Protocol::Etcd && !cfg!(feature = "etcd") {
             return Err(SpecError::NoEtcd(s.to_string()));
         }
         let mut endpoints = Vec::new();
         for part in rest.split(',') {
             let hostport = match part.split_once("://") {
-                Some((sch, hp)) if scheme_of(sch) == Some(protocol) && (sch == "rediss") == tls => hp,
+                Some((sch, hp)) if scheme_of(sch) == Some(protocol) && matches!(sch, "rediss" | "https") == tls => hp,
                 Some(_) => return Err(SpecError::UnknownScheme(s.to_string())),
                 None => part,
             };
@@ -85,7 +85,7 @@ fn scheme_of(s: &str) -> Option<Protocol> {
     match s {
         "resp" | "redis" | "rediss" => Some(Protocol::Resp),
         "etcd" => Some(Protocol::Etcd),
-        "http" => Some(Protocol::Http),
+        "http" | "https" => Some(Protocol::Http),
         _ => None,
     }
 }
@@ -199,7 +199,7 @@ pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, SpecError
 #[derive(Debug, Clone, clap::Args)]
 pub struct RawSpec {
     /// Where to send load: resp:// (rediss:// with TLS), etcd:// or http://
-    /// and one or more host:port, comma-separated. Clients spread over the endpoints and move
+    /// (https://) and one or more host:port, comma-separated. Clients spread over the endpoints and move
     /// to the next one when theirs fails.
     #[arg(long, default_value = "resp://127.0.0.1:6380")]
     pub target: String,
@@ -234,10 +234,11 @@ pub struct RawSpec {
     /// Connections a storm opens at once, halfway through the run.
     #[arg(long, default_value_t = 1000)]
     pub storm_connections: usize,
-    /// The CA certificate a rediss:// target's certificate must chain to.
+    /// The CA certificate a rediss:// or https:// target's certificate must chain to.
     #[arg(long)]
     pub cacert: Option<std::path::PathBuf>,
-    /// Password sent with AUTH on every new connection (resp:// targets).
+    /// Password sent with AUTH on every new connection (resp:// targets),
+    /// or as a bearer token with every request (http:// targets).
     #[arg(long, env = "TIDAL_BENCH_PASSWORD")]
     pub password: Option<String>,
     /// Clients during a spike's peak (default: 10 × --clients).
@@ -361,12 +362,14 @@ impl Spec {
         }
         let scenario = ScenarioKind::parse(&raw.scenario)?;
         match (&raw.cacert, target.tls) {
-            (None, true) => return Err(bad("cacert", "", "a rediss:// target needs the CA's certificate")),
-            (Some(c), false) => return Err(bad("cacert", &c.display().to_string(), "only for rediss:// targets")),
+            (None, true) => return Err(bad("cacert", "", "a rediss:// or https:// target needs the CA's certificate")),
+            (Some(c), false) => {
+                return Err(bad("cacert", &c.display().to_string(), "only for rediss:// and https:// targets"))
+            }
             _ => {}
         }
-        if raw.password.is_some() && target.protocol != Protocol::Resp {
-            return Err(bad("password", "...", "only for resp:// and rediss:// targets"));
+        if raw.password.is_some() && target.protocol == Protocol::Etcd {
+            return Err(bad("password", "...", "not for etcd:// targets"));
         }
         let spike_clients = clients_ok("spike-clients", raw.spike_clients.unwrap_or(clients.saturating_mul(10)))?;
         Ok(Spec {
@@ -469,7 +472,9 @@ pub(crate) mod tests {
         r.password = Some("pw".into());
         assert!(Spec::parse(&r).is_ok());
         r.target = "http://127.0.0.1:6480".into();
-        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "password", .. })));
+        assert!(Spec::parse(&r).is_ok(), "a bearer password");
+        let t = Target::parse("https://a:1").unwrap();
+        assert_eq!((t.protocol, t.tls), (Protocol::Http, true));
         let mut r = raw();
         r.scenario = "storm".into();
         r.storm_connections = 0;

@@ -458,6 +458,17 @@ fn bench_reaches_a_tls_port_with_a_password_and_storms_it() {
         assert_eq!(p["errors"], 0, "{p}");
         assert!(p["ops"].as_u64().unwrap() > 0, "{p}");
     }
+    // The HTTPS data API, with the password as a bearer token.
+    let out = Command::new(common::BIN)
+        .args(["bench", "--target", &format!("https://{}", c.nodes[2].http), "--clients", "2", "--duration", "1s"])
+        .args(["--keys", "50", "--password", "hunter2", "--json", "-"])
+        .args(["--cacert", ca.join("ca.crt").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["phases"][0]["errors"], 0, "{}", s["phases"][0]);
+    assert!(s["phases"][0]["ops"].as_u64().unwrap() > 0);
     let out = bench(&["--password", "wrong"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WRONGPASS"));
