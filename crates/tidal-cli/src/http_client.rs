@@ -42,27 +42,25 @@ pub struct ClientOpts {
     pub token_file: Option<PathBuf>,
 }
 
-fn load(dir: &Path, name: &str) -> Result<TlsConfig, String> {
-    let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()));
-    let pem_err = |f: &str, e: ureq::Error| format!("{}: {e}", dir.join(f).display());
-    let ca = read(tls::CA_CERT)?;
-    let roots: Vec<Certificate<'static>> = ureq::tls::parse_pem(&ca)
+/// The certificates of a PEM file's text.
+fn certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
+    ureq::tls::parse_pem(pem)
         .filter_map(|i| match i {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+fn load(dir: &Path, name: &str) -> Result<TlsConfig, String> {
+    let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()));
+    let pem_err = |f: &str, e: ureq::Error| format!("{}: {e}", dir.join(f).display());
+    let roots = certificates(&read(tls::CA_CERT)?);
     if roots.is_empty() {
         return Err(format!("{}: holds no certificate", dir.join(tls::CA_CERT).display()));
     }
     let (cert_file, key_file) = (tls::client_cert_file(name), tls::client_key_file(name));
-    let cert = read(&cert_file)?;
-    let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert)
-        .filter_map(|i| match i {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let chain = certificates(&read(&cert_file)?);
     let key = PrivateKey::from_pem(&read(&key_file)?).map_err(|e| pem_err(&key_file, e))?;
     Ok(TlsConfig::builder()
         .provider(TlsProvider::Rustls)

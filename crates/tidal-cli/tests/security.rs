@@ -67,9 +67,9 @@ fn peer_call_to(
     group: &str,
     body: tidal_raft::transport::Request,
 ) -> std::io::Result<tidal_raft::transport::Frame> {
-    use tidal_raft::transport::{decode_frame, encode_frame, Frame};
+    use tidal_raft::transport::{decode_frame, encode_frame, Frame, MAX_FRAME};
     let mut out = Vec::new();
-    encode_frame(&Frame::Request { id: 1, group: group.into(), epoch: 1, body }, &mut out).unwrap();
+    encode_frame(&Frame::Request { id: 1, group: group.into(), epoch: 1, body }, &mut out, MAX_FRAME).unwrap();
     s.write_all(&out)?;
     s.flush()?;
     let mut len = [0u8; 4];

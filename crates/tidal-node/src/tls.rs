@@ -27,7 +27,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tidal_raft::transport::{BoxFuture, BoxStream, Connector, Handshake, PeerId};
+use tidal_raft::transport::{BoxFuture, BoxStream, Connector, Handshake, PeerId, HANDSHAKE_TIMEOUT};
 
 /// The CA's certificate, in every certificates directory.
 pub const CA_CERT: &str = "ca.crt";
@@ -84,36 +84,34 @@ impl Identity {
 
     /// The identity a DER certificate names: its first `tidal://` URI.
     pub fn of_cert(der: &[u8]) -> Result<Identity, String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("not a certificate: {e}"))?;
-        let san = cert.subject_alternative_name().map_err(|e| format!("bad subject alternative names: {e}"))?;
-        let uris = san.iter().flat_map(|s| s.value.general_names.iter()).filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(u) => Some(*u),
-            _ => None,
-        });
-        for u in uris {
-            if let Some(id) = Identity::from_uri(u) {
-                return Ok(id);
-            }
-        }
-        Err("the certificate names no tidal identity (a tidal://CLUSTER/node/ID or tidal://CLUSTER/client/NAME \
+        uri_names(der)?.iter().find_map(|u| Identity::from_uri(u)).ok_or_else(|| {
+            "the certificate names no tidal identity (a tidal://CLUSTER/node/ID or tidal://CLUSTER/client/NAME \
              subject alternative name)"
-            .into())
+                .into()
+        })
     }
+}
+
+/// The URI subject alternative names of a DER certificate.
+fn uri_names(der: &[u8]) -> Result<Vec<String>, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("not a certificate: {e}"))?;
+    let san = cert.subject_alternative_name().map_err(|e| format!("bad subject alternative names: {e}"))?;
+    Ok(san
+        .iter()
+        .flat_map(|s| s.value.general_names.iter())
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The cluster a CA certificate made by `tidal certs init` serves: its
 /// `tidal://CLUSTER/ca` subject alternative name.
 pub fn ca_cluster(der: &[u8]) -> Result<String, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("not a certificate: {e}"))?;
-    let san = cert.subject_alternative_name().map_err(|e| format!("bad subject alternative names: {e}"))?;
-    san.iter()
-        .flat_map(|s| s.value.general_names.iter())
-        .find_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(u) => {
-                u.strip_prefix("tidal://")?.strip_suffix("/ca").filter(|c| !c.is_empty() && !c.contains('/'))
-            }
-            _ => None,
-        })
+    uri_names(der)?
+        .iter()
+        .find_map(|u| u.strip_prefix("tidal://")?.strip_suffix("/ca").filter(|c| !c.is_empty() && !c.contains('/')))
         .map(str::to_string)
         .ok_or_else(|| "not a CA made by `tidal certs init` (no tidal://CLUSTER/ca name)".into())
 }
@@ -416,9 +414,6 @@ pub struct Accepted {
     /// Who the client's certificate says it is, when it showed one.
     pub identity: Option<Identity>,
 }
-
-/// How long an accepted connection has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most handshakes under way on one port: four per core. A handshake is
 /// CPU work (a signature and a key exchange); with few under way at once,

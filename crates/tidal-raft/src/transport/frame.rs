@@ -97,16 +97,17 @@ pub struct FrameTooLarge {
 }
 
 /// Append `frame`, with its length in front, to `out`. A frame longer than
-/// [`MAX_FRAME`] is not appended (`out` is left as it was).
-pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), FrameTooLarge> {
+/// `limit` (or [`MAX_FRAME`]) is not appended (`out` is left as it was).
+pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>, limit: usize) -> Result<(), FrameTooLarge> {
+    let limit = limit.min(MAX_FRAME);
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     let out2 = postcard::to_extend(frame, std::mem::take(out)).expect("in-memory serialization cannot fail");
     *out = out2;
     let len = out.len() - start - 4;
-    if len > MAX_FRAME {
+    if len > limit {
         out.truncate(start);
-        return Err(FrameTooLarge { bytes: len, limit: MAX_FRAME });
+        return Err(FrameTooLarge { bytes: len, limit });
     }
     out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())

@@ -10,7 +10,7 @@ fn app(id: u64, body: Vec<u8>) -> Frame {
 
 fn encoded(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_frame(frame, &mut out).unwrap();
+    encode_frame(frame, &mut out, MAX_FRAME).unwrap();
     out
 }
 
@@ -35,8 +35,8 @@ fn read_all(bytes: &[u8]) -> (Vec<Frame>, std::io::Result<()>) {
 #[tokio::test]
 async fn frames_round_trip_back_to_back() {
     let mut buf = Vec::new();
-    encode_frame(&app(1, vec![1, 2]), &mut buf).unwrap();
-    encode_frame(&Frame::Response { id: 1, body: Err(WireError::NoHandler) }, &mut buf).unwrap();
+    encode_frame(&app(1, vec![1, 2]), &mut buf, MAX_FRAME).unwrap();
+    encode_frame(&Frame::Response { id: 1, body: Err(WireError::NoHandler) }, &mut buf, MAX_FRAME).unwrap();
     let mut r = &buf[..];
     let mut scratch = Vec::new();
     match read_frame(&mut r, &mut scratch, MAX_FRAME).await.unwrap().unwrap() {
@@ -105,12 +105,12 @@ async fn a_stream_cut_inside_a_header_is_an_error_not_an_end() {
 #[test]
 fn a_frame_over_the_limit_is_not_sent() {
     let mut out = vec![1, 2, 3];
-    let e = encode_frame(&app(1, vec![0; MAX_FRAME]), &mut out).unwrap_err();
+    let e = encode_frame(&app(1, vec![0; MAX_FRAME]), &mut out, MAX_FRAME).unwrap_err();
     assert!(e.bytes > MAX_FRAME);
     assert_eq!(out, vec![1, 2, 3], "nothing appended");
     // The largest App body that still fits is sent.
     let overhead = encoded(&app(1, Vec::new())).len() - 4 + 3;
-    assert!(encode_frame(&app(1, vec![0; MAX_FRAME - overhead]), &mut out).is_ok());
+    assert!(encode_frame(&app(1, vec![0; MAX_FRAME - overhead]), &mut out, MAX_FRAME).is_ok());
 }
 
 /// Length prefixes inside a frame are checked against what the frame
@@ -227,7 +227,7 @@ proptest! {
     fn frames_round_trip(frames in proptest::collection::vec(arb_frame(), 1..4)) {
         let mut bytes = Vec::new();
         for f in &frames {
-            encode_frame(f, &mut bytes).unwrap();
+            encode_frame(f, &mut bytes, MAX_FRAME).unwrap();
         }
         let (back, end) = read_all(&bytes);
         prop_assert!(end.is_ok());

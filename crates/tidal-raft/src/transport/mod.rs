@@ -28,7 +28,9 @@ pub use frame::{
 };
 pub use network::{paced_piece_bytes, GroupNetwork, SentBytes, SnapshotPacer};
 pub use peers::{CallError, Peers};
-pub use server::{serve, serve_stream, serve_with, Acceptor, Dispatch, Handshake, PeerId, Plain, TcpAcceptor};
+pub use server::{
+    serve, serve_stream, serve_with, Acceptor, Dispatch, Handshake, PeerId, Plain, TcpAcceptor, HANDSHAKE_TIMEOUT,
+};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

@@ -118,12 +118,8 @@ impl Peers {
     ) -> Result<Response, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = Vec::new();
-        encode_frame(&Frame::Request { id, group: group.to_string(), epoch, body }, &mut bytes)
+        encode_frame(&Frame::Request { id, group: group.to_string(), epoch, body }, &mut bytes, self.max_frame)
             .map_err(|reason| CallError::TooLarge { addr: addr.to_string(), reason })?;
-        if bytes.len() - 4 > self.max_frame {
-            let reason = FrameTooLarge { bytes: bytes.len() - 4, limit: self.max_frame };
-            return Err(CallError::TooLarge { addr: addr.to_string(), reason });
-        }
         let h = self.handle(addr);
         let (tx, rx) = oneshot::channel();
         let heard = h.link.heard.load(Ordering::Relaxed);

@@ -98,9 +98,9 @@ pub async fn serve(listener: TcpListener, dispatch: Arc<dyn Dispatch>, shutdown:
     serve_with(Arc::new(TcpAcceptor::new(listener)), Arc::new(Plain), dispatch, MAX_FRAME, shutdown).await
 }
 
-/// How long an accepted connection has to finish its handshake: one that
-/// stalls is dropped instead of holding its task and socket.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an accepted connection has to finish its handshake (on any
+/// port): one that stalls is dropped instead of holding its task and socket.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most handshakes under way on the peer port. A cluster's nodes open a
 /// connection or two each; more at once is someone else, and waits in the
@@ -177,10 +177,11 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
                 tokio::spawn(async move {
                     let body = d.dispatch(peer, group, epoch, body).await;
                     let mut bytes = Vec::new();
-                    if let Err(e) = encode_frame(&Frame::Response { id, body }, &mut bytes) {
+                    if let Err(e) = encode_frame(&Frame::Response { id, body }, &mut bytes, max_frame) {
                         // The caller hears why instead of losing the connection.
                         let body = Err(WireError::Malformed(format!("response not sent: {e}")));
-                        encode_frame(&Frame::Response { id, body }, &mut bytes).expect("a short error fits a frame");
+                        encode_frame(&Frame::Response { id, body }, &mut bytes, max_frame)
+                            .expect("a short error fits a frame");
                     }
                     let _ = tx.send(bytes);
                 });
