@@ -46,9 +46,16 @@ const ROWS_PER_ENTRY: usize = 1 << 20;
 /// Rows entries of one copy step in flight at once.
 const COPY_PIPELINE: usize = 4;
 
-/// The answer to give for a proposal of a move step that failed, if it did.
+/// The answer to give for a proposal of a move step that failed, if it
+/// did. Only `Applied` means the rows are in the log for good: anything
+/// else (a refusal, no quorum, or this node no longer leading) fails the
+/// whole step, so the caller asks again from the same point instead of
+/// counting rows that never committed as copied.
 fn step_failed(r: KvResponse) -> Option<KvResponse> {
-    matches!(r, KvResponse::Refused(_) | KvResponse::Unavailable(_) | KvResponse::Ambiguous(_)).then_some(r)
+    match r {
+        KvResponse::Applied(_) => None,
+        other => Some(other),
+    }
 }
 
 /// [`step_failed`] for a copy proposal run as a task (which may itself stop).
@@ -57,6 +64,15 @@ fn failed(joined: Option<Result<KvResponse, tokio::task::JoinError>>) -> Option<
         Ok(r) => step_failed(r),
         Err(e) => Some(KvResponse::Unavailable(format!("a copy proposal stopped: {e}"))),
     }
+}
+
+/// A pull's answer, noting in the log one that did not land: the executor
+/// asks for the same rows again.
+fn pulled_or_retried(move_id: u64, r: KvResponse) -> KvResponse {
+    if !matches!(r, KvResponse::Pulled { .. }) {
+        tracing::info!(move_id, answer = ?r, "a pull did not land; it is asked for again");
+    }
+    r
 }
 
 impl Shared {
@@ -93,9 +109,11 @@ impl Shared {
                 }
             }
             KvRequest::Pull { move_id, source, after, max_bytes } => {
-                self.pull_copy(kv, move_id, &source, after, max_bytes).await
+                pulled_or_retried(move_id, self.pull_copy(kv, move_id, &source, after, max_bytes).await)
             }
-            KvRequest::PullDelta { move_id, source, after } => self.pull_delta(kv, move_id, &source, after).await,
+            KvRequest::PullDelta { move_id, source, after } => {
+                pulled_or_retried(move_id, self.pull_delta(kv, move_id, &source, after).await)
+            }
             KvRequest::TransferLeader { to } => self.transfer_here(&kv.group.name, to).await,
             KvRequest::Members(change) => change_members(kv, change).await,
             other => KvResponse::Unavailable(format!("internal: {other:?} is not a move step")),
@@ -530,3 +548,7 @@ fn pulled(r: KvResponse) -> Result<Copied, StepError> {
         other => Err(unexpected(other)),
     }
 }
+
+#[cfg(test)]
+#[path = "move_ops_tests.rs"]
+mod tests;

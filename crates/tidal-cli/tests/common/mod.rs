@@ -99,8 +99,9 @@ pub mod tempdir {
 
     impl Drop for TempDir {
         fn drop(&mut self) {
-            // A failing test keeps its nodes' data and logs for a look.
-            if std::thread::panicking() {
+            // A failing test keeps its nodes' data and logs for a look (and
+            // every test does with TIDAL_TEST_KEEP set).
+            if std::thread::panicking() || std::env::var_os("TIDAL_TEST_KEEP").is_some() {
                 eprintln!("kept {} for inspection", self.0.display());
                 return;
             }
