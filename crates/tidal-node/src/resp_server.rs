@@ -14,9 +14,10 @@ use bytes::BytesMut;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command, ConfigView,
-    ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, WriteOp,
+    ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, TxOp, WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
+use tidal_raft::kv_entry::Watched;
 use tidal_raft::transport::{Acceptor, BoxStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -85,7 +86,36 @@ struct Conn {
     /// Whether the client may run commands: it gave the password, or the
     /// node asks for none.
     authed: bool,
+    /// Between MULTI and EXEC (or DISCARD): the commands queued.
+    multi: Option<Multi>,
+    /// The keys WATCH read, with their versions, until EXEC, DISCARD,
+    /// UNWATCH or RESET.
+    watch: Option<Watch>,
 }
+
+/// A transaction being queued.
+#[derive(Default)]
+struct Multi {
+    queued: Vec<Queued>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    failed: bool,
+}
+
+enum Queued {
+    Data(TxOp),
+    /// Answered by the node at EXEC, in its place among the replies.
+    Conn(ConnCmd),
+}
+
+/// What WATCH read: the slot of its keys and their versions.
+struct Watch {
+    slot: u32,
+    read: Watched,
+}
+
+/// Redis Cluster's refusal of keys that span slots where one slot is needed.
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 /// Redis's refusal of a command before AUTH.
 const NOAUTH: &str = "NOAUTH Authentication required.";
@@ -120,6 +150,8 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         lib_ver: None,
         addr,
         authed: shared.config.security.password.is_none(),
+        multi: None,
+        watch: None,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -148,6 +180,10 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 Ok(c) => c,
                 Err(reply) => {
                     run.flush(&shared, conn.proto, &mut out).await;
+                    // A command refused while queueing aborts the transaction.
+                    if let Some(m) = conn.multi.as_mut() {
+                        m.failed = true;
+                    }
                     send(&shared, &reply, conn.proto, &mut out);
                     continue;
                 }
@@ -159,6 +195,11 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             if !conn.authed && !before_auth {
                 run.flush(&shared, conn.proto, &mut out).await;
                 send(&shared, &Reply::Error(NOAUTH.into()), conn.proto, &mut out);
+                continue;
+            }
+            if conn.multi.is_some() && queued_in_multi(&cmd) {
+                let reply = queue(&shared, &mut conn, cmd);
+                send(&shared, &reply, conn.proto, &mut out);
                 continue;
             }
             match cmd {
@@ -441,8 +482,148 @@ fn client_line(conn: &Conn) -> String {
     )
 }
 
+/// Whether a command sent between MULTI and EXEC is queued (Redis runs
+/// EXEC, DISCARD, MULTI, WATCH, QUIT and RESET at once).
+fn queued_in_multi(cmd: &Command) -> bool {
+    !matches!(
+        cmd,
+        Command::Conn(
+            ConnCmd::Exec | ConnCmd::Discard | ConnCmd::Multi | ConnCmd::Watch(_) | ConnCmd::Quit | ConnCmd::Reset
+        )
+    )
+}
+
+/// The slot of `key` in the default tenant, when it exists.
+fn slot_of_key(shared: &Shared, key: &[u8]) -> Option<u32> {
+    shared.cache.get().tenants.get(DEFAULT_TENANT).map(|t| tidal_core::slot::slot_of(key, t.slots))
+}
+
+/// The one slot of a transaction: its watched keys' and queued commands'.
+fn tx_slot(conn: &Conn, shared: &Shared) -> Option<u32> {
+    let queued = conn.multi.iter().flat_map(|m| &m.queued).find_map(|q| match q {
+        Queued::Data(op) => op.keys().first().and_then(|k| slot_of_key(shared, k)),
+        Queued::Conn(_) => None,
+    });
+    conn.watch.as_ref().map(|w| w.slot).or(queued)
+}
+
+/// Queue a command of a transaction, or refuse it (which aborts the
+/// transaction): a command that spans the keyspace, or keys of another
+/// slot than the transaction's, cannot run atomically on one PRG.
+fn queue(shared: &Shared, conn: &mut Conn, cmd: Command) -> Reply {
+    let slot = tx_slot(conn, shared);
+    let Some(multi) = conn.multi.as_mut() else { return Reply::err("internal: no transaction") };
+    let op = match cmd {
+        Command::Conn(c) => {
+            multi.queued.push(Queued::Conn(c));
+            return Reply::simple("QUEUED");
+        }
+        Command::Write(op) => TxOp::Write(op),
+        Command::Read(op) => TxOp::Read(op),
+        Command::Keyspace(_) => {
+            multi.failed = true;
+            return Reply::err("this command spans every slot and cannot run inside a transaction on a cluster");
+        }
+    };
+    if !op.transactional() {
+        multi.failed = true;
+        return Reply::err("this command cannot run inside a transaction on a cluster");
+    }
+    let mut slots = op.keys().into_iter().map(|k| slot_of_key(shared, k));
+    let first = match slot {
+        Some(s) => Some(s),
+        None => slots.next().flatten(),
+    };
+    if slots.any(|s| s != first) || (first.is_none() && !op.keys().is_empty()) {
+        multi.failed = true;
+        return Reply::Error(CROSSSLOT.into());
+    }
+    multi.queued.push(Queued::Data(op));
+    Reply::simple("QUEUED")
+}
+
+/// WATCH `keys`: read their versions from the PRG that owns their slot.
+async fn watch(shared: &Arc<Shared>, conn: &mut Conn, keys: Vec<Vec<u8>>) -> Reply {
+    let slots: Vec<Option<u32>> = keys.iter().map(|k| slot_of_key(shared, k)).collect();
+    let slot = match slots.first().copied().flatten() {
+        Some(s) => s,
+        None => return Reply::Error("CLUSTERDOWN the cluster is still starting: no tenants yet".into()),
+    };
+    if slots.iter().any(|s| *s != Some(slot)) || conn.watch.as_ref().is_some_and(|w| w.slot != slot) {
+        return Reply::Error(CROSSSLOT.into());
+    }
+    let (prg, versions) = match shared.versions(DEFAULT_TENANT, keys.clone()).await {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let w = conn.watch.get_or_insert_with(|| Watch { slot, read: Watched { prg: prg.clone(), keys: Vec::new() } });
+    if w.read.prg != prg {
+        // The slot moved between two WATCHes: the first versions say
+        // nothing about the PRG that serves the slot now, so EXEC fails,
+        // as it would after a change to a watched key.
+        w.read.prg.clear();
+    }
+    w.read.keys.extend(keys.into_iter().zip(versions));
+    Reply::Ok
+}
+
+/// EXEC: run the queued commands as one transaction on the PRG of their
+/// slot, then answer the queued connection commands in their places.
+async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
+    let Some(multi) = conn.multi.take() else { return Reply::err("EXEC without MULTI") };
+    let watch = conn.watch.take();
+    if multi.failed {
+        return Reply::Error(EXECABORT.into());
+    }
+    let ops: Vec<TxOp> = multi
+        .queued
+        .iter()
+        .filter_map(|q| match q {
+            Queued::Data(op) => Some(op.clone()),
+            Queued::Conn(_) => None,
+        })
+        .collect();
+    let key = ops
+        .iter()
+        .find_map(|op| op.keys().first().map(|k| k.to_vec()))
+        .or_else(|| watch.as_ref().and_then(|w| w.read.keys.first().map(|(k, _)| k.clone())));
+    let mut data = match key {
+        Some(key) => match shared.exec(DEFAULT_TENANT, &key, watch.map(|w| w.read), ops).await {
+            Reply::Array(replies) => replies.into_iter(),
+            other => return other,
+        },
+        None => Vec::new().into_iter(),
+    };
+    let mut replies = Vec::with_capacity(multi.queued.len());
+    for q in multi.queued {
+        replies.push(match q {
+            Queued::Data(_) => data.next().unwrap_or_else(|| Reply::err("internal: a transaction's reply is missing")),
+            Queued::Conn(c) => Box::pin(conn_cmd(shared, conn, c)).await.0,
+        });
+    }
+    Reply::Array(replies)
+}
+
 async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, bool) {
     let reply = match c {
+        ConnCmd::Multi if conn.multi.is_some() => Reply::err("MULTI calls can not be nested"),
+        ConnCmd::Multi => {
+            conn.multi = Some(Multi::default());
+            Reply::Ok
+        }
+        ConnCmd::Exec => exec(shared, conn).await,
+        ConnCmd::Discard if conn.multi.is_none() => Reply::err("DISCARD without MULTI"),
+        ConnCmd::Discard => {
+            conn.multi = None;
+            conn.watch = None;
+            Reply::Ok
+        }
+        ConnCmd::Watch(_) if conn.multi.is_some() => Reply::err("WATCH inside MULTI is not allowed"),
+        ConnCmd::Watch(keys) => watch(shared, conn, keys).await,
+        ConnCmd::Unwatch => {
+            conn.watch = None;
+            Reply::Ok
+        }
         ConnCmd::Ping(None) => Reply::simple("PONG"),
         ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m) => Reply::Bulk(m),
         ConnCmd::Hello { protover, auth, setname } => {
@@ -495,6 +676,8 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         ConnCmd::Select(_) => Reply::err("DB index is out of range"),
         ConnCmd::Quit => return (Reply::Ok, true),
         ConnCmd::Reset => {
+            conn.multi = None;
+            conn.watch = None;
             conn.proto = Proto::Resp2;
             conn.name = None;
             conn.authed = shared.config.security.password.is_none();

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, WriteOp};
+use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, TxOp, WriteOp};
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
-use tidal_raft::kv_entry::Outcome;
+use tidal_raft::kv_entry::{KvEntry, Outcome, Watched};
 use tidal_raft::kv_proposer::{op_size, ProposeError, MAX_BATCH_BYTES};
 use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
@@ -174,6 +174,35 @@ impl Shared {
             Err(e) => return e,
         };
         self.run_plan(tenant, plan, KvRequest::Read).await
+    }
+
+    /// Run a transaction of `tenant` (EXEC) on the PRG that owns the slot
+    /// of `key`, one of its keys: every key of `ops` and `watch` is in that
+    /// slot (the connection checked), and the PRG refuses it whole
+    /// otherwise.
+    pub async fn exec(self: &Arc<Self>, tenant: &str, key: &[u8], watch: Option<Watched>, ops: Vec<TxOp>) -> Reply {
+        let state = self.cache.get();
+        if let Err(e) = check_tenant(&state, tenant) {
+            return e;
+        }
+        match prg_of(&state, tenant, key) {
+            Some(prg) => self.send(&prg, KvRequest::Exec { watch, ops }).await,
+            None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
+        }
+    }
+
+    /// The versions of `keys` (all of one slot) for WATCH, and the PRG
+    /// that read them.
+    pub async fn versions(self: &Arc<Self>, tenant: &str, keys: Vec<Vec<u8>>) -> Result<(String, Vec<u64>), Reply> {
+        let reply = self.read(tenant, ReadOp::Versions { keys }).await;
+        if let Reply::Array(parts) = &reply {
+            if let [Reply::Bulk(prg), Reply::Array(versions)] = parts.as_slice() {
+                let prg = String::from_utf8_lossy(prg).into_owned();
+                let versions = versions.iter().map(|v| if let Reply::Int(n) = v { *n as u64 } else { u64::MAX });
+                return Ok((prg, versions.collect()));
+            }
+        }
+        Err(if reply.is_error() { reply } else { Reply::err(format!("internal: WATCH read {reply:?}")) })
     }
 
     async fn run_plan<O: Send + 'static>(
@@ -541,6 +570,7 @@ impl Shared {
         let ops = match &req {
             KvRequest::WriteBatch(ops) => ops.len() as u64,
             KvRequest::Write(_) | KvRequest::Read(_) => 1,
+            KvRequest::Exec { ops, .. } => ops.len().max(1) as u64,
             _ => 0,
         };
         if ops == 0 {
@@ -573,6 +603,17 @@ impl Shared {
                 Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the writes within {timeout:?}")),
             },
+            KvRequest::Exec { watch, ops } => {
+                let entry = KvEntry::Exec { watch, ops };
+                match tokio::time::timeout(timeout, kv.proposer.propose_exec(&entry)).await {
+                    Ok(Ok(Ok(Some(replies)))) => KvResponse::Reply(Reply::Array(replies)),
+                    Ok(Ok(Ok(None))) => KvResponse::Reply(Reply::NilArray),
+                    Ok(Ok(Err(r))) => refused(r),
+                    Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+                    Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
+                    Err(_) => KvResponse::Ambiguous(format!("no quorum committed the transaction within {timeout:?}")),
+                }
+            }
             KvRequest::Read(op) => match tokio::time::timeout(timeout, kv.reads.confirm()).await {
                 Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
                 Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },

@@ -57,8 +57,10 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
         any::<i64>().prop_map(|n| n.to_string().into_bytes()),
         (0u32..100_000).prop_map(|n| n.to_string().into_bytes()),
     ];
-    let restore = (bytes(12), proptest::option::of((bytes(12), proptest::option::of(any::<u64>()))))
-        .prop_map(|(key, r)| WriteOp::Restore { key, record: r.map(|(v, at)| Record { value: v, expire_at_ms: at }) });
+    let restore =
+        (bytes(12), proptest::option::of((bytes(12), proptest::option::of(any::<u64>())))).prop_map(|(key, r)| {
+            WriteOp::Restore { key, record: r.map(|(v, at)| Record { value: v, expire_at_ms: at, version: 0 }) }
+        });
     prop_oneof![
         9 => (name, proptest::collection::vec(arg, 0..6)).prop_map(|(name, args)| {
             let mut argv = vec![name.as_bytes().to_vec()];

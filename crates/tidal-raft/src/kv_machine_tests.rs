@@ -1,7 +1,7 @@
 // Genesis slots are lists of ranges; a list of one range is what is meant.
 #![allow(clippy::single_range_in_vec_init)]
 
-use tidal_core::kv::{Reply, ScanPage};
+use tidal_core::kv::{ExpireAt, Reply, ScanPage};
 
 use super::*;
 use crate::kv_entry::encode_entry;
@@ -413,4 +413,80 @@ mod pieces_from_peers {
             prop_assert!(machine().stage(true, &whole[..cut]).is_err());
         }
     }
+}
+
+fn versions(g: &Group, s: &Storage, keys: &[&str]) -> (String, Vec<u64>) {
+    let op = ReadOp::Versions { keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect() };
+    match g.m.read(s, &op, 1).unwrap().unwrap() {
+        Reply::Array(parts) => match parts.as_slice() {
+            [Reply::Bulk(prg), Reply::Array(v)] => (
+                String::from_utf8(prg.clone()).unwrap(),
+                v.iter().map(|r| if let Reply::Int(n) = r { *n as u64 } else { panic!("{r:?}") }).collect(),
+            ),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+fn exec(g: &mut Group, s: &Storage, watch: Option<Watched>, ops: Vec<TxOp>) -> ExecOutcome {
+    decode(&g.apply(s, &KvEntry::Exec { watch, ops })).unwrap()
+}
+
+/// Every stored record carries the index of the entry that wrote it (rows
+/// a move brings in get the importing PRG's), and a flush keeps it.
+#[tokio::test]
+async fn records_carry_the_index_that_last_wrote_them() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    let k = &key_in(2, 2);
+    g.write(&s, vec![set(&k[0], "a")]);
+    g.write(&s, vec![set(&k[1], "b")]);
+    assert_eq!(versions(&g, &s, &[&k[0], &k[1], "absent"]), ("t:0".into(), vec![1, 2, 0]));
+    g.write(
+        &s,
+        vec![WriteOp::Expire { key: k[0].as_bytes().to_vec(), at: ExpireAt::RelMs(60_000), cond: Default::default() }],
+    );
+    g.flush(&s).await;
+    assert_eq!(versions(&g, &s, &[&k[0], &k[1]]).1, vec![3, 2]);
+
+    let mut dst = Group::new("t:1", 0..0);
+    g.slots(&s, SlotCommand::BeginExport { move_id: 4, slots: vec![2] }).unwrap();
+    dst.slots(&s, SlotCommand::BeginImport { move_id: 4, slots: vec![2] }).unwrap();
+    let (rows, _) = g.m.export_rows(&s, 4, None, 1 << 20).unwrap();
+    dst.apply(&s, &KvEntry::Rows { move_id: 4, rows });
+    dst.slots(&s, SlotCommand::Adopt { move_id: 4, slots: vec![2] }).unwrap();
+    assert_eq!(versions(&dst, &s, &[&k[0], &k[1]]), ("t:1".into(), vec![2, 2]));
+}
+
+/// EXEC applies all of a transaction in one entry, reads seeing the writes
+/// before them; a watched key whose version changed (or versions read by
+/// another PRG) runs nothing; a key of a slot not served refuses it whole.
+#[tokio::test]
+async fn a_transaction_is_one_entry_all_or_nothing() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..4);
+    let k = &key_in(1, 2);
+    let b = |x: &str| x.as_bytes().to_vec();
+    let ops = vec![
+        TxOp::Write(set(&k[0], "1")),
+        TxOp::Write(WriteOp::IncrBy { key: b(&k[0]), delta: 9 }),
+        TxOp::Read(ReadOp::Get { key: b(&k[0]) }),
+    ];
+    let out = exec(&mut g, &s, None, ops);
+    assert_eq!(out, Ok(Some(vec![Reply::Ok, Reply::Int(10), Reply::Bulk(b"10".to_vec())])));
+
+    let (prg, v) = versions(&g, &s, &[&k[0]]);
+    let watch = |prg: &str, v: u64| Some(Watched { prg: prg.into(), keys: vec![(b(&k[0]), v)] });
+    g.write(&s, vec![set(&k[0], "10")]);
+    assert_eq!(exec(&mut g, &s, watch(&prg, v[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(None));
+    assert_eq!(g.get(&s, &k[1]), Ok(Reply::Nil), "a failed watch runs nothing");
+    let (_, now) = versions(&g, &s, &[&k[0]]);
+    assert_eq!(exec(&mut g, &s, watch("t:9", now[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(None));
+    assert_eq!(exec(&mut g, &s, watch(&prg, now[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(Some(vec![Reply::Ok])));
+
+    let theirs = &key_in(6, 1)[0];
+    let out = exec(&mut g, &s, None, vec![TxOp::Write(set(&k[1], "y")), TxOp::Write(set(theirs, "z"))]);
+    assert_eq!(out, Err(Refusal::Moved { slot: 6, to: None, epoch: 0 }));
+    assert_eq!(g.get(&s, &k[1]), Ok(Reply::Bulk(b"x".to_vec())), "a refused transaction runs nothing");
 }

@@ -52,6 +52,8 @@ const KS_DANGER: &[&str] = &["@keyspace", "@write", "@slow", "@dangerous"];
 const ACL_CONN: &[&str] = &["@fast", "@connection"];
 const ACL_SLOW_CONN: &[&str] = &["@slow", "@connection"];
 const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
+const ACL_TX: &[&str] = &["@fast", "@transaction"];
 
 const fn cmd(
     name: &'static str,
@@ -145,6 +147,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("select", 2, &["loading", "stale", "fast"], NONE, ACL_CONN, c::select),
     cmd("quit", -1, CONN, NONE, ACL_CONN, c::quit),
     cmd("reset", 1, CONN, NONE, ACL_CONN, c::reset),
+    cmd("multi", 1, TX, NONE, ACL_TX, c::multi),
+    cmd("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NONE, &["@slow", "@transaction"], c::exec),
+    cmd("discard", 1, TX, NONE, ACL_TX, c::discard),
+    cmd("watch", -2, TX, ALL, ACL_TX, c::watch),
+    cmd("unwatch", 1, TX, NONE, ACL_TX, c::unwatch),
     cmd("readonly", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readonly),
     cmd("readwrite", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readwrite),
     cmd("wait", 3, &["noscript"], NONE, &["@slow", "@connection"], c::wait),

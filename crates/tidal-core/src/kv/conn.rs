@@ -58,6 +58,12 @@ pub enum ConnCmd {
     },
     /// A HELP subcommand; reply with these lines as status strings.
     Help(Vec<String>),
+    /// Transactions: MULTI, EXEC, DISCARD, WATCH key..., UNWATCH.
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Vec<u8>>),
+    Unwatch,
 }
 
 /// CLIENT SETINFO's attribute.

@@ -16,7 +16,7 @@
 use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::LongDouble;
-use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, WriteOp};
+use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, TxOp, WriteOp};
 use super::record::Record;
 use super::reply::Reply;
 use super::scan_page::ScanPage;
@@ -109,6 +109,19 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
     }
 }
 
+/// Runs a transaction's ops in order at the time stamped in its log
+/// entry; each read sees the writes before it.
+pub fn exec(ops: &[TxOp], now_ms: u64, store: &mut impl KvStore) -> Result<Vec<Reply>, StoreError> {
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        out.push(match op {
+            TxOp::Write(w) => apply(w, now_ms, store)?,
+            TxOp::Read(r) => read(r, now_ms, &*store)?,
+        });
+    }
+    Ok(out)
+}
+
 /// Answers a read from one consistent view at `now_ms`.
 pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, StoreError> {
     match op {
@@ -173,6 +186,14 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
                 .map(|(k, _)| k)
                 .collect();
             Ok(ScanPage { next_after, next_slot, keys }.to_reply())
+        }
+        ReadOp::Versions { keys } => {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let v = live(store, key, now_ms)?.map_or(0, |r| r.version);
+                out.push(Reply::Int(i64::try_from(v).unwrap_or(i64::MAX)));
+            }
+            Ok(Reply::Array(out))
         }
         ReadOp::Keys { pattern } => {
             let all = pattern.as_slice() == b"*";
@@ -288,7 +309,7 @@ fn set(
         return Ok(if get { previous } else { Reply::Nil });
     }
     let expire_at_ms = if expiry == Expiry::KeepTtl { old_at } else { new_at };
-    let rec = Record { value: value.to_vec(), expire_at_ms };
+    let rec = Record { value: value.to_vec(), expire_at_ms, version: 0 };
     put_or_expire(store, key, &rec, now_ms)?;
     Ok(if get { previous } else { Reply::Ok })
 }
@@ -305,7 +326,8 @@ fn incr_by(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: i64) -> Res
     let Some(next) = current.checked_add(delta) else {
         return Ok(Reply::err("increment or decrement would overflow"));
     };
-    let rec = Record { value: next.to_string().into_bytes(), expire_at_ms: old.and_then(|r| r.expire_at_ms) };
+    let rec =
+        Record { value: next.to_string().into_bytes(), expire_at_ms: old.and_then(|r| r.expire_at_ms), version: 0 };
     store.put(key, &rec)?;
     Ok(Reply::Int(next))
 }
@@ -323,7 +345,7 @@ fn incr_by_float(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: &[u8]
         return Ok(Reply::err("increment would produce NaN or Infinity"));
     };
     let text = sum.to_human().into_bytes();
-    let rec = Record { value: text.clone(), expire_at_ms: old.and_then(|r| r.expire_at_ms) };
+    let rec = Record { value: text.clone(), expire_at_ms: old.and_then(|r| r.expire_at_ms), version: 0 };
     store.put(key, &rec)?;
     Ok(Reply::Bulk(text))
 }

@@ -580,3 +580,38 @@ proptest! {
         prop_assert_eq!(stored, expect_key.then_some(model));
     }
 }
+
+fn tx(args: &[&str]) -> crate::kv::TxOp {
+    match parse(args.iter().map(|a| a.as_bytes().to_vec()).collect()).unwrap() {
+        Command::Write(op) => crate::kv::TxOp::Write(op),
+        Command::Read(op) => crate::kv::TxOp::Read(op),
+        other => panic!("{other:?} is not a data command"),
+    }
+}
+
+/// A transaction's ops run in order against one store: each read sees the
+/// writes before it, and an op that fails at run time fails alone.
+#[test]
+fn exec_runs_ops_in_order_and_errors_stay_per_op() {
+    let mut db = Db::new();
+    let ops =
+        [tx(&["SET", "a", "x"]), tx(&["INCR", "a"]), tx(&["APPEND", "a", "y"]), tx(&["GET", "a"]), tx(&["DEL", "a"])];
+    let out = exec(&ops, db.now, &mut db.store).unwrap();
+    assert_eq!(out[0], Reply::Ok);
+    assert_eq!(out[1], Reply::not_integer());
+    assert_eq!(out[2], Reply::Int(2));
+    assert_eq!(out[3], Reply::Bulk(b"xy".to_vec()));
+    assert_eq!(out[4], Reply::Int(1));
+    assert!(!crate::kv::TxOp::Write(WriteOp::Flush).transactional());
+    assert!(!crate::kv::TxOp::Read(ReadOp::DbSize).transactional());
+    assert!(tx(&["MGET", "a", "b"]).transactional());
+}
+
+#[test]
+fn versions_read_zero_for_keys_that_do_not_live() {
+    let mut db = Db::new();
+    db.store.put(b"v", &Record::new("1").stamped(7)).unwrap();
+    db.store.put(b"old", &Record::expiring("1", T0 - 1).stamped(3)).unwrap();
+    let op = ReadOp::Versions { keys: vec![b"v".to_vec(), b"old".to_vec(), b"none".to_vec()] };
+    assert_eq!(read(&op, db.now, &db.store).unwrap(), Reply::Array(vec![Reply::Int(7), Reply::Int(0), Reply::Int(0)]));
+}

@@ -218,6 +218,45 @@ pub enum ReadOp {
     Keys {
         pattern: Vec<u8>,
     },
+    /// Internal: each key's [`Record::version`], 0 for a key that does
+    /// not exist (WATCH).
+    Versions {
+        keys: Vec<Vec<u8>>,
+    },
+}
+
+/// One command of a transaction. EXEC runs a transaction's commands in
+/// order, in one log entry: reads see the writes before them, and nothing
+/// else runs in between.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TxOp {
+    Read(ReadOp),
+    Write(WriteOp),
+}
+
+impl TxOp {
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            TxOp::Read(op) => op.keys(),
+            TxOp::Write(op) => op.keys(),
+        }
+    }
+
+    /// Whether the op may run inside a transaction: it names its keys
+    /// (one PRG serves it) and is not internal.
+    pub fn transactional(&self) -> bool {
+        match self {
+            TxOp::Read(op) => !matches!(
+                op,
+                ReadOp::DbSize
+                    | ReadOp::Scan { .. }
+                    | ReadOp::Keys { .. }
+                    | ReadOp::Dump { .. }
+                    | ReadOp::Versions { .. }
+            ),
+            TxOp::Write(op) => !matches!(op, WriteOp::Flush | WriteOp::Restore { .. }),
+        }
+    }
 }
 
 fn refs(keys: &[Vec<u8>]) -> Vec<&[u8]> {
@@ -267,7 +306,9 @@ impl ReadOp {
             | ReadOp::GetRange { key, .. }
             | ReadOp::Type { key }
             | ReadOp::Dump { key } => vec![key],
-            ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } => refs(keys),
+            ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
+                refs(keys)
+            }
             ReadOp::DbSize | ReadOp::Scan { .. } | ReadOp::Keys { .. } => Vec::new(),
         }
     }

@@ -47,6 +47,27 @@ pub(super) fn reset(_: Args) -> Parsed {
     conn(ConnCmd::Reset)
 }
 
+pub(super) fn multi(_: Args) -> Parsed {
+    conn(ConnCmd::Multi)
+}
+
+pub(super) fn exec(_: Args) -> Parsed {
+    conn(ConnCmd::Exec)
+}
+
+pub(super) fn discard(_: Args) -> Parsed {
+    conn(ConnCmd::Discard)
+}
+
+pub(super) fn watch(mut a: Args) -> Parsed {
+    a.remove(0);
+    conn(ConnCmd::Watch(a))
+}
+
+pub(super) fn unwatch(_: Args) -> Parsed {
+    conn(ConnCmd::Unwatch)
+}
+
 pub(super) fn readonly(_: Args) -> Parsed {
     conn(ConnCmd::ReadOnly)
 }

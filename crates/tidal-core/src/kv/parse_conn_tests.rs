@@ -159,3 +159,15 @@ fn keyspace_commands() {
     assert_eq!(err(&["SCAN", "0", "COUNT"]), "ERR syntax error");
     assert_eq!(err(&["SCAN", "0", "FOO", "1"]), "ERR syntax error");
 }
+
+#[test]
+fn transaction_commands_parse_with_redis_arity() {
+    assert_eq!(p(&["multi"]), Ok(Command::Conn(ConnCmd::Multi)));
+    assert_eq!(p(&["EXEC"]), Ok(Command::Conn(ConnCmd::Exec)));
+    assert_eq!(p(&["discard"]), Ok(Command::Conn(ConnCmd::Discard)));
+    assert_eq!(p(&["unwatch"]), Ok(Command::Conn(ConnCmd::Unwatch)));
+    assert_eq!(p(&["watch", "a", "b"]), Ok(Command::Conn(ConnCmd::Watch(vec![b"a".to_vec(), b"b".to_vec()]))));
+    assert_eq!(p(&["watch"]), Err(Reply::wrong_arity("watch")));
+    assert_eq!(p(&["multi", "x"]), Err(Reply::wrong_arity("multi")));
+    assert_eq!(p(&["exec", "x"]), Err(Reply::wrong_arity("exec")));
+}
