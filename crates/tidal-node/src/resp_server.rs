@@ -624,6 +624,12 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             conn.watch = None;
             Reply::Ok
         }
+        ConnCmd::Time => {
+            // The node's clock (the one writes are stamped with), to the
+            // millisecond.
+            let ms = shared.clock.now_ms();
+            Reply::Array(vec![Reply::bulk((ms / 1000).to_string()), Reply::bulk(((ms % 1000) * 1000).to_string())])
+        }
         ConnCmd::Ping(None) => Reply::simple("PONG"),
         ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m) => Reply::Bulk(m),
         ConnCmd::Hello { protover, auth, setname } => {

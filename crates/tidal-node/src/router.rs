@@ -169,7 +169,7 @@ impl Shared {
         if let Err(e) = check_tenant(&state, tenant) {
             return e;
         }
-        let plan = match plan_read(op, |k| prg_of(&state, tenant, k)) {
+        let plan = match plan_read(op, |k| prg_of(&state, tenant, k), |k| slot_in(&state, tenant, k)) {
             Ok(p) => p,
             Err(e) => return e,
         };

@@ -53,6 +53,8 @@ const ACL_CONN: &[&str] = &["@fast", "@connection"];
 const ACL_SLOW_CONN: &[&str] = &["@slow", "@connection"];
 const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
 const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
+const BIT_R: &[&str] = &["@read", "@bitmap", "@slow"];
+const BIT_W: &[&str] = &["@write", "@bitmap", "@slow"];
 const ACL_TX: &[&str] = &["@fast", "@transaction"];
 
 const fn cmd(
@@ -147,6 +149,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("select", 2, &["loading", "stale", "fast"], NONE, ACL_CONN, c::select),
     cmd("quit", -1, CONN, NONE, ACL_CONN, c::quit),
     cmd("reset", 1, CONN, NONE, ACL_CONN, c::reset),
+    cmd("setbit", 4, W, ONE, BIT_W, s::setbit),
+    cmd("getbit", 3, R, ONE, &["@read", "@bitmap", "@fast"], s::getbit),
+    cmd("bitcount", -2, RS, ONE, BIT_R, s::bitcount),
+    cmd("bitpos", -3, RS, ONE, BIT_R, s::bitpos),
+    cmd("bitop", -4, W, (2, -1, 1), BIT_W, s::bitop),
+    cmd("lcs", -3, RS, TWO, STR_RS, s::lcs),
+    cmd("copy", -3, W, TWO, KS_W, s::copy),
+    cmd("time", 1, &["loading", "stale", "fast"], NONE, &["@fast"], c::time),
     cmd("multi", 1, TX, NONE, ACL_TX, c::multi),
     cmd("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NONE, &["@slow", "@transaction"], c::exec),
     cmd("discard", 1, TX, NONE, ACL_TX, c::discard),

@@ -64,6 +64,8 @@ pub enum ConnCmd {
     Discard,
     Watch(Vec<Vec<u8>>),
     Unwatch,
+    /// TIME: the node's clock.
+    Time,
 }
 
 /// CLIENT SETINFO's attribute.

@@ -13,6 +13,7 @@
 //! Data-dependent Redis errors (`ERR value is not an integer ...`) are
 //! returned as `Ok(Reply::Error(..))`; `Err` is reserved for storage failure.
 
+use super::bits;
 use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::LongDouble;
@@ -96,6 +97,34 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::Flush => {
             store.clear()?;
             Ok(Reply::Ok)
+        }
+        WriteOp::SetBit { key, offset, bit } => {
+            let mut rec = live_for_write(store, key, now_ms)?.unwrap_or_else(|| Record::new(Vec::new()));
+            let old = bits::set_bit(&mut rec.value, *offset, *bit);
+            store.put(key, &rec)?;
+            Ok(Reply::Int(i64::from(old)))
+        }
+        WriteOp::BitOp { op, dest, keys } => {
+            let mut sources = Vec::with_capacity(keys.len());
+            for key in keys {
+                sources.push(live(store, key, now_ms)?.map(|r| r.value).unwrap_or_default());
+            }
+            let result = bits::bit_op(*op, &sources);
+            let len = result.len() as i64;
+            if result.is_empty() {
+                store.delete(dest)?;
+            } else {
+                store.put(dest, &Record::new(result))?;
+            }
+            Ok(Reply::Int(len))
+        }
+        WriteOp::Copy { from, to, replace } => {
+            let Some(rec) = live(store, from, now_ms)? else { return Ok(Reply::Int(0)) };
+            if !replace && live_for_write(store, to, now_ms)?.is_some() {
+                return Ok(Reply::Int(0));
+            }
+            store.put(to, &rec)?;
+            Ok(Reply::Int(1))
         }
         WriteOp::Restore { key, record } => {
             match record {
@@ -186,6 +215,21 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
                 .map(|(k, _)| k)
                 .collect();
             Ok(ScanPage { next_after, next_slot, keys }.to_reply())
+        }
+        ReadOp::GetBit { key, offset } => {
+            Ok(Reply::Int(i64::from(live(store, key, now_ms)?.map_or(0, |r| bits::get_bit(&r.value, *offset)))))
+        }
+        ReadOp::BitCount { key, range } => {
+            Ok(Reply::Int(live(store, key, now_ms)?.map_or(0, |r| bits::bit_count(&r.value, *range))))
+        }
+        ReadOp::BitPos { key, bit, range } => {
+            let rec = live(store, key, now_ms)?;
+            Ok(Reply::Int(bits::bit_pos(rec.as_ref().map(|r| r.value.as_slice()), *bit, *range)))
+        }
+        ReadOp::Lcs { a, b, mode } => {
+            let a = live(store, a, now_ms)?.map(|r| r.value).unwrap_or_default();
+            let b = live(store, b, now_ms)?.map(|r| r.value).unwrap_or_default();
+            Ok(bits::lcs(&a, &b, *mode))
         }
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());

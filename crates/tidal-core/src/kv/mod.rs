@@ -13,6 +13,7 @@
 //! the same result from the same log entry.
 
 mod big_uint;
+mod bits;
 mod command;
 mod command_table;
 mod config;
@@ -32,6 +33,7 @@ mod scan_page;
 mod split;
 mod store;
 
+pub use bits::{BitOpKind, BitRange, LcsMode};
 pub use command::{parse, Command};
 pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};
 pub use config::{config_get, config_set, ConfigView};

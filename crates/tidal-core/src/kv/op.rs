@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bits::{BitOpKind, BitRange, LcsMode};
 use super::record::Record;
 
 /// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
@@ -154,6 +155,25 @@ pub enum WriteOp {
         key: Vec<u8>,
         record: Option<Record>,
     },
+    /// SETBIT: replies with the bit's old value.
+    SetBit {
+        key: Vec<u8>,
+        offset: u64,
+        bit: bool,
+    },
+    /// BITOP into `dest` (all keys in one slot); replies with the result's
+    /// length. An empty result deletes `dest`.
+    BitOp {
+        op: BitOpKind,
+        dest: Vec<u8>,
+        keys: Vec<Vec<u8>>,
+    },
+    /// COPY within one slot (the TTL is copied too); 1 when copied.
+    Copy {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        replace: bool,
+    },
 }
 
 /// A query against one consistent view of a group's keyspace.
@@ -223,6 +243,25 @@ pub enum ReadOp {
     Versions {
         keys: Vec<Vec<u8>>,
     },
+    GetBit {
+        key: Vec<u8>,
+        offset: u64,
+    },
+    BitCount {
+        key: Vec<u8>,
+        range: Option<BitRange>,
+    },
+    BitPos {
+        key: Vec<u8>,
+        bit: bool,
+        range: Option<BitRange>,
+    },
+    /// LCS of two keys of one slot.
+    Lcs {
+        a: Vec<u8>,
+        b: Vec<u8>,
+        mode: LcsMode,
+    },
 }
 
 /// One command of a transaction. EXEC runs a transaction's commands in
@@ -281,8 +320,11 @@ impl WriteOp {
             | WriteOp::GetEx { key, .. }
             | WriteOp::Expire { key, .. }
             | WriteOp::Persist { key }
-            | WriteOp::Restore { key, .. } => vec![key],
+            | WriteOp::Restore { key, .. }
+            | WriteOp::SetBit { key, .. } => vec![key],
             WriteOp::Del { keys } => refs(keys),
+            WriteOp::BitOp { dest, keys, .. } => std::iter::once(dest.as_slice()).chain(refs(keys)).collect(),
+            WriteOp::Copy { from, to, .. } => vec![from, to],
             WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
             WriteOp::Rename { from, to, .. } => vec![from, to],
             WriteOp::Flush => Vec::new(),
@@ -291,7 +333,15 @@ impl WriteOp {
 
     /// Whether the op names several keys, which may live in different groups.
     pub fn is_multi_key(&self) -> bool {
-        matches!(self, WriteOp::Del { .. } | WriteOp::MSet { .. } | WriteOp::MSetNx { .. } | WriteOp::Rename { .. })
+        matches!(
+            self,
+            WriteOp::Del { .. }
+                | WriteOp::MSet { .. }
+                | WriteOp::MSetNx { .. }
+                | WriteOp::Rename { .. }
+                | WriteOp::BitOp { .. }
+                | WriteOp::Copy { .. }
+        )
     }
 }
 
@@ -305,7 +355,11 @@ impl ReadOp {
             | ReadOp::Strlen { key }
             | ReadOp::GetRange { key, .. }
             | ReadOp::Type { key }
-            | ReadOp::Dump { key } => vec![key],
+            | ReadOp::Dump { key }
+            | ReadOp::GetBit { key, .. }
+            | ReadOp::BitCount { key, .. }
+            | ReadOp::BitPos { key, .. } => vec![key],
+            ReadOp::Lcs { a, b, .. } => vec![a, b],
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)
             }
@@ -315,7 +369,7 @@ impl ReadOp {
 
     /// Whether the op names several keys, which may live in different groups.
     pub fn is_multi_key(&self) -> bool {
-        matches!(self, ReadOp::MGet { .. } | ReadOp::Exists { .. } | ReadOp::Touch { .. })
+        matches!(self, ReadOp::MGet { .. } | ReadOp::Exists { .. } | ReadOp::Touch { .. } | ReadOp::Lcs { .. })
     }
 }
 

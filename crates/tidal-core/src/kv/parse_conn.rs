@@ -64,6 +64,10 @@ pub(super) fn watch(mut a: Args) -> Parsed {
     conn(ConnCmd::Watch(a))
 }
 
+pub(super) fn time(_: Args) -> Parsed {
+    conn(ConnCmd::Time)
+}
+
 pub(super) fn unwatch(_: Args) -> Parsed {
     conn(ConnCmd::Unwatch)
 }

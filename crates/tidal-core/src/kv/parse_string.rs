@@ -4,6 +4,7 @@
 //! checked by [`super::parse`], and mirrors the order in which Redis 7
 //! validates, so the first error reported is Redis' first error.
 
+use super::bits::{BitOpKind, BitRange, LcsMode, MAX_BIT_OFFSET};
 use super::command::{clip, Command};
 use super::conn::KeyspaceCmd;
 use super::integer::{parse_cursor, parse_i64};
@@ -420,4 +421,131 @@ pub(super) fn scan(mut a: Args) -> Parsed {
         i += 2;
     }
     Ok(Command::Keyspace(KeyspaceCmd::Scan { cursor, pattern, count, type_filter }))
+}
+
+/// A bit offset of SETBIT/GETBIT: 0 up to 2^32 - 1.
+fn bit_offset(arg: &[u8]) -> Result<u64, Reply> {
+    parse_i64(arg)
+        .filter(|n| *n >= 0 && (*n as u64) < MAX_BIT_OFFSET)
+        .map(|n| n as u64)
+        .ok_or_else(|| Reply::err("bit offset is not an integer or out of range"))
+}
+
+pub(super) fn setbit(mut a: Args) -> Parsed {
+    let offset = bit_offset(&a[2])?;
+    let bit = match a[3].as_slice() {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(Reply::err("bit is not an integer or out of range")),
+    };
+    write(WriteOp::SetBit { key: take(&mut a, 1), offset, bit })
+}
+
+pub(super) fn getbit(mut a: Args) -> Parsed {
+    let offset = bit_offset(&a[2])?;
+    read(ReadOp::GetBit { key: take(&mut a, 1), offset })
+}
+
+/// BYTE or BIT, the unit of a BITCOUNT/BITPOS range.
+fn bit_unit(arg: &[u8]) -> Result<bool, Reply> {
+    if is(arg, "bit") {
+        Ok(true)
+    } else if is(arg, "byte") {
+        Ok(false)
+    } else {
+        Err(Reply::syntax())
+    }
+}
+
+pub(super) fn bitcount(mut a: Args) -> Parsed {
+    let range = match a.len() {
+        2 => None,
+        4 | 5 => {
+            let (start, end) = (int(&a[2])?, int(&a[3])?);
+            let bits = if a.len() == 5 { bit_unit(&a[4])? } else { false };
+            Some(BitRange { start, end: Some(end), bits })
+        }
+        _ => return Err(Reply::syntax()),
+    };
+    read(ReadOp::BitCount { key: take(&mut a, 1), range })
+}
+
+pub(super) fn bitpos(mut a: Args) -> Parsed {
+    let bit = match int(&a[2])? {
+        0 => false,
+        1 => true,
+        _ => return Err(Reply::err("The bit argument must be 1 or 0.")),
+    };
+    let range = match a.len() {
+        3 => None,
+        4..=6 => {
+            let start = int(&a[3])?;
+            let bits = if a.len() == 6 { bit_unit(&a[5])? } else { false };
+            let end = if a.len() >= 5 { Some(int(&a[4])?) } else { None };
+            Some(BitRange { start, end, bits })
+        }
+        _ => return Err(Reply::syntax()),
+    };
+    read(ReadOp::BitPos { key: take(&mut a, 1), bit, range })
+}
+
+pub(super) fn bitop(mut a: Args) -> Parsed {
+    let op = match a[1].to_ascii_lowercase().as_slice() {
+        b"and" => BitOpKind::And,
+        b"or" => BitOpKind::Or,
+        b"xor" => BitOpKind::Xor,
+        b"not" => BitOpKind::Not,
+        _ => return Err(Reply::syntax()),
+    };
+    if op == BitOpKind::Not && a.len() != 4 {
+        return Err(Reply::err("BITOP NOT must be called with a single source key."));
+    }
+    let dest = take(&mut a, 2);
+    let keys = a.drain(3..).collect();
+    write(WriteOp::BitOp { op, dest, keys })
+}
+
+pub(super) fn lcs(mut a: Args) -> Parsed {
+    let mut mode = LcsMode::default();
+    let mut i = 3;
+    while i < a.len() {
+        let more = a.len() - 1 - i;
+        if is(&a[i], "idx") {
+            mode.idx = true;
+        } else if is(&a[i], "len") {
+            mode.len = true;
+        } else if is(&a[i], "withmatchlen") {
+            mode.with_match_len = true;
+        } else if is(&a[i], "minmatchlen") && more > 0 {
+            mode.min_match_len = int(&a[i + 1])?.max(0) as u64;
+            i += 1;
+        } else {
+            return Err(Reply::syntax());
+        }
+        i += 1;
+    }
+    if mode.idx && mode.len {
+        return Err(Reply::err("If you want both the length and indexes, please just use IDX."));
+    }
+    read(ReadOp::Lcs { a: take(&mut a, 1), b: take(&mut a, 2), mode })
+}
+
+pub(super) fn copy(mut a: Args) -> Parsed {
+    let mut replace = false;
+    let mut i = 3;
+    while i < a.len() {
+        if is(&a[i], "replace") {
+            replace = true;
+        } else if is(&a[i], "db") && i + 1 < a.len() {
+            let db = int(&a[i + 1])?;
+            if db != 0 {
+                return Err(Reply::err("Copying to another database is not allowed in cluster mode"));
+            }
+            i += 1;
+        } else {
+            return Err(Reply::syntax());
+        }
+        i += 1;
+    }
+    write(WriteOp::Copy { from: take(&mut a, 1), to: take(&mut a, 2), replace })
 }

@@ -1,7 +1,7 @@
 //! Splitting multi-key ops over partition groups, and merging the answers.
 //!
 //! ```text
-//!            plan_write / plan_read(op, group_of)
+//!            plan_write / plan_read(op, group_of, slot_of)
 //!                          │
 //!   ┌───────────┬──────────┴─────────┬─────────────────┬──────────────┐
 //!   Single(g)   Fanout{parts, merge} Broadcast{op,merge} Move{..}     Err(CROSSSLOT)
@@ -127,6 +127,12 @@ pub fn plan_write<G: Ord + Clone>(
             Some(_) => Ok(Plan::Single(group_of(&pairs[0].0), op)),
             None => Err(cross_slot("MSETNX")),
         },
+        WriteOp::BitOp { dest, .. } | WriteOp::Copy { from: dest, .. } => {
+            match same_group(op.keys().into_iter(), &slot_of) {
+                Some(_) => Ok(Plan::Single(group_of(dest), op)),
+                None => Err(cross_slot(if matches!(op, WriteOp::BitOp { .. }) { "BITOP" } else { "COPY" })),
+            }
+        }
         WriteOp::Rename { from, to, nx } => {
             let (fg, tg) = (group_of(from), group_of(to));
             if slot_of(from) == slot_of(to) {
@@ -144,8 +150,16 @@ pub fn plan_write<G: Ord + Clone>(
 
 /// Plans a read. SCAN is stateful across calls, so the router drives it
 /// page by page and it is not planned here.
-pub fn plan_read<G: Ord + Clone>(op: ReadOp, group_of: impl Fn(&[u8]) -> G) -> Result<Plan<G, ReadOp>, Reply> {
+pub fn plan_read<G: Ord + Clone>(
+    op: ReadOp,
+    group_of: impl Fn(&[u8]) -> G,
+    slot_of: impl Fn(&[u8]) -> u32,
+) -> Result<Plan<G, ReadOp>, Reply> {
     match &op {
+        ReadOp::Lcs { a, .. } => match same_group(op.keys().into_iter(), &slot_of) {
+            Some(_) => Ok(Plan::Single(group_of(a), op)),
+            None => Err(cross_slot("LCS")),
+        },
         ReadOp::DbSize => Ok(Plan::Broadcast { op, merge: Merge::SumInts }),
         ReadOp::Keys { .. } => Ok(Plan::Broadcast { op, merge: Merge::Concat }),
         ReadOp::Scan { .. } => Err(internal("SCAN")),

@@ -26,7 +26,7 @@ fn single_group_multi_key_stays_single() {
     let op = WriteOp::MSetNx { pairs: vec![(b"2a".to_vec(), b"x".to_vec()), (b"2a:b".to_vec(), b"y".to_vec())] };
     assert_eq!(plan_write(op.clone(), group_of, slot_of), Ok(Plan::Single(2, op)));
     let op = ReadOp::Get { key: b"3k".to_vec() };
-    assert_eq!(plan_read(op.clone(), group_of), Ok(Plan::Single(3, op)));
+    assert_eq!(plan_read(op.clone(), group_of, slot_of), Ok(Plan::Single(3, op)));
 }
 
 #[test]
@@ -91,15 +91,18 @@ fn keyless_ops_broadcast() {
         plan_write(WriteOp::Flush, group_of, slot_of),
         Ok(Plan::Broadcast { op: WriteOp::Flush, merge: Merge::Ok })
     );
-    assert_eq!(plan_read(ReadOp::DbSize, group_of), Ok(Plan::Broadcast { op: ReadOp::DbSize, merge: Merge::SumInts }));
+    assert_eq!(
+        plan_read(ReadOp::DbSize, group_of, slot_of),
+        Ok(Plan::Broadcast { op: ReadOp::DbSize, merge: Merge::SumInts })
+    );
     let keys_op = ReadOp::Keys { pattern: b"*".to_vec() };
-    let Ok(Plan::Broadcast { merge: m, .. }) = plan_read(keys_op, group_of) else { panic!() };
+    let Ok(Plan::Broadcast { merge: m, .. }) = plan_read(keys_op, group_of, slot_of) else { panic!() };
     assert_eq!(
         merge(&m, vec![Reply::Array(vec![Reply::bulk("a")]), Reply::Array(vec![Reply::bulk("b")])]),
         Reply::Array(vec![Reply::bulk("a"), Reply::bulk("b")])
     );
     let scan = ReadOp::Scan { slots: 0..16, after: None, count: 10, pattern: None };
-    assert!(plan_read(scan, group_of).is_err());
+    assert!(plan_read(scan, group_of, slot_of).is_err());
 }
 
 #[test]
@@ -129,7 +132,7 @@ proptest! {
         }
         let op = ReadOp::MGet { keys: wanted.iter().map(|k| k.as_bytes().to_vec()).collect() };
         let whole = read(&op, 0, &store).unwrap();
-        let merged = match plan_read(op, group_of).unwrap() {
+        let merged = match plan_read(op, group_of, slot_of).unwrap() {
             Plan::Single(_, op) => read(&op, 0, &store).unwrap(),
             Plan::Fanout { parts, merge: m } => {
                 let replies = parts.iter().map(|(_, op)| read(op, 0, &store).unwrap()).collect();
@@ -152,7 +155,7 @@ proptest! {
         }
         let op = ReadOp::Exists { keys: wanted.iter().map(|k| k.as_bytes().to_vec()).collect() };
         let whole = read(&op, 0, &store).unwrap();
-        let merged = match plan_read(op, group_of).unwrap() {
+        let merged = match plan_read(op, group_of, slot_of).unwrap() {
             Plan::Single(_, op) => read(&op, 0, &store).unwrap(),
             Plan::Fanout { parts, merge: m } => merge(&m, parts.iter().map(|(_, op)| read(op, 0, &store).unwrap()).collect()),
             other => panic!("unexpected plan {other:?}"),
