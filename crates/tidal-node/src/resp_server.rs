@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
-    command_reply, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command, ConfigView,
-    ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, TxOp, WriteOp,
+    command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command,
+    ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, TxOp, WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
 use tidal_raft::kv_entry::Watched;
@@ -105,6 +105,8 @@ enum Queued {
     Data(TxOp),
     /// Answered by the node at EXEC, in its place among the replies.
     Conn(ConnCmd),
+    /// A command whose arguments are wrong: its error is its reply.
+    Error(Reply),
 }
 
 /// What WATCH read: the slot of its keys and their versions.
@@ -176,13 +178,28 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         let mut run = Run::None;
         for args in requests {
             shared.commands.fetch_add(1, Ordering::Relaxed);
-            let cmd = match too_large(&shared, &args).map_or_else(|| parse(args), Err) {
+            // Inside MULTI, as in Redis, an unknown command or a wrong
+            // argument count is refused as it is queued (and aborts the
+            // transaction); other bad arguments are answered at EXEC.
+            let parsed = match too_large(&shared, &args) {
+                Some(reply) => Err((reply, true)),
+                None => match (conn.multi.is_some(), command_spec(&args)) {
+                    (true, Err(reply)) => Err((reply, true)),
+                    (in_multi, _) => parse(args).map_err(|reply| (reply, !in_multi)),
+                },
+            };
+            let cmd = match parsed {
                 Ok(c) => c,
-                Err(reply) => {
+                Err((reply, refused)) => {
                     run.flush(&shared, conn.proto, &mut out).await;
-                    // A command refused while queueing aborts the transaction.
-                    if let Some(m) = conn.multi.as_mut() {
-                        m.failed = true;
+                    match conn.multi.as_mut() {
+                        Some(m) if refused => m.failed = true,
+                        Some(m) if conn.authed => {
+                            m.queued.push(Queued::Error(reply));
+                            send(&shared, &Reply::simple("QUEUED"), conn.proto, &mut out);
+                            continue;
+                        }
+                        _ => {}
                     }
                     send(&shared, &reply, conn.proto, &mut out);
                     continue;
@@ -502,7 +519,7 @@ fn slot_of_key(shared: &Shared, key: &[u8]) -> Option<u32> {
 fn tx_slot(conn: &Conn, shared: &Shared) -> Option<u32> {
     let queued = conn.multi.iter().flat_map(|m| &m.queued).find_map(|q| match q {
         Queued::Data(op) => op.keys().first().and_then(|k| slot_of_key(shared, k)),
-        Queued::Conn(_) => None,
+        Queued::Conn(_) | Queued::Error(_) => None,
     });
     conn.watch.as_ref().map(|w| w.slot).or(queued)
 }
@@ -580,7 +597,7 @@ async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
         .iter()
         .filter_map(|q| match q {
             Queued::Data(op) => Some(op.clone()),
-            Queued::Conn(_) => None,
+            Queued::Conn(_) | Queued::Error(_) => None,
         })
         .collect();
     let key = ops
@@ -599,6 +616,7 @@ async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
         replies.push(match q {
             Queued::Data(_) => data.next().unwrap_or_else(|| Reply::err("internal: a transaction's reply is missing")),
             Queued::Conn(c) => Box::pin(conn_cmd(shared, conn, c)).await.0,
+            Queued::Error(e) => e,
         });
     }
     Reply::Array(replies)

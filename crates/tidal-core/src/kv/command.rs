@@ -6,7 +6,7 @@
 //! command's own argument rules live in `parse_string` (data commands) and
 //! `parse_conn` (connection and server commands).
 
-use super::command_table::{find, COMMANDS};
+use super::command_table::{find, CommandSpec, COMMANDS};
 use super::conn::{ConnCmd, KeyspaceCmd};
 use super::op::{ReadOp, WriteOp};
 use super::reply::Reply;
@@ -27,17 +27,26 @@ pub enum Command {
 /// Parses one request. `Err` is the exact error reply Redis 7 would send.
 /// Value size limits are the caller's job.
 pub fn parse(args: Vec<Vec<u8>>) -> Result<Command, Reply> {
+    let spec = command_spec(&args)?;
+    (spec.parse)(args)
+}
+
+/// The command `args` names, once its name and argument count are known
+/// to be right; the rest of its arguments are not looked at. Redis checks
+/// this much of a command sent inside MULTI as it queues it, and the rest
+/// when EXEC runs it.
+pub fn command_spec(args: &[Vec<u8>]) -> Result<&'static CommandSpec, Reply> {
     let Some(name) = args.first() else {
         return Err(Reply::err("empty command"));
     };
     let Some(spec) = find(COMMANDS, name) else {
-        return Err(unknown_command(&args));
+        return Err(unknown_command(args));
     };
     if !arity_ok(spec.arity, args.len()) {
         return Err(Reply::wrong_arity(spec.name));
     }
     if spec.subcommands.is_empty() || args.len() < 2 {
-        return (spec.parse)(args);
+        return Ok(spec);
     }
     let Some(sub) = find(spec.subcommands, &args[1]) else {
         return Err(Reply::err(format!(
@@ -49,7 +58,7 @@ pub fn parse(args: Vec<Vec<u8>>) -> Result<Command, Reply> {
     if !arity_ok(sub.arity, args.len()) {
         return Err(Reply::wrong_arity(sub.name));
     }
-    (sub.parse)(args)
+    Ok(sub)
 }
 
 /// Redis arity: positive means exactly, negative means at least `-arity`,

@@ -39,11 +39,11 @@ impl LongDouble {
         if text.is_empty() || text.len() >= MAX_CHARS {
             return None;
         }
-        // Redis hands strtold a C string, so a NUL ends the number.
-        let text = match text.iter().position(|&b| b == 0) {
-            Some(end) => &text[..end],
-            None => text,
-        };
+        // Redis 7.0 wants strtold to read the whole string: a NUL inside
+        // it (where strtold stops) makes it no number at all.
+        if text.contains(&0) {
+            return None;
+        }
         let (neg, body) = match text.first() {
             Some(b'-') => (true, &text[1..]),
             Some(b'+') => (false, &text[1..]),
@@ -334,9 +334,13 @@ mod tests {
         assert_eq!(max.add(max), None);
     }
 
+    /// As Debian's redis-server 7.0.15 answers: `SET k "301\0"` then
+    /// `INCRBYFLOAT k 1.5` is "value is not a valid float".
     #[test]
-    fn nul_ends_the_number() {
-        assert_eq!(LongDouble::parse(b"1.5\0junk").unwrap().to_human(), "1.5");
+    fn a_nul_inside_makes_it_no_number() {
+        assert_eq!(LongDouble::parse(b"1.5\0junk"), None);
+        assert_eq!(LongDouble::parse(b"301\0"), None);
+        assert!(LongDouble::parse(b"301").is_some());
     }
 
     proptest! {

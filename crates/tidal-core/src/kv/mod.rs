@@ -34,7 +34,7 @@ mod split;
 mod store;
 
 pub use bits::{BitOpKind, BitRange, LcsMode};
-pub use command::{parse, Command};
+pub use command::{command_spec, parse, Command};
 pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};
 pub use config::{config_get, config_set, ConfigView};
 pub use conn::{hello_reply, ClientSetInfoAttr, CommandSub, ConnCmd, HelloView, KeyspaceCmd};

@@ -547,5 +547,8 @@ pub(super) fn copy(mut a: Args) -> Parsed {
         }
         i += 1;
     }
+    if a[1] == a[2] {
+        return Err(Reply::err("source and destination objects are the same"));
+    }
     write(WriteOp::Copy { from: take(&mut a, 1), to: take(&mut a, 2), replace })
 }

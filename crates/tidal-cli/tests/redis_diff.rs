@@ -1,0 +1,298 @@
+//! Differential test: the same random command streams go to a 3-node tidal
+//! and to a real `redis-server` (Debian's package, which `.ci/run`
+//! installs), and every reply must be equal. Keys share a hash tag, so
+//! multi-key commands and transactions are legal in a cluster; replies that
+//! depend on the clock (TTLs) are compared by kind. Skipped, saying so,
+//! where redis-server is not installed.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Client, Cluster, Value};
+
+/// A small deterministic generator (splitmix64): the same seed, the same
+/// stream on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+}
+
+const KEYS: &[&str] = &["{d}a", "{d}b", "{d}c", "{d}n", "{d}f", "{d}bits", "{d}x"];
+const VALUES: &[&[u8]] = &[
+    b"",
+    b"0",
+    b"1",
+    b"-5",
+    b"42",
+    b"3.5",
+    b"hello",
+    b"foobar",
+    b"\xff\xf0",
+    b"10e3",
+    b"abc\x00def",
+    b"9223372036854775807",
+    b" 7",
+    b"ohmytext",
+    b"mynewtext",
+];
+
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A redis-server of Debian's package on a free port, without persistence.
+fn redis_server() -> Option<(Redis, String)> {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = Redis(child);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut c) = Client::connect(&addr) {
+            if c.cmd(&["PING"]).is_ok() {
+                return Some((server, addr));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not start on {addr}");
+}
+
+fn key(r: &mut Rng) -> Vec<u8> {
+    r.pick(KEYS).as_bytes().to_vec()
+}
+
+fn value(r: &mut Rng) -> Vec<u8> {
+    r.pick(VALUES).to_vec()
+}
+
+fn num(r: &mut Rng, lo: i64, hi: i64) -> Vec<u8> {
+    r.int(lo, hi).to_string().into_bytes()
+}
+
+fn word(w: &str) -> Vec<u8> {
+    w.as_bytes().to_vec()
+}
+
+fn one_of(r: &mut Rng, words: &[&str]) -> Vec<u8> {
+    word(words[r.below(words.len())])
+}
+
+/// One random data command (its arguments, name first).
+fn command(r: &mut Rng) -> Vec<Vec<u8>> {
+    let k = key(r);
+    match r.below(34) {
+        0 => vec![word("GET"), k],
+        1 => {
+            let mut c = vec![word("SET"), k, value(r)];
+            match r.below(5) {
+                0 => c.push(word("NX")),
+                1 => c.push(word("XX")),
+                2 => c.extend([word("PX"), num(r, 50_000, 90_000)]),
+                3 => c.push(word("KEEPTTL")),
+                _ => {}
+            }
+            if r.below(3) == 0 {
+                c.push(word("GET"));
+            }
+            c
+        }
+        2 => vec![word("APPEND"), k, value(r)],
+        3 => vec![word("INCR"), k],
+        4 => vec![word("DECRBY"), k, num(r, -1000, 1000)],
+        5 => vec![word("INCRBYFLOAT"), k, one_of(r, &["1.5", "-0.25", "10", "3e2", "abc"])],
+        6 => vec![word("STRLEN"), k],
+        7 => vec![word("GETRANGE"), k, num(r, -8, 8), num(r, -8, 8)],
+        8 => vec![word("SETRANGE"), k, num(r, 0, 12), value(r)],
+        9 => vec![word("GETDEL"), k],
+        10 => vec![word("MSET"), k, value(r), key(r), value(r)],
+        11 => vec![word("MGET"), k, key(r), key(r)],
+        12 => vec![word("MSETNX"), k, value(r), key(r), value(r)],
+        13 => vec![word("DEL"), k, key(r)],
+        14 => vec![word("EXISTS"), k.clone(), key(r), k],
+        15 => vec![word("SETNX"), k, value(r)],
+        16 => vec![word("TYPE"), k],
+        17 => vec![one_of(r, &["RENAME", "RENAMENX"]), k, key(r)],
+        18 => {
+            let mut c = vec![word("COPY"), k, key(r)];
+            if r.below(2) == 0 {
+                c.push(word("REPLACE"));
+            }
+            c
+        }
+        19 => vec![word("SETBIT"), k, num(r, 0, 40), num(r, 0, 1)],
+        20 => vec![word("GETBIT"), k, num(r, 0, 48)],
+        21 => match r.below(3) {
+            0 => vec![word("BITCOUNT"), k],
+            1 => vec![word("BITCOUNT"), k, num(r, -4, 4), num(r, -4, 4)],
+            _ => vec![word("BITCOUNT"), k, num(r, -20, 20), num(r, -20, 20), one_of(r, &["BIT", "BYTE"])],
+        },
+        22 => {
+            let mut c = vec![word("BITPOS"), k, num(r, 0, 1)];
+            let extra = r.below(4);
+            if extra >= 1 {
+                c.push(num(r, -4, 4));
+            }
+            if extra >= 2 {
+                c.push(num(r, -4, 4));
+            }
+            if extra == 3 {
+                c.push(one_of(r, &["BIT", "BYTE"]));
+            }
+            c
+        }
+        23 => {
+            let op = *r.pick(&["AND", "OR", "XOR", "NOT"]);
+            let mut c = vec![word("BITOP"), word(op), k, key(r)];
+            if op != "NOT" {
+                c.push(key(r));
+            }
+            c
+        }
+        24 => {
+            let mut c = vec![word("LCS"), k, key(r)];
+            match r.below(4) {
+                0 => c.push(word("LEN")),
+                1 => c.push(word("IDX")),
+                2 => c.extend([word("IDX"), word("MINMATCHLEN"), num(r, 0, 3), word("WITHMATCHLEN")]),
+                _ => {}
+            }
+            c
+        }
+        25 => vec![word("EXPIRE"), k, num(r, 100, 1000)],
+        26 => vec![word("PERSIST"), k],
+        27 => vec![one_of(r, &["TTL", "PTTL"]), k],
+        28 => vec![word("GETEX"), k, word("PERSIST")],
+        29 => vec![word("INCRBY"), k, one_of(r, &["1", "x", "9223372036854775807"])],
+        30 => vec![word("SET"), k],
+        31 => vec![word("SETBIT"), k, one_of(r, &["-1", "4294967296", "x"]), word("1")],
+        32 => vec![word("GETSET"), k, value(r)],
+        _ => vec![word("DECR"), k],
+    }
+}
+
+/// Replies that depend on the clock compare by kind: missing key, no
+/// expiry, or some time left.
+fn comparable(args: &[Vec<u8>], v: Value) -> Value {
+    let timed = matches!(args[0].to_ascii_uppercase().as_slice(), b"TTL" | b"PTTL");
+    match v {
+        Value::Int(n) if timed && n > 0 => Value::Simple("time left".into()),
+        other => other,
+    }
+}
+
+fn show(args: &[Vec<u8>]) -> String {
+    args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// EXEC's replies, each made comparable as its queued command's would be.
+fn comparable_exec(queued: &[Vec<Vec<u8>>], v: Value) -> Value {
+    match v {
+        Value::Array(replies) if replies.len() == queued.len() => {
+            Value::Array(replies.into_iter().zip(queued).map(|(v, args)| comparable(args, v)).collect())
+        }
+        other => other,
+    }
+}
+
+/// Send `args` to both; panic with the recent history when they differ.
+/// `queued` are the commands a transaction queued, for EXEC.
+fn both(tidal: &mut Client, redis: &mut Client, args: &[Vec<u8>], history: &mut Vec<String>) {
+    both_queued(tidal, redis, args, &[], history)
+}
+
+fn both_queued(
+    tidal: &mut Client,
+    redis: &mut Client,
+    args: &[Vec<u8>],
+    queued: &[Vec<Vec<u8>>],
+    history: &mut Vec<String>,
+) {
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let (t, r) = (tidal.cmd_bytes(&refs).expect("tidal answers"), redis.cmd_bytes(&refs).expect("redis answers"));
+    let (t, r) = (comparable_exec(queued, comparable(args, t)), comparable_exec(queued, comparable(args, r)));
+    history.push(show(args));
+    if t != r {
+        let recent = history.iter().rev().take(40).rev().cloned().collect::<Vec<_>>().join("\n  ");
+        // What each side holds for the keys the command names.
+        let mut held = String::new();
+        for k in args.iter().filter(|a| KEYS.iter().any(|k| k.as_bytes() == a.as_slice())) {
+            let get = |c: &mut Client| c.cmd_bytes(&[b"GET", k]).map(|v| format!("{v:?}")).unwrap_or_default();
+            held += &format!("\n  {}: tidal {} / redis {}", String::from_utf8_lossy(k), get(tidal), get(redis));
+        }
+        panic!(
+            "replies differ for `{}`:\n  tidal: {t:?}\n  redis: {r:?}\nkeys:{held}\nrecent commands:\n  {recent}",
+            show(args)
+        );
+    }
+}
+
+#[test]
+fn random_command_streams_get_the_replies_redis_gives() {
+    let Some((_server, addr)) = redis_server() else {
+        eprintln!("skipped: redis-server is not installed (Debian: apt-get install redis-server)");
+        return;
+    };
+    let c = Cluster::start(3, &[]);
+    let mut redis = Client::connect(&addr).unwrap();
+    let mut tidal = c.client(0);
+    // A fixed seed and count in CI; TIDAL_DIFF_SEED and TIDAL_DIFF_COMMANDS
+    // run other streams by hand.
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let mut r = Rng(env("TIDAL_DIFF_SEED", 0x7461_6c64_6966_6673));
+    let mut history = Vec::new();
+    for _ in 0..env("TIDAL_DIFF_COMMANDS", 1500) {
+        if r.below(12) == 0 {
+            // A transaction: a few commands, sometimes one refused while
+            // queueing (EXECABORT), sometimes discarded.
+            both(&mut tidal, &mut redis, &[word("MULTI")], &mut history);
+            let mut queued = Vec::new();
+            for _ in 0..r.int(1, 5) {
+                let cmd = if r.below(8) == 0 { vec![word("GET")] } else { command(&mut r) };
+                both(&mut tidal, &mut redis, &cmd, &mut history);
+                queued.push(cmd);
+            }
+            let end = if r.below(6) == 0 { "DISCARD" } else { "EXEC" };
+            both_queued(&mut tidal, &mut redis, &[word(end)], &queued, &mut history);
+        } else {
+            both(&mut tidal, &mut redis, &command(&mut r), &mut history);
+        }
+    }
+    // The end states agree too, key by key.
+    for k in KEYS {
+        for cmd in ["GET", "TYPE", "TTL"] {
+            both(&mut tidal, &mut redis, &[word(cmd), word(k)], &mut history);
+        }
+    }
+}
