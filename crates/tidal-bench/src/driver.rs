@@ -86,8 +86,18 @@ impl Dial {
 /// One request of a batch.
 #[derive(Debug, Clone)]
 pub enum Request {
-    Get { key: String },
-    Set { key: String, value: Bytes },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: Bytes,
+    },
+    /// MULTI, a SET of `value` to each key (of one slot), EXEC (RESP only).
+    Tx {
+        keys: Vec<String>,
+        value: Bytes,
+    },
 }
 
 /// A successful outcome.
@@ -236,24 +246,43 @@ impl RespConn {
             match r {
                 Request::Get { key } => Self::encode(&mut self.out, &[b"GET", key.as_bytes()]),
                 Request::Set { key, value } => Self::encode(&mut self.out, &[b"SET", key.as_bytes(), value]),
+                Request::Tx { keys, value } => {
+                    Self::encode(&mut self.out, &[b"MULTI"]);
+                    for key in keys {
+                        Self::encode(&mut self.out, &[b"SET", key.as_bytes(), value]);
+                    }
+                    Self::encode(&mut self.out, &[b"EXEC"]);
+                }
             }
         }
         self.stream.write_all(&self.out).await.map_err(OpError::io)?;
         let mut results = Vec::with_capacity(batch.len());
-        while results.len() < batch.len() {
-            let frame = match redis_protocol::resp2::decode::decode_bytes_mut(&mut self.buf) {
-                Ok(Some((frame, _, _))) => frame,
+        for req in batch {
+            // A transaction's MULTI and queued SETs answer OK and QUEUED
+            // (or an error, which EXEC repeats); EXEC's answer is its outcome.
+            if let Request::Tx { keys, .. } = req {
+                for _ in 0..=keys.len() {
+                    self.frame().await?;
+                }
+            }
+            let frame = self.frame().await?;
+            results.push(Self::outcome(req, frame)?);
+        }
+        Ok(results)
+    }
+
+    async fn frame(&mut self) -> Result<redis_protocol::resp2::types::BytesFrame, OpError> {
+        loop {
+            match redis_protocol::resp2::decode::decode_bytes_mut(&mut self.buf) {
+                Ok(Some((frame, _, _))) => return Ok(frame),
                 Ok(None) => {
                     if self.stream.read_buf(&mut self.buf).await.map_err(OpError::io)? == 0 {
                         return Err(OpError::Io("connection closed by the server".into()));
                     }
-                    continue;
                 }
                 Err(e) => return Err(OpError::Protocol(e.to_string())),
-            };
-            results.push(Self::outcome(&batch[results.len()], frame)?);
+            }
         }
-        Ok(results)
     }
 
     fn outcome(
@@ -266,6 +295,13 @@ impl RespConn {
             (Request::Get { .. }, F::BulkString(b)) => Ok(Response::Value(Some(b))),
             (Request::Get { .. }, F::Null) => Ok(Response::Value(None)),
             (Request::Set { .. }, F::SimpleString(s)) if s.as_ref() == b"OK" => Ok(Response::Stored),
+            (Request::Tx { keys, .. }, F::Array(replies)) if replies.len() == keys.len() => {
+                match replies.into_iter().find(|r| !matches!(r, F::SimpleString(s) if s.as_ref() == b"OK")) {
+                    None => Ok(Response::Stored),
+                    Some(F::Error(e)) => Err(OpError::Server(e.split_whitespace().next().unwrap_or("ERR").to_string())),
+                    Some(other) => return Err(OpError::Protocol(format!("unexpected reply in EXEC {other:?}"))),
+                }
+            }
             (_, other) => return Err(OpError::Protocol(format!("unexpected reply {other:?}"))),
         })
     }
@@ -299,6 +335,7 @@ impl EtcdConn {
                         .await
                         .map(|resp| Response::Value(resp.kvs().first().map(|kv| Bytes::copy_from_slice(kv.value())))),
                     Request::Set { key, value } => kv.put(key, value.to_vec(), None).await.map(|_| Response::Stored),
+                    Request::Tx { .. } => return (i, Err(OpError::Protocol("transactions are RESP only".into()))),
                 };
                 (i, out.map_err(Self::error))
             });
@@ -368,6 +405,7 @@ impl HttpConn {
         let (method, key, body) = match r {
             Request::Get { key } => (hyper::Method::GET, key, Bytes::new()),
             Request::Set { key, value } => (hyper::Method::PUT, key, value.clone()),
+            Request::Tx { .. } => return Ok(Err(OpError::Protocol("transactions are RESP only".into()))),
         };
         let mut req = hyper::Request::builder()
             .method(method)

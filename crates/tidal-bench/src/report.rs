@@ -54,6 +54,8 @@ pub struct WorkloadInfo {
     pub keys: u64,
     pub value_size: usize,
     pub pipeline: usize,
+    /// SETs per update transaction (0: plain SETs).
+    pub tx: usize,
     pub rate: Option<u64>,
     pub scenario: crate::spec::ScenarioKind,
     pub seed: u64,
@@ -71,6 +73,7 @@ impl WorkloadInfo {
             keys: spec.keys,
             value_size: spec.value_size,
             pipeline: spec.pipeline,
+            tx: spec.tx,
             rate: spec.rate,
             scenario: spec.scenario,
             seed: spec.seed,
@@ -166,7 +169,7 @@ pub fn render(s: &Summary) -> String {
     let w = &s.workload;
     let _ = writeln!(
         out,
-        "\ntidal bench: {} {} | workload {} ({}% reads, {}) | {} keys x {} B | pipeline {}{}",
+        "\ntidal bench: {} {} | workload {} ({}% reads, {}) | {} keys x {} B | pipeline {}{}{}",
         format!("{:?}", s.target.protocol).to_lowercase(),
         s.target.endpoints.join(","),
         w.name,
@@ -178,6 +181,7 @@ pub fn render(s: &Summary) -> String {
         w.keys,
         w.value_size,
         w.pipeline,
+        if w.tx > 0 { format!(" | updates are MULTI/EXEC of {} SETs", w.tx) } else { String::new() },
         w.rate.map(|r| format!(" | open loop {r} ops/s")).unwrap_or_default(),
     );
     for p in &s.phases {

@@ -470,6 +470,13 @@ fn plan_batch(shared: &Shared, rng: &mut SmallRng, plans: &mut Vec<Planned>, bat
                 .map(|(k, version)| (k, version, v.stamp(k, version, spec.value_size).into())),
         };
         match write {
+            Some((key, version, value)) if spec.tx > 0 => {
+                // Keys sharing the drawn key's name as their hash tag: one slot.
+                let tag = key_name(&spec.key_prefix, key);
+                let keys = (0..spec.tx).map(|i| format!("{{{tag}}}:{i}")).collect();
+                plans.push(Planned::Write { key, version });
+                batch.push(Request::Tx { keys, value });
+            }
             Some((key, version, value)) => {
                 plans.push(Planned::Write { key, version });
                 batch.push(Request::Set { key: key_name(&spec.key_prefix, key), value });

@@ -224,6 +224,10 @@ pub struct RawSpec {
     /// Requests each client sends before waiting for replies.
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+    /// Each update is a MULTI/EXEC transaction of this many SETs to keys of
+    /// one slot (resp:// targets; not with --verify). 0: plain SETs.
+    #[arg(long, default_value_t = 0)]
+    pub tx: usize,
     /// Open loop: total requests per second, with latency measured from each
     /// request's intended send time. Without it, clients go as fast as they can.
     #[arg(long)]
@@ -291,6 +295,8 @@ pub struct Spec {
     pub value_size: usize,
     pub keys: u64,
     pub pipeline: usize,
+    /// SETs per transaction; 0: updates are plain SETs.
+    pub tx: usize,
     /// Total intended operations per second (open loop); `None` is closed loop.
     pub rate: Option<u64>,
     pub scenario: ScenarioKind,
@@ -338,6 +344,12 @@ impl Spec {
                 format!("--verify needs at least {MIN_VERIFY_VALUE_SIZE} bytes to stamp each value"),
             ));
         }
+        if raw.tx > 64 {
+            return Err(bad("tx", &raw.tx.to_string(), "must be between 0 and 64"));
+        }
+        if raw.tx > 0 && (raw.verify || target.protocol != Protocol::Resp) {
+            return Err(bad("tx", &raw.tx.to_string(), "needs a resp:// or rediss:// target and no --verify"));
+        }
         if raw.keys == 0 || raw.keys > 1 << 40 {
             return Err(bad("keys", &raw.keys.to_string(), "must be between 1 and 2^40"));
         }
@@ -381,6 +393,7 @@ impl Spec {
             value_size: raw.value_size,
             keys: raw.keys,
             pipeline: raw.pipeline,
+            tx: raw.tx,
             rate: raw.rate,
             scenario,
             storm_connections: clients_ok("storm-connections", raw.storm_connections)?,
@@ -417,6 +430,7 @@ pub(crate) mod tests {
             value_size: 100,
             keys: 1000,
             pipeline: 1,
+            tx: 0,
             rate: None,
             scenario: "normal".into(),
             storm_connections: 1000,
@@ -479,6 +493,21 @@ pub(crate) mod tests {
         r.scenario = "storm".into();
         r.storm_connections = 0;
         assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "storm-connections", .. })));
+    }
+
+    #[test]
+    fn transactions_need_a_resp_target_and_no_verify() {
+        let mut r = raw();
+        r.tx = 10;
+        assert_eq!(Spec::parse(&r).unwrap().tx, 10);
+        r.tx = 65;
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "tx", .. })));
+        r.tx = 10;
+        r.verify = true;
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "tx", .. })));
+        r.verify = false;
+        r.target = "http://127.0.0.1:6480".into();
+        assert!(matches!(Spec::parse(&r), Err(SpecError::BadValue { flag: "tx", .. })));
     }
 
     #[test]

@@ -224,3 +224,49 @@ fn redis_py_pipelines_and_watch_work_unchanged() {
     assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(printed.lines().collect::<Vec<_>>(), ["[True, 4, b'4']", "WatchError", "b'101'"], "{printed}");
 }
+
+/// `tidal bench --tx N`: every update a MULTI/EXEC of N SETs to keys of one
+/// slot. None fails, and the keys come in whole transactions: each drawn
+/// key's N keys all exist.
+#[test]
+fn bench_transactions_write_whole_groups_of_keys() {
+    let c = Cluster::start(3, &[]);
+    let targets: Vec<&str> = c.nodes.iter().map(|n| n.redis.as_str()).collect();
+    let out = Command::new(common::BIN)
+        .args(["bench", "--target", &format!("resp://{}", targets.join(","))])
+        .args([
+            "--workload",
+            "write",
+            "--tx",
+            "5",
+            "--clients",
+            "4",
+            "--keys",
+            "300",
+            "--duration",
+            "2s",
+            "--json",
+            "-",
+        ])
+        .env("TIDAL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let phase = &s["phases"][0];
+    assert!(phase["ops"].as_u64().unwrap() > 0, "{phase}");
+    assert_eq!(phase["errors"], 0, "{phase}");
+    let mut cl = c.client(0);
+    let Value::Int(n) = cl.cmd(&["DBSIZE"]).unwrap() else { panic!("DBSIZE") };
+    assert!(n > 0 && n % 5 == 0, "{n} keys are not whole groups of 5");
+    let Value::Array(page) = cl.cmd(&["SCAN", "0", "MATCH", "*}:0", "COUNT", "1000"]).unwrap() else { panic!() };
+    let Value::Array(firsts) = &page[1] else { panic!("{page:?}") };
+    assert!(!firsts.is_empty(), "no first key of a group in {page:?}");
+    for k in firsts.iter().take(20) {
+        let Value::Bulk(k) = k else { panic!() };
+        let tag = String::from_utf8_lossy(&k[..k.len() - 2]).into_owned();
+        for i in 1..5 {
+            assert_eq!(cl.cmd(&["EXISTS", &format!("{tag}:{i}")]).unwrap(), Value::Int(1), "{tag}:{i}");
+        }
+    }
+}
