@@ -3,10 +3,10 @@
 //! stamped with the routing epoch the sender used.
 
 use serde::{Deserialize, Serialize};
-use tidal_core::kv::{ReadOp, Reply, TxOp, WriteOp};
+use tidal_core::kv::{ReadOp, Reply, WriteOp};
 use tidal_core::ownership::{MoveId, SlotCommand};
 use tidal_core::{NodeId, PrgId};
-use tidal_raft::kv_entry::{Outcome, Row, Watched};
+use tidal_raft::kv_entry::{Outcome, Row};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum KvRequest {
@@ -17,12 +17,6 @@ pub enum KvRequest {
     /// in that order and commit or fail together. The reply is an array of
     /// their replies, in the same order.
     WriteBatch(Vec<WriteOp>),
-    /// A transaction of one slot (EXEC), proposed as one log entry: the
-    /// reply is EXEC's array, or nil when a watched key changed.
-    Exec {
-        watch: Option<Watched>,
-        ops: Vec<TxOp>,
-    },
     /// A move's change of slot ownership, proposed by the PRG's leader.
     Slots(SlotCommand),
     /// Source: up to `max_bytes` of the rows `move_id` exports, after the
@@ -122,11 +116,6 @@ impl KvRequest {
             KvRequest::Write(op) => op.keys(),
             KvRequest::Read(op) => op.keys(),
             KvRequest::WriteBatch(ops) => ops.iter().flat_map(WriteOp::keys).collect(),
-            KvRequest::Exec { watch, ops } => ops
-                .iter()
-                .flat_map(TxOp::keys)
-                .chain(watch.iter().flat_map(|w| w.keys.iter().map(|(k, _)| k.as_slice())))
-                .collect(),
             _ => Vec::new(),
         }
     }
@@ -141,7 +130,7 @@ impl KvRequest {
     /// write that was acknowledged later, and a reader would see the key
     /// go back. The client gets an error that says the outcome is unknown.
     pub fn retry_safe(&self) -> bool {
-        !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_) | KvRequest::Exec { .. })
+        !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_))
     }
 }
 

@@ -14,10 +14,10 @@ use bytes::BytesMut;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command,
-    ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, TxOp, WriteOp,
+    ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, TxOp, Watch as Watched,
+    WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
-use tidal_raft::kv_entry::Watched;
 use tidal_raft::transport::{Acceptor, BoxStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

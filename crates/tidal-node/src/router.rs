@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, TxOp, WriteOp};
+use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, TxOp, Watch, WriteOp};
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
-use tidal_raft::kv_entry::{KvEntry, Outcome, Watched};
+use tidal_raft::kv_entry::Outcome;
 use tidal_raft::kv_proposer::{op_size, ProposeError, MAX_BATCH_BYTES};
 use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
@@ -180,13 +180,15 @@ impl Shared {
     /// of `key`, one of its keys: every key of `ops` and `watch` is in that
     /// slot (the connection checked), and the PRG refuses it whole
     /// otherwise.
-    pub async fn exec(self: &Arc<Self>, tenant: &str, key: &[u8], watch: Option<Watched>, ops: Vec<TxOp>) -> Reply {
+    pub async fn exec(self: &Arc<Self>, tenant: &str, key: &[u8], watch: Option<Watch>, ops: Vec<TxOp>) -> Reply {
         let state = self.cache.get();
         if let Err(e) = check_tenant(&state, tenant) {
             return e;
         }
         match prg_of(&state, tenant, key) {
-            Some(prg) => self.send(&prg, KvRequest::Exec { watch, ops }).await,
+            // One write among the leader's batch of writes: applied all at
+            // once, in its place in the log.
+            Some(prg) => self.send(&prg, KvRequest::Write(WriteOp::Exec { watch, ops })).await,
             None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
         }
     }
@@ -570,7 +572,6 @@ impl Shared {
         let ops = match &req {
             KvRequest::WriteBatch(ops) => ops.len() as u64,
             KvRequest::Write(_) | KvRequest::Read(_) => 1,
-            KvRequest::Exec { ops, .. } => ops.len().max(1) as u64,
             _ => 0,
         };
         if ops == 0 {
@@ -603,17 +604,6 @@ impl Shared {
                 Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the writes within {timeout:?}")),
             },
-            KvRequest::Exec { watch, ops } => {
-                let entry = KvEntry::Exec { watch, ops };
-                match tokio::time::timeout(timeout, kv.proposer.propose_exec(&entry)).await {
-                    Ok(Ok(Ok(Some(replies)))) => KvResponse::Reply(Reply::Array(replies)),
-                    Ok(Ok(Ok(None))) => KvResponse::Reply(Reply::NilArray),
-                    Ok(Ok(Err(r))) => refused(r),
-                    Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
-                    Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
-                    Err(_) => KvResponse::Ambiguous(format!("no quorum committed the transaction within {timeout:?}")),
-                }
-            }
             KvRequest::Read(op) => match tokio::time::timeout(timeout, kv.reads.confirm()).await {
                 Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
                 Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },

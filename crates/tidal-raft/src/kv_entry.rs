@@ -7,7 +7,7 @@
 //! skipping it would let replicas diverge.
 
 use serde::{Deserialize, Serialize};
-use tidal_core::kv::{Reply, TxOp, WriteOp};
+use tidal_core::kv::{Reply, WriteOp};
 use tidal_core::ownership::{MoveId, Refusal, SlotCommand};
 
 use crate::types::{decode, encode_versioned, split_version};
@@ -41,26 +41,7 @@ pub enum KvEntry {
     Slots(SlotCommand),
     /// Rows copied in by a move; every row's slot must be importing for it.
     Rows { move_id: MoveId, rows: Vec<Row> },
-    /// A transaction (EXEC): every key's slot must be served here, the
-    /// watched keys must still have the versions WATCH read (from this
-    /// PRG), and then the ops run in order with nothing in between.
-    Exec { watch: Option<Watched>, ops: Vec<TxOp> },
 }
-
-/// The keys a connection watches and the versions it read, from the PRG
-/// that answered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watched {
-    /// The PRG (group name) that read the versions: a version means
-    /// nothing in another PRG's log.
-    pub prg: String,
-    pub keys: Vec<(Vec<u8>, u64)>,
-}
-
-/// What applying an `Exec` entry answers: the replies in order, `None`
-/// when a watched key changed (EXEC's nil, nothing run), or why no op
-/// could run here.
-pub type ExecOutcome = Result<Option<Vec<Reply>>, Refusal>;
 
 /// What applying one write answers: its reply, or why it was not applied.
 pub type Outcome = Result<Reply, Refusal>;

@@ -33,11 +33,11 @@ use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, TableHandle, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
-use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, Reply, StoreError as KvError, TxOp, WriteOp};
+use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp};
 use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
 
-use crate::kv_entry::{decode_entry, ControlOutcome, ExecOutcome, KvEntry, Outcome, Row, Watched};
+use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
 use crate::kv_overlay::{self as overlay, as_ref, slot_bounds, slot_of_stored, stored_key, Base, BaseIter, Layer};
 use crate::log_store::put_meta;
 use crate::machine::{FlushJob, Machine};
@@ -707,45 +707,16 @@ impl KvMachine {
                 WriteOp::Flush => unsettled(&view.inner.ownership),
                 _ => refusal(&view.inner.ownership, &op.keys(), true),
             };
-            out.push(match refused {
-                Some(r) => Err(r),
-                None => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),
+            out.push(match (refused, op) {
+                (Some(r), _) => Err(r),
+                // Versions WATCH read from another PRG (the slot moved
+                // since) say nothing here: the transaction fails as if a
+                // watched key had changed.
+                (None, WriteOp::Exec { watch: Some(w), .. }) if w.prg != self.group => Ok(Reply::NilArray),
+                (None, _) => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),
             });
         }
         Ok(encode(&out))
-    }
-
-    /// A transaction, all or nothing: refused as a whole when a key's slot
-    /// is not served here, a no-op when a watched key changed.
-    fn apply_exec(
-        &self,
-        inner: &mut Inner,
-        state: &Db,
-        now_ms: u64,
-        watch: Option<&Watched>,
-        ops: &[TxOp],
-    ) -> Result<Vec<u8>, String> {
-        let mut keys: Vec<&[u8]> = ops.iter().flat_map(TxOp::keys).collect();
-        keys.extend(watch.iter().flat_map(|w| w.keys.iter().map(|(k, _)| k.as_slice())));
-        if let Some(r) = refusal(&inner.ownership, &keys, true) {
-            return Ok(encode::<ExecOutcome>(&Err(r)));
-        }
-        let mut view = WriteView { inner, base: LazyTable { table: &self.table, state, opened: OnceCell::new() } };
-        if let Some(w) = watch {
-            let still = w.prg == self.group && {
-                let op = ReadOp::Versions { keys: w.keys.iter().map(|(k, _)| k.clone()).collect() };
-                let now = match engine::read(&op, now_ms, &view).map_err(|e| e.0)? {
-                    Reply::Array(v) => v,
-                    other => return Err(format!("internal: versions answered {other:?}")),
-                };
-                now.iter().zip(&w.keys).all(|(r, (_, v))| matches!(r, Reply::Int(n) if *n as u64 == *v))
-            };
-            if !still {
-                return Ok(encode::<ExecOutcome>(&Ok(None)));
-            }
-        }
-        let replies = engine::exec(ops, now_ms, &mut view).map_err(|e| e.0)?;
-        Ok(encode::<ExecOutcome>(&Ok(Some(replies))))
     }
 
     fn apply_slots(inner: &mut Inner, index: u64, cmd: &SlotCommand) -> ControlOutcome {
@@ -851,7 +822,6 @@ impl Machine for KvMachine {
             KvEntry::Writes(ops) => self.apply_writes(&mut inner, state, now_ms, ops),
             KvEntry::Slots(cmd) => Ok(encode(&Self::apply_slots(&mut inner, index, cmd))),
             KvEntry::Rows { move_id, rows } => Ok(encode(&Self::apply_rows(&mut inner, index, *move_id, rows))),
-            KvEntry::Exec { watch, ops } => self.apply_exec(&mut inner, state, now_ms, watch.as_ref(), ops),
         }
     }
 

@@ -1,7 +1,7 @@
 // Genesis slots are lists of ranges; a list of one range is what is meant.
 #![allow(clippy::single_range_in_vec_init)]
 
-use tidal_core::kv::{ExpireAt, Reply, ScanPage};
+use tidal_core::kv::{ExpireAt, Reply, ScanPage, TxOp, Watch};
 
 use super::*;
 use crate::kv_entry::encode_entry;
@@ -429,8 +429,8 @@ fn versions(g: &Group, s: &Storage, keys: &[&str]) -> (String, Vec<u64>) {
     }
 }
 
-fn exec(g: &mut Group, s: &Storage, watch: Option<Watched>, ops: Vec<TxOp>) -> ExecOutcome {
-    decode(&g.apply(s, &KvEntry::Exec { watch, ops })).unwrap()
+fn exec(g: &mut Group, s: &Storage, watch: Option<Watch>, ops: Vec<TxOp>) -> Outcome {
+    g.write(s, vec![WriteOp::Exec { watch, ops }]).remove(0)
 }
 
 /// Every stored record carries the index of the entry that wrote it (rows
@@ -459,11 +459,11 @@ async fn records_carry_the_index_that_last_wrote_them() {
     assert_eq!(versions(&dst, &s, &[&k[0], &k[1]]), ("t:1".into(), vec![2, 2]));
 }
 
-/// EXEC applies all of a transaction in one entry, reads seeing the writes
+/// EXEC applies all of a transaction at once, reads seeing the writes
 /// before them; a watched key whose version changed (or versions read by
 /// another PRG) runs nothing; a key of a slot not served refuses it whole.
 #[tokio::test]
-async fn a_transaction_is_one_entry_all_or_nothing() {
+async fn a_transaction_is_all_or_nothing() {
     let s = Storage::in_memory().unwrap();
     let mut g = Group::new("t:0", 0..4);
     let k = &key_in(1, 2);
@@ -474,16 +474,17 @@ async fn a_transaction_is_one_entry_all_or_nothing() {
         TxOp::Read(ReadOp::Get { key: b(&k[0]) }),
     ];
     let out = exec(&mut g, &s, None, ops);
-    assert_eq!(out, Ok(Some(vec![Reply::Ok, Reply::Int(10), Reply::Bulk(b"10".to_vec())])));
+    assert_eq!(out, Ok(Reply::Array(vec![Reply::Ok, Reply::Int(10), Reply::Bulk(b"10".to_vec())])));
 
     let (prg, v) = versions(&g, &s, &[&k[0]]);
-    let watch = |prg: &str, v: u64| Some(Watched { prg: prg.into(), keys: vec![(b(&k[0]), v)] });
+    let watch = |prg: &str, v: u64| Some(Watch { prg: prg.into(), keys: vec![(b(&k[0]), v)] });
     g.write(&s, vec![set(&k[0], "10")]);
-    assert_eq!(exec(&mut g, &s, watch(&prg, v[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(None));
+    assert_eq!(exec(&mut g, &s, watch(&prg, v[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(Reply::NilArray));
     assert_eq!(g.get(&s, &k[1]), Ok(Reply::Nil), "a failed watch runs nothing");
     let (_, now) = versions(&g, &s, &[&k[0]]);
-    assert_eq!(exec(&mut g, &s, watch("t:9", now[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(None));
-    assert_eq!(exec(&mut g, &s, watch(&prg, now[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(Some(vec![Reply::Ok])));
+    assert_eq!(exec(&mut g, &s, watch("t:9", now[0]), vec![TxOp::Write(set(&k[1], "x"))]), Ok(Reply::NilArray));
+    let ok = Ok(Reply::Array(vec![Reply::Ok]));
+    assert_eq!(exec(&mut g, &s, watch(&prg, now[0]), vec![TxOp::Write(set(&k[1], "x"))]), ok);
 
     let theirs = &key_in(6, 1)[0];
     let out = exec(&mut g, &s, None, vec![TxOp::Write(set(&k[1], "y")), TxOp::Write(set(theirs, "z"))]);

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use tidal_core::kv::WriteOp;
 
-use crate::kv_entry::{encode_batch, encode_entry, ControlOutcome, ExecOutcome, KvEntry, Outcome};
+use crate::kv_entry::{encode_batch, encode_entry, ControlOutcome, KvEntry, Outcome};
 use crate::types::{decode, Proposal, Raft};
 
 /// Most writes in one entry.
@@ -71,19 +71,10 @@ impl KvProposer {
     /// Propose a move's entry (a slot command or copied rows) on its own,
     /// outside the batches of client writes, and wait until it applied.
     pub async fn propose_control(&self, entry: &KvEntry) -> Result<ControlOutcome, ProposeError> {
-        self.propose_alone(entry).await
-    }
-
-    /// Propose a transaction (an `Exec` entry) on its own and wait until it
-    /// applied.
-    pub async fn propose_exec(&self, entry: &KvEntry) -> Result<ExecOutcome, ProposeError> {
-        self.propose_alone(entry).await
-    }
-
-    async fn propose_alone<T: serde::de::DeserializeOwned>(&self, entry: &KvEntry) -> Result<T, ProposeError> {
         let p = Proposal { now_ms: (self.now_ms)(), body: encode_entry(entry) };
         match self.raft.client_write(p).await {
-            Ok(r) => decode::<T>(&r.data).map_err(|e| ProposeError::Ambiguous(format!("undecodable reply: {e}"))),
+            Ok(r) => decode::<ControlOutcome>(&r.data)
+                .map_err(|e| ProposeError::Ambiguous(format!("undecodable reply: {e}"))),
             Err(e) => Err(propose_failed(e)),
         }
     }
@@ -139,6 +130,13 @@ pub fn op_size(op: &WriteOp) -> usize {
         }
         WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
         WriteOp::Restore { key, record } => key.len() + record.as_ref().map_or(0, |r| r.value.len()),
+        WriteOp::Exec { ops, .. } => ops
+            .iter()
+            .map(|op| match op {
+                tidal_core::kv::TxOp::Write(w) => op_size(w),
+                tidal_core::kv::TxOp::Read(_) => 64,
+            })
+            .sum(),
         _ => 64,
     }
 }

@@ -126,6 +126,16 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             store.put(to, &rec)?;
             Ok(Reply::Int(1))
         }
+        WriteOp::Exec { watch, ops } => {
+            if let Some(w) = watch {
+                for (key, version) in &w.keys {
+                    if live(store, key, now_ms)?.map_or(0, |r| r.version) != *version {
+                        return Ok(Reply::NilArray);
+                    }
+                }
+            }
+            Ok(Reply::Array(exec(ops, now_ms, store)?))
+        }
         WriteOp::Restore { key, record } => {
             match record {
                 Some(rec) if rec.is_live(now_ms) => store.put(key, rec)?,

@@ -615,3 +615,15 @@ fn versions_read_zero_for_keys_that_do_not_live() {
     let op = ReadOp::Versions { keys: vec![b"v".to_vec(), b"old".to_vec(), b"none".to_vec()] };
     assert_eq!(read(&op, db.now, &db.store).unwrap(), Reply::Array(vec![Reply::Int(7), Reply::Int(0), Reply::Int(0)]));
 }
+
+#[test]
+fn exec_runs_only_while_watched_versions_hold() {
+    let mut db = Db::new();
+    db.store.put(b"w", &Record::new("1").stamped(7)).unwrap();
+    let watch = |v| Some(crate::kv::Watch { prg: "t:0".into(), keys: vec![(b"w".to_vec(), v), (b"none".to_vec(), 0)] });
+    let op = |v| WriteOp::Exec { watch: watch(v), ops: vec![tx(&["SET", "x", "1"])] };
+    assert_eq!(apply(&op(6), db.now, &mut db.store).unwrap(), Reply::NilArray);
+    assert_eq!(read(&ReadOp::Get { key: b"x".to_vec() }, db.now, &db.store).unwrap(), Reply::Nil);
+    assert_eq!(apply(&op(7), db.now, &mut db.store).unwrap(), Reply::Array(vec![Reply::Ok]));
+    assert!(!crate::kv::TxOp::Write(op(7)).transactional(), "no transaction inside a transaction");
+}

@@ -174,6 +174,22 @@ pub enum WriteOp {
         to: Vec<u8>,
         replace: bool,
     },
+    /// A transaction (EXEC) of one slot: when every watched key still has
+    /// the version WATCH read, the ops run in order and the reply is the
+    /// array of theirs; otherwise nothing runs and the reply is nil.
+    Exec {
+        watch: Option<Watch>,
+        ops: Vec<TxOp>,
+    },
+}
+
+/// The keys a connection watches, with the versions WATCH read from the
+/// PRG named (a version means nothing in another PRG's log: the PRG that
+/// applies the transaction checks that it is that one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watch {
+    pub prg: String,
+    pub keys: Vec<(Vec<u8>, u64)>,
 }
 
 /// A query against one consistent view of a group's keyspace.
@@ -293,7 +309,7 @@ impl TxOp {
                     | ReadOp::Dump { .. }
                     | ReadOp::Versions { .. }
             ),
-            TxOp::Write(op) => !matches!(op, WriteOp::Flush | WriteOp::Restore { .. }),
+            TxOp::Write(op) => !matches!(op, WriteOp::Flush | WriteOp::Restore { .. } | WriteOp::Exec { .. }),
         }
     }
 }
@@ -325,6 +341,11 @@ impl WriteOp {
             WriteOp::Del { keys } => refs(keys),
             WriteOp::BitOp { dest, keys, .. } => std::iter::once(dest.as_slice()).chain(refs(keys)).collect(),
             WriteOp::Copy { from, to, .. } => vec![from, to],
+            WriteOp::Exec { watch, ops } => ops
+                .iter()
+                .flat_map(TxOp::keys)
+                .chain(watch.iter().flat_map(|w| w.keys.iter().map(|(k, _)| k.as_slice())))
+                .collect(),
             WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
             WriteOp::Rename { from, to, .. } => vec![from, to],
             WriteOp::Flush => Vec::new(),
@@ -341,6 +362,7 @@ impl WriteOp {
                 | WriteOp::Rename { .. }
                 | WriteOp::BitOp { .. }
                 | WriteOp::Copy { .. }
+                | WriteOp::Exec { .. }
         )
     }
 }
