@@ -112,7 +112,7 @@ fn one_of(r: &mut Rng, words: &[&str]) -> Vec<u8> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(34) {
+    match r.below(35) {
         0 => vec![word("GET"), k],
         1 => {
             let mut c = vec![word("SET"), k, value(r)];
@@ -198,6 +198,7 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
         30 => vec![word("SET"), k],
         31 => vec![word("SETBIT"), k, one_of(r, &["-1", "4294967296", "x"]), word("1")],
         32 => vec![word("GETSET"), k, value(r)],
+        33 => vec![word("OBJECT"), one_of(r, &["ENCODING", "REFCOUNT", "FREQ"]), k],
         _ => vec![word("DECR"), k],
     }
 }
@@ -205,9 +206,20 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
 /// Replies that depend on the clock compare by kind: missing key, no
 /// expiry, or some time left.
 fn comparable(args: &[Vec<u8>], v: Value) -> Value {
-    let timed = matches!(args[0].to_ascii_uppercase().as_slice(), b"TTL" | b"PTTL");
+    let upper = |i: usize| args.get(i).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+    let timed = matches!(upper(0).as_slice(), b"TTL" | b"PTTL");
+    // A string's encoding depends on how Redis built it (in place or not),
+    // which tidal does not keep: any string encoding will do.
+    let encoding = upper(0) == b"OBJECT" && upper(1) == b"ENCODING";
+    // Redis shares the objects of small integers (refcount 2147483647)
+    // when it builds them one way and not another; tidal shares none.
+    let refcount = upper(0) == b"OBJECT" && upper(1) == b"REFCOUNT";
     match v {
         Value::Int(n) if timed && n > 0 => Value::Simple("time left".into()),
+        Value::Int(n) if refcount && n > 0 => Value::Simple("referenced".into()),
+        Value::Bulk(e) if encoding && [&b"int"[..], b"embstr", b"raw"].contains(&e.as_slice()) => {
+            Value::Simple("a string encoding".into())
+        }
         other => other,
     }
 }

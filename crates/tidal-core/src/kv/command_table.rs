@@ -168,6 +168,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("info", -1, &["loading", "stale"], NONE, &["@slow", "@dangerous"], c::info),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
+    container("object", -2, OBJECT, c::container_help),
     container("command", -1, COMMAND, c::command_all),
 ];
 
@@ -188,6 +189,14 @@ static CONFIG: &[CommandSpec] = &[
     cmd("config|set", -4, ADMIN, NONE, ACL_ADMIN, c::config_set),
     cmd("config|resetstat", 2, ADMIN, NONE, ACL_ADMIN, c::config_resetstat),
     cmd("config|help", 2, CONN, NONE, &["@slow"], c::config_help),
+];
+
+static OBJECT: &[CommandSpec] = &[
+    cmd("object|encoding", 3, RS, (2, 2, 1), KS_RS, s::object_encoding),
+    cmd("object|freq", 3, RS, (2, 2, 1), KS_RS, s::object_freq),
+    cmd("object|idletime", 3, RS, (2, 2, 1), KS_RS, s::object_idletime),
+    cmd("object|refcount", 3, RS, (2, 2, 1), KS_RS, s::object_refcount),
+    cmd("object|help", 2, &["loading", "stale"], NONE, &["@keyspace", "@slow"], c::object_help),
 ];
 
 static COMMAND: &[CommandSpec] = &[

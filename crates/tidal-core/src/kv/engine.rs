@@ -17,7 +17,7 @@ use super::bits;
 use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::LongDouble;
-use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, TxOp, WriteOp};
+use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, WriteOp};
 use super::record::Record;
 use super::reply::Reply;
 use super::scan_page::ScanPage;
@@ -241,6 +241,22 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             let b = live(store, b, now_ms)?.map(|r| r.value).unwrap_or_default();
             Ok(bits::lcs(&a, &b, *mode))
         }
+        ReadOp::Object { key, what } => {
+            let Some(rec) = live(store, key, now_ms)? else { return Ok(Reply::Nil) };
+            Ok(match what {
+                ObjectInfo::Encoding => Reply::bulk(string_encoding(&rec.value)),
+                // Redis tracks access frequency only under an LFU policy;
+                // tidal keeps neither access counts nor times.
+                ObjectInfo::Freq => Reply::err(
+                    "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
+                     switching between policies at runtime LRU and LFU data will take some time to adjust.",
+                ),
+                ObjectInfo::IdleTime => Reply::Int(0),
+                // tidal shares no values between keys (Redis shares small
+                // integers and answers 2147483647 for them).
+                ObjectInfo::RefCount => Reply::Int(1),
+            })
+        }
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
@@ -259,6 +275,19 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             })?;
             Ok(Reply::Array(keys))
         }
+    }
+}
+
+/// The encoding Redis would give a string it stored as set: `int` for a
+/// canonical 64-bit integer of at most 20 characters, `embstr` up to 44
+/// bytes, `raw` beyond.
+fn string_encoding(value: &[u8]) -> &'static str {
+    if value.len() <= 20 && parse_i64(value).is_some_and(|n| n.to_string().as_bytes() == value) {
+        "int"
+    } else if value.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
     }
 }
 

@@ -627,3 +627,22 @@ fn exec_runs_only_while_watched_versions_hold() {
     assert_eq!(apply(&op(7), db.now, &mut db.store).unwrap(), Reply::Array(vec![Reply::Ok]));
     assert!(!crate::kv::TxOp::Write(op(7)).transactional(), "no transaction inside a transaction");
 }
+
+#[test]
+fn object_reports_plausible_string_encodings() {
+    let mut db = Db::new();
+    let long = "x".repeat(45);
+    for (value, enc) in
+        [("12345", "int"), ("-7", "int"), ("007", "embstr"), ("hello", "embstr"), (long.as_str(), "raw")]
+    {
+        db.run(&["SET", "k", value]);
+        assert_eq!(db.run(&["OBJECT", "ENCODING", "k"]), Reply::bulk(enc), "{value}");
+    }
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "missing"]), Reply::Nil);
+    assert_eq!(db.run(&["OBJECT", "REFCOUNT", "k"]), Reply::Int(1));
+    assert_eq!(db.run(&["OBJECT", "IDLETIME", "k"]), Reply::Int(0));
+    assert!(
+        matches!(db.run(&["OBJECT", "FREQ", "k"]), Reply::Error(e) if e.starts_with("ERR An LFU maxmemory policy"))
+    );
+    assert_eq!(db.run(&["OBJECT", "ENCODING"]), Reply::wrong_arity("object|encoding"));
+}

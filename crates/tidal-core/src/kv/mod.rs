@@ -43,7 +43,7 @@ pub use glob::{glob_match, glob_match_nocase};
 pub use info::{info_reply, InfoView};
 pub use integer::{parse_cursor, parse_i64};
 pub use mem_store::MemStore;
-pub use op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, TxOp, Watch, WriteOp};
+pub use op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, Watch, WriteOp};
 pub use record::{Record, RecordError};
 pub use reply::Reply;
 pub use scan_page::ScanPage;

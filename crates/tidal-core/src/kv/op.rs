@@ -278,6 +278,20 @@ pub enum ReadOp {
         b: Vec<u8>,
         mode: LcsMode,
     },
+    /// OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT.
+    Object {
+        key: Vec<u8>,
+        what: ObjectInfo,
+    },
+}
+
+/// What OBJECT asks about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectInfo {
+    Encoding,
+    Freq,
+    IdleTime,
+    RefCount,
 }
 
 /// One command of a transaction. EXEC runs a transaction's commands in
@@ -380,7 +394,8 @@ impl ReadOp {
             | ReadOp::Dump { key }
             | ReadOp::GetBit { key, .. }
             | ReadOp::BitCount { key, .. }
-            | ReadOp::BitPos { key, .. } => vec![key],
+            | ReadOp::BitPos { key, .. }
+            | ReadOp::Object { key, .. } => vec![key],
             ReadOp::Lcs { a, b, .. } => vec![a, b],
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)

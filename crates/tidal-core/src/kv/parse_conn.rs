@@ -241,6 +241,26 @@ pub(super) fn client_help(_: Args) -> Parsed {
     ])
 }
 
+pub(super) fn object_help(_: Args) -> Parsed {
+    help(&[
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
 pub(super) fn config_get(a: Args) -> Parsed {
     conn(ConnCmd::ConfigGet(a.into_iter().skip(2).collect()))
 }

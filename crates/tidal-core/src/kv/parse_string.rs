@@ -9,7 +9,7 @@ use super::command::{clip, Command};
 use super::conn::KeyspaceCmd;
 use super::integer::{parse_cursor, parse_i64};
 use super::long_double::LongDouble;
-use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ReadOp, SetCond, WriteOp};
+use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, WriteOp};
 use super::reply::Reply;
 
 type Args = Vec<Vec<u8>>;
@@ -551,4 +551,24 @@ pub(super) fn copy(mut a: Args) -> Parsed {
         return Err(Reply::err("source and destination objects are the same"));
     }
     write(WriteOp::Copy { from: take(&mut a, 1), to: take(&mut a, 2), replace })
+}
+
+fn object(mut a: Args, what: ObjectInfo) -> Parsed {
+    read(ReadOp::Object { key: take(&mut a, 2), what })
+}
+
+pub(super) fn object_encoding(a: Args) -> Parsed {
+    object(a, ObjectInfo::Encoding)
+}
+
+pub(super) fn object_freq(a: Args) -> Parsed {
+    object(a, ObjectInfo::Freq)
+}
+
+pub(super) fn object_idletime(a: Args) -> Parsed {
+    object(a, ObjectInfo::IdleTime)
+}
+
+pub(super) fn object_refcount(a: Args) -> Parsed {
+    object(a, ObjectInfo::RefCount)
 }
