@@ -405,9 +405,34 @@ async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
         KeyspaceCmd::Keys(pattern) => {
             settled_merge(shared, KvRequest::Read(ReadOp::Keys { pattern }), Merge::Concat).await
         }
+        KeyspaceCmd::RandomKey => random_key(shared).await,
         KeyspaceCmd::Scan { cursor, pattern, count, type_filter } => {
             scan(shared, cursor, pattern, count.unwrap_or(10), type_filter).await
         }
+    }
+}
+
+/// RANDOMKEY: every PRG offers a live key found from a made-up position,
+/// and one of the offers is the answer (nil when no PRG has a key). The
+/// positions come from the node's clock and command count, so a run under
+/// simulation repeats.
+async fn random_key(shared: &Arc<Shared>) -> Reply {
+    let mut seed = shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32);
+    // splitmix64's finalizer: nearby inputs, unrelated outputs.
+    seed = (seed ^ (seed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    seed = (seed ^ (seed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    seed ^= seed >> 31;
+    let replies = match shared.broadcast(DEFAULT_TENANT, KvRequest::Read(ReadOp::RandomKey { seed })).await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Some(e) = replies.iter().find(|r| r.is_error()) {
+        return e.clone();
+    }
+    let offers: Vec<Reply> = replies.into_iter().filter(|r| matches!(r, Reply::Bulk(_))).collect();
+    match offers.len() {
+        0 => Reply::Nil,
+        n => offers[(seed % n as u64) as usize].clone(),
     }
 }
 

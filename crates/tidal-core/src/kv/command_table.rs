@@ -156,6 +156,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bitop", -4, W, (2, -1, 1), BIT_W, s::bitop),
     cmd("lcs", -3, RS, TWO, STR_RS, s::lcs),
     cmd("copy", -3, W, TWO, KS_W, s::copy),
+    cmd("randomkey", 1, RS, NONE, KS_RS, s::randomkey),
     cmd("time", 1, &["loading", "stale", "fast"], NONE, &["@fast"], c::time),
     cmd("multi", 1, TX, NONE, ACL_TX, c::multi),
     cmd("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NONE, &["@slow", "@transaction"], c::exec),

@@ -99,6 +99,7 @@ pub enum KeyspaceCmd {
         lazy: bool,
     },
     Keys(Vec<u8>),
+    RandomKey,
     /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]. `MATCH *` is
     /// normalized to `None`.
     Scan {

@@ -257,6 +257,18 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
                 ObjectInfo::RefCount => Reply::Int(1),
             })
         }
+        ReadOp::RandomKey { seed } => {
+            // The first live key after a key the seed makes up, or from the
+            // start when there is none after it.
+            let from = seed.to_be_bytes();
+            for after in [Some(&from[..]), None] {
+                let page = store.scan(after, BATCH)?;
+                if let Some((k, _)) = page.into_iter().find(|(_, r)| r.is_live(now_ms)) {
+                    return Ok(Reply::Bulk(k));
+                }
+            }
+            Ok(Reply::Nil)
+        }
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {

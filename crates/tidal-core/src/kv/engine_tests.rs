@@ -646,3 +646,23 @@ fn object_reports_plausible_string_encodings() {
     );
     assert_eq!(db.run(&["OBJECT", "ENCODING"]), Reply::wrong_arity("object|encoding"));
 }
+
+#[test]
+fn a_random_key_is_a_live_key_or_nil() {
+    let mut db = Db::new();
+    let op = |seed| ReadOp::RandomKey { seed };
+    assert_eq!(read(&op(1), db.now, &db.store).unwrap(), Reply::Nil);
+    db.run(&["SET", "gone", "1", "PX", "1"]);
+    db.now += 10;
+    assert_eq!(read(&op(1), db.now, &db.store).unwrap(), Reply::Nil, "an expired key is not offered");
+    for k in ["a", "m", "z"] {
+        db.run(&["SET", k, "1"]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in [0u64, u64::MAX, 0x6d00_0000_0000_0000, 0x6100_0000_0000_0000] {
+        let Reply::Bulk(k) = read(&op(seed), db.now, &db.store).unwrap() else { panic!("a key") };
+        assert!(["a", "m", "z"].contains(&std::str::from_utf8(&k).unwrap()));
+        seen.insert(k);
+    }
+    assert!(seen.len() > 1, "different seeds find different keys: {seen:?}");
+}

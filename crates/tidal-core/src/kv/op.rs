@@ -283,6 +283,11 @@ pub enum ReadOp {
         key: Vec<u8>,
         what: ObjectInfo,
     },
+    /// A live key of this group found from a position `seed` picks, or nil
+    /// when the group has none (RANDOMKEY asks every group).
+    RandomKey {
+        seed: u64,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -322,6 +327,7 @@ impl TxOp {
                     | ReadOp::Keys { .. }
                     | ReadOp::Dump { .. }
                     | ReadOp::Versions { .. }
+                    | ReadOp::RandomKey { .. }
             ),
             TxOp::Write(op) => !matches!(op, WriteOp::Flush | WriteOp::Restore { .. } | WriteOp::Exec { .. }),
         }
@@ -400,7 +406,7 @@ impl ReadOp {
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)
             }
-            ReadOp::DbSize | ReadOp::Scan { .. } | ReadOp::Keys { .. } => Vec::new(),
+            ReadOp::DbSize | ReadOp::Scan { .. } | ReadOp::Keys { .. } | ReadOp::RandomKey { .. } => Vec::new(),
         }
     }
 

@@ -572,3 +572,7 @@ pub(super) fn object_idletime(a: Args) -> Parsed {
 pub(super) fn object_refcount(a: Args) -> Parsed {
     object(a, ObjectInfo::RefCount)
 }
+
+pub(super) fn randomkey(_: Args) -> Parsed {
+    Ok(Command::Keyspace(KeyspaceCmd::RandomKey))
+}
