@@ -10,23 +10,14 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Client, Cluster, Value};
+use common::{free_port, Client, Cluster, Dice, Value};
 
-/// A small deterministic generator (splitmix64): the same seed, the same
-/// stream on every machine.
-struct Rng(u64);
+/// The stream's choices, from the tests' deterministic [`Dice`].
+struct Rng(Dice);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -34,7 +25,7 @@ impl Rng {
     }
 
     fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
+        lo + self.0.below((hi - lo + 1) as u64) as i64
     }
 }
 
@@ -285,7 +276,7 @@ fn random_command_streams_get_the_replies_redis_gives() {
     // A fixed seed and count in CI; TIDAL_DIFF_SEED and TIDAL_DIFF_COMMANDS
     // run other streams by hand.
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let mut r = Rng(env("TIDAL_DIFF_SEED", 0x7461_6c64_6966_6673));
+    let mut r = Rng(Dice(env("TIDAL_DIFF_SEED", 0x7461_6c64_6966_6673)));
     let mut history = Vec::new();
     for _ in 0..env("TIDAL_DIFF_COMMANDS", 1500) {
         if r.below(12) == 0 {
