@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::proxy::{Link, Proxy};
-use common::{http, http_get, wait_for, Cluster, Dice, BIN};
+use common::{http, http_get, wait_for, Cluster, BIN};
+use tidal_core::dice::Dice;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -37,7 +38,7 @@ fn no_acknowledged_write_is_lost_and_histories_stay_linearizable_under_chaos() {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
     eprintln!("chaos: {secs} s, seed {seed} (replay the schedule with TIDAL_CHAOS_SEED={seed})");
-    let mut dice = Dice(seed);
+    let mut dice = Dice::new(seed);
 
     let proxy = Arc::new(Proxy::new());
     let flags = ["--prgs", "4", "--slots", "64", "--election-min-ms", "300", "--election-max-ms", "600"];

@@ -10,9 +10,10 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Client, Cluster, Dice, Value};
+use common::{free_port, Client, Cluster, Value};
+use tidal_core::dice::Dice;
 
-/// The stream's choices, from the tests' deterministic [`Dice`].
+/// The stream's choices, from tidal's deterministic [`Dice`].
 struct Rng(Dice);
 
 impl Rng {
@@ -276,7 +277,7 @@ fn random_command_streams_get_the_replies_redis_gives() {
     // A fixed seed and count in CI; TIDAL_DIFF_SEED and TIDAL_DIFF_COMMANDS
     // run other streams by hand.
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let mut r = Rng(Dice(env("TIDAL_DIFF_SEED", 0x7461_6c64_6966_6673)));
+    let mut r = Rng(Dice::new(env("TIDAL_DIFF_SEED", 0x7461_6c64_6966_6673)));
     let mut history = Vec::new();
     for _ in 0..env("TIDAL_DIFF_COMMANDS", 1500) {
         if r.below(12) == 0 {

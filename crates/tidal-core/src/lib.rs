@@ -6,6 +6,7 @@
 pub mod autoscale;
 pub mod cache_state;
 pub mod cluster;
+pub mod dice;
 pub mod health;
 pub mod ids;
 pub mod kv;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use tidal_core::dice::Dice;
 use tidal_core::ids::CP_GROUP;
 use tidal_core::linearizability::{check_history, Op, DEFAULT_STEP_BUDGET};
 use tidal_node::load::NoUsage;
@@ -191,28 +192,6 @@ impl SeedReport {
             && self.undecided == 0
             && self.stuck.is_none()
             && self.unsettled.is_none()
-    }
-}
-
-/// A small generator for the fault schedule and the clients' choices.
-#[derive(Debug, Clone)]
-pub struct Dice(u64);
-
-impl Dice {
-    pub fn new(seed: u64) -> Dice {
-        Dice(seed)
-    }
-
-    pub fn roll(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.roll() % n.max(1)
     }
 }
 
