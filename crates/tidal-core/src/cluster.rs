@@ -186,6 +186,11 @@ pub struct Route<'a> {
 }
 
 impl ClusterState {
+    /// The slot of `key` in `tenant`, when the tenant exists.
+    pub fn slot_of(&self, tenant: &str, key: &[u8]) -> Option<u32> {
+        self.tenants.get(tenant).map(|t| slot_of(key, t.slots))
+    }
+
     /// The slot and placement that own `key` of `tenant`.
     pub fn route(&self, tenant: &str, key: &[u8]) -> Result<Route<'_>, RouteError> {
         let t = self.tenants.get(tenant).ok_or_else(|| RouteError::UnknownTenant(tenant.to_string()))?;

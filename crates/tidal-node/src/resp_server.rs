@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command,
@@ -96,13 +97,17 @@ struct Conn {
 /// A transaction being queued.
 #[derive(Default)]
 struct Multi {
+    /// The data commands, which EXEC sends to their PRG.
+    ops: Vec<TxOp>,
+    /// Every command queued, in order, for EXEC's replies.
     queued: Vec<Queued>,
     /// A command was refused while queueing: EXEC answers EXECABORT.
     failed: bool,
 }
 
 enum Queued {
-    Data(TxOp),
+    /// The next of `Multi::ops`.
+    Data,
     /// Answered by the node at EXEC, in its place among the replies.
     Conn(ConnCmd),
     /// A command whose arguments are wrong: its error is its reply.
@@ -417,11 +422,8 @@ async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
 /// positions come from the node's clock and command count, so a run under
 /// simulation repeats.
 async fn random_key(shared: &Arc<Shared>) -> Reply {
-    let mut seed = shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32);
-    // splitmix64's finalizer: nearby inputs, unrelated outputs.
-    seed = (seed ^ (seed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    seed = (seed ^ (seed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    seed ^= seed >> 31;
+    let mut dice = Dice::new(shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32));
+    let seed = dice.roll();
     let replies = match shared.broadcast(DEFAULT_TENANT, KvRequest::Read(ReadOp::RandomKey { seed })).await {
         Ok(r) => r,
         Err(e) => return e,
@@ -432,7 +434,7 @@ async fn random_key(shared: &Arc<Shared>) -> Reply {
     let offers: Vec<Reply> = replies.into_iter().filter(|r| matches!(r, Reply::Bulk(_))).collect();
     match offers.len() {
         0 => Reply::Nil,
-        n => offers[(seed % n as u64) as usize].clone(),
+        n => offers[dice.below(n as u64) as usize].clone(),
     }
 }
 
@@ -535,17 +537,13 @@ fn queued_in_multi(cmd: &Command) -> bool {
     )
 }
 
-/// The slot of `key` in the default tenant, when it exists.
-fn slot_of_key(shared: &Shared, key: &[u8]) -> Option<u32> {
-    shared.cache.get().tenants.get(DEFAULT_TENANT).map(|t| tidal_core::slot::slot_of(key, t.slots))
-}
-
 /// The one slot of a transaction: its watched keys' and queued commands'.
-fn tx_slot(conn: &Conn, shared: &Shared) -> Option<u32> {
-    let queued = conn.multi.iter().flat_map(|m| &m.queued).find_map(|q| match q {
-        Queued::Data(op) => op.keys().first().and_then(|k| slot_of_key(shared, k)),
-        Queued::Conn(_) | Queued::Error(_) => None,
-    });
+fn tx_slot(conn: &Conn, state: &tidal_core::ClusterState) -> Option<u32> {
+    let queued = conn
+        .multi
+        .iter()
+        .flat_map(|m| &m.ops)
+        .find_map(|op| op.keys().first().and_then(|k| state.slot_of(DEFAULT_TENANT, k)));
     conn.watch.as_ref().map(|w| w.slot).or(queued)
 }
 
@@ -553,7 +551,8 @@ fn tx_slot(conn: &Conn, shared: &Shared) -> Option<u32> {
 /// transaction): a command that spans the keyspace, or keys of another
 /// slot than the transaction's, cannot run atomically on one PRG.
 fn queue(shared: &Shared, conn: &mut Conn, cmd: Command) -> Reply {
-    let slot = tx_slot(conn, shared);
+    let state = shared.cache.get();
+    let slot = tx_slot(conn, &state);
     let Some(multi) = conn.multi.as_mut() else { return Reply::err("internal: no transaction") };
     let op = match cmd {
         Command::Conn(c) => {
@@ -571,22 +570,23 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command) -> Reply {
         multi.failed = true;
         return Reply::err("this command cannot run inside a transaction on a cluster");
     }
-    let mut slots = op.keys().into_iter().map(|k| slot_of_key(shared, k));
-    let first = match slot {
-        Some(s) => Some(s),
-        None => slots.next().flatten(),
-    };
-    if slots.any(|s| s != first) || (first.is_none() && !op.keys().is_empty()) {
+    // The transaction's slot, or this command's first key's when it is
+    // the first to name one: every key must be in it.
+    let keys = op.keys();
+    let want = slot.or_else(|| keys.first().and_then(|k| state.slot_of(DEFAULT_TENANT, k)));
+    if keys.iter().any(|k| want.is_none() || state.slot_of(DEFAULT_TENANT, k) != want) {
         multi.failed = true;
         return Reply::Error(CROSSSLOT.into());
     }
-    multi.queued.push(Queued::Data(op));
+    multi.ops.push(op);
+    multi.queued.push(Queued::Data);
     Reply::simple("QUEUED")
 }
 
 /// WATCH `keys`: read their versions from the PRG that owns their slot.
 async fn watch(shared: &Arc<Shared>, conn: &mut Conn, keys: Vec<Vec<u8>>) -> Reply {
-    let slots: Vec<Option<u32>> = keys.iter().map(|k| slot_of_key(shared, k)).collect();
+    let state = shared.cache.get();
+    let slots: Vec<Option<u32>> = keys.iter().map(|k| state.slot_of(DEFAULT_TENANT, k)).collect();
     let slot = match slots.first().copied().flatten() {
         Some(s) => s,
         None => return Reply::Error("CLUSTERDOWN the cluster is still starting: no tenants yet".into()),
@@ -617,14 +617,7 @@ async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
     if multi.failed {
         return Reply::Error(EXECABORT.into());
     }
-    let ops: Vec<TxOp> = multi
-        .queued
-        .iter()
-        .filter_map(|q| match q {
-            Queued::Data(op) => Some(op.clone()),
-            Queued::Conn(_) | Queued::Error(_) => None,
-        })
-        .collect();
+    let Multi { ops, queued, .. } = multi;
     let key = ops
         .iter()
         .find_map(|op| op.keys().first().map(|k| k.to_vec()))
@@ -636,10 +629,10 @@ async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
         },
         None => Vec::new().into_iter(),
     };
-    let mut replies = Vec::with_capacity(multi.queued.len());
-    for q in multi.queued {
+    let mut replies = Vec::with_capacity(queued.len());
+    for q in queued {
         replies.push(match q {
-            Queued::Data(_) => data.next().unwrap_or_else(|| Reply::err("internal: a transaction's reply is missing")),
+            Queued::Data => data.next().unwrap_or_else(|| Reply::err("internal: a transaction's reply is missing")),
             Queued::Conn(c) => Box::pin(conn_cmd(shared, conn, c)).await.0,
             Queued::Error(e) => e,
         });

@@ -648,7 +648,7 @@ fn check_tenant(state: &ClusterState, tenant: &str) -> Result<(), Reply> {
 }
 
 fn slot_in(state: &ClusterState, tenant: &str, key: &[u8]) -> u32 {
-    state.tenants.get(tenant).map_or(0, |t| tidal_core::slot::slot_of(key, t.slots))
+    state.slot_of(tenant, key).unwrap_or(0)
 }
 
 fn prg_of(state: &ClusterState, tenant: &str, key: &[u8]) -> Option<PrgId> {

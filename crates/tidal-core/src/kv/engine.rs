@@ -129,7 +129,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::Exec { watch, ops } => {
             if let Some(w) = watch {
                 for (key, version) in &w.keys {
-                    if live(store, key, now_ms)?.map_or(0, |r| r.version) != *version {
+                    if version_of(store, key, now_ms)? != *version {
                         return Ok(Reply::NilArray);
                     }
                 }
@@ -272,7 +272,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
-                let v = live(store, key, now_ms)?.map_or(0, |r| r.version);
+                let v = version_of(store, key, now_ms)?;
                 out.push(Reply::Int(i64::try_from(v).unwrap_or(i64::MAX)));
             }
             Ok(Reply::Array(out))
@@ -321,6 +321,12 @@ pub fn get_range(value: &[u8], start: i64, end: i64) -> &[u8] {
 
 fn live(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
     Ok(store.get(key)?.filter(|r| r.is_live(now_ms)))
+}
+
+/// The version of `key`'s live record, 0 when there is none: what WATCH
+/// reads and EXEC compares.
+fn version_of(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
+    Ok(live(store, key, now_ms)?.map_or(0, |r| r.version))
 }
 
 /// Like [`live`], but deletes an expired record it finds, so writes leave

@@ -123,15 +123,14 @@ pub fn plan_write<G: Ord + Clone>(
             let pairs = pairs.clone();
             Ok(split(op, pairs, |(k, _)| k, &group_of, |pairs| WriteOp::MSet { pairs }, |_| Merge::Ok))
         }
-        WriteOp::MSetNx { pairs } => match same_group(pairs.iter().map(|(k, _)| k.as_slice()), &slot_of) {
-            Some(_) => Ok(Plan::Single(group_of(&pairs[0].0), op)),
-            None => Err(cross_slot("MSETNX")),
-        },
-        WriteOp::BitOp { dest, .. } | WriteOp::Copy { from: dest, .. } => {
-            match same_group(op.keys().into_iter(), &slot_of) {
-                Some(_) => Ok(Plan::Single(group_of(dest), op)),
-                None => Err(cross_slot(if matches!(op, WriteOp::BitOp { .. }) { "BITOP" } else { "COPY" })),
-            }
+        WriteOp::MSetNx { .. } | WriteOp::BitOp { .. } | WriteOp::Copy { .. } => {
+            let cmd = match op {
+                WriteOp::MSetNx { .. } => "MSETNX",
+                WriteOp::BitOp { .. } => "BITOP",
+                _ => "COPY",
+            };
+            let group = one_slot(&op.keys(), cmd, &group_of, &slot_of)?;
+            Ok(Plan::Single(group, op))
         }
         WriteOp::Rename { from, to, nx } => {
             let (fg, tg) = (group_of(from), group_of(to));
@@ -156,10 +155,10 @@ pub fn plan_read<G: Ord + Clone>(
     slot_of: impl Fn(&[u8]) -> u32,
 ) -> Result<Plan<G, ReadOp>, Reply> {
     match &op {
-        ReadOp::Lcs { a, .. } => match same_group(op.keys().into_iter(), &slot_of) {
-            Some(_) => Ok(Plan::Single(group_of(a), op)),
-            None => Err(cross_slot("LCS")),
-        },
+        ReadOp::Lcs { .. } => {
+            let group = one_slot(&op.keys(), "LCS", &group_of, &slot_of)?;
+            Ok(Plan::Single(group, op))
+        }
         ReadOp::DbSize => Ok(Plan::Broadcast { op, merge: Merge::SumInts }),
         ReadOp::Keys { .. } => Ok(Plan::Broadcast { op, merge: Merge::Concat }),
         ReadOp::Scan { .. } => Err(internal("SCAN")),
@@ -179,6 +178,20 @@ pub fn plan_read<G: Ord + Clone>(
             Some(key) => Ok(Plan::Single(group_of(key), op)),
             None => Err(internal("an empty multi-key read")),
         },
+    }
+}
+
+/// The group of an op that must have every key in one slot (MSETNX,
+/// BITOP, COPY, LCS), or CROSSSLOT naming `cmd`.
+fn one_slot<G>(
+    keys: &[&[u8]],
+    cmd: &str,
+    group_of: &impl Fn(&[u8]) -> G,
+    slot_of: &impl Fn(&[u8]) -> u32,
+) -> Result<G, Reply> {
+    match (same_group(keys.iter().copied(), slot_of), keys.first()) {
+        (Some(_), Some(first)) => Ok(group_of(first)),
+        _ => Err(cross_slot(cmd)),
     }
 }
 
