@@ -15,8 +15,8 @@ use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command,
-    ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Merge, ReadOp, Reply, ScanPage, TxOp, Watch as Watched,
-    WriteOp,
+    ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, ReadOp, Reply, ScanPage, TxOp,
+    Watch as Watched, WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
@@ -194,7 +194,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 },
             };
             let cmd = match parsed {
-                Ok(c) => c,
+                Ok(c) => seeded(&shared, c),
                 Err((reply, refused)) => {
                     run.flush(&shared, conn.proto, &mut out).await;
                     match conn.multi.as_mut() {
@@ -417,6 +417,21 @@ async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
     }
 }
 
+/// A command that picks at random (SPOP, SRANDMEMBER, HRANDFIELD) gets
+/// its seed here, from the node's clock and command count: a write's
+/// replicas all pick what its seed says, and a run under simulation repeats.
+fn seeded(shared: &Shared, mut cmd: Command) -> Command {
+    let seed = match &mut cmd {
+        Command::Write(op) => op.seed_mut(),
+        Command::Read(op) => op.seed_mut(),
+        _ => None,
+    };
+    if let Some(seed) = seed {
+        *seed = Dice::new(shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32)).roll();
+    }
+    cmd
+}
+
 /// RANDOMKEY: every PRG offers a live key found from a made-up position,
 /// and one of the offers is the answer (nil when no PRG has a key). The
 /// positions come from the node's clock and command count, so a run under
@@ -452,10 +467,14 @@ async fn scan(
         // Unknown cursors end the scan, as Redis does for garbage cursors.
         return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
     };
-    if type_filter.is_some_and(|t| !t.eq_ignore_ascii_case(b"string")) {
-        // tidal stores strings only: any other type matches nothing.
-        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
-    }
+    let kind = match type_filter {
+        None => None,
+        Some(name) => match Kind::from_name(&name) {
+            Some(k) => Some(k),
+            // No key holds a type that does not exist.
+            None => return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]),
+        },
+    };
     let mut keys: Vec<Reply> = Vec::new();
     let budget = count.max(1);
     let Some(slots) = shared.cache.get().tenants.get(DEFAULT_TENANT).map(|t| t.slots) else {
@@ -467,7 +486,8 @@ async fn scan(
             return Reply::err(format!("slot {} of tenant {DEFAULT_TENANT} has no owner", pos.slot));
         };
         let count = budget - keys.len();
-        let req = ReadOp::Scan { slots: pos.slot..end, after: pos.after.clone(), count, pattern: pattern.clone() };
+        let req =
+            ReadOp::Scan { slots: pos.slot..end, after: pos.after.clone(), count, pattern: pattern.clone(), kind };
         let reply = shared.send(&prg, KvRequest::Read(req)).await;
         let Some(page) = ScanPage::from_reply(&reply) else {
             return reply;

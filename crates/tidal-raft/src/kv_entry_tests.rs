@@ -59,7 +59,7 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
     ];
     let restore =
         (bytes(12), proptest::option::of((bytes(12), proptest::option::of(any::<u64>())))).prop_map(|(key, r)| {
-            WriteOp::Restore { key, record: r.map(|(v, at)| Record { value: v, expire_at_ms: at, version: 0 }) }
+            WriteOp::Restore { key, record: r.map(|(v, at)| Record { expire_at_ms: at, ..Record::new(v) }) }
         });
     prop_oneof![
         9 => (name, proptest::collection::vec(arg, 0..6)).prop_map(|(name, args)| {

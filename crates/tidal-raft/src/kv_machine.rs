@@ -33,12 +33,17 @@ use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, TableHandle, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
-use tidal_core::kv::{self as engine, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp};
+use tidal_core::kv::{
+    self as engine, element_bounds, ElementRows, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp,
+};
 use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
 
 use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
-use crate::kv_overlay::{self as overlay, as_ref, slot_bounds, slot_of_stored, stored_key, Base, BaseIter, Layer};
+use crate::kv_overlay::{
+    self as overlay, as_ref, slot_bounds, slot_of_stored, slot_ranges, stored_element, stored_key, Base, BaseIter,
+    Layer,
+};
 use crate::log_store::put_meta;
 use crate::machine::{FlushJob, Machine};
 use crate::snapshot::SnapshotPieces;
@@ -134,25 +139,70 @@ fn get_in(t: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> R
     }
 }
 
-/// A PRG's table in a read transaction; `None` when nothing was written yet.
-struct Table(Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>);
+type ReadOnly = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// A PRG's tables in a read transaction: its keys, and its collections'
+/// element rows (see [`overlay::ELEMENTS`]); `None` when nothing was
+/// written to one yet. Together they read as one ordered map.
+struct Table {
+    keys: Option<ReadOnly>,
+    elements: Option<ReadOnly>,
+}
+
+fn rows_of<'a>(t: &'a Option<ReadOnly>, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+    let Some(t) = t else {
+        return Ok(Box::new(std::iter::empty()));
+    };
+    let range = t.range::<&[u8]>((lower, upper)).map_err(kv_err)?;
+    Ok(Box::new(range.map(|row| {
+        let (k, v) = row.map_err(kv_err)?;
+        Ok((k.value().to_vec(), Record::decode(v.value()).map_err(kv_err)?))
+    })))
+}
+
+impl Table {
+    /// Element rows stored in the table (those of unflushed layers aside).
+    fn element_rows(&self) -> Result<u64, KvError> {
+        self.elements.as_ref().map_or(Ok(0), |t| t.len().map_err(kv_err))
+    }
+}
 
 impl Base for Table {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
-        self.0.as_ref().map_or(Ok(None), |t| get_in(t, key))
+        let t = if overlay::is_element(key) { &self.elements } else { &self.keys };
+        t.as_ref().map_or(Ok(None), |t| get_in(t, key))
     }
     fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
-        let Some(t) = &self.0 else {
-            return Ok(Box::new(std::iter::empty()));
+        // Split the range where element rows begin: keys below, rows above.
+        let split = overlay::first_element();
+        let split = &split[..];
+        let starts_below = match lower {
+            Bound::Included(k) | Bound::Excluded(k) => k < split,
+            Bound::Unbounded => true,
         };
-        let range = t.range::<&[u8]>((lower, upper)).map_err(kv_err)?;
-        Ok(Box::new(range.map(|row| {
-            let (k, v) = row.map_err(kv_err)?;
-            Ok((k.value().to_vec(), Record::decode(v.value()).map_err(kv_err)?))
-        })))
+        let ends_above = match upper {
+            Bound::Included(k) => k >= split,
+            Bound::Excluded(k) => k > split,
+            Bound::Unbounded => true,
+        };
+        let keys: BaseIter<'a> = if starts_below {
+            let upper = if ends_above { Bound::Excluded(split) } else { upper };
+            rows_of(&self.keys, lower, upper)?
+        } else {
+            Box::new(std::iter::empty())
+        };
+        let elements: BaseIter<'a> = if ends_above {
+            let lower = if starts_below { Bound::Included(split) } else { lower };
+            rows_of(&self.elements, lower, upper)?
+        } else {
+            Box::new(std::iter::empty())
+        };
+        // The slices are owned by the caller only for this call: the
+        // iterators borrow the tables, not the bounds.
+        Ok(Box::new(keys.chain(elements)))
     }
     fn len(&self) -> Result<u64, KvError> {
-        self.0.as_ref().map_or(Ok(0), |t| t.len().map_err(kv_err))
+        self.keys.as_ref().map_or(Ok(0), |t| t.len().map_err(kv_err))
     }
 }
 
@@ -187,10 +237,20 @@ impl LazyTable<'_> {
     }
 }
 
+/// The table `name` and its element rows' table.
 fn open_table(txn: &ReadTransaction, name: &str) -> Result<Table, String> {
+    Ok(Table { keys: open_one(txn, name)?, elements: open_one(txn, &elements_table(name))? })
+}
+
+/// The name of the table that holds the element rows of the table `name`.
+fn elements_table(name: &str) -> String {
+    format!("{name}#elements")
+}
+
+fn open_one(txn: &ReadTransaction, name: &str) -> Result<Option<ReadOnly>, String> {
     match txn.open_table(Def::new(name)) {
-        Ok(t) => Ok(Table(Some(t))),
-        Err(TableError::TableDoesNotExist(_)) => Ok(Table(None)),
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -212,6 +272,31 @@ impl<B: Base> View<'_, B> {
 
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
         overlay::get(&self.stack, &self.base, &self.stored(key))
+    }
+
+    fn slot(&self, key: &[u8]) -> u32 {
+        slot_of(key, self.ownership.slot_count())
+    }
+
+    fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let stored = stored_element(self.slot(key), key, sub);
+        Ok(overlay::get(&self.stack, &self.base, &stored)?.map(|r| r.value))
+    }
+
+    fn elem_range(
+        &self,
+        key: &[u8],
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<ElementRows, KvError> {
+        let word = (overlay::ELEMENTS | self.slot(key)).to_be_bytes();
+        let prefixed = |b: Bound<Vec<u8>>| b.map(|k| [&word[..], &k].concat());
+        let (lo, hi) = element_bounds(key, lower, upper);
+        let (lo, hi) = (prefixed(lo), prefixed(hi));
+        let rows = overlay::scan_range(&self.stack, &self.base, as_ref(&lo), as_ref(&hi), limit)?;
+        let skip = 8 + key.len();
+        Ok(rows.into_iter().map(|(k, r)| (k[skip..].to_vec(), r.value)).collect())
     }
 
     /// Records of served slots after `after` (a user key), in stored order.
@@ -279,7 +364,17 @@ impl WriteView<'_> {
         // Every record stored carries the index of the entry that wrote it.
         let rec = rec.map(|r| r.stamped(self.inner.last_index));
         let slot = slot_of(key, self.inner.ownership.slot_count());
-        let stored = stored_key(slot, key);
+        self.set_stored(slot, stored_key(slot, key), rec);
+    }
+
+    /// An element row: its bytes as an unversioned record (the header's
+    /// version is the collection's).
+    fn set_element(&mut self, key: &[u8], sub: &[u8], value: Option<&[u8]>) {
+        let slot = slot_of(key, self.inner.ownership.slot_count());
+        self.set_stored(slot, stored_element(slot, key, sub), value.map(Record::new));
+    }
+
+    fn set_stored(&mut self, slot: u32, stored: Vec<u8>, rec: Option<Record>) {
         if let Some(SlotState::Owned { exporting: Some(m) }) = self.inner.ownership.state(slot) {
             if let Some(e) = self.inner.exports.get_mut(&m) {
                 e.changed.insert(stored.clone(), self.inner.last_index);
@@ -326,6 +421,26 @@ impl KvStore for WriteView<'_> {
     fn len(&self) -> Result<u64, KvError> {
         self.view().len()
     }
+    fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.view().elem_get(key, sub)
+    }
+    fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.set_element(key, sub, Some(value));
+        Ok(())
+    }
+    fn elem_delete(&mut self, key: &[u8], sub: &[u8]) -> Result<(), KvError> {
+        self.set_element(key, sub, None);
+        Ok(())
+    }
+    fn elem_range(
+        &self,
+        key: &[u8],
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<ElementRows, KvError> {
+        self.view().elem_range(key, lower, upper, limit)
+    }
 }
 
 fn read_only() -> KvError {
@@ -350,6 +465,24 @@ impl<B: Base> KvStore for View<'_, B> {
     }
     fn len(&self) -> Result<u64, KvError> {
         View::len(self)
+    }
+    fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        View::elem_get(self, key, sub)
+    }
+    fn elem_put(&mut self, _: &[u8], _: &[u8], _: &[u8]) -> Result<(), KvError> {
+        Err(read_only())
+    }
+    fn elem_delete(&mut self, _: &[u8], _: &[u8]) -> Result<(), KvError> {
+        Err(read_only())
+    }
+    fn elem_range(
+        &self,
+        key: &[u8],
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<ElementRows, KvError> {
+        View::elem_range(self, key, lower, upper, limit)
     }
 }
 
@@ -404,11 +537,12 @@ struct PieceRow {
     value: Vec<u8>,
 }
 
-/// Reads a PRG's table out of one read transaction, a piece at a time.
+/// Reads a PRG's tables out of one read transaction, a piece at a time:
+/// its keys, then its element rows (stored order across both).
 struct KvPieces {
     ownership: Option<Ownership>,
-    /// `None` once every row has been read.
-    table: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    /// The tables still to read, the one being read first.
+    tables: std::collections::VecDeque<ReadOnly>,
     after: Option<Vec<u8>>,
 }
 
@@ -416,9 +550,10 @@ impl SnapshotPieces for KvPieces {
     fn next_piece(&mut self, max_bytes: usize) -> Result<Option<Vec<u8>>, String> {
         let ownership = self.ownership.take();
         let mut rows: Vec<PieceRow> = Vec::new();
-        if let Some(t) = &self.table {
+        let mut bytes = 0;
+        while let Some(t) = self.tables.front() {
             let lower = self.after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let mut bytes = 0;
+            let before = rows.len();
             for row in t.range::<&[u8]>((lower, Bound::Unbounded)).map_err(|e| e.to_string())? {
                 let (k, v) = row.map_err(|e| e.to_string())?;
                 bytes += k.value().len() + v.value().len();
@@ -427,9 +562,14 @@ impl SnapshotPieces for KvPieces {
                     break;
                 }
             }
-            match rows.last() {
-                Some(r) => self.after = Some(r.key.clone()),
-                None => self.table = None,
+            if rows.len() == before {
+                // This table is done; the next one's keys all sort after it.
+                self.tables.pop_front();
+                continue;
+            }
+            self.after = rows.last().map(|r| r.key.clone());
+            if bytes >= max_bytes {
+                break;
             }
         }
         if ownership.is_none() && rows.is_empty() {
@@ -442,6 +582,7 @@ impl SnapshotPieces for KvPieces {
 /// Drop what an unfinished snapshot transfer staged for `group`.
 fn drop_staged(txn: &WriteTransaction, group: &str, staging: &str) -> Result<(), String> {
     txn.delete_table(Def::new(staging)).map_err(|e| e.to_string())?;
+    txn.delete_table(Def::new(&elements_table(staging))).map_err(|e| e.to_string())?;
     let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
     m.remove((group, OWNERSHIP_IN)).map_err(|e| e.to_string())?;
     Ok(())
@@ -561,8 +702,8 @@ impl KvMachine {
     /// Evaluate a read against the latest applied state on this replica,
     /// or say why this PRG does not serve it.
     pub fn read(&self, storage: &Storage, op: &ReadOp, now_ms: u64) -> Result<Outcome, StoreError> {
-        if let ReadOp::Scan { slots, after, count, pattern } = op {
-            return self.scan_page(storage, slots.clone(), after, *count, pattern, now_ms);
+        if let ReadOp::Scan { .. } = op {
+            return self.scan_page(storage, op, now_ms);
         }
         self.with_view(storage, |view, inner| match refusal(&inner.ownership, &op.keys(), false) {
             Some(r) => Ok(Err(r)),
@@ -576,15 +717,10 @@ impl KvMachine {
     /// A SCAN page over the run of `slots` this PRG serves from the first:
     /// a PRG that does not serve the first slot says where it went, and
     /// the page stops at the first slot it does not serve.
-    fn scan_page(
-        &self,
-        storage: &Storage,
-        slots: Range<u32>,
-        after: &Option<Vec<u8>>,
-        count: usize,
-        pattern: &Option<Vec<u8>>,
-        now_ms: u64,
-    ) -> Result<Outcome, StoreError> {
+    fn scan_page(&self, storage: &Storage, op: &ReadOp, now_ms: u64) -> Result<Outcome, StoreError> {
+        let ReadOp::Scan { slots, after, .. } = op else {
+            return Err(StoreError::Db("a SCAN page of an op that is not SCAN".into()));
+        };
         self.with_view(storage, |view, inner| {
             let o = &inner.ownership;
             let end = slots.end.min(o.slot_count());
@@ -597,7 +733,10 @@ impl KvMachine {
             let run = slots.start..(slots.start + 1..end).find(|s| o.check_read(*s).is_err()).unwrap_or(end);
             let view =
                 View { stack: view.stack.clone(), base: &view.base, ownership: o, scan_slots: Some(run.clone()) };
-            let op = ReadOp::Scan { slots: run, after: after.clone(), count, pattern: pattern.clone() };
+            let mut op = op.clone();
+            if let ReadOp::Scan { slots, .. } = &mut op {
+                *slots = run;
+            }
             engine::read(&op, now_ms, &view).map(Ok)
         })
     }
@@ -624,10 +763,20 @@ impl KvMachine {
     pub fn approx_bytes(&self, storage: &Storage) -> Result<u64, StoreError> {
         const SAMPLE: usize = 64;
         self.with_view(storage, |view, _| {
-            let rows = view.len()?;
-            let sample = overlay::scan_range(&view.stack, &view.base, Bound::Unbounded, Bound::Unbounded, SAMPLE)?;
-            let bytes: u64 = sample.iter().map(|(key, rec)| (key.len() + rec.encode().len()) as u64).sum();
-            Ok(bytes.checked_div(sample.len() as u64).map_or(0, |mean| rows * mean))
+            let first = overlay::first_element();
+            let split = Bound::Excluded(&first[..]);
+            let mut total = 0;
+            // Keys, then element rows (as flushed: close enough for a size).
+            let parts = [
+                (view.len()?, Bound::Unbounded, split),
+                (view.base.element_rows()?, Bound::Included(&first[..]), Bound::Unbounded),
+            ];
+            for (rows, lower, upper) in parts {
+                let sample = overlay::scan_range(&view.stack, &view.base, lower, upper, SAMPLE)?;
+                let bytes: u64 = sample.iter().map(|(key, rec)| (key.len() + rec.encode().len()) as u64).sum();
+                total += bytes.checked_div(sample.len() as u64).map_or(0, |mean| rows * mean);
+            }
+            Ok(total)
         })
     }
 
@@ -649,10 +798,15 @@ impl KvMachine {
             let mut out = Vec::new();
             let mut bytes = 0usize;
             let first = after.map_or(0, slot_of_stored);
-            for slot in slots.into_iter().filter(|s| *s >= first) {
-                let (lo, hi) = slot_bounds(slot);
+            // Each slot's keys, then its element rows.
+            let ranges = slots.into_iter().filter(|s| *s >= first).flat_map(slot_ranges);
+            for (lo, hi) in ranges {
+                // Resume after the cursor in the range it is in; skip the
+                // ranges of its slot that end before it.
+                let ends_before = |a: &[u8]| matches!(&hi, Bound::Excluded(h) if h.as_slice() <= a);
                 let mut lower: Bound<Vec<u8>> = match after {
-                    Some(a) if slot_of_stored(a) == slot => Bound::Excluded(a.to_vec()),
+                    Some(a) if ends_before(a) => continue,
+                    Some(a) if matches!(&lo, Bound::Included(l) if l.as_slice() <= a) => Bound::Excluded(a.to_vec()),
                     _ => lo,
                 };
                 loop {
@@ -745,10 +899,14 @@ impl KvMachine {
                 Some(SlotState::Importing { move_id: m }) if m == move_id => {}
                 other => return Err(format!("move {move_id}: slot {slot} is {other:?}, not importing for it")),
             }
-            // Stamped with this PRG's index: a version names a write in the
-            // log of the PRG that holds the record.
+            // Keys are stamped with this PRG's index: a version names a
+            // write in the log of the PRG that holds the record. Element
+            // rows carry no version.
             let rec = match &row.record {
-                Some(b) => Some(Record::decode(b).map_err(|e| format!("move {move_id}: bad row: {e}"))?.stamped(index)),
+                Some(b) => {
+                    let rec = Record::decode(b).map_err(|e| format!("move {move_id}: bad row: {e}"))?;
+                    Some(if overlay::is_element(&row.key) { rec } else { rec.stamped(index) })
+                }
                 None => None,
             };
             decoded.push((row.key.as_slice(), rec));
@@ -758,6 +916,35 @@ impl KvMachine {
         }
         Ok(index)
     }
+}
+
+/// Write `layer`'s changes to one of a PRG's tables: its clear, its
+/// dropped slots (range 0 of each slot for the keys' table, 1 for the
+/// element rows'), and `entries`, that table's share of its rows.
+fn flush_into<'a>(
+    txn: &WriteTransaction,
+    name: &str,
+    layer: &Layer,
+    range: usize,
+    entries: impl Iterator<Item = (&'a Vec<u8>, &'a Option<Record>)>,
+) -> Result<(), String> {
+    let mut t = txn.open_table(Def::new(name)).map_err(|e| e.to_string())?;
+    if layer.cleared {
+        t.retain(|_, _| false).map_err(|e| e.to_string())?;
+    }
+    for slot in &layer.dropped {
+        let [keys, rows] = slot_ranges(*slot);
+        let (lo, hi) = if range == 0 { keys } else { rows };
+        t.retain_in::<&[u8], _>((as_ref(&lo), as_ref(&hi)), |_, _| false).map_err(|e| e.to_string())?;
+    }
+    for (key, rec) in entries {
+        match rec {
+            Some(rec) => t.insert(key.as_slice(), rec.encode().as_slice()).map(drop),
+            None => t.remove(key.as_slice()).map(drop),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Move every row of the table `legacy` (keys without their slot) into
@@ -842,20 +1029,13 @@ impl Machine for KvMachine {
         let table = self.table.clone();
         let group = self.group.clone();
         Box::new(move |txn: &WriteTransaction| {
-            let mut t = txn.open_table(Def::new(&table)).map_err(|e| e.to_string())?;
-            if frozen.cleared {
-                t.retain(|_, _| false).map_err(|e| e.to_string())?;
-            }
-            for slot in &frozen.dropped {
-                let (lo, hi) = slot_bounds(*slot);
-                t.retain_in::<&[u8], _>((as_ref(&lo), as_ref(&hi)), |_, _| false).map_err(|e| e.to_string())?;
-            }
-            for (key, rec) in &frozen.entries {
-                match rec {
-                    Some(rec) => t.insert(key.as_slice(), rec.encode().as_slice()).map(drop),
-                    None => t.remove(key.as_slice()).map(drop),
-                }
-                .map_err(|e| e.to_string())?;
+            let split = overlay::first_element().to_vec();
+            let layer = &*frozen;
+            flush_into(txn, &table, layer, 0, layer.entries.range(..split.clone()))?;
+            // Most PRGs hold no collections: their element table is left alone.
+            let elements = layer.entries.range(split..);
+            if layer.cleared || !layer.dropped.is_empty() || elements.clone().next().is_some() {
+                flush_into(txn, &elements_table(&table), layer, 1, elements)?;
             }
             if let Some(o) = &ownership {
                 put_meta(txn, &group, OWNERSHIP, o)?;
@@ -875,14 +1055,15 @@ impl Machine for KvMachine {
     }
 
     fn export(&self, txn: &ReadTransaction) -> Result<Box<dyn SnapshotPieces>, String> {
-        let table = open_table(txn, &self.table)?.0;
+        let Table { keys, elements } = open_table(txn, &self.table)?;
+        let tables = keys.into_iter().chain(elements).collect();
         let m = txn.open_table(META).map_err(|e| e.to_string())?;
         let ownership = match m.get((self.group.as_str(), OWNERSHIP)).map_err(|e| e.to_string())? {
             Some(v) => decode_ownership(v.value())?,
             // Never changed in the state file: still the ownership of its creation.
             None => Ownership::genesis(self.spec.slots, &self.spec.genesis),
         };
-        Ok(Box::new(KvPieces { ownership: Some(ownership), table, after: None }))
+        Ok(Box::new(KvPieces { ownership: Some(ownership), tables, after: None }))
     }
 
     fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String> {
@@ -915,9 +1096,13 @@ impl Machine for KvMachine {
             if let Some(o) = &ownership {
                 put_meta(txn, &group, OWNERSHIP_IN, o)?;
             }
-            if !rows.is_empty() {
-                let mut t = txn.open_table(Def::new(&staging)).map_err(|e| e.to_string())?;
-                for r in &rows {
+            let split = rows.partition_point(|r| !overlay::is_element(&r.key));
+            for (name, part) in [(staging.clone(), &rows[..split]), (elements_table(&staging), &rows[split..])] {
+                if part.is_empty() {
+                    continue;
+                }
+                let mut t = txn.open_table(Def::new(&name)).map_err(|e| e.to_string())?;
+                for r in part {
                     t.insert(r.key.as_slice(), r.value.as_slice()).map_err(|e| e.to_string())?;
                 }
             }
@@ -951,11 +1136,15 @@ impl Machine for KvMachine {
             let staged = m.remove((self.group.as_str(), OWNERSHIP_IN)).map_err(|e| e.to_string())?;
             staged.map(|v| v.value().to_vec())
         };
-        txn.delete_table(Def::new(&self.table)).map_err(|e| e.to_string())?;
-        match txn.rename_table(Def::new(&self.staging), Def::new(&self.table)) {
-            // No rows were staged: the PRG holds none.
-            Ok(()) | Err(TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.to_string()),
+        for (table, staging) in
+            [(self.table.clone(), self.staging.clone()), (elements_table(&self.table), elements_table(&self.staging))]
+        {
+            txn.delete_table(Def::new(&table)).map_err(|e| e.to_string())?;
+            match txn.rename_table(Def::new(&staging), Def::new(&table)) {
+                // No rows were staged: the PRG holds none.
+                Ok(()) | Err(TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
         }
         // Checked before the install: a staged snapshot always has one.
         match ownership {
@@ -969,7 +1158,8 @@ impl Machine for KvMachine {
     }
 
     fn purge(&self, txn: &WriteTransaction) -> Result<(), String> {
-        txn.delete_table(Def::new(&self.staging)).map_err(|e| e.to_string())?;
+        drop_staged(txn, &self.group, &self.staging)?;
+        txn.delete_table(Def::new(&elements_table(&self.table))).map_err(|e| e.to_string())?;
         txn.delete_table(Def::new(&self.table)).map(drop).map_err(|e| e.to_string())
     }
 }

@@ -307,7 +307,7 @@ async fn ownership_records_of_format_1_still_load() {
 }
 
 fn scan(g: &Group, s: &Storage, slots: Range<u32>, after: Option<&str>, count: usize) -> Outcome {
-    let op = ReadOp::Scan { slots, after: after.map(|a| a.as_bytes().to_vec()), count, pattern: None };
+    let op = ReadOp::Scan { slots, after: after.map(|a| a.as_bytes().to_vec()), count, pattern: None, kind: None };
     g.m.read(s, &op, 1).unwrap()
 }
 
@@ -490,4 +490,88 @@ async fn a_transaction_is_all_or_nothing() {
     let out = exec(&mut g, &s, None, vec![TxOp::Write(set(&k[1], "y")), TxOp::Write(set(theirs, "z"))]);
     assert_eq!(out, Err(Refusal::Moved { slot: 6, to: None, epoch: 0 }));
     assert_eq!(g.get(&s, &k[1]), Ok(Reply::Bulk(b"x".to_vec())), "a refused transaction runs nothing");
+}
+
+fn hset(key: &str, fields: std::ops::Range<usize>) -> WriteOp {
+    let pairs = fields.map(|i| (format!("field-{i}").into_bytes(), format!("value-{i}").into_bytes())).collect();
+    WriteOp::Hash { key: key.as_bytes().to_vec(), op: tidal_core::kv::HashWrite::Set { pairs, ok: false } }
+}
+
+fn hlen(g: &Group, s: &Storage, key: &str) -> Outcome {
+    g.m.read(s, &ReadOp::Hash { key: key.as_bytes().to_vec(), op: tidal_core::kv::HashRead::Len }, 1).unwrap()
+}
+
+/// A hash's element rows live beside its key: they are not keys (DBSIZE,
+/// SCAN), they reach the element table with a flush, they move with their
+/// slot in byte-bounded chunks, and they travel in snapshots.
+#[tokio::test]
+async fn collections_move_with_their_slot_and_travel_in_snapshots() {
+    let s = Storage::in_memory().unwrap();
+    let mut src = Group::new("t:0", 0..8);
+    let mut dst = Group::new("t:1", 0..0);
+    let [h, other] = [key_in(3, 2)[0].clone(), key_in(3, 2)[1].clone()];
+    let staying = key_in(4, 1)[0].clone();
+    src.write(&s, vec![hset(&h, 0..150), set(&other, "v"), set(&staying, "v")]);
+    src.flush(&s).await;
+    src.write(&s, vec![hset(&h, 100..300)]);
+    assert_eq!(src.dbsize(&s), Reply::Int(3));
+    assert_eq!(hlen(&src, &s, &h), Ok(Reply::Int(300)));
+    let keys = scan(&src, &s, 0..SLOTS, None, 100);
+    let page = ScanPage::from_reply(&keys.unwrap()).unwrap();
+    assert_eq!(page.keys.len(), 3, "element rows are not keys: {:?}", page.keys);
+    assert!(src.m.approx_bytes(&s).unwrap() > 150 * 20, "element rows count in the size");
+
+    let begin = src.slots(&s, SlotCommand::BeginExport { move_id: 4, slots: vec![3] }).unwrap();
+    dst.slots(&s, SlotCommand::BeginImport { move_id: 4, slots: vec![3] }).unwrap();
+    let mut cursor: Option<Vec<u8>> = None;
+    let mut chunks = 0;
+    loop {
+        let (rows, done) = src.m.export_rows(&s, 4, cursor.as_deref(), 1000).unwrap();
+        assert!(rows.iter().map(Row::size).sum::<usize>() < 1100, "chunks stay near their bound");
+        chunks += 1;
+        cursor = rows.last().map(|r| r.key.clone()).or(cursor);
+        dst.apply(&s, &KvEntry::Rows { move_id: 4, rows });
+        if chunks == 3 {
+            // A field changes behind the copy; the delta brings it.
+            src.write(&s, vec![hset(&h, 300..301)]);
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(chunks > 10, "a 300-field hash in 1000-byte chunks: {chunks}");
+    let (rows, _) = src.m.delta(&s, 4, begin).unwrap();
+    dst.apply(&s, &KvEntry::Rows { move_id: 4, rows });
+    src.slots(&s, SlotCommand::Fence { move_id: 4, slots: vec![3] }).unwrap();
+    src.slots(&s, SlotCommand::Release { move_id: 4, slots: vec![3], to: 1, epoch: 2 }).unwrap();
+    dst.slots(&s, SlotCommand::Adopt { move_id: 4, slots: vec![3] }).unwrap();
+    assert_eq!(hlen(&dst, &s, &h), Ok(Reply::Int(301)));
+    assert_eq!(dst.dbsize(&s), Reply::Int(2));
+    assert!(matches!(hlen(&src, &s, &h), Err(Refusal::Moved { .. })));
+    let field = |g: &Group, i: usize| {
+        let op = tidal_core::kv::HashRead::Get { field: format!("field-{i}").into_bytes() };
+        g.m.read(&s, &ReadOp::Hash { key: h.as_bytes().to_vec(), op }, 1).unwrap()
+    };
+    assert_eq!(field(&dst, 299), Ok(Reply::Bulk(b"value-299".to_vec())));
+    assert_eq!(field(&dst, 300), Ok(Reply::Bulk(b"value-300".to_vec())));
+    // The source's copy is dropped, element rows and all, table included.
+    src.flush(&s).await;
+    dst.flush(&s).await;
+    {
+        let txn = s.state().read().unwrap();
+        let Table { elements, .. } = open_table(&txn, "kvs/t:0").unwrap();
+        assert_eq!(elements.map(|t| t.len().unwrap()), Some(0));
+    }
+
+    // A snapshot of the target, in small pieces, rebuilds it elsewhere.
+    let cut = pieces(&dst.m, &s, 500);
+    let other_store = Storage::in_memory().unwrap();
+    let spec = KvSpec { slots: SLOTS, genesis: vec![] };
+    let copy = Arc::new(KvMachine::new("t:1", &spec));
+    stage_all(&copy, &other_store, cut).await;
+    let m = copy.clone();
+    other_store.state().writer().call(true, move |txn| m.import_staged(txn)).await.unwrap();
+    let copy = Group { m: KvMachine::open("t:1", Some(spec), &other_store).await.unwrap(), index: 100 };
+    assert_eq!(hlen(&copy, &other_store, &h), Ok(Reply::Int(301)));
+    assert_eq!(copy.dbsize(&other_store), Reply::Int(2));
 }

@@ -25,13 +25,53 @@ use tidal_core::kv::{Record, StoreError as KvError};
 /// Estimated bytes of bookkeeping per key in a layer, besides key and value.
 const ENTRY_OVERHEAD: usize = 64;
 
+/// The high bit of a stored key's first word marks a collection's element
+/// row: `(ELEMENTS | slot) ‖ element_key(key, sub)`. Keys are `slot ‖ key`
+/// with a slot below 2^31, so every key sorts before every element row,
+/// and each slot's element rows are one contiguous range of their own.
+pub(crate) const ELEMENTS: u32 = 0x8000_0000;
+
 /// The slot a stored key belongs to: stored keys are the slot (4 bytes,
-/// big-endian) followed by the key, so each slot is one contiguous range.
+/// big-endian) followed by the key, so each slot is one contiguous range
+/// (and its element rows another).
 pub(crate) fn slot_of_stored(key: &[u8]) -> u32 {
     let mut b = [0u8; 4];
     let n = key.len().min(4);
     b[..n].copy_from_slice(&key[..n]);
-    u32::from_be_bytes(b)
+    u32::from_be_bytes(b) & !ELEMENTS
+}
+
+/// Whether a stored key is a collection's element row.
+pub(crate) fn is_element(stored: &[u8]) -> bool {
+    stored.first().is_some_and(|b| b & 0x80 != 0)
+}
+
+/// The stored key of the element row `sub` of `key`, in `slot`.
+pub(crate) fn stored_element(slot: u32, key: &[u8], sub: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len() + sub.len());
+    k.extend_from_slice(&(ELEMENTS | slot).to_be_bytes());
+    k.extend_from_slice(&tidal_core::kv::element_key(key, sub));
+    k
+}
+
+/// The first stored key that is an element row.
+pub(crate) fn first_element() -> [u8; 4] {
+    ELEMENTS.to_be_bytes()
+}
+
+/// The bounds of the element rows of `slot`.
+pub(crate) fn element_slot_bounds(slot: u32) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lower = Bound::Included((ELEMENTS | slot).to_be_bytes().to_vec());
+    let upper = match (ELEMENTS | slot).checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    };
+    (lower, upper)
+}
+
+/// Both ranges of `slot`, its keys' and its element rows', in stored order.
+pub(crate) fn slot_ranges(slot: u32) -> [KeyRange; 2] {
+    [slot_bounds(slot), element_slot_bounds(slot)]
 }
 
 /// The stored key of `key` in `slot`.
@@ -41,6 +81,9 @@ pub(crate) fn stored_key(slot: u32, key: &[u8]) -> Vec<u8> {
     k.extend_from_slice(key);
     k
 }
+
+/// A range of stored keys.
+pub(crate) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// The bounds of every stored key of `slot`.
 pub(crate) fn slot_bounds(slot: u32) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
@@ -74,9 +117,11 @@ impl Layer {
         *self = Layer { cleared: true, ..Layer::default() };
     }
 
-    /// Delete every row of `slot`, in this layer and below it.
+    /// Delete every row of `slot`, element rows included, in this layer and
+    /// below it.
     pub(crate) fn drop_slot(&mut self, slot: u32) {
-        let doomed: Vec<Vec<u8>> = self.entries.range(slot_bounds(slot)).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<Vec<u8>> =
+            slot_ranges(slot).into_iter().flat_map(|r| self.entries.range(r).map(|(k, _)| k.clone())).collect();
         for k in doomed {
             self.entries.remove(&k);
         }
@@ -90,11 +135,12 @@ impl Layer {
     }
 }
 
-/// Read access to what lies below the layers (the redb table).
+/// Read access to what lies below the layers (the redb tables).
 pub(crate) trait Base {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError>;
     /// Records within the bounds in key order, produced lazily.
     fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError>;
+    /// Keys stored, element rows not counted.
     fn len(&self) -> Result<u64, KvError>;
 }
 
@@ -113,20 +159,22 @@ pub(crate) fn get(layers: &[&Layer], base: &dyn Base, key: &[u8]) -> Result<Opti
     base.get(key)
 }
 
-/// Records stored as seen through `layers` over `base`.
+/// Keys stored (element rows not counted) as seen through `layers` over
+/// `base`.
 pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     let Some((top, below)) = layers.split_first() else {
         return base.len();
     };
+    let keys = top.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&first_element()[..])));
     if top.cleared {
-        return Ok(top.entries.values().filter(|v| v.is_some()).count() as u64);
+        return Ok(keys.filter(|(_, v)| v.is_some()).count() as u64);
     }
     let mut n = len(below, base)? as i64;
     for slot in &top.dropped {
         let (lo, hi) = slot_bounds(*slot);
         n -= scan_range(below, base, as_ref(&lo), as_ref(&hi), usize::MAX)?.len() as i64;
     }
-    for (key, v) in &top.entries {
+    for (key, v) in keys {
         let was = !top.hides(key) && get(below, base, key)?.is_some();
         n += i64::from(v.is_some()) - i64::from(was);
     }
@@ -143,8 +191,8 @@ pub(crate) fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Record>), KvError>> + 'a>;
 
-/// Up to `limit` records strictly after `after`, in key order, as seen
-/// through `layers` over `base`.
+/// Up to `limit` keys' records strictly after `after`, in key order, as
+/// seen through `layers` over `base` (element rows are not keys).
 pub(crate) fn scan(
     layers: &[&Layer],
     base: &dyn Base,
@@ -152,7 +200,7 @@ pub(crate) fn scan(
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
     let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-    scan_range(layers, base, lower, Bound::Unbounded, limit)
+    scan_range(layers, base, lower, Bound::Excluded(&first_element()[..]), limit)
 }
 
 /// Up to `limit` records within the bounds, in key order, as seen through
@@ -226,7 +274,7 @@ mod tests {
             ))
         }
         fn len(&self) -> Result<u64, KvError> {
-            KvStore::len(self)
+            Ok(self.entries().filter(|(k, _)| !is_element(k)).count() as u64)
         }
     }
 
@@ -259,7 +307,11 @@ mod tests {
             let mut frozen = Layer::default();
             let mut active = Layer::default();
             for step in 0..400 {
-                let key = stored_key(rng.next(3) as u32, format!("k{:02}", rng.next(10)).as_bytes());
+                let (slot, name) = (rng.next(3) as u32, format!("k{:02}", rng.next(10)));
+                let key = match rng.next(4) {
+                    0 => stored_element(slot, name.as_bytes(), format!("f{}", rng.next(3)).as_bytes()),
+                    _ => stored_key(slot, name.as_bytes()),
+                };
                 match rng.next(100) {
                     0..=49 => {
                         let rec = Record::new(format!("v{step}"));
@@ -293,7 +345,7 @@ mod tests {
                     _ => {}
                 }
                 let layers = [&active, &frozen];
-                assert_eq!(len(&layers, &base).unwrap(), KvStore::len(&model).unwrap(), "seed {seed} step {step}: len");
+                assert_eq!(len(&layers, &base).unwrap(), Base::len(&model).unwrap(), "seed {seed} step {step}: len");
                 assert_eq!(
                     get(&layers, &base, &key).unwrap(),
                     KvStore::get(&model, &key).unwrap(),
@@ -302,10 +354,23 @@ mod tests {
                 let after = (rng.next(4) > 0)
                     .then(|| stored_key(rng.next(3) as u32, format!("k{:02}", rng.next(10)).as_bytes()));
                 let limit = 1 + rng.next(12) as usize;
+                let keys: Vec<_> =
+                    model.scan(after.as_deref(), limit).unwrap().into_iter().filter(|(k, _)| !is_element(k)).collect();
                 assert_eq!(
                     scan(&layers, &base, after.as_deref(), limit).unwrap(),
-                    model.scan(after.as_deref(), limit).unwrap(),
+                    keys,
                     "seed {seed} step {step}: scan after {after:?} limit {limit}"
+                );
+                let (lo, hi) = element_slot_bounds(slot);
+                assert_eq!(
+                    scan_range(&layers, &base, as_ref(&lo), as_ref(&hi), usize::MAX).unwrap(),
+                    model
+                        .scan(None, usize::MAX)
+                        .unwrap()
+                        .into_iter()
+                        .filter(|(k, _)| is_element(k) && slot_of_stored(k) == slot)
+                        .collect::<Vec<_>>(),
+                    "seed {seed} step {step}: element rows of slot {slot}"
                 );
             }
         }

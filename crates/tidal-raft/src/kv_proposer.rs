@@ -124,12 +124,19 @@ fn propose_failed(
 
 /// The bytes `op` adds to an entry, as the batcher counts them.
 pub fn op_size(op: &WriteOp) -> usize {
+    use tidal_core::kv::{HashWrite, SetWrite};
     match op {
         WriteOp::Set { key, value, .. } | WriteOp::Append { key, value } | WriteOp::SetRange { key, value, .. } => {
             key.len() + value.len()
         }
         WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
         WriteOp::Restore { key, record } => key.len() + record.as_ref().map_or(0, |r| r.value.len()),
+        WriteOp::Hash { key, op: HashWrite::Set { pairs, .. } } => {
+            key.len() + pairs.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>()
+        }
+        WriteOp::Members { key, op: SetWrite::Add { members } | SetWrite::Rem { members } } => {
+            key.len() + members.iter().map(Vec::len).sum::<usize>()
+        }
         WriteOp::Exec { ops, .. } => ops
             .iter()
             .map(|op| match op {

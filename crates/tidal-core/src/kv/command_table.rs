@@ -8,9 +8,11 @@
 
 use super::command::Command;
 use super::conn::CommandSub;
+use super::hash as h;
 use super::parse_conn as c;
 use super::parse_string as s;
 use super::reply::Reply;
+use super::set as st;
 
 type ParseFn = fn(Vec<Vec<u8>>) -> Result<Command, Reply>;
 
@@ -56,6 +58,13 @@ const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 const BIT_R: &[&str] = &["@read", "@bitmap", "@slow"];
 const BIT_W: &[&str] = &["@write", "@bitmap", "@slow"];
 const ACL_TX: &[&str] = &["@fast", "@transaction"];
+const H_R: &[&str] = &["@read", "@hash", "@fast"];
+const H_RS: &[&str] = &["@read", "@hash", "@slow"];
+const H_WF: &[&str] = &["@write", "@hash", "@fast"];
+const S_R: &[&str] = &["@read", "@set", "@fast"];
+const S_RS: &[&str] = &["@read", "@set", "@slow"];
+const S_WF: &[&str] = &["@write", "@set", "@fast"];
+const S_WS: &[&str] = &["@write", "@set", "@slow"];
 
 const fn cmd(
     name: &'static str,
@@ -167,6 +176,39 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("readwrite", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readwrite),
     cmd("wait", 3, &["noscript"], NONE, &["@slow", "@connection"], c::wait),
     cmd("info", -1, &["loading", "stale"], NONE, &["@slow", "@dangerous"], c::info),
+    cmd("hset", -4, WF, ONE, H_WF, h::hset),
+    cmd("hget", 3, R, ONE, H_R, h::hget),
+    cmd("hmset", -4, WF, ONE, H_WF, h::hmset),
+    cmd("hmget", -3, R, ONE, H_R, h::hmget),
+    cmd("hdel", -3, WX, ONE, H_WF, h::hdel),
+    cmd("hlen", 2, R, ONE, H_R, h::hlen),
+    cmd("hexists", 3, R, ONE, H_R, h::hexists),
+    cmd("hgetall", 2, RS, ONE, H_RS, h::hgetall),
+    cmd("hkeys", 2, RS, ONE, H_RS, h::hkeys),
+    cmd("hvals", 2, RS, ONE, H_RS, h::hvals),
+    cmd("hincrby", 4, WF, ONE, H_WF, h::hincrby),
+    cmd("hincrbyfloat", 4, WF, ONE, H_WF, h::hincrbyfloat),
+    cmd("hsetnx", 4, WF, ONE, H_WF, h::hsetnx),
+    cmd("hstrlen", 3, R, ONE, H_R, h::hstrlen),
+    cmd("hrandfield", -2, RS, ONE, H_RS, h::hrandfield),
+    cmd("hscan", -3, RS, ONE, H_RS, h::hscan),
+    cmd("sadd", -3, WF, ONE, S_WF, st::sadd),
+    cmd("srem", -3, WX, ONE, S_WF, st::srem),
+    cmd("smembers", 2, RS, ONE, S_RS, st::smembers),
+    cmd("sismember", 3, R, ONE, S_R, st::sismember),
+    cmd("smismember", -3, R, ONE, S_R, st::smismember),
+    cmd("scard", 2, R, ONE, S_R, st::scard),
+    cmd("spop", -2, WX, ONE, S_WF, st::spop),
+    cmd("srandmember", -2, RS, ONE, S_RS, st::srandmember),
+    cmd("smove", 4, WX, TWO, S_WF, st::smove),
+    cmd("sinter", -2, RS, ALL, S_RS, st::sinter),
+    cmd("sunion", -2, RS, ALL, S_RS, st::sunion),
+    cmd("sdiff", -2, RS, ALL, S_RS, st::sdiff),
+    cmd("sinterstore", -3, W, ALL, S_WS, st::sinterstore),
+    cmd("sunionstore", -3, W, ALL, S_WS, st::sunionstore),
+    cmd("sdiffstore", -3, W, ALL, S_WS, st::sdiffstore),
+    cmd("sintercard", -3, RS, NONE, S_RS, st::sintercard),
+    cmd("sscan", -3, RS, ONE, S_RS, st::sscan),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
     container("object", -2, OBJECT, c::container_help),

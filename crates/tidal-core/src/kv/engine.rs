@@ -14,14 +14,16 @@
 //! returned as `Ok(Reply::Error(..))`; `Err` is reserved for storage failure.
 
 use super::bits;
+use super::collection::{self, copy_key, delete_key, live, live_for_write, overwrite, remove, wrong_type};
 use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::LongDouble;
 use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, WriteOp};
-use super::record::Record;
+use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::scan_page::ScanPage;
 use super::store::{KvStore, StoreError};
+use super::{hash, set};
 
 /// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
 /// APPEND may build.
@@ -30,6 +32,17 @@ pub const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
 /// How many records whole-keyspace reads pull from the store at a time.
 const BATCH: usize = 1024;
 
+/// A live record that must be a string: another kind returns `WRONGTYPE`
+/// from the calling op.
+macro_rules! string {
+    ($rec:expr) => {
+        match $rec {
+            Some(r) if !r.is_string() => return Ok(wrong_type()),
+            other => other,
+        }
+    };
+}
+
 /// Applies a write at the time stamped in its log entry.
 pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Reply, StoreError> {
     match op {
@@ -37,8 +50,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::Del { keys } => {
             let mut removed = 0;
             for key in keys {
-                if live_for_write(store, key, now_ms)?.is_some() {
-                    store.delete(key)?;
+                if delete_key(store, key, now_ms)? {
                     removed += 1;
                 }
             }
@@ -47,7 +59,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::IncrBy { key, delta } => incr_by(store, now_ms, key, *delta),
         WriteOp::IncrByFloat { key, delta } => incr_by_float(store, now_ms, key, delta),
         WriteOp::Append { key, value } => {
-            let Some(mut rec) = live_for_write(store, key, now_ms)? else {
+            let Some(mut rec) = string!(live_for_write(store, key, now_ms)?) else {
                 store.put(key, &Record::new(value.clone()))?;
                 return Ok(Reply::Int(value.len() as i64));
             };
@@ -59,7 +71,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             Ok(Reply::Int(rec.value.len() as i64))
         }
         WriteOp::SetRange { key, offset, value } => set_range(store, now_ms, key, *offset, value),
-        WriteOp::GetDel { key } => match live_for_write(store, key, now_ms)? {
+        WriteOp::GetDel { key } => match string!(live_for_write(store, key, now_ms)?) {
             Some(rec) => {
                 store.delete(key)?;
                 Ok(Reply::Bulk(rec.value))
@@ -78,7 +90,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         },
         WriteOp::MSet { pairs } => {
             for (key, value) in pairs {
-                store.put(key, &Record::new(value.clone()))?;
+                overwrite(store, key, &Record::new(value.clone()))?;
             }
             Ok(Reply::Ok)
         }
@@ -88,6 +100,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
                     return Ok(Reply::Int(0));
                 }
             }
+            // None of the keys exists: nothing to replace.
             for (key, value) in pairs {
                 store.put(key, &Record::new(value.clone()))?;
             }
@@ -99,7 +112,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             Ok(Reply::Ok)
         }
         WriteOp::SetBit { key, offset, bit } => {
-            let mut rec = live_for_write(store, key, now_ms)?.unwrap_or_else(|| Record::new(Vec::new()));
+            let mut rec = string!(live_for_write(store, key, now_ms)?).unwrap_or_else(|| Record::new(Vec::new()));
             let old = bits::set_bit(&mut rec.value, *offset, *bit);
             store.put(key, &rec)?;
             Ok(Reply::Int(i64::from(old)))
@@ -107,14 +120,14 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::BitOp { op, dest, keys } => {
             let mut sources = Vec::with_capacity(keys.len());
             for key in keys {
-                sources.push(live(store, key, now_ms)?.map(|r| r.value).unwrap_or_default());
+                sources.push(string!(live(store, key, now_ms)?).map(|r| r.value).unwrap_or_default());
             }
             let result = bits::bit_op(*op, &sources);
             let len = result.len() as i64;
             if result.is_empty() {
-                store.delete(dest)?;
+                delete_key(store, dest, now_ms)?;
             } else {
-                store.put(dest, &Record::new(result))?;
+                overwrite(store, dest, &Record::new(result))?;
             }
             Ok(Reply::Int(len))
         }
@@ -123,7 +136,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             if !replace && live_for_write(store, to, now_ms)?.is_some() {
                 return Ok(Reply::Int(0));
             }
-            store.put(to, &rec)?;
+            copy_key(store, from, to, &rec)?;
             Ok(Reply::Int(1))
         }
         WriteOp::Exec { watch, ops } => {
@@ -136,11 +149,13 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             }
             Ok(Reply::Array(exec(ops, now_ms, store)?))
         }
+        WriteOp::Hash { key, op } => hash::apply(store, key, op, now_ms),
+        WriteOp::Members { key, op } => set::apply(store, key, op, now_ms),
         WriteOp::Restore { key, record } => {
             match record {
-                Some(rec) if rec.is_live(now_ms) => store.put(key, rec)?,
+                Some(rec) if rec.is_live(now_ms) => overwrite(store, key, rec)?,
                 _ => {
-                    store.delete(key)?;
+                    delete_key(store, key, now_ms)?;
                 }
             }
             Ok(Reply::Ok)
@@ -164,11 +179,13 @@ pub fn exec(ops: &[TxOp], now_ms: u64, store: &mut impl KvStore) -> Result<Vec<R
 /// Answers a read from one consistent view at `now_ms`.
 pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, StoreError> {
     match op {
-        ReadOp::Get { key } => Ok(Reply::bulk_or_nil(live(store, key, now_ms)?.map(|r| r.value))),
+        ReadOp::Get { key } => Ok(Reply::bulk_or_nil(string!(live(store, key, now_ms)?).map(|r| r.value))),
         ReadOp::MGet { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
-                out.push(Reply::bulk_or_nil(live(store, key, now_ms)?.map(|r| r.value)));
+                // MGET answers nil for a key of another type.
+                let value = live(store, key, now_ms)?.filter(Record::is_string).map(|r| r.value);
+                out.push(Reply::bulk_or_nil(value));
             }
             Ok(Reply::Array(out))
         }
@@ -198,22 +215,28 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
                 i64::try_from(at).unwrap_or(i64::MAX)
             }
         })),
-        ReadOp::Strlen { key } => Ok(Reply::Int(live(store, key, now_ms)?.map_or(0, |r| r.value.len() as i64))),
+        ReadOp::Strlen { key } => {
+            Ok(Reply::Int(string!(live(store, key, now_ms)?).map_or(0, |r| r.value.len() as i64)))
+        }
         ReadOp::GetRange { key, start, end } => {
-            let value = live(store, key, now_ms)?.map(|r| r.value).unwrap_or_default();
+            let value = string!(live(store, key, now_ms)?).map(|r| r.value).unwrap_or_default();
             Ok(Reply::Bulk(get_range(&value, *start, *end).to_vec()))
         }
-        ReadOp::Type { key } => Ok(Reply::simple(match live(store, key, now_ms)? {
-            Some(_) => "string",
-            None => "none",
-        })),
-        ReadOp::Dump { key } => Ok(Reply::bulk_or_nil(live(store, key, now_ms)?.map(|r| r.encode()))),
+        ReadOp::Type { key } => Ok(Reply::simple(live(store, key, now_ms)?.map_or("none", |r| r.kind.name()))),
+        ReadOp::Dump { key } => Ok(match live(store, key, now_ms)? {
+            Some(r) if !r.is_string() => Reply::err(format!(
+                "a {} cannot move between PRGs as one record: RENAME it within its slot (give both keys a common \
+                 hash tag, e.g. {{user1}}:a and {{user1}}:b)",
+                r.kind.name()
+            )),
+            other => Reply::bulk_or_nil(other.map(|r| r.encode())),
+        }),
         ReadOp::DbSize => {
             let mut n = 0;
             for_each_live(store, now_ms, |_| n += 1)?;
             Ok(Reply::Int(n))
         }
-        ReadOp::Scan { slots, after, count, pattern } => {
+        ReadOp::Scan { slots, after, count, pattern, kind } => {
             // The store holds the slots to scan, and only them.
             let count = (*count).max(1);
             let batch = store.scan(after.as_deref(), count)?;
@@ -221,30 +244,35 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             let next_slot = slots.end;
             let keys = batch
                 .into_iter()
-                .filter(|(k, r)| r.is_live(now_ms) && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
+                .filter(|(k, r)| {
+                    r.is_live(now_ms)
+                        && kind.is_none_or(|want| r.kind == want)
+                        && pattern.as_ref().is_none_or(|p| glob_match(p, k))
+                })
                 .map(|(k, _)| k)
                 .collect();
             Ok(ScanPage { next_after, next_slot, keys }.to_reply())
         }
         ReadOp::GetBit { key, offset } => {
-            Ok(Reply::Int(i64::from(live(store, key, now_ms)?.map_or(0, |r| bits::get_bit(&r.value, *offset)))))
+            let rec = string!(live(store, key, now_ms)?);
+            Ok(Reply::Int(i64::from(rec.map_or(0, |r| bits::get_bit(&r.value, *offset)))))
         }
         ReadOp::BitCount { key, range } => {
-            Ok(Reply::Int(live(store, key, now_ms)?.map_or(0, |r| bits::bit_count(&r.value, *range))))
+            Ok(Reply::Int(string!(live(store, key, now_ms)?).map_or(0, |r| bits::bit_count(&r.value, *range))))
         }
         ReadOp::BitPos { key, bit, range } => {
-            let rec = live(store, key, now_ms)?;
+            let rec = string!(live(store, key, now_ms)?);
             Ok(Reply::Int(bits::bit_pos(rec.as_ref().map(|r| r.value.as_slice()), *bit, *range)))
         }
         ReadOp::Lcs { a, b, mode } => {
-            let a = live(store, a, now_ms)?.map(|r| r.value).unwrap_or_default();
-            let b = live(store, b, now_ms)?.map(|r| r.value).unwrap_or_default();
+            let a = string!(live(store, a, now_ms)?).map(|r| r.value).unwrap_or_default();
+            let b = string!(live(store, b, now_ms)?).map(|r| r.value).unwrap_or_default();
             Ok(bits::lcs(&a, &b, *mode))
         }
         ReadOp::Object { key, what } => {
             let Some(rec) = live(store, key, now_ms)? else { return Ok(Reply::Nil) };
             Ok(match what {
-                ObjectInfo::Encoding => Reply::bulk(string_encoding(&rec.value)),
+                ObjectInfo::Encoding => Reply::bulk(encoding(store, key, &rec)?),
                 // Redis tracks access frequency only under an LFU policy;
                 // tidal keeps neither access counts nor times.
                 ObjectInfo::Freq => Reply::err(
@@ -269,6 +297,8 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             }
             Ok(Reply::Nil)
         }
+        ReadOp::Hash { key, op } => hash::read(store, key, op, now_ms),
+        ReadOp::Members { key, op } => set::read(store, key, op, now_ms),
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
@@ -288,6 +318,21 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             Ok(Reply::Array(keys))
         }
     }
+}
+
+/// The encoding Redis 7.0 would report for `rec` under its default
+/// thresholds (a collection's size only: tidal keeps no encodings).
+fn encoding(store: &impl KvStore, key: &[u8], rec: &Record) -> Result<&'static str, StoreError> {
+    let small = |max: u64| collection::len_of(rec) <= max;
+    Ok(match rec.kind {
+        Kind::String => string_encoding(&rec.value),
+        Kind::Hash | Kind::ZSet if small(128) => "listpack",
+        Kind::Hash => "hashtable",
+        Kind::ZSet => "skiplist",
+        Kind::List => "quicklist",
+        Kind::Set if small(512) && set::all_integers(store, key)? => "intset",
+        Kind::Set => "hashtable",
+    })
 }
 
 /// The encoding Redis would give a string it stored as set: `int` for a
@@ -319,27 +364,10 @@ pub fn get_range(value: &[u8], start: i64, end: i64) -> &[u8] {
     &value[start as usize..=end as usize]
 }
 
-fn live(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
-    Ok(store.get(key)?.filter(|r| r.is_live(now_ms)))
-}
-
 /// The version of `key`'s live record, 0 when there is none: what WATCH
 /// reads and EXEC compares.
 fn version_of(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
     Ok(live(store, key, now_ms)?.map_or(0, |r| r.version))
-}
-
-/// Like [`live`], but deletes an expired record it finds, so writes leave
-/// no dead data behind.
-fn live_for_write(store: &mut impl KvStore, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
-    match store.get(key)? {
-        Some(r) if r.is_live(now_ms) => Ok(Some(r)),
-        Some(_) => {
-            store.delete(key)?;
-            Ok(None)
-        }
-        None => Ok(None),
-    }
 }
 
 fn for_each_live(store: &impl KvStore, now_ms: u64, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
@@ -377,9 +405,9 @@ fn deadline(now_ms: u64, rel_ms: u64) -> Option<u64> {
 /// past its deadline (the same observable result, without dead data).
 fn put_or_expire(store: &mut impl KvStore, key: &[u8], rec: &Record, now_ms: u64) -> Result<(), StoreError> {
     if rec.is_live(now_ms) {
-        store.put(key, rec)
+        overwrite(store, key, rec)
     } else {
-        store.delete(key).map(|_| ())
+        delete_key(store, key, now_ms).map(drop)
     }
 }
 
@@ -400,9 +428,13 @@ fn set(
         Expiry::AtMs(at) => Some(at),
         Expiry::None | Expiry::KeepTtl => None,
     };
-    // A plain SET does not depend on what the key held: skip reading it.
+    // A plain SET does not depend on what the key held: skip reading it
+    // (replacing it looks at it anyway, for a collection's element rows).
     let blind = cond == SetCond::None && !get && expiry != Expiry::KeepTtl;
     let old = if blind { None } else { live_for_write(store, key, now_ms)? };
+    if get && old.as_ref().is_some_and(|r| !r.is_string()) {
+        return Ok(wrong_type());
+    }
     let found = old.is_some();
     let old_at = old.as_ref().and_then(|r| r.expire_at_ms);
     let previous = Reply::bulk_or_nil(old.map(|r| r.value));
@@ -410,13 +442,13 @@ fn set(
         return Ok(if get { previous } else { Reply::Nil });
     }
     let expire_at_ms = if expiry == Expiry::KeepTtl { old_at } else { new_at };
-    let rec = Record { value: value.to_vec(), expire_at_ms, version: 0 };
+    let rec = Record { expire_at_ms, ..Record::new(value) };
     put_or_expire(store, key, &rec, now_ms)?;
     Ok(if get { previous } else { Reply::Ok })
 }
 
 fn incr_by(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: i64) -> Result<Reply, StoreError> {
-    let old = live_for_write(store, key, now_ms)?;
+    let old = string!(live_for_write(store, key, now_ms)?);
     let current = match &old {
         None => 0,
         Some(rec) => match parse_i64(&rec.value) {
@@ -427,14 +459,13 @@ fn incr_by(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: i64) -> Res
     let Some(next) = current.checked_add(delta) else {
         return Ok(Reply::err("increment or decrement would overflow"));
     };
-    let rec =
-        Record { value: next.to_string().into_bytes(), expire_at_ms: old.and_then(|r| r.expire_at_ms), version: 0 };
+    let rec = Record { expire_at_ms: old.and_then(|r| r.expire_at_ms), ..Record::new(next.to_string()) };
     store.put(key, &rec)?;
     Ok(Reply::Int(next))
 }
 
 fn incr_by_float(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: &[u8]) -> Result<Reply, StoreError> {
-    let old = live_for_write(store, key, now_ms)?;
+    let old = string!(live_for_write(store, key, now_ms)?);
     let current = match &old {
         None => LongDouble::parse(b"0"),
         Some(rec) => LongDouble::parse(&rec.value),
@@ -446,7 +477,7 @@ fn incr_by_float(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: &[u8]
         return Ok(Reply::err("increment would produce NaN or Infinity"));
     };
     let text = sum.to_human().into_bytes();
-    let rec = Record { value: text.clone(), expire_at_ms: old.and_then(|r| r.expire_at_ms), version: 0 };
+    let rec = Record { expire_at_ms: old.and_then(|r| r.expire_at_ms), ..Record::new(text.clone()) };
     store.put(key, &rec)?;
     Ok(Reply::Bulk(text))
 }
@@ -458,7 +489,7 @@ fn set_range(
     offset: u64,
     value: &[u8],
 ) -> Result<Reply, StoreError> {
-    let old = live_for_write(store, key, now_ms)?;
+    let old = string!(live_for_write(store, key, now_ms)?);
     if value.is_empty() {
         return Ok(Reply::Int(old.map_or(0, |r| r.value.len() as i64)));
     }
@@ -477,7 +508,7 @@ fn set_range(
 }
 
 fn get_ex(store: &mut impl KvStore, now_ms: u64, key: &[u8], expiry: GetExExpiry) -> Result<Reply, StoreError> {
-    let Some(mut rec) = live_for_write(store, key, now_ms)? else {
+    let Some(mut rec) = string!(live_for_write(store, key, now_ms)?) else {
         return Ok(Reply::Nil);
     };
     let value = Reply::Bulk(rec.value.clone());
@@ -498,7 +529,7 @@ fn get_ex(store: &mut impl KvStore, now_ms: u64, key: &[u8], expiry: GetExExpiry
         GetExExpiry::AtMs(at) => {
             // Redis deletes at once when an absolute deadline has passed.
             if at <= now_ms {
-                store.delete(key)?;
+                remove(store, key, &rec)?;
             } else {
                 rec.expire_at_ms = Some(at);
                 store.put(key, &rec)?;
@@ -534,7 +565,7 @@ fn expire(
         return Ok(Reply::Int(0));
     }
     if when <= now_i64(now_ms) {
-        store.delete(key)?;
+        remove(store, key, &rec)?;
     } else {
         rec.expire_at_ms = Some(when as u64);
         store.put(key, &rec)?;
@@ -553,8 +584,8 @@ fn rename(store: &mut impl KvStore, now_ms: u64, from: &[u8], to: &[u8], nx: boo
     if nx && live_for_write(store, to, now_ms)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    store.put(to, &rec)?;
-    store.delete(from)?;
+    copy_key(store, from, to, &rec)?;
+    remove(store, from, &rec)?;
     Ok(done)
 }
 

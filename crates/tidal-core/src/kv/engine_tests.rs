@@ -2,61 +2,10 @@
 //! expected replies taken from Redis 7.0.
 
 use super::*;
-use crate::kv::{parse, Command, KeyspaceCmd, MemStore};
 use proptest::prelude::*;
 
-const T0: u64 = 1_700_000_000_000;
-
-struct Db {
-    store: MemStore,
-    now: u64,
-}
-
-impl Db {
-    fn new() -> Db {
-        Db { store: MemStore::new(), now: T0 }
-    }
-
-    fn run_bytes(&mut self, args: Vec<Vec<u8>>) -> Reply {
-        match parse(args) {
-            Err(reply) => reply,
-            Ok(Command::Write(op)) => apply(&op, self.now, &mut self.store).unwrap(),
-            Ok(Command::Read(op)) => read(&op, self.now, &self.store).unwrap(),
-            Ok(Command::Keyspace(KeyspaceCmd::DbSize)) => read(&ReadOp::DbSize, self.now, &self.store).unwrap(),
-            Ok(Command::Keyspace(KeyspaceCmd::Keys(pattern))) => {
-                read(&ReadOp::Keys { pattern }, self.now, &self.store).unwrap()
-            }
-            Ok(Command::Keyspace(KeyspaceCmd::FlushDb { .. } | KeyspaceCmd::FlushAll { .. })) => {
-                apply(&WriteOp::Flush, self.now, &mut self.store).unwrap()
-            }
-            Ok(other) => panic!("not a data command: {other:?}"),
-        }
-    }
-
-    fn run(&mut self, args: &[&str]) -> Reply {
-        self.run_bytes(args.iter().map(|a| a.as_bytes().to_vec()).collect())
-    }
-
-    fn ok(&mut self, args: &[&str]) {
-        assert_eq!(self.run(args), Reply::Ok, "{args:?}");
-    }
-
-    fn stored(&self) -> usize {
-        self.store.entries().count()
-    }
-}
-
-fn bulk(s: &str) -> Reply {
-    Reply::bulk(s)
-}
-
-fn int(n: i64) -> Reply {
-    Reply::Int(n)
-}
-
-fn err(s: &str) -> Reply {
-    Reply::Error(s.to_string())
-}
+use crate::kv::test_db::*;
+use crate::kv::{parse, Command, MemStore};
 
 #[test]
 fn set_and_get() {
@@ -464,6 +413,7 @@ fn scan_pages_resume_after_the_last_examined_key() {
             after: after.map(|a| a.as_bytes().to_vec()),
             count: 2,
             pattern: pattern.map(|p| p.as_bytes().to_vec()),
+            kind: None,
         };
         ScanPage::from_reply(&read(&op, db.now, &db.store).unwrap()).unwrap()
     };

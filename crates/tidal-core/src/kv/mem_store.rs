@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::record::Record;
-use super::store::{KvStore, StoreError};
+use super::store::{element_bounds, element_key, ElementRows, KvStore, StoreError};
 
 /// A [`KvStore`] that never fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemStore {
     map: BTreeMap<Vec<u8>, Record>,
+    /// Element rows by [`element_key`].
+    elems: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl MemStore {
@@ -23,6 +25,11 @@ impl MemStore {
     /// compare whole states.
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Record)> {
         self.map.iter().map(|(k, v)| (k.as_slice(), v))
+    }
+
+    /// How many element rows are stored, for every collection together.
+    pub fn element_rows(&self) -> usize {
+        self.elems.len()
     }
 }
 
@@ -53,11 +60,42 @@ impl KvStore for MemStore {
     fn clear(&mut self) -> Result<u64, StoreError> {
         let n = self.map.len() as u64;
         self.map.clear();
+        self.elems.clear();
         Ok(n)
     }
 
     fn len(&self) -> Result<u64, StoreError> {
         Ok(self.map.len() as u64)
+    }
+
+    fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.elems.get(&element_key(key, sub)).cloned())
+    }
+
+    fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.elems.insert(element_key(key, sub), value.to_vec());
+        Ok(())
+    }
+
+    fn elem_delete(&mut self, key: &[u8], sub: &[u8]) -> Result<(), StoreError> {
+        self.elems.remove(&element_key(key, sub));
+        Ok(())
+    }
+
+    fn elem_range(
+        &self,
+        key: &[u8],
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<ElementRows, StoreError> {
+        let prefix = 4 + key.len();
+        Ok(self
+            .elems
+            .range(element_bounds(key, lower, upper))
+            .take(limit)
+            .map(|(k, v)| (k[prefix..].to_vec(), v.clone()))
+            .collect())
     }
 }
 
@@ -81,5 +119,31 @@ mod tests {
         assert!(!s.delete(b"a").unwrap());
         assert_eq!(s.clear().unwrap(), 3);
         assert!(s.is_empty().unwrap());
+    }
+
+    #[test]
+    fn element_rows_stay_within_their_key() {
+        let mut s = MemStore::new();
+        // Keys that are prefixes of each other, and all-0xff keys, whose
+        // ranges must not bleed into the next key's.
+        for key in [&b"a"[..], b"ab", b"\xff", b"\xff\xff", b""] {
+            for sub in [&b""[..], b"x", b"y"] {
+                s.elem_put(key, sub, &[key, sub].concat()).unwrap();
+            }
+        }
+        for key in [&b"a"[..], b"ab", b"\xff", b"\xff\xff", b""] {
+            let rows = s.elem_range(key, Bound::Unbounded, Bound::Unbounded, usize::MAX).unwrap();
+            let subs: Vec<&[u8]> = rows.iter().map(|(k, _)| k.as_slice()).collect();
+            assert_eq!(subs, vec![&b""[..], b"x", b"y"], "key {key:?}");
+            assert!(rows.iter().all(|(sub, v)| *v == [key, sub.as_slice()].concat()));
+        }
+        let rows = s.elem_range(b"a", Bound::Excluded(b""), Bound::Included(b"x"), 10).unwrap();
+        assert_eq!(rows, vec![(b"x".to_vec(), b"ax".to_vec())]);
+        s.elem_delete(b"a", b"x").unwrap();
+        assert_eq!(s.elem_get(b"a", b"x").unwrap(), None);
+        assert_eq!(s.elem_get(b"ab", b"x").unwrap(), Some(b"abx".to_vec()));
+        assert!(s.is_empty().unwrap());
+        s.clear().unwrap();
+        assert_eq!(s.element_rows(), 0);
     }
 }

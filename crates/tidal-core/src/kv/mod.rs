@@ -14,12 +14,14 @@
 
 mod big_uint;
 mod bits;
+mod collection;
 mod command;
 mod command_table;
 mod config;
 mod conn;
 mod engine;
 mod glob;
+mod hash;
 mod info;
 mod integer;
 mod long_double;
@@ -30,22 +32,28 @@ mod parse_string;
 mod record;
 mod reply;
 mod scan_page;
+mod set;
 mod split;
 mod store;
+#[cfg(test)]
+mod test_db;
 
 pub use bits::{BitOpKind, BitRange, LcsMode};
+pub use collection::wrong_type;
 pub use command::{command_spec, parse, Command};
 pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};
 pub use config::{config_get, config_set, ConfigView};
 pub use conn::{hello_reply, ClientSetInfoAttr, CommandSub, ConnCmd, HelloView, KeyspaceCmd};
 pub use engine::{apply, exec, get_range, read, MAX_STRING_LEN};
 pub use glob::{glob_match, glob_match_nocase};
+pub use hash::{HashRead, HashWrite};
 pub use info::{info_reply, InfoView};
 pub use integer::{parse_cursor, parse_i64};
 pub use mem_store::MemStore;
 pub use op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, Watch, WriteOp};
-pub use record::{Record, RecordError};
+pub use record::{Kind, Record, RecordError};
 pub use reply::Reply;
 pub use scan_page::ScanPage;
+pub use set::{SetAlgebra, SetRead, SetWrite};
 pub use split::{merge, plan_read, plan_write, Merge, Plan};
-pub use store::{KvStore, StoreError};
+pub use store::{element_bounds, element_key, ElementRows, KvStore, StoreError};

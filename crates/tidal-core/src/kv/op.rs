@@ -17,7 +17,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::bits::{BitOpKind, BitRange, LcsMode};
-use super::record::Record;
+use super::hash::{HashRead, HashWrite};
+use super::record::{Kind, Record};
+use super::set::{SetRead, SetWrite};
 
 /// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +183,16 @@ pub enum WriteOp {
         watch: Option<Watch>,
         ops: Vec<TxOp>,
     },
+    /// A hash command on `key`.
+    Hash {
+        key: Vec<u8>,
+        op: HashWrite,
+    },
+    /// A set command on `key` (SMOVE's source, a STORE form's destination).
+    Members {
+        key: Vec<u8>,
+        op: SetWrite,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -249,6 +261,8 @@ pub enum ReadOp {
         after: Option<Vec<u8>>,
         count: usize,
         pattern: Option<Vec<u8>>,
+        /// Only keys holding this kind (SCAN's TYPE).
+        kind: Option<Kind>,
     },
     /// Live keys of this group matching a glob pattern.
     Keys {
@@ -287,6 +301,15 @@ pub enum ReadOp {
     /// when the group has none (RANDOMKEY asks every group).
     RandomKey {
         seed: u64,
+    },
+    Hash {
+        key: Vec<u8>,
+        op: HashRead,
+    },
+    /// A set command on `key` (the first key of SINTER and its kin).
+    Members {
+        key: Vec<u8>,
+        op: SetRead,
     },
 }
 
@@ -357,7 +380,15 @@ impl WriteOp {
             | WriteOp::Expire { key, .. }
             | WriteOp::Persist { key }
             | WriteOp::Restore { key, .. }
-            | WriteOp::SetBit { key, .. } => vec![key],
+            | WriteOp::SetBit { key, .. }
+            | WriteOp::Hash { key, .. } => vec![key],
+            WriteOp::Members { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    SetWrite::Move { dest, .. } => vec![dest.as_slice()],
+                    SetWrite::Store { sources, .. } => refs(sources),
+                    _ => Vec::new(),
+                })
+                .collect(),
             WriteOp::Del { keys } => refs(keys),
             WriteOp::BitOp { dest, keys, .. } => std::iter::once(dest.as_slice()).chain(refs(keys)).collect(),
             WriteOp::Copy { from, to, .. } => vec![from, to],
@@ -383,7 +414,32 @@ impl WriteOp {
                 | WriteOp::BitOp { .. }
                 | WriteOp::Copy { .. }
                 | WriteOp::Exec { .. }
-        )
+        ) || (matches!(self, WriteOp::Members { .. }) && self.keys().len() > 1)
+    }
+
+    /// The seed of a write that picks at random (SPOP), which the node
+    /// that receives it sets so that every replica picks alike.
+    pub fn seed_mut(&mut self) -> Option<&mut u64> {
+        match self {
+            WriteOp::Members { op: SetWrite::Pop { seed, .. }, .. } => Some(seed),
+            _ => None,
+        }
+    }
+
+    /// The command a multi-key write came from, for its CROSSSLOT error.
+    pub fn command_name(&self) -> &'static str {
+        match self {
+            WriteOp::MSetNx { .. } => "MSETNX",
+            WriteOp::BitOp { .. } => "BITOP",
+            WriteOp::Copy { .. } => "COPY",
+            WriteOp::Members { op: SetWrite::Move { .. }, .. } => "SMOVE",
+            WriteOp::Members { op: SetWrite::Store { op, .. }, .. } => match op {
+                super::set::SetAlgebra::Inter => "SINTERSTORE",
+                super::set::SetAlgebra::Union => "SUNIONSTORE",
+                super::set::SetAlgebra::Diff => "SDIFFSTORE",
+            },
+            _ => "this command",
+        }
     }
 }
 
@@ -401,7 +457,14 @@ impl ReadOp {
             | ReadOp::GetBit { key, .. }
             | ReadOp::BitCount { key, .. }
             | ReadOp::BitPos { key, .. }
-            | ReadOp::Object { key, .. } => vec![key],
+            | ReadOp::Object { key, .. }
+            | ReadOp::Hash { key, .. } => vec![key],
+            ReadOp::Members { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    SetRead::Algebra { others, .. } | SetRead::InterCard { others, .. } => refs(others),
+                    _ => Vec::new(),
+                })
+                .collect(),
             ReadOp::Lcs { a, b, .. } => vec![a, b],
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)
@@ -413,6 +476,31 @@ impl ReadOp {
     /// Whether the op names several keys, which may live in different groups.
     pub fn is_multi_key(&self) -> bool {
         matches!(self, ReadOp::MGet { .. } | ReadOp::Exists { .. } | ReadOp::Touch { .. } | ReadOp::Lcs { .. })
+            || (matches!(self, ReadOp::Members { .. }) && self.keys().len() > 1)
+    }
+
+    /// The seed of a read that picks at random (HRANDFIELD, SRANDMEMBER),
+    /// which the node that serves it sets.
+    pub fn seed_mut(&mut self) -> Option<&mut u64> {
+        match self {
+            ReadOp::Hash { op: HashRead::RandField { seed, .. }, .. }
+            | ReadOp::Members { op: SetRead::RandMember { seed, .. }, .. } => Some(seed),
+            _ => None,
+        }
+    }
+
+    /// The command a multi-key read came from, for its CROSSSLOT error.
+    pub fn command_name(&self) -> &'static str {
+        match self {
+            ReadOp::Lcs { .. } => "LCS",
+            ReadOp::Members { op: SetRead::InterCard { .. }, .. } => "SINTERCARD",
+            ReadOp::Members { op: SetRead::Algebra { op, .. }, .. } => match op {
+                super::set::SetAlgebra::Inter => "SINTER",
+                super::set::SetAlgebra::Union => "SUNION",
+                super::set::SetAlgebra::Diff => "SDIFF",
+            },
+            _ => "this command",
+        }
     }
 }
 

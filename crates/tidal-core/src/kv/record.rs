@@ -9,7 +9,16 @@
 //! 0x11 expire_at_ms(u64 BE) value...               with expiry
 //! 0x12 version(u64 BE) value...                    versioned, no expiry
 //! 0x13 version(u64 BE) expire_at_ms(u64 BE) value...  versioned, with expiry
+//! 0x14 kind(u8) flags(u8) [version] [expire_at_ms] header...
+//!                                                  a collection's header
 //! ```
+//!
+//! A collection (hash, set, list, sorted set) is a header record under its
+//! key, holding its kind, expiry, version and a small kind-specific header
+//! (its length, a list's ends), and one element row per field or member
+//! next to it (see [`super::store::KvStore`]). In the `0x14` form, flag bit
+//! 0 says a version follows and bit 1 an expiry; a string is never written
+//! in it.
 //!
 //! A record's version is the log index of the entry that last wrote it in
 //! its PRG (a PRG stamps every record it stores, rows a move brings in
@@ -23,8 +32,63 @@ const V1_PERSISTENT: u8 = 0x10;
 const V1_EXPIRING: u8 = 0x11;
 const V2_PERSISTENT: u8 = 0x12;
 const V2_EXPIRING: u8 = 0x13;
+const TYPED: u8 = 0x14;
+const FLAG_VERSIONED: u8 = 1;
+const FLAG_EXPIRING: u8 = 2;
 
-/// A string value and its optional absolute expiry.
+/// What a key holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    #[default]
+    String,
+    Hash,
+    Set,
+    List,
+    ZSet,
+}
+
+impl Kind {
+    /// The name TYPE answers with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+            Kind::List => "list",
+            Kind::ZSet => "zset",
+        }
+    }
+
+    /// The kind TYPE calls `name` (any case).
+    pub fn from_name(name: &[u8]) -> Option<Kind> {
+        [Kind::String, Kind::Hash, Kind::Set, Kind::List, Kind::ZSet]
+            .into_iter()
+            .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Kind::String => 0,
+            Kind::Hash => 1,
+            Kind::Set => 2,
+            Kind::List => 3,
+            Kind::ZSet => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Kind> {
+        Some(match code {
+            1 => Kind::Hash,
+            2 => Kind::Set,
+            3 => Kind::List,
+            4 => Kind::ZSet,
+            _ => return None,
+        })
+    }
+}
+
+/// What a key holds: a string value, or a collection's header; its
+/// optional absolute expiry; its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     #[serde(with = "serde_bytes")]
@@ -35,6 +99,10 @@ pub struct Record {
     /// stamped. Not part of a record as ops carry it (the store stamps).
     #[serde(skip)]
     pub version: u64,
+    /// A string's `value` is the string; a collection's is its header. Ops
+    /// carry only strings (a collection never travels as one record).
+    #[serde(skip)]
+    pub kind: Kind,
 }
 
 /// Why bytes could not be read back as a [`Record`].
@@ -48,15 +116,24 @@ pub enum RecordError {
     Truncated,
     #[error("versioned record with version 0")]
     ZeroVersion,
+    #[error("typed record of unknown kind {0}")]
+    UnknownKind(u8),
+    #[error("typed record with unknown flags {0:#04x}")]
+    UnknownFlags(u8),
 }
 
 impl Record {
     pub fn new(value: impl Into<Vec<u8>>) -> Record {
-        Record { value: value.into(), expire_at_ms: None, version: 0 }
+        Record { value: value.into(), expire_at_ms: None, version: 0, kind: Kind::String }
+    }
+
+    /// A collection's header record.
+    pub fn collection(kind: Kind, header: impl Into<Vec<u8>>, expire_at_ms: Option<u64>) -> Record {
+        Record { value: header.into(), expire_at_ms, version: 0, kind }
     }
 
     pub fn expiring(value: impl Into<Vec<u8>>, expire_at_ms: u64) -> Record {
-        Record { value: value.into(), expire_at_ms: Some(expire_at_ms), version: 0 }
+        Record { value: value.into(), expire_at_ms: Some(expire_at_ms), version: 0, kind: Kind::String }
     }
 
     /// The same record stamped with `version`.
@@ -71,9 +148,29 @@ impl Record {
         self.expire_at_ms.is_none_or(|at| now_ms <= at)
     }
 
+    pub fn is_string(&self) -> bool {
+        self.kind == Kind::String
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.value.len() + 17);
+        let mut out = Vec::with_capacity(self.value.len() + 19);
         let versioned = self.version != 0;
+        if self.kind != Kind::String {
+            out.push(TYPED);
+            out.push(self.kind.code());
+            out.push(
+                if versioned { FLAG_VERSIONED } else { 0 }
+                    | if self.expire_at_ms.is_some() { FLAG_EXPIRING } else { 0 },
+            );
+            if versioned {
+                out.extend_from_slice(&self.version.to_be_bytes());
+            }
+            if let Some(at) = self.expire_at_ms {
+                out.extend_from_slice(&at.to_be_bytes());
+            }
+            out.extend_from_slice(&self.value);
+            return out;
+        }
         out.push(match (versioned, self.expire_at_ms.is_some()) {
             (false, false) => V1_PERSISTENT,
             (false, true) => V1_EXPIRING,
@@ -92,6 +189,9 @@ impl Record {
 
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
         let (&tag, rest) = bytes.split_first().ok_or(RecordError::Empty)?;
+        if tag == TYPED {
+            return Record::decode_typed(rest);
+        }
         let (version, rest) = match tag {
             V1_PERSISTENT | V1_EXPIRING => (0, rest),
             V2_PERSISTENT | V2_EXPIRING => {
@@ -113,6 +213,29 @@ impl Record {
         };
         Ok(rec.stamped(version))
     }
+
+    fn decode_typed(bytes: &[u8]) -> Result<Record, RecordError> {
+        let [code, flags, rest @ ..] = bytes else { return Err(RecordError::Truncated) };
+        let kind = Kind::from_code(*code).ok_or(RecordError::UnknownKind(*code))?;
+        if flags & !(FLAG_VERSIONED | FLAG_EXPIRING) != 0 {
+            return Err(RecordError::UnknownFlags(*flags));
+        }
+        let mut rest = rest;
+        let mut word = |present: bool| -> Result<Option<u64>, RecordError> {
+            if !present {
+                return Ok(None);
+            }
+            let (w, tail) = rest.split_first_chunk::<8>().ok_or(RecordError::Truncated)?;
+            rest = tail;
+            Ok(Some(u64::from_be_bytes(*w)))
+        };
+        let version = word(flags & FLAG_VERSIONED != 0)?;
+        let expire_at_ms = word(flags & FLAG_EXPIRING != 0)?;
+        if version == Some(0) {
+            return Err(RecordError::ZeroVersion);
+        }
+        Ok(Record { value: rest.to_vec(), expire_at_ms, version: version.unwrap_or(0), kind })
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +253,11 @@ mod tests {
             b"\x13\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x01\x02v"
         );
         assert_eq!(Record::decode(b"\x12\x00\x00\x00\x00\x00\x00\x00\x00v"), Err(RecordError::ZeroVersion));
+        assert_eq!(
+            Record::collection(Kind::Hash, "h", Some(0x0102)).stamped(3).encode(),
+            b"\x14\x01\x03\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x01\x02h"
+        );
+        assert_eq!(Record::collection(Kind::ZSet, "", None).encode(), b"\x14\x04\x00");
     }
 
     #[test]
@@ -137,6 +265,10 @@ mod tests {
         assert_eq!(Record::decode(b""), Err(RecordError::Empty));
         assert_eq!(Record::decode(b"\x11\x00\x01"), Err(RecordError::Truncated));
         assert_eq!(Record::decode(b"\x07abc"), Err(RecordError::UnknownTag(7)));
+        assert_eq!(Record::decode(b"\x14\x00\x00"), Err(RecordError::UnknownKind(0)));
+        assert_eq!(Record::decode(b"\x14\x01\x04"), Err(RecordError::UnknownFlags(4)));
+        assert_eq!(Record::decode(b"\x14\x01\x01\x00"), Err(RecordError::Truncated));
+        assert_eq!(Record::decode(b"\x14\x01"), Err(RecordError::Truncated));
     }
 
     #[test]
@@ -154,8 +286,9 @@ mod tests {
             value in proptest::collection::vec(any::<u8>(), 0..64),
             at in proptest::option::of(any::<u64>()),
             version in prop_oneof![Just(0u64), any::<u64>()],
+            kind in prop_oneof![Just(Kind::String), Just(Kind::Hash), Just(Kind::Set), Just(Kind::List), Just(Kind::ZSet)],
         ) {
-            let rec = Record { value, expire_at_ms: at, version };
+            let rec = Record { value, expire_at_ms: at, version, kind };
             prop_assert_eq!(Record::decode(&rec.encode()), Ok(rec));
         }
 
@@ -174,7 +307,7 @@ mod tests {
             version in prop_oneof![Just(0u64), 1..u64::MAX],
             cut in 0usize..17,
         ) {
-            let bytes = Record { value: b"v".to_vec(), expire_at_ms: at, version }.encode();
+            let bytes = Record { value: b"v".to_vec(), expire_at_ms: at, version, kind: Kind::String }.encode();
             let header = 1 + if at.is_some() { 8 } else { 0 } + if version != 0 { 8 } else { 0 };
             prop_assert!(Record::decode(&bytes[..cut.min(header - 1)]).is_err());
         }

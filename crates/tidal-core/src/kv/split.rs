@@ -123,13 +123,10 @@ pub fn plan_write<G: Ord + Clone>(
             let pairs = pairs.clone();
             Ok(split(op, pairs, |(k, _)| k, &group_of, |pairs| WriteOp::MSet { pairs }, |_| Merge::Ok))
         }
-        WriteOp::MSetNx { .. } | WriteOp::BitOp { .. } | WriteOp::Copy { .. } => {
-            let cmd = match op {
-                WriteOp::MSetNx { .. } => "MSETNX",
-                WriteOp::BitOp { .. } => "BITOP",
-                _ => "COPY",
-            };
-            let group = one_slot(&op.keys(), cmd, &group_of, &slot_of)?;
+        WriteOp::MSetNx { .. } | WriteOp::BitOp { .. } | WriteOp::Copy { .. } | WriteOp::Members { .. }
+            if op.keys().len() > 1 =>
+        {
+            let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
             Ok(Plan::Single(group, op))
         }
         WriteOp::Rename { from, to, nx } => {
@@ -155,8 +152,8 @@ pub fn plan_read<G: Ord + Clone>(
     slot_of: impl Fn(&[u8]) -> u32,
 ) -> Result<Plan<G, ReadOp>, Reply> {
     match &op {
-        ReadOp::Lcs { .. } => {
-            let group = one_slot(&op.keys(), "LCS", &group_of, &slot_of)?;
+        ReadOp::Lcs { .. } | ReadOp::Members { .. } if op.keys().len() > 1 => {
+            let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
             Ok(Plan::Single(group, op))
         }
         ReadOp::DbSize => Ok(Plan::Broadcast { op, merge: Merge::SumInts }),

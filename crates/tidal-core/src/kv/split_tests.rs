@@ -101,7 +101,7 @@ fn keyless_ops_broadcast() {
         merge(&m, vec![Reply::Array(vec![Reply::bulk("a")]), Reply::Array(vec![Reply::bulk("b")])]),
         Reply::Array(vec![Reply::bulk("a"), Reply::bulk("b")])
     );
-    let scan = ReadOp::Scan { slots: 0..16, after: None, count: 10, pattern: None };
+    let scan = ReadOp::Scan { slots: 0..16, after: None, count: 10, pattern: None, kind: None };
     assert!(plan_read(scan, group_of, slot_of).is_err());
 }
 

@@ -9,8 +9,65 @@
 //! A store is a plain ordered map from key bytes to [`Record`]s. It knows
 //! nothing about expiry: expired records are simply data that the engine
 //! treats as absent (lazy expiry), deleting them when a write touches them.
+//!
+//! Next to it, a store keeps the element rows of collections: under a
+//! collection's key, an ordered map from sub-keys (a hash field, a set
+//! member, a list position, ...) to bytes. The key's [`Record`] is the
+//! collection's header; the store does not tie the two together, the
+//! engine keeps them consistent. Element rows are not keys: `len`, `scan`
+//! and `get` never see them, and `clear` deletes them too.
+
+use std::ops::Bound;
 
 use super::record::Record;
+
+/// Element rows of one collection: (sub-key, bytes) pairs.
+pub type ElementRows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The bytes a store orders a collection's element rows by: the key's
+/// length (u32, big-endian), the key, then the sub-key. All rows of one
+/// key are one contiguous range, in sub-key order.
+pub fn element_key(key: &[u8], sub: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + key.len() + sub.len());
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(sub);
+    out
+}
+
+/// Bounds on a key's sub-keys as bounds on [`element_key`]s; an unbounded
+/// end stops at the key's last row.
+pub fn element_bounds(key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lower = match lower {
+        Bound::Included(s) => Bound::Included(element_key(key, s)),
+        Bound::Excluded(s) => Bound::Excluded(element_key(key, s)),
+        Bound::Unbounded => Bound::Included(element_key(key, b"")),
+    };
+    let upper = match upper {
+        Bound::Included(s) => Bound::Included(element_key(key, s)),
+        Bound::Excluded(s) => Bound::Excluded(element_key(key, s)),
+        // The next key of the same length, or failing that (all 0xff),
+        // the first key one byte longer.
+        Bound::Unbounded => match successor(key) {
+            Some(next) => Bound::Excluded(element_key(&next, b"")),
+            None => Bound::Excluded(((key.len() + 1) as u32).to_be_bytes().to_vec()),
+        },
+    };
+    (lower, upper)
+}
+
+/// The smallest byte string of the same length greater than `key`.
+fn successor(key: &[u8]) -> Option<Vec<u8>> {
+    let mut next = key.to_vec();
+    for i in (0..next.len()).rev() {
+        if next[i] < 0xff {
+            next[i] += 1;
+            next[i + 1..].fill(0);
+            return Some(next);
+        }
+    }
+    None
+}
 
 /// A failure of the underlying storage (I/O, corruption). The engine passes
 /// it through untouched; it never becomes a Redis reply inside tidal-core.
@@ -34,4 +91,18 @@ pub trait KvStore {
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
+
+    /// The element row `sub` of the collection `key`.
+    fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn elem_delete(&mut self, key: &[u8], sub: &[u8]) -> Result<(), StoreError>;
+    /// Up to `limit` element rows of `key` with sub-keys within the bounds,
+    /// in sub-key order.
+    fn elem_range(
+        &self,
+        key: &[u8],
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<ElementRows, StoreError>;
 }

@@ -1,0 +1,172 @@
+//! Hash commands against the in-memory store, with Redis 7.0's replies.
+
+use crate::kv::test_db::*;
+use crate::kv::{Reply, WriteOp};
+
+fn sorted(r: Reply) -> Vec<Reply> {
+    let mut v = match r {
+        Reply::Array(v) | Reply::Set(v) => v,
+        Reply::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => panic!("not a collection: {other:?}"),
+    };
+    v.sort_by_key(|r| format!("{r:?}"));
+    v
+}
+
+#[test]
+fn fields_are_set_read_and_deleted() {
+    let mut db = Db::new();
+    assert_eq!(db.run(&["HSET", "h", "a", "1", "b", "2", "a", "3"]), int(2));
+    assert_eq!(db.run(&["HGET", "h", "a"]), bulk("3"));
+    assert_eq!(db.run(&["HLEN", "h"]), int(2));
+    assert_eq!(db.run(&["HMGET", "h", "a", "nope", "b"]), Reply::Array(vec![bulk("3"), Reply::Nil, bulk("2")]));
+    assert_eq!(db.run(&["HEXISTS", "h", "b"]), int(1));
+    assert_eq!(db.run(&["HSTRLEN", "h", "b"]), int(1));
+    assert_eq!(db.run(&["HSETNX", "h", "a", "9"]), int(0));
+    assert_eq!(db.run(&["HSETNX", "h", "c", "9"]), int(1));
+    assert_eq!(
+        sorted(db.run(&["HGETALL", "h"])),
+        vec![bulk("2"), bulk("3"), bulk("9"), bulk("a"), bulk("b"), bulk("c")]
+    );
+    assert_eq!(sorted(db.run(&["HKEYS", "h"])), vec![bulk("a"), bulk("b"), bulk("c")]);
+    assert_eq!(db.run(&["HMSET", "h", "d", "4"]), Reply::Ok);
+    assert_eq!(db.run(&["TYPE", "h"]), Reply::simple("hash"));
+    assert_eq!(db.run(&["HDEL", "h", "a", "a", "nope"]), int(1));
+    assert_eq!(db.run(&["HDEL", "h", "b", "c", "d"]), int(3));
+    // The last field gone, the key is gone, and so are its rows.
+    assert_eq!(db.run(&["EXISTS", "h"]), int(0));
+    assert_eq!(db.store.element_rows(), 0);
+    assert_eq!(db.run(&["HGETALL", "h"]), Reply::Map(Vec::new()));
+    assert_eq!(db.run(&["HSET", "h", "a"]), err("ERR wrong number of arguments for 'hset' command"));
+}
+
+#[test]
+fn increments_follow_redis() {
+    let mut db = Db::new();
+    assert_eq!(db.run(&["HINCRBY", "h", "n", "5"]), int(5));
+    assert_eq!(db.run(&["HINCRBY", "h", "n", "-7"]), int(-2));
+    assert_eq!(db.run(&["HINCRBY", "h", "n", "x"]), err("ERR value is not an integer or out of range"));
+    db.run(&["HSET", "h", "s", "abc", "big", "9223372036854775807"]);
+    assert_eq!(db.run(&["HINCRBY", "h", "s", "1"]), err("ERR hash value is not an integer"));
+    assert_eq!(db.run(&["HINCRBY", "h", "big", "1"]), err("ERR increment or decrement would overflow"));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "10.5"]), bulk("10.5"));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "0.1"]), bulk("10.6"));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "s", "1"]), err("ERR hash value is not a float"));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "x"]), err("ERR value is not a valid float"));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "inf"]), err("ERR increment would produce NaN or Infinity"));
+    assert_eq!(db.run(&["HLEN", "h"]), int(4));
+}
+
+#[test]
+fn other_types_are_wrongtype_both_ways() {
+    let mut db = Db::new();
+    db.ok(&["SET", "s", "v"]);
+    db.run(&["HSET", "h", "f", "v"]);
+    let wrong = err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(db.run(&["HSET", "s", "f", "v"]), wrong);
+    assert_eq!(db.run(&["HGET", "s", "f"]), wrong);
+    assert_eq!(db.run(&["HLEN", "s"]), wrong);
+    assert_eq!(db.run(&["GET", "h"]), wrong);
+    assert_eq!(db.run(&["APPEND", "h", "x"]), wrong);
+    assert_eq!(db.run(&["INCR", "h"]), wrong);
+    assert_eq!(db.run(&["SET", "h", "x", "GET"]), wrong);
+    assert_eq!(db.run(&["MGET", "h", "s"]), Reply::Array(vec![Reply::Nil, bulk("v")]));
+    // A plain SET replaces the hash, rows and all.
+    db.ok(&["SET", "h", "x"]);
+    assert_eq!(db.run(&["GET", "h"]), bulk("x"));
+    assert_eq!(db.store.element_rows(), 0);
+}
+
+#[test]
+fn keyspace_commands_carry_the_rows() {
+    let mut db = Db::new();
+    db.run(&["HSET", "{t}a", "f", "1", "g", "2"]);
+    assert_eq!(db.run(&["COPY", "{t}a", "{t}b"]), int(1));
+    assert_eq!(db.run(&["RENAME", "{t}a", "{t}c"]), Reply::Ok);
+    assert_eq!(db.run(&["HGETALL", "{t}a"]), Reply::Map(Vec::new()));
+    assert_eq!(db.run(&["HGET", "{t}b", "g"]), bulk("2"));
+    assert_eq!(db.run(&["HGET", "{t}c", "f"]), bulk("1"));
+    assert_eq!(db.store.element_rows(), 4);
+    assert_eq!(db.run(&["DBSIZE"]), int(2));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "{t}b"]), bulk("listpack"));
+    assert_eq!(db.run(&["PEXPIRE", "{t}b", "10"]), int(1));
+    db.now += 11;
+    assert_eq!(db.run(&["HLEN", "{t}b"]), int(0));
+    // A write finds the expired hash and removes its rows.
+    assert_eq!(db.run(&["HSET", "{t}b", "z", "1"]), int(1));
+    assert_eq!(db.store.element_rows(), 3);
+    assert_eq!(db.run(&["DEL", "{t}b", "{t}c"]), int(2));
+    assert_eq!(db.store.element_rows(), 0);
+    assert_eq!(db.stored(), 0);
+}
+
+#[test]
+fn hscan_returns_every_field_once_across_pages() {
+    let mut db = Db::new();
+    for i in 0..300 {
+        db.run(&["HSET", "h", &format!("f{i}"), &i.to_string()]);
+    }
+    let mut cursor = "0".to_string();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pages = 0;
+    loop {
+        let Reply::Array(parts) = db.run(&["HSCAN", "h", &cursor, "COUNT", "7"]) else { panic!() };
+        let (Reply::Bulk(next), Reply::Array(items)) = (&parts[0], &parts[1]) else { panic!() };
+        for pair in items.chunks(2) {
+            assert!(seen.insert(format!("{:?}", pair[0])), "{:?} twice", pair[0]);
+        }
+        // Deleting a field already returned disturbs nothing.
+        if let Some(Reply::Bulk(f)) = items.first() {
+            db.run_bytes(vec![b"HDEL".to_vec(), b"h".to_vec(), f.clone()]);
+        }
+        pages += 1;
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(pages > 30, "{pages} pages");
+    let Reply::Array(parts) = db.run(&["HSCAN", "h", "0", "COUNT", "1000", "MATCH", "f1?"]) else { panic!() };
+    assert!(matches!(&parts[1], Reply::Array(items) if items.len() <= 20 && !items.is_empty()));
+    assert_eq!(db.run(&["HSCAN", "h", "x"]), err("ERR invalid cursor"));
+}
+
+#[test]
+fn random_fields_follow_the_count_rules() {
+    let mut db = Db::new();
+    db.run(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
+    let op = |count: Option<i64>, values: bool, seed: u64| {
+        let op = crate::kv::ReadOp::Hash { key: b"h".to_vec(), op: super::HashRead::RandField { count, values, seed } };
+        crate::kv::read(&op, db.now, &db.store).unwrap()
+    };
+    assert!(matches!(op(None, false, 1), Reply::Bulk(_)));
+    let Reply::Array(all) = op(Some(10), false, 2) else { panic!() };
+    assert_eq!(all.len(), 3);
+    let Reply::Array(two) = op(Some(2), true, 3) else { panic!() };
+    assert_eq!(two.len(), 4);
+    assert_ne!(two[0], two[2]);
+    let Reply::Array(many) = op(Some(-10), false, 4) else { panic!() };
+    assert_eq!(many.len(), 10);
+    assert_eq!(op(Some(0), false, 5), Reply::Array(Vec::new()));
+    // Every field comes up.
+    let picked: std::collections::BTreeSet<_> = (0..64).map(|s| format!("{:?}", op(None, false, s))).collect();
+    assert_eq!(picked.len(), 3);
+    assert_eq!(db.run(&["HRANDFIELD", "h", "1", "WITHVALUE"]), err("ERR syntax error"));
+}
+
+#[test]
+fn a_hash_in_a_transaction_bumps_its_version() {
+    let mut db = Db::new();
+    db.run(&["HSET", "h", "a", "1"]);
+    let version = |db: &Db| crate::kv::KvStore::get(&db.store, b"h").unwrap().unwrap();
+    let before = version(&db);
+    let op = WriteOp::Hash {
+        key: b"h".to_vec(),
+        op: super::HashWrite::Set { pairs: vec![(b"a".to_vec(), b"2".to_vec())], ok: false },
+    };
+    assert_eq!(crate::kv::apply(&op, db.now, &mut db.store).unwrap(), int(0));
+    // The header was rewritten (a stamping store gives it a new version).
+    assert_eq!(version(&db).kind, before.kind);
+    assert_eq!(db.run(&["HGET", "h", "a"]), bulk("2"));
+}

@@ -1,0 +1,57 @@
+//! A store driven through `parse` the way a client drives tidal, for the
+//! engine's tests: replies to compare with Redis 7.0's.
+
+use super::{apply, parse, read, Command, KeyspaceCmd, MemStore, ReadOp, Reply, WriteOp};
+
+pub const T0: u64 = 1_700_000_000_000;
+
+pub struct Db {
+    pub store: MemStore,
+    pub now: u64,
+}
+
+impl Db {
+    pub fn new() -> Db {
+        Db { store: MemStore::new(), now: T0 }
+    }
+
+    pub fn run_bytes(&mut self, args: Vec<Vec<u8>>) -> Reply {
+        match parse(args) {
+            Err(reply) => reply,
+            Ok(Command::Write(op)) => apply(&op, self.now, &mut self.store).unwrap(),
+            Ok(Command::Read(op)) => read(&op, self.now, &self.store).unwrap(),
+            Ok(Command::Keyspace(KeyspaceCmd::DbSize)) => read(&ReadOp::DbSize, self.now, &self.store).unwrap(),
+            Ok(Command::Keyspace(KeyspaceCmd::Keys(pattern))) => {
+                read(&ReadOp::Keys { pattern }, self.now, &self.store).unwrap()
+            }
+            Ok(Command::Keyspace(KeyspaceCmd::FlushDb { .. } | KeyspaceCmd::FlushAll { .. })) => {
+                apply(&WriteOp::Flush, self.now, &mut self.store).unwrap()
+            }
+            Ok(other) => panic!("not a data command: {other:?}"),
+        }
+    }
+
+    pub fn run(&mut self, args: &[&str]) -> Reply {
+        self.run_bytes(args.iter().map(|a| a.as_bytes().to_vec()).collect())
+    }
+
+    pub fn ok(&mut self, args: &[&str]) {
+        assert_eq!(self.run(args), Reply::Ok, "{args:?}");
+    }
+
+    pub fn stored(&self) -> usize {
+        self.store.entries().count()
+    }
+}
+
+pub fn bulk(s: &str) -> Reply {
+    Reply::bulk(s)
+}
+
+pub fn int(n: i64) -> Reply {
+    Reply::Int(n)
+}
+
+pub fn err(s: &str) -> Reply {
+    Reply::Error(s.to_string())
+}
