@@ -265,8 +265,11 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             Ok(Reply::Int(bits::bit_pos(rec.as_ref().map(|r| r.value.as_slice()), *bit, *range)))
         }
         ReadOp::Lcs { a, b, mode } => {
-            let a = string!(live(store, a, now_ms)?).map(|r| r.value).unwrap_or_default();
-            let b = string!(live(store, b, now_ms)?).map(|r| r.value).unwrap_or_default();
+            let (a, b) = (live(store, a, now_ms)?, live(store, b, now_ms)?);
+            if [&a, &b].into_iter().flatten().any(|r| !r.is_string()) {
+                return Ok(Reply::err("The specified keys must contain string values"));
+            }
+            let (a, b) = (a.map(|r| r.value).unwrap_or_default(), b.map(|r| r.value).unwrap_or_default());
             Ok(bits::lcs(&a, &b, *mode))
         }
         ReadOp::Object { key, what } => {

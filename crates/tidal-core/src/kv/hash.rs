@@ -318,8 +318,10 @@ pub(super) fn hincrby(a: Args) -> Parsed {
 
 pub(super) fn hincrbyfloat(a: Args) -> Parsed {
     write(a, |a| {
-        if LongDouble::parse(&a[3]).is_none() {
-            return Err(Reply::not_float());
+        match LongDouble::parse(&a[3]) {
+            None => return Err(Reply::not_float()),
+            Some(LongDouble::Inf { .. }) => return Err(Reply::err("value is NaN or Infinity")),
+            Some(_) => {}
         }
         Ok(HashWrite::IncrByFloat { field: arg(a, 2), delta: arg(a, 3) })
     })

@@ -53,8 +53,10 @@ fn increments_follow_redis() {
     assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "0.1"]), bulk("10.6"));
     assert_eq!(db.run(&["HINCRBYFLOAT", "h", "s", "1"]), err("ERR hash value is not a float"));
     assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "x"]), err("ERR value is not a valid float"));
-    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "inf"]), err("ERR increment would produce NaN or Infinity"));
-    assert_eq!(db.run(&["HLEN", "h"]), int(4));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "f", "inf"]), err("ERR value is NaN or Infinity"));
+    db.run(&["HSET", "h", "huge", "1.1e4932"]);
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "huge", "1.1e4932"]), err("ERR increment would produce NaN or Infinity"));
+    assert_eq!(db.run(&["HLEN", "h"]), int(5));
 }
 
 #[test]

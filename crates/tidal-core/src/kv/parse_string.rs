@@ -8,7 +8,6 @@ use super::bits::{BitOpKind, BitRange, LcsMode, MAX_BIT_OFFSET};
 use super::command::{clip, Command};
 use super::conn::KeyspaceCmd;
 use super::integer::{parse_cursor, parse_i64};
-use super::long_double::LongDouble;
 use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, WriteOp};
 use super::reply::Reply;
 
@@ -256,10 +255,9 @@ pub(super) fn decrby(a: Args) -> Parsed {
     incr_by(a, -delta)
 }
 
+/// The increment is checked at apply, after the key's type, as Redis
+/// checks it.
 pub(super) fn incrbyfloat(mut a: Args) -> Parsed {
-    if LongDouble::parse(&a[2]).is_none() {
-        return Err(Reply::not_float());
-    }
     write(WriteOp::IncrByFloat { key: take(&mut a, 1), delta: take(&mut a, 2) })
 }
 

@@ -120,36 +120,31 @@ fn members_of(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<Op
     })
 }
 
-/// The result of `op` over `keys`, checking types the way Redis 7.0 does:
-/// SINTER stops at the first missing key, the others look at every key.
+/// The result of `op` over `keys`. Like Redis 7.0, every key's type is
+/// checked before any result: a missing key is an empty set.
 fn algebra(
     store: &impl KvStore,
     op: SetAlgebra,
     keys: &[&[u8]],
     now_ms: u64,
 ) -> Result<Result<Members, Reply>, StoreError> {
-    let mut acc: Option<BTreeSet<Vec<u8>>> = None;
-    for (i, key) in keys.iter().enumerate() {
-        let set = match members_of(store, key, now_ms)? {
+    let mut sets = Vec::with_capacity(keys.len());
+    for key in keys {
+        match members_of(store, key, now_ms)? {
             Err(reply) => return Ok(Err(reply)),
-            Ok(s) => s,
-        };
-        acc = Some(match (op, set, acc) {
-            (SetAlgebra::Inter, None, _) => return Ok(Ok(BTreeSet::new())),
-            (_, s, None) if i == 0 => s.unwrap_or_default(),
-            (SetAlgebra::Inter, Some(s), Some(a)) => a.intersection(&s).cloned().collect(),
-            (SetAlgebra::Union, s, Some(mut a)) => {
-                a.extend(s.unwrap_or_default());
-                a
-            }
-            (SetAlgebra::Diff, s, Some(a)) => match s {
-                Some(s) => a.difference(&s).cloned().collect(),
-                None => a,
-            },
-            (_, _, None) => unreachable!("the first key sets the accumulator"),
-        });
+            Ok(s) => sets.push(s.unwrap_or_default()),
+        }
     }
-    Ok(Ok(acc.unwrap_or_default()))
+    let mut sets = sets.into_iter();
+    let mut acc = sets.next().unwrap_or_default();
+    for s in sets {
+        acc = match op {
+            SetAlgebra::Inter => acc.intersection(&s).cloned().collect(),
+            SetAlgebra::Union => acc.union(&s).cloned().collect(),
+            SetAlgebra::Diff => acc.difference(&s).cloned().collect(),
+        };
+    }
+    Ok(Ok(acc))
 }
 
 fn add_members(store: &mut impl KvStore, key: &[u8], h: &mut Header, members: &[Vec<u8>]) -> Result<i64, StoreError> {
@@ -234,13 +229,17 @@ fn move_member(
     member: &[u8],
     now_ms: u64,
 ) -> Result<Reply, StoreError> {
+    // Redis' order: a missing source first, then both types.
     let mut from = typed!(open_for_write(store, src, now_ms, Kind::Set)?);
+    if from.len == 0 {
+        return Ok(Reply::Int(0));
+    }
     let to = live(&*store, dest, now_ms)?;
     if to.as_ref().is_some_and(|r| r.kind != Kind::Set) {
         return Ok(wrong_type());
     }
     let sub = member_sub(member);
-    if from.len == 0 || store.elem_get(src, &sub)?.is_none() {
+    if store.elem_get(src, &sub)?.is_none() {
         return Ok(Reply::Int(0));
     }
     if src == dest {
