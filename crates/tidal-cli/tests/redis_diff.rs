@@ -109,6 +109,41 @@ fn member(r: &mut Rng) -> Vec<u8> {
     one_of(r, &["a", "b", "c", "f1", "1", "2", "10", "-3", ""])
 }
 
+/// A list command.
+fn list_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
+    match r.below(16) {
+        0..=2 => {
+            let mut c = vec![one_of(r, &["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), k];
+            for _ in 0..r.int(1, 3) {
+                c.push(member(r));
+            }
+            c
+        }
+        3 => vec![one_of(r, &["LPOP", "RPOP"]), k],
+        4 => vec![one_of(r, &["LPOP", "RPOP"]), k, one_of(r, &["0", "2", "10", "-1"])],
+        5 => vec![word("LRANGE"), k, num(r, -5, 5), num(r, -5, 5)],
+        6 => vec![word("LLEN"), k],
+        7 => vec![word("LINDEX"), k, num(r, -5, 5)],
+        8 => vec![word("LSET"), k, num(r, -4, 4), member(r)],
+        9 => vec![word("LTRIM"), k, num(r, -4, 4), num(r, -4, 4)],
+        10 => vec![word("LREM"), k, num(r, -2, 2), member(r)],
+        11 => vec![word("LINSERT"), k, one_of(r, &["BEFORE", "AFTER", "ASIDE"]), member(r), member(r)],
+        12 => {
+            let mut c = vec![word("LPOS"), k, member(r)];
+            match r.below(4) {
+                0 => c.extend([word("RANK"), one_of(r, &["1", "-1", "2", "0"])]),
+                1 => c.extend([word("COUNT"), one_of(r, &["0", "2", "-1"])]),
+                2 => c.extend([word("RANK"), word("-2"), word("COUNT"), word("0"), word("MAXLEN"), word("3")]),
+                _ => {}
+            }
+            c
+        }
+        13 => vec![word("LMOVE"), k, key(r), one_of(r, &["LEFT", "RIGHT"]), one_of(r, &["LEFT", "RIGHT"])],
+        14 => vec![word("RPOPLPUSH"), k, key(r)],
+        _ => vec![word("LMPOP"), word("2"), k, key(r), one_of(r, &["LEFT", "RIGHT"]), word("COUNT"), num(r, 1, 3)],
+    }
+}
+
 /// A hash or set command.
 fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
     match r.below(30) {
@@ -165,7 +200,7 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
             word("SCAN"),
             word("0"),
             word("TYPE"),
-            one_of(r, &["hash", "set", "string"]),
+            one_of(r, &["hash", "set", "string", "list"]),
             word("COUNT"),
             word("1000"),
         ],
@@ -176,7 +211,7 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(60) {
+    match r.below(71) {
         0 => vec![word("GET"), k],
         1 => {
             let mut c = vec![word("SET"), k, value(r)];
@@ -265,6 +300,7 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
         33 => vec![word("OBJECT"), one_of(r, &["ENCODING", "REFCOUNT", "FREQ"]), k],
         34 if r.below(4) == 0 => vec![word("RANDOMKEY")],
         35..=59 => collection_command(r, k),
+        60..=70 => list_command(r, k),
         _ => vec![word("DECR"), k],
     }
 }
@@ -312,7 +348,9 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
         // Redis keeps a set an intset until a non-integer joins it, and a
         // hashtable after that even once the member leaves; tidal answers
         // from what the set holds now.
-        Value::Bulk(e) if encoding && [&b"intset"[..], b"hashtable", b"listpack"].contains(&e.as_slice()) => {
+        Value::Bulk(e)
+            if encoding && [&b"intset"[..], b"hashtable", b"listpack", b"quicklist"].contains(&e.as_slice()) =>
+        {
             Value::Simple("a collection encoding".into())
         }
         other => other,
@@ -415,7 +453,7 @@ fn random_command_streams_get_the_replies_redis_gives() {
     }
     // The end states agree too, key by key.
     for k in KEYS {
-        for cmd in ["GET", "TYPE", "TTL", "HGETALL", "SMEMBERS"] {
+        for cmd in ["GET", "TYPE", "TTL", "HGETALL", "SMEMBERS", "LLEN"] {
             both(&mut tidal, &mut redis, &[word(cmd), word(k)], &mut history);
         }
     }

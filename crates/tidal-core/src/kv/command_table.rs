@@ -9,6 +9,7 @@
 use super::command::Command;
 use super::conn::CommandSub;
 use super::hash as h;
+use super::list as l;
 use super::parse_conn as c;
 use super::parse_string as s;
 use super::reply::Reply;
@@ -65,6 +66,10 @@ const S_R: &[&str] = &["@read", "@set", "@fast"];
 const S_RS: &[&str] = &["@read", "@set", "@slow"];
 const S_WF: &[&str] = &["@write", "@set", "@fast"];
 const S_WS: &[&str] = &["@write", "@set", "@slow"];
+const L_R: &[&str] = &["@read", "@list", "@fast"];
+const L_RS: &[&str] = &["@read", "@list", "@slow"];
+const L_WF: &[&str] = &["@write", "@list", "@fast"];
+const L_WS: &[&str] = &["@write", "@list", "@slow"];
 
 const fn cmd(
     name: &'static str,
@@ -209,6 +214,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sdiffstore", -3, W, ALL, S_WS, st::sdiffstore),
     cmd("sintercard", -3, RS, NONE, S_RS, st::sintercard),
     cmd("sscan", -3, RS, ONE, S_RS, st::sscan),
+    cmd("lpush", -3, WF, ONE, L_WF, l::lpush),
+    cmd("rpush", -3, WF, ONE, L_WF, l::rpush),
+    cmd("lpushx", -3, WF, ONE, L_WF, l::lpushx),
+    cmd("rpushx", -3, WF, ONE, L_WF, l::rpushx),
+    cmd("lpop", -2, WX, ONE, L_WF, l::lpop),
+    cmd("rpop", -2, WX, ONE, L_WF, l::rpop),
+    cmd("llen", 2, R, ONE, L_R, l::llen),
+    cmd("lindex", 3, RS, ONE, L_RS, l::lindex),
+    cmd("lrange", 4, RS, ONE, L_RS, l::lrange),
+    cmd("lset", 4, W, ONE, L_WS, l::lset),
+    cmd("ltrim", 4, &["write"], ONE, L_WS, l::ltrim),
+    cmd("lrem", 4, &["write"], ONE, L_WS, l::lrem),
+    cmd("linsert", 5, W, ONE, L_WS, l::linsert),
+    cmd("lpos", -3, RS, ONE, L_RS, l::lpos),
+    cmd("lmove", 5, W, TWO, L_WS, l::lmove),
+    cmd("rpoplpush", 3, W, TWO, L_WS, l::rpoplpush),
+    cmd("lmpop", -4, &["write"], NONE, L_WS, l::lmpop),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
     container("object", -2, OBJECT, c::container_help),

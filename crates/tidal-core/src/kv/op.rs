@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bits::{BitOpKind, BitRange, LcsMode};
 use super::hash::{HashRead, HashWrite};
+use super::list::{ListRead, ListWrite};
 use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
 
@@ -193,6 +194,11 @@ pub enum WriteOp {
         key: Vec<u8>,
         op: SetWrite,
     },
+    /// A list command on `key` (LMOVE's source, LMPOP's first key).
+    List {
+        key: Vec<u8>,
+        op: ListWrite,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -311,6 +317,10 @@ pub enum ReadOp {
         key: Vec<u8>,
         op: SetRead,
     },
+    List {
+        key: Vec<u8>,
+        op: ListRead,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -382,6 +392,13 @@ impl WriteOp {
             | WriteOp::Restore { key, .. }
             | WriteOp::SetBit { key, .. }
             | WriteOp::Hash { key, .. } => vec![key],
+            WriteOp::List { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    ListWrite::Move { dest, .. } => vec![dest.as_slice()],
+                    ListWrite::MPop { others, .. } => refs(others),
+                    _ => Vec::new(),
+                })
+                .collect(),
             WriteOp::Members { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     SetWrite::Move { dest, .. } => vec![dest.as_slice()],
@@ -414,7 +431,7 @@ impl WriteOp {
                 | WriteOp::BitOp { .. }
                 | WriteOp::Copy { .. }
                 | WriteOp::Exec { .. }
-        ) || (matches!(self, WriteOp::Members { .. }) && self.keys().len() > 1)
+        ) || (matches!(self, WriteOp::Members { .. } | WriteOp::List { .. }) && self.keys().len() > 1)
     }
 
     /// The seed of a write that picks at random (SPOP), which the node
@@ -433,6 +450,8 @@ impl WriteOp {
             WriteOp::BitOp { .. } => "BITOP",
             WriteOp::Copy { .. } => "COPY",
             WriteOp::Members { op: SetWrite::Move { .. }, .. } => "SMOVE",
+            WriteOp::List { op: ListWrite::Move { .. }, .. } => "LMOVE",
+            WriteOp::List { op: ListWrite::MPop { .. }, .. } => "LMPOP",
             WriteOp::Members { op: SetWrite::Store { op, .. }, .. } => match op {
                 super::set::SetAlgebra::Inter => "SINTERSTORE",
                 super::set::SetAlgebra::Union => "SUNIONSTORE",
@@ -458,7 +477,8 @@ impl ReadOp {
             | ReadOp::BitCount { key, .. }
             | ReadOp::BitPos { key, .. }
             | ReadOp::Object { key, .. }
-            | ReadOp::Hash { key, .. } => vec![key],
+            | ReadOp::Hash { key, .. }
+            | ReadOp::List { key, .. } => vec![key],
             ReadOp::Members { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     SetRead::Algebra { others, .. } | SetRead::InterCard { others, .. } => refs(others),

@@ -123,7 +123,11 @@ pub fn plan_write<G: Ord + Clone>(
             let pairs = pairs.clone();
             Ok(split(op, pairs, |(k, _)| k, &group_of, |pairs| WriteOp::MSet { pairs }, |_| Merge::Ok))
         }
-        WriteOp::MSetNx { .. } | WriteOp::BitOp { .. } | WriteOp::Copy { .. } | WriteOp::Members { .. }
+        WriteOp::MSetNx { .. }
+        | WriteOp::BitOp { .. }
+        | WriteOp::Copy { .. }
+        | WriteOp::Members { .. }
+        | WriteOp::List { .. }
             if op.keys().len() > 1 =>
         {
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
