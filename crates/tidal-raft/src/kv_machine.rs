@@ -421,6 +421,11 @@ impl KvStore for WriteView<'_> {
     fn len(&self) -> Result<u64, KvError> {
         self.view().len()
     }
+    fn may_hold_collections(&self) -> Result<bool, KvError> {
+        let first = overlay::first_element();
+        let in_layers = self.inner.layers.stack().iter().any(|l| l.entries.range(first.to_vec()..).next().is_some());
+        Ok(in_layers || self.base.open()?.element_rows()? > 0)
+    }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         self.view().elem_get(key, sub)
     }

@@ -140,7 +140,8 @@ pub(super) fn delete_key(store: &mut impl KvStore, key: &[u8], now_ms: u64) -> R
 /// Store `rec` under `key`, replacing whatever it held (a collection's
 /// element rows go with it).
 pub(super) fn overwrite(store: &mut impl KvStore, key: &[u8], rec: &Record) -> Result<(), StoreError> {
-    if store.get(key)?.is_some_and(|old| !old.is_string()) {
+    // A PRG of strings only skips the lookup (a plain SET stays blind).
+    if store.may_hold_collections()? && store.get(key)?.is_some_and(|old| !old.is_string()) {
         clear_elements(store, key)?;
     }
     store.put(key, rec)

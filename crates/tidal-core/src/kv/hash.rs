@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{member_of, member_sub, open, open_for_write, pick, scan_members, BATCH};
+use super::collection::{member_of, member_sub, open, open_for_write, pick, scan_members, Header, BATCH};
 use super::command::Command;
 use super::glob::glob_match;
 use super::integer::{parse_cursor, parse_i64};
@@ -89,12 +89,20 @@ macro_rules! typed {
 
 pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms: u64) -> Result<Reply, StoreError> {
     let mut h = typed!(open_for_write(store, key, now_ms, Kind::Hash)?);
+    // A new hash has no fields to look up.
+    let get = |store: &mut _, sub: &[u8], h: &Header| -> Result<Option<Vec<u8>>, StoreError> {
+        if h.len == 0 {
+            Ok(None)
+        } else {
+            KvStore::elem_get(store, key, sub)
+        }
+    };
     let reply = match op {
         HashWrite::Set { pairs, ok } => {
             let mut added = 0;
             for (field, value) in pairs {
                 let sub = member_sub(field);
-                if store.elem_get(key, &sub)?.is_none() {
+                if get(store, &sub, &h)?.is_none() {
                     added += 1;
                     h.len += 1;
                 }
@@ -108,7 +116,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
         }
         HashWrite::SetNx { field, value } => {
             let sub = member_sub(field);
-            if store.elem_get(key, &sub)?.is_some() {
+            if get(store, &sub, &h)?.is_some() {
                 return Ok(Reply::Int(0));
             }
             store.elem_put(key, &sub, value)?;
@@ -132,7 +140,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
         }
         HashWrite::IncrBy { field, delta } => {
             let sub = member_sub(field);
-            let old = store.elem_get(key, &sub)?;
+            let old = get(store, &sub, &h)?;
             let current = match &old {
                 None => 0,
                 Some(v) => match parse_i64(v) {
@@ -149,7 +157,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
         }
         HashWrite::IncrByFloat { field, delta } => {
             let sub = member_sub(field);
-            let old = store.elem_get(key, &sub)?;
+            let old = get(store, &sub, &h)?;
             let current = match &old {
                 None => LongDouble::parse(b"0"),
                 Some(v) => LongDouble::parse(v),

@@ -68,6 +68,10 @@ impl KvStore for MemStore {
         Ok(self.map.len() as u64)
     }
 
+    fn may_hold_collections(&self) -> Result<bool, StoreError> {
+        Ok(!self.elems.is_empty())
+    }
+
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.elems.get(&element_key(key, sub)).cloned())
     }

@@ -151,7 +151,8 @@ fn add_members(store: &mut impl KvStore, key: &[u8], h: &mut Header, members: &[
     let mut added = 0;
     for m in members {
         let sub = member_sub(m);
-        if store.elem_get(key, &sub)?.is_none() {
+        // A new set has no members to look up.
+        if h.len == 0 || store.elem_get(key, &sub)?.is_none() {
             store.elem_put(key, &sub, b"")?;
             h.len += 1;
             added += 1;

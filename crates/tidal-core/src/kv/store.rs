@@ -92,6 +92,13 @@ pub trait KvStore {
         Ok(self.len()? == 0)
     }
 
+    /// Whether any collection may be stored: false only when no element
+    /// row is, so a write that replaces a key need not look at what it
+    /// held (a collection's rows would have to go with it).
+    fn may_hold_collections(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// The element row `sub` of the collection `key`.
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), StoreError>;
