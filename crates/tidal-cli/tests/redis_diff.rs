@@ -109,6 +109,94 @@ fn member(r: &mut Rng) -> Vec<u8> {
     one_of(r, &["a", "b", "c", "f1", "1", "2", "10", "-3", ""])
 }
 
+fn score(r: &mut Rng) -> Vec<u8> {
+    one_of(r, &["1", "2", "-3", "1.5", "0.1", "1e300", "-inf", "+inf", "2", "10", "x", "nan"])
+}
+
+fn score_bound(r: &mut Rng) -> Vec<u8> {
+    one_of(r, &["-inf", "+inf", "1", "(1", "2", "(2", "0", "1.5", "(10", "x"])
+}
+
+fn lex_bound(r: &mut Rng) -> Vec<u8> {
+    one_of(r, &["-", "+", "[a", "(a", "[b", "(c", "[1", "a"])
+}
+
+/// The sorted set the lexicographic commands use: every member has score 0
+/// there, since Redis leaves their answer unspecified otherwise.
+const LEX: &str = "{d}lex";
+
+/// A sorted-set command.
+fn zset_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
+    let lex = word(LEX);
+    match r.below(24) {
+        22 => vec![word("ZADD"), lex, word("0"), member(r), word("0"), member(r)],
+        23 => vec![word("ZREMRANGEBYLEX"), lex, lex_bound(r), lex_bound(r)],
+        0..=3 => {
+            let mut c = vec![word("ZADD"), k];
+            for flag in ["NX", "XX", "GT", "LT", "CH"] {
+                if r.below(8) == 0 {
+                    c.push(word(flag));
+                }
+            }
+            if r.below(10) == 0 {
+                c.extend([word("INCR"), score(r), member(r)]);
+                return c;
+            }
+            for _ in 0..r.int(1, 3) {
+                c.extend([score(r), member(r)]);
+            }
+            c
+        }
+        4 => vec![word("ZINCRBY"), k, score(r), member(r)],
+        5 => vec![word("ZREM"), k, member(r), member(r)],
+        6 => vec![word("ZSCORE"), k, member(r)],
+        7 => vec![word("ZMSCORE"), k, member(r), member(r)],
+        8 => vec![word("ZCARD"), k],
+        9 => vec![word("ZCOUNT"), k, score_bound(r), score_bound(r)],
+        10 => vec![word("ZLEXCOUNT"), lex, lex_bound(r), lex_bound(r)],
+        11 => {
+            let mut c = vec![word("ZRANGE"), k];
+            match r.below(3) {
+                0 => c.extend([num(r, -4, 4), num(r, -4, 4)]),
+                1 => c.extend([score_bound(r), score_bound(r), word("BYSCORE")]),
+                _ => {
+                    c[1] = lex;
+                    c.extend([lex_bound(r), lex_bound(r), word("BYLEX")]);
+                }
+            }
+            if r.below(2) == 0 {
+                c.push(word("REV"));
+            }
+            if c.len() > 4 && r.below(3) == 0 {
+                c.extend([word("LIMIT"), num(r, -1, 2), num(r, -1, 3)]);
+            }
+            if r.below(2) == 0 {
+                c.push(word("WITHSCORES"));
+            }
+            c
+        }
+        12 => vec![one_of(r, &["ZREVRANGE", "ZRANGE"]), k, num(r, -4, 4), num(r, -4, 4), word("WITHSCORES")],
+        13 => vec![one_of(r, &["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), k, score_bound(r), score_bound(r)],
+        14 => vec![one_of(r, &["ZRANGEBYLEX", "ZREVRANGEBYLEX"]), lex, lex_bound(r), lex_bound(r)],
+        15 => vec![one_of(r, &["ZRANK", "ZREVRANK"]), k, member(r)],
+        16 => vec![word("ZREMRANGEBYRANK"), k, num(r, -3, 3), num(r, -3, 3)],
+        17 => vec![word("ZREMRANGEBYSCORE"), k, score_bound(r), score_bound(r)],
+        18 => vec![one_of(r, &["ZPOPMIN", "ZPOPMAX"]), k, one_of(r, &["1", "2", "0", "-1"])],
+        19 => {
+            let mut c = vec![one_of(r, &["ZUNIONSTORE", "ZINTERSTORE"]), k, word("2"), key(r), key(r)];
+            if r.below(2) == 0 {
+                c.extend([word("WEIGHTS"), num(r, -2, 3), score(r)]);
+            }
+            if r.below(2) == 0 {
+                c.extend([word("AGGREGATE"), one_of(r, &["SUM", "MIN", "MAX"])]);
+            }
+            c
+        }
+        20 => vec![word("ZDIFFSTORE"), k, word("2"), key(r), key(r)],
+        _ => vec![word("ZSCAN"), k, word("0"), word("COUNT"), word("100")],
+    }
+}
+
 /// A list command.
 fn list_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
     match r.below(16) {
@@ -211,7 +299,7 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(71) {
+    match r.below(84) {
         0 => vec![word("GET"), k],
         1 => {
             let mut c = vec![word("SET"), k, value(r)];
@@ -301,6 +389,7 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
         34 if r.below(4) == 0 => vec![word("RANDOMKEY")],
         35..=59 => collection_command(r, k),
         60..=70 => list_command(r, k),
+        71..=83 => zset_command(r, k),
         _ => vec![word("DECR"), k],
     }
 }
@@ -324,7 +413,7 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
         b"SMEMBERS" | b"SINTER" | b"SUNION" | b"SDIFF" | b"HKEYS" | b"HVALS" | b"SPOP" | b"SRANDMEMBER" | b"KEYS"
     );
     let pairs = matches!(upper(0).as_slice(), b"HGETALL" | b"HRANDFIELD");
-    let scan = matches!(upper(0).as_slice(), b"HSCAN" | b"SSCAN" | b"SCAN");
+    let scan = matches!(upper(0).as_slice(), b"HSCAN" | b"SSCAN" | b"SCAN" | b"ZSCAN");
     match v {
         Value::Bulk(_) if random => Value::Simple("some key".into()),
         Value::Array(items) if repeating => Value::Simple(format!("{} picks", items.len())),
@@ -333,7 +422,7 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
         Value::Array(items) if pairs => Value::Array(sorted_pairs(items)),
         Value::Array(mut parts) if scan && parts.len() == 2 => {
             let items = match parts.pop() {
-                Some(Value::Array(items)) if upper(0) == b"HSCAN" => sorted_pairs(items),
+                Some(Value::Array(items)) if upper(0) == b"HSCAN" || upper(0) == b"ZSCAN" => sorted_pairs(items),
                 Some(Value::Array(items)) => sorted(items),
                 other => other.into_iter().collect(),
             };
@@ -349,7 +438,8 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
         // hashtable after that even once the member leaves; tidal answers
         // from what the set holds now.
         Value::Bulk(e)
-            if encoding && [&b"intset"[..], b"hashtable", b"listpack", b"quicklist"].contains(&e.as_slice()) =>
+            if encoding
+                && [&b"intset"[..], b"hashtable", b"listpack", b"quicklist", b"skiplist"].contains(&e.as_slice()) =>
         {
             Value::Simple("a collection encoding".into())
         }
@@ -453,7 +543,8 @@ fn random_command_streams_get_the_replies_redis_gives() {
     }
     // The end states agree too, key by key.
     for k in KEYS {
-        for cmd in ["GET", "TYPE", "TTL", "HGETALL", "SMEMBERS", "LLEN"] {
+        for cmd in ["GET", "TYPE", "TTL", "HGETALL", "SMEMBERS", "LLEN", "ZCARD"] {
+            both(&mut tidal, &mut redis, &[word(cmd), word(LEX)], &mut history);
             both(&mut tidal, &mut redis, &[word(cmd), word(k)], &mut history);
         }
     }

@@ -124,7 +124,7 @@ fn propose_failed(
 
 /// The bytes `op` adds to an entry, as the batcher counts them.
 pub fn op_size(op: &WriteOp) -> usize {
-    use tidal_core::kv::{HashWrite, ListWrite, SetWrite};
+    use tidal_core::kv::{HashWrite, ListWrite, SetWrite, ZSetWrite};
     match op {
         WriteOp::Set { key, value, .. } | WriteOp::Append { key, value } | WriteOp::SetRange { key, value, .. } => {
             key.len() + value.len()
@@ -133,6 +133,9 @@ pub fn op_size(op: &WriteOp) -> usize {
         WriteOp::Restore { key, record } => key.len() + record.as_ref().map_or(0, |r| r.value.len()),
         WriteOp::Hash { key, op: HashWrite::Set { pairs, .. } } => {
             key.len() + pairs.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>()
+        }
+        WriteOp::ZSet { key, op: ZSetWrite::Add { pairs, .. } } => {
+            key.len() + pairs.iter().map(|(_, m)| 8 + m.len()).sum::<usize>()
         }
         WriteOp::List { key, op: ListWrite::Push { values, .. } } => {
             key.len() + values.iter().map(Vec::len).sum::<usize>()

@@ -14,6 +14,7 @@ use super::parse_conn as c;
 use super::parse_string as s;
 use super::reply::Reply;
 use super::set as st;
+use super::zset as z;
 
 type ParseFn = fn(Vec<Vec<u8>>) -> Result<Command, Reply>;
 
@@ -70,6 +71,10 @@ const L_R: &[&str] = &["@read", "@list", "@fast"];
 const L_RS: &[&str] = &["@read", "@list", "@slow"];
 const L_WF: &[&str] = &["@write", "@list", "@fast"];
 const L_WS: &[&str] = &["@write", "@list", "@slow"];
+const Z_R: &[&str] = &["@read", "@sortedset", "@fast"];
+const Z_RS: &[&str] = &["@read", "@sortedset", "@slow"];
+const Z_WF: &[&str] = &["@write", "@sortedset", "@fast"];
+const Z_WS: &[&str] = &["@write", "@sortedset", "@slow"];
 
 const fn cmd(
     name: &'static str,
@@ -231,6 +236,32 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("lmove", 5, W, TWO, L_WS, l::lmove),
     cmd("rpoplpush", 3, W, TWO, L_WS, l::rpoplpush),
     cmd("lmpop", -4, &["write"], NONE, L_WS, l::lmpop),
+    cmd("zadd", -4, WF, ONE, Z_WF, z::zadd),
+    cmd("zincrby", 4, WF, ONE, Z_WF, z::zincrby),
+    cmd("zrem", -3, WX, ONE, Z_WF, z::zrem),
+    cmd("zscore", 3, R, ONE, Z_R, z::zscore),
+    cmd("zmscore", -3, R, ONE, Z_R, z::zmscore),
+    cmd("zcard", 2, R, ONE, Z_R, z::zcard),
+    cmd("zcount", 4, R, ONE, Z_R, z::zcount),
+    cmd("zlexcount", 4, R, ONE, Z_R, z::zlexcount),
+    cmd("zrange", -4, RS, ONE, Z_RS, z::zrange),
+    cmd("zrevrange", -4, RS, ONE, Z_RS, z::zrevrange),
+    cmd("zrangebyscore", -4, RS, ONE, Z_RS, z::zrangebyscore),
+    cmd("zrevrangebyscore", -4, RS, ONE, Z_RS, z::zrevrangebyscore),
+    cmd("zrangebylex", -4, RS, ONE, Z_RS, z::zrangebylex),
+    cmd("zrevrangebylex", -4, RS, ONE, Z_RS, z::zrevrangebylex),
+    cmd("zrank", 3, R, ONE, Z_R, z::zrank),
+    cmd("zrevrank", 3, R, ONE, Z_R, z::zrevrank),
+    cmd("zremrangebyrank", 4, &["write"], ONE, Z_WS, z::zremrangebyrank),
+    cmd("zremrangebyscore", 4, &["write"], ONE, Z_WS, z::zremrangebyscore),
+    cmd("zremrangebylex", 4, &["write"], ONE, Z_WS, z::zremrangebylex),
+    cmd("zpopmin", -2, WX, ONE, Z_WF, z::zpopmin),
+    cmd("zpopmax", -2, WX, ONE, Z_WF, z::zpopmax),
+    cmd("zrandmember", -2, RS, ONE, Z_RS, z::zrandmember),
+    cmd("zscan", -3, RS, ONE, Z_RS, z::zscan),
+    cmd("zunionstore", -4, W, ONE, Z_WS, z::zunionstore),
+    cmd("zinterstore", -4, W, ONE, Z_WS, z::zinterstore),
+    cmd("zdiffstore", -4, W, ONE, Z_WS, z::zdiffstore),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
     container("object", -2, OBJECT, c::container_help),

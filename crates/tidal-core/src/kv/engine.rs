@@ -23,7 +23,7 @@ use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::scan_page::ScanPage;
 use super::store::{KvStore, StoreError};
-use super::{hash, list, set};
+use super::{hash, list, set, zset};
 
 /// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
 /// APPEND may build.
@@ -152,6 +152,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::Hash { key, op } => hash::apply(store, key, op, now_ms),
         WriteOp::Members { key, op } => set::apply(store, key, op, now_ms),
         WriteOp::List { key, op } => list::apply(store, key, op, now_ms),
+        WriteOp::ZSet { key, op } => zset::apply(store, key, op, now_ms),
         WriteOp::Restore { key, record } => {
             match record {
                 Some(rec) if rec.is_live(now_ms) => overwrite(store, key, rec)?,
@@ -304,6 +305,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         ReadOp::Hash { key, op } => hash::read(store, key, op, now_ms),
         ReadOp::Members { key, op } => set::read(store, key, op, now_ms),
         ReadOp::List { key, op } => list::read(store, key, op, now_ms),
+        ReadOp::ZSet { key, op } => zset::read(store, key, op, now_ms),
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {

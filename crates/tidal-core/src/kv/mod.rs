@@ -38,6 +38,7 @@ mod split;
 mod store;
 #[cfg(test)]
 mod test_db;
+mod zset;
 
 pub use bits::{BitOpKind, BitRange, LcsMode};
 pub use collection::wrong_type;
@@ -59,3 +60,4 @@ pub use scan_page::ScanPage;
 pub use set::{SetAlgebra, SetRead, SetWrite};
 pub use split::{merge, plan_read, plan_write, Merge, Plan};
 pub use store::{element_bounds, element_key, ElementRows, KvStore, StoreError};
+pub use zset::{format_score, parse_score, ZSetRead, ZSetWrite};

@@ -21,6 +21,7 @@ use super::hash::{HashRead, HashWrite};
 use super::list::{ListRead, ListWrite};
 use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
+use super::zset::{ZSetAlgebra, ZSetRead, ZSetWrite};
 
 /// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +200,11 @@ pub enum WriteOp {
         key: Vec<u8>,
         op: ListWrite,
     },
+    /// A sorted-set command on `key` (a STORE form's destination).
+    ZSet {
+        key: Vec<u8>,
+        op: ZSetWrite,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -211,7 +217,7 @@ pub struct Watch {
 }
 
 /// A query against one consistent view of a group's keyspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ReadOp {
     /// GET.
     Get {
@@ -321,6 +327,10 @@ pub enum ReadOp {
         key: Vec<u8>,
         op: ListRead,
     },
+    ZSet {
+        key: Vec<u8>,
+        op: ZSetRead,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -392,6 +402,12 @@ impl WriteOp {
             | WriteOp::Restore { key, .. }
             | WriteOp::SetBit { key, .. }
             | WriteOp::Hash { key, .. } => vec![key],
+            WriteOp::ZSet { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    ZSetWrite::Store { sources, .. } => refs(sources),
+                    _ => Vec::new(),
+                })
+                .collect(),
             WriteOp::List { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     ListWrite::Move { dest, .. } => vec![dest.as_slice()],
@@ -431,7 +447,8 @@ impl WriteOp {
                 | WriteOp::BitOp { .. }
                 | WriteOp::Copy { .. }
                 | WriteOp::Exec { .. }
-        ) || (matches!(self, WriteOp::Members { .. } | WriteOp::List { .. }) && self.keys().len() > 1)
+        ) || (matches!(self, WriteOp::Members { .. } | WriteOp::List { .. } | WriteOp::ZSet { .. })
+            && self.keys().len() > 1)
     }
 
     /// The seed of a write that picks at random (SPOP), which the node
@@ -452,6 +469,11 @@ impl WriteOp {
             WriteOp::Members { op: SetWrite::Move { .. }, .. } => "SMOVE",
             WriteOp::List { op: ListWrite::Move { .. }, .. } => "LMOVE",
             WriteOp::List { op: ListWrite::MPop { .. }, .. } => "LMPOP",
+            WriteOp::ZSet { op: ZSetWrite::Store { op, .. }, .. } => match op {
+                ZSetAlgebra::Union => "ZUNIONSTORE",
+                ZSetAlgebra::Inter => "ZINTERSTORE",
+                ZSetAlgebra::Diff => "ZDIFFSTORE",
+            },
             WriteOp::Members { op: SetWrite::Store { op, .. }, .. } => match op {
                 super::set::SetAlgebra::Inter => "SINTERSTORE",
                 super::set::SetAlgebra::Union => "SUNIONSTORE",
@@ -478,7 +500,8 @@ impl ReadOp {
             | ReadOp::BitPos { key, .. }
             | ReadOp::Object { key, .. }
             | ReadOp::Hash { key, .. }
-            | ReadOp::List { key, .. } => vec![key],
+            | ReadOp::List { key, .. }
+            | ReadOp::ZSet { key, .. } => vec![key],
             ReadOp::Members { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     SetRead::Algebra { others, .. } | SetRead::InterCard { others, .. } => refs(others),
@@ -504,7 +527,8 @@ impl ReadOp {
     pub fn seed_mut(&mut self) -> Option<&mut u64> {
         match self {
             ReadOp::Hash { op: HashRead::RandField { seed, .. }, .. }
-            | ReadOp::Members { op: SetRead::RandMember { seed, .. }, .. } => Some(seed),
+            | ReadOp::Members { op: SetRead::RandMember { seed, .. }, .. }
+            | ReadOp::ZSet { op: ZSetRead::RandMember { seed, .. }, .. } => Some(seed),
             _ => None,
         }
     }

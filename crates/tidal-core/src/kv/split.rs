@@ -128,6 +128,7 @@ pub fn plan_write<G: Ord + Clone>(
         | WriteOp::Copy { .. }
         | WriteOp::Members { .. }
         | WriteOp::List { .. }
+        | WriteOp::ZSet { .. }
             if op.keys().len() > 1 =>
         {
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
