@@ -19,6 +19,17 @@ use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::store::{ElementRows, KvStore, StoreError};
 
+/// Unwrap a typed open ([`open`], [`open_for_write`]), or return its
+/// `WRONGTYPE` reply from the calling op.
+macro_rules! typed {
+    ($e:expr) => {
+        match $e {
+            Ok(h) => h,
+            Err(reply) => return Ok(reply),
+        }
+    };
+}
+
 /// How many element rows are read from the store at a time.
 pub(super) const BATCH: usize = 512;
 

@@ -77,16 +77,6 @@ pub enum HashRead {
     },
 }
 
-/// Unwrap a typed open, or return its `WRONGTYPE` reply.
-macro_rules! typed {
-    ($e:expr) => {
-        match $e {
-            Ok(h) => h,
-            Err(reply) => return Ok(reply),
-        }
-    };
-}
-
 pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms: u64) -> Result<Reply, StoreError> {
     let mut h = typed!(open_for_write(store, key, now_ms, Kind::Hash)?);
     // A new hash has no fields to look up.

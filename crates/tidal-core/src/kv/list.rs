@@ -96,15 +96,6 @@ pub enum ListRead {
     },
 }
 
-macro_rules! typed {
-    ($e:expr) => {
-        match $e {
-            Ok(h) => h,
-            Err(reply) => return Ok(reply),
-        }
-    };
-}
-
 /// A position as an element row's sub-key, in an order that sorts like
 /// the numbers.
 fn sub(pos: i64) -> [u8; 8] {

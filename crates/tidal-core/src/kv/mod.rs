@@ -14,6 +14,7 @@
 
 mod big_uint;
 mod bits;
+#[macro_use]
 mod collection;
 mod command;
 mod command_table;

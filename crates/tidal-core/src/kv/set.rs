@@ -89,15 +89,6 @@ pub enum SetRead {
     },
 }
 
-macro_rules! typed {
-    ($e:expr) => {
-        match $e {
-            Ok(h) => h,
-            Err(reply) => return Ok(reply),
-        }
-    };
-}
-
 /// Whether every member of the set `key` is a canonical 64-bit integer
 /// (what Redis keeps as an intset).
 pub(super) fn all_integers(store: &impl KvStore, key: &[u8]) -> Result<bool, StoreError> {

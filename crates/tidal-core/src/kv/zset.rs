@@ -148,15 +148,6 @@ pub enum ZSetRead {
     },
 }
 
-macro_rules! typed {
-    ($e:expr) => {
-        match $e {
-            Ok(h) => h,
-            Err(reply) => return Ok(reply),
-        }
-    };
-}
-
 /// `f64` bits in an order that sorts like the numbers (-0 as 0).
 fn sortable(score: f64) -> [u8; 8] {
     let score = if score == 0.0 { 0.0 } else { score };
