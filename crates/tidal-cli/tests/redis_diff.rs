@@ -299,7 +299,7 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(84) {
+    match r.below(86) {
         0 => vec![word("GET"), k],
         1 => {
             let mut c = vec![word("SET"), k, value(r)];
@@ -390,6 +390,26 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
         35..=59 => collection_command(r, k),
         60..=70 => list_command(r, k),
         71..=83 => zset_command(r, k),
+        84 => {
+            let param = one_of(
+                r,
+                &[
+                    "hash-max-listpack-entries",
+                    "hash-max-ziplist-value",
+                    "set-max-intset-entries",
+                    "list-compress-depth",
+                    "zset-max-listpack-value",
+                    "zset-max-ziplist-entries",
+                    "nope",
+                ],
+            );
+            vec![word("CONFIG"), word("SET"), param, one_of(r, &["0", "100", "-1", "x", "64"])]
+        }
+        85 => vec![
+            word("CONFIG"),
+            word("GET"),
+            one_of(r, &["*max-*-entries", "hash*", "list-*", "zset-max-ziplist-value"]),
+        ],
         _ => vec![word("DECR"), k],
     }
 }
@@ -412,7 +432,8 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
         upper(0).as_slice(),
         b"SMEMBERS" | b"SINTER" | b"SUNION" | b"SDIFF" | b"HKEYS" | b"HVALS" | b"SPOP" | b"SRANDMEMBER" | b"KEYS"
     );
-    let pairs = matches!(upper(0).as_slice(), b"HGETALL" | b"HRANDFIELD");
+    let pairs =
+        matches!(upper(0).as_slice(), b"HGETALL" | b"HRANDFIELD") || (upper(0) == b"CONFIG" && upper(1) == b"GET");
     let scan = matches!(upper(0).as_slice(), b"HSCAN" | b"SSCAN" | b"SCAN" | b"ZSCAN");
     match v {
         Value::Bulk(_) if random => Value::Simple("some key".into()),

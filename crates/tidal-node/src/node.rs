@@ -63,6 +63,8 @@ pub struct Shared {
     /// Wakes the sync loop early (a peer reported a newer epoch).
     pub sync_now: Notify,
     pub scans: Mutex<ScanCursors>,
+    /// The encoding thresholds CONFIG SET stored on this node.
+    pub encodings: Mutex<Vec<i64>>,
     pub next_client_id: AtomicU64,
     pub commands: AtomicU64,
     /// Client requests answered with an error of the cluster's making
@@ -701,6 +703,7 @@ impl Node {
             started: Instant::now(),
             sync_now: Notify::new(),
             scans: Mutex::new(ScanCursors::default()),
+            encodings: Mutex::new(tidal_core::kv::encoding_defaults()),
             next_client_id: AtomicU64::new(1),
             commands: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),

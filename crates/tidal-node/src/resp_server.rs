@@ -530,6 +530,7 @@ fn config_view(shared: &Shared) -> ConfigView {
         max_value_bytes: shared.config.max_value_bytes,
         maxclients: shared.config.clients.max,
         timeout_secs: shared.config.clients.idle.map_or(0, |d| d.as_secs()),
+        encodings: shared.encodings.lock().expect("encodings lock").clone(),
     }
 }
 
@@ -762,7 +763,16 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         ConnCmd::ClientList => Reply::Verbatim(client_line(conn)),
         ConnCmd::ClientNoEvict(_) | ConnCmd::ClientNoTouch(_) => Reply::Ok,
         ConnCmd::ConfigGet(p) => config_get(&p, &config_view(shared)),
-        ConnCmd::ConfigSet(pairs) => config_set(&pairs, &config_view(shared)),
+        ConnCmd::ConfigSet(pairs) => match config_set(&pairs, &config_view(shared)) {
+            Ok(updates) => {
+                let mut values = shared.encodings.lock().expect("encodings lock");
+                for (i, v) in updates {
+                    values[i] = v;
+                }
+                Reply::Ok
+            }
+            Err(reply) => reply,
+        },
         ConnCmd::ConfigResetStat => Reply::Ok,
         ConnCmd::Command(sub) => command_reply(&sub),
         ConnCmd::Info(sections) => {

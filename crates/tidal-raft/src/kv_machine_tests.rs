@@ -575,3 +575,26 @@ async fn collections_move_with_their_slot_and_travel_in_snapshots() {
     assert_eq!(hlen(&copy, &other_store, &h), Ok(Reply::Int(301)));
     assert_eq!(copy.dbsize(&other_store), Reply::Int(2));
 }
+
+/// A collection's version (what WATCH compares) moves with every change
+/// to it, and only then: a field written, a member added; not an SADD or
+/// ZADD that changed nothing.
+#[tokio::test]
+async fn a_collection_version_moves_only_when_it_changes() {
+    use tidal_core::kv::{SetWrite, ZSetWrite};
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    let b = |x: &str| x.as_bytes().to_vec();
+    let sadd = |m: &str| WriteOp::Members { key: b("s"), op: SetWrite::Add { members: vec![b(m)] } };
+    let zadd = |score: f64, m: &str| WriteOp::ZSet {
+        key: b("z"),
+        op: ZSetWrite::Add { flags: Default::default(), pairs: vec![(score, b(m))] },
+    };
+    g.write(&s, vec![sadd("a"), zadd(1.0, "a"), hset("h", 0..2)]);
+    let before = versions(&g, &s, &["s", "z", "h"]).1;
+    assert_eq!(before, vec![1, 1, 1]);
+    g.write(&s, vec![sadd("a"), zadd(1.0, "a")]);
+    assert_eq!(versions(&g, &s, &["s", "z"]).1, vec![1, 1], "nothing changed");
+    g.write(&s, vec![sadd("b"), zadd(2.0, "a"), hset("h", 0..1)]);
+    assert_eq!(versions(&g, &s, &["s", "z", "h"]).1, vec![3, 3, 3]);
+}

@@ -333,7 +333,8 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record) -> Result<&'static s
     let small = |max: u64| collection::len_of(rec) <= max;
     Ok(match rec.kind {
         Kind::String => string_encoding(&rec.value),
-        Kind::Hash | Kind::ZSet if small(128) => "listpack",
+        Kind::Hash if small(512) => "listpack",
+        Kind::ZSet if small(128) => "listpack",
         Kind::Hash => "hashtable",
         Kind::ZSet => "skiplist",
         Kind::List => "quicklist",

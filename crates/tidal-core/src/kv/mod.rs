@@ -45,7 +45,7 @@ pub use bits::{BitOpKind, BitRange, LcsMode};
 pub use collection::wrong_type;
 pub use command::{command_spec, parse, Command};
 pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};
-pub use config::{config_get, config_set, ConfigView};
+pub use config::{config_get, config_set, encoding_defaults, ConfigView};
 pub use conn::{hello_reply, ClientSetInfoAttr, CommandSub, ConnCmd, HelloView, KeyspaceCmd};
 pub use engine::{apply, exec, get_range, read, MAX_STRING_LEN};
 pub use glob::{glob_match, glob_match_nocase};

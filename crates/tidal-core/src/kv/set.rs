@@ -174,7 +174,11 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &SetWrite, now_ms:
     }
     let mut h = typed!(open_for_write(store, key, now_ms, Kind::Set)?);
     let reply = match op {
-        SetWrite::Add { members } => Reply::Int(add_members(store, key, &mut h, members)?),
+        SetWrite::Add { members } => match add_members(store, key, &mut h, members)? {
+            // Nothing new: the set is untouched, and a WATCH on it holds.
+            0 => return Ok(Reply::Int(0)),
+            added => Reply::Int(added),
+        },
         SetWrite::Rem { members } => {
             let mut removed = 0;
             for m in members {

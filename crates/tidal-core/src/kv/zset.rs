@@ -462,13 +462,18 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
                     changed += 1;
                 }
             }
-            if flags.incr {
+            let reply = if flags.incr {
                 last.map_or(Reply::Nil, |v| Reply::bulk(format_score(v)))
             } else if flags.ch {
                 Reply::Int(added + changed)
             } else {
                 Reply::Int(added)
+            };
+            if added + changed == 0 {
+                // Nothing changed: the set is untouched, and a WATCH on it holds.
+                return Ok(reply);
             }
+            reply
         }
         ZSetWrite::IncrBy { delta, member } => {
             let old = if exists { score_of(&*store, key, member)? } else { None };
@@ -816,8 +821,15 @@ fn range_cmd(mut a: Args, mut by: By, mut rev: bool, options: bool) -> Parsed {
         }
         i += 1;
     }
-    if limit.is_some() && by == By::Rank {
-        return Err(Reply::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
+    if by == By::Rank {
+        // As in Redis, a LIMIT whose count is -1 (no limit) is let through
+        // a rank range, and ignored.
+        if limit.is_some_and(|(_, count)| count != -1) {
+            return Err(Reply::err(
+                "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ));
+        }
+        limit = None;
     }
     if scores && by == By::Lex {
         return Err(Reply::err("syntax error, WITHSCORES not supported in combination with BYLEX"));
