@@ -1,6 +1,6 @@
-//! Hashes and sets against a real cluster: a large collection moves with
-//! its slot to another PRG and arrives whole, element by element, while a
-//! WATCH on it notices the move.
+//! Collections against a real cluster: a large collection moves with its
+//! slot to another PRG and arrives whole, element by element, while a WATCH
+//! on it notices the move; redis-py reads every type in RESP2 and RESP3.
 
 mod common;
 
@@ -75,4 +75,44 @@ fn a_large_hash_and_set_move_with_their_slot_whole() {
     assert_eq!(int(cl.cmd(&["DEL", "{c}h", "{c}s"]).unwrap()), 2);
     assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 0);
     assert_eq!(int(cl.cmd(&["HLEN", "{c}h"]).unwrap()), 0);
+}
+
+/// redis-py, in RESP2 and in RESP3 (where Redis nests member/score pairs
+/// and sends scores as doubles), reads hashes, sets, lists and sorted sets,
+/// in pipelines too.
+#[test]
+fn redis_py_reads_every_type_in_both_protocols() {
+    let c = Cluster::start(3, &[]);
+    let addr = &c.nodes[0].redis;
+    let script = format!(
+        "import redis\n\
+         host, port = '{addr}'.split(':')\n\
+         for proto in (2, 3):\n    \
+             r = redis.Redis(host=host, port=int(port), protocol=proto, decode_responses=True)\n    \
+             r.delete('{{u}}h', '{{u}}s', '{{u}}l', '{{u}}z')\n    \
+             r.hset('{{u}}h', mapping={{'a': '1', 'b': '2'}})\n    \
+             r.sadd('{{u}}s', 'x', 'y')\n    \
+             r.rpush('{{u}}l', 1, 2, 3)\n    \
+             r.zadd('{{u}}z', {{'m': 1.5, 'n': 2}})\n    \
+             print(proto, sorted(r.hgetall('{{u}}h').items()), sorted(r.smembers('{{u}}s')), r.lrange('{{u}}l', 0, -1))\n    \
+             print(proto, r.zrange('{{u}}z', 0, -1, withscores=True), r.zscore('{{u}}z', 'm'), r.zmscore('{{u}}z', ['n', 'x']))\n    \
+             print(proto, r.zrandmember('{{u}}z', 5, withscores=True) is not None, r.hrandfield('{{u}}h', 1, withvalues=True) is not None)\n    \
+             p = r.pipeline()\n    \
+             p.hincrby('{{u}}h', 'a', 5).zincrby('{{u}}z', 1, 'n').lpop('{{u}}l').zpopmin('{{u}}z')\n    \
+             print(proto, p.execute())\n"
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 with redis-py");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = printed.lines().collect();
+    for proto in ["2", "3"] {
+        let of = |i: usize| lines.iter().filter(|l| l.starts_with(proto)).nth(i).copied().unwrap_or_default();
+        assert_eq!(of(0), format!("{proto} [('a', '1'), ('b', '2')] ['x', 'y'] ['1', '2', '3']"), "{printed}");
+        assert!(
+            of(1).starts_with(&format!("{proto} [")) && of(1).contains("'m', 1.5") && of(1).contains("1.5 [2.0, None]"),
+            "{printed}"
+        );
+        assert_eq!(of(2), format!("{proto} True True"), "{printed}");
+        assert!(of(3).starts_with(&format!("{proto} [6, 3.0, '1', [")) && of(3).contains("'m', 1.5"), "{printed}");
+    }
 }

@@ -213,14 +213,12 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &HashRead, now_ms: u64)
         }
         HashRead::RandField { count: Some(count), values, seed } => {
             let rows = pick(store, key, h.len, count.unsigned_abs(), *count > 0, *seed)?;
-            let mut out = Vec::with_capacity(rows.len() * if *values { 2 } else { 1 });
-            for (sub, v) in rows {
-                out.push(Reply::Bulk(member_of(&sub).to_vec()));
-                if *values {
-                    out.push(Reply::Bulk(v));
-                }
+            let field = |sub: &[u8]| Reply::Bulk(member_of(sub).to_vec());
+            if *values {
+                Reply::Pairs(rows.into_iter().map(|(sub, v)| (field(&sub), Reply::Bulk(v))).collect())
+            } else {
+                Reply::Array(rows.into_iter().map(|(sub, _)| field(&sub)).collect())
             }
-            Reply::Array(out)
         }
         HashRead::Scan { cursor, count, pattern } => {
             let (next, rows) = scan_members(store, key, *cursor, *count)?;

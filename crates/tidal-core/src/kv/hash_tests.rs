@@ -140,7 +140,7 @@ fn random_fields_follow_the_count_rules() {
     db.run(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
     let op = |count: Option<i64>, values: bool, seed: u64| {
         let op = crate::kv::ReadOp::Hash { key: b"h".to_vec(), op: super::HashRead::RandField { count, values, seed } };
-        crate::kv::read(&op, db.now, &db.store).unwrap()
+        crate::kv::test_db::resp2(crate::kv::read(&op, db.now, &db.store).unwrap())
     };
     assert!(matches!(op(None, false, 1), Reply::Bulk(_)));
     let Reply::Array(all) = op(Some(10), false, 2) else { panic!() };

@@ -32,6 +32,12 @@ pub enum Reply {
     /// Human-readable text (INFO): `=` with a `txt:` prefix in RESP3, a bulk
     /// string in RESP2.
     Verbatim(String),
+    /// A sorted-set score, written as Redis 7.0 writes one (`%.17g`): a
+    /// double in RESP3, a bulk string in RESP2.
+    Score(f64),
+    /// Member and score (or field and value) pairs: an array of
+    /// two-element arrays in RESP3, one flat array in RESP2.
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {

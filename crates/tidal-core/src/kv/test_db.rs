@@ -55,3 +55,21 @@ pub fn int(n: i64) -> Reply {
 pub fn err(s: &str) -> Reply {
     Reply::Error(s.to_string())
 }
+
+/// A reply as a RESP2 client sees it: scores as bulk strings, pairs
+/// flattened.
+pub fn resp2(r: Reply) -> Reply {
+    match r {
+        Reply::Score(s) => Reply::bulk(super::format_score(s)),
+        Reply::Pairs(pairs) => Reply::Array(pairs.into_iter().flat_map(|(a, b)| [resp2(a), resp2(b)]).collect()),
+        Reply::Array(items) => Reply::Array(items.into_iter().map(resp2).collect()),
+        other => other,
+    }
+}
+
+impl Db {
+    /// [`Db::run`], as a RESP2 client sees the reply.
+    pub fn run2(&mut self, args: &[&str]) -> Reply {
+        resp2(self.run(args))
+    }
+}

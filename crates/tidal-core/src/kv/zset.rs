@@ -339,15 +339,13 @@ fn select(store: &impl KvStore, key: &[u8], h: &Header, range: &ZRange) -> Resul
     }
 }
 
+/// Members, with their scores as pairs when asked (RESP3 nests them).
 fn flat(items: Vec<(Vec<u8>, f64)>, scores: bool) -> Reply {
-    let mut out = Vec::with_capacity(items.len() * if scores { 2 } else { 1 });
-    for (m, s) in items {
-        out.push(Reply::Bulk(m));
-        if scores {
-            out.push(Reply::bulk(format_score(s)));
-        }
+    if scores {
+        Reply::Pairs(items.into_iter().map(|(m, s)| (Reply::Bulk(m), Reply::Score(s))).collect())
+    } else {
+        Reply::Array(items.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
     }
-    Reply::Array(out)
 }
 
 /// A source of ZUNIONSTORE and its kin: a sorted set, or a set (every
@@ -463,7 +461,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
                 }
             }
             let reply = if flags.incr {
-                last.map_or(Reply::Nil, |v| Reply::bulk(format_score(v)))
+                last.map_or(Reply::Nil, Reply::Score)
             } else if flags.ch {
                 Reply::Int(added + changed)
             } else {
@@ -483,7 +481,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
             }
             put_score(store, key, member, old, new)?;
             h.len += u64::from(old.is_none());
-            Reply::bulk(format_score(new))
+            Reply::Score(new)
         }
         ZSetWrite::Rem { members } => {
             let mut removed = 0;
@@ -528,7 +526,11 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
                 remove_member(store, key, m, *s)?;
             }
             h.len -= popped.len() as u64;
-            flat(popped, true)
+            match count {
+                // One member without a count: a flat [member, score].
+                None => Reply::Array(popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::Score(s)]).collect()),
+                Some(_) => flat(popped, true),
+            }
         }
         ZSetWrite::Store { .. } => unreachable!("answered above"),
     };
@@ -549,13 +551,11 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
         });
     };
     Ok(match op {
-        ZSetRead::Score { member } => {
-            score_of(store, key, member)?.map_or(Reply::Nil, |s| Reply::bulk(format_score(s)))
-        }
+        ZSetRead::Score { member } => score_of(store, key, member)?.map_or(Reply::Nil, Reply::Score),
         ZSetRead::MScore { members } => {
             let mut out = Vec::with_capacity(members.len());
             for m in members {
-                out.push(score_of(store, key, m)?.map_or(Reply::Nil, |s| Reply::bulk(format_score(s))));
+                out.push(score_of(store, key, m)?.map_or(Reply::Nil, Reply::Score));
             }
             Reply::Array(out)
         }

@@ -42,59 +42,59 @@ fn scores_print_as_redis_prints_them() {
 #[test]
 fn members_sort_by_score_then_member() {
     let mut db = Db::new();
-    assert_eq!(db.run(&["ZADD", "z", "1.1", "a", "2", "b", "1e300", "c", "-inf", "d", "0.1", "e"]), int(5));
+    assert_eq!(db.run2(&["ZADD", "z", "1.1", "a", "2", "b", "1e300", "c", "-inf", "d", "0.1", "e"]), int(5));
     assert_eq!(
-        strs(db.run(&["ZRANGE", "z", "0", "-1", "WITHSCORES"])),
+        strs(db.run2(&["ZRANGE", "z", "0", "-1", "WITHSCORES"])),
         ["d", "-inf", "e", "0.10000000000000001", "a", "1.1000000000000001", "b", "2", "c", "1.0000000000000001e+300"]
     );
-    assert_eq!(db.run(&["ZADD", "z", "2", "a", "2", "aa"]), int(1));
-    assert_eq!(strs(db.run(&["ZRANGEBYSCORE", "z", "(1", "2"])), ["a", "aa", "b"]);
-    assert_eq!(strs(db.run(&["ZREVRANGE", "z", "0", "1"])), ["c", "b"]);
-    assert_eq!(strs(db.run(&["ZRANGE", "z", "(2", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2"])), ["d"]);
-    assert_eq!(db.run(&["ZRANK", "z", "b"]), int(4));
-    assert_eq!(db.run(&["ZREVRANK", "z", "b"]), int(1));
-    assert_eq!(db.run(&["ZCOUNT", "z", "-inf", "(2"]), int(2));
-    assert_eq!(db.run(&["ZCARD", "z"]), int(6));
-    assert_eq!(db.run(&["ZSCORE", "z", "nope"]), Reply::Nil);
-    assert_eq!(db.run(&["ZINCRBY", "z", "0.2", "e"]), bulk("0.30000000000000004"));
-    assert_eq!(db.run(&["ZINCRBY", "z", "inf", "d"]), err("ERR resulting score is not a number (NaN)"));
-    assert_eq!(db.run(&["ZADD", "z", "nan", "x"]), err("ERR value is not a valid float"));
+    assert_eq!(db.run2(&["ZADD", "z", "2", "a", "2", "aa"]), int(1));
+    assert_eq!(strs(db.run2(&["ZRANGEBYSCORE", "z", "(1", "2"])), ["a", "aa", "b"]);
+    assert_eq!(strs(db.run2(&["ZREVRANGE", "z", "0", "1"])), ["c", "b"]);
+    assert_eq!(strs(db.run2(&["ZRANGE", "z", "(2", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2"])), ["d"]);
+    assert_eq!(db.run2(&["ZRANK", "z", "b"]), int(4));
+    assert_eq!(db.run2(&["ZREVRANK", "z", "b"]), int(1));
+    assert_eq!(db.run2(&["ZCOUNT", "z", "-inf", "(2"]), int(2));
+    assert_eq!(db.run2(&["ZCARD", "z"]), int(6));
+    assert_eq!(db.run2(&["ZSCORE", "z", "nope"]), Reply::Nil);
+    assert_eq!(db.run2(&["ZINCRBY", "z", "0.2", "e"]), bulk("0.30000000000000004"));
+    assert_eq!(db.run2(&["ZINCRBY", "z", "inf", "d"]), err("ERR resulting score is not a number (NaN)"));
+    assert_eq!(db.run2(&["ZADD", "z", "nan", "x"]), err("ERR value is not a valid float"));
     assert_eq!(
-        db.run(&["ZADD", "z", "INCR", "1", "b", "2", "c"]),
+        db.run2(&["ZADD", "z", "INCR", "1", "b", "2", "c"]),
         err("ERR INCR option supports a single increment-element pair")
     );
     assert_eq!(
-        db.run(&["ZADD", "z", "NX", "XX", "1", "a"]),
+        db.run2(&["ZADD", "z", "NX", "XX", "1", "a"]),
         err("ERR XX and NX options at the same time are not compatible")
     );
     assert_eq!(
-        db.run(&["ZADD", "z", "GT", "LT", "1", "a"]),
+        db.run2(&["ZADD", "z", "GT", "LT", "1", "a"]),
         err("ERR GT, LT, and/or NX options at the same time are not compatible")
     );
-    assert_eq!(db.run(&["ZRANGEBYSCORE", "z", "x", "2"]), err("ERR min or max is not a float"));
-    assert_eq!(db.run(&["ZRANGEBYLEX", "z", "a", "b"]), err("ERR min or max not valid string range item"));
-    assert_eq!(db.run(&["TYPE", "z"]), Reply::simple("zset"));
+    assert_eq!(db.run2(&["ZRANGEBYSCORE", "z", "x", "2"]), err("ERR min or max is not a float"));
+    assert_eq!(db.run2(&["ZRANGEBYLEX", "z", "a", "b"]), err("ERR min or max not valid string range item"));
+    assert_eq!(db.run2(&["TYPE", "z"]), Reply::simple("zset"));
 }
 
 #[test]
 fn pops_removals_and_stores() {
     let mut db = Db::new();
-    db.run(&["ZADD", "{z}a", "1", "x", "2", "y", "3", "z"]);
-    assert_eq!(strs(db.run(&["ZPOPMIN", "{z}a"])), ["x", "1"]);
-    assert_eq!(strs(db.run(&["ZPOPMAX", "{z}a", "5"])), ["z", "3", "y", "2"]);
-    assert_eq!(db.run(&["EXISTS", "{z}a"]), int(0));
+    db.run2(&["ZADD", "{z}a", "1", "x", "2", "y", "3", "z"]);
+    assert_eq!(strs(db.run2(&["ZPOPMIN", "{z}a"])), ["x", "1"]);
+    assert_eq!(strs(db.run2(&["ZPOPMAX", "{z}a", "5"])), ["z", "3", "y", "2"]);
+    assert_eq!(db.run2(&["EXISTS", "{z}a"]), int(0));
     assert_eq!(db.store.element_rows(), 0);
-    db.run(&["ZADD", "{z}a", "1", "a", "2", "b", "3", "c", "4", "d"]);
-    assert_eq!(db.run(&["ZREMRANGEBYRANK", "{z}a", "0", "0"]), int(1));
-    assert_eq!(db.run(&["ZREMRANGEBYSCORE", "{z}a", "(3", "+inf"]), int(1));
-    assert_eq!(db.run(&["ZREM", "{z}a", "b", "nope"]), int(1));
-    assert_eq!(strs(db.run(&["ZRANGE", "{z}a", "0", "-1"])), ["c"]);
-    db.run(&["ZADD", "{z}b", "5", "c", "1", "m"]);
-    db.run(&["SADD", "{z}s", "c", "q"]);
-    assert_eq!(db.run(&["ZUNIONSTORE", "{z}o", "3", "{z}a", "{z}b", "{z}s", "WEIGHTS", "1", "2", "3"]), int(3));
-    assert_eq!(strs(db.run(&["ZRANGE", "{z}o", "0", "-1", "WITHSCORES"])), ["m", "2", "q", "3", "c", "16"]);
-    assert_eq!(db.run(&["ZINTERSTORE", "{z}o", "2", "{z}a", "{z}b", "AGGREGATE", "MAX"]), int(1));
-    assert_eq!(db.run(&["ZSCORE", "{z}o", "c"]), bulk("5"));
-    assert_eq!(db.run(&["ZDIFFSTORE", "{z}o", "2", "{z}b", "{z}a"]), int(1));
-    assert_eq!(strs(db.run(&["ZRANGE", "{z}o", "0", "-1"])), ["m"]);
+    db.run2(&["ZADD", "{z}a", "1", "a", "2", "b", "3", "c", "4", "d"]);
+    assert_eq!(db.run2(&["ZREMRANGEBYRANK", "{z}a", "0", "0"]), int(1));
+    assert_eq!(db.run2(&["ZREMRANGEBYSCORE", "{z}a", "(3", "+inf"]), int(1));
+    assert_eq!(db.run2(&["ZREM", "{z}a", "b", "nope"]), int(1));
+    assert_eq!(strs(db.run2(&["ZRANGE", "{z}a", "0", "-1"])), ["c"]);
+    db.run2(&["ZADD", "{z}b", "5", "c", "1", "m"]);
+    db.run2(&["SADD", "{z}s", "c", "q"]);
+    assert_eq!(db.run2(&["ZUNIONSTORE", "{z}o", "3", "{z}a", "{z}b", "{z}s", "WEIGHTS", "1", "2", "3"]), int(3));
+    assert_eq!(strs(db.run2(&["ZRANGE", "{z}o", "0", "-1", "WITHSCORES"])), ["m", "2", "q", "3", "c", "16"]);
+    assert_eq!(db.run2(&["ZINTERSTORE", "{z}o", "2", "{z}a", "{z}b", "AGGREGATE", "MAX"]), int(1));
+    assert_eq!(db.run2(&["ZSCORE", "{z}o", "c"]), bulk("5"));
+    assert_eq!(db.run2(&["ZDIFFSTORE", "{z}o", "2", "{z}b", "{z}a"]), int(1));
+    assert_eq!(strs(db.run2(&["ZRANGE", "{z}o", "0", "-1"])), ["m"]);
 }

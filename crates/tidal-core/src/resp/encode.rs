@@ -8,10 +8,12 @@
 //! | `Map`        | flat array, 2 per entry    | `%<n>`                |
 //! | `Set`        | array                      | `~<n>`                |
 //! | `Verbatim`   | bulk string                | `=<n>` with `txt:`    |
+//! | `Score`      | bulk string (`%.17g`)      | `,<double>` (`%.17g`) |
+//! | `Pairs`      | flat array                 | array of 2-arrays     |
 
 use bytes::{BufMut, BytesMut};
 
-use crate::kv::Reply;
+use crate::kv::{format_score, Reply};
 
 /// The protocol a connection speaks, switched by HELLO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,6 +92,18 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
             out.put_slice(b"\r\n");
         }
         Reply::Verbatim(text) => bulk(out, text.as_bytes()),
+        Reply::Score(s) if resp3 => line(out, b',', format_score(*s).as_bytes()),
+        Reply::Score(s) => bulk(out, format_score(*s).as_bytes()),
+        Reply::Pairs(pairs) => {
+            header(out, b'*', if resp3 { pairs.len() } else { pairs.len() * 2 });
+            for (a, b) in pairs {
+                if resp3 {
+                    header(out, b'*', 2);
+                }
+                encode(a, proto, out);
+                encode(b, proto, out);
+            }
+        }
     }
 }
 

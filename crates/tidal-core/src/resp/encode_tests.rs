@@ -42,6 +42,22 @@ fn aggregates_differ_by_protocol() {
     assert_eq!(wire(&arr, Proto::Resp3), "*2\r\n*0\r\n:0\r\n");
 }
 
+/// Byte for byte what redis-server 7.0.15 sends for ZSCORE and ZRANGE
+/// ... WITHSCORES in each protocol.
+#[test]
+fn scores_and_pairs() {
+    assert_eq!(both(&Reply::Score(1.1)), ("$18\r\n1.1000000000000001\r\n".into(), ",1.1000000000000001\r\n".into()));
+    assert_eq!(wire(&Reply::Score(f64::NEG_INFINITY), Proto::Resp3), ",-inf\r\n");
+    let pairs = Reply::Pairs(vec![(Reply::bulk("m"), Reply::Score(1.5)), (Reply::bulk("n"), Reply::Score(2.0))]);
+    assert_eq!(
+        both(&pairs),
+        (
+            "*4\r\n$1\r\nm\r\n$3\r\n1.5\r\n$1\r\nn\r\n$1\r\n2\r\n".into(),
+            "*2\r\n*2\r\n$1\r\nm\r\n,1.5\r\n*2\r\n$1\r\nn\r\n,2\r\n".into()
+        )
+    );
+}
+
 #[test]
 fn doubles_and_verbatim() {
     assert_eq!(both(&Reply::Double(1.5)), ("$3\r\n1.5\r\n".into(), ",1.5\r\n".into()));
