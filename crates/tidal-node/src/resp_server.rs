@@ -427,9 +427,15 @@ fn seeded(shared: &Shared, mut cmd: Command) -> Command {
         _ => None,
     };
     if let Some(seed) = seed {
-        *seed = Dice::new(shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32)).roll();
+        *seed = node_dice(shared).roll();
     }
     cmd
+}
+
+/// The node's random choices: from its clock and command count, so a run
+/// under simulation repeats.
+fn node_dice(shared: &Shared) -> Dice {
+    Dice::new(shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32))
 }
 
 /// RANDOMKEY: every PRG offers a live key found from a made-up position,
@@ -437,7 +443,7 @@ fn seeded(shared: &Shared, mut cmd: Command) -> Command {
 /// positions come from the node's clock and command count, so a run under
 /// simulation repeats.
 async fn random_key(shared: &Arc<Shared>) -> Reply {
-    let mut dice = Dice::new(shared.clock.now_ms() ^ shared.commands.load(Ordering::Relaxed).rotate_left(32));
+    let mut dice = node_dice(shared);
     let seed = dice.roll();
     let replies = match shared.broadcast(DEFAULT_TENANT, KvRequest::Read(ReadOp::RandomKey { seed })).await {
         Ok(r) => r,

@@ -34,7 +34,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 use tidal_core::kv::{
-    self as engine, element_bounds, ElementRows, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp,
+    self as engine, prefixed_bounds, ElementRows, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp,
 };
 use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
@@ -267,7 +267,7 @@ struct View<'a, B: Base> {
 
 impl<B: Base> View<'_, B> {
     fn stored(&self, key: &[u8]) -> Vec<u8> {
-        stored_key(slot_of(key, self.ownership.slot_count()), key)
+        stored_key(self.slot(key), key)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
@@ -290,13 +290,10 @@ impl<B: Base> View<'_, B> {
         upper: Bound<&[u8]>,
         limit: usize,
     ) -> Result<ElementRows, KvError> {
-        let word = (overlay::ELEMENTS | self.slot(key)).to_be_bytes();
-        let prefixed = |b: Bound<Vec<u8>>| b.map(|k| [&word[..], &k].concat());
-        let (lo, hi) = element_bounds(key, lower, upper);
-        let (lo, hi) = (prefixed(lo), prefixed(hi));
+        let prefix = stored_element(self.slot(key), key, b"");
+        let (lo, hi) = prefixed_bounds(&prefix, lower, upper);
         let rows = overlay::scan_range(&self.stack, &self.base, as_ref(&lo), as_ref(&hi), limit)?;
-        let skip = 8 + key.len();
-        Ok(rows.into_iter().map(|(k, r)| (k[skip..].to_vec(), r.value)).collect())
+        Ok(rows.into_iter().map(|(k, r)| (k[prefix.len()..].to_vec(), r.value)).collect())
     }
 
     /// Records of served slots after `after` (a user key), in stored order.
@@ -938,9 +935,8 @@ fn flush_into<'a>(
         t.retain(|_, _| false).map_err(|e| e.to_string())?;
     }
     for slot in &layer.dropped {
-        let [keys, rows] = slot_ranges(*slot);
-        let (lo, hi) = if range == 0 { keys } else { rows };
-        t.retain_in::<&[u8], _>((as_ref(&lo), as_ref(&hi)), |_, _| false).map_err(|e| e.to_string())?;
+        let (lo, hi) = &slot_ranges(*slot)[range];
+        t.retain_in::<&[u8], _>((as_ref(lo), as_ref(hi)), |_, _| false).map_err(|e| e.to_string())?;
     }
     for (key, rec) in entries {
         match rec {

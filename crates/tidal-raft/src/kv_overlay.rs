@@ -181,13 +181,7 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     Ok(n.max(0) as u64)
 }
 
-pub(crate) fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
+pub(crate) use tidal_core::kv::bound_slice as as_ref;
 
 type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Record>), KvError>> + 'a>;
 

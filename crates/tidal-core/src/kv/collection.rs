@@ -53,8 +53,7 @@ impl Header {
     }
 
     fn from_record(rec: Record) -> Header {
-        let word = |i: usize| rec.value.get(i..i + 8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
-        let (len, extra) = (word(0), word(8) as i64);
+        let (len, extra) = (word(&rec.value, 0), word(&rec.value, 8) as i64);
         Header { rec, len, extra }
     }
 
@@ -77,9 +76,14 @@ impl Header {
     }
 }
 
+/// The 8-byte word at `at` of a header's value, 0 when absent.
+fn word(value: &[u8], at: usize) -> u64 {
+    value.get(at..at + 8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+}
+
 /// The length stored in a collection's header record.
 pub(super) fn len_of(rec: &Record) -> u64 {
-    Header::from_record(rec.clone()).len
+    word(&rec.value, 0)
 }
 
 /// `key`'s live header if it holds a `kind`, `None` if it does not exist,
@@ -90,7 +94,7 @@ pub(super) fn open(
     now_ms: u64,
     kind: Kind,
 ) -> Result<Result<Option<Header>, Reply>, StoreError> {
-    Ok(match store.get(key)?.filter(|r| r.is_live(now_ms)) {
+    Ok(match live(store, key, now_ms)? {
         Some(r) if r.kind != kind => Err(wrong_type()),
         other => Ok(other.map(Header::from_record)),
     })
@@ -158,6 +162,12 @@ pub(super) fn overwrite(store: &mut impl KvStore, key: &[u8], rec: &Record) -> R
     store.put(key, rec)
 }
 
+/// Up to [`BATCH`] element rows of `key` after the sub-key `after` (from
+/// the first with `None`).
+fn page(store: &impl KvStore, key: &[u8], after: Option<&[u8]>) -> Result<ElementRows, StoreError> {
+    store.elem_range(key, after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded, BATCH)
+}
+
 /// Every element row of `key`, a batch at a time.
 pub(super) fn for_each_element(
     store: &impl KvStore,
@@ -166,15 +176,14 @@ pub(super) fn for_each_element(
 ) -> Result<(), StoreError> {
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        let page = store.elem_range(key, lower, Bound::Unbounded, BATCH)?;
-        for (sub, v) in &page {
+        let rows = page(store, key, after.as_deref())?;
+        for (sub, v) in &rows {
             f(sub, v);
         }
-        if page.len() < BATCH {
+        if rows.len() < BATCH {
             return Ok(());
         }
-        after = page.into_iter().last().map(|(sub, _)| sub);
+        after = rows.into_iter().last().map(|(sub, _)| sub);
     }
 }
 
@@ -186,17 +195,17 @@ pub(super) fn elements(store: &impl KvStore, key: &[u8]) -> Result<ElementRows, 
 }
 
 fn clear_elements(store: &mut impl KvStore, key: &[u8]) -> Result<(), StoreError> {
+    // Not for_each_element: the rows are deleted as they are read.
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        let page = store.elem_range(key, lower, Bound::Unbounded, BATCH)?;
-        for (sub, _) in &page {
+        let rows = page(&*store, key, after.as_deref())?;
+        for (sub, _) in &rows {
             store.elem_delete(key, sub)?;
         }
-        if page.len() < BATCH {
+        if rows.len() < BATCH {
             return Ok(());
         }
-        after = page.into_iter().last().map(|(sub, _)| sub);
+        after = rows.into_iter().last().map(|(sub, _)| sub);
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::command_table::{find, CommandSpec, COMMANDS};
 use super::conn::{ConnCmd, KeyspaceCmd};
+use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
 use super::reply::Reply;
 
@@ -89,6 +90,29 @@ fn unknown_command(args: &[Vec<u8>]) -> Reply {
 /// At most `max` bytes of `bytes`, as text (like C's `%.*s`).
 pub(super) fn clip(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
+}
+
+/// Argument `i`, taken out of the list (each is read once).
+pub(super) fn take(args: &mut [Vec<u8>], i: usize) -> Vec<u8> {
+    std::mem::take(&mut args[i])
+}
+
+/// Whether an argument is the option `word`, in any case.
+pub(super) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// An integer argument, or Redis's error for one that is not.
+pub(super) fn int(arg: &[u8]) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or_else(Reply::not_integer)
+}
+
+/// A count that must not be negative (LPOP, SPOP, ZPOPMIN), with Redis's
+/// text otherwise.
+pub(super) fn positive(arg: &[u8]) -> Result<u64, Reply> {
+    parse_i64(arg)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| Reply::err("value is out of range, must be positive"))
 }
 
 #[cfg(test)]

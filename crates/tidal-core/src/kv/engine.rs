@@ -17,7 +17,7 @@ use super::bits;
 use super::collection::{self, copy_key, delete_key, live, live_for_write, overwrite, remove, wrong_type};
 use super::glob::glob_match;
 use super::integer::parse_i64;
-use super::long_double::LongDouble;
+use super::long_double::{increment_error, LongDouble};
 use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, WriteOp};
 use super::record::{Kind, Record};
 use super::reply::Reply;
@@ -347,7 +347,8 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record) -> Result<&'static s
 /// canonical 64-bit integer of at most 20 characters, `embstr` up to 44
 /// bytes, `raw` beyond.
 fn string_encoding(value: &[u8]) -> &'static str {
-    if value.len() <= 20 && parse_i64(value).is_some_and(|n| n.to_string().as_bytes() == value) {
+    // parse_i64 takes only canonical text of at most 20 bytes.
+    if parse_i64(value).is_some() {
         "int"
     } else if value.len() <= 44 {
         "embstr"
@@ -474,17 +475,10 @@ fn incr_by(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: i64) -> Res
 
 fn incr_by_float(store: &mut impl KvStore, now_ms: u64, key: &[u8], delta: &[u8]) -> Result<Reply, StoreError> {
     let old = string!(live_for_write(store, key, now_ms)?);
-    let current = match &old {
-        None => LongDouble::parse(b"0"),
-        Some(rec) => LongDouble::parse(&rec.value),
+    let text = match LongDouble::increment(old.as_ref().map(|r| r.value.as_slice()), delta) {
+        Ok(text) => text,
+        Err(e) => return Ok(increment_error(e, Reply::not_float())),
     };
-    let (Some(current), Some(delta)) = (current, LongDouble::parse(delta)) else {
-        return Ok(Reply::not_float());
-    };
-    let Some(sum) = current.add(delta) else {
-        return Ok(Reply::err("increment would produce NaN or Infinity"));
-    };
-    let text = sum.to_human().into_bytes();
     let rec = Record { expire_at_ms: old.and_then(|r| r.expire_at_ms), ..Record::new(text.clone()) };
     store.put(key, &rec)?;
     Ok(Reply::Bulk(text))

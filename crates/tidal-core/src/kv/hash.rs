@@ -7,10 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::collection::{member_of, member_sub, open, open_for_write, pick, scan_members, Header, BATCH};
-use super::command::Command;
+use super::command::{int, take, Command};
 use super::glob::glob_match;
 use super::integer::{parse_cursor, parse_i64};
-use super::long_double::LongDouble;
+use super::long_double::{increment_error, LongDouble};
 use super::op::{ReadOp, WriteOp};
 use super::record::Kind;
 use super::reply::Reply;
@@ -148,17 +148,10 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
         HashWrite::IncrByFloat { field, delta } => {
             let sub = member_sub(field);
             let old = get(store, &sub, &h)?;
-            let current = match &old {
-                None => LongDouble::parse(b"0"),
-                Some(v) => LongDouble::parse(v),
+            let text = match LongDouble::increment(old.as_deref(), delta) {
+                Ok(text) => text,
+                Err(e) => return Ok(increment_error(e, Reply::err("hash value is not a float"))),
             };
-            let (Some(current), Some(delta)) = (current, LongDouble::parse(delta)) else {
-                return Ok(Reply::err("hash value is not a float"));
-            };
-            let Some(sum) = current.add(delta) else {
-                return Ok(Reply::err("increment would produce NaN or Infinity"));
-            };
-            let text = sum.to_human().into_bytes();
             store.elem_put(key, &sub, &text)?;
             h.len += u64::from(old.is_none());
             Reply::Bulk(text)
@@ -249,7 +242,7 @@ pub(super) fn scan_args(args: &mut [Vec<u8>]) -> Result<(u64, usize, Option<Vec<
     while i < args.len() {
         let has_value = i + 1 < args.len();
         if args[i].eq_ignore_ascii_case(b"COUNT") && has_value {
-            let n = parse_i64(&args[i + 1]).ok_or_else(Reply::not_integer)?;
+            let n = int(&args[i + 1])?;
             if n < 1 {
                 return Err(Reply::syntax());
             }
@@ -285,10 +278,6 @@ fn field_pairs(name: &str, a: &mut Args) -> Result<ElementRows, Reply> {
     Ok(a[2..].chunks_mut(2).map(|p| (std::mem::take(&mut p[0]), std::mem::take(&mut p[1]))).collect())
 }
 
-fn arg(a: &mut Args, i: usize) -> Vec<u8> {
-    std::mem::take(&mut a[i])
-}
-
 pub(super) fn hset(a: Args) -> Parsed {
     write(a, |a| Ok(HashWrite::Set { pairs: field_pairs("hset", a)?, ok: false }))
 }
@@ -298,7 +287,7 @@ pub(super) fn hmset(a: Args) -> Parsed {
 }
 
 pub(super) fn hsetnx(a: Args) -> Parsed {
-    write(a, |a| Ok(HashWrite::SetNx { field: arg(a, 2), value: arg(a, 3) }))
+    write(a, |a| Ok(HashWrite::SetNx { field: take(a, 2), value: take(a, 3) }))
 }
 
 pub(super) fn hdel(a: Args) -> Parsed {
@@ -307,8 +296,8 @@ pub(super) fn hdel(a: Args) -> Parsed {
 
 pub(super) fn hincrby(a: Args) -> Parsed {
     write(a, |a| {
-        let delta = parse_i64(&a[3]).ok_or_else(Reply::not_integer)?;
-        Ok(HashWrite::IncrBy { field: arg(a, 2), delta })
+        let delta = int(&a[3])?;
+        Ok(HashWrite::IncrBy { field: take(a, 2), delta })
     })
 }
 
@@ -319,12 +308,12 @@ pub(super) fn hincrbyfloat(a: Args) -> Parsed {
             Some(LongDouble::Inf { .. }) => return Err(Reply::err("value is NaN or Infinity")),
             Some(_) => {}
         }
-        Ok(HashWrite::IncrByFloat { field: arg(a, 2), delta: arg(a, 3) })
+        Ok(HashWrite::IncrByFloat { field: take(a, 2), delta: take(a, 3) })
     })
 }
 
 pub(super) fn hget(a: Args) -> Parsed {
-    read_op(a, |a| Ok(HashRead::Get { field: arg(a, 2) }))
+    read_op(a, |a| Ok(HashRead::Get { field: take(a, 2) }))
 }
 
 pub(super) fn hmget(a: Args) -> Parsed {
@@ -336,7 +325,7 @@ pub(super) fn hlen(a: Args) -> Parsed {
 }
 
 pub(super) fn hexists(a: Args) -> Parsed {
-    read_op(a, |a| Ok(HashRead::Exists { field: arg(a, 2) }))
+    read_op(a, |a| Ok(HashRead::Exists { field: take(a, 2) }))
 }
 
 pub(super) fn hgetall(a: Args) -> Parsed {
@@ -352,13 +341,13 @@ pub(super) fn hvals(a: Args) -> Parsed {
 }
 
 pub(super) fn hstrlen(a: Args) -> Parsed {
-    read_op(a, |a| Ok(HashRead::StrLen { field: arg(a, 2) }))
+    read_op(a, |a| Ok(HashRead::StrLen { field: take(a, 2) }))
 }
 
 /// Redis' bound on a negative random count (it would otherwise allocate
 /// without limit).
 pub(super) fn rand_count(arg: &[u8], with_values: bool) -> Result<i64, Reply> {
-    let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
+    let n = int(arg)?;
     let floor = if with_values { -(i64::MAX / 2) } else { -i64::MAX };
     if n < floor {
         return Err(Reply::err("value is out of range"));

@@ -13,7 +13,7 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{live, open, open_for_write, wrong_type, Header};
-use super::command::Command;
+use super::command::{int, positive, Command};
 use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
 use super::record::Kind;
@@ -372,10 +372,6 @@ fn read_op(mut a: Args, op: impl FnOnce(&mut Args) -> Result<ListRead, Reply>) -
     Ok(Command::Read(ReadOp::List { key: std::mem::take(&mut a[1]), op }))
 }
 
-fn int(arg: &[u8]) -> Result<i64, Reply> {
-    parse_i64(arg).ok_or_else(Reply::not_integer)
-}
-
 fn pushes(end: End, existing: bool) -> impl FnOnce(Args) -> Parsed {
     move |a| write(a, |a| Ok(ListWrite::Push { end, values: a.drain(2..).collect(), existing }))
 }
@@ -394,13 +390,6 @@ pub(super) fn lpushx(a: Args) -> Parsed {
 
 pub(super) fn rpushx(a: Args) -> Parsed {
     pushes(End::Right, true)(a)
-}
-
-/// A count that must be positive, with Redis's text otherwise.
-fn positive(arg: &[u8]) -> Result<u64, Reply> {
-    parse_i64(arg)
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| Reply::err("value is out of range, must be positive"))
 }
 
 fn pops(end: End) -> impl FnOnce(Args) -> Parsed {

@@ -19,6 +19,24 @@ const EXP_MAX: i64 = 16320;
 /// Redis refuses float arguments this long or longer (`MAX_LONG_DOUBLE_CHARS`).
 const MAX_CHARS: usize = 5 * 1024;
 
+/// Why a float increment is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Increment {
+    /// The stored value or the increment is not a float.
+    NotFloat,
+    /// The sum would be infinite or NaN.
+    NotFinite,
+}
+
+/// The reply to a refused float increment; `not_float` is the command's
+/// text for a value that is not a float.
+pub(crate) fn increment_error(e: Increment, not_float: super::reply::Reply) -> super::reply::Reply {
+    match e {
+        Increment::NotFloat => not_float,
+        Increment::NotFinite => super::reply::Reply::err("increment would produce NaN or Infinity"),
+    }
+}
+
 /// A finite extended-precision value `±mant · 2^exp`, or an infinity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum LongDouble {
@@ -55,6 +73,17 @@ impl LongDouble {
         }
         let value = if lower.starts_with(b"0x") { parse_hex(&body[2..], neg)? } else { parse_decimal(body, neg)? };
         Some(value)
+    }
+
+    /// INCRBYFLOAT's and HINCRBYFLOAT's sum: the stored text (0 when
+    /// absent) plus the increment's, in Redis's rendering.
+    pub(crate) fn increment(current: Option<&[u8]>, delta: &[u8]) -> Result<Vec<u8>, Increment> {
+        let (Some(current), Some(delta)) = (LongDouble::parse(current.unwrap_or(b"0")), LongDouble::parse(delta))
+        else {
+            return Err(Increment::NotFloat);
+        };
+        let sum = current.add(delta).ok_or(Increment::NotFinite)?;
+        Ok(sum.to_human().into_bytes())
     }
 
     /// `self + other`, rounded once to nearest-even; `None` if the result is

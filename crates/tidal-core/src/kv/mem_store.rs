@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::record::Record;
-use super::store::{element_bounds, element_key, ElementRows, KvStore, StoreError};
+use super::store::{element_key, prefixed_bounds, ElementRows, KvStore, StoreError};
 
 /// A [`KvStore`] that never fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl KvStore for MemStore {
         let prefix = 4 + key.len();
         Ok(self
             .elems
-            .range(element_bounds(key, lower, upper))
+            .range(prefixed_bounds(&element_key(key, b""), lower, upper))
             .take(limit)
             .map(|(k, v)| (k[prefix..].to_vec(), v.clone()))
             .collect())

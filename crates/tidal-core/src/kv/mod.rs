@@ -60,5 +60,5 @@ pub use reply::Reply;
 pub use scan_page::ScanPage;
 pub use set::{SetAlgebra, SetRead, SetWrite};
 pub use split::{merge, plan_read, plan_write, Merge, Plan};
-pub use store::{element_bounds, element_key, ElementRows, KvStore, StoreError};
+pub use store::{bound_slice, element_key, prefixed_bounds, ElementRows, KvStore, StoreError};
 pub use zset::{format_score, parse_score, ZSetRead, ZSetWrite};

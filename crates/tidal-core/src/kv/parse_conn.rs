@@ -1,7 +1,7 @@
 //! Argument rules of connection and server commands (PING, HELLO, AUTH,
 //! CLIENT, CONFIG, COMMAND, INFO, ...), mirroring Redis 7's checks.
 
-use super::command::{clip, Command};
+use super::command::{clip, is, take, Command};
 use super::conn::{ClientSetInfoAttr, CommandSub, ConnCmd};
 use super::integer::parse_i64;
 use super::reply::Reply;
@@ -11,14 +11,6 @@ type Parsed = Result<Command, Reply>;
 
 fn conn(c: ConnCmd) -> Parsed {
     Ok(Command::Conn(c))
-}
-
-fn take(args: &mut Args, i: usize) -> Vec<u8> {
-    std::mem::take(&mut args[i])
-}
-
-fn is(arg: &[u8], word: &str) -> bool {
-    arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
 /// Client names and library attributes must be printable ASCII without

@@ -5,7 +5,7 @@
 //! validates, so the first error reported is Redis' first error.
 
 use super::bits::{BitOpKind, BitRange, LcsMode, MAX_BIT_OFFSET};
-use super::command::{clip, Command};
+use super::command::{clip, int, is, take, Command};
 use super::conn::KeyspaceCmd;
 use super::integer::{parse_cursor, parse_i64};
 use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, WriteOp};
@@ -14,18 +14,6 @@ use super::reply::Reply;
 type Args = Vec<Vec<u8>>;
 type Parsed = Result<Command, Reply>;
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn take(args: &mut Args, i: usize) -> Vec<u8> {
-    std::mem::take(&mut args[i])
-}
-
-fn is(arg: &[u8], word: &str) -> bool {
-    arg.eq_ignore_ascii_case(word.as_bytes())
-}
-
-fn int(arg: &[u8]) -> Result<i64, Reply> {
-    parse_i64(arg).ok_or_else(Reply::not_integer)
-}
 
 fn read(op: ReadOp) -> Parsed {
     Ok(Command::Read(op))

@@ -13,7 +13,7 @@ use super::collection::{
     elements, for_each_element, live, member_of, member_sub, open, open_for_write, pick, remove, scan_members,
     wrong_type, Header,
 };
-use super::command::Command;
+use super::command::{positive, take, Command};
 use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
 use super::integer::parse_i64;
@@ -93,10 +93,8 @@ pub enum SetRead {
 /// (what Redis keeps as an intset).
 pub(super) fn all_integers(store: &impl KvStore, key: &[u8]) -> Result<bool, StoreError> {
     let mut all = true;
-    for_each_element(store, key, |sub, _| {
-        let m = member_of(sub);
-        all &= parse_i64(m).is_some_and(|n| n.to_string().as_bytes() == m);
-    })?;
+    // parse_i64 takes only canonical text.
+    for_each_element(store, key, |sub, _| all &= parse_i64(member_of(sub)).is_some())?;
     Ok(all)
 }
 
@@ -327,10 +325,6 @@ fn read_op(mut a: Args, op: impl FnOnce(&mut Args) -> Result<SetRead, Reply>) ->
     Ok(Command::Read(ReadOp::Members { key: std::mem::take(&mut a[1]), op }))
 }
 
-fn arg(a: &mut Args, i: usize) -> Vec<u8> {
-    std::mem::take(&mut a[i])
-}
-
 pub(super) fn sadd(a: Args) -> Parsed {
     write(a, |a| Ok(SetWrite::Add { members: a.drain(2..).collect() }))
 }
@@ -343,10 +337,7 @@ pub(super) fn spop(a: Args) -> Parsed {
     write(a, |a| {
         let count = match a.len() {
             2 => None,
-            3 => {
-                let n = parse_i64(&a[2]).ok_or_else(|| Reply::err("value is out of range, must be positive"))?;
-                Some(u64::try_from(n).map_err(|_| Reply::err("value is out of range, must be positive"))?)
-            }
+            3 => Some(positive(&a[2])?),
             _ => return Err(Reply::syntax()),
         };
         Ok(SetWrite::Pop { count, seed: 0 })
@@ -354,8 +345,8 @@ pub(super) fn spop(a: Args) -> Parsed {
 }
 
 pub(super) fn smove(mut a: Args) -> Parsed {
-    let (dest, member) = (arg(&mut a, 2), arg(&mut a, 3));
-    Ok(Command::Write(WriteOp::Members { key: arg(&mut a, 1), op: SetWrite::Move { dest, member } }))
+    let (dest, member) = (take(&mut a, 2), take(&mut a, 3));
+    Ok(Command::Write(WriteOp::Members { key: take(&mut a, 1), op: SetWrite::Move { dest, member } }))
 }
 
 fn store_form(op: SetAlgebra) -> impl FnOnce(Args) -> Parsed {
@@ -379,7 +370,7 @@ pub(super) fn smembers(a: Args) -> Parsed {
 }
 
 pub(super) fn sismember(a: Args) -> Parsed {
-    read_op(a, |a| Ok(SetRead::IsMember { member: arg(a, 2) }))
+    read_op(a, |a| Ok(SetRead::IsMember { member: take(a, 2) }))
 }
 
 pub(super) fn smismember(a: Args) -> Parsed {

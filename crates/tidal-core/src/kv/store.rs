@@ -35,38 +35,41 @@ pub fn element_key(key: &[u8], sub: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Bounds on a key's sub-keys as bounds on [`element_key`]s; an unbounded
-/// end stops at the key's last row.
-pub fn element_bounds(key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+/// Bounds on what follows `prefix` as bounds on whole byte strings: a
+/// given bound gets the prefix, and an open end stops at the prefix's
+/// range (its first string, or past its last). With the prefix
+/// `element_key(key, b"")`, bounds on a key's sub-keys.
+pub fn prefixed_bounds(prefix: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let with = |s: &[u8]| [prefix, s].concat();
     let lower = match lower {
-        Bound::Included(s) => Bound::Included(element_key(key, s)),
-        Bound::Excluded(s) => Bound::Excluded(element_key(key, s)),
-        Bound::Unbounded => Bound::Included(element_key(key, b"")),
+        Bound::Included(s) => Bound::Included(with(s)),
+        Bound::Excluded(s) => Bound::Excluded(with(s)),
+        Bound::Unbounded => Bound::Included(prefix.to_vec()),
     };
     let upper = match upper {
-        Bound::Included(s) => Bound::Included(element_key(key, s)),
-        Bound::Excluded(s) => Bound::Excluded(element_key(key, s)),
-        // The next key of the same length, or failing that (all 0xff),
-        // the first key one byte longer.
-        Bound::Unbounded => match successor(key) {
-            Some(next) => Bound::Excluded(element_key(&next, b"")),
-            None => Bound::Excluded(((key.len() + 1) as u32).to_be_bytes().to_vec()),
-        },
+        Bound::Included(s) => Bound::Included(with(s)),
+        Bound::Excluded(s) => Bound::Excluded(with(s)),
+        Bound::Unbounded => prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
     };
     (lower, upper)
 }
 
-/// The smallest byte string of the same length greater than `key`.
-fn successor(key: &[u8]) -> Option<Vec<u8>> {
-    let mut next = key.to_vec();
-    for i in (0..next.len()).rev() {
-        if next[i] < 0xff {
-            next[i] += 1;
-            next[i + 1..].fill(0);
-            return Some(next);
+/// The smallest byte string greater than every string that starts with
+/// `prefix`; `None` when there is none (all 0xff).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
         }
     }
     None
+}
+
+/// A bound on owned bytes, borrowed.
+pub fn bound_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
 }
 
 /// A failure of the underlying storage (I/O, corruption). The engine passes

@@ -14,14 +14,13 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{elements, live, member_of, member_sub, open, open_for_write, pick, scan_members, Header};
-use super::command::Command;
+use super::command::{int, positive, Command};
 use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
-use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
 use super::record::Kind;
 use super::reply::Reply;
-use super::store::{ElementRows, KvStore, StoreError};
+use super::store::{bound_slice, prefixed_bounds, ElementRows, KvStore, StoreError};
 
 const BY_MEMBER: u8 = 0x00;
 const BY_SCORE: u8 = 0x01;
@@ -262,16 +261,12 @@ fn walk(
     upper: Bound<Vec<u8>>,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
-    let rows = store.elem_range(key, as_ref(&lower), as_ref(&upper), limit)?;
+    let rows = store.elem_range(key, bound_slice(&lower), bound_slice(&upper), limit)?;
     Ok(rows.into_iter().map(|(sub, _)| (sub[9..].to_vec(), unsortable(&sub[1..9]))).collect())
 }
 
-fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    b.as_ref().map(Vec::as_slice)
-}
-
 fn whole() -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    (Bound::Included(vec![BY_SCORE]), Bound::Excluded(vec![BY_SCORE + 1]))
+    prefixed_bounds(&[BY_SCORE], Bound::Unbounded, Bound::Unbounded)
 }
 
 /// The score index bounds of a score range.
@@ -669,14 +664,8 @@ impl<S: KvStore> KvStore for Members<'_, S> {
         upper: Bound<&[u8]>,
         limit: usize,
     ) -> Result<ElementRows, StoreError> {
-        let pre = |b: Bound<&[u8]>, unbounded: Bound<Vec<u8>>| match b {
-            Bound::Included(s) => Bound::Included([&[BY_MEMBER][..], s].concat()),
-            Bound::Excluded(s) => Bound::Excluded([&[BY_MEMBER][..], s].concat()),
-            Bound::Unbounded => unbounded,
-        };
-        let lower = pre(lower, Bound::Included(vec![BY_MEMBER]));
-        let upper = pre(upper, Bound::Excluded(vec![BY_MEMBER + 1]));
-        let rows = self.0.elem_range(key, as_ref(&lower), as_ref(&upper), limit)?;
+        let (lower, upper) = prefixed_bounds(&[BY_MEMBER], lower, upper);
+        let rows = self.0.elem_range(key, bound_slice(&lower), bound_slice(&upper), limit)?;
         Ok(rows.into_iter().map(|(sub, v)| (sub[1..].to_vec(), v)).collect())
     }
 }
@@ -809,8 +798,8 @@ fn range_cmd(mut a: Args, mut by: By, mut rev: bool, options: bool) -> Parsed {
         match w.as_slice() {
             b"WITHSCORES" => scores = true,
             b"LIMIT" if i + 2 < a.len() => {
-                let offset = parse_i64(&a[i + 1]).ok_or_else(Reply::not_integer)?;
-                let count = parse_i64(&a[i + 2]).ok_or_else(Reply::not_integer)?;
+                let offset = int(&a[i + 1])?;
+                let count = int(&a[i + 2])?;
                 limit = Some((offset, count));
                 i += 2;
             }
@@ -837,10 +826,7 @@ fn range_cmd(mut a: Args, mut by: By, mut rev: bool, options: bool) -> Parsed {
     // With REV (or a REV form) the first bound given is the upper one.
     let (lo, hi) = if rev && by != By::Rank { (&a[3], &a[2]) } else { (&a[2], &a[3]) };
     let range = match by {
-        By::Rank => ZRange::Rank {
-            start: parse_i64(lo).ok_or_else(Reply::not_integer)?,
-            stop: parse_i64(hi).ok_or_else(Reply::not_integer)?,
-        },
+        By::Rank => ZRange::Rank { start: int(lo)?, stop: int(hi)? },
         By::Score => ZRange::Score { min: score_bound(lo)?, max: score_bound(hi)? },
         By::Lex => ZRange::Lex { min: lex_bound(lo)?, max: lex_bound(hi)? },
     };
@@ -886,10 +872,7 @@ pub(super) fn zrevrank(a: Args) -> Parsed {
 
 fn rem_range(mut a: Args, by: By) -> Parsed {
     let range = match by {
-        By::Rank => ZRange::Rank {
-            start: parse_i64(&a[2]).ok_or_else(Reply::not_integer)?,
-            stop: parse_i64(&a[3]).ok_or_else(Reply::not_integer)?,
-        },
+        By::Rank => ZRange::Rank { start: int(&a[2])?, stop: int(&a[3])? },
         By::Score => ZRange::Score { min: score_bound(&a[2])?, max: score_bound(&a[3])? },
         By::Lex => ZRange::Lex { min: lex_bound(&a[2])?, max: lex_bound(&a[3])? },
     };
@@ -911,11 +894,7 @@ pub(super) fn zremrangebylex(a: Args) -> Parsed {
 fn pop_cmd(mut a: Args, max: bool) -> Parsed {
     let count = match a.len() {
         2 => None,
-        3 => Some(
-            parse_i64(&a[2])
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| Reply::err("value is out of range, must be positive"))?,
-        ),
+        3 => Some(positive(&a[2])?),
         _ => return Err(Reply::syntax()),
     };
     write(std::mem::take(&mut a[1]), ZSetWrite::Pop { max, count })
@@ -947,7 +926,7 @@ pub(super) fn zscan(mut a: Args) -> Parsed {
 /// `Z{UNION,INTER,DIFF}STORE dest numkeys key [key ...] [WEIGHTS w ...]
 /// [AGGREGATE SUM|MIN|MAX]` (no WEIGHTS or AGGREGATE for DIFF).
 fn store_cmd(mut a: Args, op: ZSetAlgebra) -> Parsed {
-    let n = parse_i64(&a[2]).ok_or_else(Reply::not_integer)?;
+    let n = int(&a[2])?;
     if n < 1 {
         let name = match op {
             ZSetAlgebra::Union => "zunionstore",
