@@ -50,6 +50,13 @@ pub enum KvRequest {
     },
     /// A replica move's change of the PRG's membership.
     Members(tidal_control::MemberChange),
+    /// A blocked client's round (BLPOP and kin): apply `op` once one of
+    /// the keys it pops from holds something, waiting up to `wait_ms` for
+    /// a write to one of them. Nil when nothing came.
+    Block {
+        op: WriteOp,
+        wait_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,6 +123,7 @@ impl KvRequest {
             KvRequest::Write(op) => op.keys(),
             KvRequest::Read(op) => op.keys(),
             KvRequest::WriteBatch(ops) => ops.iter().flat_map(WriteOp::keys).collect(),
+            KvRequest::Block { op, .. } => op.keys(),
             _ => Vec::new(),
         }
     }
@@ -130,7 +138,7 @@ impl KvRequest {
     /// write that was acknowledged later, and a reader would see the key
     /// go back. The client gets an error that says the outcome is unknown.
     pub fn retry_safe(&self) -> bool {
-        !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_))
+        !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_) | KvRequest::Block { .. })
     }
 }
 

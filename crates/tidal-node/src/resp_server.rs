@@ -14,8 +14,8 @@ use bytes::BytesMut;
 use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
-    command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, ClientSetInfoAttr, Command,
-    ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, ReadOp, Reply, ScanPage, TxOp,
+    command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, Blocking, ClientSetInfoAttr,
+    Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, ReadOp, Reply, ScanPage, TxOp,
     Watch as Watched, WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
@@ -231,6 +231,15 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     run.flush(&shared, conn.proto, &mut out).await;
                     send(&shared, &keyspace(&shared, k).await, conn.proto, &mut out);
                 }
+                Command::Block(b) => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    // The replies before it go out while the client waits.
+                    if !out.is_empty() && !put(&mut stream, &out.split(), limits.write).await {
+                        break 'conn;
+                    }
+                    let Some(reply) = blocked(&shared, &mut stream, &mut buf, &mut stop, b).await else { break 'conn };
+                    send(&shared, &reply, conn.proto, &mut out);
+                }
                 Command::Conn(c) => {
                     run.flush(&shared, conn.proto, &mut out).await;
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
@@ -276,6 +285,39 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         }
     }
     shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Most bytes a blocked client may send ahead, buffered for after its
+/// command; past this the node stops reading until the command ends.
+const BLOCKED_READ_AHEAD: usize = 1 << 20;
+
+/// A blocking command, waited for while the client stays: `None` when it
+/// closed the connection or the node is stopping. Commands it pipelines
+/// meanwhile wait in `buf` for their turn.
+///
+/// A client that leaves is noticed at once here; a round already at a
+/// remote leader still runs out (at most [`crate::router::BLOCK_ROUND`]),
+/// and what it pops in that time is popped for nobody, as in Redis when
+/// a connection drops just after its reply was written.
+async fn blocked(
+    shared: &Arc<Shared>,
+    stream: &mut BoxStream,
+    buf: &mut BytesMut,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    b: Blocking,
+) -> Option<Reply> {
+    let work = shared.block(DEFAULT_TENANT, b);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return Some(r),
+            r = stream.read_buf(buf), if buf.len() < BLOCKED_READ_AHEAD => match r {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+            _ = stop.changed() => return None,
+        }
+    }
 }
 
 fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
@@ -587,6 +629,8 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command) -> Reply {
             return Reply::simple("QUEUED");
         }
         Command::Write(op) => TxOp::Write(op),
+        // Inside a transaction it does not wait: it pops what is there.
+        Command::Block(b) => TxOp::Write(b.op),
         Command::Read(op) => TxOp::Read(op),
         Command::Keyspace(_) => {
             multi.failed = true;

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use tidal_core::kv::{merge, plan_read, plan_write, Plan, ReadOp, Record, Reply, TxOp, Watch, WriteOp};
+use tidal_core::kv::{
+    found_nothing, merge, plan_read, plan_write, Blocking, Plan, ReadOp, Record, Reply, TxOp, Watch, WriteOp,
+};
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_entry::Outcome;
@@ -33,6 +35,14 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the leader works on a forwarded request: less than the router
 /// waits, so the answer arrives before the router gives up on it.
 pub const FORWARDED_WORK: Duration = Duration::from_millis(2500);
+
+/// The longest a PRG leader holds a blocked client before answering
+/// "nothing yet". The client's node then asks again, routing afresh, so a
+/// slot that moved is followed within a round even if no wake came.
+pub const BLOCK_ROUND: Duration = Duration::from_secs(1);
+/// What a blocked client's round keeps of the leader's time to pop once
+/// something arrives.
+const POP_ROOM: Duration = Duration::from_secs(1);
 
 /// `writes` in consecutive runs of at most `max` bytes each, as the
 /// batcher counts them; a write larger than `max` forms a run alone.
@@ -190,6 +200,42 @@ impl Shared {
             // once, in its place in the log.
             Some(prg) => self.send(&prg, KvRequest::Write(WriteOp::Exec { watch, ops })).await,
             None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
+        }
+    }
+
+    /// Run a blocking command of `tenant` (BLPOP and its kin): its write,
+    /// at the leader of its keys' PRG, as soon as one of the keys it pops
+    /// from holds something, or its timeout's nil.
+    ///
+    /// The leader holds the client a round at a time ([`BLOCK_ROUND`]) and
+    /// wakes it when a write to one of its keys applies. Between rounds
+    /// this node routes again, so a slot that moved or a leader that
+    /// changed is followed, and the client never hangs on a node that no
+    /// longer serves its keys.
+    pub async fn block(self: &Arc<Self>, tenant: &str, b: Blocking) -> Reply {
+        let deadline = (b.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(b.timeout_ms));
+        loop {
+            let state = self.cache.get();
+            if let Err(e) = check_tenant(&state, tenant) {
+                return e;
+            }
+            let prg = match plan_write(b.op.clone(), |k| prg_of(&state, tenant, k), |k| slot_in(&state, tenant, k)) {
+                Ok(Plan::Single(Some(prg), _)) => prg,
+                Ok(Plan::Single(None, _)) => {
+                    return Reply::err("no PRG owns this key yet; is the cluster still starting?")
+                }
+                Ok(_) => return Reply::err("internal: a blocking command spans PRGs"),
+                Err(e) => return e,
+            };
+            let wait = deadline.map_or(BLOCK_ROUND, |d| d.saturating_duration_since(Instant::now()).min(BLOCK_ROUND));
+            let req = KvRequest::Block { op: b.op.clone(), wait_ms: wait.as_millis() as u64 };
+            let reply = self.send(&prg, req).await;
+            if !found_nothing(&reply) {
+                return reply;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return b.timed_out();
+            }
         }
     }
 
@@ -477,6 +523,8 @@ impl Shared {
                 KvRequest::Write(op) => self.write(tenant, op).await,
                 KvRequest::Read(op) => self.read(tenant, op).await,
                 KvRequest::WriteBatch(ops) => Reply::Array(self.write_many(tenant, ops).await),
+                // Nothing yet: the blocked client's next round routes afresh.
+                KvRequest::Block { .. } => Reply::NilArray,
                 other => Reply::err(format!("internal: {other:?} cannot be re-routed")),
             }
         })
@@ -571,7 +619,7 @@ impl Shared {
         // Client requests count towards the PRG's load (a move's steps do not).
         let ops = match &req {
             KvRequest::WriteBatch(ops) => ops.len() as u64,
-            KvRequest::Write(_) | KvRequest::Read(_) => 1,
+            KvRequest::Write(_) | KvRequest::Read(_) | KvRequest::Block { .. } => 1,
             _ => 0,
         };
         if ops == 0 {
@@ -588,13 +636,8 @@ impl Shared {
     /// leader's to serve.
     async fn execute_checked(&self, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
         match req {
-            KvRequest::Write(op) => match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
-                Ok(Ok(Ok(reply))) => KvResponse::Reply(reply),
-                Ok(Ok(Err(r))) => refused(r),
-                Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
-                Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
-                Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
-            },
+            KvRequest::Write(op) => propose(kv, op, timeout).await,
+            KvRequest::Block { op, wait_ms } => self.block_here(kv, op, Duration::from_millis(wait_ms), timeout).await,
             KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
                 Ok(Ok(outcomes)) if outcomes.iter().all(Result::is_ok) => {
                     KvResponse::Reply(Reply::Array(outcomes.into_iter().map(|o| o.expect("checked")).collect()))
@@ -616,6 +659,64 @@ impl Shared {
             },
             other => self.execute_move_step(kv, other).await,
         }
+    }
+}
+
+impl Shared {
+    /// A blocked client's round at this leader: propose `op` once one of
+    /// the keys it pops from holds something (or holds another type, whose
+    /// error is the answer), waiting up to `wait` within `budget`. The
+    /// waiter registers before it looks, so a write applied in between
+    /// still wakes it. Nil when nothing came, or when another client
+    /// popped what came first; this node's leadership ending ends the
+    /// round at once.
+    async fn block_here(&self, kv: &KvGroup, op: WriteOp, wait: Duration, budget: Duration) -> KvResponse {
+        let began = Instant::now();
+        let until = began + wait.min(budget.saturating_sub(POP_ROOM));
+        let waiter = kv.machine.waiters().register(&op.pops_from());
+        let look = ReadOp::Exists { keys: op.pops_from().into_iter().map(<[u8]>::to_vec).collect() };
+        let me = self.config.node_id;
+        let mut metrics = kv.group.raft.metrics();
+        loop {
+            match kv.machine.read(self.host.storage(), &look, self.clock.now_ms()) {
+                Err(e) => return KvResponse::Unavailable(e.to_string()),
+                Ok(Err(r)) => return refused(r),
+                Ok(Ok(Reply::Int(n))) if n > 0 => {
+                    match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
+                        KvResponse::Reply(r) if found_nothing(&r) => {}
+                        answer => return answer,
+                    }
+                }
+                Ok(Ok(_)) => {}
+            }
+            let deposed = async {
+                loop {
+                    let leader = metrics.borrow_watched().current_leader;
+                    if leader != Some(me) {
+                        return leader;
+                    }
+                    if metrics.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = waiter.woken() => {}
+                _ = tokio::time::sleep_until(until) => return KvResponse::Reply(Reply::NilArray),
+                leader = deposed => return KvResponse::NotLeader { leader },
+            }
+        }
+    }
+}
+
+/// Propose one client write at this leader, within `timeout`.
+async fn propose(kv: &KvGroup, op: WriteOp, timeout: Duration) -> KvResponse {
+    match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
+        Ok(Ok(Ok(reply))) => KvResponse::Reply(reply),
+        Ok(Ok(Err(r))) => refused(r),
+        Ok(Err(ProposeError::Ambiguous(why))) => KvResponse::Ambiguous(why),
+        Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
+        Err(_) => KvResponse::Ambiguous(format!("no quorum committed the write within {timeout:?}")),
     }
 }
 

@@ -49,6 +49,7 @@ use crate::machine::{FlushJob, Machine};
 use crate::snapshot::SnapshotPieces;
 use crate::storage::{Db, Storage, StoreError, META};
 use crate::types::{decode, encode, encode_versioned, split_version, LogId};
+use crate::waiters::Waiters;
 
 pub use crate::kv_entry::encode_batch;
 
@@ -112,6 +113,8 @@ pub struct KvMachine {
     /// Where an arriving snapshot's rows are staged (`kvs-in/<tenant>:<index>`).
     staging: String,
     inner: RwLock<Inner>,
+    /// Clients blocked on keys here, woken as writes to them apply.
+    waiters: Waiters,
 }
 
 /// Why a move's pull of changes cannot be answered.
@@ -615,6 +618,7 @@ impl KvMachine {
             table: format!("kvs/{group}"),
             staging: format!("kvs-in/{group}"),
             inner: RwLock::new(inner),
+            waiters: Waiters::default(),
         }
     }
 
@@ -675,6 +679,11 @@ impl KvMachine {
         inner.layers = Layers::default();
         inner.ownership_dirty = false;
         Ok(())
+    }
+
+    /// The clients blocked on this PRG's keys on this replica.
+    pub fn waiters(&self) -> &Waiters {
+        &self.waiters
     }
 
     /// The current ownership (a copy), for status pages and tests.
@@ -871,6 +880,9 @@ impl KvMachine {
                 (None, WriteOp::Exec { watch: Some(w), .. }) if w.prg != self.group => Ok(Reply::NilArray),
                 (None, _) => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),
             });
+            if self.waiters.any() && out.last().is_some_and(Result::is_ok) {
+                self.waiters.wake(op.keys());
+            }
         }
         Ok(encode(&out))
     }
@@ -1008,8 +1020,14 @@ impl Machine for KvMachine {
         inner.last_index = index;
         match &entry {
             KvEntry::Writes(ops) => self.apply_writes(&mut inner, state, now_ms, ops),
-            KvEntry::Slots(cmd) => Ok(encode(&Self::apply_slots(&mut inner, index, cmd))),
-            KvEntry::Rows { move_id, rows } => Ok(encode(&Self::apply_rows(&mut inner, index, *move_id, rows))),
+            KvEntry::Slots(cmd) => {
+                self.waiters.wake_all();
+                Ok(encode(&Self::apply_slots(&mut inner, index, cmd)))
+            }
+            KvEntry::Rows { move_id, rows } => {
+                self.waiters.wake_all();
+                Ok(encode(&Self::apply_rows(&mut inner, index, *move_id, rows)))
+            }
         }
     }
 
@@ -1155,7 +1173,10 @@ impl Machine for KvMachine {
     }
 
     fn reload(&self, state: &Db) -> Result<(), String> {
-        self.load(state).map_err(|e| e.to_string())
+        let loaded = self.load(state).map_err(|e| e.to_string());
+        // Everything may differ after a snapshot: blocked clients look again.
+        self.waiters.wake_all();
+        loaded
     }
 
     fn purge(&self, txn: &WriteTransaction) -> Result<(), String> {

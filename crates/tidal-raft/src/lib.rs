@@ -23,6 +23,7 @@ pub mod state_machine;
 pub mod storage;
 pub mod transport;
 pub mod types;
+pub mod waiters;
 pub mod writer;
 
 pub use host::{AppHandler, GroupHandle, HostError, RaftHost, RaftTuning};

@@ -6,6 +6,7 @@
 //! command's own argument rules live in `parse_string` (data commands) and
 //! `parse_conn` (connection and server commands).
 
+use super::blocking::Blocking;
 use super::command_table::{find, CommandSpec, COMMANDS};
 use super::conn::{ConnCmd, KeyspaceCmd};
 use super::integer::parse_i64;
@@ -23,6 +24,8 @@ pub enum Command {
     Conn(ConnCmd),
     /// Covers the whole tenant keyspace, so it fans out to every group.
     Keyspace(KeyspaceCmd),
+    /// A write that waits until there is something to pop (BLPOP and kin).
+    Block(Blocking),
 }
 
 /// Parses one request. `Err` is the exact error reply Redis 7 would send.

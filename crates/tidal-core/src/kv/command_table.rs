@@ -6,6 +6,7 @@
 //! categories) uses Redis 7's values, which cluster-aware clients read to
 //! find key positions.
 
+use super::blocking as b;
 use super::command::Command;
 use super::conn::CommandSub;
 use super::hash as h;
@@ -75,6 +76,12 @@ const Z_R: &[&str] = &["@read", "@sortedset", "@fast"];
 const Z_RS: &[&str] = &["@read", "@sortedset", "@slow"];
 const Z_WF: &[&str] = &["@write", "@sortedset", "@fast"];
 const Z_WS: &[&str] = &["@write", "@sortedset", "@slow"];
+const BLOCK: &[&str] = &["write", "noscript", "blocking"];
+const BLOCK_W: &[&str] = &["write", "denyoom", "noscript", "blocking"];
+const BLOCK_F: &[&str] = &["write", "noscript", "blocking", "fast"];
+const L_BLOCK: &[&str] = &["@write", "@list", "@slow", "@blocking"];
+const Z_BLOCK: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
+const Z_BLOCK_S: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
 
 const fn cmd(
     name: &'static str,
@@ -116,6 +123,8 @@ const ALL: (i32, i32, i32) = (1, -1, 1);
 const PAIRS: (i32, i32, i32) = (1, -1, 2);
 const TWO: (i32, i32, i32) = (1, 2, 1);
 const NONE: (i32, i32, i32) = (0, 0, 0);
+/// Every argument but the last (a timeout).
+const BKEYS: (i32, i32, i32) = (1, -2, 1);
 
 /// Every command tidal accepts, most frequent first (lookup is linear).
 pub static COMMANDS: &[CommandSpec] = &[
@@ -236,6 +245,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("lmove", 5, W, TWO, L_WS, l::lmove),
     cmd("rpoplpush", 3, W, TWO, L_WS, l::rpoplpush),
     cmd("lmpop", -4, &["write"], NONE, L_WS, l::lmpop),
+    cmd("blpop", -3, BLOCK, BKEYS, L_BLOCK, b::blpop),
+    cmd("brpop", -3, BLOCK, BKEYS, L_BLOCK, b::brpop),
+    cmd("blmove", 6, BLOCK_W, TWO, L_BLOCK, b::blmove),
+    cmd("brpoplpush", 4, BLOCK_W, TWO, L_BLOCK, b::brpoplpush),
+    cmd("blmpop", -5, &["write", "blocking"], NONE, L_BLOCK, b::blmpop),
     cmd("zadd", -4, WF, ONE, Z_WF, z::zadd),
     cmd("zincrby", 4, WF, ONE, Z_WF, z::zincrby),
     cmd("zrem", -3, WX, ONE, Z_WF, z::zrem),
@@ -257,6 +271,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zremrangebylex", 4, &["write"], ONE, Z_WS, z::zremrangebylex),
     cmd("zpopmin", -2, WX, ONE, Z_WF, z::zpopmin),
     cmd("zpopmax", -2, WX, ONE, Z_WF, z::zpopmax),
+    cmd("zmpop", -4, &["write"], NONE, Z_WS, z::zmpop),
+    cmd("bzpopmin", -3, BLOCK_F, BKEYS, Z_BLOCK, b::bzpopmin),
+    cmd("bzpopmax", -3, BLOCK_F, BKEYS, Z_BLOCK, b::bzpopmax),
+    cmd("bzmpop", -5, &["write", "blocking"], NONE, Z_BLOCK_S, b::bzmpop),
     cmd("zrandmember", -2, RS, ONE, Z_RS, z::zrandmember),
     cmd("zscan", -3, RS, ONE, Z_RS, z::zscan),
     cmd("zunionstore", -4, W, ONE, Z_WS, z::zunionstore),

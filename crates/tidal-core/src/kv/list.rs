@@ -1,4 +1,5 @@
-//! Lists: LPUSH and the rest of the `L` commands (not the blocking forms).
+//! Lists: LPUSH and the rest of the `L` commands (their blocking forms
+//! are in `blocking`).
 //!
 //! A list is a collection header (its length, and its head: the position
 //! of its first element) and one element row per element, under the
@@ -71,6 +72,12 @@ pub enum ListWrite {
         others: Vec<Vec<u8>>,
         end: End,
         count: u64,
+    },
+    /// BLPOP/BRPOP's pop: one element from the first of `key` and
+    /// `others` that is not empty, answered as `[key, element]`.
+    FirstPop {
+        others: Vec<Vec<u8>>,
+        end: End,
     },
 }
 
@@ -192,13 +199,12 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ListWrite, now_ms
     match op {
         ListWrite::Move { dest, from, to } => return move_element(store, key, dest, *from, *to, now_ms),
         ListWrite::MPop { others, end, count } => {
-            for k in std::iter::once(key).chain(others.iter().map(Vec::as_slice)) {
-                let Some(mut h) = typed!(open(&*store, k, now_ms, Kind::List)?) else { continue };
-                let popped = pop(store, k, &mut h, *end, *count)?;
-                h.save(store, k)?;
-                return Ok(Reply::Array(vec![Reply::Bulk(k.to_vec()), bulks(popped)]));
-            }
-            return Ok(Reply::NilArray);
+            return pop_first(store, key, others, *end, *count, now_ms, |k, popped| vec![k, bulks(popped)]);
+        }
+        ListWrite::FirstPop { others, end } => {
+            return pop_first(store, key, others, *end, 1, now_ms, |k, mut popped| {
+                vec![k, Reply::Bulk(popped.pop().unwrap_or_default())]
+            });
         }
         _ => {}
     }
@@ -276,10 +282,33 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ListWrite, now_ms
             rewrite_from(store, key, &mut h, at_index as i64, &tail)?;
             Reply::Int(h.len as i64)
         }
-        ListWrite::Move { .. } | ListWrite::MPop { .. } => unreachable!("answered above"),
+        ListWrite::Move { .. } | ListWrite::MPop { .. } | ListWrite::FirstPop { .. } => {
+            unreachable!("answered above")
+        }
     };
     h.save(store, key)?;
     Ok(reply)
+}
+
+/// Up to `count` elements from the first of `key` and `others` that holds
+/// a list, answered as `[key, ...]` (`shape` makes the rest from the key's
+/// name and the elements); nil when every one is empty.
+fn pop_first(
+    store: &mut impl KvStore,
+    key: &[u8],
+    others: &[Vec<u8>],
+    end: End,
+    count: u64,
+    now_ms: u64,
+    shape: impl FnOnce(Reply, Vec<Vec<u8>>) -> Vec<Reply>,
+) -> Result<Reply, StoreError> {
+    for k in std::iter::once(key).chain(others.iter().map(Vec::as_slice)) {
+        let Some(mut h) = typed!(open(&*store, k, now_ms, Kind::List)?) else { continue };
+        let popped = pop(store, k, &mut h, end, count)?;
+        h.save(store, k)?;
+        return Ok(Reply::Array(shape(Reply::Bulk(k.to_vec()), popped)));
+    }
+    Ok(Reply::NilArray)
 }
 
 fn move_element(
@@ -456,7 +485,7 @@ pub(super) fn linsert(a: Args) -> Parsed {
     })
 }
 
-fn end_of(arg: &[u8]) -> Result<End, Reply> {
+pub(super) fn end_of(arg: &[u8]) -> Result<End, Reply> {
     if arg.eq_ignore_ascii_case(b"LEFT") {
         Ok(End::Left)
     } else if arg.eq_ignore_ascii_case(b"RIGHT") {
@@ -478,31 +507,56 @@ pub(super) fn rpoplpush(a: Args) -> Parsed {
 }
 
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
-pub(super) fn lmpop(mut a: Args) -> Parsed {
-    let n = parse_i64(&a[1]).ok_or_else(|| Reply::err("numkeys should be greater than 0"))?;
+pub(super) fn lmpop(a: Args) -> Parsed {
+    Ok(Command::Write(lmpop_op(a, 1)?))
+}
+
+/// LMPOP's op from its arguments starting at `at` (numkeys), as LMPOP and
+/// BLMPOP (whose timeout comes first) take them.
+pub(super) fn lmpop_op(a: Args, at: usize) -> Result<WriteOp, Reply> {
+    let p = mpop_args(a, at, end_of)?;
+    Ok(WriteOp::List { key: p.key, op: ListWrite::MPop { others: p.others, end: p.side, count: p.count } })
+}
+
+/// What LMPOP and ZMPOP name: their keys, the side to pop from, and how
+/// many.
+pub(super) struct MPopArgs<T> {
+    pub key: Vec<u8>,
+    pub others: Vec<Vec<u8>>,
+    pub side: T,
+    pub count: u64,
+}
+
+/// The arguments of LMPOP and ZMPOP from `at`: `numkeys key [key ...]
+/// <where> [COUNT count]`, with Redis's errors.
+pub(super) fn mpop_args<T>(
+    mut a: Args,
+    at: usize,
+    side: impl Fn(&[u8]) -> Result<T, Reply>,
+) -> Result<MPopArgs<T>, Reply> {
+    let n = parse_i64(&a[at]).ok_or_else(|| Reply::err("numkeys should be greater than 0"))?;
     if n < 1 {
         return Err(Reply::err("numkeys should be greater than 0"));
     }
     let n = n as usize;
-    if n > a.len() - 3 {
+    if n > a.len() - at - 2 {
         return Err(Reply::syntax());
     }
-    let end = end_of(&a[2 + n])?;
-    let mut count = 1;
-    let mut i = 3 + n;
+    let side = side(&a[at + 1 + n])?;
+    let mut count = None;
+    let mut i = at + 2 + n;
     while i < a.len() {
-        if a[i].eq_ignore_ascii_case(b"COUNT") && i + 1 < a.len() && count == 1 {
-            count = parse_i64(&a[i + 1])
-                .filter(|c| *c > 0)
-                .ok_or_else(|| Reply::err("count should be greater than 0"))? as u64;
+        if a[i].eq_ignore_ascii_case(b"COUNT") && i + 1 < a.len() && count.is_none() {
+            let c = parse_i64(&a[i + 1]).filter(|c| *c > 0);
+            count = Some(c.ok_or_else(|| Reply::err("count should be greater than 0"))? as u64);
             i += 2;
         } else {
             return Err(Reply::syntax());
         }
     }
-    let mut keys: Vec<Vec<u8>> = a.drain(2..2 + n).collect();
+    let mut keys: Vec<Vec<u8>> = a.drain(at + 1..at + 1 + n).collect();
     let key = keys.remove(0);
-    Ok(Command::Write(WriteOp::List { key, op: ListWrite::MPop { others: keys, end, count } }))
+    Ok(MPopArgs { key, others: keys, side, count: count.unwrap_or(1) })
 }
 
 /// `LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]`.

@@ -128,3 +128,21 @@ fn moves_between_lists_of_a_slot() {
     assert_eq!(db.run(&["LINDEX", "{l}m", "199"]), bulk("r99"));
     assert_eq!(db.run(&["LINDEX", "{l}m", "100"]), bulk("r0"));
 }
+
+#[test]
+fn blocking_forms_pop_at_once_when_there_is_something_and_time_out_otherwise() {
+    let mut db = Db::new();
+    db.run(&["RPUSH", "{l}b", "1", "2", "3"]);
+    assert_eq!(strs(db.run(&["BLPOP", "{l}a", "{l}b", "0"])), ["{l}b", "1"]);
+    assert_eq!(strs(db.run(&["BRPOP", "{l}b", "0"])), ["{l}b", "3"]);
+    assert_eq!(db.run(&["BRPOPLPUSH", "{l}b", "{l}c", "0"]), bulk("2"));
+    assert_eq!(db.run(&["BLMOVE", "{l}c", "{l}a", "LEFT", "RIGHT", "0"]), bulk("2"));
+    assert_eq!(db.run(&["BLMOVE", "{l}c", "{l}a", "LEFT", "RIGHT", "0.1"]), Reply::Nil);
+    assert_eq!(db.run(&["BLPOP", "{l}b", "{l}c", "0.1"]), Reply::NilArray);
+    db.run(&["RPUSH", "{l}b", "x", "y"]);
+    assert_eq!(
+        db.run(&["BLMPOP", "1", "2", "{l}c", "{l}b", "RIGHT", "COUNT", "5"]),
+        Reply::Array(vec![bulk("{l}b"), Reply::Array(vec![bulk("y"), bulk("x")])])
+    );
+    assert_eq!(range(&mut db, "{l}a"), ["2"]);
+}

@@ -14,6 +14,7 @@
 
 mod big_uint;
 mod bits;
+mod blocking;
 #[macro_use]
 mod collection;
 mod command;
@@ -42,6 +43,7 @@ mod test_db;
 mod zset;
 
 pub use bits::{BitOpKind, BitRange, LcsMode};
+pub use blocking::{found_nothing, Blocking};
 pub use collection::wrong_type;
 pub use command::{command_spec, parse, Command};
 pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bits::{BitOpKind, BitRange, LcsMode};
 use super::hash::{HashRead, HashWrite};
-use super::list::{ListRead, ListWrite};
+use super::list::{End, ListRead, ListWrite};
 use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
 use super::zset::{ZSetAlgebra, ZSetRead, ZSetWrite};
@@ -405,13 +405,14 @@ impl WriteOp {
             WriteOp::ZSet { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     ZSetWrite::Store { sources, .. } => refs(sources),
+                    ZSetWrite::MPop { others, .. } => refs(others),
                     _ => Vec::new(),
                 })
                 .collect(),
             WriteOp::List { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     ListWrite::Move { dest, .. } => vec![dest.as_slice()],
-                    ListWrite::MPop { others, .. } => refs(others),
+                    ListWrite::MPop { others, .. } | ListWrite::FirstPop { others, .. } => refs(others),
                     _ => Vec::new(),
                 })
                 .collect(),
@@ -469,6 +470,11 @@ impl WriteOp {
             WriteOp::Members { op: SetWrite::Move { .. }, .. } => "SMOVE",
             WriteOp::List { op: ListWrite::Move { .. }, .. } => "LMOVE",
             WriteOp::List { op: ListWrite::MPop { .. }, .. } => "LMPOP",
+            WriteOp::List { op: ListWrite::FirstPop { end: End::Left, .. }, .. } => "BLPOP",
+            WriteOp::List { op: ListWrite::FirstPop { end: End::Right, .. }, .. } => "BRPOP",
+            WriteOp::ZSet { op: ZSetWrite::MPop { count: Some(_), .. }, .. } => "ZMPOP",
+            WriteOp::ZSet { op: ZSetWrite::MPop { max: false, .. }, .. } => "BZPOPMIN",
+            WriteOp::ZSet { op: ZSetWrite::MPop { max: true, .. }, .. } => "BZPOPMAX",
             WriteOp::ZSet { op: ZSetWrite::Store { op, .. }, .. } => match op {
                 ZSetAlgebra::Union => "ZUNIONSTORE",
                 ZSetAlgebra::Inter => "ZINTERSTORE",

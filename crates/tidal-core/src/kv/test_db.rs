@@ -19,6 +19,12 @@ impl Db {
         match parse(args) {
             Err(reply) => reply,
             Ok(Command::Write(op)) => apply(&op, self.now, &mut self.store).unwrap(),
+            // The clock of these tests stands still: a blocking command
+            // answers as its timeout passing would.
+            Ok(Command::Block(b)) => match apply(&b.op, self.now, &mut self.store).unwrap() {
+                r if crate::kv::found_nothing(&r) => b.timed_out(),
+                r => r,
+            },
             Ok(Command::Read(op)) => read(&op, self.now, &self.store).unwrap(),
             Ok(Command::Keyspace(KeyspaceCmd::DbSize)) => read(&ReadOp::DbSize, self.now, &self.store).unwrap(),
             Ok(Command::Keyspace(KeyspaceCmd::Keys(pattern))) => {

@@ -14,7 +14,7 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{elements, live, member_of, member_sub, open, open_for_write, pick, scan_members, Header};
-use super::command::{int, positive, Command};
+use super::command::{int, is, positive, Command};
 use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
 use super::op::{ReadOp, WriteOp};
@@ -107,6 +107,15 @@ pub enum ZSetWrite {
         weights: Vec<f64>,
         aggregate: Aggregate,
         bad_options: Option<String>,
+    },
+    /// From the first of `key` and `others` that is not empty: ZMPOP
+    /// (`count`, answered `[key, [[member, score], ...]]`), or BZPOPMIN
+    /// and BZPOPMAX's pop of one (`count: None`, answered `[key, member,
+    /// score]`).
+    MPop {
+        others: Vec<Vec<u8>>,
+        max: bool,
+        count: Option<u64>,
     },
 }
 
@@ -382,7 +391,49 @@ fn weighted(score: f64, weight: f64) -> f64 {
     }
 }
 
+/// The `n` lowest members of `key` (the highest, highest first, when
+/// `max`), removed.
+fn pop_members(
+    store: &mut impl KvStore,
+    key: &[u8],
+    h: &mut Header,
+    max: bool,
+    n: u64,
+) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
+    let n = n.min(h.len) as i64;
+    let len = h.len as i64;
+    let range =
+        if max { ZRange::Rank { start: len - n, stop: len - 1 } } else { ZRange::Rank { start: 0, stop: n - 1 } };
+    let mut popped = select(&*store, key, h, &range)?;
+    if max {
+        popped.reverse();
+    }
+    for (m, s) in &popped {
+        remove_member(store, key, m, *s)?;
+    }
+    h.len -= popped.len() as u64;
+    Ok(popped)
+}
+
 pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms: u64) -> Result<Reply, StoreError> {
+    if let ZSetWrite::MPop { others, max, count } = op {
+        for k in std::iter::once(key).chain(others.iter().map(Vec::as_slice)) {
+            let Some(mut h) = typed!(open(&*store, k, now_ms, Kind::ZSet)?) else { continue };
+            let popped = pop_members(store, k, &mut h, *max, count.unwrap_or(1))?;
+            h.save(store, k)?;
+            let name = Reply::Bulk(k.to_vec());
+            return Ok(Reply::Array(match count {
+                None => std::iter::once(name)
+                    .chain(popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::Score(s)]))
+                    .collect(),
+                Some(_) => {
+                    let pairs = popped.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Score(s)]));
+                    vec![name, Reply::Array(pairs.collect())]
+                }
+            }));
+        }
+        return Ok(Reply::NilArray);
+    }
     if let ZSetWrite::Store { op, sources, weights, aggregate, bad_options } = op {
         let mut sets = Vec::with_capacity(sources.len());
         for k in sources {
@@ -506,28 +557,14 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
         ZSetWrite::Pop { count: Some(0), .. } => return Ok(Reply::Array(Vec::new())),
         ZSetWrite::Pop { .. } if !exists => return Ok(Reply::Array(Vec::new())),
         ZSetWrite::Pop { max, count } => {
-            let n = count.unwrap_or(1).min(h.len) as i64;
-            let len = h.len as i64;
-            let range = if *max {
-                ZRange::Rank { start: len - n, stop: len - 1 }
-            } else {
-                ZRange::Rank { start: 0, stop: n - 1 }
-            };
-            let mut popped = select(&*store, key, &h, &range)?;
-            if *max {
-                popped.reverse();
-            }
-            for (m, s) in &popped {
-                remove_member(store, key, m, *s)?;
-            }
-            h.len -= popped.len() as u64;
+            let popped = pop_members(store, key, &mut h, *max, count.unwrap_or(1))?;
             match count {
                 // One member without a count: a flat [member, score].
                 None => Reply::Array(popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::Score(s)]).collect()),
                 Some(_) => flat(popped, true),
             }
         }
-        ZSetWrite::Store { .. } => unreachable!("answered above"),
+        ZSetWrite::Store { .. } | ZSetWrite::MPop { .. } => unreachable!("answered above"),
     };
     h.save(store, key)?;
     Ok(reply)
@@ -906,6 +943,29 @@ pub(super) fn zpopmin(a: Args) -> Parsed {
 
 pub(super) fn zpopmax(a: Args) -> Parsed {
     pop_cmd(a, true)
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`.
+pub(super) fn zmpop(a: Args) -> Parsed {
+    Ok(Command::Write(zmpop_op(a, 1)?))
+}
+
+/// ZMPOP's op from its arguments starting at `at` (numkeys), as ZMPOP
+/// and BZMPOP (whose timeout comes first) take them.
+pub(super) fn zmpop_op(a: Args, at: usize) -> Result<WriteOp, Reply> {
+    let p = super::list::mpop_args(a, at, min_or_max)?;
+    Ok(WriteOp::ZSet { key: p.key, op: ZSetWrite::MPop { others: p.others, max: p.side, count: Some(p.count) } })
+}
+
+/// MIN or MAX: whether it is MAX.
+fn min_or_max(arg: &[u8]) -> Result<bool, Reply> {
+    if is(arg, "MIN") {
+        Ok(false)
+    } else if is(arg, "MAX") {
+        Ok(true)
+    } else {
+        Err(Reply::syntax())
+    }
 }
 
 pub(super) fn zrandmember(mut a: Args) -> Parsed {

@@ -98,3 +98,25 @@ fn pops_removals_and_stores() {
     assert_eq!(db.run2(&["ZDIFFSTORE", "{z}o", "2", "{z}b", "{z}a"]), int(1));
     assert_eq!(strs(db.run2(&["ZRANGE", "{z}o", "0", "-1"])), ["m"]);
 }
+
+#[test]
+fn zmpop_and_the_blocking_pops_take_from_the_first_set_that_has_members() {
+    let mut db = Db::new();
+    db.run2(&["ZADD", "{z}b", "1", "x", "2", "y", "3", "z"]);
+    let pair = |m: &str, s: &str| Reply::Array(vec![bulk(m), bulk(s)]);
+    assert_eq!(
+        db.run2(&["ZMPOP", "2", "{z}a", "{z}b", "MIN"]),
+        Reply::Array(vec![bulk("{z}b"), Reply::Array(vec![pair("x", "1")])])
+    );
+    assert_eq!(strs(db.run2(&["BZPOPMAX", "{z}a", "{z}b", "0"])), ["{z}b", "z", "3"]);
+    assert_eq!(strs(db.run2(&["BZPOPMIN", "{z}b", "0"])), ["{z}b", "y", "2"]);
+    assert_eq!(db.run2(&["EXISTS", "{z}b"]), int(0));
+    assert_eq!(db.run2(&["ZMPOP", "1", "{z}b", "MAX", "COUNT", "2"]), Reply::NilArray);
+    assert_eq!(db.run2(&["BZMPOP", "0.01", "1", "{z}b", "MAX"]), Reply::NilArray);
+    db.run2(&["SET", "{z}s", "v"]);
+    assert_eq!(
+        db.run2(&["BZPOPMIN", "{z}s", "0"]),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(db.run2(&["ZMPOP", "1", "{z}b", "LEFT"]), err("ERR syntax error"));
+}

@@ -1,0 +1,147 @@
+//! Blocking commands against a real cluster: a client blocked on one node
+//! wakes when a push commits through another, and keeps waiting, without
+//! an error, through a leader transfer and a move of its slot to another
+//! PRG; several blocked clients share what arrives without loss or
+//! duplicates; a client that leaves is not served; a timeout answers nil.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{json_of, wait_for, Client, Cluster, Value};
+
+fn arr(items: &[&str]) -> Value {
+    Value::Array(items.iter().map(|s| Value::bulk(s)).collect())
+}
+
+/// `args` sent on `cl` from a thread; the reply and how long it took.
+fn blocked(mut cl: Client, args: &[&str]) -> thread::JoinHandle<(Value, Duration)> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    thread::spawn(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let began = Instant::now();
+        let reply = cl.cmd(&refs).expect("blocked command");
+        (reply, began.elapsed())
+    })
+}
+
+/// Long enough for a command sent from a thread to be waiting.
+fn settle() {
+    thread::sleep(Duration::from_millis(400));
+}
+
+/// A node other than the leader of `prg`, by index.
+fn follower_of(c: &Cluster, prg: &str) -> usize {
+    let leader = wait_for(Duration::from_secs(30), "a leader", || c.leader_of(prg));
+    (0..3).find(|i| *i as u64 + 1 != leader).unwrap()
+}
+
+#[test]
+fn blocked_clients_wake_on_commit_and_follow_leader_changes_and_moves() {
+    let c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
+    let far = follower_of(&c, "default:0");
+    let mut pusher = c.client((far + 1) % 3);
+
+    // Blocked on a node that does not lead the PRG; woken by a push sent
+    // through yet another node. The first key with elements is served.
+    let waiter = blocked(c.client(far), &["BLPOP", "{q}a", "{q}b", "0"]);
+    settle();
+    assert!(!waiter.is_finished(), "BLPOP on empty lists returned early");
+    assert_eq!(pusher.cmd(&["RPUSH", "{q}b", "one", "two"]).unwrap(), Value::Int(2));
+    let (reply, _) = waiter.join().unwrap();
+    assert_eq!(reply, arr(&["{q}b", "one"]));
+    assert_eq!(pusher.cmd(&["LRANGE", "{q}b", "0", "-1"]).unwrap(), arr(&["two"]));
+
+    // A timeout answers nil once it has passed.
+    let (reply, took) = blocked(c.client(far), &["BLPOP", "{q}none", "0.5"]).join().unwrap();
+    assert_eq!(reply, Value::Nil);
+    assert!(took >= Duration::from_millis(500), "returned after {took:?}");
+
+    // The PRG's leadership moves while a client waits: it is still served.
+    let waiter = blocked(c.client(far), &["BRPOPLPUSH", "{q}src", "{q}dst", "0"]);
+    settle();
+    let leader = c.leader_of("default:0").unwrap();
+    let to = (1..=3).find(|n| *n != leader).unwrap();
+    let out = c.tidal(&["leader", "transfer", "--prg", "default:0", "--to", &to.to_string()]);
+    assert_eq!(json_of(&out)["leader"], to, "{}", String::from_utf8_lossy(&out.stderr));
+    settle();
+    assert!(!waiter.is_finished(), "the blocked client was answered by the leader change");
+    assert_eq!(pusher.cmd(&["LPUSH", "{q}src", "moved-leader"]).unwrap(), Value::Int(1));
+    assert_eq!(waiter.join().unwrap().0, Value::bulk("moved-leader"));
+    assert_eq!(pusher.cmd(&["LRANGE", "{q}dst", "0", "-1"]).unwrap(), arr(&["moved-leader"]));
+
+    // Its slot moves to another PRG while a client waits: still served.
+    let waiter = blocked(c.client(far), &["BZPOPMIN", "{q}z", "0"]);
+    settle();
+    json_of(&c.tidal(&["prgs", "add", "--count", "1"]));
+    let moved = json_of(&c.tidal(&["move", "slots", "--slots", "0-15", "--to", "default:1", "--wait"]));
+    assert_eq!(moved["state"], "done", "{moved}");
+    assert!(!waiter.is_finished(), "the blocked client was answered by the move");
+    assert_eq!(pusher.cmd(&["ZADD", "{q}z", "2", "m", "1", "n"]).unwrap(), Value::Int(2));
+    let (reply, _) = waiter.join().unwrap();
+    assert_eq!(reply, Value::Array(vec![Value::bulk("{q}z"), Value::bulk("n"), Value::bulk("1")]));
+    assert_eq!(pusher.cmd(&["ZCARD", "{q}z"]).unwrap(), Value::Int(1));
+}
+
+#[test]
+fn waiters_share_pushes_exactly_and_leavers_and_transactions_do_not_wait() {
+    let c = Cluster::start(3, &["--prgs", "2", "--slots", "16"]);
+    let mut cl = c.client(0);
+
+    // Four clients on three nodes wait on one list; four pushes in one
+    // command feed each exactly one element.
+    let waiters: Vec<_> = (0..4).map(|i| blocked(c.client(i % 3), &["BRPOP", "{w}list", "10"])).collect();
+    settle();
+    assert_eq!(cl.cmd(&["LPUSH", "{w}list", "a", "b", "c", "d"]).unwrap(), Value::Int(4));
+    let mut got: Vec<String> = waiters
+        .into_iter()
+        .map(|w| match w.join().unwrap().0 {
+            Value::Array(v) if v.len() == 2 && v[0] == Value::bulk("{w}list") => match &v[1] {
+                Value::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a", "b", "c", "d"]);
+    assert_eq!(cl.cmd(&["EXISTS", "{w}list"]).unwrap(), Value::Int(0));
+
+    // A command pipelined behind a blocked one waits for it, in order.
+    let mut piped = c.client(1);
+    let mut both = Client::encode(&[b"BLMPOP", b"0", b"1", b"{w}p", b"LEFT", b"COUNT", b"5"]);
+    both.extend(Client::encode(&[b"PING"]));
+    piped.send_raw(&both).unwrap();
+    settle();
+    assert_eq!(cl.cmd(&["RPUSH", "{w}p", "x", "y"]).unwrap(), Value::Int(2));
+    assert_eq!(piped.read().unwrap(), Value::Array(vec![Value::bulk("{w}p"), arr(&["x", "y"])]));
+    assert_eq!(piped.read().unwrap(), Value::Simple("PONG".into()));
+
+    // Clients that leave while blocked are not served: what arrives after
+    // their last round stays in the list.
+    for i in 0..3 {
+        let mut gone = c.client(i);
+        gone.send_raw(&Client::encode(&[b"BLPOP", b"{w}gone", b"0"])).unwrap();
+        drop(gone);
+    }
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cl.cmd(&["RPUSH", "{w}gone", "kept"]).unwrap(), Value::Int(1));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(cl.cmd(&["LRANGE", "{w}gone", "0", "-1"]).unwrap(), arr(&["kept"]));
+
+    // Inside MULTI a blocking command does not wait.
+    assert_eq!(cl.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["BLPOP", "{w}empty", "0"]).unwrap(), Value::Simple("QUEUED".into()));
+    assert_eq!(cl.cmd(&["BLMOVE", "{w}gone", "{w}d", "LEFT", "LEFT", "0"]).unwrap(), Value::Simple("QUEUED".into()));
+    assert_eq!(cl.cmd(&["EXEC"]).unwrap(), Value::Array(vec![Value::Nil, Value::bulk("kept")]));
+
+    // Keys of several slots, bad timeouts and wrong types are refused at once.
+    assert!(matches!(cl.cmd(&["BLPOP", "a", "b", "0"]).unwrap(), Value::Error(e) if e.starts_with("CROSSSLOT")));
+    assert_eq!(cl.cmd(&["BLPOP", "{w}x", "-1"]).unwrap(), Value::Error("ERR timeout is negative".into()));
+    cl.cmd(&["SET", "{w}s", "v"]).unwrap();
+    assert_eq!(
+        cl.cmd(&["BLPOP", "{w}s", "0"]).unwrap(),
+        Value::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+    );
+}
