@@ -128,7 +128,7 @@ const LEX: &str = "{d}lex";
 /// A sorted-set command.
 fn zset_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
     let lex = word(LEX);
-    match r.below(24) {
+    match r.below(27) {
         22 => vec![word("ZADD"), lex, word("0"), member(r), word("0"), member(r)],
         23 => vec![word("ZREMRANGEBYLEX"), lex, lex_bound(r), lex_bound(r)],
         0..=3 => {
@@ -193,13 +193,32 @@ fn zset_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
             c
         }
         20 => vec![word("ZDIFFSTORE"), k, word("2"), key(r), key(r)],
+        24 => {
+            let mut c = vec![word("ZMPOP"), word("2"), k, key(r), one_of(r, &["MIN", "MAX", "LEFT"])];
+            if r.below(2) == 0 {
+                c.extend([word("COUNT"), num(r, 0, 3)]);
+            }
+            c
+        }
+        // Short timeouts: an empty key answers nil after them, in both.
+        25 => vec![one_of(r, &["BZPOPMIN", "BZPOPMAX"]), k, key(r), one_of(r, &["0.01", "-1", "x"])],
+        26 => vec![
+            word("BZMPOP"),
+            word("0.01"),
+            word("2"),
+            k,
+            key(r),
+            one_of(r, &["MIN", "MAX"]),
+            word("COUNT"),
+            num(r, 1, 3),
+        ],
         _ => vec![word("ZSCAN"), k, word("0"), word("COUNT"), word("100")],
     }
 }
 
 /// A list command.
 fn list_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
-    match r.below(16) {
+    match r.below(21) {
         0..=2 => {
             let mut c = vec![one_of(r, &["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), k];
             for _ in 0..r.int(1, 3) {
@@ -228,6 +247,21 @@ fn list_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
         }
         13 => vec![word("LMOVE"), k, key(r), one_of(r, &["LEFT", "RIGHT"]), one_of(r, &["LEFT", "RIGHT"])],
         14 => vec![word("RPOPLPUSH"), k, key(r)],
+        16 => vec![one_of(r, &["BLPOP", "BRPOP"]), k, key(r), one_of(r, &["0.01", "-1", "x"])],
+        17 => {
+            vec![word("BLMOVE"), k, key(r), one_of(r, &["LEFT", "RIGHT"]), one_of(r, &["LEFT", "RIGHT"]), word("0.01")]
+        }
+        18 => vec![word("BRPOPLPUSH"), k, key(r), word("0.01")],
+        19 => vec![
+            word("BLMPOP"),
+            word("0.01"),
+            word("2"),
+            k,
+            key(r),
+            one_of(r, &["LEFT", "RIGHT"]),
+            word("COUNT"),
+            num(r, 1, 3),
+        ],
         _ => vec![word("LMPOP"), word("2"), k, key(r), one_of(r, &["LEFT", "RIGHT"]), word("COUNT"), num(r, 1, 3)],
     }
 }
