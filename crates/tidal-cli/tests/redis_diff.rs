@@ -128,7 +128,7 @@ const LEX: &str = "{d}lex";
 /// A sorted-set command.
 fn zset_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
     let lex = word(LEX);
-    match r.below(27) {
+    match r.below(31) {
         22 => vec![word("ZADD"), lex, word("0"), member(r), word("0"), member(r)],
         23 => vec![word("ZREMRANGEBYLEX"), lex, lex_bound(r), lex_bound(r)],
         0..=3 => {
@@ -202,6 +202,45 @@ fn zset_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
         }
         // Short timeouts: an empty key answers nil after them, in both.
         25 => vec![one_of(r, &["BZPOPMIN", "BZPOPMAX"]), k, key(r), one_of(r, &["0.01", "-1", "x"])],
+        27 => {
+            let mut c = vec![one_of(r, &["ZUNION", "ZINTER", "ZDIFF"]), one_of(r, &["2", "0"]), k, key(r)];
+            if r.below(3) == 0 {
+                c.extend([word("WEIGHTS"), num(r, -2, 3), score(r)]);
+            }
+            if r.below(3) == 0 {
+                c.extend([word("AGGREGATE"), one_of(r, &["SUM", "MIN", "MAX", "AVG"])]);
+            }
+            if r.below(2) == 0 {
+                c.push(word("WITHSCORES"));
+            }
+            c
+        }
+        28 => {
+            let mut c = vec![word("ZINTERCARD"), word("2"), k, key(r)];
+            if r.below(2) == 0 {
+                c.extend([word("LIMIT"), num(r, -1, 3)]);
+            }
+            c
+        }
+        29 => {
+            let mut c = vec![word("ZRANGESTORE"), key(r), k];
+            match r.below(3) {
+                0 => c.extend([num(r, -4, 4), num(r, -4, 4)]),
+                1 => c.extend([score_bound(r), score_bound(r), word("BYSCORE")]),
+                _ => {
+                    c[2] = word(LEX);
+                    c.extend([lex_bound(r), lex_bound(r), word("BYLEX")]);
+                }
+            }
+            if r.below(2) == 0 {
+                c.push(word("REV"));
+            }
+            if c.len() > 5 && r.below(3) == 0 {
+                c.extend([word("LIMIT"), num(r, -1, 2), num(r, -1, 3)]);
+            }
+            c
+        }
+        30 => vec![word("ZRANGESTORE"), key(r), k, word("0"), word("-1"), word("WITHSCORES")],
         26 => vec![
             word("BZMPOP"),
             word("0.01"),

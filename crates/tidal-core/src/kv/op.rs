@@ -406,6 +406,7 @@ impl WriteOp {
                 .chain(match op {
                     ZSetWrite::Store { sources, .. } => refs(sources),
                     ZSetWrite::MPop { others, .. } => refs(others),
+                    ZSetWrite::RangeStore { src, .. } => vec![src.as_slice()],
                     _ => Vec::new(),
                 })
                 .collect(),
@@ -473,6 +474,7 @@ impl WriteOp {
             WriteOp::List { op: ListWrite::FirstPop { end: End::Left, .. }, .. } => "BLPOP",
             WriteOp::List { op: ListWrite::FirstPop { end: End::Right, .. }, .. } => "BRPOP",
             WriteOp::ZSet { op: ZSetWrite::MPop { count: Some(_), .. }, .. } => "ZMPOP",
+            WriteOp::ZSet { op: ZSetWrite::RangeStore { .. }, .. } => "ZRANGESTORE",
             WriteOp::ZSet { op: ZSetWrite::MPop { max: false, .. }, .. } => "BZPOPMIN",
             WriteOp::ZSet { op: ZSetWrite::MPop { max: true, .. }, .. } => "BZPOPMAX",
             WriteOp::ZSet { op: ZSetWrite::Store { op, .. }, .. } => match op {
@@ -506,8 +508,13 @@ impl ReadOp {
             | ReadOp::BitPos { key, .. }
             | ReadOp::Object { key, .. }
             | ReadOp::Hash { key, .. }
-            | ReadOp::List { key, .. }
-            | ReadOp::ZSet { key, .. } => vec![key],
+            | ReadOp::List { key, .. } => vec![key],
+            ReadOp::ZSet { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    ZSetRead::Algebra { others, .. } | ZSetRead::InterCard { others, .. } => refs(others),
+                    _ => Vec::new(),
+                })
+                .collect(),
             ReadOp::Members { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     SetRead::Algebra { others, .. } | SetRead::InterCard { others, .. } => refs(others),
@@ -543,6 +550,12 @@ impl ReadOp {
     pub fn command_name(&self) -> &'static str {
         match self {
             ReadOp::Lcs { .. } => "LCS",
+            ReadOp::ZSet { op: ZSetRead::InterCard { .. }, .. } => "ZINTERCARD",
+            ReadOp::ZSet { op: ZSetRead::Algebra { op, .. }, .. } => match op {
+                ZSetAlgebra::Union => "ZUNION",
+                ZSetAlgebra::Inter => "ZINTER",
+                ZSetAlgebra::Diff => "ZDIFF",
+            },
             ReadOp::Members { op: SetRead::InterCard { .. }, .. } => "SINTERCARD",
             ReadOp::Members { op: SetRead::Algebra { op, .. }, .. } => match op {
                 super::set::SetAlgebra::Inter => "SINTER",

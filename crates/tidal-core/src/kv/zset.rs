@@ -17,6 +17,7 @@ use super::collection::{elements, live, member_of, member_sub, open, open_for_wr
 use super::command::{int, is, positive, Command};
 use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
+use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
 use super::record::Kind;
 use super::reply::Reply;
@@ -117,6 +118,14 @@ pub enum ZSetWrite {
         max: bool,
         count: Option<u64>,
     },
+    /// ZRANGESTORE: ZRANGE's members of `src`, with their scores, into
+    /// `key` (replacing it; deleting it when there are none).
+    RangeStore {
+        src: Vec<u8>,
+        range: ZRange,
+        rev: bool,
+        limit: Option<(i64, i64)>,
+    },
 }
 
 /// A query of one sorted set.
@@ -153,6 +162,23 @@ pub enum ZSetRead {
         cursor: u64,
         count: usize,
         pattern: Option<Vec<u8>>,
+    },
+    /// ZUNION, ZINTER or ZDIFF of `key` and `others`; `bad_options` as
+    /// for [`ZSetWrite::Store`].
+    Algebra {
+        op: ZSetAlgebra,
+        others: Vec<Vec<u8>>,
+        weights: Vec<f64>,
+        aggregate: Aggregate,
+        bad_options: Option<String>,
+        scores: bool,
+    },
+    /// ZINTERCARD: the size of the intersection of `key` and `others`,
+    /// counting no further than `limit` (0: all).
+    InterCard {
+        others: Vec<Vec<u8>>,
+        limit: u64,
+        bad_options: Option<String>,
     },
 }
 
@@ -391,6 +417,116 @@ fn weighted(score: f64, weight: f64) -> f64 {
     }
 }
 
+/// The members ZUNION, ZINTER or ZDIFF make of `sources` (sorted sets,
+/// or sets with every score 1); `Err` is WRONGTYPE, or `bad_options`
+/// once every source has the right type.
+fn combine_sources(
+    store: &impl KvStore,
+    sources: &[&[u8]],
+    op: ZSetAlgebra,
+    weights: &[f64],
+    aggregate: Aggregate,
+    bad_options: &Option<String>,
+    now_ms: u64,
+) -> Result<Result<BTreeMap<Vec<u8>, f64>, Reply>, StoreError> {
+    let mut sets = Vec::with_capacity(sources.len());
+    for k in sources {
+        match source(store, k, now_ms)? {
+            Ok(s) => sets.push(s),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    if let Some(e) = bad_options {
+        return Ok(Err(Reply::Error(e.clone())));
+    }
+    for (i, s) in sets.iter_mut().enumerate() {
+        let w = weights.get(i).copied().unwrap_or(1.0);
+        s.values_mut().for_each(|v| *v = weighted(*v, w));
+    }
+    let mut sets = sets.into_iter();
+    let mut acc = sets.next().unwrap_or_default();
+    for s in sets {
+        acc = match op {
+            ZSetAlgebra::Union => {
+                for (m, v) in s {
+                    let e = acc.entry(m).or_insert(f64::NAN);
+                    *e = if e.is_nan() { v } else { combine(*e, v, aggregate) };
+                }
+                acc
+            }
+            ZSetAlgebra::Inter => {
+                acc.into_iter().filter_map(|(m, v)| s.get(&m).map(|w| (m, combine(v, *w, aggregate)))).collect()
+            }
+            ZSetAlgebra::Diff => acc.into_iter().filter(|(m, _)| !s.contains_key(m)).collect(),
+        };
+    }
+    Ok(Ok(acc))
+}
+
+/// Replace `key` with a sorted set of `members` (none: delete it), and
+/// answer its size.
+fn store_members(
+    store: &mut impl KvStore,
+    key: &[u8],
+    members: impl Iterator<Item = (Vec<u8>, f64)>,
+) -> Result<Reply, StoreError> {
+    if let Some(old) = store.get(key)? {
+        super::collection::remove(store, key, &old)?;
+    }
+    let mut h = Header::new(Kind::ZSet);
+    for (m, v) in members {
+        put_score(store, key, &m, None, v)?;
+        h.len += 1;
+    }
+    h.save(store, key)?;
+    Ok(Reply::Int(h.len as i64))
+}
+
+/// ZRANGE's members of `key`, in its order.
+fn range_items(
+    store: &impl KvStore,
+    key: &[u8],
+    h: &Header,
+    range: &ZRange,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
+    let mut items = match range {
+        // Ranks counted from the top: the same members as the forward
+        // ranks mirrored, in reverse order.
+        ZRange::Rank { start, stop } if rev => {
+            let len = h.len as i64;
+            let norm = |i: i64| if i < 0 { len + i } else { i };
+            let (s, e) = (norm(*start).max(0), norm(*stop).min(len - 1));
+            if s > e || s >= len {
+                Vec::new()
+            } else {
+                select(store, key, h, &ZRange::Rank { start: len - 1 - e, stop: len - 1 - s })?
+            }
+        }
+        _ => select(store, key, h, range)?,
+    };
+    if rev {
+        items.reverse();
+    }
+    if let Some((offset, count)) = limit {
+        if offset < 0 {
+            items.clear();
+        } else {
+            let rest = items.split_off((offset as usize).min(items.len()));
+            items = if count < 0 { rest } else { rest.into_iter().take(count as usize).collect() };
+        }
+    }
+    Ok(items)
+}
+
+/// Members in a sorted set's order: by score, then by member.
+fn by_score_order(members: BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+    let mut items: Vec<(Vec<u8>, f64)> = members.into_iter().collect();
+    items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    items
+}
+
 /// The `n` lowest members of `key` (the highest, highest first, when
 /// `max`), removed.
 fn pop_members(
@@ -435,44 +571,16 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
         return Ok(Reply::NilArray);
     }
     if let ZSetWrite::Store { op, sources, weights, aggregate, bad_options } = op {
-        let mut sets = Vec::with_capacity(sources.len());
-        for k in sources {
-            sets.push(typed!(source(&*store, k, now_ms)?));
-        }
-        if let Some(e) = bad_options {
-            return Ok(Reply::Error(e.clone()));
-        }
-        for (i, s) in sets.iter_mut().enumerate() {
-            let w = weights.get(i).copied().unwrap_or(1.0);
-            s.values_mut().for_each(|v| *v = weighted(*v, w));
-        }
-        let mut sets = sets.into_iter();
-        let mut acc = sets.next().unwrap_or_default();
-        for s in sets {
-            acc = match op {
-                ZSetAlgebra::Union => {
-                    for (m, v) in s {
-                        let e = acc.entry(m).or_insert(f64::NAN);
-                        *e = if e.is_nan() { v } else { combine(*e, v, *aggregate) };
-                    }
-                    acc
-                }
-                ZSetAlgebra::Inter => {
-                    acc.into_iter().filter_map(|(m, v)| s.get(&m).map(|w| (m, combine(v, *w, *aggregate)))).collect()
-                }
-                ZSetAlgebra::Diff => acc.into_iter().filter(|(m, _)| !s.contains_key(m)).collect(),
-            };
-        }
-        if let Some(old) = store.get(key)? {
-            super::collection::remove(store, key, &old)?;
-        }
-        let mut h = Header::new(Kind::ZSet);
-        for (m, v) in &acc {
-            put_score(store, key, m, None, *v)?;
-            h.len += 1;
-        }
-        h.save(store, key)?;
-        return Ok(Reply::Int(h.len as i64));
+        let sources: Vec<&[u8]> = sources.iter().map(Vec::as_slice).collect();
+        let acc = typed!(combine_sources(&*store, &sources, *op, weights, *aggregate, bad_options, now_ms)?);
+        return store_members(store, key, acc.into_iter());
+    }
+    if let ZSetWrite::RangeStore { src, range, rev, limit } = op {
+        let items = match typed!(open(&*store, src, now_ms, Kind::ZSet)?) {
+            Some(h) => range_items(&*store, src, &h, range, *rev, *limit)?,
+            None => Vec::new(),
+        };
+        return store_members(store, key, items.into_iter());
     }
     let mut h = typed!(open_for_write(store, key, now_ms, Kind::ZSet)?);
     let exists = h.len > 0;
@@ -564,13 +672,30 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
                 Some(_) => flat(popped, true),
             }
         }
-        ZSetWrite::Store { .. } | ZSetWrite::MPop { .. } => unreachable!("answered above"),
+        ZSetWrite::Store { .. } | ZSetWrite::MPop { .. } | ZSetWrite::RangeStore { .. } => {
+            unreachable!("answered above")
+        }
     };
     h.save(store, key)?;
     Ok(reply)
 }
 
 pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64) -> Result<Reply, StoreError> {
+    match op {
+        ZSetRead::Algebra { op, others, weights, aggregate, bad_options, scores } => {
+            let sources: Vec<&[u8]> = std::iter::once(key).chain(others.iter().map(Vec::as_slice)).collect();
+            let acc = typed!(combine_sources(store, &sources, *op, weights, *aggregate, bad_options, now_ms)?);
+            return Ok(flat(by_score_order(acc), *scores));
+        }
+        ZSetRead::InterCard { others, limit, bad_options } => {
+            let sources: Vec<&[u8]> = std::iter::once(key).chain(others.iter().map(Vec::as_slice)).collect();
+            let inter = ZSetAlgebra::Inter;
+            let acc = typed!(combine_sources(store, &sources, inter, &[], Aggregate::Sum, bad_options, now_ms)?);
+            let n = acc.len() as u64;
+            return Ok(Reply::Int(if *limit > 0 { n.min(*limit) } else { n } as i64));
+        }
+        _ => {}
+    }
     let Some(h) = typed!(open(store, key, now_ms, Kind::ZSet)?) else {
         return Ok(match op {
             ZSetRead::Score { .. } | ZSetRead::Rank { .. } => Reply::Nil,
@@ -580,6 +705,7 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
             ZSetRead::RandMember { count: None, .. } => Reply::Nil,
             ZSetRead::RandMember { .. } => Reply::Array(Vec::new()),
             ZSetRead::Scan { .. } => scan_reply(0, Vec::new()),
+            ZSetRead::Algebra { .. } | ZSetRead::InterCard { .. } => unreachable!("answered above"),
         });
     };
     Ok(match op {
@@ -594,33 +720,7 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
         ZSetRead::Card => Reply::Int(h.len as i64),
         ZSetRead::Count { range } => Reply::Int(select(store, key, &h, range)?.len() as i64),
         ZSetRead::Range { range, rev, limit, scores } => {
-            let mut items = match range {
-                // Ranks counted from the top: the same members as the
-                // forward ranks mirrored, in reverse order.
-                ZRange::Rank { start, stop } if *rev => {
-                    let len = h.len as i64;
-                    let norm = |i: i64| if i < 0 { len + i } else { i };
-                    let (s, e) = (norm(*start).max(0), norm(*stop).min(len - 1));
-                    if s > e || s >= len {
-                        Vec::new()
-                    } else {
-                        select(store, key, &h, &ZRange::Rank { start: len - 1 - e, stop: len - 1 - s })?
-                    }
-                }
-                _ => select(store, key, &h, range)?,
-            };
-            if *rev {
-                items.reverse();
-            }
-            if let Some((offset, count)) = limit {
-                if *offset < 0 {
-                    items.clear();
-                } else {
-                    let rest = items.split_off((*offset as usize).min(items.len()));
-                    items = if *count < 0 { rest } else { rest.into_iter().take(*count as usize).collect() };
-                }
-            }
-            flat(items, *scores)
+            flat(range_items(store, key, &h, range, *rev, *limit)?, *scores)
         }
         ZSetRead::Rank { member, rev } => match score_of(store, key, member)? {
             None => Reply::Nil,
@@ -643,6 +743,7 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
                 Some(_) => flat(items, *scores),
             }
         }
+        ZSetRead::Algebra { .. } | ZSetRead::InterCard { .. } => unreachable!("answered above"),
         ZSetRead::Scan { cursor, count, pattern } => {
             let (next, rows) = scan_members(&Members(store), key, *cursor, *count)?;
             let mut out = Vec::with_capacity(rows.len() * 2);
@@ -983,39 +1084,73 @@ pub(super) fn zscan(mut a: Args) -> Parsed {
     read_op(std::mem::take(&mut a[1]), ZSetRead::Scan { cursor, count, pattern })
 }
 
-/// `Z{UNION,INTER,DIFF}STORE dest numkeys key [key ...] [WEIGHTS w ...]
-/// [AGGREGATE SUM|MIN|MAX]` (no WEIGHTS or AGGREGATE for DIFF).
-fn store_cmd(mut a: Args, op: ZSetAlgebra) -> Parsed {
-    let n = int(&a[2])?;
+/// Which command's options [`algebra_args`] reads.
+#[derive(PartialEq, Clone, Copy)]
+enum Form {
+    /// Z{UNION,INTER,DIFF}STORE.
+    Store,
+    /// ZUNION, ZINTER, ZDIFF: WITHSCORES too.
+    Read,
+    /// ZINTERCARD: LIMIT only.
+    Card,
+}
+
+/// What the sorted-set algebra commands name from `at` (numkeys on):
+/// `numkeys key [key ...]` and their options.
+struct AlgebraArgs {
+    sources: Vec<Vec<u8>>,
+    weights: Vec<f64>,
+    aggregate: Aggregate,
+    /// A bad option's error, which Redis gives only once every source has
+    /// the right type.
+    bad_options: Option<String>,
+    scores: bool,
+    limit: u64,
+}
+
+/// `numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]
+/// [WITHSCORES] [LIMIT n]`, each option where `form` and `op` allow it.
+fn algebra_args(mut a: Args, at: usize, name: &str, op: ZSetAlgebra, form: Form) -> Result<AlgebraArgs, Reply> {
+    let n = int(&a[at])?;
     if n < 1 {
-        let name = match op {
-            ZSetAlgebra::Union => "zunionstore",
-            ZSetAlgebra::Inter => "zinterstore",
-            ZSetAlgebra::Diff => "zdiffstore",
-        };
         return Err(Reply::err(format!("at least 1 input key is needed for '{name}' command")));
     }
     let n = n as usize;
-    if n > a.len() - 3 {
+    if n > a.len() - at - 1 {
         return Err(Reply::syntax());
     }
-    let (mut weights, mut aggregate) = (Vec::new(), Aggregate::Sum);
-    let mut options = || -> Result<(), Reply> {
-        let mut i = 3 + n;
+    let mut out = AlgebraArgs {
+        sources: Vec::new(),
+        weights: Vec::new(),
+        aggregate: Aggregate::Sum,
+        bad_options: None,
+        scores: false,
+        limit: 0,
+    };
+    let combines = op != ZSetAlgebra::Diff && form != Form::Card;
+    let options = |out: &mut AlgebraArgs| -> Result<(), Reply> {
+        let mut i = at + 1 + n;
         while i < a.len() {
-            let w = a[i].to_ascii_uppercase();
-            if w == b"WEIGHTS" && op != ZSetAlgebra::Diff && i + n < a.len() {
-                weights = (i + 1..=i + n)
+            if is(&a[i], "WEIGHTS") && combines && i + n < a.len() {
+                out.weights = (i + 1..=i + n)
                     .map(|j| parse_score(&a[j]).ok_or_else(|| Reply::err("weight value is not a float")))
                     .collect::<Result<_, _>>()?;
                 i += n + 1;
-            } else if w == b"AGGREGATE" && op != ZSetAlgebra::Diff && i + 1 < a.len() {
-                aggregate = match a[i + 1].to_ascii_uppercase().as_slice() {
+            } else if is(&a[i], "AGGREGATE") && combines && i + 1 < a.len() {
+                out.aggregate = match a[i + 1].to_ascii_uppercase().as_slice() {
                     b"SUM" => Aggregate::Sum,
                     b"MIN" => Aggregate::Min,
                     b"MAX" => Aggregate::Max,
                     _ => return Err(Reply::syntax()),
                 };
+                i += 2;
+            } else if is(&a[i], "WITHSCORES") && form == Form::Read {
+                out.scores = true;
+                i += 1;
+            } else if is(&a[i], "LIMIT") && form == Form::Card && i + 1 < a.len() {
+                out.limit = parse_i64(&a[i + 1])
+                    .and_then(|l| u64::try_from(l).ok())
+                    .ok_or_else(|| Reply::err("LIMIT can't be negative"))?;
                 i += 2;
             } else {
                 return Err(Reply::syntax());
@@ -1023,13 +1158,74 @@ fn store_cmd(mut a: Args, op: ZSetAlgebra) -> Parsed {
         }
         Ok(())
     };
-    let bad_options = match options() {
+    out.bad_options = match options(&mut out) {
         Ok(()) => None,
         Err(Reply::Error(e)) => Some(e),
         Err(_) => Some("ERR syntax error".to_string()),
     };
-    let sources = a.drain(3..3 + n).collect();
-    write(std::mem::take(&mut a[1]), ZSetWrite::Store { op, sources, weights, aggregate, bad_options })
+    out.sources = a.drain(at + 1..at + 1 + n).collect();
+    Ok(out)
+}
+
+/// `Z{UNION,INTER,DIFF}STORE dest numkeys key [key ...] [WEIGHTS w ...]
+/// [AGGREGATE SUM|MIN|MAX]` (no WEIGHTS or AGGREGATE for DIFF).
+fn store_cmd(mut a: Args, op: ZSetAlgebra) -> Parsed {
+    let name = match op {
+        ZSetAlgebra::Union => "zunionstore",
+        ZSetAlgebra::Inter => "zinterstore",
+        ZSetAlgebra::Diff => "zdiffstore",
+    };
+    let dest = std::mem::take(&mut a[1]);
+    let x = algebra_args(a, 2, name, op, Form::Store)?;
+    let (weights, aggregate, bad_options) = (x.weights, x.aggregate, x.bad_options);
+    write(dest, ZSetWrite::Store { op, sources: x.sources, weights, aggregate, bad_options })
+}
+
+/// `Z{UNION,INTER,DIFF} numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE
+/// SUM|MIN|MAX] [WITHSCORES]`.
+fn algebra_cmd(a: Args, op: ZSetAlgebra) -> Parsed {
+    let name = match op {
+        ZSetAlgebra::Union => "zunion",
+        ZSetAlgebra::Inter => "zinter",
+        ZSetAlgebra::Diff => "zdiff",
+    };
+    let x = algebra_args(a, 1, name, op, Form::Read)?;
+    let mut others = x.sources;
+    let key = others.remove(0);
+    let (weights, aggregate, bad_options, scores) = (x.weights, x.aggregate, x.bad_options, x.scores);
+    read_op(key, ZSetRead::Algebra { op, others, weights, aggregate, bad_options, scores })
+}
+
+pub(super) fn zunion(a: Args) -> Parsed {
+    algebra_cmd(a, ZSetAlgebra::Union)
+}
+
+pub(super) fn zinter(a: Args) -> Parsed {
+    algebra_cmd(a, ZSetAlgebra::Inter)
+}
+
+pub(super) fn zdiff(a: Args) -> Parsed {
+    algebra_cmd(a, ZSetAlgebra::Diff)
+}
+
+/// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.
+pub(super) fn zintercard(a: Args) -> Parsed {
+    let x = algebra_args(a, 1, "zintercard", ZSetAlgebra::Inter, Form::Card)?;
+    let mut others = x.sources;
+    let key = others.remove(0);
+    read_op(key, ZSetRead::InterCard { others, limit: x.limit, bad_options: x.bad_options })
+}
+
+/// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset
+/// count]`: ZRANGE's arguments after the destination.
+pub(super) fn zrangestore(mut a: Args) -> Parsed {
+    let dest = a.remove(1);
+    match range_cmd(a, By::Rank, false, true)? {
+        Command::Read(ReadOp::ZSet { key, op: ZSetRead::Range { scores: false, range, rev, limit } }) => {
+            write(dest, ZSetWrite::RangeStore { src: key, range, rev, limit })
+        }
+        _ => Err(Reply::syntax()),
+    }
 }
 
 pub(super) fn zunionstore(a: Args) -> Parsed {
