@@ -372,7 +372,29 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(86) {
+    match r.below(89) {
+        86 | 87 => {
+            let mut c = vec![one_of(r, &["BITFIELD", "BITFIELD", "BITFIELD_RO"]), k];
+            for _ in 0..r.int(1, 4) {
+                let ty = one_of(r, &["u8", "i8", "u3", "i5", "i64", "u63", "u64", "i0", "x4"]);
+                let offset = one_of(r, &["0", "3", "13", "#1", "#2", "40", "-1"]);
+                match r.below(7) {
+                    0 | 1 => c.extend([word("GET"), ty, offset]),
+                    2 | 3 => c.extend([word("SET"), ty, offset, num(r, -300, 300)]),
+                    4 | 5 => c.extend([word("INCRBY"), ty, offset, num(r, -300, 300)]),
+                    _ => c.extend([word("OVERFLOW"), one_of(r, &["WRAP", "SAT", "FAIL", "NONE"])]),
+                }
+            }
+            c
+        }
+        88 => vec![
+            word("BITFIELD"),
+            k,
+            word("INCRBY"),
+            word("i64"),
+            word("0"),
+            one_of(r, &["9223372036854775807", "-9223372036854775808", "1"]),
+        ],
         0 => vec![word("GET"), k],
         1 => {
             let mut c = vec![word("SET"), k, value(r)];

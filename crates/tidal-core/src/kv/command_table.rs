@@ -182,6 +182,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bitcount", -2, RS, ONE, BIT_R, s::bitcount),
     cmd("bitpos", -3, RS, ONE, BIT_R, s::bitpos),
     cmd("bitop", -4, W, (2, -1, 1), BIT_W, s::bitop),
+    cmd("bitfield", -2, W, ONE, BIT_W, s::bitfield),
+    cmd("bitfield_ro", -2, R, ONE, &["@read", "@bitmap", "@fast"], s::bitfield_ro),
     cmd("lcs", -3, RS, TWO, STR_RS, s::lcs),
     cmd("copy", -3, W, TWO, KS_W, s::copy),
     cmd("randomkey", 1, RS, NONE, KS_RS, s::randomkey),

@@ -13,7 +13,6 @@
 //! Data-dependent Redis errors (`ERR value is not an integer ...`) are
 //! returned as `Ok(Reply::Error(..))`; `Err` is reserved for storage failure.
 
-use super::bits;
 use super::collection::{self, copy_key, delete_key, live, live_for_write, overwrite, remove, wrong_type};
 use super::glob::glob_match;
 use super::integer::parse_i64;
@@ -23,6 +22,7 @@ use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::scan_page::ScanPage;
 use super::store::{KvStore, StoreError};
+use super::{bitfield, bits};
 use super::{hash, list, set, zset};
 
 /// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
@@ -116,6 +116,13 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             let old = bits::set_bit(&mut rec.value, *offset, *bit);
             store.put(key, &rec)?;
             Ok(Reply::Int(i64::from(old)))
+        }
+        WriteOp::BitField { key, ops } => {
+            let mut rec = string!(live_for_write(store, key, now_ms)?).unwrap_or_else(|| Record::new(Vec::new()));
+            bitfield::grow_for_writes(&mut rec.value, ops);
+            let replies = bitfield::run(&mut rec.value, ops);
+            store.put(key, &rec)?;
+            Ok(Reply::Array(replies))
         }
         WriteOp::BitOp { op, dest, keys } => {
             let mut sources = Vec::with_capacity(keys.len());
@@ -254,6 +261,10 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
                 .map(|(k, _)| k)
                 .collect();
             Ok(ScanPage { next_after, next_slot, keys }.to_reply())
+        }
+        ReadOp::BitField { key, ops } => {
+            let mut value = string!(live(store, key, now_ms)?).map(|r| r.value).unwrap_or_default();
+            Ok(Reply::Array(bitfield::run(&mut value, ops)))
         }
         ReadOp::GetBit { key, offset } => {
             let rec = string!(live(store, key, now_ms)?);

@@ -13,6 +13,7 @@
 //! the same result from the same log entry.
 
 mod big_uint;
+mod bitfield;
 mod bits;
 mod blocking;
 #[macro_use]
@@ -42,6 +43,7 @@ mod store;
 mod test_db;
 mod zset;
 
+pub use bitfield::{FieldOp, FieldType, Overflow};
 pub use bits::{BitOpKind, BitRange, LcsMode};
 pub use blocking::{found_nothing, Blocking};
 pub use collection::wrong_type;

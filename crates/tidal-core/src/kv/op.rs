@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bitfield::FieldOp;
 use super::bits::{BitOpKind, BitRange, LcsMode};
 use super::hash::{HashRead, HashWrite};
 use super::list::{End, ListRead, ListWrite};
@@ -205,6 +206,11 @@ pub enum WriteOp {
         key: Vec<u8>,
         op: ZSetWrite,
     },
+    /// BITFIELD with at least one SET or INCRBY.
+    BitField {
+        key: Vec<u8>,
+        ops: Vec<FieldOp>,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -331,6 +337,11 @@ pub enum ReadOp {
         key: Vec<u8>,
         op: ZSetRead,
     },
+    /// BITFIELD_RO, or BITFIELD with only GETs.
+    BitField {
+        key: Vec<u8>,
+        ops: Vec<FieldOp>,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -401,6 +412,7 @@ impl WriteOp {
             | WriteOp::Persist { key }
             | WriteOp::Restore { key, .. }
             | WriteOp::SetBit { key, .. }
+            | WriteOp::BitField { key, .. }
             | WriteOp::Hash { key, .. } => vec![key],
             WriteOp::ZSet { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
@@ -504,6 +516,7 @@ impl ReadOp {
             | ReadOp::Type { key }
             | ReadOp::Dump { key }
             | ReadOp::GetBit { key, .. }
+            | ReadOp::BitField { key, .. }
             | ReadOp::BitCount { key, .. }
             | ReadOp::BitPos { key, .. }
             | ReadOp::Object { key, .. }

@@ -427,6 +427,25 @@ pub(super) fn setbit(mut a: Args) -> Parsed {
     write(WriteOp::SetBit { key: take(&mut a, 1), offset, bit })
 }
 
+/// `BITFIELD key [GET type offset] [SET type offset value] [INCRBY type
+/// offset increment] [OVERFLOW WRAP|SAT|FAIL] ...`: a read when it only
+/// GETs.
+pub(super) fn bitfield(mut a: Args) -> Parsed {
+    let ops = super::bitfield::parse_ops(&a[2..], false)?;
+    let key = take(&mut a, 1);
+    if super::bitfield::writes(&ops) {
+        write(WriteOp::BitField { key, ops })
+    } else {
+        read(ReadOp::BitField { key, ops })
+    }
+}
+
+/// `BITFIELD_RO key [GET type offset] ...`.
+pub(super) fn bitfield_ro(mut a: Args) -> Parsed {
+    let ops = super::bitfield::parse_ops(&a[2..], true)?;
+    read(ReadOp::BitField { key: take(&mut a, 1), ops })
+}
+
 pub(super) fn getbit(mut a: Args) -> Parsed {
     let offset = bit_offset(&a[2])?;
     read(ReadOp::GetBit { key: take(&mut a, 1), offset })
