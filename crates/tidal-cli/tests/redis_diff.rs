@@ -653,6 +653,11 @@ fn random_command_streams_get_the_replies_redis_gives() {
             }
             let end = if r.below(6) == 0 { "DISCARD" } else { "EXEC" };
             both_queued(&mut tidal, &mut redis, &[word(end)], &queued, &mut history);
+        } else if r.below(40) == 0 {
+            // The keys a cluster-aware client finds in a command line.
+            let mut c = vec![word("COMMAND"), word("GETKEYS")];
+            c.extend(command(&mut r));
+            both(&mut tidal, &mut redis, &c, &mut history);
         } else {
             both(&mut tidal, &mut redis, &command(&mut r), &mut history);
         }

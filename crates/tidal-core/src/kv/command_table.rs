@@ -10,6 +10,7 @@ use super::blocking as b;
 use super::command::Command;
 use super::conn::CommandSub;
 use super::hash as h;
+use super::integer::parse_i64;
 use super::list as l;
 use super::parse_conn as c;
 use super::parse_string as s;
@@ -34,7 +35,47 @@ pub struct CommandSpec {
     pub step: i32,
     pub acl_categories: &'static [&'static str],
     pub subcommands: &'static [CommandSpec],
+    /// Where a count of keys stands that the keys follow (LMPOP's
+    /// numkeys); 0 when there is none. Such a command has "movablekeys".
+    pub numkeys: i32,
     pub(crate) parse: ParseFn,
+}
+
+impl CommandSpec {
+    /// This command's keys also follow a count at argument `at`.
+    const fn numkeys(mut self, at: i32) -> Self {
+        self.numkeys = at;
+        self
+    }
+
+    fn writes(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+
+    /// The positions of the keys in `args` (the command's name first), by
+    /// the first/last/step range and the key count; `None` when the
+    /// arguments do not hold them.
+    fn key_positions(&self, args: &[Vec<u8>]) -> Option<Vec<usize>> {
+        let argc = args.len() as i64;
+        let mut out = Vec::new();
+        if self.first_key > 0 {
+            let last = if self.last_key < 0 { argc + i64::from(self.last_key) } else { i64::from(self.last_key) };
+            let mut i = i64::from(self.first_key);
+            while i <= last && i < argc {
+                out.push(i as usize);
+                i += i64::from(self.step.max(1));
+            }
+        }
+        if self.numkeys > 0 {
+            let at = self.numkeys as usize;
+            let n = parse_i64(args.get(at)?)?;
+            if n < 0 || n as usize > args.len() - at - 1 {
+                return None;
+            }
+            out.extend(at + 1..=at + n as usize);
+        }
+        Some(out)
+    }
 }
 
 const R: &[&str] = &["readonly", "fast"];
@@ -100,6 +141,7 @@ const fn cmd(
         step: keys.2,
         acl_categories,
         subcommands: &[],
+        numkeys: 0,
         parse,
     }
 }
@@ -114,6 +156,7 @@ const fn container(name: &'static str, arity: i32, subcommands: &'static [Comman
         step: 0,
         acl_categories: &["@slow"],
         subcommands,
+        numkeys: 0,
         parse,
     }
 }
@@ -228,7 +271,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sinterstore", -3, W, ALL, S_WS, st::sinterstore),
     cmd("sunionstore", -3, W, ALL, S_WS, st::sunionstore),
     cmd("sdiffstore", -3, W, ALL, S_WS, st::sdiffstore),
-    cmd("sintercard", -3, RS, NONE, S_RS, st::sintercard),
+    cmd("sintercard", -3, RS, NONE, S_RS, st::sintercard).numkeys(1),
     cmd("sscan", -3, RS, ONE, S_RS, st::sscan),
     cmd("lpush", -3, WF, ONE, L_WF, l::lpush),
     cmd("rpush", -3, WF, ONE, L_WF, l::rpush),
@@ -246,12 +289,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("lpos", -3, RS, ONE, L_RS, l::lpos),
     cmd("lmove", 5, W, TWO, L_WS, l::lmove),
     cmd("rpoplpush", 3, W, TWO, L_WS, l::rpoplpush),
-    cmd("lmpop", -4, &["write"], NONE, L_WS, l::lmpop),
+    cmd("lmpop", -4, &["write"], NONE, L_WS, l::lmpop).numkeys(1),
     cmd("blpop", -3, BLOCK, BKEYS, L_BLOCK, b::blpop),
     cmd("brpop", -3, BLOCK, BKEYS, L_BLOCK, b::brpop),
     cmd("blmove", 6, BLOCK_W, TWO, L_BLOCK, b::blmove),
     cmd("brpoplpush", 4, BLOCK_W, TWO, L_BLOCK, b::brpoplpush),
-    cmd("blmpop", -5, &["write", "blocking"], NONE, L_BLOCK, b::blmpop),
+    cmd("blmpop", -5, &["write", "blocking"], NONE, L_BLOCK, b::blmpop).numkeys(2),
     cmd("zadd", -4, WF, ONE, Z_WF, z::zadd),
     cmd("zincrby", 4, WF, ONE, Z_WF, z::zincrby),
     cmd("zrem", -3, WX, ONE, Z_WF, z::zrem),
@@ -273,19 +316,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zremrangebylex", 4, &["write"], ONE, Z_WS, z::zremrangebylex),
     cmd("zpopmin", -2, WX, ONE, Z_WF, z::zpopmin),
     cmd("zpopmax", -2, WX, ONE, Z_WF, z::zpopmax),
-    cmd("zmpop", -4, &["write"], NONE, Z_WS, z::zmpop),
+    cmd("zmpop", -4, &["write"], NONE, Z_WS, z::zmpop).numkeys(1),
     cmd("bzpopmin", -3, BLOCK_F, BKEYS, Z_BLOCK, b::bzpopmin),
     cmd("bzpopmax", -3, BLOCK_F, BKEYS, Z_BLOCK, b::bzpopmax),
-    cmd("bzmpop", -5, &["write", "blocking"], NONE, Z_BLOCK_S, b::bzmpop),
+    cmd("bzmpop", -5, &["write", "blocking"], NONE, Z_BLOCK_S, b::bzmpop).numkeys(2),
     cmd("zrandmember", -2, RS, ONE, Z_RS, z::zrandmember),
     cmd("zscan", -3, RS, ONE, Z_RS, z::zscan),
-    cmd("zunionstore", -4, W, ONE, Z_WS, z::zunionstore),
-    cmd("zinterstore", -4, W, ONE, Z_WS, z::zinterstore),
-    cmd("zdiffstore", -4, W, ONE, Z_WS, z::zdiffstore),
-    cmd("zunion", -3, RS, NONE, Z_RS, z::zunion),
-    cmd("zinter", -3, RS, NONE, Z_RS, z::zinter),
-    cmd("zdiff", -3, RS, NONE, Z_RS, z::zdiff),
-    cmd("zintercard", -3, RS, NONE, Z_RS, z::zintercard),
+    cmd("zunionstore", -4, W, ONE, Z_WS, z::zunionstore).numkeys(2),
+    cmd("zinterstore", -4, W, ONE, Z_WS, z::zinterstore).numkeys(2),
+    cmd("zdiffstore", -4, W, ONE, Z_WS, z::zdiffstore).numkeys(2),
+    cmd("zunion", -3, RS, NONE, Z_RS, z::zunion).numkeys(1),
+    cmd("zinter", -3, RS, NONE, Z_RS, z::zinter).numkeys(1),
+    cmd("zdiff", -3, RS, NONE, Z_RS, z::zdiff).numkeys(1),
+    cmd("zintercard", -3, RS, NONE, Z_RS, z::zintercard).numkeys(1),
     cmd("zrangestore", -5, W, TWO, Z_WS, z::zrangestore),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
@@ -323,6 +366,8 @@ static OBJECT: &[CommandSpec] = &[
 static COMMAND: &[CommandSpec] = &[
     cmd("command|count", 2, CONN, NONE, ACL_SLOW_CONN, c::command_count),
     cmd("command|docs", -2, CONN, NONE, ACL_SLOW_CONN, c::command_docs),
+    cmd("command|getkeys", -4, CONN, NONE, ACL_SLOW_CONN, c::command_getkeys),
+    cmd("command|getkeysandflags", -4, CONN, NONE, ACL_SLOW_CONN, c::command_getkeysandflags),
     cmd("command|info", -2, CONN, NONE, ACL_SLOW_CONN, c::command_info),
     cmd("command|list", -2, CONN, NONE, ACL_SLOW_CONN, c::command_list),
     cmd("command|help", 2, CONN, NONE, ACL_SLOW_CONN, c::command_help),
@@ -347,19 +392,102 @@ fn names(list: &[&str]) -> Reply {
     Reply::Set(list.iter().map(|f| Reply::simple(*f)).collect())
 }
 
+fn map(pairs: Vec<(&str, Reply)>) -> Reply {
+    Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect())
+}
+
+/// The flags every key of a command has in its key specs: read-only
+/// commands access their keys, the others may change them.
+fn key_flags(spec: &CommandSpec) -> &'static [&'static str] {
+    if spec.writes() {
+        &["RW", "update"]
+    } else {
+        &["RO", "access"]
+    }
+}
+
+/// Redis 7's key specs of a command: a range from `first_key`, and the
+/// keys after a count for commands with one.
+fn key_specs(spec: &CommandSpec) -> Reply {
+    let mut specs = Vec::new();
+    let flags = || Reply::Set(key_flags(spec).iter().map(|f| Reply::simple(*f)).collect());
+    let index =
+        |i: i32| map(vec![("type", Reply::bulk("index")), ("spec", map(vec![("index", Reply::Int(i.into()))]))]);
+    if spec.first_key > 0 {
+        let last = if spec.last_key < 0 { spec.last_key } else { spec.last_key - spec.first_key };
+        let range = map(vec![
+            ("lastkey", Reply::Int(last.into())),
+            ("keystep", Reply::Int(spec.step.into())),
+            ("limit", Reply::Int(0)),
+        ]);
+        specs.push(map(vec![
+            ("flags", flags()),
+            ("begin_search", index(spec.first_key)),
+            ("find_keys", map(vec![("type", Reply::bulk("range")), ("spec", range)])),
+        ]));
+    }
+    if spec.numkeys > 0 {
+        let keynum = map(vec![("keynumidx", Reply::Int(0)), ("firstkey", Reply::Int(1)), ("keystep", Reply::Int(1))]);
+        specs.push(map(vec![
+            ("flags", flags()),
+            ("begin_search", index(spec.numkeys)),
+            ("find_keys", map(vec![("type", Reply::bulk("keynum")), ("spec", keynum)])),
+        ]));
+    }
+    Reply::Array(specs)
+}
+
+/// COMMAND GETKEYS and GETKEYSANDFLAGS: the keys of a command line, found
+/// as the table says, with Redis's errors.
+fn get_keys(args: &[Vec<u8>], with_flags: bool) -> Reply {
+    let Some(mut spec) = args.first().and_then(|name| find(COMMANDS, name)) else {
+        return Reply::err("Invalid command specified");
+    };
+    if !spec.subcommands.is_empty() {
+        match args.get(1).and_then(|sub| find(spec.subcommands, sub)) {
+            Some(sub) => spec = sub,
+            None => return Reply::err("Invalid command specified"),
+        }
+    }
+    if spec.first_key == 0 && spec.numkeys == 0 {
+        return Reply::err("The command has no key arguments");
+    }
+    let argc = args.len() as i32;
+    if (spec.arity > 0 && spec.arity != argc) || argc < -spec.arity {
+        return Reply::err("Invalid number of arguments specified for command");
+    }
+    match spec.key_positions(args) {
+        Some(at) if !at.is_empty() => Reply::Array(
+            at.into_iter()
+                .map(|i| {
+                    let key = Reply::Bulk(args[i].clone());
+                    if with_flags {
+                        let flags = Reply::Set(key_flags(spec).iter().map(|f| Reply::simple(*f)).collect());
+                        Reply::Array(vec![key, flags])
+                    } else {
+                        key
+                    }
+                })
+                .collect(),
+        ),
+        _ => Reply::err("Invalid arguments specified for command"),
+    }
+}
+
 /// A command's entry in Redis 7's COMMAND format: name, arity, flags, first
 /// key, last key, step, ACL categories, tips, key specs, subcommands.
 fn describe(spec: &CommandSpec) -> Reply {
+    let flags = if spec.numkeys > 0 { names(&[spec.flags, &["movablekeys"]].concat()) } else { names(spec.flags) };
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(spec.arity as i64),
-        names(spec.flags),
+        flags,
         Reply::Int(spec.first_key as i64),
         Reply::Int(spec.last_key as i64),
         Reply::Int(spec.step as i64),
         names(spec.acl_categories),
         Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
+        key_specs(spec),
         Reply::Array(spec.subcommands.iter().map(describe).collect()),
     ])
 }
@@ -377,6 +505,7 @@ pub fn command_reply(sub: &CommandSub) -> Reply {
         // tidal ships no command documentation; an empty map tells clients
         // (redis-cli hints) there is none.
         CommandSub::Docs(_) => Reply::Map(Vec::new()),
+        CommandSub::GetKeys { args, flags } => get_keys(args, *flags),
     }
 }
 
@@ -404,6 +533,41 @@ mod tests {
         assert!(list.contains(&Reply::bulk("incrbyfloat")));
         let Reply::Array(all) = command_reply(&CommandSub::All) else { panic!() };
         assert_eq!(all.len(), list.len());
+    }
+
+    fn keys_of(line: &str) -> Reply {
+        let args: Vec<Vec<u8>> = line.split(' ').map(|a| a.as_bytes().to_vec()).collect();
+        command_reply(&CommandSub::GetKeys { args, flags: false })
+    }
+
+    fn bulks(items: &[&str]) -> Reply {
+        Reply::Array(items.iter().map(|s| Reply::bulk(*s)).collect())
+    }
+
+    #[test]
+    fn getkeys_finds_keys_by_range_and_by_count() {
+        assert_eq!(keys_of("MSET a 1 b 2"), bulks(&["a", "b"]));
+        assert_eq!(keys_of("BLPOP a b 0"), bulks(&["a", "b"]));
+        assert_eq!(keys_of("LMPOP 2 a b LEFT"), bulks(&["a", "b"]));
+        assert_eq!(keys_of("BZMPOP 0 1 z MIN"), bulks(&["z"]));
+        assert_eq!(keys_of("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), bulks(&["d", "a", "b"]));
+        assert_eq!(keys_of("OBJECT ENCODING k"), bulks(&["k"]));
+        assert_eq!(keys_of("NOPE a"), Reply::err("Invalid command specified"));
+        assert_eq!(keys_of("PING x"), Reply::err("The command has no key arguments"));
+        assert_eq!(keys_of("GET"), Reply::err("Invalid number of arguments specified for command"));
+        assert_eq!(keys_of("LMPOP 5 a b LEFT"), Reply::err("Invalid arguments specified for command"));
+    }
+
+    #[test]
+    fn movable_key_commands_say_so_and_every_key_command_has_key_specs() {
+        for spec in COMMANDS {
+            let Reply::Array(fields) = describe(spec) else { panic!() };
+            let Reply::Set(flags) = &fields[2] else { panic!() };
+            assert_eq!(flags.contains(&Reply::simple("movablekeys")), spec.numkeys > 0, "{}", spec.name);
+            let Reply::Array(specs) = &fields[8] else { panic!() };
+            let want = usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0);
+            assert_eq!(specs.len(), want, "{}", spec.name);
+        }
     }
 
     #[test]

@@ -85,6 +85,12 @@ pub enum CommandSub {
     /// COMMAND INFO [name ...]; no names means all.
     Info(Vec<Vec<u8>>),
     Docs(Vec<Vec<u8>>),
+    /// COMMAND GETKEYS (`flags: false`) or GETKEYSANDFLAGS: the keys of
+    /// a command line.
+    GetKeys {
+        args: Vec<Vec<u8>>,
+        flags: bool,
+    },
 }
 
 /// Commands over the whole tenant keyspace, fanned out to every group.

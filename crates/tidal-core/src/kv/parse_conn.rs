@@ -309,6 +309,14 @@ pub(super) fn command_info(a: Args) -> Parsed {
     conn(ConnCmd::Command(CommandSub::Info(a.into_iter().skip(2).collect())))
 }
 
+pub(super) fn command_getkeys(a: Args) -> Parsed {
+    conn(ConnCmd::Command(CommandSub::GetKeys { args: a.into_iter().skip(2).collect(), flags: false }))
+}
+
+pub(super) fn command_getkeysandflags(a: Args) -> Parsed {
+    conn(ConnCmd::Command(CommandSub::GetKeys { args: a.into_iter().skip(2).collect(), flags: true }))
+}
+
 pub(super) fn command_docs(a: Args) -> Parsed {
     conn(ConnCmd::Command(CommandSub::Docs(a.into_iter().skip(2).collect())))
 }
