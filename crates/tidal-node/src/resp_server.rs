@@ -848,6 +848,7 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         // least one follower.
         ConnCmd::Wait { numreplicas, .. } => Reply::Int(numreplicas.clamp(0, 1)),
         ConnCmd::Help(lines) => Reply::Array(lines.into_iter().map(Reply::simple).collect()),
+        ConnCmd::FunctionFlush => Reply::Ok,
     };
     (reply, false)
 }

@@ -334,6 +334,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("config", -2, CONFIG, c::container_help),
     container("object", -2, OBJECT, c::container_help),
     container("command", -1, COMMAND, c::command_all),
+    container("function", -2, FUNCTION, c::container_help),
 ];
 
 static CLIENT: &[CommandSpec] = &[
@@ -362,6 +363,9 @@ static OBJECT: &[CommandSpec] = &[
     cmd("object|refcount", 3, RS, (2, 2, 1), KS_RS, s::object_refcount),
     cmd("object|help", 2, &["loading", "stale"], NONE, &["@keyspace", "@slow"], c::object_help),
 ];
+
+static FUNCTION: &[CommandSpec] =
+    &[cmd("function|flush", -2, &["write", "noscript"], NONE, &["@write", "@slow", "@scripting"], c::function_flush)];
 
 static COMMAND: &[CommandSpec] = &[
     cmd("command|count", 2, CONN, NONE, ACL_SLOW_CONN, c::command_count),

@@ -66,6 +66,9 @@ pub enum ConnCmd {
     Unwatch,
     /// TIME: the node's clock.
     Time,
+    /// FUNCTION FLUSH: tidal holds no functions, so there is nothing to
+    /// remove.
+    FunctionFlush,
 }
 
 /// CLIENT SETINFO's attribute.

@@ -233,6 +233,16 @@ pub(super) fn client_help(_: Args) -> Parsed {
     ])
 }
 
+/// `FUNCTION FLUSH [ASYNC|SYNC]`.
+pub(super) fn function_flush(a: Args) -> Parsed {
+    match a.get(2) {
+        None => {}
+        Some(mode) if is(mode, "ASYNC") || is(mode, "SYNC") => {}
+        Some(_) => return Err(Reply::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+    }
+    conn(ConnCmd::FunctionFlush)
+}
+
 pub(super) fn object_help(_: Args) -> Parsed {
     help(&[
         "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
