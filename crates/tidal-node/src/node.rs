@@ -74,6 +74,8 @@ pub struct Shared {
     pub refused_clients: AtomicU64,
     /// Open client connections.
     pub connections: AtomicU64,
+    /// Client connections waiting in a blocking command.
+    pub blocked: AtomicU64,
     /// Previous (time, applied index) per group, for proposal rates.
     pub rates: Mutex<BTreeMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
@@ -709,6 +711,7 @@ impl Node {
             server_errors: AtomicU64::new(0),
             refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
             rates: Mutex::default(),
             info,
             instance,

@@ -308,16 +308,19 @@ async fn blocked(
 ) -> Option<Reply> {
     let work = shared.block(DEFAULT_TENANT, b);
     tokio::pin!(work);
-    loop {
+    shared.blocked.fetch_add(1, Ordering::Relaxed);
+    let answer = loop {
         tokio::select! {
-            r = &mut work => return Some(r),
+            r = &mut work => break Some(r),
             r = stream.read_buf(buf), if buf.len() < BLOCKED_READ_AHEAD => match r {
-                Ok(0) | Err(_) => return None,
+                Ok(0) | Err(_) => break None,
                 Ok(_) => {}
             },
-            _ = stop.changed() => return None,
+            _ = stop.changed() => break None,
         }
-    }
+    };
+    shared.blocked.fetch_sub(1, Ordering::Relaxed);
+    answer
 }
 
 fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
@@ -837,6 +840,7 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 tcp_port: config_view(shared).port,
                 uptime_ms: shared.started.elapsed().as_millis() as u64,
                 connected_clients: shared.connections.load(Ordering::Relaxed),
+                blocked_clients: shared.blocked.load(Ordering::Relaxed),
                 used_memory: 0,
                 total_commands_processed: shared.commands.load(Ordering::Relaxed),
                 keys,

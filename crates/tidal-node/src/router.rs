@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use tidal_core::kv::{
-    found_nothing, merge, plan_read, plan_write, Blocking, Plan, ReadOp, Record, Reply, TxOp, Watch, WriteOp,
+    found_nothing, merge, plan_read, plan_write, Blocking, Kind, Plan, ReadOp, Record, Reply, TxOp, Watch, WriteOp,
 };
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
@@ -674,20 +674,21 @@ impl Shared {
         let began = Instant::now();
         let until = began + wait.min(budget.saturating_sub(POP_ROOM));
         let waiter = kv.machine.waiters().register(&op.pops_from());
-        let look = ReadOp::Exists { keys: op.pops_from().into_iter().map(<[u8]>::to_vec).collect() };
         let me = self.config.node_id;
         let mut metrics = kv.group.raft.metrics();
+        // The first look answers a key of another type with its error, as
+        // the command would; after that only the right type serves.
+        let mut first = true;
         loop {
-            match kv.machine.read(self.host.storage(), &look, self.clock.now_ms()) {
-                Err(e) => return KvResponse::Unavailable(e.to_string()),
-                Ok(Err(r)) => return refused(r),
-                Ok(Ok(Reply::Int(n))) if n > 0 => {
-                    match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
-                        KvResponse::Reply(r) if found_nothing(&r) => {}
-                        answer => return answer,
-                    }
-                }
-                Ok(Ok(_)) => {}
+            let kind = if first { None } else { op.pops_kind() };
+            first = false;
+            match self.holds(kv, &op.pops_from(), kind) {
+                Err(answer) => return answer,
+                Ok(true) => match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
+                    KvResponse::Reply(r) if found_nothing(&r) => {}
+                    answer => return answer,
+                },
+                Ok(false) => {}
             }
             let deposed = async {
                 loop {
@@ -706,6 +707,25 @@ impl Shared {
                 leader = deposed => return KvResponse::NotLeader { leader },
             }
         }
+    }
+}
+
+impl Shared {
+    /// Whether one of `keys` holds something (of `kind`, when given) in
+    /// this replica's applied state; `Err` is how to answer instead (its
+    /// slot is not served here).
+    fn holds(&self, kv: &KvGroup, keys: &[&[u8]], kind: Option<Kind>) -> Result<bool, KvResponse> {
+        let now = self.clock.now_ms();
+        for key in keys {
+            let look = ReadOp::Type { key: key.to_vec() };
+            match kv.machine.read(self.host.storage(), &look, now) {
+                Err(e) => return Err(KvResponse::Unavailable(e.to_string())),
+                Ok(Err(r)) => return Err(refused(r)),
+                Ok(Ok(Reply::Simple(t))) if t != "none" && kind.is_none_or(|k| k.name() == t) => return Ok(true),
+                Ok(Ok(_)) => {}
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -12,6 +12,7 @@ use super::command::Command;
 use super::list::{end_of, lmpop_op, End, ListWrite};
 use super::long_double::LongDouble;
 use super::op::WriteOp;
+use super::record::Kind;
 use super::reply::Reply;
 use super::zset::{zmpop_op, ZSetWrite};
 
@@ -50,6 +51,17 @@ impl WriteOp {
         match self {
             WriteOp::List { key, op: ListWrite::Move { .. } } => vec![key],
             _ => self.keys(),
+        }
+    }
+
+    /// What a key must hold for a blocked client to be served from it: a
+    /// write that leaves another type there does not wake it (as in
+    /// Redis, where only the command's first look answers WRONGTYPE).
+    pub fn pops_kind(&self) -> Option<Kind> {
+        match self {
+            WriteOp::List { .. } => Some(Kind::List),
+            WriteOp::ZSet { .. } => Some(Kind::ZSet),
+            _ => None,
         }
     }
 }

@@ -100,6 +100,27 @@ pub(super) fn open(
     })
 }
 
+/// What a stored row costs beyond its bytes, roughly: its entries in the
+/// in-memory layer or the table's B-tree, and their bookkeeping.
+const ROW_OVERHEAD: u64 = 48;
+
+/// MEMORY USAGE of `key`, holding `rec`: its record and its element rows,
+/// those beyond the first `samples` (0: all) estimated from their mean.
+pub(super) fn memory_usage(store: &impl KvStore, key: &[u8], rec: Record, samples: u64) -> Result<u64, StoreError> {
+    let own = ROW_OVERHEAD + key.len() as u64 + rec.value.len() as u64;
+    if rec.is_string() {
+        return Ok(own);
+    }
+    let h = Header::from_record(rec);
+    let n = if samples == 0 { h.len } else { samples.min(h.len) };
+    let rows = store.elem_range(key, Bound::Unbounded, Bound::Unbounded, n as usize)?;
+    if rows.is_empty() {
+        return Ok(own);
+    }
+    let sampled: u64 = rows.iter().map(|(sub, v)| ROW_OVERHEAD + (key.len() + sub.len() + v.len()) as u64).sum();
+    Ok(own + sampled * h.len / rows.len() as u64)
+}
+
 /// Like [`open`] for a write: an expired key found is deleted first, and
 /// a missing one is a new empty header.
 pub(super) fn open_for_write(

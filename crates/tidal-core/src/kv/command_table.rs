@@ -335,6 +335,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("object", -2, OBJECT, c::container_help),
     container("command", -1, COMMAND, c::command_all),
     container("function", -2, FUNCTION, c::container_help),
+    container("memory", -2, MEMORY, c::container_help),
 ];
 
 static CLIENT: &[CommandSpec] = &[
@@ -363,6 +364,9 @@ static OBJECT: &[CommandSpec] = &[
     cmd("object|refcount", 3, RS, (2, 2, 1), KS_RS, s::object_refcount),
     cmd("object|help", 2, &["loading", "stale"], NONE, &["@keyspace", "@slow"], c::object_help),
 ];
+
+static MEMORY: &[CommandSpec] =
+    &[cmd("memory|usage", -3, &["readonly"], (2, 2, 1), &["@read", "@slow"], s::memory_usage)];
 
 static FUNCTION: &[CommandSpec] =
     &[cmd("function|flush", -2, &["write", "noscript"], NONE, &["@write", "@slow", "@scripting"], c::function_flush)];

@@ -165,6 +165,11 @@ pub fn config_set(pairs: &[(Vec<u8>, Vec<u8>)], view: &ConfigView) -> Result<Vec
             |why: &str| Reply::err(format!("CONFIG SET failed (possibly related to argument '{shown}') - {why}"));
         let is = |n: &str| n.as_bytes().eq_ignore_ascii_case(name);
         let Some(i) = ENCODINGS.iter().position(|e| is(e.name) || e.alias.is_some_and(is)) else {
+            // A fixed parameter set to the value it has changes nothing
+            // (`save ""`, `appendonly yes`).
+            if fixed.iter().any(|(p, v)| is(p) && v.as_bytes().eq_ignore_ascii_case(value)) {
+                continue;
+            }
             return Err(if fixed.iter().any(|(p, _)| is(p)) {
                 failed("can't set immutable config")
             } else {
@@ -245,6 +250,8 @@ mod tests {
             set(&[("foo", "1")]),
             Err(Reply::err("Unknown option or number of arguments for CONFIG SET - 'foo'"))
         );
+        // Its own value is no change.
+        assert_eq!(set(&[("save", ""), ("appendonly", "YES")]), Ok(vec![]));
         // One bad pair refuses them all.
         assert_eq!(
             set(&[("hash-max-listpack-entries", "5"), ("port", "1")]),

@@ -262,6 +262,10 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
                 .collect();
             Ok(ScanPage { next_after, next_slot, keys }.to_reply())
         }
+        ReadOp::MemoryUsage { key, samples } => {
+            let Some(rec) = live(store, key, now_ms)? else { return Ok(Reply::Nil) };
+            Ok(Reply::Int(collection::memory_usage(store, key, rec, *samples)? as i64))
+        }
         ReadOp::BitField { key, ops } => {
             let mut value = string!(live(store, key, now_ms)?).map(|r| r.value).unwrap_or_default();
             Ok(Reply::Array(bitfield::run(&mut value, ops)))

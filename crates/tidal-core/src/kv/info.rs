@@ -17,6 +17,8 @@ pub struct InfoView {
     pub tcp_port: u16,
     pub uptime_ms: u64,
     pub connected_clients: u64,
+    /// Clients waiting in a blocking command (BLPOP and kin).
+    pub blocked_clients: u64,
     pub used_memory: u64,
     pub total_commands_processed: u64,
     /// Live keys in the tenant keyspace, if known; omitted from `# Keyspace`
@@ -39,9 +41,13 @@ fn section(name: &str, view: &InfoView) -> Vec<String> {
             kv("uptime_in_seconds", (view.uptime_ms / 1000).to_string()),
             kv("uptime_in_days", (view.uptime_ms / 86_400_000).to_string()),
         ],
-        "clients" => vec![kv("connected_clients", view.connected_clients.to_string())],
+        "clients" => vec![
+            kv("connected_clients", view.connected_clients.to_string()),
+            kv("blocked_clients", view.blocked_clients.to_string()),
+        ],
         "memory" => vec![
             kv("used_memory", view.used_memory.to_string()),
+            kv("mem_allocator", "libc".into()),
             kv("maxmemory", "0".into()),
             kv("maxmemory_policy", "noeviction".into()),
         ],
@@ -93,6 +99,7 @@ mod tests {
             tcp_port: 6379,
             uptime_ms: 90_000,
             connected_clients: 2,
+            blocked_clients: 0,
             used_memory: 1024,
             total_commands_processed: 5,
             keys: 3,

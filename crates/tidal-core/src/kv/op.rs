@@ -342,6 +342,11 @@ pub enum ReadOp {
         key: Vec<u8>,
         ops: Vec<FieldOp>,
     },
+    /// MEMORY USAGE: an estimate from `samples` element rows (0: all).
+    MemoryUsage {
+        key: Vec<u8>,
+        samples: u64,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -517,6 +522,7 @@ impl ReadOp {
             | ReadOp::Dump { key }
             | ReadOp::GetBit { key, .. }
             | ReadOp::BitField { key, .. }
+            | ReadOp::MemoryUsage { key, .. }
             | ReadOp::BitCount { key, .. }
             | ReadOp::BitPos { key, .. }
             | ReadOp::Object { key, .. }

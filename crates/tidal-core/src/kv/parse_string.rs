@@ -440,6 +440,18 @@ pub(super) fn bitfield(mut a: Args) -> Parsed {
     }
 }
 
+/// `MEMORY USAGE key [SAMPLES count]`.
+pub(super) fn memory_usage(mut a: Args) -> Parsed {
+    let samples = match a.len() {
+        3 => 5,
+        5 if is(&a[3], "SAMPLES") => {
+            u64::try_from(int(&a[4])?).map_err(|_| Reply::err("value is out of range, must be positive"))?
+        }
+        _ => return Err(Reply::syntax()),
+    };
+    read(ReadOp::MemoryUsage { key: take(&mut a, 2), samples })
+}
+
 /// `BITFIELD_RO key [GET type offset] ...`.
 pub(super) fn bitfield_ro(mut a: Args) -> Parsed {
     let ops = super::bitfield::parse_ops(&a[2..], true)?;
