@@ -2,7 +2,7 @@
 //! wakes when a push commits through another, and keeps waiting, without
 //! an error, through a leader transfer and a move of its slot to another
 //! PRG; several blocked clients share what arrives without loss or
-//! duplicates; a client that leaves is not served; a timeout answers nil.
+//! duplicates, in the order they blocked; a client that leaves is not served; a timeout answers nil.
 
 mod common;
 
@@ -89,23 +89,20 @@ fn waiters_share_pushes_exactly_and_leavers_and_transactions_do_not_wait() {
     let c = Cluster::start(3, &["--prgs", "2", "--slots", "16"]);
     let mut cl = c.client(0);
 
-    // Four clients on three nodes wait on one list; four pushes in one
-    // command feed each exactly one element.
-    let waiters: Vec<_> = (0..4).map(|i| blocked(c.client(i % 3), &["BRPOP", "{w}list", "10"])).collect();
-    settle();
-    assert_eq!(cl.cmd(&["LPUSH", "{w}list", "a", "b", "c", "d"]).unwrap(), Value::Int(4));
-    let mut got: Vec<String> = waiters
-        .into_iter()
-        .map(|w| match w.join().unwrap().0 {
-            Value::Array(v) if v.len() == 2 && v[0] == Value::bulk("{w}list") => match &v[1] {
-                Value::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
+    // Four clients on three nodes wait on one list, one after the other;
+    // four pushes in one command feed each exactly one element, the first
+    // to block first.
+    let waiters: Vec<_> = (0..4)
+        .map(|i| {
+            let w = blocked(c.client(i % 3), &["BRPOP", "{w}list", "10"]);
+            thread::sleep(Duration::from_millis(150));
+            w
         })
         .collect();
-    got.sort();
-    assert_eq!(got, ["a", "b", "c", "d"]);
+    settle();
+    assert_eq!(cl.cmd(&["LPUSH", "{w}list", "a", "b", "c", "d"]).unwrap(), Value::Int(4));
+    let got: Vec<Value> = waiters.into_iter().map(|w| w.join().unwrap().0).collect();
+    assert_eq!(got, ["a", "b", "c", "d"].map(|e| arr(&["{w}list", e])), "served in the order they blocked");
     assert_eq!(cl.cmd(&["EXISTS", "{w}list"]).unwrap(), Value::Int(0));
 
     // A command pipelined behind a blocked one waits for it, in order.

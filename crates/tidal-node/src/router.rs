@@ -214,6 +214,8 @@ impl Shared {
     /// longer serves its keys.
     pub async fn block(self: &Arc<Self>, tenant: &str, b: Blocking) -> Reply {
         let deadline = (b.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(b.timeout_ms));
+        let since = self.clock.now_ms();
+        let mut first = true;
         loop {
             let state = self.cache.get();
             if let Err(e) = check_tenant(&state, tenant) {
@@ -228,7 +230,8 @@ impl Shared {
                 Err(e) => return e,
             };
             let wait = deadline.map_or(BLOCK_ROUND, |d| d.saturating_duration_since(Instant::now()).min(BLOCK_ROUND));
-            let req = KvRequest::Block { op: b.op.clone(), wait_ms: wait.as_millis() as u64 };
+            let req = KvRequest::Block { op: b.op.clone(), wait_ms: wait.as_millis() as u64, since, first };
+            first = false;
             let reply = self.send(&prg, req).await;
             if !found_nothing(&reply) {
                 return reply;
@@ -637,7 +640,9 @@ impl Shared {
     async fn execute_checked(&self, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
         match req {
             KvRequest::Write(op) => propose(kv, op, timeout).await,
-            KvRequest::Block { op, wait_ms } => self.block_here(kv, op, Duration::from_millis(wait_ms), timeout).await,
+            KvRequest::Block { op, wait_ms, since, first } => {
+                self.block_here(kv, op, Duration::from_millis(wait_ms), (since, first), timeout).await
+            }
             KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
                 Ok(Ok(outcomes)) if outcomes.iter().all(Result::is_ok) => {
                     KvResponse::Reply(Reply::Array(outcomes.into_iter().map(|o| o.expect("checked")).collect()))
@@ -670,25 +675,35 @@ impl Shared {
     /// still wakes it. Nil when nothing came, or when another client
     /// popped what came first; this node's leadership ending ends the
     /// round at once.
-    async fn block_here(&self, kv: &KvGroup, op: WriteOp, wait: Duration, budget: Duration) -> KvResponse {
+    async fn block_here(
+        &self,
+        kv: &KvGroup,
+        op: WriteOp,
+        wait: Duration,
+        (since, mut first): (u64, bool),
+        budget: Duration,
+    ) -> KvResponse {
         let began = Instant::now();
         let until = began + wait.min(budget.saturating_sub(POP_ROOM));
-        let waiter = kv.machine.waiters().register(&op.pops_from());
+        let waiter = kv.machine.waiters().register(&op.pops_from(), since);
         let me = self.config.node_id;
         let mut metrics = kv.group.raft.metrics();
         // The first look answers a key of another type with its error, as
         // the command would; after that only the right type serves.
-        let mut first = true;
         loop {
-            let kind = if first { None } else { op.pops_kind() };
-            first = false;
-            match self.holds(kv, &op.pops_from(), kind) {
-                Err(answer) => return answer,
-                Ok(true) => match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
-                    KvResponse::Reply(r) if found_nothing(&r) => {}
-                    answer => return answer,
-                },
-                Ok(false) => {}
+            // Older clients blocked on these keys look (and pop) first.
+            if waiter.my_turn() {
+                let kind = if first { None } else { op.pops_kind() };
+                first = false;
+                match self.holds(kv, &op.pops_from(), kind) {
+                    Err(answer) => return answer,
+                    Ok(true) => match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
+                        KvResponse::Reply(r) if found_nothing(&r) => {}
+                        answer => return answer,
+                    },
+                    Ok(false) => {}
+                }
+                waiter.looked();
             }
             let deposed = async {
                 loop {

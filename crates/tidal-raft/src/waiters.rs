@@ -1,14 +1,23 @@
 //! Clients blocked on keys of a PRG (BLPOP and its kin), woken on the
-//! replica that holds them when a write to one of their keys applies.
+//! replica that holds them when a write to one of their keys applies, and
+//! served in the order they blocked.
 //!
 //! A waiter registers its keys before it looks at them, so a write that
 //! applies after the look wakes it, and one before it is seen by it. A
 //! wake is kept until the waiter next waits ([`Notify::notify_one`]). A
 //! change of ownership wakes every waiter: its keys may have moved away
 //! (or arrived), and it must look again.
+//!
+//! Order: a waiter whose keys had a write looks (and pops) only when no
+//! older waiter on one of its keys has a wake to handle or is handling
+//! one; each waiter that finishes handling a wake, or leaves, nudges the
+//! younger ones on its keys. So of several clients blocked on one list,
+//! the first to block takes the first element, as in Redis. Age is the
+//! time the client first blocked (`since`, kept across rounds), then the
+//! order of registration.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -23,32 +32,46 @@ pub struct Waiters {
 #[derive(Default)]
 struct Registry {
     next: u64,
-    by_key: HashMap<Vec<u8>, Vec<(u64, Arc<Notify>)>>,
+    by_key: HashMap<Vec<u8>, Vec<Arc<Entry>>>,
+}
+
+struct Entry {
+    /// (since, registration): smaller is older.
+    age: (u64, u64),
+    notify: Notify,
+    /// A write to one of its keys applied and it has not looked since.
+    pending: AtomicBool,
+    /// It is looking, or popping.
+    busy: AtomicBool,
 }
 
 /// One blocked client's registration; dropping it ends the wait.
 pub struct Waiter<'a> {
     waiters: &'a Waiters,
-    id: u64,
     keys: Vec<Vec<u8>>,
-    notify: Arc<Notify>,
+    entry: Arc<Entry>,
 }
 
 impl Waiters {
-    /// Wait for writes to `keys`.
-    pub fn register(&self, keys: &[&[u8]]) -> Waiter<'_> {
-        let notify = Arc::new(Notify::new());
+    /// Wait for writes to `keys`, for a client blocked since `since`. A
+    /// new waiter has a wake to handle: it looks once when its turn comes.
+    pub fn register(&self, keys: &[&[u8]], since: u64) -> Waiter<'_> {
         let mut keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
         keys.sort();
         keys.dedup();
         let mut r = self.inner.lock().expect("waiters lock");
-        let id = r.next;
+        let entry = Arc::new(Entry {
+            age: (since, r.next),
+            notify: Notify::new(),
+            pending: AtomicBool::new(true),
+            busy: AtomicBool::new(false),
+        });
         r.next += 1;
         for k in &keys {
-            r.by_key.entry(k.clone()).or_default().push((id, notify.clone()));
+            r.by_key.entry(k.clone()).or_default().push(entry.clone());
         }
         self.count.fetch_add(1, Ordering::SeqCst);
-        Waiter { waiters: self, id, keys, notify }
+        Waiter { waiters: self, keys, entry }
     }
 
     /// Whether any client waits here.
@@ -56,15 +79,16 @@ impl Waiters {
         self.count.load(Ordering::SeqCst) > 0
     }
 
-    /// Wake the waiters of `keys`.
+    /// A write to `keys` applied: their waiters have a wake to handle.
     pub fn wake<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
         if !self.any() {
             return;
         }
         let r = self.inner.lock().expect("waiters lock");
         for k in keys {
-            for (_, n) in r.by_key.get(k).into_iter().flatten() {
-                n.notify_one();
+            for e in r.by_key.get(k).into_iter().flatten() {
+                e.pending.store(true, Ordering::SeqCst);
+                e.notify.notify_one();
             }
         }
     }
@@ -75,32 +99,75 @@ impl Waiters {
             return;
         }
         let r = self.inner.lock().expect("waiters lock");
-        for (_, n) in r.by_key.values().flatten() {
-            n.notify_one();
+        for e in r.by_key.values().flatten() {
+            e.pending.store(true, Ordering::SeqCst);
+            e.notify.notify_one();
+        }
+    }
+
+    /// Let the waiters younger than `entry` on `keys` check their turn.
+    fn nudge(&self, keys: &[Vec<u8>], entry: &Entry) {
+        let r = self.inner.lock().expect("waiters lock");
+        for k in keys {
+            for e in r.by_key.get(k).into_iter().flatten().filter(|e| e.age > entry.age) {
+                e.notify.notify_one();
+            }
         }
     }
 }
 
 impl Waiter<'_> {
-    /// Until a write to one of the keys applies (or one did since the
-    /// last wait).
+    /// Until a write to one of the keys applies, or an older waiter steps
+    /// aside (or one of those happened since the last wait).
     pub async fn woken(&self) {
-        self.notify.notified().await;
+        self.entry.notify.notified().await;
+    }
+
+    /// Whether it is this waiter's turn to look: it has a wake to handle
+    /// and no older waiter on its keys has one or is handling one. If so,
+    /// it is now handling it ([`Waiter::looked`] ends that).
+    pub fn my_turn(&self) -> bool {
+        if !self.entry.pending.load(Ordering::SeqCst) {
+            return false;
+        }
+        let r = self.waiters.inner.lock().expect("waiters lock");
+        let older_first =
+            self.keys.iter().any(|k| {
+                r.by_key.get(k).into_iter().flatten().any(|e| {
+                    e.age < self.entry.age && (e.pending.load(Ordering::SeqCst) || e.busy.load(Ordering::SeqCst))
+                })
+            });
+        if older_first {
+            return false;
+        }
+        // Taken under the lock: a wake from now on is a new one.
+        self.entry.busy.store(true, Ordering::SeqCst);
+        self.entry.pending.store(false, Ordering::SeqCst);
+        true
+    }
+
+    /// It looked and goes on waiting: the younger waiters may look.
+    pub fn looked(&self) {
+        self.entry.busy.store(false, Ordering::SeqCst);
+        self.waiters.nudge(&self.keys, &self.entry);
     }
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        let mut r = self.waiters.inner.lock().expect("waiters lock");
-        for k in &self.keys {
-            if let Some(list) = r.by_key.get_mut(k) {
-                list.retain(|(id, _)| *id != self.id);
-                if list.is_empty() {
-                    r.by_key.remove(k);
+        {
+            let mut r = self.waiters.inner.lock().expect("waiters lock");
+            for k in &self.keys {
+                if let Some(list) = r.by_key.get_mut(k) {
+                    list.retain(|e| !Arc::ptr_eq(e, &self.entry));
+                    if list.is_empty() {
+                        r.by_key.remove(k);
+                    }
                 }
             }
         }
         self.waiters.count.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.nudge(&self.keys, &self.entry);
     }
 }
 
@@ -118,15 +185,20 @@ mod tests {
     async fn a_write_wakes_only_the_waiters_of_its_keys_and_is_kept_until_they_wait() {
         let ws = Waiters::default();
         assert!(!ws.any());
-        let a = ws.register(&[b"a", b"b", b"a"]);
-        let c = ws.register(&[b"c"]);
-        assert!(ws.any());
+        let a = ws.register(&[b"a", b"b", b"a"], 0);
+        let c = ws.register(&[b"c"], 0);
+        assert!(a.my_turn() && c.my_turn(), "a new waiter looks once");
+        a.looked();
+        c.looked();
+        assert!(!a.my_turn(), "nothing to handle");
+        let _ = woken_within(&a, 10).await;
+        let _ = woken_within(&c, 10).await;
         // Woken before waiting: the wake is kept.
         ws.wake([b"b".as_slice(), b"x".as_slice()]);
         assert!(woken_within(&a, 50).await);
         assert!(!woken_within(&c, 50).await);
-        // Taken once.
-        assert!(!woken_within(&a, 50).await);
+        assert!(a.my_turn() && !c.my_turn());
+        a.looked();
         ws.wake_all();
         assert!(woken_within(&a, 50).await && woken_within(&c, 50).await);
         drop(a);
@@ -134,5 +206,27 @@ mod tests {
         drop(c);
         assert!(!ws.any());
         assert!(ws.inner.lock().unwrap().by_key.is_empty());
+    }
+
+    #[tokio::test]
+    async fn older_waiters_go_first_and_younger_ones_follow_when_nudged() {
+        let ws = Waiters::default();
+        // Blocked since 5 and since 7: age beats registration order.
+        let young = ws.register(&[b"k"], 7);
+        let old = ws.register(&[b"k", b"other"], 5);
+        assert!(!young.my_turn(), "the older one has not looked yet");
+        assert!(old.my_turn());
+        assert!(!young.my_turn(), "the older one is looking");
+        old.looked();
+        assert!(woken_within(&young, 50).await, "nudged");
+        assert!(young.my_turn());
+        young.looked();
+        // A write: both have a wake; the younger waits for the older.
+        ws.wake([b"k".as_slice()]);
+        assert!(!young.my_turn());
+        assert!(old.my_turn());
+        drop(old);
+        assert!(woken_within(&young, 50).await);
+        assert!(young.my_turn());
     }
 }

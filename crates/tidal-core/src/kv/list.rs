@@ -427,7 +427,7 @@ fn pops(end: End) -> impl FnOnce(Args) -> Parsed {
             let count = match a.len() {
                 2 => None,
                 3 => Some(positive(&a[2])?),
-                _ => return Err(Reply::syntax()),
+                _ => return Err(Reply::wrong_arity(if end == End::Left { "lpop" } else { "rpop" })),
             };
             Ok(ListWrite::Pop { end, count })
         })
