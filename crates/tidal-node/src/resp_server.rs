@@ -474,6 +474,12 @@ fn seeded(shared: &Shared, mut cmd: Command) -> Command {
     if let Some(seed) = seed {
         *seed = node_dice(shared).roll();
     }
+    // OBJECT ENCODING judges by this node's CONFIG SET thresholds.
+    if let Command::Read(op) = &mut cmd {
+        if let Some(limits) = op.limits_mut() {
+            *limits = shared.encodings.lock().expect("encodings lock").clone();
+        }
+    }
     cmd
 }
 

@@ -121,6 +121,24 @@ pub(super) fn memory_usage(store: &impl KvStore, key: &[u8], rec: Record, sample
     Ok(own + sampled * h.len / rows.len() as u64)
 }
 
+/// The longest field, member or value among the first `rows` element rows
+/// of `key`: each sub-key less its first `prefix` bytes, and each value
+/// when `values`.
+pub(super) fn longest(
+    store: &impl KvStore,
+    key: &[u8],
+    rows: u64,
+    prefix: usize,
+    values: bool,
+) -> Result<u64, StoreError> {
+    let rows = store.elem_range(key, Bound::Unbounded, Bound::Unbounded, rows as usize)?;
+    Ok(rows
+        .iter()
+        .map(|(sub, v)| sub.len().saturating_sub(prefix).max(if values { v.len() } else { 0 }) as u64)
+        .max()
+        .unwrap_or(0))
+}
+
 /// Like [`open`] for a write: an expired key found is deleted first, and
 /// a missing one is a new empty header.
 pub(super) fn open_for_write(

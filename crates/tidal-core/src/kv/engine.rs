@@ -292,7 +292,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         ReadOp::Object { key, what } => {
             let Some(rec) = live(store, key, now_ms)? else { return Ok(Reply::Nil) };
             Ok(match what {
-                ObjectInfo::Encoding => Reply::bulk(encoding(store, key, &rec)?),
+                ObjectInfo::Encoding { limits } => Reply::bulk(encoding(store, key, &rec, limits)?),
                 // Redis tracks access frequency only under an LFU policy;
                 // tidal keeps neither access counts nor times.
                 ObjectInfo::Freq => Reply::err(
@@ -342,18 +342,23 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
     }
 }
 
-/// The encoding Redis 7.0 would report for `rec` under its default
-/// thresholds (a collection's size only: tidal keeps no encodings).
-fn encoding(store: &impl KvStore, key: &[u8], rec: &Record) -> Result<&'static str, StoreError> {
-    let small = |max: u64| collection::len_of(rec) <= max;
+/// The encoding Redis 7.0 would report for `rec` now under the
+/// thresholds `limits` (CONFIG's hash, set and sorted-set ones, in
+/// [`super::encoding_defaults`]'s order): from the collection's size and
+/// its longest field, value or member. tidal keeps no encodings, so unlike
+/// Redis's this one can go back to the small form as the collection
+/// shrinks.
+fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> Result<&'static str, StoreError> {
+    let limit = |i: usize| limits.get(i).map_or(0, |l| (*l).max(0) as u64);
+    let len = collection::len_of(rec);
     Ok(match rec.kind {
         Kind::String => string_encoding(&rec.value),
-        Kind::Hash if small(512) => "listpack",
-        Kind::ZSet if small(128) => "listpack",
+        Kind::Hash if len <= limit(0) && collection::longest(store, key, len, 8, true)? <= limit(1) => "listpack",
+        Kind::ZSet if len <= limit(3) && collection::longest(store, key, 2 * len, 9, false)? <= limit(4) => "listpack",
         Kind::Hash => "hashtable",
         Kind::ZSet => "skiplist",
         Kind::List => "quicklist",
-        Kind::Set if small(512) && set::all_integers(store, key)? => "intset",
+        Kind::Set if len <= limit(2) && set::all_integers(store, key)? => "intset",
         Kind::Set => "hashtable",
     })
 }

@@ -350,9 +350,13 @@ pub enum ReadOp {
 }
 
 /// What OBJECT asks about a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectInfo {
-    Encoding,
+    /// Under the encoding thresholds of the node that takes the command
+    /// (CONFIG SET's values, in [`super::encoding_defaults`]'s order).
+    Encoding {
+        limits: Vec<i64>,
+    },
     Freq,
     IdleTime,
     RefCount,
@@ -561,6 +565,15 @@ impl ReadOp {
             ReadOp::Hash { op: HashRead::RandField { seed, .. }, .. }
             | ReadOp::Members { op: SetRead::RandMember { seed, .. }, .. }
             | ReadOp::ZSet { op: ZSetRead::RandMember { seed, .. }, .. } => Some(seed),
+            _ => None,
+        }
+    }
+
+    /// The encoding thresholds OBJECT ENCODING judges by, which the node
+    /// that takes it sets.
+    pub fn limits_mut(&mut self) -> Option<&mut Vec<i64>> {
+        match self {
+            ReadOp::Object { what: ObjectInfo::Encoding { limits }, .. } => Some(limits),
             _ => None,
         }
     }

@@ -575,7 +575,7 @@ fn object(mut a: Args, what: ObjectInfo) -> Parsed {
 }
 
 pub(super) fn object_encoding(a: Args) -> Parsed {
-    object(a, ObjectInfo::Encoding)
+    object(a, ObjectInfo::Encoding { limits: super::config::encoding_defaults() })
 }
 
 pub(super) fn object_freq(a: Args) -> Parsed {
