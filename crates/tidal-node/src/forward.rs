@@ -62,6 +62,13 @@ pub enum KvRequest {
         /// The command's first round: a key of another type answers its
         /// error; in later rounds it is waited out, as Redis does.
         first: bool,
+        /// Names the blocked command for [`KvRequest::Unblock`].
+        token: u64,
+    },
+    /// The client of the blocked command `token` left: its round at this
+    /// leader, if any, ends without popping.
+    Unblock {
+        token: u64,
     },
 }
 

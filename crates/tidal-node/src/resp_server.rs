@@ -287,6 +287,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
     shared.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// The count of this process's blocking commands, for their tokens.
+static NEXT_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Most bytes a blocked client may send ahead, buffered for after its
 /// command; past this the node stops reading until the command ends.
 const BLOCKED_READ_AHEAD: usize = 1 << 20;
@@ -295,10 +298,10 @@ const BLOCKED_READ_AHEAD: usize = 1 << 20;
 /// closed the connection or the node is stopping. Commands it pipelines
 /// meanwhile wait in `buf` for their turn.
 ///
-/// A client that leaves is noticed at once here; a round already at a
-/// remote leader still runs out (at most [`crate::router::BLOCK_ROUND`]),
-/// and what it pops in that time is popped for nobody, as in Redis when
-/// a connection drops just after its reply was written.
+/// A client that leaves is noticed at once here, and the leader holding
+/// its round is told to end it without popping; only a pop already
+/// proposed when that word arrives is lost with the connection, as in
+/// Redis when a connection drops just after its reply was written.
 async fn blocked(
     shared: &Arc<Shared>,
     stream: &mut BoxStream,
@@ -306,20 +309,30 @@ async fn blocked(
     stop: &mut tokio::sync::watch::Receiver<bool>,
     b: Blocking,
 ) -> Option<Reply> {
-    let work = shared.block(DEFAULT_TENANT, b);
-    tokio::pin!(work);
+    // Unique in the cluster: this node's id, then a count of its blocking
+    // commands.
+    let token = (shared.config.node_id << 40) | (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) & ((1 << 40) - 1));
     shared.blocked.fetch_add(1, Ordering::Relaxed);
-    let answer = loop {
-        tokio::select! {
-            r = &mut work => break Some(r),
-            r = stream.read_buf(buf), if buf.len() < BLOCKED_READ_AHEAD => match r {
-                Ok(0) | Err(_) => break None,
-                Ok(_) => {}
-            },
-            _ = stop.changed() => break None,
+    let answer = {
+        let work = shared.block(DEFAULT_TENANT, &b, token);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => break Some(r),
+                r = stream.read_buf(buf), if buf.len() < BLOCKED_READ_AHEAD => match r {
+                    Ok(0) | Err(_) => break None,
+                    Ok(_) => {}
+                },
+                _ = stop.changed() => break None,
+            }
         }
     };
     shared.blocked.fetch_sub(1, Ordering::Relaxed);
+    if answer.is_none() {
+        // The client left: its round at the leader must not pop for it.
+        let shared = shared.clone();
+        tokio::spawn(async move { shared.unblock(DEFAULT_TENANT, &b, token).await });
+    }
     answer
 }
 

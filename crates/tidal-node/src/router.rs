@@ -212,7 +212,7 @@ impl Shared {
     /// this node routes again, so a slot that moved or a leader that
     /// changed is followed, and the client never hangs on a node that no
     /// longer serves its keys.
-    pub async fn block(self: &Arc<Self>, tenant: &str, b: Blocking) -> Reply {
+    pub async fn block(self: &Arc<Self>, tenant: &str, b: &Blocking, token: u64) -> Reply {
         let deadline = (b.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(b.timeout_ms));
         let since = self.clock.now_ms();
         let mut first = true;
@@ -230,7 +230,7 @@ impl Shared {
                 Err(e) => return e,
             };
             let wait = deadline.map_or(BLOCK_ROUND, |d| d.saturating_duration_since(Instant::now()).min(BLOCK_ROUND));
-            let req = KvRequest::Block { op: b.op.clone(), wait_ms: wait.as_millis() as u64, since, first };
+            let req = KvRequest::Block { op: b.op.clone(), wait_ms: wait.as_millis() as u64, since, first, token };
             first = false;
             let reply = self.send(&prg, req).await;
             if !found_nothing(&reply) {
@@ -239,6 +239,17 @@ impl Shared {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return b.timed_out();
             }
+        }
+    }
+
+    /// The client of blocked command `token` (`b`) left: tell the leader
+    /// of its keys, so that a round in progress there does not pop for
+    /// nobody.
+    pub async fn unblock(self: &Arc<Self>, tenant: &str, b: &Blocking, token: u64) {
+        let state = self.cache.get();
+        let Some(key) = b.op.keys().first().map(|k| k.to_vec()) else { return };
+        if let Some(prg) = prg_of(&state, tenant, &key) {
+            let _ = self.send(&prg, KvRequest::Unblock { token }).await;
         }
     }
 
@@ -640,8 +651,12 @@ impl Shared {
     async fn execute_checked(&self, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
         match req {
             KvRequest::Write(op) => propose(kv, op, timeout).await,
-            KvRequest::Block { op, wait_ms, since, first } => {
-                self.block_here(kv, op, Duration::from_millis(wait_ms), (since, first), timeout).await
+            KvRequest::Block { op, wait_ms, since, first, token } => {
+                self.block_here(kv, op, Duration::from_millis(wait_ms), (since, first, token), timeout).await
+            }
+            KvRequest::Unblock { token } => {
+                kv.machine.waiters().cancel(token);
+                KvResponse::Reply(Reply::Ok)
             }
             KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
                 Ok(Ok(outcomes)) if outcomes.iter().all(Result::is_ok) => {
@@ -680,17 +695,20 @@ impl Shared {
         kv: &KvGroup,
         op: WriteOp,
         wait: Duration,
-        (since, mut first): (u64, bool),
+        (since, mut first, token): (u64, bool, u64),
         budget: Duration,
     ) -> KvResponse {
         let began = Instant::now();
         let until = began + wait.min(budget.saturating_sub(POP_ROOM));
-        let waiter = kv.machine.waiters().register(&op.pops_from(), since);
+        let waiter = kv.machine.waiters().register(&op.pops_from(), since, token);
         let me = self.config.node_id;
         let mut metrics = kv.group.raft.metrics();
         // The first look answers a key of another type with its error, as
         // the command would; after that only the right type serves.
         loop {
+            if waiter.cancelled() {
+                return KvResponse::Reply(Reply::NilArray);
+            }
             // Older clients blocked on these keys look (and pop) first.
             if waiter.my_turn() {
                 let kind = if first { None } else { op.pops_kind() };

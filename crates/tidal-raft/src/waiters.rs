@@ -16,7 +16,7 @@
 //! time the client first blocked (`since`, kept across rounds), then the
 //! order of registration.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,7 +33,14 @@ pub struct Waiters {
 struct Registry {
     next: u64,
     by_key: HashMap<Vec<u8>, Vec<Arc<Entry>>>,
+    by_token: HashMap<u64, Arc<Entry>>,
+    /// Cancels that found no waiter (they overtook its registration): the
+    /// latest [`CANCELS_KEPT`], refused when they register.
+    early_cancels: VecDeque<u64>,
 }
+
+/// Cancels kept for waiters that have not registered yet.
+const CANCELS_KEPT: usize = 1024;
 
 struct Entry {
     /// (since, registration): smaller is older.
@@ -43,6 +50,8 @@ struct Entry {
     pending: AtomicBool,
     /// It is looking, or popping.
     busy: AtomicBool,
+    /// Its client left: it must not pop.
+    cancelled: AtomicBool,
 }
 
 /// One blocked client's registration; dropping it ends the wait.
@@ -50,12 +59,14 @@ pub struct Waiter<'a> {
     waiters: &'a Waiters,
     keys: Vec<Vec<u8>>,
     entry: Arc<Entry>,
+    token: u64,
 }
 
 impl Waiters {
-    /// Wait for writes to `keys`, for a client blocked since `since`. A
-    /// new waiter has a wake to handle: it looks once when its turn comes.
-    pub fn register(&self, keys: &[&[u8]], since: u64) -> Waiter<'_> {
+    /// Wait for writes to `keys`, for a client blocked since `since`,
+    /// named `token` for [`Waiters::cancel`]. A new waiter has a wake to
+    /// handle: it looks once when its turn comes.
+    pub fn register(&self, keys: &[&[u8]], since: u64, token: u64) -> Waiter<'_> {
         let mut keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
         keys.sort();
         keys.dedup();
@@ -65,13 +76,33 @@ impl Waiters {
             notify: Notify::new(),
             pending: AtomicBool::new(true),
             busy: AtomicBool::new(false),
+            cancelled: AtomicBool::new(r.early_cancels.contains(&token)),
         });
         r.next += 1;
+        r.by_token.insert(token, entry.clone());
         for k in &keys {
             r.by_key.entry(k.clone()).or_default().push(entry.clone());
         }
         self.count.fetch_add(1, Ordering::SeqCst);
-        Waiter { waiters: self, keys, entry }
+        Waiter { waiters: self, keys, entry, token }
+    }
+
+    /// The client of waiter `token` left: it ends without popping. A
+    /// cancel that arrives before its waiter is kept for it.
+    pub fn cancel(&self, token: u64) {
+        let mut r = self.inner.lock().expect("waiters lock");
+        match r.by_token.get(&token) {
+            Some(e) => {
+                e.cancelled.store(true, Ordering::SeqCst);
+                e.notify.notify_one();
+            }
+            None => {
+                if r.early_cancels.len() == CANCELS_KEPT {
+                    r.early_cancels.pop_front();
+                }
+                r.early_cancels.push_back(token);
+            }
+        }
     }
 
     /// Whether any client waits here.
@@ -146,6 +177,11 @@ impl Waiter<'_> {
         true
     }
 
+    /// Whether its client left (see [`Waiters::cancel`]).
+    pub fn cancelled(&self) -> bool {
+        self.entry.cancelled.load(Ordering::SeqCst)
+    }
+
     /// It looked and goes on waiting: the younger waiters may look.
     pub fn looked(&self) {
         self.entry.busy.store(false, Ordering::SeqCst);
@@ -157,6 +193,7 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         {
             let mut r = self.waiters.inner.lock().expect("waiters lock");
+            r.by_token.remove(&self.token);
             for k in &self.keys {
                 if let Some(list) = r.by_key.get_mut(k) {
                     list.retain(|e| !Arc::ptr_eq(e, &self.entry));
@@ -185,8 +222,8 @@ mod tests {
     async fn a_write_wakes_only_the_waiters_of_its_keys_and_is_kept_until_they_wait() {
         let ws = Waiters::default();
         assert!(!ws.any());
-        let a = ws.register(&[b"a", b"b", b"a"], 0);
-        let c = ws.register(&[b"c"], 0);
+        let a = ws.register(&[b"a", b"b", b"a"], 0, 1);
+        let c = ws.register(&[b"c"], 0, 2);
         assert!(a.my_turn() && c.my_turn(), "a new waiter looks once");
         a.looked();
         c.looked();
@@ -212,8 +249,8 @@ mod tests {
     async fn older_waiters_go_first_and_younger_ones_follow_when_nudged() {
         let ws = Waiters::default();
         // Blocked since 5 and since 7: age beats registration order.
-        let young = ws.register(&[b"k"], 7);
-        let old = ws.register(&[b"k", b"other"], 5);
+        let young = ws.register(&[b"k"], 7, 3);
+        let old = ws.register(&[b"k", b"other"], 5, 4);
         assert!(!young.my_turn(), "the older one has not looked yet");
         assert!(old.my_turn());
         assert!(!young.my_turn(), "the older one is looking");
@@ -228,5 +265,19 @@ mod tests {
         drop(old);
         assert!(woken_within(&young, 50).await);
         assert!(young.my_turn());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_reaches_its_waiter_even_before_it_registers() {
+        let ws = Waiters::default();
+        let w = ws.register(&[b"k"], 0, 10);
+        assert!(!w.cancelled());
+        ws.cancel(10);
+        assert!(woken_within(&w, 50).await && w.cancelled());
+        ws.cancel(11);
+        let late = ws.register(&[b"k"], 0, 11);
+        assert!(late.cancelled(), "the cancel overtook the registration");
+        drop((w, late));
+        assert!(ws.inner.lock().unwrap().by_token.is_empty());
     }
 }
