@@ -56,8 +56,9 @@ pub enum KvRequest {
     Block {
         op: WriteOp,
         wait_ms: u64,
-        /// When the client first blocked (the node's clock, ms): older
-        /// clients are served first.
+        /// When the client first blocked (the node's clock in ms, then
+        /// the node's order within the millisecond): older clients are
+        /// served first.
         since: u64,
         /// The command's first round: a key of another type answers its
         /// error; in later rounds it is waited out, as Redis does.

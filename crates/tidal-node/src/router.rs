@@ -214,7 +214,9 @@ impl Shared {
     /// longer serves its keys.
     pub async fn block(self: &Arc<Self>, tenant: &str, b: &Blocking, token: u64) -> Reply {
         let deadline = (b.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(b.timeout_ms));
-        let since = self.clock.now_ms();
+        // When it blocked: the node's clock, then (within a millisecond)
+        // the order this node took its blocking commands in.
+        let since = (self.clock.now_ms() << 20) | (token & 0xf_ffff);
         let mut first = true;
         loop {
             let state = self.cache.get();
