@@ -682,9 +682,7 @@ impl Shared {
             other => self.execute_move_step(kv, other).await,
         }
     }
-}
 
-impl Shared {
     /// A blocked client's round at this leader: propose `op` once one of
     /// the keys it pops from holds something (or holds another type, whose
     /// error is the answer), waiting up to `wait` within `budget`. The
@@ -702,7 +700,8 @@ impl Shared {
     ) -> KvResponse {
         let began = Instant::now();
         let until = began + wait.min(budget.saturating_sub(POP_ROOM));
-        let waiter = kv.machine.waiters().register(&op.pops_from(), since, token);
+        let sources = op.pops_from();
+        let waiter = kv.machine.waiters().register(&sources, since, token);
         let me = self.config.node_id;
         let mut metrics = kv.group.raft.metrics();
         // The first look answers a key of another type with its error, as
@@ -715,7 +714,7 @@ impl Shared {
             if waiter.my_turn() {
                 let kind = if first { None } else { op.pops_kind() };
                 first = false;
-                match self.holds(kv, &op.pops_from(), kind) {
+                match self.holds(kv, &sources, kind) {
                     Err(answer) => return answer,
                     Ok(true) => match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
                         KvResponse::Reply(r) if found_nothing(&r) => {}
@@ -743,9 +742,7 @@ impl Shared {
             }
         }
     }
-}
 
-impl Shared {
     /// Whether one of `keys` holds something (of `kind`, when given) in
     /// this replica's applied state; `Err` is how to answer instead (its
     /// slot is not served here).

@@ -68,6 +68,14 @@ static ENCODINGS: &[Encoding] = &[
     encoding("list-compress-depth", None, 0, 0, INT.1),
 ];
 
+/// Where [`ENCODINGS`] (and so [`ConfigView::encodings`] and OBJECT
+/// ENCODING's limits) holds each threshold OBJECT ENCODING judges by.
+pub(super) const HASH_ENTRIES: usize = 0;
+pub(super) const HASH_VALUE: usize = 1;
+pub(super) const SET_ENTRIES: usize = 2;
+pub(super) const ZSET_ENTRIES: usize = 3;
+pub(super) const ZSET_VALUE: usize = 4;
+
 /// The encoding thresholds' defaults, in the order [`ConfigView::encodings`]
 /// holds their values.
 pub fn encoding_defaults() -> Vec<i64> {
@@ -257,6 +265,16 @@ mod tests {
             set(&[("hash-max-listpack-entries", "5"), ("port", "1")]),
             Err(Reply::err("CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"))
         );
+    }
+
+    #[test]
+    fn the_indexes_object_encoding_uses_name_their_thresholds() {
+        let name = |i: usize| ENCODINGS[i].name;
+        assert_eq!(name(HASH_ENTRIES), "hash-max-listpack-entries");
+        assert_eq!(name(HASH_VALUE), "hash-max-listpack-value");
+        assert_eq!(name(SET_ENTRIES), "set-max-intset-entries");
+        assert_eq!(name(ZSET_ENTRIES), "zset-max-listpack-entries");
+        assert_eq!(name(ZSET_VALUE), "zset-max-listpack-value");
     }
 
     /// Texts taken from redis-server 7.0.15.

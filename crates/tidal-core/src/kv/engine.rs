@@ -14,6 +14,7 @@
 //! returned as `Ok(Reply::Error(..))`; `Err` is reserved for storage failure.
 
 use super::collection::{self, copy_key, delete_key, live, live_for_write, overwrite, remove, wrong_type};
+use super::config::{HASH_ENTRIES, HASH_VALUE, SET_ENTRIES, ZSET_ENTRIES, ZSET_VALUE};
 use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::{increment_error, LongDouble};
@@ -353,12 +354,21 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
     let len = collection::len_of(rec);
     Ok(match rec.kind {
         Kind::String => string_encoding(&rec.value),
-        Kind::Hash if len <= limit(0) && collection::longest(store, key, len, 8, true)? <= limit(1) => "listpack",
-        Kind::ZSet if len <= limit(3) && collection::longest(store, key, 2 * len, 9, false)? <= limit(4) => "listpack",
+        Kind::Hash
+            if len <= limit(HASH_ENTRIES) && collection::longest(store, key, len, 8, true)? <= limit(HASH_VALUE) =>
+        {
+            "listpack"
+        }
+        Kind::ZSet
+            if len <= limit(ZSET_ENTRIES)
+                && collection::longest(store, key, 2 * len, 9, false)? <= limit(ZSET_VALUE) =>
+        {
+            "listpack"
+        }
         Kind::Hash => "hashtable",
         Kind::ZSet => "skiplist",
         Kind::List => "quicklist",
-        Kind::Set if len <= limit(2) && set::all_integers(store, key)? => "intset",
+        Kind::Set if len <= limit(SET_ENTRIES) && set::all_integers(store, key)? => "intset",
         Kind::Set => "hashtable",
     })
 }
