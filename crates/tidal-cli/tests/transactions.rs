@@ -270,3 +270,49 @@ fn bench_transactions_write_whole_groups_of_keys() {
         }
     }
 }
+
+/// ioredis (Node.js), as an application uses it: `multi()` with a
+/// transaction refused whole and a WATCH conflict, `pipeline()`, replies
+/// of the collection commands in its shapes, and a BLPOP answered by a
+/// push through another node. Skipped, saying so, where Node.js or the
+/// package (`npm ci --prefix crates/tidal-cli/tests/node`) is missing.
+#[test]
+fn ioredis_multi_pipeline_and_blocking_pops_work_unchanged() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !node_ok || !dir.join("node_modules/ioredis").is_dir() {
+        eprintln!("skipped: ioredis is not installed (npm ci --prefix crates/tidal-cli/tests/node)");
+        return;
+    }
+    let c = Cluster::start(3, &[]);
+    let out = Command::new("node")
+        .arg(dir.join("ioredis.js"))
+        .args([&c.nodes[0].redis, &c.nodes[1].redis])
+        .output()
+        .expect("node");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<(String, serde_json::Value)> = printed
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+            (v["step"].as_str().expect("step").to_owned(), v["value"].clone())
+        })
+        .collect();
+    let expected = serde_json::json!([
+        ["multi", [[null, "OK"], [null, 4], [null, "4"]]],
+        ["execabort", "EXECABORT"],
+        ["after-abort", "4"],
+        ["watch-conflict", null],
+        ["after-conflict", "100"],
+        ["pipeline", [[null, 2], [null, {"a": "1", "b": "2"}], [null, 2], [null, ["x", "y"]]]],
+        ["zrange", ["a", "1", "b", "2", "c", "3"]],
+        ["hgetall", {"a": "1", "b": "2"}],
+        ["smembers", ["p", "q"]],
+        ["blpop", ["jobs", "job-1"]],
+        ["blpop-timeout", null],
+    ]);
+    let got =
+        serde_json::Value::Array(steps.into_iter().map(|(step, value)| serde_json::json!([step, value])).collect());
+    assert_eq!(got, expected, "{printed}");
+}

@@ -8,6 +8,7 @@
 
 use super::blocking as b;
 use super::command::Command;
+use super::command_docs;
 use super::conn::CommandSub;
 use super::hash as h;
 use super::integer::parse_i64;
@@ -500,6 +501,26 @@ fn describe(spec: &CommandSpec) -> Reply {
     ])
 }
 
+/// How many key specs [`describe`] gives a command.
+pub(super) fn key_spec_count(spec: &CommandSpec) -> usize {
+    usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0)
+}
+
+/// COMMAND DOCS: every command, or those named (`container|sub` names a
+/// subcommand); unknown names are left out, as Redis does.
+fn docs(names: &[Vec<u8>]) -> Reply {
+    let entry =
+        |spec: &'static CommandSpec| (Reply::bulk(spec.name), command_docs::describe(spec, key_spec_count(spec)));
+    if names.is_empty() {
+        return Reply::Map(COMMANDS.iter().map(entry).collect());
+    }
+    let named = |name: &Vec<u8>| match name.iter().position(|&b| b == b'|') {
+        Some(bar) => find(COMMANDS, &name[..bar]).and_then(|c| find(c.subcommands, &name[bar + 1..])),
+        None => find(COMMANDS, name),
+    };
+    Reply::Map(names.iter().filter_map(named).map(entry).collect())
+}
+
 /// The reply to COMMAND and its subcommands, from the same table parsing uses.
 pub fn command_reply(sub: &CommandSub) -> Reply {
     match sub {
@@ -510,9 +531,7 @@ pub fn command_reply(sub: &CommandSub) -> Reply {
         CommandSub::Info(names) => {
             Reply::Array(names.iter().map(|n| find(COMMANDS, n).map_or(Reply::Nil, describe)).collect())
         }
-        // tidal ships no command documentation; an empty map tells clients
-        // (redis-cli hints) there is none.
-        CommandSub::Docs(_) => Reply::Map(Vec::new()),
+        CommandSub::Docs(names) => docs(names),
         CommandSub::GetKeys { args, flags } => get_keys(args, *flags),
     }
 }
@@ -575,6 +594,91 @@ mod tests {
             let Reply::Array(specs) = &fields[8] else { panic!() };
             let want = usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0);
             assert_eq!(specs.len(), want, "{}", spec.name);
+        }
+    }
+
+    fn every_spec() -> impl Iterator<Item = (&'static CommandSpec, bool)> {
+        COMMANDS
+            .iter()
+            .flat_map(|spec| std::iter::once((spec, false)).chain(spec.subcommands.iter().map(|s| (s, true))))
+    }
+
+    /// Every command has documentation whose syntax parses and agrees with
+    /// its arity: a fixed arity takes exactly that many words, a minimum
+    /// at least that many.
+    #[test]
+    fn every_command_is_documented_and_its_syntax_fits_its_arity() {
+        for (spec, sub) in every_spec() {
+            let doc = command_docs::DOCS.iter().find(|d| d.name == spec.name);
+            let doc = doc.unwrap_or_else(|| panic!("{} has no docs", spec.name));
+            let (min, varies) = command_docs::word_counts(doc.syntax).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+            if !spec.subcommands.is_empty() {
+                continue;
+            }
+            let words = min + 1 + usize::from(sub);
+            if spec.arity > 0 {
+                assert!(
+                    !varies && words == spec.arity as usize,
+                    "{}: arity {} but syntax takes {words} (varies: {varies})",
+                    spec.name,
+                    spec.arity
+                );
+            } else {
+                assert_eq!(
+                    words,
+                    (-spec.arity) as usize,
+                    "{}: arity {} but syntax takes at least {words}",
+                    spec.name,
+                    spec.arity
+                );
+            }
+        }
+        for doc in command_docs::DOCS {
+            assert!(every_spec().any(|(spec, _)| spec.name == doc.name), "docs for unknown {}", doc.name);
+        }
+    }
+
+    fn field<'a>(entry: &'a Reply, name: &str) -> &'a Reply {
+        let Reply::Map(pairs) = entry else { panic!("not a map: {entry:?}") };
+        &pairs.iter().find(|(k, _)| *k == Reply::bulk(name)).unwrap_or_else(|| panic!("no {name}")).1
+    }
+
+    #[test]
+    fn docs_describe_arguments_in_redis_shape() {
+        let reply = command_reply(&CommandSub::Docs(vec![b"SET".to_vec(), b"nope".to_vec(), b"zunionstore".to_vec()]));
+        let Reply::Map(entries) = &reply else { panic!() };
+        assert_eq!(entries.len(), 2, "unknown names are left out");
+        let set = field(&reply, "set");
+        assert_eq!(field(set, "group"), &Reply::bulk("string"));
+        let Reply::Array(args) = field(set, "arguments") else { panic!() };
+        assert_eq!(field(&args[0], "type"), &Reply::bulk("key"));
+        assert_eq!(field(&args[0], "key_spec_index"), &Reply::Int(0));
+        assert_eq!(field(&args[2], "name"), &Reply::bulk("condition"));
+        assert_eq!(field(&args[2], "type"), &Reply::bulk("oneof"));
+        assert_eq!(field(&args[2], "flags"), &Reply::Set(vec![Reply::simple("optional")]));
+        let Reply::Array(expiry) = field(&args[4], "arguments") else { panic!() };
+        assert_eq!(field(&expiry[0], "token"), &Reply::bulk("EX"));
+        assert_eq!(field(&expiry[0], "type"), &Reply::bulk("integer"));
+        assert_eq!(field(&expiry[4], "type"), &Reply::bulk("pure-token"));
+        // The keys after numkeys point at the second key spec.
+        let Reply::Array(args) = field(field(&reply, "zunionstore"), "arguments") else { panic!() };
+        assert_eq!(field(&args[2], "key_spec_index"), &Reply::Int(1));
+        assert_eq!(field(&args[2], "flags"), &Reply::Set(vec![Reply::simple("multiple")]));
+        assert_eq!(field(&args[3], "token"), &Reply::bulk("WEIGHTS"));
+        // Subcommands nest, and can be asked for by their full name.
+        let client = command_reply(&CommandSub::Docs(vec![b"client".to_vec()]));
+        let Reply::Map(subs) = field(field(&client, "client"), "subcommands") else { panic!() };
+        assert_eq!(subs.len(), CLIENT.len());
+        let one = command_reply(&CommandSub::Docs(vec![b"config|set".to_vec()]));
+        assert!(matches!(field(field(&one, "config|set"), "arguments"), Reply::Array(a) if a.len() == 1));
+        let Reply::Map(all) = command_reply(&CommandSub::Docs(Vec::new())) else { panic!() };
+        assert_eq!(all.len(), COMMANDS.len());
+    }
+
+    #[test]
+    fn syntax_lines_that_do_not_parse_are_refused() {
+        for bad in ["[key", "key:frob", "a | ...", "(NX|XX", "key ]"] {
+            assert!(command_docs::arguments(bad).is_err(), "{bad}");
         }
     }
 

@@ -19,6 +19,7 @@ mod blocking;
 #[macro_use]
 mod collection;
 mod command;
+mod command_docs;
 mod command_table;
 mod config;
 mod conn;
