@@ -151,7 +151,11 @@ fn a_load_step_scales_up_within_seconds_and_its_drop_drafts_an_unarmed_plan() {
     let (code, body) = http_get(&c.nodes[0].http, &format!("/admin/shrink-plan/{plan_id}")).unwrap();
     assert_eq!(code, 200, "{body}");
     let plan: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(plan["state"], "Draft", "the autoscaler armed its plan: {plan:#}");
+    // Never armed by the autoscaler. A Draft may already be Cancelled: on a
+    // starved machine the load's last seconds can read as "back", and the
+    // autoscaler withdraws its own draft then.
+    assert!(plan["armed_ms"].is_null(), "the autoscaler armed its plan: {plan:#}");
+    assert!(["Draft", "Cancelled"].contains(&plan["state"].as_str().unwrap_or("")), "{plan:#}");
     let later = decisions(&c);
     assert!(later.iter().all(|d| d["outcome"].get("armed").is_none()), "{later:?}");
     // `show` and `history` tell it to people.

@@ -6,6 +6,9 @@
 //! categories) uses Redis 7's values, which cluster-aware clients read to
 //! find key positions.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use super::blocking as b;
 use super::command::Command;
 use super::command_docs;
@@ -170,7 +173,7 @@ const NONE: (i32, i32, i32) = (0, 0, 0);
 /// Every argument but the last (a timeout).
 const BKEYS: (i32, i32, i32) = (1, -2, 1);
 
-/// Every command tidal accepts, most frequent first (lookup is linear).
+/// Every command tidal accepts (found by name through [`BY_NAME`]).
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("get", 2, R, ONE, STR_R, s::get),
     cmd("set", -3, W, ONE, STR_W, s::set),
@@ -382,13 +385,28 @@ static COMMAND: &[CommandSpec] = &[
     cmd("command|help", 2, CONN, NONE, ACL_SLOW_CONN, c::command_help),
 ];
 
+/// The longest command or subcommand name (a longer one is unknown).
+const LONGEST_NAME: usize = 24;
+
+/// The top-level table by name, built once: a command is found with one
+/// hash lookup wherever it stands in [`COMMANDS`].
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|spec| (spec.name.as_bytes(), spec)).collect());
+
 /// Finds `name` (any case) in `table`. Subcommand specs are found by the
 /// part after `|`.
 pub(super) fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSpec> {
-    table.iter().find(|spec| {
-        let short = spec.name.rsplit('|').next().unwrap_or(spec.name);
-        short.as_bytes().eq_ignore_ascii_case(name)
-    })
+    if name.len() > LONGEST_NAME {
+        return None;
+    }
+    let mut lower = [0u8; LONGEST_NAME];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    if std::ptr::eq(table, COMMANDS) {
+        return BY_NAME.get(&*lower).copied();
+    }
+    table.iter().find(|spec| spec.name.rsplit('|').next() == Some(std::str::from_utf8(lower).unwrap_or("")))
 }
 
 /// The spec of a top-level command (any case), e.g. to find its key
@@ -680,6 +698,26 @@ mod tests {
         for bad in ["[key", "key:frob", "a | ...", "(NX|XX", "key ]"] {
             assert!(command_docs::arguments(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_are_found_in_any_case_and_nothing_else_is() {
+        for (spec, sub) in every_spec() {
+            assert!(spec.name.len() <= LONGEST_NAME, "{}", spec.name);
+            let short = spec.name.rsplit('|').next().unwrap();
+            let table = if sub {
+                COMMANDS.iter().find(|c| c.subcommands.iter().any(|s| s.name == spec.name)).unwrap().subcommands
+            } else {
+                COMMANDS
+            };
+            for name in [short.to_string(), short.to_ascii_uppercase()] {
+                assert!(std::ptr::eq(find(table, name.as_bytes()).unwrap(), spec), "{name}");
+            }
+        }
+        for name in ["", "gett", "client|list", "x".repeat(LONGEST_NAME + 1).as_str(), "ge\u{0}"] {
+            assert!(find(COMMANDS, name.as_bytes()).is_none(), "{name:?}");
+        }
+        assert!(find(CLIENT, b"LIST").is_some() && find(CLIENT, b"nope").is_none());
     }
 
     #[test]

@@ -340,9 +340,18 @@ fn expire_errors() {
     );
     assert_eq!(
         db.run(&["PEXPIRE", "k", "9223372036854775807"]),
-        err("ERR invalid expire time in 'expire' command"),
-        "now + ms overflows at apply (Redis names 'pexpire' here)"
+        err("ERR invalid expire time in 'pexpire' command"),
+        "now + ms overflows whatever the clock: refused as the command is read"
     );
+    // Within a clock's reach of the limit, the overflow is found as the
+    // write applies, where EXPIRE and PEXPIRE are one operation.
+    let near = (i64::MAX - 1_704_067_200_000).to_string();
+    db.ok(&["SET", "near", "v"]);
+    db.now = 1_800_000_000_000;
+    assert_eq!(db.run(&["PEXPIRE", "near", &near]), err("ERR invalid expire time in 'expire' command"));
+    db.now = 1_704_067_200_000;
+    assert_eq!(db.run(&["PEXPIRE", "near", &near]), Reply::Int(1));
+    db.now = T0;
     assert_eq!(db.run(&["TTL", "k"]), int(-1), "no error changed the key");
 }
 

@@ -300,6 +300,9 @@ pub(super) fn persist(mut a: Args) -> Parsed {
     write(WriteOp::Persist { key: take(&mut a, 1) })
 }
 
+/// A time no clock tidal runs under is behind (2024-01-01, in ms).
+const CLOCK_FLOOR_MS: i64 = 1_704_067_200_000;
+
 /// EXPIRE family: flags first (Redis reports a bad flag before a bad time),
 /// then the time, converted to milliseconds with Redis' overflow checks.
 fn expire_generic(mut a: Args, cmd: &str, secs: bool, absolute: bool) -> Parsed {
@@ -325,6 +328,13 @@ fn expire_generic(mut a: Args, cmd: &str, secs: bool, absolute: bool) -> Parsed 
             return Err(Reply::invalid_expire(cmd));
         }
         when *= 1000;
+    }
+    // Redis refuses a relative time that overflows once the clock is
+    // added, naming the command. A write applies later, where EXPIRE and
+    // PEXPIRE are one operation: what overflows under any clock past
+    // CLOCK_FLOOR_MS is refused here with the right name.
+    if !absolute && when > i64::MAX - CLOCK_FLOOR_MS {
+        return Err(Reply::invalid_expire(cmd));
     }
     let at = if absolute { ExpireAt::AtMs(when) } else { ExpireAt::RelMs(when) };
     write(WriteOp::Expire { key: take(&mut a, 1), at, cond })
