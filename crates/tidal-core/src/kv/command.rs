@@ -7,7 +7,7 @@
 //! `parse_conn` (connection and server commands).
 
 use super::blocking::Blocking;
-use super::command_table::{find, CommandSpec, COMMANDS};
+use super::command_table::{find, lookup, CommandSpec};
 use super::conn::{ConnCmd, KeyspaceCmd};
 use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
@@ -43,7 +43,7 @@ pub fn command_spec(args: &[Vec<u8>]) -> Result<&'static CommandSpec, Reply> {
     let Some(name) = args.first() else {
         return Err(Reply::err("empty command"));
     };
-    let Some(spec) = find(COMMANDS, name) else {
+    let Some(spec) = lookup(name) else {
         return Err(unknown_command(args));
     };
     if !arity_ok(spec.arity, args.len()) {
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn every_table_entry_is_reachable() {
-        for spec in COMMANDS {
+        for spec in super::super::command_table::COMMANDS {
             assert_eq!(
                 super::super::lookup(spec.name.to_ascii_uppercase().as_bytes()).map(|s| s.name),
                 Some(spec.name)

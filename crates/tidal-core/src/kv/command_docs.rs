@@ -12,7 +12,7 @@
 //! - `[...]` is optional, `(...)` a group, `a|b` a choice, `...` after an
 //!   argument lets it repeat, and `label:` before a group names it.
 
-use super::command_table::CommandSpec;
+use super::command_table::{key_spec_count, map, CommandSpec};
 use super::reply::Reply;
 
 /// One command's documentation.
@@ -879,10 +879,6 @@ pub(super) fn arguments(syntax: &str) -> Result<Vec<Arg>, String> {
     }
 }
 
-fn map(pairs: Vec<(&str, Reply)>) -> Reply {
-    Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect())
-}
-
 /// Redis's shape of one argument; `keys` numbers the key arguments in order,
 /// each pointing at its key spec (the last spec takes any beyond).
 fn render(arg: &Arg, keys: &mut usize, key_specs: usize) -> Reply {
@@ -910,12 +906,12 @@ fn render(arg: &Arg, keys: &mut usize, key_specs: usize) -> Reply {
     map(fields)
 }
 
-fn doc_of(name: &str) -> Option<&'static Doc> {
+pub(super) fn doc_of(name: &str) -> Option<&'static Doc> {
     DOCS.iter().find(|doc| doc.name == name)
 }
 
 /// COMMAND DOCS' entry for one command (its subcommands nested).
-pub(super) fn describe(spec: &CommandSpec, key_specs: usize) -> Reply {
+pub(super) fn describe(spec: &CommandSpec) -> Reply {
     let Some(doc) = doc_of(spec.name) else { return map(Vec::new()) };
     let mut fields = vec![
         ("summary", Reply::bulk(doc.summary)),
@@ -923,19 +919,15 @@ pub(super) fn describe(spec: &CommandSpec, key_specs: usize) -> Reply {
         ("group", Reply::bulk(doc.group)),
         ("complexity", Reply::bulk(doc.complexity)),
     ];
-    // The table's syntax lines are checked by the tests below; a line that
-    // does not parse describes no arguments rather than failing the reply.
+    // Every syntax line is parsed by command_table's tests; one that does
+    // not parse describes no arguments rather than failing the reply.
     let args = arguments(doc.syntax).unwrap_or_default();
     if !args.is_empty() {
-        let mut keys = 0;
-        fields.push(("arguments", Reply::Array(args.iter().map(|a| render(a, &mut keys, key_specs)).collect())));
+        let (mut keys, specs) = (0, key_spec_count(spec));
+        fields.push(("arguments", Reply::Array(args.iter().map(|a| render(a, &mut keys, specs)).collect())));
     }
     if !spec.subcommands.is_empty() {
-        let subs = spec
-            .subcommands
-            .iter()
-            .map(|sub| (Reply::bulk(sub.name), describe(sub, super::command_table::key_spec_count(sub))))
-            .collect();
+        let subs = spec.subcommands.iter().map(|sub| (Reply::bulk(sub.name), describe(sub))).collect();
         fields.push(("subcommands", Reply::Map(subs)));
     }
     map(fields)

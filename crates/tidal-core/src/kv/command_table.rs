@@ -393,9 +393,18 @@ const LONGEST_NAME: usize = 24;
 static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =
     LazyLock::new(|| COMMANDS.iter().map(|spec| (spec.name.as_bytes(), spec)).collect());
 
-/// Finds `name` (any case) in `table`. Subcommand specs are found by the
-/// part after `|`.
+/// Finds subcommand `name` (any case) in a container's `table`, by the
+/// part of each name after `|` (a handful of entries: a scan).
 pub(super) fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSpec> {
+    table.iter().find(|spec| {
+        let short = spec.name.rsplit('|').next().unwrap_or(spec.name);
+        short.as_bytes().eq_ignore_ascii_case(name)
+    })
+}
+
+/// The spec of a top-level command (any case): one hash lookup of its
+/// lowercase name.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > LONGEST_NAME {
         return None;
     }
@@ -403,23 +412,15 @@ pub(super) fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'stati
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    if std::ptr::eq(table, COMMANDS) {
-        return BY_NAME.get(&*lower).copied();
-    }
-    table.iter().find(|spec| spec.name.rsplit('|').next() == Some(std::str::from_utf8(lower).unwrap_or("")))
-}
-
-/// The spec of a top-level command (any case), e.g. to find its key
-/// positions.
-pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    find(COMMANDS, name)
+    BY_NAME.get(&*lower).copied()
 }
 
 fn names(list: &[&str]) -> Reply {
     Reply::Set(list.iter().map(|f| Reply::simple(*f)).collect())
 }
 
-fn map(pairs: Vec<(&str, Reply)>) -> Reply {
+/// A RESP3 map of `pairs` (flattened for RESP2 clients).
+pub(super) fn map(pairs: Vec<(&str, Reply)>) -> Reply {
     Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect())
 }
 
@@ -467,7 +468,7 @@ fn key_specs(spec: &CommandSpec) -> Reply {
 /// COMMAND GETKEYS and GETKEYSANDFLAGS: the keys of a command line, found
 /// as the table says, with Redis's errors.
 fn get_keys(args: &[Vec<u8>], with_flags: bool) -> Reply {
-    let Some(mut spec) = args.first().and_then(|name| find(COMMANDS, name)) else {
+    let Some(mut spec) = args.first().and_then(|name| lookup(name)) else {
         return Reply::err("Invalid command specified");
     };
     if !spec.subcommands.is_empty() {
@@ -527,14 +528,13 @@ pub(super) fn key_spec_count(spec: &CommandSpec) -> usize {
 /// COMMAND DOCS: every command, or those named (`container|sub` names a
 /// subcommand); unknown names are left out, as Redis does.
 fn docs(names: &[Vec<u8>]) -> Reply {
-    let entry =
-        |spec: &'static CommandSpec| (Reply::bulk(spec.name), command_docs::describe(spec, key_spec_count(spec)));
+    let entry = |spec: &'static CommandSpec| (Reply::bulk(spec.name), command_docs::describe(spec));
     if names.is_empty() {
         return Reply::Map(COMMANDS.iter().map(entry).collect());
     }
     let named = |name: &Vec<u8>| match name.iter().position(|&b| b == b'|') {
-        Some(bar) => find(COMMANDS, &name[..bar]).and_then(|c| find(c.subcommands, &name[bar + 1..])),
-        None => find(COMMANDS, name),
+        Some(bar) => lookup(&name[..bar]).and_then(|c| find(c.subcommands, &name[bar + 1..])),
+        None => lookup(name),
     };
     Reply::Map(names.iter().filter_map(named).map(entry).collect())
 }
@@ -546,9 +546,7 @@ pub fn command_reply(sub: &CommandSub) -> Reply {
         CommandSub::Count => Reply::Int(COMMANDS.len() as i64),
         CommandSub::List => Reply::Array(COMMANDS.iter().map(|s| Reply::bulk(s.name)).collect()),
         CommandSub::Info(names) if names.is_empty() => command_reply(&CommandSub::All),
-        CommandSub::Info(names) => {
-            Reply::Array(names.iter().map(|n| find(COMMANDS, n).map_or(Reply::Nil, describe)).collect())
-        }
+        CommandSub::Info(names) => Reply::Array(names.iter().map(|n| lookup(n).map_or(Reply::Nil, describe)).collect()),
         CommandSub::Docs(names) => docs(names),
         CommandSub::GetKeys { args, flags } => get_keys(args, *flags),
     }
@@ -627,8 +625,7 @@ mod tests {
     #[test]
     fn every_command_is_documented_and_its_syntax_fits_its_arity() {
         for (spec, sub) in every_spec() {
-            let doc = command_docs::DOCS.iter().find(|d| d.name == spec.name);
-            let doc = doc.unwrap_or_else(|| panic!("{} has no docs", spec.name));
+            let doc = command_docs::doc_of(spec.name).unwrap_or_else(|| panic!("{} has no docs", spec.name));
             let (min, varies) = command_docs::word_counts(doc.syntax).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
             if !spec.subcommands.is_empty() {
                 continue;
@@ -705,17 +702,18 @@ mod tests {
         for (spec, sub) in every_spec() {
             assert!(spec.name.len() <= LONGEST_NAME, "{}", spec.name);
             let short = spec.name.rsplit('|').next().unwrap();
-            let table = if sub {
-                COMMANDS.iter().find(|c| c.subcommands.iter().any(|s| s.name == spec.name)).unwrap().subcommands
-            } else {
-                COMMANDS
-            };
             for name in [short.to_string(), short.to_ascii_uppercase()] {
-                assert!(std::ptr::eq(find(table, name.as_bytes()).unwrap(), spec), "{name}");
+                let found = if sub {
+                    let container = COMMANDS.iter().find(|c| c.subcommands.iter().any(|s| s.name == spec.name));
+                    find(container.unwrap().subcommands, name.as_bytes())
+                } else {
+                    lookup(name.as_bytes())
+                };
+                assert!(std::ptr::eq(found.unwrap(), spec), "{name}");
             }
         }
         for name in ["", "gett", "client|list", "x".repeat(LONGEST_NAME + 1).as_str(), "ge\u{0}"] {
-            assert!(find(COMMANDS, name.as_bytes()).is_none(), "{name:?}");
+            assert!(lookup(name.as_bytes()).is_none(), "{name:?}");
         }
         assert!(find(CLIENT, b"LIST").is_some() && find(CLIENT, b"nope").is_none());
     }
