@@ -193,7 +193,11 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         {
             let mut r = self.waiters.inner.lock().expect("waiters lock");
-            r.by_token.remove(&self.token);
+            // A later round of the same command may have registered the
+            // token again (this one outlived its sender): keep that one's.
+            if r.by_token.get(&self.token).is_some_and(|e| Arc::ptr_eq(e, &self.entry)) {
+                r.by_token.remove(&self.token);
+            }
             for k in &self.keys {
                 if let Some(list) = r.by_key.get_mut(k) {
                     list.retain(|e| !Arc::ptr_eq(e, &self.entry));
@@ -277,7 +281,14 @@ mod tests {
         ws.cancel(11);
         let late = ws.register(&[b"k"], 0, 11);
         assert!(late.cancelled(), "the cancel overtook the registration");
-        drop((w, late));
+        // Two rounds of one command overlap: the older one leaving does
+        // not take the token from the newer.
+        let old_round = ws.register(&[b"k"], 0, 12);
+        let new_round = ws.register(&[b"k"], 0, 12);
+        drop(old_round);
+        ws.cancel(12);
+        assert!(new_round.cancelled());
+        drop((w, late, new_round));
         assert!(ws.inner.lock().unwrap().by_token.is_empty());
     }
 }
