@@ -2,7 +2,8 @@
 //! wakes when a push commits through another, and keeps waiting, without
 //! an error, through a leader transfer and a move of its slot to another
 //! PRG; several blocked clients share what arrives without loss or
-//! duplicates, in the order they blocked; a client that leaves is not served; a timeout answers nil.
+//! duplicates, in the order they blocked; a client that leaves, or whose
+//! command CLIENT UNBLOCK ends, is not served; a timeout answers nil.
 
 mod common;
 
@@ -127,6 +128,39 @@ fn waiters_share_pushes_exactly_and_leavers_and_transactions_do_not_wait() {
     assert_eq!(cl.cmd(&["RPUSH", "{w}gone", "kept"]).unwrap(), Value::Int(1));
     thread::sleep(Duration::from_millis(300));
     assert_eq!(cl.cmd(&["LRANGE", "{w}gone", "0", "-1"]).unwrap(), arr(&["kept"]));
+
+    // CLIENT UNBLOCK, from another connection of the client's node, ends
+    // its command with the timeout's nil or the UNBLOCKED error; the
+    // client stays usable, and nothing is popped for the ended command.
+    let mut admin = c.client(2);
+    let mut waiting = c.client(2);
+    let Value::Int(id) = waiting.cmd(&["CLIENT", "ID"]).unwrap() else { panic!("CLIENT ID") };
+    let id = id.to_string();
+    for (how, answer) in [
+        (None, Value::Nil),
+        (Some("TIMEOUT"), Value::Nil),
+        (Some("ERROR"), Value::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())),
+    ] {
+        waiting.send_raw(&Client::encode(&[b"BLPOP", b"{w}u", b"0"])).unwrap();
+        settle();
+        let mut unblock = vec!["CLIENT", "UNBLOCK", &id];
+        unblock.extend(how);
+        assert_eq!(admin.cmd(&unblock).unwrap(), Value::Int(1), "{how:?}");
+        assert_eq!(waiting.read().unwrap(), answer, "{how:?}");
+    }
+    assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).unwrap(), Value::Int(0), "no longer blocked");
+    assert_eq!(
+        admin.cmd(&["CLIENT", "UNBLOCK", "asd"]).unwrap(),
+        Value::Error("ERR value is not an integer or out of range".into())
+    );
+    assert_eq!(
+        admin.cmd(&["CLIENT", "UNBLOCK", &id, "LATER"]).unwrap(),
+        Value::Error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into())
+    );
+    assert_eq!(cl.cmd(&["RPUSH", "{w}u", "kept"]).unwrap(), Value::Int(1));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(cl.cmd(&["LRANGE", "{w}u", "0", "-1"]).unwrap(), arr(&["kept"]), "an ended command popped");
+    assert_eq!(waiting.cmd(&["BLPOP", "{w}u", "0"]).unwrap(), arr(&["{w}u", "kept"]));
 
     // Inside MULTI a blocking command does not wait.
     assert_eq!(cl.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));

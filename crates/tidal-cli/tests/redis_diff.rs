@@ -65,6 +65,8 @@ fn redis_server() -> Option<(Redis, String)> {
     let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        // SORT ALPHA compares by the collation order: bytes, as tidal does.
+        .env("LC_ALL", "C")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -372,7 +374,8 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(89) {
+    match r.below(91) {
+        89 | 90 => sort_command(r, k),
         86 | 87 => {
             let mut c = vec![one_of(r, &["BITFIELD", "BITFIELD", "BITFIELD_RO"]), k];
             for _ in 0..r.int(1, 4) {
@@ -509,6 +512,37 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     }
 }
 
+/// SORT and SORT_RO: numbers or text, weights from other keys of the slot
+/// (strings and hash fields), LIMIT, GET and STORE. BY with ALPHA is left
+/// out: Redis leaves equal weights in no set order.
+fn sort_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
+    let mut c = vec![one_of(r, &["SORT", "SORT", "SORT_RO"]), k];
+    // Unsorted, a set is in no order of its own: no LIMIT then.
+    let nosort = r.below(4) == 0;
+    if nosort {
+        c.extend([word("BY"), word("nosort")]);
+    } else {
+        match r.below(3) {
+            0 => c.extend([word("BY"), one_of(r, &["{d}*", "{d}*->a", "{d}w*"])]),
+            1 => c.push(word("ALPHA")),
+            _ => {}
+        }
+        if r.below(2) == 0 {
+            c.extend([word("LIMIT"), num(r, -1, 3), num(r, -1, 3)]);
+        }
+    }
+    if r.below(2) == 0 {
+        c.push(one_of(r, &["ASC", "DESC"]));
+    }
+    for _ in 0..r.below(3) {
+        c.extend([word("GET"), one_of(r, &["#", "{d}*", "{d}*->b", "nokey"])]);
+    }
+    if c[0] == b"SORT" && r.below(3) == 0 {
+        c.extend([word("STORE"), key(r)]);
+    }
+    c
+}
+
 /// Replies that depend on the clock compare by kind: missing key, no
 /// expiry, or some time left.
 fn comparable(args: &[Vec<u8>], v: Value) -> Value {
@@ -526,7 +560,8 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
     let unordered = matches!(
         upper(0).as_slice(),
         b"SMEMBERS" | b"SINTER" | b"SUNION" | b"SDIFF" | b"HKEYS" | b"HVALS" | b"SPOP" | b"SRANDMEMBER" | b"KEYS"
-    );
+    ) || (matches!(upper(0).as_slice(), b"SORT" | b"SORT_RO")
+        && args.iter().any(|a| a.eq_ignore_ascii_case(b"nosort")));
     let pairs =
         matches!(upper(0).as_slice(), b"HGETALL" | b"HRANDFIELD") || (upper(0) == b"CONFIG" && upper(1) == b"GET");
     let scan = matches!(upper(0).as_slice(), b"HSCAN" | b"SSCAN" | b"SCAN" | b"ZSCAN");

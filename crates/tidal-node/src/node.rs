@@ -76,6 +76,9 @@ pub struct Shared {
     pub connections: AtomicU64,
     /// Client connections waiting in a blocking command.
     pub blocked: AtomicU64,
+    /// How to end each waiting client's command early (CLIENT UNBLOCK), by
+    /// client id: send whether to answer with the UNBLOCKED error.
+    pub unblockers: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>,
     /// Previous (time, applied index) per group, for proposal rates.
     pub rates: Mutex<BTreeMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
@@ -712,6 +715,7 @@ impl Node {
             refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
+            unblockers: Mutex::default(),
             rates: Mutex::default(),
             info,
             instance,

@@ -6,7 +6,7 @@
 //! observe: replies stay in order and each command sees the effects of the
 //! ones before it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +14,9 @@ use bytes::BytesMut;
 use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
-    command_reply, command_spec, config_get, config_set, hello_reply, info_reply, parse, Blocking, ClientSetInfoAttr,
-    Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, ReadOp, Reply, ScanPage, TxOp,
-    Watch as Watched, WriteOp,
+    command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, parse, Blocking,
+    ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, ReadOp, Reply,
+    ScanPage, TxOp, Watch as Watched, WriteOp,
 };
 use tidal_core::resp::{encode, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
@@ -237,7 +237,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     if !out.is_empty() && !put(&mut stream, &out.split(), limits.write).await {
                         break 'conn;
                     }
-                    let Some(reply) = blocked(&shared, &mut stream, &mut buf, &mut stop, b).await else { break 'conn };
+                    let Some(reply) = blocked(&shared, conn.id, &mut stream, &mut buf, &mut stop, b).await else {
+                        break 'conn;
+                    };
                     send(&shared, &reply, conn.proto, &mut out);
                 }
                 Command::Conn(c) => {
@@ -302,8 +304,13 @@ const BLOCKED_READ_AHEAD: usize = 1 << 20;
 /// its round is told to end it without popping; only a pop already
 /// proposed when that word arrives is lost with the connection, as in
 /// Redis when a connection drops just after its reply was written.
+///
+/// CLIENT UNBLOCK from another connection ends the command the same way,
+/// but the client is still here, so the round in progress is waited for:
+/// an element it popped is this client's answer, never dropped.
 async fn blocked(
     shared: &Arc<Shared>,
+    id: u64,
     stream: &mut BoxStream,
     buf: &mut BytesMut,
     stop: &mut tokio::sync::watch::Receiver<bool>,
@@ -313,12 +320,22 @@ async fn blocked(
     // commands.
     let token = (shared.config.node_id << 40) | (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) & ((1 << 40) - 1));
     shared.blocked.fetch_add(1, Ordering::Relaxed);
+    let (unblock_tx, mut unblock_rx) = tokio::sync::oneshot::channel();
+    shared.unblockers.lock().expect("unblockers lock").insert(id, unblock_tx);
+    let ended = AtomicBool::new(false);
+    let mut with_error = None;
     let answer = {
-        let work = shared.block(DEFAULT_TENANT, &b, token);
+        let work = shared.block(DEFAULT_TENANT, &b, token, &ended);
         tokio::pin!(work);
         loop {
             tokio::select! {
                 r = &mut work => break Some(r),
+                how = &mut unblock_rx, if with_error.is_none() => {
+                    with_error = Some(how.unwrap_or(false));
+                    ended.store(true, Ordering::SeqCst);
+                    let (shared, b) = (shared.clone(), b.clone());
+                    tokio::spawn(async move { shared.unblock(DEFAULT_TENANT, &b, token).await });
+                }
                 r = stream.read_buf(buf), if buf.len() < BLOCKED_READ_AHEAD => match r {
                     Ok(0) | Err(_) => break None,
                     Ok(_) => {}
@@ -327,13 +344,20 @@ async fn blocked(
             }
         }
     };
+    shared.unblockers.lock().expect("unblockers lock").remove(&id);
     shared.blocked.fetch_sub(1, Ordering::Relaxed);
-    if answer.is_none() {
+    match answer {
         // The client left: its round at the leader must not pop for it.
-        let shared = shared.clone();
-        tokio::spawn(async move { shared.unblock(DEFAULT_TENANT, &b, token).await });
+        None if with_error.is_none() => {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.unblock(DEFAULT_TENANT, &b, token).await });
+            None
+        }
+        Some(r) if with_error == Some(true) && found_nothing(&r) => {
+            Some(Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()))
+        }
+        answer => answer,
     }
-    answer
 }
 
 fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
@@ -831,6 +855,10 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             Reply::Ok
         }
         ConnCmd::ClientId => Reply::Int(conn.id as i64),
+        ConnCmd::ClientUnblock { id, error } => {
+            let waiting = shared.unblockers.lock().expect("unblockers lock").remove(&id);
+            Reply::Int(waiting.is_some_and(|tx| tx.send(error).is_ok()) as i64)
+        }
         ConnCmd::ClientInfo => Reply::Verbatim(client_line(conn)),
         ConnCmd::ClientList => Reply::Verbatim(client_line(conn)),
         ConnCmd::ClientNoEvict(_) | ConnCmd::ClientNoTouch(_) => Reply::Ok,

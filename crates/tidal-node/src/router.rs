@@ -11,6 +11,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,7 +213,10 @@ impl Shared {
     /// this node routes again, so a slot that moved or a leader that
     /// changed is followed, and the client never hangs on a node that no
     /// longer serves its keys.
-    pub async fn block(self: &Arc<Self>, tenant: &str, b: &Blocking, token: u64) -> Reply {
+    ///
+    /// Once `ended` is set (CLIENT UNBLOCK), the round in progress is the
+    /// last: what it popped is the answer, or else the timeout's.
+    pub async fn block(self: &Arc<Self>, tenant: &str, b: &Blocking, token: u64, ended: &AtomicBool) -> Reply {
         let deadline = (b.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(b.timeout_ms));
         // When it blocked: the node's clock, then (within a millisecond)
         // the order this node took its blocking commands in.
@@ -231,6 +235,9 @@ impl Shared {
                 Ok(_) => return Reply::err("internal: a blocking command spans PRGs"),
                 Err(e) => return e,
             };
+            if ended.load(Ordering::SeqCst) {
+                return b.timed_out();
+            }
             let wait = deadline.map_or(BLOCK_ROUND, |d| d.saturating_duration_since(Instant::now()).min(BLOCK_ROUND));
             let req = KvRequest::Block { op: b.op.clone(), wait_ms: wait.as_millis() as u64, since, first, token };
             first = false;
@@ -238,7 +245,7 @@ impl Shared {
             if !found_nothing(&reply) {
                 return reply;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if ended.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return b.timed_out();
             }
         }
@@ -641,7 +648,7 @@ impl Shared {
         if ops == 0 {
             return self.execute_checked(&kv, req, timeout).await;
         }
-        kv.ops.fetch_add(ops, std::sync::atomic::Ordering::Relaxed);
+        kv.ops.fetch_add(ops, Ordering::Relaxed);
         let began = tokio::time::Instant::now();
         let answer = self.execute_checked(&kv, req, timeout).await;
         self.latencies.record(began.elapsed());

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::blocking as b;
-use super::command::Command;
+use super::command::{is, Command};
 use super::command_docs;
 use super::conn::CommandSub;
 use super::hash as h;
@@ -20,6 +20,7 @@ use super::parse_conn as c;
 use super::parse_string as s;
 use super::reply::Reply;
 use super::set as st;
+use super::sort as so;
 use super::zset as z;
 
 type ParseFn = fn(Vec<Vec<u8>>) -> Result<Command, Reply>;
@@ -42,6 +43,9 @@ pub struct CommandSpec {
     /// Where a count of keys stands that the keys follow (LMPOP's
     /// numkeys); 0 when there is none. Such a command has "movablekeys".
     pub numkeys: i32,
+    /// A key may also follow the word STORE (SORT's destination), found
+    /// by reading the options. Such a command has "movablekeys".
+    pub store_key: bool,
     pub(crate) parse: ParseFn,
 }
 
@@ -50,6 +54,17 @@ impl CommandSpec {
     const fn numkeys(mut self, at: i32) -> Self {
         self.numkeys = at;
         self
+    }
+
+    /// This command may also name a key after the word STORE.
+    const fn store_key(mut self) -> Self {
+        self.store_key = true;
+        self
+    }
+
+    /// Whether the command's keys depend on its other arguments.
+    fn movable_keys(&self) -> bool {
+        self.numkeys > 0 || self.store_key
     }
 
     fn writes(&self) -> bool {
@@ -77,6 +92,22 @@ impl CommandSpec {
                 return None;
             }
             out.extend(at + 1..=at + n as usize);
+        }
+        if self.store_key {
+            // Skip the options' arguments, which may spell STORE too; the
+            // last STORE names the key.
+            let mut store = None;
+            let mut i = 2;
+            while i < args.len() {
+                let skip = [("LIMIT", 2), ("GET", 1), ("BY", 1)].into_iter().find(|(w, _)| is(&args[i], w));
+                match skip {
+                    Some((_, n)) => i += n,
+                    None if is(&args[i], "STORE") && i + 1 < args.len() => store = Some(i + 1),
+                    None => {}
+                }
+                i += 1;
+            }
+            out.extend(store);
         }
         Some(out)
     }
@@ -128,6 +159,9 @@ const L_BLOCK: &[&str] = &["@write", "@list", "@slow", "@blocking"];
 const Z_BLOCK: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
 const Z_BLOCK_S: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
 
+const SORT_W: &[&str] = &["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"];
+const SORT_R: &[&str] = &["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"];
+
 const fn cmd(
     name: &'static str,
     arity: i32,
@@ -146,6 +180,7 @@ const fn cmd(
         acl_categories,
         subcommands: &[],
         numkeys: 0,
+        store_key: false,
         parse,
     }
 }
@@ -161,6 +196,7 @@ const fn container(name: &'static str, arity: i32, subcommands: &'static [Comman
         acl_categories: &["@slow"],
         subcommands,
         numkeys: 0,
+        store_key: false,
         parse,
     }
 }
@@ -233,6 +269,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bitfield_ro", -2, R, ONE, &["@read", "@bitmap", "@fast"], s::bitfield_ro),
     cmd("lcs", -3, RS, TWO, STR_RS, s::lcs),
     cmd("copy", -3, W, TWO, KS_W, s::copy),
+    cmd("sort", -2, W, ONE, SORT_W, so::sort).store_key(),
+    cmd("sort_ro", -2, RS, ONE, SORT_R, so::sort_ro),
     cmd("randomkey", 1, RS, NONE, KS_RS, s::randomkey),
     cmd("time", 1, &["loading", "stale", "fast"], NONE, &["@fast"], c::time),
     cmd("multi", 1, TX, NONE, ACL_TX, c::multi),
@@ -349,6 +387,7 @@ static CLIENT: &[CommandSpec] = &[
     cmd("client|id", 2, CONN, NONE, ACL_SLOW_CONN, c::client_id),
     cmd("client|info", 2, CONN, NONE, ACL_SLOW_CONN, c::client_info),
     cmd("client|list", -2, ADMIN, NONE, ACL_ADMIN, c::client_list),
+    cmd("client|unblock", -3, ADMIN, NONE, ACL_ADMIN, c::client_unblock),
     cmd("client|no-evict", 3, CONN, NONE, ACL_SLOW_CONN, c::client_no_evict),
     cmd("client|no-touch", 3, CONN, NONE, ACL_SLOW_CONN, c::client_no_touch),
     cmd("client|help", 2, CONN, NONE, ACL_SLOW_CONN, c::client_help),
@@ -462,6 +501,16 @@ fn key_specs(spec: &CommandSpec) -> Reply {
             ("find_keys", map(vec![("type", Reply::bulk("keynum")), ("spec", keynum)])),
         ]));
     }
+    if spec.store_key {
+        // Where STORE stands depends on the other options: Redis's
+        // "unknown" search, for clients to ask COMMAND GETKEYS.
+        let unknown = || map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]);
+        specs.push(map(vec![
+            ("flags", Reply::Set(vec![Reply::simple("OW"), Reply::simple("update")])),
+            ("begin_search", unknown()),
+            ("find_keys", unknown()),
+        ]));
+    }
     Reply::Array(specs)
 }
 
@@ -505,7 +554,7 @@ fn get_keys(args: &[Vec<u8>], with_flags: bool) -> Reply {
 /// A command's entry in Redis 7's COMMAND format: name, arity, flags, first
 /// key, last key, step, ACL categories, tips, key specs, subcommands.
 fn describe(spec: &CommandSpec) -> Reply {
-    let flags = if spec.numkeys > 0 { names(&[spec.flags, &["movablekeys"]].concat()) } else { names(spec.flags) };
+    let flags = if spec.movable_keys() { names(&[spec.flags, &["movablekeys"]].concat()) } else { names(spec.flags) };
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(spec.arity as i64),
@@ -522,7 +571,7 @@ fn describe(spec: &CommandSpec) -> Reply {
 
 /// How many key specs [`describe`] gives a command.
 pub(super) fn key_spec_count(spec: &CommandSpec) -> usize {
-    usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0)
+    usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0) + usize::from(spec.store_key)
 }
 
 /// COMMAND DOCS: every command, or those named (`container|sub` names a
@@ -595,6 +644,8 @@ mod tests {
         assert_eq!(keys_of("BZMPOP 0 1 z MIN"), bulks(&["z"]));
         assert_eq!(keys_of("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), bulks(&["d", "a", "b"]));
         assert_eq!(keys_of("OBJECT ENCODING k"), bulks(&["k"]));
+        assert_eq!(keys_of("SORT l BY w_* STORE x LIMIT 0 1 STORE d"), bulks(&["l", "d"]));
+        assert_eq!(keys_of("SORT l GET store"), bulks(&["l"]));
         assert_eq!(keys_of("NOPE a"), Reply::err("Invalid command specified"));
         assert_eq!(keys_of("PING x"), Reply::err("The command has no key arguments"));
         assert_eq!(keys_of("GET"), Reply::err("Invalid number of arguments specified for command"));
@@ -606,10 +657,11 @@ mod tests {
         for spec in COMMANDS {
             let Reply::Array(fields) = describe(spec) else { panic!() };
             let Reply::Set(flags) = &fields[2] else { panic!() };
-            assert_eq!(flags.contains(&Reply::simple("movablekeys")), spec.numkeys > 0, "{}", spec.name);
+            assert_eq!(flags.contains(&Reply::simple("movablekeys")), spec.movable_keys(), "{}", spec.name);
             let Reply::Array(specs) = &fields[8] else { panic!() };
-            let want = usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0);
+            let want = usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0) + usize::from(spec.store_key);
             assert_eq!(specs.len(), want, "{}", spec.name);
+            assert_eq!(specs.len(), key_spec_count(spec), "{}", spec.name);
         }
     }
 

@@ -69,6 +69,13 @@ pub enum ConnCmd {
     /// FUNCTION FLUSH: tidal holds no functions, so there is nothing to
     /// remove.
     FunctionFlush,
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: end the blocking command of
+    /// this node's client `id`, with its timeout's reply or (`error`) the
+    /// UNBLOCKED error.
+    ClientUnblock {
+        id: u64,
+        error: bool,
+    },
 }
 
 /// CLIENT SETINFO's attribute.

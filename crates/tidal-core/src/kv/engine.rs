@@ -24,7 +24,7 @@ use super::reply::Reply;
 use super::scan_page::ScanPage;
 use super::store::{KvStore, StoreError};
 use super::{bitfield, bits};
-use super::{hash, list, set, zset};
+use super::{hash, list, set, sort, zset};
 
 /// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
 /// APPEND may build.
@@ -159,6 +159,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         }
         WriteOp::Hash { key, op } => hash::apply(store, key, op, now_ms),
         WriteOp::Members { key, op } => set::apply(store, key, op, now_ms),
+        WriteOp::Sort { key, dest, spec } => sort::store(store, key, dest, spec, now_ms),
         WriteOp::List { key, op } => list::apply(store, key, op, now_ms),
         WriteOp::ZSet { key, op } => zset::apply(store, key, op, now_ms),
         WriteOp::Restore { key, record } => {
@@ -320,6 +321,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         }
         ReadOp::Hash { key, op } => hash::read(store, key, op, now_ms),
         ReadOp::Members { key, op } => set::read(store, key, op, now_ms),
+        ReadOp::Sort { key, spec } => sort::read(store, key, spec, now_ms),
         ReadOp::List { key, op } => list::read(store, key, op, now_ms),
         ReadOp::ZSet { key, op } => zset::read(store, key, op, now_ms),
         ReadOp::Versions { keys } => {

@@ -132,7 +132,13 @@ fn slice(store: &impl KvStore, key: &[u8], h: &Header, from: i64, to: i64) -> Re
     Ok(rows.into_iter().map(|(_, v)| v).collect())
 }
 
-fn push(store: &mut impl KvStore, key: &[u8], h: &mut Header, end: End, value: &[u8]) -> Result<(), StoreError> {
+pub(super) fn push(
+    store: &mut impl KvStore,
+    key: &[u8],
+    h: &mut Header,
+    end: End,
+    value: &[u8],
+) -> Result<(), StoreError> {
     let pos = match end {
         End::Left => {
             h.extra -= 1;
@@ -187,7 +193,7 @@ fn rewrite_from(
     Ok(())
 }
 
-fn all(store: &impl KvStore, key: &[u8], h: &Header) -> Result<Vec<Vec<u8>>, StoreError> {
+pub(super) fn all(store: &impl KvStore, key: &[u8], h: &Header) -> Result<Vec<Vec<u8>>, StoreError> {
     slice(store, key, h, 0, h.len as i64 - 1)
 }
 

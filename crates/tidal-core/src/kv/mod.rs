@@ -38,6 +38,7 @@ mod record;
 mod reply;
 mod scan_page;
 mod set;
+mod sort;
 mod split;
 mod store;
 #[cfg(test)]
@@ -64,6 +65,7 @@ pub use record::{Kind, Record, RecordError};
 pub use reply::Reply;
 pub use scan_page::ScanPage;
 pub use set::{SetAlgebra, SetRead, SetWrite};
+pub use sort::SortSpec;
 pub use split::{merge, plan_read, plan_write, Merge, Plan};
 pub use store::{bound_slice, element_key, prefixed_bounds, ElementRows, KvStore, StoreError};
 pub use zset::{format_score, parse_score, ZSetRead, ZSetWrite};

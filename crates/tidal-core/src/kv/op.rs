@@ -22,6 +22,7 @@ use super::hash::{HashRead, HashWrite};
 use super::list::{End, ListRead, ListWrite};
 use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
+use super::sort::SortSpec;
 use super::zset::{ZSetAlgebra, ZSetRead, ZSetWrite};
 
 /// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
@@ -211,6 +212,12 @@ pub enum WriteOp {
         key: Vec<u8>,
         ops: Vec<FieldOp>,
     },
+    /// SORT `key` ... STORE `dest`.
+    Sort {
+        key: Vec<u8>,
+        dest: Vec<u8>,
+        spec: SortSpec,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -347,6 +354,11 @@ pub enum ReadOp {
         key: Vec<u8>,
         samples: u64,
     },
+    /// SORT or SORT_RO without STORE.
+    Sort {
+        key: Vec<u8>,
+        spec: SortSpec,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -448,6 +460,9 @@ impl WriteOp {
             WriteOp::Del { keys } => refs(keys),
             WriteOp::BitOp { dest, keys, .. } => std::iter::once(dest.as_slice()).chain(refs(keys)).collect(),
             WriteOp::Copy { from, to, .. } => vec![from, to],
+            WriteOp::Sort { key, dest, spec } => {
+                [key.as_slice(), dest].into_iter().chain(spec.pattern_keys()).collect()
+            }
             WriteOp::Exec { watch, ops } => ops
                 .iter()
                 .flat_map(TxOp::keys)
@@ -470,8 +485,10 @@ impl WriteOp {
                 | WriteOp::BitOp { .. }
                 | WriteOp::Copy { .. }
                 | WriteOp::Exec { .. }
-        ) || (matches!(self, WriteOp::Members { .. } | WriteOp::List { .. } | WriteOp::ZSet { .. })
-            && self.keys().len() > 1)
+        ) || (matches!(
+            self,
+            WriteOp::Members { .. } | WriteOp::List { .. } | WriteOp::ZSet { .. } | WriteOp::Sort { .. }
+        ) && self.keys().len() > 1)
     }
 
     /// The seed of a write that picks at random (SPOP), which the node
@@ -489,6 +506,7 @@ impl WriteOp {
             WriteOp::MSetNx { .. } => "MSETNX",
             WriteOp::BitOp { .. } => "BITOP",
             WriteOp::Copy { .. } => "COPY",
+            WriteOp::Sort { .. } => "SORT",
             WriteOp::Members { op: SetWrite::Move { .. }, .. } => "SMOVE",
             WriteOp::List { op: ListWrite::Move { .. }, .. } => "LMOVE",
             WriteOp::List { op: ListWrite::MPop { .. }, .. } => "LMPOP",
@@ -545,6 +563,7 @@ impl ReadOp {
                 })
                 .collect(),
             ReadOp::Lcs { a, b, .. } => vec![a, b],
+            ReadOp::Sort { key, spec } => std::iter::once(key.as_slice()).chain(spec.pattern_keys()).collect(),
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)
             }
@@ -555,7 +574,7 @@ impl ReadOp {
     /// Whether the op names several keys, which may live in different groups.
     pub fn is_multi_key(&self) -> bool {
         matches!(self, ReadOp::MGet { .. } | ReadOp::Exists { .. } | ReadOp::Touch { .. } | ReadOp::Lcs { .. })
-            || (matches!(self, ReadOp::Members { .. }) && self.keys().len() > 1)
+            || (matches!(self, ReadOp::Members { .. } | ReadOp::Sort { .. }) && self.keys().len() > 1)
     }
 
     /// The seed of a read that picks at random (HRANDFIELD, SRANDMEMBER),
@@ -582,6 +601,7 @@ impl ReadOp {
     pub fn command_name(&self) -> &'static str {
         match self {
             ReadOp::Lcs { .. } => "LCS",
+            ReadOp::Sort { .. } => "SORT",
             ReadOp::ZSet { op: ZSetRead::InterCard { .. }, .. } => "ZINTERCARD",
             ReadOp::ZSet { op: ZSetRead::Algebra { op, .. }, .. } => match op {
                 ZSetAlgebra::Union => "ZUNION",

@@ -187,6 +187,19 @@ pub(super) fn client_list(_: Args) -> Parsed {
     conn(ConnCmd::ClientList)
 }
 
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR].
+pub(super) fn client_unblock(a: Args) -> Parsed {
+    let id = parse_i64(&a[2]).ok_or_else(Reply::not_integer)?;
+    let error = match a.get(3) {
+        None => false,
+        Some(how) if is(how, "TIMEOUT") && a.len() == 4 => false,
+        Some(how) if is(how, "ERROR") && a.len() == 4 => true,
+        Some(_) => return Err(Reply::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    // Ids are positive; any other number names no client.
+    conn(ConnCmd::ClientUnblock { id: u64::try_from(id).unwrap_or(0), error })
+}
+
 fn on_off(arg: &[u8]) -> Result<bool, Reply> {
     if is(arg, "ON") {
         Ok(true)
@@ -224,6 +237,8 @@ pub(super) fn client_help(_: Args) -> Parsed {
         "    Assign the name <name> to the current connection.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
         "    Record the client library name or version.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client (one of this node's).",
         "NO-EVICT (ON|OFF)",
         "    Accepted for compatibility.",
         "NO-TOUCH (ON|OFF)",

@@ -91,6 +91,14 @@ fn client_subcommands() {
     assert_eq!(conn(&["CLIENT", "ID"]), ConnCmd::ClientId);
     assert_eq!(conn(&["CLIENT", "INFO"]), ConnCmd::ClientInfo);
     assert_eq!(conn(&["CLIENT", "LIST", "TYPE", "normal"]), ConnCmd::ClientList);
+    assert_eq!(conn(&["CLIENT", "UNBLOCK", "7"]), ConnCmd::ClientUnblock { id: 7, error: false });
+    assert_eq!(conn(&["client", "unblock", "7", "timeout"]), ConnCmd::ClientUnblock { id: 7, error: false });
+    assert_eq!(conn(&["CLIENT", "UNBLOCK", "7", "ERROR"]), ConnCmd::ClientUnblock { id: 7, error: true });
+    assert_eq!(conn(&["CLIENT", "UNBLOCK", "-3"]), ConnCmd::ClientUnblock { id: 0, error: false });
+    assert_eq!(err(&["CLIENT", "UNBLOCK", "asd"]), "ERR value is not an integer or out of range");
+    assert_eq!(err(&["CLIENT", "UNBLOCK", "7", "NOW"]), "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    assert_eq!(err(&["CLIENT", "UNBLOCK", "7", "ERROR", "x"]), "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    assert_eq!(err(&["CLIENT", "UNBLOCK"]), "ERR wrong number of arguments for 'client|unblock' command");
     assert_eq!(
         conn(&["CLIENT", "SETINFO", "lib-name", "redis-py"]),
         ConnCmd::ClientSetInfo { attr: ClientSetInfoAttr::LibName, value: b("redis-py") }

@@ -129,6 +129,7 @@ pub fn plan_write<G: Ord + Clone>(
         | WriteOp::Members { .. }
         | WriteOp::List { .. }
         | WriteOp::ZSet { .. }
+        | WriteOp::Sort { .. }
             if op.keys().len() > 1 =>
         {
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
@@ -157,7 +158,9 @@ pub fn plan_read<G: Ord + Clone>(
     slot_of: impl Fn(&[u8]) -> u32,
 ) -> Result<Plan<G, ReadOp>, Reply> {
     match &op {
-        ReadOp::Lcs { .. } | ReadOp::Members { .. } | ReadOp::ZSet { .. } if op.keys().len() > 1 => {
+        ReadOp::Lcs { .. } | ReadOp::Members { .. } | ReadOp::ZSet { .. } | ReadOp::Sort { .. }
+            if op.keys().len() > 1 =>
+        {
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
             Ok(Plan::Single(group, op))
         }
