@@ -14,6 +14,8 @@ pub mod operation_executor;
 pub mod replica_executor;
 pub mod self_heal;
 pub mod state_format;
+#[cfg(test)]
+mod tests;
 
 pub use api::{ControlPlane, CpError, CpRequest, CpResponse, NodeReport};
 pub use autoscaler::{Autoscaler, ScaleActions};

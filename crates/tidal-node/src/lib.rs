@@ -25,6 +25,9 @@ pub mod scan;
 pub mod shrink_api;
 pub mod tls;
 
+#[cfg(test)]
+mod tests;
+
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigErrors, NodeConfig, RawConfig};
 pub use disk::{DataDir, Disk};

@@ -26,6 +26,9 @@ pub mod types;
 pub mod waiters;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use host::{AppHandler, GroupHandle, HostError, RaftHost, RaftTuning};
 pub use machine::Machine;
 pub use storage::{CommitDelay, Storage, StorageOptions, StoreError, WriterRuntime, DEFAULT_STORAGE_CACHE_BYTES};

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use tidal_control::api::{CpRequest, CpResponse};
-use tidal_control::{ControlPlane, CpCommand, CpReply};
+use crate::api::{CpRequest, CpResponse};
+use crate::{ControlPlane, CpCommand, CpReply};
 use tidal_core::cluster::{NodeInfo, NodeState, Registration};
 use tidal_raft::transport::{PeerId, TcpConnector};
 use tidal_raft::{RaftHost, RaftTuning, Storage};

@@ -2,12 +2,10 @@
 //! answered with a 4xx and an error that says what is wrong, and changes
 //! nothing in the cluster.
 
-mod common;
-
 use std::time::Duration;
 
-use tidal_node::admin::readiness;
-use tidal_node::http::MAX_API_BODY;
+use crate::admin::readiness;
+use crate::http::MAX_API_BODY;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 request; the status and the body of the answer.
@@ -34,7 +32,7 @@ fn json(body: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_a_4xx_that_says_why_and_change_nothing() {
-    let (nodes, _dirs) = common::three_nodes("tidal-http-bodies", |raw| raw.prgs = Some(2)).await;
+    let (nodes, _dirs) = super::common::three_nodes("tidal-http-bodies", |raw| raw.prgs = Some(2)).await;
     let s = nodes[0].shared.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !readiness(&s).ready {

@@ -1,11 +1,10 @@
 //! Three nodes in the test process, on port 0, each with a data directory
 //! removed when the test ends.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 
-use tidal_node::load::ProcUsage;
-use tidal_node::{DataDir, Network, Node, RawConfig, SystemClock};
+use crate::load::ProcUsage;
+use crate::{DataDir, Network, Node, RawConfig, SystemClock};
 use tokio::net::TcpListener;
 
 /// A data directory removed when dropped.

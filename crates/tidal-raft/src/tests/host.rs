@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kv_machine::{KvMachine, KvSpec};
+use crate::kv_proposer::KvProposer;
+use crate::transport::{serve, CallError, Dispatch, PeerId, Request, TcpConnector, WireError};
+use crate::{RaftHost, RaftTuning, Storage};
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tidal_raft::kv_machine::{KvMachine, KvSpec};
-use tidal_raft::kv_proposer::KvProposer;
-use tidal_raft::transport::{serve, CallError, Dispatch, PeerId, Request, TcpConnector, WireError};
-use tidal_raft::{RaftHost, RaftTuning, Storage};
 
 fn snapshot_piece(offset: u64, data: &[u8], done: bool) -> Request {
     Request::Snapshot { vote: openraft::Vote::new(1, 2), meta: Default::default(), offset, data: data.to_vec(), done }
@@ -63,7 +63,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     }
     assert!(matches!(
         peers.call(&addr, "default:0", 5, snapshot_piece(0, b"", false), t).await,
-        Ok(tidal_raft::transport::Response::Snapshot(None))
+        Ok(crate::transport::Response::Snapshot(None))
     ));
     match peers.call(&addr, "default:0", 5, snapshot_piece(5, b"def", true), t).await {
         Err(CallError::Remote(WireError::Raft(e))) => assert!(e.contains("does not continue"), "{e}"),
@@ -83,7 +83,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     for from in [PeerId::Node(2), PeerId::Unverified] {
         assert!(matches!(
             host.dispatch(from, "default:0".into(), 5, snapshot_piece(0, b"", false)).await,
-            Ok(tidal_raft::transport::Response::Snapshot(None))
+            Ok(crate::transport::Response::Snapshot(None))
         ));
     }
 

@@ -1,16 +1,14 @@
 //! Three nodes in one process, on port 0, driven through the router. Waits
 //! are on conditions with deadlines.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::admin::readiness;
+use crate::forward::KvRequest;
+use crate::{Node, RawConfig};
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tidal_node::admin::readiness;
-use tidal_node::forward::KvRequest;
-use tidal_node::{Node, RawConfig};
 
-use common::Dir;
+use super::common::Dir;
 
 async fn wait_until<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -26,7 +24,7 @@ struct TestCluster {
 }
 
 async fn start(extra: impl Fn(&mut RawConfig)) -> TestCluster {
-    let (nodes, dirs) = common::three_nodes("tidal-inproc", extra).await;
+    let (nodes, dirs) = super::common::three_nodes("tidal-inproc", extra).await;
     TestCluster { nodes: nodes.into_iter().map(Some).collect(), _dirs: dirs }
 }
 

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use crate::kv_machine::{encode_batch, KvMachine, KvSpec};
+use crate::state_machine::GroupStateMachine;
+use crate::types::{CommittedLeaderId, Entry, LogId, Proposal};
+use crate::Storage;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
-use tidal_raft::kv_machine::{encode_batch, KvMachine, KvSpec};
-use tidal_raft::state_machine::GroupStateMachine;
-use tidal_raft::types::{CommittedLeaderId, Entry, LogId, Proposal};
-use tidal_raft::Storage;
 
 const GROUP: &str = "t:0";
 

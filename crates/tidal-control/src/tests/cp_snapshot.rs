@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use tidal_control::cp_machine::MAX_CP_SNAPSHOT_BYTES;
-use tidal_control::CpMachine;
+use crate::cp_machine::MAX_CP_SNAPSHOT_BYTES;
+use crate::CpMachine;
 use tidal_core::ids::CP_GROUP;
 use tidal_raft::transport::{Dispatch, Request, Response, TcpConnector, WireError};
 use tidal_raft::types::{CommittedLeaderId, LogId, SnapshotMeta};

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use crate::kv_machine::{KvMachine, KvSpec};
+use crate::log_store::LogStore;
+use crate::state_machine::GroupStateMachine;
+use crate::types::StorageError;
+use crate::{Storage, TypeConfig};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{ErrorSubject, ErrorVerb};
-use tidal_raft::kv_machine::{KvMachine, KvSpec};
-use tidal_raft::log_store::LogStore;
-use tidal_raft::state_machine::GroupStateMachine;
-use tidal_raft::types::StorageError;
-use tidal_raft::{Storage, TypeConfig};
 
 struct Builder;
 
