@@ -56,6 +56,18 @@ fn a_transaction_runs_in_order_and_misuse_gets_redis_errors() {
     assert!(err_starts(&cl.cmd(&["EXEC"]).unwrap(), "EXECABORT"));
     assert_eq!(cl.cmd(&["EXISTS", "{u}c"]).unwrap(), Value::Int(0));
 
+    // SAVE and SHUTDOWN are refused inside one, as in Redis; outside, SAVE
+    // has nothing to do and SHUTDOWN points at drain.
+    for cmd in ["SAVE", "SHUTDOWN"] {
+        cl.cmd(&["MULTI"]).unwrap();
+        cl.cmd(&["SET", "{u}c", "1"]).unwrap();
+        assert_eq!(cl.cmd(&[cmd]).unwrap(), Value::Error("ERR Command not allowed inside a transaction".into()));
+        assert!(err_starts(&cl.cmd(&["EXEC"]).unwrap(), "EXECABORT"));
+        assert_eq!(cl.cmd(&["EXISTS", "{u}c"]).unwrap(), Value::Int(0));
+    }
+    assert_eq!(cl.cmd(&["SAVE"]).unwrap(), simple("OK"));
+    assert!(err_starts(&cl.cmd(&["SHUTDOWN", "NOSAVE"]).unwrap(), "ERR SHUTDOWN is not supported"));
+
     // A command that spans every slot cannot be part of one.
     cl.cmd(&["MULTI"]).unwrap();
     assert!(err_starts(&cl.cmd(&["DBSIZE"]).unwrap(), "ERR"));

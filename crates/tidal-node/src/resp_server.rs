@@ -190,6 +190,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 Some(reply) => Err((reply, true)),
                 None => match (conn.multi.is_some(), command_spec(&args)) {
                     (true, Err(reply)) => Err((reply, true)),
+                    (true, Ok(spec)) if spec.refused_in_multi() => {
+                        Err((Reply::err("Command not allowed inside a transaction"), true))
+                    }
                     (in_multi, _) => parse(args).map_err(|reply| (reply, !in_multi)),
                 },
             };
@@ -899,7 +902,10 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         // least one follower.
         ConnCmd::Wait { numreplicas, .. } => Reply::Int(numreplicas.clamp(0, 1)),
         ConnCmd::Help(lines) => Reply::Array(lines.into_iter().map(Reply::simple).collect()),
-        ConnCmd::FunctionFlush => Reply::Ok,
+        ConnCmd::FunctionFlush | ConnCmd::Save => Reply::Ok,
+        ConnCmd::Shutdown => {
+            Reply::err("SHUTDOWN is not supported: stop a node with `tidal drain NODE` or SIGTERM, which move its work first")
+        }
     };
     (reply, false)
 }

@@ -71,6 +71,11 @@ impl CommandSpec {
         self.flags.contains(&"write")
     }
 
+    /// Whether the command is refused between MULTI and EXEC.
+    pub fn refused_in_multi(&self) -> bool {
+        self.flags.contains(&"no_multi")
+    }
+
     /// The positions of the keys in `args` (the command's name first), by
     /// the first/last/step range and the key count; `None` when the
     /// arguments do not hold them.
@@ -281,6 +286,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("readonly", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readonly),
     cmd("readwrite", 1, &["loading", "stale", "fast"], NONE, ACL_CONN, c::readwrite),
     cmd("wait", 3, &["noscript"], NONE, &["@slow", "@connection"], c::wait),
+    cmd("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], NONE, ACL_ADMIN, c::save),
+    cmd(
+        "shutdown",
+        -1,
+        &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"],
+        NONE,
+        ACL_ADMIN,
+        c::shutdown,
+    ),
     cmd("info", -1, &["loading", "stale"], NONE, &["@slow", "@dangerous"], c::info),
     cmd("hset", -4, WF, ONE, H_WF, h::hset),
     cmd("hget", 3, R, ONE, H_R, h::hget),

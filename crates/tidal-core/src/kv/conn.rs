@@ -76,6 +76,11 @@ pub enum ConnCmd {
         id: u64,
         error: bool,
     },
+    /// SAVE: every acknowledged write is already durable on a majority of
+    /// its PRG, so there is nothing left to save.
+    Save,
+    /// SHUTDOWN: refused; a node stops through `tidal drain` or SIGTERM.
+    Shutdown,
 }
 
 /// CLIENT SETINFO's attribute.

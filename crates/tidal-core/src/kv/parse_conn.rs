@@ -60,6 +60,14 @@ pub(super) fn time(_: Args) -> Parsed {
     conn(ConnCmd::Time)
 }
 
+pub(super) fn save(_: Args) -> Parsed {
+    conn(ConnCmd::Save)
+}
+
+pub(super) fn shutdown(_: Args) -> Parsed {
+    conn(ConnCmd::Shutdown)
+}
+
 pub(super) fn unwatch(_: Args) -> Parsed {
     conn(ConnCmd::Unwatch)
 }

@@ -91,6 +91,9 @@ fn client_subcommands() {
     assert_eq!(conn(&["CLIENT", "ID"]), ConnCmd::ClientId);
     assert_eq!(conn(&["CLIENT", "INFO"]), ConnCmd::ClientInfo);
     assert_eq!(conn(&["CLIENT", "LIST", "TYPE", "normal"]), ConnCmd::ClientList);
+    assert_eq!(conn(&["SAVE"]), ConnCmd::Save);
+    assert_eq!(conn(&["shutdown", "nosave", "now"]), ConnCmd::Shutdown);
+    assert_eq!(err(&["SAVE", "x"]), "ERR wrong number of arguments for 'save' command");
     assert_eq!(conn(&["CLIENT", "UNBLOCK", "7"]), ConnCmd::ClientUnblock { id: 7, error: false });
     assert_eq!(conn(&["client", "unblock", "7", "timeout"]), ConnCmd::ClientUnblock { id: 7, error: false });
     assert_eq!(conn(&["CLIENT", "UNBLOCK", "7", "ERROR"]), ConnCmd::ClientUnblock { id: 7, error: true });
