@@ -79,7 +79,14 @@ impl Waiters {
             cancelled: AtomicBool::new(r.early_cancels.contains(&token)),
         });
         r.next += 1;
-        r.by_token.insert(token, entry.clone());
+        // The client's node sends a round only once the one before it has
+        // answered or been given up on, so a round of the same command
+        // still here outlived its sender: it must not pop, since its
+        // answer would reach nobody.
+        if let Some(stale) = r.by_token.insert(token, entry.clone()) {
+            stale.cancelled.store(true, Ordering::SeqCst);
+            stale.notify.notify_one();
+        }
         for k in &keys {
             r.by_key.entry(k.clone()).or_default().push(entry.clone());
         }
@@ -281,10 +288,13 @@ mod tests {
         ws.cancel(11);
         let late = ws.register(&[b"k"], 0, 11);
         assert!(late.cancelled(), "the cancel overtook the registration");
-        // Two rounds of one command overlap: the older one leaving does
-        // not take the token from the newer.
+        // Two rounds of one command overlap: the older one outlived its
+        // sender, is woken and must not pop; its leaving does not take the
+        // token from the newer.
         let old_round = ws.register(&[b"k"], 0, 12);
         let new_round = ws.register(&[b"k"], 0, 12);
+        assert!(woken_within(&old_round, 50).await && old_round.cancelled(), "the stale round may still pop");
+        assert!(!new_round.cancelled());
         drop(old_round);
         ws.cancel(12);
         assert!(new_round.cancelled());
