@@ -106,6 +106,20 @@ fn waiters_share_pushes_exactly_and_leavers_and_transactions_do_not_wait() {
     assert_eq!(got, ["a", "b", "c", "d"].map(|e| arr(&["{w}list", e])), "served in the order they blocked");
     assert_eq!(cl.cmd(&["EXISTS", "{w}list"]).unwrap(), Value::Int(0));
 
+    // A push answers once the clients it wakes are served, as in Redis: a
+    // chain of BLMOVEs has passed the element along before it returns.
+    let (mut first, mut second) = (c.client(0), c.client(1));
+    first.send_raw(&Client::encode(&[b"BLMOVE", b"{w}l1", b"{w}l2", b"RIGHT", b"LEFT", b"0"])).unwrap();
+    settle();
+    second.send_raw(&Client::encode(&[b"BLMOVE", b"{w}l2", b"{w}l3", b"LEFT", b"RIGHT", b"0"])).unwrap();
+    settle();
+    assert_eq!(cl.cmd(&["RPUSH", "{w}l1", "foo"]).unwrap(), Value::Int(1));
+    for (list, holds) in [("{w}l1", &[][..]), ("{w}l2", &[]), ("{w}l3", &["foo"])] {
+        assert_eq!(cl.cmd(&["LRANGE", list, "0", "-1"]).unwrap(), arr(holds), "{list} right after the push");
+    }
+    assert_eq!(first.read().unwrap(), Value::bulk("foo"));
+    assert_eq!(second.read().unwrap(), Value::bulk("foo"));
+
     // A command pipelined behind a blocked one waits for it, in order.
     let mut piped = c.client(1);
     let mut both = Client::encode(&[b"BLMPOP", b"0", b"1", b"{w}p", b"LEFT", b"COUNT", b"5"]);

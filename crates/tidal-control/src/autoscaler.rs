@@ -74,7 +74,11 @@ pub enum Action {
 ///   (the load came back), then scale up, once no operation runs;
 /// - fewer: draft a shrink plan, once no operation runs and no plan is
 ///   pending (one at a time; an operator's own Draft holds it too);
-/// - neither: cancel a Draft of the autoscaler's that no longer applies.
+/// - neither: keep a Draft of the autoscaler's for the scale-down
+///   stabilization window after it was drafted (a load that hovers at the
+///   target would otherwise draft and cancel a plan every few seconds,
+///   under the eyes of the operator asked to review it), then cancel it:
+///   it no longer applies.
 pub fn action_for(state: &ClusterState, policy: &Policy, decision: &Decision) -> Action {
     let current = decision.current;
     let prgs_now = |t: &str| state.placements.keys().filter(|p| p.tenant == t).count() as u32;
@@ -84,6 +88,14 @@ pub fn action_for(state: &ClusterState, policy: &Policy, decision: &Decision) ->
     let running = state.running_operation();
     if up || !down {
         if let Some(p) = own_draft {
+            let window_ms = u64::from(policy.behavior.down().stabilization_window_seconds.unwrap_or(0)) * 1000;
+            if !up && decision.at_ms < p.created_ms.saturating_add(window_ms) {
+                return Action::Wait(format!(
+                    "shrink plan {} awaits arming; the load is back at the target, and the plan is kept for the \
+                     scale-down window",
+                    p.id
+                ));
+            }
             return Action::CancelDraft { id: p.id.clone() };
         }
         if !up {

@@ -29,6 +29,10 @@ fn cluster() -> ClusterState {
 }
 
 fn decision(current: u32, nodes: u32, prgs: Option<u32>) -> Decision {
+    decision_at(0, current, nodes, prgs)
+}
+
+fn decision_at(at_ms: u64, current: u32, nodes: u32, prgs: Option<u32>) -> Decision {
     let recommendation = Recommendation {
         asked: nodes,
         stabilized: nodes,
@@ -39,7 +43,7 @@ fn decision(current: u32, nodes: u32, prgs: Option<u32>) -> Decision {
     let prgs = prgs
         .map(|n| [("default".to_string(), PrgAsk { prgs: n, by: "ops".into(), why: String::new() })].into())
         .unwrap_or_default();
-    Decision { at_ms: 0, current, nodes, asks: Vec::new(), desired: nodes, recommendation, held: None, prgs }
+    Decision { at_ms, current, nodes, asks: Vec::new(), desired: nodes, recommendation, held: None, prgs }
 }
 
 fn policy(auto_arm: bool) -> Policy {
@@ -102,8 +106,15 @@ fn fewer_nodes_draft_a_plan_armed_only_when_the_policy_says() {
 fn a_draft_of_its_own_is_cancelled_when_the_load_comes_back() {
     let own = with_plan(cluster(), "autoscale-v9", PlanState::Draft);
     let cancel = Action::CancelDraft { id: "autoscale-v9".into() };
-    assert_eq!(action_for(&own, &policy(false), &decision(4, 4, None)), cancel);
+    // Above the target: at once.
     assert_eq!(action_for(&own, &policy(false), &decision(4, 5, None)), cancel);
+    // At the target: kept through the scale-down window (300 s by
+    // default), so a load that hovers there does not flap the plan.
+    assert!(matches!(action_for(&own, &policy(false), &decision_at(299_999, 4, 4, None)), Action::Wait(_)));
+    assert_eq!(action_for(&own, &policy(false), &decision_at(300_000, 4, 4, None)), cancel);
+    let short =
+        parse_policy(r#"{"minNodes":3,"maxNodes":9,"behavior":{"scaleDown":{"stabilizationWindowSeconds":0}}}"#);
+    assert_eq!(action_for(&own, &short.unwrap(), &decision(4, 4, None)), cancel);
     // An operator's draft is theirs to cancel.
     let theirs = with_plan(cluster(), "mine", PlanState::Draft);
     assert_eq!(action_for(&theirs, &policy(false), &decision(4, 4, None)), Action::Steady);

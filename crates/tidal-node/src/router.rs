@@ -45,6 +45,10 @@ pub const BLOCK_ROUND: Duration = Duration::from_secs(1);
 /// something arrives.
 const POP_ROOM: Duration = Duration::from_secs(1);
 
+/// Longest a write that woke blocked clients waits, before it answers, for
+/// them to be served (see [`tidal_raft::waiters::Waiters::settled`]).
+const SERVED_WITHIN: Duration = Duration::from_millis(200);
+
 /// `writes` in consecutive runs of at most `max` bytes each, as the
 /// batcher counts them; a write larger than `max` forms a run alone.
 fn batches_by_bytes<T>(writes: Vec<(T, WriteOp)>, max: usize) -> Vec<Vec<(T, WriteOp)>> {
@@ -659,7 +663,11 @@ impl Shared {
     /// leader's to serve.
     async fn execute_checked(&self, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
         match req {
-            KvRequest::Write(op) => propose(kv, op, timeout).await,
+            KvRequest::Write(op) => {
+                let answer = propose(kv, op, timeout).await;
+                kv.machine.waiters().settled(SERVED_WITHIN).await;
+                answer
+            }
             KvRequest::Block { op, wait_ms, since, first, token } => {
                 self.block_here(kv, op, Duration::from_millis(wait_ms), (since, first, token), timeout).await
             }
@@ -667,7 +675,13 @@ impl Shared {
                 kv.machine.waiters().cancel(token);
                 KvResponse::Reply(Reply::Ok)
             }
-            KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, kv.proposer.propose_many(ops)).await {
+            KvRequest::WriteBatch(ops) => match tokio::time::timeout(timeout, async {
+                let outcomes = kv.proposer.propose_many(ops).await;
+                kv.machine.waiters().settled(SERVED_WITHIN).await;
+                outcomes
+            })
+            .await
+            {
                 Ok(Ok(outcomes)) if outcomes.iter().all(Result::is_ok) => {
                     KvResponse::Reply(Reply::Array(outcomes.into_iter().map(|o| o.expect("checked")).collect()))
                 }

@@ -27,6 +27,8 @@ pub struct Waiters {
     /// Registered waiters: applying a write looks no further when none is.
     count: AtomicUsize,
     inner: Mutex<Registry>,
+    /// Told whenever a waiter finishes handling a wake, or leaves.
+    settle: Notify,
 }
 
 #[derive(Default)]
@@ -143,6 +145,35 @@ impl Waiters {
         }
     }
 
+    /// Until no waiter has a wake to handle or is handling one (popping),
+    /// or `within` has passed: a write that wakes blocked clients answers
+    /// once they are served, as Redis serves them before its next command,
+    /// so the writer's next read sees what they took (and what a BLMOVE
+    /// moved on to the clients it wakes in turn).
+    pub async fn settled(&self, within: std::time::Duration) {
+        if !self.any() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut told = std::pin::pin!(self.settle.notified());
+            // Registered before the look, so a change after it is heard.
+            told.as_mut().enable();
+            if !self.stirring() || tokio::time::timeout_at(deadline, told).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether a waiter that may still pop has a wake to handle or is
+    /// handling one.
+    fn stirring(&self) -> bool {
+        let r = self.inner.lock().expect("waiters lock");
+        r.by_token.values().any(|e| {
+            !e.cancelled.load(Ordering::SeqCst) && (e.pending.load(Ordering::SeqCst) || e.busy.load(Ordering::SeqCst))
+        })
+    }
+
     /// Let the waiters younger than `entry` on `keys` check their turn.
     fn nudge(&self, keys: &[Vec<u8>], entry: &Entry) {
         let r = self.inner.lock().expect("waiters lock");
@@ -193,6 +224,7 @@ impl Waiter<'_> {
     pub fn looked(&self) {
         self.entry.busy.store(false, Ordering::SeqCst);
         self.waiters.nudge(&self.keys, &self.entry);
+        self.waiters.settle.notify_waiters();
     }
 }
 
@@ -216,6 +248,7 @@ impl Drop for Waiter<'_> {
         }
         self.waiters.count.fetch_sub(1, Ordering::SeqCst);
         self.waiters.nudge(&self.keys, &self.entry);
+        self.waiters.settle.notify_waiters();
     }
 }
 
