@@ -99,7 +99,16 @@ fn redis_py_reads_every_type_in_both_protocols() {
              print(proto, r.zrandmember('{{u}}z', 5, withscores=True) is not None, r.hrandfield('{{u}}h', 1, withvalues=True) is not None)\n    \
              p = r.pipeline()\n    \
              p.hincrby('{{u}}h', 'a', 5).zincrby('{{u}}z', 1, 'n').lpop('{{u}}l').zpopmin('{{u}}z')\n    \
-             print(proto, p.execute())\n"
+             print(proto, p.execute())\n    \
+             r.delete('{{u}}sl', '{{u}}sorted')\n    \
+             r.rpush('{{u}}sl', 1, 2, 3)\n    \
+             r.mset({{'{{u}}w_1': 3, '{{u}}w_2': 1, '{{u}}w_3': 2}})\n    \
+             print(proto, r.sort('{{u}}sl', by='{{u}}w_*', get=['#', '{{u}}w_*']), r.sort('{{u}}sl', desc=True, start=0, num=2), r.sort('{{u}}sl', store='{{u}}sorted'), r.lrange('{{u}}sorted', 0, -1))\n    \
+             for by in ('{{v}}w_*', 'w_*'):\n        \
+                 try:\n            \
+                     r.sort('{{u}}sl', by=by)\n        \
+                 except redis.ResponseError as e:\n            \
+                     print(proto, 'hash to the same slot' in str(e), 'BY option of SORT denied' in str(e))\n"
     );
     let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 with redis-py");
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -114,5 +123,10 @@ fn redis_py_reads_every_type_in_both_protocols() {
         );
         assert_eq!(of(2), format!("{proto} True True"), "{printed}");
         assert!(of(3).starts_with(&format!("{proto} [6, 3.0, '1', [")) && of(3).contains("'m', 1.5"), "{printed}");
+        // SORT as redis-py sends it: BY and GET patterns of the key's slot,
+        // LIMIT, DESC, STORE; a pattern of another slot, or of no fixed
+        // slot, is refused.
+        assert_eq!(of(4), format!("{proto} ['2', '1', '3', '2', '1', '3'] ['3', '2'] 3 ['1', '2', '3']"), "{printed}");
+        assert_eq!((of(5), of(6)), (format!("{proto} True False").as_str(), format!("{proto} False True").as_str()));
     }
 }
