@@ -74,10 +74,9 @@ pub struct Shared {
     pub refused_clients: AtomicU64,
     /// Open client connections.
     pub connections: AtomicU64,
-    /// Client connections waiting in a blocking command.
-    pub blocked: AtomicU64,
-    /// How to end each waiting client's command early (CLIENT UNBLOCK), by
-    /// client id: send whether to answer with the UNBLOCKED error.
+    /// The client connections waiting in a blocking command (INFO counts
+    /// them), by client id, each with how to end its command early
+    /// (CLIENT UNBLOCK): send whether to answer with the UNBLOCKED error.
     pub unblockers: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>,
     /// Previous (time, applied index) per group, for proposal rates.
     pub rates: Mutex<BTreeMap<String, (Instant, u64)>>,
@@ -714,7 +713,6 @@ impl Node {
             server_errors: AtomicU64::new(0),
             refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
-            blocked: AtomicU64::new(0),
             unblockers: Mutex::default(),
             rates: Mutex::default(),
             info,

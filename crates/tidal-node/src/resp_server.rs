@@ -322,7 +322,6 @@ async fn blocked(
     // Unique in the cluster: this node's id, then a count of its blocking
     // commands.
     let token = (shared.config.node_id << 40) | (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) & ((1 << 40) - 1));
-    shared.blocked.fetch_add(1, Ordering::Relaxed);
     let (unblock_tx, mut unblock_rx) = tokio::sync::oneshot::channel();
     shared.unblockers.lock().expect("unblockers lock").insert(id, unblock_tx);
     let ended = AtomicBool::new(false);
@@ -348,7 +347,6 @@ async fn blocked(
         }
     };
     shared.unblockers.lock().expect("unblockers lock").remove(&id);
-    shared.blocked.fetch_sub(1, Ordering::Relaxed);
     match answer {
         // The client left: its round at the leader must not pop for it.
         None if with_error.is_none() => {
@@ -890,7 +888,7 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 tcp_port: config_view(shared).port,
                 uptime_ms: shared.started.elapsed().as_millis() as u64,
                 connected_clients: shared.connections.load(Ordering::Relaxed),
-                blocked_clients: shared.blocked.load(Ordering::Relaxed),
+                blocked_clients: shared.unblockers.lock().expect("unblockers lock").len() as u64,
                 used_memory: 0,
                 total_commands_processed: shared.commands.load(Ordering::Relaxed),
                 keys,

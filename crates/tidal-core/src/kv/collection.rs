@@ -52,7 +52,7 @@ impl Header {
         Header { rec: Record::collection(kind, Vec::new(), None), len: 0, extra: 0 }
     }
 
-    fn from_record(rec: Record) -> Header {
+    pub fn from_record(rec: Record) -> Header {
         let (len, extra) = (word(&rec.value, 0), word(&rec.value, 8) as i64);
         Header { rec, len, extra }
     }

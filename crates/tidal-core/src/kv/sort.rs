@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{delete_key, elements, live, member_of, member_sub, open, Header};
+use super::collection::{delete_key, elements, live, member_of, member_sub, Header};
 use super::command::{int, is, take, Command};
 use super::list::{self, End};
 use super::op::{ReadOp, WriteOp};
@@ -160,10 +160,7 @@ fn source(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<Source
     let Some(rec) = live(store, key, now_ms)? else { return Ok(Ok((Kind::List, Vec::new()))) };
     let kind = rec.kind;
     let values = match kind {
-        Kind::List => match open(store, key, now_ms, Kind::List)? {
-            Ok(Some(h)) => list::all(store, key, &h)?,
-            _ => Vec::new(),
-        },
+        Kind::List => list::all(store, key, &Header::from_record(rec))?,
         Kind::Set => elements(store, key)?.into_iter().map(|(sub, _)| member_of(&sub).to_vec()).collect(),
         Kind::ZSet => zset::members_in_order(store, key)?,
         _ => return Ok(Err(super::collection::wrong_type())),
@@ -215,6 +212,7 @@ fn sorted(
         (nosort, alpha, by) = (false, true, None);
     }
     let (start, end) = window(spec.limit, values.len() as i64);
+    let directed = |order: std::cmp::Ordering| if spec.desc { order.reverse() } else { order };
     if nosort {
         if spec.desc && kind != Kind::Set {
             values.reverse();
@@ -230,14 +228,7 @@ fn sorted(
             };
             keyed.push((text, v));
         }
-        keyed.sort_by(|a, b| {
-            let order = if by.is_some() { a.0.cmp(&b.0) } else { a.1.cmp(&b.1) };
-            if spec.desc {
-                order.reverse()
-            } else {
-                order
-            }
-        });
+        keyed.sort_by(|a, b| directed(if by.is_some() { a.0.cmp(&b.0) } else { a.1.cmp(&b.1) }));
         values = keyed.into_iter().map(|(_, v)| v).collect();
     } else {
         // By number (a missing BY key weighs 0), then by the element's
@@ -253,14 +244,7 @@ fn sorted(
             };
             keyed.push((w, v));
         }
-        keyed.sort_by(|a, b| {
-            let order = a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1));
-            if spec.desc {
-                order.reverse()
-            } else {
-                order
-            }
-        });
+        keyed.sort_by(|a, b| directed(a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1))));
         values = keyed.into_iter().map(|(_, v)| v).collect();
     }
     if end < start {
@@ -270,19 +254,30 @@ fn sorted(
     Ok(Ok(values.split_off(start as usize)))
 }
 
-/// SORT or SORT_RO without STORE.
-pub(super) fn read(store: &impl KvStore, key: &[u8], spec: &SortSpec, now_ms: u64) -> Result<Reply, StoreError> {
-    let values = typed!(sorted(store, key, spec, false, now_ms)?);
+/// What SORT answers for `values`: the elements themselves, or, with GET,
+/// each pattern's value for each element in turn (`None`: nothing there).
+fn answer(
+    store: &impl KvStore,
+    spec: &SortSpec,
+    values: Vec<Vec<u8>>,
+    now_ms: u64,
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
     if spec.get.is_empty() {
-        return Ok(Reply::Array(values.into_iter().map(Reply::Bulk).collect()));
+        return Ok(values.into_iter().map(Some).collect());
     }
     let mut out = Vec::with_capacity(values.len() * spec.get.len());
     for v in &values {
         for pattern in &spec.get {
-            out.push(Reply::bulk_or_nil(lookup(store, pattern, v, now_ms)?));
+            out.push(lookup(store, pattern, v, now_ms)?);
         }
     }
-    Ok(Reply::Array(out))
+    Ok(out)
+}
+
+/// SORT or SORT_RO without STORE.
+pub(super) fn read(store: &impl KvStore, key: &[u8], spec: &SortSpec, now_ms: u64) -> Result<Reply, StoreError> {
+    let values = typed!(sorted(store, key, spec, false, now_ms)?);
+    Ok(Reply::Array(answer(store, spec, values, now_ms)?.into_iter().map(Reply::bulk_or_nil).collect()))
 }
 
 /// SORT ... STORE `dest`: the answer as a list in `dest` (an empty answer
@@ -296,20 +291,11 @@ pub(super) fn store(
     now_ms: u64,
 ) -> Result<Reply, StoreError> {
     let values = typed!(sorted(store, key, spec, true, now_ms)?);
-    let mut out = Vec::with_capacity(values.len() * spec.get.len().max(1));
-    if spec.get.is_empty() {
-        out = values;
-    } else {
-        for v in &values {
-            for pattern in &spec.get {
-                out.push(lookup(store, pattern, v, now_ms)?.unwrap_or_default());
-            }
-        }
-    }
+    let out = answer(store, spec, values, now_ms)?;
     delete_key(store, dest, now_ms)?;
     let mut h = Header::new(Kind::List);
     for v in &out {
-        list::push(store, dest, &mut h, End::Right, v)?;
+        list::push(store, dest, &mut h, End::Right, v.as_deref().unwrap_or_default())?;
     }
     h.save(store, dest)?;
     Ok(Reply::Int(out.len() as i64))
