@@ -293,10 +293,13 @@ pub fn run(args: UpArgs) -> i32 {
 
     let code = crate::runtime().block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
+        // Both listeners live across the loop: a signal that arrives while
+        // no listener exists (during `provide`, which blocks) would be lost.
+        let mut int = signal(SignalKind::interrupt()).expect("cannot install SIGINT handler");
         let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return 0,
+                _ = int.recv() => return 0,
                 _ = term.recv() => return 0,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
                     if let Some((id, status)) = exited(&mut children) {
