@@ -75,6 +75,16 @@ pub struct RawConfig {
     pub election_min_ms: Option<u64>,
     #[arg(long, env = "TIDAL_ELECTION_MAX_MS")]
     pub election_max_ms: Option<u64>,
+    /// How a leader confirms it leads before a read: `lease` (default;
+    /// served locally while a quorum acknowledged the leader within the
+    /// election timeout less `lease-margin-ms`) or `read-index` (a quorum
+    /// heartbeat round for every batch of reads).
+    #[arg(long, env = "TIDAL_READ_POLICY")]
+    pub read_policy: Option<String>,
+    /// How much shorter than `election-max-ms` the read lease is, for
+    /// clocks that run at different rates (default 200).
+    #[arg(long, env = "TIDAL_LEASE_MARGIN_MS")]
+    pub lease_margin_ms: Option<u64>,
     /// Snapshot a group after this many applied entries.
     #[arg(long, env = "TIDAL_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
@@ -242,6 +252,8 @@ impl RawConfig {
             heartbeat_ms,
             election_min_ms,
             election_max_ms,
+            read_policy,
+            lease_margin_ms,
             snapshot_every,
             keep_after_snapshot,
             log_hold_ms,
@@ -719,7 +731,17 @@ impl RawConfig {
             snapshot_chunk_bytes: dr.snapshot_chunk_bytes.min(max_request_bytes(max_frame)),
             snapshot_rate_bytes: 0,
             max_frame_bytes: max_frame as usize,
+            read_policy: dr.read_policy,
+            lease_margin_ms: self.lease_margin_ms.unwrap_or(dr.lease_margin_ms),
         };
+        match self.read_policy.as_deref().map(str::parse) {
+            None => {}
+            Some(Ok(p)) => raft.read_policy = p,
+            Some(Err(e)) => errs.push(format!("read-policy: {e}")),
+        }
+        if let Err(e) = raft.check_lease() {
+            errs.push(format!("lease-margin-ms: {e}"));
+        }
         if raft.log_hold_ms > 86_400_000 {
             errs.push(format!("log-hold-ms: must be at most 86400000 (a day), got {}", raft.log_hold_ms));
         }

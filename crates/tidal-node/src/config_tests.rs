@@ -305,3 +305,25 @@ fn client_limits_default_as_redis_and_refuse_nonsense() {
     let c = from_file.or(good()).resolve().unwrap();
     assert_eq!((c.clients.max, c.clients.idle), (50, Some(std::time::Duration::from_secs(300))));
 }
+
+#[test]
+fn reads_take_a_lease_shorter_than_the_election_timeout_unless_told_otherwise() {
+    use std::time::Duration;
+    use tidal_raft::read_gate::ReadPolicy;
+    let c = good().resolve().unwrap();
+    assert_eq!(c.raft.read_policy, ReadPolicy::Lease);
+    assert_eq!(c.raft.read_lease(), Duration::from_millis(c.raft.election_max_ms - 200));
+    let c =
+        RawConfig { read_policy: Some("read-index".into()), lease_margin_ms: Some(300), ..good() }.resolve().unwrap();
+    assert_eq!(c.raft.read_policy, ReadPolicy::ReadIndex);
+    assert_eq!(c.raft.read_lease(), Duration::from_millis(c.raft.election_max_ms - 300));
+    // A policy that does not exist, and a lease that would not outlast two
+    // heartbeats (1000 - 850 < 2 × 100), are refused by name.
+    let errs = RawConfig { read_policy: Some("stale".into()), ..good() }.resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e == "read-policy: expected lease or read-index, got 'stale'"), "{errs:?}");
+    let errs = RawConfig { lease_margin_ms: Some(850), ..good() }.resolve().unwrap_err().0;
+    assert!(errs.iter().any(|e| e.starts_with("lease-margin-ms: ")), "{errs:?}");
+    // Under read-index no lease is taken, so any margin will do.
+    let raw = RawConfig { read_policy: Some("read-index".into()), lease_margin_ms: Some(5000), ..good() };
+    assert!(raw.resolve().is_ok());
+}

@@ -150,6 +150,18 @@ pub fn render(shared: &Shared) -> String {
         "Client requests answered with an error of the cluster's making (TRYAGAIN, UNCERTAIN, CLUSTERDOWN)",
         errors,
     );
+    let reads = Family::<Labels, Counter<u64, AtomicU64>>::default();
+    let st = &shared.read_stats;
+    for (how, n) in [("lease", &st.lease), ("round", &st.round), ("clock_jump", &st.clock_jump)] {
+        reads.get_or_create(&vec![("how".to_string(), how.to_string())]).inc_by(n.load(Ordering::Relaxed));
+    }
+    r.register(
+        "tidal_read_batches",
+        "Batches of linearizable reads on the PRGs this node leads, by how leadership was confirmed: lease \
+         (against the leader's lease), round (a quorum heartbeat round: --read-policy read-index), clock_jump \
+         (a round because the wall clock jumped ahead of the monotonic one, as after the machine slept)",
+        reads,
+    );
     let refused = Counter::<u64, AtomicU64>::default();
     refused.inc_by(shared.refused_clients.load(Ordering::Relaxed));
     r.register("tidal_client_refused", "Client connections refused at maxclients", refused);

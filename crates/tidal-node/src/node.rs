@@ -24,7 +24,7 @@ use tidal_core::ids::CP_GROUP;
 use tidal_core::{ClusterState, GroupId, NodeId, NodeInfo, NodeState, Registration};
 use tidal_raft::kv_machine::{KvMachine, KvSpec};
 use tidal_raft::kv_proposer::KvProposer;
-use tidal_raft::read_gate::ReadGate;
+use tidal_raft::read_gate::{GateConfig, ReadGate};
 use tidal_raft::transport::{
     Acceptor, BoxFuture, Connector, Handshake, PeerId, Plain, SourceTcpConnector, TcpAcceptor, TcpConnector, WireError,
 };
@@ -89,6 +89,8 @@ pub struct Shared {
     pub cp_reports: Mutex<BTreeMap<NodeId, NodeReport>>,
     /// How long requests take on the PRGs this node leads.
     pub latencies: crate::load::Latencies,
+    /// How the reads of the PRGs this node leads were confirmed.
+    pub read_stats: Arc<tidal_raft::read_gate::ReadStats>,
     /// This process's CPU and memory.
     pub usage: Arc<dyn crate::load::Usage>,
     /// Rates of the load this node reports, between reports.
@@ -228,7 +230,16 @@ impl Shared {
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
         let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms());
-        let reads = ReadGate::spawn(g.raft.clone());
+        let wall = self.clock.clone();
+        let reads = ReadGate::spawn(
+            g.raft.clone(),
+            GateConfig {
+                policy: self.config.raft.read_policy,
+                lease: self.config.raft.read_lease(),
+                wall: Arc::new(move || wall.now_ms()),
+                stats: self.read_stats.clone(),
+            },
+        );
         self.kv
             .write()
             .expect("kv lock")
@@ -719,6 +730,7 @@ impl Node {
             instance,
             cp_reports: Mutex::default(),
             latencies: crate::load::Latencies::default(),
+            read_stats: Arc::default(),
             usage,
             load: Mutex::default(),
             history: Mutex::default(),

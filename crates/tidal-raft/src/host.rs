@@ -53,6 +53,12 @@ pub struct RaftTuning {
     /// Longest peer frame this node sends or takes (every node of a
     /// cluster should have the same).
     pub max_frame_bytes: usize,
+    /// How this node's leaders confirm leadership for reads.
+    pub read_policy: crate::read_gate::ReadPolicy,
+    /// How much shorter than `election_max_ms` a leader's read lease is:
+    /// room for the clocks of the leader and its followers to run at
+    /// different rates.
+    pub lease_margin_ms: u64,
 }
 
 impl Default for RaftTuning {
@@ -67,11 +73,36 @@ impl Default for RaftTuning {
             snapshot_chunk_bytes: 4 << 20,
             snapshot_rate_bytes: 0,
             max_frame_bytes: crate::transport::MAX_FRAME,
+            read_policy: crate::read_gate::ReadPolicy::Lease,
+            lease_margin_ms: 200,
         }
     }
 }
 
 impl RaftTuning {
+    /// How long after a quorum acknowledged it a leader serves reads
+    /// without another round (see [`crate::read_gate`]).
+    pub fn read_lease(&self) -> Duration {
+        Duration::from_millis(self.election_max_ms.saturating_sub(self.lease_margin_ms))
+    }
+
+    /// Why these settings cannot make a read lease, if they cannot: the
+    /// lease must outlast at least two heartbeats, or every read would
+    /// find it expired.
+    pub fn check_lease(&self) -> Result<(), String> {
+        if self.read_policy == crate::read_gate::ReadPolicy::Lease
+            && self.read_lease() < Duration::from_millis(2 * self.heartbeat_ms)
+        {
+            return Err(format!(
+                "election-max-ms ({}) less lease-margin-ms ({}) must be at least two heartbeats ({} ms)",
+                self.election_max_ms,
+                self.lease_margin_ms,
+                2 * self.heartbeat_ms
+            ));
+        }
+        Ok(())
+    }
+
     pub fn to_config(&self, cluster: &str) -> Result<openraft::Config, String> {
         openraft::Config {
             cluster_name: cluster.to_string(),

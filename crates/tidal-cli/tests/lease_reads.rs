@@ -1,0 +1,64 @@
+//! Lease reads against real processes: a leader stopped (SIGSTOP) for
+//! twice the election timeout, while the others elect a new leader that
+//! acknowledges a write, must not answer a read sent to it afterwards
+//! from its old state when it wakes. That is the stale read a lease kept
+//! on a clock that stops with the process would give.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{http_get, wait_for, Cluster, Value};
+
+const ELECTION_MAX_MS: u64 = 600;
+const PRG: &str = "default:0";
+
+/// The leader of [`PRG`] as node `i` sees it.
+fn leader_seen_by(c: &Cluster, i: usize) -> Option<u64> {
+    c.group_on(i, PRG)?["leader"].as_u64()
+}
+
+/// Node `i`'s count of read batches confirmed `how`.
+fn read_batches(c: &Cluster, i: usize, how: &str) -> u64 {
+    let (_, body) = http_get(&c.nodes[i].http, "/metrics").unwrap();
+    let line = format!("tidal_read_batches_total{{how=\"{how}\"}} ");
+    body.lines().find_map(|l| l.strip_prefix(&line)?.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_leader_woken_from_a_pause_past_its_lease_serves_no_stale_read() {
+    let max = ELECTION_MAX_MS.to_string();
+    let c = Cluster::start(3, &["--prgs", "1", "--slots", "64", "--election-min-ms", "300", "--election-max-ms", &max]);
+    for round in 0..2 {
+        let leader = wait_for(Duration::from_secs(30), "a leader of the PRG", || leader_seen_by(&c, 0));
+        let li = c.nodes.iter().position(|n| n.id == leader).unwrap();
+        let other = (li + 1) % 3;
+        let key = format!("key-{round}");
+        let mut writer = c.client(other);
+        assert_eq!(writer.cmd(&["SET", &key, "old"]).unwrap(), Value::Simple("OK".into()));
+        // Served by the leader itself, under its lease.
+        let mut stale = c.client(li);
+        let leased = read_batches(&c, li, "lease");
+        assert_eq!(stale.cmd(&["GET", &key]).unwrap(), Value::bulk("old"));
+        assert!(read_batches(&c, li, "lease") > leased, "the leader served the read under its lease");
+
+        let stopped = Instant::now();
+        c.pause(li, true);
+        let new = wait_for(Duration::from_secs(30), "the others to elect a new leader", || {
+            leader_seen_by(&c, other).filter(|l| *l != leader)
+        });
+        // Acknowledged by the new leader while the old one sleeps.
+        assert_eq!(writer.cmd(&["SET", &key, "new"]).unwrap(), Value::Simple("OK".into()));
+        std::thread::sleep(Duration::from_millis(2 * ELECTION_MAX_MS).saturating_sub(stopped.elapsed()));
+        // Sent after the write was acknowledged; the old leader reads it
+        // the moment it wakes, still believing it leads.
+        stale.send_raw(&common::Client::encode(&[b"GET", key.as_bytes()])).unwrap();
+        c.pause(li, false);
+        assert_eq!(
+            stale.read().unwrap(),
+            Value::bulk("new"),
+            "round {round}: node {leader} woke after {:?} (node {new} leads now) and answered from before the write",
+            stopped.elapsed()
+        );
+    }
+}
