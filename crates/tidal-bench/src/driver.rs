@@ -27,6 +27,7 @@ pub struct Dial {
     pub timeout: Duration,
     tls: Option<tokio_rustls::TlsConnector>,
     password: Option<String>,
+    readonly: bool,
 }
 
 impl Dial {
@@ -58,6 +59,7 @@ impl Dial {
             timeout: spec.timeout,
             tls,
             password: spec.password.clone(),
+            readonly: spec.readonly,
         })
     }
 
@@ -66,7 +68,9 @@ impl Dial {
         let connecting = async {
             match self.protocol {
                 Protocol::Resp => {
-                    RespConn::connect(endpoint, self.tls.as_ref(), self.password.as_deref()).await.map(Conn::Resp)
+                    RespConn::connect(endpoint, self.tls.as_ref(), self.password.as_deref(), self.readonly)
+                        .await
+                        .map(Conn::Resp)
                 }
                 #[cfg(feature = "etcd")]
                 Protocol::Etcd => EtcdConn::connect(endpoint, self.timeout).await.map(|c| Conn::Etcd(Box::new(c))),
@@ -203,27 +207,37 @@ impl RespConn {
         endpoint: &str,
         tls: Option<&tokio_rustls::TlsConnector>,
         password: Option<&str>,
+        readonly: bool,
     ) -> Result<RespConn, OpError> {
         let stream = open(endpoint, tls).await?;
         let mut c = RespConn { stream, out: Vec::with_capacity(4096), buf: BytesMut::with_capacity(16 * 1024) };
         if let Some(p) = password {
-            c.out.clear();
-            Self::encode(&mut c.out, &[b"AUTH", p.as_bytes()]);
-            c.stream.write_all(&c.out).await.map_err(OpError::io)?;
-            loop {
-                match redis_protocol::resp2::decode::decode_bytes_mut(&mut c.buf) {
-                    Ok(Some((redis_protocol::resp2::types::BytesFrame::SimpleString(_), _, _))) => break,
-                    Ok(Some((other, _, _))) => return Err(OpError::Connect(format!("AUTH: {other:?}"))),
-                    Ok(None) => {
-                        if c.stream.read_buf(&mut c.buf).await.map_err(OpError::io)? == 0 {
-                            return Err(OpError::Connect("AUTH: connection closed".into()));
-                        }
-                    }
-                    Err(e) => return Err(OpError::Protocol(e.to_string())),
-                }
-            }
+            c.handshake(&[b"AUTH", p.as_bytes()]).await?;
+        }
+        if readonly {
+            c.handshake(&[b"READONLY"]).await?;
         }
         Ok(c)
+    }
+
+    /// Send a command of the connection's set-up and expect a status reply.
+    async fn handshake(&mut self, args: &[&[u8]]) -> Result<(), OpError> {
+        let name = String::from_utf8_lossy(args[0]).into_owned();
+        self.out.clear();
+        Self::encode(&mut self.out, args);
+        self.stream.write_all(&self.out).await.map_err(OpError::io)?;
+        loop {
+            match redis_protocol::resp2::decode::decode_bytes_mut(&mut self.buf) {
+                Ok(Some((redis_protocol::resp2::types::BytesFrame::SimpleString(_), _, _))) => return Ok(()),
+                Ok(Some((other, _, _))) => return Err(OpError::Connect(format!("{name}: {other:?}"))),
+                Ok(None) => {
+                    if self.stream.read_buf(&mut self.buf).await.map_err(OpError::io)? == 0 {
+                        return Err(OpError::Connect(format!("{name}: connection closed")));
+                    }
+                }
+                Err(e) => return Err(OpError::Protocol(e.to_string())),
+            }
+        }
     }
 
     fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {

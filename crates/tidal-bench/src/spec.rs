@@ -245,6 +245,11 @@ pub struct RawSpec {
     /// or as a bearer token with every request (http:// targets).
     #[arg(long, env = "TIDAL_BENCH_PASSWORD")]
     pub password: Option<String>,
+    /// Send READONLY on every new connection (resp:// targets): tidal then
+    /// serves each read from the connected node's replica of the key's
+    /// PRG, still linearizable.
+    #[arg(long)]
+    pub readonly: bool,
     /// Clients during a spike's peak (default: 10 × --clients).
     #[arg(long)]
     pub spike_clients: Option<usize>,
@@ -303,6 +308,7 @@ pub struct Spec {
     pub storm_connections: usize,
     pub cacert: Option<std::path::PathBuf>,
     pub password: Option<String>,
+    pub readonly: bool,
     pub spike_clients: usize,
     pub stress_step: usize,
     pub stress_max_clients: usize,
@@ -383,6 +389,9 @@ impl Spec {
         if raw.password.is_some() && target.protocol == Protocol::Etcd {
             return Err(bad("password", "...", "not for etcd:// targets"));
         }
+        if raw.readonly && target.protocol != Protocol::Resp {
+            return Err(bad("readonly", "true", "only for resp:// and rediss:// targets"));
+        }
         let spike_clients = clients_ok("spike-clients", raw.spike_clients.unwrap_or(clients.saturating_mul(10)))?;
         Ok(Spec {
             target,
@@ -399,6 +408,7 @@ impl Spec {
             storm_connections: clients_ok("storm-connections", raw.storm_connections)?,
             cacert: raw.cacert.clone(),
             password: raw.password.clone(),
+            readonly: raw.readonly,
             spike_clients,
             stress_step: clients_ok("stress-step", raw.stress_step.unwrap_or(clients))?,
             stress_max_clients: clients_ok("stress-max-clients", raw.stress_max_clients)?,
@@ -436,6 +446,7 @@ pub(crate) mod tests {
             storm_connections: 1000,
             cacert: None,
             password: None,
+            readonly: false,
             spike_clients: None,
             stress_step: Some(8),
             stress_max_clients: 512,

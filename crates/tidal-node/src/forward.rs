@@ -71,6 +71,10 @@ pub enum KvRequest {
     Unblock {
         token: u64,
     },
+    /// A follower's read (READONLY): the leader confirms it leads, as for
+    /// a read of its own, and answers with its read index; the follower
+    /// serves the read once it has applied that far.
+    ReadIndex,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,6 +128,8 @@ pub enum KvResponse {
         lag: u64,
         bytes: u64,
     },
+    /// The leader's read index, for [`KvRequest::ReadIndex`].
+    ReadIndex(u64),
 }
 
 /// The request an app frame for a PRG carries, as a peer sent it.

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod drain_api;
+pub mod follower_reads;
 pub mod forward;
 pub mod http;
 pub mod load;

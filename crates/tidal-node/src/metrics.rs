@@ -162,6 +162,9 @@ pub fn render(shared: &Shared) -> String {
          (a round because the wall clock jumped ahead of the monotonic one, as after the machine slept)",
         reads,
     );
+    let follower = Counter::<u64, AtomicU64>::default();
+    follower.inc_by(shared.follower_reads.load(Ordering::Relaxed));
+    r.register("tidal_follower_reads", "Reads of READONLY connections served by this node's replicas", follower);
     let refused = Counter::<u64, AtomicU64>::default();
     refused.inc_by(shared.refused_clients.load(Ordering::Relaxed));
     r.register("tidal_client_refused", "Client connections refused at maxclients", refused);

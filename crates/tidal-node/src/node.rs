@@ -91,6 +91,8 @@ pub struct Shared {
     pub latencies: crate::load::Latencies,
     /// How the reads of the PRGs this node leads were confirmed.
     pub read_stats: Arc<tidal_raft::read_gate::ReadStats>,
+    /// Reads of READONLY connections served by this node's replicas.
+    pub follower_reads: AtomicU64,
     /// This process's CPU and memory.
     pub usage: Arc<dyn crate::load::Usage>,
     /// Rates of the load this node reports, between reports.
@@ -145,6 +147,8 @@ pub struct KvGroup {
     pub proposer: KvProposer,
     /// Batches read-index confirmations.
     pub reads: ReadGate,
+    /// Batches this replica's follower reads (READONLY connections).
+    pub follower_reads: crate::follower_reads::FollowerReads,
     /// Requests this replica has executed as the leader.
     pub ops: Arc<AtomicU64>,
 }
@@ -240,10 +244,16 @@ impl Shared {
                 stats: self.read_stats.clone(),
             },
         );
-        self.kv
-            .write()
-            .expect("kv lock")
-            .insert(group.to_string(), KvGroup { group: g, machine: m, proposer, reads, ops: Arc::default() });
+        let prg: tidal_core::PrgId = group.parse().map_err(|e| NodeError::Control(format!("group {group}: {e}")))?;
+        let follower_reads = crate::follower_reads::FollowerReads::spawn(
+            self.weak_self.get().cloned().unwrap_or_default(),
+            prg,
+            g.raft.clone(),
+        );
+        self.kv.write().expect("kv lock").insert(
+            group.to_string(),
+            KvGroup { group: g, machine: m, proposer, reads, follower_reads, ops: Arc::default() },
+        );
         Ok(true)
     }
 
@@ -731,6 +741,7 @@ impl Node {
             cp_reports: Mutex::default(),
             latencies: crate::load::Latencies::default(),
             read_stats: Arc::default(),
+            follower_reads: AtomicU64::new(0),
             usage,
             load: Mutex::default(),
             history: Mutex::default(),

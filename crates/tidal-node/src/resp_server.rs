@@ -92,6 +92,9 @@ struct Conn {
     /// The keys WATCH read, with their versions, until EXEC, DISCARD,
     /// UNWATCH or RESET.
     watch: Option<Watch>,
+    /// READONLY: reads of one PRG are served by this node's replica of it
+    /// (see [`crate::follower_reads`]), until READWRITE or RESET.
+    readonly: bool,
 }
 
 /// A transaction being queued.
@@ -159,6 +162,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         authed: shared.config.security.password.is_none(),
         multi: None,
         watch: None,
+        readonly: false,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -229,7 +233,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             }
             match cmd {
                 Command::Write(op) => run.push_write(&shared, conn.proto, &mut out, op).await,
-                Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op).await,
+                Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op, conn.readonly).await,
                 Command::Keyspace(k) => {
                     run.flush(&shared, conn.proto, &mut out).await;
                     send(&shared, &keyspace(&shared, k).await, conn.proto, &mut out);
@@ -383,7 +387,8 @@ const MAX_RUN: usize = 512;
 enum Run {
     None,
     Writes(Vec<WriteOp>),
-    Reads(Vec<ReadOp>),
+    /// Reads, and whether the connection is READONLY.
+    Reads(Vec<ReadOp>, bool),
 }
 
 impl Run {
@@ -397,12 +402,12 @@ impl Run {
         }
     }
 
-    async fn push_read(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut, op: ReadOp) {
-        if !matches!(self, Run::Reads(_)) {
+    async fn push_read(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut, op: ReadOp, ro: bool) {
+        if !matches!(self, Run::Reads(_, r) if *r == ro) {
             self.flush(shared, proto, out).await;
-            *self = Run::Reads(Vec::new());
+            *self = Run::Reads(Vec::new(), ro);
         }
-        if let Run::Reads(ops) = self {
+        if let Run::Reads(ops, _) = self {
             ops.push(op);
         }
     }
@@ -412,7 +417,7 @@ impl Run {
         let replies = match std::mem::replace(self, Run::None) {
             Run::None => return,
             Run::Writes(ops) => shared.write_many(DEFAULT_TENANT, ops).await,
-            Run::Reads(ops) => read_many(shared, ops).await,
+            Run::Reads(ops, ro) => read_many(shared, ops, ro).await,
         };
         for r in &replies {
             send(shared, r, proto, out);
@@ -429,16 +434,16 @@ fn send(shared: &Shared, reply: &tidal_core::kv::Reply, proto: Proto, out: &mut 
 }
 
 /// Run reads concurrently; replies in the order of `ops`.
-async fn read_many(shared: &Arc<Shared>, ops: Vec<ReadOp>) -> Vec<Reply> {
+async fn read_many(shared: &Arc<Shared>, ops: Vec<ReadOp>, readonly: bool) -> Vec<Reply> {
     if ops.len() == 1 {
         let op = ops.into_iter().next().expect("one op");
-        return vec![shared.read(DEFAULT_TENANT, op).await];
+        return vec![shared.read_from(DEFAULT_TENANT, op, readonly).await];
     }
     let mut set = tokio::task::JoinSet::new();
     let n = ops.len();
     for (i, op) in ops.into_iter().enumerate() {
         let s = shared.clone();
-        set.spawn(async move { (i, s.read(DEFAULT_TENANT, op).await) });
+        set.spawn(async move { (i, s.read_from(DEFAULT_TENANT, op, readonly).await) });
     }
     let mut out: Vec<Option<Reply>> = vec![None; n];
     while let Some(r) = set.join_next().await {
@@ -841,6 +846,7 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             conn.proto = Proto::Resp2;
             conn.name = None;
             conn.authed = shared.config.security.password.is_none();
+            conn.readonly = false;
             Reply::simple("RESET")
         }
         ConnCmd::ClientSetName(n) => {
@@ -895,7 +901,10 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             };
             info_reply(&sections, &view)
         }
-        ConnCmd::ReadOnly | ConnCmd::ReadWrite => Reply::Ok,
+        ConnCmd::ReadOnly | ConnCmd::ReadWrite => {
+            conn.readonly = matches!(c, ConnCmd::ReadOnly);
+            Reply::Ok
+        }
         // Every acknowledged write is already on a quorum: the leader and at
         // least one follower.
         ConnCmd::Wait { numreplicas, .. } => Reply::Int(numreplicas.clamp(0, 1)),

@@ -180,6 +180,13 @@ impl Shared {
 
     /// Execute a linearizable read for `tenant`.
     pub async fn read(self: &Arc<Self>, tenant: &str, op: ReadOp) -> Reply {
+        self.read_from(tenant, op, false).await
+    }
+
+    /// [`Self::read`], served by this node's replica of the key's PRG when
+    /// `follower` (a READONLY connection) and it holds one; see
+    /// [`crate::follower_reads`]. Reads of several PRGs go to their leaders.
+    pub async fn read_from(self: &Arc<Self>, tenant: &str, op: ReadOp, follower: bool) -> Reply {
         let state = self.cache.get();
         if let Err(e) = check_tenant(&state, tenant) {
             return e;
@@ -188,7 +195,36 @@ impl Shared {
             Ok(p) => p,
             Err(e) => return e,
         };
-        self.run_plan(tenant, plan, KvRequest::Read).await
+        match plan {
+            Plan::Single(Some(prg), op) if follower => self.read_here(&prg, op).await,
+            plan => self.run_plan(tenant, plan, KvRequest::Read).await,
+        }
+    }
+
+    /// A follower read of `op` on this node's replica of `prg`, or the
+    /// ordinary read when this node holds none, leads it, or finds the
+    /// key's slot gone from it.
+    async fn read_here(self: &Arc<Self>, prg: &PrgId, op: ReadOp) -> Reply {
+        let group = prg.to_string();
+        let kv = match self.kv_group(&group) {
+            Some(kv) if kv.group.raft.metrics().borrow_watched().current_leader != Some(self.config.node_id) => kv,
+            _ => return self.send(prg, KvRequest::Read(op)).await,
+        };
+        if let Err(e) = kv.follower_reads.confirm().await {
+            tracing::debug!(group, error = e, "a follower read goes to the leader");
+            return self.send(prg, KvRequest::Read(op)).await;
+        }
+        if kv.machine.check(&op.keys(), false).is_err() {
+            return self.send(prg, KvRequest::Read(op)).await;
+        }
+        match kv.machine.read(self.host.storage(), &op, self.clock.now_ms()) {
+            Ok(Ok(r)) => {
+                self.follower_reads.fetch_add(1, Ordering::Relaxed);
+                r
+            }
+            Ok(Err(_)) => self.send(prg, KvRequest::Read(op)).await,
+            Err(e) => Reply::err(format!("PRG {prg}: {e}")),
+        }
     }
 
     /// Run a transaction of `tenant` (EXEC) on the PRG that owns the slot
@@ -419,6 +455,10 @@ impl Shared {
                 Ok(KvResponse::Reply(r)) => {
                     self.leaders.lock().expect("leaders lock").insert(group, target);
                     return r;
+                }
+                Ok(KvResponse::ReadIndex(index)) => {
+                    self.leaders.lock().expect("leaders lock").insert(group, target);
+                    return Reply::Int(index as i64);
                 }
                 Ok(KvResponse::Batch(outcomes)) => {
                     self.leaders.lock().expect("leaders lock").insert(group, target);
@@ -699,6 +739,12 @@ impl Shared {
                     Ok(Err(r)) => refused(r),
                     Err(e) => KvResponse::Unavailable(e.to_string()),
                 },
+            },
+            KvRequest::ReadIndex => match tokio::time::timeout(timeout, kv.reads.index()).await {
+                Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
+                Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },
+                Ok(Err(ReadError::Unavailable(why))) => KvResponse::Unavailable(why),
+                Ok(Ok(index)) => KvResponse::ReadIndex(index),
             },
             other => self.execute_move_step(kv, other).await,
         }

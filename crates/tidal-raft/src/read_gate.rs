@@ -126,7 +126,13 @@ pub struct GateConfig {
 /// is taken as the machine having slept.
 const CLOCK_JUMP: Duration = Duration::from_millis(20);
 
-type Waiter = oneshot::Sender<Result<(), ReadError>>;
+/// A read waiting on the gate: answered with the read index, once this
+/// replica has applied that far (`apply`) or at once (a follower's read,
+/// which waits for its own replica instead).
+struct Waiter {
+    tx: oneshot::Sender<Result<u64, ReadError>>,
+    apply: bool,
+}
 
 /// Handle to one group's gate; dropping every handle stops it.
 #[derive(Clone)]
@@ -145,9 +151,20 @@ impl ReadGate {
     /// committed before this call, with this node's leadership confirmed
     /// after it.
     pub async fn confirm(&self) -> Result<(), ReadError> {
+        self.wait(true).await.map(drop)
+    }
+
+    /// The index a replica must have applied to serve a read that arrived
+    /// before this call, with this node's leadership confirmed after it.
+    pub async fn index(&self) -> Result<u64, ReadError> {
+        self.wait(false).await
+    }
+
+    async fn wait(&self, apply: bool) -> Result<u64, ReadError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(tx).map_err(|_| ReadError::Unavailable("the group's read gate stopped".into()))?;
-        rx.await.map_err(|_| ReadError::Unavailable("the group's read gate stopped".into()))?
+        let stopped = || ReadError::Unavailable("the group's read gate stopped".into());
+        self.tx.send(Waiter { tx, apply }).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -188,7 +205,7 @@ async fn run(raft: Raft, config: GateConfig, mut rx: mpsc::UnboundedReceiver<Wai
         while let Ok(w) = rx.try_recv() {
             waiting.push(w);
         }
-        waiting.retain(|w| !w.is_closed());
+        waiting.retain(|w| !w.tx.is_closed());
         if waiting.is_empty() {
             continue;
         }
@@ -209,27 +226,40 @@ async fn run(raft: Raft, config: GateConfig, mut rx: mpsc::UnboundedReceiver<Wai
             distrust &= confirmed.is_err();
         }
         let confirmed = match confirmed {
-            Ok(l) => settle_term(&raft, &mut settled_term).await.map(|()| l),
+            Ok(l) => settle_term(&raft, &mut settled_term).await.map(|settled| (l, settled)),
             Err(e) => Err(e),
         };
-        match confirmed {
-            Ok(l) if l.applied().map(|a| a.index) >= Some(l.read_log_id().index()) => answer(waiting, Ok(())),
-            Ok(l) => {
-                let raft = raft.clone();
-                tokio::spawn(async move {
-                    let applied =
-                        l.await_ready(&raft).await.map(drop).map_err(|e| ReadError::Unavailable(e.to_string()));
-                    answer(waiting, applied);
-                });
+        let (l, settled) = match confirmed {
+            Ok(c) => c,
+            Err(e) => {
+                answer(waiting, Err(e));
+                continue;
             }
-            Err(e) => answer(waiting, Err(e)),
+        };
+        // A follower's read waits for its own replica to apply this far:
+        // past the term's settled log too, which the linearizer, taken
+        // before the settling, may not cover.
+        let index = l.read_log_id().index().max(settled);
+        let (local, remote): (Vec<Waiter>, Vec<Waiter>) = waiting.into_iter().partition(|w| w.apply);
+        answer(remote, Ok(index));
+        if local.is_empty() {
+            continue;
+        }
+        if l.applied().map(|a| a.index) >= Some(l.read_log_id().index()) {
+            answer(local, Ok(index));
+        } else {
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                let applied = l.await_ready(&raft).await.map(|_| index);
+                answer(local, applied.map_err(|e| ReadError::Unavailable(e.to_string())));
+            });
         }
     }
 }
 
-fn answer(waiting: Vec<Waiter>, outcome: Result<(), ReadError>) {
+fn answer(waiting: Vec<Waiter>, outcome: Result<u64, ReadError>) {
     for w in waiting {
-        let _ = w.send(outcome.clone());
+        let _ = w.tx.send(outcome.clone());
     }
 }
 
@@ -252,22 +282,23 @@ async fn linearizer(
 }
 
 /// On the first confirmed round of a term, wait until this leader has
-/// applied its whole log as it stands now (see the module docs).
-async fn settle_term(raft: &Raft, settled_term: &mut Option<u64>) -> Result<(), ReadError> {
+/// applied its whole log as it stands now (see the module docs); the
+/// index it waited for, or 0 when the term was settled before.
+async fn settle_term(raft: &Raft, settled_term: &mut Option<u64>) -> Result<u64, ReadError> {
     let (term, last_log) = {
         let m = raft.metrics();
         let m = m.borrow_watched();
         (m.current_term, m.last_log_index)
     };
     if *settled_term == Some(term) {
-        return Ok(());
+        return Ok(0);
     }
     raft.wait(Some(TERM_BARRIER_WAIT))
         .applied_index_at_least(last_log, "the new term's leader applies its log before serving reads")
         .await
         .map_err(|e| ReadError::Unavailable(e.to_string()))?;
     *settled_term = Some(term);
-    Ok(())
+    Ok(last_log.unwrap_or(0))
 }
 
 #[cfg(test)]

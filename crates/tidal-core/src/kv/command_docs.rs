@@ -275,8 +275,8 @@ pub(super) static DOCS: &[Doc] = &[
         "key:key ...",
     ),
     d("unwatch", "2.2.0", "transactions", O1, "Forgets every watched key.", ""),
-    d("readonly", "3.0.0", "cluster", O1, "Accepted for Redis Cluster clients; tidal routes every read itself.", ""),
-    d("readwrite", "3.0.0", "cluster", O1, "Accepted for Redis Cluster clients; tidal routes every read itself.", ""),
+    d("readonly", "3.0.0", "cluster", O1, "Serves this connection's reads from the node's replicas, still linearizable.", ""),
+    d("readwrite", "3.0.0", "cluster", O1, "Sends this connection's reads to the PRGs' leaders again.", ""),
     d(
         "wait",
         "3.0.0",
