@@ -453,6 +453,9 @@ impl OperationExecutor {
                 match self.cp.propose(CpCommand::OperationStartStep { id: op.id, step: i }).await {
                     Ok(_) => {}
                     Err(crate::api::CpError::Refused(why)) => {
+                        if self.step_moved_on(op.id, i).await {
+                            return Err(Stop::Reread);
+                        }
                         return Err(Stop::Failed(format!("step {i} cannot start: {why}")));
                     }
                     Err(e) => return Err(e.into()),
@@ -461,6 +464,19 @@ impl OperationExecutor {
             return Err(Stop::Reread);
         }
         Ok(false)
+    }
+
+    /// Whether step `step` of operation `id` has left Pending in the
+    /// current state (or the state cannot be read as current): its start
+    /// was refused because this round acted on a state a newer leader had
+    /// moved past (this node was cut off while it asked the nodes about
+    /// their health), not because the step cannot start.
+    async fn step_moved_on(&self, id: OpId, step: usize) -> bool {
+        if self.cp.local_barrier().await.is_err() {
+            return true;
+        }
+        let Some(state) = self.state() else { return true };
+        state.operations.get(&id).and_then(|o| o.steps.get(step)).is_none_or(|s| s.state != StepState::Pending)
     }
 
     /// Stop the operation: cancel its moves that can still roll back, wait

@@ -29,6 +29,12 @@ use crate::node::Shared;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
+/// Longest a follower read waits for its replica to apply the read index
+/// before it goes to the leader instead: a healthy follower applies within
+/// a heartbeat of the leader; one catching up, or leaving the group, may
+/// not for a long time.
+const APPLY_WAIT: Duration = Duration::from_secs(1);
+
 /// Handle to one replica's queue of follower reads.
 #[derive(Clone)]
 pub struct FollowerReads {
@@ -63,7 +69,6 @@ async fn run(shared: Weak<Shared>, prg: PrgId, raft: tidal_raft::Raft, mut rx: m
             continue;
         }
         let Some(s) = shared.upgrade() else { return };
-        let budget = Duration::from_millis(s.config.retry_budget_ms);
         let index = match s.send(&prg, KvRequest::ReadIndex).await {
             Reply::Int(i) => u64::try_from(i).map_err(|_| format!("read index {i}")),
             Reply::Error(e) => Err(e),
@@ -80,7 +85,7 @@ async fn run(shared: Weak<Shared>, prg: PrgId, raft: tidal_raft::Raft, mut rx: m
         let raft = raft.clone();
         tokio::spawn(async move {
             let applied = raft
-                .wait(Some(budget))
+                .wait(Some(APPLY_WAIT))
                 .applied_index_at_least(Some(index), "a follower read waits for its replica to apply")
                 .await;
             answer(waiting, applied.map(drop).map_err(|e| e.to_string()));
