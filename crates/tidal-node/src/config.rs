@@ -740,7 +740,7 @@ impl RawConfig {
             Some(Err(e)) => errs.push(format!("read-policy: {e}")),
         }
         if let Err(e) = raft.check_lease() {
-            errs.push(format!("lease-margin-ms: {e}"));
+            errs.push(format!("heartbeat-ms/election-max-ms/lease-margin-ms: {e}"));
         }
         if raft.log_hold_ms > 86_400_000 {
             errs.push(format!("log-hold-ms: must be at most 86400000 (a day), got {}", raft.log_hold_ms));

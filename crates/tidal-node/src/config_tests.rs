@@ -183,6 +183,8 @@ const KEYS: &[&str] = &[
     "heartbeat-ms",
     "election-min-ms",
     "election-max-ms",
+    "read-policy",
+    "lease-margin-ms",
     "snapshot-every",
     "keep-after-snapshot",
     "log-hold-ms",
@@ -200,6 +202,7 @@ const KEYS: &[&str] = &[
     "peers/join",
     "cache-fresh-ms/cache-cached-ms/cache-stale-ms",
     "heartbeat-ms/election-min-ms/election-max-ms/snapshot-every",
+    "heartbeat-ms/election-max-ms/lease-margin-ms",
 ];
 
 fn toml_value() -> impl Strategy<Value = String> {
@@ -232,7 +235,7 @@ proptest! {
     #[test]
     fn every_error_names_its_key(
         lines in proptest::collection::vec(
-            (prop_oneof![proptest::sample::select(&KEYS[..31]).prop_map(str::to_string), "[a-z]{1,8}"], toml_value()),
+            (prop_oneof![proptest::sample::select(&KEYS[..33]).prop_map(str::to_string), "[a-z]{1,8}"], toml_value()),
             0..8,
         ),
     ) {
@@ -322,7 +325,7 @@ fn reads_take_a_lease_shorter_than_the_election_timeout_unless_told_otherwise() 
     let errs = RawConfig { read_policy: Some("stale".into()), ..good() }.resolve().unwrap_err().0;
     assert!(errs.iter().any(|e| e == "read-policy: expected lease or read-index, got 'stale'"), "{errs:?}");
     let errs = RawConfig { lease_margin_ms: Some(850), ..good() }.resolve().unwrap_err().0;
-    assert!(errs.iter().any(|e| e.starts_with("lease-margin-ms: ")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("heartbeat-ms/election-max-ms/lease-margin-ms: ")), "{errs:?}");
     // Under read-index no lease is taken, so any margin will do.
     let raw = RawConfig { read_policy: Some("read-index".into()), lease_margin_ms: Some(5000), ..good() };
     assert!(raw.resolve().is_ok());
