@@ -27,7 +27,6 @@ use tidal_core::PrgId;
 use tidal_raft::kv_entry::{KvEntry, Row};
 use tidal_raft::kv_machine::DeltaError;
 use tidal_raft::kv_proposer::ProposeError;
-use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{BoxFuture, Request, Response};
 use tidal_raft::types::encode as enc;
 use tokio::time::Instant;
@@ -435,12 +434,7 @@ async fn propose(kv: &KvGroup, entry: &KvEntry) -> KvResponse {
 /// Make sure this replica still leads and has applied everything
 /// committed before now, so what it reads is current.
 async fn confirm(kv: &KvGroup) -> Result<(), KvResponse> {
-    match tokio::time::timeout(STEP_WORK, kv.reads.confirm()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(ReadError::NotLeader(leader))) => Err(KvResponse::NotLeader { leader }),
-        Ok(Err(ReadError::Unavailable(why))) => Err(KvResponse::Unavailable(why)),
-        Err(_) => Err(KvResponse::Unavailable("no quorum confirmed leadership".into())),
-    }
+    crate::router::confirmed(STEP_WORK, kv.reads.confirm()).await
 }
 
 fn delta_error(e: DeltaError) -> KvResponse {

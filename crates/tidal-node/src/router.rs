@@ -730,22 +730,17 @@ impl Shared {
                 Ok(Err(ProposeError::NotLeader(leader))) => KvResponse::NotLeader { leader },
                 Err(_) => KvResponse::Ambiguous(format!("no quorum committed the writes within {timeout:?}")),
             },
-            KvRequest::Read(op) => match tokio::time::timeout(timeout, kv.reads.confirm()).await {
-                Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
-                Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },
-                Ok(Err(ReadError::Unavailable(why))) => KvResponse::Unavailable(why),
-                Ok(Ok(())) => match kv.machine.read(self.host.storage(), &op, self.clock.now_ms()) {
+            KvRequest::Read(op) => match confirmed(timeout, kv.reads.confirm()).await {
+                Err(answer) => answer,
+                Ok(()) => match kv.machine.read(self.host.storage(), &op, self.clock.now_ms()) {
                     Ok(Ok(r)) => KvResponse::Reply(r),
                     Ok(Err(r)) => refused(r),
                     Err(e) => KvResponse::Unavailable(e.to_string()),
                 },
             },
-            KvRequest::ReadIndex => match tokio::time::timeout(timeout, kv.reads.index()).await {
-                Err(_) => KvResponse::Unavailable(format!("no quorum confirmed leadership within {timeout:?}")),
-                Ok(Err(ReadError::NotLeader(leader))) => KvResponse::NotLeader { leader },
-                Ok(Err(ReadError::Unavailable(why))) => KvResponse::Unavailable(why),
-                Ok(Ok(index)) => KvResponse::ReadIndex(index),
-            },
+            KvRequest::ReadIndex => {
+                confirmed(timeout, kv.reads.index()).await.map_or_else(|a| a, KvResponse::ReadIndex)
+            }
             other => self.execute_move_step(kv, other).await,
         }
     }
@@ -840,6 +835,20 @@ async fn propose(kv: &KvGroup, op: WriteOp, timeout: Duration) -> KvResponse {
 }
 
 /// How a leader answers a request for a slot its PRG does not serve.
+/// What the read gate's `confirmation` gives within `within`, or the
+/// answer a request gets when it does not.
+pub(crate) async fn confirmed<T>(
+    within: Duration,
+    confirmation: impl std::future::Future<Output = Result<T, ReadError>>,
+) -> Result<T, KvResponse> {
+    match tokio::time::timeout(within, confirmation).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(ReadError::NotLeader(leader))) => Err(KvResponse::NotLeader { leader }),
+        Ok(Err(ReadError::Unavailable(why))) => Err(KvResponse::Unavailable(why)),
+        Err(_) => Err(KvResponse::Unavailable(format!("no quorum confirmed leadership within {within:?}"))),
+    }
+}
+
 fn refused(r: Refusal) -> KvResponse {
     match r {
         Refusal::Moved { epoch, .. } => KvResponse::Moved { epoch },
