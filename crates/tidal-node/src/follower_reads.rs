@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tidal_core::kv::Reply;
 use tidal_core::PrgId;
+use tidal_raft::read_gate::next_batch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::forward::KvRequest;
@@ -59,12 +60,7 @@ impl FollowerReads {
 }
 
 async fn run(shared: Weak<Shared>, prg: PrgId, raft: tidal_raft::Raft, mut rx: mpsc::UnboundedReceiver<Waiter>) {
-    while let Some(first) = rx.recv().await {
-        let mut waiting = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiting.push(w);
-        }
-        waiting.retain(|w| !w.is_closed());
+    while let Some(waiting) = next_batch(&mut rx, Waiter::is_closed).await {
         if waiting.is_empty() {
             continue;
         }

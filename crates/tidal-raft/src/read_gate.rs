@@ -193,6 +193,17 @@ impl Drift {
     }
 }
 
+/// The next batch on `rx`: every request waiting on it now, once one
+/// does, less those whose caller `left`; `None` once every sender is gone.
+pub async fn next_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>, left: impl Fn(&T) -> bool) -> Option<Vec<T>> {
+    let mut batch = vec![rx.recv().await?];
+    while let Ok(w) = rx.try_recv() {
+        batch.push(w);
+    }
+    batch.retain(|w| !left(w));
+    Some(batch)
+}
+
 async fn run(raft: Raft, config: GateConfig, mut rx: mpsc::UnboundedReceiver<Waiter>) {
     // The leader term whose log has been applied up to where it stood
     // when this node first served reads in that term.
@@ -200,12 +211,7 @@ async fn run(raft: Raft, config: GateConfig, mut rx: mpsc::UnboundedReceiver<Wai
     let mut drift = Drift { wall: config.wall.clone(), origin: tokio::time::Instant::now(), last: None };
     // A clock jump was seen and no round has confirmed since.
     let mut distrust = false;
-    while let Some(first) = rx.recv().await {
-        let mut waiting = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiting.push(w);
-        }
-        waiting.retain(|w| !w.tx.is_closed());
+    while let Some(waiting) = next_batch(&mut rx, |w| w.tx.is_closed()).await {
         if waiting.is_empty() {
             continue;
         }
