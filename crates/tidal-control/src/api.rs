@@ -121,6 +121,9 @@ pub struct Watched {
     pub reports: BTreeMap<NodeId, NodeReport>,
 }
 
+/// Longest a proposal may take to commit.
+const PROPOSE_BUDGET: Duration = Duration::from_secs(5);
+
 /// Longest a watch waits for a change before answering that none came.
 const MAX_WATCH: Duration = Duration::from_secs(10);
 
@@ -131,6 +134,10 @@ pub enum CpError {
     Unavailable(String),
     #[error("control plane refused: {0}")]
     Refused(String),
+    /// A proposal made as the leader ([`ControlPlane::propose_as_leader`])
+    /// found this node no longer leads.
+    #[error("this node no longer leads the control plane")]
+    NotLeader,
 }
 
 /// The control plane as seen from one node: the local `_cp` replica if this
@@ -495,10 +502,30 @@ impl ControlPlane {
     }
 
     pub async fn propose(&self, cmd: CpCommand) -> Result<CpReply, CpError> {
-        match self.call(CpRequest::Propose(cmd), Duration::from_secs(5)).await? {
+        match self.call(CpRequest::Propose(cmd), PROPOSE_BUDGET).await? {
             CpResponse::Reply(CpReply::Refused(r)) => Err(CpError::Refused(r)),
             CpResponse::Reply(r) => Ok(r),
             other => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Propose `cmd` on this node's own `_cp` replica, as its leader, and
+    /// never relay it. The control plane's own drivers (moves, operations,
+    /// votes, healing, the autoscaler) decide what to propose from the
+    /// state their node applied while it led; a node that lost the lead
+    /// (cut off, say, while it asked the nodes about their health) must
+    /// not have such a decision carried out by the new leader. Appended
+    /// here, the entry commits only if this node still leads in the term
+    /// that appended it; otherwise it is dropped with the old term and the
+    /// call answers [`CpError::NotLeader`].
+    pub async fn propose_as_leader(&self, cmd: CpCommand) -> Result<CpReply, CpError> {
+        match tokio::time::timeout(PROPOSE_BUDGET, self.local_propose(cmd)).await {
+            Err(_) => Err(CpError::Unavailable(format!("not committed within {PROPOSE_BUDGET:?}"))),
+            Ok(CpResponse::Reply(CpReply::Refused(r))) => Err(CpError::Refused(r)),
+            Ok(CpResponse::Reply(r)) => Ok(r),
+            Ok(CpResponse::NotLeader { .. }) => Err(CpError::NotLeader),
+            Ok(CpResponse::Unavailable(e)) => Err(CpError::Unavailable(e)),
+            Ok(other) => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
         }
     }
 

@@ -208,7 +208,7 @@ impl Autoscaler {
         if state.autoscale.decisions.last().is_some_and(|last| record.repeats(last)) {
             return;
         }
-        if let Err(e) = self.cp.propose(CpCommand::RecordDecision(Box::new(record))).await {
+        if let Err(e) = self.cp.propose_as_leader(CpCommand::RecordDecision(Box::new(record))).await {
             tracing::debug!(error = %e, "could not journal an autoscale decision");
         }
     }

@@ -139,12 +139,14 @@ pub async fn step(cp: &ControlPlane, state: &ClusterState, fresh: &BTreeSet<Node
         if recorded(&voters, &BTreeSet::new()) {
             return Ok(None);
         }
-        cp.propose(record(&voters, &BTreeSet::new())).await.map_err(|e| failed("recording the voters", &e))?;
+        cp.propose_as_leader(record(&voters, &BTreeSet::new()))
+            .await
+            .map_err(|e| failed("recording the voters", &e))?;
         return Ok(Some(format!("control-plane voters are {voters:?}")));
     }
     let incoming: BTreeSet<NodeId> = want.difference(&voters).copied().collect();
     if !recorded(&voters, &incoming) {
-        cp.propose(record(&voters, &incoming)).await.map_err(|e| failed("recording the learners", &e))?;
+        cp.propose_as_leader(record(&voters, &incoming)).await.map_err(|e| failed("recording the learners", &e))?;
         return Ok(Some(format!("nodes {incoming:?} start control-plane replicas")));
     }
     for n in incoming.iter().filter(|n| !learners.contains(n)) {
@@ -171,7 +173,7 @@ pub async fn step(cp: &ControlPlane, state: &ClusterState, fresh: &BTreeSet<Node
         .change_membership(ChangeMembers::ReplaceAllVoters(want.clone()), false)
         .await
         .map_err(|e| failed("changing the control-plane voters", &e))?;
-    cp.propose(record(&want, &BTreeSet::new())).await.map_err(|e| failed("recording the voters", &e))?;
+    cp.propose_as_leader(record(&want, &BTreeSet::new())).await.map_err(|e| failed("recording the voters", &e))?;
     Ok(Some(format!("control-plane voters moved from {voters:?} to {want:?}")))
 }
 

@@ -200,7 +200,7 @@ pub(crate) enum Stop {
 impl From<CpError> for Stop {
     fn from(e: CpError) -> Self {
         match e {
-            CpError::Refused(_) => Stop::Reread,
+            CpError::Refused(_) | CpError::NotLeader => Stop::Reread,
             CpError::Unavailable(e) => Stop::Failed(format!("control plane: {e}")),
         }
     }
@@ -298,7 +298,7 @@ impl MoveExecutor {
 
     async fn become_(&self, m: &SlotMove, phase: MovePhase, error: Option<String>) -> Result<(), Stop> {
         let cmd = CpCommand::UpdateMove { id: m.id, expect: m.phase, phase, progress: None, error };
-        self.cp.propose(cmd).await?;
+        self.cp.propose_as_leader(cmd).await?;
         Ok(())
     }
 
@@ -347,7 +347,7 @@ impl MoveExecutor {
                             self.config.limits.fence_budget_ms
                         )));
                     }
-                    match self.cp.propose(CpCommand::CommitMove { id: m.id }).await {
+                    match self.cp.propose_as_leader(CpCommand::CommitMove { id: m.id }).await {
                         Ok(CpReply::Ok { routing_epoch, .. }) => {
                             tracing::info!(move_id = m.id, routing_epoch, "move committed");
                         }
@@ -363,7 +363,7 @@ impl MoveExecutor {
                         progress: Some(m.progress.clone()),
                         error: None,
                     };
-                    self.cp.propose(cmd).await?;
+                    self.cp.propose_as_leader(cmd).await?;
                 }
             }
             failpoint::check(&step)?;
@@ -378,7 +378,7 @@ impl MoveExecutor {
     /// Save the copy's progress so a new executor resumes from it.
     async fn save(&self, m: &SlotMove) -> Result<(), Stop> {
         let cmd = CpCommand::MoveProgress { id: m.id, expect: m.phase, progress: m.progress.clone() };
-        self.cp.propose(cmd).await?;
+        self.cp.propose_as_leader(cmd).await?;
         Ok(())
     }
 

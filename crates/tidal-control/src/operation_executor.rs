@@ -109,7 +109,7 @@ impl OperationExecutor {
     async fn advance_shrink_plans(&self) {
         let Some(state) = self.state() else { return };
         for id in state.shrink_plans.keys().filter(|id| wants_advance(&state, id)) {
-            match self.cp.propose(CpCommand::AdvanceShrinkPlan { id: id.clone() }).await {
+            match self.cp.propose_as_leader(CpCommand::AdvanceShrinkPlan { id: id.clone() }).await {
                 Ok(_) => tracing::info!(plan = %id, "shrink plan advanced"),
                 Err(e) => tracing::warn!(plan = %id, error = %e, "shrink plan cannot advance"),
             }
@@ -167,7 +167,7 @@ impl OperationExecutor {
             }
         };
         let op = Operation::new(HEAL, plan, self.heal.budget, self.heal.gate_timeout_ms, self.heal.gate_timeout_ms);
-        match self.cp.propose(CpCommand::DrainNode { node, op: Box::new(op) }).await {
+        match self.cp.propose_as_leader(CpCommand::DrainNode { node, op: Box::new(op) }).await {
             Ok(_) => tracing::warn!(node, "node unreachable past the self-heal delay: re-creating its replicas"),
             Err(e) => tracing::warn!(node, error = %e, "node lost, but healing it cannot start"),
         }
@@ -217,13 +217,13 @@ impl OperationExecutor {
         error: Option<String>,
     ) -> Result<(), Stop> {
         let cmd = CpCommand::OperationPhase { id: op.id, expect: op.phase, phase, note, error };
-        self.cp.propose(cmd).await?;
+        self.cp.propose_as_leader(cmd).await?;
         tracing::info!(operation = op.id, from = op.phase.name(), to = phase.name(), "operation phase");
         Ok(())
     }
 
     async fn note(&self, id: OpId, text: String) -> Result<(), Stop> {
-        self.cp.propose(CpCommand::OperationNote { id, text }).await?;
+        self.cp.propose_as_leader(CpCommand::OperationNote { id, text }).await?;
         Ok(())
     }
 
@@ -245,7 +245,7 @@ impl OperationExecutor {
             }
             OpPhase::CreatePrgs => {
                 if !op.prgs_created && !op.plan.new_prgs.is_empty() {
-                    self.cp.propose(CpCommand::OperationCreatePrgs { id: op.id }).await?;
+                    self.cp.propose_as_leader(CpCommand::OperationCreatePrgs { id: op.id }).await?;
                     return Ok(());
                 }
                 let new: Vec<_> = op.plan.new_prgs.iter().map(|(p, _)| p.clone()).collect();
@@ -409,7 +409,7 @@ impl OperationExecutor {
         let mut changed = false;
         for (i, s) in op.steps.iter().enumerate() {
             if s.state == StepState::Running && s.moves.last().is_some_and(|m| state.move_ended(*m).is_some()) {
-                self.cp.propose(CpCommand::OperationStepEnded { id: op.id, step: i }).await?;
+                self.cp.propose_as_leader(CpCommand::OperationStepEnded { id: op.id, step: i }).await?;
                 changed = true;
             }
         }
@@ -450,7 +450,7 @@ impl OperationExecutor {
         }
         if !startable.is_empty() && problems.is_empty() {
             for i in startable {
-                match self.cp.propose(CpCommand::OperationStartStep { id: op.id, step: i }).await {
+                match self.cp.propose_as_leader(CpCommand::OperationStartStep { id: op.id, step: i }).await {
                     Ok(_) => {}
                     Err(crate::api::CpError::Refused(why)) => {
                         if self.step_moved_on(op.id, i).await {
@@ -486,14 +486,14 @@ impl OperationExecutor {
         for (i, s) in op.steps.iter().enumerate().filter(|(_, s)| s.state == StepState::Running) {
             let Some(&m) = s.moves.last() else { continue };
             if state.move_ended(m).is_some() {
-                self.cp.propose(CpCommand::OperationStepEnded { id: op.id, step: i }).await?;
+                self.cp.propose_as_leader(CpCommand::OperationStepEnded { id: op.id, step: i }).await?;
                 return Ok(());
             }
             waiting = true;
             let cancellable = state.moves.get(&m).is_some_and(|m| !m.phase.is_committed() && !m.cancel_requested)
                 || state.replica_moves.get(&m).is_some_and(|m| !m.phase.is_committed() && !m.cancel_requested);
             if cancellable {
-                let _ = self.cp.propose(CpCommand::CancelMove { id: m }).await;
+                let _ = self.cp.propose_as_leader(CpCommand::CancelMove { id: m }).await;
             }
         }
         if waiting {
@@ -501,7 +501,7 @@ impl OperationExecutor {
             return Ok(());
         }
         if op.prgs_created && !op.past_no_return(state) {
-            self.cp.propose(CpCommand::OperationRemovePrgs { id: op.id }).await?;
+            self.cp.propose_as_leader(CpCommand::OperationRemovePrgs { id: op.id }).await?;
             return Ok(());
         }
         let changed = op.prgs_created || op.steps.iter().any(|s| s.state == StepState::Done);

@@ -122,7 +122,7 @@ impl MoveExecutor {
     ) -> Result<(), Stop> {
         let cmd =
             CpCommand::UpdateReplicaMove { id: m.id, expect: m.phase, phase, lag, error: error.map(str::to_string) };
-        self.cp.propose(cmd).await?;
+        self.cp.propose_as_leader(cmd).await?;
         Ok(())
     }
 
@@ -166,19 +166,21 @@ impl MoveExecutor {
                     }
                     if reported.elapsed() > Duration::from_secs(1) {
                         let progress = CpCommand::ReplicaProgress { id: m.id, expect: m.phase, lag, bytes };
-                        self.cp.propose(progress).await?;
+                        self.cp.propose_as_leader(progress).await?;
                         reported = Instant::now();
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 };
-                self.cp.propose(CpCommand::ReplicaProgress { id: m.id, expect: m.phase, lag: 0, bytes }).await?;
+                self.cp
+                    .propose_as_leader(CpCommand::ReplicaProgress { id: m.id, expect: m.phase, lag: 0, bytes })
+                    .await?;
                 self.replica_phase(m, ReplicaPhase::Promoting, Some(0), None).await?;
                 failpoint::check("replica-move/after-become-promoting")
             }
             ReplicaPhase::Promoting => {
                 self.change(m, MemberChange::ReplaceVoter { from: m.from, to: m.to }).await?;
                 failpoint::check("replica-move/after-replace-voter")?;
-                self.cp.propose(CpCommand::CommitReplicaMove { id: m.id }).await?;
+                self.cp.propose_as_leader(CpCommand::CommitReplicaMove { id: m.id }).await?;
                 failpoint::check("replica-move/after-commit")?;
                 tracing::info!(move_id = m.id, prg = %m.prg, from = m.from, to = m.to, "replica moved");
                 Ok(())

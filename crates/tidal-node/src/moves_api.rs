@@ -91,6 +91,7 @@ impl From<CpError> for ApiError {
             // a refusal there means the cluster changed since our check.
             CpError::Refused(why) => ApiError::Conflict(why),
             CpError::Unavailable(why) => ApiError::Unavailable(why),
+            CpError::NotLeader => ApiError::Unavailable(e.to_string()),
         }
     }
 }

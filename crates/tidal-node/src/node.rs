@@ -590,7 +590,7 @@ impl Shared {
         // control plane moves its votes itself (`cp_votes`).
         if let Some(members) = self.config.cp_members().filter(|_| state.cp_members.is_empty()) {
             let ids: Vec<u64> = members.keys().copied().collect();
-            let _ = self.cp.propose(CpCommand::SetCpMembers(ids)).await;
+            let _ = self.cp.propose_as_leader(CpCommand::SetCpMembers(ids)).await;
         }
         if !state.tenants.contains_key(tidal_core::ids::DEFAULT_TENANT) && self.first_tenant_due(state) {
             let cmd = CpCommand::CreateTenant {
@@ -598,7 +598,7 @@ impl Shared {
                 slots: self.config.slots,
                 prgs: self.config.prgs,
             };
-            match self.cp.propose(cmd).await {
+            match self.cp.propose_as_leader(cmd).await {
                 Ok(CpReply::Ok { routing_epoch, .. }) => {
                     tracing::info!(routing_epoch, "created tenant default");
                     self.sync_now.notify_one();

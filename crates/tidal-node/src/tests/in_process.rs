@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::admin::readiness;
 use crate::forward::KvRequest;
 use crate::{Node, RawConfig};
+use tidal_control::{CpCommand, CpError};
 use tidal_core::kv::{ReadOp, Reply, WriteOp};
 
 use super::common::Dir;
@@ -104,10 +105,34 @@ async fn a_large_pipeline_to_one_prg_applies_and_the_prg_keeps_serving(c: &TestC
     }
 }
 
+/// A proposal made as the control-plane leader is never relayed: on a node
+/// that does not lead it answers NotLeader and changes nothing, where a
+/// relayed proposal of the same command goes through the leader.
+async fn only_the_leader_proposes_as_leader(c: &TestCluster) {
+    let cp = |i: usize| c.node(i).shared.cp.clone();
+    let leader = (0..3).find(|i| cp(*i).is_local_leader()).expect("a control-plane leader");
+    let follower = (leader + 1) % 3;
+    let tenant = |name: &str| CpCommand::CreateTenant { name: name.into(), slots: 16, prgs: 1 };
+    let has = |name: &str| cp(leader).local_machine().is_some_and(|m| m.state().tenants.contains_key(name));
+
+    match cp(follower).propose_as_leader(tenant("not-relayed")).await {
+        Err(CpError::NotLeader) => {}
+        other => panic!("a follower's proposal as leader: {other:?}"),
+    }
+    // Anything the follower's call had appended would be committed by now.
+    cp(follower).propose(tenant("relayed")).await.unwrap();
+    assert!(has("relayed"));
+    assert!(!has("not-relayed"), "a follower's proposal as leader reached the leader");
+
+    cp(leader).propose_as_leader(tenant("led")).await.unwrap();
+    assert!(has("led"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_survive_a_stopped_node_and_route_from_any_node() {
     let mut c = start(|_| {}).await;
     c.all_ready().await;
+    only_the_leader_proposes_as_leader(&c).await;
     for i in 0..100 {
         let node = c.node(i % 3).shared.clone();
         assert_eq!(node.write("default", WriteOp::set(format!("k{i}"), format!("v{i}"))).await, Reply::Ok);
