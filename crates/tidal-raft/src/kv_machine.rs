@@ -768,9 +768,12 @@ impl KvMachine {
         self.with_view(storage, |view, _| view.len())
     }
 
-    /// About how many bytes of rows this replica stores: its row count
-    /// times the mean size of a sample of its first rows (cheap enough for
-    /// every report a node makes; exact when rows are alike in size).
+    /// About how many bytes of rows this replica stores, the copies of
+    /// slots it imports included: its row count times the mean size of a
+    /// sample of its first rows. Every report a node makes asks it, so it
+    /// reads no more than the sample: the counts are redb's and the
+    /// layers', never a scan (a scan of a slot being moved in or dropped
+    /// reads every row of it, and holds up the node's other work as long).
     pub fn approx_bytes(&self, storage: &Storage) -> Result<u64, StoreError> {
         const SAMPLE: usize = 64;
         self.with_view(storage, |view, _| {
@@ -779,11 +782,11 @@ impl KvMachine {
             let mut total = 0;
             // Keys, then element rows (as flushed: close enough for a size).
             let parts = [
-                (view.len()?, Bound::Unbounded, split),
+                (overlay::approx_len(&view.stack, &view.base)?, Bound::Unbounded, split),
                 (view.base.element_rows()?, Bound::Included(&first[..]), Bound::Unbounded),
             ];
             for (rows, lower, upper) in parts {
-                let sample = overlay::scan_range(&view.stack, &view.base, lower, upper, SAMPLE)?;
+                let sample = overlay::sample(&view.stack, &view.base, lower, upper, SAMPLE)?;
                 let bytes: u64 = sample.iter().map(|(key, rec)| (key.len() + rec.encode().len()) as u64).sum();
                 total += bytes.checked_div(sample.len() as u64).map_or(0, |mean| rows * mean);
             }

@@ -181,6 +181,39 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     Ok(n.max(0) as u64)
 }
 
+/// About how many keys `layers` over `base` hold, for size estimates and
+/// never for answers: the base's count (kept by redb, so no row is read)
+/// and each layer's stores less its deletions. A key a layer rewrites, or
+/// one of a slot a layer dropped, still counts until the layer is flushed.
+pub(crate) fn approx_len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
+    let Some((top, below)) = layers.split_first() else {
+        return base.len();
+    };
+    let keys = top.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&first_element()[..])));
+    let (stores, deletes) = keys.fold((0u64, 0u64), |(s, d), (_, v)| if v.is_some() { (s + 1, d) } else { (s, d + 1) });
+    let under = if top.cleared { 0 } else { approx_len(below, base)? };
+    Ok((under + stores).saturating_sub(deletes))
+}
+
+/// Up to `n` stored rows within the bounds, as they lie in `base` and then
+/// in the layers, whatever hides or replaces them: a sample of row sizes
+/// that reads no more than `n` rows, where a scan through the layers may
+/// step over every row of a dropped slot first.
+pub(crate) fn sample(
+    layers: &[&Layer],
+    base: &dyn Base,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    n: usize,
+) -> Result<Vec<(Vec<u8>, Record)>, KvError> {
+    let mut out: Vec<(Vec<u8>, Record)> = base.iter_range(lower, upper)?.take(n).collect::<Result<_, _>>()?;
+    for layer in layers {
+        let stored = layer.entries.range::<[u8], _>((lower, upper)).filter_map(|(k, v)| Some((k.clone(), v.clone()?)));
+        out.extend(stored.take(n - out.len()));
+    }
+    Ok(out)
+}
+
 pub(crate) use tidal_core::kv::bound_slice as as_ref;
 
 type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Record>), KvError>> + 'a>;
@@ -403,5 +436,52 @@ mod tests {
         assert_eq!(get(&layers, &base, b"b").unwrap(), None);
         assert_eq!(len(&layers, &base).unwrap(), 1);
         assert_eq!(scan(&layers, &base, None, 10).unwrap(), vec![(b"c".to_vec(), Record::new("active"))]);
+    }
+
+    /// A base that counts the rows read from it.
+    struct Counting {
+        store: MemStore,
+        read: std::cell::Cell<usize>,
+    }
+
+    impl Base for Counting {
+        fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
+            self.read.set(self.read.get() + 1);
+            KvStore::get(&self.store, key)
+        }
+        fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+            let rows = Base::iter_range(&self.store, lower, upper)?;
+            Ok(Box::new(rows.inspect(|_| self.read.set(self.read.get() + 1))))
+        }
+        fn len(&self) -> Result<u64, KvError> {
+            Base::len(&self.store)
+        }
+    }
+
+    #[test]
+    fn a_size_estimate_reads_no_more_than_its_sample_under_a_dropped_slot() {
+        let mut store = MemStore::new();
+        for i in 0..1000u32 {
+            store.put(&stored_key(i % 4, format!("k{i}").as_bytes()), &Record::new("v")).unwrap();
+        }
+        let base = Counting { store, read: Default::default() };
+        let mut top = Layer::default();
+        top.drop_slot(0);
+        top.put(&stored_key(1, b"new"), Some(Record::new("v")));
+        top.put(&stored_key(1, b"k1"), None);
+        let layers = [&top];
+
+        // Exact: slot 0's 250 rows are gone, one key added, one deleted.
+        assert_eq!(len(&layers, &base).unwrap(), 750);
+        assert!(base.read.get() >= 250, "the exact count reads the dropped slot");
+
+        base.read.set(0);
+        // Estimated: the dropped rows still count until the layer is
+        // flushed, and nothing is read.
+        assert_eq!(approx_len(&layers, &base).unwrap(), 1000);
+        assert_eq!(base.read.get(), 0);
+        let rows = sample(&layers, &base, Bound::Unbounded, Bound::Excluded(&first_element()[..]), 8).unwrap();
+        assert_eq!(rows.len(), 8);
+        assert_eq!(base.read.get(), 8);
     }
 }
