@@ -837,6 +837,7 @@ impl RawConfig {
             storage: StorageOptions {
                 cache_bytes: (storage_cache_mb << 20) as usize,
                 state_checkpoint: std::time::Duration::from_millis(state_checkpoint_ms),
+                ..StorageOptions::default()
             },
             worker_threads: worker_threads as usize,
             moves,

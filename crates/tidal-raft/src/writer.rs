@@ -118,6 +118,10 @@ pub struct WriterStats {
     pub jobs: AtomicU64,
 }
 
+/// A commit that takes this long is logged: everything queued behind it,
+/// Raft appends and their answers included, waited as long.
+const SLOW_COMMIT: Duration = Duration::from_millis(250);
+
 /// Upper bound on jobs per transaction, so one commit stays bounded.
 const MAX_BATCH: usize = 4096;
 
@@ -275,9 +279,14 @@ fn commit_batch(db: &Database, batch: &mut Vec<Job>, durable: bool, stats: &Writ
     if durable {
         stats.durable_commits.fetch_add(1, Ordering::Relaxed);
     }
+    let began = std::time::Instant::now();
     let outcome = run_batch(db, batch, durable);
     if let Err(e) = &outcome {
         tracing::error!(error = %e, jobs = batch.len(), "storage batch failed");
+    }
+    let took = began.elapsed();
+    if took >= SLOW_COMMIT {
+        tracing::warn!(ms = took.as_millis() as u64, jobs = batch.len(), durable, "slow storage commit");
     }
     let ok = outcome.is_ok();
     for job in batch.drain(..) {
