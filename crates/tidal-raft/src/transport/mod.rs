@@ -34,6 +34,11 @@ pub use server::{
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// The group name of a liveness probe: a request the receiving transport
+/// answers itself, so that a peer whose groups are slow is told from a dead
+/// connection. No group can be named so (group names are `tenant:index`).
+pub(crate) const PROBE_GROUP: &str = "_probe";
+
 /// A byte stream between two nodes.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}

@@ -64,7 +64,15 @@ struct Link {
     /// task drops it and the next call dials again.
     silent: AtomicBool,
     wake: tokio::sync::Notify,
+    /// A liveness probe is out (see [`probe`]); one at a time.
+    probing: AtomicBool,
+    /// Ids of probes, counted apart from calls' (see [`PROBE_ID`]).
+    probes: AtomicU64,
 }
+
+/// Probe ids have the top bit set; calls' ids count up from 1 and never
+/// reach it.
+const PROBE_ID: u64 = 1 << 63;
 
 /// How long a connection may go without any answer while calls wait on it
 /// before it is taken for dead, dropped (failing every call in flight on
@@ -133,30 +141,47 @@ impl Peers {
             Ok(Err(_)) => Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() }),
             Err(_) => {
                 h.link.pending.lock().expect("pending lock").remove(&id);
-                if h.link.heard.load(Ordering::Relaxed) == heard {
-                    // Nothing came back while this call waited. A peer
-                    // that is only slow (a busy machine, a long write)
-                    // answers within [`SILENT_AFTER`]; one that stays
-                    // silent that long has a dead connection.
-                    let link = h.link.clone();
-                    let wait = SILENT_AFTER.saturating_sub(timeout);
-                    let check = async move {
-                        tokio::time::sleep(wait).await;
-                        if link.heard.load(Ordering::Relaxed) == heard {
-                            link.silent.store(true, Ordering::Relaxed);
-                            link.wake.notify_one();
+                if h.link.heard.load(Ordering::Relaxed) == heard && !h.link.probing.swap(true, Ordering::Relaxed) {
+                    // Nothing came back while this call waited: the peer
+                    // is busy (its groups wait on a slow disk, say) or the
+                    // connection is dead. Ask the peer's transport, which
+                    // answers at once however long its groups take; a
+                    // connection on which nothing at all comes back
+                    // within [`SILENT_AFTER`] is dead.
+                    let h = h.clone();
+                    tokio::spawn(async move {
+                        let answered = probe(&h, SILENT_AFTER).await;
+                        if !answered && h.link.heard.load(Ordering::Relaxed) == heard {
+                            h.link.silent.store(true, Ordering::Relaxed);
+                            h.link.wake.notify_one();
                         }
-                    };
-                    if wait.is_zero() {
-                        check.await;
-                    } else {
-                        tokio::spawn(check);
-                    }
+                        h.link.probing.store(false, Ordering::Relaxed);
+                    });
                 }
                 Err(CallError::Timeout { addr: addr.to_string(), ms: timeout.as_millis() as u64 })
             }
         }
     }
+}
+
+/// Send a liveness probe on `h`'s connection: true when any answer to it
+/// comes back within `wait`. The peer's transport answers a probe itself,
+/// without waiting on any group (see `server::serve_stream`); a node that
+/// does not know probes refuses the unknown group, which is an answer too.
+async fn probe(h: &PeerHandle, wait: Duration) -> bool {
+    let id = PROBE_ID | h.link.probes.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = Vec::new();
+    let frame = Frame::Request { id, group: super::PROBE_GROUP.into(), epoch: 0, body: Request::App(Vec::new()) };
+    encode_frame(&frame, &mut bytes, usize::MAX).expect("a probe fits any frame limit");
+    let (tx, rx) = oneshot::channel();
+    h.link.pending.lock().expect("pending lock").insert(id, tx);
+    if h.tx.send(bytes).is_err() {
+        h.link.pending.lock().expect("pending lock").remove(&id);
+        return false;
+    }
+    let answered = matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(_)));
+    h.link.pending.lock().expect("pending lock").remove(&id);
+    answered
 }
 
 /// Fail every pending call. `sent` says whether their bytes may have
@@ -312,6 +337,78 @@ mod tests {
         server.await.unwrap();
         assert!(matches!(e, CallError::Unreachable { .. }), "{e:?}");
         assert!(!e.not_acted_on(), "the peer read the request: it may have acted on it");
+    }
+
+    /// Answers every request after `delay`.
+    struct Slow(Duration);
+
+    impl crate::transport::Dispatch for Slow {
+        fn dispatch(
+            &self,
+            _: crate::transport::PeerId,
+            _: String,
+            _: u64,
+            body: Request,
+        ) -> crate::transport::BoxFuture<Result<Response, WireError>> {
+            let delay = self.0;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                match body {
+                    Request::App(b) => Ok(Response::App(b)),
+                    _ => Err(WireError::Malformed("not an app request".into())),
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_slower_than_the_silence_limit_keeps_its_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let slow = Arc::new(Slow(SILENT_AFTER * 3));
+        let _server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let peer = crate::transport::PeerId::Unverified;
+            crate::transport::serve_stream(Box::new(s), peer, slow, crate::transport::MAX_FRAME).await;
+        });
+        let p = peers();
+        let long = {
+            let (p, addr) = (p.clone(), addr.clone());
+            tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![7]), Duration::from_secs(10)).await })
+        };
+        // A call with a heartbeat's timeout gets nothing back in time: the
+        // connection is probed, and the peer's transport answers.
+        let e = p.call(&addr, "g", 1, Request::App(vec![1]), Duration::from_millis(100)).await.unwrap_err();
+        assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
+        match long.await.unwrap() {
+            Ok(Response::App(b)) => assert_eq!(b, vec![7]),
+            other => panic!("the slow call lost its connection: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_on_which_nothing_comes_back_is_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Reads everything, answers nothing, probes included.
+        let _server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        let p = peers();
+        let long = {
+            let (p, addr) = (p.clone(), addr.clone());
+            tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![7]), Duration::from_secs(30)).await })
+        };
+        let began = tokio::time::Instant::now();
+        let e = p.call(&addr, "g", 1, Request::App(vec![1]), Duration::from_millis(100)).await.unwrap_err();
+        assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
+        match long.await.unwrap() {
+            Err(CallError::Unreachable { .. }) => {}
+            other => panic!("expected the dead connection dropped, got {other:?}"),
+        }
+        assert!(began.elapsed() < SILENT_AFTER * 5, "took {:?}", began.elapsed());
     }
 
     #[tokio::test]

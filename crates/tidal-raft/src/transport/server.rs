@@ -171,6 +171,14 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
     let mut scratch = Vec::new();
     loop {
         match read_frame(&mut r, &mut scratch, max_frame).await {
+            Ok(Some(Frame::Request { id, group, .. })) if group == super::PROBE_GROUP => {
+                // A liveness probe (see `peers::probe`): answered here, not
+                // behind any group's work.
+                let mut bytes = Vec::new();
+                let frame = Frame::Response { id, body: Ok(Response::App(Vec::new())) };
+                encode_frame(&frame, &mut bytes, max_frame).expect("an empty answer fits a frame");
+                let _ = tx.send(bytes);
+            }
             Ok(Some(Frame::Request { id, group, epoch, body })) => {
                 let d = dispatch.clone();
                 let tx = tx.clone();
