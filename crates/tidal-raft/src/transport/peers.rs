@@ -361,6 +361,32 @@ mod tests {
         }
     }
 
+    /// The address of a peer that reads everything and answers nothing,
+    /// probes included.
+    async fn a_peer_that_never_answers() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        addr
+    }
+
+    /// Calls `addr` with a 30 s timeout, and meanwhile with a heartbeat's
+    /// (100 ms), which must time out; the first call's outcome.
+    async fn a_long_call_beside_a_silent_short_one(addr: &str) -> Result<Response, CallError> {
+        let p = peers();
+        let long = {
+            let (p, addr) = (p.clone(), addr.to_string());
+            tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![7]), Duration::from_secs(30)).await })
+        };
+        let e = p.call(addr, "g", 1, Request::App(vec![1]), Duration::from_millis(100)).await.unwrap_err();
+        assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
+        long.await.unwrap()
+    }
+
     #[tokio::test]
     async fn a_peer_slower_than_the_silence_limit_keeps_its_connection() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -371,16 +397,9 @@ mod tests {
             let peer = crate::transport::PeerId::Unverified;
             crate::transport::serve_stream(Box::new(s), peer, slow, crate::transport::MAX_FRAME).await;
         });
-        let p = peers();
-        let long = {
-            let (p, addr) = (p.clone(), addr.clone());
-            tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![7]), Duration::from_secs(10)).await })
-        };
-        // A call with a heartbeat's timeout gets nothing back in time: the
-        // connection is probed, and the peer's transport answers.
-        let e = p.call(&addr, "g", 1, Request::App(vec![1]), Duration::from_millis(100)).await.unwrap_err();
-        assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
-        match long.await.unwrap() {
+        // The short call's silence has the connection probed, and the
+        // peer's transport answers the probe.
+        match a_long_call_beside_a_silent_short_one(&addr).await {
             Ok(Response::App(b)) => assert_eq!(b, vec![7]),
             other => panic!("the slow call lost its connection: {other:?}"),
         }
@@ -388,23 +407,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_on_which_nothing_comes_back_is_dropped() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        // Reads everything, answers nothing, probes included.
-        let _server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 1024];
-            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-        });
-        let p = peers();
-        let long = {
-            let (p, addr) = (p.clone(), addr.clone());
-            tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![7]), Duration::from_secs(30)).await })
-        };
+        let addr = a_peer_that_never_answers().await;
         let began = tokio::time::Instant::now();
-        let e = p.call(&addr, "g", 1, Request::App(vec![1]), Duration::from_millis(100)).await.unwrap_err();
-        assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
-        match long.await.unwrap() {
+        match a_long_call_beside_a_silent_short_one(&addr).await {
             Err(CallError::Unreachable { .. }) => {}
             other => panic!("expected the dead connection dropped, got {other:?}"),
         }
@@ -413,13 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_without_an_answer_in_time_may_have_been_acted_on() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let _server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 1024];
-            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-        });
+        let addr = a_peer_that_never_answers().await;
         let e = peers().call(&addr, "g", 1, Request::App(vec![1]), Duration::from_millis(200)).await.unwrap_err();
         assert!(matches!(e, CallError::Timeout { .. }), "{e:?}");
         assert!(!e.not_acted_on());
