@@ -27,6 +27,7 @@ use tidal_core::PrgId;
 use tidal_raft::kv_entry::{KvEntry, Row};
 use tidal_raft::kv_machine::DeltaError;
 use tidal_raft::kv_proposer::ProposeError;
+use tidal_raft::runtime::blocking;
 use tidal_raft::transport::{BoxFuture, Request, Response};
 use tidal_raft::types::encode as enc;
 use tokio::time::Instant;
@@ -93,18 +94,26 @@ impl Shared {
                 if let Err(r) = confirm(kv).await {
                     return r;
                 }
-                match kv.machine.export_rows(storage, move_id, after.as_deref(), max_bytes as usize) {
-                    Ok((rows, done)) => KvResponse::Rows { rows, done, at: 0 },
-                    Err(e) => delta_error(e),
+                // A piece is a megabyte of rows read from the state file:
+                // off the async threads, which answer this node's heartbeats
+                // and clients meanwhile.
+                let (machine, storage) = (kv.machine.clone(), storage.clone());
+                let max = max_bytes as usize;
+                match blocking(move || machine.export_rows(&storage, move_id, after.as_deref(), max)).await {
+                    Ok(Ok((rows, done))) => KvResponse::Rows { rows, done, at: 0 },
+                    Ok(Err(e)) => delta_error(e),
+                    Err(e) => KvResponse::Unavailable(format!("reading the rows: {e}")),
                 }
             }
             KvRequest::Delta { move_id, after } => {
                 if let Err(r) = confirm(kv).await {
                     return r;
                 }
-                match kv.machine.delta(storage, move_id, after) {
-                    Ok((rows, at)) => KvResponse::Rows { rows, done: true, at },
-                    Err(e) => delta_error(e),
+                let (machine, storage) = (kv.machine.clone(), storage.clone());
+                match blocking(move || machine.delta(&storage, move_id, after)).await {
+                    Ok(Ok((rows, at))) => KvResponse::Rows { rows, done: true, at },
+                    Ok(Err(e)) => delta_error(e),
+                    Err(e) => KvResponse::Unavailable(format!("reading the rows: {e}")),
                 }
             }
             KvRequest::Pull { move_id, source, after, max_bytes } => {
