@@ -834,7 +834,6 @@ async fn propose(kv: &KvGroup, op: WriteOp, timeout: Duration) -> KvResponse {
     }
 }
 
-/// How a leader answers a request for a slot its PRG does not serve.
 /// What the read gate's `confirmation` gives within `within`, or the
 /// answer a request gets when it does not.
 pub(crate) async fn confirmed<T>(
@@ -849,6 +848,7 @@ pub(crate) async fn confirmed<T>(
     }
 }
 
+/// How a leader answers a request for a slot its PRG does not serve.
 fn refused(r: Refusal) -> KvResponse {
     match r {
         Refusal::Moved { epoch, .. } => KvResponse::Moved { epoch },

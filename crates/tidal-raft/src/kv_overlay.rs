@@ -129,6 +129,11 @@ impl Layer {
         self.bytes += ENTRY_OVERHEAD;
     }
 
+    /// The layer's entries of keys, in order (element rows left out).
+    fn keys(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<Record>)> {
+        self.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&first_element()[..])))
+    }
+
     /// Whether rows below this layer are hidden for `key`.
     fn hides(&self, key: &[u8]) -> bool {
         self.cleared || (!self.dropped.is_empty() && self.dropped.contains(&slot_of_stored(key)))
@@ -165,7 +170,7 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     let Some((top, below)) = layers.split_first() else {
         return base.len();
     };
-    let keys = top.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&first_element()[..])));
+    let keys = top.keys();
     if top.cleared {
         return Ok(keys.filter(|(_, v)| v.is_some()).count() as u64);
     }
@@ -189,7 +194,7 @@ pub(crate) fn approx_len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvEr
     let Some((top, below)) = layers.split_first() else {
         return base.len();
     };
-    let keys = top.entries.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(&first_element()[..])));
+    let keys = top.keys();
     let (stores, deletes) = keys.fold((0u64, 0u64), |(s, d), (_, v)| if v.is_some() { (s + 1, d) } else { (s, d + 1) });
     let under = if top.cleared { 0 } else { approx_len(below, base)? };
     Ok((under + stores).saturating_sub(deletes))
