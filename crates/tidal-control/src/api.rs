@@ -502,11 +502,7 @@ impl ControlPlane {
     }
 
     pub async fn propose(&self, cmd: CpCommand) -> Result<CpReply, CpError> {
-        match self.call(CpRequest::Propose(cmd), PROPOSE_BUDGET).await? {
-            CpResponse::Reply(CpReply::Refused(r)) => Err(CpError::Refused(r)),
-            CpResponse::Reply(r) => Ok(r),
-            other => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
-        }
+        reply(self.call(CpRequest::Propose(cmd), PROPOSE_BUDGET).await?)
     }
 
     /// Propose `cmd` on this node's own `_cp` replica, as its leader, and
@@ -521,11 +517,7 @@ impl ControlPlane {
     pub async fn propose_as_leader(&self, cmd: CpCommand) -> Result<CpReply, CpError> {
         match tokio::time::timeout(PROPOSE_BUDGET, self.local_propose(cmd)).await {
             Err(_) => Err(CpError::Unavailable(format!("not committed within {PROPOSE_BUDGET:?}"))),
-            Ok(CpResponse::Reply(CpReply::Refused(r))) => Err(CpError::Refused(r)),
-            Ok(CpResponse::Reply(r)) => Ok(r),
-            Ok(CpResponse::NotLeader { .. }) => Err(CpError::NotLeader),
-            Ok(CpResponse::Unavailable(e)) => Err(CpError::Unavailable(e)),
-            Ok(other) => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
+            Ok(answer) => reply(answer),
         }
     }
 
@@ -560,6 +552,19 @@ impl ControlPlane {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Err(CpError::Unavailable(format!("could not join through {addr}: {last}")))
+    }
+}
+
+/// What a proposal's answer says: its reply, or why it has none. A relayed
+/// call (`ControlPlane::call`) follows NotLeader and Unavailable answers
+/// itself, so only a local proposal ends with them.
+fn reply(answer: CpResponse) -> Result<CpReply, CpError> {
+    match answer {
+        CpResponse::Reply(CpReply::Refused(r)) => Err(CpError::Refused(r)),
+        CpResponse::Reply(r) => Ok(r),
+        CpResponse::NotLeader { .. } => Err(CpError::NotLeader),
+        CpResponse::Unavailable(e) => Err(CpError::Unavailable(e)),
+        other => Err(CpError::Unavailable(format!("unexpected answer {other:?}"))),
     }
 }
 

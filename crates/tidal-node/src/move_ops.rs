@@ -25,11 +25,12 @@ use tidal_core::slot_move::SlotMove;
 use tidal_core::NodeId;
 use tidal_core::PrgId;
 use tidal_raft::kv_entry::{KvEntry, Row};
-use tidal_raft::kv_machine::DeltaError;
+use tidal_raft::kv_machine::{DeltaError, KvMachine};
 use tidal_raft::kv_proposer::ProposeError;
 use tidal_raft::runtime::blocking;
 use tidal_raft::transport::{BoxFuture, Request, Response};
 use tidal_raft::types::encode as enc;
+use tidal_raft::Storage;
 use tokio::time::Instant;
 
 use crate::forward::{KvRequest, KvResponse};
@@ -91,29 +92,17 @@ impl Shared {
         match req {
             KvRequest::Slots(cmd) => propose(kv, &KvEntry::Slots(cmd)).await,
             KvRequest::Export { move_id, after, max_bytes } => {
-                if let Err(r) = confirm(kv).await {
-                    return r;
-                }
-                // A piece is a megabyte of rows read from the state file:
-                // off the async threads, which answer this node's heartbeats
-                // and clients meanwhile.
-                let (machine, storage) = (kv.machine.clone(), storage.clone());
                 let max = max_bytes as usize;
-                match blocking(move || machine.export_rows(&storage, move_id, after.as_deref(), max)).await {
-                    Ok(Ok((rows, done))) => KvResponse::Rows { rows, done, at: 0 },
-                    Ok(Err(e)) => delta_error(e),
-                    Err(e) => KvResponse::Unavailable(format!("reading the rows: {e}")),
+                let read = move |m: &KvMachine, s: &Storage| m.export_rows(s, move_id, after.as_deref(), max);
+                match read_rows(kv, storage, read).await {
+                    Ok((rows, done)) => KvResponse::Rows { rows, done, at: 0 },
+                    Err(r) => r,
                 }
             }
             KvRequest::Delta { move_id, after } => {
-                if let Err(r) = confirm(kv).await {
-                    return r;
-                }
-                let (machine, storage) = (kv.machine.clone(), storage.clone());
-                match blocking(move || machine.delta(&storage, move_id, after)).await {
-                    Ok(Ok((rows, at))) => KvResponse::Rows { rows, done: true, at },
-                    Ok(Err(e)) => delta_error(e),
-                    Err(e) => KvResponse::Unavailable(format!("reading the rows: {e}")),
+                match read_rows(kv, storage, move |m: &KvMachine, s: &Storage| m.delta(s, move_id, after)).await {
+                    Ok((rows, at)) => KvResponse::Rows { rows, done: true, at },
+                    Err(r) => r,
                 }
             }
             KvRequest::Pull { move_id, source, after, max_bytes } => {
@@ -444,6 +433,24 @@ async fn propose(kv: &KvGroup, entry: &KvEntry) -> KvResponse {
 /// committed before now, so what it reads is current.
 async fn confirm(kv: &KvGroup) -> Result<(), KvResponse> {
     crate::router::confirmed(STEP_WORK, kv.reads.confirm()).await
+}
+
+/// Once this replica is confirmed as leader (see [`confirm`]), `read` the
+/// rows of a move from the state file, off the async threads: a piece is a
+/// megabyte, and those threads answer this node's heartbeats and clients
+/// meanwhile.
+async fn read_rows<T: Send + 'static>(
+    kv: &KvGroup,
+    storage: &Arc<Storage>,
+    read: impl FnOnce(&KvMachine, &Storage) -> Result<T, DeltaError> + Send + 'static,
+) -> Result<T, KvResponse> {
+    confirm(kv).await?;
+    let (machine, storage) = (kv.machine.clone(), storage.clone());
+    match blocking(move || read(&machine, &storage)).await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(e)) => Err(delta_error(e)),
+        Err(e) => Err(KvResponse::Unavailable(format!("reading the rows: {e}"))),
+    }
 }
 
 fn delta_error(e: DeltaError) -> KvResponse {

@@ -197,9 +197,7 @@ impl Storage {
         let log = open("log.redb", cache / 4)?;
         let state = open("state.redb", cache - cache / 4)?;
         let writeback = Writeback::spawn(&dir.join("state.redb"), options.state_writeback)?;
-        let mut storage = Self::with_databases(log, state, options.state_checkpoint, WriterRuntime::Thread)?;
-        Arc::get_mut(&mut storage).expect("not shared yet")._writeback = Some(writeback);
-        Ok(storage)
+        Self::with_databases(log, state, options.state_checkpoint, WriterRuntime::Thread, Some(writeback))
     }
 
     /// Databases that live only in memory (tests).
@@ -218,7 +216,7 @@ impl Storage {
     ) -> Result<Arc<Self>, StoreError> {
         let log = Database::builder().create_with_backend(log).map_err(StoreError::db)?;
         let state = Database::builder().create_with_backend(state).map_err(StoreError::db)?;
-        Self::with_databases(log, state, STATE_CHECKPOINT, runtime)
+        Self::with_databases(log, state, STATE_CHECKPOINT, runtime, None)
     }
 
     fn with_databases(
@@ -226,6 +224,7 @@ impl Storage {
         state: Database,
         checkpoint: Duration,
         runtime: WriterRuntime,
+        writeback: Option<Writeback>,
     ) -> Result<Arc<Self>, StoreError> {
         let log = Db::start(
             "log-writer",
@@ -250,7 +249,7 @@ impl Storage {
             },
             Some(checkpoint),
         )?;
-        Ok(Arc::new(Self { log, state, _writeback: None }))
+        Ok(Arc::new(Self { log, state, _writeback: writeback }))
     }
 
     /// Raft logs, votes and the groups hosted here.
