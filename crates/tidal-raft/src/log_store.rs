@@ -11,6 +11,15 @@
 //! inside it needs no redb transaction; other reads look in the tail first,
 //! then in redb (in that order, so an entry moving from one to the other is
 //! never missed).
+//!
+//! Purging is cut into transactions of at most [`PURGE_CHUNK`] bytes: a
+//! purge behind a snapshot may cover a whole slot move's entries (hundreds
+//! of MiB), and one transaction deleting them would hold the node's log
+//! writer, and with it every group's appends, for a second or more. The
+//! purge records its new first index and deletes the first chunk at once;
+//! a task deletes the rest, pausing [`PURGE_PAUSE`] between chunks so that
+//! appends go first. Nothing reads below the purged index meanwhile, and a
+//! restart leaves what was not yet deleted to the next purge.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -27,6 +36,21 @@ use crate::types::{decode, encode, io_err, Entry, LogId, TypeConfig, Vote};
 /// Entries kept in memory after they are durable, for replication reads.
 const TAIL_KEEP: usize = 128;
 
+/// Most bytes of entries one purge transaction deletes.
+const PURGE_CHUNK: usize = 8 << 20;
+/// Most entries one purge transaction deletes.
+const PURGE_ENTRIES: usize = 20_000;
+/// Pause between two purge transactions of one group.
+const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The purge under way in the background: delete every entry up to
+/// `upto`; `running` while a task does.
+#[derive(Debug, Default)]
+struct Purger {
+    upto: u64,
+    running: bool,
+}
+
 /// The newest entries: index -> (entry, durable yet).
 type Tail = BTreeMap<u64, (Entry, bool)>;
 
@@ -36,11 +60,43 @@ pub struct LogStore {
     group: Arc<str>,
     storage: Arc<Storage>,
     tail: Arc<Mutex<Tail>>,
+    purger: Arc<Mutex<Purger>>,
 }
 
 impl LogStore {
     pub fn new(group: &str, storage: Arc<Storage>) -> Self {
-        Self { group: group.into(), storage, tail: Arc::default() }
+        Self { group: group.into(), storage, tail: Arc::default(), purger: Arc::default() }
+    }
+
+    /// Delete the entries up to `upto` that a purge left, a chunk at a
+    /// time, in a task of their own (one per group at a time).
+    fn purge_later(&self, upto: u64) {
+        {
+            let mut p = self.purger.lock().expect("purger lock");
+            p.upto = p.upto.max(upto);
+            if p.running {
+                return;
+            }
+            p.running = true;
+        }
+        let (group, storage, purger) = (self.group.clone(), self.storage.clone(), self.purger.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PURGE_PAUSE).await;
+                let upto = purger.lock().expect("purger lock").upto;
+                let g = group.clone();
+                let r = storage.log().writer().call(false, move |txn| delete_some(txn, &g, upto)).await;
+                let mut p = purger.lock().expect("purger lock");
+                match r {
+                    Ok(false) => continue,
+                    Ok(true) if p.upto > upto => continue,
+                    Ok(true) => {}
+                    Err(e) => tracing::warn!(%group, error = %e, "purging the log failed; the next purge retries"),
+                }
+                p.running = false;
+                return;
+            }
+        });
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, io::Error> {
@@ -52,6 +108,25 @@ impl LogStore {
         let bytes = encode(v);
         self.storage.log().writer().call(durable, move |txn| put_meta(txn, &group, name, &bytes)).await.map_err(io_err)
     }
+}
+
+/// Delete the first entries of `group` up to index `upto`, at most a
+/// chunk's worth; whether none is left.
+fn delete_some(txn: &redb::WriteTransaction, group: &str, upto: u64) -> Result<bool, String> {
+    let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
+    let mut rows = t.extract_from_if((group, 0)..=(group, upto), |_, _| true).map_err(|e| e.to_string())?;
+    let (mut bytes, mut entries) = (0, 0);
+    while bytes < PURGE_CHUNK && entries < PURGE_ENTRIES {
+        match rows.next() {
+            Some(row) => {
+                let (_, v) = row.map_err(|e| e.to_string())?;
+                bytes += v.value().len();
+                entries += 1;
+            }
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 /// Read a per-group metadata value from `db`.
@@ -146,7 +221,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
             }
         };
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+        // Entries a purge has not deleted yet lie below the purged one.
+        let last = match (last, last_purged) {
+            (Some(l), Some(p)) if l.index < p.index => Some(p),
+            (l, p) => l.or(p),
+        };
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -228,15 +308,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.tail.lock().expect("tail lock").retain(|&i, _| i > log_id.index);
         let group = self.group.clone();
         let purged = encode(&log_id);
-        self.storage
+        let done = self
+            .storage
             .log()
             .writer()
             .call(false, move |txn| {
-                let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
-                t.retain_in((&*group, 0)..=(&*group, log_id.index), |_, _| false).map_err(|e| e.to_string())?;
-                put_meta(txn, &group, "purged", &purged)
+                put_meta(txn, &group, "purged", &purged)?;
+                delete_some(txn, &group, log_id.index)
             })
             .await
-            .map_err(io_err)
+            .map_err(io_err)?;
+        if !done {
+            self.purge_later(log_id.index);
+        }
+        Ok(())
     }
 }

@@ -101,3 +101,49 @@ async fn flushdb_clears_what_is_in_the_file_and_in_memory() {
     assert_eq!(get(&fresh, &storage, "d"), bulk("4"));
     assert_eq!(fresh.stored_keys(&storage).unwrap(), 1);
 }
+
+/// A purge that covers more than one chunk of entries answers at once, with
+/// the purged index recorded and the rest of the log readable; the entries
+/// below it leave the log over several transactions, and the log's state
+/// stays right while they do.
+#[tokio::test]
+async fn a_large_purge_answers_at_once_and_deletes_in_chunks() {
+    use crate::log_store::LogStore;
+    use crate::storage::LOG;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    use openraft::RaftLogReader;
+    use redb::ReadableTableMetadata;
+
+    let storage = Storage::in_memory().unwrap();
+    let mut log = LogStore::new(GROUP, storage.clone());
+    let big = WriteOp::set(b"k".to_vec(), vec![7u8; 1 << 20]);
+    let entries: Vec<Entry> = (1..=40).map(|i| entry(i, std::slice::from_ref(&big))).collect();
+    log.append(entries, IOFlushed::noop()).await.unwrap();
+    // The writer commits in order: this job's commit follows the append's.
+    storage.log().writer().call(true, |_| Ok(())).await.unwrap();
+    let rows = || {
+        let txn = storage.log().read().unwrap();
+        txn.open_table(LOG).unwrap().len().unwrap()
+    };
+    assert_eq!(rows(), 40);
+
+    let at = |i| LogId::new(CommittedLeaderId { term: 1, node_id: 1 }, i);
+    log.purge(at(30)).await.unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(at(30)), Some(at(40))));
+    assert!(rows() > 10, "one chunk of 8 MiB goes at once, not 30 MiB: {} rows left", rows());
+    assert_eq!(log.try_get_log_entries(31..=40).await.unwrap().len(), 10);
+    for _ in 0..200 {
+        if rows() == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(rows(), 10, "the rest follows in the background");
+
+    // Purged to the end: the last entry is the purged one, whatever is
+    // still being deleted.
+    log.purge(at(40)).await.unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(at(40)));
+}
