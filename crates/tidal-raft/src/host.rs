@@ -398,6 +398,7 @@ impl RaftHost {
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
         tokio::spawn(crate::log_gc::run(raft.clone(), sent.clone(), self.keep_after_snapshot, self.log_hold));
+        tokio::spawn(state.drive_backlog());
         let handle = GroupHandle { name: name.into(), raft, epoch, state, sent, incoming: Arc::default() };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());
         tracing::info!(group = name, epoch, "group started");

@@ -25,9 +25,9 @@
 //! starts its copy over.
 
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, Range};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, TableHandle, WriteTransaction,
@@ -44,6 +44,7 @@ use crate::kv_overlay::{
     self as overlay, as_ref, slot_bounds, slot_of_stored, slot_ranges, stored_element, stored_key, Base, BaseIter,
     Layer,
 };
+use crate::kv_purge::{self as purge, Purging, Skipping, PURGE_BYTES};
 use crate::log_store::put_meta;
 use crate::machine::{FlushJob, Machine};
 use crate::snapshot::SnapshotPieces;
@@ -101,6 +102,8 @@ struct Inner {
     ownership: Ownership,
     /// Changed since the last freeze.
     ownership_dirty: bool,
+    /// Slots let go of whose rows the table still holds ([`crate::kv_purge`]).
+    purging: Purging,
     exports: BTreeMap<MoveId, Export>,
     /// Index of the last applied entry.
     last_index: u64,
@@ -113,6 +116,8 @@ pub struct KvMachine {
     /// Where an arriving snapshot's rows are staged (`kvs-in/<tenant>:<index>`).
     staging: String,
     inner: RwLock<Inner>,
+    /// The purging set the running flush leaves, for [`Machine::flushed`].
+    purged: Arc<Mutex<Option<BTreeSet<u32>>>>,
     /// Clients blocked on keys here, woken as writes to them apply.
     waiters: Waiters,
 }
@@ -150,28 +155,44 @@ type ReadOnly = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 struct Table {
     keys: Option<ReadOnly>,
     elements: Option<ReadOnly>,
+    /// Slots whose rows are being purged: not seen.
+    purging: Purging,
 }
 
-fn rows_of<'a>(t: &'a Option<ReadOnly>, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError> {
+fn rows_of<'a>(
+    t: &'a Option<ReadOnly>,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    purging: &'a BTreeSet<u32>,
+) -> Result<BaseIter<'a>, KvError> {
     let Some(t) = t else {
         return Ok(Box::new(std::iter::empty()));
     };
-    let range = t.range::<&[u8]>((lower, upper)).map_err(kv_err)?;
-    Ok(Box::new(range.map(|row| {
+    let rows = Skipping::new(t, lower, upper, purging).map_err(kv_err)?;
+    Ok(Box::new(rows.map(|row| {
         let (k, v) = row.map_err(kv_err)?;
-        Ok((k.value().to_vec(), Record::decode(v.value()).map_err(kv_err)?))
+        Ok((k, Record::decode(&v).map_err(kv_err)?))
     })))
 }
 
 impl Table {
-    /// Element rows stored in the table (those of unflushed layers aside).
+    /// Element rows stored in the table (those of unflushed layers aside,
+    /// purging ones included).
     fn element_rows(&self) -> Result<u64, KvError> {
         self.elements.as_ref().map_or(Ok(0), |t| t.len().map_err(kv_err))
+    }
+
+    /// Keys stored, purging ones included: redb's count, no row read.
+    fn stored_keys(&self) -> Result<u64, KvError> {
+        self.keys.as_ref().map_or(Ok(0), |t| t.len().map_err(kv_err))
     }
 }
 
 impl Base for Table {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
+        if !self.purging.is_empty() && self.purging.contains(&slot_of_stored(key)) {
+            return Ok(None);
+        }
         let t = if overlay::is_element(key) { &self.elements } else { &self.keys };
         t.as_ref().map_or(Ok(None), |t| get_in(t, key))
     }
@@ -190,13 +211,13 @@ impl Base for Table {
         };
         let keys: BaseIter<'a> = if starts_below {
             let upper = if ends_above { Bound::Excluded(split) } else { upper };
-            rows_of(&self.keys, lower, upper)?
+            rows_of(&self.keys, lower, upper, &self.purging)?
         } else {
             Box::new(std::iter::empty())
         };
         let elements: BaseIter<'a> = if ends_above {
             let lower = if starts_below { Bound::Included(split) } else { lower };
-            rows_of(&self.elements, lower, upper)?
+            rows_of(&self.elements, lower, upper, &self.purging)?
         } else {
             Box::new(std::iter::empty())
         };
@@ -205,7 +226,16 @@ impl Base for Table {
         Ok(Box::new(keys.chain(elements)))
     }
     fn len(&self) -> Result<u64, KvError> {
-        self.keys.as_ref().map_or(Ok(0), |t| t.len().map_err(kv_err))
+        let mut n = self.stored_keys()?;
+        if let Some(t) = self.keys.as_ref().filter(|_| !self.purging.is_empty()) {
+            for slot in self.purging.iter() {
+                n = n.saturating_sub(purge::count_in(t, &slot_bounds(*slot)).map_err(kv_err)?);
+            }
+        }
+        Ok(n)
+    }
+    fn approx_len(&self) -> Result<u64, KvError> {
+        self.stored_keys()
     }
 }
 
@@ -213,6 +243,7 @@ impl Base for Table {
 struct LazyTable<'a> {
     table: &'a str,
     state: &'a Db,
+    purging: Purging,
     opened: OnceCell<Result<Table, KvError>>,
 }
 
@@ -226,6 +257,9 @@ impl Base for LazyTable<'_> {
     fn len(&self) -> Result<u64, KvError> {
         self.open()?.len()
     }
+    fn approx_len(&self) -> Result<u64, KvError> {
+        self.open()?.approx_len()
+    }
 }
 
 impl LazyTable<'_> {
@@ -233,16 +267,16 @@ impl LazyTable<'_> {
         self.opened
             .get_or_init(|| {
                 let txn = self.state.read().map_err(kv_err)?;
-                open_table(&txn, self.table).map_err(KvError)
+                open_table(&txn, self.table, self.purging.clone()).map_err(KvError)
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 }
 
-/// The table `name` and its element rows' table.
-fn open_table(txn: &ReadTransaction, name: &str) -> Result<Table, String> {
-    Ok(Table { keys: open_one(txn, name)?, elements: open_one(txn, &elements_table(name))? })
+/// The table `name` and its element rows' table, past the `purging` slots.
+fn open_table(txn: &ReadTransaction, name: &str, purging: Purging) -> Result<Table, String> {
+    Ok(Table { keys: open_one(txn, name)?, elements: open_one(txn, &elements_table(name))?, purging })
 }
 
 /// The name of the table that holds the element rows of the table `name`.
@@ -394,6 +428,9 @@ impl<B: Base> Base for &B {
     fn len(&self) -> Result<u64, KvError> {
         (*self).len()
     }
+    fn approx_len(&self) -> Result<u64, KvError> {
+        (*self).approx_len()
+    }
 }
 
 impl KvStore for WriteView<'_> {
@@ -519,6 +556,8 @@ fn unsettled(ownership: &Ownership) -> Option<Refusal> {
 /// The machine's records in the state file's metadata table.
 const OWNERSHIP: &str = "ownership";
 const SPEC: &str = "spec";
+/// The slots being purged ([`crate::kv_purge`]); absent when none is.
+const PURGING: &str = "purging";
 
 /// Where an arriving snapshot's ownership is staged.
 const OWNERSHIP_IN: &str = "ownership-in";
@@ -549,6 +588,8 @@ struct KvPieces {
     /// The tables still to read, the one being read first.
     tables: std::collections::VecDeque<ReadOnly>,
     after: Option<Vec<u8>>,
+    /// Slots being purged: their rows are not part of the state.
+    skip: BTreeSet<u32>,
 }
 
 impl SnapshotPieces for KvPieces {
@@ -559,10 +600,10 @@ impl SnapshotPieces for KvPieces {
         while let Some(t) = self.tables.front() {
             let lower = self.after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
             let before = rows.len();
-            for row in t.range::<&[u8]>((lower, Bound::Unbounded)).map_err(|e| e.to_string())? {
-                let (k, v) = row.map_err(|e| e.to_string())?;
-                bytes += k.value().len() + v.value().len();
-                rows.push(PieceRow { key: k.value().to_vec(), value: v.value().to_vec() });
+            for row in Skipping::new(t, lower, Bound::Unbounded, &self.skip).map_err(|e| e.to_string())? {
+                let (key, value) = row.map_err(|e| e.to_string())?;
+                bytes += key.len() + value.len();
+                rows.push(PieceRow { key, value });
                 if bytes >= max_bytes {
                     break;
                 }
@@ -609,6 +650,7 @@ impl KvMachine {
             layers: Layers::default(),
             ownership: Ownership::genesis(spec.slots, &spec.genesis),
             ownership_dirty: false,
+            purging: Purging::default(),
             exports: BTreeMap::new(),
             last_index: 0,
         };
@@ -618,6 +660,7 @@ impl KvMachine {
             table: format!("kvs/{group}"),
             staging: format!("kvs-in/{group}"),
             inner: RwLock::new(inner),
+            purged: Arc::default(),
             waiters: Waiters::default(),
         }
     }
@@ -661,10 +704,12 @@ impl KvMachine {
             None => None,
         };
         let applied: Option<Option<LogId>> = read_plain(state, &self.group, "applied")?;
+        let purging: Option<BTreeSet<u32>> = read_versioned(state, &self.group, PURGING)?;
         let mut inner = self.inner.write().expect("kv lock");
         if let Some(o) = ownership {
             inner.ownership = o;
         }
+        inner.purging = Arc::new(purging.unwrap_or_default());
         inner.last_index = applied.flatten().map_or(0, |l| l.index);
         let since = inner.last_index;
         let moving: Vec<MoveId> = inner
@@ -703,7 +748,7 @@ impl KvMachine {
         let txn = storage.state().read()?;
         let view = View {
             stack: inner.layers.stack(),
-            base: open_table(&txn, &self.table).map_err(StoreError::Db)?,
+            base: open_table(&txn, &self.table, inner.purging.clone()).map_err(StoreError::Db)?,
             ownership: &inner.ownership,
             scan_slots: None,
         };
@@ -857,7 +902,7 @@ impl KvMachine {
         e.changed.retain(|_, at| *at > after);
         let keys: Vec<Vec<u8>> = e.changed.keys().cloned().collect();
         let txn = storage.state().read()?;
-        let base = open_table(&txn, &self.table).map_err(StoreError::Db)?;
+        let base = open_table(&txn, &self.table, inner.purging.clone()).map_err(StoreError::Db)?;
         let stack = inner.layers.stack();
         let mut rows = Vec::with_capacity(keys.len());
         for key in keys {
@@ -868,7 +913,9 @@ impl KvMachine {
     }
 
     fn apply_writes(&self, inner: &mut Inner, state: &Db, now_ms: u64, ops: &[WriteOp]) -> Result<Vec<u8>, String> {
-        let mut view = WriteView { inner, base: LazyTable { table: &self.table, state, opened: OnceCell::new() } };
+        let purging = inner.purging.clone();
+        let base = LazyTable { table: &self.table, state, purging, opened: OnceCell::new() };
+        let mut view = WriteView { inner, base };
         let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
         for op in ops {
             let refused = match op {
@@ -935,23 +982,36 @@ impl KvMachine {
     }
 }
 
-/// Write `layer`'s changes to one of a PRG's tables: its clear, its
-/// dropped slots (range 0 of each slot for the keys' table, 1 for the
-/// element rows'), and `entries`, that table's share of its rows.
+/// Write `layer`'s changes to one of a PRG's tables (range 0 of each slot
+/// for the keys' table, 1 for the element rows'): its clear, the slots
+/// `whole` empties, then rows of the `purge` slots until `budget` bytes
+/// are spent, then `entries`, that table's share of its rows. Returns the
+/// `purge` slots that hold no rows in this table now.
 fn flush_into<'a>(
     txn: &WriteTransaction,
     name: &str,
     layer: &Layer,
     range: usize,
+    (whole, purge): (&BTreeSet<u32>, &BTreeSet<u32>),
+    budget: &mut usize,
     entries: impl Iterator<Item = (&'a Vec<u8>, &'a Option<Record>)>,
-) -> Result<(), String> {
+) -> Result<BTreeSet<u32>, String> {
     let mut t = txn.open_table(Def::new(name)).map_err(|e| e.to_string())?;
     if layer.cleared {
         t.retain(|_, _| false).map_err(|e| e.to_string())?;
     }
-    for slot in &layer.dropped {
+    for slot in whole {
         let (lo, hi) = &slot_ranges(*slot)[range];
         t.retain_in::<&[u8], _>((as_ref(lo), as_ref(hi)), |_, _| false).map_err(|e| e.to_string())?;
+    }
+    let mut emptied = BTreeSet::new();
+    for slot in purge {
+        if *budget == 0 {
+            break;
+        }
+        if purge::purge_some(&mut t, &slot_ranges(*slot)[range], budget).map_err(|e| e.to_string())? {
+            emptied.insert(*slot);
+        }
     }
     for (key, rec) in entries {
         match rec {
@@ -960,7 +1020,7 @@ fn flush_into<'a>(
         }
         .map_err(|e| e.to_string())?;
     }
-    Ok(())
+    Ok(emptied)
 }
 
 /// Move every row of the table `legacy` (keys without their slot) into
@@ -1039,37 +1099,67 @@ impl Machine for KvMachine {
     }
 
     fn freeze(&self) -> FlushJob {
-        let (frozen, ownership) = {
+        let (frozen, ownership, before) = {
             let mut inner = self.inner.write().expect("kv lock");
             debug_assert!(inner.layers.frozen.is_none(), "a flush is already under way");
             let frozen = Arc::new(std::mem::take(&mut inner.layers.active));
             inner.layers.frozen = Some(frozen.clone());
             let ownership = std::mem::take(&mut inner.ownership_dirty)
                 .then(|| encode_versioned(OWNERSHIP_VERSION, &inner.ownership));
-            (frozen, ownership)
+            (frozen, ownership, inner.purging.clone())
         };
         let table = self.table.clone();
         let group = self.group.clone();
+        let out = self.purged.clone();
         Box::new(move |txn: &WriteTransaction| {
             let split = overlay::first_element().to_vec();
             let layer = &*frozen;
-            flush_into(txn, &table, layer, 0, layer.entries.range(..split.clone()))?;
+            let plan = purge::plan(&before, layer);
+            let mut budget = PURGE_BYTES;
+            let keys = layer.entries.range(..split.clone());
+            let emptied = flush_into(txn, &table, layer, 0, (&plan.whole, &plan.purging), &mut budget, keys)?;
             // Most PRGs hold no collections: their element table is left alone.
             let elements = layer.entries.range(split..);
-            if layer.cleared || !layer.dropped.is_empty() || elements.clone().next().is_some() {
-                flush_into(txn, &elements_table(&table), layer, 1, elements)?;
+            let mut purging = plan.purging.clone();
+            if layer.cleared || !plan.whole.is_empty() || !purging.is_empty() || elements.clone().next().is_some() {
+                // A slot leaves the set once its element rows are gone too.
+                let name = elements_table(&table);
+                let done = flush_into(txn, &name, layer, 1, (&plan.whole, &emptied), &mut budget, elements)?;
+                purging.retain(|s| !done.contains(s));
+            }
+            if purging != *before || budget < PURGE_BYTES {
+                let purged = PURGE_BYTES - budget;
+                tracing::debug!(%group, purged, left = ?purging, "purged rows of dropped slots");
+            }
+            if purging != *before {
+                let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
+                m.remove((group.as_str(), PURGING)).map_err(|e| e.to_string())?;
+                drop(m);
+                if !purging.is_empty() {
+                    put_meta(txn, &group, PURGING, &encode_versioned(META_VERSION, &purging))?;
+                }
             }
             if let Some(o) = &ownership {
                 put_meta(txn, &group, OWNERSHIP, o)?;
             }
+            *out.lock().expect("purge lock") = Some(purging);
             Ok(())
         })
     }
 
+    fn backlog(&self) -> bool {
+        let inner = self.inner.read().expect("kv lock");
+        !inner.purging.is_empty() || !inner.layers.active.dropped.is_empty()
+    }
+
     fn flushed(&self, ok: bool) {
+        let purged = self.purged.lock().expect("purge lock").take();
         let mut inner = self.inner.write().expect("kv lock");
         if ok {
             inner.layers.frozen = None;
+            if let Some(p) = purged {
+                inner.purging = Arc::new(p);
+            }
         } else {
             // The ownership must be written again with the next flush.
             inner.ownership_dirty = true;
@@ -1077,15 +1167,23 @@ impl Machine for KvMachine {
     }
 
     fn export(&self, txn: &ReadTransaction) -> Result<Box<dyn SnapshotPieces>, String> {
-        let Table { keys, elements } = open_table(txn, &self.table)?;
+        let Table { keys, elements, .. } = open_table(txn, &self.table, Purging::default())?;
         let tables = keys.into_iter().chain(elements).collect();
         let m = txn.open_table(META).map_err(|e| e.to_string())?;
+        // The rows of slots being purged stay behind.
+        let skip = match m.get((self.group.as_str(), PURGING)).map_err(|e| e.to_string())? {
+            Some(v) => match split_version(v.value()) {
+                (META_VERSION, body) => decode(body).map_err(|e| e.to_string())?,
+                (v, _) => return Err(format!("{}: purging record of unknown version {v}", self.group)),
+            },
+            None => BTreeSet::new(),
+        };
         let ownership = match m.get((self.group.as_str(), OWNERSHIP)).map_err(|e| e.to_string())? {
             Some(v) => decode_ownership(v.value())?,
             // Never changed in the state file: still the ownership of its creation.
             None => Ownership::genesis(self.spec.slots, &self.spec.genesis),
         };
-        Ok(Box::new(KvPieces { ownership: Some(ownership), tables, after: None }))
+        Ok(Box::new(KvPieces { ownership: Some(ownership), tables, after: None, skip }))
     }
 
     fn stage(&self, first: bool, piece: &[u8]) -> Result<FlushJob, String> {
@@ -1156,7 +1254,10 @@ impl Machine for KvMachine {
         let ownership = {
             let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
             let staged = m.remove((self.group.as_str(), OWNERSHIP_IN)).map_err(|e| e.to_string())?;
-            staged.map(|v| v.value().to_vec())
+            let staged = staged.map(|v| v.value().to_vec());
+            // The snapshot holds no rows of slots this replica was purging.
+            m.remove((self.group.as_str(), PURGING)).map_err(|e| e.to_string())?;
+            staged
         };
         for (table, staging) in
             [(self.table.clone(), self.staging.clone()), (elements_table(&self.table), elements_table(&self.staging))]

@@ -559,7 +559,7 @@ async fn collections_move_with_their_slot_and_travel_in_snapshots() {
     dst.flush(&s).await;
     {
         let txn = s.state().read().unwrap();
-        let Table { elements, .. } = open_table(&txn, "kvs/t:0").unwrap();
+        let Table { elements, .. } = open_table(&txn, "kvs/t:0", Purging::default()).unwrap();
         assert_eq!(elements.map(|t| t.len().unwrap()), Some(0));
     }
 
@@ -597,4 +597,96 @@ async fn a_collection_version_moves_only_when_it_changes() {
     assert_eq!(versions(&g, &s, &["s", "z"]).1, vec![1, 1], "nothing changed");
     g.write(&s, vec![sadd("b"), zadd(2.0, "a"), hset("h", 0..1)]);
     assert_eq!(versions(&g, &s, &["s", "z", "h"]).1, vec![3, 3, 3]);
+}
+
+/// Rows in the table, purging ones included (what the disk holds).
+fn raw_rows(s: &Storage, table: &str) -> u64 {
+    let txn = s.state().read().unwrap();
+    let t = open_table(&txn, table, Purging::default()).unwrap();
+    t.stored_keys().unwrap()
+}
+
+/// A released slot bigger than one flush's purge leaves the table over
+/// several flushes; meanwhile no count, scan or snapshot sees its rows, a
+/// reopen keeps hiding them, and a move of the slot back empties it whole
+/// before its new rows land.
+#[tokio::test]
+async fn a_released_slot_is_purged_over_several_flushes_and_never_seen_meanwhile() {
+    let s = Storage::in_memory().unwrap();
+    let mut src = Group::new("t:0", 0..8);
+    let moving = key_in(3, 1400);
+    let staying = key_in(4, 3);
+    let big = "x".repeat(4096);
+    for chunk in moving.chunks(100) {
+        src.write(&s, chunk.iter().map(|k| set(k, &big)).collect());
+    }
+    src.write(&s, staying.iter().map(|k| set(k, "v")).collect());
+    src.flush(&s).await;
+    assert_eq!(raw_rows(&s, "kvs/t:0"), 1403);
+
+    let slots = vec![3];
+    src.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: slots.clone() }).unwrap();
+    src.slots(&s, SlotCommand::Fence { move_id: 1, slots: slots.clone() }).unwrap();
+    src.slots(&s, SlotCommand::Release { move_id: 1, slots: slots.clone(), to: 1, epoch: 2 }).unwrap();
+    assert!(src.m.backlog(), "a dropped slot is work for the next flushes");
+    src.flush(&s).await;
+    let left = raw_rows(&s, "kvs/t:0");
+    assert!(left > 3 && left < 1403, "one flush deletes part of the slot: {left} rows left");
+    assert!(src.m.backlog());
+    assert_eq!(src.dbsize(&s), Reply::Int(3));
+    let keys = src.m.read(&s, &ReadOp::Keys { pattern: b"*".to_vec() }, 1).unwrap();
+    assert!(matches!(&keys, Ok(Reply::Array(k)) if k.len() == 3), "KEYS steps over the purging slot: {keys:?}");
+    let mut copied = pieces(&src.m, &s, 1 << 20);
+    assert_eq!(copied.len(), 1, "a snapshot leaves the purging rows out");
+    let piece: KvPiece = decode(split_version(&copied.remove(0)).1).unwrap();
+    assert_eq!(piece.rows.len(), 3);
+    assert!(src.m.approx_bytes(&s).unwrap() > 0);
+
+    // A restart keeps hiding what is left.
+    let reopened = Group { m: KvMachine::open("t:0", Some(KvSpec::whole(SLOTS)), &s).await.unwrap(), index: src.index };
+    assert_eq!(reopened.dbsize(&s), Reply::Int(3));
+    assert!(reopened.m.backlog());
+
+    // The slot moves back before its purge ends: it is emptied whole, and
+    // only the imported rows remain.
+    let mut src = reopened;
+    src.slots(&s, SlotCommand::BeginImport { move_id: 2, slots: slots.clone() }).unwrap();
+    let back = Row { key: stored_key(3, moving[7].as_bytes()), record: Some(Record::new("back").encode()) };
+    src.apply(&s, &KvEntry::Rows { move_id: 2, rows: vec![back] });
+    src.slots(&s, SlotCommand::Adopt { move_id: 2, slots }).unwrap();
+    assert_eq!(src.dbsize(&s), Reply::Int(4));
+    assert_eq!(src.get(&s, &moving[8]), Ok(Reply::Nil), "a purging row is never read");
+    src.flush(&s).await;
+    assert_eq!(raw_rows(&s, "kvs/t:0"), 4);
+    assert!(!src.m.backlog());
+    assert_eq!(src.get(&s, &moving[7]), Ok(Reply::Bulk(b"back".to_vec())));
+    assert_eq!(src.get(&s, &moving[8]), Ok(Reply::Nil));
+    assert_eq!(src.dbsize(&s), Reply::Int(4));
+}
+
+/// Flushes with nothing applied carry a purge to its end.
+#[tokio::test]
+async fn flushes_with_nothing_applied_finish_a_purge() {
+    let s = Storage::in_memory().unwrap();
+    let mut src = Group::new("t:0", 0..8);
+    let big = "y".repeat(4096);
+    for chunk in key_in(5, 2500).chunks(100) {
+        src.write(&s, chunk.iter().map(|k| set(k, &big)).collect());
+    }
+    src.flush(&s).await;
+    src.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![5] }).unwrap();
+    src.slots(&s, SlotCommand::Fence { move_id: 1, slots: vec![5] }).unwrap();
+    src.slots(&s, SlotCommand::Release { move_id: 1, slots: vec![5], to: 1, epoch: 2 }).unwrap();
+    let mut flushes = 0;
+    while src.m.backlog() {
+        src.flush(&s).await;
+        flushes += 1;
+        assert!(flushes < 10, "a purge ends");
+    }
+    // About 10 MiB at 4 MiB a flush: three flushes.
+    assert_eq!(flushes, 3);
+    assert_eq!(raw_rows(&s, "kvs/t:0"), 0);
+    let txn = s.state().read().unwrap();
+    let m = txn.open_table(META).unwrap();
+    assert!(m.get(("t:0", PURGING)).unwrap().is_none(), "no purging record is left");
 }

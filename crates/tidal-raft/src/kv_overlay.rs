@@ -147,6 +147,11 @@ pub(crate) trait Base {
     fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError>;
     /// Keys stored, element rows not counted.
     fn len(&self) -> Result<u64, KvError>;
+    /// About [`len`](Base::len), for estimates: a base that must read rows
+    /// to count exactly answers without reading them.
+    fn approx_len(&self) -> Result<u64, KvError> {
+        self.len()
+    }
 }
 
 pub(crate) type BaseIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Record), KvError>> + 'a>;
@@ -192,7 +197,7 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
 /// one of a slot a layer dropped, still counts until the layer is flushed.
 pub(crate) fn approx_len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     let Some((top, below)) = layers.split_first() else {
-        return base.len();
+        return base.approx_len();
     };
     let keys = top.keys();
     let (stores, deletes) = keys.fold((0u64, 0u64), |(s, d), (_, v)| if v.is_some() { (s + 1, d) } else { (s, d + 1) });

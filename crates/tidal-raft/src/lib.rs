@@ -13,6 +13,7 @@ pub mod kv_entry;
 pub mod kv_machine;
 mod kv_overlay;
 pub mod kv_proposer;
+mod kv_purge;
 pub mod log_gc;
 pub mod log_store;
 pub mod machine;

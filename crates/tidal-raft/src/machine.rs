@@ -43,6 +43,13 @@ pub trait Machine: Send + Sync + 'static {
     /// failed (the set-aside data then stays in memory).
     fn flushed(&self, ok: bool);
 
+    /// Whether a flush would do work even with nothing new applied (the
+    /// key-value machine deletes a dropped slot's rows a piece per flush):
+    /// the group then flushes at a steady pace until it has none.
+    fn backlog(&self) -> bool {
+        false
+    }
+
     /// A reader of everything the state file holds for this machine as
     /// `txn` sees it: the payload of a snapshot, in pieces
     /// ([`crate::snapshot`]).

@@ -52,6 +52,10 @@ pub const FLUSH_AGE: Duration = Duration::from_secs(1);
 /// While a flush is under way, applying pauses once this much more has
 /// piled up in memory.
 const HOLD_BYTES: usize = 4 * FLUSH_BYTES;
+/// Time between flushes while the machine has a backlog
+/// ([`Machine::backlog`]): a dropped slot's rows go at most
+/// `PURGE_BYTES` per flush (`kv_purge`), so at a few tens of MiB/s.
+pub const PURGE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Piece size when a snapshot is read out in one go (installed locally
 /// rather than received).
@@ -76,6 +80,16 @@ struct Shared {
     applied: Mutex<Applied>,
     /// Woken when a flush ends.
     flush_done: Notify,
+    /// Wakes the task that works off the machine's backlog.
+    backlog: Arc<Notify>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The backlog task holds no reference while it waits: wake it to
+        // find the group gone.
+        self.backlog.notify_one();
+    }
 }
 
 /// State machine of one group; clones share state.
@@ -100,9 +114,43 @@ impl GroupStateMachine {
             },
             |_: Result<(), String>| {},
         );
-        let shared =
-            Shared { group: group.into(), storage, machine, applied: Mutex::new(applied), flush_done: Notify::new() };
+        let backlog = Arc::new(Notify::new());
+        if machine.backlog() {
+            // Left over from before a restart.
+            backlog.notify_one();
+        }
+        let shared = Shared {
+            group: group.into(),
+            storage,
+            machine,
+            applied: Mutex::new(applied),
+            flush_done: Notify::new(),
+            backlog,
+        };
         Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// Work off the machine's backlog whenever it has one: flush every
+    /// [`PURGE_PAUSE`] until it has none. Runs until the group is dropped.
+    pub fn drive_backlog(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let group = Arc::downgrade(&self.shared);
+        let wake = self.shared.backlog.clone();
+        async move {
+            loop {
+                wake.notified().await;
+                loop {
+                    tokio::time::sleep(PURGE_PAUSE).await;
+                    let Some(shared) = group.upgrade() else { return };
+                    if !shared.machine.backlog() {
+                        break;
+                    }
+                    if let Err(e) = (GroupStateMachine { shared }).flush(false).await {
+                        tracing::debug!(error = %e, "backlog flush failed; the group has stopped");
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// The state file as it stands, as a snapshot: its applied index and
@@ -260,6 +308,9 @@ impl GroupStateMachine {
             let unflushed = s.machine.unflushed_bytes();
             if !a.flushing && (unflushed >= FLUSH_BYTES || since.elapsed() >= FLUSH_AGE) {
                 drop(self.start_flush(&mut a, false));
+            }
+            if s.machine.backlog() {
+                s.backlog.notify_one();
             }
             (replies, a.flushing && unflushed >= HOLD_BYTES)
         };
