@@ -744,7 +744,9 @@ impl KvMachine {
     ) -> Result<R, StoreError> {
         let inner = self.inner.read().expect("kv lock");
         // The table is opened after the layers are held: a flush that
-        // commits in between only moves data the frozen layer still shows.
+        // commits in between only moves data the frozen layer still shows,
+        // and only deletes rows of slots in the purging set read here (the
+        // set changes with the frozen layer, under this lock).
         let txn = storage.state().read()?;
         let view = View {
             stack: inner.layers.stack(),
@@ -814,7 +816,8 @@ impl KvMachine {
     }
 
     /// About how many bytes of rows this replica stores, the copies of
-    /// slots it imports included: its row count times the mean size of a
+    /// slots it imports and the rows of dropped slots not yet purged
+    /// included (they are on its disk): its row count times the mean size of a
     /// sample of its first rows. Every report a node makes asks it, so it
     /// reads no more than the sample: the counts are redb's and the
     /// layers', never a scan (a scan of a slot being moved in or dropped

@@ -9,9 +9,9 @@
 //! rows behind, up to a whole move's worth. Deleted in one transaction,
 //! a hundred MiB holds the node's state writer for a second or more, and
 //! every group's flush waits behind it. So the flush that drops a slot
-//! only adds it to the PRG's *purging* set, written in the same
-//! transaction as the flush; each flush after it deletes up to
-//! [`PURGE_BYTES`] of purging rows, and a group with slots still purging
+//! adds it to the PRG's *purging* set, written in the same transaction as
+//! the flush; each flush from that one on deletes up to [`PURGE_BYTES`]
+//! of purging rows, and a group with slots still purging
 //! flushes every [`PURGE_PAUSE`](crate::state_machine::PURGE_PAUSE) even
 //! when nothing is applied. Meanwhile no one sees those rows: the table's
 //! readers step over purging slots ([`Skipping`]), snapshots leave them

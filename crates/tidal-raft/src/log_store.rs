@@ -17,7 +17,7 @@
 //! of MiB), and one transaction deleting them would hold the node's log
 //! writer, and with it every group's appends, for a second or more. The
 //! purge records its new first index and deletes the first chunk at once;
-//! a task deletes the rest, pausing [`PURGE_PAUSE`] between chunks so that
+//! a task deletes the rest, pausing [`CHUNK_PAUSE`] between chunks so that
 //! appends go first. Nothing reads below the purged index meanwhile, and a
 //! restart leaves what was not yet deleted to the next purge.
 
@@ -41,7 +41,7 @@ const PURGE_CHUNK: usize = 8 << 20;
 /// Most entries one purge transaction deletes.
 const PURGE_ENTRIES: usize = 20_000;
 /// Pause between two purge transactions of one group.
-const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The purge under way in the background: delete every entry up to
 /// `upto`; `running` while a task does.
@@ -79,10 +79,14 @@ impl LogStore {
             }
             p.running = true;
         }
-        let (group, storage, purger) = (self.group.clone(), self.storage.clone(), self.purger.clone());
+        // Weak: once the group's log store is gone (the group was dropped
+        // from this node, which deletes its whole log), the task stops
+        // rather than delete entries of a group started again by the name.
+        let (group, storage, purger) = (self.group.clone(), self.storage.clone(), Arc::downgrade(&self.purger));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(PURGE_PAUSE).await;
+                tokio::time::sleep(CHUNK_PAUSE).await;
+                let Some(purger) = purger.upgrade() else { return };
                 let upto = purger.lock().expect("purger lock").upto;
                 let g = group.clone();
                 let r = storage.log().writer().call(false, move |txn| delete_some(txn, &g, upto)).await;

@@ -44,8 +44,9 @@ pub trait Machine: Send + Sync + 'static {
     fn flushed(&self, ok: bool);
 
     /// Whether a flush would do work even with nothing new applied (the
-    /// key-value machine deletes a dropped slot's rows a piece per flush):
-    /// the group then flushes at a steady pace until it has none.
+    /// key-value machine deletes a dropped slot's rows a piece per flush).
+    /// The group asks after each batch it applies and each flush, and
+    /// while the answer is yes it flushes at a steady pace.
     fn backlog(&self) -> bool {
         false
     }

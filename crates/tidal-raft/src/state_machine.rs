@@ -247,6 +247,10 @@ impl GroupStateMachine {
             },
             move |r: Result<(), String>| {
                 shared.machine.flushed(r.is_ok());
+                // The flush may have left work behind (slots it began to purge).
+                if r.is_ok() && shared.machine.backlog() {
+                    shared.backlog.notify_one();
+                }
                 {
                     let mut a = shared.applied.lock().expect("applied lock");
                     a.flushing = false;
@@ -360,7 +364,15 @@ impl GroupStateMachine {
             })
             .await
             .map_err(io_err);
-        self.applied().flushing = false;
+        {
+            let mut a = self.applied();
+            a.flushing = false;
+            if r.is_ok() {
+                // Nothing may write for the group again (a backlog flush
+                // would bring back its applied index and rows).
+                a.failed = Some(format!("{group_name}: purged from this node", group_name = s.group));
+            }
+        }
         s.flush_done.notify_waiters();
         r
     }

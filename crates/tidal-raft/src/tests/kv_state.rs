@@ -147,3 +147,86 @@ async fn a_large_purge_answers_at_once_and_deletes_in_chunks() {
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_log_id, Some(at(40)));
 }
+
+/// An entry of `group`'s log at `index` carrying `e`.
+fn kv_entry(index: u64, e: &crate::kv_entry::KvEntry) -> Entry {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId { term: 1, node_id: 1 }, index),
+        payload: EntryPayload::Normal(Proposal { now_ms: 1, body: crate::kv_entry::encode_entry(e) }),
+    }
+}
+
+/// A dropped slot's rows leave the state file with nothing more applied,
+/// even when the batch that dropped it also flushed; and once the group is
+/// purged from the node, its backlog writes nothing back.
+#[tokio::test]
+async fn a_group_works_off_a_dropped_slot_by_itself_and_writes_nothing_once_purged() {
+    use crate::kv_entry::KvEntry;
+    use crate::machine::Machine;
+    use crate::storage::META;
+    use redb::ReadableTableMetadata;
+    use tidal_core::ownership::SlotCommand;
+
+    let storage = Storage::in_memory().unwrap();
+    let machine = Arc::new(KvMachine::new(GROUP, &KvSpec::whole(1024)));
+    let sm = GroupStateMachine::new(GROUP, storage.clone(), machine.clone()).unwrap();
+    let task = tokio::spawn(sm.drive_backlog());
+    let rows = || {
+        let txn = storage.state().read().unwrap();
+        txn.open_table(redb::TableDefinition::<&[u8], &[u8]>::new("kvs/t:0")).map_or(0, |t| t.len().unwrap())
+    };
+    let big = vec![7u8; 4096];
+    let mut index = 0;
+    let mut next = |e: KvEntry| {
+        index += 1;
+        kv_entry(index, &e)
+    };
+    // Two slots of 8 MiB each (hash tags put every key of one in one slot).
+    let slot = |tag: &str| tidal_core::slot::slot_of(tag.as_bytes(), 1024);
+    let writes: Vec<Entry> = ["{a}", "{b}"]
+        .iter()
+        .flat_map(|tag| (0..20).map(move |c| (tag, c)))
+        .map(|(tag, c)| {
+            let ops = (0..100).map(|i| WriteOp::set(format!("{tag}{c}:{i}"), big.clone())).collect::<Vec<_>>();
+            next(KvEntry::Writes(ops))
+        })
+        .collect();
+    sm.apply_entries(writes).await.unwrap();
+    sm.flush(false).await.unwrap();
+    assert_eq!(rows(), 4000);
+
+    let release = |slot: u32, move_id: u64| {
+        [
+            SlotCommand::BeginExport { move_id, slots: vec![slot] },
+            SlotCommand::Fence { move_id, slots: vec![slot] },
+            SlotCommand::Release { move_id, slots: vec![slot], to: 1, epoch: 2 },
+        ]
+    };
+    let [begin, fence, drop_a] = release(slot("{a}"), 1);
+    sm.apply_entries(vec![next(KvEntry::Slots(begin)), next(KvEntry::Slots(fence))]).await.unwrap();
+    // Older than a flush's age: the batch that drops the slot flushes it.
+    tokio::time::sleep(crate::state_machine::FLUSH_AGE + std::time::Duration::from_millis(100)).await;
+    sm.apply_entries(vec![next(KvEntry::Slots(drop_a))]).await.unwrap();
+    for _ in 0..100 {
+        if rows() == 2000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows(), 2000, "the slot is gone with nothing more applied");
+    assert!(!machine.backlog());
+
+    // The second slot begins its purge; then the group leaves this node.
+    let [begin, fence, drop_b] = release(slot("{b}"), 2);
+    let batch = vec![next(KvEntry::Slots(begin)), next(KvEntry::Slots(fence)), next(KvEntry::Slots(drop_b))];
+    sm.apply_entries(batch).await.unwrap();
+    sm.flush(false).await.unwrap();
+    assert!(machine.backlog(), "8 MiB take more than one flush");
+    sm.purge().await.unwrap();
+    tokio::time::sleep(crate::state_machine::PURGE_PAUSE * 3).await;
+    let txn = storage.state().read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    assert!(meta.get((GROUP, "applied")).unwrap().is_none(), "a purged group's applied index stays gone");
+    assert!(sm.flush(false).await.is_err(), "a purged group flushes no more");
+    drop(task);
+}
