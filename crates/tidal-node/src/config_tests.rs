@@ -19,7 +19,7 @@ fn a_complete_config_resolves_with_defaults() {
     assert_eq!(c.slots, 1024);
     assert_eq!(c.prgs, 4);
     assert_eq!(c.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
-    assert_eq!(c.storage.cache_bytes, 96 << 20);
+    assert_eq!(c.storage.cache_bytes, 16 << 20);
     assert_eq!(c.storage.state_checkpoint, std::time::Duration::from_secs(5));
     assert_eq!(c.cp_members().unwrap().len(), 3);
     assert_eq!(c.zone, "local");
