@@ -227,7 +227,7 @@ impl Base for Table {
     }
     fn len(&self) -> Result<u64, KvError> {
         let mut n = self.stored_keys()?;
-        if let Some(t) = self.keys.as_ref().filter(|_| !self.purging.is_empty()) {
+        if let Some(t) = &self.keys {
             for slot in self.purging.iter() {
                 n = n.saturating_sub(purge::count_in(t, &slot_bounds(*slot)).map_err(kv_err)?);
             }
@@ -1071,9 +1071,14 @@ fn read_plain<T: serde::de::DeserializeOwned>(db: &Db, group: &str, name: &str) 
 
 fn read_versioned<T: serde::de::DeserializeOwned>(db: &Db, group: &str, name: &str) -> Result<Option<T>, StoreError> {
     let Some(b) = read_raw(db, group, name)? else { return Ok(None) };
-    match split_version(&b) {
-        (META_VERSION, body) => decode(body).map(Some).map_err(|e| StoreError::Corrupt(format!("{group} {name}: {e}"))),
-        (v, _) => Err(StoreError::Corrupt(format!("{group} {name}: record of unknown version {v}"))),
+    decode_versioned(&b).map(Some).map_err(|e| StoreError::Corrupt(format!("{group} {name}: {e}")))
+}
+
+/// A metadata record written with [`META_VERSION`].
+fn decode_versioned<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    match split_version(b) {
+        (META_VERSION, body) => decode(body).map_err(|e| e.to_string()),
+        (v, _) => Err(format!("record of unknown version {v}")),
     }
 }
 
@@ -1135,10 +1140,10 @@ impl Machine for KvMachine {
                 tracing::debug!(%group, purged, left = ?purging, "purged rows of dropped slots");
             }
             if purging != *before {
-                let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
-                m.remove((group.as_str(), PURGING)).map_err(|e| e.to_string())?;
-                drop(m);
-                if !purging.is_empty() {
+                if purging.is_empty() {
+                    let mut m = txn.open_table(META).map_err(|e| e.to_string())?;
+                    m.remove((group.as_str(), PURGING)).map_err(|e| e.to_string())?;
+                } else {
                     put_meta(txn, &group, PURGING, &encode_versioned(META_VERSION, &purging))?;
                 }
             }
@@ -1175,10 +1180,7 @@ impl Machine for KvMachine {
         let m = txn.open_table(META).map_err(|e| e.to_string())?;
         // The rows of slots being purged stay behind.
         let skip = match m.get((self.group.as_str(), PURGING)).map_err(|e| e.to_string())? {
-            Some(v) => match split_version(v.value()) {
-                (META_VERSION, body) => decode(body).map_err(|e| e.to_string())?,
-                (v, _) => return Err(format!("{}: purging record of unknown version {v}", self.group)),
-            },
+            Some(v) => decode_versioned(v.value()).map_err(|e| format!("{} {PURGING}: {e}", self.group))?,
             None => BTreeSet::new(),
         };
         let ownership = match m.get((self.group.as_str(), OWNERSHIP)).map_err(|e| e.to_string())? {

@@ -370,7 +370,7 @@ impl GroupStateMachine {
             if r.is_ok() {
                 // Nothing may write for the group again (a backlog flush
                 // would bring back its applied index and rows).
-                a.failed = Some(format!("{group_name}: purged from this node", group_name = s.group));
+                a.failed = Some(format!("{}: purged from this node", s.group));
             }
         }
         s.flush_done.notify_waiters();
