@@ -88,6 +88,10 @@ pub struct RawConfig {
     /// Snapshot a group after this many applied entries.
     #[arg(long, env = "TIDAL_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Snapshot a group after its log has taken this many MiB (default 64;
+    /// 0: only `snapshot-every` counts).
+    #[arg(long, env = "TIDAL_SNAPSHOT_EVERY_MB")]
+    pub snapshot_every_mb: Option<u64>,
     /// Log entries kept behind a snapshot.
     #[arg(long, env = "TIDAL_KEEP_AFTER_SNAPSHOT")]
     pub keep_after_snapshot: Option<u64>,
@@ -255,6 +259,7 @@ impl RawConfig {
             read_policy,
             lease_margin_ms,
             snapshot_every,
+            snapshot_every_mb,
             keep_after_snapshot,
             log_hold_ms,
             ready_lag,
@@ -725,6 +730,7 @@ impl RawConfig {
             election_min_ms: self.election_min_ms.unwrap_or(dr.election_min_ms),
             election_max_ms: self.election_max_ms.unwrap_or(dr.election_max_ms),
             snapshot_every: self.snapshot_every.unwrap_or(dr.snapshot_every),
+            snapshot_bytes: self.snapshot_every_mb.map_or(dr.snapshot_bytes, |mb| mb.saturating_mul(1 << 20)),
             keep_after_snapshot: self.keep_after_snapshot.unwrap_or(dr.keep_after_snapshot),
             log_hold_ms: self.log_hold_ms.unwrap_or(dr.log_hold_ms),
             // A snapshot piece goes in one frame.
@@ -750,6 +756,9 @@ impl RawConfig {
         }
         if raft.snapshot_every == 0 {
             errs.push("snapshot-every: must be greater than 0".to_string());
+        }
+        if let Some(mb) = self.snapshot_every_mb.filter(|&mb| mb > 1 << 20) {
+            errs.push(format!("snapshot-every-mb: must be at most 1048576 (1 TiB), got {mb}"));
         }
         let ready_lag = self.ready_lag.unwrap_or(1000);
         let retry_budget_ms = self.retry_budget_ms.unwrap_or(10_000);

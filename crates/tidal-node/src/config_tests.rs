@@ -110,6 +110,19 @@ fn a_smaller_frame_limit_bounds_values_and_snapshot_pieces() {
 }
 
 #[test]
+fn groups_snapshot_by_bytes_unless_told_not_to() {
+    let mut raw = good();
+    assert_eq!(raw.clone().resolve().unwrap().raft.snapshot_bytes, 64 << 20);
+    raw.snapshot_every_mb = Some(0);
+    assert_eq!(raw.clone().resolve().unwrap().raft.snapshot_bytes, 0);
+    raw.snapshot_every_mb = Some(256);
+    assert_eq!(raw.clone().resolve().unwrap().raft.snapshot_bytes, 256 << 20);
+    raw.snapshot_every_mb = Some((1 << 20) + 1);
+    let errs = raw.resolve().unwrap_err().0;
+    assert!(errs[0].starts_with("snapshot-every-mb: must be at most 1048576"), "{errs:?}");
+}
+
+#[test]
 fn the_admin_body_limit_is_bounded() {
     let mut raw = good();
     assert_eq!(raw.clone().resolve().unwrap().max_api_body, 1 << 20);
@@ -186,6 +199,7 @@ const KEYS: &[&str] = &[
     "read-policy",
     "lease-margin-ms",
     "snapshot-every",
+    "snapshot-every-mb",
     "keep-after-snapshot",
     "log-hold-ms",
     "ready-lag",
@@ -235,7 +249,7 @@ proptest! {
     #[test]
     fn every_error_names_its_key(
         lines in proptest::collection::vec(
-            (prop_oneof![proptest::sample::select(&KEYS[..33]).prop_map(str::to_string), "[a-z]{1,8}"], toml_value()),
+            (prop_oneof![proptest::sample::select(&KEYS[..34]).prop_map(str::to_string), "[a-z]{1,8}"], toml_value()),
             0..8,
         ),
     ) {

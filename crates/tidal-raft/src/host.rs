@@ -40,6 +40,9 @@ pub struct RaftTuning {
     pub election_max_ms: u64,
     /// Build a snapshot after this many applied entries.
     pub snapshot_every: u64,
+    /// Build a snapshot after the log has taken this many bytes (0: only
+    /// `snapshot_every` counts).
+    pub snapshot_bytes: u64,
     /// Entries kept in the log behind the latest snapshot (more on a
     /// leader while a peer catching up needs them: see [`crate::log_gc`]).
     pub keep_after_snapshot: u64,
@@ -68,6 +71,7 @@ impl Default for RaftTuning {
             election_min_ms: 500,
             election_max_ms: 1000,
             snapshot_every: 20_000,
+            snapshot_bytes: 64 << 20,
             keep_after_snapshot: 5_000,
             log_hold_ms: crate::log_gc::HOLD.as_millis() as u64,
             snapshot_chunk_bytes: 4 << 20,
@@ -296,8 +300,7 @@ pub struct RaftHost {
     storage: Arc<Storage>,
     peers: Arc<Peers>,
     config: Arc<openraft::Config>,
-    keep_after_snapshot: u64,
-    log_hold: Duration,
+    log_policy: crate::log_gc::LogPolicy,
     pacer: Arc<SnapshotPacer>,
     groups: RwLock<BTreeMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
@@ -319,8 +322,11 @@ impl RaftHost {
             storage,
             peers: Peers::new(connector, tuning.max_frame_bytes),
             config: Arc::new(config),
-            keep_after_snapshot: tuning.keep_after_snapshot,
-            log_hold: Duration::from_millis(tuning.log_hold_ms),
+            log_policy: crate::log_gc::LogPolicy {
+                keep_after_snapshot: tuning.keep_after_snapshot,
+                hold: Duration::from_millis(tuning.log_hold_ms),
+                snapshot_bytes: tuning.snapshot_bytes,
+            },
             pacer: SnapshotPacer::new(tuning.snapshot_rate_bytes),
             groups: RwLock::default(),
             starting: tokio::sync::Mutex::new(()),
@@ -388,16 +394,18 @@ impl RaftHost {
         let state = GroupStateMachine::new(name, self.storage.clone(), machine)
             .map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
         let sent = Arc::new(SentBytes::default());
+        let log = LogStore::new(name, self.storage.clone());
+        let appended = log.appended();
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),
             GroupNetwork::new(name, epoch, self.peers.clone(), sent.clone(), self.pacer.clone()),
-            LogStore::new(name, self.storage.clone()),
+            log,
             state.clone(),
         )
         .await
         .map_err(|e| HostError::Raft(e.to_string()))?;
-        tokio::spawn(crate::log_gc::run(raft.clone(), sent.clone(), self.keep_after_snapshot, self.log_hold));
+        tokio::spawn(crate::log_gc::run(raft.clone(), sent.clone(), appended, self.log_policy));
         tokio::spawn(state.drive_backlog());
         let handle = GroupHandle { name: name.into(), raft, epoch, state, sent, incoming: Arc::default() };
         self.groups.write().expect("groups lock").insert(name.to_string(), handle.clone());

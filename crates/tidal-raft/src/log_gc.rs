@@ -16,10 +16,19 @@
 //! snapshot, and holds the log again while it takes it. One back sooner
 //! catches up from the log, which costs less than a snapshot.
 //!
-//! The decision is plain data in, an index out ([`LogGc::purge_upto`]); the
-//! task that applies it to a running group is [`run`].
+//! A group also snapshots once its log has grown by so many bytes
+//! ([`ByteTrigger`]), besides openraft's own count of entries: an entry is
+//! a few hundred bytes of client writes or a MiB of a slot move's rows, so
+//! a count alone lets a log of large entries grow to gigabytes, and its
+//! purge come in one burst.
+//!
+//! The decisions are plain data in, an answer out ([`LogGc::purge_upto`],
+//! [`ByteTrigger::due`]); the task that applies them to a running group is
+//! [`run`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -85,9 +94,55 @@ impl LogGc {
     }
 }
 
-/// Apply the decision to `raft` every second until the group stops.
-pub async fn run(raft: Raft, sent: std::sync::Arc<SentBytes>, keep_after_snapshot: u64, hold: Duration) {
-    let mut gc = LogGc::new(keep_after_snapshot, hold);
+/// When a group snapshots for its log's bytes.
+#[derive(Debug)]
+pub struct ByteTrigger {
+    every: u64,
+    /// Bytes appended when the latest snapshot was seen or asked for.
+    base: u64,
+    snapshot: Option<u64>,
+}
+
+impl ByteTrigger {
+    /// Snapshot after `every` bytes (0: never for bytes).
+    pub fn new(every: u64) -> Self {
+        Self { every, base: 0, snapshot: None }
+    }
+
+    /// Whether to ask for a snapshot now: `appended` is the bytes the log
+    /// has taken so far, `snapshot` the last index the group's latest
+    /// snapshot covers. A snapshot taken for any reason starts the count
+    /// again, and so does asking for one.
+    pub fn due(&mut self, appended: u64, snapshot: Option<u64>) -> bool {
+        if snapshot != self.snapshot {
+            self.snapshot = snapshot;
+            self.base = appended;
+            return false;
+        }
+        if self.every == 0 || appended.saturating_sub(self.base) < self.every {
+            return false;
+        }
+        self.base = appended;
+        true
+    }
+}
+
+/// How a group's log is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct LogPolicy {
+    /// Entries kept behind the latest snapshot.
+    pub keep_after_snapshot: u64,
+    /// How long a peer that makes no progress holds a leader's log.
+    pub hold: Duration,
+    /// Snapshot after the log has taken this many bytes (0: never for bytes).
+    pub snapshot_bytes: u64,
+}
+
+/// Apply the decisions to `raft` every second until the group stops:
+/// `appended` counts the bytes its log has taken.
+pub async fn run(raft: Raft, sent: Arc<SentBytes>, appended: Arc<AtomicU64>, policy: LogPolicy) {
+    let mut gc = LogGc::new(policy.keep_after_snapshot, policy.hold);
+    let mut bytes = ByteTrigger::new(policy.snapshot_bytes);
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -105,6 +160,9 @@ pub async fn run(raft: Raft, sent: std::sync::Arc<SentBytes>, keep_after_snapsho
             });
             (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index), peers)
         };
+        if bytes.due(appended.load(Ordering::Relaxed), snapshot) && raft.trigger().snapshot().await.is_err() {
+            return;
+        }
         let Some(upto) = gc.purge_upto(Instant::now(), snapshot, peers.as_ref()) else { continue };
         if purged.is_some_and(|p| upto <= p) {
             continue;
@@ -170,6 +228,25 @@ mod tests {
         // It comes back and is sent a snapshot: it holds again.
         let p = peers(&[(2, Some(5000), 0), (3, Some(1000), 4096)]);
         assert_eq!(gc.purge_upto(t0 + Duration::from_secs(11), Some(4000), Some(&p)), Some(1000));
+    }
+
+    #[test]
+    fn a_log_snapshots_after_so_many_bytes_counted_from_the_latest_snapshot() {
+        let mut t = ByteTrigger::new(100);
+        assert!(!t.due(0, None));
+        assert!(!t.due(99, None));
+        assert!(t.due(100, None));
+        // Asked: not again until another 100 bytes.
+        assert!(!t.due(150, None));
+        assert!(t.due(200, None));
+        // A snapshot (for entries, or the one asked for) restarts the count.
+        assert!(!t.due(260, Some(7)));
+        assert!(!t.due(359, Some(7)));
+        assert!(t.due(360, Some(7)));
+        assert!(!t.due(1000, Some(9)));
+        // 0: never for bytes.
+        let mut never = ByteTrigger::new(0);
+        assert!(!never.due(u64::MAX, None));
     }
 
     #[test]

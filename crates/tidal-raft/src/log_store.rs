@@ -17,14 +17,23 @@
 //! of MiB), and one transaction deleting them would hold the node's log
 //! writer, and with it every group's appends, for a second or more. The
 //! purge records its new first index and deletes the first chunk at once;
-//! a task deletes the rest, pausing [`CHUNK_PAUSE`] between chunks so that
-//! appends go first. Nothing reads below the purged index meanwhile, and a
-//! restart leaves what was not yet deleted to the next purge.
+//! a task deletes the rest. Deleting costs about as much as writing (redb
+//! reads every page it frees), so the task leaves the writer to appends
+//! at least as long as its last chunk took ([`CHUNK_PAUSE`] at the least),
+//! and the groups of a node take turns: background purges take at most
+//! half of the node's log writer. Nothing reads below the purged index
+//! meanwhile, and a restart leaves what was not yet deleted to the next
+//! purge.
+//!
+//! The store counts the bytes it appends ([`LogStore::appended`]), so that
+//! a group can snapshot after so many bytes as well as after so many
+//! entries ([`crate::log_gc`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{IOFlushed, RaftLogStorage};
@@ -37,10 +46,10 @@ use crate::types::{decode, encode, io_err, Entry, LogId, TypeConfig, Vote};
 const TAIL_KEEP: usize = 128;
 
 /// Most bytes of entries one purge transaction deletes.
-const PURGE_CHUNK: usize = 8 << 20;
+const PURGE_CHUNK: usize = 2 << 20;
 /// Most entries one purge transaction deletes.
-const PURGE_ENTRIES: usize = 20_000;
-/// Pause between two purge transactions of one group.
+const PURGE_ENTRIES: usize = 5_000;
+/// Least pause after a background purge transaction.
 const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The purge under way in the background: delete every entry up to
@@ -61,11 +70,18 @@ pub struct LogStore {
     storage: Arc<Storage>,
     tail: Arc<Mutex<Tail>>,
     purger: Arc<Mutex<Purger>>,
+    appended: Arc<AtomicU64>,
 }
 
 impl LogStore {
     pub fn new(group: &str, storage: Arc<Storage>) -> Self {
-        Self { group: group.into(), storage, tail: Arc::default(), purger: Arc::default() }
+        let appended = Arc::default();
+        Self { group: group.into(), storage, tail: Arc::default(), purger: Arc::default(), appended }
+    }
+
+    /// Bytes of entries appended since the store was opened.
+    pub fn appended(&self) -> Arc<AtomicU64> {
+        self.appended.clone()
     }
 
     /// Delete the entries up to `upto` that a purge left, a chunk at a
@@ -84,12 +100,19 @@ impl LogStore {
         // rather than delete entries of a group started again by the name.
         let (group, storage, purger) = (self.group.clone(), self.storage.clone(), Arc::downgrade(&self.purger));
         tokio::spawn(async move {
+            // The purge itself has just deleted a chunk.
+            tokio::time::sleep(CHUNK_PAUSE).await;
             loop {
-                tokio::time::sleep(CHUNK_PAUSE).await;
+                let turn = storage.purge_turn().lock().await;
                 let Some(purger) = purger.upgrade() else { return };
                 let upto = purger.lock().expect("purger lock").upto;
                 let g = group.clone();
+                let began = tokio::time::Instant::now();
                 let r = storage.log().writer().call(false, move |txn| delete_some(txn, &g, upto)).await;
+                let took = began.elapsed();
+                tracing::debug!(%group, upto, ?took, done = ?r, "log purge chunk");
+                tokio::time::sleep(took.max(CHUNK_PAUSE)).await;
+                drop(turn);
                 let mut p = purger.lock().expect("purger lock");
                 match r {
                     Ok(false) => continue,
@@ -260,6 +283,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 tail.insert(e.log_id.index, (e, false));
             }
         }
+        let bytes: usize = rows.iter().map(|(_, _, b)| b.len()).sum();
+        self.appended.fetch_add(bytes as u64, Ordering::Relaxed);
         let group = self.group.clone();
         let tail = self.tail.clone();
         let ids: Vec<(u64, LogId)> = rows.iter().map(|(i, l, _)| (*i, *l)).collect();

@@ -145,6 +145,9 @@ pub struct Storage {
     /// Writes the state file's pages out between checkpoints (file-backed
     /// storage only); stops when the storage is dropped.
     _writeback: Option<Writeback>,
+    /// Held by whichever group's log is deleting a purge's chunk in the
+    /// background, and through its pause after it: one at a time per node.
+    purge_turn: tokio::sync::Mutex<()>,
 }
 
 /// How often the state file's dirty pages go to disk between checkpoints.
@@ -254,12 +257,17 @@ impl Storage {
             },
             Some(checkpoint),
         )?;
-        Ok(Arc::new(Self { log, state, _writeback: writeback }))
+        Ok(Arc::new(Self { log, state, _writeback: writeback, purge_turn: tokio::sync::Mutex::new(()) }))
     }
 
     /// Raft logs, votes and the groups hosted here.
     pub fn log(&self) -> &Db {
         &self.log
+    }
+
+    /// The background purges' turn (see [`crate::log_store`]).
+    pub(crate) fn purge_turn(&self) -> &tokio::sync::Mutex<()> {
+        &self.purge_turn
     }
 
     /// State machines, their applied index and snapshots.
