@@ -485,8 +485,16 @@ impl Shared {
                 }
                 Ok(KvResponse::Moved { epoch }) => {
                     last = format!("a key moved at epoch {epoch}");
-                    self.refresh_routing(state.routing_epoch, epoch, deadline).await;
-                    match self.owner_of(&prg.tenant, &req) {
+                    // The table may already say where the keys went: a
+                    // request that waited out a fence was sent on with the
+                    // PRG it was first routed to. Only a table that still
+                    // names this PRG is waited on.
+                    let mut owner = self.owner_of(&prg.tenant, &req);
+                    if matches!(&owner, Owner::Unknown) || matches!(&owner, Owner::One(p) if *p == prg) {
+                        self.refresh_routing(state.routing_epoch, epoch, deadline).await;
+                        owner = self.owner_of(&prg.tenant, &req);
+                    }
+                    match owner {
                         Owner::One(p) if p != prg => {
                             prg = p;
                             group = prg.to_string();
@@ -541,6 +549,7 @@ impl Shared {
                 return unavailable(&prg, &last);
             }
             let pause = Duration::from_millis((10 * attempt as u64).clamp(2, 200));
+            tracing::debug!(%prg, attempt, why = %last, ?pause, "routed request retries");
             tokio::time::sleep(pause.min(deadline - now)).await;
         }
     }
@@ -555,6 +564,7 @@ impl Shared {
         while self.cache.get().routing_epoch < want {
             self.sync_now.notify_one();
             if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
+                tracing::debug!(used, moved_at, have = self.cache.get().routing_epoch, "routing refresh gave up");
                 return;
             }
         }
