@@ -86,6 +86,17 @@ pub fn drained(state: &ClusterState, node: NodeId) -> bool {
         && !in_cp(state, node)
 }
 
+/// Which of a group's `voters` a draining `node` that leads the group
+/// hands its leadership to: the first that is Active. Never another
+/// Draining node: two draining nodes sharing groups would hand their
+/// leaderships back and forth every round, each hand-off restarting the
+/// group's replication (a learner's copy among it), and the drain would
+/// never end. None when no other voter is Active: the node keeps leading
+/// until a replica move gives the group one.
+pub fn hand_off_to(state: &ClusterState, node: NodeId, voters: impl IntoIterator<Item = NodeId>) -> Option<NodeId> {
+    voters.into_iter().find(|v| *v != node && state.nodes.get(v).is_some_and(|n| n.state == NodeState::Active))
+}
+
 /// Whether `node` votes in the control plane or is catching up to.
 pub fn in_cp(state: &ClusterState, node: NodeId) -> bool {
     state.cp_members.contains(&node) || state.cp_learners.contains(&node)

@@ -4,7 +4,7 @@ use tidal_core::planner::scale::Sizes;
 use tidal_core::{ClusterState, NodeState};
 
 use super::super::ops::tests::{node, ok, refused};
-use super::{drained, draining_now, DRAIN};
+use super::{drained, draining_now, hand_off_to, DRAIN};
 use crate::command::{apply, CpCommand, CpReply};
 
 /// `nodes` nodes (the first three the control plane's voters) with a
@@ -154,4 +154,19 @@ fn only_an_empty_node_that_is_no_voter_leaves_and_its_id_never_returns() {
     s.placements.values_mut().for_each(|p| p.members.retain(|m| *m != 4));
     let why = refused(&mut s, CpCommand::RemoveNode { node: 4 });
     assert!(why.contains("would leave 2 active nodes"), "{why}");
+}
+
+#[test]
+fn a_draining_leader_hands_off_only_to_an_active_voter() {
+    let mut s = cluster(5);
+    for id in [1, 2] {
+        s.nodes.get_mut(&id).expect("registered").state = NodeState::Draining;
+    }
+    // Nodes 1 and 2 share the group: neither hands to the other.
+    assert_eq!(hand_off_to(&s, 1, [1, 2, 3]), Some(3));
+    assert_eq!(hand_off_to(&s, 2, [1, 2, 3]), Some(3));
+    assert_eq!(hand_off_to(&s, 2, [2, 4, 5]), Some(4));
+    // No Active voter besides itself, or one the state does not know: it keeps leading.
+    assert_eq!(hand_off_to(&s, 1, [1, 2]), None);
+    assert_eq!(hand_off_to(&s, 1, [1, 9]), None);
 }

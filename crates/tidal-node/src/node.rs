@@ -452,18 +452,21 @@ impl Shared {
             || self.cache.get().nodes.get(&self.config.node_id).is_some_and(|n| n.state == NodeState::Draining)
     }
 
-    /// Ask another voter to take over every group this node leads, so
-    /// clients wait for a hand-off instead of an election timeout. With a
-    /// budget, wait that long for the hand-offs; without, only ask.
+    /// Ask another voter, an Active one, to take over every group this node
+    /// leads, so clients wait for a hand-off instead of an election
+    /// timeout. With a budget, wait that long for the hand-offs; without,
+    /// only ask.
     pub(crate) async fn hand_off_leaderships(&self, budget: Option<Duration>) {
         let me = self.config.node_id;
+        let state = self.cache.get();
         let mut waiting = Vec::new();
         for g in self.host.groups() {
             let m = g.raft.metrics().borrow_watched().clone();
             if m.current_leader != Some(me) {
                 continue;
             }
-            let Some(to) = m.membership_config.membership().voter_ids().find(|v| *v != me) else { continue };
+            let voters = m.membership_config.membership().voter_ids();
+            let Some(to) = tidal_control::command::drain_ops::hand_off_to(&state, me, voters) else { continue };
             if g.raft.trigger().transfer_leader(to).await.is_ok() {
                 waiting.push(g);
             }
