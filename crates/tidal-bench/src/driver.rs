@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::spec::{Protocol, Spec};
@@ -164,6 +164,21 @@ impl Conn {
         }
     }
 
+    /// Whether the server has closed this connection while it sat idle (a
+    /// node that drains or stops closes its connections between requests).
+    /// Looked at without waiting, before a batch is written: a connection
+    /// found closed carried nothing, so the caller reconnects and nothing
+    /// failed. Pooled Redis clients make the same check before reusing a
+    /// connection.
+    pub fn closed_by_server(&mut self) -> bool {
+        match self {
+            Conn::Resp(c) => c.closed_by_server(),
+            #[cfg(feature = "etcd")]
+            Conn::Etcd(_) => false,
+            Conn::Http(c) => c.sender.is_closed(),
+        }
+    }
+
     /// A cheap round trip that proves the endpoint answers.
     pub async fn probe(&mut self) -> Result<(), OpError> {
         let batch = [Request::Get { key: "tidal-bench:probe".into() }];
@@ -218,6 +233,16 @@ impl RespConn {
             c.handshake(&[b"READONLY"]).await?;
         }
         Ok(c)
+    }
+
+    /// Between batches nothing is owed to the client, so anything readable
+    /// (an end of stream, an error, bytes nobody asked for) means the
+    /// connection is no longer usable.
+    fn closed_by_server(&mut self) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut probe = [0u8; 64];
+        let mut read = tokio::io::ReadBuf::new(&mut probe);
+        std::pin::Pin::new(&mut self.stream).poll_read(&mut cx, &mut read).is_ready()
     }
 
     /// Send a command of the connection's set-up and expect a status reply.
@@ -443,5 +468,44 @@ impl HttpConn {
             (Request::Set { .. }, 200 | 204) => Ok(Response::Stored),
             (_, code) => Err(OpError::Server(code.to_string())),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Polls until `conn` looks closed, for at most two seconds.
+    async fn seen_closed(conn: &mut RespConn) -> bool {
+        for _ in 0..200 {
+            if conn.closed_by_server() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_server_closed_is_seen_closed_before_use() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut conn = RespConn::connect(&addr, None, None, false).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        assert!(!conn.closed_by_server(), "an open, quiet connection is usable");
+        drop(server);
+        assert!(seen_closed(&mut conn).await, "the server's close went unnoticed");
+    }
+
+    #[tokio::test]
+    async fn bytes_nobody_asked_for_make_a_connection_unusable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut conn = RespConn::connect(&addr, None, None, false).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        server.write_all(b"-ERR max number of clients reached\r\n").await.unwrap();
+        assert!(seen_closed(&mut conn).await, "an unasked-for reply left the connection in use");
+        drop(server);
     }
 }

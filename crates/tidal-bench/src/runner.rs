@@ -13,7 +13,10 @@
 //! counted and not retried; after a connection-level failure, or a batch
 //! whose every request failed, the client reconnects to the next endpoint,
 //! so load continues on the nodes that are still up and no client ever
-//! waits longer than its timeout.
+//! waits longer than its timeout. A connection that its node closed
+//! between requests (a node that drains or stops does) is found closed
+//! before the next batch is written, and that batch goes to the next
+//! endpoint that takes a connection: nothing was sent, so nothing failed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -417,11 +420,24 @@ async fn client(shared: Arc<Shared>, id: usize) {
             }
             _ => None,
         };
+        // Looked at just before sending: a connection its node closed
+        // between requests (it drains or stops) carried nothing, so the
+        // batch goes to the next endpoint that answers, and nothing failed.
+        let reopened =
+            if c.closed_by_server() { Some(reopen(&shared.dial, endpoints, &mut endpoint).await) } else { None };
         shared.inflight.fetch_add(1, Ordering::AcqRel);
         let sent = Instant::now();
-        let outcome = match tokio::time::timeout(spec.timeout, c.exec(&batch)).await {
-            Ok(r) => r,
-            Err(_) => Err(OpError::Timeout),
+        let outcome = match reopened {
+            Some(Err(e)) => Err(e),
+            reopened => {
+                if let Some(Ok(fresh)) = reopened {
+                    *c = fresh;
+                }
+                match tokio::time::timeout(spec.timeout, c.exec(&batch)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(OpError::Timeout),
+                }
+            }
         };
         let done = Instant::now();
         let broken = outcome.is_err();
@@ -441,6 +457,20 @@ async fn client(shared: Arc<Shared>, id: usize) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A connection to the first endpoint after `endpoint` that takes one,
+/// trying each once; `endpoint` is left at the one tried last.
+async fn reopen(dial: &Dial, endpoints: &[String], endpoint: &mut usize) -> Result<Conn, OpError> {
+    let mut last = OpError::Connect("no endpoint".into());
+    for _ in 0..endpoints.len() {
+        *endpoint = (*endpoint + 1) % endpoints.len();
+        match dial.connect(&endpoints[*endpoint]).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Fills one batch: in the load phase the next keys in order, otherwise
@@ -597,6 +627,10 @@ async fn read_keys(
                     if Instant::now() >= deadline {
                         unread += chunk.len();
                         break;
+                    }
+                    if conn.as_mut().is_some_and(Conn::closed_by_server) {
+                        conn = None;
+                        endpoint = (endpoint + 1) % endpoints.len();
                     }
                     let c = match conn.as_mut() {
                         Some(c) => c,

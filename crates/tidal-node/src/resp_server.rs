@@ -283,13 +283,24 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 None => std::future::pending().await,
             }
         };
+        // A stopping node closes the connection here, between requests:
+        // every request read has been answered, and one the client sent
+        // only in part is read to its end first (the node's stop bounds
+        // how long that may take).
+        let stopping = *stop.borrow_and_update();
+        if stopping && buf.is_empty() {
+            break;
+        }
         tokio::select! {
             biased;
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             },
-            _ = stop.changed() => break,
+            // Err: the node is gone without a word.
+            r = stop.changed(), if !stopping => if r.is_err() {
+                break;
+            },
             _ = idle => break,
         }
     }
