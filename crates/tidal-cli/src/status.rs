@@ -52,7 +52,9 @@ fn gather(http: &str) -> Result<Value, String> {
         let groups = fetch(addr, "/api/v1/prgs");
         let mut v = n.clone();
         if let Some(h) = hosts.get(&id) {
-            for k in ["replicas", "learners", "leaders", "slots", "slotsLed", "appliedEpoch", "storedBytes"] {
+            for k in
+                ["replicas", "learners", "leaders", "slots", "slotsLed", "appliedEpoch", "storedBytes", "dataBytes"]
+            {
                 v[k] = h[k].clone();
             }
         }
@@ -132,8 +134,8 @@ fn render(v: &Value) {
     }
     println!("\nNODES");
     let mut rows = vec![[
-        "ID", "ZONE", "STATE", "READY", "CACHE", "EPOCH", "REPLICAS", "LEADS", "SLOTS", "STORED", "REDIS", "HTTP",
-        "PEER",
+        "ID", "ZONE", "STATE", "READY", "CACHE", "EPOCH", "REPLICAS", "LEADS", "SLOTS", "DATA", "ON DISK", "REDIS",
+        "HTTP", "PEER",
     ]
     .map(String::from)
     .to_vec()];
@@ -160,6 +162,7 @@ fn render(v: &Value) {
             },
             s(&n["leaders"]),
             format!("{} ({} led)", s(&n["slots"]), s(&n["slotsLed"])),
+            n["dataBytes"].as_u64().map_or_else(|| "-".to_string(), mib),
             n["storedBytes"].as_u64().map_or_else(|| "-".to_string(), mib),
             s(&n["clientAddr"]),
             s(&n["httpAddr"]),

@@ -80,14 +80,21 @@ fn slots_move_to_a_new_prg_under_verified_load() {
     assert!(keys > 0 && keys <= 4000, "DBSIZE {keys}");
     let listed = json_of(&c.tidal(&["moves"]));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    // The control plane knows that every node has applied the move's epoch.
+    // The control plane knows that every node has applied the move's
+    // epoch, and what each holds: rows (every node hosts a replica of
+    // every PRG, and the load wrote keys to each), and files at least as
+    // big.
     let epoch = m["commitEpoch"].as_u64().unwrap();
     wait_for(Duration::from_secs(10), "every node to report the move's epoch", || {
         let (_, body) = http_get(&c.nodes[2].http, "/api/v1/nodes").ok()?;
         let nodes: Value = serde_json::from_str(&body).ok()?;
         let all = nodes.as_array()?;
         let current = all.iter().all(|n| n["appliedEpoch"].as_u64().is_some_and(|e| e >= epoch));
-        (current && all.iter().all(|n| n["storedBytes"].as_u64().is_some_and(|b| b > 0))).then_some(())
+        let sized = all.iter().all(|n| {
+            let data = n["dataBytes"].as_u64().unwrap_or(0);
+            data > 0 && n["storedBytes"].as_u64().is_some_and(|disk| disk >= data)
+        });
+        (current && sized).then_some(())
     });
 }
 

@@ -70,8 +70,13 @@ pub struct NodeReport {
     /// The routing epoch the node has applied (its replicas started or
     /// stopped, its routing on that epoch).
     pub applied_epoch: u64,
-    /// Bytes the node stores (its data directory).
+    /// Bytes the node stores (its data directory: logs, state files and
+    /// snapshots, with the pages the files keep after rows leave them).
     pub stored_bytes: u64,
+    /// About how many bytes of rows the node's replicas hold: its data,
+    /// whatever its files' sizes.
+    #[serde(default)]
+    pub data_bytes: u64,
     /// Whether the node is ready (`/readyz`): its control-plane cache is
     /// Fresh, strict fallback is off, its groups have leaders and their
     /// lags are under the limit.
@@ -96,6 +101,7 @@ impl NodeReport {
             ready: self.ready,
             fresh,
             stored_bytes: self.stored_bytes,
+            data_bytes: self.data_bytes,
             prg_bytes: self.prg_bytes.clone(),
         }
     }

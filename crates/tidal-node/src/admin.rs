@@ -106,8 +106,10 @@ pub struct NodeView {
     /// The routing epoch the node last reported as applied (none yet: it
     /// has not reported to the current control-plane leader).
     pub applied_epoch: Option<u64>,
-    /// Bytes the node stores, as it last reported.
+    /// Bytes the node stores (its data directory), as it last reported.
     pub stored_bytes: Option<u64>,
+    /// About how many bytes of rows its replicas hold, as it last reported.
+    pub data_bytes: Option<u64>,
     /// Whether it was ready at its last report, and why not.
     pub ready: Option<bool>,
     pub not_ready_reasons: Vec<String>,
@@ -135,6 +137,7 @@ pub fn node_views(state: &ClusterState, reports: &BTreeMap<NodeId, NodeReport>) 
                 slots_led: led.iter().map(|p| slots_of(p)).sum(),
                 applied_epoch: report.map(|r| r.applied_epoch),
                 stored_bytes: report.map(|r| r.stored_bytes),
+                data_bytes: report.map(|r| r.data_bytes),
                 ready: report.map(|r| r.ready),
                 not_ready_reasons: report.map(|r| r.reasons.clone()).unwrap_or_default(),
             }

@@ -328,13 +328,15 @@ impl Shared {
         let known = self.cache.get();
         let wait = Duration::from_millis(self.config.cache_sync_ms);
         let r = crate::admin::readiness(self);
+        let (prg_bytes, data_bytes) = self.data_bytes();
         let report = NodeReport {
             applied_epoch: known.routing_epoch,
             stored_bytes: self.stored_bytes(),
+            data_bytes,
             ready: r.ready,
             reasons: r.reasons,
             received_ms: 0,
-            prg_bytes: self.led_prg_bytes(),
+            prg_bytes,
             load: self.measure_load(),
         };
         let watched = tokio::select! {
@@ -560,18 +562,23 @@ impl Shared {
         self.load.lock().expect("load lock").measure(Instant::now(), counters, lag, connections)
     }
 
-    /// About how many bytes of rows each PRG this node leads holds.
-    fn led_prg_bytes(&self) -> BTreeMap<tidal_core::PrgId, u64> {
+    /// About how many bytes of rows each PRG this node leads holds, and
+    /// all of its replicas together.
+    fn data_bytes(&self) -> (BTreeMap<tidal_core::PrgId, u64>, u64) {
         let me = self.config.node_id;
         let groups: Vec<KvGroup> = self.kv.read().expect("kv lock").values().cloned().collect();
-        groups
-            .into_iter()
-            .filter(|g| g.group.raft.metrics().borrow_watched().current_leader == Some(me))
-            .filter_map(|g| {
-                let prg = g.group.name.parse().ok()?;
-                Some((prg, g.machine.approx_bytes(self.host.storage()).ok()?))
-            })
-            .collect()
+        let mut led = BTreeMap::new();
+        let mut total = 0;
+        for g in groups {
+            let Ok(bytes) = g.machine.approx_bytes(self.host.storage()) else { continue };
+            total += bytes;
+            if g.group.raft.metrics().borrow_watched().current_leader == Some(me) {
+                if let Ok(prg) = g.group.name.parse() {
+                    led.insert(prg, bytes);
+                }
+            }
+        }
+        (led, total)
     }
 
     /// Bytes in this node's data directory (its log, state and snapshots).

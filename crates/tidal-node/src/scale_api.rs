@@ -314,10 +314,9 @@ pub(crate) fn sizes(s: &Shared, state: &ClusterState) -> Sizes {
         }
     }
     let per_replica =
-        |n: &u64| reports.get(n).map_or(0, |r| r.stored_bytes / replicas.get(n).copied().unwrap_or(1).max(1));
-    // What a PRG's leader reports it holds; failing that, its members'
-    // data directories shared evenly over their replicas (which counts
-    // logs and space allocated ahead of use, so it overstates).
+        |n: &u64| reports.get(n).map_or(0, |r| r.data_bytes / replicas.get(n).copied().unwrap_or(1).max(1));
+    // What a PRG's leader reports it holds; failing that, the rows its
+    // members report holding, shared evenly over their replicas.
     let reported: BTreeMap<&PrgId, u64> =
         reports.values().flat_map(|r| r.prg_bytes.iter()).map(|(p, b)| (p, *b)).collect();
     let prg_bytes: BTreeMap<PrgId, u64> = state

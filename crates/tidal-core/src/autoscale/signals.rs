@@ -10,7 +10,7 @@
 //! | `memory` | Resource | resident memory, against the machine's | bytes |
 //! | `ops_per_node` | Pods | commands it served a second | thousandths |
 //! | `ops_per_prg` | Pods | operations a second per PRG it leads | thousandths |
-//! | `bytes_per_prg` | Pods | bytes stored per replica it hosts | thousandths |
+//! | `bytes_per_prg` | Pods | bytes of rows per replica it hosts | thousandths |
 //! | `p99_ms` | Object | the slowest node's 99th percentile | thousandths (µs) |
 //! | `replication_lag` | Object | the farthest follower behind a leader | thousandths |
 
@@ -65,8 +65,10 @@ pub struct Reported {
     pub ready: bool,
     /// The report arrived within the health check's limit.
     pub fresh: bool,
-    /// Bytes the node stores.
+    /// Bytes the node stores (its data directory).
     pub stored_bytes: u64,
+    /// About how many bytes of rows its replicas hold.
+    pub data_bytes: u64,
     /// About how many bytes of rows each PRG it leads holds.
     pub prg_bytes: BTreeMap<PrgId, u64>,
 }
@@ -111,7 +113,7 @@ fn figure(metric: Metric, r: &Reported, replicas: u64) -> Option<(i64, i64)> {
             let led = l.prg_ops_milli.len().max(1) as u64;
             Some((to_i64(l.prg_ops_milli.values().sum::<u64>() / led), 0))
         }
-        Metric::BytesPerPrg => Some((to_i64(r.stored_bytes.saturating_mul(1000) / replicas.max(1)), 0)),
+        Metric::BytesPerPrg => Some((to_i64(r.data_bytes.saturating_mul(1000) / replicas.max(1)), 0)),
         Metric::P99Ms | Metric::ReplicationLag => None,
     }
 }

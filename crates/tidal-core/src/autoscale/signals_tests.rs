@@ -45,7 +45,8 @@ fn report(ready: bool, fresh: bool, cpu: u64, ops: u64) -> Reported {
         },
         ready,
         fresh,
-        stored_bytes: 3_000,
+        stored_bytes: 30_000,
+        data_bytes: 3_000,
         prg_bytes: BTreeMap::new(),
     }
 }
@@ -77,7 +78,8 @@ fn nodes_count_as_the_hpa_counts_pods() {
     // CPU is a utilization of the node's cores.
     assert!(s.samples[&Metric::Cpu].iter().take(2).all(|x| x.capacity == 2000));
     assert_eq!(usages(&s, Metric::OpsPerNode)[0], (Readiness::Ready, Some(40_000)));
-    // Bytes per PRG: 3 000 bytes over node 1's 2 replicas, in thousandths.
+    // Bytes per PRG: 3 000 bytes of rows (not the 30 000 its files take)
+    // over node 1's 2 replicas, in thousandths.
     assert_eq!(usages(&s, Metric::BytesPerPrg)[0].1, Some(1_500_000));
     assert_eq!(s.node_memory, 8 << 30);
 }
