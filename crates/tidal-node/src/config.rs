@@ -88,11 +88,13 @@ pub struct RawConfig {
     /// Snapshot a group after this many applied entries.
     #[arg(long, env = "TIDAL_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
-    /// Snapshot a group after its log has taken this many MiB (default 64;
-    /// 0: only `snapshot-every` counts).
+    /// Snapshot a group after its log has taken this many MiB, and keep at
+    /// most this many MiB of log behind a snapshot (default 64; 0: only
+    /// entry counts apply).
     #[arg(long, env = "TIDAL_SNAPSHOT_EVERY_MB")]
     pub snapshot_every_mb: Option<u64>,
-    /// Log entries kept behind a snapshot.
+    /// Log entries kept behind a snapshot (at most `snapshot-every-mb` of
+    /// them).
     #[arg(long, env = "TIDAL_KEEP_AFTER_SNAPSHOT")]
     pub keep_after_snapshot: Option<u64>,
     /// How long a peer that is catching up, or down, keeps a leader from

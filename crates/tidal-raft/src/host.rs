@@ -40,11 +40,12 @@ pub struct RaftTuning {
     pub election_max_ms: u64,
     /// Build a snapshot after this many applied entries.
     pub snapshot_every: u64,
-    /// Build a snapshot after the log has taken this many bytes (0: only
-    /// `snapshot_every` counts).
+    /// Build a snapshot after the log has taken this many bytes, and keep
+    /// no more than this many behind it (0: only entry counts apply).
     pub snapshot_bytes: u64,
-    /// Entries kept in the log behind the latest snapshot (more on a
-    /// leader while a peer catching up needs them: see [`crate::log_gc`]).
+    /// Entries kept in the log behind the latest snapshot, within
+    /// `snapshot_bytes` (more on a leader while a peer catching up needs
+    /// them: see [`crate::log_gc`]).
     pub keep_after_snapshot: u64,
     /// How long a peer that makes no progress still holds a leader's log.
     pub log_hold_ms: u64,
