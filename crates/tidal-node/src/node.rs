@@ -230,6 +230,11 @@ impl Shared {
         if self.host.group(group).is_some() {
             return Ok(false);
         }
+        // Its old replica's rows are still being deleted: not before that
+        // ends (the next round starts it).
+        if self.host.dropping(group) {
+            return Err(tidal_raft::HostError::Dropping(group.to_string()).into());
+        }
         let m = Arc::new(KvMachine::open(group, spec, self.host.storage()).await?);
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
@@ -313,7 +318,7 @@ impl Shared {
             let group = g.name.to_string();
             self.kv.write().expect("kv lock").remove(&group);
             match self.host.remove_group(&group).await {
-                Ok(()) => tracing::info!(group, "replica moved away; stopped and purged"),
+                Ok(()) => tracing::info!(group, "replica moved away; stopped, its data being deleted"),
                 Err(e) => tracing::warn!(group, error = %e, "cannot purge a replica that moved away"),
             }
         }
@@ -709,6 +714,7 @@ impl Node {
             state: NodeState::Active,
         };
 
+        finish_drops(&host).await;
         let hosted = storage.hosted_groups()?;
         let cp_members = config.cp_members();
         // `--peers` names the first voters; a node whose vote has since
@@ -946,6 +952,29 @@ impl Node {
 
     pub fn commands_served(&self) -> u64 {
         self.shared.commands.load(Ordering::Relaxed)
+    }
+}
+
+/// Delete what is left of replicas whose deletion a restart cut short,
+/// before anything starts: a group of the name may start here again.
+async fn finish_drops(host: &Arc<RaftHost>) {
+    let names = match host.unfinished_drops() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the replicas left half deleted");
+            return;
+        }
+    };
+    for name in names {
+        let machine: Option<Arc<dyn tidal_raft::Machine>> = if name == CP_GROUP {
+            CpMachine::open(host.storage()).ok().map(|m| m as Arc<dyn tidal_raft::Machine>)
+        } else {
+            KvMachine::open(&name, None, host.storage()).await.ok().map(|m| Arc::new(m) as Arc<dyn tidal_raft::Machine>)
+        };
+        match host.finish_drop(&name, machine).await {
+            Ok(()) => tracing::info!(group = %name, "a removed replica's data, left by a restart, is deleted"),
+            Err(e) => tracing::warn!(group = %name, error = %e, "cannot delete a removed replica's data"),
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! placed; the host records it so a restarted node brings back every group
 //! it hosted before it has heard from the control plane.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use crate::log_store::LogStore;
 use crate::machine::Machine;
 use crate::state_machine::GroupStateMachine;
-use crate::storage::{Storage, StoreError, GROUPS, LOG, META};
+use crate::storage::{Storage, StoreError, GROUPS, META};
 use crate::transport::{
     BoxFuture, Connector, Dispatch, GroupNetwork, PeerId, Peers, Request, Response, SentBytes, SnapshotPacer, WireError,
 };
@@ -31,6 +31,9 @@ use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
 /// The metadata key that marks a group whose replica left this node.
 const LEFT: &str = "left";
+/// In a group's metadata: its replica left this node and its data is
+/// being deleted.
+const DROPPING: &str = "dropping";
 
 /// Timing and log-retention knobs shared by every group on a node.
 #[derive(Clone, Debug)]
@@ -142,7 +145,7 @@ pub struct GroupHandle {
     pub raft: Raft,
     /// Routing epoch at which this node's replica was placed.
     pub epoch: u64,
-    state: GroupStateMachine,
+    pub(crate) state: GroupStateMachine,
     /// What this node, leading the group, has sent each peer.
     pub sent: Arc<SentBytes>,
     /// The snapshot being received from the leader, piece by piece; the
@@ -294,6 +297,8 @@ pub enum HostError {
     Store(#[from] StoreError),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("group {0} is still being deleted from this node")]
+    Dropping(String),
 }
 
 pub struct RaftHost {
@@ -305,6 +310,9 @@ pub struct RaftHost {
     pacer: Arc<SnapshotPacer>,
     groups: RwLock<BTreeMap<String, GroupHandle>>,
     starting: tokio::sync::Mutex<()>,
+    /// Groups whose data is being deleted in the background; none of them
+    /// starts again until that is done.
+    dropping: Arc<std::sync::Mutex<BTreeSet<String>>>,
     app: OnceLock<Arc<dyn AppHandler>>,
     /// Frames refused for claiming another node (see [`PeerId`]).
     forbidden: std::sync::atomic::AtomicU64,
@@ -331,6 +339,7 @@ impl RaftHost {
             pacer: SnapshotPacer::new(tuning.snapshot_rate_bytes),
             groups: RwLock::default(),
             starting: tokio::sync::Mutex::new(()),
+            dropping: Arc::default(),
             app: OnceLock::new(),
             forbidden: Default::default(),
         }))
@@ -379,6 +388,9 @@ impl RaftHost {
         let _guard = self.starting.lock().await;
         if let Some(g) = self.group(name) {
             return Ok(g);
+        }
+        if self.dropping(name) {
+            return Err(HostError::Dropping(name.to_string()));
         }
         let owned = name.to_string();
         self.storage
@@ -453,35 +465,87 @@ impl RaftHost {
         Ok(t.get((name, LEFT)).map_err(StoreError::db)?.is_some())
     }
 
+    /// Whether `name`'s data is still being deleted here (it cannot start
+    /// until it is gone).
+    pub fn dropping(&self, name: &str) -> bool {
+        self.dropping.lock().expect("dropping lock").contains(name)
+    }
+
+    /// Groups whose deletion a restart cut short: their data is to go
+    /// ([`Self::finish_drop`]) before anything else of theirs starts.
+    pub fn unfinished_drops(&self) -> Result<Vec<String>, HostError> {
+        let txn = self.storage.log().read()?;
+        let t = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(HostError::Store(StoreError::db(e))),
+        };
+        let mut out = Vec::new();
+        for row in redb::ReadableTable::iter(&t).map_err(StoreError::db)? {
+            let (k, _) = row.map_err(StoreError::db)?;
+            let (group, name) = k.value();
+            if name == DROPPING {
+                out.push(group.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete what is left of `name`, whose drop a restart cut short:
+    /// `machine` reads its state (none when it cannot be opened, in which
+    /// case only its log and metadata go).
+    pub async fn finish_drop(&self, name: &str, machine: Option<Arc<dyn Machine>>) -> Result<(), HostError> {
+        let state = match machine {
+            Some(m) => Some(
+                GroupStateMachine::new(name, self.storage.clone(), m)
+                    .map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?,
+            ),
+            None => None,
+        };
+        purge_dropped(&self.storage, name, state.as_ref()).await
+    }
+
+    /// Stop `name` and record, durably, that it is not hosted here any
+    /// more and that its data is to go; then delete the data in the
+    /// background, a piece at a time ([`purge_dropped`]). Until that ends
+    /// the group cannot start here again; a restart finishes it.
     async fn drop_group(&self, name: &str, mark_left: bool) -> Result<(), HostError> {
         let _guard = self.starting.lock().await;
         let Some(g) = self.groups.write().expect("groups lock").remove(name) else {
             return Ok(());
         };
         let _ = tokio::time::timeout(Duration::from_secs(3), g.raft.shutdown()).await;
-        g.state.purge().await.map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
         let owned = name.to_string();
         self.storage
             .log()
             .writer()
             .call(true, move |txn| {
-                let mut log = txn.open_table(LOG).map_err(|e| e.to_string())?;
-                log.retain_in((owned.as_str(), 0u64)..=(owned.as_str(), u64::MAX), |_, _| false)
-                    .map_err(|e| e.to_string())?;
-                drop(log);
-                crate::state_machine::purge_meta(txn, &owned)?;
+                let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                meta.insert((owned.as_str(), DROPPING), [1u8].as_slice()).map_err(|e| e.to_string())?;
                 // In the entry that stops the group starting again at a
                 // restart, so that one of the two always holds.
                 if mark_left {
-                    let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
                     meta.insert((owned.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;
                 }
+                drop(meta);
                 let mut groups = txn.open_table(GROUPS).map_err(|e| e.to_string())?;
                 groups.remove(owned.as_str()).map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await?;
-        tracing::info!(group = name, "replica removed from this node, its data purged");
+        self.dropping.lock().expect("dropping lock").insert(name.to_string());
+        let (storage, dropping, name) = (self.storage.clone(), self.dropping.clone(), name.to_string());
+        tokio::spawn(async move {
+            match purge_dropped(&storage, &name, Some(&g.state)).await {
+                Ok(()) => tracing::info!(group = name, "replica removed from this node, its data purged"),
+                Err(e) => {
+                    tracing::warn!(group = name, error = %e, "purging a removed replica failed; a restart finishes it")
+                }
+            }
+            // Gone before the name may start again.
+            drop(g);
+            dropping.lock().expect("dropping lock").remove(&name);
+        });
         Ok(())
     }
 
@@ -561,6 +625,48 @@ impl Dispatch for RaftHost {
             }
         })
     }
+}
+
+/// Delete everything this node stores for `name`, a piece at a time and
+/// taking turns with the node's other purges (see
+/// [`crate::log_store`]): its state (through `state`, when there is one),
+/// then its log, then, durably, its metadata (keeping the mark that the
+/// replica left, when there is one).
+async fn purge_dropped(storage: &Arc<Storage>, name: &str, state: Option<&GroupStateMachine>) -> Result<(), HostError> {
+    if let Some(state) = state {
+        state.purge(storage.purge_turn()).await.map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
+    }
+    loop {
+        let _turn = storage.purge_turn().lock().await;
+        let group = name.to_string();
+        let began = tokio::time::Instant::now();
+        let done =
+            storage.log().writer().call(false, move |txn| crate::log_store::delete_some(txn, &group, u64::MAX)).await?;
+        tokio::time::sleep(began.elapsed().max(crate::log_store::CHUNK_PAUSE)).await;
+        if done {
+            break;
+        }
+    }
+    let group = name.to_string();
+    storage
+        .log()
+        .writer()
+        .call(true, move |txn| {
+            let left = {
+                use redb::ReadableTable;
+                let meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                let left = meta.get((group.as_str(), LEFT)).map_err(|e| e.to_string())?.is_some();
+                left
+            };
+            crate::state_machine::purge_meta(txn, &group)?;
+            if left {
+                let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                meta.insert((group.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1293,6 +1293,19 @@ impl Machine for KvMachine {
         txn.delete_table(Def::new(&elements_table(&self.table))).map_err(|e| e.to_string())?;
         txn.delete_table(Def::new(&self.table)).map(drop).map_err(|e| e.to_string())
     }
+
+    /// Element rows first, then keys; the tables go once they are empty.
+    fn purge_some(&self, txn: &WriteTransaction, budget: usize) -> Result<bool, String> {
+        let mut budget = budget;
+        let everything: crate::kv_overlay::KeyRange = (Bound::Unbounded, Bound::Unbounded);
+        for name in [elements_table(&self.table), self.table.clone()] {
+            let mut t = txn.open_table(Def::new(&name)).map_err(|e| e.to_string())?;
+            if !purge::purge_some(&mut t, &everything, &mut budget).map_err(|e| e.to_string())? {
+                return Ok(false);
+            }
+        }
+        self.purge(txn).map(|()| true)
+    }
 }
 
 #[cfg(test)]

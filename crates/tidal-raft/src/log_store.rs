@@ -46,11 +46,11 @@ use crate::types::{decode, encode, io_err, Entry, LogId, TypeConfig, Vote};
 const TAIL_KEEP: usize = 128;
 
 /// Most bytes of entries one purge transaction deletes.
-const PURGE_CHUNK: usize = 2 << 20;
+pub(crate) const PURGE_CHUNK: usize = 2 << 20;
 /// Most entries one purge transaction deletes.
 const PURGE_ENTRIES: usize = 5_000;
 /// Least pause after a background purge transaction.
-const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+pub(crate) const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The purge under way in the background: delete every entry up to
 /// `upto`; `running` while a task does.
@@ -139,7 +139,7 @@ impl LogStore {
 
 /// Delete the first entries of `group` up to index `upto`, at most a
 /// chunk's worth; whether none is left.
-fn delete_some(txn: &redb::WriteTransaction, group: &str, upto: u64) -> Result<bool, String> {
+pub(crate) fn delete_some(txn: &redb::WriteTransaction, group: &str, upto: u64) -> Result<bool, String> {
     let mut t = txn.open_table(LOG).map_err(|e| e.to_string())?;
     let mut rows = t.extract_from_if((group, 0)..=(group, upto), |_, _| true).map_err(|e| e.to_string())?;
     let (mut bytes, mut entries) = (0, 0);

@@ -92,4 +92,12 @@ pub trait Machine: Send + Sync + 'static {
     fn purge(&self, _txn: &WriteTransaction) -> Result<(), String> {
         Ok(())
     }
+
+    /// [`purge`](Machine::purge) a piece at a time: delete about `budget`
+    /// bytes of what the state file holds for this machine, and say
+    /// whether everything is gone (the last piece purges). A machine whose
+    /// state is small purges it all at once.
+    fn purge_some(&self, txn: &WriteTransaction, _budget: usize) -> Result<bool, String> {
+        self.purge(txn).map(|()| true)
+    }
 }

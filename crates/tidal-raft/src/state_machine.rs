@@ -346,35 +346,51 @@ pub(crate) fn purge_meta(txn: &redb::WriteTransaction, group: &str) -> Result<()
 
 impl GroupStateMachine {
     /// Delete everything the state file holds for this group (its data,
-    /// applied index, membership and snapshot), durably.
-    pub async fn purge(&self) -> Result<(), io::Error> {
+    /// applied index, membership and snapshot), durably at the end. The
+    /// data goes [`PURGE_CHUNK`](crate::log_store::PURGE_CHUNK) at a time,
+    /// each piece followed by a pause as long as it took, and only while
+    /// this node's `turn` is held: a replica's hundreds of MiB deleted in
+    /// one transaction would hold the state writer, and every other
+    /// group's flushes, for a second or more.
+    pub async fn purge(&self, turn: &tokio::sync::Mutex<()>) -> Result<(), io::Error> {
         self.when_idle(|a| a.flushing = true).await?;
         let s = &self.shared;
-        let (group, machine) = (s.group.clone(), s.machine.clone());
-        let r = s
-            .storage
+        {
+            // Nothing may write for the group again (a backlog flush
+            // would bring back its applied index and rows).
+            let mut a = self.applied();
+            a.flushing = false;
+            a.failed = Some(format!("{}: purged from this node", s.group));
+        }
+        s.flush_done.notify_waiters();
+        loop {
+            let _turn = turn.lock().await;
+            let machine = s.machine.clone();
+            let began = tokio::time::Instant::now();
+            let done = s
+                .storage
+                .state()
+                .writer()
+                .call(false, move |txn| machine.purge_some(txn, crate::log_store::PURGE_CHUNK))
+                .await
+                .map_err(io_err)?;
+            tokio::time::sleep(began.elapsed().max(crate::log_store::CHUNK_PAUSE)).await;
+            if done {
+                break;
+            }
+        }
+        let group = s.group.clone();
+        s.storage
             .state()
             .writer()
             .call(true, move |txn| {
-                machine.purge(txn)?;
                 purge_meta(txn, &group)?;
                 let mut t = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
                 t.remove(&*group).map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await
-            .map_err(io_err);
-        {
-            let mut a = self.applied();
-            a.flushing = false;
-            if r.is_ok() {
-                // Nothing may write for the group again (a backlog flush
-                // would bring back its applied index and rows).
-                a.failed = Some(format!("{}: purged from this node", s.group));
-            }
-        }
-        s.flush_done.notify_waiters();
-        r
+            .map_err(io_err)
     }
 }
 

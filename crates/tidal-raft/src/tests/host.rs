@@ -119,14 +119,71 @@ async fn frames_fail_closed_and_a_group_commits() {
     assert_eq!(storage.hosted_groups().unwrap(), vec![("default:0".to_string(), 5)]);
 
     // A replica that leaves is gone for restarts, and remembered as left
-    // until the group starts here again.
+    // until the group starts here again. Its data goes in the background;
+    // meanwhile the group cannot start here again.
     assert!(!host.left("default:0").unwrap());
+    g.state.flush(false).await.unwrap();
+    let (entries, rows) = stored_rows(&storage, "default:0");
+    assert!(entries > 0 && rows > 0, "nothing stored to delete: {entries} entries, {rows} rows");
     host.leave_group("default:0").await.unwrap();
     assert!(host.left("default:0").unwrap() && storage.hosted_groups().unwrap().is_empty());
     let again = Arc::new(KvMachine::new("default:0", &KvSpec::whole(1024)));
+    if host.dropping("default:0") {
+        let refused = host.start_group("default:0", 6, again.clone()).await;
+        assert!(matches!(refused, Err(crate::HostError::Dropping(_))), "started while its data was being deleted");
+    }
+    dropped(&host, "default:0").await;
+    assert!(host.left("default:0").unwrap(), "the mark that it left outlives the purge");
+    assert_eq!(stored_rows(&storage, "default:0"), (0, 0), "the log and the rows are gone");
     host.start_group("default:0", 6, again).await.unwrap();
     assert!(!host.left("default:0").unwrap());
     host.remove_group("default:0").await.unwrap();
+    dropped(&host, "default:0").await;
     assert!(!host.left("default:0").unwrap(), "a plain removal leaves no mark");
+    assert!(host.unfinished_drops().unwrap().is_empty());
+
+    // A drop that a restart cut short: marked, with log entries left.
+    let leave_behind = |txn: &redb::WriteTransaction| -> Result<(), redb::Error> {
+        let mut log = txn.open_table(crate::storage::LOG)?;
+        for i in 0..20_000u64 {
+            log.insert(("default:9", i), [9u8; 200].as_slice())?;
+        }
+        let mut meta = txn.open_table(crate::storage::META)?;
+        meta.insert(("default:9", "dropping"), [1u8].as_slice())?;
+        meta.insert(("default:9", "left"), [1u8].as_slice())?;
+        Ok(())
+    };
+    storage.log().writer().call(true, move |txn| leave_behind(txn).map_err(|e| e.to_string())).await.unwrap();
+    assert_eq!(host.unfinished_drops().unwrap(), vec!["default:9".to_string()]);
+    host.finish_drop("default:9", None).await.unwrap();
+    assert_eq!(stored_rows(&storage, "default:9"), (0, 0));
+    assert!(host.unfinished_drops().unwrap().is_empty() && host.left("default:9").unwrap());
     host.shutdown().await;
+}
+
+/// Wait (at most 10 s) until `group`'s data is deleted.
+async fn dropped(host: &RaftHost, group: &str) {
+    for _ in 0..1000 {
+        if !host.dropping(group) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{group} is still being deleted after 10 s");
+}
+
+/// The log entries and the key rows `storage` holds for `group`.
+fn stored_rows(storage: &Storage, group: &str) -> (usize, usize) {
+    use redb::ReadableTableMetadata;
+    let txn = storage.log().read().unwrap();
+    let log = txn.open_table(crate::storage::LOG).unwrap();
+    let entries = log.range((group, 0)..=(group, u64::MAX)).unwrap().count();
+    let txn = storage.state().read().unwrap();
+    let name = format!("kvs/{group}");
+    let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(&name);
+    let rows = match txn.open_table(def) {
+        Ok(t) => t.len().unwrap() as usize,
+        Err(_) => 0,
+    };
+    (entries, rows)
 }
