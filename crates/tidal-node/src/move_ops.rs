@@ -42,10 +42,14 @@ const STEP_WORK: Duration = Duration::from_secs(8);
 /// on the target (fetch, then propose, each within `STEP_WORK`), so the
 /// executor does not send a pull again while the first still runs.
 const STEP_CALL: Duration = Duration::from_secs(20);
-/// Most bytes of rows in one log entry.
-const ROWS_PER_ENTRY: usize = 1 << 20;
+/// Most bytes of rows in one log entry: a client write that follows one
+/// in the target's log waits for it to be sent, made durable and applied,
+/// so smaller entries cost clients less (a 1 GiB scale-up's client p99
+/// fell by a quarter to a third against 1 MiB) for a copy about a tenth
+/// slower.
+const ROWS_PER_ENTRY: usize = 256 << 10;
 /// Rows entries of one copy step in flight at once.
-const COPY_PIPELINE: usize = 4;
+const COPY_PIPELINE: usize = 8;
 
 /// The answer to give for a proposal of a move step that failed, if it
 /// did. Only `Applied` means the rows are in the log for good: anything

@@ -586,14 +586,17 @@ impl Shared {
         (led, total)
     }
 
-    /// Bytes in this node's data directory (its log, state and snapshots).
+    /// Bytes of disk this node's data directory takes (its log, state and
+    /// snapshots): the blocks allocated, which may be fewer than the files'
+    /// lengths (redb sets a file's length ahead of what it writes).
     fn stored_bytes(&self) -> u64 {
         fn size(dir: &std::path::Path, depth: u32) -> u64 {
+            use std::os::unix::fs::MetadataExt;
             let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
             entries
                 .flatten()
                 .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
-                .map(|(p, m)| if m.is_dir() && depth > 0 { size(&p, depth - 1) } else { m.len() })
+                .map(|(p, m)| if m.is_dir() && depth > 0 { size(&p, depth - 1) } else { m.blocks() * 512 })
                 .sum()
         }
         size(&self.config.data_dir, 2)

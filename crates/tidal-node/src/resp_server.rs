@@ -167,6 +167,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut stop = shared.shutdown.clone();
+    let mut stopping = false;
     let limits = shared.config.clients;
     'conn: loop {
         // Everything complete in the buffer, in order; a decode error ends
@@ -287,7 +288,6 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         // every request read has been answered, and one the client sent
         // only in part is read to its end first (the node's stop bounds
         // how long that may take).
-        let stopping = *stop.borrow_and_update();
         if stopping && buf.is_empty() {
             break;
         }
@@ -298,8 +298,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 Ok(_) => {}
             },
             // Err: the node is gone without a word.
-            r = stop.changed(), if !stopping => if r.is_err() {
-                break;
+            r = stop.changed(), if !stopping => match r {
+                Ok(()) => stopping = true,
+                Err(_) => break,
             },
             _ = idle => break,
         }
