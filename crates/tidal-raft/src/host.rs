@@ -456,19 +456,29 @@ impl RaftHost {
 
     /// Whether this node's replica of `name` left it (see [`Self::leave_group`]).
     pub fn left(&self, name: &str) -> Result<bool, HostError> {
+        self.marked(name, LEFT)
+    }
+
+    /// Whether the log's metadata holds `mark` for group `name`.
+    fn marked(&self, name: &str, mark: &str) -> Result<bool, HostError> {
         let txn = self.storage.log().read()?;
         let t = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
             Err(e) => return Err(HostError::Store(StoreError::db(e))),
         };
-        Ok(t.get((name, LEFT)).map_err(StoreError::db)?.is_some())
+        Ok(t.get((name, mark)).map_err(StoreError::db)?.is_some())
     }
 
-    /// Whether `name`'s data is still being deleted here (it cannot start
-    /// until it is gone).
+    /// Whether `name`'s data is still being deleted here, or a deletion
+    /// of it failed or was cut short and awaits a restart: it cannot start
+    /// until its data is gone.
     pub fn dropping(&self, name: &str) -> bool {
-        self.dropping.lock().expect("dropping lock").contains(name)
+        if self.dropping.lock().expect("dropping lock").contains(name) {
+            return true;
+        }
+        // Unreadable: say so, rather than start on what may be left.
+        self.marked(name, DROPPING).unwrap_or(true)
     }
 
     /// Groups whose deletion a restart cut short: their data is to go
@@ -536,15 +546,20 @@ impl RaftHost {
         self.dropping.lock().expect("dropping lock").insert(name.to_string());
         let (storage, dropping, name) = (self.storage.clone(), self.dropping.clone(), name.to_string());
         tokio::spawn(async move {
-            match purge_dropped(&storage, &name, Some(&g.state)).await {
-                Ok(()) => tracing::info!(group = name, "replica removed from this node, its data purged"),
+            let purged = purge_dropped(&storage, &name, Some(&g.state)).await;
+            // Gone before the name may start again.
+            drop(g);
+            match purged {
+                Ok(()) => {
+                    tracing::info!(group = name, "replica removed from this node, its data purged");
+                    dropping.lock().expect("dropping lock").remove(&name);
+                }
+                // The name stays blocked: what is left must not be read as
+                // a new replica's.
                 Err(e) => {
                     tracing::warn!(group = name, error = %e, "purging a removed replica failed; a restart finishes it")
                 }
             }
-            // Gone before the name may start again.
-            drop(g);
-            dropping.lock().expect("dropping lock").remove(&name);
         });
         Ok(())
     }

@@ -155,7 +155,13 @@ async fn frames_fail_closed_and_a_group_commits() {
     };
     storage.log().writer().call(true, move |txn| leave_behind(txn).map_err(|e| e.to_string())).await.unwrap();
     assert_eq!(host.unfinished_drops().unwrap(), vec!["default:9".to_string()]);
+    // Nothing of the name starts on what is left.
+    assert!(host.dropping("default:9"));
+    let fresh = Arc::new(KvMachine::new("default:9", &KvSpec::whole(1024)));
+    let refused = host.start_group("default:9", 1, fresh).await;
+    assert!(matches!(refused, Err(crate::HostError::Dropping(_))), "started on a half-deleted replica");
     host.finish_drop("default:9", None).await.unwrap();
+    assert!(!host.dropping("default:9"));
     assert_eq!(stored_rows(&storage, "default:9"), (0, 0));
     assert!(host.unfinished_drops().unwrap().is_empty() && host.left("default:9").unwrap());
     host.shutdown().await;
