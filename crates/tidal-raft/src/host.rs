@@ -29,6 +29,9 @@ use crate::transport::{
 };
 use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
+/// The log's per-group metadata, read.
+type MetaTable = redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
+
 /// The metadata key that marks a group whose replica left this node.
 const LEFT: &str = "left";
 /// In a group's metadata: its replica left this node and its data is
@@ -459,14 +462,18 @@ impl RaftHost {
         self.marked(name, LEFT)
     }
 
+    /// The log's metadata table, if it has been made.
+    fn meta(&self) -> Result<Option<MetaTable>, HostError> {
+        match self.storage.log().read()?.open_table(META) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(HostError::Store(StoreError::db(e))),
+        }
+    }
+
     /// Whether the log's metadata holds `mark` for group `name`.
     fn marked(&self, name: &str, mark: &str) -> Result<bool, HostError> {
-        let txn = self.storage.log().read()?;
-        let t = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
-            Err(e) => return Err(HostError::Store(StoreError::db(e))),
-        };
+        let Some(t) = self.meta()? else { return Ok(false) };
         Ok(t.get((name, mark)).map_err(StoreError::db)?.is_some())
     }
 
@@ -484,12 +491,7 @@ impl RaftHost {
     /// Groups whose deletion a restart cut short: their data is to go
     /// ([`Self::finish_drop`]) before anything else of theirs starts.
     pub fn unfinished_drops(&self) -> Result<Vec<String>, HostError> {
-        let txn = self.storage.log().read()?;
-        let t = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(HostError::Store(StoreError::db(e))),
-        };
+        let Some(t) = self.meta()? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for row in redb::ReadableTable::iter(&t).map_err(StoreError::db)? {
             let (k, _) = row.map_err(StoreError::db)?;
@@ -649,16 +651,15 @@ impl Dispatch for RaftHost {
 /// replica left, when there is one).
 async fn purge_dropped(storage: &Arc<Storage>, name: &str, state: Option<&GroupStateMachine>) -> Result<(), HostError> {
     if let Some(state) = state {
-        state.purge(storage.purge_turn()).await.map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
+        state.purge().await.map_err(|e| HostError::Store(StoreError::Db(e.to_string())))?;
     }
     loop {
         let _turn = storage.purge_turn().lock().await;
         let group = name.to_string();
-        let began = tokio::time::Instant::now();
-        let done =
-            storage.log().writer().call(false, move |txn| crate::log_store::delete_some(txn, &group, u64::MAX)).await?;
-        tokio::time::sleep(began.elapsed().max(crate::log_store::CHUNK_PAUSE)).await;
-        if done {
+        let (done, _) =
+            crate::log_store::paced(storage.log(), move |txn| crate::log_store::delete_some(txn, &group, u64::MAX))
+                .await;
+        if done? {
             break;
         }
     }
@@ -667,18 +668,9 @@ async fn purge_dropped(storage: &Arc<Storage>, name: &str, state: Option<&GroupS
         .log()
         .writer()
         .call(true, move |txn| {
-            let left = {
-                use redb::ReadableTable;
-                let meta = txn.open_table(META).map_err(|e| e.to_string())?;
-                let left = meta.get((group.as_str(), LEFT)).map_err(|e| e.to_string())?.is_some();
-                left
-            };
-            crate::state_machine::purge_meta(txn, &group)?;
-            if left {
-                let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-                meta.insert((group.as_str(), LEFT), [1u8].as_slice()).map_err(|e| e.to_string())?;
-            }
-            Ok(())
+            // A handful of rows per group, as in `purge_meta`.
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            meta.retain(|(g, key), _| g != group || key == LEFT).map_err(|e| e.to_string())
         })
         .await?;
     Ok(())

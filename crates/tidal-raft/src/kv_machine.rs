@@ -1295,8 +1295,7 @@ impl Machine for KvMachine {
     }
 
     /// Element rows first, then keys; the tables go once they are empty.
-    fn purge_some(&self, txn: &WriteTransaction, budget: usize) -> Result<bool, String> {
-        let mut budget = budget;
+    fn purge_some(&self, txn: &WriteTransaction, mut budget: usize) -> Result<bool, String> {
         let everything: crate::kv_overlay::KeyRange = (Bound::Unbounded, Bound::Unbounded);
         for name in [elements_table(&self.table), self.table.clone()] {
             let mut t = txn.open_table(Def::new(&name)).map_err(|e| e.to_string())?;

@@ -186,7 +186,7 @@ pub async fn run(raft: Raft, sent: Arc<SentBytes>, appended: Arc<AtomicU64>, pol
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (snapshot, purged, peers) = {
+        let (snapshot, purged, peers, last) = {
             let m = raft.metrics().borrow_watched().clone();
             if m.running_state.is_err() {
                 return;
@@ -197,10 +197,11 @@ pub async fn run(raft: Raft, sent: Arc<SentBytes>, appended: Arc<AtomicU64>, pol
                     .map(|(id, l)| (*id, (l.as_ref().map(|l| l.index), sent.to(*id))))
                     .collect::<BTreeMap<_, _>>()
             });
-            gc.mark(m.last_log_index, appended.load(Ordering::Relaxed));
-            (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index), peers)
+            (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index), peers, m.last_log_index)
         };
-        if bytes.due(appended.load(Ordering::Relaxed), snapshot) && raft.trigger().snapshot().await.is_err() {
+        let taken = appended.load(Ordering::Relaxed);
+        gc.mark(last, taken);
+        if bytes.due(taken, snapshot) && raft.trigger().snapshot().await.is_err() {
             return;
         }
         let Some(upto) = gc.purge_upto(Instant::now(), snapshot, peers.as_ref()) else { continue };

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader};
 
-use crate::storage::{Db, Storage, LOG, META};
+use crate::storage::{Db, Storage, StoreError, LOG, META};
 use crate::types::{decode, encode, io_err, Entry, LogId, TypeConfig, Vote};
 
 /// Entries kept in memory after they are durable, for replication reads.
@@ -50,7 +50,7 @@ pub(crate) const PURGE_CHUNK: usize = 2 << 20;
 /// Most entries one purge transaction deletes.
 const PURGE_ENTRIES: usize = 5_000;
 /// Least pause after a background purge transaction.
-pub(crate) const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The purge under way in the background: delete every entry up to
 /// `upto`; `running` while a task does.
@@ -107,11 +107,8 @@ impl LogStore {
                 let Some(purger) = purger.upgrade() else { return };
                 let upto = purger.lock().expect("purger lock").upto;
                 let g = group.clone();
-                let began = tokio::time::Instant::now();
-                let r = storage.log().writer().call(false, move |txn| delete_some(txn, &g, upto)).await;
-                let took = began.elapsed();
+                let (r, took) = paced(storage.log(), move |txn| delete_some(txn, &g, upto)).await;
                 tracing::debug!(%group, upto, ?took, done = ?r, "log purge chunk");
-                tokio::time::sleep(took.max(CHUNK_PAUSE)).await;
                 drop(turn);
                 let mut p = purger.lock().expect("purger lock");
                 match r {
@@ -135,6 +132,22 @@ impl LogStore {
         let bytes = encode(v);
         self.storage.log().writer().call(durable, move |txn| put_meta(txn, &group, name, &bytes)).await.map_err(io_err)
     }
+}
+
+/// One piece of a background deletion, while the caller holds the node's
+/// purge turn ([`Storage::purge_turn`]): `delete` as one transaction of
+/// `db`'s writer, then a pause for as long as it took ([`CHUNK_PAUSE`] at
+/// the least), so that background deletions take at most half of the
+/// writer. Its result, and how long it took.
+pub(crate) async fn paced<T: Send + 'static>(
+    db: &Db,
+    delete: impl FnOnce(&redb::WriteTransaction) -> Result<T, String> + Send + 'static,
+) -> (Result<T, StoreError>, std::time::Duration) {
+    let began = tokio::time::Instant::now();
+    let r = db.writer().call(false, delete).await;
+    let took = began.elapsed();
+    tokio::time::sleep(took.max(CHUNK_PAUSE)).await;
+    (r, took)
 }
 
 /// Delete the first entries of `group` up to index `upto`, at most a

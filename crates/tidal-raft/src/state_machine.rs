@@ -348,11 +348,11 @@ impl GroupStateMachine {
     /// Delete everything the state file holds for this group (its data,
     /// applied index, membership and snapshot), durably at the end. The
     /// data goes [`PURGE_CHUNK`](crate::log_store::PURGE_CHUNK) at a time,
-    /// each piece followed by a pause as long as it took, and only while
-    /// this node's `turn` is held: a replica's hundreds of MiB deleted in
-    /// one transaction would hold the state writer, and every other
-    /// group's flushes, for a second or more.
-    pub async fn purge(&self, turn: &tokio::sync::Mutex<()>) -> Result<(), io::Error> {
+    /// taking turns with the node's other background deletions
+    /// ([`paced`](crate::log_store::paced)): a replica's hundreds of MiB
+    /// deleted in one transaction would hold the state writer, and every
+    /// other group's flushes, for a second or more.
+    pub async fn purge(&self) -> Result<(), io::Error> {
         self.when_idle(|a| a.flushing = true).await?;
         let s = &self.shared;
         {
@@ -364,18 +364,13 @@ impl GroupStateMachine {
         }
         s.flush_done.notify_waiters();
         loop {
-            let _turn = turn.lock().await;
+            let _turn = s.storage.purge_turn().lock().await;
             let machine = s.machine.clone();
-            let began = tokio::time::Instant::now();
-            let done = s
-                .storage
-                .state()
-                .writer()
-                .call(false, move |txn| machine.purge_some(txn, crate::log_store::PURGE_CHUNK))
-                .await
-                .map_err(io_err)?;
-            tokio::time::sleep(began.elapsed().max(crate::log_store::CHUNK_PAUSE)).await;
-            if done {
+            let (done, _) = crate::log_store::paced(s.storage.state(), move |txn| {
+                machine.purge_some(txn, crate::log_store::PURGE_CHUNK)
+            })
+            .await;
+            if done.map_err(io_err)? {
                 break;
             }
         }

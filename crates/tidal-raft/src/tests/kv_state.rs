@@ -224,7 +224,7 @@ async fn a_group_works_off_a_dropped_slot_by_itself_and_writes_nothing_once_purg
     sm.apply_entries(batch).await.unwrap();
     sm.flush(false).await.unwrap();
     assert!(machine.backlog(), "8 MiB take more than one flush");
-    sm.purge(&tokio::sync::Mutex::new(())).await.unwrap();
+    sm.purge().await.unwrap();
     tokio::time::sleep(crate::state_machine::PURGE_PAUSE * 3).await;
     let txn = storage.state().read().unwrap();
     let meta = txn.open_table(META).unwrap();
