@@ -329,8 +329,12 @@ impl Operation {
 
     /// Pending steps of the current phase that may start now without
     /// going over the budget, given the moves in flight in `state`.
+    /// A replica move waits while its PRG has any move in flight, or one
+    /// started in the same round: a PRG changes its voters one move at a
+    /// time, and a start that broke that rule would be refused.
     pub fn startable(&self, state: &ClusterState) -> Vec<usize> {
         let (mut per_node, mut total) = moves_in_flight(state);
+        let mut claimed = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             if step.state != StepState::Pending || step.phase() != self.phase {
@@ -339,6 +343,11 @@ impl Operation {
             if total >= self.budget.cluster {
                 break;
             }
+            let prgs = self.step_prgs(i);
+            let busy = |p: &crate::ids::PrgId| claimed.contains(p) || state.busy_with(p).is_some();
+            if matches!(step.kind, StepKind::Replica(_)) && prgs.iter().any(|(p, _)| busy(p)) {
+                continue;
+            }
             let nodes = self.step_nodes(state, step);
             if nodes.iter().any(|n| per_node.get(n).copied().unwrap_or(0) >= self.budget.per_node) {
                 continue;
@@ -346,6 +355,7 @@ impl Operation {
             for n in nodes {
                 *per_node.entry(n).or_default() += 1;
             }
+            claimed.extend(prgs.into_iter().map(|(p, _)| p));
             total += 1;
             out.push(i);
         }

@@ -107,10 +107,53 @@ fn the_budget_limits_moves_per_node_and_in_all() {
     assert_eq!(op.startable(&s), Vec::<usize>::new());
     op.budget = Budget { per_node: 2, cluster: 2 };
     assert_eq!(op.startable(&s), vec![0]);
-    // Only the current phase's steps start.
+    // Only the current phase's steps start (once PRG 0's move is over:
+    // see below).
     op.phase = OpPhase::MoveReplicas;
     op.budget = Budget::default();
+    assert_eq!(op.startable(&s), Vec::<usize>::new());
+    s.replica_moves.get_mut(&9).unwrap().phase = ReplicaPhase::Done;
     assert_eq!(op.startable(&s), vec![3]);
+}
+
+#[test]
+fn a_prg_moves_one_replica_at_a_time() {
+    let s = state();
+    let mut p = plan();
+    // Two replicas of PRG 0 leave (nodes 3 and 2), and one of PRG 1.
+    p.replica_moves = vec![
+        PlannedReplicaMove { step: ReplicaStep { prg: PrgId::new("t", 0), from: 3, to: 4 }, bytes: 1 },
+        PlannedReplicaMove { step: ReplicaStep { prg: PrgId::new("t", 0), from: 2, to: 5 }, bytes: 1 },
+        PlannedReplicaMove { step: ReplicaStep { prg: PrgId::new("t", 1), from: 4, to: 1 }, bytes: 1 },
+    ];
+    let mut op = Operation::new("scale_in", p, Budget { per_node: 8, cluster: 8 }, 1000, 1000);
+    op.phase = OpPhase::MoveReplicas;
+    // Steps 3-5 are the replica moves: PRG 0's second waits for its first.
+    assert_eq!(op.startable(&s), vec![3, 5]);
+    op.steps[3].state = StepState::Running;
+    let mut s = s;
+    s.replica_moves.insert(
+        9,
+        ReplicaMove {
+            id: 9,
+            prg: PrgId::new("t", 0),
+            from: 3,
+            to: 4,
+            phase: ReplicaPhase::AddingLearner,
+            lag: None,
+            bytes: 0,
+            created_ms: 0,
+            updated_ms: 0,
+            finished_ms: None,
+            cancel_requested: false,
+            error: None,
+        },
+    );
+    assert_eq!(op.startable(&s), vec![5]);
+    // Once it is over, the second starts.
+    s.replica_moves.get_mut(&9).unwrap().phase = ReplicaPhase::Done;
+    op.steps[3].state = StepState::Done;
+    assert_eq!(op.startable(&s), vec![4, 5]);
 }
 
 #[test]
