@@ -113,3 +113,34 @@ fn readonly_connections_read_their_followers_and_stay_linearizable() {
     let served: u64 = (0..3).map(|i| follower_reads(&c, i)).sum();
     assert!(served > 1000, "followers served {served} reads of the verified load");
 }
+
+#[test]
+fn a_readonly_read_across_prgs_reads_each_part_from_the_connected_replica() {
+    let c = Cluster::start(3, &["--prgs", "4", "--slots", "64"]);
+    let prgs: Vec<String> = (0..4).map(|i| format!("default:{i}")).collect();
+    let leaders: Vec<u64> = prgs
+        .iter()
+        .map(|p| wait_for(Duration::from_secs(30), "a leader of every PRG", || c.group_on(0, p)?["leader"].as_u64()))
+        .collect();
+    // The node leading the fewest PRGs follows at least one of them.
+    let fi = (0..3).min_by_key(|&i| leaders.iter().filter(|&&l| l == c.nodes[i].id).count()).unwrap();
+    let mut writer = c.client((fi + 1) % 3);
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        assert_eq!(writer.cmd(&["SET", k, &format!("v-{k}")]).unwrap(), Value::Simple("OK".into()));
+    }
+    let mut ro = c.client(fi);
+    assert_eq!(ro.cmd(&["READONLY"]).unwrap(), Value::Simple("OK".into()));
+    let before = follower_reads(&c, fi);
+    let mut args = vec!["MGET"];
+    args.extend(keys.iter().map(String::as_str));
+    args.push("absent");
+    let want: Vec<Value> = keys.iter().map(|k| Value::bulk(&format!("v-{k}"))).chain([Value::Nil]).collect();
+    assert_eq!(ro.cmd(&args).unwrap(), Value::Array(want));
+    args[0] = "EXISTS";
+    assert_eq!(ro.cmd(&args).unwrap(), Value::Int(40));
+    // Each of MGET's and EXISTS's parts of a PRG this node follows was
+    // read here, not at the PRG's leader.
+    let served = follower_reads(&c, fi) - before;
+    assert!(served >= 2, "node {} served {served} parts of a cross-PRG MGET and EXISTS", c.nodes[fi].id);
+}

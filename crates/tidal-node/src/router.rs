@@ -92,7 +92,7 @@ impl Shared {
             Ok(p) => p,
             Err(e) => return e,
         };
-        self.run_plan(tenant, plan, KvRequest::Write).await
+        self.run_plan(tenant, plan, KvRequest::Write, false).await
     }
 
     /// Execute a client's consecutive (pipelined) writes for `tenant` and
@@ -121,7 +121,7 @@ impl Shared {
                 Err(e) => out[i] = Some(e),
                 Ok(plan) => {
                     self.write_run(std::mem::take(&mut run), &mut out).await;
-                    out[i] = Some(self.run_plan(tenant, plan, KvRequest::Write).await);
+                    out[i] = Some(self.run_plan(tenant, plan, KvRequest::Write, false).await);
                 }
             }
         }
@@ -185,7 +185,9 @@ impl Shared {
 
     /// [`Self::read`], served by this node's replica of the key's PRG when
     /// `follower` (a READONLY connection) and it holds one; see
-    /// [`crate::follower_reads`]. Reads of several PRGs go to their leaders.
+    /// [`crate::follower_reads`]. A read of several PRGs (MGET, EXISTS,
+    /// TOUCH) reads each PRG's part so, on its own; a keyless one (KEYS,
+    /// DBSIZE) goes to the leaders.
     pub async fn read_from(self: &Arc<Self>, tenant: &str, op: ReadOp, follower: bool) -> Reply {
         let state = self.cache.get();
         if let Err(e) = check_tenant(&state, tenant) {
@@ -195,9 +197,15 @@ impl Shared {
             Ok(p) => p,
             Err(e) => return e,
         };
-        match plan {
-            Plan::Single(Some(prg), op) if follower => self.read_here(&prg, op).await,
-            plan => self.run_plan(tenant, plan, KvRequest::Read).await,
+        self.run_plan(tenant, plan, KvRequest::Read, follower).await
+    }
+
+    /// Send `req` to the leader of `prg`, or, for a read of a READONLY
+    /// connection (`follower`), read it from this node's replica.
+    async fn send_part(self: &Arc<Self>, prg: &PrgId, req: KvRequest, follower: bool) -> Reply {
+        match req {
+            KvRequest::Read(op) if follower => self.read_here(prg, op).await,
+            req => self.send(prg, req).await,
         }
     }
 
@@ -321,6 +329,7 @@ impl Shared {
         tenant: &str,
         plan: Plan<Option<PrgId>, O>,
         wrap: fn(O) -> KvRequest,
+        follower: bool,
     ) -> Reply {
         match plan {
             Plan::Broadcast { op, merge: how } => match self.broadcast(tenant, wrap(op)).await {
@@ -332,7 +341,7 @@ impl Shared {
                 _ => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
             },
             Plan::Single(prg, op) => match prg {
-                Some(prg) => self.send(&prg, wrap(op)).await,
+                Some(prg) => self.send_part(&prg, wrap(op), follower).await,
                 None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
             },
             Plan::Fanout { parts, merge: how } => {
@@ -342,7 +351,7 @@ impl Shared {
                     let req = wrap(op);
                     set.spawn(async move {
                         let r = match prg {
-                            Some(prg) => me.send(&prg, req).await,
+                            Some(prg) => me.send_part(&prg, req, follower).await,
                             None => Reply::err("no PRG owns this key yet; is the cluster still starting?"),
                         };
                         (i, r)
