@@ -237,6 +237,12 @@ impl Base for Table {
     fn approx_len(&self) -> Result<u64, KvError> {
         self.stored_keys()
     }
+    fn slot_len(&self, slot: u32) -> Result<u64, KvError> {
+        match &self.keys {
+            Some(t) if !self.purging.contains(&slot) => purge::count_in(t, &slot_bounds(slot)).map_err(kv_err),
+            _ => Ok(0),
+        }
+    }
 }
 
 /// The table, opened on first use: most writes never need it.
@@ -259,6 +265,9 @@ impl Base for LazyTable<'_> {
     }
     fn approx_len(&self) -> Result<u64, KvError> {
         self.open()?.approx_len()
+    }
+    fn slot_len(&self, slot: u32) -> Result<u64, KvError> {
+        self.open()?.slot_len(slot)
     }
 }
 
@@ -373,9 +382,7 @@ impl<B: Base> View<'_, B> {
         let mut n = overlay::len(&self.stack, &self.base)?;
         for (slot, st) in self.ownership.states() {
             if matches!(st, SlotState::Importing { .. }) {
-                let (lo, hi) = slot_bounds(slot);
-                let rows = overlay::scan_range(&self.stack, &self.base, as_ref(&lo), as_ref(&hi), usize::MAX)?;
-                n = n.saturating_sub(rows.len() as u64);
+                n = n.saturating_sub(overlay::slot_len(&self.stack, &self.base, slot)?);
             }
         }
         Ok(n)
@@ -430,6 +437,9 @@ impl<B: Base> Base for &B {
     }
     fn approx_len(&self) -> Result<u64, KvError> {
         (*self).approx_len()
+    }
+    fn slot_len(&self, slot: u32) -> Result<u64, KvError> {
+        (*self).slot_len(slot)
     }
 }
 

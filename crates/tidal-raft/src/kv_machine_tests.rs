@@ -162,6 +162,35 @@ async fn a_rolled_back_import_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn dbsize_counts_no_importing_row_in_layers_or_table() {
+    let s = Storage::in_memory().unwrap();
+    let mut src = Group::new("t:0", 0..8);
+    let mut dst = Group::new("t:1", 0..0);
+    for k in key_in(2, 10) {
+        src.write(&s, vec![set(&k, "v")]);
+    }
+    src.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![2] }).unwrap();
+    dst.slots(&s, SlotCommand::BeginImport { move_id: 1, slots: vec![2] }).unwrap();
+    let (rows, _) = src.m.export_rows(&s, 1, None, usize::MAX).unwrap();
+    dst.apply(&s, &KvEntry::Rows { move_id: 1, rows: rows[..4].to_vec() });
+    // In the layers, then in the table, then both, beside a key written
+    // to the target's flushed table while the import runs.
+    assert_eq!(dst.dbsize(&s), Reply::Int(0));
+    dst.flush(&s).await;
+    assert_eq!(dst.dbsize(&s), Reply::Int(0));
+    dst.apply(&s, &KvEntry::Rows { move_id: 1, rows: rows[4..].to_vec() });
+    assert_eq!(dst.dbsize(&s), Reply::Int(0));
+    assert_eq!(src.dbsize(&s), Reply::Int(10));
+    // Once the slot is the target's, every row counts there, and none at
+    // the source.
+    src.slots(&s, SlotCommand::Fence { move_id: 1, slots: vec![2] }).unwrap();
+    src.slots(&s, SlotCommand::Release { move_id: 1, slots: vec![2], to: 1, epoch: 2 }).unwrap();
+    dst.slots(&s, SlotCommand::Adopt { move_id: 1, slots: vec![2] }).unwrap();
+    assert_eq!(dst.dbsize(&s), Reply::Int(10));
+    assert_eq!(src.dbsize(&s), Reply::Int(0));
+}
+
+#[tokio::test]
 async fn flushdb_waits_while_a_slot_moves() {
     let s = Storage::in_memory().unwrap();
     let mut g = Group::new("t:0", 0..8);

@@ -147,6 +147,17 @@ pub(crate) trait Base {
     fn iter_range<'a>(&'a self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<BaseIter<'a>, KvError>;
     /// Keys stored, element rows not counted.
     fn len(&self) -> Result<u64, KvError>;
+    /// Keys stored in `slot`, element rows not counted. A base that can
+    /// count its rows without decoding their records does so.
+    fn slot_len(&self, slot: u32) -> Result<u64, KvError> {
+        let (lo, hi) = slot_bounds(slot);
+        let mut n = 0;
+        for row in self.iter_range(as_ref(&lo), as_ref(&hi))? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
     /// About [`len`](Base::len), for estimates: a base that must read rows
     /// to count exactly answers without reading them.
     fn approx_len(&self) -> Result<u64, KvError> {
@@ -181,11 +192,31 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     }
     let mut n = len(below, base)? as i64;
     for slot in &top.dropped {
-        let (lo, hi) = slot_bounds(*slot);
-        n -= scan_range(below, base, as_ref(&lo), as_ref(&hi), usize::MAX)?.len() as i64;
+        n -= slot_len(below, base, *slot)? as i64;
     }
     for (key, v) in keys {
         let was = !top.hides(key) && get(below, base, key)?.is_some();
+        n += i64::from(v.is_some()) - i64::from(was);
+    }
+    Ok(n.max(0) as u64)
+}
+
+/// Keys of `slot` (element rows not counted) as seen through `layers`
+/// over `base`: the base counts its rows, and each layer corrects the
+/// count for the keys it holds. No record is copied, so counting a slot
+/// being imported costs no memory for its rows.
+pub(crate) fn slot_len(layers: &[&Layer], base: &dyn Base, slot: u32) -> Result<u64, KvError> {
+    let Some((top, below)) = layers.split_first() else {
+        return base.slot_len(slot);
+    };
+    let (lo, hi) = slot_bounds(slot);
+    let keys = top.entries.range::<[u8], _>((as_ref(&lo), as_ref(&hi)));
+    if top.cleared || top.dropped.contains(&slot) {
+        return Ok(keys.filter(|(_, v)| v.is_some()).count() as u64);
+    }
+    let mut n = slot_len(below, base, slot)? as i64;
+    for (key, v) in keys {
+        let was = get(below, base, key)?.is_some();
         n += i64::from(v.is_some()) - i64::from(was);
     }
     Ok(n.max(0) as u64)
@@ -383,6 +414,12 @@ mod tests {
                 }
                 let layers = [&active, &frozen];
                 assert_eq!(len(&layers, &base).unwrap(), Base::len(&model).unwrap(), "seed {seed} step {step}: len");
+                let in_slot = model.entries().filter(|(k, _)| !is_element(k) && slot_of_stored(k) == slot).count();
+                assert_eq!(
+                    slot_len(&layers, &base, slot).unwrap(),
+                    in_slot as u64,
+                    "seed {seed} step {step}: keys of slot {slot}"
+                );
                 assert_eq!(
                     get(&layers, &base, &key).unwrap(),
                     KvStore::get(&model, &key).unwrap(),
