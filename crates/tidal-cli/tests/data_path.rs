@@ -321,3 +321,34 @@ fn a_second_node_with_a_registered_id_is_refused_and_exits() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("belongs to node 1"), "{err}");
 }
+
+/// Node `i`'s count of expired keys its PRG leaders deleted.
+fn reaped(c: &Cluster, i: usize) -> u64 {
+    let (_, body) = http_get(&c.nodes[i].http, "/metrics").unwrap();
+    body.lines().find_map(|l| l.strip_prefix("tidal_expired_keys_reaped_total ")?.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn expired_keys_nobody_reads_are_deleted_by_their_leaders() {
+    let c = Cluster::start(3, &[]);
+    let mut a = c.client(0);
+    for i in 0..50 {
+        assert_eq!(a.cmd(&["SET", &format!("long{i}"), "v", "EX", "600"]).unwrap(), ok());
+        assert_eq!(a.cmd(&["SET", &format!("plain{i}"), "v"]).unwrap(), ok());
+    }
+    assert_eq!(a.cmd(&["HSET", "h", "f1", "1", "f2", "2"]).unwrap(), Value::Int(2));
+    assert_eq!(a.cmd(&["PEXPIRE", "h", "3000"]).unwrap(), Value::Int(1));
+    for i in 0..50 {
+        assert_eq!(a.cmd(&["SET", &format!("short{i}"), "v", "PX", "3000"]).unwrap(), ok());
+    }
+    assert_eq!(a.cmd(&["DBSIZE"]).unwrap(), Value::Int(151));
+    // Nothing reads the short-lived keys again: the leaders delete them.
+    common::wait_for(Duration::from_secs(15), "DBSIZE to drop to the keys still live", || {
+        (a.cmd(&["DBSIZE"]).unwrap() == Value::Int(100)).then_some(())
+    });
+    let total: u64 = (0..3).map(|i| reaped(&c, i)).sum();
+    assert_eq!(total, 51, "each expired key deleted once, by its PRG's leader");
+    assert_eq!(a.cmd(&["GET", "long7"]).unwrap(), bulk("v"));
+    assert_eq!(a.cmd(&["GET", "plain7"]).unwrap(), bulk("v"));
+    assert_eq!(a.cmd(&["EXISTS", "h", "short7"]).unwrap(), Value::Int(0));
+}

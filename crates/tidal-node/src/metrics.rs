@@ -165,6 +165,9 @@ pub fn render(shared: &Shared) -> String {
     let follower = Counter::<u64, AtomicU64>::default();
     follower.inc_by(shared.follower_reads.load(Ordering::Relaxed));
     r.register("tidal_follower_reads", "Reads of READONLY connections served by this node's replicas", follower);
+    let reaped = Counter::<u64>::default();
+    reaped.inc_by(shared.reaped.load(Ordering::Relaxed));
+    r.register("tidal_expired_keys_reaped", "Expired keys deleted by the PRGs this node led (active expiry)", reaped);
     let refused = Counter::<u64, AtomicU64>::default();
     refused.inc_by(shared.refused_clients.load(Ordering::Relaxed));
     r.register("tidal_client_refused", "Client connections refused at maxclients", refused);

@@ -93,6 +93,8 @@ pub struct Shared {
     pub read_stats: Arc<tidal_raft::read_gate::ReadStats>,
     /// Reads of READONLY connections served by this node's replicas.
     pub follower_reads: AtomicU64,
+    /// Expired keys the reapers of the PRGs this node led deleted.
+    pub reaped: AtomicU64,
     /// This process's CPU and memory.
     pub usage: Arc<dyn crate::load::Usage>,
     /// Rates of the load this node reports, between reports.
@@ -255,6 +257,7 @@ impl Shared {
             prg,
             g.raft.clone(),
         );
+        crate::reaper::spawn(self.weak_self.get().cloned().unwrap_or_default(), group.to_string(), m.clone());
         self.kv.write().expect("kv lock").insert(
             group.to_string(),
             KvGroup { group: g, machine: m, proposer, reads, follower_reads, ops: Arc::default() },
@@ -761,6 +764,7 @@ impl Node {
             latencies: crate::load::Latencies::default(),
             read_stats: Arc::default(),
             follower_reads: AtomicU64::new(0),
+            reaped: AtomicU64::new(0),
             usage,
             load: Mutex::default(),
             history: Mutex::default(),

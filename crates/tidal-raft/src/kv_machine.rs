@@ -27,6 +27,7 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, Range};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{
@@ -107,6 +108,9 @@ struct Inner {
     exports: BTreeMap<MoveId, Export>,
     /// Index of the last applied entry.
     last_index: u64,
+    /// A record with a TTL may have been stored since the reaper last
+    /// took this (see [`KvMachine::take_expiry_hint`]).
+    expiry_hint: AtomicBool,
 }
 
 pub struct KvMachine {
@@ -120,6 +124,19 @@ pub struct KvMachine {
     purged: Arc<Mutex<Option<BTreeSet<u32>>>>,
     /// Clients blocked on keys here, woken as writes to them apply.
     waiters: Waiters,
+}
+
+/// What [`KvMachine::expiry_sample`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ExpirySample {
+    /// Keys looked at.
+    pub examined: usize,
+    /// How many of them carry a TTL.
+    pub with_ttl: usize,
+    /// The expired ones, by slot.
+    pub expired: BTreeMap<u32, Vec<Vec<u8>>>,
+    /// The key to look after next; `None` once the end was reached.
+    pub next: Option<Vec<u8>>,
 }
 
 /// Why a move's pull of changes cannot be answered.
@@ -404,6 +421,9 @@ impl WriteView<'_> {
     fn set(&mut self, key: &[u8], rec: Option<Record>) {
         // Every record stored carries the index of the entry that wrote it.
         let rec = rec.map(|r| r.stamped(self.inner.last_index));
+        if rec.as_ref().is_some_and(|r| r.expire_at_ms.is_some()) {
+            *self.inner.expiry_hint.get_mut() = true;
+        }
         let slot = slot_of(key, self.inner.ownership.slot_count());
         self.set_stored(slot, stored_key(slot, key), rec);
     }
@@ -663,6 +683,7 @@ impl KvMachine {
             purging: Purging::default(),
             exports: BTreeMap::new(),
             last_index: 0,
+            expiry_hint: AtomicBool::new(true),
         };
         Self {
             group: group.to_string(),
@@ -765,6 +786,41 @@ impl KvMachine {
             scan_slots: None,
         };
         f(&view, &inner).map_err(|e| StoreError::Db(e.0))
+    }
+
+    /// Whether a record with a TTL may have been stored (or a snapshot or
+    /// a restart brought in records not looked at) since the last call.
+    pub fn take_expiry_hint(&self) -> bool {
+        self.inner.read().expect("kv lock").expiry_hint.swap(false, Ordering::Relaxed)
+    }
+
+    /// The reaper's look at this replica: up to `limit` keys of the slots
+    /// it serves after the key `after`, in stored order (slot, then key).
+    /// Among them, those expired at `now_ms` by slot, and how many carry a
+    /// TTL; `next` is where the next look starts (`None`: the end).
+    pub fn expiry_sample(
+        &self,
+        storage: &Storage,
+        after: Option<&[u8]>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<ExpirySample, StoreError> {
+        let slots = self.spec.slots;
+        self.with_view(storage, |view, _| {
+            let rows = view.scan(after, limit.max(1))?;
+            let mut sample = ExpirySample {
+                examined: rows.len(),
+                next: (rows.len() >= limit.max(1)).then(|| rows.last().map(|(k, _)| k.clone())).flatten(),
+                ..ExpirySample::default()
+            };
+            for (key, rec) in rows {
+                sample.with_ttl += usize::from(rec.expire_at_ms.is_some());
+                if !rec.is_live(now_ms) {
+                    sample.expired.entry(slot_of(&key, slots)).or_default().push(key);
+                }
+            }
+            Ok(sample)
+        })
     }
 
     /// Evaluate a read against the latest applied state on this replica,
@@ -986,6 +1042,9 @@ impl KvMachine {
                 }
                 None => None,
             };
+            if rec.as_ref().is_some_and(|r| r.expire_at_ms.is_some()) {
+                *inner.expiry_hint.get_mut() = true;
+            }
             decoded.push((row.key.as_slice(), rec));
         }
         for (key, rec) in decoded {
@@ -1293,8 +1352,10 @@ impl Machine for KvMachine {
 
     fn reload(&self, state: &Db) -> Result<(), String> {
         let loaded = self.load(state).map_err(|e| e.to_string());
-        // Everything may differ after a snapshot: blocked clients look again.
+        // Everything may differ after a snapshot: blocked clients look
+        // again, and the reaper looks for keys to expire.
         self.waiters.wake_all();
+        self.inner.read().expect("kv lock").expiry_hint.store(true, Ordering::Relaxed);
         loaded
     }
 

@@ -1,7 +1,7 @@
 // Genesis slots are lists of ranges; a list of one range is what is meant.
 #![allow(clippy::single_range_in_vec_init)]
 
-use tidal_core::kv::{ExpireAt, Reply, ScanPage, TxOp, Watch};
+use tidal_core::kv::{ExpireAt, Expiry, Reply, ScanPage, SetCond, TxOp, Watch};
 
 use super::*;
 use crate::kv_entry::encode_entry;
@@ -718,4 +718,44 @@ async fn flushes_with_nothing_applied_finish_a_purge() {
     let txn = s.state().read().unwrap();
     let m = txn.open_table(META).unwrap();
     assert!(m.get(("t:0", PURGING)).unwrap().is_none(), "no purging record is left");
+}
+
+#[tokio::test]
+async fn the_expiry_sample_walks_served_keys_and_finds_the_expired_ones() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    assert!(g.m.take_expiry_hint(), "a machine just opened may hold keys to expire");
+    assert!(!g.m.take_expiry_hint());
+    g.write(&s, vec![set("plain", "v")]);
+    assert!(!g.m.take_expiry_hint(), "a write without a TTL gives no hint");
+    let (a, b) = (&key_in(3, 2)[0], &key_in(3, 2)[1]);
+    let with_ttl = |k: &str, at: u64| WriteOp::Set {
+        key: k.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+        expiry: Expiry::AtMs(at),
+        cond: SetCond::None,
+        get: false,
+    };
+    g.write(&s, vec![with_ttl(a, 100), with_ttl(b, 10_000)]);
+    assert!(g.m.take_expiry_hint());
+    g.flush(&s).await;
+    // Entries of this test apply at time 1: at 500, `a` is gone, `b` not.
+    let whole = g.m.expiry_sample(&s, None, 100, 500).unwrap();
+    assert_eq!((whole.examined, whole.with_ttl, whole.next.clone()), (3, 2, None));
+    assert_eq!(whole.expired, BTreeMap::from([(3, vec![a.as_bytes().to_vec()])]));
+    // Page by page, in stored order, to the end.
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = g.m.expiry_sample(&s, after.as_deref(), 1, 500).unwrap();
+        seen.extend(page.expired.into_values().flatten());
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![a.as_bytes().to_vec()]);
+    // The reap applies at the entry's time, so `b` stays until its own.
+    let out = g.write(&s, vec![WriteOp::Reap { keys: vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()] }]);
+    assert_eq!(out, vec![Ok(Reply::Int(0))], "at time 1 neither had expired");
 }

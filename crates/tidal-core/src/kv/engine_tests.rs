@@ -107,10 +107,32 @@ fn keys_expire_after_their_deadline_millisecond() {
     assert_eq!(db.run(&["GET", "k"]), Reply::Nil);
     assert_eq!(db.run(&["TTL", "k"]), int(-2));
     assert_eq!(db.run(&["EXISTS", "k"]), int(0));
-    assert_eq!(db.run(&["DBSIZE"]), int(0));
+    assert_eq!(db.run(&["DBSIZE"]), int(1), "counted until reaped, as Redis counts it until expired");
     assert_eq!(db.stored(), 1, "reads never delete");
     assert_eq!(db.run(&["SET", "k", "w", "NX"]), Reply::Ok, "an expired key is absent for NX");
     assert_eq!(db.run(&["TTL", "k"]), int(-1));
+}
+
+#[test]
+fn a_reap_deletes_only_keys_expired_when_it_applies() {
+    let mut db = Db::new();
+    db.ok(&["SET", "gone", "v", "PX", "100"]);
+    db.ok(&["SET", "later", "v", "PX", "500"]);
+    db.ok(&["SET", "kept", "v"]);
+    assert_eq!(db.run(&["HSET", "h", "a", "1", "b", "2"]), int(2));
+    assert_eq!(db.run(&["PEXPIRE", "h", "100"]), int(1));
+    db.now += 200;
+    assert_eq!(db.run(&["DBSIZE"]), int(4));
+    let keys = ["gone", "later", "kept", "h", "absent"].map(|k| k.as_bytes().to_vec()).to_vec();
+    let reap = WriteOp::Reap { keys };
+    assert_eq!(apply(&reap, db.now, &mut db.store).unwrap(), int(2));
+    assert_eq!(db.run(&["DBSIZE"]), int(2));
+    assert_eq!(db.stored(), 2, "the hash's element rows went with it");
+    assert_eq!(db.run(&["GET", "later"]), bulk("v"));
+    // A key written again since the reaper found it expired stays.
+    db.ok(&["SET", "gone", "back"]);
+    assert_eq!(apply(&reap, db.now, &mut db.store).unwrap(), int(0));
+    assert_eq!(db.run(&["GET", "gone"]), bulk("back"));
 }
 
 #[test]
@@ -397,6 +419,9 @@ fn keyspace_reads_and_flush() {
     db.ok(&["MSET", "user:1", "a", "user:2", "b", "other", "c", "", "empty"]);
     db.ok(&["SET", "user:3", "x", "PX", "1"]);
     db.now += 5;
+    assert_eq!(db.run(&["DBSIZE"]), int(5), "an expired key counts until it is reaped");
+    let reap = WriteOp::Reap { keys: vec![b"user:3".to_vec()] };
+    assert_eq!(apply(&reap, db.now, &mut db.store).unwrap(), int(1));
     assert_eq!(db.run(&["DBSIZE"]), int(4));
     assert_eq!(db.run(&["KEYS", "user:*"]), Reply::Array(vec![bulk("user:1"), bulk("user:2")]));
     assert_eq!(

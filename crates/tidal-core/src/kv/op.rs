@@ -218,6 +218,13 @@ pub enum WriteOp {
         dest: Vec<u8>,
         spec: SortSpec,
     },
+    /// Internal (active expiry): delete each of `keys` (all of one slot)
+    /// whose TTL has passed when the entry applies, with its element rows;
+    /// a key written since the leader found it expired stays. Replies
+    /// with how many went.
+    Reap {
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -457,7 +464,7 @@ impl WriteOp {
                     _ => Vec::new(),
                 })
                 .collect(),
-            WriteOp::Del { keys } => refs(keys),
+            WriteOp::Del { keys } | WriteOp::Reap { keys } => refs(keys),
             WriteOp::BitOp { dest, keys, .. } => std::iter::once(dest.as_slice()).chain(refs(keys)).collect(),
             WriteOp::Copy { from, to, .. } => vec![from, to],
             WriteOp::Sort { key, dest, spec } => {
