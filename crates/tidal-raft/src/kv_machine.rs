@@ -805,8 +805,8 @@ impl KvMachine {
         limit: usize,
         now_ms: u64,
     ) -> Result<ExpirySample, StoreError> {
-        let slots = self.spec.slots;
-        self.with_view(storage, |view, _| {
+        self.with_view(storage, |view, inner| {
+            let slots = inner.ownership.slot_count();
             let rows = view.scan(after, limit.max(1))?;
             let mut sample = ExpirySample {
                 examined: rows.len(),

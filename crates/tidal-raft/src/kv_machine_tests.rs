@@ -135,19 +135,26 @@ async fn a_slot_moves_between_two_machines_with_writes_during_the_copy() {
     assert_eq!(reopened.ownership().state(3), Some(SlotState::Gone { to: 1, epoch: 5 }));
 }
 
-#[tokio::test]
-async fn a_rolled_back_import_leaves_nothing_behind() {
-    let s = Storage::in_memory().unwrap();
+/// A source `t:0` with 10 keys in slot 2, exporting it (move 1) to an
+/// empty target `t:1` that imports it, and the slot's rows as exported.
+fn slot_2_moving(s: &Storage) -> (Group, Group, Vec<Row>) {
     let mut src = Group::new("t:0", 0..8);
     let mut dst = Group::new("t:1", 0..0);
     for k in key_in(2, 10) {
-        src.write(&s, vec![set(&k, "v")]);
+        src.write(s, vec![set(&k, "v")]);
     }
-    src.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![2] }).unwrap();
-    dst.slots(&s, SlotCommand::BeginImport { move_id: 1, slots: vec![2] }).unwrap();
-    let (rows, done) = src.m.export_rows(&s, 1, None, usize::MAX).unwrap();
+    src.slots(s, SlotCommand::BeginExport { move_id: 1, slots: vec![2] }).unwrap();
+    dst.slots(s, SlotCommand::BeginImport { move_id: 1, slots: vec![2] }).unwrap();
+    let (rows, done) = src.m.export_rows(s, 1, None, usize::MAX).unwrap();
     assert!(done);
     assert_eq!(rows.len(), 10);
+    (src, dst, rows)
+}
+
+#[tokio::test]
+async fn a_rolled_back_import_leaves_nothing_behind() {
+    let s = Storage::in_memory().unwrap();
+    let (mut src, mut dst, rows) = slot_2_moving(&s);
     dst.apply(&s, &KvEntry::Rows { move_id: 1, rows: rows.clone() });
     dst.flush(&s).await;
     src.slots(&s, SlotCommand::Unfence { move_id: 1, slots: vec![2] }).unwrap();
@@ -164,17 +171,9 @@ async fn a_rolled_back_import_leaves_nothing_behind() {
 #[tokio::test]
 async fn dbsize_counts_no_importing_row_in_layers_or_table() {
     let s = Storage::in_memory().unwrap();
-    let mut src = Group::new("t:0", 0..8);
-    let mut dst = Group::new("t:1", 0..0);
-    for k in key_in(2, 10) {
-        src.write(&s, vec![set(&k, "v")]);
-    }
-    src.slots(&s, SlotCommand::BeginExport { move_id: 1, slots: vec![2] }).unwrap();
-    dst.slots(&s, SlotCommand::BeginImport { move_id: 1, slots: vec![2] }).unwrap();
-    let (rows, _) = src.m.export_rows(&s, 1, None, usize::MAX).unwrap();
+    let (mut src, mut dst, rows) = slot_2_moving(&s);
     dst.apply(&s, &KvEntry::Rows { move_id: 1, rows: rows[..4].to_vec() });
-    // In the layers, then in the table, then both, beside a key written
-    // to the target's flushed table while the import runs.
+    // The copy in the layers, then in the table, then in both.
     assert_eq!(dst.dbsize(&s), Reply::Int(0));
     dst.flush(&s).await;
     assert_eq!(dst.dbsize(&s), Reply::Int(0));
