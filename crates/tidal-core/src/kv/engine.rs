@@ -68,6 +68,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
                 return Ok(too_long());
             }
             rec.value.extend_from_slice(value);
+            rec.raw = true;
             store.put(key, &rec)?;
             Ok(Reply::Int(rec.value.len() as i64))
         }
@@ -115,6 +116,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         WriteOp::SetBit { key, offset, bit } => {
             let mut rec = string!(live_for_write(store, key, now_ms)?).unwrap_or_else(|| Record::new(Vec::new()));
             let old = bits::set_bit(&mut rec.value, *offset, *bit);
+            rec.raw = true;
             store.put(key, &rec)?;
             Ok(Reply::Int(i64::from(old)))
         }
@@ -122,6 +124,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             let mut rec = string!(live_for_write(store, key, now_ms)?).unwrap_or_else(|| Record::new(Vec::new()));
             bitfield::grow_for_writes(&mut rec.value, ops);
             let replies = bitfield::run(&mut rec.value, ops);
+            rec.raw = true;
             store.put(key, &rec)?;
             Ok(Reply::Array(replies))
         }
@@ -135,7 +138,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             if result.is_empty() {
                 delete_key(store, dest, now_ms)?;
             } else {
-                overwrite(store, dest, &Record::new(result))?;
+                overwrite(store, dest, &Record::new(result).made_raw())?;
             }
             Ok(Reply::Int(len))
         }
@@ -356,13 +359,15 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
 /// The encoding Redis 7.0 would report for `rec` now under the
 /// thresholds `limits` (CONFIG's hash, set and sorted-set ones, in
 /// [`super::encoding_defaults`]'s order): from the collection's size and
-/// its longest field, value or member. tidal keeps no encodings, so unlike
-/// Redis's this one can go back to the small form as the collection
-/// shrinks.
+/// its longest field, value or member. A set that once held too many
+/// members, or one that is not an integer, stays `hashtable`, as in Redis
+/// (see [`set::HighWater`]); a hash or sorted set can go back to the small
+/// form as it shrinks, where Redis's stays large.
 fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> Result<&'static str, StoreError> {
     let limit = |i: usize| limits.get(i).map_or(0, |l| (*l).max(0) as u64);
     let len = collection::len_of(rec);
     Ok(match rec.kind {
+        Kind::String if rec.raw => "raw",
         Kind::String => string_encoding(&rec.value),
         Kind::Hash
             if len <= limit(HASH_ENTRIES) && collection::longest(store, key, len, 8, true)? <= limit(HASH_VALUE) =>
@@ -378,7 +383,13 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         Kind::Hash => "hashtable",
         Kind::ZSet => "skiplist",
         Kind::List => "quicklist",
-        Kind::Set if len <= limit(SET_ENTRIES) && set::all_integers(store, key)? => "intset",
+        Kind::Set
+            if len <= limit(SET_ENTRIES)
+                && !set::HighWater::left_intset(rec, limit(SET_ENTRIES))
+                && set::all_integers(store, key)? =>
+        {
+            "intset"
+        }
         Kind::Set => "hashtable",
     })
 }
@@ -545,6 +556,7 @@ fn set_range(
         rec.value.resize(end, 0);
     }
     rec.value[offset..end].copy_from_slice(value);
+    rec.raw = true;
     store.put(key, &rec)?;
     Ok(Reply::Int(rec.value.len() as i64))
 }

@@ -632,6 +632,36 @@ fn object_reports_plausible_string_encodings() {
 }
 
 #[test]
+fn strings_changed_in_place_stay_raw_until_set_again() {
+    let mut db = Db::new();
+    let enc = |db: &mut Db| db.run(&["OBJECT", "ENCODING", "k"]);
+    // As Redis's "SETRANGE against integer-encoded key".
+    db.ok(&["SET", "k", "1234"]);
+    assert_eq!(db.run(&["SETRANGE", "k", "0", ""]), int(4));
+    assert_eq!(enc(&mut db), bulk("int"), "nothing set, nothing changed");
+    assert_eq!(db.run(&["SETRANGE", "k", "0", "2"]), int(4));
+    assert_eq!(enc(&mut db), bulk("raw"));
+    assert_eq!(db.run(&["GET", "k"]), bulk("2234"));
+    assert_eq!(db.run(&["EXPIRE", "k", "100"]), int(1));
+    assert_eq!(enc(&mut db), bulk("raw"), "a TTL does not change the encoding");
+    for change in [&["APPEND", "k", "5"][..], &["SETBIT", "k", "0", "0"], &["BITFIELD", "k", "SET", "u8", "0", "49"]] {
+        db.ok(&["SET", "k", "7"]);
+        assert_eq!(enc(&mut db), bulk("int"));
+        db.run(change);
+        assert_eq!(enc(&mut db), bulk("raw"), "{change:?}");
+    }
+    assert_eq!(db.run(&["INCR", "k"]), int(2), "BITFIELD wrote '1' over '7'");
+    assert_eq!(enc(&mut db), bulk("int"), "INCR stores a new integer");
+    db.ok(&["SET", "a", "x"]);
+    assert_eq!(db.run(&["BITOP", "NOT", "k", "a"]), int(1));
+    assert_eq!(enc(&mut db), bulk("raw"), "BITOP makes a raw string");
+    assert_eq!(db.run(&["APPEND", "fresh", "12"]), int(2));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "fresh"]), bulk("int"), "APPEND to no key stores the value as SET");
+    assert_eq!(db.run(&["COPY", "k", "copy"]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "copy"]), bulk("raw"), "a copy keeps the encoding");
+}
+
+#[test]
 fn a_random_key_is_a_live_key_or_nil() {
     let mut db = Db::new();
     let op = |seed| ReadOp::RandomKey { seed };

@@ -10,15 +10,18 @@
 //! 0x12 version(u64 BE) value...                    versioned, no expiry
 //! 0x13 version(u64 BE) expire_at_ms(u64 BE) value...  versioned, with expiry
 //! 0x14 kind(u8) flags(u8) [version] [expire_at_ms] header...
-//!                                                  a collection's header
+//!                                                  a collection's header,
+//!                                                  or a raw string's value
 //! ```
 //!
 //! A collection (hash, set, list, sorted set) is a header record under its
 //! key, holding its kind, expiry, version and a small kind-specific header
 //! (its length, a list's ends), and one element row per field or member
 //! next to it (see [`super::store::KvStore`]). In the `0x14` form, flag bit
-//! 0 says a version follows and bit 1 an expiry; a string is never written
-//! in it.
+//! 0 says a version follows and bit 1 an expiry. Bit 2 marks a raw string
+//! (kind 0), the only string written in this form: one that a command
+//! changed in place (APPEND, SETRANGE, SETBIT, BITFIELD) or BITOP made,
+//! which Redis keeps in its `raw` encoding whatever it holds.
 //!
 //! A record's version is the log index of the entry that last wrote it in
 //! its PRG (a PRG stamps every record it stores, rows a move brings in
@@ -35,6 +38,7 @@ const V2_EXPIRING: u8 = 0x13;
 const TYPED: u8 = 0x14;
 const FLAG_VERSIONED: u8 = 1;
 const FLAG_EXPIRING: u8 = 2;
+const FLAG_RAW: u8 = 4;
 
 /// What a key holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -103,6 +107,11 @@ pub struct Record {
     /// carry only strings (a collection never travels as one record).
     #[serde(skip)]
     pub kind: Kind,
+    /// A string changed in place or made by BITOP: OBJECT ENCODING calls
+    /// it `raw` at any length, as Redis does. Set again (SET, INCR ...),
+    /// it is not. Strings only.
+    #[serde(skip)]
+    pub raw: bool,
 }
 
 /// Why bytes could not be read back as a [`Record`].
@@ -124,16 +133,22 @@ pub enum RecordError {
 
 impl Record {
     pub fn new(value: impl Into<Vec<u8>>) -> Record {
-        Record { value: value.into(), expire_at_ms: None, version: 0, kind: Kind::String }
+        Record { value: value.into(), expire_at_ms: None, version: 0, kind: Kind::String, raw: false }
     }
 
     /// A collection's header record.
     pub fn collection(kind: Kind, header: impl Into<Vec<u8>>, expire_at_ms: Option<u64>) -> Record {
-        Record { value: header.into(), expire_at_ms, version: 0, kind }
+        Record { value: header.into(), expire_at_ms, version: 0, kind, raw: false }
     }
 
     pub fn expiring(value: impl Into<Vec<u8>>, expire_at_ms: u64) -> Record {
-        Record { value: value.into(), expire_at_ms: Some(expire_at_ms), version: 0, kind: Kind::String }
+        Record { value: value.into(), expire_at_ms: Some(expire_at_ms), version: 0, kind: Kind::String, raw: false }
+    }
+
+    /// The same string marked raw (see [`Record::raw`]).
+    pub fn made_raw(mut self) -> Record {
+        self.raw = true;
+        self
     }
 
     /// The same record stamped with `version`.
@@ -155,12 +170,14 @@ impl Record {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.value.len() + 19);
         let versioned = self.version != 0;
-        if self.kind != Kind::String {
+        let raw = self.raw && self.kind == Kind::String;
+        if self.kind != Kind::String || raw {
             out.push(TYPED);
             out.push(self.kind.code());
             out.push(
                 if versioned { FLAG_VERSIONED } else { 0 }
-                    | if self.expire_at_ms.is_some() { FLAG_EXPIRING } else { 0 },
+                    | if self.expire_at_ms.is_some() { FLAG_EXPIRING } else { 0 }
+                    | if raw { FLAG_RAW } else { 0 },
             );
             if versioned {
                 out.extend_from_slice(&self.version.to_be_bytes());
@@ -216,8 +233,14 @@ impl Record {
 
     fn decode_typed(bytes: &[u8]) -> Result<Record, RecordError> {
         let [code, flags, rest @ ..] = bytes else { return Err(RecordError::Truncated) };
-        let kind = Kind::from_code(*code).ok_or(RecordError::UnknownKind(*code))?;
-        if flags & !(FLAG_VERSIONED | FLAG_EXPIRING) != 0 {
+        // Kind 0 (a string) comes in this form only when raw, and only a
+        // string is raw: one record, one encoding.
+        let raw = flags & FLAG_RAW != 0;
+        let kind = match *code {
+            0 if raw => Kind::String,
+            c => Kind::from_code(c).ok_or(RecordError::UnknownKind(c))?,
+        };
+        if flags & !(FLAG_VERSIONED | FLAG_EXPIRING | FLAG_RAW) != 0 || (raw && kind != Kind::String) {
             return Err(RecordError::UnknownFlags(*flags));
         }
         let mut rest = rest;
@@ -234,7 +257,7 @@ impl Record {
         if version == Some(0) {
             return Err(RecordError::ZeroVersion);
         }
-        Ok(Record { value: rest.to_vec(), expire_at_ms, version: version.unwrap_or(0), kind })
+        Ok(Record { value: rest.to_vec(), expire_at_ms, version: version.unwrap_or(0), kind, raw })
     }
 }
 
@@ -258,6 +281,9 @@ mod tests {
             b"\x14\x01\x03\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x01\x02h"
         );
         assert_eq!(Record::collection(Kind::ZSet, "", None).encode(), b"\x14\x04\x00");
+        assert_eq!(Record::new("ab").made_raw().encode(), b"\x14\x00\x04ab");
+        assert_eq!(Record::new("ab").made_raw().stamped(3).encode(), b"\x14\x00\x05\x00\x00\x00\x00\x00\x00\x00\x03ab");
+        assert_eq!(Record::decode(b"\x14\x00\x04ab"), Ok(Record::new("ab").made_raw()));
     }
 
     #[test]
@@ -266,7 +292,9 @@ mod tests {
         assert_eq!(Record::decode(b"\x11\x00\x01"), Err(RecordError::Truncated));
         assert_eq!(Record::decode(b"\x07abc"), Err(RecordError::UnknownTag(7)));
         assert_eq!(Record::decode(b"\x14\x00\x00"), Err(RecordError::UnknownKind(0)));
-        assert_eq!(Record::decode(b"\x14\x01\x04"), Err(RecordError::UnknownFlags(4)));
+        assert_eq!(Record::decode(b"\x14\x01\x04"), Err(RecordError::UnknownFlags(4)), "only a string is raw");
+        assert_eq!(Record::decode(b"\x14\x00\x08"), Err(RecordError::UnknownKind(0)));
+        assert_eq!(Record::decode(b"\x14\x00\x0c"), Err(RecordError::UnknownFlags(0x0c)));
         assert_eq!(Record::decode(b"\x14\x01\x01\x00"), Err(RecordError::Truncated));
         assert_eq!(Record::decode(b"\x14\x01"), Err(RecordError::Truncated));
     }
@@ -287,8 +315,9 @@ mod tests {
             at in proptest::option::of(any::<u64>()),
             version in prop_oneof![Just(0u64), any::<u64>()],
             kind in prop_oneof![Just(Kind::String), Just(Kind::Hash), Just(Kind::Set), Just(Kind::List), Just(Kind::ZSet)],
+            raw in any::<bool>(),
         ) {
-            let rec = Record { value, expire_at_ms: at, version, kind };
+            let rec = Record { value, expire_at_ms: at, version, kind, raw: raw && kind == Kind::String };
             prop_assert_eq!(Record::decode(&rec.encode()), Ok(rec));
         }
 
@@ -307,7 +336,7 @@ mod tests {
             version in prop_oneof![Just(0u64), 1..u64::MAX],
             cut in 0usize..17,
         ) {
-            let bytes = Record { value: b"v".to_vec(), expire_at_ms: at, version, kind: Kind::String }.encode();
+            let bytes = Record { value: b"v".to_vec(), expire_at_ms: at, version, kind: Kind::String, raw: false }.encode();
             let header = 1 + if at.is_some() { 8 } else { 0 } + if version != 0 { 8 } else { 0 };
             prop_assert!(Record::decode(&bytes[..cut.min(header - 1)]).is_err());
         }

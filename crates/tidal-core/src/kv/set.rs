@@ -1,7 +1,8 @@
 //! Sets: SADD and the rest of the `S` commands.
 //!
-//! A set is a collection header (its size) and one empty element row per
-//! member, stored under [`member_sub`] of the member. Commands over
+//! A set is a collection header (its size, then [`HighWater`]) and one
+//! empty element row per member, stored under [`member_sub`] of the
+//! member. Commands over
 //! several sets (SINTER, SMOVE, the STORE forms) need all their keys in
 //! one slot, as in Redis Cluster.
 
@@ -18,7 +19,7 @@ use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
 use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
-use super::record::Kind;
+use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::store::{KvStore, StoreError};
 
@@ -136,8 +137,35 @@ fn algebra(
     Ok(Ok(acc))
 }
 
+/// What a set's header keeps of its past, in the word after its size:
+/// the most members it held, and whether a member that is not an integer
+/// ever joined it. Redis converts a set from `intset` to `hashtable` at
+/// either and never back; OBJECT ENCODING reads these to do the same. A
+/// header without the word (written before it existed) has no past.
+pub(super) struct HighWater;
+
+impl HighWater {
+    const NON_INTEGER: i64 = 1 << 62;
+
+    /// Note that `h` grew, by at least one member that is not an integer
+    /// when `non_integer`.
+    fn grew(h: &mut Header, non_integer: bool) {
+        let most = (h.extra & !Self::NON_INTEGER).max(h.len as i64);
+        let flag = if non_integer || h.extra & Self::NON_INTEGER != 0 { Self::NON_INTEGER } else { 0 };
+        h.extra = most | flag;
+    }
+
+    /// Whether Redis would have left `intset` for good: the set held more
+    /// than `limit` members, or a member that is not an integer.
+    pub(super) fn left_intset(rec: &Record, limit: u64) -> bool {
+        let extra = Header::from_record(rec.clone()).extra;
+        extra & Self::NON_INTEGER != 0 || (extra & !Self::NON_INTEGER) as u64 > limit
+    }
+}
+
 fn add_members(store: &mut impl KvStore, key: &[u8], h: &mut Header, members: &[Vec<u8>]) -> Result<i64, StoreError> {
     let mut added = 0;
+    let mut non_integer = false;
     for m in members {
         let sub = member_sub(m);
         // A new set has no members to look up.
@@ -145,7 +173,11 @@ fn add_members(store: &mut impl KvStore, key: &[u8], h: &mut Header, members: &[
             store.elem_put(key, &sub, b"")?;
             h.len += 1;
             added += 1;
+            non_integer |= parse_i64(m).is_none();
         }
+    }
+    if added > 0 {
+        HighWater::grew(h, non_integer);
     }
     Ok(added)
 }

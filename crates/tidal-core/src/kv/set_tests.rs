@@ -34,6 +34,32 @@ fn members_are_added_tested_and_removed() {
 }
 
 #[test]
+fn a_set_that_left_intset_stays_hashtable() {
+    let mut db = Db::new();
+    // As Redis's "SINTER with same integer elements but different encoding".
+    db.run(&["SADD", "{t}1", "1", "2", "3"]);
+    db.run(&["SADD", "{t}2", "1", "2", "3", "a"]);
+    assert_eq!(db.run(&["SREM", "{t}2", "a"]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "{t}1"]), bulk("intset"));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "{t}2"]), bulk("hashtable"));
+    assert_eq!(members(db.run(&["SINTER", "{t}1", "{t}2"])), ["1", "2", "3"]);
+    // Past set-max-intset-entries (512) and back.
+    let many: Vec<String> = (0..513).map(|i| i.to_string()).collect();
+    let mut sadd = vec!["SADD", "big"];
+    sadd.extend(many.iter().map(String::as_str));
+    assert_eq!(db.run(&sadd), int(513));
+    assert_eq!(db.run(&["SREM", "big", "7"]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "big"]), bulk("hashtable"));
+    // Emptied, it is a new set.
+    db.run(&["SPOP", "{t}2", "3"]);
+    assert_eq!(db.run(&["SADD", "{t}2", "9"]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "{t}2"]), bulk("intset"));
+    // A copy keeps its past.
+    assert_eq!(db.run(&["COPY", "big", "big2"]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "big2"]), bulk("hashtable"));
+}
+
+#[test]
 fn algebra_and_store_forms() {
     let mut db = Db::new();
     db.run(&["SADD", "{s}a", "1", "2", "3", "4"]);
