@@ -1009,6 +1009,9 @@ impl KvMachine {
     fn apply_slots(inner: &mut Inner, index: u64, cmd: &SlotCommand) -> ControlOutcome {
         let effects = inner.ownership.apply(cmd).map_err(|e| e.to_string())?;
         inner.ownership_dirty = true;
+        // Slots served now that were not (an import adopted) may hold keys
+        // to expire that the reaper's walks skipped while they were copied.
+        *inner.expiry_hint.get_mut() = true;
         for slot in effects.drop_slots {
             inner.layers.active.drop_slot(slot);
         }
