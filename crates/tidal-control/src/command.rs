@@ -486,23 +486,7 @@ pub(crate) fn start_replica_move(
     let id = state.next_move_id.max(1);
     state.next_move_id = id + 1;
     state.placements.get_mut(prg).expect("checked").learners.push(to);
-    state.replica_moves.insert(
-        id,
-        ReplicaMove {
-            id,
-            prg: prg.clone(),
-            from,
-            to,
-            phase: ReplicaPhase::AddingLearner,
-            lag: None,
-            bytes: 0,
-            created_ms: now_ms,
-            updated_ms: now_ms,
-            finished_ms: None,
-            cancel_requested: false,
-            error: None,
-        },
-    );
+    state.replica_moves.insert(id, ReplicaMove::new(id, prg.clone(), from, to, now_ms));
     Ok(id)
 }
 

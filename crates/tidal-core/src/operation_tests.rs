@@ -86,23 +86,7 @@ fn the_budget_limits_moves_per_node_and_in_all() {
     assert_eq!(op.startable(&s), vec![0]);
     // A replica move in flight on PRG 0 (nodes 1-3, to 4) counts.
     let mut s = s;
-    s.replica_moves.insert(
-        9,
-        ReplicaMove {
-            id: 9,
-            prg: PrgId::new("t", 0),
-            from: 3,
-            to: 4,
-            phase: ReplicaPhase::AddingLearner,
-            lag: None,
-            bytes: 0,
-            created_ms: 0,
-            updated_ms: 0,
-            finished_ms: None,
-            cancel_requested: false,
-            error: None,
-        },
-    );
+    s.replica_moves.insert(9, ReplicaMove::new(9, PrgId::new("t", 0), 3, 4, 0));
     op.budget = Budget { per_node: 1, cluster: 4 };
     assert_eq!(op.startable(&s), Vec::<usize>::new());
     op.budget = Budget { per_node: 2, cluster: 2 };
@@ -132,23 +116,7 @@ fn a_prg_moves_one_replica_at_a_time() {
     assert_eq!(op.startable(&s), vec![3, 5]);
     op.steps[3].state = StepState::Running;
     let mut s = s;
-    s.replica_moves.insert(
-        9,
-        ReplicaMove {
-            id: 9,
-            prg: PrgId::new("t", 0),
-            from: 3,
-            to: 4,
-            phase: ReplicaPhase::AddingLearner,
-            lag: None,
-            bytes: 0,
-            created_ms: 0,
-            updated_ms: 0,
-            finished_ms: None,
-            cancel_requested: false,
-            error: None,
-        },
-    );
+    s.replica_moves.insert(9, ReplicaMove::new(9, PrgId::new("t", 0), 3, 4, 0));
     assert_eq!(op.startable(&s), vec![5]);
     // Once it is over, the second starts.
     s.replica_moves.get_mut(&9).unwrap().phase = ReplicaPhase::Done;

@@ -87,6 +87,25 @@ pub struct ReplicaMove {
 }
 
 impl ReplicaMove {
+    /// Move `id` of `prg`'s replica from node `from` to node `to`, started
+    /// at `now_ms`: its learner is about to be added.
+    pub fn new(id: MoveId, prg: PrgId, from: NodeId, to: NodeId, now_ms: u64) -> Self {
+        ReplicaMove {
+            id,
+            prg,
+            from,
+            to,
+            phase: ReplicaPhase::AddingLearner,
+            lag: None,
+            bytes: 0,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            finished_ms: None,
+            cancel_requested: false,
+            error: None,
+        }
+    }
+
     /// The voters once the move is done: X's place taken by Y.
     pub fn voters_after(&self, members: &[NodeId]) -> Vec<NodeId> {
         members.iter().copied().filter(|m| *m != self.from).chain(std::iter::once(self.to)).collect()
@@ -213,20 +232,7 @@ mod tests {
 
     #[test]
     fn the_voters_after_replace_the_old_member() {
-        let m = ReplicaMove {
-            id: 1,
-            prg: PrgId::new("t", 0),
-            from: 1,
-            to: 4,
-            phase: ReplicaPhase::AddingLearner,
-            lag: None,
-            bytes: 0,
-            created_ms: 0,
-            updated_ms: 0,
-            finished_ms: None,
-            cancel_requested: false,
-            error: None,
-        };
+        let m = ReplicaMove::new(1, PrgId::new("t", 0), 1, 4, 0);
         assert_eq!(m.voters_after(&[1, 2, 3]), vec![2, 3, 4]);
         assert_eq!(on_failure(ReplicaPhase::AddingLearner), ReplicaPhase::RollingBack);
         assert_eq!(on_failure(ReplicaPhase::Promoting), ReplicaPhase::Promoting);
