@@ -113,6 +113,15 @@ struct Inner {
     expiry_hint: AtomicBool,
 }
 
+impl Inner {
+    /// Raise the reaper's hint if `rec`, about to be stored, has a TTL.
+    fn note_stored(&mut self, rec: Option<&Record>) {
+        if rec.is_some_and(|r| r.expire_at_ms.is_some()) {
+            *self.expiry_hint.get_mut() = true;
+        }
+    }
+}
+
 pub struct KvMachine {
     group: String,
     spec: KvSpec,
@@ -421,9 +430,7 @@ impl WriteView<'_> {
     fn set(&mut self, key: &[u8], rec: Option<Record>) {
         // Every record stored carries the index of the entry that wrote it.
         let rec = rec.map(|r| r.stamped(self.inner.last_index));
-        if rec.as_ref().is_some_and(|r| r.expire_at_ms.is_some()) {
-            *self.inner.expiry_hint.get_mut() = true;
-        }
+        self.inner.note_stored(rec.as_ref());
         let slot = slot_of(key, self.inner.ownership.slot_count());
         self.set_stored(slot, stored_key(slot, key), rec);
     }
@@ -805,14 +812,12 @@ impl KvMachine {
         limit: usize,
         now_ms: u64,
     ) -> Result<ExpirySample, StoreError> {
+        let limit = limit.max(1);
         self.with_view(storage, |view, inner| {
             let slots = inner.ownership.slot_count();
-            let rows = view.scan(after, limit.max(1))?;
-            let mut sample = ExpirySample {
-                examined: rows.len(),
-                next: (rows.len() >= limit.max(1)).then(|| rows.last().map(|(k, _)| k.clone())).flatten(),
-                ..ExpirySample::default()
-            };
+            let rows = view.scan(after, limit)?;
+            let next = if rows.len() < limit { None } else { rows.last().map(|(k, _)| k.clone()) };
+            let mut sample = ExpirySample { examined: rows.len(), next, ..ExpirySample::default() };
             for (key, rec) in rows {
                 sample.with_ttl += usize::from(rec.expire_at_ms.is_some());
                 if !rec.is_live(now_ms) {
@@ -1045,9 +1050,7 @@ impl KvMachine {
                 }
                 None => None,
             };
-            if rec.as_ref().is_some_and(|r| r.expire_at_ms.is_some()) {
-                *inner.expiry_hint.get_mut() = true;
-            }
+            inner.note_stored(rec.as_ref());
             decoded.push((row.key.as_slice(), rec));
         }
         for (key, rec) in decoded {

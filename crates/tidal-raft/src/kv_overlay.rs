@@ -194,6 +194,20 @@ pub(crate) fn len(layers: &[&Layer], base: &dyn Base) -> Result<u64, KvError> {
     for slot in &top.dropped {
         n -= slot_len(below, base, *slot)? as i64;
     }
+    corrected(n, keys, top, below, base)
+}
+
+/// `below_count`, the keys under `top` (less those it hides), corrected
+/// for `top`'s entries `keys`: a store over no key adds one, a deletion of
+/// one takes one away.
+fn corrected<'a>(
+    below_count: i64,
+    keys: impl Iterator<Item = (&'a Vec<u8>, &'a Option<Record>)>,
+    top: &Layer,
+    below: &[&Layer],
+    base: &dyn Base,
+) -> Result<u64, KvError> {
+    let mut n = below_count;
     for (key, v) in keys {
         let was = !top.hides(key) && get(below, base, key)?.is_some();
         n += i64::from(v.is_some()) - i64::from(was);
@@ -214,12 +228,7 @@ pub(crate) fn slot_len(layers: &[&Layer], base: &dyn Base, slot: u32) -> Result<
     if top.cleared || top.dropped.contains(&slot) {
         return Ok(keys.filter(|(_, v)| v.is_some()).count() as u64);
     }
-    let mut n = slot_len(below, base, slot)? as i64;
-    for (key, v) in keys {
-        let was = get(below, base, key)?.is_some();
-        n += i64::from(v.is_some()) - i64::from(was);
-    }
-    Ok(n.max(0) as u64)
+    corrected(slot_len(below, base, slot)? as i64, keys, top, below, base)
 }
 
 /// About how many keys `layers` over `base` hold, for size estimates and

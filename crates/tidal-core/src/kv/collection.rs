@@ -53,7 +53,7 @@ impl Header {
     }
 
     pub fn from_record(rec: Record) -> Header {
-        let (len, extra) = (word(&rec.value, 0), word(&rec.value, 8) as i64);
+        let (len, extra) = (len_of(&rec), extra_of(&rec));
         Header { rec, len, extra }
     }
 
@@ -84,6 +84,11 @@ fn word(value: &[u8], at: usize) -> u64 {
 /// The length stored in a collection's header record.
 pub(super) fn len_of(rec: &Record) -> u64 {
     word(&rec.value, 0)
+}
+
+/// The kind-specific word stored in a collection's header record.
+pub(super) fn extra_of(rec: &Record) -> i64 {
+    word(&rec.value, 8) as i64
 }
 
 /// `key`'s live header if it holds a `kind`, `None` if it does not exist,

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{
-    elements, for_each_element, live, member_of, member_sub, open, open_for_write, pick, remove, scan_members,
-    wrong_type, Header,
+    elements, extra_of, for_each_element, live, member_of, member_sub, open, open_for_write, pick, remove,
+    scan_members, wrong_type, Header,
 };
 use super::command::{positive, take, Command};
 use super::glob::glob_match;
@@ -158,7 +158,7 @@ impl HighWater {
     /// Whether Redis would have left `intset` for good: the set held more
     /// than `limit` members, or a member that is not an integer.
     pub(super) fn left_intset(rec: &Record, limit: u64) -> bool {
-        let extra = Header::from_record(rec.clone()).extra;
+        let extra = extra_of(rec);
         extra & Self::NON_INTEGER != 0 || (extra & !Self::NON_INTEGER) as u64 > limit
     }
 }
