@@ -656,15 +656,22 @@ fn both_queued(
     }
 }
 
+/// A redis-server and a 3-node tidal, with a client of each; `None`,
+/// saying so, where redis-server is not installed.
+fn servers() -> Option<(Redis, Cluster, Client, Client)> {
+    let Some((server, addr)) = redis_server() else {
+        eprintln!("skipped: redis-server is not installed (Debian: apt-get install redis-server)");
+        return None;
+    };
+    let cluster = Cluster::start(3, &[]);
+    let redis = Client::connect(&addr).unwrap();
+    let tidal = cluster.client(0);
+    Some((server, cluster, redis, tidal))
+}
+
 #[test]
 fn random_command_streams_get_the_replies_redis_gives() {
-    let Some((_server, addr)) = redis_server() else {
-        eprintln!("skipped: redis-server is not installed (Debian: apt-get install redis-server)");
-        return;
-    };
-    let c = Cluster::start(3, &[]);
-    let mut redis = Client::connect(&addr).unwrap();
-    let mut tidal = c.client(0);
+    let Some((_server, _cluster, mut redis, mut tidal)) = servers() else { return };
     // A fixed seed and count in CI; TIDAL_DIFF_SEED and TIDAL_DIFF_COMMANDS
     // run other streams by hand.
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -702,6 +709,95 @@ fn random_command_streams_get_the_replies_redis_gives() {
         for cmd in ["GET", "TYPE", "TTL", "HGETALL", "SMEMBERS", "LLEN", "ZCARD"] {
             both(&mut tidal, &mut redis, &[word(cmd), word(LEX)], &mut history);
             both(&mut tidal, &mut redis, &[word(cmd), word(k)], &mut history);
+        }
+    }
+}
+
+/// What `key` holds on `c`, comparable across servers (order-free
+/// collections sorted).
+fn contents(c: &mut Client, key: &[u8]) -> Value {
+    let kind = c.cmd_bytes(&[b"TYPE", key]).expect("TYPE");
+    let read: &[&[u8]] = match &kind {
+        Value::Simple(t) if t == "string" => &[b"GET"],
+        Value::Simple(t) if t == "hash" => &[b"HGETALL"],
+        Value::Simple(t) if t == "set" => &[b"SMEMBERS"],
+        Value::Simple(t) if t == "list" => &[b"LRANGE", b"KEY", b"0", b"-1"],
+        Value::Simple(t) if t == "zset" => &[b"ZRANGE", b"KEY", b"0", b"-1", b"WITHSCORES"],
+        other => panic!("{}: {other:?}", String::from_utf8_lossy(key)),
+    };
+    let mut args: Vec<&[u8]> = read.iter().map(|a| if *a == b"KEY" { key } else { a }).collect();
+    if args.len() == 1 {
+        args.push(key);
+    }
+    let v = match c.cmd_bytes(&args).expect("read") {
+        Value::Array(items) if read[0] == b"HGETALL" => Value::Array(sorted_pairs(items)),
+        Value::Array(items) if read[0] == b"SMEMBERS" => Value::Array(sorted(items)),
+        other => other,
+    };
+    Value::Array(vec![kind, v])
+}
+
+#[test]
+fn dump_payloads_carry_keys_between_redis_and_tidal() {
+    let Some((_server, _cluster, mut redis, mut tidal)) = servers() else { return };
+    let run = |c: &mut Client, args: &[&str]| {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        c.cmd_bytes(&args).expect("answer")
+    };
+    // Redis writes every compact form it has: listpack nodes compressed
+    // and not, intsets, listpack hashes and sorted sets, and the large
+    // forms past small thresholds; LZF and integer strings.
+    for (name, value) in [
+        ("list-max-listpack-size", "3"),
+        ("list-compress-depth", "1"),
+        ("hash-max-listpack-entries", "4"),
+        ("zset-max-listpack-entries", "4"),
+        ("set-max-intset-entries", "4"),
+    ] {
+        run(&mut redis, &["CONFIG", "SET", name, value]);
+    }
+    let long = "w".repeat(300);
+    let many: Vec<String> = (0..12).map(|i| format!("{i}{long}")).collect();
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["SET", "str", "hello"],
+        vec!["SET", "int", "-123456"],
+        vec!["SET", "lzf", &long],
+        vec!["RPUSH", "list", "a", "12", "-7000", "9223372036854775807", &long, "b", "c", "d", "e", "f"],
+        [vec!["RPUSH", "biglist"], many.iter().map(String::as_str).collect()].concat(),
+        vec!["SADD", "intset", "1", "-2", "70000"],
+        vec!["SADD", "strset", "x", "y", &long],
+        vec!["SADD", "bigintset", "1", "2", "3", "4", "5", "6"],
+        vec!["HSET", "hash", "f", "1", "g", "-20", "h", &long],
+        vec!["HSET", "bighash", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6"],
+        vec!["ZADD", "zset", "1.5", "a", "-inf", "b", "3", "c"],
+        vec!["ZADD", "bigzset", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "0.1", "f"],
+    ];
+    for cmd in &setup {
+        run(&mut redis, cmd);
+    }
+    let dump = |c: &mut Client, key: &str| match run(c, &["DUMP", key]) {
+        Value::Bulk(p) => p,
+        other => panic!("DUMP {key}: {other:?}"),
+    };
+    for cmd in &setup {
+        let key = cmd[1];
+        // Redis's payload into tidal, under a hash tag of its own slot.
+        let payload = dump(&mut redis, key);
+        let restore = |c: &mut Client, key: &str, payload: &[u8], opts: &[&str]| {
+            let mut args: Vec<&[u8]> = vec![b"RESTORE", key.as_bytes(), b"0", payload];
+            args.extend(opts.iter().map(|o| o.as_bytes()));
+            c.cmd_bytes(&args).expect("RESTORE answers")
+        };
+        assert_eq!(restore(&mut tidal, key, &payload, &[]), Value::Simple("OK".into()), "{key}");
+        assert_eq!(contents(&mut tidal, key.as_bytes()), contents(&mut redis, key.as_bytes()), "{key} into tidal");
+        // tidal's payload back into Redis.
+        let back = dump(&mut tidal, key);
+        let copy = format!("{key}:back");
+        assert_eq!(restore(&mut redis, &copy, &back, &[]), Value::Simple("OK".into()), "{key} into redis");
+        assert_eq!(contents(&mut redis, copy.as_bytes()), contents(&mut redis, key.as_bytes()), "{key} back");
+        // The refusals agree.
+        for (payload, opts) in [(&payload[..], &[][..]), (b"bad", &["REPLACE"][..]), (&payload[..2], &["REPLACE"])] {
+            assert_eq!(restore(&mut tidal, key, payload, opts), restore(&mut redis, key, payload, opts), "{key}");
         }
     }
 }

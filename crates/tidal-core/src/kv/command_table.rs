@@ -274,6 +274,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bitfield_ro", -2, R, ONE, &["@read", "@bitmap", "@fast"], s::bitfield_ro),
     cmd("lcs", -3, RS, TWO, STR_RS, s::lcs),
     cmd("copy", -3, W, TWO, KS_W, s::copy),
+    cmd("dump", 2, RS, ONE, KS_RS, s::dump),
+    cmd("restore", -4, W, ONE, KS_DANGER, s::restore),
     cmd("sort", -2, W, ONE, SORT_W, so::sort).store_key(),
     cmd("sort_ro", -2, RS, ONE, SORT_R, so::sort_ro),
     cmd("randomkey", 1, RS, NONE, KS_RS, s::randomkey),

@@ -24,7 +24,7 @@ use super::reply::Reply;
 use super::scan_page::ScanPage;
 use super::store::{KvStore, StoreError};
 use super::{bitfield, bits};
-use super::{hash, list, set, sort, zset};
+use super::{hash, list, rdb, set, sort, zset};
 
 /// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
 /// APPEND may build.
@@ -175,6 +175,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         }
         WriteOp::List { key, op } => list::apply(store, key, op, now_ms),
         WriteOp::ZSet { key, op } => zset::apply(store, key, op, now_ms),
+        WriteOp::RestorePayload { key, replace, load } => rdb::restore(store, key, *replace, load, now_ms),
         WriteOp::Restore { key, record } => {
             match record {
                 Some(rec) if rec.is_live(now_ms) => overwrite(store, key, rec)?,
@@ -247,6 +248,10 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
             Ok(Reply::Bulk(get_range(&value, *start, *end).to_vec()))
         }
         ReadOp::Type { key } => Ok(Reply::simple(live(store, key, now_ms)?.map_or("none", |r| r.kind.name()))),
+        ReadOp::DumpPayload { key } => Ok(match live(store, key, now_ms)? {
+            Some(rec) => Reply::Bulk(rdb::dump(store, key, rec)?),
+            None => Reply::Nil,
+        }),
         ReadOp::Dump { key } => Ok(match live(store, key, now_ms)? {
             Some(r) if !r.is_string() => Reply::err(format!(
                 "a {} cannot move between PRGs as one record: RENAME it within its slot (give both keys a common \

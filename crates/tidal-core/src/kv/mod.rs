@@ -34,6 +34,7 @@ mod mem_store;
 mod op;
 mod parse_conn;
 mod parse_string;
+mod rdb;
 mod record;
 mod reply;
 mod scan_page;

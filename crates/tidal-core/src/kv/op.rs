@@ -20,6 +20,7 @@ use super::bitfield::FieldOp;
 use super::bits::{BitOpKind, BitRange, LcsMode};
 use super::hash::{HashRead, HashWrite};
 use super::list::{End, ListRead, ListWrite};
+use super::rdb::{Refusal, Restoring};
 use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
 use super::sort::SortSpec;
@@ -225,6 +226,13 @@ pub enum WriteOp {
     Reap {
         keys: Vec<Vec<u8>>,
     },
+    /// RESTORE: `key` gets a DUMP payload's value, decoded by the node
+    /// that took the command (see [`super::rdb::restore`]).
+    RestorePayload {
+        key: Vec<u8>,
+        replace: bool,
+        load: Result<Restoring, Refusal>,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -366,6 +374,10 @@ pub enum ReadOp {
         key: Vec<u8>,
         spec: SortSpec,
     },
+    /// DUMP: the key's value as a Redis DUMP payload, or nil.
+    DumpPayload {
+        key: Vec<u8>,
+    },
 }
 
 /// What OBJECT asks about a key.
@@ -439,6 +451,7 @@ impl WriteOp {
             | WriteOp::Expire { key, .. }
             | WriteOp::Persist { key }
             | WriteOp::Restore { key, .. }
+            | WriteOp::RestorePayload { key, .. }
             | WriteOp::SetBit { key, .. }
             | WriteOp::BitField { key, .. }
             | WriteOp::Hash { key, .. } => vec![key],
@@ -549,6 +562,7 @@ impl ReadOp {
             | ReadOp::GetRange { key, .. }
             | ReadOp::Type { key }
             | ReadOp::Dump { key }
+            | ReadOp::DumpPayload { key }
             | ReadOp::GetBit { key, .. }
             | ReadOp::BitField { key, .. }
             | ReadOp::MemoryUsage { key, .. }

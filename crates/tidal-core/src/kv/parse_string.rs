@@ -9,6 +9,7 @@ use super::command::{clip, int, is, take, Command};
 use super::conn::KeyspaceCmd;
 use super::integer::{parse_cursor, parse_i64};
 use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, WriteOp};
+use super::rdb::{self, Refusal, Restoring};
 use super::reply::Reply;
 
 type Args = Vec<Vec<u8>>;
@@ -578,6 +579,49 @@ pub(super) fn copy(mut a: Args) -> Parsed {
         return Err(Reply::err("source and destination objects are the same"));
     }
     write(WriteOp::Copy { from: take(&mut a, 1), to: take(&mut a, 2), replace })
+}
+
+pub(super) fn dump(mut a: Args) -> Parsed {
+    read(ReadOp::DumpPayload { key: take(&mut a, 1) })
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s | FREQ f]. The
+/// options are checked here; the TTL and the payload are too, but their
+/// refusal is answered by the key's PRG after it checks that the key is
+/// free, as Redis orders the errors. tidal keeps no access times or
+/// counts, so IDLETIME and FREQ are checked and dropped.
+pub(super) fn restore(mut a: Args) -> Parsed {
+    let (mut replace, mut absolute, mut idle, mut freq) = (false, false, false, false);
+    let mut i = 4;
+    while i < a.len() {
+        let more = a.len() - 1 - i;
+        if is(&a[i], "replace") {
+            replace = true;
+        } else if is(&a[i], "absttl") {
+            absolute = true;
+        } else if is(&a[i], "idletime") && more > 0 && !freq {
+            if int(&a[i + 1])? < 0 {
+                return Err(Reply::err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = true;
+            i += 1;
+        } else if is(&a[i], "freq") && more > 0 && !idle {
+            if !(0..=255).contains(&int(&a[i + 1])?) {
+                return Err(Reply::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = true;
+            i += 1;
+        } else {
+            return Err(Reply::syntax());
+        }
+        i += 1;
+    }
+    let load = match parse_i64(&a[2]) {
+        None => Err(Refusal::TtlNotInteger),
+        Some(ttl) if ttl < 0 => Err(Refusal::TtlNegative),
+        Some(ttl_ms) => rdb::decode(&a[3]).map(|value| Restoring { value, ttl_ms, absolute }),
+    };
+    write(WriteOp::RestorePayload { key: take(&mut a, 1), replace, load })
 }
 
 fn object(mut a: Args, what: ObjectInfo) -> Parsed {

@@ -371,8 +371,13 @@ fn select(store: &impl KvStore, key: &[u8], h: &Header, range: &ZRange) -> Resul
 
 /// Every member of the sorted set `key`, in score order.
 pub(super) fn members_in_order(store: &impl KvStore, key: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(scored(store, key)?.into_iter().map(|(m, _)| m).collect())
+}
+
+/// Every member of the sorted set `key` with its score, in score order.
+pub(super) fn scored(store: &impl KvStore, key: &[u8]) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
     let (lo, hi) = whole();
-    Ok(walk(store, key, lo, hi, usize::MAX)?.into_iter().map(|(m, _)| m).collect())
+    walk(store, key, lo, hi, usize::MAX)
 }
 
 /// Members, with their scores as pairs when asked (RESP3 nests them).
