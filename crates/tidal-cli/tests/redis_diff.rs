@@ -695,6 +695,35 @@ fn random_command_streams_get_the_replies_redis_gives() {
             }
             let end = if r.below(6) == 0 { "DISCARD" } else { "EXEC" };
             both_queued(&mut tidal, &mut redis, &[word(end)], &queued, &mut history);
+        } else if r.below(30) == 0 {
+            // A key dumped and restored under another: each side restores
+            // its own payload, so the payloads' bytes may differ (tidal
+            // writes other encodings) but the replies, and from then on
+            // the keys, may not.
+            let (from, to) = (key(&mut r), key(&mut r));
+            let dumped = |c: &mut Client| match c.cmd_bytes(&[b"DUMP", &from]).expect("DUMP answers") {
+                Value::Bulk(p) => Some(p),
+                Value::Nil => None,
+                other => panic!("DUMP {}: {other:?}", String::from_utf8_lossy(&from)),
+            };
+            let (t, d) = (dumped(&mut tidal), dumped(&mut redis));
+            history.push(format!("DUMP {}", String::from_utf8_lossy(&from)));
+            let recent = |h: &[String]| h[h.len().saturating_sub(20)..].join(" / ");
+            assert_eq!(t.is_some(), d.is_some(), "DUMP: tidal {t:?}, redis {d:?} after `{}`", recent(&history));
+            let ttl = one_of(&mut r, &["0", "0", "100000"]);
+            let mut args = vec![word("RESTORE"), to, ttl, Vec::new()];
+            if r.below(2) == 0 {
+                args.push(word("REPLACE"));
+            }
+            let restore = |c: &mut Client, payload: Vec<u8>, mut args: Vec<Vec<u8>>| {
+                args[3] = payload;
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                c.cmd_bytes(&refs).expect("RESTORE answers")
+            };
+            let (t, d) = (t.unwrap_or_default(), d.unwrap_or_default());
+            let (t, d) = (restore(&mut tidal, t, args.clone()), restore(&mut redis, d, args.clone()));
+            history.push(format!("RESTORE {} {} <payload>", show(&args[1..3]), show(&args[4..])));
+            assert_eq!(t, d, "RESTORE after `{}`", recent(&history));
         } else if r.below(40) == 0 {
             // The keys a cluster-aware client finds in a command line.
             let mut c = vec![word("COMMAND"), word("GETKEYS")];
