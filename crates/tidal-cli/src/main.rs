@@ -8,6 +8,7 @@ mod capacity;
 mod certs;
 mod drain;
 mod http_client;
+mod import;
 mod moves;
 mod node_cmd;
 mod operations;
@@ -80,6 +81,9 @@ enum Cmd {
     /// Certificates: `tidal certs init --dir DIR` makes a cluster CA;
     /// `node --id N` and `client --name NAME` issue from it.
     Certs(certs::CertsArgs),
+    /// Copy a Redis server's keys into tidal, values and TTLs:
+    /// `tidal import --from redis://HOST:PORT [--to HOST:PORT]`.
+    Import(import::ImportArgs),
     /// Plan capacity: `tidal capacity --growth 15%/mo --months 12` prints
     /// load, nodes, PRGs and memory per node month by month.
     Capacity(capacity::CapacityArgs),
@@ -117,7 +121,7 @@ fn main() {
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     // `tidal up` reaches its nodes with the certificates it makes itself.
-    if !matches!(cli.cmd, Cmd::Up(_) | Cmd::Node(_) | Cmd::Certs(_)) {
+    if !matches!(cli.cmd, Cmd::Up(_) | Cmd::Node(_) | Cmd::Certs(_) | Cmd::Import(_)) {
         if let Err(e) = http_client::configure(&cli.client) {
             eprintln!("error: {e}");
             std::process::exit(EXIT_USAGE);
@@ -127,6 +131,7 @@ fn main() {
         Cmd::Up(a) => up::run(a),
         Cmd::Autoscale(a) => autoscale::run(a),
         Cmd::Capacity(a) => capacity::run(a),
+        Cmd::Import(a) => import::run(a),
         Cmd::Certs(a) => certs::run(a),
         Cmd::Node(a) => node_cmd::run(*a),
         Cmd::Status(a) => status::run(a),

@@ -656,9 +656,17 @@ fn both_queued(
     }
 }
 
-/// A redis-server and a 3-node tidal, with a client of each; `None`,
-/// saying so, where redis-server is not installed.
-fn servers() -> Option<(Redis, Cluster, Client, Client)> {
+/// A redis-server and a 3-node tidal, with a client of each.
+struct Servers {
+    _server: Redis,
+    addr: String,
+    cluster: Cluster,
+    redis: Client,
+    tidal: Client,
+}
+
+/// `None`, saying so, where redis-server is not installed.
+fn servers() -> Option<Servers> {
     let Some((server, addr)) = redis_server() else {
         eprintln!("skipped: redis-server is not installed (Debian: apt-get install redis-server)");
         return None;
@@ -666,12 +674,53 @@ fn servers() -> Option<(Redis, Cluster, Client, Client)> {
     let cluster = Cluster::start(3, &[]);
     let redis = Client::connect(&addr).unwrap();
     let tidal = cluster.client(0);
-    Some((server, cluster, redis, tidal))
+    Some(Servers { _server: server, addr, cluster, redis, tidal })
+}
+
+fn run(c: &mut Client, args: &[&str]) -> Value {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    c.cmd_bytes(&args).expect("answer")
+}
+
+/// Keys in every compact form Redis writes (listpack nodes compressed and
+/// not, intsets, listpack hashes and sorted sets), in the large forms past
+/// small thresholds, and LZF and integer strings; their names.
+fn fill_every_encoding(redis: &mut Client) -> Vec<&'static str> {
+    for (name, value) in [
+        ("list-max-listpack-size", "3"),
+        ("list-compress-depth", "1"),
+        ("hash-max-listpack-entries", "4"),
+        ("zset-max-listpack-entries", "4"),
+        ("set-max-intset-entries", "4"),
+    ] {
+        run(redis, &["CONFIG", "SET", name, value]);
+    }
+    let long = "w".repeat(300);
+    let many: Vec<String> = (0..12).map(|i| format!("{i}{long}")).collect();
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["SET", "str", "hello"],
+        vec!["SET", "int", "-123456"],
+        vec!["SET", "lzf", &long],
+        vec!["RPUSH", "list", "a", "12", "-7000", "9223372036854775807", &long, "b", "c", "d", "e", "f"],
+        [vec!["RPUSH", "biglist"], many.iter().map(String::as_str).collect()].concat(),
+        vec!["SADD", "intset", "1", "-2", "70000"],
+        vec!["SADD", "strset", "x", "y", &long],
+        vec!["SADD", "bigintset", "1", "2", "3", "4", "5", "6"],
+        vec!["HSET", "hash", "f", "1", "g", "-20", "h", &long],
+        vec!["HSET", "bighash", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6"],
+        vec!["ZADD", "zset", "1.5", "a", "-inf", "b", "3", "c"],
+        vec!["ZADD", "bigzset", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "0.1", "f"],
+    ];
+    for cmd in &setup {
+        run(redis, cmd);
+    }
+    vec!["str", "int", "lzf", "list", "biglist", "intset", "strset", "bigintset", "hash", "bighash", "zset", "bigzset"]
 }
 
 #[test]
 fn random_command_streams_get_the_replies_redis_gives() {
-    let Some((_server, _cluster, mut redis, mut tidal)) = servers() else { return };
+    // Every field bound: one left to `..` would be dropped (the servers stopped) at once.
+    let Some(Servers { _server, addr: _, cluster: _cluster, mut redis, mut tidal }) = servers() else { return };
     // A fixed seed and count in CI; TIDAL_DIFF_SEED and TIDAL_DIFF_COMMANDS
     // run other streams by hand.
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -768,49 +817,15 @@ fn contents(c: &mut Client, key: &[u8]) -> Value {
 
 #[test]
 fn dump_payloads_carry_keys_between_redis_and_tidal() {
-    let Some((_server, _cluster, mut redis, mut tidal)) = servers() else { return };
-    let run = |c: &mut Client, args: &[&str]| {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        c.cmd_bytes(&args).expect("answer")
-    };
-    // Redis writes every compact form it has: listpack nodes compressed
-    // and not, intsets, listpack hashes and sorted sets, and the large
-    // forms past small thresholds; LZF and integer strings.
-    for (name, value) in [
-        ("list-max-listpack-size", "3"),
-        ("list-compress-depth", "1"),
-        ("hash-max-listpack-entries", "4"),
-        ("zset-max-listpack-entries", "4"),
-        ("set-max-intset-entries", "4"),
-    ] {
-        run(&mut redis, &["CONFIG", "SET", name, value]);
-    }
-    let long = "w".repeat(300);
-    let many: Vec<String> = (0..12).map(|i| format!("{i}{long}")).collect();
-    let setup: Vec<Vec<&str>> = vec![
-        vec!["SET", "str", "hello"],
-        vec!["SET", "int", "-123456"],
-        vec!["SET", "lzf", &long],
-        vec!["RPUSH", "list", "a", "12", "-7000", "9223372036854775807", &long, "b", "c", "d", "e", "f"],
-        [vec!["RPUSH", "biglist"], many.iter().map(String::as_str).collect()].concat(),
-        vec!["SADD", "intset", "1", "-2", "70000"],
-        vec!["SADD", "strset", "x", "y", &long],
-        vec!["SADD", "bigintset", "1", "2", "3", "4", "5", "6"],
-        vec!["HSET", "hash", "f", "1", "g", "-20", "h", &long],
-        vec!["HSET", "bighash", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6"],
-        vec!["ZADD", "zset", "1.5", "a", "-inf", "b", "3", "c"],
-        vec!["ZADD", "bigzset", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "0.1", "f"],
-    ];
-    for cmd in &setup {
-        run(&mut redis, cmd);
-    }
+    // Every field bound: one left to `..` would be dropped (the servers stopped) at once.
+    let Some(Servers { _server, addr: _, cluster: _cluster, mut redis, mut tidal }) = servers() else { return };
+    let keys = fill_every_encoding(&mut redis);
     let dump = |c: &mut Client, key: &str| match run(c, &["DUMP", key]) {
         Value::Bulk(p) => p,
         other => panic!("DUMP {key}: {other:?}"),
     };
-    for cmd in &setup {
-        let key = cmd[1];
-        // Redis's payload into tidal, under a hash tag of its own slot.
+    for key in keys {
+        // Redis's payload into tidal.
         let payload = dump(&mut redis, key);
         let restore = |c: &mut Client, key: &str, payload: &[u8], opts: &[&str]| {
             let mut args: Vec<&[u8]> = vec![b"RESTORE", key.as_bytes(), b"0", payload];
@@ -829,4 +844,48 @@ fn dump_payloads_carry_keys_between_redis_and_tidal() {
             assert_eq!(restore(&mut tidal, key, payload, opts), restore(&mut redis, key, payload, opts), "{key}");
         }
     }
+}
+
+#[test]
+fn tidal_import_copies_a_redis_with_values_and_ttls() {
+    let Some(Servers { _server, addr, cluster, mut redis, mut tidal }) = servers() else { return };
+    let keys = fill_every_encoding(&mut redis);
+    run(&mut redis, &["PEXPIRE", "hash", "100000"]);
+    // A type tidal does not hold: reported with its key, the rest goes on.
+    run(&mut redis, &["XADD", "stream", "*", "f", "v"]);
+    let import = |extra: &[&str]| {
+        let from = format!("redis://{addr}");
+        let to = &cluster.nodes[0].redis;
+        let out = std::process::Command::new(common::BIN)
+            .args(["import", "--from", &from, "--to", to, "--batch", "4", "--json"])
+            .args(extra)
+            .output()
+            .expect("run tidal import");
+        (out.status.code(), common::json_of(&out))
+    };
+    let (code, summary) = import(&[]);
+    assert_eq!(code, Some(1), "a key failed: {summary}");
+    assert_eq!(summary["scanned"], keys.len() + 1, "{summary}");
+    assert_eq!(summary["copied"], keys.len(), "{summary}");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(summary["errors"][0]["key"], "stream", "{summary}");
+    assert_eq!(summary["errors"][0]["error"], "ERR Bad data format", "{summary}");
+    for key in &keys {
+        assert_eq!(contents(&mut tidal, key.as_bytes()), contents(&mut redis, key.as_bytes()), "{key}");
+    }
+    match run(&mut tidal, &["PTTL", "hash"]) {
+        Value::Int(ms) => assert!((90_000..=100_000).contains(&ms), "the TTL came along: {ms}"),
+        other => panic!("PTTL: {other:?}"),
+    }
+    assert_eq!(run(&mut tidal, &["PTTL", "str"]), Value::Int(-1));
+
+    // Again: what tidal holds is left alone, unless --replace.
+    run(&mut tidal, &["SADD", "intset", "99"]);
+    // intset, strset, bigintset, zset, bigzset.
+    let (code, summary) = import(&["--match", "*set"]);
+    assert_eq!((code, &summary["copied"], &summary["existing"]), (Some(0), &0.into(), &5.into()), "{summary}");
+    assert_eq!(run(&mut tidal, &["SISMEMBER", "intset", "99"]), Value::Int(1));
+    let (code, summary) = import(&["--match", "*set", "--replace"]);
+    assert_eq!((code, &summary["copied"]), (Some(0), &5.into()), "{summary}");
+    assert_eq!(contents(&mut tidal, b"intset"), contents(&mut redis, b"intset"));
 }
