@@ -158,7 +158,40 @@ fn the_peer_frame_and_body_limits_are_settings() {
     }
     assert_eq!(c.client(1).cmd(&["EXISTS", "over"]).unwrap(), Value::Int(0));
 
+    // A RESTORE payload far below the limit whose LZF string decodes past
+    // it: refused, before anything is proposed.
+    let restore = |payload: &[u8]| c.client(0).cmd_bytes(&[b"RESTORE", b"lzf", b"0", payload]).unwrap();
+    let small = lzf_payload(1000);
+    assert_eq!(restore(&small), Value::Simple("OK".into()));
+    assert_eq!(c.client(1).cmd(&["STRLEN", "lzf"]).unwrap(), Value::Int(1 + 1000 * 264));
+    let bomb = lzf_payload(4 << 20 >> 8);
+    assert!(bomb.len() < 64 << 10, "a payload of {} bytes", bomb.len());
+    match c.client(0).cmd_bytes(&[b"RESTORE", b"bomb", b"0", &bomb]).unwrap() {
+        Value::Error(e) => assert!(e.contains("bytes once decoded, more than one write takes here"), "{e}"),
+        other => panic!("a payload that decodes past the frame: {other:?}"),
+    }
+    assert_eq!(c.client(1).cmd(&["EXISTS", "bomb"]).unwrap(), Value::Int(0));
+
     let body = format!("{{\"tenant\":\"default\",\"slots\":\"{}\"}}", "0,".repeat(9000));
     let (code, _) = common::http(&c.nodes[0].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();
     assert_eq!(code, 413, "an admin body past 16 KiB");
+}
+
+/// A DUMP payload of a string of `1 + 264 × runs` x's, LZF-compressed as
+/// Redis compresses strings: one literal, then `runs` copies of 264 bytes
+/// from one byte back.
+fn lzf_payload(runs: usize) -> Vec<u8> {
+    let mut lzf = vec![0x00, b'x'];
+    for _ in 0..runs {
+        lzf.extend_from_slice(&[0xe0, 0xff, 0x00]);
+    }
+    let mut out = vec![0x00, 0xc3, 0x80];
+    out.extend_from_slice(&(lzf.len() as u32).to_be_bytes());
+    out.push(0x80);
+    out.extend_from_slice(&(1 + 264 * runs as u32).to_be_bytes());
+    out.extend_from_slice(&lzf);
+    out.extend_from_slice(&9u16.to_le_bytes());
+    let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }

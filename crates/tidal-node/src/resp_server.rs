@@ -198,7 +198,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     (true, Ok(spec)) if spec.refused_in_multi() => {
                         Err((Reply::err("Command not allowed inside a transaction"), true))
                     }
-                    (in_multi, _) => parse(args).map_err(|reply| (reply, !in_multi)),
+                    (in_multi, _) => parse(args)
+                        .and_then(|c| restore_too_large(&shared, &c).map_or(Ok(c), Err))
+                        .map_err(|reply| (reply, !in_multi)),
                 },
             };
             let cmd = match parsed {
@@ -383,6 +385,18 @@ fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
     (big > max).then(|| {
         Reply::err(format!(
             "value of {big} bytes exceeds the limit of {max} bytes (--max-value-bytes); nothing was written"
+        ))
+    })
+}
+
+/// A RESTORE whose value, decoded, is larger than this node takes in one
+/// write (an LZF-compressed payload can decode to many times its size).
+fn restore_too_large(shared: &Shared, cmd: &Command) -> Option<Reply> {
+    let Command::Write(WriteOp::RestorePayload { load: Ok(r), .. }) = cmd else { return None };
+    let (size, max) = (r.value.size() as u64, shared.config.max_request_bytes());
+    (size > max).then(|| {
+        Reply::err(format!(
+            "DUMP payload's value takes {size} bytes once decoded, more than one write takes here ({max} bytes); nothing was written"
         ))
     })
 }

@@ -56,6 +56,16 @@ const NODE_PACKED: u64 = 2;
 
 const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
+/// Most bytes a payload's value may take once decoded ([`Value::size`]):
+/// a RESTORE is one log entry, and no node takes an entry larger than
+/// this. LZF strings and integer encodings make a value larger than its
+/// payload, so the limit is kept while decoding, not after it. A node
+/// configured for smaller requests refuses smaller values
+/// ([`Refusal::TooLarge`] is the same answer).
+pub const MAX_DECODED: usize = 64 << 20;
+/// What each element costs against [`MAX_DECODED`] besides its bytes.
+const ELEMENT_COST: usize = 8;
+
 /// One key's value, as a payload carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
@@ -76,6 +86,19 @@ pub struct Restoring {
     pub absolute: bool,
 }
 
+impl Value {
+    /// What the value takes: its bytes, and a little for each element.
+    pub fn size(&self) -> usize {
+        let all = |items: &[Vec<u8>]| items.iter().map(|i| i.len() + ELEMENT_COST).sum();
+        match self {
+            Value::String(s) => s.len() + ELEMENT_COST,
+            Value::List(items) | Value::Set(items) => all(items),
+            Value::Hash(pairs) => pairs.iter().map(|(f, v)| f.len() + v.len() + 2 * ELEMENT_COST).sum(),
+            Value::ZSet(members) => members.iter().map(|(m, _)| m.len() + ELEMENT_COST).sum(),
+        }
+    }
+}
+
 /// Why RESTORE refuses its arguments. Redis looks at them only once it
 /// knows the key is free (or REPLACE is given), so the refusal travels to
 /// the key's PRG, which answers BUSYKEY first when the key exists.
@@ -89,6 +112,8 @@ pub enum Refusal {
     Footer,
     /// The value itself does not decode.
     Format,
+    /// The value is larger than tidal takes in one write, once decoded.
+    TooLarge,
 }
 
 impl Refusal {
@@ -99,6 +124,7 @@ impl Refusal {
             Refusal::TtlNegative => "Invalid TTL value, must be >= 0",
             Refusal::Footer => "DUMP payload version or checksum are wrong",
             Refusal::Format => "Bad data format",
+            Refusal::TooLarge => "DUMP payload's value is too large for one write once decoded",
         })
     }
 }
@@ -143,6 +169,11 @@ pub fn encode(value: &Value) -> Vec<u8> {
 
 /// The value a DUMP payload holds.
 pub fn decode(payload: &[u8]) -> Result<Value, Refusal> {
+    decode_within(payload, MAX_DECODED)
+}
+
+/// [`decode`], for a value smaller than `limit` ([`Value::size`]).
+fn decode_within(payload: &[u8], limit: usize) -> Result<Value, Refusal> {
     let Some(body_len) = payload.len().checked_sub(10) else { return Err(Refusal::Footer) };
     let (body, footer) = payload.split_at(body_len);
     let version = u16::from_le_bytes([footer[0], footer[1]]);
@@ -150,8 +181,12 @@ pub fn decode(payload: &[u8]) -> Result<Value, Refusal> {
     if version > READ_VERSION || CRC.checksum(&payload[..body_len + 2]) != crc {
         return Err(Refusal::Footer);
     }
-    let mut r = Reader { buf: body };
-    let value = r.value().ok_or(Refusal::Format)?;
+    let mut r = Reader { buf: body, budget: limit };
+    let value = r.value();
+    if r.budget == 0 {
+        return Err(Refusal::TooLarge);
+    }
+    let value = value.ok_or(Refusal::Format)?;
     if !r.buf.is_empty() || is_empty(&value) || !distinct(&value) {
         return Err(Refusal::Format);
     }
@@ -215,9 +250,11 @@ const ENC_INT32: u8 = 2;
 const ENC_LZF: u8 = 3;
 
 /// A cursor over a payload; every read is bounds-checked and `None` at
-/// the first thing that does not fit.
+/// the first thing that does not fit. `budget` is what the value may
+/// still take once decoded; 0 means it ran out (and reading stopped).
 struct Reader<'a> {
     buf: &'a [u8],
+    budget: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -265,7 +302,33 @@ impl<'a> Reader<'a> {
         self.len().filter(|&n| n <= self.buf.len())
     }
 
+    /// Takes `item` against the budget.
+    fn spend(&mut self, item: Vec<u8>) -> Option<Vec<u8>> {
+        match self.budget.checked_sub(item.len() + ELEMENT_COST) {
+            Some(left) if left > 0 => {
+                self.budget = left;
+                Some(item)
+            }
+            _ => {
+                self.budget = 0;
+                None
+            }
+        }
+    }
+
     fn string(&mut self) -> Option<Vec<u8>> {
+        let s = self.plain_string()?;
+        self.spend(s)
+    }
+
+    /// The elements of a ziplist, listpack or intset held in a string;
+    /// they, not the string, count against the budget.
+    fn blob(&mut self, elements: fn(&[u8]) -> Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
+        let blob = self.plain_string()?;
+        elements(&blob)?.into_iter().map(|e| self.spend(e)).collect()
+    }
+
+    fn plain_string(&mut self) -> Option<Vec<u8>> {
         match self.raw_len()? {
             Len::Plain(n) => Some(self.take(usize::try_from(n).ok()?)?.to_vec()),
             Len::Encoded(ENC_INT8) => Some(i64::from(i8::from_le_bytes(self.array()?)).to_string().into_bytes()),
@@ -274,6 +337,10 @@ impl<'a> Reader<'a> {
             Len::Encoded(ENC_LZF) => {
                 let compressed = self.len()?;
                 let plain = self.len()?;
+                if plain >= self.budget {
+                    self.budget = 0;
+                    return None;
+                }
                 lzf_decompress(self.take(compressed)?, plain)
             }
             Len::Encoded(_) => None,
@@ -324,18 +391,18 @@ impl<'a> Reader<'a> {
                 }
                 Value::ZSet(out)
             }
-            TYPE_LIST_ZIPLIST => Value::List(ziplist(&self.string()?)?),
-            TYPE_SET_INTSET => Value::Set(intset(&self.string()?)?),
-            TYPE_SET_LISTPACK => Value::Set(listpack(&self.string()?)?),
-            TYPE_ZSET_ZIPLIST => Value::ZSet(Self::scored(ziplist(&self.string()?)?)?),
-            TYPE_ZSET_LISTPACK => Value::ZSet(Self::scored(listpack(&self.string()?)?)?),
-            TYPE_HASH_ZIPLIST => Value::Hash(Self::pairs(ziplist(&self.string()?)?)?),
-            TYPE_HASH_LISTPACK => Value::Hash(Self::pairs(listpack(&self.string()?)?)?),
+            TYPE_LIST_ZIPLIST => Value::List(self.blob(ziplist)?),
+            TYPE_SET_INTSET => Value::Set(self.blob(intset)?),
+            TYPE_SET_LISTPACK => Value::Set(self.blob(listpack)?),
+            TYPE_ZSET_ZIPLIST => Value::ZSet(Self::scored(self.blob(ziplist)?)?),
+            TYPE_ZSET_LISTPACK => Value::ZSet(Self::scored(self.blob(listpack)?)?),
+            TYPE_HASH_ZIPLIST => Value::Hash(Self::pairs(self.blob(ziplist)?)?),
+            TYPE_HASH_LISTPACK => Value::Hash(Self::pairs(self.blob(listpack)?)?),
             TYPE_LIST_QUICKLIST => {
                 let nodes = self.count()?;
                 let mut out = Vec::new();
                 for _ in 0..nodes {
-                    out.extend(ziplist(&self.string()?)?);
+                    out.extend(self.blob(ziplist)?);
                 }
                 Value::List(out)
             }
@@ -345,7 +412,7 @@ impl<'a> Reader<'a> {
                 for _ in 0..nodes {
                     match u64::try_from(self.len()?).ok()? {
                         NODE_PLAIN => out.push(self.string()?),
-                        NODE_PACKED => out.extend(listpack(&self.string()?)?),
+                        NODE_PACKED => out.extend(self.blob(listpack)?),
                         _ => return None,
                     }
                 }
@@ -376,7 +443,7 @@ fn text_score(text: &[u8]) -> Option<f64> {
 /// The elements of a ziplist (RDB 2–9's compact lists, hashes and sorted
 /// sets): a 10-byte header, entries, and 0xFF.
 fn ziplist(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut r = Reader { buf: blob };
+    let mut r = Reader { buf: blob, budget: usize::MAX };
     let total = u32::from_le_bytes(r.array()?) as usize;
     let _tail = r.array::<4>()?;
     let _count = r.array::<2>()?;
@@ -428,7 +495,7 @@ fn ziplist(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// The elements of a listpack (RDB 10 and later): a 6-byte header,
 /// entries each followed by its length backwards, and 0xFF.
 fn listpack(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut r = Reader { buf: blob };
+    let mut r = Reader { buf: blob, budget: usize::MAX };
     let total = u32::from_le_bytes(r.array()?) as usize;
     let _count = r.array::<2>()?;
     if total != blob.len() {
@@ -490,7 +557,7 @@ fn backlen_size(entry: usize) -> usize {
 /// The members of an intset: its integer width (2, 4 or 8 bytes), its
 /// length, and the integers, little-endian.
 fn intset(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut r = Reader { buf: blob };
+    let mut r = Reader { buf: blob, budget: usize::MAX };
     let width = u32::from_le_bytes(r.array()?) as usize;
     let n = u32::from_le_bytes(r.array()?) as usize;
     if !matches!(width, 2 | 4 | 8) || r.buf.len() != n.checked_mul(width)? {
@@ -518,7 +585,7 @@ fn intset(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// bits and the next byte, + 1. The output must be exactly `plain` long.
 fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
     let mut out: Vec<u8> = Vec::with_capacity(plain.min(input.len().saturating_mul(64)));
-    let mut r = Reader { buf: input };
+    let mut r = Reader { buf: input, budget: usize::MAX };
     while let Some(ctrl) = r.byte() {
         if ctrl < 32 {
             out.extend_from_slice(r.take(usize::from(ctrl) + 1)?);

@@ -132,6 +132,25 @@ fn damaged_payloads_are_refused() {
 }
 
 #[test]
+fn a_value_larger_than_one_write_is_refused_while_it_decodes() {
+    // An LZF string that says it holds 100 MiB: refused before anything
+    // is decompressed.
+    let mut body = vec![TYPE_STRING, 0xc3];
+    put_len(&mut body, 2);
+    put_len(&mut body, 100 << 20);
+    body.extend_from_slice(&[0x00, b'a']);
+    assert_eq!(decode(&payload(&body, 9)), Err(Refusal::TooLarge));
+    // Elements count against the limit as they come, listpack ones too.
+    let hash = hex("101d1d00000006008266310382763103816e026401836e656704f1a8e403ff0a00352a2cf3588ba3ad");
+    let size = decode(&hash).unwrap().size();
+    assert_eq!(size, 2 + 2 + 1 + 3 + 3 + 5 + 6 * ELEMENT_COST);
+    assert!(decode_within(&hash, size + 1).is_ok());
+    assert_eq!(decode_within(&hash, size), Err(Refusal::TooLarge));
+    let list = encode(&Value::List(vec![vec![b'x'; 1000]; 10]));
+    assert_eq!(decode_within(&list, 5000), Err(Refusal::TooLarge));
+}
+
+#[test]
 fn lzf_refuses_references_before_the_start_and_wrong_lengths() {
     assert_eq!(lzf_decompress(&[0x02, b'a', b'b', b'c'], 3), Some(b("abc")));
     // "ab", then a 3-byte copy from 2 back: "ab" + "aba".
