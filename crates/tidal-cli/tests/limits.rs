@@ -172,6 +172,30 @@ fn the_peer_frame_and_body_limits_are_settings() {
     }
     assert_eq!(c.client(1).cmd(&["EXISTS", "bomb"]).unwrap(), Value::Int(0));
 
+    // A transaction whose writes together pass what one write may be is
+    // aborted as it is queued, through any node (one of them leads the
+    // PRG, which such an entry would stop: no peer frame carries it).
+    let third = vec![b'y'; most / 2];
+    for i in 0..3 {
+        let mut tx = c.client(i);
+        assert_eq!(tx.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));
+        for k in ["{t}a", "{t}b"] {
+            assert_eq!(tx.cmd_bytes(&[b"SET", k.as_bytes(), &third]).unwrap(), Value::Simple("QUEUED".into()));
+        }
+        match tx.cmd_bytes(&[b"SET", b"{t}c", &third]).unwrap() {
+            Value::Error(e) => assert!(e.contains("more than one write takes here"), "{e}"),
+            other => panic!("the third SET was queued: {other:?}"),
+        }
+        match tx.cmd(&["EXEC"]).unwrap() {
+            Value::Error(e) => assert!(e.starts_with("EXECABORT"), "{e}"),
+            other => panic!("EXEC: {other:?}"),
+        }
+        let key = format!("after{i}");
+        assert_eq!(c.client((i + 1) % 3).cmd(&["SET", &key, "1"]).unwrap(), Value::Simple("OK".into()));
+        assert_eq!(c.client((i + 2) % 3).cmd(&["GET", &key]).unwrap(), Value::Bulk(b"1".to_vec()));
+    }
+    assert_eq!(c.client(0).cmd(&["EXISTS", "{t}a", "{t}b", "{t}c"]).unwrap(), Value::Int(0));
+
     let body = format!("{{\"tenant\":\"default\",\"slots\":\"{}\"}}", "0,".repeat(9000));
     let (code, _) = common::http(&c.nodes[0].http, "POST", "/api/v1/moves", body.as_bytes()).unwrap();
     assert_eq!(code, 413, "an admin body past 16 KiB");
@@ -194,4 +218,36 @@ fn lzf_payload(runs: usize) -> Vec<u8> {
     let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Concurrent writes are batched into entries, and no entry is larger
+/// than a peer frame (`--max-frame-mb 2`), through any node (one leads).
+#[test]
+fn batched_writes_fit_the_smallest_peer_frame() {
+    let c = Cluster::start(3, &["--max-frame-mb", "2"]);
+    let value = vec![b'z'; 900 << 10];
+    for i in 0..3 {
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..6)
+                .map(|k| {
+                    let (mut client, value) = (c.client(i), &value);
+                    // SETs, and HSETNXs, whose values the batcher once did not count.
+                    let key = format!("{{p}}{i}:{k}");
+                    s.spawn(move || match k % 2 {
+                        0 => client.cmd_bytes(&[b"SET", key.as_bytes(), value]).unwrap(),
+                        _ => match client.cmd_bytes(&[b"HSETNX", key.as_bytes(), b"f", value]).unwrap() {
+                            Value::Int(1) => Value::Simple("OK".into()),
+                            other => other,
+                        },
+                    })
+                })
+                .collect();
+            for w in writers {
+                assert_eq!(w.join().unwrap(), Value::Simple("OK".into()), "through node {}", i + 1);
+            }
+        });
+        let (set, hash) = (format!("{{p}}{i}:4"), format!("{{p}}{i}:5"));
+        assert_eq!(c.client((i + 1) % 3).cmd(&["STRLEN", &set]).unwrap(), Value::Int(900 << 10));
+        assert_eq!(c.client((i + 2) % 3).cmd(&["HSTRLEN", &hash, "f"]).unwrap(), Value::Int(900 << 10));
+    }
 }

@@ -106,6 +106,9 @@ struct Multi {
     queued: Vec<Queued>,
     /// A command was refused while queueing: EXEC answers EXECABORT.
     failed: bool,
+    /// What the data commands take, as their arguments' bytes: EXEC is
+    /// one write, so together they must fit one.
+    bytes: u64,
 }
 
 enum Queued {
@@ -191,6 +194,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             // Inside MULTI, as in Redis, an unknown command or a wrong
             // argument count is refused as it is queued (and aborts the
             // transaction); other bad arguments are answered at EXEC.
+            let arg_bytes: usize = args.iter().map(Vec::len).sum();
             let parsed = match too_large(&shared, &args) {
                 Some(reply) => Err((reply, true)),
                 None => match (conn.multi.is_some(), command_spec(&args)) {
@@ -230,7 +234,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 continue;
             }
             if conn.multi.is_some() && queued_in_multi(&cmd) {
-                let reply = queue(&shared, &mut conn, cmd);
+                let reply = queue(&shared, &mut conn, cmd, arg_bytes);
                 send(&shared, &reply, conn.proto, &mut out);
                 continue;
             }
@@ -697,7 +701,7 @@ fn tx_slot(conn: &Conn, state: &tidal_core::ClusterState) -> Option<u32> {
 /// Queue a command of a transaction, or refuse it (which aborts the
 /// transaction): a command that spans the keyspace, or keys of another
 /// slot than the transaction's, cannot run atomically on one PRG.
-fn queue(shared: &Shared, conn: &mut Conn, cmd: Command) -> Reply {
+fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Reply {
     let state = shared.cache.get();
     let slot = tx_slot(conn, &state);
     let Some(multi) = conn.multi.as_mut() else { return Reply::err("internal: no transaction") };
@@ -726,6 +730,19 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command) -> Reply {
     if keys.iter().any(|k| want.is_none() || state.slot_of(DEFAULT_TENANT, k) != want) {
         multi.failed = true;
         return Reply::Error(CROSSSLOT.into());
+    }
+    // A RESTORE's value may be larger than its payload.
+    let bytes = match &op {
+        TxOp::Write(WriteOp::RestorePayload { load: Ok(r), .. }) => arg_bytes.max(r.value.size()),
+        _ => arg_bytes,
+    };
+    multi.bytes += bytes as u64;
+    let max = shared.config.max_request_bytes();
+    if multi.bytes > max {
+        multi.failed = true;
+        return Reply::err(format!(
+            "the transaction's commands take more than one write takes here ({max} bytes); it is aborted"
+        ));
     }
     multi.ops.push(op);
     multi.queued.push(Queued::Data);

@@ -132,7 +132,8 @@ impl Shared {
     /// Send single-PRG writes, in batches per PRG (in arrival order within
     /// it), all PRGs at once; fill in `out` at each write's position. A
     /// PRG's writes go in consecutive batches of at most
-    /// [`MAX_BATCH_BYTES`] (a larger single write alone), one after the
+    /// [`MAX_BATCH_BYTES`], and of at most one request's bytes (a larger
+    /// single write alone), one after the
     /// other: each batch is one log entry and one forwarded frame, and
     /// neither may grow with how much a client pipelines.
     async fn write_run(self: &Arc<Self>, run: Vec<(usize, PrgId, WriteOp)>, out: &mut [Option<Reply>]) {
@@ -148,7 +149,8 @@ impl Shared {
             let me = self.clone();
             set.spawn(async move {
                 let mut done = Vec::with_capacity(writes.len());
-                for chunk in batches_by_bytes(writes, MAX_BATCH_BYTES) {
+                let most = MAX_BATCH_BYTES.min(me.config.max_request_bytes() as usize);
+                for chunk in batches_by_bytes(writes, most) {
                     let (positions, mut ops): (Vec<usize>, Vec<WriteOp>) = chunk.into_iter().unzip();
                     let replies = if ops.len() == 1 {
                         vec![me.send(&prg, KvRequest::Write(ops.pop().expect("one op"))).await]

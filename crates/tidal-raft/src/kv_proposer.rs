@@ -27,7 +27,9 @@ use crate::types::{decode, Proposal, Raft};
 
 /// Most writes in one entry.
 pub const MAX_BATCH_OPS: usize = 512;
-/// Most value bytes in one entry (a single larger write goes alone).
+/// Most value bytes in one entry (a single larger write goes alone), at
+/// most: a node whose requests are smaller (its peer frames are) batches
+/// at most one request's worth, so that every entry fits a frame.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// Why a batched write has no reply.
@@ -59,12 +61,14 @@ pub struct KvProposer {
 }
 
 impl KvProposer {
-    /// Start the batcher of `raft`; `now_ms` stamps each entry.
-    pub fn spawn(raft: Raft, now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+    /// Start the batcher of `raft`; `now_ms` stamps each entry, which
+    /// carries at most `max_bytes` of writes (see [`op_size`]) unless one
+    /// write alone is larger.
+    pub fn spawn(raft: Raft, now_ms: impl Fn() -> u64 + Send + Sync + 'static, max_bytes: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let now_ms: std::sync::Arc<dyn Fn() -> u64 + Send + Sync> = std::sync::Arc::new(now_ms);
         let clock = now_ms.clone();
-        tokio::spawn(run(raft.clone(), move || clock(), rx));
+        tokio::spawn(run(raft.clone(), move || clock(), rx, max_bytes.min(MAX_BATCH_BYTES)));
         Self { tx, raft, now_ms }
     }
 
@@ -122,7 +126,9 @@ fn propose_failed(
     }
 }
 
-/// The bytes `op` adds to an entry, as the batcher counts them.
+/// The bytes `op` adds to an entry, as the batcher counts them: its keys
+/// and values for the common writes (counted without encoding them), its
+/// encoded size for the others.
 pub fn op_size(op: &WriteOp) -> usize {
     use tidal_core::kv::{HashWrite, ListWrite, SetWrite, ZSetWrite};
     match op {
@@ -131,6 +137,7 @@ pub fn op_size(op: &WriteOp) -> usize {
         }
         WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
         WriteOp::Restore { key, record } => key.len() + record.as_ref().map_or(0, |r| r.value.len()),
+        WriteOp::RestorePayload { key, load, .. } => key.len() + load.as_ref().map_or(0, |r| r.value.size()),
         WriteOp::Hash { key, op: HashWrite::Set { pairs, .. } } => {
             key.len() + pairs.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>()
         }
@@ -147,14 +154,25 @@ pub fn op_size(op: &WriteOp) -> usize {
             .iter()
             .map(|op| match op {
                 tidal_core::kv::TxOp::Write(w) => op_size(w),
-                tidal_core::kv::TxOp::Read(_) => 64,
+                tidal_core::kv::TxOp::Read(r) => encoded_size(r),
             })
             .sum(),
-        _ => 64,
+        // Whatever else a write carries (HSETNX's value, DEL's keys) counts
+        // too, or a batch of them could outgrow a peer frame.
+        _ => encoded_size(op),
     }
 }
 
-async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc::UnboundedReceiver<Pending>) {
+fn encoded_size(v: &impl serde::Serialize) -> usize {
+    postcard::experimental::serialized_size(v).unwrap_or(64)
+}
+
+async fn run(
+    raft: Raft,
+    now_ms: impl Fn() -> u64 + Send + 'static,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    max_bytes: usize,
+) {
     let mut carry: Option<Pending> = None;
     loop {
         let first = match carry.take() {
@@ -169,7 +187,7 @@ async fn run(raft: Raft, now_ms: impl Fn() -> u64 + Send + 'static, mut rx: mpsc
         let mut batch = vec![first];
         while count < MAX_BATCH_OPS {
             match rx.try_recv() {
-                Ok(p) if bytes + p.size > MAX_BATCH_BYTES || count + p.ops.len() > MAX_BATCH_OPS => {
+                Ok(p) if bytes + p.size > max_bytes || count + p.ops.len() > MAX_BATCH_OPS => {
                     carry = Some(p);
                     break;
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kv_machine::{KvMachine, KvSpec};
-use crate::kv_proposer::KvProposer;
+use crate::kv_proposer::{KvProposer, MAX_BATCH_BYTES};
 use crate::transport::{serve, CallError, Dispatch, PeerId, Request, TcpConnector, WireError};
 use crate::{RaftHost, RaftTuning, Storage};
 use openraft::async_runtime::WatchReceiver;
@@ -91,7 +91,7 @@ async fn frames_fail_closed_and_a_group_commits() {
     host.initialize("default:0", BTreeMap::from([(1, BasicNode { addr: addr.clone() })])).await.unwrap();
     g.raft.wait(Some(Duration::from_secs(10))).current_leader(1, "leader").await.unwrap();
     let op = WriteOp::set("k", "v");
-    let proposer = KvProposer::spawn(g.raft.clone(), || 1);
+    let proposer = KvProposer::spawn(g.raft.clone(), || 1, MAX_BATCH_BYTES);
     assert_eq!(proposer.propose(op.clone()).await.unwrap(), Ok(Reply::Ok));
     // Concurrent writes share entries: fewer entries than writes.
     let before = g.raft.metrics().borrow_watched().last_log_index.unwrap();
