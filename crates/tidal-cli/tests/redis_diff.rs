@@ -585,15 +585,6 @@ fn comparable(args: &[Vec<u8>], v: Value) -> Value {
         Value::Bulk(e) if encoding && [&b"int"[..], b"embstr", b"raw"].contains(&e.as_slice()) => {
             Value::Simple("a string encoding".into())
         }
-        // Redis keeps a set an intset until a non-integer joins it, and a
-        // hashtable after that even once the member leaves; tidal answers
-        // from what the set holds now.
-        Value::Bulk(e)
-            if encoding
-                && [&b"intset"[..], b"hashtable", b"listpack", b"quicklist", b"skiplist"].contains(&e.as_slice()) =>
-        {
-            Value::Simple("a collection encoding".into())
-        }
         other => other,
     }
 }

@@ -91,6 +91,32 @@ pub(super) fn extra_of(rec: &Record) -> i64 {
     word(&rec.value, 8) as i64
 }
 
+/// What a hash's or sorted set's header keeps of its past, in the word
+/// after its size: the most entries it held (the low 32 bits) and the
+/// longest field, value or member written to it (the next 31), each
+/// saturating. Redis leaves `listpack` for good once either passes its
+/// threshold; OBJECT ENCODING reads these to do the same. A header
+/// without the word (written before it existed) has no past: its encoding
+/// follows what it holds now.
+pub(super) struct Past;
+
+impl Past {
+    const ENTRIES: i64 = 0xffff_ffff;
+
+    /// Note `h`'s size now, and `longest` just written to it.
+    pub(super) fn note(h: &mut Header, longest: usize) {
+        let most = (h.extra & Self::ENTRIES).max(h.len.min(u64::from(u32::MAX)) as i64);
+        let long = (h.extra >> 32).max(longest.min(i32::MAX as usize) as i64);
+        h.extra = long << 32 | most;
+    }
+
+    /// The most entries `rec`'s collection held, and its longest element.
+    pub(super) fn of(rec: &Record) -> (u64, u64) {
+        let extra = extra_of(rec);
+        ((extra & Self::ENTRIES) as u64, (extra >> 32) as u64)
+    }
+}
+
 /// `key`'s live header if it holds a `kind`, `None` if it does not exist,
 /// or the `WRONGTYPE` reply.
 pub(super) fn open(

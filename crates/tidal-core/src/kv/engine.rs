@@ -366,8 +366,8 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
 /// [`super::encoding_defaults`]'s order): from the collection's size and
 /// its longest field, value or member. A set that once held too many
 /// members, or one that is not an integer, stays `hashtable`, as in Redis
-/// (see [`set::HighWater`]); a hash or sorted set can go back to the small
-/// form as it shrinks, where Redis's stays large.
+/// (see [`set::HighWater`]); so does a hash or sorted set that once held
+/// too many entries or too long a one (see [`collection::Past`]).
 fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> Result<&'static str, StoreError> {
     let limit = |i: usize| limits.get(i).map_or(0, |l| (*l).max(0) as u64);
     let len = collection::len_of(rec);
@@ -375,12 +375,13 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         Kind::String if rec.raw => "raw",
         Kind::String => string_encoding(&rec.value),
         Kind::Hash
-            if len <= limit(HASH_ENTRIES) && collection::longest(store, key, len, 8, true)? <= limit(HASH_VALUE) =>
+            if past_fits(rec, limit(HASH_ENTRIES), limit(HASH_VALUE))
+                && collection::longest(store, key, len, 8, true)? <= limit(HASH_VALUE) =>
         {
             "listpack"
         }
         Kind::ZSet
-            if len <= limit(ZSET_ENTRIES)
+            if past_fits(rec, limit(ZSET_ENTRIES), limit(ZSET_VALUE))
                 && collection::longest(store, key, 2 * len, 9, false)? <= limit(ZSET_VALUE) =>
         {
             "listpack"
@@ -397,6 +398,14 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         }
         Kind::Set => "hashtable",
     })
+}
+
+/// Whether a hash or sorted set never passed Redis's `listpack` limits:
+/// `entries` (its size now, or the most it held) and `longest` (its
+/// longest element written).
+fn past_fits(rec: &Record, entries: u64, longest: u64) -> bool {
+    let (most, long) = collection::Past::of(rec);
+    collection::len_of(rec).max(most) <= entries && long <= longest
 }
 
 /// The encoding Redis would give a string it stored as set: `int` for a

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{member_of, member_sub, open, open_for_write, pick, scan_members, Header, BATCH};
+use super::collection::{member_of, member_sub, open, open_for_write, pick, scan_members, Header, Past, BATCH};
 use super::command::{int, take, Command};
 use super::glob::glob_match;
 use super::integer::{parse_cursor, parse_i64};
@@ -157,6 +157,17 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
             Reply::Bulk(text)
         }
     };
+    // What Redis judges a hash's encoding by: its fields and values
+    // written (HDEL only shrinks it).
+    let longest = match op {
+        HashWrite::Set { pairs, .. } => pairs.iter().map(|(f, v)| f.len().max(v.len())).max().unwrap_or(0),
+        HashWrite::SetNx { field, value } => field.len().max(value.len()),
+        HashWrite::IncrBy { field, .. } | HashWrite::IncrByFloat { field, .. } => field.len(),
+        HashWrite::Del { .. } => 0,
+    };
+    if h.len > 0 && !matches!(op, HashWrite::Del { .. }) {
+        Past::note(&mut h, longest);
+    }
     h.save(store, key)?;
     Ok(reply)
 }

@@ -172,3 +172,25 @@ fn a_hash_in_a_transaction_bumps_its_version() {
     assert_eq!(version(&db).kind, before.kind);
     assert_eq!(db.run(&["HGET", "h", "a"]), bulk("2"));
 }
+
+#[test]
+fn a_hash_that_outgrew_listpack_stays_hashtable_as_in_redis() {
+    let mut db = Db::new();
+    let long = "v".repeat(65);
+    db.run(&["HSET", "h", "a", "1", "b", &long]);
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "h"]), bulk("hashtable"));
+    assert_eq!(db.run(&["HDEL", "h", "b"]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "h"]), bulk("hashtable"), "a value once too long");
+    let fields: Vec<String> = (0..513).flat_map(|i| [format!("f{i}"), "x".into()]).collect();
+    let mut hset = vec!["HSET", "many"];
+    hset.extend(fields.iter().map(String::as_str));
+    db.run(&hset);
+    db.run(&["HDEL", "many", "f0", "f1"]);
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "many"]), bulk("hashtable"), "once too many fields");
+    db.run(&["HSET", "small", "a", "1"]);
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "small"]), bulk("listpack"));
+    // Deleted, its past goes with it.
+    db.run(&["DEL", "h"]);
+    db.run(&["HSET", "h", "a", "1"]);
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "h"]), bulk("listpack"));
+}

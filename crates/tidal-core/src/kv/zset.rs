@@ -13,7 +13,9 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{elements, live, member_of, member_sub, open, open_for_write, pick, scan_members, Header};
+use super::collection::{
+    elements, live, member_of, member_sub, open, open_for_write, pick, scan_members, Header, Past,
+};
 use super::command::{int, is, positive, Command};
 use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
@@ -687,6 +689,15 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
             unreachable!("answered above")
         }
     };
+    // What Redis judges a sorted set's encoding by: the members written.
+    let longest = match op {
+        ZSetWrite::Add { pairs, .. } => pairs.iter().map(|(_, m)| m.len()).max(),
+        ZSetWrite::IncrBy { member, .. } => Some(member.len()),
+        _ => None,
+    };
+    if let Some(longest) = longest.filter(|_| h.len > 0) {
+        Past::note(&mut h, longest);
+    }
     h.save(store, key)?;
     Ok(reply)
 }

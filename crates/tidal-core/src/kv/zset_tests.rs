@@ -120,3 +120,15 @@ fn zmpop_and_the_blocking_pops_take_from_the_first_set_that_has_members() {
     );
     assert_eq!(db.run2(&["ZMPOP", "1", "{z}b", "LEFT"]), err("ERR syntax error"));
 }
+
+#[test]
+fn a_sorted_set_that_outgrew_listpack_stays_skiplist_as_in_redis() {
+    let mut db = Db::new();
+    let long = "m".repeat(65);
+    db.run(&["ZADD", "z", "1", "a", "2", &long]);
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "z"]), bulk("skiplist"));
+    assert_eq!(db.run(&["ZREM", "z", &long]), int(1));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "z"]), bulk("skiplist"), "a member once too long");
+    db.run(&["ZINCRBY", "y", "1", "a"]);
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "y"]), bulk("listpack"));
+}
