@@ -447,6 +447,13 @@ impl NodeConfig {
         max_request_bytes(self.raft.max_frame_bytes as u64)
     }
 
+    /// Most bytes of writes batched into one log entry (a larger single
+    /// write goes alone): the batcher's bound, and never more than one
+    /// request, so that every entry fits a peer frame.
+    pub fn max_batch_bytes(&self) -> usize {
+        tidal_raft::kv_proposer::MAX_BATCH_BYTES.min(self.max_request_bytes() as usize)
+    }
+
     /// The nodes named in `--peers` (none when joining).
     pub fn initial_nodes(&self) -> Vec<NodeId> {
         match &self.bootstrap {

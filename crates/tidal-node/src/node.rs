@@ -240,8 +240,7 @@ impl Shared {
         let m = Arc::new(KvMachine::open(group, spec, self.host.storage()).await?);
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
-        let proposer =
-            KvProposer::spawn(g.raft.clone(), move || clock.now_ms(), self.config.max_request_bytes() as usize);
+        let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms(), self.config.max_batch_bytes());
         let wall = self.clock.clone();
         let reads = ReadGate::spawn(
             g.raft.clone(),

@@ -393,11 +393,20 @@ fn too_large(shared: &Shared, args: &[Vec<u8>]) -> Option<Reply> {
     })
 }
 
+/// What a RESTORE's value takes once decoded (an LZF-compressed payload
+/// can decode to many times its size); 0 for any other write.
+fn restored_size(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::RestorePayload { load: Ok(r), .. } => r.value.size(),
+        _ => 0,
+    }
+}
+
 /// A RESTORE whose value, decoded, is larger than this node takes in one
-/// write (an LZF-compressed payload can decode to many times its size).
+/// write.
 fn restore_too_large(shared: &Shared, cmd: &Command) -> Option<Reply> {
-    let Command::Write(WriteOp::RestorePayload { load: Ok(r), .. }) = cmd else { return None };
-    let (size, max) = (r.value.size() as u64, shared.config.max_request_bytes());
+    let Command::Write(op) = cmd else { return None };
+    let (size, max) = (restored_size(op) as u64, shared.config.max_request_bytes());
     (size > max).then(|| {
         Reply::err(format!(
             "DUMP payload's value takes {size} bytes once decoded, more than one write takes here ({max} bytes); nothing was written"
@@ -731,10 +740,9 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Re
         multi.failed = true;
         return Reply::Error(CROSSSLOT.into());
     }
-    // A RESTORE's value may be larger than its payload.
     let bytes = match &op {
-        TxOp::Write(WriteOp::RestorePayload { load: Ok(r), .. }) => arg_bytes.max(r.value.size()),
-        _ => arg_bytes,
+        TxOp::Write(w) => arg_bytes.max(restored_size(w)),
+        TxOp::Read(_) => arg_bytes,
     };
     multi.bytes += bytes as u64;
     let max = shared.config.max_request_bytes();

@@ -22,7 +22,7 @@ use tidal_core::kv::{
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_entry::Outcome;
-use tidal_raft::kv_proposer::{op_size, ProposeError, MAX_BATCH_BYTES};
+use tidal_raft::kv_proposer::{op_size, ProposeError};
 use tidal_raft::read_gate::ReadError;
 use tidal_raft::transport::{CallError, Request, Response};
 use tidal_raft::types::encode as enc;
@@ -132,8 +132,8 @@ impl Shared {
     /// Send single-PRG writes, in batches per PRG (in arrival order within
     /// it), all PRGs at once; fill in `out` at each write's position. A
     /// PRG's writes go in consecutive batches of at most
-    /// [`MAX_BATCH_BYTES`], and of at most one request's bytes (a larger
-    /// single write alone), one after the
+    /// the node's batch bound (`max_batch_bytes`: a larger single write
+    /// alone), one after the
     /// other: each batch is one log entry and one forwarded frame, and
     /// neither may grow with how much a client pipelines.
     async fn write_run(self: &Arc<Self>, run: Vec<(usize, PrgId, WriteOp)>, out: &mut [Option<Reply>]) {
@@ -149,8 +149,7 @@ impl Shared {
             let me = self.clone();
             set.spawn(async move {
                 let mut done = Vec::with_capacity(writes.len());
-                let most = MAX_BATCH_BYTES.min(me.config.max_request_bytes() as usize);
-                for chunk in batches_by_bytes(writes, most) {
+                for chunk in batches_by_bytes(writes, me.config.max_batch_bytes()) {
                     let (positions, mut ops): (Vec<usize>, Vec<WriteOp>) = chunk.into_iter().unzip();
                     let replies = if ops.len() == 1 {
                         vec![me.send(&prg, KvRequest::Write(ops.pop().expect("one op"))).await]

@@ -62,13 +62,13 @@ pub struct KvProposer {
 
 impl KvProposer {
     /// Start the batcher of `raft`; `now_ms` stamps each entry, which
-    /// carries at most `max_bytes` of writes (see [`op_size`]) unless one
-    /// write alone is larger.
+    /// carries at most `max_bytes` of writes (see [`op_size`]; at most
+    /// [`MAX_BATCH_BYTES`]) unless one write alone is larger.
     pub fn spawn(raft: Raft, now_ms: impl Fn() -> u64 + Send + Sync + 'static, max_bytes: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let now_ms: std::sync::Arc<dyn Fn() -> u64 + Send + Sync> = std::sync::Arc::new(now_ms);
         let clock = now_ms.clone();
-        tokio::spawn(run(raft.clone(), move || clock(), rx, max_bytes.min(MAX_BATCH_BYTES)));
+        tokio::spawn(run(raft.clone(), move || clock(), rx, max_bytes));
         Self { tx, raft, now_ms }
     }
 

@@ -160,12 +160,12 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
     // What Redis judges a hash's encoding by: its fields and values
     // written (HDEL only shrinks it).
     let longest = match op {
-        HashWrite::Set { pairs, .. } => pairs.iter().map(|(f, v)| f.len().max(v.len())).max().unwrap_or(0),
-        HashWrite::SetNx { field, value } => field.len().max(value.len()),
-        HashWrite::IncrBy { field, .. } | HashWrite::IncrByFloat { field, .. } => field.len(),
-        HashWrite::Del { .. } => 0,
+        HashWrite::Set { pairs, .. } => pairs.iter().map(|(f, v)| f.len().max(v.len())).max(),
+        HashWrite::SetNx { field, value } => Some(field.len().max(value.len())),
+        HashWrite::IncrBy { field, .. } | HashWrite::IncrByFloat { field, .. } => Some(field.len()),
+        HashWrite::Del { .. } => None,
     };
-    if h.len > 0 && !matches!(op, HashWrite::Del { .. }) {
+    if let Some(longest) = longest.filter(|_| h.len > 0) {
         Past::note(&mut h, longest);
     }
     h.save(store, key)?;
