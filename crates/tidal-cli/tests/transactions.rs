@@ -283,6 +283,54 @@ fn bench_transactions_write_whole_groups_of_keys() {
     }
 }
 
+/// go-redis, as an application uses it: `TxPipelined`, a transaction
+/// refused whole, `Watch` with a conflict and without, `Pipelined` over the
+/// collection commands, replies in go-redis's types, and a BLPOP answered
+/// by a push through another node. go-redis v5 is Debian's
+/// `golang-gopkg-redis.v5-dev`, built in GOPATH mode (no module proxy).
+/// Skipped, saying so, where Go or the package is missing.
+#[test]
+fn go_redis_tx_pipelined_watch_and_blocking_pops_work_unchanged() {
+    const GOPATH: &str = "/usr/share/gocode";
+    let go_ok = Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
+    if !go_ok || !std::path::Path::new(GOPATH).join("src/gopkg.in/redis.v5").is_dir() {
+        eprintln!("skipped: go-redis is not installed (apt-get install golang-go golang-gopkg-redis.v5-dev)");
+        return;
+    }
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/goredis.go");
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-build");
+    let c = Cluster::start(3, &[]);
+    let out = Command::new("go")
+        .arg("run")
+        .arg(&program)
+        .args([&c.nodes[0].redis, &c.nodes[1].redis])
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", &cache)
+        .env("GOFLAGS", "")
+        .output()
+        .expect("go run");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<serde_json::Value> =
+        printed.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
+    let expected = serde_json::json!([
+        {"step": "tx-pipelined", "value": ["OK", 4, 4.5, "4.5"]},
+        {"step": "execabort", "value": "EXECABORT"},
+        {"step": "after-abort", "value": "4.5"},
+        {"step": "watch-conflict", "value": "TxFailedErr"},
+        {"step": "after-conflict", "value": "100"},
+        {"step": "watch-applied", "value": "200"},
+        {"step": "pipelined", "value": ["OK", 11, {"a": "11", "b": "2"}, 3, "x", ["y", "z"], 2, true, 3, 2.5]},
+        {"step": "zrange-withscores", "value": [["b", 2], ["a", 2.5], ["c", 3]]},
+        {"step": "smembers", "value": ["p", "q"]},
+        {"step": "wrongtype", "value": "WRONGTYPE Operation against a key holding the wrong kind of value"},
+        {"step": "blpop", "value": ["jobs", "job-1"]},
+        {"step": "blpop-timeout", "value": "redis: nil"},
+    ]);
+    assert_eq!(serde_json::Value::Array(got), expected, "{printed}");
+}
+
 /// ioredis (Node.js), as an application uses it: `multi()` with a
 /// transaction refused whole and a WATCH conflict, `pipeline()`, replies
 /// of the collection commands in its shapes, and a BLPOP answered by a
