@@ -38,29 +38,39 @@ pub fn wrong_type() -> Reply {
     Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
 }
 
-/// A collection's header: its length and the kind-specific word after it
-/// (a list's head position; 0 for the others).
+/// A collection's header: its length, the kind-specific word after it
+/// (a list's head position, a set's or a hash's or sorted set's past; 0
+/// when there is none) and, for a hash, the insertion count its fields
+/// are numbered by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Header {
     pub rec: Record,
     pub len: u64,
     pub extra: i64,
+    /// A hash's next field number (see [`super::hash`]), in a third word;
+    /// `None` for a hash stored before fields were numbered, whose rows
+    /// hold bare values, and for the other kinds.
+    pub order: Option<u64>,
 }
 
 impl Header {
     pub fn new(kind: Kind) -> Header {
-        Header { rec: Record::collection(kind, Vec::new(), None), len: 0, extra: 0 }
+        let order = (kind == Kind::Hash).then_some(0);
+        Header { rec: Record::collection(kind, Vec::new(), None), len: 0, extra: 0, order }
     }
 
     pub fn from_record(rec: Record) -> Header {
-        let (len, extra) = (len_of(&rec), extra_of(&rec));
-        Header { rec, len, extra }
+        let (len, extra, order) = (len_of(&rec), extra_of(&rec), order_of(&rec));
+        Header { rec, len, extra, order }
     }
 
     fn record(&self) -> Record {
         let mut value = self.len.to_be_bytes().to_vec();
-        if self.extra != 0 {
+        if self.extra != 0 || self.order.is_some() {
             value.extend_from_slice(&self.extra.to_be_bytes());
+        }
+        if let Some(next) = self.order {
+            value.extend_from_slice(&next.to_be_bytes());
         }
         Record { value, ..self.rec.clone() }
     }
@@ -89,6 +99,11 @@ pub(super) fn len_of(rec: &Record) -> u64 {
 /// The kind-specific word stored in a collection's header record.
 pub(super) fn extra_of(rec: &Record) -> i64 {
     word(&rec.value, 8) as i64
+}
+
+/// A hash header's next field number, if its fields are numbered.
+pub(super) fn order_of(rec: &Record) -> Option<u64> {
+    (rec.kind == Kind::Hash && rec.value.len() >= 24).then(|| word(&rec.value, 16))
 }
 
 /// What a hash's or sorted set's header keeps of its past, in the word
@@ -154,20 +169,16 @@ pub(super) fn memory_usage(store: &impl KvStore, key: &[u8], rec: Record, sample
 
 /// The longest field, member or value among the first `rows` element rows
 /// of `key`: each sub-key less its first `prefix` bytes, and each value
-/// when `values`.
+/// as long as `value_len` says (0 to leave values out).
 pub(super) fn longest(
     store: &impl KvStore,
     key: &[u8],
     rows: u64,
     prefix: usize,
-    values: bool,
+    value_len: impl Fn(&[u8]) -> usize,
 ) -> Result<u64, StoreError> {
     let rows = store.elem_range(key, Bound::Unbounded, Bound::Unbounded, rows as usize)?;
-    Ok(rows
-        .iter()
-        .map(|(sub, v)| sub.len().saturating_sub(prefix).max(if values { v.len() } else { 0 }) as u64)
-        .max()
-        .unwrap_or(0))
+    Ok(rows.iter().map(|(sub, v)| sub.len().saturating_sub(prefix).max(value_len(v)) as u64).max().unwrap_or(0))
 }
 
 /// Like [`open`] for a write: an expired key found is deleted first, and

@@ -376,13 +376,13 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         Kind::String => string_encoding(&rec.value),
         Kind::Hash
             if past_fits(rec, limit(HASH_ENTRIES), limit(HASH_VALUE))
-                && collection::longest(store, key, len, 8, true)? <= limit(HASH_VALUE) =>
+                && collection::longest(store, key, len, 8, hash::value_len(rec))? <= limit(HASH_VALUE) =>
         {
             "listpack"
         }
         Kind::ZSet
             if past_fits(rec, limit(ZSET_ENTRIES), limit(ZSET_VALUE))
-                && collection::longest(store, key, 2 * len, 9, false)? <= limit(ZSET_VALUE) =>
+                && collection::longest(store, key, 2 * len, 9, |_| 0)? <= limit(ZSET_VALUE) =>
         {
             "listpack"
         }

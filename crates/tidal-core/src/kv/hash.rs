@@ -1,18 +1,26 @@
 //! Hashes: HSET and the rest of the `H` commands.
 //!
-//! A hash is a collection header (its field count) and one element row per
-//! field, stored under [`member_sub`] of the field with the value as its
-//! bytes. Field order (HGETALL, HKEYS, HSCAN) is the rows' digest order.
+//! A hash is a collection header (its field count, its past and the next
+//! field number) and one element row per field, stored under
+//! [`member_sub`] of the field: the field's number (LEB128), then its
+//! value. A field is numbered when it is added, and keeps its number while
+//! it is set again or incremented, so HGETALL, HKEYS, HVALS and DUMP give
+//! fields in the order they were added, as Redis does for a small hash
+//! (its listpack's order); HSCAN and the rows are in digest order. A hash
+//! stored before fields were numbered has no third header word and bare
+//! values (see [`Header::order`]), and keeps digest order.
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{member_of, member_sub, open, open_for_write, pick, scan_members, Header, Past, BATCH};
+use super::collection::{
+    for_each_element, member_of, member_sub, open, open_for_write, pick, scan_members, Header, Past, BATCH,
+};
 use super::command::{int, take, Command};
 use super::glob::glob_match;
 use super::integer::{parse_cursor, parse_i64};
 use super::long_double::{increment_error, LongDouble};
 use super::op::{ReadOp, WriteOp};
-use super::record::Kind;
+use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::store::{ElementRows, KvStore, StoreError};
 
@@ -92,11 +100,13 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
             let mut added = 0;
             for (field, value) in pairs {
                 let sub = member_sub(field);
-                if get(store, &sub, &h)?.is_none() {
+                let old = get(store, &sub, &h)?;
+                if old.is_none() {
                     added += 1;
                     h.len += 1;
                 }
-                store.elem_put(key, &sub, value)?;
+                let row = numbered(&mut h, old.as_deref(), value);
+                store.elem_put(key, &sub, &row)?;
             }
             if *ok {
                 Reply::Ok
@@ -109,7 +119,8 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
             if get(store, &sub, &h)?.is_some() {
                 return Ok(Reply::Int(0));
             }
-            store.elem_put(key, &sub, value)?;
+            let row = numbered(&mut h, None, value);
+            store.elem_put(key, &sub, &row)?;
             h.len += 1;
             Reply::Int(1)
         }
@@ -133,7 +144,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
             let old = get(store, &sub, &h)?;
             let current = match &old {
                 None => 0,
-                Some(v) => match parse_i64(v) {
+                Some(row) => match parse_i64(split(h.order.is_some(), row).1) {
                     Some(n) => n,
                     None => return Ok(Reply::err("hash value is not an integer")),
                 },
@@ -141,18 +152,21 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms
             let Some(next) = current.checked_add(*delta) else {
                 return Ok(Reply::err("increment or decrement would overflow"));
             };
-            store.elem_put(key, &sub, next.to_string().as_bytes())?;
+            let row = numbered(&mut h, old.as_deref(), next.to_string().as_bytes());
+            store.elem_put(key, &sub, &row)?;
             h.len += u64::from(old.is_none());
             Reply::Int(next)
         }
         HashWrite::IncrByFloat { field, delta } => {
             let sub = member_sub(field);
             let old = get(store, &sub, &h)?;
-            let text = match LongDouble::increment(old.as_deref(), delta) {
+            let current = old.as_deref().map(|row| split(h.order.is_some(), row).1);
+            let text = match LongDouble::increment(current, delta) {
                 Ok(text) => text,
                 Err(e) => return Ok(increment_error(e, Reply::err("hash value is not a float"))),
             };
-            store.elem_put(key, &sub, &text)?;
+            let row = numbered(&mut h, old.as_deref(), &text);
+            store.elem_put(key, &sub, &row)?;
             h.len += u64::from(old.is_none());
             Reply::Bulk(text)
         }
@@ -186,7 +200,10 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &HashRead, now_ms: u64)
             HashRead::Scan { .. } => scan_reply(0, Vec::new()),
         });
     };
-    let get = |field: &[u8]| store.elem_get(key, &member_sub(field));
+    let ordered = h.order.is_some();
+    let get = |field: &[u8]| -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(store.elem_get(key, &member_sub(field))?.map(|row| split(ordered, &row).1.to_vec()))
+    };
     Ok(match op {
         HashRead::Get { field } => Reply::bulk_or_nil(get(field)?),
         HashRead::MGet { fields } => {
@@ -200,15 +217,13 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &HashRead, now_ms: u64)
         HashRead::Exists { field } => Reply::Int(i64::from(get(field)?.is_some())),
         HashRead::StrLen { field } => Reply::Int(get(field)?.map_or(0, |v| v.len() as i64)),
         HashRead::GetAll | HashRead::Keys | HashRead::Vals => {
-            let rows = super::collection::elements(store, key)?;
+            let pairs = fields(store, key, &h)?;
             match op {
-                HashRead::GetAll => Reply::Map(
-                    rows.into_iter().map(|(sub, v)| (Reply::Bulk(member_of(&sub).to_vec()), Reply::Bulk(v))).collect(),
-                ),
-                HashRead::Keys => {
-                    Reply::Array(rows.into_iter().map(|(sub, _)| Reply::Bulk(member_of(&sub).to_vec())).collect())
+                HashRead::GetAll => {
+                    Reply::Map(pairs.into_iter().map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v))).collect())
                 }
-                _ => Reply::Array(rows.into_iter().map(|(_, v)| Reply::Bulk(v)).collect()),
+                HashRead::Keys => Reply::Array(pairs.into_iter().map(|(f, _)| Reply::Bulk(f)).collect()),
+                _ => Reply::Array(pairs.into_iter().map(|(_, v)| Reply::Bulk(v)).collect()),
             }
         }
         HashRead::RandField { count: None, seed, .. } => {
@@ -216,27 +231,104 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &HashRead, now_ms: u64)
             Reply::bulk_or_nil(row.map(|(sub, _)| member_of(&sub).to_vec()))
         }
         HashRead::RandField { count: Some(count), values, seed } => {
-            let rows = pick(store, key, h.len, count.unsigned_abs(), *count > 0, *seed)?;
-            let field = |sub: &[u8]| Reply::Bulk(member_of(sub).to_vec());
-            if *values {
-                Reply::Pairs(rows.into_iter().map(|(sub, v)| (field(&sub), Reply::Bulk(v))).collect())
+            // Every field, asked for distinct: the whole hash in its
+            // order, as Redis answers it.
+            let pairs = if *count > 0 && count.unsigned_abs() >= h.len {
+                fields(store, key, &h)?
             } else {
-                Reply::Array(rows.into_iter().map(|(sub, _)| field(&sub)).collect())
+                let rows = pick(store, key, h.len, count.unsigned_abs(), *count > 0, *seed)?;
+                rows.iter().map(|(sub, row)| (member_of(sub).to_vec(), split(ordered, row).1.to_vec())).collect()
+            };
+            if *values {
+                Reply::Pairs(pairs.into_iter().map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v))).collect())
+            } else {
+                Reply::Array(pairs.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
             }
         }
         HashRead::Scan { cursor, count, pattern } => {
             let (next, rows) = scan_members(store, key, *cursor, *count)?;
             let mut out = Vec::with_capacity(rows.len() * 2);
-            for (sub, v) in rows {
+            for (sub, row) in rows {
                 let field = member_of(&sub);
                 if pattern.as_ref().is_none_or(|p| glob_match(p, field)) {
                     out.push(Reply::Bulk(field.to_vec()));
-                    out.push(Reply::Bulk(v));
+                    out.push(Reply::Bulk(split(ordered, &row).1.to_vec()));
                 }
             }
             scan_reply(next, out)
         }
     })
+}
+
+/// A field's row: its number, then `value`, in a hash that numbers its
+/// fields; the number of the field's `old` row is kept, and a new field
+/// takes the header's next one. `value` alone in a hash that does not.
+fn numbered(h: &mut Header, old: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
+    let Some(next) = h.order.as_mut() else { return value.to_vec() };
+    let n = match old {
+        Some(old) => split(true, old).0,
+        None => {
+            *next += 1;
+            *next - 1
+        }
+    };
+    let mut row = Vec::with_capacity(10 + value.len());
+    let mut rest = n;
+    while rest >= 0x80 {
+        row.push(rest as u8 | 0x80);
+        rest >>= 7;
+    }
+    row.push(rest as u8);
+    row.extend_from_slice(value);
+    row
+}
+
+/// A field row's number (0 where fields are not numbered) and value.
+fn split(ordered: bool, row: &[u8]) -> (u64, &[u8]) {
+    if !ordered {
+        return (0, row);
+    }
+    let mut n = 0u64;
+    for (i, b) in row.iter().enumerate().take(10) {
+        n |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return (n, &row[i + 1..]);
+        }
+    }
+    // Not a row this module wrote: read it as a bare value.
+    (0, row)
+}
+
+/// Field/value pairs.
+pub(super) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every field of the hash under `key` (header `h`) with its value: in the
+/// order they were added where fields are numbered, else in digest order.
+pub(super) fn fields(store: &impl KvStore, key: &[u8], h: &Header) -> Result<Fields, StoreError> {
+    let ordered = h.order.is_some();
+    let mut rows = Vec::with_capacity(h.len as usize);
+    for_each_element(store, key, |sub, row| {
+        let (n, value) = split(ordered, row);
+        rows.push((n, member_of(sub).to_vec(), value.to_vec()));
+    })?;
+    if ordered {
+        rows.sort_unstable_by_key(|(n, _, _)| *n);
+    }
+    Ok(rows.into_iter().map(|(_, f, v)| (f, v)).collect())
+}
+
+/// The value a hash field's stored row holds (the hash's header is `rec`).
+pub(super) fn value_of(rec: &Record, row: Vec<u8>) -> Vec<u8> {
+    match super::collection::order_of(rec) {
+        Some(_) => split(true, &row).1.to_vec(),
+        None => row,
+    }
+}
+
+/// How long the value in a row of the hash with header `rec` is.
+pub(super) fn value_len(rec: &Record) -> impl Fn(&[u8]) -> usize {
+    let ordered = super::collection::order_of(rec).is_some();
+    move |row| split(ordered, row).1.len()
 }
 
 /// `[cursor, items]`, the reply of every SCAN form.

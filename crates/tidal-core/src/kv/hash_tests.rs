@@ -194,3 +194,94 @@ fn a_hash_that_outgrew_listpack_stays_hashtable_as_in_redis() {
     db.run(&["HSET", "h", "a", "1"]);
     assert_eq!(db.run(&["OBJECT", "ENCODING", "h"]), bulk("listpack"));
 }
+
+fn flat(r: Reply) -> Vec<Reply> {
+    match r {
+        Reply::Array(v) => v,
+        Reply::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => panic!("not a collection: {other:?}"),
+    }
+}
+
+fn bulks(items: &[&str]) -> Vec<Reply> {
+    items.iter().map(|s| bulk(s)).collect()
+}
+
+#[test]
+fn fields_come_in_the_order_they_were_added() {
+    let mut db = Db::new();
+    db.run(&["HSET", "h", "zeta", "1", "alpha", "2", "mid", "3"]);
+    assert_eq!(flat(db.run(&["HKEYS", "h"])), bulks(&["zeta", "alpha", "mid"]));
+    // Set again or incremented, a field keeps its place; values read bare.
+    db.run(&["HSET", "h", "zeta", "10"]);
+    assert_eq!(db.run(&["HINCRBY", "h", "alpha", "5"]), int(7));
+    assert_eq!(db.run(&["HINCRBYFLOAT", "h", "mid", "0.5"]), bulk("3.5"));
+    assert_eq!(db.run(&["HSETNX", "h", "new", "x"]), int(1));
+    assert_eq!(flat(db.run(&["HGETALL", "h"])), bulks(&["zeta", "10", "alpha", "7", "mid", "3.5", "new", "x"]));
+    // Deleted and added again, it goes to the end.
+    db.run(&["HDEL", "h", "zeta"]);
+    db.run(&["HSET", "h", "zeta", "z"]);
+    assert_eq!(flat(db.run(&["HVALS", "h"])), bulks(&["7", "3.5", "x", "z"]));
+    assert_eq!(db.run(&["HGET", "h", "mid"]), bulk("3.5"));
+    assert_eq!(db.run(&["HSTRLEN", "h", "alpha"]), int(1));
+    assert_eq!(db.run(&["HMGET", "h", "new", "zeta"]), Reply::Array(bulks(&["x", "z"])));
+    // HRANDFIELD asked for every field gives the hash in its order.
+    assert_eq!(flat(db.run(&["HRANDFIELD", "h", "10"])), bulks(&["alpha", "mid", "new", "zeta"]));
+    // HSCAN returns values, not rows.
+    let Reply::Array(page) = db.run(&["HSCAN", "h", "0", "MATCH", "mid", "COUNT", "100"]) else { panic!() };
+    assert_eq!(page[1], Reply::Array(bulks(&["mid", "3.5"])));
+    // SORT reads the values through `->`.
+    db.run(&["RPUSH", "{l}", "b", "a"]);
+    db.run(&["HSET", "{l}w_a", "n", "2"]);
+    db.run(&["HSET", "{l}w_b", "n", "1"]);
+    assert_eq!(flat(db.run(&["SORT", "{l}", "BY", "{l}w_*->n", "GET", "{l}w_*->n"])), bulks(&["1", "2"]));
+    // Emptied, the hash is gone with its count: a new one starts over.
+    db.run(&["DEL", "h"]);
+    db.run(&["HSET", "h", "b", "1", "a", "2"]);
+    assert_eq!(flat(db.run(&["HKEYS", "h"])), bulks(&["b", "a"]));
+}
+
+#[test]
+fn the_order_holds_past_a_one_byte_field_number() {
+    let mut db = Db::new();
+    let names: Vec<String> = (0..300).rev().map(|i| format!("f{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        db.run(&["HSET", "h", name, &i.to_string()]);
+    }
+    let keys = flat(db.run(&["HKEYS", "h"]));
+    assert_eq!(keys, names.iter().map(|n| bulk(n)).collect::<Vec<_>>());
+    assert_eq!(db.run(&["HGET", "h", "f0"]), bulk("299"));
+    assert_eq!(db.run(&["HINCRBY", "h", "f0", "1"]), int(300));
+    assert_eq!(flat(db.run(&["HKEYS", "h"])).last(), Some(&bulk("f0")));
+    // DUMP writes the fields in that order; RESTORE numbers them so.
+    let dump = db.run(&["DUMP", "h"]);
+    let Reply::Bulk(payload) = dump else { panic!("{dump:?}") };
+    db.run_bytes(vec![b"RESTORE".to_vec(), b"h2".to_vec(), b"0".to_vec(), payload]);
+    assert_eq!(flat(db.run(&["HKEYS", "h2"])), keys);
+}
+
+#[test]
+fn a_hash_stored_before_fields_were_numbered_still_reads_and_writes() {
+    use crate::kv::record::{Kind, Record};
+    use crate::kv::store::KvStore;
+    let mut db = Db::new();
+    // A header of two words (size and past) and bare values, as stored
+    // before fields were numbered.
+    let mut header = 2u64.to_be_bytes().to_vec();
+    header.extend_from_slice(&0i64.to_be_bytes());
+    db.store.put(b"old", &Record::collection(Kind::Hash, header, None)).unwrap();
+    for (f, v) in [("a", "1"), ("b", "22")] {
+        db.store.elem_put(b"old", &super::super::collection::member_sub(f.as_bytes()), v.as_bytes()).unwrap();
+    }
+    assert_eq!(db.run(&["HGET", "old", "b"]), bulk("22"));
+    assert_eq!(db.run(&["HINCRBY", "old", "a", "4"]), int(5));
+    assert_eq!(db.run(&["HSET", "old", "c", "3"]), int(1));
+    assert_eq!(sorted(db.run(&["HGETALL", "old"])), sorted(Reply::Array(bulks(&["a", "5", "b", "22", "c", "3"]))));
+    assert_eq!(db.run(&["HSTRLEN", "old", "b"]), int(2));
+    // It stays unnumbered: its rows still hold bare values.
+    let rows: Vec<Vec<u8>> =
+        super::super::collection::elements(&db.store, b"old").unwrap().into_iter().map(|(_, v)| v).collect();
+    let mut rows: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+    rows.sort();
+    assert_eq!(rows, [&b"22"[..], b"3", b"5"]);
+}

@@ -612,11 +612,7 @@ fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
 pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<u8>, StoreError> {
     let value = match rec.kind {
         Kind::String => Value::String(rec.value),
-        Kind::Hash => {
-            let mut pairs = Vec::new();
-            for_each_element(store, key, |sub, v| pairs.push((member_of(sub).to_vec(), v.to_vec())))?;
-            Value::Hash(pairs)
-        }
+        Kind::Hash => Value::Hash(hash::fields(store, key, &Header::from_record(rec))?),
         Kind::Set => {
             let mut members = Vec::new();
             for_each_element(store, key, |sub, _| members.push(member_of(sub).to_vec()))?;

@@ -145,7 +145,9 @@ fn lookup(store: &impl KvStore, pattern: &[u8], element: &[u8], now_ms: u64) -> 
     let key = [&pattern[..star], element, postfix].concat();
     let Some(rec) = live(store, &key, now_ms)? else { return Ok(None) };
     match field {
-        Some(field) if rec.kind == Kind::Hash => store.elem_get(&key, &member_sub(field)),
+        Some(field) if rec.kind == Kind::Hash => {
+            Ok(store.elem_get(&key, &member_sub(field))?.map(|row| super::hash::value_of(&rec, row)))
+        }
         None if rec.is_string() => Ok(Some(rec.value)),
         _ => Ok(None),
     }
