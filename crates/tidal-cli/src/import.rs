@@ -10,11 +10,16 @@
 //! and routes each RESTORE to its key's PRG, so one node's RESP port takes
 //! the whole import. The source keeps serving while it runs: the copy is
 //! of each key as it was when its page was read, and SCAN's guarantee is
-//! Redis's (a key present from start to end is copied at least once; one
-//! written meanwhile may or may not be). A key already in tidal is left
-//! alone and counted, unless `--replace`; a value tidal cannot hold (a
-//! stream, a module type) is reported with its key, and the import goes on.
+//! Redis's (a key present from start to end is returned at least once; one
+//! written meanwhile may or may not be). A key SCAN returns again (it may,
+//! while Redis resizes its table) is copied once: the import remembers a
+//! 64-bit digest of every key it has read, about 16 bytes a key. A key
+//! already in tidal is left alone and counted, unless `--replace`; a value
+//! tidal cannot hold (a stream, a module type) is reported with its key,
+//! and the import goes on.
 
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -71,7 +76,7 @@ pub fn run(a: ImportArgs) -> i32 {
     let result = copy_all(&mut from, &mut to, &a, &mut tally, |t| {
         progress.set_message(format!(
             "{} keys read, {} copied, {} already in tidal, {} failed",
-            t.scanned,
+            t.scanned - t.repeated,
             t.copied,
             t.existing,
             t.failed.len()
@@ -88,6 +93,7 @@ pub fn run(a: ImportArgs) -> i32 {
             tally.failed.iter().map(|(k, e)| json!({"key": String::from_utf8_lossy(k), "error": e})).collect();
         let summary = json!({
             "scanned": tally.scanned,
+            "repeated": tally.repeated,
             "copied": tally.copied,
             "existing": tally.existing,
             "gone": tally.gone,
@@ -98,14 +104,18 @@ pub fn run(a: ImportArgs) -> i32 {
         println!("{summary}");
     } else {
         println!(
-            "{} keys read from {} in {seconds:.1} s: {} copied, {} already in tidal{}, {} gone before they were read, {} failed",
-            tally.scanned,
+            "{} keys read from {} in {seconds:.1} s: {} copied, {} already in tidal{}, {} gone before they were read, {} failed{}",
+            tally.scanned - tally.repeated,
             a.from,
             tally.copied,
             tally.existing,
             if a.replace { "" } else { " (left alone; --replace overwrites)" },
             tally.gone,
-            tally.failed.len()
+            tally.failed.len(),
+            match tally.repeated {
+                0 => String::new(),
+                n => format!(" ({n} returned again by SCAN, copied once)"),
+            }
         );
         for (key, error) in tally.failed.iter().take(NAMED_ERRORS) {
             println!("  {}: {error}", String::from_utf8_lossy(key));
@@ -129,7 +139,10 @@ fn fail(msg: &str, code: i32) -> i32 {
 /// What an import did, key by key.
 #[derive(Default)]
 struct Tally {
+    /// Keys SCAN returned, repeats included.
     scanned: u64,
+    /// Keys SCAN returned again, skipped.
+    repeated: u64,
     copied: u64,
     existing: u64,
     /// Deleted or expired between SCAN and DUMP.
@@ -146,10 +159,12 @@ fn copy_all(
 ) -> Result<(), String> {
     let mut cursor = b"0".to_vec();
     let count = a.batch.to_string();
+    let mut seen = HashSet::new();
     loop {
         let page = from.call(&[b"SCAN", &cursor, b"MATCH", a.pattern.as_bytes(), b"COUNT", count.as_bytes()])?;
-        let (next, keys) = scan_page(page).map_err(|e| format!("SCAN: {e}"))?;
+        let (next, mut keys) = scan_page(page).map_err(|e| format!("SCAN: {e}"))?;
         tally.scanned += keys.len() as u64;
+        tally.repeated += first_reads(&mut seen, &mut keys);
         copy_page(from, to, &keys, a.replace, tally)?;
         report(tally);
         if next == b"0" {
@@ -157,6 +172,18 @@ fn copy_all(
         }
         cursor = next;
     }
+}
+
+/// Keep in `keys` only those not in `seen` (by digest), and note them
+/// there; how many were dropped.
+fn first_reads(seen: &mut HashSet<u64>, keys: &mut Vec<Vec<u8>>) -> u64 {
+    let before = keys.len();
+    keys.retain(|k| {
+        let mut h = DefaultHasher::new();
+        k.hash(&mut h);
+        seen.insert(h.finish())
+    });
+    (before - keys.len()) as u64
 }
 
 /// One SCAN reply: the next cursor and the page's keys.
@@ -303,5 +330,21 @@ impl Conn {
             }
         }
         Ok(replies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_scan_returns_again_is_copied_once() {
+        let mut seen = HashSet::new();
+        let mut page = vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()];
+        assert_eq!(first_reads(&mut seen, &mut page), 1);
+        assert_eq!(page, [b"a".to_vec(), b"b".to_vec()]);
+        let mut next = vec![b"c".to_vec(), b"b".to_vec()];
+        assert_eq!(first_reads(&mut seen, &mut next), 1);
+        assert_eq!(next, [b"c".to_vec()]);
     }
 }
