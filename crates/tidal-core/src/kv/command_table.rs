@@ -424,11 +424,15 @@ static OBJECT: &[CommandSpec] = &[
     cmd("object|help", 2, &["loading", "stale"], NONE, &["@keyspace", "@slow"], c::object_help),
 ];
 
-static MEMORY: &[CommandSpec] =
-    &[cmd("memory|usage", -3, &["readonly"], (2, 2, 1), &["@read", "@slow"], s::memory_usage)];
+static MEMORY: &[CommandSpec] = &[
+    cmd("memory|usage", -3, &["readonly"], (2, 2, 1), &["@read", "@slow"], s::memory_usage),
+    cmd("memory|help", 2, &["loading", "stale"], NONE, &["@slow"], c::memory_help),
+];
 
-static FUNCTION: &[CommandSpec] =
-    &[cmd("function|flush", -2, &["write", "noscript"], NONE, &["@write", "@slow", "@scripting"], c::function_flush)];
+static FUNCTION: &[CommandSpec] = &[
+    cmd("function|flush", -2, &["write", "noscript"], NONE, &["@write", "@slow", "@scripting"], c::function_flush),
+    cmd("function|help", 2, &["loading", "stale"], NONE, &["@slow", "@scripting"], c::function_help),
+];
 
 static COMMAND: &[CommandSpec] = &[
     cmd("command|count", 2, CONN, NONE, ACL_SLOW_CONN, c::command_count),

@@ -308,13 +308,37 @@ pub(super) fn config_resetstat(_: Args) -> Parsed {
     conn(ConnCmd::ConfigResetStat)
 }
 
+pub(super) fn memory_help(_: Args) -> Parsed {
+    help(&[
+        "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value, estimated from its",
+        "    stored rows. Nested values are sampled up to <count> times (default: 5,",
+        "    0 means sample all).",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+pub(super) fn function_help(_: Args) -> Parsed {
+    help(&[
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "FLUSH [ASYNC|SYNC]",
+        "    Delete every library. tidal runs no scripts, so there are none.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
 pub(super) fn config_help(_: Args) -> Parsed {
     help(&[
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>",
         "    Return parameters matching the glob-like <pattern> and their values.",
-        "SET <directive> <value>",
-        "    tidal's configuration is fixed at startup; every SET is refused.",
+        "SET <directive> <value> [<directive> <value> ...]",
+        "    Set the encoding thresholds OBJECT ENCODING reads (hash-max-listpack-entries",
+        "    and the like) on this node; the rest of tidal's configuration is set when",
+        "    a node starts, and such a SET is refused.",
         "RESETSTAT",
         "    Reset statistics reported by the INFO command.",
         "HELP",

@@ -122,6 +122,19 @@ fn client_subcommands() {
 }
 
 #[test]
+fn every_container_lists_its_subcommands_on_help() {
+    for name in ["CLIENT", "CONFIG", "OBJECT", "COMMAND", "FUNCTION", "MEMORY"] {
+        match conn(&[name, "HELP"]) {
+            ConnCmd::Help(lines) => {
+                assert!(lines[0].starts_with(&format!("{name} <subcommand>")), "{name}: {}", lines[0]);
+                assert!(lines.iter().any(|l| l == "HELP"), "{name} HELP names HELP");
+            }
+            other => panic!("{name} HELP: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn config_and_command() {
     assert_eq!(conn(&["CONFIG", "GET", "save", "appendonly"]), ConnCmd::ConfigGet(vec![b("save"), b("appendonly")]));
     assert_eq!(
