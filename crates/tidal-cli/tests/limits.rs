@@ -251,3 +251,37 @@ fn batched_writes_fit_the_smallest_peer_frame() {
         assert_eq!(c.client((i + 2) % 3).cmd(&["HSTRLEN", &hash, "f"]).unwrap(), Value::Int(900 << 10));
     }
 }
+
+/// An answer longer than a peer frame (`--max-frame-mb 4`: a hash of three
+/// fields of almost 3 MiB) comes back whole through every node, the two
+/// that forward the read to the PRG's leader included: HGETALL and DUMP
+/// are answered as Redis answers them.
+#[test]
+fn answers_longer_than_a_peer_frame_come_back_through_any_node() {
+    let c = Cluster::start(3, &["--max-frame-mb", "4"]);
+    let fields: Vec<(String, Vec<u8>)> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.to_string(), vec![b'x' + i as u8; (3 << 20) - (128 << 10)]))
+        .collect();
+    for (f, v) in &fields {
+        assert_eq!(c.client(0).cmd_bytes(&[b"HSET", b"bigh", f.as_bytes(), v]).unwrap(), Value::Int(1));
+    }
+    let expected: Vec<Value> =
+        fields.iter().flat_map(|(f, v)| [Value::Bulk(f.clone().into_bytes()), Value::Bulk(v.clone())]).collect();
+    let mut payloads = Vec::new();
+    for i in 0..3 {
+        let began = std::time::Instant::now();
+        assert!(
+            c.client(i).cmd(&["HGETALL", "bigh"]).unwrap() == Value::Array(expected.clone()),
+            "HGETALL through node {}",
+            i + 1
+        );
+        match c.client(i).cmd(&["DUMP", "bigh"]).unwrap() {
+            Value::Bulk(p) => payloads.push(p),
+            other => panic!("DUMP through node {}: {:?}", i + 1, other),
+        }
+        assert!(began.elapsed() < std::time::Duration::from_secs(5), "node {}: {:?}", i + 1, began.elapsed());
+    }
+    assert!(payloads.windows(2).all(|w| w[0] == w[1]), "the same payload through every node");
+}

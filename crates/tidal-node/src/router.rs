@@ -24,7 +24,7 @@ use tidal_core::{ClusterState, NodeId, PrgId};
 use tidal_raft::kv_entry::Outcome;
 use tidal_raft::kv_proposer::{op_size, ProposeError};
 use tidal_raft::read_gate::ReadError;
-use tidal_raft::transport::{CallError, Request, Response};
+use tidal_raft::transport::{CallError, Request, Response, WireError};
 use tidal_raft::types::encode as enc;
 use tokio::time::Instant;
 
@@ -544,6 +544,8 @@ impl Shared {
                 Ok(other) => return Reply::err(format!("internal: unexpected answer {other:?}")),
                 // Nothing was sent, and the request will not get shorter.
                 Err(e @ CallError::TooLarge { .. }) => return Reply::err(e.to_string()),
+                // Asking again gets the same answer.
+                Err(CallError::Remote(e @ WireError::AnswerTooLarge { .. })) => return Reply::err(e.to_string()),
                 Err(e) => {
                     if !e.not_acted_on() && !req.retry_safe() {
                         tracing::info!(prg = %prg, node = target, error = %e, "a write's outcome is unknown");

@@ -5,6 +5,11 @@
 //! sender used; responses echo the request id. Many frames, of many groups,
 //! travel together in one write.
 //!
+//! An application answer longer than a frame travels as pieces
+//! ([`Response::AppPart`], then the [`Response::App`] that ends it, under
+//! the request's id), up to [`MAX_ANSWER`] bytes in all; the caller joins
+//! them. Everything else is one frame.
+//!
 //! Whatever a peer sends, reading a frame gives a frame or an error: a
 //! declared length over [`MAX_FRAME`] is refused before anything is read,
 //! the body's buffer grows only as its bytes arrive (a header alone cannot
@@ -21,6 +26,14 @@ use crate::types::{SnapshotMeta, TypeConfig, Vote};
 /// accept less (`--max-frame-mb`). A longer declared length closes the
 /// connection, and a sender refuses to send a longer one.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Longest application answer a node sends another, in pieces of a frame
+/// each: a Redis bulk string's own limit (`proto-max-bulk-len`).
+pub const MAX_ANSWER: usize = 512 * 1024 * 1024;
+
+/// Room a piece's frame leaves for everything but the piece's bytes: the
+/// id, the tags and the length of the bytes.
+const PIECE_OVERHEAD: usize = 64;
 
 /// Most bytes the buffer of a frame body grows by before they arrive.
 const READ_CHUNK: usize = 256 * 1024;
@@ -66,6 +79,10 @@ pub enum Response {
     Snapshot(Option<openraft::raft::SnapshotResponse<TypeConfig>>),
     App(#[serde(with = "serde_bytes")] Vec<u8>),
     TransferLeader(openraft::raft::TransferLeaderResponse<TypeConfig>),
+    /// A piece of an application answer longer than a frame: the caller
+    /// keeps it, and the pieces after it, until the `App` that ends the
+    /// answer arrives with the same id.
+    AppPart(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// Why a request was refused; the transport fails closed on all of these.
@@ -85,6 +102,12 @@ pub enum WireError {
     /// claims to come from another node.
     #[error("refused: {0}")]
     Forbidden(String),
+    /// An answer longer than any node passes on ([`MAX_ANSWER`]).
+    #[error(
+        "the answer is {bytes} bytes, more than the {limit} one node passes to another: read it in parts \
+         (HSCAN, SSCAN, ZSCAN, LRANGE or ZRANGE by ranges, GETRANGE) or from the node that leads the key's PRG"
+    )]
+    AnswerTooLarge { bytes: usize, limit: usize },
 }
 
 /// A frame too long to send: the receiver would refuse it and close the
@@ -111,6 +134,45 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>, limit: usize) -> Result<()
     }
     out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
+}
+
+/// Append the frames that answer request `id` with `body` to `out`: one
+/// frame, or, for an application answer longer than `limit`, its pieces.
+/// Any other answer too long for a frame, or an application answer longer
+/// than [`MAX_ANSWER`], is answered with why it was not sent.
+pub fn encode_response(id: u64, body: Result<Response, WireError>, out: &mut Vec<u8>, limit: usize) {
+    encode_response_within(id, body, out, limit, MAX_ANSWER)
+}
+
+/// [`encode_response`], with answers bounded by `max_answer`.
+fn encode_response_within(
+    id: u64,
+    body: Result<Response, WireError>,
+    out: &mut Vec<u8>,
+    limit: usize,
+    max_answer: usize,
+) {
+    let frame = Frame::Response { id, body };
+    let Err(e) = encode_frame(&frame, out, limit) else { return };
+    let Frame::Response { body, .. } = frame else { unreachable!("a response was built above") };
+    let body = match body {
+        Ok(Response::App(bytes)) if bytes.len() <= max_answer => {
+            let piece = (limit.min(MAX_FRAME).saturating_sub(PIECE_OVERHEAD)).max(1);
+            let mut pieces = bytes.chunks(piece).peekable();
+            while let Some(bytes) = pieces.next() {
+                let part = match pieces.peek() {
+                    Some(_) => Response::AppPart(bytes.to_vec()),
+                    None => Response::App(bytes.to_vec()),
+                };
+                encode_frame(&Frame::Response { id, body: Ok(part) }, out, limit).expect("a piece fits a frame");
+            }
+            return;
+        }
+        Ok(Response::App(bytes)) => Err(WireError::AnswerTooLarge { bytes: bytes.len(), limit: max_answer }),
+        // The caller hears why instead of losing the connection.
+        _ => Err(WireError::Malformed(format!("response not sent: {e}"))),
+    };
+    encode_frame(&Frame::Response { id, body }, out, limit).expect("a short error fits a frame");
 }
 
 /// Why a frame body does not decode.

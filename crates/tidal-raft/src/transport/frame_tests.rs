@@ -266,3 +266,54 @@ proptest! {
         prop_assert!(decode_frame(&bytes[4..cut.max(4)]).is_err());
     }
 }
+
+#[test]
+fn an_answer_longer_than_a_frame_is_sent_in_pieces() {
+    let limit = 1 << 16;
+    let answer: Vec<u8> = (0..(5 * limit + 17)).map(|i| (i % 253) as u8).collect();
+    let mut out = Vec::new();
+    encode_response(9, Ok(Response::App(answer.clone())), &mut out, limit);
+    let mut rest = &out[..];
+    let mut joined = Vec::new();
+    let mut frames = 0;
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        assert!(len <= limit, "a frame of {len} bytes");
+        let frame = decode_frame(&rest[4..4 + len]).unwrap();
+        rest = &rest[4 + len..];
+        frames += 1;
+        match frame {
+            Frame::Response { id: 9, body: Ok(Response::AppPart(b)) } if !rest.is_empty() => joined.extend(b),
+            Frame::Response { id: 9, body: Ok(Response::App(b)) } if rest.is_empty() => joined.extend(b),
+            other => panic!("frame {frames}: {other:?}"),
+        }
+    }
+    assert_eq!(frames, 6);
+    assert!(joined == answer);
+
+    // One that fits is one frame, as before.
+    let mut out = Vec::new();
+    encode_response(3, Ok(Response::App(vec![1, 2, 3])), &mut out, limit);
+    let frame = decode_frame(&out[4..]).unwrap();
+    assert!(matches!(frame, Frame::Response { id: 3, body: Ok(Response::App(b)) } if b == [1, 2, 3]));
+
+    // One past the longest answer is refused, saying so.
+    let mut out = Vec::new();
+    encode_response_within(5, Ok(Response::App(answer.clone())), &mut out, limit, 4 * limit);
+    match decode_frame(&out[4..]).unwrap() {
+        Frame::Response { id: 5, body: Err(WireError::AnswerTooLarge { bytes, limit: most }) } => {
+            assert_eq!((bytes, most), (answer.len(), 4 * limit));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Anything else too long is answered with why it was not sent.
+    let mut out = Vec::new();
+    encode_response(4, Err(WireError::Raft("x".repeat(2 * limit))), &mut out, limit);
+    match decode_frame(&out[4..]).unwrap() {
+        Frame::Response { id: 4, body: Err(WireError::Malformed(m)) } => {
+            assert!(m.contains("response not sent"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

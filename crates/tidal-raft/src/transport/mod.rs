@@ -24,7 +24,8 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use frame::{
-    decode_frame, encode_frame, read_frame, Frame, FrameError, FrameTooLarge, Request, Response, WireError, MAX_FRAME,
+    decode_frame, encode_frame, encode_response, read_frame, Frame, FrameError, FrameTooLarge, Request, Response,
+    WireError, MAX_ANSWER, MAX_FRAME,
 };
 pub use network::{paced_piece_bytes, GroupNetwork, SentBytes, SnapshotPacer};
 pub use peers::{CallError, Peers};

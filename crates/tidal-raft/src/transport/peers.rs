@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::frame::{encode_frame, read_frame, Frame, FrameTooLarge, Request, Response, WireError};
+use super::frame::{encode_frame, read_frame, Frame, FrameTooLarge, Request, Response, WireError, MAX_ANSWER};
 use super::Connector;
 
 /// Why a call to a peer failed.
@@ -232,10 +232,27 @@ async fn peer_task(
         let raddr = addr.clone();
         let reader = tokio::spawn(async move {
             let mut scratch = Vec::new();
+            // Answers arriving in pieces, by request id.
+            let mut partial: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
             loop {
                 match read_frame(&mut r, &mut scratch, max_frame).await {
-                    Ok(Some(Frame::Response { id, body })) => {
+                    Ok(Some(Frame::Response { id, body: Ok(Response::AppPart(piece)) })) => {
                         rlink.heard.fetch_add(1, Ordering::Relaxed);
+                        let answer = partial.entry(id).or_default();
+                        if answer.len() + piece.len() > MAX_ANSWER {
+                            tracing::warn!(peer = %raddr, "peer sent an answer past {MAX_ANSWER} bytes; closing");
+                            break;
+                        }
+                        answer.extend_from_slice(&piece);
+                    }
+                    Ok(Some(Frame::Response { id, mut body })) => {
+                        rlink.heard.fetch_add(1, Ordering::Relaxed);
+                        if let Some(mut answer) = partial.remove(&id) {
+                            if let Ok(Response::App(last)) = &mut body {
+                                answer.extend_from_slice(last);
+                                *last = answer;
+                            }
+                        }
                         let tx = rlink.pending.lock().expect("pending lock").remove(&id);
                         if let Some(tx) = tx {
                             let _ = tx.send(body.map_err(CallError::Remote));
@@ -358,6 +375,56 @@ mod tests {
                     _ => Err(WireError::Malformed("not an app request".into())),
                 }
             })
+        }
+    }
+
+    /// Answers an App request of one byte `n` with `n` MiB and `n` bytes
+    /// of a pattern.
+    struct Large;
+
+    impl crate::transport::Dispatch for Large {
+        fn dispatch(
+            &self,
+            _: crate::transport::PeerId,
+            _: String,
+            _: u64,
+            body: Request,
+        ) -> crate::transport::BoxFuture<Result<Response, WireError>> {
+            Box::pin(async move {
+                match body {
+                    Request::App(b) => Ok(Response::App(large(b[0]))),
+                    _ => Err(WireError::Malformed("not an app request".into())),
+                }
+            })
+        }
+    }
+
+    fn large(n: u8) -> Vec<u8> {
+        (0..(usize::from(n) << 20) + usize::from(n)).map(|i| (i % 251) as u8 ^ n).collect()
+    }
+
+    #[tokio::test]
+    async fn answers_longer_than_a_frame_arrive_whole_in_pieces() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let _server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let peer = crate::transport::PeerId::Unverified;
+            crate::transport::serve_stream(Box::new(s), peer, Arc::new(Large), 1 << 20).await;
+        });
+        let p = Peers::new(Arc::new(TcpConnector), 1 << 20);
+        // Two long answers at once, their pieces interleaved on one
+        // connection, and a short one beside them.
+        let call = |n: u8| {
+            let (p, addr) = (p.clone(), addr.clone());
+            tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![n]), Duration::from_secs(30)).await })
+        };
+        let calls = [call(5), call(3), call(0)];
+        for (n, c) in [5u8, 3, 0].into_iter().zip(calls) {
+            match c.await.unwrap() {
+                Ok(Response::App(b)) => assert!(b == large(n), "answer {n}: {} bytes", b.len()),
+                other => panic!("answer {n}: {other:?}"),
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::frame::{encode_frame, read_frame, Frame, Request, Response, WireError, MAX_FRAME};
+use super::frame::{encode_frame, encode_response, read_frame, Frame, Request, Response, WireError, MAX_FRAME};
 use super::{BoxFuture, BoxStream};
 
 /// Bytes read from a peer connection at a time.
@@ -185,12 +185,7 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
                 tokio::spawn(async move {
                     let body = d.dispatch(peer, group, epoch, body).await;
                     let mut bytes = Vec::new();
-                    if let Err(e) = encode_frame(&Frame::Response { id, body }, &mut bytes, max_frame) {
-                        // The caller hears why instead of losing the connection.
-                        let body = Err(WireError::Malformed(format!("response not sent: {e}")));
-                        encode_frame(&Frame::Response { id, body }, &mut bytes, max_frame)
-                            .expect("a short error fits a frame");
-                    }
+                    encode_response(id, body, &mut bytes, max_frame);
                     let _ = tx.send(bytes);
                 });
             }
