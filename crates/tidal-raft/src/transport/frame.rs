@@ -136,43 +136,44 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>, limit: usize) -> Result<()
     Ok(())
 }
 
-/// Append the frames that answer request `id` with `body` to `out`: one
-/// frame, or, for an application answer longer than `limit`, its pieces.
-/// Any other answer too long for a frame, or an application answer longer
-/// than [`MAX_ANSWER`], is answered with why it was not sent.
-pub fn encode_response(id: u64, body: Result<Response, WireError>, out: &mut Vec<u8>, limit: usize) {
-    encode_response_within(id, body, out, limit, MAX_ANSWER)
+/// The frames that answer request `id` with `body`, each encoded on its
+/// own: one frame, or, for an application answer longer than `limit`, its
+/// pieces (which the sender interleaves with other frames). Any other
+/// answer too long for a frame, or an application answer longer than
+/// [`MAX_ANSWER`], is answered with why it was not sent.
+pub fn encode_response(id: u64, body: Result<Response, WireError>, limit: usize) -> Vec<Vec<u8>> {
+    encode_response_within(id, body, limit, MAX_ANSWER)
 }
 
 /// [`encode_response`], with answers bounded by `max_answer`.
-fn encode_response_within(
-    id: u64,
-    body: Result<Response, WireError>,
-    out: &mut Vec<u8>,
-    limit: usize,
-    max_answer: usize,
-) {
+fn encode_response_within(id: u64, body: Result<Response, WireError>, limit: usize, max_answer: usize) -> Vec<Vec<u8>> {
+    let one = |body| {
+        let mut out = Vec::new();
+        encode_frame(&Frame::Response { id, body }, &mut out, limit).map(|()| out)
+    };
     let frame = Frame::Response { id, body };
-    let Err(e) = encode_frame(&frame, out, limit) else { return };
+    let mut out = Vec::new();
+    let Err(e) = encode_frame(&frame, &mut out, limit) else { return vec![out] };
     let Frame::Response { body, .. } = frame else { unreachable!("a response was built above") };
     let body = match body {
         Ok(Response::App(bytes)) if bytes.len() <= max_answer => {
             let piece = (limit.min(MAX_FRAME).saturating_sub(PIECE_OVERHEAD)).max(1);
-            let mut pieces = bytes.chunks(piece).peekable();
-            while let Some(bytes) = pieces.next() {
-                let part = match pieces.peek() {
-                    Some(_) => Response::AppPart(bytes.to_vec()),
-                    None => Response::App(bytes.to_vec()),
-                };
-                encode_frame(&Frame::Response { id, body: Ok(part) }, out, limit).expect("a piece fits a frame");
-            }
-            return;
+            let count = bytes.len().div_ceil(piece);
+            return bytes
+                .chunks(piece)
+                .enumerate()
+                .map(|(i, bytes)| {
+                    let part =
+                        if i + 1 < count { Response::AppPart(bytes.to_vec()) } else { Response::App(bytes.to_vec()) };
+                    one(Ok(part)).expect("a piece fits a frame")
+                })
+                .collect();
         }
         Ok(Response::App(bytes)) => Err(WireError::AnswerTooLarge { bytes: bytes.len(), limit: max_answer }),
         // The caller hears why instead of losing the connection.
         _ => Err(WireError::Malformed(format!("response not sent: {e}"))),
     };
-    encode_frame(&Frame::Response { id, body }, out, limit).expect("a short error fits a frame");
+    vec![one(body).expect("a short error fits a frame")]
 }
 
 /// Why a frame body does not decode.

@@ -271,8 +271,7 @@ proptest! {
 fn an_answer_longer_than_a_frame_is_sent_in_pieces() {
     let limit = 1 << 16;
     let answer: Vec<u8> = (0..(5 * limit + 17)).map(|i| (i % 253) as u8).collect();
-    let mut out = Vec::new();
-    encode_response(9, Ok(Response::App(answer.clone())), &mut out, limit);
+    let out = encode_response(9, Ok(Response::App(answer.clone())), limit).concat();
     let mut rest = &out[..];
     let mut joined = Vec::new();
     let mut frames = 0;
@@ -292,14 +291,12 @@ fn an_answer_longer_than_a_frame_is_sent_in_pieces() {
     assert!(joined == answer);
 
     // One that fits is one frame, as before.
-    let mut out = Vec::new();
-    encode_response(3, Ok(Response::App(vec![1, 2, 3])), &mut out, limit);
+    let out = encode_response(3, Ok(Response::App(vec![1, 2, 3])), limit).concat();
     let frame = decode_frame(&out[4..]).unwrap();
     assert!(matches!(frame, Frame::Response { id: 3, body: Ok(Response::App(b)) } if b == [1, 2, 3]));
 
     // One past the longest answer is refused, saying so.
-    let mut out = Vec::new();
-    encode_response_within(5, Ok(Response::App(answer.clone())), &mut out, limit, 4 * limit);
+    let out = encode_response_within(5, Ok(Response::App(answer.clone())), limit, 4 * limit).concat();
     match decode_frame(&out[4..]).unwrap() {
         Frame::Response { id: 5, body: Err(WireError::AnswerTooLarge { bytes, limit: most }) } => {
             assert_eq!((bytes, most), (answer.len(), 4 * limit));
@@ -308,8 +305,7 @@ fn an_answer_longer_than_a_frame_is_sent_in_pieces() {
     }
 
     // Anything else too long is answered with why it was not sent.
-    let mut out = Vec::new();
-    encode_response(4, Err(WireError::Raft("x".repeat(2 * limit))), &mut out, limit);
+    let out = encode_response(4, Err(WireError::Raft("x".repeat(2 * limit))), limit).concat();
     match decode_frame(&out[4..]).unwrap() {
         Frame::Response { id: 4, body: Err(WireError::Malformed(m)) } => {
             assert!(m.contains("response not sent"), "{m}")

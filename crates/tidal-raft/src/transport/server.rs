@@ -152,15 +152,46 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
     // two reads each.
     let mut r = tokio::io::BufReader::with_capacity(READ_BUFFER, r);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    // The pieces of answers longer than a frame go apart, one per write
+    // at most, so that Raft's answers never wait behind a long answer.
+    let (pieces_tx, mut pieces_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(first) = rx.recv().await {
+        let (mut frames_open, mut pieces_open) = (true, true);
+        while frames_open || pieces_open {
             buf.clear();
-            buf.extend_from_slice(&first);
+            let piece = tokio::select! {
+                biased;
+                first = rx.recv(), if frames_open => match first {
+                    Some(first) => {
+                        buf.extend_from_slice(&first);
+                        false
+                    }
+                    None => {
+                        frames_open = false;
+                        continue;
+                    }
+                },
+                piece = pieces_rx.recv(), if pieces_open => match piece {
+                    Some(piece) => {
+                        buf.extend_from_slice(&piece);
+                        true
+                    }
+                    None => {
+                        pieces_open = false;
+                        continue;
+                    }
+                },
+            };
             while let Ok(more) = rx.try_recv() {
                 buf.extend_from_slice(&more);
                 if buf.len() > 1 << 20 {
                     break;
+                }
+            }
+            if !piece {
+                if let Ok(piece) = pieces_rx.try_recv() {
+                    buf.extend_from_slice(&piece);
                 }
             }
             if w.write_all(&buf).await.is_err() {
@@ -181,12 +212,17 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
             }
             Ok(Some(Frame::Request { id, group, epoch, body })) => {
                 let d = dispatch.clone();
-                let tx = tx.clone();
+                let (tx, pieces_tx) = (tx.clone(), pieces_tx.clone());
                 tokio::spawn(async move {
                     let body = d.dispatch(peer, group, epoch, body).await;
-                    let mut bytes = Vec::new();
-                    encode_response(id, body, &mut bytes, max_frame);
-                    let _ = tx.send(bytes);
+                    let mut frames = encode_response(id, body, max_frame);
+                    if frames.len() == 1 {
+                        let _ = tx.send(frames.pop().expect("one frame"));
+                    } else {
+                        for piece in frames {
+                            let _ = pieces_tx.send(piece);
+                        }
+                    }
                 });
             }
             Ok(Some(Frame::Response { .. })) => {
@@ -201,5 +237,6 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
         }
     }
     drop(tx);
+    drop(pieces_tx);
     let _ = writer.await;
 }
