@@ -356,10 +356,13 @@ mod tests {
         assert!(!e.not_acted_on(), "the peer read the request: it may have acted on it");
     }
 
-    /// Answers every request after `delay`.
-    struct Slow(Duration);
+    /// Answers every App request after `delay`, with `answer` of its bytes.
+    struct Answering {
+        delay: Duration,
+        answer: fn(Vec<u8>) -> Vec<u8>,
+    }
 
-    impl crate::transport::Dispatch for Slow {
+    impl crate::transport::Dispatch for Answering {
         fn dispatch(
             &self,
             _: crate::transport::PeerId,
@@ -367,38 +370,18 @@ mod tests {
             _: u64,
             body: Request,
         ) -> crate::transport::BoxFuture<Result<Response, WireError>> {
-            let delay = self.0;
+            let (delay, answer) = (self.delay, self.answer);
             Box::pin(async move {
                 tokio::time::sleep(delay).await;
                 match body {
-                    Request::App(b) => Ok(Response::App(b)),
+                    Request::App(b) => Ok(Response::App(answer(b))),
                     _ => Err(WireError::Malformed("not an app request".into())),
                 }
             })
         }
     }
 
-    /// Answers an App request of one byte `n` with `n` MiB and `n` bytes
-    /// of a pattern.
-    struct Large;
-
-    impl crate::transport::Dispatch for Large {
-        fn dispatch(
-            &self,
-            _: crate::transport::PeerId,
-            _: String,
-            _: u64,
-            body: Request,
-        ) -> crate::transport::BoxFuture<Result<Response, WireError>> {
-            Box::pin(async move {
-                match body {
-                    Request::App(b) => Ok(Response::App(large(b[0]))),
-                    _ => Err(WireError::Malformed("not an app request".into())),
-                }
-            })
-        }
-    }
-
+    /// `n` MiB and `n` bytes of a pattern.
     fn large(n: u8) -> Vec<u8> {
         (0..(usize::from(n) << 20) + usize::from(n)).map(|i| (i % 251) as u8 ^ n).collect()
     }
@@ -410,11 +393,12 @@ mod tests {
         let _server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
             let peer = crate::transport::PeerId::Unverified;
-            crate::transport::serve_stream(Box::new(s), peer, Arc::new(Large), 1 << 20).await;
+            let large = Arc::new(Answering { delay: Duration::ZERO, answer: |b| large(b[0]) });
+            crate::transport::serve_stream(Box::new(s), peer, large, 1 << 20).await;
         });
         let p = Peers::new(Arc::new(TcpConnector), 1 << 20);
-        // Two long answers at once, their pieces interleaved on one
-        // connection, and a short one beside them.
+        // Answers of 5 MiB, 3 MiB and none at once: the long ones' pieces
+        // interleaved on one connection, the short one beside them.
         let call = |n: u8| {
             let (p, addr) = (p.clone(), addr.clone());
             tokio::spawn(async move { p.call(&addr, "g", 1, Request::App(vec![n]), Duration::from_secs(30)).await })
@@ -458,7 +442,7 @@ mod tests {
     async fn a_peer_slower_than_the_silence_limit_keeps_its_connection() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let slow = Arc::new(Slow(SILENT_AFTER * 3));
+        let slow = Arc::new(Answering { delay: SILENT_AFTER * 3, answer: |b| b });
         let _server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
             let peer = crate::transport::PeerId::Unverified;
