@@ -157,32 +157,16 @@ pub async fn serve_stream(stream: BoxStream, peer: PeerId, dispatch: Arc<dyn Dis
     let (pieces_tx, mut pieces_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
-        let (mut frames_open, mut pieces_open) = (true, true);
-        while frames_open || pieces_open {
-            buf.clear();
-            let piece = tokio::select! {
+        loop {
+            // A closed queue's branch is skipped; both closed ends the writer.
+            let (first, piece) = tokio::select! {
                 biased;
-                first = rx.recv(), if frames_open => match first {
-                    Some(first) => {
-                        buf.extend_from_slice(&first);
-                        false
-                    }
-                    None => {
-                        frames_open = false;
-                        continue;
-                    }
-                },
-                piece = pieces_rx.recv(), if pieces_open => match piece {
-                    Some(piece) => {
-                        buf.extend_from_slice(&piece);
-                        true
-                    }
-                    None => {
-                        pieces_open = false;
-                        continue;
-                    }
-                },
+                Some(frame) = rx.recv() => (frame, false),
+                Some(piece) = pieces_rx.recv() => (piece, true),
+                else => break,
             };
+            buf.clear();
+            buf.extend_from_slice(&first);
             while let Ok(more) = rx.try_recv() {
                 buf.extend_from_slice(&more);
                 if buf.len() > 1 << 20 {
