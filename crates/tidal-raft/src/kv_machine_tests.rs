@@ -607,8 +607,8 @@ async fn collections_move_with_their_slot_and_travel_in_snapshots() {
 }
 
 /// A collection's version (what WATCH compares) moves with every change
-/// to it, and only then: a field written, a member added; not an SADD or
-/// ZADD that changed nothing.
+/// to it, and only then: a field written, a member added; not an SADD,
+/// ZADD or SMOVE's destination that changed nothing.
 #[tokio::test]
 async fn a_collection_version_moves_only_when_it_changes() {
     use tidal_core::kv::{SetWrite, ZSetWrite};
@@ -627,6 +627,13 @@ async fn a_collection_version_moves_only_when_it_changes() {
     assert_eq!(versions(&g, &s, &["s", "z"]).1, vec![1, 1], "nothing changed");
     g.write(&s, vec![sadd("b"), zadd(2.0, "a"), hset("h", 0..1)]);
     assert_eq!(versions(&g, &s, &["s", "z", "h"]).1, vec![3, 3, 3]);
+    // SMOVE of a member the destination holds changes only the source.
+    let smove = |m: &str| WriteOp::Members { key: b("s2"), op: SetWrite::Move { dest: b("s"), member: b(m) } };
+    g.write(&s, vec![WriteOp::Members { key: b("s2"), op: SetWrite::Add { members: vec![b("a"), b("c")] } }]);
+    g.write(&s, vec![smove("a")]);
+    assert_eq!(versions(&g, &s, &["s2", "s"]).1, vec![5, 3], "the destination already held it");
+    g.write(&s, vec![smove("c")]);
+    assert_eq!(versions(&g, &s, &["s2", "s"]).1, vec![0, 6], "the source emptied, the destination grew");
 }
 
 /// Rows in the table, purging ones included (what the disk holds).

@@ -275,8 +275,11 @@ fn move_member(
     from.len -= 1;
     from.save(store, src)?;
     let mut to = typed!(open_for_write(store, dest, now_ms, Kind::Set)?);
-    add_members(store, dest, &mut to, &[member.to_vec()])?;
-    to.save(store, dest)?;
+    // A member the destination already holds leaves it untouched, and a
+    // WATCH on it holds, as in Redis.
+    if add_members(store, dest, &mut to, &[member.to_vec()])? > 0 {
+        to.save(store, dest)?;
+    }
     Ok(Reply::Int(1))
 }
 
