@@ -19,6 +19,7 @@ mod move_ops;
 pub mod moves_api;
 pub mod node;
 pub mod operations_api;
+pub mod pubsub;
 pub mod reaper;
 pub mod resp_server;
 pub mod router;

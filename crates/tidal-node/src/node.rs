@@ -78,6 +78,8 @@ pub struct Shared {
     /// them), by client id, each with how to end its command early
     /// (CLIENT UNBLOCK): send whether to answer with the UNBLOCKED error.
     pub unblockers: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>,
+    /// The pub/sub subscriptions of this node's clients.
+    pub pubsub: Arc<crate::pubsub::Hub>,
     /// Previous (time, applied index) per group, for proposal rates.
     pub rates: Mutex<BTreeMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
@@ -671,6 +673,9 @@ impl AppHandler for NodeApp {
             if group == CP_GROUP {
                 return Ok(tidal_control::api::serve_frame(&shared.cp, from, &body).await);
             }
+            if group == crate::pubsub::PUBSUB_GROUP {
+                return crate::pubsub::serve_frame(&shared, &body);
+            }
             if group.parse::<GroupId>().is_err() {
                 return Err(WireError::Malformed(format!("bad group name '{group}'")));
             }
@@ -757,6 +762,7 @@ impl Node {
             refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             unblockers: Mutex::default(),
+            pubsub: Arc::default(),
             rates: Mutex::default(),
             info,
             instance,

@@ -15,15 +15,16 @@ use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, parse, Blocking,
-    ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, ReadOp, Reply,
-    ScanPage, TxOp, Watch as Watched, WriteOp,
+    ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, PubSubCmd, ReadOp,
+    Reply, ScanPage, TxOp, Watch as Watched, WriteOp,
 };
-use tidal_core::resp::{encode, Proto, RequestDecoder};
+use tidal_core::resp::{encode, encode_push, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::forward::KvRequest;
 use crate::node::Shared;
+use crate::pubsub::{self, Subscriptions};
 use crate::scan::ScanPos;
 
 /// The Redis version whose replies tidal follows.
@@ -95,7 +96,21 @@ struct Conn {
     /// READONLY: reads of one PRG are served by this node's replica of it
     /// (see [`crate::follower_reads`]), until READWRITE or RESET.
     readonly: bool,
+    /// Its pub/sub subscriptions, from the first SUBSCRIBE (or kin) on.
+    subs: Option<Subscriptions>,
 }
+
+impl Conn {
+    /// RESP2's subscribed mode: only the pub/sub commands, PING, QUIT and
+    /// RESET may be sent (RESP3 interleaves messages with any reply).
+    fn subscribed_resp2(&self) -> bool {
+        self.proto == Proto::Resp2 && self.subs.as_ref().is_some_and(Subscriptions::any)
+    }
+}
+
+/// The commands a RESP2 connection in subscribed mode may send.
+const SUBSCRIBED_MODE: &[&str] =
+    &["subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "ping", "quit", "reset"];
 
 /// A transaction being queued.
 #[derive(Default)]
@@ -118,6 +133,8 @@ enum Queued {
     Conn(ConnCmd),
     /// A command whose arguments are wrong: its error is its reply.
     Error(Reply),
+    /// PUBLISH, SPUBLISH or PUBSUB, answered at EXEC in its place.
+    PubSub(PubSubCmd),
 }
 
 /// What WATCH read: the slot of its keys and their versions.
@@ -166,6 +183,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         multi: None,
         watch: None,
         readonly: false,
+        subs: None,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -195,6 +213,13 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             // argument count is refused as it is queued (and aborts the
             // transaction); other bad arguments are answered at EXEC.
             let arg_bytes: usize = args.iter().map(Vec::len).sum();
+            if conn.subscribed_resp2() {
+                if let Some(name) = command_spec(&args).ok().map(|s| s.name).filter(|n| !SUBSCRIBED_MODE.contains(n)) {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    send(&shared, &pubsub::not_in_subscribed_mode(name), conn.proto, &mut out);
+                    continue;
+                }
+            }
             let parsed = match too_large(&shared, &args) {
                 Some(reply) => Err((reply, true)),
                 None => match (conn.multi.is_some(), command_spec(&args)) {
@@ -256,6 +281,22 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     };
                     send(&shared, &reply, conn.proto, &mut out);
                 }
+                Command::PubSub(p) => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    let (id, proto) = (conn.id, conn.proto);
+                    if p.changes_subscriptions() {
+                        pubsub::change(&shared, &mut conn.subs, id, p, proto, &mut out);
+                    } else {
+                        send(&shared, &pubsub::query(&shared, p).await, proto, &mut out);
+                    }
+                }
+                // In subscribed mode a RESP2 PING answers in the shape of
+                // a message.
+                Command::Conn(ConnCmd::Ping(m)) if conn.subscribed_resp2() => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    let pong = [Reply::bulk("pong"), Reply::Bulk(m.unwrap_or_default())];
+                    encode_push(&pong, conn.proto, &mut out);
+                }
                 Command::Conn(c) => {
                     run.flush(&shared, conn.proto, &mut out).await;
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
@@ -307,6 +348,19 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             r = stop.changed(), if !stopping => match r {
                 Ok(()) => stopping = true,
                 Err(_) => break,
+            },
+            // None: the hub cut this subscriber off (too far behind).
+            d = Subscriptions::next(&mut conn.subs) => match d {
+                Some(d) => {
+                    d.encode(conn.proto, &mut out);
+                    while out.len() < limits.reply_buffer {
+                        match conn.subs.as_mut().and_then(Subscriptions::ready) {
+                            Some(d) => d.encode(conn.proto, &mut out),
+                            None => break,
+                        }
+                    }
+                }
+                None => break,
             },
             _ = idle => break,
         }
@@ -719,6 +773,14 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Re
             multi.queued.push(Queued::Conn(c));
             return Reply::simple("QUEUED");
         }
+        Command::PubSub(p) if p.changes_subscriptions() => {
+            multi.failed = true;
+            return Reply::err("a subscription cannot change inside a transaction here");
+        }
+        Command::PubSub(p) => {
+            multi.queued.push(Queued::PubSub(p));
+            return Reply::simple("QUEUED");
+        }
         Command::Write(op) => TxOp::Write(op),
         // Inside a transaction it does not wait: it pops what is there.
         Command::Block(b) => TxOp::Write(b.op),
@@ -808,6 +870,7 @@ async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
         replies.push(match q {
             Queued::Data => data.next().unwrap_or_else(|| Reply::err("internal: a transaction's reply is missing")),
             Queued::Conn(c) => Box::pin(conn_cmd(shared, conn, c)).await.0,
+            Queued::PubSub(p) => pubsub::query(shared, p).await,
             Queued::Error(e) => e,
         });
     }
@@ -898,6 +961,9 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             conn.name = None;
             conn.authed = shared.config.security.password.is_none();
             conn.readonly = false;
+            if let Some(s) = conn.subs.as_mut() {
+                s.clear();
+            }
             Reply::simple("RESET")
         }
         ConnCmd::ClientSetName(n) => {
@@ -948,6 +1014,7 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 blocked_clients: shared.unblockers.lock().expect("unblockers lock").len() as u64,
                 used_memory: 0,
                 total_commands_processed: shared.commands.load(Ordering::Relaxed),
+                pubsub: shared.pubsub.counts(),
                 keys,
             };
             info_reply(&sections, &view)

@@ -17,6 +17,8 @@ pub enum Value {
     Double(String),
     Map(Vec<(Value, Value)>),
     Bool(bool),
+    /// RESP3's out-of-band `>` (a pub/sub message).
+    Push(Vec<Value>),
 }
 
 impl Value {
@@ -95,7 +97,7 @@ impl Client {
                     Value::Bulk(b)
                 }
             }
-            "*" | "~" => {
+            "*" | "~" | ">" => {
                 let n: i64 = rest.parse().map_err(|_| bad("array len"))?;
                 if n < 0 {
                     Value::Nil
@@ -104,7 +106,11 @@ impl Client {
                     for _ in 0..n {
                         v.push(self.read()?);
                     }
-                    Value::Array(v)
+                    if t == ">" {
+                        Value::Push(v)
+                    } else {
+                        Value::Array(v)
+                    }
                 }
             }
             "%" => {

@@ -11,6 +11,7 @@ use super::command_table::{find, lookup, CommandSpec};
 use super::conn::{ConnCmd, KeyspaceCmd};
 use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
+use super::pubsub::PubSubCmd;
 use super::reply::Reply;
 
 /// A parsed request, sorted by who answers it.
@@ -26,6 +27,8 @@ pub enum Command {
     Keyspace(KeyspaceCmd),
     /// A write that waits until there is something to pop (BLPOP and kin).
     Block(Blocking),
+    /// Answered by the node's hub of subscriptions and its peers'.
+    PubSub(PubSubCmd),
 }
 
 /// Parses one request. `Err` is the exact error reply Redis 7 would send.

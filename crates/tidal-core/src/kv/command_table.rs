@@ -18,6 +18,7 @@ use super::integer::parse_i64;
 use super::list as l;
 use super::parse_conn as c;
 use super::parse_string as s;
+use super::pubsub as ps;
 use super::reply::Reply;
 use super::set as st;
 use super::sort as so;
@@ -163,6 +164,11 @@ const BLOCK_F: &[&str] = &["write", "noscript", "blocking", "fast"];
 const L_BLOCK: &[&str] = &["@write", "@list", "@slow", "@blocking"];
 const Z_BLOCK: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
 const Z_BLOCK_S: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
+
+const SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PUB: &[&str] = &["pubsub", "loading", "stale", "fast", "may_replicate"];
+const PS_Q: &[&str] = &["pubsub", "loading", "stale"];
+const PS_S: &[&str] = &["@pubsub", "@slow"];
 
 const SORT_W: &[&str] = &["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"];
 const SORT_R: &[&str] = &["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"];
@@ -394,6 +400,24 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("command", -1, COMMAND, c::command_all),
     container("function", -2, FUNCTION, c::container_help),
     container("memory", -2, MEMORY, c::container_help),
+    cmd("subscribe", -2, SUB, NONE, PS_S, ps::subscribe),
+    cmd("psubscribe", -2, SUB, NONE, PS_S, ps::psubscribe),
+    cmd("ssubscribe", -2, SUB, ALL, PS_S, ps::ssubscribe),
+    cmd("unsubscribe", -1, SUB, NONE, PS_S, ps::unsubscribe),
+    cmd("punsubscribe", -1, SUB, NONE, PS_S, ps::punsubscribe),
+    cmd("sunsubscribe", -1, SUB, ALL, PS_S, ps::sunsubscribe),
+    cmd("publish", 3, PUB, NONE, &["@pubsub", "@fast"], ps::publish),
+    cmd("spublish", 3, PUB, ONE, &["@pubsub", "@fast"], ps::spublish),
+    container("pubsub", -2, PUBSUB, c::container_help),
+];
+
+static PUBSUB: &[CommandSpec] = &[
+    cmd("pubsub|channels", -2, PS_Q, NONE, PS_S, ps::channels),
+    cmd("pubsub|numpat", 2, PS_Q, NONE, PS_S, ps::numpat),
+    cmd("pubsub|numsub", -2, PS_Q, NONE, PS_S, ps::numsub),
+    cmd("pubsub|shardchannels", -2, PS_Q, NONE, PS_S, ps::shard_channels),
+    cmd("pubsub|shardnumsub", -2, PS_Q, NONE, PS_S, ps::shard_numsub),
+    cmd("pubsub|help", 2, &["loading", "stale"], NONE, &["@slow"], ps::help),
 ];
 
 static CLIENT: &[CommandSpec] = &[

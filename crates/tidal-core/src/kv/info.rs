@@ -21,6 +21,8 @@ pub struct InfoView {
     pub blocked_clients: u64,
     pub used_memory: u64,
     pub total_commands_processed: u64,
+    /// This node's channels, patterns and shard channels with a subscriber.
+    pub pubsub: [u64; 3],
     /// Live keys in the tenant keyspace, if known; omitted from `# Keyspace`
     /// when zero, like Redis.
     pub keys: u64,
@@ -54,7 +56,12 @@ fn section(name: &str, view: &InfoView) -> Vec<String> {
         "persistence" => {
             vec![kv("loading", "0".into()), kv("aof_enabled", "1".into()), kv("rdb_bgsave_in_progress", "0".into())]
         }
-        "stats" => vec![kv("total_commands_processed", view.total_commands_processed.to_string())],
+        "stats" => vec![
+            kv("total_commands_processed", view.total_commands_processed.to_string()),
+            kv("pubsub_channels", view.pubsub[0].to_string()),
+            kv("pubsub_patterns", view.pubsub[1].to_string()),
+            kv("pubsubshard_channels", view.pubsub[2].to_string()),
+        ],
         "replication" => vec![kv("role", "master".into()), kv("connected_slaves", "0".into())],
         "cluster" => vec![kv("cluster_enabled", "0".into())],
         "keyspace" if view.keys > 0 => vec![format!("db0:keys={},expires=0,avg_ttl=0", view.keys)],
@@ -102,6 +109,7 @@ mod tests {
             blocked_clients: 0,
             used_memory: 1024,
             total_commands_processed: 5,
+            pubsub: [1, 0, 0],
             keys: 3,
         }
     }
@@ -118,6 +126,7 @@ mod tests {
         assert!(t.contains("\r\nloading:0\r\n"));
         assert!(t.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"));
         assert!(t.contains("uptime_in_seconds:90\r\n"));
+        assert!(t.contains("\r\npubsub_channels:1\r\npubsub_patterns:0\r\n"));
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub(super) fn client_no_touch(a: Args) -> Parsed {
     conn(ConnCmd::ClientNoTouch(on_off(&a[2])?))
 }
 
-fn help(lines: &[&str]) -> Parsed {
+pub(super) fn help(lines: &[&str]) -> Parsed {
     conn(ConnCmd::Help(lines.iter().map(|l| l.to_string()).collect()))
 }
 

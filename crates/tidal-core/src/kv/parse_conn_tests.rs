@@ -123,7 +123,7 @@ fn client_subcommands() {
 
 #[test]
 fn every_container_lists_its_subcommands_on_help() {
-    for name in ["CLIENT", "CONFIG", "OBJECT", "COMMAND", "FUNCTION", "MEMORY"] {
+    for name in ["CLIENT", "CONFIG", "OBJECT", "COMMAND", "FUNCTION", "MEMORY", "PUBSUB"] {
         match conn(&[name, "HELP"]) {
             ConnCmd::Help(lines) => {
                 assert!(lines[0].starts_with(&format!("{name} <subcommand>")), "{name}: {}", lines[0]);

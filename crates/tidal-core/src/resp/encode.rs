@@ -10,6 +10,8 @@
 //! | `Verbatim`   | bulk string                | `=<n>` with `txt:`    |
 //! | `Score`      | bulk string (`%.17g`)      | `,<double>` (`%.17g`) |
 //! | `Pairs`      | flat array                 | array of 2-arrays     |
+//!
+//! Pub/sub messages go out through [`encode_push`]: `>` in RESP3.
 
 use bytes::{BufMut, BytesMut};
 
@@ -104,6 +106,15 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
                 encode(b, proto, out);
             }
         }
+    }
+}
+
+/// Appends an out-of-band message (a pub/sub delivery or confirmation):
+/// a push (`>`) in RESP3, an array in RESP2.
+pub fn encode_push(items: &[Reply], proto: Proto, out: &mut BytesMut) {
+    header(out, if proto == Proto::Resp3 { b'>' } else { b'*' }, items.len());
+    for item in items {
+        encode(item, proto, out);
     }
 }
 

@@ -175,3 +175,15 @@ proptest! {
         prop_assert_eq!(format_double(d).parse::<f64>().unwrap(), d);
     }
 }
+
+#[test]
+fn pushes_are_arrays_in_resp2_and_pushes_in_resp3() {
+    let items = [Reply::bulk("message"), Reply::bulk("ch"), Reply::bulk("hi")];
+    let push = |proto| {
+        let mut out = BytesMut::new();
+        encode_push(&items, proto, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    };
+    assert_eq!(push(Proto::Resp2), "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+    assert_eq!(push(Proto::Resp3), ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+}

@@ -15,5 +15,5 @@ mod encode;
 mod inline;
 
 pub use decode::{decode_request, ProtocolError, RequestDecoder, MAX_INLINE_LEN, MAX_MULTIBULK_LEN, MAX_REQUEST_LEN};
-pub use encode::{encode, format_double, Proto};
+pub use encode::{encode, encode_push, format_double, Proto};
 pub use inline::split_inline;
