@@ -167,3 +167,100 @@ fn subscribed_mode_transactions_and_bad_input_answer_as_redis_does() {
     assert_eq!(tx.cmd(&["PUBSUB", "CHANNELS", "a", "b"]).unwrap(), Value::Error("ERR syntax error".into()));
     assert!(matches!(tx.cmd(&["PUBSUB", "HELP"]).unwrap(), Value::Array(lines) if lines.len() > 5));
 }
+
+fn pmessage(pattern: &str, channel: &str, message: &str) -> Value {
+    arr(&["pmessage", pattern, channel, message])
+}
+
+#[test]
+fn keyspace_notifications_reach_subscribers_on_every_node() {
+    let mut c = Cluster::start(3, &["--prgs", "2", "--slots", "16"]);
+    let mut cfg = c.client(0);
+    assert_eq!(
+        cfg.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEQ"]).unwrap(),
+        Value::Error(
+            "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class \
+             character. Use 'Ag$lshzxeKEtmd'."
+                .into()
+        )
+    );
+    assert_eq!(cfg.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]).unwrap(), Value::Simple("OK".into()));
+    // Set through one node, in force on all.
+    for i in 0..3 {
+        assert_eq!(
+            c.client(i).cmd(&["CONFIG", "GET", "notify-keyspace-events"]).unwrap(),
+            arr(&["notify-keyspace-events", "AKE"]),
+            "node {i}"
+        );
+    }
+    let mut space = c.client(2);
+    assert_eq!(space.cmd(&["PSUBSCRIBE", "__keyspace@0__:*"]).unwrap(), confirm("psubscribe", "__keyspace@0__:*", 1));
+    let mut event = c.client(0);
+    assert_eq!(event.cmd(&["SUBSCRIBE", "__keyevent@0__:del"]).unwrap(), confirm("subscribe", "__keyevent@0__:del", 1));
+
+    // Writes through the third node, whichever leads their PRG: each
+    // write's events, in the order the writes applied.
+    let mut w = c.client(1);
+    w.cmd(&["SET", "{k}s", "v"]).unwrap();
+    w.cmd(&["SADD", "{k}s2", "a"]).unwrap();
+    w.cmd(&["SADD", "{k}s2", "a"]).unwrap();
+    w.cmd(&["DEL", "{k}s", "{k}s2"]).unwrap();
+    let ks = "__keyspace@0__:*";
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}s", "set"));
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}s2", "sadd"));
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}s", "del"), "an SADD that changed nothing");
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}s2", "del"));
+    assert_eq!(event.read().unwrap(), arr(&["message", "__keyevent@0__:del", "{k}s"]));
+    assert_eq!(event.read().unwrap(), arr(&["message", "__keyevent@0__:del", "{k}s2"]));
+
+    // A key whose TTL passes is deleted by its leader: `expired`.
+    w.cmd(&["SET", "{k}t", "v", "PX", "50"]).unwrap();
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}t", "set"));
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}t", "expire"));
+    assert_eq!(space.read().unwrap(), pmessage(ks, "__keyspace@0__:{k}t", "expired"));
+
+    // A node that restarts takes the flags from a peer.
+    drop(space);
+    c.kill(2);
+    c.spawn(2);
+    c.wait_ready(2, Duration::from_secs(60));
+    wait_for(Duration::from_secs(40), "the restarted node to take the flags", || {
+        let shown = c.client(2).cmd(&["CONFIG", "GET", "notify-keyspace-events"]).ok()?;
+        (shown == arr(&["notify-keyspace-events", "AKE"])).then_some(())
+    });
+
+    // Off again: nothing more is published.
+    cfg.cmd(&["CONFIG", "SET", "notify-keyspace-events", ""]).unwrap();
+    w.cmd(&["DEL", "{k}s"]).unwrap();
+    w.cmd(&["SET", "{k}s", "v"]).unwrap();
+    w.cmd(&["DEL", "{k}s"]).unwrap();
+    assert_eq!(publish(&mut w, &["PUBLISH", "__keyevent@0__:del", "marker"]), 1);
+    assert_eq!(event.read().unwrap(), arr(&["message", "__keyevent@0__:del", "marker"]), "no del event came first");
+}
+
+#[test]
+fn client_reply_silences_replies_but_not_messages() {
+    let c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
+    let mut cl = c.client(0);
+    // SKIP: no answer to it or to the next command; the one after answers.
+    let mut batch = Vec::new();
+    for args in [&["CLIENT", "REPLY", "SKIP"][..], &["SET", "a", "1"], &["GET", "a"]] {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        batch.extend(Client::encode(&a));
+    }
+    cl.send_raw(&batch).unwrap();
+    assert_eq!(cl.read().unwrap(), Value::bulk("1"));
+    // OFF: nothing until ON; subscriptions and messages still come.
+    let mut batch = Vec::new();
+    for args in [&["CLIENT", "REPLY", "OFF"][..], &["SET", "a", "2"], &["NOSUCH"], &["SUBSCRIBE", "c"]] {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        batch.extend(Client::encode(&a));
+    }
+    cl.send_raw(&batch).unwrap();
+    assert_eq!(cl.read().unwrap(), confirm("subscribe", "c", 1));
+    assert_eq!(publish(&mut c.client(0), &["PUBLISH", "c", "m"]), 1);
+    assert_eq!(cl.read().unwrap(), arr(&["message", "c", "m"]));
+    assert_eq!(cl.cmd(&["UNSUBSCRIBE"]).unwrap(), confirm("unsubscribe", "c", 0));
+    assert_eq!(cl.cmd(&["CLIENT", "REPLY", "ON"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["GET", "a"]).unwrap(), Value::bulk("2"));
+}

@@ -80,6 +80,11 @@ pub struct Shared {
     pub unblockers: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>,
     /// The pub/sub subscriptions of this node's clients.
     pub pubsub: Arc<crate::pubsub::Hub>,
+    /// `notify-keyspace-events`, read by this node's PRG replicas as they
+    /// apply writes.
+    pub notify_flags: Arc<std::sync::atomic::AtomicU32>,
+    /// Where those replicas send the keyspace events they note.
+    pub notices: tokio::sync::mpsc::Sender<tidal_raft::notices::Noted>,
     /// Previous (time, applied index) per group, for proposal rates.
     pub rates: Mutex<BTreeMap<String, (Instant, u64)>>,
     /// Advertised addresses (the bound ones when configured with port 0).
@@ -240,6 +245,7 @@ impl Shared {
             return Err(tidal_raft::HostError::Dropping(group.to_string()).into());
         }
         let m = Arc::new(KvMachine::open(group, spec, self.host.storage()).await?);
+        m.notices().connect(self.notify_flags.clone(), self.notices.clone());
         let g = self.host.start_group(group, epoch, m.clone()).await?;
         let clock = self.clock.clone();
         let proposer = KvProposer::spawn(g.raft.clone(), move || clock.now_ms(), self.config.max_batch_bytes());
@@ -744,6 +750,7 @@ impl Node {
         let now_clock = clock.clone();
         let cp = ControlPlane::new(host.clone(), machine.clone(), known_members, Arc::new(move || now_clock.now_ms()));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (notices_tx, notices_rx) = tokio::sync::mpsc::channel(crate::pubsub::NOTICES_QUEUE);
         let shared = Arc::new(Shared {
             cache: CpCache::new(initial.clone(), config.cache),
             config,
@@ -763,6 +770,8 @@ impl Node {
             connections: AtomicU64::new(0),
             unblockers: Mutex::default(),
             pubsub: Arc::default(),
+            notify_flags: Arc::default(),
+            notices: notices_tx,
             rates: Mutex::default(),
             info,
             instance,
@@ -883,6 +892,7 @@ impl Node {
                 }
             }
         }));
+        tasks.push(tokio::spawn(crate::pubsub::publish_events(Arc::downgrade(&shared), notices_rx)));
         tasks.push(tokio::spawn(crate::resp_server::serve(shared.clone(), net.client)));
         tasks.push(tokio::spawn(crate::http::serve(shared.clone(), net.http)));
         tracing::info!(node = me, peer = %shared.info.peer_addr, client = %shared.info.client_addr,

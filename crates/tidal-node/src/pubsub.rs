@@ -19,11 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use openraft::async_runtime::WatchReceiver;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use tidal_core::kv::notify::{self, Event};
 use tidal_core::kv::{glob_match, PubSubCmd, Reply, SubKind};
 use tidal_core::resp::{encode_push, Proto};
+use tidal_raft::notices::Noted;
 use tidal_raft::transport::{Request, Response};
 
 use crate::node::Shared;
@@ -350,9 +353,29 @@ pub fn change(
 /// What one node asks another of its hub.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum PeerAsk {
-    Publish { shard: bool, channel: Vec<u8>, message: Vec<u8> },
-    Channels { kind: SubKind, pattern: Option<Vec<u8>> },
-    NumSub { kind: SubKind, channels: Vec<Vec<u8>> },
+    Publish {
+        shard: bool,
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
+    Channels {
+        kind: SubKind,
+        pattern: Option<Vec<u8>>,
+    },
+    NumSub {
+        kind: SubKind,
+        channels: Vec<Vec<u8>>,
+    },
+    /// Keyspace events: `(channel, message)` pairs, in order.
+    PublishMany {
+        messages: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// CONFIG SET notify-keyspace-events, made on another node.
+    SetNotify {
+        flags: u32,
+    },
+    /// The peer's `notify-keyspace-events` (a node that starts takes it).
+    Notify,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -360,13 +383,23 @@ enum PeerAnswer {
     Count(u64),
     Names(Vec<Vec<u8>>),
     Counts(Vec<u64>),
+    Flags(u32),
 }
 
-fn answer_locally(hub: &Hub, ask: &PeerAsk) -> PeerAnswer {
+fn answer_locally(shared: &Shared, ask: &PeerAsk) -> PeerAnswer {
+    let hub = &shared.pubsub;
     match ask {
         PeerAsk::Publish { shard, channel, message } => PeerAnswer::Count(hub.deliver(*shard, channel, message)),
         PeerAsk::Channels { kind, pattern } => PeerAnswer::Names(hub.channels(*kind, pattern.as_deref())),
         PeerAsk::NumSub { kind, channels } => PeerAnswer::Counts(hub.numsub(*kind, channels)),
+        PeerAsk::PublishMany { messages } => {
+            PeerAnswer::Count(messages.iter().map(|(c, m)| hub.deliver(false, c, m)).sum())
+        }
+        PeerAsk::SetNotify { flags } => {
+            shared.notify_flags.store(*flags, Ordering::Relaxed);
+            PeerAnswer::Flags(*flags)
+        }
+        PeerAsk::Notify => PeerAnswer::Flags(shared.notify_flags.load(Ordering::Relaxed)),
     }
 }
 
@@ -374,13 +407,101 @@ fn answer_locally(hub: &Hub, ask: &PeerAsk) -> PeerAnswer {
 pub fn serve_frame(shared: &Shared, body: &[u8]) -> Result<Vec<u8>, tidal_raft::transport::WireError> {
     let ask: PeerAsk = postcard::from_bytes(body)
         .map_err(|e| tidal_raft::transport::WireError::Malformed(format!("bad pub/sub frame: {e}")))?;
-    Ok(tidal_raft::types::encode(&answer_locally(&shared.pubsub, &ask)))
+    Ok(tidal_raft::types::encode(&answer_locally(shared, &ask)))
+}
+
+/// Entries' worth of keyspace events a node holds for publishing; past
+/// this its replicas drop events (and say so in the log).
+pub const NOTICES_QUEUE: usize = 4096;
+
+/// Most keyspace messages sent to the peers in one frame.
+const NOTICES_PER_FRAME: usize = 4096;
+
+/// CONFIG SET notify-keyspace-events: this node's flags, then every other
+/// node's (those that answer; one that starts later asks a peer).
+pub async fn set_notify(shared: &Arc<Shared>, flags: u32) {
+    shared.notify_flags.store(flags, Ordering::Relaxed);
+    everywhere(shared, PeerAsk::SetNotify { flags }).await;
+}
+
+/// The channels and messages of `events` under `flags`: the keyspace
+/// channel names the key, the keyevent channel the event.
+fn messages_of(flags: u32, events: &[Event], out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+    for e in events {
+        if flags & notify::KEYSPACE != 0 {
+            let mut channel = b"__keyspace@0__:".to_vec();
+            channel.extend_from_slice(&e.key);
+            out.push((channel, e.name.as_bytes().to_vec()));
+        }
+        if flags & notify::KEYEVENT != 0 {
+            out.push((format!("__keyevent@0__:{}", e.name).into_bytes(), e.key.clone()));
+        }
+    }
+}
+
+/// The node's publisher of keyspace events: those of the PRGs it leads,
+/// in the order they applied, to its own subscribers and then its peers'.
+/// It first takes a peer's `notify-keyspace-events`, if it has none.
+pub async fn publish_events(shared: std::sync::Weak<Shared>, mut rx: mpsc::Receiver<Noted>) {
+    if let Some(s) = shared.upgrade() {
+        tokio::spawn(adopt_notify(Arc::downgrade(&s)));
+    }
+    while let Some(first) = rx.recv().await {
+        let Some(shared) = shared.upgrade() else { return };
+        let me = Some(shared.config.node_id);
+        let flags = shared.notify_flags.load(Ordering::Relaxed);
+        let mut messages = Vec::new();
+        let mut next = Some(first);
+        while let Some(noted) = next.take() {
+            let leads = shared
+                .kv_group(&noted.group)
+                .is_some_and(|kv| kv.group.raft.metrics().borrow_watched().current_leader == me);
+            if leads {
+                messages_of(flags, &noted.events, &mut messages);
+            }
+            if messages.len() < NOTICES_PER_FRAME {
+                next = rx.try_recv().ok();
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
+        for (channel, message) in &messages {
+            shared.pubsub.deliver(false, channel, message);
+        }
+        peers_only(&shared, PeerAsk::PublishMany { messages }).await;
+    }
+}
+
+/// A node that starts takes a peer's `notify-keyspace-events` (a CONFIG
+/// SET made while it was away), unless one was set here meanwhile.
+async fn adopt_notify(shared: std::sync::Weak<Shared>) {
+    for wait in [1, 2, 4, 8, 16] {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.notify_flags.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let answers = everywhere(&shared, PeerAsk::Notify).await;
+        // The first answer is this node's own.
+        if let Some(PeerAnswer::Flags(f)) = answers.get(1) {
+            let _ = shared.notify_flags.compare_exchange(0, *f, Ordering::Relaxed, Ordering::Relaxed);
+            return;
+        }
+    }
 }
 
 /// `ask` answered by this node and every other node of the cluster that
 /// answers within [`PEER_TIMEOUT`], this node's answer first.
 async fn everywhere(shared: &Arc<Shared>, ask: PeerAsk) -> Vec<PeerAnswer> {
-    let mut answers = vec![answer_locally(&shared.pubsub, &ask)];
+    let mut answers = vec![answer_locally(shared, &ask)];
+    answers.extend(peers_only(shared, ask).await);
+    answers
+}
+
+/// `ask` answered by every other node that answers in time.
+async fn peers_only(shared: &Arc<Shared>, ask: PeerAsk) -> Vec<PeerAnswer> {
+    let mut answers = Vec::new();
     let state = shared.cache.get();
     let me = shared.config.node_id;
     let body = tidal_raft::types::encode(&ask);

@@ -16,7 +16,7 @@ use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, parse, Blocking,
     ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, PubSubCmd, ReadOp,
-    Reply, ScanPage, TxOp, Watch as Watched, WriteOp,
+    Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp,
 };
 use tidal_core::resp::{encode, encode_push, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
@@ -98,6 +98,10 @@ struct Conn {
     readonly: bool,
     /// Its pub/sub subscriptions, from the first SUBSCRIBE (or kin) on.
     subs: Option<Subscriptions>,
+    /// CLIENT REPLY OFF: no replies until ON.
+    replies_off: bool,
+    /// CLIENT REPLY SKIP: no reply to the next command.
+    skip_next: bool,
 }
 
 impl Conn {
@@ -106,6 +110,17 @@ impl Conn {
     fn subscribed_resp2(&self) -> bool {
         self.proto == Proto::Resp2 && self.subs.as_ref().is_some_and(Subscriptions::any)
     }
+}
+
+/// The mode `args` ask for when they are a CLIENT REPLY.
+fn client_reply(args: &[Vec<u8>]) -> Option<ReplyMode> {
+    let word = |i: usize, w: &str| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()));
+    if args.len() != 3 || !word(0, "client") || !word(1, "reply") {
+        return None;
+    }
+    [("on", ReplyMode::On), ("off", ReplyMode::Off), ("skip", ReplyMode::Skip)]
+        .into_iter()
+        .find_map(|(w, mode)| word(2, w).then_some(mode))
 }
 
 /// The commands a RESP2 connection in subscribed mode may send.
@@ -184,6 +199,8 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         watch: None,
         readonly: false,
         subs: None,
+        replies_off: false,
+        skip_next: false,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -207,7 +224,21 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         }
         let more_buffered = requests.len() == MAX_RUN;
         let mut run = Run::None;
+        // Where the replies of a command CLIENT REPLY silences begin: they
+        // are cut once it is answered (at the next command, or below).
+        let mut silenced: Option<usize> = None;
         for args in requests {
+            if let Some(mark) = silenced.take() {
+                run.flush(&shared, conn.proto, &mut out).await;
+                out.truncate(mark);
+            }
+            // CLIENT REPLY ON always answers; OFF and SKIP never do.
+            let asked = client_reply(&args);
+            let skipped = std::mem::take(&mut conn.skip_next);
+            if asked != Some(ReplyMode::On) && (conn.replies_off || skipped || asked.is_some()) {
+                run.flush(&shared, conn.proto, &mut out).await;
+                silenced = Some(out.len());
+            }
             shared.commands.fetch_add(1, Ordering::Relaxed);
             // Inside MULTI, as in Redis, an unknown command or a wrong
             // argument count is refused as it is queued (and aborts the
@@ -276,6 +307,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     if !out.is_empty() && !put(&mut stream, &out.split(), limits.write).await {
                         break 'conn;
                     }
+                    silenced = silenced.map(|_| 0);
                     let Some(reply) = blocked(&shared, conn.id, &mut stream, &mut buf, &mut stop, b).await else {
                         break 'conn;
                     };
@@ -285,6 +317,8 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     run.flush(&shared, conn.proto, &mut out).await;
                     let (id, proto) = (conn.id, conn.proto);
                     if p.changes_subscriptions() {
+                        // Confirmations go out whatever CLIENT REPLY said.
+                        silenced = None;
                         pubsub::change(&shared, &mut conn.subs, id, p, proto, &mut out);
                     } else {
                         send(&shared, &pubsub::query(&shared, p).await, proto, &mut out);
@@ -312,6 +346,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             }
         }
         run.flush(&shared, conn.proto, &mut out).await;
+        if let Some(mark) = silenced {
+            out.truncate(mark);
+        }
         if let Some(e) = broken {
             encode(&e.to_reply(), conn.proto, &mut out);
             put(&mut stream, &out, limits.write).await;
@@ -724,6 +761,7 @@ fn config_view(shared: &Shared) -> ConfigView {
         maxclients: shared.config.clients.max,
         timeout_secs: shared.config.clients.idle.map_or(0, |d| d.as_secs()),
         encodings: shared.encodings.lock().expect("encodings lock").clone(),
+        notify_keyspace_events: shared.notify_flags.load(Ordering::Relaxed),
     }
 }
 
@@ -964,6 +1002,8 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             if let Some(s) = conn.subs.as_mut() {
                 s.clear();
             }
+            conn.replies_off = false;
+            conn.skip_next = false;
             Reply::simple("RESET")
         }
         ConnCmd::ClientSetName(n) => {
@@ -986,12 +1026,23 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         ConnCmd::ClientInfo => Reply::Verbatim(client_line(conn)),
         ConnCmd::ClientList => Reply::Verbatim(client_line(conn)),
         ConnCmd::ClientNoEvict(_) | ConnCmd::ClientNoTouch(_) => Reply::Ok,
+        ConnCmd::ClientReply(mode) => {
+            conn.replies_off = mode == ReplyMode::Off;
+            conn.skip_next = mode == ReplyMode::Skip;
+            Reply::Ok
+        }
         ConnCmd::ConfigGet(p) => config_get(&p, &config_view(shared)),
         ConnCmd::ConfigSet(pairs) => match config_set(&pairs, &config_view(shared)) {
-            Ok(updates) => {
-                let mut values = shared.encodings.lock().expect("encodings lock");
-                for (i, v) in updates {
-                    values[i] = v;
+            Ok(update) => {
+                {
+                    let mut values = shared.encodings.lock().expect("encodings lock");
+                    for (i, v) in update.encodings {
+                        values[i] = v;
+                    }
+                }
+                // Every node's PRG leaders publish events: the flags go to all.
+                if let Some(flags) = update.notify_keyspace_events {
+                    pubsub::set_notify(shared, flags).await;
                 }
                 Reply::Ok
             }

@@ -35,7 +35,8 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 use tidal_core::kv::{
-    self as engine, prefixed_bounds, ElementRows, KvStore, ReadOp, Record, Reply, StoreError as KvError, WriteOp,
+    self as engine, notify, prefixed_bounds, ElementRows, KvStore, ReadOp, Record, Reply, StoreError as KvError,
+    WriteOp,
 };
 use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
@@ -48,6 +49,7 @@ use crate::kv_overlay::{
 use crate::kv_purge::{self as purge, Purging, Skipping, PURGE_BYTES};
 use crate::log_store::put_meta;
 use crate::machine::{FlushJob, Machine};
+use crate::notices::Notices;
 use crate::snapshot::SnapshotPieces;
 use crate::storage::{Db, Storage, StoreError, META};
 use crate::types::{decode, encode, encode_versioned, split_version, LogId};
@@ -133,6 +135,8 @@ pub struct KvMachine {
     purged: Arc<Mutex<Option<BTreeSet<u32>>>>,
     /// Clients blocked on keys here, woken as writes to them apply.
     waiters: Waiters,
+    /// Where the keyspace events of applied writes go.
+    notices: Notices,
 }
 
 /// What [`KvMachine::expiry_sample`] found.
@@ -700,6 +704,7 @@ impl KvMachine {
             inner: RwLock::new(inner),
             purged: Arc::default(),
             waiters: Waiters::default(),
+            notices: Notices::default(),
         }
     }
 
@@ -767,6 +772,10 @@ impl KvMachine {
     /// The clients blocked on this PRG's keys on this replica.
     pub fn waiters(&self) -> &Waiters {
         &self.waiters
+    }
+
+    pub fn notices(&self) -> &Notices {
+        &self.notices
     }
 
     /// The current ownership (a copy), for status pages and tests.
@@ -991,6 +1000,8 @@ impl KvMachine {
         let base = LazyTable { table: &self.table, state, purging, opened: OnceCell::new() };
         let mut view = WriteView { inner, base };
         let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
+        let flags = self.notices.flags();
+        let mut events = Vec::new();
         for op in ops {
             let refused = match op {
                 WriteOp::Flush => unsettled(&view.inner.ownership),
@@ -1002,11 +1013,17 @@ impl KvMachine {
                 // since) say nothing here: the transaction fails as if a
                 // watched key had changed.
                 (None, WriteOp::Exec { watch: Some(w), .. }) if w.prg != self.group => Ok(Reply::NilArray),
+                (None, _) if flags != 0 => {
+                    Ok(notify::apply_noting(op, now_ms, &mut view, flags, &mut events).map_err(|e| e.0)?)
+                }
                 (None, _) => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),
             });
             if self.waiters.any() && out.last().is_some_and(Result::is_ok) {
                 self.waiters.wake(op.keys());
             }
+        }
+        if !events.is_empty() {
+            self.notices.send(&self.group, events);
         }
         Ok(encode(&out))
     }

@@ -17,6 +17,7 @@ mod kv_purge;
 pub mod log_gc;
 pub mod log_store;
 pub mod machine;
+pub mod notices;
 pub mod read_gate;
 pub mod runtime;
 pub mod snapshot;

@@ -698,6 +698,7 @@ pub(super) static DOCS: &[Doc] = &[
     d("client|unblock", "5.0.0", "connection", "O(log N) where N is the number of client connections", "Ends the blocking command of one of the node's clients.", "client-id:integer [unblock-type:(TIMEOUT|ERROR)]"),
     d("client|no-evict", "7.0.0", "connection", O1, "Accepted; tidal evicts no keys.", "enabled:(ON|OFF)"),
     d("client|no-touch", "7.2.0", "connection", O1, "Accepted; tidal keeps no access times.", "enabled:(ON|OFF)"),
+    d("client|reply", "3.2.0", "connection", O1, "Turns the connection's replies off, on, or off for the next command; pub/sub messages still come.", "action:(ON|OFF|SKIP)"),
     d("client|help", "5.0.0", "connection", O1, "Lists the CLIENT subcommands.", ""),
     d("config|get", "2.0.0", "server", "O(N) where N is the number of parameters", "Returns configuration parameters.", "parameter ..."),
     d("config|set", "2.0.0", "server", "O(N) where N is the number of parameters", "Sets configuration parameters (the encoding thresholds).", "data:(parameter value)..."),

@@ -430,6 +430,7 @@ static CLIENT: &[CommandSpec] = &[
     cmd("client|unblock", -3, ADMIN, NONE, ACL_ADMIN, c::client_unblock),
     cmd("client|no-evict", 3, CONN, NONE, ACL_SLOW_CONN, c::client_no_evict),
     cmd("client|no-touch", 3, CONN, NONE, ACL_SLOW_CONN, c::client_no_touch),
+    cmd("client|reply", 3, CONN, NONE, ACL_SLOW_CONN, c::client_reply),
     cmd("client|help", 2, CONN, NONE, ACL_SLOW_CONN, c::client_help),
 ];
 

@@ -97,6 +97,16 @@ pub struct ConfigView {
     pub timeout_secs: u64,
     /// The encoding thresholds' values, as [`encoding_defaults`] orders them.
     pub encodings: Vec<i64>,
+    /// `notify-keyspace-events`, as [`super::notify::parse_flags`] reads it.
+    pub notify_keyspace_events: u32,
+}
+
+/// What a CONFIG SET changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigUpdate {
+    /// New encoding thresholds, by their index in [`encoding_defaults`].
+    pub encodings: Vec<(usize, i64)>,
+    pub notify_keyspace_events: Option<u32>,
 }
 
 impl ConfigView {
@@ -128,7 +138,7 @@ impl ConfigView {
             ("tcp-keepalive", "0".into()),
             ("cluster-enabled", "no".into()),
             ("replica-read-only", "yes".into()),
-            ("notify-keyspace-events", String::new()),
+            ("notify-keyspace-events", super::notify::flags_text(self.notify_keyspace_events)),
             ("lazyfree-lazy-user-flush", "no".into()),
         ]
     }
@@ -156,22 +166,32 @@ pub fn config_get(patterns: &[Vec<u8>], view: &ConfigView) -> Reply {
     )
 }
 
-/// CONFIG SET: the encoding thresholds are set (all of the pairs or none:
-/// the new values, by their index in [`encoding_defaults`]); the rest of
+/// CONFIG SET: the encoding thresholds and `notify-keyspace-events` are
+/// set (all of the pairs or none); the rest of
 /// tidal's configuration is fixed at startup, so other known parameters
 /// are refused as immutable and unknown ones as unknown, with Redis'
 /// texts for each.
-pub fn config_set(pairs: &[(Vec<u8>, Vec<u8>)], view: &ConfigView) -> Result<Vec<(usize, i64)>, Reply> {
+pub fn config_set(pairs: &[(Vec<u8>, Vec<u8>)], view: &ConfigView) -> Result<ConfigUpdate, Reply> {
     if pairs.is_empty() {
         return Err(Reply::wrong_arity("config|set"));
     }
     let fixed = view.fixed();
     let mut updates: Vec<(usize, i64)> = Vec::with_capacity(pairs.len());
+    let mut notify = None;
     for (name, value) in pairs {
         let shown = clip(name, name.len());
         let failed =
             |why: &str| Reply::err(format!("CONFIG SET failed (possibly related to argument '{shown}') - {why}"));
         let is = |n: &str| n.as_bytes().eq_ignore_ascii_case(name);
+        if is("notify-keyspace-events") {
+            if notify.is_some() {
+                return Err(failed("duplicate parameter"));
+            }
+            let flags = super::notify::parse_flags(value)
+                .ok_or_else(|| failed("Invalid event class character. Use 'Ag$lshzxeKEtmd'."))?;
+            notify = Some(flags);
+            continue;
+        }
         let Some(i) = ENCODINGS.iter().position(|e| is(e.name) || e.alias.is_some_and(is)) else {
             // A fixed parameter set to the value it has changes nothing
             // (`save ""`, `appendonly yes`).
@@ -200,7 +220,7 @@ pub fn config_set(pairs: &[(Vec<u8>, Vec<u8>)], view: &ConfigView) -> Result<Vec
         }
         updates.push((i, v));
     }
-    Ok(updates)
+    Ok(ConfigUpdate { encodings: updates, notify_keyspace_events: notify })
 }
 
 #[cfg(test)]
@@ -215,6 +235,7 @@ mod tests {
             maxclients: 10000,
             timeout_secs: 0,
             encodings: encoding_defaults(),
+            notify_keyspace_events: 0,
         }
     }
 
@@ -241,9 +262,32 @@ mod tests {
         assert_eq!(names(&config_get(&[b"*".to_vec()], &view())).len(), view().params().len());
     }
 
-    fn set(pairs: &[(&str, &str)]) -> Result<Vec<(usize, i64)>, Reply> {
+    fn update(pairs: &[(&str, &str)]) -> Result<ConfigUpdate, Reply> {
         let pairs: Vec<_> = pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect();
         config_set(&pairs, &view())
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> Result<Vec<(usize, i64)>, Reply> {
+        update(pairs).map(|u| u.encodings)
+    }
+
+    /// Texts taken from redis-server 7.0.15.
+    #[test]
+    fn keyspace_events_are_set_and_shown_as_redis_does() {
+        let u = update(&[("notify-keyspace-events", "KEA"), ("hash-max-listpack-entries", "7")]).unwrap();
+        assert_eq!(u.encodings, vec![(0, 7)]);
+        let flags = u.notify_keyspace_events.unwrap();
+        let shown =
+            config_get(&[b"notify-keyspace-events".to_vec()], &ConfigView { notify_keyspace_events: flags, ..view() });
+        assert_eq!(shown, Reply::Map(vec![(Reply::bulk("notify-keyspace-events"), Reply::bulk("AKE"))]));
+        assert_eq!(update(&[("notify-keyspace-events", "")]).unwrap().notify_keyspace_events, Some(0));
+        assert_eq!(
+            update(&[("notify-keyspace-events", "KQ")]),
+            Err(Reply::err(
+                "CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class \
+                 character. Use 'Ag$lshzxeKEtmd'."
+            ))
+        );
     }
 
     #[test]

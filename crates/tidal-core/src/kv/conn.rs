@@ -38,6 +38,8 @@ pub enum ConnCmd {
     /// CLIENT NO-EVICT / NO-TOUCH ON|OFF: accepted, nothing to change.
     ClientNoEvict(bool),
     ClientNoTouch(bool),
+    /// CLIENT REPLY ON|OFF|SKIP.
+    ClientReply(ReplyMode),
     /// CONFIG GET patterns; answer with [`super::config_get`].
     ConfigGet(Vec<Vec<u8>>),
     /// CONFIG SET pairs; answer with [`super::config_set`].
@@ -84,6 +86,17 @@ pub enum ConnCmd {
 }
 
 /// CLIENT SETINFO's attribute.
+/// Whether a connection's commands are answered (CLIENT REPLY). Pub/sub
+/// confirmations and messages go out whatever it says, as in Redis 7.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    /// No reply to any command, this one included, until ON.
+    Off,
+    /// No reply to this command and the next.
+    Skip,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientSetInfoAttr {
     LibName,

@@ -18,7 +18,7 @@ use super::config::{HASH_ENTRIES, HASH_VALUE, SET_ENTRIES, ZSET_ENTRIES, ZSET_VA
 use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::{increment_error, LongDouble};
-use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, WriteOp};
+use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, Watch, WriteOp};
 use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::scan_page::ScanPage;
@@ -151,12 +151,8 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             Ok(Reply::Int(1))
         }
         WriteOp::Exec { watch, ops } => {
-            if let Some(w) = watch {
-                for (key, version) in &w.keys {
-                    if version_of(store, key, now_ms)? != *version {
-                        return Ok(Reply::NilArray);
-                    }
-                }
+            if !watch_holds(watch.as_ref(), store, now_ms)? {
+                return Ok(Reply::NilArray);
             }
             Ok(Reply::Array(exec(ops, now_ms, store)?))
         }
@@ -440,6 +436,16 @@ pub fn get_range(value: &[u8], start: i64, end: i64) -> &[u8] {
 
 /// The version of `key`'s live record, 0 when there is none: what WATCH
 /// reads and EXEC compares.
+/// Whether every key WATCH read still has the version it read.
+pub(super) fn watch_holds(watch: Option<&Watch>, store: &impl KvStore, now_ms: u64) -> Result<bool, StoreError> {
+    for (key, version) in watch.iter().flat_map(|w| &w.keys) {
+        if version_of(store, key, now_ms)? != *version {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn version_of(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
     Ok(live(store, key, now_ms)?.map_or(0, |r| r.version))
 }

@@ -2,7 +2,7 @@
 //! CLIENT, CONFIG, COMMAND, INFO, ...), mirroring Redis 7's checks.
 
 use super::command::{clip, is, take, Command};
-use super::conn::{ClientSetInfoAttr, CommandSub, ConnCmd};
+use super::conn::{ClientSetInfoAttr, CommandSub, ConnCmd, ReplyMode};
 use super::integer::parse_i64;
 use super::reply::Reply;
 
@@ -226,6 +226,19 @@ pub(super) fn client_no_touch(a: Args) -> Parsed {
     conn(ConnCmd::ClientNoTouch(on_off(&a[2])?))
 }
 
+pub(super) fn client_reply(a: Args) -> Parsed {
+    let mode = if is(&a[2], "ON") {
+        ReplyMode::On
+    } else if is(&a[2], "OFF") {
+        ReplyMode::Off
+    } else if is(&a[2], "SKIP") {
+        ReplyMode::Skip
+    } else {
+        return Err(Reply::syntax());
+    };
+    conn(ConnCmd::ClientReply(mode))
+}
+
 pub(super) fn help(lines: &[&str]) -> Parsed {
     conn(ConnCmd::Help(lines.iter().map(|l| l.to_string()).collect()))
 }
@@ -251,6 +264,8 @@ pub(super) fn client_help(_: Args) -> Parsed {
         "    Accepted for compatibility.",
         "NO-TOUCH (ON|OFF)",
         "    Accepted for compatibility.",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
         "HELP",
         "    Print this help.",
     ])

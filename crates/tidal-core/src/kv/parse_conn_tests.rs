@@ -117,6 +117,8 @@ fn client_subcommands() {
     );
     assert_eq!(conn(&["CLIENT", "NO-EVICT", "on"]), ConnCmd::ClientNoEvict(true));
     assert_eq!(conn(&["CLIENT", "NO-TOUCH", "OFF"]), ConnCmd::ClientNoTouch(false));
+    assert_eq!(conn(&["CLIENT", "REPLY", "skip"]), ConnCmd::ClientReply(crate::kv::ReplyMode::Skip));
+    assert_eq!(err(&["CLIENT", "REPLY", "maybe"]), "ERR syntax error");
     assert_eq!(err(&["CLIENT", "NO-EVICT", "maybe"]), "ERR syntax error");
     assert!(matches!(conn(&["CLIENT", "HELP"]), ConnCmd::Help(lines) if lines.len() > 2));
 }

@@ -79,6 +79,28 @@ pub enum ZSetAlgebra {
     Diff,
 }
 
+impl ZSetAlgebra {
+    /// The keyspace event of its STORE form.
+    pub(super) fn store_event(self) -> &'static str {
+        match self {
+            ZSetAlgebra::Union => "zunionstore",
+            ZSetAlgebra::Inter => "zinterstore",
+            ZSetAlgebra::Diff => "zdiffstore",
+        }
+    }
+}
+
+impl ZRange {
+    /// The keyspace event of a removal by this range.
+    pub(super) fn removal_event(&self) -> &'static str {
+        match self {
+            ZRange::Rank { .. } => "zremrangebyrank",
+            ZRange::Score { .. } => "zremrangebyscore",
+            ZRange::Lex { .. } => "zremrangebylex",
+        }
+    }
+}
+
 /// A change to one sorted set (`key`), or to a destination from sets of
 /// its slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
