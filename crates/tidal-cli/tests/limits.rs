@@ -84,14 +84,19 @@ fn client_limits_close_only_the_connection_that_passes_them() {
     });
 
     // The idle timeout: a quiet connection is closed after 2 s, a busy one
-    // is not.
+    // is not, nor a quiet subscriber (as in Redis).
     let mut quiet = std::net::TcpStream::connect(&addr).unwrap();
+    let mut listener = Client::connect(&addr).unwrap();
+    assert!(matches!(listener.cmd(&["SUBSCRIBE", "news"]).unwrap(), Value::Array(_)));
     let began = Instant::now();
     while began.elapsed() < Duration::from_millis(3500) {
         assert!(pong(&mut first), "an active client was closed");
         std::thread::sleep(Duration::from_millis(400));
     }
     assert!(closed(&mut quiet), "a connection idle for 3.5 s is still open");
+    let pong_message = Value::Array(vec![Value::bulk("pong"), Value::bulk("")]);
+    assert_eq!(listener.cmd(&["PING"]).unwrap(), pong_message, "a subscriber was closed for being quiet");
+    drop(listener);
 
     // A client that sends and never reads: closed once its replies wait
     // longer than a second; the others go on.

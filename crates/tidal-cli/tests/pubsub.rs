@@ -250,6 +250,24 @@ fn client_reply_silences_replies_but_not_messages() {
     }
     cl.send_raw(&batch).unwrap();
     assert_eq!(cl.read().unwrap(), Value::bulk("1"));
+    // A silenced reply longer than the connection's reply buffer (1 MiB)
+    // is not sent either (KEYS answers at once, not batched as GETs are).
+    for chunk in 0..12 {
+        let keys: Vec<String> = (0..1000).map(|i| format!("{:0>100}", chunk * 1000 + i)).collect();
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for k in &keys {
+            args.push(k.as_bytes());
+            args.push(b"v");
+        }
+        assert_eq!(cl.cmd_bytes(&args).unwrap(), Value::Simple("OK".into()));
+    }
+    let mut batch = Vec::new();
+    for args in [&["CLIENT", "REPLY", "SKIP"][..], &["KEYS", "*"], &["PING"]] {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        batch.extend(Client::encode(&a));
+    }
+    cl.send_raw(&batch).unwrap();
+    assert_eq!(cl.read().unwrap(), Value::Simple("PONG".into()));
     // OFF: nothing until ON; subscriptions and messages still come.
     let mut batch = Vec::new();
     for args in [&["CLIENT", "REPLY", "OFF"][..], &["SET", "a", "2"], &["NOSUCH"], &["SUBSCRIBE", "c"]] {

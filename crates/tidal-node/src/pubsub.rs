@@ -165,6 +165,7 @@ impl Hub {
             }
         }
         let mut received = 0;
+        let mut cut = Vec::new();
         for (id, d) in out {
             let Some(client) = inner.clients.get(&id) else { continue };
             let size = d.size();
@@ -179,9 +180,19 @@ impl Hub {
                 }
                 // Its connection sees the channel closed and ends.
                 inner.clients.remove(&id);
+                cut.push(id);
                 continue;
             }
             received += 1;
+        }
+        // Nor is it counted a subscriber meanwhile.
+        if !cut.is_empty() {
+            for map in inner.subs.iter_mut() {
+                map.retain(|_, ids| {
+                    ids.retain(|id| !cut.contains(id));
+                    !ids.is_empty()
+                });
+            }
         }
         received
     }
@@ -446,6 +457,10 @@ pub async fn publish_events(shared: std::sync::Weak<Shared>, mut rx: mpsc::Recei
     if let Some(s) = shared.upgrade() {
         tokio::spawn(adopt_notify(Arc::downgrade(&s)));
     }
+    // The peers get theirs from a task of their own, so that a peer slow
+    // to answer never holds up this node's subscribers.
+    let (to_peers, peer_rx) = mpsc::channel(PEER_BATCHES);
+    tokio::spawn(send_to_peers(shared.clone(), peer_rx));
     while let Some(first) = rx.recv().await {
         let Some(shared) = shared.upgrade() else { return };
         let me = Some(shared.config.node_id);
@@ -469,12 +484,26 @@ pub async fn publish_events(shared: std::sync::Weak<Shared>, mut rx: mpsc::Recei
         for (channel, message) in &messages {
             shared.pubsub.deliver(false, channel, message);
         }
+        if to_peers.try_send(messages).is_err() {
+            tracing::warn!("keyspace events dropped for the other nodes: they do not take them as fast as they come");
+        }
+    }
+}
+
+/// Frames of keyspace events waiting for the peers; past this, newer ones
+/// are dropped.
+const PEER_BATCHES: usize = 64;
+
+async fn send_to_peers(shared: std::sync::Weak<Shared>, mut rx: mpsc::Receiver<Vec<(Vec<u8>, Vec<u8>)>>) {
+    while let Some(messages) = rx.recv().await {
+        let Some(shared) = shared.upgrade() else { return };
         peers_only(&shared, PeerAsk::PublishMany { messages }).await;
     }
 }
 
-/// A node that starts takes a peer's `notify-keyspace-events` (a CONFIG
-/// SET made while it was away), unless one was set here meanwhile.
+/// A node that starts takes its peers' `notify-keyspace-events` (a CONFIG
+/// SET made while it was away), unless one was set here meanwhile: the
+/// flags a peer has set, when one has any.
 async fn adopt_notify(shared: std::sync::Weak<Shared>) {
     for wait in [1, 2, 4, 8, 16] {
         tokio::time::sleep(Duration::from_secs(wait)).await;
@@ -482,10 +511,17 @@ async fn adopt_notify(shared: std::sync::Weak<Shared>) {
         if shared.notify_flags.load(Ordering::Relaxed) != 0 {
             return;
         }
-        let answers = everywhere(&shared, PeerAsk::Notify).await;
-        // The first answer is this node's own.
-        if let Some(PeerAnswer::Flags(f)) = answers.get(1) {
-            let _ = shared.notify_flags.compare_exchange(0, *f, Ordering::Relaxed, Ordering::Relaxed);
+        let answers = peers_only(&shared, PeerAsk::Notify).await;
+        let set = answers.iter().find_map(|a| match a {
+            PeerAnswer::Flags(f) if *f != 0 => Some(*f),
+            _ => None,
+        });
+        if let Some(f) = set {
+            let _ = shared.notify_flags.compare_exchange(0, f, Ordering::Relaxed, Ordering::Relaxed);
+            return;
+        }
+        // Every peer answered and none has flags: there are none to take.
+        if !answers.is_empty() && answers.len() + 1 == shared.cache.get().nodes.len() {
             return;
         }
     }
@@ -621,6 +657,7 @@ mod tests {
             taken += 1;
         }
         assert_eq!(taken, delivered, "what was delivered can still be read");
+        assert_eq!(hub.numsub(SubKind::Channel, &[b("c")]), vec![0], "a subscriber cut off is not counted");
         assert!(slow.rx.is_closed() || slow.rx.try_recv().is_err());
     }
 }

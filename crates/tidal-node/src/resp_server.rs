@@ -336,18 +336,37 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
                     send(&shared, &reply, conn.proto, &mut out);
                     if close {
+                        if let Some(mark) = silenced {
+                            out.truncate(mark);
+                        }
                         put(&mut stream, &out, limits.write).await;
                         break 'conn;
                     }
                 }
             }
-            if out.len() > limits.reply_buffer && !put(&mut stream, &out.split(), limits.write).await {
-                break 'conn;
+            // Past the reply buffer the replies go out now, but never a
+            // silenced one: only what comes before its mark.
+            if out.len() > limits.reply_buffer {
+                let ready = match silenced.as_mut() {
+                    Some(mark) => std::mem::replace(mark, 0),
+                    None => out.len(),
+                };
+                if !put(&mut stream, &out.split_to(ready), limits.write).await {
+                    break 'conn;
+                }
             }
         }
         run.flush(&shared, conn.proto, &mut out).await;
         if let Some(mark) = silenced {
             out.truncate(mark);
+        }
+        // Messages that came meanwhile go out with the replies, so a
+        // client that never pauses still gets them.
+        while out.len() < limits.reply_buffer {
+            match conn.subs.as_mut().and_then(Subscriptions::ready) {
+                Some(d) => d.encode(conn.proto, &mut out),
+                None => break,
+            }
         }
         if let Some(e) = broken {
             encode(&e.to_reply(), conn.proto, &mut out);
@@ -361,9 +380,10 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             continue;
         }
         // Idle past the limit (when there is one): closed, as Redis's
-        // `timeout` closes it.
+        // `timeout` closes it; not while subscribed, as in Redis.
+        let idle_limit = limits.idle.filter(|_| !conn.subs.as_ref().is_some_and(Subscriptions::any));
         let idle = async {
-            match limits.idle {
+            match idle_limit {
                 Some(d) => tokio::time::sleep(d).await,
                 None => std::future::pending().await,
             }

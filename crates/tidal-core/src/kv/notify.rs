@@ -143,35 +143,69 @@ pub fn apply_noting(
             keys.push(k);
         }
     }
+    // Redis's order: a move's destination first (LMOVE pushes, then pops).
+    if matches!(op, WriteOp::List { op: ListWrite::Move { .. }, .. }) {
+        keys.reverse();
+    }
+    // Whether each key lived, and whether it was stored though expired.
     let mut before = Vec::with_capacity(keys.len());
     for k in &keys {
-        before.push(live(&*store, k, now_ms)?.is_some());
+        let stored = store.get(k)?;
+        let lived = live(&*store, k, now_ms)?.is_some();
+        before.push((lived, stored.is_some() && !lived));
     }
     let mut tracked = Tracking { store, touched: Vec::new() };
     let reply = apply(op, now_ms, &mut tracked)?;
     let touched = tracked.touched;
-    let mut note = |class: u32, name: &str, key: &[u8]| {
-        if wanted(flags, class) {
-            events.push(Event { class, name: name.to_string(), key: key.to_vec() });
-        }
-    };
-    for (key, existed) in keys.into_iter().zip(before) {
+    let mut noted: Vec<(u32, &'static str, &[u8])> = Vec::new();
+    for (key, (existed, expired)) in keys.iter().copied().zip(before) {
         if !touched.iter().any(|t| t == key) {
             continue;
         }
+        // A key found expired is deleted first, as Redis's lookups do.
+        if expired && !matches!(op, WriteOp::Reap { .. }) {
+            noted.push((EXPIRED, "expired", key));
+        }
         let exists = live(&*store, key, now_ms)?.is_some();
-        if exists && !existed {
-            note(NEW, "new", key);
+        if !existed && !exists && !matches!(op, WriteOp::Reap { .. }) {
+            continue;
+        }
+        if exists && (!existed || replaces(op, key)) {
+            noted.push((NEW, "new", key));
         }
         let deleted = existed && !exists;
         for (class, name) in events_of(op, key, deleted) {
-            note(class, name, key);
+            noted.push((class, name, key));
         }
         if deleted && !matches!(op, WriteOp::Reap { .. } | WriteOp::Rename { .. }) && !ends_with_del(op, key) {
-            note(GENERIC, "del", key);
+            noted.push((GENERIC, "del", key));
+        }
+    }
+    // RENAME: `new` on the target, then `rename_from`, then `rename_to`.
+    if matches!(op, WriteOp::Rename { .. }) {
+        noted.sort_by_key(|(_, name, _)| match *name {
+            "expired" => 0,
+            "new" => 1,
+            "rename_from" => 2,
+            _ => 3,
+        });
+    }
+    for (class, name, key) in noted {
+        if wanted(flags, class) {
+            events.push(Event { class, name: name.to_string(), key: key.to_vec() });
         }
     }
     Ok(reply)
+}
+
+/// Writes that put a new value under `key` whether or not one was there,
+/// so that Redis announces it as `new` either way.
+fn replaces(op: &WriteOp, key: &[u8]) -> bool {
+    match op {
+        WriteOp::Rename { to, .. } | WriteOp::Copy { to, .. } => to.as_slice() == key,
+        WriteOp::Restore { .. } | WriteOp::RestorePayload { .. } => true,
+        _ => false,
+    }
 }
 
 /// Ops whose own event for a deleted key is already `del`.
@@ -258,8 +292,8 @@ fn events_of(op: &WriteOp, key: &[u8], deleted: bool) -> Vec<(u32, &'static str)
             ListWrite::Trim { .. } => one(LIST, "ltrim"),
             ListWrite::Rem { .. } => one(LIST, "lrem"),
             ListWrite::Insert { .. } => one(LIST, "linsert"),
-            // A list rotated onto itself has both.
-            ListWrite::Move { dest, from, to } if src == dest => vec![(LIST, end_pop(*from)), (LIST, end_push(*to))],
+            // A list rotated onto itself has both, the push first.
+            ListWrite::Move { dest, from, to } if src == dest => vec![(LIST, end_push(*to)), (LIST, end_pop(*from))],
             ListWrite::Move { from, .. } if src.as_slice() == key => one(LIST, end_pop(*from)),
             ListWrite::Move { to, .. } => one(LIST, end_push(*to)),
         },

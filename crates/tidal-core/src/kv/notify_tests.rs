@@ -54,7 +54,11 @@ fn strings_and_generic_commands() {
     assert_eq!(all(&mut db, &["EXPIRE", "a", "100", "NX"]), Vec::<String>::new(), "the condition failed");
     assert_eq!(all(&mut db, &["PERSIST", "a"]), ["persist a"]);
     assert_eq!(all(&mut db, &["PERSIST", "a"]), Vec::<String>::new());
-    assert_eq!(all(&mut db, &["RENAME", "{m}1", "{m}9"]), ["rename_from {m}1", "new {m}9", "rename_to {m}9"]);
+    assert_eq!(all(&mut db, &["RENAME", "{m}1", "{m}9"]), ["new {m}9", "rename_from {m}1", "rename_to {m}9"]);
+    // Onto a key that exists: Redis deletes it and adds the new one.
+    db.run(&["SET", "{m}1", "x"]);
+    assert_eq!(all(&mut db, &["RENAME", "{m}9", "{m}1"]), ["new {m}1", "rename_from {m}9", "rename_to {m}1"]);
+    assert_eq!(all(&mut db, &["RENAME", "{m}1", "{m}9"]), ["new {m}9", "rename_from {m}1", "rename_to {m}9"]);
     assert_eq!(all(&mut db, &["COPY", "{m}9", "{m}8"]), ["new {m}8", "copy_to {m}8"]);
     assert_eq!(all(&mut db, &["DEL", "{m}9", "{m}nothing", "{m}8"]), ["del {m}9", "del {m}8"]);
     assert_eq!(all(&mut db, &["GETDEL", "{m}2"]), ["del {m}2"]);
@@ -80,8 +84,12 @@ fn collections_name_their_commands_and_delete_when_emptied() {
     db.run(&["RPUSH", "{q}a", "1"]);
     assert_eq!(
         all(&mut db, &["LMOVE", "{q}a", "{q}b", "RIGHT", "LEFT"]),
-        ["rpop {q}a", "del {q}a", "new {q}b", "lpush {q}b"]
+        ["new {q}b", "lpush {q}b", "rpop {q}a", "del {q}a"],
+        "Redis's order: the push onto the destination, then the pop"
     );
+    db.run(&["RPUSH", "{q}b", "2"]);
+    assert_eq!(all(&mut db, &["RPOPLPUSH", "{q}b", "{q}b"]), ["lpush {q}b", "rpop {q}b"]);
+    assert_eq!(all(&mut db, &["BLPOP", "{q}b", "0"]), ["lpop {q}b"]);
     assert_eq!(all(&mut db, &["BLPOP", "{q}b", "0"]), ["lpop {q}b", "del {q}b"]);
 
     assert_eq!(all(&mut db, &["HSET", "h", "f", "1"]), ["new h", "hset h"]);
@@ -119,6 +127,16 @@ fn flags_choose_classes_expiry_and_transactions_note_each_write() {
     assert_eq!(events(&mut db, &["LPUSH", "l", "v"], KEYEVENT | LIST), ["lpush l"]);
     assert_eq!(events(&mut db, &["LPUSH", "l", "v"], LIST), Vec::<String>::new(), "no channel chosen");
     assert_eq!(events(&mut db, &["SET", "k2", "v"], KEYSPACE | NEW), ["new k2"]);
+
+    // A key stored but expired: a command that finds it announces
+    // `expired`, then nothing of its own when it changes nothing.
+    db.run(&["SET", "old", "v", "PX", "10"]);
+    db.run(&["SET", "old2", "v", "PX", "10"]);
+    db.now = T0 + 20;
+    assert_eq!(events(&mut db, &["DEL", "old"], EVERYTHING), ["expired old"]);
+    assert_eq!(events(&mut db, &["SET", "old2", "w"], EVERYTHING), ["expired old2", "new old2", "set old2"]);
+    assert_eq!(events(&mut db, &["PERSIST", "never"], EVERYTHING), Vec::<String>::new());
+    db.now = T0;
 
     // The reaper's deletion of an expired key is `expired`.
     db.run(&["SET", "gone", "v", "PX", "10"]);
