@@ -109,6 +109,17 @@ struct Inner {
     subs: [HashMap<Vec<u8>, HashSet<u64>>; 3],
 }
 
+impl Inner {
+    /// Client `id`'s subscriptions `mine` end.
+    fn forget(&mut self, id: u64, mine: &[BTreeSet<Vec<u8>>; 3]) {
+        for (map, names) in self.subs.iter_mut().zip(mine) {
+            for name in names {
+                drop_one(map, name, id);
+            }
+        }
+    }
+}
+
 impl Hub {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("pubsub hub lock")
@@ -125,11 +136,7 @@ impl Hub {
     fn leave(&self, id: u64, mine: &[BTreeSet<Vec<u8>>; 3]) {
         let mut inner = self.lock();
         inner.clients.remove(&id);
-        for (map, names) in inner.subs.iter_mut().zip(mine) {
-            for name in names {
-                drop_one(map, name, id);
-            }
-        }
+        inner.forget(id, mine);
     }
 
     /// Hand `payload` to this node's subscribers of `channel` (its shard
@@ -292,11 +299,8 @@ impl Subscriptions {
 
     /// RESET: every subscription ends, without confirmations.
     pub fn clear(&mut self) {
-        for kind in [SubKind::Channel, SubKind::Pattern, SubKind::Shard] {
-            for name in std::mem::take(&mut self.mine[index(kind)]) {
-                drop_one(&mut self.hub.lock().subs[index(kind)], &name, self.id);
-            }
-        }
+        let mine = std::mem::take(&mut self.mine);
+        self.hub.lock().forget(self.id, &mine);
     }
 }
 
@@ -322,7 +326,7 @@ pub fn change(
         let state = shared.cache.get();
         let slot = |c: &[u8]| state.slot_of(tidal_core::ids::DEFAULT_TENANT, c);
         if channels.iter().any(|c| slot(c) != slot(&channels[0])) {
-            let e = Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into());
+            let e = Reply::Error(crate::resp_server::CROSSSLOT.into());
             tidal_core::resp::encode(&e, proto, out);
             return;
         }

@@ -105,10 +105,26 @@ struct Conn {
 }
 
 impl Conn {
+    /// Whether it holds any subscription.
+    fn subscribed(&self) -> bool {
+        self.subs.as_ref().is_some_and(Subscriptions::any)
+    }
+
     /// RESP2's subscribed mode: only the pub/sub commands, PING, QUIT and
     /// RESET may be sent (RESP3 interleaves messages with any reply).
     fn subscribed_resp2(&self) -> bool {
-        self.proto == Proto::Resp2 && self.subs.as_ref().is_some_and(Subscriptions::any)
+        self.proto == Proto::Resp2 && self.subscribed()
+    }
+
+    /// The messages waiting for it, appended to `out` until it holds
+    /// `limit` bytes.
+    fn take_messages(&mut self, out: &mut BytesMut, limit: usize) {
+        while out.len() < limit {
+            match self.subs.as_mut().and_then(Subscriptions::ready) {
+                Some(d) => d.encode(self.proto, out),
+                None => break,
+            }
+        }
     }
 }
 
@@ -159,7 +175,7 @@ struct Watch {
 }
 
 /// Redis Cluster's refusal of keys that span slots where one slot is needed.
-const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+pub(crate) const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 /// Redis's refusal of a command before AUTH.
@@ -362,12 +378,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         }
         // Messages that came meanwhile go out with the replies, so a
         // client that never pauses still gets them.
-        while out.len() < limits.reply_buffer {
-            match conn.subs.as_mut().and_then(Subscriptions::ready) {
-                Some(d) => d.encode(conn.proto, &mut out),
-                None => break,
-            }
-        }
+        conn.take_messages(&mut out, limits.reply_buffer);
         if let Some(e) = broken {
             encode(&e.to_reply(), conn.proto, &mut out);
             put(&mut stream, &out, limits.write).await;
@@ -381,7 +392,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
         }
         // Idle past the limit (when there is one): closed, as Redis's
         // `timeout` closes it; not while subscribed, as in Redis.
-        let idle_limit = limits.idle.filter(|_| !conn.subs.as_ref().is_some_and(Subscriptions::any));
+        let idle_limit = limits.idle.filter(|_| !conn.subscribed());
         let idle = async {
             match idle_limit {
                 Some(d) => tokio::time::sleep(d).await,
@@ -410,12 +421,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             d = Subscriptions::next(&mut conn.subs) => match d {
                 Some(d) => {
                     d.encode(conn.proto, &mut out);
-                    while out.len() < limits.reply_buffer {
-                        match conn.subs.as_mut().and_then(Subscriptions::ready) {
-                            Some(d) => d.encode(conn.proto, &mut out),
-                            None => break,
-                        }
-                    }
+                    conn.take_messages(&mut out, limits.reply_buffer);
                 }
                 None => break,
             },

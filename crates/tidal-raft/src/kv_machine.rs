@@ -1013,7 +1013,7 @@ impl KvMachine {
                 // since) say nothing here: the transaction fails as if a
                 // watched key had changed.
                 (None, WriteOp::Exec { watch: Some(w), .. }) if w.prg != self.group => Ok(Reply::NilArray),
-                (None, _) if flags != 0 => {
+                (None, _) if notify::noting(flags) => {
                     Ok(notify::apply_noting(op, now_ms, &mut view, flags, &mut events).map_err(|e| e.0)?)
                 }
                 (None, _) => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),

@@ -434,8 +434,6 @@ pub fn get_range(value: &[u8], start: i64, end: i64) -> &[u8] {
     &value[start as usize..=end as usize]
 }
 
-/// The version of `key`'s live record, 0 when there is none: what WATCH
-/// reads and EXEC compares.
 /// Whether every key WATCH read still has the version it read.
 pub(super) fn watch_holds(watch: Option<&Watch>, store: &impl KvStore, now_ms: u64) -> Result<bool, StoreError> {
     for (key, version) in watch.iter().flat_map(|w| &w.keys) {
@@ -446,6 +444,8 @@ pub(super) fn watch_holds(watch: Option<&Watch>, store: &impl KvStore, now_ms: u
     Ok(true)
 }
 
+/// The version of `key`'s live record, 0 when there is none: what WATCH
+/// reads and EXEC compares.
 fn version_of(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
     Ok(live(store, key, now_ms)?.map_or(0, |r| r.version))
 }

@@ -114,6 +114,12 @@ pub fn wanted(flags: u32, class: u32) -> bool {
     flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
 }
 
+/// Whether `flags` publish any event at all: else writes need not be
+/// noted.
+pub fn noting(flags: u32) -> bool {
+    wanted(flags, !(KEYSPACE | KEYEVENT))
+}
+
 /// Applies `op` as [`apply`] does, adding to `events` what it did to its
 /// keys, those of the classes `flags` choose.
 pub fn apply_noting(
@@ -151,9 +157,10 @@ pub fn apply_noting(
     let mut before = Vec::with_capacity(keys.len());
     for k in &keys {
         let stored = store.get(k)?;
-        let lived = live(&*store, k, now_ms)?.is_some();
+        let lived = stored.as_ref().is_some_and(|r| r.is_live(now_ms));
         before.push((lived, stored.is_some() && !lived));
     }
+    let reap = matches!(op, WriteOp::Reap { .. });
     let mut tracked = Tracking { store, touched: Vec::new() };
     let reply = apply(op, now_ms, &mut tracked)?;
     let touched = tracked.touched;
@@ -163,21 +170,22 @@ pub fn apply_noting(
             continue;
         }
         // A key found expired is deleted first, as Redis's lookups do.
-        if expired && !matches!(op, WriteOp::Reap { .. }) {
+        if expired && !reap {
             noted.push((EXPIRED, "expired", key));
         }
         let exists = live(&*store, key, now_ms)?.is_some();
-        if !existed && !exists && !matches!(op, WriteOp::Reap { .. }) {
+        if !existed && !exists && !reap {
             continue;
         }
         if exists && (!existed || replaces(op, key)) {
             noted.push((NEW, "new", key));
         }
         let deleted = existed && !exists;
-        for (class, name) in events_of(op, key, deleted) {
-            noted.push((class, name, key));
-        }
-        if deleted && !matches!(op, WriteOp::Reap { .. } | WriteOp::Rename { .. }) && !ends_with_del(op, key) {
+        let own = events_of(op, key, deleted);
+        // A key the write emptied goes, unless its own event said so.
+        let said_del = own.last().is_some_and(|(_, name)| *name == "del");
+        noted.extend(own.into_iter().map(|(class, name)| (class, name, key)));
+        if deleted && !reap && !matches!(op, WriteOp::Rename { .. }) && !said_del {
             noted.push((GENERIC, "del", key));
         }
     }
@@ -206,11 +214,6 @@ fn replaces(op: &WriteOp, key: &[u8]) -> bool {
         WriteOp::Restore { .. } | WriteOp::RestorePayload { .. } => true,
         _ => false,
     }
-}
-
-/// Ops whose own event for a deleted key is already `del`.
-fn ends_with_del(op: &WriteOp, key: &[u8]) -> bool {
-    events_of(op, key, true).last().is_some_and(|(_, name)| *name == "del")
 }
 
 fn end_pop(end: End) -> &'static str {
