@@ -3,7 +3,7 @@
 //! stamped with the routing epoch the sender used.
 
 use serde::{Deserialize, Serialize};
-use tidal_core::kv::{ReadOp, Reply, WriteOp};
+use tidal_core::kv::{BlockOp, ReadOp, Reply, WriteOp};
 use tidal_core::ownership::{MoveId, SlotCommand};
 use tidal_core::{NodeId, PrgId};
 use tidal_raft::kv_entry::{Outcome, Row};
@@ -50,11 +50,11 @@ pub enum KvRequest {
     },
     /// A replica move's change of the PRG's membership.
     Members(tidal_control::MemberChange),
-    /// A blocked client's round (BLPOP and kin): apply `op` once one of
-    /// the keys it pops from holds something, waiting up to `wait_ms` for
-    /// a write to one of them. Nil when nothing came.
+    /// A blocked client's round (BLPOP and kin, XREAD BLOCK): run `op`
+    /// once one of the keys it waits on holds something, waiting up to
+    /// `wait_ms` for a write to one of them. Nil when nothing came.
     Block {
-        op: WriteOp,
+        op: BlockOp,
         wait_ms: u64,
         /// When the client first blocked (the node's clock in ms, then
         /// the node's order within the millisecond): older clients are

@@ -14,9 +14,9 @@ use bytes::BytesMut;
 use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
-    command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, parse, Blocking,
-    ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge, PubSubCmd, ReadOp,
-    Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp,
+    command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, node_limits, parse,
+    Blocking, ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge,
+    PubSubCmd, ReadOp, Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp,
 };
 use tidal_core::resp::{encode, encode_push, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
@@ -673,10 +673,16 @@ fn seeded(shared: &Shared, mut cmd: Command) -> Command {
     if let Some(seed) = seed {
         *seed = node_dice(shared).roll();
     }
-    // OBJECT ENCODING judges by this node's CONFIG SET thresholds.
+    // OBJECT ENCODING judges by this node's CONFIG SET thresholds, and a
+    // stream's nodes grow as they say.
     if let Command::Read(op) = &mut cmd {
         if let Some(limits) = op.limits_mut() {
             *limits = shared.encodings.lock().expect("encodings lock").clone();
+        }
+    }
+    if let Command::Write(op) = &mut cmd {
+        if let Some(node) = op.node_limits_mut() {
+            *node = node_limits(&shared.encodings.lock().expect("encodings lock"));
         }
     }
     cmd
@@ -847,7 +853,7 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Re
         }
         Command::Write(op) => TxOp::Write(op),
         // Inside a transaction it does not wait: it pops what is there.
-        Command::Block(b) => TxOp::Write(b.op),
+        Command::Block(b) => b.op.into_tx(),
         Command::Read(op) => TxOp::Read(op),
         Command::Keyspace(_) => {
             multi.failed = true;

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use tidal_core::kv::{
-    found_nothing, merge, plan_read, plan_write, Blocking, Kind, Plan, ReadOp, Record, Reply, TxOp, Watch, WriteOp,
+    found_nothing, merge, plan_read, plan_write, BlockOp, Blocking, Kind, Plan, ReadOp, Record, Reply, TxOp, Watch,
+    WriteOp,
 };
 use tidal_core::ownership::Refusal;
 use tidal_core::{ClusterState, NodeId, PrgId};
@@ -267,6 +268,23 @@ impl Shared {
     /// last: what it popped is the answer, or else the timeout's.
     pub async fn block(self: &Arc<Self>, tenant: &str, b: &Blocking, token: u64, ended: &AtomicBool) -> Reply {
         let deadline = (b.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(b.timeout_ms));
+        // XREAD's `$` is the streams' last IDs now, once: later rounds wait
+        // for what comes after them.
+        let mut fixed;
+        let b = match b.last_ids_query() {
+            Some(query) => {
+                let ids = self.read(tenant, query).await;
+                if ids.is_error() {
+                    return ids;
+                }
+                fixed = b.clone();
+                if !fixed.fix_last(&ids) {
+                    return Reply::err(format!("internal: the last IDs of XREAD's streams came as {ids:?}"));
+                }
+                &fixed
+            }
+            None => b,
+        };
         // When it blocked: the node's clock, then (within a millisecond)
         // the order this node took its blocking commands in.
         let since = (self.clock.now_ms() << 20) | (token & 0xf_ffff);
@@ -276,12 +294,15 @@ impl Shared {
             if let Err(e) = check_tenant(&state, tenant) {
                 return e;
             }
-            let prg = match plan_write(b.op.clone(), |k| prg_of(&state, tenant, k), |k| slot_in(&state, tenant, k)) {
-                Ok(Plan::Single(Some(prg), _)) => prg,
-                Ok(Plan::Single(None, _)) => {
-                    return Reply::err("no PRG owns this key yet; is the cluster still starting?")
-                }
-                Ok(_) => return Reply::err("internal: a blocking command spans PRGs"),
+            let (group_of, slot_of) = (|k: &[u8]| prg_of(&state, tenant, k), |k: &[u8]| slot_in(&state, tenant, k));
+            let planned = match &b.op {
+                BlockOp::Write(op) => plan_write(op.clone(), group_of, slot_of).map(|p| single(&p)),
+                BlockOp::Read(op) => plan_read(op.clone(), group_of, slot_of).map(|p| single(&p)),
+            };
+            let prg = match planned {
+                Ok(Some(Some(prg))) => prg,
+                Ok(Some(None)) => return Reply::err("no PRG owns this key yet; is the cluster still starting?"),
+                Ok(None) => return Reply::err("internal: a blocking command spans PRGs"),
                 Err(e) => return e,
             };
             if ended.load(Ordering::SeqCst) {
@@ -777,14 +798,14 @@ impl Shared {
     async fn block_here(
         &self,
         kv: &KvGroup,
-        op: WriteOp,
+        op: BlockOp,
         wait: Duration,
         (since, mut first, token): (u64, bool, u64),
         budget: Duration,
     ) -> KvResponse {
         let began = Instant::now();
         let until = began + wait.min(budget.saturating_sub(POP_ROOM));
-        let sources = op.pops_from();
+        let sources = op.waits_on();
         let waiter = kv.machine.waiters().register(&sources, since, token);
         let me = self.config.node_id;
         let mut metrics = kv.group.raft.metrics();
@@ -796,13 +817,30 @@ impl Shared {
             }
             // Older clients blocked on these keys look (and pop) first.
             if waiter.my_turn() {
-                let kind = if first { None } else { op.pops_kind() };
-                first = false;
+                let kind = if first { None } else { op.kind() };
+                let was_first = std::mem::replace(&mut first, false);
                 match self.holds(kv, &sources, kind) {
                     Err(answer) => return answer,
-                    Ok(true) => match propose(kv, op.clone(), budget.saturating_sub(began.elapsed())).await {
-                        KvResponse::Reply(r) if found_nothing(&r) => {}
-                        answer => return answer,
+                    Ok(true) => match &op {
+                        BlockOp::Write(w) => match propose(kv, w.clone(), budget.saturating_sub(began.elapsed())).await
+                        {
+                            KvResponse::Reply(r) if found_nothing(&r) => {}
+                            answer => return answer,
+                        },
+                        // A read changes nothing: this replica's applied
+                        // state answers, as the woken client's read when it
+                        // waited (the keys' types are checked afresh, and
+                        // one that changed type waits on, as in Redis).
+                        BlockOp::Read(_) => {
+                            let read = if was_first { op.clone() } else { op.woken() };
+                            let BlockOp::Read(read) = read else { unreachable!("a read stays a read") };
+                            match kv.machine.read(self.host.storage(), &read, self.clock.now_ms()) {
+                                Ok(Ok(r)) if found_nothing(&r) || (r.is_error() && !was_first) => {}
+                                Ok(Ok(r)) => return KvResponse::Reply(r),
+                                Ok(Err(r)) => return refused(r),
+                                Err(e) => return KvResponse::Unavailable(e.to_string()),
+                            }
+                        }
                     },
                     Ok(false) => {}
                 }
@@ -842,6 +880,15 @@ impl Shared {
             }
         }
         Ok(false)
+    }
+}
+
+/// The one group a plan runs in (`None` inside when no group owns its
+/// keys yet); `None` when it spans groups.
+fn single<G: Clone, O>(plan: &Plan<G, O>) -> Option<G> {
+    match plan {
+        Plan::Single(group, _) => Some(group.clone()),
+        _ => None,
     }
 }
 

@@ -1,30 +1,41 @@
 //! The blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
-//! BZPOPMIN, BZPOPMAX and BZMPOP.
+//! BZPOPMIN, BZPOPMAX, BZMPOP and XREAD with BLOCK.
 //!
-//! Each is a non-blocking write (LMPOP's, LMOVE's, ZMPOP's and their
-//! kin) and a timeout. The node runs that write at the PRG leader as soon
-//! as one of the keys it pops from holds something; until then the leader
-//! holds the client and wakes it when a write to one of those keys
-//! applies. Inside MULTI a blocking command runs once, as its write, and
-//! answers nil if there is nothing to pop, as in Redis.
+//! Each is a non-blocking op (LMPOP's, LMOVE's, ZMPOP's and their kin
+//! write; XREAD reads) and a timeout. The node runs that op at the PRG
+//! leader as soon as one of the keys it waits on holds something; until
+//! then the leader holds the client and wakes it when a write to one of
+//! those keys applies. Inside MULTI a blocking command runs once, as its
+//! op, and answers nil if there is nothing, as in Redis.
+
+use serde::{Deserialize, Serialize};
 
 use super::command::Command;
 use super::list::{end_of, lmpop_op, End, ListWrite};
 use super::long_double::LongDouble;
-use super::op::WriteOp;
+use super::op::{ReadOp, TxOp, WriteOp};
 use super::record::Kind;
 use super::reply::Reply;
+use super::stream::{ReadFrom, StreamId, StreamRead};
 use super::zset::{zmpop_op, ZSetWrite};
 
 type Args = Vec<Vec<u8>>;
 type Parsed = Result<Command, Reply>;
 
+/// What a blocking command runs once there is something: a write that
+/// pops, or a read (XREAD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BlockOp {
+    Write(WriteOp),
+    Read(ReadOp),
+}
+
 /// A blocking command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Blocking {
-    /// What runs once there is something to pop; its reply is the
-    /// command's reply.
-    pub op: WriteOp,
+    /// What runs once there is something to pop or read; its reply is
+    /// the command's reply.
+    pub op: BlockOp,
     /// How long the client waits, in milliseconds; 0 waits for ever.
     pub timeout_ms: u64,
 }
@@ -33,37 +44,98 @@ impl Blocking {
     /// The reply when the timeout passes with nothing to pop.
     pub fn timed_out(&self) -> Reply {
         match &self.op {
-            WriteOp::List { op: ListWrite::Move { .. }, .. } => Reply::Nil,
+            BlockOp::Write(WriteOp::List { op: ListWrite::Move { .. }, .. }) => Reply::Nil,
             _ => Reply::NilArray,
         }
     }
+
+    /// The read that tells where an XREAD given `$` reads from, when it
+    /// was: each stream's last ID now.
+    pub fn last_ids_query(&self) -> Option<ReadOp> {
+        match &self.op {
+            BlockOp::Read(ReadOp::Stream { key, op: StreamRead::Read { others, from, .. } })
+                if from.contains(&ReadFrom::Last) =>
+            {
+                Some(ReadOp::Stream { key: key.clone(), op: StreamRead::LastIds { others: others.clone() } })
+            }
+            _ => None,
+        }
+    }
+
+    /// Read after the IDs `reply` (the answer to [`Self::last_ids_query`])
+    /// gives wherever `$` stood, so that the command waits for what comes
+    /// after the moment it blocked. False if the reply is not such IDs.
+    pub fn fix_last(&mut self, reply: &Reply) -> bool {
+        let BlockOp::Read(ReadOp::Stream { op: StreamRead::Read { from, .. }, .. }) = &mut self.op else {
+            return false;
+        };
+        let Reply::Array(ids) = reply else { return false };
+        if ids.len() != from.len() {
+            return false;
+        }
+        for (f, id) in from.iter_mut().zip(ids) {
+            let Reply::Bulk(text) = id else { return false };
+            let Some(id) = StreamId::parse(text) else { return false };
+            if *f == ReadFrom::Last {
+                *f = ReadFrom::After(id);
+            }
+        }
+        true
+    }
 }
 
-/// Whether a blocking command's write found nothing to pop.
-pub fn found_nothing(reply: &Reply) -> bool {
-    matches!(reply, Reply::Nil | Reply::NilArray)
-}
-
-impl WriteOp {
-    /// The keys a blocking command's write pops from: it waits until one
-    /// of them holds something. (BLMOVE's destination is not one.)
-    pub fn pops_from(&self) -> Vec<&[u8]> {
+impl BlockOp {
+    /// The keys the op names, for routing.
+    pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            WriteOp::List { key, op: ListWrite::Move { .. } } => vec![key],
-            _ => self.keys(),
+            BlockOp::Write(op) => op.keys(),
+            BlockOp::Read(op) => op.keys(),
+        }
+    }
+
+    /// The keys it waits on: a write to one of them may serve it. (BLMOVE's
+    /// destination is not one.)
+    pub fn waits_on(&self) -> Vec<&[u8]> {
+        match self {
+            BlockOp::Write(WriteOp::List { key, op: ListWrite::Move { .. } }) => vec![key],
+            other => other.keys(),
         }
     }
 
     /// What a key must hold for a blocked client to be served from it: a
     /// write that leaves another type there does not wake it (as in
     /// Redis, where only the command's first look answers WRONGTYPE).
-    pub fn pops_kind(&self) -> Option<Kind> {
+    pub fn kind(&self) -> Option<Kind> {
         match self {
-            WriteOp::List { .. } => Some(Kind::List),
-            WriteOp::ZSet { .. } => Some(Kind::ZSet),
+            BlockOp::Write(WriteOp::List { .. }) => Some(Kind::List),
+            BlockOp::Write(WriteOp::ZSet { .. }) => Some(Kind::ZSet),
+            BlockOp::Read(ReadOp::Stream { .. }) => Some(Kind::Stream),
             _ => None,
         }
     }
+
+    /// The op as it runs inside a transaction, once and without waiting.
+    pub fn into_tx(self) -> TxOp {
+        match self {
+            BlockOp::Write(op) => TxOp::Write(op),
+            BlockOp::Read(op) => TxOp::Read(op),
+        }
+    }
+
+    /// The read to run once the client was woken: XREAD then answers as
+    /// Redis serves a blocked client (see [`StreamRead::Read`]).
+    pub fn woken(&self) -> BlockOp {
+        let mut op = self.clone();
+        if let BlockOp::Read(ReadOp::Stream { op: StreamRead::Read { woken, .. }, .. }) = &mut op {
+            *woken = true;
+        }
+        op
+    }
+}
+
+/// Whether a blocking command's write found nothing to pop.
+pub fn found_nothing(reply: &Reply) -> bool {
+    matches!(reply, Reply::Nil | Reply::NilArray)
 }
 
 /// A blocking command's timeout in seconds (a float), as milliseconds
@@ -93,7 +165,7 @@ fn timeout(arg: &[u8]) -> Result<u64, Reply> {
 }
 
 fn block(op: WriteOp, timeout_ms: u64) -> Parsed {
-    Ok(Command::Block(Blocking { op, timeout_ms }))
+    Ok(Command::Block(Blocking { op: BlockOp::Write(op), timeout_ms }))
 }
 
 /// `B*POP key [key ...] timeout`: the timeout, the first key and the
@@ -207,7 +279,7 @@ mod tests {
     #[test]
     fn each_command_blocks_on_the_keys_it_pops_from() {
         let keys = |s: &str| match run(s).unwrap() {
-            Command::Block(b) => b.op.pops_from().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect(),
+            Command::Block(b) => b.op.waits_on().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect(),
             other => panic!("{other:?}"),
         };
         let v: Vec<String> = keys("BLPOP a b c 0");

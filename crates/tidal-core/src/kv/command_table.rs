@@ -22,6 +22,7 @@ use super::pubsub as ps;
 use super::reply::Reply;
 use super::set as st;
 use super::sort as so;
+use super::stream_cmd as x;
 use super::zset as z;
 
 type ParseFn = fn(Vec<Vec<u8>>) -> Result<Command, Reply>;
@@ -47,6 +48,9 @@ pub struct CommandSpec {
     /// A key may also follow the word STORE (SORT's destination), found
     /// by reading the options. Such a command has "movablekeys".
     pub store_key: bool,
+    /// The keys are the first half of what follows the word STREAMS
+    /// (XREAD). Such a command has "movablekeys".
+    pub streams_keys: bool,
     pub(crate) parse: ParseFn,
 }
 
@@ -63,9 +67,15 @@ impl CommandSpec {
         self
     }
 
+    /// This command's keys are the first half of what follows STREAMS.
+    const fn streams_keys(mut self) -> Self {
+        self.streams_keys = true;
+        self
+    }
+
     /// Whether the command's keys depend on its other arguments.
     fn movable_keys(&self) -> bool {
-        self.numkeys > 0 || self.store_key
+        self.numkeys > 0 || self.store_key || self.streams_keys
     }
 
     fn writes(&self) -> bool {
@@ -114,6 +124,11 @@ impl CommandSpec {
                 i += 1;
             }
             out.extend(store);
+        }
+        if self.streams_keys {
+            let at = args.iter().skip(1).position(|a| is(a, "STREAMS"))? + 2;
+            let n = (args.len() - at) / 2;
+            out.extend(at..at + n);
         }
         Some(out)
     }
@@ -165,6 +180,12 @@ const L_BLOCK: &[&str] = &["@write", "@list", "@slow", "@blocking"];
 const Z_BLOCK: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
 const Z_BLOCK_S: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
 
+const X_R: &[&str] = &["@read", "@stream", "@fast"];
+const X_RS: &[&str] = &["@read", "@stream", "@slow"];
+const X_WF: &[&str] = &["@write", "@stream", "@fast"];
+const X_WS: &[&str] = &["@write", "@stream", "@slow"];
+const X_BLOCK: &[&str] = &["@read", "@stream", "@slow", "@blocking"];
+
 const SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const PUB: &[&str] = &["pubsub", "loading", "stale", "fast", "may_replicate"];
 const PS_Q: &[&str] = &["pubsub", "loading", "stale"];
@@ -192,6 +213,7 @@ const fn cmd(
         subcommands: &[],
         numkeys: 0,
         store_key: false,
+        streams_keys: false,
         parse,
     }
 }
@@ -208,6 +230,7 @@ const fn container(name: &'static str, arity: i32, subcommands: &'static [Comman
         subcommands,
         numkeys: 0,
         store_key: false,
+        streams_keys: false,
         parse,
     }
 }
@@ -394,6 +417,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zdiff", -3, RS, NONE, Z_RS, z::zdiff).numkeys(1),
     cmd("zintercard", -3, RS, NONE, Z_RS, z::zintercard).numkeys(1),
     cmd("zrangestore", -5, W, TWO, Z_WS, z::zrangestore),
+    cmd("xadd", -5, WF, ONE, X_WF, x::xadd),
+    cmd("xtrim", -4, &["write"], ONE, X_WS, x::xtrim),
+    cmd("xdel", -3, WX, ONE, X_WF, x::xdel),
+    cmd("xlen", 2, R, ONE, X_R, x::xlen),
+    cmd("xrange", -4, RS, ONE, X_RS, x::xrange),
+    cmd("xrevrange", -4, RS, ONE, X_RS, x::xrevrange),
+    cmd("xread", -4, &["readonly", "blocking"], NONE, X_BLOCK, x::xread).streams_keys(),
+    cmd("xsetid", -3, WF, ONE, X_WF, x::xsetid),
+    container("xinfo", -2, XINFO, c::container_help),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
     container("object", -2, OBJECT, c::container_help),
@@ -418,6 +450,11 @@ static PUBSUB: &[CommandSpec] = &[
     cmd("pubsub|shardchannels", -2, PS_Q, NONE, PS_S, ps::shard_channels),
     cmd("pubsub|shardnumsub", -2, PS_Q, NONE, PS_S, ps::shard_numsub),
     cmd("pubsub|help", 2, &["loading", "stale"], NONE, &["@slow"], ps::help),
+];
+
+static XINFO: &[CommandSpec] = &[
+    cmd("xinfo|stream", -3, RS, (2, 2, 1), X_RS, x::xinfo_stream),
+    cmd("xinfo|help", 2, &["loading", "stale"], NONE, &["@stream", "@slow"], x::xinfo_help),
 ];
 
 static CLIENT: &[CommandSpec] = &[
@@ -556,6 +593,15 @@ fn key_specs(spec: &CommandSpec) -> Reply {
             ("find_keys", unknown()),
         ]));
     }
+    if spec.streams_keys {
+        let keyword = map(vec![("keyword", Reply::bulk("STREAMS")), ("startfrom", Reply::Int(1))]);
+        let range = map(vec![("lastkey", Reply::Int(-1)), ("keystep", Reply::Int(1)), ("limit", Reply::Int(2))]);
+        specs.push(map(vec![
+            ("flags", flags()),
+            ("begin_search", map(vec![("type", Reply::bulk("keyword")), ("spec", keyword)])),
+            ("find_keys", map(vec![("type", Reply::bulk("range")), ("spec", range)])),
+        ]));
+    }
     Reply::Array(specs)
 }
 
@@ -571,7 +617,7 @@ fn get_keys(args: &[Vec<u8>], with_flags: bool) -> Reply {
             None => return Reply::err("Invalid command specified"),
         }
     }
-    if spec.first_key == 0 && spec.numkeys == 0 {
+    if spec.first_key == 0 && spec.numkeys == 0 && !spec.streams_keys {
         return Reply::err("The command has no key arguments");
     }
     let argc = args.len() as i32;
@@ -616,7 +662,10 @@ fn describe(spec: &CommandSpec) -> Reply {
 
 /// How many key specs [`describe`] gives a command.
 pub(super) fn key_spec_count(spec: &CommandSpec) -> usize {
-    usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0) + usize::from(spec.store_key)
+    usize::from(spec.first_key > 0)
+        + usize::from(spec.numkeys > 0)
+        + usize::from(spec.store_key)
+        + usize::from(spec.streams_keys)
 }
 
 /// COMMAND DOCS: every command, or those named (`container|sub` names a
@@ -691,6 +740,8 @@ mod tests {
         assert_eq!(keys_of("OBJECT ENCODING k"), bulks(&["k"]));
         assert_eq!(keys_of("SORT l BY w_* STORE x LIMIT 0 1 STORE d"), bulks(&["l", "d"]));
         assert_eq!(keys_of("SORT l GET store"), bulks(&["l"]));
+        assert_eq!(keys_of("XREAD COUNT 2 STREAMS a b 0 $"), bulks(&["a", "b"]));
+        assert_eq!(keys_of("XREAD BLOCK 0 streams s >"), bulks(&["s"]));
         assert_eq!(keys_of("NOPE a"), Reply::err("Invalid command specified"));
         assert_eq!(keys_of("PING x"), Reply::err("The command has no key arguments"));
         assert_eq!(keys_of("GET"), Reply::err("Invalid number of arguments specified for command"));
@@ -704,7 +755,10 @@ mod tests {
             let Reply::Set(flags) = &fields[2] else { panic!() };
             assert_eq!(flags.contains(&Reply::simple("movablekeys")), spec.movable_keys(), "{}", spec.name);
             let Reply::Array(specs) = &fields[8] else { panic!() };
-            let want = usize::from(spec.first_key > 0) + usize::from(spec.numkeys > 0) + usize::from(spec.store_key);
+            let want = usize::from(spec.first_key > 0)
+                + usize::from(spec.numkeys > 0)
+                + usize::from(spec.store_key)
+                + usize::from(spec.streams_keys);
             assert_eq!(specs.len(), want, "{}", spec.name);
             assert_eq!(specs.len(), key_spec_count(spec), "{}", spec.name);
         }

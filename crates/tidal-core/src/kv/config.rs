@@ -9,12 +9,15 @@
 //! The encoding thresholds (`hash-max-listpack-entries` and its kin) are
 //! the exception: clients and tools set them, so CONFIG SET stores them
 //! (on the node that takes it) and CONFIG GET shows them. tidal keeps no
-//! encodings for them to change.
+//! encodings for them to change; OBJECT ENCODING judges by them, and a
+//! stream's node sizes (`stream-node-max-*`) group its entries as Redis's
+//! do, which approximate trimming follows.
 
 use super::command::clip;
 use super::glob::glob_match_nocase;
 use super::integer::parse_i64;
 use super::reply::Reply;
+use super::stream::NodeLimits;
 
 /// An encoding threshold CONFIG SET takes: its name, the older name Redis
 /// still answers to, its default and its bounds, and whether it is a size
@@ -66,6 +69,8 @@ static ENCODINGS: &[Encoding] = &[
     size("zset-max-listpack-value", "zset-max-ziplist-value", 64),
     encoding("list-max-listpack-size", Some("list-max-ziplist-size"), -2, INT.0, INT.1),
     encoding("list-compress-depth", None, 0, 0, INT.1),
+    Encoding { name: "stream-node-max-bytes", alias: None, default: 4096, min: 0, max: i64::MAX, bytes: true },
+    encoding("stream-node-max-entries", None, 100, 0, i64::MAX),
 ];
 
 /// Where [`ENCODINGS`] (and so [`ConfigView::encodings`] and OBJECT
@@ -75,6 +80,15 @@ pub(super) const HASH_VALUE: usize = 1;
 pub(super) const SET_ENTRIES: usize = 2;
 pub(super) const ZSET_ENTRIES: usize = 3;
 pub(super) const ZSET_VALUE: usize = 4;
+const STREAM_BYTES: usize = 7;
+const STREAM_ENTRIES: usize = 8;
+
+/// How big a stream's nodes grow under the thresholds `encodings` (as
+/// [`encoding_defaults`] orders them): what XADD and XTRIM carry.
+pub fn node_limits(encodings: &[i64]) -> NodeLimits {
+    let at = |i: usize| encodings.get(i).map_or(ENCODINGS[i].default, |v| *v).max(0) as u64;
+    NodeLimits { max_bytes: at(STREAM_BYTES), max_entries: at(STREAM_ENTRIES) }
+}
 
 /// The encoding thresholds' defaults, in the order [`ConfigView::encodings`]
 /// holds their values.

@@ -24,7 +24,7 @@ use super::reply::Reply;
 use super::scan_page::ScanPage;
 use super::store::{KvStore, StoreError};
 use super::{bitfield, bits};
-use super::{hash, list, rdb, set, sort, zset};
+use super::{hash, list, rdb, set, sort, stream, zset};
 
 /// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
 /// APPEND may build.
@@ -171,6 +171,7 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
         }
         WriteOp::List { key, op } => list::apply(store, key, op, now_ms),
         WriteOp::ZSet { key, op } => zset::apply(store, key, op, now_ms),
+        WriteOp::Stream { key, op } => stream::apply(store, key, op, now_ms),
         WriteOp::RestorePayload { key, replace, load } => rdb::restore(store, key, *replace, load, now_ms),
         WriteOp::Restore { key, record } => {
             match record {
@@ -245,7 +246,10 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         }
         ReadOp::Type { key } => Ok(Reply::simple(live(store, key, now_ms)?.map_or("none", |r| r.kind.name()))),
         ReadOp::DumpPayload { key } => Ok(match live(store, key, now_ms)? {
-            Some(rec) => Reply::Bulk(rdb::dump(store, key, rec)?),
+            Some(rec) => match rdb::dump(store, key, rec)? {
+                Some(payload) => Reply::Bulk(payload),
+                None => Reply::err("DUMP of a stream is not supported: tidal writes no RDB stream payload"),
+            },
             None => Reply::Nil,
         }),
         ReadOp::Dump { key } => Ok(match live(store, key, now_ms)? {
@@ -336,6 +340,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         ReadOp::Sort { key, spec } => sort::read(store, key, spec, now_ms),
         ReadOp::List { key, op } => list::read(store, key, op, now_ms),
         ReadOp::ZSet { key, op } => zset::read(store, key, op, now_ms),
+        ReadOp::Stream { key, op } => stream::read(store, key, op, now_ms),
         ReadOp::Versions { keys } => {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
@@ -384,6 +389,7 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         }
         Kind::Hash => "hashtable",
         Kind::ZSet => "skiplist",
+        Kind::Stream => "stream",
         Kind::List => "quicklist",
         Kind::Set
             if len <= limit(SET_ENTRIES)

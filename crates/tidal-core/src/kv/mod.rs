@@ -44,17 +44,21 @@ mod set;
 mod sort;
 mod split;
 mod store;
+mod stream;
+mod stream_cmd;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod test_db;
 mod zset;
 
 pub use bitfield::{FieldOp, FieldType, Overflow};
 pub use bits::{BitOpKind, BitRange, LcsMode};
-pub use blocking::{found_nothing, Blocking};
+pub use blocking::{found_nothing, BlockOp, Blocking};
 pub use collection::wrong_type;
 pub use command::{command_spec, parse, Command};
 pub use command_table::{command_reply, lookup, CommandSpec, COMMANDS};
-pub use config::{config_get, config_set, encoding_defaults, ConfigView};
+pub use config::{config_get, config_set, encoding_defaults, node_limits, ConfigView};
 pub use conn::{hello_reply, ClientSetInfoAttr, CommandSub, ConnCmd, HelloView, KeyspaceCmd, ReplyMode};
 pub use engine::{apply, exec, get_range, read, MAX_STRING_LEN};
 pub use glob::{glob_match, glob_match_nocase};
@@ -72,4 +76,5 @@ pub use set::{SetAlgebra, SetRead, SetWrite};
 pub use sort::SortSpec;
 pub use split::{merge, plan_read, plan_write, Merge, Plan};
 pub use store::{bound_slice, element_key, prefixed_bounds, ElementRows, KvStore, StoreError};
+pub use stream::{AddId, NodeLimits, ReadFrom, StreamId, StreamRead, StreamWrite, Trim, TrimBy};
 pub use zset::{format_score, parse_score, ZSetRead, ZSetWrite};

@@ -20,6 +20,7 @@ use super::record::Record;
 use super::reply::Reply;
 use super::set::{SetAlgebra, SetWrite};
 use super::store::{ElementRows, KvStore, StoreError};
+use super::stream::StreamWrite;
 use super::zset::ZSetWrite;
 
 /// `K`: publish to `__keyspace@0__:<key>`.
@@ -161,9 +162,9 @@ pub fn apply_noting(
         before.push((lived, stored.is_some() && !lived));
     }
     let reap = matches!(op, WriteOp::Reap { .. });
-    let mut tracked = Tracking { store, touched: Vec::new() };
+    let mut tracked = Tracking { store, touched: Vec::new(), rows_deleted: false };
     let reply = apply(op, now_ms, &mut tracked)?;
-    let touched = tracked.touched;
+    let (touched, rows_deleted) = (tracked.touched, tracked.rows_deleted);
     let mut noted: Vec<(u32, &'static str, &[u8])> = Vec::new();
     for (key, (existed, expired)) in keys.iter().copied().zip(before) {
         if !touched.iter().any(|t| t == key) {
@@ -181,7 +182,10 @@ pub fn apply_noting(
             noted.push((NEW, "new", key));
         }
         let deleted = existed && !exists;
-        let own = events_of(op, key, deleted);
+        let mut own = events_of(op, key, deleted);
+        if rows_deleted && matches!(op, WriteOp::Stream { op: StreamWrite::Add { trim: Some(_), .. }, .. }) {
+            own.push((STREAM, "xtrim"));
+        }
         // A key the write emptied goes, unless its own event said so.
         let said_del = own.last().is_some_and(|(_, name)| *name == "del");
         noted.extend(own.into_iter().map(|(class, name)| (class, name, key)));
@@ -300,6 +304,15 @@ fn events_of(op: &WriteOp, key: &[u8], deleted: bool) -> Vec<(u32, &'static str)
             ListWrite::Move { from, .. } if src.as_slice() == key => one(LIST, end_pop(*from)),
             ListWrite::Move { to, .. } => one(LIST, end_push(*to)),
         },
+        WriteOp::Stream { op, .. } => one(
+            STREAM,
+            match op {
+                StreamWrite::Add { .. } => "xadd",
+                StreamWrite::Trim { .. } => "xtrim",
+                StreamWrite::Del { .. } => "xdel",
+                StreamWrite::SetId { .. } => "xsetid",
+            },
+        ),
         WriteOp::ZSet { op, .. } => match op {
             ZSetWrite::Add { flags, .. } if flags.incr => one(ZSET, "zincr"),
             ZSetWrite::Add { .. } => one(ZSET, "zadd"),
@@ -319,6 +332,8 @@ fn events_of(op: &WriteOp, key: &[u8], deleted: bool) -> Vec<(u32, &'static str)
 struct Tracking<'a, S: KvStore> {
     store: &'a mut S,
     touched: Vec<Vec<u8>>,
+    /// Whether an element row was deleted (an XADD that trimmed).
+    rows_deleted: bool,
 }
 
 impl<S: KvStore> Tracking<'_, S> {
@@ -363,6 +378,7 @@ impl<S: KvStore> KvStore for Tracking<'_, S> {
         self.store.elem_put(key, sub, value)
     }
     fn elem_delete(&mut self, key: &[u8], sub: &[u8]) -> Result<(), StoreError> {
+        self.rows_deleted = true;
         self.store.elem_delete(key, sub)
     }
     fn elem_range(

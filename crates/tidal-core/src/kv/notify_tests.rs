@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::kv::test_db::{Db, T0};
-use crate::kv::{parse, Command};
+use crate::kv::{parse, BlockOp, Blocking, Command};
 
 /// Every class, published both ways, new keys included.
 const EVERYTHING: u32 = KEYSPACE | KEYEVENT | ALL | NEW;
@@ -12,7 +12,7 @@ const EVERYTHING: u32 = KEYSPACE | KEYEVENT | ALL | NEW;
 fn events(db: &mut Db, args: &[&str], flags: u32) -> Vec<String> {
     let op = match parse(args.iter().map(|a| a.as_bytes().to_vec()).collect()).unwrap() {
         Command::Write(op) => op,
-        Command::Block(b) => b.op,
+        Command::Block(Blocking { op: BlockOp::Write(op), .. }) => op,
         other => panic!("{other:?}"),
     };
     let mut out = Vec::new();

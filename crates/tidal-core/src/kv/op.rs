@@ -24,6 +24,7 @@ use super::rdb::{Refusal, Restoring};
 use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
 use super::sort::SortSpec;
+use super::stream::{NodeLimits, StreamRead, StreamWrite};
 use super::zset::{ZSetAlgebra, ZSetRead, ZSetWrite};
 
 /// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
@@ -213,6 +214,11 @@ pub enum WriteOp {
         key: Vec<u8>,
         ops: Vec<FieldOp>,
     },
+    /// A stream command on `key`.
+    Stream {
+        key: Vec<u8>,
+        op: StreamWrite,
+    },
     /// SORT `key` ... STORE `dest`.
     Sort {
         key: Vec<u8>,
@@ -364,6 +370,11 @@ pub enum ReadOp {
         key: Vec<u8>,
         ops: Vec<FieldOp>,
     },
+    /// A stream command on `key` (XREAD's first key).
+    Stream {
+        key: Vec<u8>,
+        op: StreamRead,
+    },
     /// MEMORY USAGE: an estimate from `samples` element rows (0: all).
     MemoryUsage {
         key: Vec<u8>,
@@ -454,6 +465,7 @@ impl WriteOp {
             | WriteOp::RestorePayload { key, .. }
             | WriteOp::SetBit { key, .. }
             | WriteOp::BitField { key, .. }
+            | WriteOp::Stream { key, .. }
             | WriteOp::Hash { key, .. } => vec![key],
             WriteOp::ZSet { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
@@ -516,6 +528,15 @@ impl WriteOp {
     pub fn seed_mut(&mut self) -> Option<&mut u64> {
         match self {
             WriteOp::Members { op: SetWrite::Pop { seed, .. }, .. } => Some(seed),
+            _ => None,
+        }
+    }
+
+    /// The node sizes of a stream write that adds or trims, which the
+    /// node that takes it sets from its CONFIG.
+    pub fn node_limits_mut(&mut self) -> Option<&mut NodeLimits> {
+        match self {
+            WriteOp::Stream { op: StreamWrite::Add { node, .. } | StreamWrite::Trim { node, .. }, .. } => Some(node),
             _ => None,
         }
     }
@@ -584,6 +605,12 @@ impl ReadOp {
                 })
                 .collect(),
             ReadOp::Lcs { a, b, .. } => vec![a, b],
+            ReadOp::Stream { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    StreamRead::Read { others, .. } | StreamRead::LastIds { others } => refs(others),
+                    _ => Vec::new(),
+                })
+                .collect(),
             ReadOp::Sort { key, spec } => std::iter::once(key.as_slice()).chain(spec.pattern_keys()).collect(),
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)
@@ -595,7 +622,8 @@ impl ReadOp {
     /// Whether the op names several keys, which may live in different groups.
     pub fn is_multi_key(&self) -> bool {
         matches!(self, ReadOp::MGet { .. } | ReadOp::Exists { .. } | ReadOp::Touch { .. } | ReadOp::Lcs { .. })
-            || (matches!(self, ReadOp::Members { .. } | ReadOp::Sort { .. }) && self.keys().len() > 1)
+            || (matches!(self, ReadOp::Members { .. } | ReadOp::Sort { .. } | ReadOp::Stream { .. })
+                && self.keys().len() > 1)
     }
 
     /// The seed of a read that picks at random (HRANDFIELD, SRANDMEMBER),
@@ -622,6 +650,7 @@ impl ReadOp {
     pub fn command_name(&self) -> &'static str {
         match self {
             ReadOp::Lcs { .. } => "LCS",
+            ReadOp::Stream { .. } => "XREAD",
             ReadOp::Sort { .. } => "SORT",
             ReadOp::ZSet { op: ZSetRead::InterCard { .. }, .. } => "ZINTERCARD",
             ReadOp::ZSet { op: ZSetRead::Algebra { op, .. }, .. } => match op {

@@ -608,8 +608,9 @@ fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
     (out.len() == plain).then_some(out)
 }
 
-/// DUMP: the payload of `key`'s value (`rec` is its live record).
-pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<u8>, StoreError> {
+/// DUMP: the payload of `key`'s value (`rec` is its live record);
+/// `None` for a stream, whose RDB form tidal does not write.
+pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Option<Vec<u8>>, StoreError> {
     let value = match rec.kind {
         Kind::String => Value::String(rec.value),
         Kind::Hash => Value::Hash(hash::fields(store, key, &Header::from_record(rec))?),
@@ -620,8 +621,9 @@ pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<
         }
         Kind::List => Value::List(list::all(store, key, &Header::from_record(rec))?),
         Kind::ZSet => Value::ZSet(zset::scored(store, key)?),
+        Kind::Stream => return Ok(None),
     };
-    Ok(encode(&value))
+    Ok(Some(encode(&value)))
 }
 
 /// RESTORE at `now_ms`: BUSYKEY if `key` exists and not `replace`, else

@@ -14,7 +14,7 @@
 //!                                                  or a raw string's value
 //! ```
 //!
-//! A collection (hash, set, list, sorted set) is a header record under its
+//! A collection (hash, set, list, sorted set, stream) is a header record under its
 //! key, holding its kind, expiry, version and a small kind-specific header
 //! (its length, a list's ends), and one element row per field or member
 //! next to it (see [`super::store::KvStore`]). In the `0x14` form, flag bit
@@ -49,6 +49,7 @@ pub enum Kind {
     Set,
     List,
     ZSet,
+    Stream,
 }
 
 impl Kind {
@@ -60,12 +61,13 @@ impl Kind {
             Kind::Set => "set",
             Kind::List => "list",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 
     /// The kind TYPE calls `name` (any case).
     pub fn from_name(name: &[u8]) -> Option<Kind> {
-        [Kind::String, Kind::Hash, Kind::Set, Kind::List, Kind::ZSet]
+        [Kind::String, Kind::Hash, Kind::Set, Kind::List, Kind::ZSet, Kind::Stream]
             .into_iter()
             .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
     }
@@ -77,6 +79,7 @@ impl Kind {
             Kind::Set => 2,
             Kind::List => 3,
             Kind::ZSet => 4,
+            Kind::Stream => 5,
         }
     }
 
@@ -86,6 +89,7 @@ impl Kind {
             2 => Kind::Set,
             3 => Kind::List,
             4 => Kind::ZSet,
+            5 => Kind::Stream,
             _ => return None,
         })
     }
@@ -314,7 +318,7 @@ mod tests {
             value in proptest::collection::vec(any::<u8>(), 0..64),
             at in proptest::option::of(any::<u64>()),
             version in prop_oneof![Just(0u64), any::<u64>()],
-            kind in prop_oneof![Just(Kind::String), Just(Kind::Hash), Just(Kind::Set), Just(Kind::List), Just(Kind::ZSet)],
+            kind in prop_oneof![Just(Kind::String), Just(Kind::Hash), Just(Kind::Set), Just(Kind::List), Just(Kind::ZSet), Just(Kind::Stream)],
             raw in any::<bool>(),
         ) {
             let rec = Record { value, expire_at_ms: at, version, kind, raw: raw && kind == Kind::String };

@@ -38,6 +38,9 @@ pub enum Reply {
     /// Member and score (or field and value) pairs: an array of
     /// two-element arrays in RESP3, one flat array in RESP2.
     Pairs(Vec<(Reply, Reply)>),
+    /// A map in RESP3; in RESP2 an array of `[key, value]` arrays (XREAD's
+    /// streams, each with its entries).
+    Keyed(Vec<(Reply, Reply)>),
 }
 
 impl Reply {

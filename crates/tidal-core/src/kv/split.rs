@@ -158,7 +158,11 @@ pub fn plan_read<G: Ord + Clone>(
     slot_of: impl Fn(&[u8]) -> u32,
 ) -> Result<Plan<G, ReadOp>, Reply> {
     match &op {
-        ReadOp::Lcs { .. } | ReadOp::Members { .. } | ReadOp::ZSet { .. } | ReadOp::Sort { .. }
+        ReadOp::Lcs { .. }
+        | ReadOp::Members { .. }
+        | ReadOp::ZSet { .. }
+        | ReadOp::Sort { .. }
+        | ReadOp::Stream { .. }
             if op.keys().len() > 1 =>
         {
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;

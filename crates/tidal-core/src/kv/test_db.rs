@@ -1,7 +1,7 @@
 //! A store driven through `parse` the way a client drives tidal, for the
 //! engine's tests: replies to compare with Redis 7.0's.
 
-use super::{apply, parse, read, Command, KeyspaceCmd, MemStore, ReadOp, Reply, WriteOp};
+use super::{apply, exec, parse, read, Command, KeyspaceCmd, MemStore, ReadOp, Reply, WriteOp};
 
 pub const T0: u64 = 1_700_000_000_000;
 
@@ -21,10 +21,12 @@ impl Db {
             Ok(Command::Write(op)) => apply(&op, self.now, &mut self.store).unwrap(),
             // The clock of these tests stands still: a blocking command
             // answers as its timeout passing would.
-            Ok(Command::Block(b)) => match apply(&b.op, self.now, &mut self.store).unwrap() {
-                r if crate::kv::found_nothing(&r) => b.timed_out(),
-                r => r,
-            },
+            Ok(Command::Block(b)) => {
+                match exec(&[b.op.clone().into_tx()], self.now, &mut self.store).unwrap().remove(0) {
+                    r if crate::kv::found_nothing(&r) => b.timed_out(),
+                    r => r,
+                }
+            }
             Ok(Command::Read(op)) => read(&op, self.now, &self.store).unwrap(),
             Ok(Command::Keyspace(KeyspaceCmd::DbSize)) => read(&ReadOp::DbSize, self.now, &self.store).unwrap(),
             Ok(Command::Keyspace(KeyspaceCmd::Keys(pattern))) => {
@@ -68,6 +70,9 @@ pub fn resp2(r: Reply) -> Reply {
     match r {
         Reply::Score(s) => Reply::bulk(super::format_score(s)),
         Reply::Pairs(pairs) => Reply::Array(pairs.into_iter().flat_map(|(a, b)| [resp2(a), resp2(b)]).collect()),
+        Reply::Keyed(pairs) => {
+            Reply::Array(pairs.into_iter().map(|(a, b)| Reply::Array(vec![resp2(a), resp2(b)])).collect())
+        }
         Reply::Array(items) => Reply::Array(items.into_iter().map(resp2).collect()),
         other => other,
     }

@@ -96,6 +96,16 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
         Reply::Verbatim(text) => bulk(out, text.as_bytes()),
         Reply::Score(s) if resp3 => line(out, b',', format_score(*s).as_bytes()),
         Reply::Score(s) => bulk(out, format_score(*s).as_bytes()),
+        Reply::Keyed(pairs) => {
+            header(out, if resp3 { b'%' } else { b'*' }, pairs.len());
+            for (k, v) in pairs {
+                if !resp3 {
+                    header(out, b'*', 2);
+                }
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
         Reply::Pairs(pairs) => {
             header(out, b'*', if resp3 { pairs.len() } else { pairs.len() * 2 });
             for (a, b) in pairs {
