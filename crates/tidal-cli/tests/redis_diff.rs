@@ -374,8 +374,8 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(97) {
-        91..=96 => stream_command(r, k),
+    match r.below(103) {
+        91..=102 => stream_command(r, k),
         89 | 90 => sort_command(r, k),
         86 | 87 => {
             let mut c = vec![one_of(r, &["BITFIELD", "BITFIELD", "BITFIELD_RO"]), k];
@@ -529,11 +529,47 @@ fn stream_id(r: &mut Rng, range: bool) -> Vec<u8> {
     }
 }
 
-/// The stream commands that need no consumer group, with explicit IDs
-/// (`*` is the clock's). XINFO STREAM is left out: its radix tree sizes
-/// are Redis's own.
+/// Stream commands with explicit IDs (`*` is the clock's), and consumer
+/// group commands whose replies hold no time (XPENDING's summary, claims
+/// with no minimum idle time). XINFO STREAM is left out: its radix tree
+/// sizes are Redis's own.
 fn stream_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
-    match r.below(9) {
+    // Mostly a key of their own, which other commands leave alone so that
+    // a stream grows, and now and then deleted so that its IDs start over.
+    let k = if r.below(4) == 0 { k } else { word("{d}s") };
+    if r.below(40) == 0 {
+        return vec![word("DEL"), k];
+    }
+    let group = |r: &mut Rng| one_of(r, &["g1", "g2"]);
+    let consumer = |r: &mut Rng| one_of(r, &["alice", "bob"]);
+    match r.below(15) {
+        9 => {
+            let mut c = vec![word("XGROUP"), word("CREATE"), k, group(r), one_of(r, &["$", "0", "3-0"])];
+            if r.below(2) == 0 {
+                c.push(word("MKSTREAM"));
+            }
+            c
+        }
+        10 => {
+            let mut c = vec![word("XREADGROUP"), word("GROUP"), group(r), consumer(r)];
+            if r.below(2) == 0 {
+                c.extend([word("COUNT"), num(r, 1, 3)]);
+            }
+            if r.below(4) == 0 {
+                c.push(word("NOACK"));
+            }
+            c.extend([word("STREAMS"), k, one_of(r, &[">", ">", "0", "2-0"])]);
+            c
+        }
+        11 => vec![word("XACK"), k, group(r), stream_id(r, false), stream_id(r, false)],
+        12 => vec![word("XPENDING"), k, group(r)],
+        13 => vec![word("XCLAIM"), k, group(r), consumer(r), word("0"), stream_id(r, false), word("JUSTID")],
+        14 => match r.below(3) {
+            0 => vec![word("XAUTOCLAIM"), k, group(r), consumer(r), word("0"), word("0"), word("COUNT"), num(r, 1, 3)],
+            1 => vec![word("XGROUP"), word("DELCONSUMER"), k, group(r), consumer(r)],
+            _ if r.below(2) == 0 => vec![word("XGROUP"), word("DESTROY"), k, group(r)],
+            _ => vec![word("XGROUP"), word("SETID"), k, group(r), one_of(r, &["$", "0", "-", "2-0"])],
+        },
         0..=2 => {
             let mut c = vec![word("XADD"), k];
             match r.below(5) {

@@ -819,11 +819,11 @@ impl Shared {
             if waiter.my_turn() {
                 let kind = if first { None } else { op.kind() };
                 let was_first = std::mem::replace(&mut first, false);
-                match self.holds(kv, &sources, kind) {
+                let ready = if op.always_looks() { Ok(true) } else { self.holds(kv, &sources, kind) };
+                match ready {
                     Err(answer) => return answer,
-                    Ok(true) => match &op {
-                        BlockOp::Write(w) => match propose(kv, w.clone(), budget.saturating_sub(began.elapsed())).await
-                        {
+                    Ok(true) => match if was_first { op.clone() } else { op.woken() } {
+                        BlockOp::Write(w) => match propose(kv, w, budget.saturating_sub(began.elapsed())).await {
                             KvResponse::Reply(r) if found_nothing(&r) => {}
                             answer => return answer,
                         },
@@ -831,16 +831,12 @@ impl Shared {
                         // state answers, as the woken client's read when it
                         // waited (the keys' types are checked afresh, and
                         // one that changed type waits on, as in Redis).
-                        BlockOp::Read(_) => {
-                            let read = if was_first { op.clone() } else { op.woken() };
-                            let BlockOp::Read(read) = read else { unreachable!("a read stays a read") };
-                            match kv.machine.read(self.host.storage(), &read, self.clock.now_ms()) {
-                                Ok(Ok(r)) if found_nothing(&r) || (r.is_error() && !was_first) => {}
-                                Ok(Ok(r)) => return KvResponse::Reply(r),
-                                Ok(Err(r)) => return refused(r),
-                                Err(e) => return KvResponse::Unavailable(e.to_string()),
-                            }
-                        }
+                        BlockOp::Read(read) => match kv.machine.read(self.host.storage(), &read, self.clock.now_ms()) {
+                            Ok(Ok(r)) if found_nothing(&r) || (r.is_error() && !was_first) => {}
+                            Ok(Ok(r)) => return KvResponse::Reply(r),
+                            Ok(Err(r)) => return refused(r),
+                            Err(e) => return KvResponse::Unavailable(e.to_string()),
+                        },
                     },
                     Ok(false) => {}
                 }

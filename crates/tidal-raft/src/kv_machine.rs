@@ -35,8 +35,8 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 use tidal_core::kv::{
-    self as engine, notify, prefixed_bounds, ElementRows, KvStore, ReadOp, Record, Reply, StoreError as KvError,
-    WriteOp,
+    self as engine, notify, prefixed_bounds, ElementRows, GroupWrite, KvStore, ReadOp, Record, Reply,
+    StoreError as KvError, StreamWrite, WriteOp,
 };
 use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
@@ -569,6 +569,14 @@ impl<B: Base> KvStore for View<'_, B> {
     }
 }
 
+/// Whether `op`, answered `reply`, is a blocked XREADGROUP's look that
+/// found nothing new: it wakes no one (blocked readers would otherwise
+/// wake each other with their looks for ever).
+fn changes_nothing(op: &WriteOp, reply: &Reply) -> bool {
+    matches!(op, WriteOp::Stream { op: StreamWrite::Group { op: GroupWrite::Read { .. }, .. }, .. })
+        && matches!(reply, Reply::NilArray)
+}
+
 /// The first slot a write or read may not touch here, with the reason.
 fn refusal(ownership: &Ownership, keys: &[&[u8]], write: bool) -> Option<Refusal> {
     keys.iter().find_map(|k| {
@@ -1018,8 +1026,14 @@ impl KvMachine {
                 }
                 (None, _) => Ok(engine::apply(op, now_ms, &mut view).map_err(|e| e.0)?),
             });
-            if self.waiters.any() && out.last().is_some_and(Result::is_ok) {
-                self.waiters.wake(op.keys());
+            if self.waiters.any() && out.last().is_some_and(|r| r.as_ref().is_ok_and(|r| !changes_nothing(op, r))) {
+                // A flush wakes everyone: XREADGROUP answers that its
+                // stream went.
+                if matches!(op, WriteOp::Flush) {
+                    self.waiters.wake_all();
+                } else {
+                    self.waiters.wake(op.keys());
+                }
             }
         }
         if !events.is_empty() {

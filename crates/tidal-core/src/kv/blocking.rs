@@ -16,7 +16,8 @@ use super::long_double::LongDouble;
 use super::op::{ReadOp, TxOp, WriteOp};
 use super::record::Kind;
 use super::reply::Reply;
-use super::stream::{ReadFrom, StreamId, StreamRead};
+use super::stream::{ReadFrom, StreamId, StreamRead, StreamWrite};
+use super::stream_group::GroupWrite;
 use super::zset::{zmpop_op, ZSetWrite};
 
 type Args = Vec<Vec<u8>>;
@@ -122,14 +123,27 @@ impl BlockOp {
         }
     }
 
-    /// The read to run once the client was woken: XREAD then answers as
-    /// Redis serves a blocked client (see [`StreamRead::Read`]).
+    /// The op to run once the client was woken: XREAD and XREADGROUP
+    /// then answer as Redis serves a blocked client (see
+    /// [`StreamRead::Read`]).
     pub fn woken(&self) -> BlockOp {
         let mut op = self.clone();
-        if let BlockOp::Read(ReadOp::Stream { op: StreamRead::Read { woken, .. }, .. }) = &mut op {
-            *woken = true;
+        match &mut op {
+            BlockOp::Read(ReadOp::Stream { op: StreamRead::Read { woken, .. }, .. })
+            | BlockOp::Write(WriteOp::Stream {
+                op: StreamWrite::Group { op: GroupWrite::Read { woken, .. }, .. },
+                ..
+            }) => *woken = true,
+            _ => {}
         }
         op
+    }
+
+    /// Whether every write to its keys must run the op, whatever the keys
+    /// then hold: XREADGROUP answers an error when its stream or group
+    /// goes while it waits.
+    pub fn always_looks(&self) -> bool {
+        matches!(self, BlockOp::Write(WriteOp::Stream { .. }))
     }
 }
 

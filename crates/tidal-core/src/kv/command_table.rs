@@ -185,6 +185,7 @@ const X_RS: &[&str] = &["@read", "@stream", "@slow"];
 const X_WF: &[&str] = &["@write", "@stream", "@fast"];
 const X_WS: &[&str] = &["@write", "@stream", "@slow"];
 const X_BLOCK: &[&str] = &["@read", "@stream", "@slow", "@blocking"];
+const X_BLOCK_W: &[&str] = &["@write", "@stream", "@slow", "@blocking"];
 
 const SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const PUB: &[&str] = &["pubsub", "loading", "stale", "fast", "may_replicate"];
@@ -425,6 +426,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("xrevrange", -4, RS, ONE, X_RS, x::xrevrange),
     cmd("xread", -4, &["readonly", "blocking"], NONE, X_BLOCK, x::xread).streams_keys(),
     cmd("xsetid", -3, WF, ONE, X_WF, x::xsetid),
+    cmd("xreadgroup", -7, &["write", "blocking"], NONE, X_BLOCK_W, x::xreadgroup).streams_keys(),
+    cmd("xack", -4, WX, ONE, X_WF, x::xack),
+    cmd("xpending", -3, RS, ONE, X_RS, x::xpending),
+    cmd("xclaim", -6, WX, ONE, X_WF, x::xclaim),
+    cmd("xautoclaim", -6, WX, ONE, X_WF, x::xautoclaim),
+    container("xgroup", -2, XGROUP, c::container_help),
     container("xinfo", -2, XINFO, c::container_help),
     container("client", -2, CLIENT, c::container_help),
     container("config", -2, CONFIG, c::container_help),
@@ -452,8 +459,19 @@ static PUBSUB: &[CommandSpec] = &[
     cmd("pubsub|help", 2, &["loading", "stale"], NONE, &["@slow"], ps::help),
 ];
 
+static XGROUP: &[CommandSpec] = &[
+    cmd("xgroup|create", -5, W, (2, 2, 1), X_WS, x::xgroup_create),
+    cmd("xgroup|setid", -5, &["write"], (2, 2, 1), X_WS, x::xgroup_setid),
+    cmd("xgroup|destroy", 4, &["write"], (2, 2, 1), X_WS, x::xgroup_destroy),
+    cmd("xgroup|createconsumer", 5, W, (2, 2, 1), X_WS, x::xgroup_createconsumer),
+    cmd("xgroup|delconsumer", 5, &["write"], (2, 2, 1), X_WS, x::xgroup_delconsumer),
+    cmd("xgroup|help", 2, &["loading", "stale"], NONE, &["@stream", "@slow"], x::xgroup_help),
+];
+
 static XINFO: &[CommandSpec] = &[
     cmd("xinfo|stream", -3, RS, (2, 2, 1), X_RS, x::xinfo_stream),
+    cmd("xinfo|groups", 3, RS, (2, 2, 1), X_RS, x::xinfo_groups),
+    cmd("xinfo|consumers", 4, RS, (2, 2, 1), X_RS, x::xinfo_consumers),
     cmd("xinfo|help", 2, &["loading", "stale"], NONE, &["@stream", "@slow"], x::xinfo_help),
 ];
 

@@ -330,6 +330,12 @@ fn move_element(
         return Ok(wrong_type());
     }
     let value = pop(store, src, &mut s, from, 1)?.pop().unwrap_or_default();
+    if src == dest {
+        // A rotation: the list never empties, so its TTL stays.
+        push(store, src, &mut s, to, &value)?;
+        s.save(store, src)?;
+        return Ok(Reply::Bulk(value));
+    }
     s.save(store, src)?;
     let mut d = typed!(open_for_write(store, dest, now_ms, Kind::List)?);
     push(store, dest, &mut d, to, &value)?;

@@ -107,6 +107,12 @@ fn moves_between_lists_of_a_slot() {
     assert_eq!(db.run(&["LMOVE", "{l}b", "{l}b", "LEFT", "RIGHT"]), bulk("3"));
     assert_eq!(range(&mut db, "{l}b"), ["1", "3"]);
     assert_eq!(db.run(&["LMOVE", "{l}none", "{l}b", "LEFT", "RIGHT"]), Reply::Nil);
+    // A one-element list rotated onto itself keeps its TTL, as in Redis.
+    db.run(&["RPUSH", "{l}one", "x"]);
+    db.run(&["EXPIRE", "{l}one", "100"]);
+    assert_eq!(db.run(&["LMOVE", "{l}one", "{l}one", "LEFT", "RIGHT"]), bulk("x"));
+    assert_eq!(db.run(&["TTL", "{l}one"]), Reply::Int(100));
+    assert_eq!(range(&mut db, "{l}one"), ["x"]);
     db.ok(&["SET", "{l}s", "v"]);
     assert_eq!(
         db.run(&["LMOVE", "{l}a", "{l}s", "LEFT", "LEFT"]),

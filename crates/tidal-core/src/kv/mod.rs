@@ -46,6 +46,9 @@ mod split;
 mod store;
 mod stream;
 mod stream_cmd;
+mod stream_group;
+#[cfg(test)]
+mod stream_group_tests;
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]
@@ -77,4 +80,5 @@ pub use sort::SortSpec;
 pub use split::{merge, plan_read, plan_write, Merge, Plan};
 pub use store::{bound_slice, element_key, prefixed_bounds, ElementRows, KvStore, StoreError};
 pub use stream::{AddId, NodeLimits, ReadFrom, StreamId, StreamRead, StreamWrite, Trim, TrimBy};
+pub use stream_group::{Claim, Delivery, GroupFrom, GroupRead, GroupWrite, PendingRange};
 pub use zset::{format_score, parse_score, ZSetRead, ZSetWrite};

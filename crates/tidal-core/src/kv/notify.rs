@@ -21,6 +21,7 @@ use super::reply::Reply;
 use super::set::{SetAlgebra, SetWrite};
 use super::store::{ElementRows, KvStore, StoreError};
 use super::stream::StreamWrite;
+use super::stream_group::GroupWrite;
 use super::zset::ZSetWrite;
 
 /// `K`: publish to `__keyspace@0__:<key>`.
@@ -311,6 +312,19 @@ fn events_of(op: &WriteOp, key: &[u8], deleted: bool) -> Vec<(u32, &'static str)
                 StreamWrite::Trim { .. } => "xtrim",
                 StreamWrite::Del { .. } => "xdel",
                 StreamWrite::SetId { .. } => "xsetid",
+                StreamWrite::Group { op, .. } => match op {
+                    GroupWrite::Create { .. } => "xgroup-create",
+                    GroupWrite::SetId { .. } => "xgroup-setid",
+                    GroupWrite::Destroy => "xgroup-destroy",
+                    GroupWrite::DelConsumer { .. } => "xgroup-delconsumer",
+                    // The others store the header only when they created
+                    // a consumer.
+                    GroupWrite::CreateConsumer { .. }
+                    | GroupWrite::Read { .. }
+                    | GroupWrite::Claim(_)
+                    | GroupWrite::AutoClaim { .. }
+                    | GroupWrite::Ack { .. } => "xgroup-createconsumer",
+                },
             },
         ),
         WriteOp::ZSet { op, .. } => match op {

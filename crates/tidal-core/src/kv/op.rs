@@ -25,6 +25,7 @@ use super::record::{Kind, Record};
 use super::set::{SetRead, SetWrite};
 use super::sort::SortSpec;
 use super::stream::{NodeLimits, StreamRead, StreamWrite};
+use super::stream_group::GroupWrite;
 use super::zset::{ZSetAlgebra, ZSetRead, ZSetWrite};
 
 /// The expiry part of SET (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`, SETEX, PSETEX).
@@ -465,8 +466,13 @@ impl WriteOp {
             | WriteOp::RestorePayload { key, .. }
             | WriteOp::SetBit { key, .. }
             | WriteOp::BitField { key, .. }
-            | WriteOp::Stream { key, .. }
             | WriteOp::Hash { key, .. } => vec![key],
+            WriteOp::Stream { key, op } => std::iter::once(key.as_slice())
+                .chain(match op {
+                    StreamWrite::Group { op: GroupWrite::Read { others, .. }, .. } => refs(others),
+                    _ => Vec::new(),
+                })
+                .collect(),
             WriteOp::ZSet { key, op } => std::iter::once(key.as_slice())
                 .chain(match op {
                     ZSetWrite::Store { sources, .. } => refs(sources),
@@ -519,7 +525,11 @@ impl WriteOp {
                 | WriteOp::Exec { .. }
         ) || (matches!(
             self,
-            WriteOp::Members { .. } | WriteOp::List { .. } | WriteOp::ZSet { .. } | WriteOp::Sort { .. }
+            WriteOp::Members { .. }
+                | WriteOp::List { .. }
+                | WriteOp::ZSet { .. }
+                | WriteOp::Sort { .. }
+                | WriteOp::Stream { .. }
         ) && self.keys().len() > 1)
     }
 
@@ -547,6 +557,7 @@ impl WriteOp {
             WriteOp::MSetNx { .. } => "MSETNX",
             WriteOp::BitOp { .. } => "BITOP",
             WriteOp::Copy { .. } => "COPY",
+            WriteOp::Stream { .. } => "XREADGROUP",
             WriteOp::Sort { .. } => "SORT",
             WriteOp::Members { op: SetWrite::Move { .. }, .. } => "SMOVE",
             WriteOp::List { op: ListWrite::Move { .. }, .. } => "LMOVE",

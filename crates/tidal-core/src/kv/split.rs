@@ -130,6 +130,7 @@ pub fn plan_write<G: Ord + Clone>(
         | WriteOp::List { .. }
         | WriteOp::ZSet { .. }
         | WriteOp::Sort { .. }
+        | WriteOp::Stream { .. }
             if op.keys().len() > 1 =>
         {
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;

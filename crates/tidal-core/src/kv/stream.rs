@@ -32,9 +32,10 @@ use super::collection::{live, live_for_write, wrong_type};
 use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::store::{ElementRows, KvStore, StoreError};
+use super::stream_group::{self, GroupRead, GroupWrite};
 
 /// An element row: its sub-key and value.
-type Row = (Vec<u8>, Vec<u8>);
+pub(super) type Row = (Vec<u8>, Vec<u8>);
 
 const ENTRY: u8 = 0x00;
 const NODE: u8 = 0x01;
@@ -54,14 +55,14 @@ impl StreamId {
         StreamId { ms, seq }
     }
 
-    fn bytes(self) -> [u8; 16] {
+    pub(super) fn bytes(self) -> [u8; 16] {
         let mut out = [0; 16];
         out[..8].copy_from_slice(&self.ms.to_be_bytes());
         out[8..].copy_from_slice(&self.seq.to_be_bytes());
         out
     }
 
-    fn from_bytes(b: &[u8]) -> StreamId {
+    pub(super) fn from_bytes(b: &[u8]) -> StreamId {
         StreamId { ms: word(b, 0), seq: word(b, 8) }
     }
 
@@ -100,7 +101,7 @@ impl StreamId {
 }
 
 /// The 8-byte big-endian word at `at`, 0 when absent.
-fn word(b: &[u8], at: usize) -> u64 {
+pub(super) fn word(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 8).map_or(0, |w| u64::from_be_bytes(w.try_into().expect("8 bytes")))
 }
 
@@ -162,6 +163,8 @@ pub enum StreamWrite {
     Del { ids: Vec<StreamId> },
     /// XSETID.
     SetId { last: StreamId, entries_added: Option<u64>, max_deleted: Option<StreamId> },
+    /// A command on the consumer group `group` (XREADGROUP's first key).
+    Group { group: Vec<u8>, op: GroupWrite },
 }
 
 /// Where XREAD reads a stream from.
@@ -205,6 +208,13 @@ pub enum StreamRead {
     Info {
         full: Option<u64>,
     },
+    /// XINFO GROUPS.
+    Groups,
+    /// A command on the consumer group `group`.
+    Group {
+        group: Vec<u8>,
+        op: GroupRead,
+    },
 }
 
 /// How many entries a woken XREAD without COUNT answers with at most.
@@ -219,29 +229,32 @@ mod at {
     pub const FIRST: usize = 48;
     pub const NODES: usize = 64;
     pub const TAIL: usize = 72;
-    pub const END: usize = 88;
+    pub const GROUPS: usize = 88;
+    pub const END: usize = 96;
 }
 
 /// A stream's header. Its length is the first word, where every
 /// collection keeps its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Meta {
+pub(super) struct Meta {
     rec: Record,
-    len: u64,
-    last: StreamId,
-    added: u64,
-    max_deleted: StreamId,
+    pub len: u64,
+    pub last: StreamId,
+    pub added: u64,
+    pub max_deleted: StreamId,
     /// The first live entry's ID when the stream was last changed (0-0
     /// when empty): XINFO's `recorded-first-entry-id`.
-    first: StreamId,
+    pub first: StreamId,
     nodes: u64,
     /// The last node's first ID; 0-0 when there is no node (no entry has
     /// that ID).
     tail: StreamId,
+    /// How many consumer groups it has.
+    pub groups: u64,
 }
 
 impl Meta {
-    fn new() -> Meta {
+    pub(super) fn new() -> Meta {
         Meta::from_record(Record::collection(Kind::Stream, Vec::new(), None))
     }
 
@@ -256,11 +269,12 @@ impl Meta {
             first: id(at::FIRST),
             nodes: word(v, at::NODES),
             tail: id(at::TAIL),
+            groups: word(v, at::GROUPS),
             rec,
         }
     }
 
-    fn save(&self, store: &mut impl KvStore, key: &[u8]) -> Result<(), StoreError> {
+    pub(super) fn save(&self, store: &mut impl KvStore, key: &[u8]) -> Result<(), StoreError> {
         let mut value = Vec::with_capacity(at::END);
         value.extend_from_slice(&self.len.to_be_bytes());
         value.extend_from_slice(&self.last.bytes());
@@ -269,6 +283,7 @@ impl Meta {
         value.extend_from_slice(&self.first.bytes());
         value.extend_from_slice(&self.nodes.to_be_bytes());
         value.extend_from_slice(&self.tail.bytes());
+        value.extend_from_slice(&self.groups.to_be_bytes());
         store.put(key, &Record { value, ..self.rec.clone() })
     }
 }
@@ -394,7 +409,7 @@ fn entry_fields(v: &[u8]) -> Vec<Reply> {
     out
 }
 
-fn entry_reply(sub: &[u8], v: &[u8]) -> Reply {
+pub(super) fn entry_reply(sub: &[u8], v: &[u8]) -> Reply {
     Reply::Array(vec![StreamId::from_bytes(&sub[1..]).reply(), Reply::Array(entry_fields(v))])
 }
 
@@ -406,7 +421,7 @@ fn entry_bytes(fields: &[(Vec<u8>, Vec<u8>)]) -> u64 {
 }
 
 /// Entry rows of `key` with IDs in `lo..=hi`, at most `limit`.
-fn entries(
+pub(super) fn entries(
     store: &impl KvStore,
     key: &[u8],
     lo: StreamId,
@@ -425,21 +440,29 @@ fn first_live(store: &impl KvStore, key: &[u8]) -> Result<StreamId, StoreError> 
 
 /// The last live entry's row: the last of the tail node, which always
 /// holds one.
-fn last_live(store: &impl KvStore, key: &[u8], meta: &Meta) -> Result<Option<Row>, StoreError> {
+pub(super) fn last_live(store: &impl KvStore, key: &[u8], meta: &Meta) -> Result<Option<Row>, StoreError> {
     let Some(tail) = get_node(store, key, meta.tail)? else { return Ok(None) };
     Ok(entries(store, key, tail.first, tail.last, usize::MAX)?.pop())
 }
 
 /// The stream under `key` for a write: `None` if missing, or the
 /// `WRONGTYPE` reply.
-fn open_write(store: &mut impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<Option<Meta>, Reply>, StoreError> {
+pub(super) fn open_write(
+    store: &mut impl KvStore,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Result<Option<Meta>, Reply>, StoreError> {
     Ok(match live_for_write(store, key, now_ms)? {
         Some(r) if r.kind != Kind::Stream => Err(wrong_type()),
         other => Ok(other.map(Meta::from_record)),
     })
 }
 
-fn open_read(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<Option<Meta>, Reply>, StoreError> {
+pub(super) fn open_read(
+    store: &impl KvStore,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Result<Option<Meta>, Reply>, StoreError> {
     Ok(match live(store, key, now_ms)? {
         Some(r) if r.kind != Kind::Stream => Err(wrong_type()),
         other => Ok(other.map(Meta::from_record)),
@@ -607,6 +630,9 @@ fn delete_entry(store: &mut impl KvStore, key: &[u8], meta: &mut Meta, id: Strea
 }
 
 pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &StreamWrite, now_ms: u64) -> Result<Reply, StoreError> {
+    if let StreamWrite::Group { group, op } = op {
+        return stream_group::apply(store, key, group, op, now_ms);
+    }
     let found = match open_write(store, key, now_ms)? {
         Ok(found) => found,
         Err(reply) => return Ok(reply),
@@ -662,6 +688,7 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &StreamWrite, now_
             }
             Ok(Reply::Int(deleted))
         }
+        StreamWrite::Group { .. } => unreachable!("answered above"),
         StreamWrite::SetId { last, entries_added, max_deleted } => {
             let Some(mut meta) = found else { return Ok(Reply::err("no such key")) };
             if meta.len > 0 {
@@ -721,7 +748,7 @@ fn range_rev(
 
 /// Entries of `key` in `start..=end`, oldest first, at most `count` (0:
 /// all).
-fn range(
+pub(super) fn range(
     store: &impl KvStore,
     key: &[u8],
     start: StreamId,
@@ -736,6 +763,9 @@ fn range(
 }
 
 pub(super) fn read(store: &impl KvStore, key: &[u8], op: &StreamRead, now_ms: u64) -> Result<Reply, StoreError> {
+    if let StreamRead::Group { group, op } = op {
+        return stream_group::read(store, key, group, op, now_ms);
+    }
     if let StreamRead::Read { others, from, count, woken } = op {
         return xread(store, key, others, from, *count, *woken, now_ms);
     }
@@ -770,9 +800,12 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &StreamRead, now_ms: u6
                 range(store, key, *start, *end, count)?
             })
         }
-        (StreamRead::Info { .. }, None) => Reply::err("no such key"),
+        (StreamRead::Info { .. } | StreamRead::Groups, None) => Reply::err("no such key"),
+        (StreamRead::Groups, Some(meta)) => stream_group::groups(store, key, &meta)?,
         (StreamRead::Info { full }, Some(meta)) => info(store, key, &meta, *full)?,
-        (StreamRead::Read { .. } | StreamRead::LastIds { .. }, _) => unreachable!("answered above"),
+        (StreamRead::Read { .. } | StreamRead::LastIds { .. } | StreamRead::Group { .. }, _) => {
+            unreachable!("answered above")
+        }
     })
 }
 
@@ -838,13 +871,13 @@ fn info(store: &impl KvStore, key: &[u8], meta: &Meta, full: Option<u64>) -> Res
             let first = entries(store, key, StreamId::MIN, StreamId::MAX, 1)?.pop();
             let last = last_live(store, key, meta)?;
             let entry = |row: Option<Row>| row.map_or(Reply::Nil, |(s, v)| entry_reply(&s, &v));
-            map.push((text("groups"), Reply::Int(0)));
+            map.push((text("groups"), Reply::Int(meta.groups as i64)));
             map.push((text("first-entry"), entry(first)));
             map.push((text("last-entry"), entry(last)));
         }
         Some(count) => {
             map.push((text("entries"), Reply::Array(range(store, key, StreamId::MIN, StreamId::MAX, count)?)));
-            map.push((text("groups"), Reply::Array(Vec::new())));
+            map.push((text("groups"), stream_group::full(store, key, meta, count)?));
         }
     }
     Ok(Reply::Map(map))

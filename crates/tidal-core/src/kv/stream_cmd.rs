@@ -8,6 +8,7 @@ use super::op::{ReadOp, WriteOp};
 use super::parse_conn::help;
 use super::reply::Reply;
 use super::stream::{AddId, NodeLimits, ReadFrom, StreamId, StreamRead, StreamWrite, Trim, TrimBy};
+use super::stream_group::{Claim, Delivery, GroupFrom, GroupRead, GroupWrite, PendingRange};
 
 type Args = Vec<Vec<u8>>;
 type Parsed = Result<Command, Reply>;
@@ -325,4 +326,303 @@ pub(super) fn xinfo_help(_: Args) -> Parsed {
         "HELP",
         "    Print this help.",
     ])
+}
+
+fn group_write(key: Vec<u8>, group: Vec<u8>, op: GroupWrite) -> Parsed {
+    write(key, StreamWrite::Group { group, op })
+}
+
+/// Redis's answer to a subcommand it cannot take as given.
+fn subcommand_error(container: &str, sub: &[u8]) -> Reply {
+    Reply::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {container} HELP.",
+        super::command::clip(sub, 128)
+    ))
+}
+
+/// XGROUP CREATE's and SETID's options from argument 5: MKSTREAM (CREATE
+/// only) and ENTRIESREAD.
+fn group_options(a: &Args, create: bool) -> Result<(bool, Option<u64>), Reply> {
+    let (mut mkstream, mut entries_read) = (false, None);
+    let mut i = 5;
+    while i < a.len() {
+        if create && is(&a[i], "MKSTREAM") {
+            mkstream = true;
+            i += 1;
+        } else if is(&a[i], "ENTRIESREAD") && i + 1 < a.len() {
+            let n = parse_i64(&a[i + 1]).ok_or_else(Reply::not_integer)?;
+            entries_read = match n {
+                -1 => None,
+                n if n < 0 => return Err(Reply::err("value for ENTRIESREAD must be positive or -1")),
+                n => Some(n as u64),
+            };
+            i += 2;
+        } else {
+            return Err(subcommand_error("XGROUP", &a[1]));
+        }
+    }
+    Ok((mkstream, entries_read))
+}
+
+/// `XGROUP CREATE key group id|$ [MKSTREAM] [ENTRIESREAD entries-read]`.
+pub(super) fn xgroup_create(mut a: Args) -> Parsed {
+    if a.len() > 8 {
+        return Err(subcommand_error("XGROUP", &a[1]));
+    }
+    let (mkstream, entries_read) = group_options(&a, true)?;
+    let from = match a[4].as_slice() {
+        b"$" => ReadFrom::Last,
+        arg => ReadFrom::After(id(arg, 0, true)?),
+    };
+    let group = std::mem::take(&mut a[3]);
+    group_write(std::mem::take(&mut a[2]), group, GroupWrite::Create { from, mkstream, entries_read })
+}
+
+/// `XGROUP SETID key group id|$ [ENTRIESREAD entries-read]`.
+pub(super) fn xgroup_setid(mut a: Args) -> Parsed {
+    if a.len() != 5 && a.len() != 7 {
+        return Err(subcommand_error("XGROUP", &a[1]));
+    }
+    let (_, entries_read) = group_options(&a, false)?;
+    let from = match a[4].as_slice() {
+        b"$" => ReadFrom::Last,
+        arg => ReadFrom::After(id(arg, 0, false)?),
+    };
+    let group = std::mem::take(&mut a[3]);
+    group_write(std::mem::take(&mut a[2]), group, GroupWrite::SetId { from, entries_read })
+}
+
+/// `XGROUP DESTROY key group`.
+pub(super) fn xgroup_destroy(mut a: Args) -> Parsed {
+    let group = std::mem::take(&mut a[3]);
+    group_write(std::mem::take(&mut a[2]), group, GroupWrite::Destroy)
+}
+
+/// `XGROUP CREATECONSUMER key group consumer`.
+pub(super) fn xgroup_createconsumer(mut a: Args) -> Parsed {
+    let (group, consumer) = (std::mem::take(&mut a[3]), std::mem::take(&mut a[4]));
+    group_write(std::mem::take(&mut a[2]), group, GroupWrite::CreateConsumer { consumer })
+}
+
+/// `XGROUP DELCONSUMER key group consumer`.
+pub(super) fn xgroup_delconsumer(mut a: Args) -> Parsed {
+    let (group, consumer) = (std::mem::take(&mut a[3]), std::mem::take(&mut a[4]));
+    group_write(std::mem::take(&mut a[2]), group, GroupWrite::DelConsumer { consumer })
+}
+
+pub(super) fn xgroup_help(_: Args) -> Parsed {
+    help(&[
+        "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CREATE <key> <groupname> <id|$> [option]",
+        "    Create a new consumer group. Options are:",
+        "    * MKSTREAM",
+        "      Create the empty stream if it does not exist.",
+        "    * ENTRIESREAD entries_read",
+        "      Set the group's entries_read counter (internal use).",
+        "CREATECONSUMER <key> <groupname> <consumer>",
+        "    Create a new consumer in the specified group.",
+        "DELCONSUMER <key> <groupname> <consumer>",
+        "    Remove the specified consumer.",
+        "DESTROY <key> <groupname>",
+        "    Remove the specified group.",
+        "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+        "    Set the current group ID and entries_read counter.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+/// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]`.
+pub(super) fn xreadgroup(a: Args) -> Parsed {
+    let (mut block, mut count, mut streams, mut noack, mut names) = (None, None, None, false, None);
+    let mut i = 1;
+    while i < a.len() {
+        let more = a.len() - 1 - i;
+        if is(&a[i], "BLOCK") && more > 0 {
+            block = Some(block_ms(&a[i + 1])?);
+            i += 1;
+        } else if is(&a[i], "COUNT") && more > 0 {
+            count = Some(parse_i64(&a[i + 1]).ok_or_else(Reply::not_integer)?.max(0) as u64);
+            i += 1;
+        } else if is(&a[i], "STREAMS") && more > 0 {
+            if !more.is_multiple_of(2) {
+                return Err(Reply::err(
+                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
+            }
+            streams = Some(i + 1);
+            break;
+        } else if is(&a[i], "GROUP") && more >= 2 {
+            names = Some((a[i + 1].clone(), a[i + 2].clone()));
+            i += 2;
+        } else if is(&a[i], "NOACK") {
+            noack = true;
+        } else {
+            return Err(Reply::syntax());
+        }
+        i += 1;
+    }
+    let at = streams.ok_or_else(Reply::syntax)?;
+    let (group, consumer) = names.ok_or_else(|| Reply::err("Missing GROUP option for XREADGROUP"))?;
+    let n = (a.len() - at) / 2;
+    let mut keys: Vec<Vec<u8>> = a[at..at + n].to_vec();
+    let from = a[at + n..]
+        .iter()
+        .map(|arg| match arg.as_slice() {
+            b"$" => Err(Reply::err(
+                "The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer \
+                 by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty \
+                 result set.",
+            )),
+            b">" => Ok(GroupFrom::New),
+            _ => id(arg, 0, true).map(GroupFrom::History),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = keys.remove(0);
+    let op = GroupWrite::Read { others: keys, consumer, from, count, noack, woken: false };
+    let op = WriteOp::Stream { key, op: StreamWrite::Group { group, op } };
+    Ok(match block {
+        Some(timeout_ms) => Command::Block(Blocking { op: BlockOp::Write(op), timeout_ms }),
+        None => Command::Write(op),
+    })
+}
+
+/// `XACK key group id [id ...]`.
+pub(super) fn xack(mut a: Args) -> Parsed {
+    let ids = a[3..].iter().map(|arg| id(arg, 0, true)).collect::<Result<_, _>>()?;
+    let group = std::mem::take(&mut a[2]);
+    group_write(std::mem::take(&mut a[1]), group, GroupWrite::Ack { ids })
+}
+
+/// An integer argument with its own error text.
+fn int_or(arg: &[u8], error: &str) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or_else(|| Reply::err(error))
+}
+
+/// `XPENDING key group [[IDLE min-idle-time] start end count [consumer]]`.
+pub(super) fn xpending(mut a: Args) -> Parsed {
+    let range = if a.len() == 3 {
+        None
+    } else {
+        if a.len() < 6 || a.len() > 9 {
+            return Err(Reply::syntax());
+        }
+        let mut at = 3;
+        let mut min_idle = 0;
+        if is(&a[3], "IDLE") {
+            min_idle = parse_i64(&a[4]).ok_or_else(Reply::not_integer)?.max(0) as u64;
+            if a.len() < 8 {
+                return Err(Reply::syntax());
+            }
+            at = 5;
+        }
+        let count = parse_i64(&a[at + 2]).ok_or_else(Reply::not_integer)?.max(0) as u64;
+        let (mut start, start_ex) = interval(&a[at], 0)?;
+        if start_ex {
+            start = start.next().ok_or_else(|| Reply::err("invalid start ID for the interval"))?;
+        }
+        let (mut end, end_ex) = interval(&a[at + 1], u64::MAX)?;
+        if end_ex {
+            end = end.prev().ok_or_else(|| Reply::err("invalid end ID for the interval"))?;
+        }
+        let consumer = a.get(at + 3).cloned();
+        if a.len() > at + 4 {
+            return Err(Reply::syntax());
+        }
+        Some(PendingRange { min_idle, start, end, count, consumer })
+    };
+    let group = std::mem::take(&mut a[2]);
+    read(std::mem::take(&mut a[1]), StreamRead::Group { group, op: GroupRead::Pending(range) })
+}
+
+/// `XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]`.
+pub(super) fn xclaim(mut a: Args) -> Parsed {
+    let min_idle = int_or(&a[4], "Invalid min-idle-time argument for XCLAIM")?.max(0) as u64;
+    let mut ids = Vec::new();
+    let mut j = 5;
+    while j < a.len() {
+        match id(&a[j], 0, true) {
+            Ok(id) => ids.push(id),
+            Err(_) => break,
+        }
+        j += 1;
+    }
+    let mut c = Claim {
+        consumer: std::mem::take(&mut a[3]),
+        min_idle,
+        ids,
+        delivery: None,
+        retry_count: None,
+        force: false,
+        justid: false,
+        last_id: None,
+    };
+    while j < a.len() {
+        let more = a.len() - 1 - j;
+        let opt = &a[j];
+        if is(opt, "FORCE") {
+            c.force = true;
+        } else if is(opt, "JUSTID") {
+            c.justid = true;
+        } else if is(opt, "IDLE") && more > 0 {
+            j += 1;
+            c.delivery = Some(Delivery::Idle(int_or(&a[j], "Invalid IDLE option argument for XCLAIM")?));
+        } else if is(opt, "TIME") && more > 0 {
+            j += 1;
+            c.delivery = Some(Delivery::Time(int_or(&a[j], "Invalid TIME option argument for XCLAIM")?));
+        } else if is(opt, "RETRYCOUNT") && more > 0 {
+            j += 1;
+            let n = int_or(&a[j], "Invalid RETRYCOUNT option argument for XCLAIM")?;
+            c.retry_count = u64::try_from(n).ok();
+        } else if is(opt, "LASTID") && more > 0 {
+            j += 1;
+            c.last_id = Some(id(&a[j], 0, true)?);
+        } else {
+            return Err(Reply::err(format!("Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt))));
+        }
+        j += 1;
+    }
+    let group = std::mem::take(&mut a[2]);
+    group_write(std::mem::take(&mut a[1]), group, GroupWrite::Claim(c))
+}
+
+/// XAUTOCLAIM's largest COUNT, as Redis bounds it.
+const AUTOCLAIM_MAX: i64 = i64::MAX / 16;
+
+/// `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`.
+pub(super) fn xautoclaim(mut a: Args) -> Parsed {
+    let min_idle = int_or(&a[4], "Invalid min-idle-time argument for XAUTOCLAIM")?.max(0) as u64;
+    let (mut start, start_ex) = interval(&a[5], 0)?;
+    if start_ex {
+        start = start.next().ok_or_else(|| Reply::err("invalid start ID for the interval"))?;
+    }
+    let (mut count, mut justid) = (100, false);
+    let mut j = 6;
+    while j < a.len() {
+        if is(&a[j], "COUNT") && j + 1 < a.len() {
+            match parse_i64(&a[j + 1]) {
+                Some(n) if (1..=AUTOCLAIM_MAX).contains(&n) => count = n as u64,
+                _ => return Err(Reply::err("COUNT must be > 0")),
+            }
+            j += 1;
+        } else if is(&a[j], "JUSTID") {
+            justid = true;
+        } else {
+            return Err(Reply::syntax());
+        }
+        j += 1;
+    }
+    let (group, consumer) = (std::mem::take(&mut a[2]), std::mem::take(&mut a[3]));
+    group_write(std::mem::take(&mut a[1]), group, GroupWrite::AutoClaim { consumer, min_idle, start, count, justid })
+}
+
+/// `XINFO GROUPS key`.
+pub(super) fn xinfo_groups(mut a: Args) -> Parsed {
+    read(std::mem::take(&mut a[2]), StreamRead::Groups)
+}
+
+/// `XINFO CONSUMERS key group`.
+pub(super) fn xinfo_consumers(mut a: Args) -> Parsed {
+    let group = std::mem::take(&mut a[3]);
+    read(std::mem::take(&mut a[2]), StreamRead::Group { group, op: GroupRead::Consumers })
 }
