@@ -15,8 +15,8 @@
 //! while Redis resizes its table) is copied once: the import remembers a
 //! 64-bit digest of every key it has read, about 16 bytes a key. A key
 //! already in tidal is left alone and counted, unless `--replace`; a value
-//! tidal cannot hold (a stream, a module type) is reported with its key,
-//! and the import goes on.
+//! tidal cannot hold (a module type, a value past `--max-value-bytes`) is
+//! reported with its key, and the import goes on.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};

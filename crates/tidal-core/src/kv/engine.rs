@@ -246,10 +246,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         }
         ReadOp::Type { key } => Ok(Reply::simple(live(store, key, now_ms)?.map_or("none", |r| r.kind.name()))),
         ReadOp::DumpPayload { key } => Ok(match live(store, key, now_ms)? {
-            Some(rec) => match rdb::dump(store, key, rec)? {
-                Some(payload) => Reply::Bulk(payload),
-                None => Reply::err("DUMP of a stream is not supported: tidal writes no RDB stream payload"),
-            },
+            Some(rec) => Reply::Bulk(rdb::dump(store, key, rec)?),
             None => Reply::Nil,
         }),
         ReadOp::Dump { key } => Ok(match live(store, key, now_ms)? {

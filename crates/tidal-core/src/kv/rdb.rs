@@ -13,7 +13,8 @@
 //! strings, integer-encoded strings). Everything is checked as it is read:
 //! a payload that is cut short, runs past its own lengths, holds a
 //! duplicate field or member, a NaN score, or an empty collection is
-//! refused, never half-loaded. Streams, modules and zipmaps are refused.
+//! refused, never half-loaded. Streams are read and written in Redis's
+//! stream types (see [`stream_rdb`]); modules and zipmaps are refused.
 
 use std::collections::HashSet;
 
@@ -26,7 +27,12 @@ use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::set::{self, SetWrite};
 use super::store::{KvStore, StoreError};
+use super::stream;
 use super::zset::{self, ZAddFlags, ZSetWrite};
+
+#[path = "rdb_stream.rs"]
+mod stream_rdb;
+pub use stream_rdb::{GroupValue, StreamValue};
 
 /// The RDB version tidal writes.
 const WRITE_VERSION: u16 = 9;
@@ -74,6 +80,7 @@ pub enum Value {
     Set(Vec<Vec<u8>>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     ZSet(Vec<(Vec<u8>, f64)>),
+    Stream(Box<StreamValue>),
 }
 
 /// What RESTORE puts under its key: a payload's value and its TTL.
@@ -95,6 +102,7 @@ impl Value {
             Value::List(items) | Value::Set(items) => all(items),
             Value::Hash(pairs) => pairs.iter().map(|(f, v)| f.len() + v.len() + 2 * ELEMENT_COST).sum(),
             Value::ZSet(members) => members.iter().map(|(m, _)| m.len() + ELEMENT_COST).sum(),
+            Value::Stream(s) => s.size(),
         }
     }
 }
@@ -160,8 +168,10 @@ pub fn encode(value: &Value) -> Vec<u8> {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
+        Value::Stream(s) => stream_rdb::encode(&mut out, s),
     }
-    out.extend_from_slice(&WRITE_VERSION.to_le_bytes());
+    let version = if matches!(value, Value::Stream(_)) { stream_rdb::STREAM_VERSION } else { WRITE_VERSION };
+    out.extend_from_slice(&version.to_le_bytes());
     let crc = CRC.checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -195,7 +205,8 @@ fn decode_within(payload: &[u8], limit: usize) -> Result<Value, Refusal> {
 
 fn is_empty(value: &Value) -> bool {
     match value {
-        Value::String(_) => false,
+        // A stream may be empty.
+        Value::String(_) | Value::Stream(_) => false,
         Value::List(v) | Value::Set(v) => v.is_empty(),
         Value::Hash(v) => v.is_empty(),
         Value::ZSet(v) => v.is_empty(),
@@ -209,7 +220,8 @@ fn distinct(value: &Value) -> bool {
         names.into_iter().all(|n| seen.insert(n))
     }
     match value {
-        Value::String(_) | Value::List(_) => true,
+        // A stream's entries and groups are checked as they are read.
+        Value::String(_) | Value::List(_) | Value::Stream(_) => true,
         Value::Set(v) => all_new(v.iter().map(Vec::as_slice)),
         Value::Hash(v) => all_new(v.iter().map(|(f, _)| f.as_slice())),
         Value::ZSet(v) => all_new(v.iter().map(|(m, _)| m.as_slice())),
@@ -391,6 +403,9 @@ impl<'a> Reader<'a> {
                 }
                 Value::ZSet(out)
             }
+            stream_rdb::TYPE_STREAM | stream_rdb::TYPE_STREAM_2 | stream_rdb::TYPE_STREAM_3 => {
+                Value::Stream(Box::new(self.stream(kind)?))
+            }
             TYPE_LIST_ZIPLIST => Value::List(self.blob(ziplist)?),
             TYPE_SET_INTSET => Value::Set(self.blob(intset)?),
             TYPE_SET_LISTPACK => Value::Set(self.blob(listpack)?),
@@ -547,9 +562,9 @@ fn listpack(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
 fn backlen_size(entry: usize) -> usize {
     match entry {
         0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        2_097_152..=268_435_455 => 4,
+        128..=16_382 => 2,
+        16_383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
         _ => 5,
     }
 }
@@ -608,9 +623,8 @@ fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
     (out.len() == plain).then_some(out)
 }
 
-/// DUMP: the payload of `key`'s value (`rec` is its live record);
-/// `None` for a stream, whose RDB form tidal does not write.
-pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Option<Vec<u8>>, StoreError> {
+/// DUMP: the payload of `key`'s value (`rec` is its live record).
+pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<u8>, StoreError> {
     let value = match rec.kind {
         Kind::String => Value::String(rec.value),
         Kind::Hash => Value::Hash(hash::fields(store, key, &Header::from_record(rec))?),
@@ -621,9 +635,9 @@ pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Opti
         }
         Kind::List => Value::List(list::all(store, key, &Header::from_record(rec))?),
         Kind::ZSet => Value::ZSet(zset::scored(store, key)?),
-        Kind::Stream => return Ok(None),
+        Kind::Stream => Value::Stream(Box::new(stream::dump(store, key, rec)?)),
     };
-    Ok(Some(encode(&value)))
+    Ok(encode(&value))
 }
 
 /// RESTORE at `now_ms`: BUSYKEY if `key` exists and not `replace`, else
@@ -672,6 +686,7 @@ pub(super) fn restore(
             let pairs = members.iter().map(|(m, score)| (*score, m.clone())).collect();
             zset::apply(store, key, &ZSetWrite::Add { flags: ZAddFlags::default(), pairs }, now_ms)?;
         }
+        Value::Stream(s) => stream::restore(store, key, s)?,
     }
     if let Some(at) = deadline {
         if let Some(mut rec) = store.get(key)? {

@@ -128,7 +128,7 @@ fn damaged_payloads_are_refused() {
     assert_eq!(decode(&nan), Err(Refusal::Format), "a NaN score");
     // A count far beyond the bytes present sizes no buffer.
     assert_eq!(decode(&payload(&[TYPE_SET, 0x81, 0, 0, 0, 1, 0, 0, 0, 0], 9)), Err(Refusal::Format));
-    assert_eq!(decode(&payload(&[15, 0], 9)), Err(Refusal::Format), "a stream");
+    assert_eq!(decode(&payload(&[15, 0], 9)), Err(Refusal::Format), "a stream cut short");
 }
 
 #[test]

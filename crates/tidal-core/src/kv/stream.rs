@@ -29,6 +29,7 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{live, live_for_write, wrong_type};
+use super::rdb::StreamValue;
 use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::store::{ElementRows, KvStore, StoreError};
@@ -392,6 +393,19 @@ fn encode_entry(node: StreamId, fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 
 fn entry_node(v: &[u8]) -> StreamId {
     StreamId::from_bytes(v.get(..16).unwrap_or(&[0; 16]))
+}
+
+/// An entry's field/value pairs.
+fn entry_pairs(v: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut flat = entry_fields(v).into_iter().map(|r| match r {
+        Reply::Bulk(b) => b,
+        _ => Vec::new(),
+    });
+    let mut out = Vec::new();
+    while let (Some(f), Some(x)) = (flat.next(), flat.next()) {
+        out.push((f, x));
+    }
+    out
 }
 
 /// An entry's field/value pairs as the flat array Redis answers with.
@@ -881,4 +895,44 @@ fn info(store: &impl KvStore, key: &[u8], meta: &Meta, full: Option<u64>) -> Res
         }
     }
     Ok(Reply::Map(map))
+}
+
+/// DUMP's view of the stream under `key` (header `rec`): its nodes and
+/// entries, its IDs and its groups.
+pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<StreamValue, StoreError> {
+    let meta = Meta::from_record(rec);
+    let mut nodes = Vec::with_capacity(meta.nodes as usize);
+    let start = sub(NODE, StreamId::MIN);
+    let node_rows = store.elem_range(key, Bound::Included(&start[..]), Bound::Excluded(&[NODE + 1][..]), usize::MAX)?;
+    for (s, v) in node_rows {
+        let node = Node::decode(StreamId::from_bytes(&s[1..]), &v);
+        let rows = entries(store, key, node.first, node.last, usize::MAX)?;
+        let items = rows.iter().map(|(s, v)| (StreamId::from_bytes(&s[1..]), entry_pairs(v))).collect();
+        nodes.push((node.first, items));
+    }
+    Ok(StreamValue {
+        nodes,
+        length: meta.len,
+        last: meta.last,
+        first: meta.first,
+        max_deleted: meta.max_deleted,
+        added: meta.added,
+        groups: stream_group::dump(store, key)?,
+    })
+}
+
+/// RESTORE of a stream into the free `key`: its entries regrouped into
+/// nodes of the default size, then its IDs and groups as the payload says.
+pub(super) fn restore(store: &mut impl KvStore, key: &[u8], v: &StreamValue) -> Result<(), StoreError> {
+    let mut meta = Meta::new();
+    for (id, fields) in v.nodes.iter().flat_map(|(_, e)| e) {
+        append(store, key, &mut meta, *id, fields, NodeLimits::default())?;
+    }
+    meta.last = v.last;
+    meta.first = v.first;
+    meta.max_deleted = v.max_deleted;
+    meta.added = v.added;
+    meta.groups = v.groups.len() as u64;
+    stream_group::restore(store, key, &v.groups)?;
+    meta.save(store, key)
 }

@@ -21,6 +21,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use super::rdb::GroupValue;
 use super::reply::Reply;
 use super::store::{KvStore, StoreError};
 use super::stream::{entries, entry_reply, open_read, open_write, word, Meta, ReadFrom, Row, StreamId, WOKEN_COUNT};
@@ -261,24 +262,34 @@ fn has_tombstones(meta: &Meta, start: StreamId) -> bool {
 /// How many entries were ever added up to `id`, when that can be known
 /// (Redis's `streamEstimateDistanceFromFirstEverEntry`).
 fn distance(meta: &Meta, id: StreamId) -> Option<u64> {
-    if meta.added == 0 {
+    estimate_read(meta.added, meta.len, meta.last, meta.first, meta.max_deleted, id)
+}
+
+/// [`distance`] from a stream's counts and IDs: what a group at `id` has
+/// read, when that can be known.
+pub(super) fn estimate_read(
+    added: u64,
+    len: u64,
+    last: StreamId,
+    first: StreamId,
+    max_deleted: StreamId,
+    id: StreamId,
+) -> Option<u64> {
+    if added == 0 {
         return Some(0);
     }
-    if meta.len == 0 && id <= meta.last {
-        return Some(meta.added);
+    if (len == 0 && id <= last) || id == last {
+        return Some(added);
     }
-    if id == meta.last {
-        return Some(meta.added);
-    }
-    if id > meta.last {
+    if id > last {
         return None;
     }
-    if meta.max_deleted == StreamId::MIN || meta.max_deleted < meta.first {
-        if id < meta.first {
-            return Some(meta.added - meta.len);
+    if max_deleted == StreamId::MIN || max_deleted < first {
+        if id < first {
+            return Some(added.saturating_sub(len));
         }
-        if id == meta.first {
-            return Some(meta.added - meta.len + 1);
+        if id == first {
+            return Some(added.saturating_sub(len) + 1);
         }
     }
     None
@@ -964,4 +975,53 @@ pub(super) fn full(store: &impl KvStore, key: &[u8], meta: &Meta, count: u64) ->
         ]));
     }
     Ok(Reply::Array(out))
+}
+
+/// DUMP's view of the groups of the stream under `key`.
+pub(super) fn dump(store: &impl KvStore, key: &[u8]) -> Result<Vec<GroupValue>, StoreError> {
+    let mut out = Vec::new();
+    for (s, v) in all_rows(store, key, &[GROUP])? {
+        let name = s[1..].to_vec();
+        let g = Group::decode(&v);
+        let prefix = named(PEL, &name);
+        let pending = all_rows(store, key, &prefix)?
+            .into_iter()
+            .map(|(s, v)| {
+                let n = Nack::decode(&v);
+                (id_after(&prefix, &s), n.time, n.count, n.consumer)
+            })
+            .collect();
+        let cprefix = named(CONSUMER, &name);
+        let consumers = all_rows(store, key, &cprefix)?
+            .into_iter()
+            .map(|(s, v)| (s[cprefix.len()..].to_vec(), Consumer::decode(&v).seen))
+            .collect();
+        out.push(GroupValue { name, last: g.last, entries_read: g.entries_read, pending, consumers });
+    }
+    Ok(out)
+}
+
+/// RESTORE's groups for the stream under `key`, which has none yet.
+pub(super) fn restore(store: &mut impl KvStore, key: &[u8], groups: &[GroupValue]) -> Result<(), StoreError> {
+    for gv in groups {
+        let mut owned: BTreeMap<&[u8], u64> = BTreeMap::new();
+        for (id, time, count, owner) in &gv.pending {
+            let nack = Nack { time: *time, count: *count, consumer: owner.clone() };
+            store.elem_put(key, &pel_sub(&gv.name, *id), &nack.encode())?;
+            store.elem_put(key, &[owned_prefix(&gv.name, owner), id.bytes().to_vec()].concat(), &[])?;
+            *owned.entry(owner.as_slice()).or_default() += 1;
+        }
+        for (name, seen) in &gv.consumers {
+            let c = Consumer { seen: *seen, pending: owned.get(name.as_slice()).copied().unwrap_or(0) };
+            store.elem_put(key, &consumer_sub(&gv.name, name), &c.encode())?;
+        }
+        let g = Group {
+            last: gv.last,
+            entries_read: gv.entries_read,
+            pending: gv.pending.len() as u64,
+            consumers: gv.consumers.len() as u64,
+        };
+        store.elem_put(key, &group_sub(&gv.name), &g.encode())?;
+    }
+    Ok(())
 }

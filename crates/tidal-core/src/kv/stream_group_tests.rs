@@ -233,3 +233,78 @@ fn xinfo_describes_groups_and_consumers() {
     db.run(&["COPY", "x", "y"]);
     assert_eq!(db.run(&["XINFO", "GROUPS", "y"]), db.run(&["XINFO", "GROUPS", "x"]));
 }
+
+fn dump(db: &mut Db, key: &str) -> Vec<u8> {
+    match db.run(&["DUMP", key]) {
+        Reply::Bulk(p) => p,
+        other => panic!("DUMP {key}: {other:?}"),
+    }
+}
+
+fn restore(db: &mut Db, key: &str, payload: &[u8]) -> Reply {
+    db.run_bytes(vec![b"RESTORE".to_vec(), key.as_bytes().to_vec(), b"0".to_vec(), payload.to_vec()])
+}
+
+#[test]
+fn a_stream_with_groups_dumps_and_restores_whole() {
+    let mut db = Db::new();
+    for i in 1..=250 {
+        let fields: Vec<String> = if i % 7 == 0 {
+            vec!["other".into(), i.to_string(), "x".into(), "y".into()]
+        } else {
+            vec!["f".into(), i.to_string()]
+        };
+        let mut args = vec!["XADD".to_string(), "s".into(), format!("{i}-{}", i % 3)];
+        args.extend(fields);
+        db.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    db.run(&["XDEL", "s", "5-2", "100-1"]);
+    db.ok(&["XGROUP", "CREATE", "s", "g1", "0"]);
+    db.ok(&["XGROUP", "CREATE", "s", "g2", "$"]);
+    db.run(&["XREADGROUP", "GROUP", "g1", "alice", "COUNT", "3", "STREAMS", "s", ">"]);
+    db.run(&["XREADGROUP", "GROUP", "g1", "bob", "COUNT", "2", "STREAMS", "s", ">"]);
+    db.run(&["XGROUP", "CREATECONSUMER", "s", "g2", "carol"]);
+    let payload = dump(&mut db, "s");
+    assert_eq!(restore(&mut db, "t", &payload), Reply::Ok);
+    assert_eq!(
+        db.run(&["XINFO", "STREAM", "t", "FULL", "COUNT", "0"]),
+        db.run(&["XINFO", "STREAM", "s", "FULL", "COUNT", "0"])
+    );
+    assert_eq!(db.run(&["XRANGE", "t", "-", "+"]), db.run(&["XRANGE", "s", "-", "+"]));
+    assert_eq!(
+        db.run(&["XREVRANGE", "t", "+", "-", "COUNT", "5"]),
+        db.run(&["XREVRANGE", "s", "+", "-", "COUNT", "5"])
+    );
+    // A cut payload is refused.
+    let cut = &payload[..payload.len() / 2];
+    assert_eq!(restore(&mut db, "u", cut), err("ERR DUMP payload version or checksum are wrong"));
+    // An empty stream dumps too.
+    db.run(&["XADD", "e", "MAXLEN", "0", "5-5", "a", "b"]);
+    let payload = dump(&mut db, "e");
+    assert_eq!(restore(&mut db, "e2", &payload), Reply::Ok);
+    assert_eq!(db.run(&["XINFO", "STREAM", "e2", "FULL"]), db.run(&["XINFO", "STREAM", "e", "FULL"]));
+}
+
+#[test]
+fn a_redis_5_stream_payload_restores_with_its_groups() {
+    // Redis's own test payload (unit/type/stream-cgroups): a stream of
+    // type 15 with entries 1..6 less 3, two groups, g1 having read 4.
+    let hex = "0f011000000000000000010000000000000000c3404a405716570000002300020104010101846461746105000103010020010381\
+               610204200a0001400a0062600a0002400a0063600a4022018164200a4039200a0065600a0005400a0066200a00ff02060002026731\
+               050004000000000000000100000000000000003ef783437a01000001000000000000000200000000000000003ef783437a010000\
+               01000000000000000400000000000000003ef783437a01000001000000000000000500000000000000003ef783437a0100000101\
+               036331313ef783437a0100000400000000000000010000000000000000000000000000000200000000000000000000000000000004\
+               0000000000000000000000000000000500000000000000000267320000000009003d52ef6867521dfa";
+    let payload: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let mut db = Db::new();
+    assert_eq!(restore(&mut db, "x", &payload), Reply::Ok);
+    let full = db.run(&["XINFO", "STREAM", "x", "FULL"]);
+    assert_eq!(field(&full, "max-deleted-entry-id"), bulk("0-0"));
+    assert_eq!(field(&full, "entries-added"), int(2));
+    let Reply::Array(groups) = field(&full, "groups") else { panic!() };
+    assert_eq!(field(&groups[0], "entries-read"), int(1));
+    assert_eq!(field(&groups[0], "lag"), int(1));
+    assert_eq!(field(&groups[1], "entries-read"), int(0));
+    assert_eq!(field(&groups[1], "lag"), int(2));
+    assert_eq!(field(&groups[0], "pel-count"), int(4));
+}
