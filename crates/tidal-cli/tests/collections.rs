@@ -1,6 +1,7 @@
-//! Collections against a real cluster: a large collection moves with its
-//! slot to another PRG and arrives whole, element by element, while a WATCH
-//! on it notices the move; redis-py reads every type in RESP2 and RESP3.
+//! Collections against a real cluster: a large collection (a hash, a set,
+//! a stream with a consumer group) moves with its slot to another PRG and
+//! arrives whole, element by element, while a WATCH on it notices the move;
+//! redis-py reads every type in RESP2 and RESP3.
 
 mod common;
 
@@ -14,7 +15,7 @@ fn int(v: Value) -> i64 {
 }
 
 #[test]
-fn a_large_hash_and_set_move_with_their_slot_whole() {
+fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
     let c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
     let mut cl = c.client(0);
     const FIELDS: usize = 20_000;
@@ -33,7 +34,27 @@ fn a_large_hash_and_set_move_with_their_slot_whole() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_eq!(int(cl.cmd(&refs).unwrap()), 500);
     }
-    assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 2, "element rows are not keys");
+    // A stream of many nodes, with a consumer group and pending entries,
+    // sent pipelined (each XADD's reply read after all are sent).
+    const ENTRIES: usize = 3_000;
+    let mut pipeline = Vec::new();
+    for i in 1..=ENTRIES {
+        let (id, v) = (format!("{i}-{}", i % 5), format!("e{i}"));
+        pipeline.extend(common::Client::encode(&[b"XADD", b"{c}x", id.as_bytes(), b"n", v.as_bytes()]));
+    }
+    cl.send_raw(&pipeline).unwrap();
+    for _ in 0..ENTRIES {
+        assert!(matches!(cl.read().unwrap(), Value::Bulk(_)));
+    }
+    cl.cmd(&["XGROUP", "CREATE", "{c}x", "g", "0"]).unwrap();
+    cl.cmd(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "250", "STREAMS", "{c}x", ">"]).unwrap();
+    cl.cmd(&["XDEL", "{c}x", "7-2"]).unwrap();
+    let stream_before = (
+        cl.cmd(&["XRANGE", "{c}x", "-", "+"]).unwrap(),
+        cl.cmd(&["XPENDING", "{c}x", "g"]).unwrap(),
+        cl.cmd(&["XINFO", "STREAM", "{c}x"]).unwrap(),
+    );
+    assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 3, "element rows are not keys");
     let mut watcher = c.client(1);
     assert_eq!(watcher.cmd(&["WATCH", "{c}h"]).unwrap(), Value::Simple("OK".into()));
 
@@ -50,6 +71,14 @@ fn a_large_hash_and_set_move_with_their_slot_whole() {
         let want = format!("value-12345-{}", "x".repeat(40));
         assert_eq!(cl.cmd(&["HGET", "{c}h", "field-12345"]).unwrap(), Value::bulk(&want));
         assert_eq!(int(cl.cmd(&["SISMEMBER", "{c}s", "m4999"]).unwrap()), 1);
+        let stream_after = (
+            cl.cmd(&["XRANGE", "{c}x", "-", "+"]).unwrap(),
+            cl.cmd(&["XPENDING", "{c}x", "g"]).unwrap(),
+            cl.cmd(&["XINFO", "STREAM", "{c}x"]).unwrap(),
+        );
+        assert!(stream_after == stream_before, "the stream, its nodes and its group moved whole");
+        let Value::Array(last) = cl.cmd(&["XREVRANGE", "{c}x", "+", "-", "COUNT", "1"]).unwrap() else { panic!() };
+        assert_eq!(last.len(), 1);
     }
     let mut cursor = "0".to_string();
     let mut seen = std::collections::BTreeSet::new();
@@ -72,7 +101,7 @@ fn a_large_hash_and_set_move_with_their_slot_whole() {
     watcher.cmd(&["HSET", "{c}h", "late", "1"]).unwrap();
     assert_eq!(watcher.cmd(&["EXEC"]).unwrap(), Value::Nil);
     assert_eq!(int(cl.cmd(&["HSET", "{c}h", "new", "1"]).unwrap()), 1);
-    assert_eq!(int(cl.cmd(&["DEL", "{c}h", "{c}s"]).unwrap()), 2);
+    assert_eq!(int(cl.cmd(&["DEL", "{c}h", "{c}s", "{c}x"]).unwrap()), 3);
     assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 0);
     assert_eq!(int(cl.cmd(&["HLEN", "{c}h"]).unwrap()), 0);
 }

@@ -772,8 +772,9 @@ fn auto_claim(
     let (mut left, mut attempts) = (count, count.saturating_mul(10));
     let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
     let mut cursor = StreamId::MIN;
-    let mut rows = rows_from(store, key, &prefix, &from, usize::MAX)?.into_iter();
-    for (s, v) in rows.by_ref() {
+    // Each row examined takes an attempt; one more names the cursor.
+    let limit = usize::try_from(attempts.saturating_add(1)).unwrap_or(usize::MAX);
+    for (s, v) in rows_from(store, key, &prefix, &from, limit)? {
         if attempts == 0 || left == 0 {
             cursor = id_after(&prefix, &s);
             break;
