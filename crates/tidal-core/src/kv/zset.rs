@@ -235,6 +235,11 @@ pub fn format_score(v: f64) -> String {
     if v == 0.0 {
         return if v.is_sign_negative() { "-0" } else { "0" }.into();
     }
+    // An integer of at most 17 digits is its digits (the common case:
+    // counts and timestamps), without the exact formatting below.
+    if v.fract() == 0.0 && v.abs() < 1e17 {
+        return (v as i64).to_string();
+    }
     let e = format!("{v:.16e}");
     let (mantissa, exp) = e.split_once('e').expect("exponent");
     let exp: i32 = exp.parse().expect("exponent digits");
