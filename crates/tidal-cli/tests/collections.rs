@@ -106,9 +106,9 @@ fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
     assert_eq!(int(cl.cmd(&["HLEN", "{c}h"]).unwrap()), 0);
 }
 
-/// redis-py, in RESP2 and in RESP3 (where Redis nests member/score pairs
-/// and sends scores as doubles), reads hashes, sets, lists and sorted sets,
-/// in pipelines too.
+/// redis-py, in RESP2 and in RESP3 (where Redis nests member/score pairs,
+/// sends scores as doubles and XREAD's streams as a map), reads hashes,
+/// sets, lists, sorted sets and streams, in pipelines too.
 #[test]
 fn redis_py_reads_every_type_in_both_protocols() {
     let c = Cluster::start(3, &[]);
@@ -137,7 +137,13 @@ fn redis_py_reads_every_type_in_both_protocols() {
                  try:\n            \
                      r.sort('{{u}}sl', by=by)\n        \
                  except redis.ResponseError as e:\n            \
-                     print(proto, 'hash to the same slot' in str(e), 'BY option of SORT denied' in str(e))\n"
+                     print(proto, 'hash to the same slot' in str(e), 'BY option of SORT denied' in str(e))\n    \
+             r.delete('{{u}}x')\n    \
+             r.xadd('{{u}}x', {{'a': '1'}}, id='1-1')\n    \
+             r.xadd('{{u}}x', {{'b': '2'}}, id='2-0')\n    \
+             r.xgroup_create('{{u}}x', 'g', id='0')\n    \
+             got = r.xreadgroup('g', 'c', {{'{{u}}x': '>'}}, count=1)\n    \
+             print(proto, 'X', r.xrange('{{u}}x'), r.xread({{'{{u}}x': '1-1'}}), got, r.xpending('{{u}}x', 'g')['pending'], r.xinfo_stream('{{u}}x')['length'])\n"
     );
     let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 with redis-py");
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -157,5 +163,13 @@ fn redis_py_reads_every_type_in_both_protocols() {
         // slot, is refused.
         assert_eq!(of(4), format!("{proto} ['2', '1', '3', '2', '1', '3'] ['3', '2'] 3 ['1', '2', '3']"), "{printed}");
         assert_eq!((of(5), of(6)), (format!("{proto} True False").as_str(), format!("{proto} False True").as_str()));
+        // Streams: XRANGE's entries, XREAD's and XREADGROUP's streams (a
+        // map in RESP3, pairs in RESP2), XPENDING, XINFO STREAM.
+        let x = of(7);
+        assert!(x.starts_with(&format!("{proto} X [('1-1', {{'a': '1'}}), ('2-0', {{'b': '2'}})]")), "{printed}");
+        assert!(
+            x.contains("('2-0', {'b': '2'})]") && x.contains("('1-1', {'a': '1'})]") && x.ends_with(" 1 2"),
+            "{printed}"
+        );
     }
 }

@@ -352,3 +352,46 @@ fn expired_keys_nobody_reads_are_deleted_by_their_leaders() {
     assert_eq!(a.cmd(&["GET", "plain7"]).unwrap(), bulk("v"));
     assert_eq!(a.cmd(&["EXISTS", "h", "short7"]).unwrap(), Value::Int(0));
 }
+
+/// The text of an INFO reply's `name:` line.
+fn info_line(cl: &mut common::Client, section: &str, name: &str) -> Option<String> {
+    let Value::Bulk(text) = cl.cmd(&["INFO", section]).unwrap() else { panic!("INFO") };
+    let text = String::from_utf8(text).unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+}
+
+#[test]
+fn info_counts_each_command_and_error_code_until_config_resetstat() {
+    let c = Cluster::start(3, &[]);
+    let mut cl = c.client(0);
+    cl.cmd(&["CONFIG", "RESETSTAT"]).unwrap();
+    // Pipelined SETs run together; each is counted.
+    let mut pipeline = Vec::new();
+    for i in 0..5 {
+        let key = format!("k{i}");
+        pipeline.extend(common::Client::encode(&[b"SET", key.as_bytes(), b"v"]));
+    }
+    cl.send_raw(&pipeline).unwrap();
+    for _ in 0..5 {
+        assert_eq!(cl.read().unwrap(), ok());
+    }
+    assert_eq!(cl.cmd(&["GET", "k1"]).unwrap(), bulk("v"));
+    assert!(cl.cmd(&["GET"]).unwrap().is_error(), "refused: wrong argument count");
+    cl.cmd(&["XADD", "s", "1-1", "f", "v"]).unwrap();
+    let nogroup = cl.cmd(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]).unwrap();
+    assert!(nogroup.is_error(), "{nogroup:?}");
+    let set = info_line(&mut cl, "commandstats", "cmdstat_set").unwrap();
+    assert!(set.starts_with("calls=5,") && set.ends_with(",rejected_calls=0,failed_calls=0"), "{set}");
+    let get = info_line(&mut cl, "commandstats", "cmdstat_get").unwrap();
+    assert!(get.starts_with("calls=1,") && get.ends_with(",rejected_calls=1,failed_calls=0"), "{get}");
+    let xreadgroup = info_line(&mut cl, "commandstats", "cmdstat_xreadgroup").unwrap();
+    assert!(xreadgroup.starts_with("calls=1,") && xreadgroup.ends_with("failed_calls=1"), "{xreadgroup}");
+    assert_eq!(info_line(&mut cl, "errorstats", "errorstat_NOGROUP").as_deref(), Some("count=1"));
+    assert_eq!(info_line(&mut cl, "errorstats", "errorstat_ERR").as_deref(), Some("count=1"));
+    assert_eq!(info_line(&mut cl, "stats", "total_error_replies").as_deref(), Some("2"));
+    // Another node counts its own.
+    assert_eq!(info_line(&mut c.client(1), "errorstats", "errorstat_NOGROUP"), None);
+    cl.cmd(&["CONFIG", "RESETSTAT"]).unwrap();
+    assert_eq!(info_line(&mut cl, "errorstats", "errorstat_NOGROUP"), None);
+    assert_eq!(info_line(&mut cl, "stats", "total_error_replies").as_deref(), Some("0"));
+}

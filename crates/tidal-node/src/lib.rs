@@ -7,6 +7,7 @@ pub mod admin;
 pub mod autoscale_api;
 pub mod cache;
 pub mod clock;
+pub mod command_stats;
 pub mod config;
 pub mod disk;
 pub mod drain_api;

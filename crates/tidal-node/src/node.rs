@@ -70,6 +70,8 @@ pub struct Shared {
     /// Client requests answered with an error of the cluster's making
     /// (`Reply::is_server_error`).
     pub server_errors: AtomicU64,
+    /// What INFO commandstats and errorstats report.
+    pub command_stats: crate::command_stats::CommandStats,
     /// Client connections refused for `--maxclients`.
     pub refused_clients: AtomicU64,
     /// Open client connections.
@@ -766,6 +768,7 @@ impl Node {
             next_client_id: AtomicU64::new(1),
             commands: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
+            command_stats: crate::command_stats::CommandStats::new(),
             refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             unblockers: Mutex::default(),

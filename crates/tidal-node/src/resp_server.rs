@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::command_stats::Call;
 use bytes::BytesMut;
 use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
-    command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, node_limits, parse,
-    Blocking, ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge,
+    command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, lookup, node_limits,
+    parse, Blocking, ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge,
     PubSubCmd, ReadOp, Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp,
 };
 use tidal_core::resp::{encode, encode_push, Proto, RequestDecoder};
@@ -260,16 +261,31 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             // argument count is refused as it is queued (and aborts the
             // transaction); other bad arguments are answered at EXEC.
             let arg_bytes: usize = args.iter().map(Vec::len).sum();
+            let spec = command_spec(&args);
+            let stats = &shared.command_stats;
+            // Counted once answered (a queued command counts with EXEC's).
+            let mut call = match &spec {
+                Ok(s) if conn.multi.is_none() => stats.start(s),
+                Ok(_) => None,
+                Err(_) => {
+                    // A known command with the wrong argument count.
+                    if let Some(s) = args.first().and_then(|n| lookup(n)) {
+                        stats.rejected(s);
+                    }
+                    None
+                }
+            };
             if conn.subscribed_resp2() {
-                if let Some(name) = command_spec(&args).ok().map(|s| s.name).filter(|n| !SUBSCRIBED_MODE.contains(n)) {
+                if let Some(s) = spec.as_ref().ok().filter(|s| !SUBSCRIBED_MODE.contains(&s.name)) {
                     run.flush(&shared, conn.proto, &mut out).await;
-                    send(&shared, &pubsub::not_in_subscribed_mode(name), conn.proto, &mut out);
+                    stats.rejected(s);
+                    send(&shared, &pubsub::not_in_subscribed_mode(s.name), conn.proto, &mut out);
                     continue;
                 }
             }
             let parsed = match too_large(&shared, &args) {
                 Some(reply) => Err((reply, true)),
-                None => match (conn.multi.is_some(), command_spec(&args)) {
+                None => match (conn.multi.is_some(), spec.clone()) {
                     (true, Err(reply)) => Err((reply, true)),
                     (true, Ok(spec)) if spec.refused_in_multi() => {
                         Err((Reply::err("Command not allowed inside a transaction"), true))
@@ -292,6 +308,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                         }
                         _ => {}
                     }
+                    stats.done(call, &reply);
                     send(&shared, &reply, conn.proto, &mut out);
                     continue;
                 }
@@ -302,6 +319,9 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
             );
             if !conn.authed && !before_auth {
                 run.flush(&shared, conn.proto, &mut out).await;
+                if let Ok(s) = spec {
+                    stats.rejected(s);
+                }
                 send(&shared, &Reply::Error(NOAUTH.into()), conn.proto, &mut out);
                 continue;
             }
@@ -311,11 +331,13 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 continue;
             }
             match cmd {
-                Command::Write(op) => run.push_write(&shared, conn.proto, &mut out, op).await,
-                Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op, conn.readonly).await,
+                Command::Write(op) => run.push_write(&shared, conn.proto, &mut out, op, call.take()).await,
+                Command::Read(op) => run.push_read(&shared, conn.proto, &mut out, op, conn.readonly, call.take()).await,
                 Command::Keyspace(k) => {
                     run.flush(&shared, conn.proto, &mut out).await;
-                    send(&shared, &keyspace(&shared, k).await, conn.proto, &mut out);
+                    let reply = keyspace(&shared, k).await;
+                    stats.done(call.take(), &reply);
+                    send(&shared, &reply, conn.proto, &mut out);
                 }
                 Command::Block(b) => {
                     run.flush(&shared, conn.proto, &mut out).await;
@@ -327,6 +349,7 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     let Some(reply) = blocked(&shared, conn.id, &mut stream, &mut buf, &mut stop, b).await else {
                         break 'conn;
                     };
+                    stats.done(call.take(), &reply);
                     send(&shared, &reply, conn.proto, &mut out);
                 }
                 Command::PubSub(p) => {
@@ -336,8 +359,11 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                         // Confirmations go out whatever CLIENT REPLY said.
                         silenced = None;
                         pubsub::change(&shared, &mut conn.subs, id, p, proto, &mut out);
+                        stats.done(call.take(), &Reply::Ok);
                     } else {
-                        send(&shared, &pubsub::query(&shared, p).await, proto, &mut out);
+                        let reply = pubsub::query(&shared, p).await;
+                        stats.done(call.take(), &reply);
+                        send(&shared, &reply, proto, &mut out);
                     }
                 }
                 // In subscribed mode a RESP2 PING answers in the shape of
@@ -346,10 +372,12 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     run.flush(&shared, conn.proto, &mut out).await;
                     let pong = [Reply::bulk("pong"), Reply::Bulk(m.unwrap_or_default())];
                     encode_push(&pong, conn.proto, &mut out);
+                    stats.done(call.take(), &Reply::Ok);
                 }
                 Command::Conn(c) => {
                     run.flush(&shared, conn.proto, &mut out).await;
                     let (reply, close) = conn_cmd(&shared, &mut conn, c).await;
+                    stats.done(call.take(), &reply);
                     send(&shared, &reply, conn.proto, &mut out);
                     if close {
                         if let Some(mark) = silenced {
@@ -542,40 +570,59 @@ const MAX_RUN: usize = 512;
 /// the ones the client sent earlier, and replies go out in order.
 enum Run {
     None,
-    Writes(Vec<WriteOp>),
-    /// Reads, and whether the connection is READONLY.
-    Reads(Vec<ReadOp>, bool),
+    /// Writes, and each one's call (for INFO commandstats).
+    Writes(Vec<WriteOp>, Vec<Option<Call>>),
+    /// Reads, whether the connection is READONLY, and each one's call.
+    Reads(Vec<ReadOp>, bool, Vec<Option<Call>>),
 }
 
 impl Run {
-    async fn push_write(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut, op: WriteOp) {
-        if !matches!(self, Run::Writes(_)) {
+    async fn push_write(
+        &mut self,
+        shared: &Arc<Shared>,
+        proto: Proto,
+        out: &mut BytesMut,
+        op: WriteOp,
+        call: Option<Call>,
+    ) {
+        if !matches!(self, Run::Writes(..)) {
             self.flush(shared, proto, out).await;
-            *self = Run::Writes(Vec::new());
+            *self = Run::Writes(Vec::new(), Vec::new());
         }
-        if let Run::Writes(ops) = self {
+        if let Run::Writes(ops, calls) = self {
             ops.push(op);
+            calls.push(call);
         }
     }
 
-    async fn push_read(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut, op: ReadOp, ro: bool) {
-        if !matches!(self, Run::Reads(_, r) if *r == ro) {
+    async fn push_read(
+        &mut self,
+        shared: &Arc<Shared>,
+        proto: Proto,
+        out: &mut BytesMut,
+        op: ReadOp,
+        ro: bool,
+        call: Option<Call>,
+    ) {
+        if !matches!(self, Run::Reads(_, r, _) if *r == ro) {
             self.flush(shared, proto, out).await;
-            *self = Run::Reads(Vec::new(), ro);
+            *self = Run::Reads(Vec::new(), ro, Vec::new());
         }
-        if let Run::Reads(ops, _) = self {
+        if let Run::Reads(ops, _, calls) = self {
             ops.push(op);
+            calls.push(call);
         }
     }
 
     /// Execute the run and encode its replies, in order.
     async fn flush(&mut self, shared: &Arc<Shared>, proto: Proto, out: &mut BytesMut) {
-        let replies = match std::mem::replace(self, Run::None) {
+        let (replies, calls) = match std::mem::replace(self, Run::None) {
             Run::None => return,
-            Run::Writes(ops) => shared.write_many(DEFAULT_TENANT, ops).await,
-            Run::Reads(ops, ro) => read_many(shared, ops, ro).await,
+            Run::Writes(ops, calls) => (shared.write_many(DEFAULT_TENANT, ops).await, calls),
+            Run::Reads(ops, ro, calls) => (read_many(shared, ops, ro).await, calls),
         };
-        for r in &replies {
+        for (r, call) in replies.iter().zip(calls) {
+            shared.command_stats.done(call, r);
             send(shared, r, proto, out);
         }
     }
@@ -586,6 +633,7 @@ fn send(shared: &Shared, reply: &tidal_core::kv::Reply, proto: Proto, out: &mut 
     if reply.is_server_error() {
         shared.server_errors.fetch_add(1, Ordering::Relaxed);
     }
+    shared.command_stats.reply(reply);
     encode(reply, proto, out);
 }
 
@@ -1080,7 +1128,10 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
             }
             Err(reply) => reply,
         },
-        ConnCmd::ConfigResetStat => Reply::Ok,
+        ConnCmd::ConfigResetStat => {
+            shared.command_stats.reset();
+            Reply::Ok
+        }
         ConnCmd::Command(sub) => command_reply(&sub),
         ConnCmd::Info(sections) => {
             let keys = match broadcast_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts).await {
@@ -1099,6 +1150,9 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 total_commands_processed: shared.commands.load(Ordering::Relaxed),
                 pubsub: shared.pubsub.counts(),
                 keys,
+                total_error_replies: shared.command_stats.total_errors(),
+                commandstats: shared.command_stats.command_lines(),
+                errorstats: shared.command_stats.error_lines(),
             };
             info_reply(&sections, &view)
         }

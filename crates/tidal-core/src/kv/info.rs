@@ -26,10 +26,19 @@ pub struct InfoView {
     /// Live keys in the tenant keyspace, if known; omitted from `# Keyspace`
     /// when zero, like Redis.
     pub keys: u64,
+    /// Error replies sent since start (or CONFIG RESETSTAT).
+    pub total_error_replies: u64,
+    /// `# Commandstats` lines: one per command called.
+    pub commandstats: Vec<String>,
+    /// `# Errorstats` lines: one per error code answered.
+    pub errorstats: Vec<String>,
 }
 
 const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cluster", "keyspace"];
+    &["server", "clients", "memory", "persistence", "stats", "replication", "errorstats", "cluster", "keyspace"];
+
+/// What `all` and `everything` add to the default sections, as in Redis.
+const MORE_SECTIONS: &[&str] = &["commandstats"];
 
 fn section(name: &str, view: &InfoView) -> Vec<String> {
     let kv = |k: &str, v: String| format!("{k}:{v}");
@@ -58,26 +67,34 @@ fn section(name: &str, view: &InfoView) -> Vec<String> {
         }
         "stats" => vec![
             kv("total_commands_processed", view.total_commands_processed.to_string()),
+            kv("total_error_replies", view.total_error_replies.to_string()),
             kv("pubsub_channels", view.pubsub[0].to_string()),
             kv("pubsub_patterns", view.pubsub[1].to_string()),
             kv("pubsubshard_channels", view.pubsub[2].to_string()),
         ],
         "replication" => vec![kv("role", "master".into()), kv("connected_slaves", "0".into())],
         "cluster" => vec![kv("cluster_enabled", "0".into())],
+        "commandstats" => view.commandstats.clone(),
+        "errorstats" => view.errorstats.clone(),
         "keyspace" if view.keys > 0 => vec![format!("db0:keys={},expires=0,avg_ttl=0", view.keys)],
         "keyspace" => Vec::new(),
         _ => Vec::new(),
     }
 }
 
-/// INFO [section ...]: no section, `default`, `all` or `everything` give
-/// every section; unknown names give nothing, as in Redis.
+/// INFO [section ...]: no section or `default` give the default
+/// sections, `all` or `everything` those and `commandstats`; unknown names
+/// give nothing, as in Redis.
 pub fn info_reply(sections: &[Vec<u8>], view: &InfoView) -> Reply {
     let wanted: Vec<String> = sections.iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
+    let every = wanted.iter().any(|s| matches!(s.as_str(), "all" | "everything"));
+    let default = every || wanted.is_empty() || wanted.iter().any(|s| s == "default");
     let mut out = String::new();
-    for name in DEFAULT_SECTIONS {
-        if !all && !wanted.iter().any(|w| w == name) {
+    for name in DEFAULT_SECTIONS.iter().chain(MORE_SECTIONS) {
+        let chosen = wanted.iter().any(|w| w == name)
+            || (default && DEFAULT_SECTIONS.contains(name))
+            || (every && MORE_SECTIONS.contains(name));
+        if !chosen {
             continue;
         }
         if !out.is_empty() {
@@ -111,6 +128,9 @@ mod tests {
             total_commands_processed: 5,
             pubsub: [1, 0, 0],
             keys: 3,
+            total_error_replies: 4,
+            commandstats: vec!["cmdstat_get:calls=2,usec=9,usec_per_call=4.50,rejected_calls=0,failed_calls=0".into()],
+            errorstats: vec!["errorstat_ERR:count=4".into()],
         }
     }
 
@@ -127,6 +147,17 @@ mod tests {
         assert!(t.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"));
         assert!(t.contains("uptime_in_seconds:90\r\n"));
         assert!(t.contains("\r\npubsub_channels:1\r\npubsub_patterns:0\r\n"));
+    }
+
+    #[test]
+    fn command_stats_come_with_all_and_error_stats_by_default() {
+        let t = text(info_reply(&[], &view()));
+        assert!(t.contains("\r\ntotal_error_replies:4\r\n") && t.contains("# Errorstats\r\nerrorstat_ERR:count=4\r\n"));
+        assert!(!t.contains("cmdstat_"));
+        let t = text(info_reply(&[b"all".to_vec()], &view()));
+        assert!(t.contains("# Commandstats\r\ncmdstat_get:calls=2,"));
+        let t = text(info_reply(&[b"commandstats".to_vec()], &view()));
+        assert!(t.starts_with("# Commandstats\r\n") && !t.contains("# Server"));
     }
 
     #[test]
