@@ -44,8 +44,13 @@ pub fn run(args: NodeArgs) -> i32 {
             return crate::EXIT_USAGE;
         }
     };
+    // No LIFO slot: a task woken is run after those woken before it, so
+    // commands that arrive on two connections in one poll of the sockets
+    // are taken in the order they arrived (with the slot, the later one
+    // ran first).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
+        .disable_lifo_slot()
         .enable_all()
         .build()
         .expect("cannot start the tokio runtime");
