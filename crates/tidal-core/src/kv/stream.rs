@@ -459,17 +459,22 @@ pub(super) fn last_live(store: &impl KvStore, key: &[u8], meta: &Meta) -> Result
     Ok(entries(store, key, tail.first, tail.last, usize::MAX)?.pop())
 }
 
-/// The stream under `key` for a write: `None` if missing, or the
-/// `WRONGTYPE` reply.
+/// A stream's header from `rec`: `None` for no key, the `WRONGTYPE`
+/// reply for another kind.
+fn as_stream(rec: Option<Record>) -> Result<Option<Meta>, Reply> {
+    match rec {
+        Some(r) if r.kind != Kind::Stream => Err(wrong_type()),
+        other => Ok(other.map(Meta::from_record)),
+    }
+}
+
+/// The stream under `key` for a write (an expired key found is deleted).
 pub(super) fn open_write(
     store: &mut impl KvStore,
     key: &[u8],
     now_ms: u64,
 ) -> Result<Result<Option<Meta>, Reply>, StoreError> {
-    Ok(match live_for_write(store, key, now_ms)? {
-        Some(r) if r.kind != Kind::Stream => Err(wrong_type()),
-        other => Ok(other.map(Meta::from_record)),
-    })
+    Ok(as_stream(live_for_write(store, key, now_ms)?))
 }
 
 pub(super) fn open_read(
@@ -477,10 +482,7 @@ pub(super) fn open_read(
     key: &[u8],
     now_ms: u64,
 ) -> Result<Result<Option<Meta>, Reply>, StoreError> {
-    Ok(match live(store, key, now_ms)? {
-        Some(r) if r.kind != Kind::Stream => Err(wrong_type()),
-        other => Ok(other.map(Meta::from_record)),
-    })
+    Ok(as_stream(live(store, key, now_ms)?))
 }
 
 fn equal_or_smaller() -> Reply {

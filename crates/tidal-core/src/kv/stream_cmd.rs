@@ -220,17 +220,33 @@ fn block_ms(arg: &[u8]) -> Result<u64, Reply> {
     u64::try_from(n).map_err(|_| Reply::err("timeout is negative"))
 }
 
-/// `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`.
-pub(super) fn xread(a: Args) -> Parsed {
-    let (mut block, mut count, mut streams) = (None, None, None);
+/// XREAD's and XREADGROUP's options, and their streams: the keys and
+/// the ID arguments after STREAMS.
+struct ReadArgs {
+    block: Option<u64>,
+    count: Option<u64>,
+    noack: bool,
+    /// GROUP's group and consumer.
+    names: Option<(Vec<u8>, Vec<u8>)>,
+    keys: Vec<Vec<u8>>,
+    ids: Vec<Vec<u8>>,
+}
+
+/// The options of XREAD (`group` false) or XREADGROUP, in Redis's order
+/// of checks.
+fn read_args(mut a: Args, group: bool) -> Result<ReadArgs, Reply> {
+    let mut r = ReadArgs { block: None, count: None, noack: false, names: None, keys: Vec::new(), ids: Vec::new() };
+    let only_group =
+        |opt: &str| Reply::err(format!("The {opt} option is only supported by XREADGROUP. You called XREAD instead."));
+    let mut streams = None;
     let mut i = 1;
     while i < a.len() {
         let more = a.len() - 1 - i;
         if is(&a[i], "BLOCK") && more > 0 {
-            block = Some(block_ms(&a[i + 1])?);
+            r.block = Some(block_ms(&a[i + 1])?);
             i += 1;
         } else if is(&a[i], "COUNT") && more > 0 {
-            count = Some(parse_i64(&a[i + 1]).ok_or_else(Reply::not_integer)?.max(0) as u64);
+            r.count = Some(parse_i64(&a[i + 1]).ok_or_else(Reply::not_integer)?.max(0) as u64);
             i += 1;
         } else if is(&a[i], "STREAMS") && more > 0 {
             if !more.is_multiple_of(2) {
@@ -241,18 +257,34 @@ pub(super) fn xread(a: Args) -> Parsed {
             streams = Some(i + 1);
             break;
         } else if is(&a[i], "GROUP") && more >= 2 {
-            return Err(Reply::err("The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+            if !group {
+                return Err(only_group("GROUP"));
+            }
+            r.names = Some((std::mem::take(&mut a[i + 1]), std::mem::take(&mut a[i + 2])));
+            i += 2;
         } else if is(&a[i], "NOACK") {
-            return Err(Reply::err("The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+            if !group {
+                return Err(only_group("NOACK"));
+            }
+            r.noack = true;
         } else {
             return Err(Reply::syntax());
         }
         i += 1;
     }
     let at = streams.ok_or_else(Reply::syntax)?;
-    let n = (a.len() - at) / 2;
-    let mut keys: Vec<Vec<u8>> = a[at..at + n].to_vec();
-    let from = a[at + n..]
+    if group && r.names.is_none() {
+        return Err(Reply::err("Missing GROUP option for XREADGROUP"));
+    }
+    r.ids = a.split_off(at + (a.len() - at) / 2);
+    r.keys = a.split_off(at);
+    Ok(r)
+}
+
+/// `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`.
+pub(super) fn xread(a: Args) -> Parsed {
+    let ReadArgs { block, count, mut keys, ids, .. } = read_args(a, false)?;
+    let from = ids
         .iter()
         .map(|arg| match arg.as_slice() {
             b"$" => Ok(ReadFrom::Last),
@@ -434,39 +466,9 @@ pub(super) fn xgroup_help(_: Args) -> Parsed {
 
 /// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]`.
 pub(super) fn xreadgroup(a: Args) -> Parsed {
-    let (mut block, mut count, mut streams, mut noack, mut names) = (None, None, None, false, None);
-    let mut i = 1;
-    while i < a.len() {
-        let more = a.len() - 1 - i;
-        if is(&a[i], "BLOCK") && more > 0 {
-            block = Some(block_ms(&a[i + 1])?);
-            i += 1;
-        } else if is(&a[i], "COUNT") && more > 0 {
-            count = Some(parse_i64(&a[i + 1]).ok_or_else(Reply::not_integer)?.max(0) as u64);
-            i += 1;
-        } else if is(&a[i], "STREAMS") && more > 0 {
-            if !more.is_multiple_of(2) {
-                return Err(Reply::err(
-                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
-                ));
-            }
-            streams = Some(i + 1);
-            break;
-        } else if is(&a[i], "GROUP") && more >= 2 {
-            names = Some((a[i + 1].clone(), a[i + 2].clone()));
-            i += 2;
-        } else if is(&a[i], "NOACK") {
-            noack = true;
-        } else {
-            return Err(Reply::syntax());
-        }
-        i += 1;
-    }
-    let at = streams.ok_or_else(Reply::syntax)?;
-    let (group, consumer) = names.ok_or_else(|| Reply::err("Missing GROUP option for XREADGROUP"))?;
-    let n = (a.len() - at) / 2;
-    let mut keys: Vec<Vec<u8>> = a[at..at + n].to_vec();
-    let from = a[at + n..]
+    let ReadArgs { block, count, noack, names, mut keys, ids } = read_args(a, true)?;
+    let (group, consumer) = names.expect("read_args checks GROUP");
+    let from = ids
         .iter()
         .map(|arg| match arg.as_slice() {
             b"$" => Err(Reply::err(
