@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{put_len, put_string, Reader};
+use super::{put_len, put_string, Reader, ELEMENT_COST};
 use crate::kv::stream::StreamId;
 use crate::kv::stream_group::estimate_read;
 
@@ -48,8 +48,9 @@ pub struct GroupValue {
     pub name: Vec<u8>,
     pub last: StreamId,
     pub entries_read: Option<u64>,
-    /// Pending entries: ID, delivery time, deliveries, owner.
-    pub pending: Vec<(StreamId, u64, u64, Vec<u8>)>,
+    /// Pending entries: ID, delivery time, deliveries, and the owner's
+    /// place in `consumers`.
+    pub pending: Vec<(StreamId, u64, u64, u32)>,
     /// Consumers and the times they were last seen.
     pub consumers: Vec<(Vec<u8>, u64)>,
 }
@@ -64,7 +65,11 @@ impl StreamValue {
             .flat_map(|(_, e)| e)
             .map(|(_, f)| 16 + f.iter().map(|(a, b)| a.len() + b.len() + 8).sum::<usize>())
             .sum();
-        let groups: usize = self.groups.iter().map(|g| g.name.len() + 40 * g.pending.len() + 64).sum();
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|g| g.name.len() + 40 * g.pending.len() + g.consumers.iter().map(|(c, _)| c.len() + 16).sum::<usize>())
+            .sum();
         entries + groups
     }
 }
@@ -78,8 +83,9 @@ fn int(item: &[u8]) -> Option<i64> {
 }
 
 /// The live entries of one node's listpack `items`, whose master ID is
-/// `master`; `None` for anything that does not add up.
-fn node_entries(master: StreamId, items: &[Vec<u8>]) -> Option<Vec<(StreamId, Fields)>> {
+/// `master`; `None` for anything that does not add up, or once the
+/// copies of the master entry's fields have spent `budget`.
+fn node_entries(master: StreamId, items: &[Vec<u8>], budget: &mut usize) -> Option<Vec<(StreamId, Fields)>> {
     let mut it = items.iter();
     let live = u64::try_from(int(it.next()?)?).ok()?;
     let deleted = u64::try_from(int(it.next()?)?).ok()?;
@@ -100,6 +106,16 @@ fn node_entries(master: StreamId, items: &[Vec<u8>]) -> Option<Vec<(StreamId, Fi
         );
         let same = flags & FLAG_SAMEFIELDS != 0;
         let fields: Fields = if same {
+            // Each entry gets its own copy of the master's field names.
+            let copies: usize = master_fields.iter().map(|f| f.len() + ELEMENT_COST).sum();
+            match budget.checked_sub(copies).filter(|left| *left > 0) {
+                Some(left) => *budget = left,
+                None => {
+                    // Spent: the decoder answers TooLarge.
+                    *budget = 0;
+                    return None;
+                }
+            }
             master_fields.iter().map(|f| Some((f.clone(), it.next()?.clone()))).collect::<Option<_>>()?
         } else {
             let m = usize::try_from(int(it.next()?)?).ok()?;
@@ -107,7 +123,7 @@ fn node_entries(master: StreamId, items: &[Vec<u8>]) -> Option<Vec<(StreamId, Fi
         };
         let lp_count = int(it.next()?)?;
         let want = fields.len() as i64 + 3 + if same { 0 } else { fields.len() as i64 + 1 };
-        if lp_count != want || fields.is_empty() {
+        if lp_count != want || fields.is_empty() || id == StreamId::MIN {
             return None;
         }
         if flags & FLAG_DELETED != 0 {
@@ -144,7 +160,8 @@ impl Reader<'_> {
                 return None;
             }
             let master = StreamId::from_bytes(&key);
-            let entries = node_entries(master, &self.blob(super::listpack)?)?;
+            let items = self.blob(super::listpack)?;
+            let entries = node_entries(master, &items, &mut self.budget)?;
             for (id, _) in &entries {
                 if prev.is_some_and(|p| *id <= p) || *id < master {
                     return None;
@@ -168,14 +185,14 @@ impl Reader<'_> {
         let mut v = StreamValue { nodes, length, last, first, max_deleted, added, groups: Vec::new() };
         let groups = self.count()?;
         for _ in 0..groups {
-            let name = self.plain_string()?;
+            let name = self.string()?;
             let last = self.id_pair()?;
             let entries_read = if kind == TYPE_STREAM {
                 estimate_read(v.added, v.length, v.last, v.first, v.max_deleted, last)
             } else {
                 Some(self.len()? as u64).filter(|n| *n != u64::MAX)
             };
-            let mut pending: Vec<(StreamId, u64, u64, Vec<u8>)> = Vec::new();
+            let mut pending: Vec<(StreamId, u64, u64, Option<u32>)> = Vec::new();
             for _ in 0..self.count()? {
                 let id = self.raw_id()?;
                 let time = self.millis()?;
@@ -183,29 +200,31 @@ impl Reader<'_> {
                 if pending.last().is_some_and(|(p, ..)| *p >= id) {
                     return None;
                 }
-                pending.push((id, time, count, Vec::new()));
+                pending.push((id, time, count, None));
             }
             let mut consumers: Vec<(Vec<u8>, u64)> = Vec::new();
             for _ in 0..self.count()? {
-                let cname = self.plain_string()?;
+                let cname = self.string()?;
                 let seen = self.millis()?;
                 if kind == TYPE_STREAM_3 {
                     self.millis()?;
                 }
+                let me = u32::try_from(consumers.len()).ok()?;
                 for _ in 0..self.count()? {
                     let id = self.raw_id()?;
                     let at = pending.binary_search_by(|(p, ..)| p.cmp(&id)).ok()?;
-                    if !pending[at].3.is_empty() {
+                    if pending[at].3.replace(me).is_some() {
                         return None;
                     }
-                    pending[at].3 = cname.clone();
                 }
                 if consumers.iter().any(|(c, _)| *c == cname) {
                     return None;
                 }
                 consumers.push((cname, seen));
             }
-            if pending.iter().any(|(.., owner)| owner.is_empty()) || v.groups.iter().any(|g| g.name == name) {
+            let pending =
+                pending.into_iter().map(|(id, t, n, owner)| Some((id, t, n, owner?))).collect::<Option<_>>()?;
+            if v.groups.iter().any(|g| g.name == name) {
                 return None;
             }
             v.groups.push(GroupValue { name, last, entries_read, pending, consumers });
@@ -362,13 +381,18 @@ pub(super) fn encode(out: &mut Vec<u8>, v: &StreamValue) {
             out.extend_from_slice(&time.to_le_bytes());
             put_len(out, *count);
         }
+        let mut owned: Vec<Vec<StreamId>> = vec![Vec::new(); g.consumers.len()];
+        for (id, .., owner) in &g.pending {
+            if let Some(ids) = owned.get_mut(*owner as usize) {
+                ids.push(*id);
+            }
+        }
         put_len(out, g.consumers.len() as u64);
-        for (name, seen) in &g.consumers {
+        for ((name, seen), ids) in g.consumers.iter().zip(owned) {
             put_string(out, name);
             out.extend_from_slice(&seen.to_le_bytes());
-            let owned: Vec<_> = g.pending.iter().filter(|(.., owner)| owner == name).collect();
-            put_len(out, owned.len() as u64);
-            for (id, ..) in owned {
+            put_len(out, ids.len() as u64);
+            for id in ids {
                 out.extend_from_slice(&id.bytes());
             }
         }

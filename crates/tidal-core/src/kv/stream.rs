@@ -301,6 +301,9 @@ struct Node {
     /// Entries ever added to it, deleted ones included.
     total: u64,
     bytes: u64,
+    /// A digest of its master entry's field names (its first entry's):
+    /// an entry with the same names costs Redis only its values.
+    master: u64,
 }
 
 impl Node {
@@ -312,16 +315,18 @@ impl Node {
             live: word(v, 32),
             total: word(v, 40),
             bytes: word(v, 48),
+            master: word(v, 56),
         }
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(56);
+        let mut v = Vec::with_capacity(64);
         v.extend_from_slice(&self.prev.bytes());
         v.extend_from_slice(&self.last.bytes());
         v.extend_from_slice(&self.live.to_be_bytes());
         v.extend_from_slice(&self.total.to_be_bytes());
         v.extend_from_slice(&self.bytes.to_be_bytes());
+        v.extend_from_slice(&self.master.to_be_bytes());
         v
     }
 }
@@ -428,10 +433,26 @@ pub(super) fn entry_reply(sub: &[u8], v: &[u8]) -> Reply {
 }
 
 /// About what Redis's listpack spends on an entry: its flags, ID deltas
-/// and back-count, and each field and value with its length and
-/// back-length. Only a node's byte limit uses it.
-fn entry_bytes(fields: &[(Vec<u8>, Vec<u8>)]) -> u64 {
-    8 + fields.iter().map(|(f, v)| (f.len() + v.len() + 4) as u64).sum::<u64>()
+/// and back-count, and each value with its length and back-length; the
+/// field names too (and their count) unless they are the node's master
+/// entry's. Only a node's byte limit uses it.
+fn entry_bytes(fields: &[(Vec<u8>, Vec<u8>)], same_names: bool) -> u64 {
+    let values: u64 = fields.iter().map(|(_, v)| v.len() as u64 + 2).sum();
+    let names: u64 = if same_names { 0 } else { 2 + fields.iter().map(|(f, _)| f.len() as u64 + 2).sum::<u64>() };
+    8 + values + names
+}
+
+/// FNV-1a over an entry's field names, each with its length: what tells
+/// whether an entry has its node's master fields.
+fn names_digest(fields: &[(Vec<u8>, Vec<u8>)]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (f, _) in fields {
+        for b in (f.len() as u32).to_be_bytes().iter().chain(f.iter()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Entry rows of `key` with IDs in `lo..=hi`, at most `limit`.
@@ -518,20 +539,22 @@ fn append(
     let max_bytes = if limits.max_bytes == 0 { NODE_MAX_SIZE } else { limits.max_bytes.min(NODE_MAX_SIZE) };
     let tail = get_node(store, key, meta.tail)?
         .filter(|n| n.bytes + raw < max_bytes && (limits.max_entries == 0 || n.total < limits.max_entries));
-    let size = entry_bytes(fields);
+    let names = names_digest(fields);
     let node = match tail {
         Some(mut n) => {
             n.last = id;
             n.live += 1;
             n.total += 1;
-            n.bytes += size;
+            n.bytes += entry_bytes(fields, n.master == names);
             n
         }
         None => {
-            // A new node starts with its master entry: the first entry's
-            // fields, which the entries after it are compared with.
-            let master = 16 + fields.iter().map(|(f, _)| f.len() as u64 + 2).sum::<u64>();
-            let n = Node { first: id, prev: meta.tail, last: id, live: 1, total: 1, bytes: master + size };
+            // A new node starts with its header and its master entry: the
+            // first entry's field names, which later entries are compared
+            // with.
+            let master = 15 + fields.iter().map(|(f, _)| f.len() as u64 + 2).sum::<u64>();
+            let bytes = master + entry_bytes(fields, true);
+            let n = Node { first: id, prev: meta.tail, last: id, live: 1, total: 1, bytes, master: names };
             meta.tail = id;
             meta.nodes += 1;
             n
@@ -615,11 +638,10 @@ fn trim(
             meta.len -= 1;
             deleted += 1;
         }
-        if node.live == 0 {
-            unlink(store, key, meta, &node)?;
-        } else {
-            put_node(store, key, &node)?;
-        }
+        // A node this emptied stays, as in Redis (its deleted entries
+        // still count towards its size); an approximate trimming removes
+        // it later as a whole.
+        put_node(store, key, &node)?;
         break;
     }
     if deleted > 0 {

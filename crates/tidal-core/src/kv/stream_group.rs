@@ -295,15 +295,17 @@ pub(super) fn estimate_read(
     None
 }
 
-/// A group's lag: entries added it has not read, when that can be known.
-fn lag(meta: &Meta, g: &Group) -> Option<u64> {
+/// A group's lag: entries added it has not read, when that can be known
+/// (negative when ENTRIESREAD said more than were added, as in Redis).
+fn lag(meta: &Meta, g: &Group) -> Option<i64> {
     if meta.added == 0 {
         return Some(0);
     }
+    let behind = |read: u64| meta.added as i64 - read as i64;
     if let Some(read) = g.entries_read.filter(|_| !has_tombstones(meta, g.last)) {
-        return Some(meta.added.saturating_sub(read));
+        return Some(behind(read));
     }
-    distance(meta, g.last).map(|read| meta.added.saturating_sub(read))
+    distance(meta, g.last).map(behind)
 }
 
 /// One group, and the consumers a write changed, saved together.
@@ -529,20 +531,24 @@ pub(super) fn apply(
                     Ok(Reply::Int(1))
                 }
                 (GroupWrite::DelConsumer { consumer }, Some(mut g)) => {
-                    let Some(c) = g.consumer(store, key, consumer)? else { return Ok(Reply::Int(0)) };
-                    for (s, _) in all_rows(store, key, &owned_prefix(group, consumer))? {
-                        let id = id_after(&owned_prefix(group, consumer), &s);
-                        store.elem_delete(key, &s)?;
+                    if g.consumer(store, key, consumer)?.is_none() {
+                        return Ok(Reply::Int(0));
+                    }
+                    let owned = all_rows(store, key, &owned_prefix(group, consumer))?;
+                    for (s, _) in &owned {
+                        let id = id_after(&owned_prefix(group, consumer), s);
+                        store.elem_delete(key, s)?;
                         store.elem_delete(key, &pel_sub(group, id))?;
                     }
-                    g.g.pending = g.g.pending.saturating_sub(c.pending);
-                    g.g.consumers -= 1;
+                    let pending = owned.len() as u64;
+                    g.g.pending = g.g.pending.saturating_sub(pending);
+                    g.g.consumers = g.g.consumers.saturating_sub(1);
                     g.consumers.remove(consumer.as_slice());
                     g.changed = true;
                     store.elem_delete(key, &consumer_sub(group, consumer))?;
                     g.save(store, key)?;
                     meta.save(store, key)?;
-                    Ok(Reply::Int(c.pending as i64))
+                    Ok(Reply::Int(pending as i64))
                 }
                 _ => unreachable!("the other group writes are answered above"),
             }
@@ -580,7 +586,7 @@ fn read_group(
     now_ms: u64,
 ) -> Result<Reply, StoreError> {
     let keys: Vec<Vec<u8>> = std::iter::once(key.to_vec()).chain(others.iter().cloned()).collect();
-    let mut opened = Vec::with_capacity(keys.len());
+    // Every stream and group must be there before any is served.
     for k in &keys {
         let meta = match open_write(store, k, now_ms)? {
             Ok(m) => m,
@@ -592,7 +598,7 @@ fn read_group(
             None => None,
         };
         match (meta, g) {
-            (Some(meta), Some(g)) => opened.push((meta, g)),
+            (Some(_), Some(_)) => {}
             (None, _) if woken => return Ok(Reply::Error("UNBLOCKED the stream key no longer exists".into())),
             _ if woken => {
                 return Ok(Reply::Error(
@@ -614,7 +620,12 @@ fn read_group(
         _ => 0,
     };
     let mut out = Vec::new();
-    for ((k, (meta, mut g)), from) in keys.iter().zip(opened).zip(from) {
+    for (k, from) in keys.iter().zip(from) {
+        // Opened here, after the keys before it were saved: a stream named
+        // twice is served once, as in Redis.
+        let (Ok(Some(meta)), Some(mut g)) = (open_write(store, k, now_ms)?, Open::load(store, k, group)?) else {
+            continue;
+        };
         let items = match from {
             GroupFrom::History(after) => {
                 g.touch(store, k, consumer, now_ms)?;
@@ -917,7 +928,7 @@ pub(super) fn groups(store: &impl KvStore, key: &[u8], meta: &Meta) -> Result<Re
                 (Reply::bulk("pending"), Reply::Int(g.pending as i64)),
                 (Reply::bulk("last-delivered-id"), g.last.reply()),
                 (Reply::bulk("entries-read"), g.entries_read.map_or(Reply::Nil, |n| Reply::Int(n as i64))),
-                (Reply::bulk("lag"), lag(meta, &g).map_or(Reply::Nil, |n| Reply::Int(n as i64))),
+                (Reply::bulk("lag"), lag(meta, &g).map_or(Reply::Nil, Reply::Int)),
             ])
         })
         .collect();
@@ -969,7 +980,7 @@ pub(super) fn full(store: &impl KvStore, key: &[u8], meta: &Meta, count: u64) ->
             (Reply::bulk("name"), Reply::bulk(name)),
             (Reply::bulk("last-delivered-id"), g.last.reply()),
             (Reply::bulk("entries-read"), g.entries_read.map_or(Reply::Nil, |n| Reply::Int(n as i64))),
-            (Reply::bulk("lag"), lag(meta, &g).map_or(Reply::Nil, |n| Reply::Int(n as i64))),
+            (Reply::bulk("lag"), lag(meta, &g).map_or(Reply::Nil, Reply::Int)),
             (Reply::bulk("pel-count"), Reply::Int(g.pending as i64)),
             (Reply::bulk("pending"), Reply::Array(pending)),
             (Reply::bulk("consumers"), Reply::Array(consumers)),
@@ -984,19 +995,22 @@ pub(super) fn dump(store: &impl KvStore, key: &[u8]) -> Result<Vec<GroupValue>, 
     for (s, v) in all_rows(store, key, &[GROUP])? {
         let name = s[1..].to_vec();
         let g = Group::decode(&v);
-        let prefix = named(PEL, &name);
-        let pending = all_rows(store, key, &prefix)?
-            .into_iter()
-            .map(|(s, v)| {
-                let n = Nack::decode(&v);
-                (id_after(&prefix, &s), n.time, n.count, n.consumer)
-            })
-            .collect();
         let cprefix = named(CONSUMER, &name);
-        let consumers = all_rows(store, key, &cprefix)?
+        let consumers: Vec<(Vec<u8>, u64)> = all_rows(store, key, &cprefix)?
             .into_iter()
             .map(|(s, v)| (s[cprefix.len()..].to_vec(), Consumer::decode(&v).seen))
             .collect();
+        let places: BTreeMap<&[u8], u32> =
+            consumers.iter().enumerate().map(|(i, (c, _))| (c.as_slice(), i as u32)).collect();
+        let prefix = named(PEL, &name);
+        let mut pending = Vec::new();
+        for (s, v) in all_rows(store, key, &prefix)? {
+            let n = Nack::decode(&v);
+            // Every pending entry's owner is among the consumers.
+            if let Some(owner) = places.get(n.consumer.as_slice()) {
+                pending.push((id_after(&prefix, &s), n.time, n.count, *owner));
+            }
+        }
         out.push(GroupValue { name, last: g.last, entries_read: g.entries_read, pending, consumers });
     }
     Ok(out)
@@ -1005,15 +1019,16 @@ pub(super) fn dump(store: &impl KvStore, key: &[u8]) -> Result<Vec<GroupValue>, 
 /// RESTORE's groups for the stream under `key`, which has none yet.
 pub(super) fn restore(store: &mut impl KvStore, key: &[u8], groups: &[GroupValue]) -> Result<(), StoreError> {
     for gv in groups {
-        let mut owned: BTreeMap<&[u8], u64> = BTreeMap::new();
+        let mut owned = vec![0u64; gv.consumers.len()];
         for (id, time, count, owner) in &gv.pending {
-            let nack = Nack { time: *time, count: *count, consumer: owner.clone() };
+            let Some((name, _)) = gv.consumers.get(*owner as usize) else { continue };
+            let nack = Nack { time: *time, count: *count, consumer: name.clone() };
             store.elem_put(key, &pel_sub(&gv.name, *id), &nack.encode())?;
-            store.elem_put(key, &[owned_prefix(&gv.name, owner), id.bytes().to_vec()].concat(), &[])?;
-            *owned.entry(owner.as_slice()).or_default() += 1;
+            store.elem_put(key, &[owned_prefix(&gv.name, name), id.bytes().to_vec()].concat(), &[])?;
+            owned[*owner as usize] += 1;
         }
-        for (name, seen) in &gv.consumers {
-            let c = Consumer { seen: *seen, pending: owned.get(name.as_slice()).copied().unwrap_or(0) };
+        for ((name, seen), pending) in gv.consumers.iter().zip(owned) {
+            let c = Consumer { seen: *seen, pending };
             store.elem_put(key, &consumer_sub(&gv.name, name), &c.encode())?;
         }
         let g = Group {

@@ -308,3 +308,52 @@ fn a_redis_5_stream_payload_restores_with_its_groups() {
     assert_eq!(field(&groups[1], "lag"), int(2));
     assert_eq!(field(&groups[0], "pel-count"), int(4));
 }
+
+#[test]
+fn a_stream_named_twice_in_xreadgroup_is_served_once() {
+    let mut db = stream_with_group(2);
+    let r = db.run2(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "x", "x", ">", ">"]);
+    assert_eq!(r, arr(vec![arr(vec![bulk("x"), arr(vec![entry("1-0", "f", "v"), entry("2-0", "f", "v")])])]));
+    let owners = arr(vec![arr(vec![bulk("c"), bulk("2")])]);
+    assert_eq!(db.run2(&["XPENDING", "x", "g"]), arr(vec![int(2), bulk("1-0"), bulk("2-0"), owners]));
+    assert_eq!(db.run(&["XGROUP", "DELCONSUMER", "x", "g", "c"]), int(2));
+    assert_eq!(field(&first_group(&mut db), "consumers"), arr(vec![]));
+}
+
+#[test]
+fn lag_goes_negative_when_entriesread_says_more_than_was_added() {
+    let mut db = stream_with_group(3);
+    db.ok(&["XGROUP", "SETID", "x", "g", "$", "ENTRIESREAD", "100"]);
+    assert_eq!(field(&first_group(&mut db), "lag"), int(-97));
+}
+
+#[test]
+fn a_consumer_named_by_the_empty_string_dumps_and_restores() {
+    let mut db = stream_with_group(2);
+    db.run(&["XREADGROUP", "GROUP", "g", "", "STREAMS", "x", ">"]);
+    let payload = dump(&mut db, "x");
+    assert_eq!(restore(&mut db, "y", &payload), Reply::Ok);
+    assert_eq!(db.run(&["XPENDING", "y", "g"]), db.run(&["XPENDING", "x", "g"]));
+}
+
+#[test]
+fn copies_of_a_node_s_field_names_count_against_the_restore_limit() {
+    use super::rdb::{decode, encode, Refusal, StreamValue, Value};
+    use super::stream::StreamId;
+    // One long field name shared by many entries: a small payload that
+    // would decode into gigabytes of copies.
+    let name = vec![b'f'; 100_000];
+    let entries: Vec<_> = (1..=2_000u64).map(|i| (StreamId::new(i, 0), vec![(name.clone(), b"v".to_vec())])).collect();
+    let v = StreamValue {
+        nodes: vec![(StreamId::new(1, 0), entries)],
+        length: 2_000,
+        last: StreamId::new(2_000, 0),
+        first: StreamId::new(1, 0),
+        max_deleted: StreamId::MIN,
+        added: 2_000,
+        groups: Vec::new(),
+    };
+    let payload = encode(&Value::Stream(Box::new(v)));
+    assert!(payload.len() < 200_000, "{}", payload.len());
+    assert_eq!(decode(&payload), Err(Refusal::TooLarge));
+}
