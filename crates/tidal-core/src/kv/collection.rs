@@ -86,8 +86,9 @@ impl Header {
     }
 }
 
-/// The 8-byte word at `at` of a header's value, 0 when absent.
-fn word(value: &[u8], at: usize) -> u64 {
+/// The 8-byte big-endian word at `at` of a header's or row's value, 0
+/// when absent.
+pub(super) fn word(value: &[u8], at: usize) -> u64 {
     value.get(at..at + 8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
 }
 

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{put_len, put_string, Reader, ELEMENT_COST};
+use super::{backlen_size, put_len, put_string, Reader, ELEMENT_COST};
 use crate::kv::stream::StreamId;
 use crate::kv::stream_group::estimate_read;
 
@@ -233,6 +233,14 @@ impl Reader<'_> {
     }
 }
 
+/// A listpack entry's length `l`, written so that it reads backwards 7
+/// bits a byte (Redis's `lpEncodeBacklen`), in as many bytes as the reader
+/// skips: the first without the high bit, the others with it.
+fn backlen(l: usize) -> Vec<u8> {
+    let n = backlen_size(l);
+    (0..n).rev().map(|i| ((l >> (7 * i)) & 127) as u8 | if i == n - 1 { 0 } else { 128 }).collect()
+}
+
 /// A listpack of `items`, each an integer or a string.
 struct Listpack {
     body: Vec<u8>,
@@ -246,28 +254,7 @@ impl Listpack {
 
     fn entry(&mut self, encoded: &[u8]) {
         self.body.extend_from_slice(encoded);
-        let l = encoded.len() as u64;
-        // The entry's length, written so that it reads backwards 7 bits a
-        // byte (Redis's `lpEncodeBacklen`).
-        let back: Vec<u8> = match l {
-            0..=127 => vec![l as u8],
-            128..=16_382 => vec![(l >> 7) as u8, (l & 127) as u8 | 128],
-            16_383..=2_097_150 => vec![(l >> 14) as u8, ((l >> 7) & 127) as u8 | 128, (l & 127) as u8 | 128],
-            2_097_151..=268_435_454 => vec![
-                (l >> 21) as u8,
-                ((l >> 14) & 127) as u8 | 128,
-                ((l >> 7) & 127) as u8 | 128,
-                (l & 127) as u8 | 128,
-            ],
-            _ => vec![
-                (l >> 28) as u8,
-                ((l >> 21) & 127) as u8 | 128,
-                ((l >> 14) & 127) as u8 | 128,
-                ((l >> 7) & 127) as u8 | 128,
-                (l & 127) as u8 | 128,
-            ],
-        };
-        self.body.extend_from_slice(&back);
+        self.body.extend_from_slice(&backlen(encoded.len()));
         self.count += 1;
     }
 
@@ -396,5 +383,19 @@ pub(super) fn encode(out: &mut Vec<u8>, v: &StreamValue) {
                 out.extend_from_slice(&id.bytes());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backlen;
+
+    #[test]
+    fn back_lengths_are_redis_s_bytes() {
+        assert_eq!(backlen(127), [127]);
+        assert_eq!(backlen(128), [1, 128]);
+        assert_eq!(backlen(16_382), [127, 254]);
+        assert_eq!(backlen(16_383), [0, 255, 255]);
+        assert_eq!(backlen(2_097_151), [0, 255, 255, 255]);
     }
 }

@@ -28,7 +28,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{live, live_for_write, wrong_type};
+use super::collection::{live, live_for_write, word, wrong_type};
 use super::rdb::StreamValue;
 use super::record::{Kind, Record};
 use super::reply::Reply;
@@ -64,7 +64,12 @@ impl StreamId {
     }
 
     pub(super) fn from_bytes(b: &[u8]) -> StreamId {
-        StreamId { ms: word(b, 0), seq: word(b, 8) }
+        StreamId::at(b, 0)
+    }
+
+    /// The ID written at `at` of `b` (0-0 when absent).
+    pub(super) fn at(b: &[u8], at: usize) -> StreamId {
+        StreamId { ms: word(b, at), seq: word(b, at + 8) }
     }
 
     /// The next ID, `None` after the last.
@@ -99,11 +104,6 @@ impl StreamId {
     pub fn reply(self) -> Reply {
         Reply::bulk(self.text())
     }
-}
-
-/// The 8-byte big-endian word at `at`, 0 when absent.
-pub(super) fn word(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8).map_or(0, |w| u64::from_be_bytes(w.try_into().expect("8 bytes")))
 }
 
 /// The ID XADD was given.
@@ -221,6 +221,16 @@ pub enum StreamRead {
 /// How many entries a woken XREAD without COUNT answers with at most.
 pub const WOKEN_COUNT: u64 = 1000;
 
+/// How many entries XREAD or XREADGROUP answers with from each stream (0:
+/// all): COUNT 0 is no limit, except for a woken client's.
+pub(super) fn read_count(count: Option<u64>, woken: bool) -> u64 {
+    match count {
+        Some(c) if c > 0 || !woken => c,
+        _ if woken => WOKEN_COUNT,
+        _ => 0,
+    }
+}
+
 /// The header's layout: the byte offset of each field.
 mod at {
     pub const LEN: usize = 0;
@@ -261,7 +271,7 @@ impl Meta {
 
     fn from_record(rec: Record) -> Meta {
         let v = &rec.value;
-        let id = |at| StreamId::from_bytes(v.get(at..at + 16).unwrap_or(&[0; 16]));
+        let id = |at| StreamId::at(v, at);
         Meta {
             len: word(v, at::LEN),
             last: id(at::LAST),
@@ -310,8 +320,8 @@ impl Node {
     fn decode(first: StreamId, v: &[u8]) -> Node {
         Node {
             first,
-            prev: StreamId::from_bytes(v.get(0..16).unwrap_or(&[0; 16])),
-            last: StreamId::from_bytes(v.get(16..32).unwrap_or(&[0; 16])),
+            prev: StreamId::at(v, 0),
+            last: StreamId::at(v, 16),
             live: word(v, 32),
             total: word(v, 40),
             bytes: word(v, 48),
@@ -397,17 +407,22 @@ fn encode_entry(node: StreamId, fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn entry_node(v: &[u8]) -> StreamId {
-    StreamId::from_bytes(v.get(..16).unwrap_or(&[0; 16]))
+    StreamId::at(v, 0)
 }
 
-/// An entry's field/value pairs.
+/// An entry's field/value pairs (after its node's ID).
 fn entry_pairs(v: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut flat = entry_fields(v).into_iter().map(|r| match r {
-        Reply::Bulk(b) => b,
-        _ => Vec::new(),
-    });
-    let mut out = Vec::new();
-    while let (Some(f), Some(x)) = (flat.next(), flat.next()) {
+    let n = u32::from_be_bytes(v.get(16..20).and_then(|b| b.try_into().ok()).unwrap_or([0; 4])) as usize;
+    let mut at = 20;
+    let mut part = || {
+        let len = u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize;
+        let p = v.get(at + 4..at + 4 + len)?.to_vec();
+        at += 4 + len;
+        Some(p)
+    };
+    let mut out = Vec::with_capacity(n.min(v.len()));
+    while out.len() < n {
+        let (Some(f), Some(x)) = (part(), part()) else { break };
         out.push((f, x));
     }
     out
@@ -415,17 +430,7 @@ fn entry_pairs(v: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// An entry's field/value pairs as the flat array Redis answers with.
 fn entry_fields(v: &[u8]) -> Vec<Reply> {
-    let n = u32::from_be_bytes(v.get(16..20).and_then(|b| b.try_into().ok()).unwrap_or([0; 4])) as usize;
-    let mut out = Vec::with_capacity(2 * n);
-    let mut at = 20;
-    while out.len() < 2 * n {
-        let Some(len) = v.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) else { break };
-        at += 4;
-        let Some(part) = v.get(at..at + len as usize) else { break };
-        out.push(Reply::bulk(part));
-        at += len as usize;
-    }
-    out
+    entry_pairs(v).into_iter().flat_map(|(f, x)| [Reply::Bulk(f), Reply::Bulk(x)]).collect()
 }
 
 pub(super) fn entry_reply(sub: &[u8], v: &[u8]) -> Reply {
@@ -865,12 +870,7 @@ fn xread(
             Err(reply) => return Ok(reply),
         }
     }
-    // COUNT 0 is no limit, except for a woken client's.
-    let count = match count {
-        Some(c) if c > 0 || !woken => c,
-        _ if woken => WOKEN_COUNT,
-        _ => 0,
-    };
+    let count = read_count(count, woken);
     let mut out = Vec::new();
     for ((k, meta), from) in keys.iter().zip(metas).zip(from) {
         let Some(meta) = meta else { continue };

@@ -21,10 +21,12 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use super::collection::word;
 use super::rdb::GroupValue;
 use super::reply::Reply;
+use super::store::{bound_slice, prefixed_bounds};
 use super::store::{KvStore, StoreError};
-use super::stream::{entries, entry_reply, open_read, open_write, word, Meta, ReadFrom, Row, StreamId, WOKEN_COUNT};
+use super::stream::{entries, entry_reply, open_read, open_write, read_count, Meta, ReadFrom, Row, StreamId};
 
 const GROUP: u8 = 0x02;
 const PEL: u8 = 0x03;
@@ -120,7 +122,7 @@ impl Group {
     fn decode(v: &[u8]) -> Group {
         let read = word(v, 16);
         Group {
-            last: StreamId::from_bytes(v.get(..16).unwrap_or(&[0; 16])),
+            last: StreamId::at(v, 0),
             entries_read: (read != u64::MAX).then_some(read),
             pending: word(v, 24),
             consumers: word(v, 32),
@@ -214,19 +216,8 @@ fn rows_from(
     from: &[u8],
     limit: usize,
 ) -> Result<Vec<Row>, StoreError> {
-    let end = prefix_end(prefix);
-    store.elem_range(key, Bound::Included(from), Bound::Excluded(&end), limit)
-}
-
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0xff; prefix.len() + 1]
+    let (lo, hi) = prefixed_bounds(prefix, Bound::Included(&from[prefix.len()..]), Bound::Unbounded);
+    store.elem_range(key, bound_slice(&lo), bound_slice(&hi), limit)
 }
 
 /// Every row under `prefix`.
@@ -614,11 +605,7 @@ fn read_group(
             }
         }
     }
-    let count = match count {
-        Some(c) if c > 0 || !woken => c,
-        _ if woken => WOKEN_COUNT,
-        _ => 0,
-    };
+    let count = read_count(count, woken);
     let mut out = Vec::new();
     for (k, from) in keys.iter().zip(from) {
         // Opened here, after the keys before it were saved: a stream named
