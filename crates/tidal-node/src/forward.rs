@@ -71,6 +71,8 @@ pub enum KvRequest {
     Unblock {
         token: u64,
     },
+    /// A script (EVAL), run at the leader of its keys' PRG.
+    Script(crate::script::ScriptCall),
     /// A follower's read (READONLY): the leader confirms it leads, as for
     /// a read of its own, and answers with its read index; the follower
     /// serves the read once it has applied that far.
@@ -109,6 +111,11 @@ pub enum KvResponse {
     },
     /// The source cannot say what changed since the copy began.
     Lost(String),
+    /// A script that names no keys touched `key` first, whose slot
+    /// another PRG serves: it runs there instead (nothing was proposed).
+    ScriptElsewhere {
+        key: Vec<u8>,
+    },
     /// Who leads the PRG now (after a leader transfer).
     Leader(Option<NodeId>),
     /// A chunk copied into the target.
@@ -144,6 +151,7 @@ impl KvRequest {
             KvRequest::Read(op) => op.keys(),
             KvRequest::WriteBatch(ops) => ops.iter().flat_map(WriteOp::keys).collect(),
             KvRequest::Block { op, .. } => op.keys(),
+            KvRequest::Script(call) => call.keys(),
             _ => Vec::new(),
         }
     }
@@ -159,6 +167,7 @@ impl KvRequest {
     /// go back. The client gets an error that says the outcome is unknown.
     pub fn retry_safe(&self) -> bool {
         !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_) | KvRequest::Block { .. })
+            && !matches!(self, KvRequest::Script(call) if !call.read_only)
     }
 }
 

@@ -26,6 +26,8 @@ pub mod resp_server;
 pub mod router;
 pub mod scale_api;
 pub mod scan;
+pub mod script;
+mod script_lua;
 pub mod shrink_api;
 pub mod tls;
 

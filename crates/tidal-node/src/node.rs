@@ -72,6 +72,8 @@ pub struct Shared {
     pub server_errors: AtomicU64,
     /// What INFO commandstats and errorstats report.
     pub command_stats: crate::command_stats::CommandStats,
+    /// Scripts cached and running here.
+    pub scripts: crate::script::Scripts,
     /// Client connections refused for `--maxclients`.
     pub refused_clients: AtomicU64,
     /// Open client connections.
@@ -162,6 +164,8 @@ pub struct KvGroup {
     pub follower_reads: crate::follower_reads::FollowerReads,
     /// Requests this replica has executed as the leader.
     pub ops: Arc<AtomicU64>,
+    /// Held by the script running at this leader: one at a time.
+    pub scripts: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How a node meets the network: what it accepts its peer, Redis and
@@ -270,7 +274,15 @@ impl Shared {
         crate::reaper::spawn(self.weak_self.get().cloned().unwrap_or_default(), group.to_string(), m.clone());
         self.kv.write().expect("kv lock").insert(
             group.to_string(),
-            KvGroup { group: g, machine: m, proposer, reads, follower_reads, ops: Arc::default() },
+            KvGroup {
+                group: g,
+                machine: m,
+                proposer,
+                reads,
+                follower_reads,
+                ops: Arc::default(),
+                scripts: Arc::default(),
+            },
         );
         Ok(true)
     }
@@ -769,6 +781,7 @@ impl Node {
             commands: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
             command_stats: crate::command_stats::CommandStats::new(),
+            scripts: crate::script::Scripts::default(),
             refused_clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             unblockers: Mutex::default(),

@@ -17,7 +17,7 @@ use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, lookup, node_limits,
     parse, Blocking, ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge,
-    PubSubCmd, ReadOp, Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp,
+    PubSubCmd, ReadOp, Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp, BUSY_REPLY_THRESHOLD,
 };
 use tidal_core::resp::{encode, encode_push, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
@@ -325,6 +325,27 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                 send(&shared, &Reply::Error(NOAUTH.into()), conn.proto, &mut out);
                 continue;
             }
+            // A script past its time limit: only a few commands run, as in
+            // Redis; a queued command spoils its transaction, an EXEC
+            // discards it.
+            if shared.scripts.busy() && !crate::script::allowed_while_busy(&cmd) {
+                run.flush(&shared, conn.proto, &mut out).await;
+                let reply = match (&cmd, conn.multi.as_mut()) {
+                    (Command::Conn(ConnCmd::Exec), Some(_)) => {
+                        conn.multi = None;
+                        conn.watch = None;
+                        Reply::Error(format!("EXECABORT Transaction discarded because of: {}", crate::script::BUSY))
+                    }
+                    (_, Some(m)) => {
+                        m.failed = true;
+                        Reply::Error(crate::script::BUSY.into())
+                    }
+                    _ => Reply::Error(crate::script::BUSY.into()),
+                };
+                stats.done(call.take(), &reply);
+                send(&shared, &reply, conn.proto, &mut out);
+                continue;
+            }
             if conn.multi.is_some() && queued_in_multi(&cmd) {
                 let reply = queue(&shared, &mut conn, cmd, arg_bytes);
                 send(&shared, &reply, conn.proto, &mut out);
@@ -349,6 +370,12 @@ async fn connection(shared: Arc<Shared>, mut stream: BoxStream, addr: String) {
                     let Some(reply) = blocked(&shared, conn.id, &mut stream, &mut buf, &mut stop, b).await else {
                         break 'conn;
                     };
+                    stats.done(call.take(), &reply);
+                    send(&shared, &reply, conn.proto, &mut out);
+                }
+                Command::Script(c) => {
+                    run.flush(&shared, conn.proto, &mut out).await;
+                    let reply = crate::script::command(&shared, c).await;
                     stats.done(call.take(), &reply);
                     send(&shared, &reply, conn.proto, &mut out);
                 }
@@ -712,7 +739,7 @@ async fn keyspace(shared: &Arc<Shared>, k: KeyspaceCmd) -> Reply {
 /// A command that picks at random (SPOP, SRANDMEMBER, HRANDFIELD) gets
 /// its seed here, from the node's clock and command count: a write's
 /// replicas all pick what its seed says, and a run under simulation repeats.
-fn seeded(shared: &Shared, mut cmd: Command) -> Command {
+pub(crate) fn seeded(shared: &Shared, mut cmd: Command) -> Command {
     let seed = match &mut cmd {
         Command::Write(op) => op.seed_mut(),
         Command::Read(op) => op.seed_mut(),
@@ -906,6 +933,10 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Re
         Command::Keyspace(_) => {
             multi.failed = true;
             return Reply::err("this command spans every slot and cannot run inside a transaction on a cluster");
+        }
+        Command::Script(_) => {
+            multi.failed = true;
+            return Reply::err("a script cannot run inside a transaction here");
         }
     };
     if !op.transactional() {
@@ -1118,6 +1149,9 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                     let mut values = shared.encodings.lock().expect("encodings lock");
                     for (i, v) in update.encodings {
                         values[i] = v;
+                        if i == BUSY_REPLY_THRESHOLD {
+                            shared.scripts.limit_ms.store(v.max(0) as u64, Ordering::Relaxed);
+                        }
                     }
                 }
                 // Every node's PRG leaders publish events: the flags go to all.

@@ -448,7 +448,7 @@ impl Shared {
     /// refreshes its routing and sends the request where the key lives now
     /// (splitting it if its keys now live in several PRGs). A key in a
     /// hand-off answers `Fenced`: the router waits briefly and retries.
-    pub async fn send(self: &Arc<Self>, prg: &PrgId, req: KvRequest) -> Reply {
+    pub async fn send(self: &Arc<Self>, prg: &PrgId, mut req: KvRequest) -> Reply {
         let deadline = Instant::now() + Duration::from_millis(self.config.retry_budget_ms);
         let mut prg = prg.clone();
         let mut group = prg.to_string();
@@ -535,6 +535,24 @@ impl Shared {
                         Owner::Several => return self.reroute(&prg.tenant, req).await,
                         _ => attempt += 1,
                     }
+                }
+                Ok(KvResponse::ScriptElsewhere { key }) => {
+                    // Routed by the key it touched first from now on.
+                    let KvRequest::Script(call) = &mut req else {
+                        return Reply::err("internal: a script's answer to another request");
+                    };
+                    call.route = Some(key);
+                    last = "the script's first key is in another PRG's slot".to_string();
+                    if let Owner::One(p) = self.owner_of(&prg.tenant, &req) {
+                        if p != prg {
+                            prg = p;
+                            group = prg.to_string();
+                            attempt = 0;
+                            continue;
+                        }
+                    }
+                    self.sync_now.notify_one();
+                    attempt += 1;
                 }
                 Ok(KvResponse::Fenced) => {
                     last = "its slot is being handed to another PRG".to_string();
@@ -709,7 +727,13 @@ impl Shared {
     /// Serve a request for a PRG this node hosts: propose writes, read
     /// after confirming leadership. A leader cut off from its quorum cannot
     /// commit, so waiting is bounded by `timeout`.
-    pub async fn execute_local(&self, group: &str, epoch: u64, req: KvRequest, timeout: Duration) -> KvResponse {
+    pub async fn execute_local(
+        self: &Arc<Self>,
+        group: &str,
+        epoch: u64,
+        req: KvRequest,
+        timeout: Duration,
+    ) -> KvResponse {
         let Some(kv) = self.kv_group(group) else {
             return KvResponse::Unavailable(format!("node {} does not host {group}", self.config.node_id));
         };
@@ -729,7 +753,7 @@ impl Shared {
         // Client requests count towards the PRG's load (a move's steps do not).
         let ops = match &req {
             KvRequest::WriteBatch(ops) => ops.len() as u64,
-            KvRequest::Write(_) | KvRequest::Read(_) | KvRequest::Block { .. } => 1,
+            KvRequest::Write(_) | KvRequest::Read(_) | KvRequest::Block { .. } | KvRequest::Script(_) => 1,
             _ => 0,
         };
         if ops == 0 {
@@ -744,7 +768,7 @@ impl Shared {
 
     /// [`Self::execute_local`] once the request is known to be this
     /// leader's to serve.
-    async fn execute_checked(&self, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
+    async fn execute_checked(self: &Arc<Self>, kv: &KvGroup, req: KvRequest, timeout: Duration) -> KvResponse {
         match req {
             KvRequest::Write(op) => {
                 let answer = propose(kv, op, timeout).await;
@@ -784,6 +808,7 @@ impl Shared {
             KvRequest::ReadIndex => {
                 confirmed(timeout, kv.reads.index()).await.map_or_else(|a| a, KvResponse::ReadIndex)
             }
+            KvRequest::Script(call) => crate::script::at_leader(self, kv, call, timeout).await,
             other => self.execute_move_step(kv, other).await,
         }
     }
@@ -889,7 +914,7 @@ fn single<G: Clone, O>(plan: &Plan<G, O>) -> Option<G> {
 }
 
 /// Propose one client write at this leader, within `timeout`.
-async fn propose(kv: &KvGroup, op: WriteOp, timeout: Duration) -> KvResponse {
+pub(crate) async fn propose(kv: &KvGroup, op: WriteOp, timeout: Duration) -> KvResponse {
     match tokio::time::timeout(timeout, kv.proposer.propose(op)).await {
         Ok(Ok(Ok(reply))) => KvResponse::Reply(reply),
         Ok(Ok(Err(r))) => refused(r),
@@ -914,7 +939,7 @@ pub(crate) async fn confirmed<T>(
 }
 
 /// How a leader answers a request for a slot its PRG does not serve.
-fn refused(r: Refusal) -> KvResponse {
+pub(crate) fn refused(r: Refusal) -> KvResponse {
     match r {
         Refusal::Moved { epoch, .. } => KvResponse::Moved { epoch },
         Refusal::Fenced { .. } => KvResponse::Fenced,

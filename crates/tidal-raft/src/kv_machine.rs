@@ -419,40 +419,70 @@ impl<B: Base> View<'_, B> {
     }
 }
 
-/// The view writes apply through: changes go to the active layer, and
-/// changes to exported slots are noted for the moves that export them.
+/// Where a [`WriteView`]'s writes go.
+enum Target<'a> {
+    /// The active layer: an entry applying.
+    Applied(&'a mut Inner),
+    /// A script's own layer over the applied state, seen by the script's
+    /// later commands and by nothing else ([`ScriptRun`]).
+    Script { inner: &'a Inner, layer: &'a mut Layer },
+}
+
+/// The view writes apply through: changes go to the active layer (and
+/// changes to exported slots are noted for the moves that export them),
+/// or to a running script's layer.
 struct WriteView<'a> {
-    inner: &'a mut Inner,
+    target: Target<'a>,
     base: LazyTable<'a>,
 }
 
 impl WriteView<'_> {
+    fn inner(&self) -> &Inner {
+        match &self.target {
+            Target::Applied(inner) => inner,
+            Target::Script { inner, .. } => inner,
+        }
+    }
+
     fn view(&self) -> View<'_, &LazyTable<'_>> {
-        View { stack: self.inner.layers.stack(), base: &self.base, ownership: &self.inner.ownership, scan_slots: None }
+        let stack = match &self.target {
+            Target::Applied(inner) => inner.layers.stack(),
+            Target::Script { inner, layer } => std::iter::once(&**layer).chain(inner.layers.stack()).collect(),
+        };
+        View { stack, base: &self.base, ownership: &self.inner().ownership, scan_slots: None }
     }
 
     fn set(&mut self, key: &[u8], rec: Option<Record>) {
-        // Every record stored carries the index of the entry that wrote it.
-        let rec = rec.map(|r| r.stamped(self.inner.last_index));
-        self.inner.note_stored(rec.as_ref());
-        let slot = slot_of(key, self.inner.ownership.slot_count());
+        // Every record stored carries the index of the entry that wrote it
+        // (a script's writes are proposed as the next one at the soonest).
+        let index = match &self.target {
+            Target::Applied(inner) => inner.last_index,
+            Target::Script { inner, .. } => inner.last_index + 1,
+        };
+        let rec = rec.map(|r| r.stamped(index));
+        let slot = slot_of(key, self.inner().ownership.slot_count());
         self.set_stored(slot, stored_key(slot, key), rec);
     }
 
     /// An element row: its bytes as an unversioned record (the header's
     /// version is the collection's).
     fn set_element(&mut self, key: &[u8], sub: &[u8], value: Option<&[u8]>) {
-        let slot = slot_of(key, self.inner.ownership.slot_count());
+        let slot = slot_of(key, self.inner().ownership.slot_count());
         self.set_stored(slot, stored_element(slot, key, sub), value.map(Record::new));
     }
 
     fn set_stored(&mut self, slot: u32, stored: Vec<u8>, rec: Option<Record>) {
-        if let Some(SlotState::Owned { exporting: Some(m) }) = self.inner.ownership.state(slot) {
-            if let Some(e) = self.inner.exports.get_mut(&m) {
-                e.changed.insert(stored.clone(), self.inner.last_index);
+        let inner = match &mut self.target {
+            Target::Applied(inner) => inner,
+            Target::Script { layer, .. } => return layer.put(&stored, rec),
+        };
+        inner.note_stored(rec.as_ref());
+        if let Some(SlotState::Owned { exporting: Some(m) }) = inner.ownership.state(slot) {
+            if let Some(e) = inner.exports.get_mut(&m) {
+                e.changed.insert(stored.clone(), inner.last_index);
             }
         }
-        self.inner.layers.active.put(&stored, rec);
+        inner.layers.active.put(&stored, rec);
     }
 }
 
@@ -493,7 +523,10 @@ impl KvStore for WriteView<'_> {
     fn clear(&mut self) -> Result<u64, KvError> {
         // Only applied when the ownership is settled: every row is served.
         let n = self.len()?;
-        self.inner.layers.active.clear();
+        match &mut self.target {
+            Target::Applied(inner) => inner.layers.active.clear(),
+            Target::Script { .. } => return Err(KvError("a script cannot flush the keyspace".into())),
+        }
         Ok(n)
     }
     fn len(&self) -> Result<u64, KvError> {
@@ -501,7 +534,7 @@ impl KvStore for WriteView<'_> {
     }
     fn may_hold_collections(&self) -> Result<bool, KvError> {
         let first = overlay::first_element();
-        let in_layers = self.inner.layers.stack().iter().any(|l| l.entries.range(first.to_vec()..).next().is_some());
+        let in_layers = self.view().stack.iter().any(|l| l.entries.range(first.to_vec()..).next().is_some());
         Ok(in_layers || self.base.open()?.element_rows()? > 0)
     }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
@@ -1006,14 +1039,14 @@ impl KvMachine {
     fn apply_writes(&self, inner: &mut Inner, state: &Db, now_ms: u64, ops: &[WriteOp]) -> Result<Vec<u8>, String> {
         let purging = inner.purging.clone();
         let base = LazyTable { table: &self.table, state, purging, opened: OnceCell::new() };
-        let mut view = WriteView { inner, base };
+        let mut view = WriteView { target: Target::Applied(inner), base };
         let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
         let flags = self.notices.flags();
         let mut events = Vec::new();
         for op in ops {
             let refused = match op {
-                WriteOp::Flush => unsettled(&view.inner.ownership),
-                _ => refusal(&view.inner.ownership, &op.keys(), true),
+                WriteOp::Flush => unsettled(&view.inner().ownership),
+                _ => refusal(&view.inner().ownership, &op.keys(), true),
             };
             out.push(match (refused, op) {
                 (Some(r), _) => Err(r),
@@ -1021,6 +1054,7 @@ impl KvMachine {
                 // since) say nothing here: the transaction fails as if a
                 // watched key had changed.
                 (None, WriteOp::Exec { watch: Some(w), .. }) if w.prg != self.group => Ok(Reply::NilArray),
+                (None, WriteOp::Script { watch, .. }) if watch.prg != self.group => Ok(Reply::NilArray),
                 (None, _) if notify::noting(flags) => {
                     Ok(notify::apply_noting(op, now_ms, &mut view, flags, &mut events).map_err(|e| e.0)?)
                 }
@@ -1418,3 +1452,7 @@ impl Machine for KvMachine {
 #[cfg(test)]
 #[path = "kv_machine_tests.rs"]
 mod tests;
+
+#[path = "kv_script.rs"]
+mod script;
+pub use script::ScriptRun;

@@ -29,6 +29,8 @@ pub enum Command {
     Block(Blocking),
     /// Answered by the node's hub of subscriptions and its peers'.
     PubSub(PubSubCmd),
+    /// A script and its cache (EVAL, SCRIPT): run by the node.
+    Script(super::script::ScriptCmd),
 }
 
 /// Parses one request. `Err` is the exact error reply Redis 7 would send.

@@ -20,6 +20,7 @@ use super::parse_conn as c;
 use super::parse_string as s;
 use super::pubsub as ps;
 use super::reply::Reply;
+use super::script as sc;
 use super::set as st;
 use super::sort as so;
 use super::stream_cmd as x;
@@ -438,6 +439,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("object", -2, OBJECT, c::container_help),
     container("command", -1, COMMAND, c::command_all),
     container("function", -2, FUNCTION, c::container_help),
+    cmd("eval", -3, EVAL, NONE, EVAL_ACL, sc::eval).numkeys(2),
+    cmd("evalsha", -3, EVAL, NONE, EVAL_ACL, sc::evalsha).numkeys(2),
+    cmd("eval_ro", -3, EVAL_RO, NONE, EVAL_ACL, sc::eval_ro).numkeys(2),
+    cmd("evalsha_ro", -3, EVAL_RO, NONE, EVAL_ACL, sc::evalsha_ro).numkeys(2),
+    container("script", -2, SCRIPT, c::container_help),
     container("memory", -2, MEMORY, c::container_help),
     cmd("subscribe", -2, SUB, NONE, PS_S, ps::subscribe),
     cmd("psubscribe", -2, SUB, NONE, PS_S, ps::psubscribe),
@@ -507,6 +513,18 @@ static OBJECT: &[CommandSpec] = &[
 static MEMORY: &[CommandSpec] = &[
     cmd("memory|usage", -3, &["readonly"], (2, 2, 1), &["@read", "@slow"], s::memory_usage),
     cmd("memory|help", 2, &["loading", "stale"], NONE, &["@slow"], c::memory_help),
+];
+
+const EVAL: &[&str] = &["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"];
+const EVAL_RO: &[&str] = &["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"];
+const EVAL_ACL: &[&str] = &["@slow", "@scripting"];
+
+static SCRIPT: &[CommandSpec] = &[
+    cmd("script|load", 3, &["noscript", "stale"], NONE, EVAL_ACL, sc::script_load),
+    cmd("script|exists", -3, &["noscript"], NONE, EVAL_ACL, sc::script_exists),
+    cmd("script|flush", -2, &["noscript"], NONE, EVAL_ACL, sc::script_flush),
+    cmd("script|kill", 2, &["noscript", "allow_busy"], NONE, EVAL_ACL, sc::script_kill),
+    cmd("script|help", 2, &["loading", "stale"], NONE, EVAL_ACL, sc::script_help),
 ];
 
 static FUNCTION: &[CommandSpec] = &[

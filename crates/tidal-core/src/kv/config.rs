@@ -71,7 +71,13 @@ static ENCODINGS: &[Encoding] = &[
     encoding("list-compress-depth", None, 0, 0, INT.1),
     Encoding { name: "stream-node-max-bytes", alias: None, default: 4096, min: 0, max: i64::MAX, bytes: true },
     encoding("stream-node-max-entries", None, 100, 0, i64::MAX),
+    // Not an encoding, but a number kept and shown the same way: how long
+    // a script runs before other commands are answered BUSY (ms, 0 never).
+    encoding("busy-reply-threshold", Some("lua-time-limit"), 5000, 0, i64::MAX),
 ];
+
+/// Where [`ENCODINGS`] holds `busy-reply-threshold`.
+pub const BUSY_REPLY_THRESHOLD: usize = ENCODINGS.len() - 1;
 
 /// Where [`ENCODINGS`] (and so [`ConfigView::encodings`] and OBJECT
 /// ENCODING's limits) holds each threshold OBJECT ENCODING judges by.

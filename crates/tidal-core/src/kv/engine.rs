@@ -156,6 +156,15 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             }
             Ok(Reply::Array(exec(ops, now_ms, store)?))
         }
+        WriteOp::Script { watch, at_ms, ops } => {
+            if !watch_holds(Some(watch), store, *at_ms)? {
+                return Ok(Reply::NilArray);
+            }
+            for op in ops {
+                apply(op, *at_ms, store)?;
+            }
+            Ok(Reply::Int(ops.len() as i64))
+        }
         WriteOp::Hash { key, op } => hash::apply(store, key, op, now_ms),
         WriteOp::Members { key, op } => set::apply(store, key, op, now_ms),
         WriteOp::Sort { key, dest, spec } => sort::store(store, key, dest, spec, now_ms),

@@ -145,6 +145,15 @@ pub fn apply_noting(
         }
         return Ok(Reply::Array(out));
     }
+    if let WriteOp::Script { watch, at_ms, ops } = op {
+        if !watch_holds(Some(watch), store, *at_ms)? {
+            return Ok(Reply::NilArray);
+        }
+        for op in ops {
+            apply_noting(op, *at_ms, store, flags, events)?;
+        }
+        return Ok(Reply::Int(ops.len() as i64));
+    }
     let mut keys: Vec<&[u8]> = Vec::new();
     for k in op.keys() {
         if !keys.contains(&k) {
@@ -266,7 +275,7 @@ fn events_of(op: &WriteOp, key: &[u8], deleted: bool) -> Vec<(u32, &'static str)
         WriteOp::Restore { .. } | WriteOp::RestorePayload { .. } => stored(GENERIC, "restore"),
         WriteOp::Sort { .. } => stored(LIST, "sortstore"),
         WriteOp::Reap { .. } => one(EXPIRED, "expired"),
-        WriteOp::Flush | WriteOp::Exec { .. } => Vec::new(),
+        WriteOp::Flush | WriteOp::Exec { .. } | WriteOp::Script { .. } => Vec::new(),
         WriteOp::Hash { op, .. } => one(
             HASH,
             match op {

@@ -240,6 +240,16 @@ pub enum WriteOp {
         replace: bool,
         load: Result<Restoring, Refusal>,
     },
+    /// What a script (EVAL) wrote, run at the PRG's leader against its
+    /// applied state at `at_ms` (a script sees one instant, as in Redis):
+    /// when every key it touched still has the version it saw, `ops` apply
+    /// in order at `at_ms`, and the reply is their count; otherwise none
+    /// applies and the reply is nil (the leader runs the script again).
+    Script {
+        watch: Watch,
+        at_ms: u64,
+        ops: Vec<WriteOp>,
+    },
 }
 
 /// The keys a connection watches, with the versions WATCH read from the
@@ -435,7 +445,9 @@ impl TxOp {
                     | ReadOp::Versions { .. }
                     | ReadOp::RandomKey { .. }
             ),
-            TxOp::Write(op) => !matches!(op, WriteOp::Flush | WriteOp::Restore { .. } | WriteOp::Exec { .. }),
+            TxOp::Write(op) => {
+                !matches!(op, WriteOp::Flush | WriteOp::Restore { .. } | WriteOp::Exec { .. } | WriteOp::Script { .. })
+            }
         }
     }
 }
@@ -506,6 +518,9 @@ impl WriteOp {
                 .flat_map(TxOp::keys)
                 .chain(watch.iter().flat_map(|w| w.keys.iter().map(|(k, _)| k.as_slice())))
                 .collect(),
+            WriteOp::Script { watch, ops, .. } => {
+                ops.iter().flat_map(WriteOp::keys).chain(watch.keys.iter().map(|(k, _)| k.as_slice())).collect()
+            }
             WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
             WriteOp::Rename { from, to, .. } => vec![from, to],
             WriteOp::Flush => Vec::new(),
@@ -523,6 +538,7 @@ impl WriteOp {
                 | WriteOp::BitOp { .. }
                 | WriteOp::Copy { .. }
                 | WriteOp::Exec { .. }
+                | WriteOp::Script { .. }
         ) || (matches!(
             self,
             WriteOp::Members { .. }

@@ -1,0 +1,87 @@
+//! EVAL and SCRIPT against a real 3-node cluster: a script runs at the
+//! leader of its slot's PRG, its writes apply on every replica as one, a
+//! busy script answers BUSY to the node's other clients, and SCRIPT KILL
+//! stops it with nothing it wrote applied.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, Value};
+
+fn err_has(v: &Value, text: &str) -> bool {
+    matches!(v, Value::Error(e) if e.contains(text))
+}
+
+#[test]
+fn a_script_runs_at_its_leader_and_what_it_wrote_reaches_every_replica() {
+    let c = Cluster::start(3, &[]);
+    let mut cl = c.client(0);
+    let script = "redis.call('set', KEYS[1], ARGV[1]); redis.call('incrby', KEYS[2], ARGV[1]); \
+                  return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}";
+    let got = cl.cmd(&["EVAL", script, "2", "{s}a", "{s}b", "5"]).unwrap();
+    assert_eq!(got, Value::Array(vec![Value::bulk("5"), Value::bulk("5")]));
+    for i in 0..3 {
+        assert_eq!(c.client(i).cmd(&["GET", "{s}b"]).unwrap(), Value::bulk("5"), "node {i}");
+    }
+    // Keys of another slot than the declared ones are refused.
+    let cross = cl.cmd(&["EVAL", "return redis.call('get', 'other')", "1", "{s}a"]).unwrap();
+    assert!(err_has(&cross, "do not hash to the same slot"), "{cross:?}");
+    assert_eq!(
+        cl.cmd(&["EVAL", "return 1", "2", "{s}a", "other"]).unwrap(),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+    // A script without keys runs where its first key's slot is served,
+    // whichever PRG that is.
+    for round in 1..=2 {
+        for k in 0..12 {
+            let key = format!("counter{k}");
+            let got = cl.cmd(&["EVAL", "return redis.call('incr', ARGV[1])", "0", &key]).unwrap();
+            assert_eq!(got, Value::Int(round), "{key}");
+        }
+    }
+    // What a script wrote before its error stays, as in Redis.
+    let failed = cl.cmd(&["EVAL", "redis.call('set', KEYS[1], 'x'); return redis.call('incr', KEYS[1])", "1", "{t}k"]);
+    assert!(err_has(&failed.unwrap(), "ERR value is not an integer or out of range script: "));
+    assert_eq!(cl.cmd(&["GET", "{t}k"]).unwrap(), Value::bulk("x"));
+    // The cache is the node's: EVALSHA works where the script was seen.
+    let sha = match cl.cmd(&["SCRIPT", "LOAD", "return redis.call('get',KEYS[1])"]).unwrap() {
+        Value::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(sha, "fd758d1589d044dd850a6f05d52f2eefd27f033f");
+    assert_eq!(cl.cmd(&["EVALSHA", &sha.to_uppercase(), "1", "{t}k"]).unwrap(), Value::bulk("x"));
+    let elsewhere = c.client(1).cmd(&["EVALSHA", &sha, "1", "{t}k"]).unwrap();
+    assert_eq!(elsewhere, Value::Error("NOSCRIPT No matching script. Please use EVAL.".into()));
+    // Read-only forms refuse writes; nothing is applied.
+    let ro = cl.cmd(&["EVAL_RO", "return redis.call('del', KEYS[1])", "1", "{t}k"]).unwrap();
+    assert!(err_has(&ro, "Write commands are not allowed from read-only scripts."), "{ro:?}");
+    assert_eq!(cl.cmd(&["GET", "{t}k"]).unwrap(), Value::bulk("x"));
+    // The sandbox: no new globals.
+    let global = cl.cmd(&["EVAL", "a = 10", "0"]).unwrap();
+    assert!(err_has(&global, "Attempt to modify a readonly table"), "{global:?}");
+}
+
+#[test]
+fn a_busy_script_answers_busy_and_script_kill_stops_it_with_nothing_applied() {
+    let c = Cluster::start(3, &[]);
+    let mut cl = c.client(0);
+    assert_eq!(cl.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["SCRIPT", "KILL"]).unwrap(), Value::Error("NOTBUSY No scripts in execution right now.".into()));
+    let mut runner = c.client(0);
+    let looping = "redis.call('set', KEYS[1], 'written'); while true do end";
+    runner.send_raw(&common::Client::encode(&[b"EVAL", looping.as_bytes(), b"1", b"{b}x"])).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let busy = cl.cmd(&["INCR", "xx"]).unwrap();
+    assert!(err_has(&busy, "BUSY Redis is busy running a script"), "{busy:?}");
+    assert_eq!(cl.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));
+    assert!(err_has(&cl.cmd(&["INCR", "xx"]).unwrap(), "BUSY"));
+    let exec = cl.cmd(&["EXEC"]).unwrap();
+    assert!(err_has(&exec, "EXECABORT Transaction discarded because of: BUSY"), "{exec:?}");
+    assert_eq!(cl.cmd(&["SCRIPT", "KILL"]).unwrap(), Value::Simple("OK".into()));
+    let killed = runner.read().unwrap();
+    assert!(err_has(&killed, "ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    // Nothing the killed script wrote applied, and the node serves again.
+    assert_eq!(cl.cmd(&["GET", "{b}x"]).unwrap(), Value::Nil);
+    assert_eq!(cl.cmd(&["INCR", "xx"]).unwrap(), Value::Int(1));
+}

@@ -1,0 +1,401 @@
+//! Scripts (EVAL and kin): this node's cache of them, the ones running
+//! here, and a script's run at the leader of its PRG.
+//!
+//! ```text
+//!  EVAL ─► node: cache, flags, slot ─► leader of the slot's PRG:
+//!            one script of the PRG at a time; read index confirmed;
+//!            Lua runs each command against the applied state under the
+//!            script's own writes (tidal_raft::kv_machine::ScriptRun) ─►
+//!            what it wrote is proposed as one write, WriteOp::Script ─►
+//!            applied on every replica, or nothing when a key it touched
+//!            changed meanwhile (then it runs again)
+//! ```
+//!
+//! A script that names no keys runs at a PRG this node leads; its first
+//! key decides its slot, and when another PRG serves that slot the script
+//! starts over there (nothing it did is seen until it ends). SCRIPT KILL
+//! stops a script running on this node, and nothing it wrote applies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use serde::{Deserialize, Serialize};
+use tidal_core::ids::DEFAULT_TENANT;
+use tidal_core::kv::{command_spec, lookup, parse, Command, ConnCmd, Reply, ScriptBody, ScriptCmd, TxOp};
+use tidal_core::ownership::Refusal;
+use tidal_raft::kv_machine::{KvMachine, ScriptRun};
+use tidal_raft::storage::Storage;
+
+use crate::forward::{KvRequest, KvResponse};
+use crate::node::{KvGroup, Shared};
+use crate::script_lua::{self, Calls, Run};
+
+/// What a command gets while a script has run longer than the limit.
+pub const BUSY: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// Runs of one script, at most, when keys it touched keep changing
+/// under it (each a write already on its way when the run began).
+const RUNS: usize = 8;
+
+/// The default of `lua-time-limit` (`busy-reply-threshold`), in ms.
+pub const DEFAULT_LIMIT_MS: u64 = 5000;
+
+/// A script sent to its PRG's leader.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScriptCall {
+    pub sha: String,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    pub keys: Vec<Vec<u8>>,
+    pub args: Vec<Vec<u8>>,
+    /// EVAL_RO and EVALSHA_RO, or the `no-writes` flag.
+    pub read_only: bool,
+    /// For a script that names no keys: the first key it touched, whose
+    /// PRG it runs at.
+    pub route: Option<Vec<u8>>,
+}
+
+impl ScriptCall {
+    /// The keys that route it.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self.keys.first() {
+            Some(_) => self.keys.iter().map(Vec::as_slice).collect(),
+            None => self.route.iter().map(Vec::as_slice).collect(),
+        }
+    }
+}
+
+/// The node's scripts: those cached, and those running here.
+pub struct Scripts {
+    cache: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    running: Mutex<HashMap<u64, Running>>,
+    /// How many are running (read without the lock on every command).
+    count: AtomicUsize,
+    next: AtomicU64,
+    /// `lua-time-limit`: past it, other commands are answered BUSY.
+    pub limit_ms: AtomicU64,
+}
+
+struct Running {
+    started: Instant,
+    kill: Arc<AtomicBool>,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self {
+            cache: Mutex::default(),
+            running: Mutex::default(),
+            count: AtomicUsize::new(0),
+            next: AtomicU64::new(0),
+            limit_ms: AtomicU64::new(DEFAULT_LIMIT_MS),
+        }
+    }
+}
+
+/// A script's place among the running ones, left when dropped.
+struct Started<'a> {
+    scripts: &'a Scripts,
+    id: u64,
+    kill: Arc<AtomicBool>,
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        self.scripts.running.lock().expect("scripts lock").remove(&self.id);
+        self.scripts.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Scripts {
+    /// Whether a script here has run longer than `lua-time-limit` (0: never).
+    pub fn busy(&self) -> bool {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let limit = self.limit_ms.load(Ordering::Relaxed);
+        limit > 0
+            && self
+                .running
+                .lock()
+                .expect("scripts lock")
+                .values()
+                .any(|r| r.started.elapsed() >= Duration::from_millis(limit))
+    }
+
+    fn start(&self) -> Started<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let kill = Arc::new(AtomicBool::new(false));
+        self.running.lock().expect("scripts lock").insert(id, Running { started: Instant::now(), kill: kill.clone() });
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Started { scripts: self, id, kill }
+    }
+
+    /// SCRIPT KILL: stop every script running here.
+    pub fn kill(&self) -> Reply {
+        let running = self.running.lock().expect("scripts lock");
+        if running.is_empty() {
+            return Reply::Error("NOTBUSY No scripts in execution right now.".into());
+        }
+        for r in running.values() {
+            r.kill.store(true, Ordering::Relaxed);
+        }
+        Reply::Ok
+    }
+
+    fn cache(&self, body: Vec<u8>) -> String {
+        let sha = script_lua::sha1_hex(&body);
+        self.cache.lock().expect("scripts lock").insert(sha.clone(), Arc::new(body));
+        sha
+    }
+
+    fn cached(&self, sha: &[u8]) -> Option<Arc<Vec<u8>>> {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.cache.lock().expect("scripts lock").get(&sha).cloned()
+    }
+}
+
+/// Whether a command runs while a script is busy (Redis's `allow_busy`).
+pub fn allowed_while_busy(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Script(ScriptCmd::Kill)
+            | Command::Conn(
+                ConnCmd::Auth { .. }
+                    | ConnCmd::Hello { .. }
+                    | ConnCmd::Multi
+                    | ConnCmd::Discard
+                    | ConnCmd::Quit
+                    | ConnCmd::Reset
+                    | ConnCmd::Watch(_)
+                    | ConnCmd::Unwatch
+            )
+    )
+}
+
+/// Answer EVAL and its kin, and SCRIPT.
+pub async fn command(shared: &Arc<Shared>, cmd: ScriptCmd) -> Reply {
+    match cmd {
+        ScriptCmd::Load(body) => match script_lua::shebang(&body).and_then(|(_, code)| script_lua::compile_check(code))
+        {
+            Ok(()) => Reply::Bulk(shared.scripts.cache(body).into_bytes()),
+            Err(e) => e,
+        },
+        ScriptCmd::Exists(shas) => {
+            Reply::Array(shas.iter().map(|s| Reply::Int(i64::from(shared.scripts.cached(s).is_some()))).collect())
+        }
+        ScriptCmd::Flush => {
+            shared.scripts.cache.lock().expect("scripts lock").clear();
+            Reply::Ok
+        }
+        ScriptCmd::Kill => shared.scripts.kill(),
+        ScriptCmd::Eval { body, keys, args, read_only } => eval(shared, body, keys, args, read_only).await,
+    }
+}
+
+async fn eval(
+    shared: &Arc<Shared>,
+    body: ScriptBody,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+    read_only: bool,
+) -> Reply {
+    let noscript = || Reply::Error("NOSCRIPT No matching script. Please use EVAL.".into());
+    let body = match body {
+        ScriptBody::Sha(sha) if sha.len() != 40 => return noscript(),
+        ScriptBody::Sha(sha) => match shared.scripts.cached(&sha) {
+            Some(b) => b.to_vec(),
+            None => return noscript(),
+        },
+        ScriptBody::Source(b) => b,
+    };
+    let (flags, code) = match script_lua::shebang(&body) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    if let Err(e) = script_lua::compile_check(code) {
+        return e;
+    }
+    if flags.no_cluster {
+        return Reply::err("Can not run script on cluster, 'no-cluster' flag is set.");
+    }
+    if read_only && flags.shebang && !flags.no_writes {
+        return Reply::err("Can not execute a script with write flag using *_ro command.");
+    }
+    let sha = shared.scripts.cache(body.clone());
+    let state = shared.cache.get();
+    let slots: Vec<Option<u32>> = keys.iter().map(|k| state.slot_of(DEFAULT_TENANT, k)).collect();
+    if !flags.allow_cross_slot_keys && slots.windows(2).any(|w| w[0] != w[1]) {
+        return Reply::Error(crate::resp_server::CROSSSLOT.into());
+    }
+    let mut call = ScriptCall { sha, body, keys, args, read_only: read_only || flags.no_writes, route: None };
+    // A script without keys runs at a PRG led here, as Redis runs one on
+    // the node it was sent to.
+    let prg = match call.keys().first() {
+        Some(k) => state.route(DEFAULT_TENANT, k).ok().map(|r| r.placement.prg.clone()),
+        None => {
+            let led_here = state.prgs_of(DEFAULT_TENANT).into_iter().find(|p| {
+                shared.kv_group(&p.prg.to_string()).is_some_and(|kv| {
+                    kv.group.raft.metrics().borrow_watched().current_leader == Some(shared.config.node_id)
+                })
+            });
+            led_here.or_else(|| state.prgs_of(DEFAULT_TENANT).into_iter().next()).map(|p| p.prg.clone())
+        }
+    };
+    let Some(prg) = prg else {
+        return Reply::Error("CLUSTERDOWN the cluster is still starting: no tenants yet".into());
+    };
+    call.route = None;
+    shared.send(&prg, KvRequest::Script(call)).await
+}
+
+/// Why a run stopped short of the script's answer.
+pub enum Stop {
+    /// The script's first key is in a slot another PRG serves: run it
+    /// there.
+    Elsewhere(Vec<u8>),
+    Refused(Refusal),
+    Failed(String),
+}
+
+/// Runs a script's commands at the leader.
+struct LeaderCalls {
+    shared: Arc<Shared>,
+    machine: Arc<KvMachine>,
+    storage: Arc<Storage>,
+    run: ScriptRun,
+    /// The slot of the script's keys: its declared ones', or the first it
+    /// touched.
+    slot: Option<u32>,
+    declared: bool,
+    read_only: bool,
+    cross_slot: bool,
+}
+
+impl Calls for LeaderCalls {
+    type Stop = Stop;
+
+    fn call(&mut self, args: Vec<Vec<u8>>, _resp3: bool) -> Result<Reply, Stop> {
+        let spec = match command_spec(&args) {
+            Ok(s) => s,
+            Err(_) if lookup(&args[0]).is_some() => {
+                return Ok(Reply::err("Wrong number of args calling Redis command from script"))
+            }
+            Err(_) => return Ok(Reply::err("Unknown Redis command called from script")),
+        };
+        if spec.flags.contains(&"noscript") {
+            return Ok(Reply::err("This Redis command is not allowed from script"));
+        }
+        if self.read_only && (spec.flags.contains(&"write") || spec.flags.contains(&"may_replicate")) {
+            return Ok(Reply::err("Write commands are not allowed from read-only scripts."));
+        }
+        let cmd = match parse(args) {
+            Ok(c) => crate::resp_server::seeded(&self.shared, c),
+            Err(r) => return Ok(r),
+        };
+        let op = match cmd {
+            Command::Write(w) => TxOp::Write(w),
+            Command::Read(r) => TxOp::Read(r),
+            // A script does not wait: it pops what is there.
+            Command::Block(b) => b.op.into_tx(),
+            Command::Conn(ConnCmd::Time) => {
+                let ms = self.run.at_ms();
+                let (s, us) = ((ms / 1000).to_string(), ((ms % 1000) * 1000).to_string());
+                return Ok(Reply::Array(vec![Reply::bulk(s), Reply::bulk(us)]));
+            }
+            Command::Conn(ConnCmd::Ping(None)) => return Ok(Reply::simple("PONG")),
+            Command::Conn(ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m)) => return Ok(Reply::Bulk(m)),
+            _ => return Ok(Reply::err("This Redis command is not allowed from script on a cluster")),
+        };
+        if !op.transactional() {
+            return Ok(Reply::err("This command spans every slot and is not allowed from script on a cluster"));
+        }
+        let state = self.shared.cache.get();
+        for k in op.keys() {
+            let s = state.slot_of(DEFAULT_TENANT, k);
+            match self.slot {
+                None => self.slot = s,
+                Some(mine) if s != Some(mine) && !self.cross_slot => {
+                    return Ok(Reply::err("Script attempted to access keys that do not hash to the same slot"));
+                }
+                Some(_) => {}
+            }
+        }
+        let first_touch = !self.declared && !self.run.touched();
+        match self.machine.script_call(&self.storage, &mut self.run, &op) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(Refusal::Moved { .. })) if first_touch => {
+                Err(Stop::Elsewhere(op.keys().first().map(|k| k.to_vec()).unwrap_or_default()))
+            }
+            Ok(Err(Refusal::Moved { .. })) if self.cross_slot => {
+                Ok(Reply::err("Script attempted to access a non local key in a cluster node"))
+            }
+            Ok(Err(r)) => Err(Stop::Refused(r)),
+            Err(e) => Err(Stop::Failed(e.to_string())),
+        }
+    }
+}
+
+/// Run `call` at this node, the leader of `kv`'s PRG: see the module's
+/// notes. Scripts of one PRG run one at a time, as Redis runs them.
+pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, timeout: Duration) -> KvResponse {
+    let _one_at_a_time = kv.scripts.lock().await;
+    let (flags, _) = match script_lua::shebang(&call.body) {
+        Ok(f) => f,
+        Err(e) => return KvResponse::Reply(e),
+    };
+    let call = Arc::new(call);
+    for _ in 0..RUNS {
+        if let Err(answer) = crate::router::confirmed(timeout, kv.reads.confirm()).await {
+            return answer;
+        }
+        let started = shared.scripts.start();
+        let kill = started.kill.clone();
+        let mut calls = LeaderCalls {
+            shared: shared.clone(),
+            machine: kv.machine.clone(),
+            storage: shared.host.storage().clone(),
+            run: ScriptRun::new(shared.clock.now_ms()),
+            slot: call.keys.first().and_then(|k| shared.cache.get().slot_of(DEFAULT_TENANT, k)),
+            declared: !call.keys.is_empty(),
+            read_only: call.read_only,
+            cross_slot: flags.allow_cross_slot_keys,
+        };
+        let c = call.clone();
+        let k = kill.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            let (_, code) = script_lua::shebang(&c.body).unwrap_or((Default::default(), &c.body));
+            let script = Run { sha: &c.sha, code, keys: &c.keys, args: &c.args, kill: k };
+            let answer = script_lua::run(script, &mut calls);
+            (answer, calls.run)
+        })
+        .await;
+        drop(started);
+        let (answer, run) = match ran {
+            Ok(r) => r,
+            Err(e) => return KvResponse::Unavailable(format!("the script's run failed: {e}")),
+        };
+        let reply = match answer {
+            Ok(r) => r,
+            Err(Stop::Elsewhere(key)) => return KvResponse::ScriptElsewhere { key },
+            Err(Stop::Refused(r)) => return crate::router::refused(r),
+            Err(Stop::Failed(e)) => return KvResponse::Unavailable(e),
+        };
+        // A killed script changes nothing; one that failed keeps what it
+        // wrote before, as in Redis.
+        let write = if kill.load(Ordering::Relaxed) { None } else { run.into_write(&kv.group.name) };
+        let Some(write) = write else { return KvResponse::Reply(reply) };
+        match crate::router::propose(kv, write, timeout).await {
+            KvResponse::Reply(Reply::NilArray) => continue,
+            KvResponse::Reply(Reply::Error(e)) => return KvResponse::Reply(Reply::Error(e)),
+            KvResponse::Reply(_) => return KvResponse::Reply(reply),
+            other => return other,
+        }
+    }
+    KvResponse::Reply(Reply::Error(format!(
+        "TRYAGAIN the script's keys changed under it {RUNS} times in a row; nothing it wrote applied"
+    )))
+}

@@ -1,0 +1,624 @@
+//! The Lua side of a script: the sandbox Redis 7.0 gives scripts, the
+//! `redis` library, and the conversions between Lua values and replies.
+//!
+//! Every run gets a fresh Lua 5.1 state, so nothing a script leaves in its
+//! globals reaches the next one. The script's chunk runs in an environment
+//! that refuses new globals and reading undefined ones, as Redis's does.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
+use sha1::{Digest, Sha1};
+use tidal_core::kv::Reply;
+use tidal_core::resp::format_double;
+
+/// How often (in Lua instructions) a running script looks whether it was
+/// killed, as Redis's hook does.
+const HOOK_EVERY: u32 = 100_000;
+
+/// What SCRIPT KILL makes the killed script's caller read.
+pub const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// The lowercase hex SHA1 of `bytes`: a script's name in the cache.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    let digest = Sha1::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A script's shebang flags (`#!lua flags=...`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// The script had a shebang line (its flags replace EVAL's).
+    pub shebang: bool,
+    pub no_writes: bool,
+    pub allow_cross_slot_keys: bool,
+    pub no_cluster: bool,
+}
+
+/// A script's flags and the code Lua compiles: the body without its
+/// shebang line, whose newline stays so that line numbers match.
+pub fn shebang(body: &[u8]) -> Result<(Flags, &[u8]), Reply> {
+    if !body.starts_with(b"#!") {
+        return Ok((Flags::default(), body));
+    }
+    let Some(nl) = body.iter().position(|&b| b == b'\n') else {
+        return Err(Reply::err("Invalid script shebang"));
+    };
+    let line = String::from_utf8_lossy(&body[..nl]);
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    match parts.first() {
+        None => return Err(Reply::err("Invalid engine in script shebang")),
+        Some(&"#!lua") => {}
+        Some(other) => return Err(Reply::err(format!("Unexpected engine in script shebang: {other}"))),
+    }
+    let mut flags = Flags { shebang: true, ..Flags::default() };
+    for part in &parts[1..] {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(Reply::err(format!("Unknown lua shebang option: {part}")));
+        };
+        if list.is_empty() {
+            continue;
+        }
+        for flag in list.split(',') {
+            match flag {
+                "no-writes" => flags.no_writes = true,
+                "allow-cross-slot-keys" => flags.allow_cross_slot_keys = true,
+                "no-cluster" => flags.no_cluster = true,
+                "allow-oom" | "allow-stale" => {}
+                other => return Err(Reply::err(format!("Unexpected flag in script shebang: {other}"))),
+            }
+        }
+    }
+    Ok((flags, &body[nl..]))
+}
+
+/// What a script's commands are run by (the node, against its PRG).
+pub trait Calls {
+    /// Why a run stopped without the script's answer: the node decides
+    /// what to do (run it elsewhere, say where the slot went).
+    type Stop;
+    /// Run one command of the script; `Err` stops the script at once.
+    fn call(&mut self, args: Vec<Vec<u8>>, resp3: bool) -> Result<Reply, Self::Stop>;
+}
+
+/// One script to run.
+pub struct Run<'a> {
+    pub sha: &'a str,
+    /// The body without its shebang (see [`shebang`]).
+    pub code: &'a [u8],
+    pub keys: &'a [Vec<u8>],
+    pub args: &'a [Vec<u8>],
+    /// Set by SCRIPT KILL.
+    pub kill: Arc<AtomicBool>,
+}
+
+/// Compile `code` as Redis does, to check it before it is cached.
+pub fn compile_check(code: &[u8]) -> Result<(), Reply> {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| Reply::err(e.to_string()))?;
+    lua.load(code).set_name("@user_script").into_function().map(|_| ()).map_err(|e| compile_error(&e))
+}
+
+fn compile_error(e: &mlua::Error) -> Reply {
+    let msg = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    Reply::err(format!("Error compiling script (new function): {msg}"))
+}
+
+/// Run a script to its answer, or to the stop a command asked for.
+pub fn run<C: Calls>(script: Run<'_>, calls: &mut C) -> Result<Reply, C::Stop> {
+    match run_lua(&script, calls) {
+        Ok(Ended::Reply(r)) => Ok(r),
+        Ok(Ended::Stop(s)) => Err(s),
+        Err(e) => Ok(Reply::err(format!("Error running script {}, {}", script.sha, clip(&e.to_string())))),
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+enum Ended<S> {
+    Reply(Reply),
+    Stop(S),
+}
+
+/// The part of the prelude written in Lua: `redis.call` raises what
+/// `redis.pcall` returns, Lua's `pcall` gives a command error's text, and
+/// the script's environment refuses writes and undefined reads.
+const PRELUDE: &str = r#"
+local errtext = ...
+local type, rawget, select, unpack = type, rawget, select, unpack
+local pcall0 = pcall
+local function pack(...) return {n = select('#', ...), ...} end
+pcall = function(f, ...)
+  local r = pack(pcall0(f, ...))
+  if not r[1] then
+    local t = errtext(r[2])
+    if t then return false, t end
+  end
+  return unpack(r, 1, r.n)
+end
+"#;
+
+/// A command's error that `redis.call` raised.
+#[derive(Debug)]
+struct CommandError(String);
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// A command's error as a script sees it: its code first, ERR when it
+/// has none.
+fn error_text(e: &str) -> String {
+    if e.contains(' ') {
+        e.to_string()
+    } else {
+        format!("ERR {e}")
+    }
+}
+
+/// The text of an error a command raised, or of a table's `err`, as
+/// Lua's `pcall` gives it.
+fn command_error(e: &Value) -> Option<String> {
+    match e {
+        Value::Error(e) => raised(e),
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => Some(s.to_string_lossy()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The command error inside an error mlua wrapped.
+fn raised(e: &mlua::Error) -> Option<String> {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<CommandError>().map(|c| c.0.clone()),
+        mlua::Error::CallbackError { cause, .. } => raised(cause),
+        _ => None,
+    }
+}
+
+fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::Stop>> {
+    let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+    let kill = script.kill.clone();
+    lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+        if kill.load(Ordering::Relaxed) {
+            return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+        }
+        Ok(VmState::Continue)
+    })?;
+    let user = match lua.load(script.code).set_name("@user_script").into_function() {
+        Ok(f) => f,
+        Err(e) => return Ok(Ended::Reply(compile_error(&e))),
+    };
+    let g = lua.globals();
+    for gone in ["dofile", "loadfile", "print", "module", "require"] {
+        g.raw_set(gone, Value::Nil)?;
+    }
+    g.raw_set(
+        "KEYS",
+        lua.create_sequence_from(script.keys.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?,
+    )?;
+    g.raw_set(
+        "ARGV",
+        lua.create_sequence_from(script.args.iter().map(|a| lua.create_string(a)).collect::<mlua::Result<Vec<_>>>()?)?,
+    )?;
+    let redis = redis_table(&lua)?;
+    g.raw_set("redis", redis.clone())?;
+    let stop: RefCell<Option<C::Stop>> = RefCell::new(None);
+    let calls = RefCell::new(calls);
+    let resp3 = Cell::new(false);
+    let sha = script.sha;
+    lua.scope(|scope| {
+        // One command of the script; `raise`: a failed one raises its
+        // error (redis.call), else it is returned (redis.pcall).
+        let command = |lua: &Lua, args: Variadic<Value>, raise: bool| -> mlua::Result<Value> {
+            if stop.borrow().is_some() {
+                return Err(mlua::Error::runtime("the script is stopping"));
+            }
+            let reply = match command_args(args) {
+                Err(e) => e,
+                Ok(args) => match calls.borrow_mut().call(args, resp3.get()) {
+                    Ok(r) => r,
+                    Err(s) => {
+                        *stop.borrow_mut() = Some(s);
+                        return Err(mlua::Error::runtime("the script is stopping"));
+                    }
+                },
+            };
+            match reply {
+                Reply::Error(e) if raise => Err(mlua::Error::external(CommandError(error_text(&e)))),
+                r => to_lua(lua, &r, resp3.get()),
+            }
+        };
+        redis.raw_set("call", scope.create_function(move |lua, args| command(lua, args, true))?)?;
+        redis.raw_set("pcall", scope.create_function(move |lua, args| command(lua, args, false))?)?;
+        let setresp = scope.create_function(|_, n: Variadic<Value>| {
+            let [v] = n.as_slice() else { return Err(mlua::Error::runtime("redis.setresp() requires one argument.")) };
+            match v.as_integer().or_else(|| v.as_number().map(|n| n as i64)) {
+                Some(2) => resp3.set(false),
+                Some(3) => resp3.set(true),
+                _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
+            }
+            Ok(())
+        })?;
+        redis.raw_set("setresp", setresp)?;
+        let handler = lua.create_function(error_handler)?;
+        let env = sandbox(&lua, &g)?;
+        user.set_environment(env)?;
+        let prelude: Function = lua.load(PRELUDE).set_name("=prelude").into_function()?;
+        prelude.call::<()>(lua.create_function(|_, e: Value| Ok(command_error(&e)))?)?;
+        let xpcall: Function = g.raw_get("xpcall")?;
+        let (ok, value): (bool, Value) = xpcall.call((user, handler))?;
+        if let Some(s) = stop.borrow_mut().take() {
+            return Ok(Ended::Stop(s));
+        }
+        if script.kill.load(Ordering::Relaxed) {
+            let line = match &value {
+                Value::Table(t) => t.raw_get::<Option<i64>>("line")?.unwrap_or(0),
+                _ => 0,
+            };
+            return Ok(Ended::Reply(Reply::Error(format!("{KILLED} script: {sha}, on @user_script:{line}."))));
+        }
+        if ok {
+            return Ok(Ended::Reply(to_reply(&value, 0)));
+        }
+        // The handler made every error a table with its text and line.
+        let Value::Table(t) = value else {
+            return Ok(Ended::Reply(Reply::err(format!("Error running script {sha}, {}", clip(&show(&value))))));
+        };
+        let err: String = t.raw_get::<Option<String>>("err")?.unwrap_or_else(|| "ERR unknown error".into());
+        let line: i64 = t.raw_get::<Option<i64>>("line")?.unwrap_or(0);
+        Ok(Ended::Reply(Reply::Error(format!("{} script: {sha}, on @user_script:{line}.", one_line(&err)))))
+    })
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string_lossy(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// An error's text as a reply line: CR and LF become spaces.
+fn one_line(s: &str) -> String {
+    s.trim_end_matches(['\r', '\n']).replace(['\r', '\n'], " ")
+}
+
+/// The script's error as Redis's handler makes it: a table with `err`
+/// (its code first; "ERR " before a bare text) and the script's line.
+fn error_handler(lua: &Lua, e: Value) -> mlua::Result<Table> {
+    let err = match &e {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            Value::String(s) => s.to_string_lossy(),
+            _ => "ERR the script raised a table without an err field".to_string(),
+        },
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        Value::Nil => "ERR nil".to_string(),
+        Value::Error(e) => match raised(e) {
+            Some(text) => text,
+            None => format!("ERR user_script:{}: {}", user_line(lua), innermost(e)),
+        },
+        other => format!("ERR {}", lua.coerce_string(other.clone())?.map_or("error".into(), |s| s.to_string_lossy())),
+    };
+    let t = lua.create_table()?;
+    t.raw_set("err", err)?;
+    t.raw_set("line", user_line(lua))?;
+    Ok(t)
+}
+
+/// The line of the script's innermost frame running, past the C
+/// functions (error, redis.call) and the prelude.
+fn user_line(lua: &Lua) -> usize {
+    for level in 1..64 {
+        let Some(found) = lua.inspect_stack(level, |d| {
+            (d.source().source.as_deref() == Some("@user_script")).then(|| d.current_line()).flatten()
+        }) else {
+            break;
+        };
+        if let Some(l) = found {
+            return l;
+        }
+    }
+    0
+}
+
+/// The message of an error raised in Rust, without mlua's wrapping.
+fn innermost(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => innermost(cause),
+        other => other.to_string(),
+    }
+}
+
+/// The script's environment: the globals, read through a table that
+/// refuses writes and undefined names.
+fn sandbox(lua: &Lua, g: &Table) -> mlua::Result<Table> {
+    let env = lua.create_table()?;
+    let meta = lua.create_table()?;
+    let globals = g.clone();
+    meta.raw_set(
+        "__index",
+        lua.create_function(move |_, (_, k): (Value, Value)| {
+            let v: Value = globals.raw_get(k.clone())?;
+            if v.is_nil() {
+                let name = match &k {
+                    Value::String(s) => s.to_string_lossy(),
+                    other => format!("{other:?}"),
+                };
+                return Err(mlua::Error::runtime(format!(
+                    "Script attempted to access nonexistent global variable '{name}'"
+                )));
+            }
+            Ok(v)
+        })?,
+    )?;
+    meta.raw_set(
+        "__newindex",
+        lua.create_function(|_, _: Variadic<Value>| -> mlua::Result<()> {
+            Err(mlua::Error::runtime("Attempt to modify a readonly table"))
+        })?,
+    )?;
+    meta.raw_set("__metatable", false)?;
+    env.set_metatable(Some(meta))?;
+    Ok(env)
+}
+
+/// The `redis` library, but for the functions that need the run (added
+/// by [`run_lua`] and the prelude).
+fn redis_table(lua: &Lua) -> mlua::Result<Table> {
+    let redis = lua.create_table()?;
+    let reply_table = |field: &'static str| {
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let t = lua.create_table()?;
+            match args.as_slice() {
+                [Value::String(s)] if field == "err" => {
+                    let s = s.to_string_lossy();
+                    let s = s.strip_prefix('-').unwrap_or(&s).to_string();
+                    let s = if s.contains(' ') { s } else { format!("ERR {s}") };
+                    t.raw_set("err", s)?;
+                }
+                [Value::String(s)] => t.raw_set("ok", s.clone())?,
+                _ => t.raw_set("err", "ERR wrong number or type of arguments")?,
+            }
+            Ok(t)
+        })
+    };
+    redis.raw_set("error_reply", reply_table("err")?)?;
+    redis.raw_set("status_reply", reply_table("ok")?)?;
+    redis.raw_set(
+        "sha1hex",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let [v] = args.as_slice() else { return Err(mlua::Error::runtime("wrong number of arguments")) };
+            let bytes = match v {
+                Value::Nil => Vec::new(),
+                v => lua.coerce_string(v.clone())?.map_or_else(Vec::new, |s| s.as_bytes().to_vec()),
+            };
+            Ok(sha1_hex(&bytes))
+        })?,
+    )?;
+    redis.raw_set(
+        "log",
+        lua.create_function(|_, args: Variadic<Value>| {
+            let args = args.as_slice();
+            if args.len() < 2 {
+                return Err(mlua::Error::runtime("redis.log() requires two arguments or more."));
+            }
+            let Some(level) = args[0].as_number().or_else(|| args[0].as_integer().map(|i| i as f64)) else {
+                return Err(mlua::Error::runtime("First argument must be a number (log level)."));
+            };
+            if !(0.0..=3.0).contains(&level) {
+                return Err(mlua::Error::runtime("Invalid debug level."));
+            }
+            let text: Vec<String> = args[1..]
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.to_string_lossy()),
+                    Value::Integer(i) => Some(i.to_string()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect();
+            tracing::info!(target: "tidal::script", "{}", text.join(" "));
+            Ok(())
+        })?,
+    )?;
+    for (name, v) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
+        redis.raw_set(name, v)?;
+    }
+    for (name, v) in [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)] {
+        redis.raw_set(name, v)?;
+    }
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(|_, args: Variadic<Value>| {
+            let [v] = args.as_slice() else {
+                return Err(mlua::Error::runtime("redis.set_repl() requires two arguments."));
+            };
+            match v.as_integer().or_else(|| v.as_number().map(|n| n as i64)) {
+                Some(0..=3) => Ok(()),
+                _ => Err(mlua::Error::runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                )),
+            }
+        })?,
+    )?;
+    redis.raw_set("replicate_commands", lua.create_function(|_, _: Variadic<Value>| Ok(true))?)?;
+    redis.raw_set("breakpoint", lua.create_function(|_, _: Variadic<Value>| Ok(Value::Nil))?)?;
+    redis.raw_set("debug", lua.create_function(|_, _: Variadic<Value>| Ok(()))?)?;
+    redis.raw_set("REDIS_VERSION", "7.0.15")?;
+    redis.raw_set("REDIS_VERSION_NUM", 0x07000f)?;
+    Ok(redis)
+}
+
+/// A command's arguments from `redis.call`: strings, or numbers written
+/// as `%.17g` writes them.
+fn command_args(args: Variadic<Value>) -> Result<Vec<Vec<u8>>, Reply> {
+    if args.is_empty() {
+        return Err(Reply::err("Please specify at least one argument for this redis lib call"));
+    }
+    args.iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s.as_bytes().to_vec()),
+            Value::Integer(i) => Ok(i.to_string().into_bytes()),
+            Value::Number(n) => Ok(g17(*n).into_bytes()),
+            _ => Err(Reply::err("Lua redis lib command arguments must be strings or integers")),
+        })
+        .collect()
+}
+
+/// `%.17g`.
+fn g17(n: f64) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if n == n.trunc() && n.abs() < 1e17 {
+        return format!("{}", n as i64);
+    }
+    let exp = n.abs().log10().floor() as i32;
+    if !(-5..17).contains(&exp) {
+        let s = format!("{n:.16e}");
+        let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        let e: i32 = e.parse().unwrap_or(0);
+        return format!("{mantissa}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    }
+    let s = format!("{n:.*}", (16 - exp).max(0) as usize);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A command's reply as a script sees it (in RESP2's shapes, or RESP3's
+/// after `redis.setresp(3)`).
+fn to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
+    let field = |name: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(name, v)?;
+        Ok(Value::Table(t))
+    };
+    let string = |b: &[u8]| -> mlua::Result<Value> { Ok(Value::String(lua.create_string(b)?)) };
+    let seq = |items: &mut dyn Iterator<Item = mlua::Result<Value>>| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        for (i, v) in items.enumerate() {
+            t.raw_set(i + 1, v?)?;
+        }
+        Ok(Value::Table(t))
+    };
+    Ok(match r {
+        Reply::Ok => field("ok", string(b"OK")?)?,
+        Reply::Simple(s) => field("ok", string(s.as_bytes())?)?,
+        Reply::Error(e) => field("err", string(error_text(e).as_bytes())?)?,
+        Reply::Int(i) => Value::Number(*i as f64),
+        Reply::Bulk(b) => string(b)?,
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
+        Reply::Nil | Reply::NilArray => Value::Boolean(false),
+        Reply::Array(items) => seq(&mut items.iter().map(|i| to_lua(lua, i, resp3)))?,
+        Reply::Set(items) if resp3 => {
+            let t = lua.create_table()?;
+            for i in items {
+                t.raw_set(to_lua(lua, i, resp3)?, true)?;
+            }
+            field("set", Value::Table(t))?
+        }
+        Reply::Set(items) => seq(&mut items.iter().map(|i| to_lua(lua, i, resp3)))?,
+        Reply::Double(d) | Reply::Score(d) if resp3 => field("double", Value::Number(*d))?,
+        Reply::Double(d) => string(format_double(*d).as_bytes())?,
+        Reply::Score(s) => string(tidal_core::kv::format_score(*s).as_bytes())?,
+        Reply::Map(pairs) | Reply::Keyed(pairs) if resp3 => {
+            let t = lua.create_table()?;
+            for (k, v) in pairs {
+                t.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
+            }
+            field("map", Value::Table(t))?
+        }
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            seq(&mut pairs.iter().flat_map(|(k, v)| [k, v]).map(|i| to_lua(lua, i, resp3)))?
+        }
+        Reply::Keyed(pairs) => seq(&mut pairs.iter().map(|(k, v)| {
+            let t = lua.create_table()?;
+            t.raw_set(1, to_lua(lua, k, resp3)?)?;
+            t.raw_set(2, to_lua(lua, v, resp3)?)?;
+            Ok(Value::Table(t))
+        }))?,
+        Reply::Verbatim(s) if resp3 => {
+            let t = lua.create_table()?;
+            t.raw_set("format", "txt")?;
+            t.raw_set("string", s.as_str())?;
+            field("verbatim_string", Value::Table(t))?
+        }
+        Reply::Verbatim(s) => string(s.as_bytes())?,
+    })
+}
+
+/// How deep a script's answer may nest.
+const MAX_DEPTH: usize = 64;
+
+/// A script's answer as a reply.
+fn to_reply(v: &Value, depth: usize) -> Reply {
+    if depth > MAX_DEPTH {
+        return Reply::err("reached lua stack limit");
+    }
+    match v {
+        Value::Integer(i) => Reply::Int(*i),
+        Value::Number(n) => Reply::Int(if n.is_nan() { i64::MIN } else { *n as i64 }),
+        Value::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Table(t) => table_reply(t, depth),
+        _ => Reply::Nil,
+    }
+}
+
+fn table_reply(t: &Table, depth: usize) -> Reply {
+    let get = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+    if let Value::String(e) = get("err") {
+        return Reply::Error(one_line(&e.to_string_lossy()));
+    }
+    if let Value::String(s) = get("ok") {
+        return Reply::Simple(s.to_string_lossy().replace(['\r', '\n'], " "));
+    }
+    if let Some(d) = get("double").as_number().or_else(|| get("double").as_integer().map(|i| i as f64)) {
+        return Reply::Double(d);
+    }
+    if let Value::String(s) = get("big_number") {
+        return Reply::Bulk(s.as_bytes().to_vec());
+    }
+    if let Value::Table(v) = get("verbatim_string") {
+        if let Ok(Value::String(s)) = v.raw_get::<Value>("string") {
+            return Reply::Verbatim(s.to_string_lossy());
+        }
+    }
+    if let Value::Table(m) = get("map") {
+        let pairs = m.pairs::<Value, Value>().filter_map(Result::ok);
+        return Reply::Map(pairs.map(|(k, v)| (to_reply(&k, depth + 1), to_reply(&v, depth + 1))).collect());
+    }
+    if let Value::Table(s) = get("set") {
+        return Reply::Set(
+            s.pairs::<Value, Value>().filter_map(Result::ok).map(|(k, _)| to_reply(&k, depth + 1)).collect(),
+        );
+    }
+    let mut out = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => out.push(to_reply(&v, depth + 1)),
+        }
+    }
+    Reply::Array(out)
+}
