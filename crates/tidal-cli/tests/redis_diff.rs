@@ -374,7 +374,8 @@ fn collection_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
 /// One random data command (its arguments, name first).
 fn command(r: &mut Rng) -> Vec<Vec<u8>> {
     let k = key(r);
-    match r.below(103) {
+    match r.below(107) {
+        103..=106 => script_command(r, k),
         91..=102 => stream_command(r, k),
         89 | 90 => sort_command(r, k),
         86 | 87 => {
@@ -512,6 +513,34 @@ fn command(r: &mut Rng) -> Vec<Vec<u8>> {
         ],
         _ => vec![word("DECR"), k],
     }
+}
+
+/// Scripts over two keys of one slot: replies converted both ways, the
+/// errors of commands inside (with the script's digest and line), and
+/// writes that a later command reads.
+const SCRIPTS: &[&str] = &[
+    "return redis.call('incr', KEYS[1])",
+    "return redis.pcall('incr', KEYS[1])",
+    "return {redis.call('type', KEYS[1]), redis.call('exists', KEYS[1], KEYS[2])}",
+    "redis.call('set', KEYS[1], ARGV[1]); return redis.call('get', KEYS[1])",
+    "local v = redis.call('get', KEYS[1])\nif v then return redis.call('append', KEYS[2], v) end\nreturn false",
+    "return redis.call('lpush', KEYS[1], ARGV[1])",
+    "return redis.call('lrange', KEYS[1], 0, -1)",
+    "return redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')",
+    "return {redis.call('hlen', KEYS[1]), redis.call('scard', KEYS[2])}",
+    "return {1, 2.5, 'x', true, false, 3}",
+    "return redis.call('nosuch')",
+    "error('boom')",
+    "return {err='MY fail'}",
+    "local t = redis.call('getrange', KEYS[1], 0, 3)\nreturn {t, #t, redis.call('strlen', KEYS[1])}",
+    "return redis.call('zadd', KEYS[1], ARGV[1], 'm')",
+    "redis.call('del', KEYS[2]); return redis.call('rpush', KEYS[2], ARGV[1], ARGV[1])",
+];
+
+fn script_command(r: &mut Rng, k: Vec<u8>) -> Vec<Vec<u8>> {
+    let script = r.pick(SCRIPTS).to_string();
+    let arg = if r.below(2) == 0 { value(r) } else { score(r) };
+    vec![word(if r.below(4) == 0 { "EVAL_RO" } else { "EVAL" }), script.into_bytes(), word("2"), k, key(r), arg]
 }
 
 /// A stream ID from a few milliseconds, so that IDs collide and adds
@@ -917,8 +946,8 @@ fn random_command_streams_get_the_replies_redis_gives() {
             for _ in 0..r.int(1, 5) {
                 let mut cmd = if r.below(8) == 0 { vec![word("GET")] } else { command(&mut r) };
                 // A command over every slot cannot be part of a transaction
-                // on a cluster (docs/compatibility.md).
-                while cmd[0] == b"RANDOMKEY" || cmd[0] == b"SCAN" {
+                // on a cluster, nor can a script here (docs/compatibility.md).
+                while cmd[0] == b"RANDOMKEY" || cmd[0] == b"SCAN" || cmd[0].starts_with(b"EVAL") {
                     cmd = command(&mut r);
                 }
                 queue(&mut tidal, &mut redis, &cmd, &mut history);

@@ -27,6 +27,7 @@ pub mod router;
 pub mod scale_api;
 pub mod scan;
 pub mod script;
+mod script_libs;
 mod script_lua;
 pub mod shrink_api;
 pub mod tls;

@@ -164,8 +164,8 @@ pub struct KvGroup {
     pub follower_reads: crate::follower_reads::FollowerReads,
     /// Requests this replica has executed as the leader.
     pub ops: Arc<AtomicU64>,
-    /// Held by the script running at this leader: one at a time.
-    pub scripts: Arc<tokio::sync::Mutex<()>>,
+    /// The scripts running at this leader: one at a time in each slot.
+    pub scripts: Arc<crate::script::SlotLocks>,
 }
 
 /// How a node meets the network: what it accepts its peer, Redis and

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  EVAL ─► node: cache, flags, slot ─► leader of the slot's PRG:
-//!            one script of the PRG at a time; read index confirmed;
+//!            one script of a slot at a time; read index confirmed;
 //!            Lua runs each command against the applied state under the
 //!            script's own writes (tidal_raft::kv_machine::ScriptRun) ─►
 //!            what it wrote is proposed as one write, WriteOp::Script ─►
@@ -252,6 +252,22 @@ async fn eval(
     shared.send(&prg, KvRequest::Script(call)).await
 }
 
+/// One lock per slot, held by the script running in it from its first
+/// key to its write's apply: scripts of one slot run one at a time, as
+/// Redis runs them, and each sees what the one before wrote.
+#[derive(Default)]
+pub struct SlotLocks {
+    slots: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+type SlotGuard = tokio::sync::OwnedMutexGuard<()>;
+
+impl SlotLocks {
+    fn of(&self, slot: u32) -> Arc<tokio::sync::Mutex<()>> {
+        self.slots.lock().expect("slot locks").entry(slot).or_default().clone()
+    }
+}
+
 /// Why a run stopped short of the script's answer.
 pub enum Stop {
     /// The script's first key is in a slot another PRG serves: run it
@@ -273,6 +289,9 @@ struct LeaderCalls {
     declared: bool,
     read_only: bool,
     cross_slot: bool,
+    locks: Arc<SlotLocks>,
+    /// The lock of the script's slot, once it is known.
+    held: Option<SlotGuard>,
 }
 
 impl Calls for LeaderCalls {
@@ -317,7 +336,15 @@ impl Calls for LeaderCalls {
         for k in op.keys() {
             let s = state.slot_of(DEFAULT_TENANT, k);
             match self.slot {
-                None => self.slot = s,
+                None => {
+                    self.slot = s;
+                    // The first key of a script that named none: it waits
+                    // for the one running in that slot (this thread is the
+                    // script's own, not the runtime's).
+                    if let (Some(slot), None) = (s, &self.held) {
+                        self.held = Some(self.locks.of(slot).blocking_lock_owned());
+                    }
+                }
                 Some(mine) if s != Some(mine) && !self.cross_slot => {
                     return Ok(Reply::err("Script attempted to access keys that do not hash to the same slot"));
                 }
@@ -340,15 +367,19 @@ impl Calls for LeaderCalls {
 }
 
 /// Run `call` at this node, the leader of `kv`'s PRG: see the module's
-/// notes. Scripts of one PRG run one at a time, as Redis runs them.
+/// notes. Scripts of one slot run one at a time ([`SlotLocks`]).
 pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, timeout: Duration) -> KvResponse {
-    let _one_at_a_time = kv.scripts.lock().await;
     let (flags, _) = match script_lua::shebang(&call.body) {
         Ok(f) => f,
         Err(e) => return KvResponse::Reply(e),
     };
     let call = Arc::new(call);
+    let slot = call.keys().first().and_then(|k| shared.cache.get().slot_of(DEFAULT_TENANT, k));
     for _ in 0..RUNS {
+        let held = match slot {
+            Some(s) => Some(kv.scripts.of(s).lock_owned().await),
+            None => None,
+        };
         if let Err(answer) = crate::router::confirmed(timeout, kv.reads.confirm()).await {
             return answer;
         }
@@ -359,10 +390,12 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
             machine: kv.machine.clone(),
             storage: shared.host.storage().clone(),
             run: ScriptRun::new(shared.clock.now_ms()),
-            slot: call.keys.first().and_then(|k| shared.cache.get().slot_of(DEFAULT_TENANT, k)),
+            slot: call.keys.first().and(slot),
             declared: !call.keys.is_empty(),
             read_only: call.read_only,
             cross_slot: flags.allow_cross_slot_keys,
+            locks: kv.scripts.clone(),
+            held,
         };
         let c = call.clone();
         let k = kill.clone();
@@ -370,11 +403,11 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
             let (_, code) = script_lua::shebang(&c.body).unwrap_or((Default::default(), &c.body));
             let script = Run { sha: &c.sha, code, keys: &c.keys, args: &c.args, kill: k };
             let answer = script_lua::run(script, &mut calls);
-            (answer, calls.run)
+            (answer, calls.run, calls.held)
         })
         .await;
         drop(started);
-        let (answer, run) = match ran {
+        let (answer, run, _held) = match ran {
             Ok(r) => r,
             Err(e) => return KvResponse::Unavailable(format!("the script's run failed: {e}")),
         };

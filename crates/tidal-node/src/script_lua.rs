@@ -213,6 +213,7 @@ fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::S
         "ARGV",
         lua.create_sequence_from(script.args.iter().map(|a| lua.create_string(a)).collect::<mlua::Result<Vec<_>>>()?)?,
     )?;
+    crate::script_libs::install(&lua, &g)?;
     let redis = redis_table(&lua)?;
     g.raw_set("redis", redis.clone())?;
     let stop: RefCell<Option<C::Stop>> = RefCell::new(None);
@@ -472,37 +473,10 @@ fn command_args(args: Variadic<Value>) -> Result<Vec<Vec<u8>>, Reply> {
         .map(|v| match v {
             Value::String(s) => Ok(s.as_bytes().to_vec()),
             Value::Integer(i) => Ok(i.to_string().into_bytes()),
-            Value::Number(n) => Ok(g17(*n).into_bytes()),
+            Value::Number(n) => Ok(crate::script_libs::format_g(*n, 17).into_bytes()),
             _ => Err(Reply::err("Lua redis lib command arguments must be strings or integers")),
         })
         .collect()
-}
-
-/// `%.17g`.
-fn g17(n: f64) -> String {
-    if n.is_nan() {
-        return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
-    }
-    if n.is_infinite() {
-        return if n > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if n == n.trunc() && n.abs() < 1e17 {
-        return format!("{}", n as i64);
-    }
-    let exp = n.abs().log10().floor() as i32;
-    if !(-5..17).contains(&exp) {
-        let s = format!("{n:.16e}");
-        let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
-        let e: i32 = e.parse().unwrap_or(0);
-        return format!("{mantissa}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-    let s = format!("{n:.*}", (16 - exp).max(0) as usize);
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
 }
 
 /// A command's reply as a script sees it (in RESP2's shapes, or RESP3's
