@@ -85,3 +85,41 @@ fn a_busy_script_answers_busy_and_script_kill_stops_it_with_nothing_applied() {
     assert_eq!(cl.cmd(&["GET", "{b}x"]).unwrap(), Value::Nil);
     assert_eq!(cl.cmd(&["INCR", "xx"]).unwrap(), Value::Int(1));
 }
+
+/// A script queued in MULTI runs at EXEC in its place, with the commands
+/// around it, as one write; a changed WATCHed key makes EXEC fail whole.
+#[test]
+fn a_script_inside_a_transaction_runs_in_its_place_and_watch_guards_it() {
+    let c = Cluster::start(3, &[]);
+    let mut cl = c.client(0);
+    let queued = Value::Simple("QUEUED".into());
+    assert_eq!(cl.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["SET", "{m}a", "1"]).unwrap(), queued);
+    assert_eq!(cl.cmd(&["EVAL", "return redis.call('incrby', KEYS[1], ARGV[1])", "1", "{m}a", "41"]).unwrap(), queued);
+    assert_eq!(cl.cmd(&["GET", "{m}a"]).unwrap(), queued);
+    assert_eq!(cl.cmd(&["EVALSHA", "0000000000000000000000000000000000000000", "0"]).unwrap(), queued);
+    let exec = cl.cmd(&["EXEC"]).unwrap();
+    assert_eq!(
+        exec,
+        Value::Array(vec![
+            Value::Simple("OK".into()),
+            Value::Int(42),
+            Value::bulk("42"),
+            Value::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
+        ])
+    );
+    assert_eq!(c.client(2).cmd(&["GET", "{m}a"]).unwrap(), Value::bulk("42"));
+    // A key of another slot in the transaction is refused as it is queued.
+    assert_eq!(cl.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["SET", "{m}a", "1"]).unwrap(), queued);
+    let cross = cl.cmd(&["EVAL", "return 1", "1", "{n}b"]).unwrap();
+    assert_eq!(cross, Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into()));
+    assert!(matches!(cl.cmd(&["EXEC"]).unwrap(), Value::Error(e) if e.starts_with("EXECABORT")));
+    // WATCH: another client's write in between fails the whole EXEC.
+    assert_eq!(cl.cmd(&["WATCH", "{m}a"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(c.client(1).cmd(&["SET", "{m}a", "changed"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["MULTI"]).unwrap(), Value::Simple("OK".into()));
+    assert_eq!(cl.cmd(&["EVAL", "return redis.call('set', KEYS[1], 'mine')", "1", "{m}a"]).unwrap(), queued);
+    assert_eq!(cl.cmd(&["EXEC"]).unwrap(), Value::Nil);
+    assert_eq!(cl.cmd(&["GET", "{m}a"]).unwrap(), Value::bulk("changed"));
+}

@@ -167,7 +167,7 @@ impl KvRequest {
     /// go back. The client gets an error that says the outcome is unknown.
     pub fn retry_safe(&self) -> bool {
         !matches!(self, KvRequest::Write(_) | KvRequest::WriteBatch(_) | KvRequest::Block { .. })
-            && !matches!(self, KvRequest::Script(call) if !call.read_only)
+            && !matches!(self, KvRequest::Script(call) if !call.read_only())
     }
 }
 

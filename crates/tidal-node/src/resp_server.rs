@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::command_stats::Call;
+use crate::script::{ScriptCall, Step};
 use bytes::BytesMut;
 use tidal_core::dice::Dice;
 use tidal_core::ids::DEFAULT_TENANT;
 use tidal_core::kv::{
     command_reply, command_spec, config_get, config_set, found_nothing, hello_reply, info_reply, lookup, node_limits,
     parse, Blocking, ClientSetInfoAttr, Command, ConfigView, ConnCmd, HelloView, InfoView, KeyspaceCmd, Kind, Merge,
-    PubSubCmd, ReadOp, Reply, ReplyMode, ScanPage, TxOp, Watch as Watched, WriteOp, BUSY_REPLY_THRESHOLD,
+    PubSubCmd, ReadOp, Reply, ReplyMode, ScanPage, ScriptCmd, TxOp, Watch as Watched, WriteOp, BUSY_REPLY_THRESHOLD,
 };
 use tidal_core::resp::{encode, encode_push, Proto, RequestDecoder};
 use tidal_raft::transport::{Acceptor, BoxStream};
@@ -147,8 +148,8 @@ const SUBSCRIBED_MODE: &[&str] =
 /// A transaction being queued.
 #[derive(Default)]
 struct Multi {
-    /// The data commands, which EXEC sends to their PRG.
-    ops: Vec<TxOp>,
+    /// The data commands and scripts, which EXEC sends to their PRG.
+    ops: Vec<Step>,
     /// Every command queued, in order, for EXEC's replies.
     queued: Vec<Queued>,
     /// A command was refused while queueing: EXEC answers EXECABORT.
@@ -902,7 +903,7 @@ fn tx_slot(conn: &Conn, state: &tidal_core::ClusterState) -> Option<u32> {
         .multi
         .iter()
         .flat_map(|m| &m.ops)
-        .find_map(|op| op.keys().first().and_then(|k| state.slot_of(DEFAULT_TENANT, k)));
+        .find_map(|step| step.keys().first().and_then(|k| state.slot_of(DEFAULT_TENANT, k)));
     conn.watch.as_ref().map(|w| w.slot).or(queued)
 }
 
@@ -934,9 +935,28 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Re
             multi.failed = true;
             return Reply::err("this command spans every slot and cannot run inside a transaction on a cluster");
         }
+        // A script runs at EXEC with the other commands, in its place.
+        Command::Script(ScriptCmd::Eval { body, keys, args, read_only }) => {
+            match crate::script::resolve(shared, body, keys, args, read_only) {
+                Ok(eval) => {
+                    let keys: Vec<&[u8]> = eval.keys.iter().map(Vec::as_slice).collect();
+                    let want = slot.or_else(|| keys.first().and_then(|k| state.slot_of(DEFAULT_TENANT, k)));
+                    if keys.iter().any(|k| state.slot_of(DEFAULT_TENANT, k) != want) {
+                        multi.failed = true;
+                        return Reply::Error(CROSSSLOT.into());
+                    }
+                    multi.bytes += arg_bytes as u64;
+                    multi.ops.push(Step::Eval(eval));
+                    multi.queued.push(Queued::Data);
+                }
+                // As Redis: queued, and its error is its reply at EXEC.
+                Err(e) => multi.queued.push(Queued::Error(e)),
+            }
+            return Reply::simple("QUEUED");
+        }
         Command::Script(_) => {
             multi.failed = true;
-            return Reply::err("a script cannot run inside a transaction here");
+            return Reply::err("SCRIPT cannot run inside a transaction here");
         }
     };
     if !op.transactional() {
@@ -963,7 +983,7 @@ fn queue(shared: &Shared, conn: &mut Conn, cmd: Command, arg_bytes: usize) -> Re
             "the transaction's commands take more than one write takes here ({max} bytes); it is aborted"
         ));
     }
-    multi.ops.push(op);
+    multi.ops.push(Step::Op(op));
     multi.queued.push(Queued::Data);
     Reply::simple("QUEUED")
 }
@@ -1003,16 +1023,32 @@ async fn exec(shared: &Arc<Shared>, conn: &mut Conn) -> Reply {
         return Reply::Error(EXECABORT.into());
     }
     let Multi { ops, queued, .. } = multi;
-    let key = ops
-        .iter()
-        .find_map(|op| op.keys().first().map(|k| k.to_vec()))
-        .or_else(|| watch.as_ref().and_then(|w| w.read.keys.first().map(|(k, _)| k.clone())));
-    let mut data = match key {
-        Some(key) => match shared.exec(DEFAULT_TENANT, &key, watch.map(|w| w.read), ops).await {
+    let mut data = if ops.iter().any(|s| matches!(s, Step::Eval(_))) {
+        // Scripts run at the leader, with the other commands around them.
+        let call = ScriptCall { steps: ops, transaction: Some(watch.map(|w| w.read)), route: None };
+        match crate::script::send(shared, call).await {
             Reply::Array(replies) => replies.into_iter(),
             other => return other,
-        },
-        None => Vec::new().into_iter(),
+        }
+    } else {
+        let ops: Vec<TxOp> = ops
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Op(op) => Some(op),
+                Step::Eval(_) => None,
+            })
+            .collect();
+        let key = ops
+            .iter()
+            .find_map(|op| op.keys().first().map(|k| k.to_vec()))
+            .or_else(|| watch.as_ref().and_then(|w| w.read.keys.first().map(|(k, _)| k.clone())));
+        match key {
+            Some(key) => match shared.exec(DEFAULT_TENANT, &key, watch.map(|w| w.read), ops).await {
+                Reply::Array(replies) => replies.into_iter(),
+                other => return other,
+            },
+            None => Vec::new().into_iter(),
+        }
     };
     let mut replies = Vec::with_capacity(queued.len());
     for q in queued {

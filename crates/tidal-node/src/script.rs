@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use serde::{Deserialize, Serialize};
 use tidal_core::ids::DEFAULT_TENANT;
-use tidal_core::kv::{command_spec, lookup, parse, Command, ConnCmd, Reply, ScriptBody, ScriptCmd, TxOp};
+use tidal_core::kv::{
+    command_spec, lookup, parse, Command, ConnCmd, ReadOp, Reply, ScriptBody, ScriptCmd, TxOp, Watch,
+};
 use tidal_core::ownership::Refusal;
 use tidal_raft::kv_machine::{KvMachine, ScriptRun};
 use tidal_raft::storage::Storage;
@@ -43,9 +45,9 @@ const RUNS: usize = 8;
 /// The default of `lua-time-limit` (`busy-reply-threshold`), in ms.
 pub const DEFAULT_LIMIT_MS: u64 = 5000;
 
-/// A script sent to its PRG's leader.
+/// One script to run: its body and what it is called with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScriptCall {
+pub struct Eval {
     pub sha: String,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
@@ -53,18 +55,58 @@ pub struct ScriptCall {
     pub args: Vec<Vec<u8>>,
     /// EVAL_RO and EVALSHA_RO, or the `no-writes` flag.
     pub read_only: bool,
-    /// For a script that names no keys: the first key it touched, whose
-    /// PRG it runs at.
+}
+
+/// A command of a transaction that holds a script.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Step {
+    Op(TxOp),
+    Eval(Eval),
+}
+
+impl Step {
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Step::Op(op) => op.keys(),
+            Step::Eval(e) => e.keys.iter().map(Vec::as_slice).collect(),
+        }
+    }
+
+    fn read_only(&self) -> bool {
+        match self {
+            Step::Op(op) => matches!(op, TxOp::Read(_)),
+            Step::Eval(e) => e.read_only,
+        }
+    }
+}
+
+/// A script sent to its PRG's leader: EVAL's one, or the commands of a
+/// transaction (EXEC) that holds scripts, run as one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScriptCall {
+    pub steps: Vec<Step>,
+    /// A transaction's: its reply is the array of the steps' replies, and
+    /// the versions WATCH read must still hold, or nothing runs (nil).
+    pub transaction: Option<Option<Watch>>,
+    /// For scripts that name no keys: the first key one touched, whose
+    /// PRG they run at.
     pub route: Option<Vec<u8>>,
 }
 
 impl ScriptCall {
     /// The keys that route it.
     pub fn keys(&self) -> Vec<&[u8]> {
-        match self.keys.first() {
-            Some(_) => self.keys.iter().map(Vec::as_slice).collect(),
-            None => self.route.iter().map(Vec::as_slice).collect(),
-        }
+        let named = self.steps.iter().map(Step::keys).find(|k| !k.is_empty());
+        let watched = || {
+            let w = self.transaction.as_ref()?.as_ref()?;
+            Some(w.keys.iter().map(|(k, _)| k.as_slice()).collect::<Vec<_>>()).filter(|k| !k.is_empty())
+        };
+        named.or_else(watched).unwrap_or_else(|| self.route.iter().map(Vec::as_slice).collect())
+    }
+
+    /// Whether nothing in it may write (then it may be sent again).
+    pub fn read_only(&self) -> bool {
+        self.steps.iter().all(Step::read_only)
     }
 }
 
@@ -196,6 +238,38 @@ pub async fn command(shared: &Arc<Shared>, cmd: ScriptCmd) -> Reply {
     }
 }
 
+/// The script EVAL (or EVALSHA) names, checked as Redis checks it before
+/// it runs, and cached.
+pub fn resolve(
+    shared: &Shared,
+    body: ScriptBody,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+    read_only: bool,
+) -> Result<Eval, Reply> {
+    let noscript = || Reply::Error("NOSCRIPT No matching script. Please use EVAL.".into());
+    let body = match body {
+        ScriptBody::Sha(sha) if sha.len() != 40 => return Err(noscript()),
+        ScriptBody::Sha(sha) => shared.scripts.cached(&sha).ok_or_else(noscript)?.to_vec(),
+        ScriptBody::Source(b) => b,
+    };
+    let (flags, code) = script_lua::shebang(&body)?;
+    script_lua::compile_check(code)?;
+    if flags.no_cluster {
+        return Err(Reply::err("Can not run script on cluster, 'no-cluster' flag is set."));
+    }
+    if read_only && flags.shebang && !flags.no_writes {
+        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
+    }
+    let state = shared.cache.get();
+    let slots: Vec<Option<u32>> = keys.iter().map(|k| state.slot_of(DEFAULT_TENANT, k)).collect();
+    if !flags.allow_cross_slot_keys && slots.windows(2).any(|w| w[0] != w[1]) {
+        return Err(Reply::Error(crate::resp_server::CROSSSLOT.into()));
+    }
+    let sha = shared.scripts.cache(body.clone());
+    Ok(Eval { sha, body, keys, args, read_only: read_only || flags.no_writes })
+}
+
 async fn eval(
     shared: &Arc<Shared>,
     body: ScriptBody,
@@ -203,37 +277,16 @@ async fn eval(
     args: Vec<Vec<u8>>,
     read_only: bool,
 ) -> Reply {
-    let noscript = || Reply::Error("NOSCRIPT No matching script. Please use EVAL.".into());
-    let body = match body {
-        ScriptBody::Sha(sha) if sha.len() != 40 => return noscript(),
-        ScriptBody::Sha(sha) => match shared.scripts.cached(&sha) {
-            Some(b) => b.to_vec(),
-            None => return noscript(),
-        },
-        ScriptBody::Source(b) => b,
-    };
-    let (flags, code) = match script_lua::shebang(&body) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
-    if let Err(e) = script_lua::compile_check(code) {
-        return e;
+    match resolve(shared, body, keys, args, read_only) {
+        Ok(e) => send(shared, ScriptCall { steps: vec![Step::Eval(e)], transaction: None, route: None }).await,
+        Err(e) => e,
     }
-    if flags.no_cluster {
-        return Reply::err("Can not run script on cluster, 'no-cluster' flag is set.");
-    }
-    if read_only && flags.shebang && !flags.no_writes {
-        return Reply::err("Can not execute a script with write flag using *_ro command.");
-    }
-    let sha = shared.scripts.cache(body.clone());
+}
+
+/// Send `call` to the leader of its keys' PRG; scripts that name no keys
+/// go to a PRG led here, as Redis runs one on the node it was sent to.
+pub async fn send(shared: &Arc<Shared>, call: ScriptCall) -> Reply {
     let state = shared.cache.get();
-    let slots: Vec<Option<u32>> = keys.iter().map(|k| state.slot_of(DEFAULT_TENANT, k)).collect();
-    if !flags.allow_cross_slot_keys && slots.windows(2).any(|w| w[0] != w[1]) {
-        return Reply::Error(crate::resp_server::CROSSSLOT.into());
-    }
-    let mut call = ScriptCall { sha, body, keys, args, read_only: read_only || flags.no_writes, route: None };
-    // A script without keys runs at a PRG led here, as Redis runs one on
-    // the node it was sent to.
     let prg = match call.keys().first() {
         Some(k) => state.route(DEFAULT_TENANT, k).ok().map(|r| r.placement.prg.clone()),
         None => {
@@ -248,7 +301,6 @@ async fn eval(
     let Some(prg) = prg else {
         return Reply::Error("CLUSTERDOWN the cluster is still starting: no tenants yet".into());
     };
-    call.route = None;
     shared.send(&prg, KvRequest::Script(call)).await
 }
 
@@ -329,6 +381,13 @@ impl Calls for LeaderCalls {
             Command::Conn(ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m)) => return Ok(Reply::Bulk(m)),
             _ => return Ok(Reply::err("This Redis command is not allowed from script on a cluster")),
         };
+        self.op(op)
+    }
+}
+
+impl LeaderCalls {
+    /// Run one command (of a script, or of the transaction around it).
+    fn op(&mut self, op: TxOp) -> Result<Reply, Stop> {
         if !op.transactional() {
             return Ok(Reply::err("This command spans every slot and is not allowed from script on a cluster"));
         }
@@ -369,12 +428,9 @@ impl Calls for LeaderCalls {
 /// Run `call` at this node, the leader of `kv`'s PRG: see the module's
 /// notes. Scripts of one slot run one at a time ([`SlotLocks`]).
 pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, timeout: Duration) -> KvResponse {
-    let (flags, _) = match script_lua::shebang(&call.body) {
-        Ok(f) => f,
-        Err(e) => return KvResponse::Reply(e),
-    };
     let call = Arc::new(call);
     let slot = call.keys().first().and_then(|k| shared.cache.get().slot_of(DEFAULT_TENANT, k));
+    let declared = call.steps.iter().any(|s| !s.keys().is_empty());
     for _ in 0..RUNS {
         let held = match slot {
             Some(s) => Some(kv.scripts.of(s).lock_owned().await),
@@ -383,44 +439,60 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
         if let Err(answer) = crate::router::confirmed(timeout, kv.reads.confirm()).await {
             return answer;
         }
+        let mut run = ScriptRun::new(shared.clock.now_ms());
+        // A transaction's WATCH: the versions it read still hold, or it
+        // fails; they go with its write, which applies only if they hold
+        // then too.
+        if let Some(Some(w)) = &call.transaction {
+            match watch_holds(shared, kv, w, run.at_ms()) {
+                Ok(true) => run.expect(w.keys.clone()),
+                Ok(false) => return KvResponse::Reply(Reply::NilArray),
+                Err(answer) => return answer,
+            }
+        }
         let started = shared.scripts.start();
         let kill = started.kill.clone();
         let mut calls = LeaderCalls {
             shared: shared.clone(),
             machine: kv.machine.clone(),
             storage: shared.host.storage().clone(),
-            run: ScriptRun::new(shared.clock.now_ms()),
-            slot: call.keys.first().and(slot),
-            declared: !call.keys.is_empty(),
-            read_only: call.read_only,
-            cross_slot: flags.allow_cross_slot_keys,
+            run,
+            slot: if declared { slot } else { None },
+            declared,
+            read_only: false,
+            cross_slot: false,
             locks: kv.scripts.clone(),
             held,
         };
         let c = call.clone();
         let k = kill.clone();
         let ran = tokio::task::spawn_blocking(move || {
-            let (_, code) = script_lua::shebang(&c.body).unwrap_or((Default::default(), &c.body));
-            let script = Run { sha: &c.sha, code, keys: &c.keys, args: &c.args, kill: k };
-            let answer = script_lua::run(script, &mut calls);
-            (answer, calls.run, calls.held)
+            let answers = run_steps(&c.steps, &mut calls, &k);
+            (answers, calls.run, calls.held)
         })
         .await;
         drop(started);
-        let (answer, run, _held) = match ran {
+        let (answers, run, _held) = match ran {
             Ok(r) => r,
             Err(e) => return KvResponse::Unavailable(format!("the script's run failed: {e}")),
         };
-        let reply = match answer {
+        let mut replies = match answers {
             Ok(r) => r,
             Err(Stop::Elsewhere(key)) => return KvResponse::ScriptElsewhere { key },
             Err(Stop::Refused(r)) => return crate::router::refused(r),
             Err(Stop::Failed(e)) => return KvResponse::Unavailable(e),
         };
-        // A killed script changes nothing; one that failed keeps what it
-        // wrote before, as in Redis.
-        let write = if kill.load(Ordering::Relaxed) { None } else { run.into_write(&kv.group.name) };
-        let Some(write) = write else { return KvResponse::Reply(reply) };
+        // A killed script changes nothing (nor does the transaction around
+        // it); one that failed keeps what it wrote before, as in Redis.
+        if kill.load(Ordering::Relaxed) {
+            let killed = replies.pop().unwrap_or_else(|| Reply::err("killed"));
+            return KvResponse::Reply(killed);
+        }
+        let reply = match call.transaction {
+            Some(_) => Reply::Array(replies),
+            None => replies.pop().unwrap_or(Reply::Nil),
+        };
+        let Some(write) = run.into_write(&kv.group.name) else { return KvResponse::Reply(reply) };
         match crate::router::propose(kv, write, timeout).await {
             KvResponse::Reply(Reply::NilArray) => continue,
             KvResponse::Reply(Reply::Error(e)) => return KvResponse::Reply(Reply::Error(e)),
@@ -431,4 +503,56 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
     KvResponse::Reply(Reply::Error(format!(
         "TRYAGAIN the script's keys changed under it {RUNS} times in a row; nothing it wrote applied"
     )))
+}
+
+/// Run a call's steps in order on the script's own thread: their replies,
+/// up to a killed script's (the last then), or why they stopped.
+fn run_steps(steps: &[Step], calls: &mut LeaderCalls, kill: &Arc<AtomicBool>) -> Result<Vec<Reply>, Stop> {
+    let mut replies = Vec::with_capacity(steps.len());
+    for step in steps {
+        let reply = match step {
+            Step::Op(op) => {
+                calls.read_only = false;
+                calls.cross_slot = false;
+                calls.op(op.clone())?
+            }
+            Step::Eval(e) => {
+                let (flags, code) = match script_lua::shebang(&e.body) {
+                    Ok(f) => f,
+                    Err(r) => {
+                        replies.push(r);
+                        continue;
+                    }
+                };
+                calls.read_only = e.read_only;
+                calls.cross_slot = flags.allow_cross_slot_keys;
+                let script = Run { sha: &e.sha, code, keys: &e.keys, args: &e.args, kill: kill.clone() };
+                script_lua::run(script, calls)?
+            }
+        };
+        replies.push(reply);
+        if kill.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(replies)
+}
+
+/// Whether the versions WATCH read in `kv`'s PRG are still its keys'.
+fn watch_holds(shared: &Shared, kv: &KvGroup, w: &Watch, now_ms: u64) -> Result<bool, KvResponse> {
+    if w.prg.as_str() != &*kv.group.name {
+        return Ok(false);
+    }
+    let keys: Vec<Vec<u8>> = w.keys.iter().map(|(k, _)| k.clone()).collect();
+    let read = kv.machine.read(shared.host.storage(), &ReadOp::Versions { keys }, now_ms);
+    let versions = match read {
+        Ok(Ok(Reply::Array(mut parts))) if parts.len() == 2 => parts.pop(),
+        Ok(Ok(_)) => None,
+        Ok(Err(r)) => return Err(crate::router::refused(r)),
+        Err(e) => return Err(KvResponse::Unavailable(e.to_string())),
+    };
+    let Some(Reply::Array(versions)) = versions else {
+        return Err(KvResponse::Unavailable("WATCH's versions could not be read".into()));
+    };
+    Ok(w.keys.iter().zip(&versions).all(|((_, want), have)| matches!(have, Reply::Int(v) if *v as u64 == *want)))
 }

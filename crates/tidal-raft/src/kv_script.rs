@@ -44,6 +44,16 @@ impl ScriptRun {
         !self.writes.is_empty()
     }
 
+    /// Keys whose versions were read before the script (a transaction's
+    /// WATCH): its write applies only if they still hold.
+    pub fn expect(&mut self, keys: Vec<(Vec<u8>, u64)>) {
+        for (k, v) in keys {
+            if !self.seen.iter().any(|(s, _)| *s == k) {
+                self.seen.push((k, v));
+            }
+        }
+    }
+
     /// Whether a command of the script has named a key.
     pub fn touched(&self) -> bool {
         !self.seen.is_empty()
