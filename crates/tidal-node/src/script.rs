@@ -254,7 +254,12 @@ pub fn resolve(
         ScriptBody::Source(b) => b,
     };
     let (flags, code) = script_lua::shebang(&body)?;
-    script_lua::compile_check(code)?;
+    // A cached script compiled when it was cached.
+    let sha = script_lua::sha1_hex(&body);
+    let known = shared.scripts.cached(sha.as_bytes()).is_some();
+    if !known {
+        script_lua::compile_check(code)?;
+    }
     if flags.no_cluster {
         return Err(Reply::err("Can not run script on cluster, 'no-cluster' flag is set."));
     }
@@ -266,7 +271,9 @@ pub fn resolve(
     if !flags.allow_cross_slot_keys && slots.windows(2).any(|w| w[0] != w[1]) {
         return Err(Reply::Error(crate::resp_server::CROSSSLOT.into()));
     }
-    let sha = shared.scripts.cache(body.clone());
+    if !known {
+        shared.scripts.cache(body.clone());
+    }
     Ok(Eval { sha, body, keys, args, read_only: read_only || flags.no_writes })
 }
 

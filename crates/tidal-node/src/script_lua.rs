@@ -6,6 +6,7 @@
 //! that refuses new globals and reading undefined ones, as Redis's does.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -126,24 +127,6 @@ enum Ended<S> {
     Stop(S),
 }
 
-/// The part of the prelude written in Lua: `redis.call` raises what
-/// `redis.pcall` returns, Lua's `pcall` gives a command error's text, and
-/// the script's environment refuses writes and undefined reads.
-const PRELUDE: &str = r#"
-local errtext = ...
-local type, rawget, select, unpack = type, rawget, select, unpack
-local pcall0 = pcall
-local function pack(...) return {n = select('#', ...), ...} end
-pcall = function(f, ...)
-  local r = pack(pcall0(f, ...))
-  if not r[1] then
-    local t = errtext(r[2])
-    if t then return false, t end
-  end
-  return unpack(r, 1, r.n)
-end
-"#;
-
 /// A command's error that `redis.call` raised.
 #[derive(Debug)]
 struct CommandError(String);
@@ -188,39 +171,172 @@ fn raised(e: &mlua::Error) -> Option<String> {
     }
 }
 
-fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::Stop>> {
-    let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
-    let kill = script.kill.clone();
-    lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
-        if kill.load(Ordering::Relaxed) {
-            return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+/// Most memory one script thread's Lua state may hold.
+const MEMORY_LIMIT: usize = 512 << 20;
+
+/// Scripts whose compiled functions a state keeps, at most.
+const COMPILED: usize = 1024;
+
+/// Runs a state serves before a fresh one replaces it.
+const RUNS_PER_STATE: u64 = 100_000;
+
+/// The flag the current run's hook reads.
+struct KillFlag(Arc<AtomicBool>);
+
+/// A Lua state kept by one script thread between runs: creating one (and
+/// its libraries) costs more than most scripts. Nothing a run does stays
+/// in it: the script's globals are a table of the run's own, the shared
+/// globals are frozen and reached through it, and each library through a
+/// read-only table made for the run.
+struct Vm {
+    lua: Lua,
+    /// Every global, frozen: what the run's environment reads.
+    lib: Table,
+    redis: Table,
+    handler: Function,
+    xpcall: Function,
+    compiled: HashMap<String, Function>,
+    runs: u64,
+}
+
+thread_local! {
+    static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+}
+
+/// Set up once per state: Lua's `pcall` gives a command error's text; the
+/// loaders refuse precompiled chunks (their bytes are not checked and can
+/// break out of the sandbox).
+const PRELUDE: &str = r#"
+local errtext, string = ...
+local type, select, unpack, tostring = type, select, unpack, tostring
+local pcall0, loadstring0, concat = pcall, loadstring, table.concat
+local function pack(...) return {n = select('#', ...), ...} end
+pcall = function(f, ...)
+  local r = pack(pcall0(f, ...))
+  if not r[1] then
+    local t = errtext(r[2])
+    if t then return false, t end
+  end
+  return unpack(r, 1, r.n)
+end
+loadstring = function(s, name)
+  if type(s) == 'string' and string.byte(s, 1) == 27 then
+    return nil, 'precompiled chunks are not allowed'
+  end
+  return loadstring0(s, name)
+end
+load = function(f, name)
+  if type(f) ~= 'function' then return loadstring(f, name) end
+  local parts = {}
+  while true do
+    local piece = f()
+    if piece == nil or piece == '' then break end
+    parts[#parts + 1] = tostring(piece)
+  end
+  return loadstring(concat(parts), name)
+end
+"#;
+
+impl Vm {
+    fn new() -> mlua::Result<Vm> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |lua, _| {
+            if lua.app_data_ref::<KillFlag>().is_some_and(|k| k.0.load(Ordering::Relaxed)) {
+                return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+            }
+            Ok(VmState::Continue)
+        })?;
+        let g = lua.globals();
+        for gone in ["dofile", "loadfile", "print", "module", "require", "getfenv", "setfenv", "newproxy", "gcinfo"] {
+            g.raw_set(gone, Value::Nil)?;
         }
-        Ok(VmState::Continue)
-    })?;
-    let user = match lua.load(script.code).set_name("@user_script").into_function() {
-        Ok(f) => f,
-        Err(e) => return Ok(Ended::Reply(compile_error(&e))),
-    };
-    let g = lua.globals();
-    for gone in ["dofile", "loadfile", "print", "module", "require"] {
-        g.raw_set(gone, Value::Nil)?;
+        crate::script_libs::install(&lua, &g)?;
+        let redis = redis_table(&lua)?;
+        g.raw_set("redis", redis.clone())?;
+        let prelude: Function = lua.load(PRELUDE).set_name("=prelude").into_function()?;
+        let string: Table = g.raw_get("string")?;
+        prelude.call::<()>((lua.create_function(|_, e: Value| Ok(command_error(&e)))?, string))?;
+        // A string's methods come from the string library, through the
+        // strings' metatable: hidden, so that no script can reach it.
+        if let Value::Table(meta) = lua.load("return getmetatable('')").eval::<Value>()? {
+            meta.raw_set("__metatable", false)?;
+        }
+        let handler = lua.create_function(error_handler)?;
+        let xpcall: Function = g.raw_get("xpcall")?;
+        // Freeze the globals: they move to `lib`, and the globals table
+        // stays empty, read through to `lib` and refusing every write
+        // (chunks that loadstring makes run in it).
+        let lib = lua.create_table()?;
+        for pair in g.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            lib.raw_set(k, v)?;
+        }
+        let keys: Vec<Value> = lib.pairs::<Value, Value>().map(|p| p.map(|(k, _)| k)).collect::<mlua::Result<_>>()?;
+        for k in keys {
+            g.raw_set(k, Value::Nil)?;
+        }
+        lib.raw_set("_G", Value::Nil)?;
+        let frozen = lua.create_table()?;
+        frozen.raw_set("__index", lib.clone())?;
+        frozen.raw_set("__newindex", readonly(&lua)?)?;
+        frozen.raw_set("__metatable", false)?;
+        g.set_metatable(Some(frozen))?;
+        Ok(Vm { lua, lib, redis, handler, xpcall, compiled: HashMap::new(), runs: 0 })
     }
-    g.raw_set(
-        "KEYS",
-        lua.create_sequence_from(script.keys.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?,
-    )?;
-    g.raw_set(
-        "ARGV",
-        lua.create_sequence_from(script.args.iter().map(|a| lua.create_string(a)).collect::<mlua::Result<Vec<_>>>()?)?,
-    )?;
-    crate::script_libs::install(&lua, &g)?;
-    let redis = redis_table(&lua)?;
-    g.raw_set("redis", redis.clone())?;
+
+    /// The script's function, compiled once per state.
+    fn function(&mut self, sha: &str, code: &[u8]) -> Result<Function, Reply> {
+        if let Some(f) = self.compiled.get(sha) {
+            return Ok(f.clone());
+        }
+        let f = self.lua.load(code).set_name("@user_script").into_function().map_err(|e| compile_error(&e))?;
+        if self.compiled.len() >= COMPILED {
+            self.compiled.clear();
+        }
+        self.compiled.insert(sha.to_string(), f.clone());
+        Ok(f)
+    }
+}
+
+fn readonly(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|_, _: Variadic<Value>| -> mlua::Result<()> {
+        Err(mlua::Error::runtime("Attempt to modify a readonly table"))
+    })
+}
+
+fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::Stop>> {
+    VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|vm| vm.runs >= RUNS_PER_STATE) {
+            *slot = Some(Vm::new()?);
+        }
+        let vm = slot.as_mut().expect("a state");
+        vm.runs += 1;
+        let ended = run_in(vm, script, calls);
+        // A state that failed or ran out of memory is not trusted again.
+        if ended.is_err() {
+            *slot = None;
+        }
+        ended
+    })
+}
+
+fn run_in<C: Calls>(vm: &mut Vm, script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::Stop>> {
+    let user = match vm.function(script.sha, script.code) {
+        Ok(f) => f,
+        Err(e) => return Ok(Ended::Reply(e)),
+    };
+    let lua = &vm.lua;
+    lua.set_app_data(KillFlag(script.kill.clone()));
+    let env = environment(lua, &vm.lib, script)?;
+    user.set_environment(env)?;
     let stop: RefCell<Option<C::Stop>> = RefCell::new(None);
     let calls = RefCell::new(calls);
     let resp3 = Cell::new(false);
     let sha = script.sha;
-    lua.scope(|scope| {
+    let redis = &vm.redis;
+    let ended = lua.scope(|scope| {
         // One command of the script; `raise`: a failed one raises its
         // error (redis.call), else it is returned (redis.pcall).
         let command = |lua: &Lua, args: Variadic<Value>, raise: bool| -> mlua::Result<Value> {
@@ -254,13 +370,7 @@ fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::S
             Ok(())
         })?;
         redis.raw_set("setresp", setresp)?;
-        let handler = lua.create_function(error_handler)?;
-        let env = sandbox(&lua, &g)?;
-        user.set_environment(env)?;
-        let prelude: Function = lua.load(PRELUDE).set_name("=prelude").into_function()?;
-        prelude.call::<()>(lua.create_function(|_, e: Value| Ok(command_error(&e)))?)?;
-        let xpcall: Function = g.raw_get("xpcall")?;
-        let (ok, value): (bool, Value) = xpcall.call((user, handler))?;
+        let (ok, value): (bool, Value) = vm.xpcall.call((user, vm.handler.clone()))?;
         if let Some(s) = stop.borrow_mut().take() {
             return Ok(Ended::Stop(s));
         }
@@ -281,7 +391,61 @@ fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::S
         let err: String = t.raw_get::<Option<String>>("err")?.unwrap_or_else(|| "ERR unknown error".into());
         let line: i64 = t.raw_get::<Option<i64>>("line")?.unwrap_or(0);
         Ok(Ended::Reply(Reply::Error(format!("{} script: {sha}, on @user_script:{line}.", one_line(&err)))))
-    })
+    });
+    for f in ["call", "pcall", "setresp"] {
+        redis.raw_set(f, Value::Nil)?;
+    }
+    lua.remove_app_data::<KillFlag>();
+    // A script may have stopped the collector (collectgarbage "stop").
+    lua.gc_restart();
+    ended
+}
+
+/// A run's globals: its KEYS and ARGV, `_G` itself; the frozen globals
+/// read through it, each library as a read-only table made for the run;
+/// no new global, and no undefined one read.
+fn environment(lua: &Lua, lib: &Table, script: &Run<'_>) -> mlua::Result<Table> {
+    let env = lua.create_table()?;
+    let strings = |items: &[Vec<u8>]| -> mlua::Result<Table> {
+        lua.create_sequence_from(items.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)
+    };
+    env.raw_set("KEYS", strings(script.keys)?)?;
+    env.raw_set("ARGV", strings(script.args)?)?;
+    env.raw_set("_G", env.clone())?;
+    let meta = lua.create_table()?;
+    let lib = lib.clone();
+    meta.raw_set(
+        "__index",
+        lua.create_function(move |lua, (env, k): (Table, Value)| {
+            let v: Value = lib.raw_get(k.clone())?;
+            match v {
+                Value::Nil => {
+                    let name = match &k {
+                        Value::String(s) => s.to_string_lossy(),
+                        other => format!("{other:?}"),
+                    };
+                    Err(mlua::Error::runtime(format!(
+                        "Script attempted to access nonexistent global variable '{name}'"
+                    )))
+                }
+                Value::Table(t) => {
+                    let view = lua.create_table()?;
+                    let m = lua.create_table()?;
+                    m.raw_set("__index", t)?;
+                    m.raw_set("__newindex", readonly(lua)?)?;
+                    m.raw_set("__metatable", false)?;
+                    view.set_metatable(Some(m))?;
+                    env.raw_set(k, view.clone())?;
+                    Ok(Value::Table(view))
+                }
+                v => Ok(v),
+            }
+        })?,
+    )?;
+    meta.raw_set("__newindex", readonly(lua)?)?;
+    meta.raw_set("__metatable", false)?;
+    env.set_metatable(Some(meta))?;
+    Ok(env)
 }
 
 fn show(v: &Value) -> String {
@@ -341,39 +505,6 @@ fn innermost(e: &mlua::Error) -> String {
         mlua::Error::CallbackError { cause, .. } => innermost(cause),
         other => other.to_string(),
     }
-}
-
-/// The script's environment: the globals, read through a table that
-/// refuses writes and undefined names.
-fn sandbox(lua: &Lua, g: &Table) -> mlua::Result<Table> {
-    let env = lua.create_table()?;
-    let meta = lua.create_table()?;
-    let globals = g.clone();
-    meta.raw_set(
-        "__index",
-        lua.create_function(move |_, (_, k): (Value, Value)| {
-            let v: Value = globals.raw_get(k.clone())?;
-            if v.is_nil() {
-                let name = match &k {
-                    Value::String(s) => s.to_string_lossy(),
-                    other => format!("{other:?}"),
-                };
-                return Err(mlua::Error::runtime(format!(
-                    "Script attempted to access nonexistent global variable '{name}'"
-                )));
-            }
-            Ok(v)
-        })?,
-    )?;
-    meta.raw_set(
-        "__newindex",
-        lua.create_function(|_, _: Variadic<Value>| -> mlua::Result<()> {
-            Err(mlua::Error::runtime("Attempt to modify a readonly table"))
-        })?,
-    )?;
-    meta.raw_set("__metatable", false)?;
-    env.set_metatable(Some(meta))?;
-    Ok(env)
 }
 
 /// The `redis` library, but for the functions that need the run (added
@@ -595,4 +726,87 @@ fn table_reply(t: &Table, depth: usize) -> Reply {
         }
     }
     Reply::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commands answer 1; enough to see what a script does in Lua.
+    struct Ones;
+
+    impl Calls for Ones {
+        type Stop = ();
+        fn call(&mut self, _: Vec<Vec<u8>>, _: bool) -> Result<Reply, ()> {
+            Ok(Reply::Int(1))
+        }
+    }
+
+    fn eval(code: &str) -> Reply {
+        let kill = Arc::new(AtomicBool::new(false));
+        let sha = sha1_hex(code.as_bytes());
+        let keys = [b"k".to_vec()];
+        run(Run { sha: &sha, code: code.as_bytes(), keys: &keys, args: &[], kill }, &mut Ones).expect("no stop")
+    }
+
+    fn fails_with(r: &Reply, text: &str) -> bool {
+        matches!(r, Reply::Error(e) if e.contains(text))
+    }
+
+    #[test]
+    fn replies_convert_as_redis_converts_them() {
+        assert_eq!(eval("return 100.5"), Reply::Int(100));
+        assert_eq!(
+            eval("return {1, 'a', true, false, 3}"),
+            Reply::Array(vec![Reply::Int(1), Reply::bulk("a"), Reply::Int(1), Reply::Nil, Reply::Int(3)])
+        );
+        assert_eq!(eval("return {ok = 'fine'}"), Reply::Simple("fine".into()));
+        assert_eq!(eval("return {err = 'My Error'}"), Reply::Error("My Error".into()));
+        assert_eq!(eval("return redis.call('incr', KEYS[1]) + 1"), Reply::Int(2));
+        assert_eq!(eval("return redis.sha1hex('')"), Reply::bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+        assert_eq!(eval("return redis.error_reply('MYERR')"), Reply::Error("ERR MYERR".into()));
+    }
+
+    #[test]
+    fn nothing_a_run_does_reaches_the_next() {
+        // Globals: none new, none undefined read; _G is the run's own.
+        assert!(fails_with(&eval("x = 1"), "Attempt to modify a readonly table"));
+        assert_eq!(eval("rawset(_G, 'leak', 1) return leak"), Reply::Int(1));
+        assert!(fails_with(&eval("return leak"), "nonexistent global variable 'leak'"));
+        // Libraries are read-only; a raw write stays in the run's view.
+        assert!(fails_with(&eval("string.upper = nil"), "Attempt to modify a readonly table"));
+        assert!(fails_with(&eval("redis.call = nil"), "Attempt to modify a readonly table"));
+        eval("rawset(string, 'upper', function() return 'pwned' end)");
+        assert_eq!(eval("return string.upper('a')"), Reply::bulk("A"));
+        assert_eq!(eval("return ('a'):upper()"), Reply::bulk("A"));
+        // Chunks a script loads cannot write globals either.
+        assert!(fails_with(&eval("loadstring('y = 1')()"), "Attempt to modify a readonly table"));
+        assert!(fails_with(&eval("return y"), "nonexistent global variable 'y'"));
+        // The strings' metatable and the loaders of the state are out of reach.
+        assert!(fails_with(&eval("return getmetatable('').__index"), "attempt to index"));
+        assert!(fails_with(&eval("return getfenv"), "nonexistent global variable 'getfenv'"));
+    }
+
+    #[test]
+    fn precompiled_chunks_are_refused() {
+        let r = eval("local f, e = loadstring(string.dump(function() return 1 end)) return {tostring(f), e}");
+        assert_eq!(r, Reply::Array(vec![Reply::bulk("nil"), Reply::bulk("precompiled chunks are not allowed")]));
+        let r = eval("local s = string.dump(function() return 1 end) local f = load(function() local p = s s = nil return p end) return tostring(f)");
+        assert_eq!(r, Reply::bulk("nil"));
+    }
+
+    #[test]
+    fn errors_carry_the_script_and_its_line() {
+        let sha = sha1_hex(b"return a");
+        assert_eq!(
+            eval("return a"),
+            Reply::Error(format!(
+                "ERR user_script:1: Script attempted to access nonexistent global variable 'a' script: {sha}, on @user_script:1."
+            ))
+        );
+        let code = "local x = 1\nerror('boom')";
+        let sha = sha1_hex(code.as_bytes());
+        assert_eq!(eval(code), Reply::Error(format!("ERR user_script:2: boom script: {sha}, on @user_script:2.")));
+        assert!(fails_with(&eval("retur 1"), "Error compiling script (new function): user_script:1:"));
+    }
 }

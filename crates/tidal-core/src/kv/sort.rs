@@ -170,9 +170,11 @@ fn source(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<Source
     Ok(Ok((kind, values)))
 }
 
-/// SORT's weight of a value: `strtod` over the whole text, so leading
+/// SORT's weight of a value: `strtod` over the text up to its first NUL, so leading
 /// white space is allowed and the empty text weighs 0.
 fn weight(text: &[u8]) -> Option<f64> {
+    // Redis reads the weight as a C string: it ends at the first NUL.
+    let text = &text[..text.iter().position(|&b| b == 0).unwrap_or(text.len())];
     if text.is_empty() {
         return Some(0.0);
     }

@@ -133,3 +133,11 @@ fn the_keys_include_the_patterns_slot() {
     });
     assert_eq!(keys, list(&["l", "d"]));
 }
+
+#[test]
+fn a_weight_ends_at_its_first_nul_as_strtod_reads_it() {
+    assert_eq!(super::weight(b"950\0\x003.5"), Some(950.0));
+    assert_eq!(super::weight(b"\0abc"), Some(0.0));
+    assert_eq!(super::weight(b" 2.5"), Some(2.5));
+    assert_eq!(super::weight(b"x"), None);
+}
