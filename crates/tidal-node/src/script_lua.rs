@@ -314,8 +314,15 @@ fn run_lua<C: Calls>(script: &Run<'_>, calls: &mut C) -> mlua::Result<Ended<C::S
         let vm = slot.as_mut().expect("a state");
         vm.runs += 1;
         let ended = run_in(vm, script, calls);
-        // A state that failed or ran out of memory is not trusted again.
-        if ended.is_err() {
+        // A state that failed is not trusted again, nor one a script left
+        // holding much (after a full collection).
+        let heavy = || {
+            vm.lua.used_memory() > MEMORY_LIMIT / 4 && {
+                let _ = vm.lua.gc_collect();
+                vm.lua.used_memory() > MEMORY_LIMIT / 4
+            }
+        };
+        if ended.is_err() || heavy() {
             *slot = None;
         }
         ended
