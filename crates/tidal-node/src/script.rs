@@ -139,16 +139,17 @@ impl Default for Scripts {
 }
 
 /// A script's place among the running ones, left when dropped.
-struct Started<'a> {
-    scripts: &'a Scripts,
+struct Started {
+    shared: Arc<Shared>,
     id: u64,
     kill: Arc<AtomicBool>,
 }
 
-impl Drop for Started<'_> {
+impl Drop for Started {
     fn drop(&mut self) {
-        self.scripts.running.lock().expect("scripts lock").remove(&self.id);
-        self.scripts.count.fetch_sub(1, Ordering::Relaxed);
+        let scripts = &self.shared.scripts;
+        scripts.running.lock().expect("scripts lock").remove(&self.id);
+        scripts.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -168,12 +169,13 @@ impl Scripts {
                 .any(|r| r.started.elapsed() >= Duration::from_millis(limit))
     }
 
-    fn start(&self) -> Started<'_> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+    fn start(shared: &Arc<Shared>) -> Started {
+        let this = &shared.scripts;
+        let id = this.next.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(AtomicBool::new(false));
-        self.running.lock().expect("scripts lock").insert(id, Running { started: Instant::now(), kill: kill.clone() });
-        self.count.fetch_add(1, Ordering::Relaxed);
-        Started { scripts: self, id, kill }
+        this.running.lock().expect("scripts lock").insert(id, Running { started: Instant::now(), kill: kill.clone() });
+        this.count.fetch_add(1, Ordering::Relaxed);
+        Started { shared: shared.clone(), id, kill }
     }
 
     /// SCRIPT KILL: stop every script running here.
@@ -334,6 +336,8 @@ pub enum Stop {
     Elsewhere(Vec<u8>),
     Refused(Refusal),
     Failed(String),
+    /// What it wrote would not fit one write.
+    TooLarge(u64),
 }
 
 /// Runs a script's commands at the leader.
@@ -351,6 +355,10 @@ struct LeaderCalls {
     locks: Arc<SlotLocks>,
     /// The lock of the script's slot, once it is known.
     held: Option<SlotGuard>,
+    kill: Arc<AtomicBool>,
+    /// What its writes take, and the most they may (one write's).
+    bytes: usize,
+    max_bytes: u64,
 }
 
 impl Calls for LeaderCalls {
@@ -388,6 +396,16 @@ impl Calls for LeaderCalls {
             Command::Conn(ConnCmd::Ping(Some(m)) | ConnCmd::Echo(m)) => return Ok(Reply::Bulk(m)),
             _ => return Ok(Reply::err("This Redis command is not allowed from script on a cluster")),
         };
+        // What SORT reads through BY and GET patterns is not known before
+        // it runs, so a script could not be checked against its changes.
+        let patterns = match &op {
+            TxOp::Write(tidal_core::kv::WriteOp::Sort { spec, .. }) => !spec.pattern_keys().is_empty(),
+            TxOp::Read(ReadOp::Sort { spec, .. }) => !spec.pattern_keys().is_empty(),
+            _ => false,
+        };
+        if patterns {
+            return Ok(Reply::err("SORT with BY or GET patterns is not allowed from scripts here"));
+        }
         self.op(op)
     }
 }
@@ -408,13 +426,28 @@ impl LeaderCalls {
                     // for the one running in that slot (this thread is the
                     // script's own, not the runtime's).
                     if let (Some(slot), None) = (s, &self.held) {
-                        self.held = Some(self.locks.of(slot).blocking_lock_owned());
+                        let lock = self.locks.of(slot);
+                        self.held = Some(loop {
+                            if let Ok(g) = lock.clone().try_lock_owned() {
+                                break g;
+                            }
+                            if self.kill.load(Ordering::Relaxed) {
+                                return Ok(Reply::err("Script killed by user with SCRIPT KILL..."));
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        });
                     }
                 }
                 Some(mine) if s != Some(mine) && !self.cross_slot => {
                     return Ok(Reply::err("Script attempted to access keys that do not hash to the same slot"));
                 }
                 Some(_) => {}
+            }
+        }
+        if let TxOp::Write(w) = &op {
+            self.bytes += tidal_raft::kv_proposer::op_size(w);
+            if self.bytes as u64 > self.max_bytes {
+                return Err(Stop::TooLarge(self.max_bytes));
             }
         }
         let first_touch = !self.declared && !self.run.touched();
@@ -457,7 +490,7 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
                 Err(answer) => return answer,
             }
         }
-        let started = shared.scripts.start();
+        let started = Scripts::start(shared);
         let kill = started.kill.clone();
         let mut calls = LeaderCalls {
             shared: shared.clone(),
@@ -470,35 +503,52 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
             cross_slot: false,
             locks: kv.scripts.clone(),
             held,
+            kill: kill.clone(),
+            bytes: 0,
+            max_bytes: shared.config.max_request_bytes(),
         };
         let c = call.clone();
-        let k = kill.clone();
+        // The run stays registered (for BUSY and SCRIPT KILL) as long as
+        // it runs, even if its caller is gone.
         let ran = tokio::task::spawn_blocking(move || {
-            let answers = run_steps(&c.steps, &mut calls, &k);
+            let answers = run_steps(&c.steps, &mut calls, &started.kill);
+            drop(started);
             (answers, calls.run, calls.held)
         })
         .await;
-        drop(started);
         let (answers, run, _held) = match ran {
             Ok(r) => r,
             Err(e) => return KvResponse::Unavailable(format!("the script's run failed: {e}")),
         };
-        let mut replies = match answers {
+        let (mut replies, killed) = match answers {
             Ok(r) => r,
             Err(Stop::Elsewhere(key)) => return KvResponse::ScriptElsewhere { key },
             Err(Stop::Refused(r)) => return crate::router::refused(r),
             Err(Stop::Failed(e)) => return KvResponse::Unavailable(e),
+            Err(Stop::TooLarge(max)) => {
+                return KvResponse::Reply(Reply::err(format!(
+                    "the script's writes take more than one write takes here ({max} bytes); nothing it wrote applied"
+                )))
+            }
         };
         // A killed script changes nothing (nor does the transaction around
         // it); one that failed keeps what it wrote before, as in Redis.
-        if kill.load(Ordering::Relaxed) {
-            let killed = replies.pop().unwrap_or_else(|| Reply::err("killed"));
-            return KvResponse::Reply(killed);
+        if killed {
+            return KvResponse::Reply(replies.pop().unwrap_or_else(|| Reply::err("killed")));
         }
         let reply = match call.transaction {
             Some(_) => Reply::Array(replies),
             None => replies.pop().unwrap_or(Reply::Nil),
         };
+        // What it read without writing must be what the keys still hold
+        // (each command read the state as it then was).
+        if !run.wrote() {
+            match kv.machine.script_unchanged(shared.host.storage(), &run) {
+                Ok(true) => return KvResponse::Reply(reply),
+                Ok(false) => continue,
+                Err(e) => return KvResponse::Unavailable(e.to_string()),
+            }
+        }
         let Some(write) = run.into_write(&kv.group.name) else { return KvResponse::Reply(reply) };
         match crate::router::propose(kv, write, timeout).await {
             KvResponse::Reply(Reply::NilArray) => continue,
@@ -513,8 +563,9 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
 }
 
 /// Run a call's steps in order on the script's own thread: their replies,
-/// up to a killed script's (the last then), or why they stopped.
-fn run_steps(steps: &[Step], calls: &mut LeaderCalls, kill: &Arc<AtomicBool>) -> Result<Vec<Reply>, Stop> {
+/// up to a killed script's (the last then, and `true`), or why they
+/// stopped.
+fn run_steps(steps: &[Step], calls: &mut LeaderCalls, kill: &Arc<AtomicBool>) -> Result<(Vec<Reply>, bool), Stop> {
     let mut replies = Vec::with_capacity(steps.len());
     for step in steps {
         let reply = match step {
@@ -537,12 +588,13 @@ fn run_steps(steps: &[Step], calls: &mut LeaderCalls, kill: &Arc<AtomicBool>) ->
                 script_lua::run(script, calls)?
             }
         };
+        let killed = matches!(&reply, Reply::Error(e) if e.starts_with(script_lua::KILLED));
         replies.push(reply);
-        if kill.load(Ordering::Relaxed) {
-            break;
+        if killed && kill.load(Ordering::Relaxed) {
+            return Ok((replies, true));
         }
     }
-    Ok(replies)
+    Ok((replies, false))
 }
 
 /// Whether the versions WATCH read in `kv`'s PRG are still its keys'.

@@ -78,7 +78,14 @@ pub fn install(lua: &Lua, g: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// The longest text `cjson.encode` writes (a table that names another
+/// twice at each level grows exponentially).
+const MAX_TEXT: usize = 64 << 20;
+
 fn encode(v: &Value, depth: usize, out: &mut String) -> mlua::Result<()> {
+    if out.len() > MAX_TEXT {
+        return Err(fail("Cannot serialise: the text would pass 64 MiB"));
+    }
     if depth > MAX_DEPTH {
         return Err(fail(format!("Cannot serialise, excessive nesting ({})", depth)));
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
 use sha1::{Digest, Sha1};
 use tidal_core::kv::Reply;
@@ -98,7 +99,12 @@ pub struct Run<'a> {
 /// Compile `code` as Redis does, to check it before it is cached.
 pub fn compile_check(code: &[u8]) -> Result<(), Reply> {
     let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| Reply::err(e.to_string()))?;
-    lua.load(code).set_name("@user_script").into_function().map(|_| ()).map_err(|e| compile_error(&e))
+    lua.load(code)
+        .set_name("@user_script")
+        .set_mode(ChunkMode::Text)
+        .into_function()
+        .map(|_| ())
+        .map_err(|e| compile_error(&e))
 }
 
 fn compile_error(e: &mlua::Error) -> Reply {
@@ -207,33 +213,44 @@ thread_local! {
 /// loaders refuse precompiled chunks (their bytes are not checked and can
 /// break out of the sandbox).
 const PRELUDE: &str = r#"
-local errtext, string = ...
-local type, select, unpack, tostring = type, select, unpack, tostring
-local pcall0, loadstring0, concat = pcall, loadstring, table.concat
+local errtext, killed, getfenv, setfenv = ...
+local type, select, unpack, tostring, error = type, select, unpack, tostring, error
+local pcall0, xpcall0, loadstring0, concat, byte = pcall, xpcall, loadstring, table.concat, string.byte
 local function pack(...) return {n = select('#', ...), ...} end
 pcall = function(f, ...)
   local r = pack(pcall0(f, ...))
   if not r[1] then
+    if killed() then error(r[2], 0) end
     local t = errtext(r[2])
     if t then return false, t end
   end
   return unpack(r, 1, r.n)
 end
-loadstring = function(s, name)
-  if type(s) == 'string' and string.byte(s, 1) == 27 then
+xpcall = function(f, h)
+  local r = pack(xpcall0(f, h))
+  if not r[1] and killed() then error(r[2], 0) end
+  return unpack(r, 1, r.n)
+end
+local function text(s, name, env)
+  if type(s) == 'string' and byte(s, 1) == 27 then
     return nil, 'precompiled chunks are not allowed'
   end
-  return loadstring0(s, name)
+  local f, e = loadstring0(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+loadstring = function(s, name)
+  return text(s, name, getfenv(2))
 end
 load = function(f, name)
-  if type(f) ~= 'function' then return loadstring(f, name) end
+  if type(f) ~= 'function' then return text(f, name, getfenv(2)) end
   local parts = {}
   while true do
     local piece = f()
     if piece == nil or piece == '' then break end
     parts[#parts + 1] = tostring(piece)
   end
-  return loadstring(concat(parts), name)
+  return text(concat(parts), name, getfenv(2))
 end
 "#;
 
@@ -248,22 +265,38 @@ impl Vm {
             Ok(VmState::Continue)
         })?;
         let g = lua.globals();
-        for gone in ["dofile", "loadfile", "print", "module", "require", "getfenv", "setfenv", "newproxy", "gcinfo"] {
-            g.raw_set(gone, Value::Nil)?;
-        }
         crate::script_libs::install(&lua, &g)?;
         let redis = redis_table(&lua)?;
         g.raw_set("redis", redis.clone())?;
+        // Lua's own xpcall runs each script (the prelude wraps the one
+        // scripts see).
+        let xpcall: Function = g.raw_get("xpcall")?;
         let prelude: Function = lua.load(PRELUDE).set_name("=prelude").into_function()?;
-        let string: Table = g.raw_get("string")?;
-        prelude.call::<()>((lua.create_function(|_, e: Value| Ok(command_error(&e)))?, string))?;
+        let killed = lua.create_function(|lua, ()| {
+            Ok(lua.app_data_ref::<KillFlag>().is_some_and(|k| k.0.load(Ordering::Relaxed)))
+        })?;
+        let (getfenv, setfenv): (Value, Value) = (g.raw_get("getfenv")?, g.raw_get("setfenv")?);
+        prelude.call::<()>((lua.create_function(|_, e: Value| Ok(command_error(&e)))?, killed, getfenv, setfenv))?;
+        for gone in [
+            "dofile",
+            "loadfile",
+            "print",
+            "module",
+            "require",
+            "getfenv",
+            "setfenv",
+            "newproxy",
+            "gcinfo",
+            "coroutine",
+        ] {
+            g.raw_set(gone, Value::Nil)?;
+        }
         // A string's methods come from the string library, through the
         // strings' metatable: hidden, so that no script can reach it.
         if let Value::Table(meta) = lua.load("return getmetatable('')").eval::<Value>()? {
             meta.raw_set("__metatable", false)?;
         }
         let handler = lua.create_function(error_handler)?;
-        let xpcall: Function = g.raw_get("xpcall")?;
         // Freeze the globals: they move to `lib`, and the globals table
         // stays empty, read through to `lib` and refusing every write
         // (chunks that loadstring makes run in it).
@@ -290,7 +323,13 @@ impl Vm {
         if let Some(f) = self.compiled.get(sha) {
             return Ok(f.clone());
         }
-        let f = self.lua.load(code).set_name("@user_script").into_function().map_err(|e| compile_error(&e))?;
+        let f = self
+            .lua
+            .load(code)
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| compile_error(&e))?;
         if self.compiled.len() >= COMPILED {
             self.compiled.clear();
         }
@@ -792,6 +831,34 @@ mod tests {
         // The strings' metatable and the loaders of the state are out of reach.
         assert!(fails_with(&eval("return getmetatable('').__index"), "attempt to index"));
         assert!(fails_with(&eval("return getfenv"), "nonexistent global variable 'getfenv'"));
+    }
+
+    #[test]
+    fn chunks_a_script_loads_run_in_its_environment() {
+        assert!(fails_with(&eval("loadstring('string.upper = nil')()"), "Attempt to modify a readonly table"));
+        assert_eq!(eval("return loadstring('return KEYS[1]')()"), Reply::bulk("k"));
+        assert_eq!(eval("return string.upper('a')"), Reply::bulk("A"));
+        // A script's own body is text, never bytecode.
+        let kill = Arc::new(AtomicBool::new(false));
+        let bytecode = b"\x1bLua\x51\x00\x01\x04\x08\x04\x08\x00";
+        let r = run(Run { sha: "b", code: bytecode, keys: &[], args: &[], kill }, &mut Ones).unwrap();
+        assert!(fails_with(&r, "Error compiling script"), "{r:?}");
+    }
+
+    #[test]
+    fn a_killed_script_stops_though_it_catches_errors() {
+        let kill = Arc::new(AtomicBool::new(false));
+        let k = kill.clone();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            k.store(true, Ordering::Relaxed);
+        });
+        let code = b"while true do pcall(function() while true do end end) xpcall(function() while true do end end, function() end) end";
+        let r = run(Run { sha: "k", code, keys: &[], args: &[], kill }, &mut Ones).unwrap();
+        killer.join().unwrap();
+        assert!(fails_with(&r, KILLED), "{r:?}");
+        // The state serves the next script.
+        assert_eq!(eval("return 7"), Reply::Int(7));
     }
 
     #[test]

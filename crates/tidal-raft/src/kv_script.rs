@@ -12,6 +12,7 @@
 //! began) makes it apply nothing, and the leader runs the script again.
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
 
 use tidal_core::kv::{self as engine, Reply, TxOp, Watch, WriteOp};
 
@@ -26,12 +27,23 @@ pub struct ScriptRun {
     writes: Vec<WriteOp>,
     /// Each key touched, with the version it had before the script.
     seen: Vec<(Vec<u8>, u64)>,
+    /// Where each key of `seen` is.
+    index: HashMap<Vec<u8>, usize>,
+    /// A command has named a key (not only WATCH).
+    touched: bool,
 }
 
 impl ScriptRun {
     /// A run that sees the state at `at_ms` throughout.
     pub fn new(at_ms: u64) -> Self {
-        Self { layer: Layer::default(), at_ms, writes: Vec::new(), seen: Vec::new() }
+        Self {
+            layer: Layer::default(),
+            at_ms,
+            writes: Vec::new(),
+            seen: Vec::new(),
+            index: HashMap::new(),
+            touched: false,
+        }
     }
 
     /// The instant the script sees.
@@ -48,15 +60,20 @@ impl ScriptRun {
     /// WATCH): its write applies only if they still hold.
     pub fn expect(&mut self, keys: Vec<(Vec<u8>, u64)>) {
         for (k, v) in keys {
-            if !self.seen.iter().any(|(s, _)| *s == k) {
-                self.seen.push((k, v));
-            }
+            self.see(k, v);
         }
     }
 
     /// Whether a command of the script has named a key.
     pub fn touched(&self) -> bool {
-        !self.seen.is_empty()
+        self.touched
+    }
+
+    fn see(&mut self, key: Vec<u8>, version: u64) {
+        if !self.index.contains_key(&key) {
+            self.index.insert(key.clone(), self.seen.len());
+            self.seen.push((key, version));
+        }
     }
 
     /// What the script wrote, as the one write that applies it in `group`;
@@ -71,6 +88,19 @@ impl ScriptRun {
 }
 
 impl KvMachine {
+    /// Whether every key `run` touched still has the version it saw (a
+    /// script that wrote nothing answers from reads made one at a time).
+    pub fn script_unchanged(&self, storage: &Storage, run: &ScriptRun) -> Result<bool, StoreError> {
+        if run.seen.is_empty() {
+            return Ok(true);
+        }
+        let keys: Vec<Vec<u8>> = run.seen.iter().map(|(k, _)| k.clone()).collect();
+        let now = self
+            .with_view(storage, |view, _| engine::read(&tidal_core::kv::ReadOp::Versions { keys }, run.at_ms, view))?;
+        let Reply::Array(now) = now else { return Err(StoreError::Db("versions: not an array".into())) };
+        Ok(run.seen.iter().zip(&now).all(|((_, was), is)| matches!(is, Reply::Int(v) if *v as u64 == *was)))
+    }
+
     /// Run one command of `run`: against this replica's applied state
     /// under the script's own writes. `Ok(Err(_))` when a key's slot is not
     /// served here (nothing ran).
@@ -80,6 +110,7 @@ impl KvMachine {
         if let Some(r) = refusal(&inner.ownership, &keys, matches!(op, TxOp::Write(_))) {
             return Ok(Err(r));
         }
+        run.touched |= !keys.is_empty();
         let base = || LazyTable {
             table: &self.table,
             state: storage.state(),
@@ -91,7 +122,7 @@ impl KvMachine {
         let fresh: Vec<Vec<u8>> = {
             let mut fresh: Vec<Vec<u8>> = Vec::new();
             for k in keys {
-                if !run.seen.iter().any(|(s, _)| s == k) && !fresh.iter().any(|f| f == k) {
+                if !run.index.contains_key(k) && !fresh.iter().any(|f| f == k) {
                     fresh.push(k.to_vec());
                 }
             }
@@ -107,7 +138,7 @@ impl KvMachine {
             };
             for (k, v) in fresh.into_iter().zip(versions) {
                 let Reply::Int(v) = v else { return Err(StoreError::Db("a key's version: not an integer".into())) };
-                run.seen.push((k, v as u64));
+                run.see(k, v as u64);
             }
         }
         let mut view = WriteView { target: Target::Script { inner: &inner, layer: &mut run.layer }, base: base() };
