@@ -190,10 +190,9 @@ impl Scripts {
         Reply::Ok
     }
 
-    fn cache(&self, body: Vec<u8>) -> String {
-        let sha = script_lua::sha1_hex(&body);
-        self.cache.lock().expect("scripts lock").insert(sha.clone(), Arc::new(body));
-        sha
+    /// Cache `body` under its digest `sha`.
+    fn cache(&self, sha: &str, body: Vec<u8>) {
+        self.cache.lock().expect("scripts lock").insert(sha.to_string(), Arc::new(body));
     }
 
     fn cached(&self, sha: &[u8]) -> Option<Arc<Vec<u8>>> {
@@ -225,7 +224,11 @@ pub async fn command(shared: &Arc<Shared>, cmd: ScriptCmd) -> Reply {
     match cmd {
         ScriptCmd::Load(body) => match script_lua::shebang(&body).and_then(|(_, code)| script_lua::compile_check(code))
         {
-            Ok(()) => Reply::Bulk(shared.scripts.cache(body).into_bytes()),
+            Ok(()) => {
+                let sha = script_lua::sha1_hex(&body);
+                shared.scripts.cache(&sha, body);
+                Reply::Bulk(sha.into_bytes())
+            }
             Err(e) => e,
         },
         ScriptCmd::Exists(shas) => {
@@ -250,15 +253,21 @@ pub fn resolve(
     read_only: bool,
 ) -> Result<Eval, Reply> {
     let noscript = || Reply::Error("NOSCRIPT No matching script. Please use EVAL.".into());
-    let body = match body {
+    // Its digest and body, and whether it is cached (then it compiled
+    // when it was cached).
+    let (sha, body, known) = match body {
         ScriptBody::Sha(sha) if sha.len() != 40 => return Err(noscript()),
-        ScriptBody::Sha(sha) => shared.scripts.cached(&sha).ok_or_else(noscript)?.to_vec(),
-        ScriptBody::Source(b) => b,
+        ScriptBody::Sha(sha) => {
+            let body = shared.scripts.cached(&sha).ok_or_else(noscript)?.to_vec();
+            (String::from_utf8_lossy(&sha).to_ascii_lowercase(), body, true)
+        }
+        ScriptBody::Source(body) => {
+            let sha = script_lua::sha1_hex(&body);
+            let known = shared.scripts.cached(sha.as_bytes()).is_some();
+            (sha, body, known)
+        }
     };
     let (flags, code) = script_lua::shebang(&body)?;
-    // A cached script compiled when it was cached.
-    let sha = script_lua::sha1_hex(&body);
-    let known = shared.scripts.cached(sha.as_bytes()).is_some();
     if !known {
         script_lua::compile_check(code)?;
     }
@@ -274,7 +283,7 @@ pub fn resolve(
         return Err(Reply::Error(crate::resp_server::CROSSSLOT.into()));
     }
     if !known {
-        shared.scripts.cache(body.clone());
+        shared.scripts.cache(&sha, body.clone());
     }
     Ok(Eval { sha, body, keys, args, read_only: read_only || flags.no_writes })
 }
