@@ -395,3 +395,40 @@ fn info_counts_each_command_and_error_code_until_config_resetstat() {
     assert_eq!(info_line(&mut cl, "errorstats", "errorstat_NOGROUP"), None);
     assert_eq!(info_line(&mut cl, "stats", "total_error_replies").as_deref(), Some("0"));
 }
+
+/// INFO's `rdb_changes_since_last_save` counts the changes applied to the
+/// whole keyspace as Redis counts its own (a SETBIT that changes no bit
+/// counts none, and leaves a WATCH on its key holding), from the last
+/// SAVE on the node asked.
+#[test]
+fn info_counts_the_changes_applied_since_save() {
+    let c = Cluster::start(3, &[]);
+    let mut a = c.client(0);
+    let mut b = c.client(1);
+    let changes = |cl: &mut common::Client| -> u64 {
+        info_line(cl, "persistence", "rdb_changes_since_last_save").unwrap().parse().unwrap()
+    };
+    assert_eq!(a.cmd(&["SAVE"]).unwrap(), ok());
+    assert_eq!(changes(&mut a), 0);
+    let before_b = changes(&mut b);
+    // Keys of several slots and PRGs: three changes.
+    assert_eq!(a.cmd(&["MSET", "x", "1", "y", "2"]).unwrap(), ok());
+    assert_eq!(a.cmd(&["SETBIT", "bits", "7", "1"]).unwrap(), Value::Int(0));
+    assert_eq!(changes(&mut a), 3);
+    // A bit set to what it was changes nothing, and WATCH holds.
+    a.cmd(&["WATCH", "bits"]).unwrap();
+    assert_eq!(a.cmd(&["SETBIT", "bits", "7", "1"]).unwrap(), Value::Int(1));
+    assert_eq!(a.cmd(&["SETBIT", "bits", "3", "0"]).unwrap(), Value::Int(0));
+    assert_eq!(changes(&mut a), 3);
+    a.cmd(&["MULTI"]).unwrap();
+    a.cmd(&["SETBIT", "bits", "0", "1"]).unwrap();
+    assert_eq!(a.cmd(&["EXEC"]).unwrap(), Value::Array(vec![Value::Int(0)]));
+    assert_eq!(changes(&mut a), 4);
+    // Every node counts the whole keyspace, from its own last SAVE.
+    assert_eq!(changes(&mut b), before_b + 4);
+    assert_eq!(a.cmd(&["SAVE"]).unwrap(), ok());
+    assert_eq!(changes(&mut a), 0);
+    let saved: u64 = info_line(&mut a, "persistence", "rdb_last_save_time").unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(saved.abs_diff(now) <= 5, "last save {saved}, now {now}");
+}

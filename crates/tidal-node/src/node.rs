@@ -67,6 +67,9 @@ pub struct Shared {
     pub encodings: Mutex<Vec<i64>>,
     pub next_client_id: AtomicU64,
     pub commands: AtomicU64,
+    /// The changes counted when SAVE last ran here, and when (Unix ms; the
+    /// node's start before any SAVE): INFO's `rdb_*` figures.
+    pub saved: Mutex<(u64, u64)>,
     /// Client requests answered with an error of the cluster's making
     /// (`Reply::is_server_error`).
     pub server_errors: AtomicU64,
@@ -761,6 +764,7 @@ impl Node {
                 known_members.entry(*id).or_insert_with(|| n.peer_addr.clone());
             }
         }
+        let started_ms = clock.now_ms();
         let now_clock = clock.clone();
         let cp = ControlPlane::new(host.clone(), machine.clone(), known_members, Arc::new(move || now_clock.now_ms()));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -779,6 +783,7 @@ impl Node {
             encodings: Mutex::new(tidal_core::kv::encoding_defaults()),
             next_client_id: AtomicU64::new(1),
             commands: AtomicU64::new(0),
+            saved: Mutex::new((0, started_ms)),
             server_errors: AtomicU64::new(0),
             command_stats: crate::command_stats::CommandStats::new(),
             scripts: crate::script::Scripts::default(),

@@ -694,6 +694,16 @@ async fn broadcast_merge(shared: &Arc<Shared>, req: KvRequest, how: Merge) -> Re
     }
 }
 
+/// The changes every PRG's leader has applied since its replica started
+/// (Redis's `dirty` count, summed over the keyspace), or `None` when a PRG
+/// did not answer.
+async fn applied_changes(shared: &Arc<Shared>) -> Option<u64> {
+    match broadcast_merge(shared, KvRequest::Read(ReadOp::Changes), Merge::SumInts).await {
+        Reply::Int(n) => Some(n.max(0) as u64),
+        _ => None,
+    }
+}
+
 /// A keyless read (DBSIZE, KEYS) that sees every slot once. Between a
 /// move's commit and its target's adoption the moved slots are served by
 /// neither PRG, so the read waits while this node sees a move in that step
@@ -1204,10 +1214,15 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         }
         ConnCmd::Command(sub) => command_reply(&sub),
         ConnCmd::Info(sections) => {
-            let keys = match broadcast_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts).await {
+            let (keys, changes) = tokio::join!(
+                broadcast_merge(shared, KvRequest::Read(ReadOp::DbSize), Merge::SumInts),
+                applied_changes(shared)
+            );
+            let keys = match keys {
                 Reply::Int(n) => n.max(0) as u64,
                 _ => 0,
             };
+            let (saved, saved_ms) = *shared.saved.lock().expect("saved lock");
             let view = InfoView {
                 redis_version: REDIS_VERSION.into(),
                 tidal_version: env!("CARGO_PKG_VERSION").into(),
@@ -1220,6 +1235,8 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
                 total_commands_processed: shared.commands.load(Ordering::Relaxed),
                 pubsub: shared.pubsub.counts(),
                 keys,
+                changes_since_save: changes.unwrap_or(saved).saturating_sub(saved),
+                last_save_secs: saved_ms / 1000,
                 total_error_replies: shared.command_stats.total_errors(),
                 commandstats: shared.command_stats.command_lines(),
                 errorstats: shared.command_stats.error_lines(),
@@ -1234,7 +1251,16 @@ async fn conn_cmd(shared: &Arc<Shared>, conn: &mut Conn, c: ConnCmd) -> (Reply, 
         // least one follower.
         ConnCmd::Wait { numreplicas, .. } => Reply::Int(numreplicas.clamp(0, 1)),
         ConnCmd::Help(lines) => Reply::Array(lines.into_iter().map(Reply::simple).collect()),
-        ConnCmd::FunctionFlush | ConnCmd::Save => Reply::Ok,
+        ConnCmd::FunctionFlush => Reply::Ok,
+        // Every acknowledged write is already durable: SAVE only marks
+        // the changes INFO counts from.
+        ConnCmd::Save => match applied_changes(shared).await {
+            Some(n) => {
+                *shared.saved.lock().expect("saved lock") = (n, shared.clock.now_ms());
+                Reply::Ok
+            }
+            None => Reply::err("the changes applied could not be counted; try again"),
+        },
         ConnCmd::Shutdown => {
             Reply::err("SHUTDOWN is not supported: stop a node with `tidal drain NODE` or SIGTERM, which move its work first")
         }

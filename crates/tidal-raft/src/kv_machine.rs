@@ -113,6 +113,9 @@ struct Inner {
     /// A record with a TTL may have been stored since the reaper last
     /// took this (see [`KvMachine::take_expiry_hint`]).
     expiry_hint: AtomicBool,
+    /// Changes applied since this replica started (Redis's `dirty` count,
+    /// for INFO; see `tidal_core::kv` `changes`).
+    changes: u64,
 }
 
 impl Inner {
@@ -434,6 +437,8 @@ enum Target<'a> {
 struct WriteView<'a> {
     target: Target<'a>,
     base: LazyTable<'a>,
+    /// Rows stored or deleted through this view.
+    writes: u64,
 }
 
 impl WriteView<'_> {
@@ -472,6 +477,7 @@ impl WriteView<'_> {
     }
 
     fn set_stored(&mut self, slot: u32, stored: Vec<u8>, rec: Option<Record>) {
+        self.writes += 1;
         let inner = match &mut self.target {
             Target::Applied(inner) => inner,
             Target::Script { layer, .. } => return layer.put(&stored, rec),
@@ -523,6 +529,7 @@ impl KvStore for WriteView<'_> {
     fn clear(&mut self) -> Result<u64, KvError> {
         // Only applied when the ownership is settled: every row is served.
         let n = self.len()?;
+        self.writes += 1;
         match &mut self.target {
             Target::Applied(inner) => inner.layers.active.clear(),
             Target::Script { .. } => return Err(KvError("a script cannot flush the keyspace".into())),
@@ -536,6 +543,16 @@ impl KvStore for WriteView<'_> {
         let first = overlay::first_element();
         let in_layers = self.view().stack.iter().any(|l| l.entries.range(first.to_vec()..).next().is_some());
         Ok(in_layers || self.base.open()?.element_rows()? > 0)
+    }
+    fn writes(&self) -> u64 {
+        self.writes
+    }
+    fn count_changes(&mut self, n: u64) {
+        // A script's trial run counts nothing: its writes count when the
+        // entry that carries them applies.
+        if let Target::Applied(inner) = &mut self.target {
+            inner.changes += n;
+        }
     }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         self.view().elem_get(key, sub)
@@ -736,6 +753,7 @@ impl KvMachine {
             exports: BTreeMap::new(),
             last_index: 0,
             expiry_hint: AtomicBool::new(true),
+            changes: 0,
         };
         Self {
             group: group.to_string(),
@@ -889,6 +907,7 @@ impl KvMachine {
             // WATCH's versions come with the PRG they belong to.
             None if matches!(op, ReadOp::Versions { .. }) => engine::read(op, now_ms, view)
                 .map(|versions| Ok(Reply::Array(vec![Reply::Bulk(self.group.clone().into_bytes()), versions]))),
+            None if matches!(op, ReadOp::Changes) => Ok(Ok(Reply::Int(inner.changes as i64))),
             None => engine::read(op, now_ms, view).map(Ok),
         })
     }
@@ -1039,7 +1058,7 @@ impl KvMachine {
     fn apply_writes(&self, inner: &mut Inner, state: &Db, now_ms: u64, ops: &[WriteOp]) -> Result<Vec<u8>, String> {
         let purging = inner.purging.clone();
         let base = LazyTable { table: &self.table, state, purging, opened: OnceCell::new() };
-        let mut view = WriteView { target: Target::Applied(inner), base };
+        let mut view = WriteView { target: Target::Applied(inner), base, writes: 0 };
         let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
         let flags = self.notices.flags();
         let mut events = Vec::new();

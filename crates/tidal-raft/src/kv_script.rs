@@ -141,7 +141,8 @@ impl KvMachine {
                 run.see(k, v as u64);
             }
         }
-        let mut view = WriteView { target: Target::Script { inner: &inner, layer: &mut run.layer }, base: base() };
+        let mut view =
+            WriteView { target: Target::Script { inner: &inner, layer: &mut run.layer }, base: base(), writes: 0 };
         let reply = match op {
             TxOp::Read(r) => engine::read(r, run.at_ms, &view).map_err(db)?,
             TxOp::Write(w) => {

@@ -170,9 +170,18 @@ pub fn grow_for_writes(value: &mut Vec<u8>, ops: &[FieldOp]) {
     }
 }
 
-/// Run `ops` on `value` in order: one reply each.
-pub fn run(value: &mut Vec<u8>, ops: &[FieldOp]) -> Vec<Reply> {
-    ops.iter()
+/// Run `ops` on `value` in order: one reply each, and how many writes
+/// changed their field.
+pub fn run(value: &mut Vec<u8>, ops: &[FieldOp]) -> (Vec<Reply>, u64) {
+    let mut changed = 0;
+    let mut write = |value: &mut Vec<u8>, offset: u64, ty: FieldType, old: i64, new: i64| {
+        put_raw(value, offset, ty.bits, new as u64);
+        if get(value, offset, ty) != old {
+            changed += 1;
+        }
+    };
+    let replies = ops
+        .iter()
         .map(|op| match *op {
             FieldOp::Get { ty, offset } => Reply::Int(get(value, offset, ty)),
             FieldOp::Set { ty, offset, value: v, overflow } => {
@@ -181,7 +190,7 @@ pub fn run(value: &mut Vec<u8>, ops: &[FieldOp]) -> Vec<Reply> {
                 let old = get(value, offset, ty);
                 match fit(n, ty, overflow) {
                     Some(new) => {
-                        put_raw(value, offset, ty.bits, new as u64);
+                        write(value, offset, ty, old, new);
                         Reply::Int(old)
                     }
                     None => Reply::Nil,
@@ -191,14 +200,22 @@ pub fn run(value: &mut Vec<u8>, ops: &[FieldOp]) -> Vec<Reply> {
                 let old = get(value, offset, ty);
                 match fit(i128::from(old) + i128::from(incr), ty, overflow) {
                     Some(new) => {
-                        put_raw(value, offset, ty.bits, new as u64);
+                        write(value, offset, ty, old, new);
                         Reply::Int(new)
                     }
                     None => Reply::Nil,
                 }
             }
         })
-        .collect()
+        .collect();
+    (replies, changed)
+}
+
+/// How many of `ops`' writes were done (not refused by `OVERFLOW FAIL`),
+/// given their replies.
+pub fn writes_done(ops: &[FieldOp], replies: &[Reply]) -> u64 {
+    ops.iter().zip(replies).filter(|(op, r)| !matches!(op, FieldOp::Get { .. }) && !matches!(r, Reply::Nil)).count()
+        as u64
 }
 
 #[cfg(test)]
@@ -213,7 +230,7 @@ mod tests {
     fn exec(value: &mut Vec<u8>, s: &str) -> Vec<Reply> {
         let ops = ops(s).unwrap();
         grow_for_writes(value, &ops);
-        run(value, &ops)
+        run(value, &ops).0
     }
 
     #[test]

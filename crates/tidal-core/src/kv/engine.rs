@@ -13,6 +13,7 @@
 //! Data-dependent Redis errors (`ERR value is not an integer ...`) are
 //! returned as `Ok(Reply::Error(..))`; `Err` is reserved for storage failure.
 
+use super::changes::changes;
 use super::collection::{self, copy_key, delete_key, live, live_for_write, overwrite, remove, wrong_type};
 use super::config::{HASH_ENTRIES, HASH_VALUE, SET_ENTRIES, ZSET_ENTRIES, ZSET_VALUE};
 use super::glob::glob_match;
@@ -44,8 +45,21 @@ macro_rules! string {
     };
 }
 
-/// Applies a write at the time stamped in its log entry.
+/// Applies a write at the time stamped in its log entry, and counts its
+/// changes in `store` (a transaction's or script's, each of its writes).
 pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Reply, StoreError> {
+    if matches!(op, WriteOp::Exec { .. } | WriteOp::Script { .. }) {
+        return apply_op(op, now_ms, store);
+    }
+    let before = store.writes();
+    let reply = apply_op(op, now_ms, store)?;
+    if let Some(n) = changes(op, &reply, store.writes() != before) {
+        store.count_changes(n);
+    }
+    Ok(reply)
+}
+
+fn apply_op(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Reply, StoreError> {
     match op {
         WriteOp::Set { key, value, expiry, cond, get } => set(store, now_ms, key, value, *expiry, *cond, *get),
         WriteOp::Del { keys } => {
@@ -114,18 +128,27 @@ pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Repl
             Ok(Reply::Ok)
         }
         WriteOp::SetBit { key, offset, bit } => {
-            let mut rec = string!(live_for_write(store, key, now_ms)?).unwrap_or_else(|| Record::new(Vec::new()));
+            let found = string!(live_for_write(store, key, now_ms)?);
+            let (mut rec, created) = bit_target(found);
+            let len = rec.value.len();
             let old = bits::set_bit(&mut rec.value, *offset, *bit);
-            rec.raw = true;
-            store.put(key, &rec)?;
+            let changed = created || rec.value.len() != len || old != u8::from(*bit);
+            store_bits(store, key, rec, changed)?;
+            store.count_changes(u64::from(changed));
             Ok(Reply::Int(i64::from(old)))
         }
         WriteOp::BitField { key, ops } => {
-            let mut rec = string!(live_for_write(store, key, now_ms)?).unwrap_or_else(|| Record::new(Vec::new()));
+            let found = string!(live_for_write(store, key, now_ms)?);
+            let (mut rec, created) = bit_target(found);
+            let len = rec.value.len();
             bitfield::grow_for_writes(&mut rec.value, ops);
-            let replies = bitfield::run(&mut rec.value, ops);
-            rec.raw = true;
-            store.put(key, &rec)?;
+            let grown = created || rec.value.len() != len;
+            let (replies, changed) = bitfield::run(&mut rec.value, ops);
+            // As Redis counts them: each write that changed its field, or
+            // every write when the string was made or grown.
+            let changes = if grown { bitfield::writes_done(ops, &replies) } else { changed };
+            store_bits(store, key, rec, grown || changes > 0)?;
+            store.count_changes(changes);
             Ok(Reply::Array(replies))
         }
         WriteOp::BitOp { op, dest, keys } => {
@@ -207,6 +230,25 @@ pub fn exec(ops: &[TxOp], now_ms: u64, store: &mut impl KvStore) -> Result<Vec<R
     Ok(out)
 }
 
+/// The string SETBIT or BITFIELD work on, and whether they make it.
+fn bit_target(found: Option<Record>) -> (Record, bool) {
+    match found {
+        Some(rec) => (rec, false),
+        None => (Record::new(Vec::new()), true),
+    }
+}
+
+/// Stores a string SETBIT or BITFIELD worked on, if they changed it. As
+/// in Redis, a bit command makes its string `raw` even when it changes no
+/// bit; only that is stored then.
+fn store_bits(store: &mut impl KvStore, key: &[u8], mut rec: Record, changed: bool) -> Result<(), StoreError> {
+    if changed || !rec.raw {
+        rec.raw = true;
+        store.put(key, &rec)?;
+    }
+    Ok(())
+}
+
 /// Answers a read from one consistent view at `now_ms`.
 pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, StoreError> {
     match op {
@@ -269,6 +311,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         // Keys stored, those expired but not yet reaped included, as Redis
         // counts them: the store keeps the count, no key is read.
         ReadOp::DbSize => Ok(Reply::Int(store.len()? as i64)),
+        ReadOp::Changes => Ok(Reply::Int(store.changes() as i64)),
         ReadOp::Scan { slots, after, count, pattern, kind } => {
             // The store holds the slots to scan, and only them.
             let count = (*count).max(1);
@@ -292,7 +335,7 @@ pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, Sto
         }
         ReadOp::BitField { key, ops } => {
             let mut value = string!(live(store, key, now_ms)?).map(|r| r.value).unwrap_or_default();
-            Ok(Reply::Array(bitfield::run(&mut value, ops)))
+            Ok(Reply::Array(bitfield::run(&mut value, ops).0))
         }
         ReadOp::GetBit { key, offset } => {
             let rec = string!(live(store, key, now_ms)?);

@@ -680,3 +680,15 @@ fn a_random_key_is_a_live_key_or_nil() {
     }
     assert!(seen.len() > 1, "different seeds find different keys: {seen:?}");
 }
+
+/// Redis's "trim on SET with big value" (run by Redis's suite only where
+/// INFO names jemalloc): a value set after a larger one costs its own
+/// size, not the larger one's. tidal keeps no query buffer in a value.
+#[test]
+fn memory_usage_of_a_value_is_its_own_size() {
+    let mut db = Db::new();
+    db.ok(&["SET", "key", &"A".repeat(100_000)]);
+    db.ok(&["SET", "key", &"A".repeat(33_000)]);
+    let Reply::Int(n) = db.run(&["MEMORY", "USAGE", "key"]) else { panic!("MEMORY USAGE") };
+    assert!((33_000..42_000).contains(&n), "{n}");
+}

@@ -23,6 +23,10 @@ pub struct InfoView {
     pub total_commands_processed: u64,
     /// This node's channels, patterns and shard channels with a subscriber.
     pub pubsub: [u64; 3],
+    /// Changes applied to the keyspace since the last SAVE on this node
+    /// (or its start), and that instant in Unix seconds.
+    pub changes_since_save: u64,
+    pub last_save_secs: u64,
     /// Live keys in the tenant keyspace, if known; omitted from `# Keyspace`
     /// when zero, like Redis.
     pub keys: u64,
@@ -62,9 +66,13 @@ fn section(name: &str, view: &InfoView) -> Vec<String> {
             kv("maxmemory", "0".into()),
             kv("maxmemory_policy", "noeviction".into()),
         ],
-        "persistence" => {
-            vec![kv("loading", "0".into()), kv("aof_enabled", "1".into()), kv("rdb_bgsave_in_progress", "0".into())]
-        }
+        "persistence" => vec![
+            kv("loading", "0".into()),
+            kv("rdb_changes_since_last_save", view.changes_since_save.to_string()),
+            kv("rdb_bgsave_in_progress", "0".into()),
+            kv("rdb_last_save_time", view.last_save_secs.to_string()),
+            kv("aof_enabled", "1".into()),
+        ],
         "stats" => vec![
             kv("total_commands_processed", view.total_commands_processed.to_string()),
             kv("total_error_replies", view.total_error_replies.to_string()),
@@ -128,6 +136,8 @@ mod tests {
             total_commands_processed: 5,
             pubsub: [1, 0, 0],
             keys: 3,
+            changes_since_save: 7,
+            last_save_secs: 1_700_000_000,
             total_error_replies: 4,
             commandstats: vec!["cmdstat_get:calls=2,usec=9,usec_per_call=4.50,rejected_calls=0,failed_calls=0".into()],
             errorstats: vec!["errorstat_ERR:count=4".into()],
@@ -146,6 +156,8 @@ mod tests {
         assert!(t.contains("\r\nloading:0\r\n"));
         assert!(t.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"));
         assert!(t.contains("uptime_in_seconds:90\r\n"));
+        assert!(t.contains("\r\nrdb_changes_since_last_save:7\r\n"));
+        assert!(t.contains("\r\nrdb_last_save_time:1700000000\r\n"));
         assert!(t.contains("\r\npubsub_channels:1\r\npubsub_patterns:0\r\n"));
     }
 

@@ -9,11 +9,14 @@ use super::record::Record;
 use super::store::{element_key, prefixed_bounds, ElementRows, KvStore, StoreError};
 
 /// A [`KvStore`] that never fails.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct MemStore {
     map: BTreeMap<Vec<u8>, Record>,
     /// Element rows by [`element_key`].
     elems: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Rows stored or deleted, and changes counted (see [`KvStore::writes`]).
+    writes: u64,
+    changes: u64,
 }
 
 impl MemStore {
@@ -33,17 +36,29 @@ impl MemStore {
     }
 }
 
+/// Two stores are equal when they hold the same rows, however they came
+/// to hold them.
+impl PartialEq for MemStore {
+    fn eq(&self, other: &MemStore) -> bool {
+        self.map == other.map && self.elems == other.elems
+    }
+}
+
+impl Eq for MemStore {}
+
 impl KvStore for MemStore {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
         Ok(self.map.get(key).cloned())
     }
 
     fn put(&mut self, key: &[u8], rec: &Record) -> Result<(), StoreError> {
+        self.writes += 1;
         self.map.insert(key.to_vec(), rec.clone());
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.writes += 1;
         Ok(self.map.remove(key).is_some())
     }
 
@@ -59,6 +74,7 @@ impl KvStore for MemStore {
 
     fn clear(&mut self) -> Result<u64, StoreError> {
         let n = self.map.len() as u64;
+        self.writes += 1;
         self.map.clear();
         self.elems.clear();
         Ok(n)
@@ -72,16 +88,30 @@ impl KvStore for MemStore {
         Ok(!self.elems.is_empty())
     }
 
+    fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    fn count_changes(&mut self, n: u64) {
+        self.changes += n;
+    }
+
+    fn changes(&self) -> u64 {
+        self.changes
+    }
+
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.elems.get(&element_key(key, sub)).cloned())
     }
 
     fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.writes += 1;
         self.elems.insert(element_key(key, sub), value.to_vec());
         Ok(())
     }
 
     fn elem_delete(&mut self, key: &[u8], sub: &[u8]) -> Result<(), StoreError> {
+        self.writes += 1;
         self.elems.remove(&element_key(key, sub));
         Ok(())
     }

@@ -16,6 +16,7 @@ mod big_uint;
 mod bitfield;
 mod bits;
 mod blocking;
+mod changes;
 #[macro_use]
 mod collection;
 mod command;

@@ -394,6 +394,15 @@ impl<S: KvStore> KvStore for Tracking<'_, S> {
     fn may_hold_collections(&self) -> Result<bool, StoreError> {
         self.store.may_hold_collections()
     }
+    fn writes(&self) -> u64 {
+        self.store.writes()
+    }
+    fn count_changes(&mut self, n: u64) {
+        self.store.count_changes(n);
+    }
+    fn changes(&self) -> u64 {
+        self.store.changes()
+    }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.elem_get(key, sub)
     }

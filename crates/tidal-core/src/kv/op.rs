@@ -400,6 +400,9 @@ pub enum ReadOp {
     DumpPayload {
         key: Vec<u8>,
     },
+    /// Internal: the changes this group's replica has applied since it
+    /// started (Redis's `dirty` count), for INFO.
+    Changes,
 }
 
 /// What OBJECT asks about a key.
@@ -439,6 +442,7 @@ impl TxOp {
             TxOp::Read(op) => !matches!(
                 op,
                 ReadOp::DbSize
+                    | ReadOp::Changes
                     | ReadOp::Scan { .. }
                     | ReadOp::Keys { .. }
                     | ReadOp::Dump { .. }
@@ -642,7 +646,9 @@ impl ReadOp {
             ReadOp::MGet { keys } | ReadOp::Exists { keys } | ReadOp::Touch { keys } | ReadOp::Versions { keys } => {
                 refs(keys)
             }
-            ReadOp::DbSize | ReadOp::Scan { .. } | ReadOp::Keys { .. } | ReadOp::RandomKey { .. } => Vec::new(),
+            ReadOp::DbSize | ReadOp::Changes | ReadOp::Scan { .. } | ReadOp::Keys { .. } | ReadOp::RandomKey { .. } => {
+                Vec::new()
+            }
         }
     }
 

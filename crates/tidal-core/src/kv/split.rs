@@ -169,7 +169,7 @@ pub fn plan_read<G: Ord + Clone>(
             let group = one_slot(&op.keys(), op.command_name(), &group_of, &slot_of)?;
             Ok(Plan::Single(group, op))
         }
-        ReadOp::DbSize => Ok(Plan::Broadcast { op, merge: Merge::SumInts }),
+        ReadOp::DbSize | ReadOp::Changes => Ok(Plan::Broadcast { op, merge: Merge::SumInts }),
         ReadOp::Keys { .. } => Ok(Plan::Broadcast { op, merge: Merge::Concat }),
         ReadOp::Scan { .. } => Err(internal("SCAN")),
         ReadOp::MGet { keys } if !keys.is_empty() => {

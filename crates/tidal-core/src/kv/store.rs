@@ -102,6 +102,22 @@ pub trait KvStore {
         Ok(true)
     }
 
+    /// How many rows (records and element rows) were stored or deleted
+    /// through this store so far, for the engine to tell whether an op
+    /// changed anything. A store that does not count answers 0.
+    fn writes(&self) -> u64 {
+        0
+    }
+
+    /// Adds `n` to the changes applied here: Redis's `dirty` count, which
+    /// INFO reports as `rdb_changes_since_last_save`.
+    fn count_changes(&mut self, _n: u64) {}
+
+    /// The changes counted so far.
+    fn changes(&self) -> u64 {
+        0
+    }
+
     /// The element row `sub` of the collection `key`.
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), StoreError>;

@@ -654,6 +654,8 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
                     changed += 1;
                 }
             }
+            // Redis counts each member added or given a new score.
+            store.count_changes((added + changed) as u64);
             let reply = if flags.incr {
                 last.map_or(Reply::Nil, Reply::Score)
             } else if flags.ch {
