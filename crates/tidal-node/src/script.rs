@@ -347,6 +347,10 @@ pub enum Stop {
     Failed(String),
     /// What it wrote would not fit one write.
     TooLarge(u64),
+    /// The slot of a script that named no keys, found at its first key,
+    /// is another script's for now: run it again once that one is done
+    /// (nothing it did was seen).
+    SlotBusy(u32),
 }
 
 /// Runs a script's commands at the leader.
@@ -362,9 +366,8 @@ struct LeaderCalls {
     read_only: bool,
     cross_slot: bool,
     locks: Arc<SlotLocks>,
-    /// The lock of the script's slot, once it is known.
-    held: Option<SlotGuard>,
-    kill: Arc<AtomicBool>,
+    /// The lock of the script's slot, once it is known, and that slot.
+    held: Option<(u32, SlotGuard)>,
     /// What its writes take, and the most they may (one write's).
     bytes: usize,
     max_bytes: u64,
@@ -431,20 +434,16 @@ impl LeaderCalls {
             match self.slot {
                 None => {
                     self.slot = s;
-                    // The first key of a script that named none: it waits
-                    // for the one running in that slot (this thread is the
-                    // script's own, not the runtime's).
-                    if let (Some(slot), None) = (s, &self.held) {
-                        let lock = self.locks.of(slot);
-                        self.held = Some(loop {
-                            if let Ok(g) = lock.clone().try_lock_owned() {
-                                break g;
-                            }
-                            if self.kill.load(Ordering::Relaxed) {
-                                return Ok(Reply::err("Script killed by user with SCRIPT KILL..."));
-                            }
-                            std::thread::sleep(Duration::from_millis(1));
-                        });
+                    // The first key of a script that named none: its slot
+                    // is its own unless another script runs there, and
+                    // then it runs again once that one is done (its thread
+                    // does not wait: under simulation the other script
+                    // could not run meanwhile).
+                    if let Some(slot) = s.filter(|s| self.held.as_ref().is_none_or(|(h, _)| h != s)) {
+                        match self.locks.of(slot).try_lock_owned() {
+                            Ok(g) => self.held = Some((slot, g)),
+                            Err(_) => return Err(Stop::SlotBusy(slot)),
+                        }
                     }
                 }
                 Some(mine) if s != Some(mine) && !self.cross_slot => {
@@ -480,9 +479,11 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
     let call = Arc::new(call);
     let slot = call.keys().first().and_then(|k| shared.cache.get().slot_of(DEFAULT_TENANT, k));
     let declared = call.steps.iter().any(|s| !s.keys().is_empty());
+    // The slot a keyless script found another script in, waited for.
+    let mut busy = None;
     for _ in 0..RUNS {
-        let held = match slot {
-            Some(s) => Some(kv.scripts.of(s).lock_owned().await),
+        let held = match slot.or(busy) {
+            Some(s) => Some((s, kv.scripts.of(s).lock_owned().await)),
             None => None,
         };
         if let Err(answer) = crate::router::confirmed(timeout, kv.reads.confirm()).await {
@@ -500,7 +501,6 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
             }
         }
         let started = Scripts::start(shared);
-        let kill = started.kill.clone();
         let mut calls = LeaderCalls {
             shared: shared.clone(),
             machine: kv.machine.clone(),
@@ -512,14 +512,13 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
             cross_slot: false,
             locks: kv.scripts.clone(),
             held,
-            kill: kill.clone(),
             bytes: 0,
             max_bytes: shared.config.max_request_bytes(),
         };
         let c = call.clone();
         // The run stays registered (for BUSY and SCRIPT KILL) as long as
         // it runs, even if its caller is gone.
-        let ran = tokio::task::spawn_blocking(move || {
+        let ran = tidal_raft::runtime::blocking(move || {
             let answers = run_steps(&c.steps, &mut calls, &started.kill);
             drop(started);
             (answers, calls.run, calls.held)
@@ -532,6 +531,10 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
         let (mut replies, killed) = match answers {
             Ok(r) => r,
             Err(Stop::Elsewhere(key)) => return KvResponse::ScriptElsewhere { key },
+            Err(Stop::SlotBusy(s)) => {
+                busy = Some(s);
+                continue;
+            }
             Err(Stop::Refused(r)) => return crate::router::refused(r),
             Err(Stop::Failed(e)) => return KvResponse::Unavailable(e),
             Err(Stop::TooLarge(max)) => {
