@@ -140,3 +140,24 @@ fn a_script_inside_a_transaction_runs_in_its_place_and_watch_guards_it() {
     assert_eq!(cl.cmd(&["EXEC"]).unwrap(), Value::Nil);
     assert_eq!(cl.cmd(&["GET", "{m}a"]).unwrap(), Value::bulk("changed"));
 }
+
+/// A script sent through a node that does not lead its PRG is waited for
+/// as long as it runs, past a forwarded command's usual wait (3 s): its
+/// client gets its answer, here SCRIPT KILL's, never an unknown outcome.
+#[test]
+fn a_forwarded_script_is_answered_however_long_it_runs() {
+    let c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
+    let leader = common::wait_for(Duration::from_secs(30), "a leader", || c.leader_of("default:0"));
+    let at_leader = (leader - 1) as usize;
+    let far = (at_leader + 1) % 3;
+    let mut admin = c.client(at_leader);
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]).unwrap(), Value::Simple("OK".into()));
+    let mut runner = c.client(far);
+    let looping = "redis.call('set', KEYS[1], 'written'); while true do end";
+    runner.send_raw(&common::Client::encode(&[b"EVAL", looping.as_bytes(), b"1", b"{f}x"])).unwrap();
+    std::thread::sleep(Duration::from_millis(3_600));
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]).unwrap(), Value::Simple("OK".into()));
+    let killed = runner.read().unwrap();
+    assert!(err_has(&killed, "ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    assert_eq!(runner.cmd(&["GET", "{f}x"]).unwrap(), Value::Nil);
+}

@@ -34,6 +34,13 @@ use crate::node::{KvGroup, Shared};
 
 /// How long a router waits for a forwarded request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a router waits for a script forwarded to its PRG's leader: as
+/// long as it runs, within reason. A script ends by itself or by SCRIPT
+/// KILL at the node running it (its writes apply only after it ends, so
+/// giving up on it early would leave its outcome unknown), and a peer
+/// that died meanwhile is found by the rest of the traffic to it, which
+/// closes the connection and fails the call.
+pub const SCRIPT_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long the leader works on a forwarded request: less than the router
 /// waits, so the answer arrives before the router gives up on it.
 pub const FORWARDED_WORK: Duration = Duration::from_millis(2500);
@@ -712,7 +719,8 @@ impl Shared {
     }
 
     async fn call_remote(&self, addr: &str, group: &str, epoch: u64, req: &KvRequest) -> Result<KvResponse, CallError> {
-        match self.host.peers().call(addr, group, epoch, Request::App(enc(req)), CALL_TIMEOUT).await? {
+        let wait = if matches!(req, KvRequest::Script(_)) { SCRIPT_CALL_TIMEOUT } else { CALL_TIMEOUT };
+        match self.host.peers().call(addr, group, epoch, Request::App(enc(req)), wait).await? {
             // The peer answered, so it may have acted on the request.
             Response::App(bytes) => postcard::from_bytes(&bytes).map_err(|e| CallError::Unreachable {
                 addr: addr.to_string(),

@@ -178,13 +178,18 @@ impl Scripts {
         Started { shared: shared.clone(), id, kill }
     }
 
-    /// SCRIPT KILL: stop every script running here.
+    /// SCRIPT KILL: stop the scripts running here past the busy limit
+    /// (every one running when there is no limit). A script of another
+    /// slot that has not run that long goes on: in Redis no command could
+    /// reach it before then.
     pub fn kill(&self) -> Reply {
+        let limit = Duration::from_millis(self.limit_ms.load(Ordering::Relaxed));
         let running = self.running.lock().expect("scripts lock");
-        if running.is_empty() {
+        let mut busy = running.values().filter(|r| r.started.elapsed() >= limit).peekable();
+        if busy.peek().is_none() {
             return Reply::Error("NOTBUSY No scripts in execution right now.".into());
         }
-        for r in running.values() {
+        for r in busy {
             r.kill.store(true, Ordering::Relaxed);
         }
         Reply::Ok
