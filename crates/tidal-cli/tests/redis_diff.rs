@@ -529,6 +529,7 @@ const SCRIPTS: &[&str] = &[
     "return redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')",
     "return {redis.call('hlen', KEYS[1]), redis.call('scard', KEYS[2])}",
     "return {1, 2.5, 'x', true, false, 3}",
+    "redis.setresp(3) return {true, false, redis.call('exists', KEYS[1])}",
     "return redis.call('nosuch')",
     "error('boom')",
     "return {err='MY fail'}",

@@ -428,7 +428,7 @@ fn run_in<C: Calls>(vm: &mut Vm, script: &Run<'_>, calls: &mut C) -> mlua::Resul
             return Ok(Ended::Reply(Reply::Error(format!("{KILLED} script: {sha}, on @user_script:{line}."))));
         }
         if ok {
-            return Ok(Ended::Reply(to_reply(&value, 0)));
+            return Ok(Ended::Reply(to_reply(&value, resp3.get(), 0)));
         }
         // The handler made every error a table with its text and line.
         let Value::Table(t) = value else {
@@ -677,6 +677,8 @@ fn to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
         Reply::Simple(s) => field("ok", string(s.as_bytes())?)?,
         Reply::Error(e) => field("err", string(error_text(e).as_bytes())?)?,
         Reply::Int(i) => Value::Number(*i as f64),
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
+        Reply::Bool(b) => Value::Number(f64::from(u8::from(*b))),
         Reply::Bulk(b) => string(b)?,
         Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
@@ -721,8 +723,9 @@ fn to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
 /// How deep a script's answer may nest.
 const MAX_DEPTH: usize = 64;
 
-/// A script's answer as a reply.
-fn to_reply(v: &Value, depth: usize) -> Reply {
+/// A script's answer as a reply. A boolean is Redis's: under
+/// `redis.setresp(3)` a RESP3 boolean, else true is 1 and false nil.
+fn to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
     if depth > MAX_DEPTH {
         return Reply::err("reached lua stack limit");
     }
@@ -730,13 +733,14 @@ fn to_reply(v: &Value, depth: usize) -> Reply {
         Value::Integer(i) => Reply::Int(*i),
         Value::Number(n) => Reply::Int(if n.is_nan() { i64::MIN } else { *n as i64 }),
         Value::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
-        Value::Table(t) => table_reply(t, depth),
+        Value::Table(t) => table_reply(t, resp3, depth),
         _ => Reply::Nil,
     }
 }
 
-fn table_reply(t: &Table, depth: usize) -> Reply {
+fn table_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     let get = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
     if let Value::String(e) = get("err") {
         return Reply::Error(one_line(&e.to_string_lossy()));
@@ -757,18 +761,20 @@ fn table_reply(t: &Table, depth: usize) -> Reply {
     }
     if let Value::Table(m) = get("map") {
         let pairs = m.pairs::<Value, Value>().filter_map(Result::ok);
-        return Reply::Map(pairs.map(|(k, v)| (to_reply(&k, depth + 1), to_reply(&v, depth + 1))).collect());
+        return Reply::Map(
+            pairs.map(|(k, v)| (to_reply(&k, resp3, depth + 1), to_reply(&v, resp3, depth + 1))).collect(),
+        );
     }
     if let Value::Table(s) = get("set") {
         return Reply::Set(
-            s.pairs::<Value, Value>().filter_map(Result::ok).map(|(k, _)| to_reply(&k, depth + 1)).collect(),
+            s.pairs::<Value, Value>().filter_map(Result::ok).map(|(k, _)| to_reply(&k, resp3, depth + 1)).collect(),
         );
     }
     let mut out = Vec::new();
     for i in 1.. {
         match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => out.push(to_reply(&v, depth + 1)),
+            Ok(v) => out.push(to_reply(&v, resp3, depth + 1)),
         }
     }
     Reply::Array(out)
@@ -811,6 +817,11 @@ mod tests {
         assert_eq!(eval("return redis.call('incr', KEYS[1]) + 1"), Reply::Int(2));
         assert_eq!(eval("return redis.sha1hex('')"), Reply::bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709"));
         assert_eq!(eval("return redis.error_reply('MYERR')"), Reply::Error("ERR MYERR".into()));
+        // Under RESP3 a boolean stays one, nested too (a RESP2 client
+        // reads it as 1 or 0).
+        assert_eq!(eval("redis.setresp(3) return true"), Reply::Bool(true));
+        assert_eq!(eval("redis.setresp(3) return {false, 1}"), Reply::Array(vec![Reply::Bool(false), Reply::Int(1)]));
+        assert_eq!(eval("redis.setresp(3) redis.setresp(2) return false"), Reply::Nil);
     }
 
     #[test]

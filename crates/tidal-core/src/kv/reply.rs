@@ -41,6 +41,9 @@ pub enum Reply {
     /// A map in RESP3; in RESP2 an array of `[key, value]` arrays (XREAD's
     /// streams, each with its entries).
     Keyed(Vec<(Reply, Reply)>),
+    /// `#t` or `#f` in RESP3, `:1` or `:0` in RESP2 (a script's boolean
+    /// after `redis.setresp(3)`).
+    Bool(bool),
 }
 
 impl Reply {

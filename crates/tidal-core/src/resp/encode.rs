@@ -57,6 +57,8 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
         Reply::Simple(s) => line(out, b'+', &one_line(s)),
         Reply::Error(e) => line(out, b'-', &one_line(e)),
         Reply::Int(n) => line(out, b':', n.to_string().as_bytes()),
+        Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
         Reply::Bulk(b) => bulk(out, b),
         Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
         Reply::Nil => out.put_slice(b"$-1\r\n"),

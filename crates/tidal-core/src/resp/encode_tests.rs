@@ -24,6 +24,12 @@ fn scalars() {
 }
 
 #[test]
+fn booleans_are_integers_in_resp2() {
+    assert_eq!(both(&Reply::Bool(true)), (":1\r\n".into(), "#t\r\n".into()));
+    assert_eq!(both(&Reply::Bool(false)), (":0\r\n".into(), "#f\r\n".into()));
+}
+
+#[test]
 fn nulls_differ_by_protocol() {
     assert_eq!(both(&Reply::Nil), ("$-1\r\n".into(), "_\r\n".into()));
     assert_eq!(both(&Reply::NilArray), ("*-1\r\n".into(), "_\r\n".into()));
