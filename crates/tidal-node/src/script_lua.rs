@@ -199,6 +199,9 @@ struct Vm {
     /// Every global, frozen: what the run's environment reads.
     lib: Table,
     redis: Table,
+    /// Each run's read-only view of a library, and the library (weak
+    /// keys): `pairs`, `ipairs` and `next` see through a view.
+    views: Table,
     handler: Function,
     xpcall: Function,
     compiled: HashMap<String, Function>,
@@ -213,7 +216,7 @@ thread_local! {
 /// loaders refuse precompiled chunks (their bytes are not checked and can
 /// break out of the sandbox).
 const PRELUDE: &str = r#"
-local errtext, killed, getfenv, setfenv = ...
+local errtext, killed, getfenv, setfenv, views = ...
 local type, select, unpack, tostring, error = type, select, unpack, tostring, error
 local pcall0, xpcall0, loadstring0, concat, byte = pcall, xpcall, loadstring, table.concat, string.byte
 local function pack(...) return {n = select('#', ...), ...} end
@@ -238,6 +241,23 @@ local function text(s, name, env)
   local f, e = loadstring0(s, name)
   if f then setfenv(f, env) end
   return f, e
+end
+-- A library's read-only view is an empty table reading through to it:
+-- iterating one iterates the library. A bad argument is reported where
+-- the script passed it, worded as the builtins word it.
+local function table_arg(name, n, t)
+  if type(t) ~= 'table' then
+    local got = n == 0 and 'no value' or type(t)
+    error("bad argument #1 to '" .. name .. "' (table expected, got " .. got .. ")", 3)
+  end
+  return views[t] or t
+end
+local pairs0, ipairs0, next0 = pairs, ipairs, next
+pairs = function(...) return pairs0(table_arg('pairs', select('#', ...), ...)) end
+ipairs = function(...) return ipairs0(table_arg('ipairs', select('#', ...), ...)) end
+next = function(...)
+  local t, k = ...
+  return next0(table_arg('next', select('#', ...), t), k)
 end
 loadstring = function(s, name)
   return text(s, name, getfenv(2))
@@ -276,7 +296,12 @@ impl Vm {
             Ok(lua.app_data_ref::<KillFlag>().is_some_and(|k| k.0.load(Ordering::Relaxed)))
         })?;
         let (getfenv, setfenv): (Value, Value) = (g.raw_get("getfenv")?, g.raw_get("setfenv")?);
-        prelude.call::<()>((lua.create_function(|_, e: Value| Ok(command_error(&e)))?, killed, getfenv, setfenv))?;
+        let views = lua.create_table()?;
+        let weak = lua.create_table()?;
+        weak.raw_set("__mode", "k")?;
+        views.set_metatable(Some(weak))?;
+        let errtext = lua.create_function(|_, e: Value| Ok(command_error(&e)))?;
+        prelude.call::<()>((errtext, killed, getfenv, setfenv, views.clone()))?;
         for gone in [
             "dofile",
             "loadfile",
@@ -315,7 +340,7 @@ impl Vm {
         frozen.raw_set("__newindex", readonly(&lua)?)?;
         frozen.raw_set("__metatable", false)?;
         g.set_metatable(Some(frozen))?;
-        Ok(Vm { lua, lib, redis, handler, xpcall, compiled: HashMap::new(), runs: 0 })
+        Ok(Vm { lua, lib, redis, views, handler, xpcall, compiled: HashMap::new(), runs: 0 })
     }
 
     /// The script's function, compiled once per state.
@@ -375,7 +400,7 @@ fn run_in<C: Calls>(vm: &mut Vm, script: &Run<'_>, calls: &mut C) -> mlua::Resul
     };
     let lua = &vm.lua;
     lua.set_app_data(KillFlag(script.kill.clone()));
-    let env = environment(lua, &vm.lib, script)?;
+    let env = environment(lua, &vm.lib, &vm.views, script)?;
     user.set_environment(env)?;
     let stop: RefCell<Option<C::Stop>> = RefCell::new(None);
     let calls = RefCell::new(calls);
@@ -450,7 +475,7 @@ fn run_in<C: Calls>(vm: &mut Vm, script: &Run<'_>, calls: &mut C) -> mlua::Resul
 /// A run's globals: its KEYS and ARGV, `_G` itself; the frozen globals
 /// read through it, each library as a read-only table made for the run;
 /// no new global, and no undefined one read.
-fn environment(lua: &Lua, lib: &Table, script: &Run<'_>) -> mlua::Result<Table> {
+fn environment(lua: &Lua, lib: &Table, views: &Table, script: &Run<'_>) -> mlua::Result<Table> {
     let env = lua.create_table()?;
     let strings = |items: &[Vec<u8>]| -> mlua::Result<Table> {
         lua.create_sequence_from(items.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)
@@ -460,6 +485,7 @@ fn environment(lua: &Lua, lib: &Table, script: &Run<'_>) -> mlua::Result<Table> 
     env.raw_set("_G", env.clone())?;
     let meta = lua.create_table()?;
     let lib = lib.clone();
+    let views = views.clone();
     meta.raw_set(
         "__index",
         lua.create_function(move |lua, (env, k): (Table, Value)| {
@@ -477,10 +503,11 @@ fn environment(lua: &Lua, lib: &Table, script: &Run<'_>) -> mlua::Result<Table> 
                 Value::Table(t) => {
                     let view = lua.create_table()?;
                     let m = lua.create_table()?;
-                    m.raw_set("__index", t)?;
+                    m.raw_set("__index", t.clone())?;
                     m.raw_set("__newindex", readonly(lua)?)?;
                     m.raw_set("__metatable", false)?;
                     view.set_metatable(Some(m))?;
+                    views.raw_set(view.clone(), t)?;
                     env.raw_set(k, view.clone())?;
                     Ok(Value::Table(view))
                 }
@@ -842,6 +869,21 @@ mod tests {
         // The strings' metatable and the loaders of the state are out of reach.
         assert!(fails_with(&eval("return getmetatable('').__index"), "attempt to index"));
         assert!(fails_with(&eval("return getfenv"), "nonexistent global variable 'getfenv'"));
+        // A library's view iterates as the library does.
+        assert_eq!(eval("local n = 0 for k in pairs(string) do n = n + 1 end return n > 10"), Reply::Int(1));
+        assert_eq!(eval("return next(redis) ~= nil"), Reply::Int(1));
+        assert_eq!(eval("local n = 0 for k, v in pairs({5, 6}) do n = n + v end return n"), Reply::Int(11));
+        assert_eq!(eval("local n = 0 for i, v in ipairs({5, 6}) do n = n + i end return n"), Reply::Int(3));
+        let none = eval("local f = ipairs()");
+        assert!(
+            fails_with(&none, "user_script:1: bad argument #1 to 'ipairs' (table expected, got no value)"),
+            "{none:?}"
+        );
+        let bad = eval("local f = pairs(nil)");
+        assert!(
+            fails_with(&bad, "user_script:1: bad argument #1 to 'pairs' (table expected, got nil) script: "),
+            "{bad:?}"
+        );
     }
 
     #[test]

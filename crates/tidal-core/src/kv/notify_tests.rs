@@ -170,3 +170,16 @@ fn flags_choose_classes_expiry_and_transactions_note_each_write() {
     let reply = apply_noting(&exec(Some(stale)), db.now, &mut db.store, KEYEVENT | ALL, &mut out).unwrap();
     assert_eq!((reply, out), (Reply::NilArray, Vec::new()));
 }
+
+/// A SETBIT or BITFIELD that changes no bit announces nothing (Redis
+/// signals only a change), and changes are counted with events on too.
+#[test]
+fn unchanged_bits_announce_nothing_and_changes_count_alike() {
+    let mut db = Db::new();
+    assert_eq!(all(&mut db, &["SETBIT", "b", "3", "1"]), ["new b", "setbit b"]);
+    assert!(all(&mut db, &["SETBIT", "b", "3", "1"]).is_empty());
+    assert!(all(&mut db, &["BITFIELD", "b", "SET", "u1", "3", "1"]).is_empty());
+    assert_eq!(all(&mut db, &["BITFIELD", "b", "SET", "u1", "3", "0"]), ["setbit b"]);
+    assert_eq!(all(&mut db, &["DEL", "b", "nope"]), ["del b"]);
+    assert_eq!(db.store.changes(), 3);
+}
