@@ -37,9 +37,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a router waits for a script forwarded to its PRG's leader: as
 /// long as it runs, within reason. A script ends by itself or by SCRIPT
 /// KILL at the node running it (its writes apply only after it ends, so
-/// giving up on it early would leave its outcome unknown), and a peer
-/// that died meanwhile is found by the rest of the traffic to it, which
-/// closes the connection and fails the call.
+/// giving up on it early would leave its outcome unknown); every
+/// [`CALL_TIMEOUT`] without its answer the connection is probed, and a
+/// dead peer fails the call.
 pub const SCRIPT_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long the leader works on a forwarded request: less than the router
 /// waits, so the answer arrives before the router gives up on it.
@@ -719,8 +719,15 @@ impl Shared {
     }
 
     async fn call_remote(&self, addr: &str, group: &str, epoch: u64, req: &KvRequest) -> Result<KvResponse, CallError> {
-        let wait = if matches!(req, KvRequest::Script(_)) { SCRIPT_CALL_TIMEOUT } else { CALL_TIMEOUT };
-        match self.host.peers().call(addr, group, epoch, Request::App(enc(req)), wait).await? {
+        let peers = self.host.peers();
+        let body = Request::App(enc(req));
+        let answer = match req {
+            KvRequest::Script(_) => {
+                peers.call_patiently(addr, group, epoch, body, (CALL_TIMEOUT, SCRIPT_CALL_TIMEOUT)).await
+            }
+            _ => peers.call(addr, group, epoch, body, CALL_TIMEOUT).await,
+        };
+        match answer? {
             // The peer answered, so it may have acted on the request.
             Response::App(bytes) => postcard::from_bytes(&bytes).map_err(|e| CallError::Unreachable {
                 addr: addr.to_string(),

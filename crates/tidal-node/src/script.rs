@@ -487,7 +487,9 @@ pub async fn at_leader(shared: &Arc<Shared>, kv: &KvGroup, call: ScriptCall, tim
     // The slot a keyless script found another script in, waited for.
     let mut busy = None;
     for _ in 0..RUNS {
-        let held = match slot.or(busy) {
+        // The slot a run found busy comes first: a keyless script sent on
+        // with its first key may find another slot busy on a later run.
+        let held = match busy.or(slot) {
             Some(s) => Some((s, kv.scripts.of(s).lock_owned().await)),
             None => None,
         };

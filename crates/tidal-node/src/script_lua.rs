@@ -243,21 +243,39 @@ local function text(s, name, env)
   return f, e
 end
 -- A library's read-only view is an empty table reading through to it:
--- iterating one iterates the library. A bad argument is reported where
--- the script passed it, worded as the builtins word it.
+-- iterating one iterates the library, its values as they read through the
+-- view, and the library itself never reaches the script (no library holds
+-- a table: `tests::libraries_hold_no_tables`). A bad argument is reported where the script
+-- passed it, worded as the builtins word it.
 local function table_arg(name, n, t)
   if type(t) ~= 'table' then
     local got = n == 0 and 'no value' or type(t)
     error("bad argument #1 to '" .. name .. "' (table expected, got " .. got .. ")", 3)
   end
-  return views[t] or t
+  return views[t]
 end
-local pairs0, ipairs0, next0 = pairs, ipairs, next
-pairs = function(...) return pairs0(table_arg('pairs', select('#', ...), ...)) end
-ipairs = function(...) return ipairs0(table_arg('ipairs', select('#', ...), ...)) end
+local next0, ipairs0 = next, ipairs
 next = function(...)
   local t, k = ...
-  return next0(table_arg('next', select('#', ...), t), k)
+  local real = table_arg('next', select('#', ...), t)
+  if not real then return next0(t, k) end
+  local key = next0(real, k)
+  if key == nil then return nil end
+  return key, t[key]
+end
+pairs = function(...)
+  local t = ...
+  table_arg('pairs', select('#', ...), t)
+  return next, t, nil
+end
+ipairs = function(...)
+  local t = ...
+  if not table_arg('ipairs', select('#', ...), t) then return ipairs0(t) end
+  return function(view, i)
+    i = i + 1
+    local v = view[i]
+    if v ~= nil then return i, v end
+  end, t, 0
 end
 loadstring = function(s, name)
   return text(s, name, getfenv(2))
@@ -879,11 +897,34 @@ mod tests {
             fails_with(&none, "user_script:1: bad argument #1 to 'ipairs' (table expected, got no value)"),
             "{none:?}"
         );
+        // What iterating a view gives cannot change the library.
+        let escape = "local _, real = pairs(string) if real ~= string then real.upper = nil end \
+                      local f, s = ipairs(string) if s ~= string then s.upper = nil end";
+        eval(escape);
+        assert_eq!(eval("return string.upper('a')"), Reply::bulk("A"));
         let bad = eval("local f = pairs(nil)");
         assert!(
             fails_with(&bad, "user_script:1: bad argument #1 to 'pairs' (table expected, got nil) script: "),
             "{bad:?}"
         );
+    }
+
+    /// What keeps a library's values out of a script's reach through
+    /// `pairs`: none is a table (a table would be the library's own).
+    #[test]
+    fn libraries_hold_no_tables() {
+        let vm = Vm::new().unwrap();
+        let mut libraries = 0;
+        for global in vm.lib.pairs::<Value, Value>() {
+            let (name, value) = global.unwrap();
+            let Value::Table(library) = value else { continue };
+            libraries += 1;
+            for entry in library.pairs::<Value, Value>() {
+                let (k, v) = entry.unwrap();
+                assert!(!matches!(v, Value::Table(_)), "{}.{} is a table", show(&name), show(&k));
+            }
+        }
+        assert!(libraries >= 6, "{libraries}");
     }
 
     #[test]

@@ -547,6 +547,9 @@ impl KvStore for WriteView<'_> {
     fn writes(&self) -> u64 {
         self.writes
     }
+    fn discount_writes(&mut self, mark: u64) {
+        self.writes = mark.min(self.writes);
+    }
     fn count_changes(&mut self, n: u64) {
         // A script's trial run counts nothing: its writes count when the
         // entry that carries them applies.

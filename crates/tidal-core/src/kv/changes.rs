@@ -28,13 +28,18 @@ pub(super) fn changes(op: &WriteOp, reply: &Reply, wrote: bool) -> Option<u64> {
             return None
         }
         _ if !wrote => 0,
-        // DEL counts the keys it removed; the reaper's expiries count one
-        // each, as Redis counts each key it expires.
-        WriteOp::Del { .. } | WriteOp::Reap { .. } => int(reply),
-        WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => pairs.len() as u64,
+        // DEL counts the keys it removed; expiries count none, in Redis
+        // too.
+        WriteOp::Del { .. } => int(reply),
+        WriteOp::Reap { .. } => 0,
+        WriteOp::MSet { pairs } => pairs.len() as u64,
+        WriteOp::MSetNx { pairs } if *reply == Reply::Int(1) => pairs.len() as u64,
+        WriteOp::MSetNx { .. } => 0,
         // HSET counts every pair it was given, changed or not.
         WriteOp::Hash { op: HashWrite::Set { pairs, .. }, .. } => pairs.len() as u64,
-        WriteOp::List { op: ListWrite::Push { values, .. }, .. } => values.len() as u64,
+        // LPUSHX and RPUSHX of a missing key push nothing (and answer 0).
+        WriteOp::List { op: ListWrite::Push { values, .. }, .. } if int(reply) > 0 => values.len() as u64,
+        WriteOp::List { op: ListWrite::Push { .. }, .. } => 0,
         WriteOp::Hash { op: HashWrite::Del { .. }, .. }
         | WriteOp::Members { op: SetWrite::Add { .. } | SetWrite::Rem { .. }, .. }
         | WriteOp::ZSet { op: ZSetWrite::Rem { .. }, .. } => int(reply),
@@ -65,30 +70,52 @@ mod tests {
     #[test]
     fn counts_as_redis_counts() {
         let mut db = Db::new();
-        let mut step = |cmd: &str| changes(&mut db, &[cmd]);
-        assert_eq!(step("SET a 1"), 1);
-        assert_eq!(step("SET a 1 NX"), 0);
-        assert_eq!(step("MSET b 1 c 2 d 3"), 3);
-        assert_eq!(step("DEL a b zz"), 2);
-        assert_eq!(step("DEL zz"), 0);
-        assert_eq!(step("INCR c"), 1);
-        assert_eq!(step("GET c"), 0);
-        assert_eq!(step("RPUSH l x y z"), 3);
-        assert_eq!(step("LPUSHX nolist x"), 0);
-        assert_eq!(step("SADD s a b c"), 3);
-        assert_eq!(step("SADD s a b"), 0);
-        assert_eq!(step("SREM s a zz"), 1);
-        assert_eq!(step("HSET h f 1 g 2"), 2);
-        assert_eq!(step("HSET h f 1"), 1);
-        assert_eq!(step("HDEL h f zz"), 1);
-        assert_eq!(step("ZADD z 1 a"), 1);
-        assert_eq!(step("ZADD z 1 a 2 b 3 c"), 2);
-        assert_eq!(step("ZADD z NX 5 a 4 d"), 1);
-        assert_eq!(step("ZADD z 1 a"), 0);
-        assert_eq!(step("ZREM z a zz"), 1);
-        assert_eq!(step("EXPIRE c 100"), 1);
-        assert_eq!(step("EXPIRE zz 100"), 0);
-        assert_eq!(step("INCR l"), 0, "a WRONGTYPE error changes nothing");
+        let step = |db: &mut Db, cmd: &str| changes(db, &[cmd]);
+        assert_eq!(step(&mut db, "SET a 1"), 1);
+        assert_eq!(step(&mut db, "SET a 1 NX"), 0);
+        assert_eq!(step(&mut db, "MSET b 1 c 2 d 3"), 3);
+        assert_eq!(step(&mut db, "DEL a b zz"), 2);
+        assert_eq!(step(&mut db, "DEL zz"), 0);
+        assert_eq!(step(&mut db, "INCR c"), 1);
+        assert_eq!(step(&mut db, "GET c"), 0);
+        assert_eq!(step(&mut db, "RPUSH l x y z"), 3);
+        assert_eq!(step(&mut db, "LPUSHX nolist x"), 0);
+        assert_eq!(step(&mut db, "SADD s a b c"), 3);
+        assert_eq!(step(&mut db, "SADD s a b"), 0);
+        assert_eq!(step(&mut db, "SREM s a zz"), 1);
+        assert_eq!(step(&mut db, "HSET h f 1 g 2"), 2);
+        assert_eq!(step(&mut db, "HSET h f 1"), 1);
+        assert_eq!(step(&mut db, "HDEL h f zz"), 1);
+        assert_eq!(step(&mut db, "ZADD z 1 a"), 1);
+        assert_eq!(step(&mut db, "ZADD z 1 a 2 b 3 c"), 2);
+        assert_eq!(step(&mut db, "ZADD z NX 5 a 4 d"), 1);
+        assert_eq!(step(&mut db, "ZADD z 1 a"), 0);
+        assert_eq!(step(&mut db, "ZREM z a zz"), 1);
+        assert_eq!(step(&mut db, "EXPIRE c 100"), 1);
+        assert_eq!(step(&mut db, "EXPIRE zz 100"), 0);
+        assert_eq!(step(&mut db, "INCR l"), 0, "a WRONGTYPE error changes nothing");
+        // A key found expired is deleted first, which counts nothing.
+        assert_eq!(step(&mut db, "SET e 1 PX 10"), 1);
+        assert_eq!(step(&mut db, "MSET f 1"), 1);
+        db.now += 20;
+        assert_eq!(step(&mut db, "EXPIRE e 100"), 0);
+        assert_eq!(step(&mut db, "SET e2 1 PX 10"), 1);
+        assert_eq!(step(&mut db, "RPUSH e3 a"), 1);
+        assert_eq!(step(&mut db, "PEXPIRE e3 10"), 1);
+        db.now += 20;
+        assert_eq!(step(&mut db, "RPUSHX e3 a b"), 0);
+        assert_eq!(step(&mut db, "MSETNX e2 1 f 2"), 0);
+        assert_eq!(step(&mut db, "MSETNX e2 1 g 2"), 2);
+        // RESTORE counts one, whatever it holds.
+        assert_eq!(step(&mut db, "ZADD big 1 a 2 b 3 c"), 3);
+        let Reply::Bulk(payload) = db.run(&["DUMP", "big"]) else { panic!("DUMP") };
+        {
+            use super::super::KvStore;
+            let before = db.store.changes();
+            let restore = vec![b"RESTORE".to_vec(), b"copy".to_vec(), b"0".to_vec(), payload];
+            assert_eq!(db.run_bytes(restore), Reply::Ok);
+            assert_eq!(db.store.changes() - before, 1);
+        }
         // Each command of a transaction counts its own.
         let ops = ["SET t 1", "DEL t d", "GET t"]
             .iter()

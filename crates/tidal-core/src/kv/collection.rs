@@ -208,7 +208,11 @@ pub(super) fn live_for_write(store: &mut impl KvStore, key: &[u8], now_ms: u64) 
     match store.get(key)? {
         Some(r) if r.is_live(now_ms) => Ok(Some(r)),
         Some(r) => {
+            // Deleting an expired key is no change of the op's: Redis
+            // counts none for it.
+            let mark = store.writes();
             remove(store, key, &r)?;
+            store.discount_writes(mark);
             Ok(None)
         }
         None => Ok(None),

@@ -92,6 +92,10 @@ impl KvStore for MemStore {
         self.writes
     }
 
+    fn discount_writes(&mut self, mark: u64) {
+        self.writes = mark.min(self.writes);
+    }
+
     fn count_changes(&mut self, n: u64) {
         self.changes += n;
     }

@@ -397,6 +397,9 @@ impl<S: KvStore> KvStore for Tracking<'_, S> {
     fn writes(&self) -> u64 {
         self.store.writes()
     }
+    fn discount_writes(&mut self, mark: u64) {
+        self.store.discount_writes(mark);
+    }
     fn count_changes(&mut self, n: u64) {
         self.store.count_changes(n);
     }

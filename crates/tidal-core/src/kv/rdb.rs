@@ -28,7 +28,7 @@ use super::reply::Reply;
 use super::set::{self, SetWrite};
 use super::store::{KvStore, StoreError};
 use super::stream;
-use super::zset::{self, ZAddFlags, ZSetWrite};
+use super::zset;
 
 #[path = "rdb_stream.rs"]
 mod stream_rdb;
@@ -683,8 +683,7 @@ pub(super) fn restore(
             list::apply(store, key, &push, now_ms)?;
         }
         Value::ZSet(members) => {
-            let pairs = members.iter().map(|(m, score)| (*score, m.clone())).collect();
-            zset::apply(store, key, &ZSetWrite::Add { flags: ZAddFlags::default(), pairs }, now_ms)?;
+            zset::restore(store, key, members.iter().map(|(m, score)| (*score, m.clone())).collect(), now_ms)?;
         }
         Value::Stream(s) => stream::restore(store, key, s)?,
     }

@@ -109,6 +109,11 @@ pub trait KvStore {
         0
     }
 
+    /// Takes the count of rows written back to `mark` (an earlier
+    /// [`KvStore::writes`]): what was written since is no change of the
+    /// op's own (a key it found expired, deleted first).
+    fn discount_writes(&mut self, _mark: u64) {}
+
     /// Adds `n` to the changes applied here: Redis's `dirty` count, which
     /// INFO reports as `rdb_changes_since_last_save`.
     fn count_changes(&mut self, _n: u64) {}

@@ -592,6 +592,28 @@ fn pop_members(
 }
 
 pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms: u64) -> Result<Reply, StoreError> {
+    apply_counting(store, key, op, now_ms, true)
+}
+
+/// RESTORE's members: added as ZADD adds them, but RESTORE counts as one
+/// change, not one per member.
+pub(super) fn restore(
+    store: &mut impl KvStore,
+    key: &[u8],
+    pairs: Vec<(f64, Vec<u8>)>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let add = ZSetWrite::Add { flags: ZAddFlags::default(), pairs };
+    apply_counting(store, key, &add, now_ms, false).map(drop)
+}
+
+fn apply_counting(
+    store: &mut impl KvStore,
+    key: &[u8],
+    op: &ZSetWrite,
+    now_ms: u64,
+    counting: bool,
+) -> Result<Reply, StoreError> {
     if let ZSetWrite::MPop { others, max, count } = op {
         for k in std::iter::once(key).chain(others.iter().map(Vec::as_slice)) {
             let Some(mut h) = typed!(open(&*store, k, now_ms, Kind::ZSet)?) else { continue };
@@ -655,7 +677,9 @@ pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &ZSetWrite, now_ms
                 }
             }
             // Redis counts each member added or given a new score.
-            store.count_changes((added + changed) as u64);
+            if counting {
+                store.count_changes((added + changed) as u64);
+            }
             let reply = if flags.incr {
                 last.map_or(Reply::Nil, Reply::Score)
             } else if flags.ch {

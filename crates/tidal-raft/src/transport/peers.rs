@@ -115,15 +115,10 @@ impl Peers {
         h
     }
 
-    /// Send `body` for `group` to the node at `addr` and wait for its answer.
-    pub async fn call(
-        &self,
-        addr: &str,
-        group: &str,
-        epoch: u64,
-        body: Request,
-        timeout: Duration,
-    ) -> Result<Response, CallError> {
+    /// Queue `body` for `group` on the connection to `addr`: the
+    /// connection, where its answer will come, the call's id, and what the
+    /// connection had heard before.
+    fn start(&self, addr: &str, group: &str, epoch: u64, body: Request) -> Result<Started, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = Vec::new();
         encode_frame(&Frame::Request { id, group: group.to_string(), epoch, body }, &mut bytes, self.max_frame)
@@ -136,6 +131,60 @@ impl Peers {
             h.link.pending.lock().expect("pending lock").remove(&id);
             return Err(CallError::NotSent { addr: addr.to_string(), reason: "peer task stopped".into() });
         }
+        Ok((h, rx, id, heard))
+    }
+
+    /// Like [`Peers::call`], for a request the peer may work on for long
+    /// (a script runs until it ends): waits up to `max`, and after each
+    /// `slice` without an answer asks the peer's transport whether the
+    /// connection lives, so a dead peer fails the call within a slice and
+    /// a probe, not after `max`.
+    pub async fn call_patiently(
+        &self,
+        addr: &str,
+        group: &str,
+        epoch: u64,
+        body: Request,
+        (slice, max): (Duration, Duration),
+    ) -> Result<Response, CallError> {
+        let (h, mut rx, id, _) = self.start(addr, group, epoch, body)?;
+        let deadline = tokio::time::Instant::now() + max;
+        let forget = || h.link.pending.lock().expect("pending lock").remove(&id);
+        loop {
+            let wait = slice.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            match tokio::time::timeout(wait, &mut rx).await {
+                Ok(Ok(r)) => return r,
+                Ok(Err(_)) => {
+                    return Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() })
+                }
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    forget();
+                    return Err(CallError::Timeout { addr: addr.to_string(), ms: max.as_millis() as u64 });
+                }
+                Err(_) if probe(&h, SILENT_AFTER).await => {}
+                Err(_) => {
+                    forget();
+                    h.link.silent.store(true, Ordering::Relaxed);
+                    h.link.wake.notify_one();
+                    return Err(CallError::Unreachable {
+                        addr: addr.to_string(),
+                        reason: "no answer to a liveness probe while a long call waited".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Send `body` for `group` to the node at `addr` and wait for its answer.
+    pub async fn call(
+        &self,
+        addr: &str,
+        group: &str,
+        epoch: u64,
+        body: Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let (h, rx, id, heard) = self.start(addr, group, epoch, body)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() }),
@@ -163,6 +212,9 @@ impl Peers {
         }
     }
 }
+
+/// A call on its way: see [`Peers::start`].
+type Started = (Arc<PeerHandle>, oneshot::Receiver<Result<Response, CallError>>, u64, u64);
 
 /// Send a liveness probe on `h`'s connection: true when any answer to it
 /// comes back within `wait`. The peer's transport answers a probe itself,
@@ -465,6 +517,32 @@ mod tests {
             other => panic!("expected the dead connection dropped, got {other:?}"),
         }
         assert!(began.elapsed() < SILENT_AFTER * 5, "took {:?}", began.elapsed());
+    }
+
+    /// A patient call outlasts its slices while the peer's transport
+    /// answers probes, and fails soon after the peer stops answering.
+    #[tokio::test]
+    async fn a_patient_call_waits_for_a_slow_peer_and_not_for_a_dead_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let slow = Arc::new(Answering { delay: Duration::from_millis(1_500), answer: |b| b });
+        let _server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let peer = crate::transport::PeerId::Unverified;
+            crate::transport::serve_stream(Box::new(s), peer, slow, crate::transport::MAX_FRAME).await;
+        });
+        let wait = (Duration::from_millis(200), Duration::from_secs(30));
+        match peers().call_patiently(&addr, "g", 1, Request::App(vec![9]), wait).await {
+            Ok(Response::App(b)) => assert_eq!(b, vec![9]),
+            other => panic!("the slow peer's answer was not waited for: {other:?}"),
+        }
+        let dead = a_peer_that_never_answers().await;
+        let began = tokio::time::Instant::now();
+        match peers().call_patiently(&dead, "g", 1, Request::App(vec![1]), wait).await {
+            Err(CallError::Unreachable { .. }) => {}
+            other => panic!("expected the dead peer given up on, got {other:?}"),
+        }
+        assert!(began.elapsed() < SILENT_AFTER * 3, "took {:?}", began.elapsed());
     }
 
     #[tokio::test]
