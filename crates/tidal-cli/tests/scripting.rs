@@ -74,6 +74,9 @@ fn a_script_runs_at_its_leader_and_what_it_wrote_reaches_every_replica() {
     let ro = cl.cmd(&["EVAL_RO", "return redis.call('del', KEYS[1])", "1", "{t}k"]).unwrap();
     assert!(err_has(&ro, "Write commands are not allowed from read-only scripts."), "{ro:?}");
     assert_eq!(cl.cmd(&["GET", "{t}k"]).unwrap(), Value::bulk("x"));
+    // Streams are not read by waiting from a script.
+    let block = cl.cmd(&["EVAL", "return redis.pcall('xread','BLOCK',0,'STREAMS',KEYS[1],'$')", "1", "{t}s"]).unwrap();
+    assert!(err_has(&block, "xread command is not allowed with BLOCK option from scripts"), "{block:?}");
     // The sandbox: no new globals.
     let global = cl.cmd(&["EVAL", "a = 10", "0"]).unwrap();
     assert!(err_has(&global, "Attempt to modify a readonly table"), "{global:?}");

@@ -395,6 +395,7 @@ impl Calls for LeaderCalls {
         if self.read_only && (spec.flags.contains(&"write") || spec.flags.contains(&"may_replicate")) {
             return Ok(Reply::err("Write commands are not allowed from read-only scripts."));
         }
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let cmd = match parse(args) {
             Ok(c) => crate::resp_server::seeded(&self.shared, c),
             Err(r) => return Ok(r),
@@ -402,6 +403,10 @@ impl Calls for LeaderCalls {
         let op = match cmd {
             Command::Write(w) => TxOp::Write(w),
             Command::Read(r) => TxOp::Read(r),
+            // Streams are not read by waiting from a script, as in Redis.
+            Command::Block(_) if name == "xread" || name == "xreadgroup" => {
+                return Ok(Reply::err(format!("{name} command is not allowed with BLOCK option from scripts")))
+            }
             // A script does not wait: it pops what is there.
             Command::Block(b) => b.op.into_tx(),
             Command::Conn(ConnCmd::Time) => {

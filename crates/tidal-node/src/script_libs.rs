@@ -62,6 +62,9 @@ pub fn install(lua: &Lua, g: &Table) -> mlua::Result<()> {
             Ok(out)
         })?,
     )?;
+    // lua-cjson's encoder that keeps its buffer between calls: the same
+    // text.
+    cjson.raw_set("encode_keep_buffer", cjson.raw_get::<Value>("encode")?)?;
     cjson.raw_set(
         "decode",
         lua.create_function(|lua, args: Variadic<Value>| {

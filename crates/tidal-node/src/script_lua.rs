@@ -168,6 +168,21 @@ fn command_error(e: &Value) -> Option<String> {
     }
 }
 
+/// An error raised outside Lua as Lua's own errors read: its text.
+fn error_message(e: &Value) -> String {
+    fn text(e: &mlua::Error) -> String {
+        match e {
+            mlua::Error::RuntimeError(m) => m.clone(),
+            mlua::Error::CallbackError { cause, .. } => text(cause),
+            other => other.to_string(),
+        }
+    }
+    match e {
+        Value::Error(e) => text(e),
+        other => show(other),
+    }
+}
+
 /// The command error inside an error mlua wrapped.
 fn raised(e: &mlua::Error) -> Option<String> {
     match e {
@@ -202,6 +217,9 @@ struct Vm {
     /// Each run's read-only view of a library, and the library (weak
     /// keys): `pairs`, `ipairs` and `next` see through a view.
     views: Table,
+    /// What `getmetatable` gives for the globals, an environment or a
+    /// view: a read-only table (see the prelude's `setmetatable`).
+    sealed: Table,
     handler: Function,
     xpcall: Function,
     compiled: HashMap<String, Function>,
@@ -216,7 +234,7 @@ thread_local! {
 /// loaders refuse precompiled chunks (their bytes are not checked and can
 /// break out of the sandbox).
 const PRELUDE: &str = r#"
-local errtext, killed, getfenv, setfenv, views = ...
+local errtext, killed, getfenv, setfenv, views, sealed, errmsg = ...
 local type, select, unpack, tostring, error = type, select, unpack, tostring, error
 local pcall0, xpcall0, loadstring0, concat, byte = pcall, xpcall, loadstring, table.concat, string.byte
 local function pack(...) return {n = select('#', ...), ...} end
@@ -226,8 +244,21 @@ pcall = function(f, ...)
     if killed() then error(r[2], 0) end
     local t = errtext(r[2])
     if t then return false, t end
+    -- An error raised outside Lua (an undefined global read) as the
+    -- text Lua's own errors are.
+    if type(r[2]) == 'userdata' then return false, errmsg(r[2]) end
   end
   return unpack(r, 1, r.n)
+end
+-- The globals, a run's environment and the libraries' views are sealed:
+-- their metatable reads as a read-only table, and setting another is
+-- modifying a read-only table, as in Redis.
+local setmetatable0, getmetatable0 = setmetatable, getmetatable
+setmetatable = function(t, m)
+  if type(t) == 'table' and getmetatable0(t) == sealed then
+    error('Attempt to modify a readonly table', 2)
+  end
+  return setmetatable0(t, m)
 end
 xpcall = function(f, h)
   local r = pack(xpcall0(f, h))
@@ -319,7 +350,13 @@ impl Vm {
         weak.raw_set("__mode", "k")?;
         views.set_metatable(Some(weak))?;
         let errtext = lua.create_function(|_, e: Value| Ok(command_error(&e)))?;
-        prelude.call::<()>((errtext, killed, getfenv, setfenv, views.clone()))?;
+        let sealed = lua.create_table()?;
+        let seal = lua.create_table()?;
+        seal.raw_set("__newindex", readonly(&lua)?)?;
+        seal.raw_set("__metatable", false)?;
+        sealed.set_metatable(Some(seal))?;
+        let errmsg = lua.create_function(|_, e: Value| Ok(error_message(&e)))?;
+        prelude.call::<()>((errtext, killed, getfenv, setfenv, views.clone(), sealed.clone(), errmsg))?;
         for gone in [
             "dofile",
             "loadfile",
@@ -356,9 +393,9 @@ impl Vm {
         let frozen = lua.create_table()?;
         frozen.raw_set("__index", lib.clone())?;
         frozen.raw_set("__newindex", readonly(&lua)?)?;
-        frozen.raw_set("__metatable", false)?;
+        frozen.raw_set("__metatable", sealed.clone())?;
         g.set_metatable(Some(frozen))?;
-        Ok(Vm { lua, lib, redis, views, handler, xpcall, compiled: HashMap::new(), runs: 0 })
+        Ok(Vm { lua, lib, redis, views, sealed, handler, xpcall, compiled: HashMap::new(), runs: 0 })
     }
 
     /// The script's function, compiled once per state.
@@ -418,7 +455,7 @@ fn run_in<C: Calls>(vm: &mut Vm, script: &Run<'_>, calls: &mut C) -> mlua::Resul
     };
     let lua = &vm.lua;
     lua.set_app_data(KillFlag(script.kill.clone()));
-    let env = environment(lua, &vm.lib, &vm.views, script)?;
+    let env = environment(lua, (&vm.lib, &vm.views, &vm.sealed), script)?;
     user.set_environment(env)?;
     let stop: RefCell<Option<C::Stop>> = RefCell::new(None);
     let calls = RefCell::new(calls);
@@ -493,20 +530,31 @@ fn run_in<C: Calls>(vm: &mut Vm, script: &Run<'_>, calls: &mut C) -> mlua::Resul
 /// A run's globals: its KEYS and ARGV, `_G` itself; the frozen globals
 /// read through it, each library as a read-only table made for the run;
 /// no new global, and no undefined one read.
-fn environment(lua: &Lua, lib: &Table, views: &Table, script: &Run<'_>) -> mlua::Result<Table> {
+fn environment(lua: &Lua, (lib, views, sealed): (&Table, &Table, &Table), script: &Run<'_>) -> mlua::Result<Table> {
     let env = lua.create_table()?;
     let strings = |items: &[Vec<u8>]| -> mlua::Result<Table> {
         lua.create_sequence_from(items.iter().map(|k| lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)
     };
-    env.raw_set("KEYS", strings(script.keys)?)?;
-    env.raw_set("ARGV", strings(script.args)?)?;
-    env.raw_set("_G", env.clone())?;
+    // KEYS, ARGV and _G are read through the environment's metatable,
+    // like every global, so assigning any of them is refused too.
+    let own = lua.create_table()?;
+    own.raw_set("KEYS", strings(script.keys)?)?;
+    own.raw_set("ARGV", strings(script.args)?)?;
     let meta = lua.create_table()?;
     let lib = lib.clone();
     let views = views.clone();
+    let sealed_views = sealed.clone();
     meta.raw_set(
         "__index",
         lua.create_function(move |lua, (env, k): (Table, Value)| {
+            if let Value::String(name) = &k {
+                if name.as_bytes().as_ref() == b"_G" {
+                    return Ok(Value::Table(env));
+                }
+            }
+            if let v @ Value::Table(_) = own.raw_get::<Value>(k.clone())? {
+                return Ok(v);
+            }
             let v: Value = lib.raw_get(k.clone())?;
             match v {
                 Value::Nil => {
@@ -523,7 +571,7 @@ fn environment(lua: &Lua, lib: &Table, views: &Table, script: &Run<'_>) -> mlua:
                     let m = lua.create_table()?;
                     m.raw_set("__index", t.clone())?;
                     m.raw_set("__newindex", readonly(lua)?)?;
-                    m.raw_set("__metatable", false)?;
+                    m.raw_set("__metatable", sealed_views.clone())?;
                     view.set_metatable(Some(m))?;
                     views.raw_set(view.clone(), t)?;
                     env.raw_set(k, view.clone())?;
@@ -534,7 +582,7 @@ fn environment(lua: &Lua, lib: &Table, views: &Table, script: &Run<'_>) -> mlua:
         })?,
     )?;
     meta.raw_set("__newindex", readonly(lua)?)?;
-    meta.raw_set("__metatable", false)?;
+    meta.raw_set("__metatable", sealed.clone())?;
     env.set_metatable(Some(meta))?;
     Ok(env)
 }
@@ -887,6 +935,27 @@ mod tests {
         // The strings' metatable and the loaders of the state are out of reach.
         assert!(fails_with(&eval("return getmetatable('').__index"), "attempt to index"));
         assert!(fails_with(&eval("return getfenv"), "nonexistent global variable 'getfenv'"));
+        // Redis's "Try trick global protection" tests, and KEYS and ARGV.
+        for trick in [
+            "setmetatable(_G, {})",
+            "local g = getmetatable(_G) g.__index = {}",
+            "_G = {}",
+            "KEYS = {}",
+            "redis = function() return 1 end",
+            "setmetatable(string, {})",
+            "getmetatable(cjson).__index = {}",
+        ] {
+            assert!(fails_with(&eval(trick), "Attempt to modify a readonly table"), "{trick}: {:?}", eval(trick));
+        }
+        assert_eq!(eval("return KEYS[1]"), Reply::bulk("k"));
+        assert_eq!(eval("return #_G.KEYS + #ARGV"), Reply::Int(1));
+        // An error raised outside Lua reaches pcall as text.
+        let caught = eval("local ok, res = pcall(function() return foo end) return tostring(ok) .. ' ' .. res");
+        assert!(
+            matches!(&caught, Reply::Bulk(b) if b.starts_with(b"false ") && b.ends_with(b"nonexistent global variable 'foo'")),
+            "{caught:?}"
+        );
+        assert_eq!(eval("return cjson.encode_keep_buffer({1, 2})"), Reply::bulk("[1,2]"));
         // A library's view iterates as the library does.
         assert_eq!(eval("local n = 0 for k in pairs(string) do n = n + 1 end return n > 10"), Reply::Int(1));
         assert_eq!(eval("return next(redis) ~= nil"), Reply::Int(1));
