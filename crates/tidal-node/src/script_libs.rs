@@ -62,9 +62,18 @@ pub fn install(lua: &Lua, g: &Table) -> mlua::Result<()> {
             Ok(out)
         })?,
     )?;
-    // lua-cjson's encoder that keeps its buffer between calls: the same
-    // text.
-    cjson.raw_set("encode_keep_buffer", cjson.raw_get::<Value>("encode")?)?;
+    // lua-cjson's setting of whether the encoder keeps its buffer between
+    // calls: it changes no text, so it is taken and answered, not kept.
+    cjson.raw_set(
+        "encode_keep_buffer",
+        lua.create_function(|_, args: Variadic<Value>| match args.first() {
+            None | Some(Value::Nil) => Ok(true),
+            Some(Value::Boolean(b)) => Ok(*b),
+            Some(Value::String(s)) if s.as_bytes().as_ref() == b"on" => Ok(true),
+            Some(Value::String(s)) if s.as_bytes().as_ref() == b"off" => Ok(false),
+            Some(_) => Err(fail("bad argument #1 to 'encode_keep_buffer' (invalid option)")),
+        })?,
+    )?;
     cjson.raw_set(
         "decode",
         lua.create_function(|lua, args: Variadic<Value>| {
