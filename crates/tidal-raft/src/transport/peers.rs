@@ -70,6 +70,20 @@ struct Link {
     probes: AtomicU64,
 }
 
+impl Link {
+    /// Have the peer task drop this connection, failing every call in
+    /// flight on it (see `silent`).
+    fn drop_as_silent(&self) {
+        self.silent.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+/// A call whose connection closed before its answer came.
+fn closed(addr: &str) -> CallError {
+    CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() }
+}
+
 /// Probe ids have the top bit set; calls' ids count up from 1 and never
 /// reach it.
 const PROBE_ID: u64 = 1 << 63;
@@ -154,9 +168,7 @@ impl Peers {
             let wait = slice.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             match tokio::time::timeout(wait, &mut rx).await {
                 Ok(Ok(r)) => return r,
-                Ok(Err(_)) => {
-                    return Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() })
-                }
+                Ok(Err(_)) => return Err(closed(addr)),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
                     forget();
                     return Err(CallError::Timeout { addr: addr.to_string(), ms: max.as_millis() as u64 });
@@ -164,8 +176,7 @@ impl Peers {
                 Err(_) if probe(&h, SILENT_AFTER).await => {}
                 Err(_) => {
                     forget();
-                    h.link.silent.store(true, Ordering::Relaxed);
-                    h.link.wake.notify_one();
+                    h.link.drop_as_silent();
                     return Err(CallError::Unreachable {
                         addr: addr.to_string(),
                         reason: "no answer to a liveness probe while a long call waited".into(),
@@ -187,7 +198,7 @@ impl Peers {
         let (h, rx, id, heard) = self.start(addr, group, epoch, body)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(CallError::Unreachable { addr: addr.to_string(), reason: "connection closed".into() }),
+            Ok(Err(_)) => Err(closed(addr)),
             Err(_) => {
                 h.link.pending.lock().expect("pending lock").remove(&id);
                 if h.link.heard.load(Ordering::Relaxed) == heard && !h.link.probing.swap(true, Ordering::Relaxed) {
@@ -201,8 +212,7 @@ impl Peers {
                     tokio::spawn(async move {
                         let answered = probe(&h, SILENT_AFTER).await;
                         if !answered && h.link.heard.load(Ordering::Relaxed) == heard {
-                            h.link.silent.store(true, Ordering::Relaxed);
-                            h.link.wake.notify_one();
+                            h.link.drop_as_silent();
                         }
                         h.link.probing.store(false, Ordering::Relaxed);
                     });
