@@ -15,7 +15,7 @@ fn int(v: Value) -> i64 {
 }
 
 #[test]
-fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
+fn a_large_hash_set_sorted_set_and_stream_move_with_their_slot_whole() {
     let c = Cluster::start(3, &["--prgs", "1", "--slots", "16"]);
     let mut cl = c.client(0);
     const FIELDS: usize = 20_000;
@@ -34,6 +34,19 @@ fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_eq!(int(cl.cmd(&refs).unwrap()), 500);
     }
+    // A sorted set large enough to keep its score index, and one small
+    // enough to go without.
+    let mut args: Vec<String> = vec!["ZADD".into(), "{c}z".into()];
+    for i in 0..1_000 {
+        args.extend([format!("{}", i % 37), format!("m{i}")]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(int(cl.cmd(&refs).unwrap()), 1_000);
+    assert_eq!(int(cl.cmd(&["ZADD", "{c}y", "2", "b", "1", "c", "-1", "a"]).unwrap()), 3);
+    let zsets_before = (
+        cl.cmd(&["ZRANGE", "{c}z", "0", "-1", "WITHSCORES"]).unwrap(),
+        cl.cmd(&["ZRANGE", "{c}y", "0", "-1", "WITHSCORES"]).unwrap(),
+    );
     // A stream of many nodes, with a consumer group and pending entries,
     // sent pipelined (each XADD's reply read after all are sent).
     const ENTRIES: usize = 3_000;
@@ -54,7 +67,7 @@ fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
         cl.cmd(&["XPENDING", "{c}x", "g"]).unwrap(),
         cl.cmd(&["XINFO", "STREAM", "{c}x"]).unwrap(),
     );
-    assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 3, "element rows are not keys");
+    assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 5, "element rows are not keys");
     let mut watcher = c.client(1);
     assert_eq!(watcher.cmd(&["WATCH", "{c}h"]).unwrap(), Value::Simple("OK".into()));
 
@@ -77,6 +90,13 @@ fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
             cl.cmd(&["XINFO", "STREAM", "{c}x"]).unwrap(),
         );
         assert!(stream_after == stream_before, "the stream, its nodes and its group moved whole");
+        let zsets_after = (
+            cl.cmd(&["ZRANGE", "{c}z", "0", "-1", "WITHSCORES"]).unwrap(),
+            cl.cmd(&["ZRANGE", "{c}y", "0", "-1", "WITHSCORES"]).unwrap(),
+        );
+        assert!(zsets_after == zsets_before, "both sorted sets moved whole");
+        // Score 0 holds m0, m37, ..., m999: 28 members, m999 the last by name.
+        assert_eq!(int(cl.cmd(&["ZRANK", "{c}z", "m999"]).unwrap()), 27);
         let Value::Array(last) = cl.cmd(&["XREVRANGE", "{c}x", "+", "-", "COUNT", "1"]).unwrap() else { panic!() };
         assert_eq!(last.len(), 1);
     }
@@ -101,7 +121,7 @@ fn a_large_hash_set_and_stream_move_with_their_slot_whole() {
     watcher.cmd(&["HSET", "{c}h", "late", "1"]).unwrap();
     assert_eq!(watcher.cmd(&["EXEC"]).unwrap(), Value::Nil);
     assert_eq!(int(cl.cmd(&["HSET", "{c}h", "new", "1"]).unwrap()), 1);
-    assert_eq!(int(cl.cmd(&["DEL", "{c}h", "{c}s", "{c}x"]).unwrap()), 3);
+    assert_eq!(int(cl.cmd(&["DEL", "{c}h", "{c}s", "{c}x", "{c}z", "{c}y"]).unwrap()), 5);
     assert_eq!(int(cl.cmd(&["DBSIZE"]).unwrap()), 0);
     assert_eq!(int(cl.cmd(&["HLEN", "{c}h"]).unwrap()), 0);
 }

@@ -51,26 +51,33 @@ pub(super) struct Header {
     /// `None` for a hash stored before fields were numbered, whose rows
     /// hold bare values, and for the other kinds.
     pub order: Option<u64>,
+    /// A sorted set kept without its by-score rows while it is small (see
+    /// [`super::zset`]): a third word of 1. A sorted set's header without
+    /// it (every one stored before small sets went without) has them.
+    pub unindexed: bool,
 }
 
 impl Header {
     pub fn new(kind: Kind) -> Header {
         let order = (kind == Kind::Hash).then_some(0);
-        Header { rec: Record::collection(kind, Vec::new(), None), len: 0, extra: 0, order }
+        let unindexed = kind == Kind::ZSet;
+        Header { rec: Record::collection(kind, Vec::new(), None), len: 0, extra: 0, order, unindexed }
     }
 
     pub fn from_record(rec: Record) -> Header {
-        let (len, extra, order) = (len_of(&rec), extra_of(&rec), order_of(&rec));
-        Header { rec, len, extra, order }
+        let (len, extra, order, unindexed) = (len_of(&rec), extra_of(&rec), order_of(&rec), unindexed(&rec));
+        Header { rec, len, extra, order, unindexed }
     }
 
     fn record(&self) -> Record {
         let mut value = self.len.to_be_bytes().to_vec();
-        if self.extra != 0 || self.order.is_some() {
+        if self.extra != 0 || self.order.is_some() || self.unindexed {
             value.extend_from_slice(&self.extra.to_be_bytes());
         }
         if let Some(next) = self.order {
             value.extend_from_slice(&next.to_be_bytes());
+        } else if self.unindexed {
+            value.extend_from_slice(&1u64.to_be_bytes());
         }
         Record { value, ..self.rec.clone() }
     }
@@ -105,6 +112,11 @@ pub(super) fn extra_of(rec: &Record) -> i64 {
 /// A hash header's next field number, if its fields are numbered.
 pub(super) fn order_of(rec: &Record) -> Option<u64> {
     (rec.kind == Kind::Hash && rec.value.len() >= 24).then(|| word(&rec.value, 16))
+}
+
+/// Whether `rec` is a sorted set's header kept without its by-score rows.
+pub(super) fn unindexed(rec: &Record) -> bool {
+    rec.kind == Kind::ZSet && rec.value.len() >= 24 && word(&rec.value, 16) == 1
 }
 
 /// What a hash's or sorted set's header keeps of its past, in the word

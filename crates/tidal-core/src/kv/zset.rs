@@ -7,9 +7,15 @@
 //! score, then member: Redis's order), where the score is an `f64` in an
 //! order-keeping 8-byte form. Ranges by score or rank walk the second
 //! index; a rank is counted, so ZRANK and a deep ZRANGE are O(rank).
+//!
+//! A small set goes without the second index ([`Header::unindexed`]):
+//! while it holds at most [`UNINDEXED_MAX`] members, a walk by score reads
+//! every member and orders them in memory, and a change writes one row
+//! instead of two (three when a score moves). The change that takes it
+//! past that size writes the index, and it keeps it from then on.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +33,11 @@ use super::store::{bound_slice, prefixed_bounds, ElementRows, KvStore, StoreErro
 
 const BY_MEMBER: u8 = 0x00;
 const BY_SCORE: u8 = 0x01;
+
+/// The most members a sorted set holds without its by-score index: as
+/// many as Redis keeps in a listpack by default, which it also walks
+/// whole.
+const UNINDEXED_MAX: u64 = 128;
 
 /// One end of a score range.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -300,32 +311,80 @@ fn score_of(store: &impl KvStore, key: &[u8], member: &[u8]) -> Result<Option<f6
 fn put_score(
     store: &mut impl KvStore,
     key: &[u8],
+    h: &Header,
     member: &[u8],
     old: Option<f64>,
     new: f64,
 ) -> Result<(), StoreError> {
+    store.elem_put(key, &by_member(member), &new.to_be_bytes())?;
+    if h.unindexed {
+        return Ok(());
+    }
     if let Some(old) = old {
         store.elem_delete(key, &by_score(old, member))?;
     }
-    store.elem_put(key, &by_member(member), &new.to_be_bytes())?;
     store.elem_put(key, &by_score(new, member), b"")
 }
 
-fn remove_member(store: &mut impl KvStore, key: &[u8], member: &[u8], score: f64) -> Result<(), StoreError> {
+fn remove_member(
+    store: &mut impl KvStore,
+    key: &[u8],
+    h: &Header,
+    member: &[u8],
+    score: f64,
+) -> Result<(), StoreError> {
     store.elem_delete(key, &by_member(member))?;
+    if h.unindexed {
+        return Ok(());
+    }
     store.elem_delete(key, &by_score(score, member))
 }
 
+/// Write the by-score index of an unindexed set that has grown past
+/// [`UNINDEXED_MAX`] (its header is saved by the caller).
+fn index_if_large(store: &mut impl KvStore, key: &[u8], h: &mut Header) -> Result<(), StoreError> {
+    if !h.unindexed || h.len <= UNINDEXED_MAX {
+        return Ok(());
+    }
+    for (sub, _) in score_rows(&*store, key)? {
+        store.elem_put(key, &sub, b"")?;
+    }
+    h.unindexed = false;
+    Ok(())
+}
+
+/// The by-score rows an unindexed set would have, in their order, made
+/// from its by-member rows.
+fn score_rows(store: &impl KvStore, key: &[u8]) -> Result<ElementRows, StoreError> {
+    let (lower, upper) = prefixed_bounds(&[BY_MEMBER], Bound::Unbounded, Bound::Unbounded);
+    let rows = store.elem_range(key, bound_slice(&lower), bound_slice(&upper), usize::MAX)?;
+    let mut subs: ElementRows = rows
+        .into_iter()
+        .map(|(sub, v)| (by_score(f64::from_be_bytes(v[..8].try_into().expect("8 bytes")), member_of(&sub[1..])), v))
+        .collect();
+    subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(subs)
+}
+
 /// Members in score order within `lower..upper` of the score index, at
-/// most `limit`.
+/// most `limit`. An unindexed set's index is made in memory.
 fn walk(
     store: &impl KvStore,
     key: &[u8],
+    h: &Header,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
-    let rows = store.elem_range(key, bound_slice(&lower), bound_slice(&upper), limit)?;
+    let rows = if h.unindexed {
+        let range = (bound_slice(&lower), bound_slice(&upper));
+        let rows = score_rows(store, key)?
+            .into_iter()
+            .filter(|(sub, _)| RangeBounds::<[u8]>::contains(&range, sub.as_slice()));
+        rows.take(limit).collect()
+    } else {
+        store.elem_range(key, bound_slice(&lower), bound_slice(&upper), limit)?
+    };
     Ok(rows.into_iter().map(|(sub, _)| (sub[9..].to_vec(), unsortable(&sub[1..9]))).collect())
 }
 
@@ -382,7 +441,7 @@ fn select(store: &impl KvStore, key: &[u8], h: &Header, range: &ZRange) -> Resul
             if start > stop || start >= len {
                 return Ok(Vec::new());
             }
-            let mut all = walk(store, key, lo, hi, (stop + 1) as usize)?;
+            let mut all = walk(store, key, h, lo, hi, (stop + 1) as usize)?;
             Ok(all.split_off(start as usize))
         }
         ZRange::Score { min, max } => {
@@ -390,10 +449,10 @@ fn select(store: &impl KvStore, key: &[u8], h: &Header, range: &ZRange) -> Resul
                 return Ok(Vec::new());
             }
             let (lo, hi) = score_bounds(*min, *max);
-            walk(store, key, lo, hi, usize::MAX)
+            walk(store, key, h, lo, hi, usize::MAX)
         }
         ZRange::Lex { min, max } => {
-            Ok(walk(store, key, lo, hi, usize::MAX)?.into_iter().filter(|(m, _)| lex_ok(m, min, max)).collect())
+            Ok(walk(store, key, h, lo, hi, usize::MAX)?.into_iter().filter(|(m, _)| lex_ok(m, min, max)).collect())
         }
     }
 }
@@ -405,8 +464,9 @@ pub(super) fn members_in_order(store: &impl KvStore, key: &[u8]) -> Result<Vec<V
 
 /// Every member of the sorted set `key` with its score, in score order.
 pub(super) fn scored(store: &impl KvStore, key: &[u8]) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
+    let Some(rec) = store.get(key)? else { return Ok(Vec::new()) };
     let (lo, hi) = whole();
-    walk(store, key, lo, hi, usize::MAX)
+    walk(store, key, &Header::from_record(rec), lo, hi, usize::MAX)
 }
 
 /// Members, with their scores as pairs when asked (RESP3 nests them).
@@ -425,7 +485,7 @@ fn source(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<BTreeM
     Ok(match rec.kind {
         Kind::ZSet => {
             let (lo, hi) = whole();
-            Ok(walk(store, key, lo, hi, usize::MAX)?.into_iter().collect())
+            Ok(walk(store, key, &Header::from_record(rec), lo, hi, usize::MAX)?.into_iter().collect())
         }
         Kind::Set => Ok(elements(store, key)?.into_iter().map(|(sub, _)| (member_of(&sub).to_vec(), 1.0)).collect()),
         _ => Err(super::collection::wrong_type()),
@@ -515,9 +575,10 @@ fn store_members(
     }
     let mut h = Header::new(Kind::ZSet);
     for (m, v) in members {
-        put_score(store, key, &m, None, v)?;
+        put_score(store, key, &h, &m, None, v)?;
         h.len += 1;
     }
+    index_if_large(store, key, &mut h)?;
     h.save(store, key)?;
     Ok(Reply::Int(h.len as i64))
 }
@@ -585,7 +646,7 @@ fn pop_members(
         popped.reverse();
     }
     for (m, s) in &popped {
-        remove_member(store, key, m, *s)?;
+        remove_member(store, key, h, m, *s)?;
     }
     h.len -= popped.len() as u64;
     Ok(popped)
@@ -668,7 +729,7 @@ fn apply_counting(
                 if old == Some(new) {
                     continue;
                 }
-                put_score(store, key, member, old, new)?;
+                put_score(store, key, &h, member, old, new)?;
                 if old.is_none() {
                     h.len += 1;
                     added += 1;
@@ -699,7 +760,7 @@ fn apply_counting(
             if new.is_nan() {
                 return Ok(Reply::err("resulting score is not a number (NaN)"));
             }
-            put_score(store, key, member, old, new)?;
+            put_score(store, key, &h, member, old, new)?;
             h.len += u64::from(old.is_none());
             Reply::Score(new)
         }
@@ -707,7 +768,7 @@ fn apply_counting(
             let mut removed = 0;
             for m in members {
                 if let Some(s) = score_of(&*store, key, m)? {
-                    remove_member(store, key, m, s)?;
+                    remove_member(store, key, &h, m, s)?;
                     h.len -= 1;
                     removed += 1;
                 }
@@ -723,7 +784,7 @@ fn apply_counting(
                 return Ok(Reply::Int(0));
             }
             for (m, s) in &doomed {
-                remove_member(store, key, m, *s)?;
+                remove_member(store, key, &h, m, *s)?;
             }
             h.len -= doomed.len() as u64;
             Reply::Int(doomed.len() as i64)
@@ -751,6 +812,7 @@ fn apply_counting(
     if let Some(longest) = longest.filter(|_| h.len > 0) {
         Past::note(&mut h, longest);
     }
+    index_if_large(store, key, &mut h)?;
     h.save(store, key)?;
     Ok(reply)
 }
@@ -801,7 +863,7 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
             None => Reply::Nil,
             Some(s) => {
                 let (lo, _) = whole();
-                let before = walk(store, key, lo, Bound::Excluded(by_score(s, member)), usize::MAX)?.len() as i64;
+                let before = walk(store, key, &h, lo, Bound::Excluded(by_score(s, member)), usize::MAX)?.len() as i64;
                 Reply::Int(if *rev { h.len as i64 - 1 - before } else { before })
             }
         },

@@ -136,3 +136,91 @@ fn a_sorted_set_that_outgrew_listpack_stays_skiplist_as_in_redis() {
     db.run(&["ZINCRBY", "y", "1", "a"]);
     assert_eq!(db.run(&["OBJECT", "ENCODING", "y"]), bulk("listpack"));
 }
+
+/// `members` members named `m{i}`, with scores that repeat (so that ties
+/// order by member), both infinities and -0 among them.
+fn zadd_args(key: &str, from: usize, to: usize) -> Vec<String> {
+    let mut args = vec!["ZADD".to_string(), key.to_string()];
+    for i in from..to {
+        let score = match i % 11 {
+            0 => "-inf".to_string(),
+            1 => "+inf".to_string(),
+            2 => "-0".to_string(),
+            n => format!("{}", (n as f64 - 6.0) / 4.0),
+        };
+        args.extend([score, format!("m{i}")]);
+    }
+    args
+}
+
+fn run_owned(db: &mut Db, args: &[String]) -> Reply {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    db.run2(&args)
+}
+
+#[test]
+fn a_set_writes_its_score_index_when_it_passes_128_members_and_keeps_it() {
+    let mut db = Db::new();
+    assert_eq!(run_owned(&mut db, &zadd_args("z", 0, 128)), int(128));
+    assert_eq!(db.store.element_rows(), 128, "a small set has one row per member");
+    assert_eq!(run_owned(&mut db, &zadd_args("z", 128, 129)), int(1));
+    assert_eq!(db.store.element_rows(), 2 * 129, "past 128 members, two rows per member");
+    let rem: Vec<String> =
+        ["ZREM", "z"].into_iter().map(String::from).chain((0..100).map(|i| format!("m{i}"))).collect();
+    assert_eq!(run_owned(&mut db, &rem), int(100));
+    assert_eq!(db.store.element_rows(), 2 * 29, "the index stays when the set shrinks");
+    assert_eq!(db.run2(&["DEL", "z"]), int(1));
+    assert_eq!(db.store.element_rows(), 0);
+    // ZUNIONSTORE writes its destination whole: indexed when it is large.
+    run_owned(&mut db, &zadd_args("a", 0, 100));
+    run_owned(&mut db, &zadd_args("b", 50, 150));
+    assert_eq!(db.run2(&["ZUNIONSTORE", "u", "2", "a", "b"]), int(150));
+    assert_eq!(db.store.element_rows(), 100 + 100 + 2 * 150);
+}
+
+/// A set that grew past the limit and shrank again keeps its index; every
+/// reply and every change is the same as for the same members in a set
+/// that never grew, which has none.
+#[test]
+fn a_set_with_its_score_index_answers_as_one_without() {
+    let (mut indexed, mut small) = (Db::new(), Db::new());
+    run_owned(&mut indexed, &zadd_args("z", 0, 200));
+    let rem: Vec<String> =
+        ["ZREM", "z"].into_iter().map(String::from).chain((60..200).map(|i| format!("m{i}"))).collect();
+    run_owned(&mut indexed, &rem);
+    run_owned(&mut small, &zadd_args("z", 0, 60));
+    assert_eq!(indexed.store.element_rows(), 120);
+    assert_eq!(small.store.element_rows(), 60);
+    let commands: &[&[&str]] = &[
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["ZRANGE", "z", "5", "17"],
+        &["ZRANGE", "z", "-10", "-3", "REV", "WITHSCORES"],
+        &["ZRANGE", "z", "(-0.5", "0.75", "BYSCORE", "WITHSCORES"],
+        &["ZRANGE", "z", "0", "-inf", "BYSCORE", "REV", "LIMIT", "2", "5"],
+        &["ZRANGE", "z", "[m3", "(m5", "BYLEX"],
+        &["ZRANGEBYSCORE", "z", "-inf", "(-1", "WITHSCORES"],
+        &["ZREVRANGEBYSCORE", "z", "+inf", "0", "LIMIT", "1", "4"],
+        &["ZCOUNT", "z", "0", "0"],
+        &["ZCOUNT", "z", "(-inf", "(+inf"],
+        &["ZRANK", "z", "m13"],
+        &["ZREVRANK", "z", "m2"],
+        &["ZRANK", "z", "nope"],
+        &["ZSCORE", "z", "m2"],
+        &["ZCARD", "z"],
+        &["ZRANDMEMBER", "z", "-5", "WITHSCORES"],
+        &["ZINCRBY", "z", "0.25", "m7"],
+        &["ZADD", "z", "GT", "CH", "0", "m1", "9", "m8", "1", "new"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["ZPOPMIN", "z", "3"],
+        &["ZPOPMAX", "z", "2"],
+        &["ZREMRANGEBYSCORE", "z", "-0.5", "0"],
+        &["ZREMRANGEBYRANK", "z", "0", "1"],
+        &["ZRANGESTORE", "dst", "z", "0", "-1"],
+        &["ZRANGE", "dst", "0", "-1", "WITHSCORES"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["DUMP", "z"],
+    ];
+    for args in commands {
+        assert_eq!(indexed.run2(args), small.run2(args), "{args:?}");
+    }
+}
