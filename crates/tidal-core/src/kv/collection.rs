@@ -8,6 +8,9 @@
 //!       └─► element row sub₂ ─► bytes                                     member, position
 //! ```
 //!
+//! A small hash keeps its rows inside the header record instead (see
+//! [`super::packed`]).
+//!
 //! The header is rewritten by every change to the collection, so its
 //! version (what WATCH compares) moves whenever an element does. A
 //! collection never stays empty: the change that removes its last element
@@ -26,6 +29,28 @@ macro_rules! typed {
         match $e {
             Ok(h) => h,
             Err(reply) => return Ok(reply),
+        }
+    };
+}
+
+/// In a store that wraps another (`self.$inner`), the [`KvStore`] methods
+/// that count or describe what was written, passed through to it.
+macro_rules! pass_counts_through {
+    ($inner:ident) => {
+        fn may_hold_collections(&self) -> Result<bool, StoreError> {
+            self.$inner.may_hold_collections()
+        }
+        fn writes(&self) -> u64 {
+            self.$inner.writes()
+        }
+        fn discount_writes(&mut self, mark: u64) {
+            self.$inner.discount_writes(mark);
+        }
+        fn count_changes(&mut self, n: u64) {
+            self.$inner.count_changes(n);
+        }
+        fn changes(&self) -> u64 {
+            self.$inner.changes()
         }
     };
 }

@@ -426,7 +426,7 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         Kind::String => string_encoding(&rec.value),
         Kind::Hash
             if past_fits(rec, limit(HASH_ENTRIES), limit(HASH_VALUE))
-                && collection::longest(store, key, len, 8, hash::value_len(rec))? <= limit(HASH_VALUE) =>
+                && hash::longest(store, key, rec)? <= limit(HASH_VALUE) =>
         {
             "listpack"
         }

@@ -82,24 +82,121 @@ fn other_types_are_wrongtype_both_ways() {
 #[test]
 fn keyspace_commands_carry_the_rows() {
     let mut db = Db::new();
-    db.run(&["HSET", "{t}a", "f", "1", "g", "2"]);
+    // Too large to be packed: the fields are element rows.
+    let long = "x".repeat(5000);
+    db.run(&["HSET", "{t}a", "f", "1", "g", &long]);
+    assert_eq!(db.store.element_rows(), 2);
     assert_eq!(db.run(&["COPY", "{t}a", "{t}b"]), int(1));
     assert_eq!(db.run(&["RENAME", "{t}a", "{t}c"]), Reply::Ok);
     assert_eq!(db.run(&["HGETALL", "{t}a"]), Reply::Map(Vec::new()));
-    assert_eq!(db.run(&["HGET", "{t}b", "g"]), bulk("2"));
+    assert_eq!(db.run(&["HGET", "{t}b", "g"]), bulk(&long));
     assert_eq!(db.run(&["HGET", "{t}c", "f"]), bulk("1"));
     assert_eq!(db.store.element_rows(), 4);
     assert_eq!(db.run(&["DBSIZE"]), int(2));
-    assert_eq!(db.run(&["OBJECT", "ENCODING", "{t}b"]), bulk("listpack"));
+    assert_eq!(db.run(&["OBJECT", "ENCODING", "{t}b"]), bulk("hashtable"));
     assert_eq!(db.run(&["PEXPIRE", "{t}b", "10"]), int(1));
     db.now += 11;
     assert_eq!(db.run(&["HLEN", "{t}b"]), int(0));
-    // A write finds the expired hash and removes its rows.
+    // A write finds the expired hash and removes its rows; the new hash
+    // under the key is small, and packed.
     assert_eq!(db.run(&["HSET", "{t}b", "z", "1"]), int(1));
-    assert_eq!(db.store.element_rows(), 3);
+    assert_eq!(db.store.element_rows(), 2);
     assert_eq!(db.run(&["DEL", "{t}b", "{t}c"]), int(2));
     assert_eq!(db.store.element_rows(), 0);
     assert_eq!(db.stored(), 0);
+}
+
+/// Field `i` of the hashes the packing tests build.
+fn field(i: usize) -> (String, String) {
+    (format!("f{i}"), format!("{}", i % 10))
+}
+
+fn hset(db: &mut Db, key: &str, fields: impl Iterator<Item = (String, String)>) -> Reply {
+    let mut args = vec!["HSET".to_string(), key.to_string()];
+    args.extend(fields.flat_map(|(f, v)| [f, v]));
+    db.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn a_small_hash_keeps_its_fields_in_its_record_until_it_outgrows_it() {
+    let mut db = Db::new();
+    assert_eq!(hset(&mut db, "h", (0..128).map(field)), int(128));
+    assert_eq!((db.stored(), db.store.element_rows()), (1, 0), "128 short fields: packed");
+    assert_eq!(db.run(&["HGET", "h", "f77"]), bulk("7"));
+    assert_eq!(hset(&mut db, "h", (128..129).map(field)), int(1));
+    assert_eq!(db.store.element_rows(), 129, "the 129th field writes every field out");
+    assert_eq!(db.run(&["HDEL", "h", "f0", "f1", "f2"]), int(3));
+    assert_eq!(db.store.element_rows(), 126, "and they stay out");
+    assert_eq!(db.run(&["HGET", "h", "f77"]), bulk("7"));
+    // Size in bytes counts too.
+    db.run(&["HSET", "big", "a", "1"]);
+    assert_eq!(db.store.element_rows(), 126);
+    db.run(&["HSET", "big", "b", &"x".repeat(5000)]);
+    assert_eq!(db.store.element_rows(), 128);
+    assert_eq!(db.run(&["HSTRLEN", "big", "b"]), int(5000));
+    // An empty hash is no hash, packed or not.
+    assert_eq!(db.run(&["HDEL", "big", "a", "b"]), int(2));
+    assert_eq!(db.run(&["EXISTS", "big"]), int(0));
+    assert_eq!(db.store.element_rows(), 126);
+}
+
+/// A packed hash answers every command as the same fields written out as
+/// element rows do: replies, DUMP's payload, SORT's lookups, COPY,
+/// RENAME, expiry.
+#[test]
+fn a_packed_hash_answers_as_one_with_element_rows() {
+    let (mut packed, mut rows) = (Db::new(), Db::new());
+    hset(&mut packed, "{h}a", (0..40).map(field));
+    // The same fields, once joined by one too long to pack, then without it.
+    hset(&mut rows, "{h}a", (0..40).map(field));
+    rows.run(&["HSET", "{h}a", "long", &"x".repeat(5000)]);
+    rows.run(&["HDEL", "{h}a", "long"]);
+    assert_eq!((packed.store.element_rows(), rows.store.element_rows()), (0, 40));
+    for db in [&mut packed, &mut rows] {
+        db.run(&["RPUSH", "{h}l", "3", "1", "2"]);
+        for i in 1..=3 {
+            db.run(&["HSET", &format!("{{h}}w{i}"), "weight", &(10 - i).to_string()]);
+        }
+    }
+    let commands: &[&[&str]] = &[
+        &["HGETALL", "{h}a"],
+        &["HKEYS", "{h}a"],
+        &["HVALS", "{h}a"],
+        &["HLEN", "{h}a"],
+        &["HMGET", "{h}a", "f3", "nope", "f39"],
+        &["HEXISTS", "{h}a", "f9"],
+        &["HSTRLEN", "{h}a", "f12"],
+        &["HSCAN", "{h}a", "0", "COUNT", "5"],
+        &["HSCAN", "{h}a", "0", "MATCH", "f1*", "COUNT", "100"],
+        &["HRANDFIELD", "{h}a", "-7", "WITHVALUES"],
+        &["HRANDFIELD", "{h}a", "5"],
+        &["DUMP", "{h}a"],
+        &["SORT", "{h}l", "BY", "{h}w*->weight", "GET", "{h}w*->weight"],
+        &["HINCRBY", "{h}a", "n", "5"],
+        &["HINCRBYFLOAT", "{h}a", "n", "0.5"],
+        &["HSETNX", "{h}a", "f1", "again"],
+        &["HSETNX", "{h}a", "fresh", "1"],
+        &["HSET", "{h}a", "f1", "changed", "f2", "too"],
+        &["HDEL", "{h}a", "f0", "nope"],
+        &["HGETALL", "{h}a"],
+        &["COPY", "{h}a", "{h}b"],
+        &["RENAME", "{h}a", "{h}c"],
+        &["HGETALL", "{h}b"],
+        &["HGETALL", "{h}c"],
+        &["PEXPIRE", "{h}c", "10"],
+    ];
+    for args in commands {
+        assert_eq!(packed.run(args), rows.run(args), "{args:?}");
+    }
+    let Reply::Bulk(dumped) = packed.run(&["DUMP", "{h}b"]) else { panic!("DUMP") };
+    for db in [&mut packed, &mut rows] {
+        db.now += 11;
+        assert_eq!(db.run(&["HLEN", "{h}c"]), int(0));
+        let restore = [&b"RESTORE"[..], b"{h}d", b"0", &dumped].map(<[u8]>::to_vec);
+        assert_eq!(db.run_bytes(restore.to_vec()), Reply::Ok);
+    }
+    assert_eq!(packed.run(&["HGETALL", "{h}d"]), rows.run(&["HGETALL", "{h}b"]));
+    assert_eq!(packed.store.element_rows(), 3, "the list's rows alone");
 }
 
 #[test]

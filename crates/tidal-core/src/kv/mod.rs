@@ -34,6 +34,7 @@ mod long_double;
 mod mem_store;
 pub mod notify;
 mod op;
+mod packed;
 mod parse_conn;
 mod parse_string;
 mod pubsub;

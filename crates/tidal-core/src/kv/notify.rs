@@ -391,21 +391,7 @@ impl<S: KvStore> KvStore for Tracking<'_, S> {
     fn len(&self) -> Result<u64, StoreError> {
         self.store.len()
     }
-    fn may_hold_collections(&self) -> Result<bool, StoreError> {
-        self.store.may_hold_collections()
-    }
-    fn writes(&self) -> u64 {
-        self.store.writes()
-    }
-    fn discount_writes(&mut self, mark: u64) {
-        self.store.discount_writes(mark);
-    }
-    fn count_changes(&mut self, n: u64) {
-        self.store.count_changes(n);
-    }
-    fn changes(&self) -> u64 {
-        self.store.changes()
-    }
+    pass_counts_through!(store);
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.elem_get(key, sub)
     }
