@@ -821,8 +821,9 @@ fn compare(
             let get = |c: &mut Client| c.cmd_bytes(&[b"GET", k]).map(|v| format!("{v:?}")).unwrap_or_default();
             held += &format!("\n  {}: tidal {} / redis {}", String::from_utf8_lossy(k), get(tidal), get(redis));
         }
+        let queued = queued.iter().map(|q| show(q)).collect::<Vec<_>>().join("\n  ");
         panic!(
-            "replies differ for `{}`:\n  tidal: {t:?}\n  redis: {r:?}\nkeys:{held}\nrecent commands:\n  {recent}",
+            "replies differ for `{}`:\n  tidal: {t:?}\n  redis: {r:?}\nkeys:{held}\nqueued:\n  {queued}\nrecent commands:\n  {recent}",
             show(args)
         );
     }

@@ -816,6 +816,20 @@ fn to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
 /// How deep a script's answer may nest.
 const MAX_DEPTH: usize = 64;
 
+/// A Lua number as Redis makes it an integer reply: C's conversion on
+/// x86-64, which gives `i64::MIN` for NaN and for anything out of range
+/// (so `redis.call('incr', k)` at 2^63 - 1, a double of 2^63 in Lua 5.1,
+/// answers -2^63 from a script, as in Redis).
+fn as_long_long(n: f64) -> i64 {
+    // 2^63, exactly a double: the first value past i64's range.
+    const TWO_63: f64 = 9_223_372_036_854_775_808u64 as f64;
+    if n.is_nan() || !(-TWO_63..TWO_63).contains(&n) {
+        i64::MIN
+    } else {
+        n as i64
+    }
+}
+
 /// A script's answer as a reply. A boolean is Redis's: under
 /// `redis.setresp(3)` a RESP3 boolean, else true is 1 and false nil.
 fn to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
@@ -824,7 +838,7 @@ fn to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
     }
     match v {
         Value::Integer(i) => Reply::Int(*i),
-        Value::Number(n) => Reply::Int(if n.is_nan() { i64::MIN } else { *n as i64 }),
+        Value::Number(n) => Reply::Int(as_long_long(*n)),
         Value::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
         Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
@@ -915,6 +929,12 @@ mod tests {
         assert_eq!(eval("redis.setresp(3) return true"), Reply::Bool(true));
         assert_eq!(eval("redis.setresp(3) return {false, 1}"), Reply::Array(vec![Reply::Bool(false), Reply::Int(1)]));
         assert_eq!(eval("redis.setresp(3) redis.setresp(2) return false"), Reply::Nil);
+        // Numbers are doubles: past 2^63 - 1, and NaN, C's conversion.
+        assert_eq!(eval("return 9223372036854775807"), Reply::Int(i64::MIN));
+        assert_eq!(eval("return -9223372036854775808"), Reply::Int(i64::MIN));
+        assert_eq!(eval("return 1e300"), Reply::Int(i64::MIN));
+        assert_eq!(eval("return 0/0"), Reply::Int(i64::MIN));
+        assert_eq!(eval("return -1e18"), Reply::Int(-1_000_000_000_000_000_000));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!       └─► element row sub₂ ─► bytes                                     member, position
 //! ```
 //!
-//! A small hash keeps its rows inside the header record instead (see
-//! [`super::packed`]).
+//! A small collection (not a stream) keeps its rows inside the header
+//! record instead (see [`super::packed`]); the engine runs every command
+//! on a view of the store that shows them as element rows.
 //!
 //! The header is rewritten by every change to the collection, so its
 //! version (what WATCH compares) moves whenever an element does. A

@@ -20,6 +20,7 @@ use super::glob::glob_match;
 use super::integer::parse_i64;
 use super::long_double::{increment_error, LongDouble};
 use super::op::{ExpireAt, ExpireCond, Expiry, GetExExpiry, ObjectInfo, ReadOp, SetCond, TxOp, Watch, WriteOp};
+use super::packed::{Packed, PackedMut};
 use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::scan_page::ScanPage;
@@ -48,11 +49,26 @@ macro_rules! string {
 /// Applies a write at the time stamped in its log entry, and counts its
 /// changes in `store` (a transaction's or script's, each of its writes).
 pub fn apply(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Reply, StoreError> {
-    if matches!(op, WriteOp::Exec { .. } | WriteOp::Script { .. }) {
-        return apply_op(op, now_ms, store);
+    match op {
+        WriteOp::Exec { watch, ops } => {
+            if !watch_holds(watch.as_ref(), store, now_ms)? {
+                return Ok(Reply::NilArray);
+            }
+            return Ok(Reply::Array(exec(ops, now_ms, store)?));
+        }
+        WriteOp::Script { watch, at_ms, ops } => {
+            if !watch_holds(Some(watch), store, *at_ms)? {
+                return Ok(Reply::NilArray);
+            }
+            for op in ops {
+                apply(op, *at_ms, store)?;
+            }
+            return Ok(Reply::Int(ops.len() as i64));
+        }
+        _ => {}
     }
     let before = store.writes();
-    let reply = apply_op(op, now_ms, store)?;
+    let reply = apply_op(op, now_ms, &mut PackedMut::new(store))?;
     if let Some(n) = changes(op, &reply, store.writes() != before) {
         store.count_changes(n);
     }
@@ -173,21 +189,7 @@ fn apply_op(op: &WriteOp, now_ms: u64, store: &mut impl KvStore) -> Result<Reply
             copy_key(store, from, to, &rec)?;
             Ok(Reply::Int(1))
         }
-        WriteOp::Exec { watch, ops } => {
-            if !watch_holds(watch.as_ref(), store, now_ms)? {
-                return Ok(Reply::NilArray);
-            }
-            Ok(Reply::Array(exec(ops, now_ms, store)?))
-        }
-        WriteOp::Script { watch, at_ms, ops } => {
-            if !watch_holds(Some(watch), store, *at_ms)? {
-                return Ok(Reply::NilArray);
-            }
-            for op in ops {
-                apply(op, *at_ms, store)?;
-            }
-            Ok(Reply::Int(ops.len() as i64))
-        }
+        WriteOp::Exec { .. } | WriteOp::Script { .. } => unreachable!("applied by apply"),
         WriteOp::Hash { key, op } => hash::apply(store, key, op, now_ms),
         WriteOp::Members { key, op } => set::apply(store, key, op, now_ms),
         WriteOp::Sort { key, dest, spec } => sort::store(store, key, dest, spec, now_ms),
@@ -251,6 +253,10 @@ fn store_bits(store: &mut impl KvStore, key: &[u8], mut rec: Record, changed: bo
 
 /// Answers a read from one consistent view at `now_ms`.
 pub fn read(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, StoreError> {
+    read_op(op, now_ms, &Packed::new(store))
+}
+
+fn read_op(op: &ReadOp, now_ms: u64, store: &impl KvStore) -> Result<Reply, StoreError> {
     match op {
         ReadOp::Get { key } => Ok(Reply::bulk_or_nil(string!(live(store, key, now_ms)?).map(|r| r.value))),
         ReadOp::MGet { keys } => {
@@ -426,7 +432,7 @@ fn encoding(store: &impl KvStore, key: &[u8], rec: &Record, limits: &[i64]) -> R
         Kind::String => string_encoding(&rec.value),
         Kind::Hash
             if past_fits(rec, limit(HASH_ENTRIES), limit(HASH_VALUE))
-                && hash::longest(store, key, rec)? <= limit(HASH_VALUE) =>
+                && collection::longest(store, key, len, 8, hash::value_len(rec))? <= limit(HASH_VALUE) =>
         {
             "listpack"
         }

@@ -9,10 +9,6 @@
 //! (its listpack's order); HSCAN and the rows are in digest order. A hash
 //! stored before fields were numbered has no third header word and bare
 //! values (see [`Header::order`]), and keeps digest order.
-//!
-//! A small hash keeps those rows inside its header record instead (see
-//! [`super::packed`]); the code here runs on a view of the store that
-//! shows them as element rows either way.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +20,6 @@ use super::glob::glob_match;
 use super::integer::{parse_cursor, parse_i64};
 use super::long_double::{increment_error, LongDouble};
 use super::op::{ReadOp, WriteOp};
-use super::packed::{Packed, PackedMut};
 use super::record::{Kind, Record};
 use super::reply::Reply;
 use super::store::{ElementRows, KvStore, StoreError};
@@ -91,10 +86,6 @@ pub enum HashRead {
 }
 
 pub(super) fn apply(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms: u64) -> Result<Reply, StoreError> {
-    apply_rows(&mut PackedMut::new(store, key)?, key, op, now_ms)
-}
-
-fn apply_rows(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms: u64) -> Result<Reply, StoreError> {
     let mut h = typed!(open_for_write(store, key, now_ms, Kind::Hash)?);
     // A new hash has no fields to look up.
     let get = |store: &mut _, sub: &[u8], h: &Header| -> Result<Option<Vec<u8>>, StoreError> {
@@ -196,10 +187,6 @@ fn apply_rows(store: &mut impl KvStore, key: &[u8], op: &HashWrite, now_ms: u64)
 }
 
 pub(super) fn read(store: &impl KvStore, key: &[u8], op: &HashRead, now_ms: u64) -> Result<Reply, StoreError> {
-    read_rows(&Packed::new(store, key)?, key, op, now_ms)
-}
-
-fn read_rows(store: &impl KvStore, key: &[u8], op: &HashRead, now_ms: u64) -> Result<Reply, StoreError> {
     let h = typed!(open(store, key, now_ms, Kind::Hash)?);
     let Some(h) = h else {
         return Ok(match op {
@@ -330,32 +317,18 @@ pub(super) fn fields(store: &impl KvStore, key: &[u8], h: &Header) -> Result<Fie
     Ok(rows.into_iter().map(|(_, f, v)| (f, v)).collect())
 }
 
-/// Every field of the hash `key` (record `rec`) with its value, in
-/// [`fields`]' order: for a caller that holds the store itself.
-pub(super) fn stored_fields(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Fields, StoreError> {
-    fields(&Packed::new(store, key)?, key, &Header::from_record(rec))
-}
-
-/// The value of `field` in the hash `key` (record `rec`), for a caller
-/// that holds the store itself.
-pub(super) fn stored_value(
-    store: &impl KvStore,
-    key: &[u8],
-    rec: &Record,
-    field: &[u8],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = Packed::new(store, key)?.elem_get(key, &member_sub(field))?;
-    Ok(row.map(|row| match super::collection::order_of(rec) {
+/// The value a hash field's stored row holds (the hash's header is `rec`).
+pub(super) fn value_of(rec: &Record, row: Vec<u8>) -> Vec<u8> {
+    match super::collection::order_of(rec) {
         Some(_) => split(true, &row).1.to_vec(),
         None => row,
-    }))
+    }
 }
 
-/// The longest field or value of the hash `key` (record `rec`).
-pub(super) fn longest(store: &impl KvStore, key: &[u8], rec: &Record) -> Result<u64, StoreError> {
+/// How long the value in a row of the hash with header `rec` is.
+pub(super) fn value_len(rec: &Record) -> impl Fn(&[u8]) -> usize {
     let ordered = super::collection::order_of(rec).is_some();
-    let len = super::collection::len_of(rec);
-    super::collection::longest(&Packed::new(store, key)?, key, len, 8, |row| split(ordered, row).1.len())
+    move |row| split(ordered, row).1.len()
 }
 
 /// `[cursor, items]`, the reply of every SCAN form.

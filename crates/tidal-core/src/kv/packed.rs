@@ -1,41 +1,49 @@
-//! Small hashes kept whole in their header record.
+//! Small collections kept whole in their header record.
 //!
-//! A hash of at most [`MAX_FIELDS`] fields whose rows take at most
-//! [`MAX_BYTES`] together is *packed*: its rows follow the header's three
-//! words in the header record itself instead of being element rows, so a
-//! change to it reads and writes one record, as a SET does, and it takes
-//! one row of storage. The change that takes it past either limit writes
-//! its rows out as element rows, and it keeps them from then on, as Redis
-//! never turns a hashtable back into a listpack.
+//! A hash, set, list or sorted set of at most [`MAX_ROWS`] element rows
+//! that take at most [`MAX_BYTES`] together is *packed*: its rows follow
+//! its header's words inside the header record itself, so a change to it
+//! reads and writes one record, as a SET does, and it takes one row of
+//! storage. The change that takes it past either limit writes its rows out
+//! as element rows, and it keeps them from then on, as Redis never turns
+//! a hashtable or skiplist back into a listpack.
 //!
 //! ```text
-//!  key ──► Record { Hash, value: len ‖ past ‖ next field number ‖ rows }
+//!  key ──► Record { kind, value: words (padded to 24 bytes) ‖ their length (1 byte) ‖ rows }
 //!  rows: (LEB128 sub-key length ‖ sub-key ‖ LEB128 row length ‖ row)*, in sub-key order
 //! ```
 //!
-//! The hash code never sees the difference: it runs on [`Packed`] (reads)
-//! or [`PackedMut`] (writes), views of the store in which a packed hash's
-//! rows are element rows like any other, and its record holds only the
-//! words. A hash stored before fields were numbered (two words at most) is
-//! never packed.
+//! A header's words are at most 24 bytes, so a collection's record longer
+//! than that is packed. The collection code never sees the difference: the
+//! engine runs every command on [`Packed`] (reads) or [`PackedMut`]
+//! (writes), views of the store in which a packed collection's rows are
+//! element rows like any other and its record holds only its words.
+//! Streams are never packed.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, RangeBounds};
 
 use super::record::{Kind, Record};
 use super::store::{ElementRows, KvStore, StoreError};
 
-/// The most fields a packed hash holds: as many as Redis keeps in a
-/// listpack by default.
-const MAX_FIELDS: usize = 128;
-/// The most bytes a packed hash's rows take.
+/// The most element rows a packed collection holds: as many entries as
+/// Redis keeps in a listpack by default.
+const MAX_ROWS: usize = 128;
+/// The most bytes a packed collection's rows take.
 const MAX_BYTES: usize = 4096;
-/// A hash header's own bytes: its size, its past and its next field number.
+/// The longest a collection header's own words are.
 const WORDS: usize = 24;
 
-/// Whether `rec` holds a packed hash.
+type Rows = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn packable(kind: Kind) -> bool {
+    matches!(kind, Kind::Hash | Kind::Set | Kind::List | Kind::ZSet)
+}
+
+/// Whether `rec` holds a packed collection.
 pub(super) fn is_packed(rec: &Record) -> bool {
-    rec.kind == Kind::Hash && rec.value.len() > WORDS
+    packable(rec.kind) && rec.value.len() > WORDS
 }
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
@@ -57,82 +65,172 @@ fn take_len(bytes: &[u8]) -> Option<(usize, &[u8])> {
     None
 }
 
-/// The rows of a packed hash's record, in order.
-fn rows(payload: &[u8]) -> impl Iterator<Item = Result<(&[u8], &[u8]), StoreError>> {
-    let mut rest = payload;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut field = || -> Option<&[u8]> {
-            let (n, after) = take_len(rest)?;
-            let (bytes, after) = (after.get(..n)?, &after[n..]);
-            rest = after;
-            Some(bytes)
-        };
-        let row = field().and_then(|sub| Some((sub, field()?)));
-        if row.is_none() {
-            rest = &[];
-        }
-        Some(row.ok_or_else(|| StoreError("a packed hash's rows are cut short".into())))
-    })
+fn cut_short() -> StoreError {
+    StoreError("a packed collection's record is cut short".into())
 }
 
-fn encode(rows: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rows.iter().map(|(s, r)| s.len() + r.len() + 4).sum());
+/// A packed record split into its words-only record and its rows.
+fn unpack(mut rec: Record) -> Result<(Record, Rows), StoreError> {
+    let words = usize::from(*rec.value.get(WORDS).ok_or_else(cut_short)?);
+    let packed = rec.value.split_off(WORDS + 1);
+    rec.value.truncate(words.min(WORDS));
+    let mut rows = Rows::new();
+    let mut rest = packed.as_slice();
+    let take = |rest: &mut &[u8]| -> Option<Vec<u8>> {
+        let (n, after) = take_len(rest)?;
+        let bytes = after.get(..n)?.to_vec();
+        *rest = &after[n..];
+        Some(bytes)
+    };
+    while !rest.is_empty() {
+        let sub = take(&mut rest).ok_or_else(cut_short)?;
+        let row = take(&mut rest).ok_or_else(cut_short)?;
+        rows.insert(sub, row);
+    }
+    Ok((rec, rows))
+}
+
+/// `rec` (its words only) with `rows` packed after them, if they fit.
+fn pack(rec: &Record, rows: &Rows) -> Option<Record> {
+    if rows.len() > MAX_ROWS || rec.value.len() > WORDS {
+        return None;
+    }
+    let mut value = Vec::with_capacity(WORDS + 1 + rows.iter().map(|(s, r)| s.len() + r.len() + 2).sum::<usize>());
+    value.extend_from_slice(&rec.value);
+    value.resize(WORDS, 0);
+    value.push(rec.value.len() as u8);
     for (sub, row) in rows {
-        put_len(&mut out, sub.len());
-        out.extend_from_slice(sub);
-        put_len(&mut out, row.len());
-        out.extend_from_slice(row);
+        put_len(&mut value, sub.len());
+        value.extend_from_slice(sub);
+        put_len(&mut value, row.len());
+        value.extend_from_slice(row);
     }
-    out
-}
-
-/// `rec` as the hash code sees it: the header words without the rows.
-fn words_only(mut rec: Record) -> Record {
-    if is_packed(&rec) {
-        rec.value.truncate(WORDS);
-    }
-    rec
+    (value.len() - WORDS - 1 <= MAX_BYTES).then(|| Record { value, ..rec.clone() })
 }
 
 fn in_range(sub: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
     RangeBounds::<[u8]>::contains(&(lower, upper), sub)
 }
 
-/// The store as reads of the hash `key` see it.
+/// What a view knows of one key it has read.
+struct Held {
+    /// The key's record without its rows (`None`: no key).
+    own: Option<Record>,
+    /// The rows of a packed collection, or of a key not yet created;
+    /// `None` when its rows are element rows or it holds no collection.
+    rows: Option<Rows>,
+    /// Whether the record was written through the view since its rows
+    /// last changed: a later change to the rows writes it again.
+    written: bool,
+}
+
+impl Held {
+    fn of(rec: Option<Record>) -> Result<Held, StoreError> {
+        Ok(match rec {
+            None => Held { own: None, rows: Some(Rows::new()), written: false },
+            Some(rec) if is_packed(&rec) => {
+                let (own, rows) = unpack(rec)?;
+                Held { own: Some(own), rows: Some(rows), written: false }
+            }
+            Some(rec) => Held { own: Some(rec), rows: None, written: false },
+        })
+    }
+}
+
+/// The keys a view has read, each as the collection code sees it.
+#[derive(Default)]
+struct Keys(RefCell<HashMap<Vec<u8>, Held>>);
+
+impl Keys {
+    /// `key`'s record, words only, read from `store` on first use. A
+    /// string or stream is not kept: it is read again when asked again.
+    fn get(&self, store: &impl KvStore, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        if let Some(held) = self.0.borrow().get(key) {
+            return Ok(held.own.clone());
+        }
+        let rec = store.get(key)?;
+        match rec {
+            Some(rec) if packable(rec.kind) => {
+                let held = Held::of(Some(rec))?;
+                let own = held.own.clone();
+                self.0.borrow_mut().insert(key.to_vec(), held);
+                Ok(own)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Runs `f` on `key`'s packed rows, or on `None` when its rows are
+    /// element rows.
+    fn with_rows<R>(
+        &self,
+        store: &impl KvStore,
+        key: &[u8],
+        f: impl FnOnce(Option<&mut Held>) -> R,
+    ) -> Result<R, StoreError> {
+        if !self.0.borrow().contains_key(key) {
+            let held = Held::of(store.get(key)?)?;
+            self.0.borrow_mut().insert(key.to_vec(), held);
+        }
+        let mut keys = self.0.borrow_mut();
+        let held = keys.get_mut(key).filter(|h| h.rows.is_some());
+        Ok(f(held))
+    }
+
+    fn elem_get(&self, store: &impl KvStore, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.with_rows(store, key, |h| h.map(|h| h.rows.as_ref().and_then(|r| r.get(sub).cloned())))? {
+            Some(row) => Ok(row),
+            None => store.elem_get(key, sub),
+        }
+    }
+
+    fn elem_range(
+        &self,
+        store: &impl KvStore,
+        key: &[u8],
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<ElementRows, StoreError> {
+        // At most MAX_ROWS rows, or a new collection's: a walk from the
+        // first (which, unlike a map's range, takes any bounds).
+        let packed = self.with_rows(store, key, |h| {
+            h.and_then(|h| h.rows.as_ref()).map(|rows| {
+                let range = rows.iter().filter(|(s, _)| in_range(s, lower, upper)).take(limit);
+                range.map(|(s, r)| (s.clone(), r.clone())).collect()
+            })
+        })?;
+        match packed {
+            Some(rows) => Ok(rows),
+            None => store.elem_range(key, lower, upper, limit),
+        }
+    }
+}
+
+/// Scanned records as the collection code sees them: words only.
+fn scanned(rows: Vec<(Vec<u8>, Record)>) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {
+    rows.into_iter().map(|(k, rec)| Ok((k, if is_packed(&rec) { unpack(rec)?.0 } else { rec }))).collect()
+}
+
+/// The store as a read sees it.
 pub(super) struct Packed<'a, S> {
     store: &'a S,
-    key: &'a [u8],
-    /// The key's record, read once, without the rows.
-    own: Option<Record>,
-    /// The hash's packed rows, as its record holds them.
-    payload: Option<Vec<u8>>,
+    keys: Keys,
 }
 
 impl<'a, S: KvStore> Packed<'a, S> {
-    pub(super) fn new(store: &'a S, key: &'a [u8]) -> Result<Self, StoreError> {
-        let mut own = store.get(key)?;
-        let payload = own.as_mut().filter(|rec| is_packed(rec)).map(|rec| rec.value.split_off(WORDS));
-        Ok(Packed { store, key, own, payload })
-    }
-
-    fn mine(&self, key: &[u8]) -> Option<&[u8]> {
-        self.payload.as_deref().filter(|_| key == self.key)
+    pub(super) fn new(store: &'a S) -> Self {
+        Packed { store, keys: Keys::default() }
     }
 }
 
 fn read_only() -> StoreError {
-    StoreError("a write through a read of a packed hash".into())
+    StoreError("a write through a read's view of the store".into())
 }
 
 impl<S: KvStore> KvStore for Packed<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
-        if key == self.key {
-            return Ok(self.own.clone());
-        }
-        self.store.get(key)
+        self.keys.get(self.store, key)
     }
     fn put(&mut self, _: &[u8], _: &Record) -> Result<(), StoreError> {
         Err(read_only())
@@ -141,7 +239,7 @@ impl<S: KvStore> KvStore for Packed<'_, S> {
         Err(read_only())
     }
     fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {
-        self.store.scan(after, limit)
+        scanned(self.store.scan(after, limit)?)
     }
     fn clear(&mut self) -> Result<u64, StoreError> {
         Err(read_only())
@@ -150,14 +248,7 @@ impl<S: KvStore> KvStore for Packed<'_, S> {
         self.store.len()
     }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(payload) = self.mine(key) else { return self.store.elem_get(key, sub) };
-        for row in rows(payload) {
-            let (s, r) = row?;
-            if s == sub {
-                return Ok(Some(r.to_vec()));
-            }
-        }
-        Ok(None)
+        self.keys.elem_get(self.store, key, sub)
     }
     fn elem_put(&mut self, _: &[u8], _: &[u8], _: &[u8]) -> Result<(), StoreError> {
         Err(read_only())
@@ -172,102 +263,93 @@ impl<S: KvStore> KvStore for Packed<'_, S> {
         upper: Bound<&[u8]>,
         limit: usize,
     ) -> Result<ElementRows, StoreError> {
-        let Some(payload) = self.mine(key) else { return self.store.elem_range(key, lower, upper, limit) };
-        let mut out = Vec::new();
-        for row in rows(payload) {
-            let (s, r) = row?;
-            if out.len() == limit {
-                break;
-            }
-            if in_range(s, lower, upper) {
-                out.push((s.to_vec(), r.to_vec()));
-            }
-        }
-        Ok(out)
+        self.keys.elem_range(self.store, key, lower, upper, limit)
     }
 }
 
-/// The store as a change to the hash `key` sees it. A hash that is packed,
-/// or does not exist yet, has its rows here until its header is stored:
-/// then they go into the record, or out as element rows when they have
-/// outgrown it.
+/// The store as a write sees it. A packed collection's rows, or a new
+/// one's, are held here; storing its header stores them with it, or
+/// writes them out as element rows when they have outgrown the record.
 pub(super) struct PackedMut<'a, S> {
     store: &'a mut S,
-    key: &'a [u8],
-    /// The rows of a packed (or new) hash; `None` when its rows are
-    /// element rows.
-    rows: Option<BTreeMap<Vec<u8>, Vec<u8>>>,
-    /// The key's record without the rows, as read when the view was
-    /// made; `None` once the key is written through the view.
-    own: Option<Option<Record>>,
+    keys: Keys,
 }
 
 impl<'a, S: KvStore> PackedMut<'a, S> {
-    pub(super) fn new(store: &'a mut S, key: &'a [u8]) -> Result<Self, StoreError> {
-        let own = store.get(key)?;
-        let rows = match &own {
-            None => Some(BTreeMap::new()),
-            Some(rec) if is_packed(rec) => Some(
-                rows(&rec.value[WORDS..])
-                    .map(|r| r.map(|(s, v)| (s.to_vec(), v.to_vec())))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Some(_) => None,
+    pub(super) fn new(store: &'a mut S) -> Self {
+        PackedMut { store, keys: Keys::default() }
+    }
+
+    /// Stores `rec` (words only) under `key` with the rows the view holds
+    /// for it, packed or written out.
+    fn store_with_rows(&mut self, key: &[u8], rec: &Record) -> Result<(), StoreError> {
+        let mut keys = self.keys.0.borrow_mut();
+        let held = keys.get_mut(key).expect("a held key");
+        held.own = Some(rec.clone());
+        held.written = true;
+        let Some(rows) = &held.rows else { return self.store.put(key, rec) };
+        if let Some(packed) = pack(rec, rows) {
+            return self.store.put(key, &packed);
+        }
+        // Outgrown: the rows become element rows, for good.
+        for (sub, row) in held.rows.take().unwrap_or_default() {
+            self.store.elem_put(key, &sub, &row)?;
+        }
+        self.store.put(key, rec)
+    }
+
+    /// After a change to `key`'s held rows: a record already stored
+    /// through the view is stored again with them.
+    fn rows_changed(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        let own = match self.keys.0.borrow().get(key) {
+            Some(Held { own: Some(own), written: true, .. }) => own.clone(),
+            _ => return Ok(()),
         };
-        Ok(PackedMut { store, key, rows, own: Some(own.map(words_only)) })
+        self.store_with_rows(key, &own)
     }
 
-    fn mine(&mut self, key: &[u8]) -> Option<&mut BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.rows.as_mut().filter(|_| key == self.key)
-    }
-
-    fn mine_ref(&self, key: &[u8]) -> Option<&BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.rows.as_ref().filter(|_| key == self.key)
+    fn change_rows(&mut self, key: &[u8], f: impl FnOnce(&mut Rows)) -> Result<bool, StoreError> {
+        let done = self.keys.with_rows(&*self.store, key, |h| h.and_then(|h| h.rows.as_mut()).map(f).is_some())?;
+        if done {
+            self.rows_changed(key)?;
+        }
+        Ok(done)
     }
 }
 
 impl<S: KvStore> KvStore for PackedMut<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
-        match &self.own {
-            Some(own) if key == self.key => Ok(own.clone()),
-            _ if key == self.key => Ok(self.store.get(key)?.map(words_only)),
-            _ => self.store.get(key),
-        }
+        self.keys.get(&*self.store, key)
     }
     fn put(&mut self, key: &[u8], rec: &Record) -> Result<(), StoreError> {
-        if key == self.key {
-            self.own = None;
+        if is_packed(rec) {
+            // Already packed (by a view inside this one): read afresh.
+            self.keys.0.borrow_mut().remove(key);
+            return self.store.put(key, rec);
         }
-        let Some(rows) = self.mine(key) else { return self.store.put(key, rec) };
-        let payload = encode(rows);
-        let fits = rec.kind == Kind::Hash
-            && rec.value.len() == WORDS
-            && rows.len() <= MAX_FIELDS
-            && payload.len() <= MAX_BYTES;
-        if fits {
-            let mut packed = rec.clone();
-            packed.value.extend_from_slice(&payload);
-            return self.store.put(key, &packed);
+        if !packable(rec.kind) {
+            // A string or a stream: rows held for it (a stream made by
+            // this write) are element rows.
+            if let Some(held) = self.keys.0.borrow_mut().remove(key) {
+                for (sub, row) in held.rows.unwrap_or_default() {
+                    self.store.elem_put(key, &sub, &row)?;
+                }
+            }
+            return self.store.put(key, rec);
         }
-        // Outgrown (or not a numbered hash): the rows become element rows.
-        let rows = self.rows.take().unwrap_or_default();
-        for (sub, row) in &rows {
-            self.store.elem_put(key, sub, row)?;
-        }
-        self.store.put(key, rec)
+        self.keys.with_rows(&*self.store, key, |_| ())?;
+        self.store_with_rows(key, rec)
     }
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        if key == self.key {
-            // What is created under the key next starts packed.
-            self.rows = Some(BTreeMap::new());
-            self.own = Some(None);
-        }
+        // What is made under the key next starts packed.
+        self.keys.0.borrow_mut().insert(key.to_vec(), Held::of(None)?);
         self.store.delete(key)
     }
     fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {
-        self.store.scan(after, limit)
+        scanned(self.store.scan(after, limit)?)
     }
     fn clear(&mut self) -> Result<u64, StoreError> {
+        self.keys.0.borrow_mut().clear();
         self.store.clear()
     }
     fn len(&self) -> Result<u64, StoreError> {
@@ -275,28 +357,19 @@ impl<S: KvStore> KvStore for PackedMut<'_, S> {
     }
     pass_counts_through!(store);
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.mine_ref(key) {
-            Some(rows) => Ok(rows.get(sub).cloned()),
-            None => self.store.elem_get(key, sub),
-        }
+        self.keys.elem_get(&*self.store, key, sub)
     }
     fn elem_put(&mut self, key: &[u8], sub: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        match self.mine(key) {
-            Some(rows) => {
-                rows.insert(sub.to_vec(), value.to_vec());
-                Ok(())
-            }
-            None => self.store.elem_put(key, sub, value),
+        if self.change_rows(key, |rows| drop(rows.insert(sub.to_vec(), value.to_vec())))? {
+            return Ok(());
         }
+        self.store.elem_put(key, sub, value)
     }
     fn elem_delete(&mut self, key: &[u8], sub: &[u8]) -> Result<(), StoreError> {
-        match self.mine(key) {
-            Some(rows) => {
-                rows.remove(sub);
-                Ok(())
-            }
-            None => self.store.elem_delete(key, sub),
+        if self.change_rows(key, |rows| drop(rows.remove(sub)))? {
+            return Ok(());
         }
+        self.store.elem_delete(key, sub)
     }
     fn elem_range(
         &self,
@@ -305,10 +378,10 @@ impl<S: KvStore> KvStore for PackedMut<'_, S> {
         upper: Bound<&[u8]>,
         limit: usize,
     ) -> Result<ElementRows, StoreError> {
-        let Some(rows) = self.mine_ref(key) else { return self.store.elem_range(key, lower, upper, limit) };
-        // At most MAX_FIELDS rows, or a new hash's: a walk from the first
-        // (which, unlike a map range, takes any bounds).
-        let range = rows.iter().filter(|(s, _)| in_range(s, lower, upper)).take(limit);
-        Ok(range.map(|(s, r)| (s.clone(), r.clone())).collect())
+        self.keys.elem_range(&*self.store, key, lower, upper, limit)
     }
 }
+
+#[cfg(test)]
+#[path = "packed_tests.rs"]
+mod tests;

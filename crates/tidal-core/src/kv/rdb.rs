@@ -627,7 +627,7 @@ fn lzf_decompress(input: &[u8], plain: usize) -> Option<Vec<u8>> {
 pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<u8>, StoreError> {
     let value = match rec.kind {
         Kind::String => Value::String(rec.value),
-        Kind::Hash => Value::Hash(hash::stored_fields(store, key, rec)?),
+        Kind::Hash => Value::Hash(hash::fields(store, key, &Header::from_record(rec))?),
         Kind::Set => {
             let mut members = Vec::new();
             for_each_element(store, key, |sub, _| members.push(member_of(sub).to_vec()))?;

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::collection::{delete_key, elements, live, member_of, Header};
+use super::collection::{delete_key, elements, live, member_of, member_sub, Header};
 use super::command::{int, is, take, Command};
 use super::list::{self, End};
 use super::op::{ReadOp, WriteOp};
@@ -145,7 +145,9 @@ fn lookup(store: &impl KvStore, pattern: &[u8], element: &[u8], now_ms: u64) -> 
     let key = [&pattern[..star], element, postfix].concat();
     let Some(rec) = live(store, &key, now_ms)? else { return Ok(None) };
     match field {
-        Some(field) if rec.kind == Kind::Hash => super::hash::stored_value(store, &key, &rec, field),
+        Some(field) if rec.kind == Kind::Hash => {
+            Ok(store.elem_get(&key, &member_sub(field))?.map(|row| super::hash::value_of(&rec, row)))
+        }
         None if rec.is_string() => Ok(Some(rec.value)),
         _ => Ok(None),
     }
