@@ -22,10 +22,10 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 
 use super::record::{Kind, Record};
-use super::store::{ElementRows, KvStore, StoreError};
+use super::store::{within, ElementRows, KvStore, StoreError};
 
 /// The most element rows a packed collection holds: as many entries as
 /// Redis keeps in a listpack by default.
@@ -106,10 +106,6 @@ fn pack(rec: &Record, rows: &Rows) -> Option<Record> {
         value.extend_from_slice(row);
     }
     (value.len() - WORDS - 1 <= MAX_BYTES).then(|| Record { value, ..rec.clone() })
-}
-
-fn in_range(sub: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
-    RangeBounds::<[u8]>::contains(&(lower, upper), sub)
 }
 
 /// What a view knows of one key it has read.
@@ -196,7 +192,7 @@ impl Keys {
         // first (which, unlike a map's range, takes any bounds).
         let packed = self.with_rows(store, key, |h| {
             h.and_then(|h| h.rows.as_ref()).map(|rows| {
-                let range = rows.iter().filter(|(s, _)| in_range(s, lower, upper)).take(limit);
+                let range = rows.iter().filter(|(s, _)| within(s, lower, upper)).take(limit);
                 range.map(|(s, r)| (s.clone(), r.clone())).collect()
             })
         })?;

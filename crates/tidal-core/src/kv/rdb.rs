@@ -634,7 +634,7 @@ pub(super) fn dump(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<
             Value::Set(members)
         }
         Kind::List => Value::List(list::all(store, key, &Header::from_record(rec))?),
-        Kind::ZSet => Value::ZSet(zset::scored(store, key)?),
+        Kind::ZSet => Value::ZSet(zset::scored(store, key, rec)?),
         Kind::Stream => Value::Stream(Box::new(stream::dump(store, key, rec)?)),
     };
     Ok(encode(&value))

@@ -164,7 +164,7 @@ fn source(store: &impl KvStore, key: &[u8], now_ms: u64) -> Result<Result<Source
     let values = match kind {
         Kind::List => list::all(store, key, &Header::from_record(rec))?,
         Kind::Set => elements(store, key)?.into_iter().map(|(sub, _)| member_of(&sub).to_vec()).collect(),
-        Kind::ZSet => zset::members_in_order(store, key)?,
+        Kind::ZSet => zset::members_in_order(store, key, rec)?,
         _ => return Ok(Err(super::collection::wrong_type())),
     };
     Ok(Ok((kind, values)))

@@ -72,6 +72,11 @@ pub fn bound_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     b.as_ref().map(Vec::as_slice)
 }
 
+/// Whether `sub` lies within `lower..upper`.
+pub fn within(sub: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    std::ops::RangeBounds::<[u8]>::contains(&(lower, upper), sub)
+}
+
 /// A failure of the underlying storage (I/O, corruption). The engine passes
 /// it through untouched; it never becomes a Redis reply inside tidal-core.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

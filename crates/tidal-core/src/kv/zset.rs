@@ -15,7 +15,7 @@
 //! past that size writes the index, and it keeps it from then on.
 
 use std::collections::BTreeMap;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +27,9 @@ use super::glob::glob_match;
 use super::hash::{rand_count, scan_args, scan_reply};
 use super::integer::parse_i64;
 use super::op::{ReadOp, WriteOp};
-use super::record::Kind;
+use super::record::{Kind, Record};
 use super::reply::Reply;
-use super::store::{bound_slice, prefixed_bounds, ElementRows, KvStore, StoreError};
+use super::store::{bound_slice, prefixed_bounds, within, ElementRows, KvStore, StoreError};
 
 const BY_MEMBER: u8 = 0x00;
 const BY_SCORE: u8 = 0x01;
@@ -304,8 +304,13 @@ pub fn parse_score(text: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// The score a by-member row holds.
+fn stored_score(row: &[u8]) -> f64 {
+    f64::from_be_bytes(row[..8].try_into().expect("8 bytes"))
+}
+
 fn score_of(store: &impl KvStore, key: &[u8], member: &[u8]) -> Result<Option<f64>, StoreError> {
-    Ok(store.elem_get(key, &by_member(member))?.map(|v| f64::from_be_bytes(v[..8].try_into().expect("8 bytes"))))
+    Ok(store.elem_get(key, &by_member(member))?.map(|v| stored_score(&v)))
 }
 
 fn put_score(
@@ -358,10 +363,8 @@ fn index_if_large(store: &mut impl KvStore, key: &[u8], h: &mut Header) -> Resul
 fn score_rows(store: &impl KvStore, key: &[u8]) -> Result<ElementRows, StoreError> {
     let (lower, upper) = prefixed_bounds(&[BY_MEMBER], Bound::Unbounded, Bound::Unbounded);
     let rows = store.elem_range(key, bound_slice(&lower), bound_slice(&upper), usize::MAX)?;
-    let mut subs: ElementRows = rows
-        .into_iter()
-        .map(|(sub, v)| (by_score(f64::from_be_bytes(v[..8].try_into().expect("8 bytes")), member_of(&sub[1..])), v))
-        .collect();
+    let mut subs: ElementRows =
+        rows.into_iter().map(|(sub, v)| (by_score(stored_score(&v), member_of(&sub[1..])), v)).collect();
     subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(subs)
 }
@@ -377,10 +380,8 @@ fn walk(
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
     let rows = if h.unindexed {
-        let range = (bound_slice(&lower), bound_slice(&upper));
-        let rows = score_rows(store, key)?
-            .into_iter()
-            .filter(|(sub, _)| RangeBounds::<[u8]>::contains(&range, sub.as_slice()));
+        let (lo, hi) = (bound_slice(&lower), bound_slice(&upper));
+        let rows = score_rows(store, key)?.into_iter().filter(|(sub, _)| within(sub, lo, hi));
         rows.take(limit).collect()
     } else {
         store.elem_range(key, bound_slice(&lower), bound_slice(&upper), limit)?
@@ -457,14 +458,13 @@ fn select(store: &impl KvStore, key: &[u8], h: &Header, range: &ZRange) -> Resul
     }
 }
 
-/// Every member of the sorted set `key`, in score order.
-pub(super) fn members_in_order(store: &impl KvStore, key: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-    Ok(scored(store, key)?.into_iter().map(|(m, _)| m).collect())
+/// Every member of the sorted set `key` (its record `rec`), in score order.
+pub(super) fn members_in_order(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(scored(store, key, rec)?.into_iter().map(|(m, _)| m).collect())
 }
 
-/// Every member of the sorted set `key` with its score, in score order.
-pub(super) fn scored(store: &impl KvStore, key: &[u8]) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
-    let Some(rec) = store.get(key)? else { return Ok(Vec::new()) };
+/// Every member of the sorted set `key` (its record `rec`) with its score, in score order.
+pub(super) fn scored(store: &impl KvStore, key: &[u8], rec: Record) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
     let (lo, hi) = whole();
     walk(store, key, &Header::from_record(rec), lo, hi, usize::MAX)
 }
@@ -871,10 +871,8 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
             let members = Members(store);
             let (n, distinct) = count.map_or((1, true), |c| (c.unsigned_abs(), c > 0));
             let rows = pick(&members, key, h.len, n, distinct, *seed)?;
-            let items: Vec<(Vec<u8>, f64)> = rows
-                .into_iter()
-                .map(|(sub, v)| (member_of(&sub).to_vec(), f64::from_be_bytes(v[..8].try_into().expect("8 bytes"))))
-                .collect();
+            let items: Vec<(Vec<u8>, f64)> =
+                rows.into_iter().map(|(sub, v)| (member_of(&sub).to_vec(), stored_score(&v))).collect();
             match count {
                 None => Reply::bulk_or_nil(items.into_iter().next().map(|(m, _)| m)),
                 Some(_) => flat(items, *scores),
@@ -888,7 +886,7 @@ pub(super) fn read(store: &impl KvStore, key: &[u8], op: &ZSetRead, now_ms: u64)
                 let m = member_of(&sub);
                 if pattern.as_ref().is_none_or(|p| glob_match(p, m)) {
                     out.push(Reply::Bulk(m.to_vec()));
-                    out.push(Reply::bulk(format_score(f64::from_be_bytes(v[..8].try_into().expect("8 bytes")))));
+                    out.push(Reply::bulk(format_score(stored_score(&v))));
                 }
             }
             scan_reply(next, out)
