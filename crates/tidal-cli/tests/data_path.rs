@@ -328,6 +328,12 @@ fn reaped(c: &Cluster, i: usize) -> u64 {
     body.lines().find_map(|l| l.strip_prefix("tidal_expired_keys_reaped_total ")?.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Keys with a TTL whose deadlines node `i`'s replicas note.
+fn noted(c: &Cluster, i: usize) -> u64 {
+    let (_, body) = http_get(&c.nodes[i].http, "/metrics").unwrap();
+    body.lines().find_map(|l| l.strip_prefix("tidal_expiry_noted_keys ")?.trim().parse().ok()).unwrap_or(0)
+}
+
 #[test]
 fn expired_keys_nobody_reads_are_deleted_by_their_leaders() {
     let c = Cluster::start(3, &[]);
@@ -342,12 +348,20 @@ fn expired_keys_nobody_reads_are_deleted_by_their_leaders() {
         assert_eq!(a.cmd(&["SET", &format!("short{i}"), "v", "PX", "3000"]).unwrap(), ok());
     }
     assert_eq!(a.cmd(&["DBSIZE"]).unwrap(), Value::Int(151));
+    // Every replica notes the deadlines it applies (each node holds a
+    // replica of every PRG).
+    common::wait_for(Duration::from_secs(5), "every node to note 101 deadlines", || {
+        (0..3).all(|i| noted(&c, i) == 101).then_some(())
+    });
     // Nothing reads the short-lived keys again: the leaders delete them.
     common::wait_for(Duration::from_secs(15), "DBSIZE to drop to the keys still live", || {
         (a.cmd(&["DBSIZE"]).unwrap() == Value::Int(100)).then_some(())
     });
     let total: u64 = (0..3).map(|i| reaped(&c, i)).sum();
     assert_eq!(total, 51, "each expired key deleted once, by its PRG's leader");
+    common::wait_for(Duration::from_secs(5), "every node to forget the deleted keys", || {
+        (0..3).all(|i| noted(&c, i) == 50).then_some(())
+    });
     assert_eq!(a.cmd(&["GET", "long7"]).unwrap(), bulk("v"));
     assert_eq!(a.cmd(&["GET", "plain7"]).unwrap(), bulk("v"));
     assert_eq!(a.cmd(&["EXISTS", "h", "short7"]).unwrap(), Value::Int(0));

@@ -168,6 +168,19 @@ pub fn render(shared: &Shared) -> String {
     let reaped = Counter::<u64>::default();
     reaped.inc_by(shared.reaped.load(Ordering::Relaxed));
     r.register("tidal_expired_keys_reaped", "Expired keys deleted by the PRGs this node led (active expiry)", reaped);
+    let (noted, over) = shared.noted_deadlines();
+    gauge(
+        &mut r,
+        "tidal_expiry_noted_keys",
+        "Keys with a TTL whose deadlines this node's PRG replicas hold for active expiry",
+        noted as i64,
+    );
+    gauge(
+        &mut r,
+        "tidal_expiry_notes_over_cap",
+        "PRG replicas here holding more keys with a TTL than they note: their leaders walk every key to expire them",
+        over as i64,
+    );
     let refused = Counter::<u64, AtomicU64>::default();
     refused.inc_by(shared.refused_clients.load(Ordering::Relaxed));
     r.register("tidal_client_refused", "Client connections refused at maxclients", refused);

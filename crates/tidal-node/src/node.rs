@@ -241,6 +241,12 @@ impl Shared {
         self.kv.read().expect("kv lock").get(group).cloned()
     }
 
+    /// Keys whose deadlines the reaper's notes hold over the PRG replicas
+    /// hosted here, and how many of those notes went over their cap.
+    pub fn noted_deadlines(&self) -> (usize, usize) {
+        crate::reaper::noted(self.kv.read().expect("kv lock").values().map(|kv| kv.machine.clone()))
+    }
+
     /// Start a PRG replica here; `true` if it was not running before.
     /// `spec` is the PRG's shape, needed the first time a replica starts
     /// here (later starts read it back from the state file).

@@ -27,7 +27,6 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, Range};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{
@@ -41,6 +40,7 @@ use tidal_core::kv::{
 use tidal_core::ownership::{MoveId, Ownership, OwnershipV1, Refusal, SlotCommand, SlotState};
 use tidal_core::slot::slot_of;
 
+use crate::kv_deadlines::Deadlines;
 use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
 use crate::kv_overlay::{
     self as overlay, as_ref, slot_bounds, slot_of_stored, slot_ranges, stored_element, stored_key, Base, BaseIter,
@@ -110,20 +110,17 @@ struct Inner {
     exports: BTreeMap<MoveId, Export>,
     /// Index of the last applied entry.
     last_index: u64,
-    /// A record with a TTL may have been stored since the reaper last
-    /// took this (see [`KvMachine::take_expiry_hint`]).
-    expiry_hint: AtomicBool,
+    /// The deadlines of the keys stored with a TTL, for the reaper (a
+    /// lock of its own: the reaper's walks note keys under a read lock).
+    deadlines: Mutex<Deadlines>,
     /// Changes applied since this replica started (Redis's `dirty` count,
     /// for INFO; see `tidal_core::kv` `changes`).
     changes: u64,
 }
 
 impl Inner {
-    /// Raise the reaper's hint if `rec`, about to be stored, has a TTL.
-    fn note_stored(&mut self, rec: Option<&Record>) {
-        if rec.is_some_and(|r| r.expire_at_ms.is_some()) {
-            *self.expiry_hint.get_mut() = true;
-        }
+    fn deadlines(&mut self) -> &mut Deadlines {
+        self.deadlines.get_mut().expect("deadlines lock")
     }
 }
 
@@ -465,6 +462,9 @@ impl WriteView<'_> {
             Target::Script { inner, .. } => inner.last_index + 1,
         };
         let rec = rec.map(|r| r.stamped(index));
+        if let Target::Applied(inner) = &mut self.target {
+            inner.deadlines().note(key, rec.as_ref().and_then(|r| r.expire_at_ms));
+        }
         let slot = slot_of(key, self.inner().ownership.slot_count());
         self.set_stored(slot, stored_key(slot, key), rec);
     }
@@ -482,7 +482,6 @@ impl WriteView<'_> {
             Target::Applied(inner) => inner,
             Target::Script { layer, .. } => return layer.put(&stored, rec),
         };
-        inner.note_stored(rec.as_ref());
         if let Some(SlotState::Owned { exporting: Some(m) }) = inner.ownership.state(slot) {
             if let Some(e) = inner.exports.get_mut(&m) {
                 e.changed.insert(stored.clone(), inner.last_index);
@@ -531,7 +530,10 @@ impl KvStore for WriteView<'_> {
         let n = self.len()?;
         self.writes += 1;
         match &mut self.target {
-            Target::Applied(inner) => inner.layers.active.clear(),
+            Target::Applied(inner) => {
+                inner.layers.active.clear();
+                inner.deadlines().clear();
+            }
             Target::Script { .. } => return Err(KvError("a script cannot flush the keyspace".into())),
         }
         Ok(n)
@@ -755,7 +757,7 @@ impl KvMachine {
             purging: Purging::default(),
             exports: BTreeMap::new(),
             last_index: 0,
-            expiry_hint: AtomicBool::new(true),
+            deadlines: Mutex::default(),
             changes: 0,
         };
         Self {
@@ -866,16 +868,78 @@ impl KvMachine {
         f(&view, &inner).map_err(|e| StoreError::Db(e.0))
     }
 
-    /// Whether a record with a TTL may have been stored (or a snapshot or
-    /// a restart brought in records not looked at) since the last call.
-    pub fn take_expiry_hint(&self) -> bool {
-        self.inner.read().expect("kv lock").expiry_hint.swap(false, Ordering::Relaxed)
+    /// Whether every key stored with a TTL has its deadline noted here
+    /// ([`crate::kv_deadlines`]): if not, the reaper walks the keys.
+    pub fn deadlines_whole(&self) -> bool {
+        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").whole()
     }
 
-    /// The reaper's look at this replica: up to `limit` keys of the slots
-    /// it serves after the key `after`, in stored order (slot, then key).
-    /// Among them, those expired at `now_ms` by slot, and how many carry a
-    /// TTL; `next` is where the next look starts (`None`: the end).
+    /// The reaper begins a walk of the keys (to note every deadline),
+    /// resuming a note that went over its cap with `resume`: the walk's
+    /// era, for [`KvMachine::walk_ended`].
+    pub fn walk_begins(&self, resume: bool) -> u64 {
+        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").walk_begins(resume)
+    }
+
+    /// The walk that began in `era` met every key.
+    pub fn walk_ended(&self, era: u64) {
+        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").walked(era);
+    }
+
+    /// Keys whose deadlines are noted here, and whether the note went
+    /// over its cap (for metrics).
+    pub fn noted_deadlines(&self) -> (usize, bool) {
+        let inner = self.inner.read().expect("kv lock");
+        let d = inner.deadlines.lock().expect("deadlines lock");
+        (d.noted(), d.over())
+    }
+
+    /// The reaper's look at the keys whose noted deadline passed before
+    /// `now_ms`, soonest first, up to `limit`: those expired, by slot, in
+    /// `expired`, and in `next` the first one not looked at, if any. A key
+    /// stored again meanwhile is noted afresh, one gone is forgotten; a
+    /// slot being copied in or fenced keeps its keys for later.
+    pub fn expiry_due(&self, storage: &Storage, limit: usize, now_ms: u64) -> Result<ExpirySample, StoreError> {
+        self.with_view(storage, |view, inner| {
+            let o = &inner.ownership;
+            let mut deadlines = inner.deadlines.lock().expect("deadlines lock");
+            let mut sample = ExpirySample::default();
+            let mut fixes = Vec::new();
+            for (i, key) in deadlines.due(now_ms).enumerate() {
+                if i == limit.max(1) {
+                    sample.next = Some(key.to_vec());
+                    break;
+                }
+                let slot = slot_of(key, o.slot_count());
+                match o.state(slot) {
+                    Some(SlotState::Owned { .. }) => {}
+                    Some(SlotState::Importing { .. } | SlotState::Fenced { .. }) => continue,
+                    Some(SlotState::Gone { .. }) | None => {
+                        fixes.push((key.to_vec(), None));
+                        continue;
+                    }
+                }
+                sample.examined += 1;
+                match view.get(key)? {
+                    Some(rec) if !rec.is_live(now_ms) => {
+                        sample.with_ttl += 1;
+                        sample.expired.entry(slot).or_default().push(key.to_vec());
+                    }
+                    rec => fixes.push((key.to_vec(), rec.and_then(|r| r.expire_at_ms))),
+                }
+            }
+            for (key, at) in fixes {
+                deadlines.note(&key, at);
+            }
+            Ok(sample)
+        })
+    }
+
+    /// The reaper's walk, one look at this replica: up to `limit` keys of
+    /// the slots it serves after the key `after`, in stored order (slot,
+    /// then key). Among them, those expired at `now_ms` by slot, and how
+    /// many carry a TTL (their deadlines are noted); `next` is where the
+    /// next look starts (`None`: the end).
     pub fn expiry_sample(
         &self,
         storage: &Storage,
@@ -889,8 +953,10 @@ impl KvMachine {
             let rows = view.scan(after, limit)?;
             let next = if rows.len() < limit { None } else { rows.last().map(|(k, _)| k.clone()) };
             let mut sample = ExpirySample { examined: rows.len(), next, ..ExpirySample::default() };
+            let mut deadlines = inner.deadlines.lock().expect("deadlines lock");
             for (key, rec) in rows {
                 sample.with_ttl += usize::from(rec.expire_at_ms.is_some());
+                deadlines.note(&key, rec.expire_at_ms);
                 if !rec.is_live(now_ms) {
                     sample.expired.entry(slot_of(&key, slots)).or_default().push(key);
                 }
@@ -1101,9 +1167,10 @@ impl KvMachine {
     fn apply_slots(inner: &mut Inner, index: u64, cmd: &SlotCommand) -> ControlOutcome {
         let effects = inner.ownership.apply(cmd).map_err(|e| e.to_string())?;
         inner.ownership_dirty = true;
-        // Slots served now that were not (an import adopted) may hold keys
-        // to expire that the reaper's walks skipped while they were copied.
-        *inner.expiry_hint.get_mut() = true;
+        // Slots served now that were not (an import adopted, a fence
+        // lifted) may hold keys that were stored before this replica
+        // started, which its reaper's walks skipped: it walks again.
+        inner.deadlines().unsettle();
         for slot in effects.drop_slots {
             inner.layers.active.drop_slot(slot);
         }
@@ -1137,7 +1204,9 @@ impl KvMachine {
                 }
                 None => None,
             };
-            inner.note_stored(rec.as_ref());
+            if !overlay::is_element(&row.key) {
+                inner.deadlines().note(row.key.get(4..).unwrap_or_default(), rec.as_ref().and_then(|r| r.expire_at_ms));
+            }
             decoded.push((row.key.as_slice(), rec));
         }
         for (key, rec) in decoded {
@@ -1446,9 +1515,9 @@ impl Machine for KvMachine {
     fn reload(&self, state: &Db) -> Result<(), String> {
         let loaded = self.load(state).map_err(|e| e.to_string());
         // Everything may differ after a snapshot: blocked clients look
-        // again, and the reaper looks for keys to expire.
+        // again, and the reaper walks the keys to note their deadlines.
         self.waiters.wake_all();
-        self.inner.read().expect("kv lock").expiry_hint.store(true, Ordering::Relaxed);
+        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").forget_all();
         loaded
     }
 

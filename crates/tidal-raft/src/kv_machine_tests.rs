@@ -28,6 +28,12 @@ impl Group {
         decode(&self.apply(s, &KvEntry::Writes(ops))).unwrap()
     }
 
+    /// Apply `ops` in an entry stamped with the time `now_ms`.
+    fn write_at(&mut self, s: &Storage, now_ms: u64, ops: Vec<WriteOp>) -> Vec<Outcome> {
+        self.index += 1;
+        decode(&self.m.apply(s.state(), self.index, now_ms, &encode_entry(&KvEntry::Writes(ops))).unwrap()).unwrap()
+    }
+
     fn slots(&mut self, s: &Storage, cmd: SlotCommand) -> ControlOutcome {
         decode(&self.apply(s, &KvEntry::Slots(cmd))).unwrap()
     }
@@ -184,9 +190,7 @@ async fn dbsize_counts_no_importing_row_in_layers_or_table() {
     // the source.
     src.slots(&s, SlotCommand::Fence { move_id: 1, slots: vec![2] }).unwrap();
     src.slots(&s, SlotCommand::Release { move_id: 1, slots: vec![2], to: 1, epoch: 2 }).unwrap();
-    dst.m.take_expiry_hint();
     dst.slots(&s, SlotCommand::Adopt { move_id: 1, slots: vec![2] }).unwrap();
-    assert!(dst.m.take_expiry_hint(), "the reaper walks the slots it skipped while they were imported");
     assert_eq!(dst.dbsize(&s), Reply::Int(10));
     assert_eq!(src.dbsize(&s), Reply::Int(0));
 }
@@ -732,20 +736,9 @@ async fn flushes_with_nothing_applied_finish_a_purge() {
 async fn the_expiry_sample_walks_served_keys_and_finds_the_expired_ones() {
     let s = Storage::in_memory().unwrap();
     let mut g = Group::new("t:0", 0..8);
-    assert!(g.m.take_expiry_hint(), "a machine just opened may hold keys to expire");
-    assert!(!g.m.take_expiry_hint());
     g.write(&s, vec![set("plain", "v")]);
-    assert!(!g.m.take_expiry_hint(), "a write without a TTL gives no hint");
     let (a, b) = (&key_in(3, 2)[0], &key_in(3, 2)[1]);
-    let with_ttl = |k: &str, at: u64| WriteOp::Set {
-        key: k.as_bytes().to_vec(),
-        value: b"v".to_vec(),
-        expiry: Expiry::AtMs(at),
-        cond: SetCond::None,
-        get: false,
-    };
     g.write(&s, vec![with_ttl(a, 100), with_ttl(b, 10_000)]);
-    assert!(g.m.take_expiry_hint());
     g.flush(&s).await;
     // Entries of this test apply at time 1: at 500, `a` is gone, `b` not.
     let whole = g.m.expiry_sample(&s, None, 100, 500).unwrap();
@@ -766,4 +759,91 @@ async fn the_expiry_sample_walks_served_keys_and_finds_the_expired_ones() {
     // The reap applies at the entry's time, so `b` stays until its own.
     let out = g.write(&s, vec![WriteOp::Reap { keys: vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()] }]);
     assert_eq!(out, vec![Ok(Reply::Int(0))], "at time 1 neither had expired");
+}
+
+fn with_ttl(k: &str, at: u64) -> WriteOp {
+    WriteOp::Set {
+        key: k.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+        expiry: Expiry::AtMs(at),
+        cond: SetCond::None,
+        get: false,
+    }
+}
+
+fn bytes(keys: &[&String]) -> Vec<Vec<u8>> {
+    keys.iter().map(|k| k.as_bytes().to_vec()).collect()
+}
+
+#[tokio::test]
+async fn keys_are_found_expired_by_their_noted_deadlines_without_a_walk() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    // A replica just opened may hold keys with a TTL it never noted: the
+    // note is whole once a walk that began after that has ended.
+    assert!(!g.m.deadlines_whole());
+    let stored_before = &key_in(2, 1)[0];
+    g.write(&s, vec![with_ttl(stored_before, 50)]);
+    g.m.inner.write().unwrap().deadlines.get_mut().unwrap().forget_all();
+    let era = g.m.walk_begins(false);
+    assert_eq!(g.m.expiry_sample(&s, None, 100, 1).unwrap().with_ttl, 1);
+    g.m.walk_ended(era);
+    assert!(g.m.deadlines_whole());
+    assert_eq!(g.m.noted_deadlines(), (1, false), "the walk noted the key it met");
+
+    let k = key_in(3, 4);
+    let (a, b, c, d) = (&k[0], &k[1], &k[2], &k[3]);
+    g.write(&s, vec![with_ttl(a, 100), with_ttl(b, 200), with_ttl(c, 300), with_ttl(d, 400), set("plain", "v")]);
+    g.flush(&s).await;
+    // Stored again without a TTL, sooner, and deleted; the noted
+    // deadlines follow, from the layers as from the table.
+    g.write(&s, vec![set(b, "v"), with_ttl(c, 60), WriteOp::Del { keys: bytes(&[d]) }]);
+    assert_eq!(g.m.noted_deadlines(), (3, false));
+    let due = g.m.expiry_due(&s, 100, 500).unwrap();
+    assert_eq!(due.expired, BTreeMap::from([(2, bytes(&[stored_before])), (3, bytes(&[c, a]))]));
+    assert_eq!((due.examined, due.next), (3, None));
+    let at_60 = g.m.expiry_due(&s, 100, 60).unwrap().expired;
+    assert_eq!(at_60, BTreeMap::from([(2, bytes(&[stored_before]))]), "`c` is live at its deadline");
+    let first = g.m.expiry_due(&s, 1, 500).unwrap();
+    assert_eq!((first.examined, first.next), (1, Some(c.as_bytes().to_vec())), "soonest first, at most the limit");
+
+    // The reap forgets what it deletes; a key written again meanwhile
+    // stays, noted under its new deadline.
+    g.write_at(&s, 500, vec![with_ttl(a, 900)]);
+    let reaps = vec![WriteOp::Reap { keys: bytes(&[stored_before]) }, WriteOp::Reap { keys: bytes(&[c, a]) }];
+    assert_eq!(g.write_at(&s, 500, reaps), vec![Ok(Reply::Int(1)), Ok(Reply::Int(1))]);
+    assert_eq!(g.m.noted_deadlines(), (1, false));
+    assert!(g.m.expiry_due(&s, 100, 500).unwrap().expired.is_empty());
+    assert_eq!(g.m.expiry_due(&s, 100, 901).unwrap().expired, BTreeMap::from([(3, bytes(&[a]))]));
+
+    // FLUSHDB leaves nothing to note; a snapshot leaves the note to a walk.
+    g.write(&s, vec![WriteOp::Flush]);
+    assert_eq!(g.m.noted_deadlines(), (0, false));
+    assert!(g.m.deadlines_whole());
+    g.m.reload(s.state()).unwrap();
+    assert!(!g.m.deadlines_whole());
+}
+
+#[tokio::test]
+async fn a_moved_slot_brings_its_deadlines_and_keeps_them_until_it_is_served() {
+    let s = Storage::in_memory().unwrap();
+    let (mut src, mut dst, _) = slot_2_moving(&s);
+    let k = key_in(2, 1);
+    src.write(&s, vec![with_ttl(&k[0], 100)]);
+    let (rows, _) = src.m.export_rows(&s, 1, None, 1 << 20).unwrap();
+    let era = dst.m.walk_begins(false);
+    dst.m.walk_ended(era);
+    dst.apply(&s, &KvEntry::Rows { move_id: 1, rows });
+    assert_eq!(dst.m.noted_deadlines(), (1, false), "a copied row's deadline is noted");
+    let due = dst.m.expiry_due(&s, 100, 500).unwrap();
+    assert_eq!((due.examined, due.next), (0, None), "an importing slot's key waits");
+    assert_eq!(dst.m.noted_deadlines(), (1, false));
+    src.slots(&s, SlotCommand::Fence { move_id: 1, slots: vec![2] }).unwrap();
+    src.slots(&s, SlotCommand::Release { move_id: 1, slots: vec![2], to: 1, epoch: 2 }).unwrap();
+    dst.slots(&s, SlotCommand::Adopt { move_id: 1, slots: vec![2] }).unwrap();
+    assert!(!dst.m.deadlines_whole(), "adopted slots are walked for keys stored before a restart");
+    assert_eq!(dst.m.expiry_due(&s, 100, 500).unwrap().expired, BTreeMap::from([(2, bytes(&[&k[0]]))]));
+    // The source no longer serves the slot: its note forgets the key.
+    assert_eq!(src.m.expiry_due(&s, 100, 500).unwrap().examined, 0);
+    assert_eq!(src.m.noted_deadlines(), (0, false));
 }

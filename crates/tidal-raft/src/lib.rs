@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod host;
+pub mod kv_deadlines;
 pub mod kv_entry;
 pub mod kv_machine;
 mod kv_overlay;
