@@ -196,14 +196,16 @@ pub(super) fn memory_usage(store: &impl KvStore, key: &[u8], rec: Record, sample
     if rec.is_string() {
         return Ok(own);
     }
-    let h = Header::from_record(rec);
-    let n = if samples == 0 { h.len } else { samples.min(h.len) };
+    // A sorted set with its score index keeps two rows per member.
+    let per_element = if rec.kind == Kind::ZSet && !unindexed(&rec) { 2 } else { 1 };
+    let total = Header::from_record(rec).len * per_element;
+    let n = if samples == 0 { total } else { samples.min(total) };
     let rows = store.elem_range(key, Bound::Unbounded, Bound::Unbounded, n as usize)?;
     if rows.is_empty() {
         return Ok(own);
     }
     let sampled: u64 = rows.iter().map(|(sub, v)| ROW_OVERHEAD + (key.len() + sub.len() + v.len()) as u64).sum();
-    Ok(own + sampled * h.len / rows.len() as u64)
+    Ok(own + sampled * total / rows.len() as u64)
 }
 
 /// The longest field, member or value among the first `rows` element rows

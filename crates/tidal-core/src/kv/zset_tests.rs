@@ -178,6 +178,26 @@ fn a_set_writes_its_score_index_when_it_passes_128_members_and_keeps_it() {
     assert_eq!(db.store.element_rows(), 2 * 150, "a and b are packed");
 }
 
+#[test]
+fn memory_usage_counts_the_score_index() {
+    let (mut indexed, mut small) = (Db::new(), Db::new());
+    run_owned(&mut indexed, &zadd_args("z", 0, 200));
+    let rem: Vec<String> =
+        ["ZREM", "z"].into_iter().map(String::from).chain((60..200).map(|i| format!("m{i}"))).collect();
+    run_owned(&mut indexed, &rem);
+    run_owned(&mut small, &zadd_args("z", 0, 60));
+    let usage = |db: &mut Db, samples: &str| match db.run2(&["MEMORY", "USAGE", "z", "SAMPLES", samples]) {
+        Reply::Int(n) => n,
+        r => panic!("{r:?}"),
+    };
+    let (with_index, without) = (usage(&mut indexed, "0"), usage(&mut small, "0"));
+    // 60 rows by score beside the 60 by member, each at least its
+    // overhead (48 bytes) and its key.
+    assert!(with_index >= without + 60 * 49, "{with_index} against {without}");
+    let sampled = usage(&mut indexed, "5");
+    assert!(sampled >= without + 60 * 49, "5 samples are scaled to every row: {sampled} against {without}");
+}
+
 /// A set that grew past the limit and shrank again keeps its index; every
 /// reply and every change is the same as for the same members in a set
 /// that never grew, which has none.
