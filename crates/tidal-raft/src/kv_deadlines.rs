@@ -16,13 +16,14 @@
 //! *whole* only after a walk that began after the last such event has
 //! ended (the *era* tells); until then the reaper walks as well.
 //!
-//! The note holds at most a cap of keys (two copies of each key and about
-//! a hundred bytes beside). A note that would hold more is dropped, and
+//! The note holds at most a cap of keys (each key once, and about a
+//! hundred bytes beside). A note that would hold more is dropped, and
 //! the replica keeps none ("over") until a walk meets fewer than half as
 //! many keys with a TTL: meanwhile the reaper walks, as it would without
 //! a note.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// The most keys a replica's note holds.
 pub const CAP: usize = 200_000;
@@ -30,9 +31,9 @@ pub const CAP: usize = 200_000;
 #[derive(Debug)]
 pub struct Deadlines {
     cap: usize,
-    by_key: HashMap<Vec<u8>, u64>,
-    /// `(deadline, key)` of every key in `by_key`.
-    queue: BTreeSet<(u64, Vec<u8>)>,
+    by_key: HashMap<Arc<[u8]>, u64>,
+    /// `(deadline, key)` of every key in `by_key`, the key shared.
+    queue: BTreeSet<(u64, Arc<[u8]>)>,
     /// Every stored key with a TTL is here.
     whole: bool,
     /// Raised each time keys may be stored that are not here.
@@ -58,21 +59,25 @@ impl Deadlines {
         if self.over || (at.is_none() && self.by_key.is_empty()) {
             return;
         }
-        let full = self.by_key.len() >= self.cap;
-        let old = match at {
-            Some(at) => match self.by_key.get_mut(key) {
-                Some(old) if *old == at => return,
-                Some(old) => Some(std::mem::replace(old, at)),
-                None if full => return self.give_up(),
-                None => self.by_key.insert(key.to_vec(), at),
-            },
-            None => self.by_key.remove(key),
+        let noted = self.by_key.get_key_value(key).map(|(k, old)| (k.clone(), *old));
+        let key = match noted {
+            Some((_, old)) if Some(old) == at => return,
+            Some((key, old)) => {
+                self.queue.remove(&(old, key.clone()));
+                key
+            }
+            None if at.is_none() => return,
+            None if self.by_key.len() >= self.cap => return self.give_up(),
+            None => Arc::from(key),
         };
-        if let Some(old) = old {
-            self.queue.remove(&(old, key.to_vec()));
-        }
-        if let Some(at) = at {
-            self.queue.insert((at, key.to_vec()));
+        match at {
+            Some(at) => {
+                self.by_key.insert(key.clone(), at);
+                self.queue.insert((at, key));
+            }
+            None => {
+                self.by_key.remove(&key);
+            }
         }
     }
 
@@ -96,6 +101,12 @@ impl Deadlines {
     pub fn clear(&mut self) {
         self.by_key.clear();
         self.queue.clear();
+    }
+
+    /// The keys for which `dropped` holds were dropped (their slots left).
+    pub fn forget_if(&mut self, dropped: impl Fn(&[u8]) -> bool) {
+        self.by_key.retain(|key, _| !dropped(key));
+        self.queue.retain(|(_, key)| !dropped(key));
     }
 
     /// Keys may be served that were not noted (slots changed hands): the
@@ -137,7 +148,7 @@ impl Deadlines {
 
     /// Noted keys whose deadline is before `now_ms`, soonest first.
     pub fn due(&self, now_ms: u64) -> impl Iterator<Item = &[u8]> + '_ {
-        self.queue.iter().take_while(move |(at, _)| *at < now_ms).map(|(_, key)| key.as_slice())
+        self.queue.iter().take_while(move |(at, _)| *at < now_ms).map(|(_, key)| &key[..])
     }
 }
 

@@ -1171,6 +1171,10 @@ impl KvMachine {
         // lifted) may hold keys that were stored before this replica
         // started, which its reaper's walks skipped: it walks again.
         inner.deadlines().unsettle();
+        if !effects.drop_slots.is_empty() {
+            let slots = inner.ownership.slot_count();
+            inner.deadlines().forget_if(|key| effects.drop_slots.contains(&slot_of(key, slots)));
+        }
         for slot in effects.drop_slots {
             inner.layers.active.drop_slot(slot);
         }
