@@ -43,8 +43,8 @@ use tidal_core::slot::slot_of;
 use crate::kv_deadlines::Deadlines;
 use crate::kv_entry::{decode_entry, ControlOutcome, KvEntry, Outcome, Row};
 use crate::kv_overlay::{
-    self as overlay, as_ref, slot_bounds, slot_of_stored, slot_ranges, stored_element, stored_key, Base, BaseIter,
-    Layer,
+    self as overlay, as_ref, element_slot_bounds, slot_bounds, slot_of_stored, slot_ranges, stored_element, stored_key,
+    Base, BaseIter, Layer,
 };
 use crate::kv_purge::{self as purge, Purging, Skipping, PURGE_BYTES};
 use crate::log_store::put_meta;
@@ -110,6 +110,12 @@ struct Inner {
     exports: BTreeMap<MoveId, Export>,
     /// Index of the last applied entry.
     last_index: u64,
+    /// Slots under which this replica may store element rows: a write
+    /// that replaces a key of another slot need not read what the key
+    /// held. A slot joins when an element row is stored in it, and leaves
+    /// when its rows are dropped (FLUSHDB, the slot let go); rows deleted
+    /// one by one leave it in until the next start or snapshot.
+    element_slots: BTreeSet<u32>,
     /// The deadlines of the keys stored with a TTL, for the reaper (a
     /// lock of its own: the reaper's walks note keys under a read lock).
     deadlines: Mutex<Deadlines>,
@@ -323,6 +329,25 @@ fn elements_table(name: &str) -> String {
     format!("{name}#elements")
 }
 
+/// The slots under which the table `name` stores element rows: one probe
+/// per such slot.
+fn slots_with_elements(state: &Db, name: &str) -> Result<BTreeSet<u32>, StoreError> {
+    let txn = state.read()?;
+    let mut slots = BTreeSet::new();
+    let Some(t) = open_one(&txn, &elements_table(name)).map_err(StoreError::Db)? else { return Ok(slots) };
+    let mut from = overlay::first_element().to_vec();
+    loop {
+        let db = |e: redb::StorageError| StoreError::Db(e.to_string());
+        let Some(row) = t.range::<&[u8]>(from.as_slice()..).map_err(db)?.next() else { return Ok(slots) };
+        let slot = slot_of_stored(row.map_err(db)?.0.value());
+        slots.insert(slot);
+        match (overlay::ELEMENTS | slot).checked_add(1) {
+            Some(next) => from = next.to_be_bytes().to_vec(),
+            None => return Ok(slots),
+        }
+    }
+}
+
 fn open_one(txn: &ReadTransaction, name: &str) -> Result<Option<ReadOnly>, String> {
     match txn.open_table(Def::new(name)) {
         Ok(t) => Ok(Some(t)),
@@ -482,6 +507,9 @@ impl WriteView<'_> {
             Target::Applied(inner) => inner,
             Target::Script { layer, .. } => return layer.put(&stored, rec),
         };
+        if rec.is_some() && overlay::is_element(&stored) {
+            inner.element_slots.insert(slot);
+        }
         if let Some(SlotState::Owned { exporting: Some(m) }) = inner.ownership.state(slot) {
             if let Some(e) = inner.exports.get_mut(&m) {
                 e.changed.insert(stored.clone(), inner.last_index);
@@ -533,6 +561,7 @@ impl KvStore for WriteView<'_> {
             Target::Applied(inner) => {
                 inner.layers.active.clear();
                 inner.deadlines().clear();
+                inner.element_slots.clear();
             }
             Target::Script { .. } => return Err(KvError("a script cannot flush the keyspace".into())),
         }
@@ -541,10 +570,14 @@ impl KvStore for WriteView<'_> {
     fn len(&self) -> Result<u64, KvError> {
         self.view().len()
     }
-    fn may_hold_collections(&self) -> Result<bool, KvError> {
-        let first = overlay::first_element();
-        let in_layers = self.view().stack.iter().any(|l| l.entries.range(first.to_vec()..).next().is_some());
-        Ok(in_layers || self.base.open()?.element_rows()? > 0)
+    fn may_hold_collections(&self, key: &[u8]) -> Result<bool, KvError> {
+        let slot = slot_of(key, self.inner().ownership.slot_count());
+        Ok(self.inner().element_slots.contains(&slot)
+            || match &self.target {
+                // Rows a running script stored are in its own layer only.
+                Target::Script { layer, .. } => layer.entries.range(element_slot_bounds(slot)).next().is_some(),
+                Target::Applied(_) => false,
+            })
     }
     fn writes(&self) -> u64 {
         self.writes
@@ -757,6 +790,7 @@ impl KvMachine {
             purging: Purging::default(),
             exports: BTreeMap::new(),
             last_index: 0,
+            element_slots: BTreeSet::new(),
             deadlines: Mutex::default(),
             changes: 0,
         };
@@ -812,7 +846,9 @@ impl KvMachine {
         };
         let applied: Option<Option<LogId>> = read_plain(state, &self.group, "applied")?;
         let purging: Option<BTreeSet<u32>> = read_versioned(state, &self.group, PURGING)?;
+        let element_slots = slots_with_elements(state, &self.table)?;
         let mut inner = self.inner.write().expect("kv lock");
+        inner.element_slots = element_slots;
         if let Some(o) = ownership {
             inner.ownership = o;
         }
@@ -1177,6 +1213,7 @@ impl KvMachine {
         }
         for slot in effects.drop_slots {
             inner.layers.active.drop_slot(slot);
+            inner.element_slots.remove(&slot);
         }
         match cmd {
             SlotCommand::BeginExport { move_id, .. } => {
@@ -1210,6 +1247,8 @@ impl KvMachine {
             };
             if !overlay::is_element(&row.key) {
                 inner.deadlines().note(row.key.get(4..).unwrap_or_default(), rec.as_ref().and_then(|r| r.expire_at_ms));
+            } else if rec.is_some() {
+                inner.element_slots.insert(slot);
             }
             decoded.push((row.key.as_slice(), rec));
         }

@@ -535,6 +535,45 @@ fn hlen(g: &Group, s: &Storage, key: &str) -> Outcome {
     g.m.read(s, &ReadOp::Hash { key: key.as_bytes().to_vec(), op: tidal_core::kv::HashRead::Len }, 1).unwrap()
 }
 
+fn element_rows_stored(s: &Storage, table: &str) -> u64 {
+    let txn = s.state().read().unwrap();
+    let Table { elements, .. } = open_table(&txn, table, Purging::default()).unwrap();
+    elements.map_or(0, |t| t.len().unwrap())
+}
+
+fn element_slots(g: &Group) -> BTreeSet<u32> {
+    g.m.inner.read().unwrap().element_slots.clone()
+}
+
+/// A write that replaces a key reads what it held only in slots that
+/// hold element rows; in those it takes a collection's rows with it,
+/// whether the rows are in the layers or the table, after a restart too.
+#[tokio::test]
+async fn a_string_over_a_large_collection_takes_its_rows_in_the_slots_known_to_hold_some() {
+    let s = Storage::in_memory().unwrap();
+    let mut g = Group::new("t:0", 0..8);
+    let h = key_in(3, 1)[0].clone();
+    g.write(&s, vec![hset(&h, 0..200), set(&key_in(5, 1)[0], "v"), hset(&key_in(6, 1)[0], 0..2)]);
+    assert_eq!(element_slots(&g), BTreeSet::from([3]), "a packed hash has no element rows");
+    g.write(&s, vec![set(&h, "s")]);
+    g.flush(&s).await;
+    assert_eq!(element_rows_stored(&s, "kvs/t:0"), 0);
+
+    g.write(&s, vec![WriteOp::Del { keys: vec![h.as_bytes().to_vec()] }, hset(&h, 0..200)]);
+    g.flush(&s).await;
+    assert_eq!(element_rows_stored(&s, "kvs/t:0"), 200);
+    g.m.reload(s.state()).unwrap();
+    assert_eq!(element_slots(&g), BTreeSet::from([3]), "a start finds the slots in the table");
+    g.write(&s, vec![set(&h, "s")]);
+    g.flush(&s).await;
+    assert_eq!(element_rows_stored(&s, "kvs/t:0"), 0);
+    assert_eq!(g.get(&s, &h), Ok(Reply::Bulk(b"s".to_vec())));
+    g.write(&s, vec![WriteOp::Del { keys: vec![h.as_bytes().to_vec()] }, hset(&h, 0..200)]);
+    assert_eq!(element_slots(&g), BTreeSet::from([3]));
+    g.write(&s, vec![WriteOp::Flush]);
+    assert!(element_slots(&g).is_empty(), "FLUSHDB drops every row");
+}
+
 /// A hash's element rows live beside its key: they are not keys (DBSIZE,
 /// SCAN), they reach the element table with a flush, they move with their
 /// slot in byte-bounded chunks, and they travel in snapshots.
@@ -581,6 +620,8 @@ async fn collections_move_with_their_slot_and_travel_in_snapshots() {
     dst.slots(&s, SlotCommand::Adopt { move_id: 4, slots: vec![3] }).unwrap();
     assert_eq!(hlen(&dst, &s, &h), Ok(Reply::Int(301)));
     assert_eq!(dst.dbsize(&s), Reply::Int(2));
+    assert_eq!(element_slots(&dst), BTreeSet::from([3]), "copied rows tell the target where they are");
+    assert!(element_slots(&src).is_empty(), "the slot left the source with its rows");
     assert!(matches!(hlen(&src, &s, &h), Err(Refusal::Moved { .. })));
     let field = |g: &Group, i: usize| {
         let op = tidal_core::kv::HashRead::Get { field: format!("field-{i}").into_bytes() };

@@ -38,8 +38,8 @@ macro_rules! typed {
 /// that count or describe what was written, passed through to it.
 macro_rules! pass_counts_through {
     ($inner:ident) => {
-        fn may_hold_collections(&self) -> Result<bool, StoreError> {
-            self.$inner.may_hold_collections()
+        fn may_hold_collections(&self, key: &[u8]) -> Result<bool, StoreError> {
+            self.$inner.may_hold_collections(key)
         }
         fn writes(&self) -> u64 {
             self.$inner.writes()
@@ -281,8 +281,9 @@ pub(super) fn delete_key(store: &mut impl KvStore, key: &[u8], now_ms: u64) -> R
 /// Store `rec` under `key`, replacing whatever it held (a collection's
 /// element rows go with it).
 pub(super) fn overwrite(store: &mut impl KvStore, key: &[u8], rec: &Record) -> Result<(), StoreError> {
-    // A PRG of strings only skips the lookup (a plain SET stays blind).
-    if store.may_hold_collections()? && store.get(key)?.is_some_and(|old| !old.is_string()) {
+    // Where no collection has element rows the lookup is skipped (a
+    // plain SET stays blind).
+    if store.may_hold_collections(key)? && store.get(key)?.is_some_and(|old| !old.is_string()) {
         clear_elements(store, key)?;
     }
     store.put(key, rec)

@@ -84,7 +84,7 @@ impl KvStore for MemStore {
         Ok(self.map.len() as u64)
     }
 
-    fn may_hold_collections(&self) -> Result<bool, StoreError> {
+    fn may_hold_collections(&self, _key: &[u8]) -> Result<bool, StoreError> {
         Ok(!self.elems.is_empty())
     }
 

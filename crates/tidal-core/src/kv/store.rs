@@ -100,10 +100,11 @@ pub trait KvStore {
         Ok(self.len()? == 0)
     }
 
-    /// Whether any collection may be stored: false only when no element
-    /// row is, so a write that replaces a key need not look at what it
-    /// held (a collection's rows would have to go with it).
-    fn may_hold_collections(&self) -> Result<bool, StoreError> {
+    /// Whether `key` may hold a collection with element rows: false only
+    /// when no element row can be stored under it, so a write that
+    /// replaces the key need not look at what it held (a collection's
+    /// rows would have to go with it).
+    fn may_hold_collections(&self, _key: &[u8]) -> Result<bool, StoreError> {
         Ok(true)
     }
 
