@@ -35,12 +35,9 @@ macro_rules! typed {
 }
 
 /// In a store that wraps another (`self.$inner`), the [`KvStore`] methods
-/// that count or describe what was written, passed through to it.
+/// that count what was written, passed through to it.
 macro_rules! pass_counts_through {
     ($inner:ident) => {
-        fn may_hold_collections(&self, key: &[u8]) -> Result<bool, StoreError> {
-            self.$inner.may_hold_collections(key)
-        }
         fn writes(&self) -> u64 {
             self.$inner.writes()
         }

@@ -392,6 +392,9 @@ impl<S: KvStore> KvStore for Tracking<'_, S> {
         self.store.len()
     }
     pass_counts_through!(store);
+    fn may_hold_collections(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.store.may_hold_collections(key)
+    }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.elem_get(key, sub)
     }

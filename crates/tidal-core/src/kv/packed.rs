@@ -324,10 +324,12 @@ impl<S: KvStore> KvStore for PackedMut<'_, S> {
             return self.store.put(key, rec);
         }
         if !packable(rec.kind) {
-            // A string or a stream: rows held for it (a stream made by
-            // this write) are element rows.
+            // A string or a stream. Rows held for a key that held nothing
+            // (a stream made by this write) are its element rows; those of
+            // a packed collection the key held go with its record.
             if let Some(held) = self.keys.0.borrow_mut().remove(key) {
-                for (sub, row) in held.rows.unwrap_or_default() {
+                let made_here = held.own.is_none();
+                for (sub, row) in held.rows.unwrap_or_default().into_iter().filter(|_| made_here) {
                     self.store.elem_put(key, &sub, &row)?;
                 }
             }
@@ -352,6 +354,12 @@ impl<S: KvStore> KvStore for PackedMut<'_, S> {
         self.store.len()
     }
     pass_counts_through!(store);
+    fn may_hold_collections(&self, key: &[u8]) -> Result<bool, StoreError> {
+        // Rows held here for the key (a packed collection's, read by this
+        // write) go with it as element rows would.
+        let holds = self.keys.0.borrow().get(key).is_some_and(|h| h.rows.as_ref().is_some_and(|r| !r.is_empty()));
+        Ok(holds || self.store.may_hold_collections(key)?)
+    }
     fn elem_get(&self, key: &[u8], sub: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.keys.elem_get(&*self.store, key, sub)
     }

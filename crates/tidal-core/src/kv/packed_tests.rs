@@ -169,3 +169,23 @@ fn a_collection_outgrows_its_record_by_rows_or_by_bytes_and_stays_out() {
     assert_eq!(db.run(&["GET", "h"]), bulk("w"));
     assert_eq!(db.run(&["DBSIZE"]), int(4));
 }
+
+/// A string that replaces a packed collection the same write has read
+/// (SET with XX or KEEPTTL) takes the collection's rows with it: none
+/// is left behind as an element row to come back in a later collection.
+#[test]
+fn a_string_over_a_packed_collection_it_read_leaves_no_rows() {
+    for set in [&["SET", "k", "s", "XX"][..], &["SET", "k", "s", "KEEPTTL"]] {
+        for make in [&["HSET", "k", "f1", "1", "f2", "2"][..], &["RPUSH", "k", "a", "b"], &["SADD", "k", "a", "b"]] {
+            let mut db = Db::new();
+            db.run(make);
+            db.run(set);
+            assert_eq!(db.store.element_rows(), 0, "{make:?} then {set:?}");
+            assert_eq!(db.run(&["GET", "k"]), Reply::Bulk(b"s".to_vec()), "{make:?} then {set:?}");
+            db.run(&["DEL", "k"]);
+            run(&mut db, &args(&["HSET", "k"], (0..200).flat_map(|i| [format!("g{i}"), "v".into()])));
+            assert_eq!(db.run(&["HLEN", "k"]), Reply::Int(200));
+            assert_eq!(db.store.element_rows(), 200, "{make:?} then {set:?}: only the new hash's rows");
+        }
+    }
+}
