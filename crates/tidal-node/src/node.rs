@@ -244,7 +244,10 @@ impl Shared {
     /// Keys whose deadlines the reaper's notes hold over the PRG replicas
     /// hosted here, and how many of those notes went over their cap.
     pub fn noted_deadlines(&self) -> (usize, usize) {
-        crate::reaper::noted(self.kv.read().expect("kv lock").values().map(|kv| kv.machine.clone()))
+        // The machines are collected first: each is locked in turn
+        // without holding the node's map of them.
+        let machines: Vec<_> = self.kv.read().expect("kv lock").values().map(|kv| kv.machine.clone()).collect();
+        crate::reaper::noted(machines.into_iter())
     }
 
     /// Start a PRG replica here; `true` if it was not running before.

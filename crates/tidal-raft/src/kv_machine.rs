@@ -145,6 +145,10 @@ pub struct KvMachine {
     notices: Notices,
 }
 
+/// The most noted keys of slots not served yet (being copied in, or
+/// fenced) that one look at the due keys passes over.
+const WAITING_PER_LOOK: usize = 4096;
+
 /// What [`KvMachine::expiry_sample`] found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ExpirySample {
@@ -941,15 +945,21 @@ impl KvMachine {
             let mut deadlines = inner.deadlines.lock().expect("deadlines lock");
             let mut sample = ExpirySample::default();
             let mut fixes = Vec::new();
-            for (i, key) in deadlines.due(now_ms).enumerate() {
-                if i == limit.max(1) {
+            // Keys of slots not served yet are passed over, a bounded
+            // number of them, so that they hold up no other key.
+            let mut waiting = 0;
+            for key in deadlines.due(now_ms) {
+                if sample.examined == limit.max(1) || waiting == WAITING_PER_LOOK {
                     sample.next = Some(key.to_vec());
                     break;
                 }
                 let slot = slot_of(key, o.slot_count());
                 match o.state(slot) {
                     Some(SlotState::Owned { .. }) => {}
-                    Some(SlotState::Importing { .. } | SlotState::Fenced { .. }) => continue,
+                    Some(SlotState::Importing { .. } | SlotState::Fenced { .. }) => {
+                        waiting += 1;
+                        continue;
+                    }
                     Some(SlotState::Gone { .. }) | None => {
                         fixes.push((key.to_vec(), None));
                         continue;
