@@ -178,14 +178,21 @@ fn a_set_writes_its_score_index_when_it_passes_128_members_and_keeps_it() {
     assert_eq!(db.store.element_rows(), 2 * 150, "a and b are packed");
 }
 
-#[test]
-fn memory_usage_counts_the_score_index() {
+/// Two stores whose `z` holds the same 60 members: with its score index
+/// (it grew past 128 members and shrank again), and without.
+fn indexed_and_small() -> (Db, Db) {
     let (mut indexed, mut small) = (Db::new(), Db::new());
     run_owned(&mut indexed, &zadd_args("z", 0, 200));
     let rem: Vec<String> =
         ["ZREM", "z"].into_iter().map(String::from).chain((60..200).map(|i| format!("m{i}"))).collect();
     run_owned(&mut indexed, &rem);
     run_owned(&mut small, &zadd_args("z", 0, 60));
+    (indexed, small)
+}
+
+#[test]
+fn memory_usage_counts_the_score_index() {
+    let (mut indexed, mut small) = indexed_and_small();
     let usage = |db: &mut Db, samples: &str| match db.run2(&["MEMORY", "USAGE", "z", "SAMPLES", samples]) {
         Reply::Int(n) => n,
         r => panic!("{r:?}"),
@@ -203,12 +210,7 @@ fn memory_usage_counts_the_score_index() {
 /// that never grew, which has none.
 #[test]
 fn a_set_with_its_score_index_answers_as_one_without() {
-    let (mut indexed, mut small) = (Db::new(), Db::new());
-    run_owned(&mut indexed, &zadd_args("z", 0, 200));
-    let rem: Vec<String> =
-        ["ZREM", "z"].into_iter().map(String::from).chain((60..200).map(|i| format!("m{i}"))).collect();
-    run_owned(&mut indexed, &rem);
-    run_owned(&mut small, &zadd_args("z", 0, 60));
+    let (mut indexed, mut small) = indexed_and_small();
     assert_eq!(indexed.store.element_rows(), 120);
     assert_eq!(small.store.element_rows(), 0, "packed, without an index");
     let commands: &[&[&str]] = &[
