@@ -247,7 +247,10 @@ impl Shared {
         // The machines are collected first: each is locked in turn
         // without holding the node's map of them.
         let machines: Vec<_> = self.kv.read().expect("kv lock").values().map(|kv| kv.machine.clone()).collect();
-        crate::reaper::noted(machines.into_iter())
+        machines
+            .iter()
+            .map(|m| m.noted_deadlines())
+            .fold((0, 0), |(keys, over), (n, o)| (keys + n, over + usize::from(o)))
     }
 
     /// Start a PRG replica here; `true` if it was not running before.

@@ -144,12 +144,3 @@ impl Walk {
         }
     }
 }
-
-/// What the reaper's notes hold on this node, over the PRGs it hosts:
-/// keys noted, and PRGs whose note went over its cap.
-pub fn noted(machines: impl Iterator<Item = Arc<KvMachine>>) -> (usize, usize) {
-    machines.fold((0, 0), |(keys, over), m| {
-        let (n, o) = m.noted_deadlines();
-        (keys + n, over + usize::from(o))
-    })
-}

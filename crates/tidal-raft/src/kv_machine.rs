@@ -128,6 +128,11 @@ impl Inner {
     fn deadlines(&mut self) -> &mut Deadlines {
         self.deadlines.get_mut().expect("deadlines lock")
     }
+
+    /// The deadlines, through their lock (for a holder of a read lock).
+    fn locked_deadlines(&self) -> std::sync::MutexGuard<'_, Deadlines> {
+        self.deadlines.lock().expect("deadlines lock")
+    }
 }
 
 pub struct KvMachine {
@@ -908,30 +913,32 @@ impl KvMachine {
         f(&view, &inner).map_err(|e| StoreError::Db(e.0))
     }
 
+    fn with_deadlines<R>(&self, f: impl FnOnce(&mut Deadlines) -> R) -> R {
+        f(&mut self.inner.read().expect("kv lock").locked_deadlines())
+    }
+
     /// Whether every key stored with a TTL has its deadline noted here
     /// ([`crate::kv_deadlines`]): if not, the reaper walks the keys.
     pub fn deadlines_whole(&self) -> bool {
-        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").whole()
+        self.with_deadlines(|d| d.whole())
     }
 
     /// The reaper begins a walk of the keys (to note every deadline),
     /// resuming a note that went over its cap with `resume`: the walk's
     /// era, for [`KvMachine::walk_ended`].
     pub fn walk_begins(&self, resume: bool) -> u64 {
-        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").walk_begins(resume)
+        self.with_deadlines(|d| d.walk_begins(resume))
     }
 
     /// The walk that began in `era` met every key.
     pub fn walk_ended(&self, era: u64) {
-        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").walked(era);
+        self.with_deadlines(|d| d.walked(era));
     }
 
     /// Keys whose deadlines are noted here, and whether the note went
     /// over its cap (for metrics).
     pub fn noted_deadlines(&self) -> (usize, bool) {
-        let inner = self.inner.read().expect("kv lock");
-        let d = inner.deadlines.lock().expect("deadlines lock");
-        (d.noted(), d.over())
+        self.with_deadlines(|d| (d.noted(), d.over()))
     }
 
     /// The reaper's look at the keys whose noted deadline passed before
@@ -942,7 +949,7 @@ impl KvMachine {
     pub fn expiry_due(&self, storage: &Storage, limit: usize, now_ms: u64) -> Result<ExpirySample, StoreError> {
         self.with_view(storage, |view, inner| {
             let o = &inner.ownership;
-            let mut deadlines = inner.deadlines.lock().expect("deadlines lock");
+            let mut deadlines = inner.locked_deadlines();
             let mut sample = ExpirySample::default();
             let mut fixes = Vec::new();
             // Keys of slots not served yet are passed over, a bounded
@@ -999,7 +1006,7 @@ impl KvMachine {
             let rows = view.scan(after, limit)?;
             let next = if rows.len() < limit { None } else { rows.last().map(|(k, _)| k.clone()) };
             let mut sample = ExpirySample { examined: rows.len(), next, ..ExpirySample::default() };
-            let mut deadlines = inner.deadlines.lock().expect("deadlines lock");
+            let mut deadlines = inner.locked_deadlines();
             for (key, rec) in rows {
                 sample.with_ttl += usize::from(rec.expire_at_ms.is_some());
                 deadlines.note(&key, rec.expire_at_ms);
@@ -1570,7 +1577,7 @@ impl Machine for KvMachine {
         // Everything may differ after a snapshot: blocked clients look
         // again, and the reaper walks the keys to note their deadlines.
         self.waiters.wake_all();
-        self.inner.read().expect("kv lock").deadlines.lock().expect("deadlines lock").forget_all();
+        self.with_deadlines(Deadlines::forget_all);
         loaded
     }
 
